@@ -1,1 +1,25 @@
-//! stub
+//! Outpost control plane: accounts, workspaces, provisioning of one node per workspace,
+//! the node gateway (mTLS) and fleet health. It stores metadata only: see
+//! docs/ARCHITECTURE.md and docs/PRIVACY.md for the invariants this crate keeps.
+//!
+//! Map: [`app`] wires everything and starts both listeners; [`accounts`] is sign-in,
+//! sessions, CSRF and API tokens; [`workspaces`] the UI and JSON API for workspaces;
+//! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
+//! node state machine, the durable job queue and the providers; [`audit`] the
+//! hash-chained audit log; [`mail`] outgoing email; [`web`] templates and static assets.
+
+pub mod accounts;
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fleet;
+pub mod mail;
+pub mod provisioning;
+pub mod schema;
+pub mod web;
+pub mod workspaces;
+
+pub use app::{serve, AppState};
+pub use config::{Config, ServeArgs};

@@ -1,1 +1,84 @@
-fn main() {}
+//! `control-plane`: thin binary over the `control_plane` library.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use control_plane::ServeArgs;
+
+/// Outpost control plane: accounts, workspaces, provisioning and fleet health.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web UI, the JSON API and the node gateway.
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate(ServeArgs),
+    /// Personal API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Run an embedded agent node (what the local provisioner spawns).
+    Node {
+        #[command(subcommand)]
+        command: agent_node::cli::NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a personal API token for a user (the account is created if needed).
+    Create {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// A name for the token.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node { command } => agent_node::execute(command),
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            actix_web::rt::System::new().block_on(control_plane::serve(config, banner))
+        }
+        Command::Migrate(args) => {
+            let config = args.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            control_plane::app::migrate(&config)
+        }
+        Command::Token {
+            command: TokenCommand::Create { email, name, serve },
+        } => {
+            let config = serve.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let token = control_plane::app::create_token_cli(&config, &email, &name)
+                .context("creating the token failed")?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{token}");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn banner(ui: &str, gateway: &str, backend: &str) {
+    println!("Outpost control plane {}", env!("CARGO_PKG_VERSION"));
+    println!("  UI:            {ui}");
+    println!("  Node gateway:  {gateway}");
+    println!("  Storage:       {backend}");
+}

@@ -1,0 +1,15 @@
+DROP TABLE audit_events;
+DROP TABLE jobs;
+DROP TABLE commands;
+DROP TABLE node_events;
+DROP TABLE usage_counts;
+DROP TABLE node_reports;
+DROP TABLE bootstrap_tokens;
+DROP TABLE node_certs;
+DROP TABLE nodes;
+DROP TABLE memberships;
+DROP TABLE workspaces;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE magic_links;
+DROP TABLE users;

@@ -1,0 +1,608 @@
+//! Accounts: email magic-link sign-in, cookie sessions, CSRF + Origin checks, personal
+//! API tokens. Tokens (magic links, sessions, API tokens) are 256-bit random values
+//! stored only as SHA-256.
+
+use crate::app::State;
+use crate::audit::{self, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult, PageError, PageResult};
+use crate::mail::Email;
+use crate::schema::{api_tokens, magic_links, sessions, users};
+use crate::web::html;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use outpost_crypto::{random_token, token_hash};
+use serde::Deserialize;
+
+/// Name of the CP session cookie.
+pub const SESSION_COOKIE: &str = "outpost_session";
+const MAGIC_LINK_TTL: i64 = 10 * 60;
+const SESSION_TTL: i64 = 14 * 24 * 3600;
+const LINKS_PER_EMAIL: i64 = 5;
+const LINKS_PER_EMAIL_WINDOW: i64 = 15 * 60;
+const LINKS_PER_IP: i64 = 20;
+const LINKS_PER_IP_WINDOW: i64 = 60;
+
+/// The signed-in user of a browser session.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// User id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// CSRF token bound to the session.
+    pub csrf: String,
+}
+
+/// A caller of `/api/v1` authenticated by a personal API token.
+#[derive(Debug, Clone)]
+pub struct ApiUser {
+    /// User id.
+    pub id: String,
+}
+
+/// Caller IP as seen by this process.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn session_from_cookie(state: &State, req: &HttpRequest) -> Option<String> {
+    let _ = state;
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
+}
+
+impl FromRequest for CurrentUser {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<State>().cloned();
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+            let token =
+                session_from_cookie(&state, &req).ok_or(AppError::Unauthorized("not_signed_in"))?;
+            let hash = token_hash(&token);
+            let user = db::run(&state.db, move |conn| {
+                let row: Option<(String, String, String)> = sessions::table
+                    .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+                    .filter(sessions::token_hash.eq(&hash))
+                    .filter(sessions::expires_at.gt(db::now()))
+                    .select((users::id, users::email, sessions::csrf_token))
+                    .first(conn)
+                    .optional()?;
+                Ok(row)
+            })
+            .await?
+            .ok_or(AppError::Unauthorized("session_expired"))?;
+            Ok(CurrentUser {
+                id: user.0,
+                email: user.1,
+                csrf: user.2,
+            })
+        })
+    }
+}
+
+impl FromRequest for ApiUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<State>().cloned();
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+            let token = auth.ok_or(AppError::Unauthorized("missing_api_token"))?;
+            let hash = token_hash(token.trim());
+            let id = db::run(&state.db, move |conn| {
+                let user_id: Option<String> = api_tokens::table
+                    .filter(api_tokens::token_hash.eq(&hash))
+                    .filter(api_tokens::revoked_at.is_null())
+                    .select(api_tokens::user_id)
+                    .first(conn)
+                    .optional()?;
+                if user_id.is_some() {
+                    diesel::update(api_tokens::table.filter(api_tokens::token_hash.eq(&hash)))
+                        .set(api_tokens::last_used_at.eq(db::now()))
+                        .execute(conn)?;
+                }
+                Ok(user_id)
+            })
+            .await?
+            .ok_or(AppError::Unauthorized("invalid_api_token"))?;
+            Ok(ApiUser { id })
+        })
+    }
+}
+
+/// Checks that a state-changing browser request comes from our own pages: the Origin (or,
+/// failing that, Referer) must be the configured public URL or the request's own host.
+pub fn check_origin(state: &State, req: &HttpRequest) -> AppResult<()> {
+    let h = req.headers();
+    let origin = h
+        .get(header::ORIGIN)
+        .or_else(|| h.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Forbidden("origin_missing"))?;
+    let scheme = if state.public_url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let own_host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|host| format!("{scheme}://{host}"));
+    let matches = |base: &str| origin == base || origin.starts_with(&format!("{base}/"));
+    if matches(&state.public_url) || own_host.as_deref().is_some_and(matches) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("origin_mismatch"))
+    }
+}
+
+/// A url-encoded form from a signed-in user whose `csrf` field and Origin were checked.
+/// Every state-changing page handler takes its input through this extractor.
+pub struct CsrfForm<T> {
+    /// The signed-in user.
+    pub user: CurrentUser,
+    /// The parsed form.
+    pub form: T,
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    csrf: String,
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user_fut = CurrentUser::from_request(req, payload);
+        let body_fut = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let user = user_fut.await?;
+            let state = req
+                .app_data::<State>()
+                .cloned()
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+            check_origin(&state, &req)?;
+            let body = body_fut.await.map_err(|_| AppError::PayloadTooLarge)?;
+            let field: CsrfField = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| AppError::Forbidden("csrf_failed"))?;
+            if !outpost_crypto::ct_eq(field.csrf.as_bytes(), user.csrf.as_bytes()) {
+                return Err(AppError::Forbidden("csrf_failed").into());
+            }
+            let form: T = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| AppError::invalid("malformed_form", "The form could not be read."))?;
+            Ok(CsrfForm { user, form })
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SigninPage {
+    email: String,
+    sent: bool,
+    error: Option<String>,
+    dev_outbox: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct SigninForm {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+fn dev_outbox(state: &State) -> Option<String> {
+    match &state.mailer {
+        crate::mail::Mailer::DevOutbox(d) => Some(d.display().to_string()),
+    }
+}
+
+async fn signin_page(state: State) -> HttpResponse {
+    html(&SigninPage {
+        email: String::new(),
+        sent: false,
+        error: None,
+        dev_outbox: dev_outbox(&state),
+    })
+}
+
+/// Normalises and validates an email address (a light check; the link proves ownership).
+pub fn normalize_email(raw: &str) -> AppResult<String> {
+    let e = raw.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(e)
+    } else {
+        Err(AppError::invalid(
+            "invalid_email",
+            "Enter a valid email address.",
+        ))
+    }
+}
+
+/// Creates a magic link for `email` (rate limited) and sends it. Returns nothing the
+/// caller could use to tell whether the account exists.
+pub async fn request_magic_link(state: &State, email: String, ip: String) -> AppResult<()> {
+    let token = random_token();
+    let hash = token_hash(&token);
+    let (em, ipc) = (email.clone(), ip.clone());
+    db::run(&state.db, move |conn| {
+        let now = db::now();
+        let by_email: i64 = magic_links::table
+            .filter(magic_links::email.eq(&em))
+            .filter(magic_links::created_at.gt(now - LINKS_PER_EMAIL_WINDOW))
+            .count()
+            .get_result(conn)?;
+        if by_email >= LINKS_PER_EMAIL {
+            return Err(AppError::RateLimited(LINKS_PER_EMAIL_WINDOW as u64));
+        }
+        let by_ip: i64 = magic_links::table
+            .filter(magic_links::ip.eq(&ipc))
+            .filter(magic_links::created_at.gt(now - LINKS_PER_IP_WINDOW))
+            .count()
+            .get_result(conn)?;
+        if by_ip >= LINKS_PER_IP {
+            return Err(AppError::RateLimited(LINKS_PER_IP_WINDOW as u64));
+        }
+        diesel::insert_into(magic_links::table)
+            .values((
+                magic_links::token_hash.eq(&hash),
+                magic_links::email.eq(&em),
+                magic_links::ip.eq(&ipc),
+                magic_links::created_at.eq(now),
+                magic_links::expires_at.eq(now + MAGIC_LINK_TTL),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await?;
+    let link = format!("{}/auth/verify?token={token}", state.public_url);
+    state
+        .mailer
+        .send(&Email {
+            to: email,
+            subject: "Your Outpost sign-in link".into(),
+            body: format!(
+                "Sign in to Outpost:\r\n\r\n{link}\r\n\r\nThe link works once and expires in 10 minutes. \
+                 If you did not ask for it, ignore this email."
+            ),
+        })
+        .map_err(AppError::internal)?;
+    if dev_outbox(state).is_some() {
+        // Dev outbox only: there is no mailbox, so the log is where a developer finds it.
+        tracing::info!(%link, "dev outbox: sign-in link");
+    }
+    Ok(())
+}
+
+async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninForm>) -> PageResult {
+    check_origin(&state, &req)?;
+    let email = match normalize_email(&form.email) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(crate::web::html_with(
+                HttpResponse::BadRequest(),
+                &SigninPage {
+                    email: form.email.clone(),
+                    sent: false,
+                    error: Some(e.message()),
+                    dev_outbox: dev_outbox(&state),
+                },
+            ))
+        }
+    };
+    request_magic_link(&state, email.clone(), client_ip(&req)).await?;
+    Ok(html(&SigninPage {
+        email,
+        sent: true,
+        error: None,
+        dev_outbox: dev_outbox(&state),
+    }))
+}
+
+/// GET shows a confirmation button instead of signing in, so link scanners in mail
+/// clients cannot burn the single-use token.
+async fn verify_page(q: web::Query<TokenQuery>) -> HttpResponse {
+    html(&VerifyPage {
+        token: q.token.clone(),
+    })
+}
+
+/// Consumes a magic-link token and returns the new session token.
+pub async fn consume_magic_link(state: &State, token: String, ip: String) -> AppResult<String> {
+    let hash = token_hash(&token);
+    let session = random_token();
+    let session_hash = token_hash(&session);
+    db::run(&state.db, move |conn| {
+        let now = db::now();
+        let email: Option<String> = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            let email: Option<String> = magic_links::table
+                .filter(magic_links::token_hash.eq(&hash))
+                .filter(magic_links::used_at.is_null())
+                .filter(magic_links::expires_at.gt(now))
+                .select(magic_links::email)
+                .first(conn)
+                .optional()?;
+            if email.is_some() {
+                // Single use: the conditional update is what makes a concurrent replay lose.
+                let n = diesel::update(
+                    magic_links::table
+                        .filter(magic_links::token_hash.eq(&hash))
+                        .filter(magic_links::used_at.is_null()),
+                )
+                .set(magic_links::used_at.eq(now))
+                .execute(conn)?;
+                if n != 1 {
+                    return Ok(None);
+                }
+            }
+            Ok(email)
+        })?;
+        let Some(email) = email else {
+            audit::record(
+                conn,
+                &Entry {
+                    action: "auth.signin_failed",
+                    object_type: "magic_link",
+                    object_id: &hash[..16],
+                    ip: Some(&ip),
+                    detail: "invalid_or_used_link",
+                    ..Default::default()
+                },
+            )?;
+            return Err(AppError::Unauthorized("invalid_magic_link"));
+        };
+        let user_id = find_or_create_user(conn, &email)?;
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::token_hash.eq(&session_hash),
+                sessions::user_id.eq(&user_id),
+                sessions::csrf_token.eq(random_token()),
+                sessions::created_at.eq(now),
+                sessions::expires_at.eq(now + SESSION_TTL),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(&user_id),
+                action: "auth.signin",
+                object_type: "user",
+                object_id: &user_id,
+                ip: Some(&ip),
+                detail: "magic_link",
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(session)
+}
+
+/// Returns the id of the user with `email`, creating the account on first sign-in.
+pub fn find_or_create_user(conn: &mut DbConn, email: &str) -> AppResult<String> {
+    if let Some(id) = users::table
+        .filter(users::email.eq(email))
+        .select(users::id)
+        .first::<String>(conn)
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let id = db::new_id();
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::email.eq(email),
+            users::is_operator.eq(false),
+            users::created_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+fn session_cookie(state: &State, value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.public_url.starts_with("https://"))
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
+async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuery>) -> PageResult {
+    check_origin(&state, &req)?;
+    let session =
+        match consume_magic_link(&state, form.token.clone(), client_ip(&req)).await {
+            Ok(s) => s,
+            Err(AppError::Unauthorized(_)) => return Ok(crate::web::html_with(
+                HttpResponse::Unauthorized(),
+                &SigninPage {
+                    email: String::new(),
+                    sent: false,
+                    error: Some(
+                        "This sign-in link is invalid, expired or already used. Ask for a new one."
+                            .into(),
+                    ),
+                    dev_outbox: dev_outbox(&state),
+                },
+            )),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(HttpResponse::SeeOther()
+        .cookie(session_cookie(&state, session, SESSION_TTL))
+        .insert_header((header::LOCATION, "/workspaces"))
+        .finish())
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn signout(state: State, req: HttpRequest, _f: CsrfForm<Empty>) -> PageResult {
+    if let Some(token) = req.cookie(SESSION_COOKIE) {
+        let hash = token_hash(token.value());
+        db::run(&state.db, move |conn| {
+            diesel::delete(sessions::table.filter(sessions::token_hash.eq(hash))).execute(conn)?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .cookie(session_cookie(&state, String::new(), 0))
+        .insert_header((header::LOCATION, "/signin"))
+        .finish())
+}
+
+/// A personal API token as listed (never the value).
+#[derive(Debug, Clone, Queryable)]
+pub struct TokenRow {
+    /// Token id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Created, unix seconds.
+    pub created_at: i64,
+    /// Last used, unix seconds.
+    pub last_used_at: Option<i64>,
+}
+
+/// Creates a personal API token for `user_id`; the value is returned once and stored hashed.
+pub fn create_api_token(conn: &mut DbConn, user_id: &str, name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(AppError::invalid(
+            "invalid_token_name",
+            "Give the token a name of 1 to 64 characters.",
+        ));
+    }
+    let value = format!("op_{}", random_token());
+    let id = db::new_id();
+    diesel::insert_into(api_tokens::table)
+        .values((
+            api_tokens::id.eq(&id),
+            api_tokens::user_id.eq(user_id),
+            api_tokens::name.eq(name),
+            api_tokens::token_hash.eq(token_hash(&value)),
+            api_tokens::created_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "api_token.created",
+            object_type: "api_token",
+            object_id: &id,
+            detail: "",
+            ..Default::default()
+        },
+    )?;
+    Ok(value)
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    user: CurrentUser,
+    tokens: Vec<TokenRow>,
+    created: Option<String>,
+    error: Option<String>,
+}
+
+fn list_tokens(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<TokenRow>> {
+    Ok(api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::revoked_at.is_null())
+        .order(api_tokens::created_at.desc())
+        .select((
+            api_tokens::id,
+            api_tokens::name,
+            api_tokens::created_at,
+            api_tokens::last_used_at,
+        ))
+        .load(conn)?)
+}
+
+async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let tokens = db::run(&state.db, move |conn| list_tokens(conn, &uid)).await?;
+    Ok(html(&TokensPage {
+        user,
+        tokens,
+        created: None,
+        error: None,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewTokenForm {
+    name: String,
+}
+
+async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> PageResult {
+    let uid = f.user.id.clone();
+    let name = f.form.name.clone();
+    let (created, tokens) = db::run(&state.db, move |conn| {
+        let created = create_api_token(conn, &uid, &name);
+        Ok((created, list_tokens(conn, &uid)?))
+    })
+    .await?;
+    let (created, error) = match created {
+        Ok(v) => (Some(v), None),
+        Err(AppError::BadRequest(_, m)) => (None, Some(m)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(html(&TokensPage {
+        user: f.user,
+        tokens,
+        created,
+        error,
+    }))
+}
+
+/// Sign-in, sign-out and API token routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/signin", web::get().to(signin_page))
+        .route("/signin", web::post().to(signin_submit))
+        .route("/auth/verify", web::get().to(verify_page))
+        .route("/auth/verify", web::post().to(verify_submit))
+        .route("/signout", web::post().to(signout))
+        .route("/account/tokens", web::get().to(tokens_page))
+        .route("/account/tokens", web::post().to(tokens_create));
+}

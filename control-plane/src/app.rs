@@ -1,0 +1,227 @@
+//! Start-up: data directory, database, CA and signing keys, both listeners, background
+//! workers. `serve` is what `control-plane serve` runs.
+
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::mail::Mailer;
+use crate::provisioning::{self, Provisioner};
+use crate::{accounts, fleet, web, workspaces};
+use actix_web::{middleware, web as aw, App, HttpServer};
+use outpost_crypto::CapabilitySigner;
+use outpost_pki::CertificateAuthority;
+use std::net::TcpListener;
+use std::path::Path;
+
+/// Shared state of both listeners and the workers.
+pub struct AppState {
+    /// Database pool.
+    pub db: DbPool,
+    /// Resolved configuration.
+    pub config: Config,
+    /// Public base URL of the UI (no trailing slash).
+    pub public_url: String,
+    /// URL nodes use to reach the gateway.
+    pub gateway_url: String,
+    /// Internal CA.
+    pub ca: CertificateAuthority,
+    /// Signs capability tokens for the node consoles.
+    pub capability: CapabilitySigner,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+    /// Node provider.
+    pub provisioner: Provisioner,
+    /// Unix seconds when this process started (no offline transitions for 5 min after).
+    pub started_at: i64,
+    /// Wakes command long-polls when a command is queued.
+    pub command_notify: fleet::CommandNotify,
+    /// Caps CSR signing (DESIGN §6: 50/s).
+    pub csr_limiter: fleet::RateLimiter,
+}
+
+/// Shared state handle.
+pub type State = aw::Data<AppState>;
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn load_or_create_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
+    let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    if crt.exists() && key.exists() {
+        return Ok(CertificateAuthority::load(
+            &std::fs::read_to_string(&crt)?,
+            &std::fs::read_to_string(&key)?,
+        )?);
+    }
+    let (ca, key_pem) = CertificateAuthority::generate("Outpost internal CA")?;
+    write_private(&key, key_pem.as_bytes())?;
+    std::fs::write(&crt, ca.cert_pem())?;
+    tracing::info!(path = %crt.display(), "created internal CA");
+    Ok(ca)
+}
+
+fn load_or_create_capability_key(dir: &Path) -> anyhow::Result<CapabilitySigner> {
+    let path = dir.join("capability.key");
+    if path.exists() {
+        return Ok(CapabilitySigner::from_pkcs8(&std::fs::read(&path)?)?);
+    }
+    let (signer, pkcs8) = CapabilitySigner::generate()?;
+    write_private(&path, &pkcs8)?;
+    Ok(signer)
+}
+
+/// Opens the database and runs migrations (`control-plane migrate`).
+pub fn migrate(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    db::connect(&config.database_url)?;
+    Ok(())
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.to_owned(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_owned(),
+    };
+    Some(host)
+}
+
+/// Builds the state, starts the workers and serves both listeners until Ctrl-C.
+/// `on_ready` receives the UI URL and the gateway address once both are bound.
+pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(&config.nodes_dir)?;
+    let pool = db::connect(&config.database_url)?;
+    let ca = load_or_create_ca(&config.data_dir)?;
+    let capability = load_or_create_capability_key(&config.data_dir)?;
+
+    let ui_listener = TcpListener::bind(config.listen)?;
+    let gw_listener = TcpListener::bind(config.gateway_listen)?;
+    let ui_addr = ui_listener.local_addr()?;
+    let gw_addr = gw_listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{ui_addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let gateway_url = config
+        .gateway_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{gw_addr}"));
+
+    let mut names = vec![
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(h) = host_of(&gateway_url) {
+        if !names.contains(&h) {
+            names.push(h);
+        }
+    }
+    let (chain, key) = ca.issue_server_cert(&names)?;
+    let tls = outpost_pki::gateway_server_config(ca.cert_pem(), chain, key)?;
+
+    let mailer = Mailer::DevOutbox(config.data_dir.join("outbox"));
+    let provisioner = Provisioner::local(&config)?;
+    let backend = if db::is_postgres(&config.database_url) {
+        "postgres".to_owned()
+    } else {
+        format!("sqlite {}", config.database_url)
+    };
+    let state = aw::Data::new(AppState {
+        db: pool,
+        config,
+        public_url: public_url.clone(),
+        gateway_url: gateway_url.clone(),
+        ca,
+        capability,
+        mailer,
+        provisioner,
+        started_at: db::now(),
+        command_notify: fleet::CommandNotify::default(),
+        csr_limiter: fleet::RateLimiter::new(50),
+    });
+
+    provisioning::start_workers(state.clone());
+
+    let ui_state = state.clone();
+    let ui = HttpServer::new(move || {
+        App::new()
+            .app_data(ui_state.clone())
+            .app_data(web::json_config())
+            .app_data(web::form_config())
+            .app_data(aw::PayloadConfig::new(web::BODY_LIMIT))
+            .wrap(web::security_headers())
+            .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+            .configure(web::routes)
+            .configure(accounts::routes)
+            .configure(workspaces::routes)
+    })
+    .listen(ui_listener)?
+    .run();
+
+    let gw_state = state.clone();
+    let gateway = HttpServer::new(move || {
+        App::new()
+            .app_data(gw_state.clone())
+            .app_data(fleet::json_config())
+            .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
+            .configure(fleet::routes)
+    })
+    .on_connect(fleet::capture_peer_cert)
+    .listen_rustls_0_23(gw_listener, tls)?
+    .run();
+
+    on_ready(
+        &public_url,
+        &gw_addr.to_string(),
+        &format!("{backend}; mail: {}", state.mailer.describe()),
+    );
+    let (a, b) = futures_util::future::join(ui, gateway).await;
+    a?;
+    b?;
+    Ok(())
+}
+
+/// Initialises logging to stderr: `text` (default) or `json`; `RUST_LOG` filters.
+pub fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// `control-plane token create`: creates the user if needed and prints a new token.
+pub fn create_token_cli(config: &Config, email: &str, name: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let pool = db::connect(&config.database_url)?;
+    let mut conn = pool.get()?;
+    let email = accounts::normalize_email(email).map_err(|e| anyhow::anyhow!(e.message()))?;
+    let user = accounts::find_or_create_user(&mut conn, &email)
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    accounts::create_api_token(&mut conn, &user, name).map_err(|e| anyhow::anyhow!(e.message()))
+}

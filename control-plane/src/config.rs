@@ -1,0 +1,203 @@
+//! Configuration: one optional TOML file, overridden by `OUTPOST_*` environment variables
+//! and command-line flags (clap reads both). Every option is documented in `--help`.
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options of `control-plane serve` (and the subcommands that touch the database).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (snake_case keys); flags and env win.
+    #[arg(long, env = "OUTPOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, CA, keys and the dev mail outbox [default: ./data]
+    #[arg(long, env = "OUTPOST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` for PostgreSQL; default: SQLite at <data_dir>/outpost.sqlite
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address of the web UI and JSON API [default: 127.0.0.1:8080]
+    #[arg(long, env = "OUTPOST_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public base URL of the web UI (used in emails and Origin checks) [default: http://<listen>]
+    #[arg(long, env = "OUTPOST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Address of the node gateway (TLS; mTLS for /v1/node/*) [default: 127.0.0.1:8443]
+    #[arg(long, env = "OUTPOST_GATEWAY_LISTEN")]
+    pub gateway_listen: Option<SocketAddr>,
+    /// URL nodes use to reach the gateway [default: https://<gateway_listen>]
+    #[arg(long, env = "OUTPOST_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// Where the local provisioner keeps each node's directory (stands in for the node's own disk) [default: <data_dir>/nodes]
+    #[arg(long, env = "OUTPOST_NODES_DIR")]
+    pub nodes_dir: Option<PathBuf>,
+    /// Seconds between node health reports [default: 30]
+    #[arg(long, env = "OUTPOST_REPORT_INTERVAL_SECS")]
+    pub report_interval_secs: Option<f64>,
+    /// Cap of a node's reconnect backoff, seconds [default: 300]
+    #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS")]
+    pub node_max_backoff_secs: Option<u64>,
+    /// Make local nodes renew their certificate after this many seconds (testing renewal)
+    #[arg(long, env = "OUTPOST_NODE_RENEW_AFTER_SECS")]
+    pub node_renew_after_secs: Option<u64>,
+    /// A node that has not enrolled this many seconds after boot is marked failed [default: 300]
+    #[arg(long, env = "OUTPOST_ENROLL_TIMEOUT_SECS")]
+    pub enroll_timeout_secs: Option<i64>,
+    /// Without a destruction receipt after this many seconds, the server is destroyed anyway [default: 600]
+    #[arg(long, env = "OUTPOST_DEPROVISION_TIMEOUT_SECS")]
+    pub deprovision_timeout_secs: Option<i64>,
+    /// Seconds without a report before a node is marked offline [default: 300]
+    #[arg(long, env = "OUTPOST_OFFLINE_AFTER_SECS")]
+    pub offline_after_secs: Option<i64>,
+    /// Log format: `text` or `json` [default: text]
+    #[arg(long, env = "OUTPOST_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// `local` spawns one agent-node process per workspace; `manual` only writes each node's
+    /// bootstrap.json under nodes_dir, for you to start `agent-node run` yourself [default: local]
+    #[arg(long, env = "OUTPOST_PROVISIONER")]
+    pub provisioner: Option<String>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    gateway_listen: Option<SocketAddr>,
+    gateway_url: Option<String>,
+    nodes_dir: Option<PathBuf>,
+    report_interval_secs: Option<f64>,
+    node_max_backoff_secs: Option<u64>,
+    node_renew_after_secs: Option<u64>,
+    enroll_timeout_secs: Option<i64>,
+    deprovision_timeout_secs: Option<i64>,
+    offline_after_secs: Option<i64>,
+    log_format: Option<String>,
+    provisioner: Option<String>,
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL (SQLite path or postgres URL).
+    pub database_url: String,
+    /// UI/API listen address (port 0 = pick one).
+    pub listen: SocketAddr,
+    /// Explicit public URL, if configured; otherwise derived from the bound address.
+    pub public_url: Option<String>,
+    /// Gateway listen address.
+    pub gateway_listen: SocketAddr,
+    /// Explicit gateway URL, if configured.
+    pub gateway_url: Option<String>,
+    /// Local provisioner's node directories.
+    pub nodes_dir: PathBuf,
+    /// Report interval, seconds.
+    pub report_interval_secs: f64,
+    /// Node reconnect backoff cap, seconds.
+    pub node_max_backoff_secs: u64,
+    /// Test override for node certificate renewal.
+    pub node_renew_after_secs: Option<u64>,
+    /// Enrollment timeout, seconds.
+    pub enroll_timeout_secs: i64,
+    /// Deprovision timeout, seconds.
+    pub deprovision_timeout_secs: i64,
+    /// Offline threshold, seconds.
+    pub offline_after_secs: i64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// `local` or `manual`.
+    pub provisioner: String,
+}
+
+impl ServeArgs {
+    /// Merges flags/env over the TOML file over defaults.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file: FileConfig =
+            match &self.config {
+                Some(p) => toml::from_str(&std::fs::read_to_string(p).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file {}: {e}", p.display())
+                })?)?,
+                None => FileConfig::default(),
+            };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| {
+                data_dir
+                    .join("outpost.sqlite")
+                    .to_string_lossy()
+                    .into_owned()
+            });
+        let nodes_dir = self
+            .nodes_dir
+            .clone()
+            .or(file.nodes_dir)
+            .unwrap_or_else(|| data_dir.join("nodes"));
+        let log_format = self
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        anyhow::ensure!(
+            log_format == "text" || log_format == "json",
+            "log_format must be `text` or `json`"
+        );
+        let provisioner = self
+            .provisioner
+            .clone()
+            .or(file.provisioner)
+            .unwrap_or_else(|| "local".into());
+        anyhow::ensure!(
+            provisioner == "local" || provisioner == "manual",
+            "provisioner must be `local` or `manual`"
+        );
+        let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Ok(Config {
+            data_dir,
+            database_url,
+            listen: self.listen.or(file.listen).unwrap_or(default_addr(8080)),
+            public_url: self.public_url.clone().or(file.public_url),
+            gateway_listen: self
+                .gateway_listen
+                .or(file.gateway_listen)
+                .unwrap_or(default_addr(8443)),
+            gateway_url: self.gateway_url.clone().or(file.gateway_url),
+            nodes_dir,
+            report_interval_secs: self
+                .report_interval_secs
+                .or(file.report_interval_secs)
+                .unwrap_or(30.0),
+            node_max_backoff_secs: self
+                .node_max_backoff_secs
+                .or(file.node_max_backoff_secs)
+                .unwrap_or(300),
+            node_renew_after_secs: self.node_renew_after_secs.or(file.node_renew_after_secs),
+            enroll_timeout_secs: self
+                .enroll_timeout_secs
+                .or(file.enroll_timeout_secs)
+                .unwrap_or(300),
+            deprovision_timeout_secs: self
+                .deprovision_timeout_secs
+                .or(file.deprovision_timeout_secs)
+                .unwrap_or(600),
+            offline_after_secs: self
+                .offline_after_secs
+                .or(file.offline_after_secs)
+                .unwrap_or(300),
+            log_format,
+            provisioner,
+        })
+    }
+}

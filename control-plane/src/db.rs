@@ -1,0 +1,112 @@
+//! Database access: one diesel code base over SQLite (default) and PostgreSQL, the backend
+//! picked from the URL scheme (as vaultwarden does). Migrations are embedded, one folder
+//! per backend, and run at start.
+
+use crate::error::AppError;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL, when `DATABASE_URL` starts with `postgres://` or `postgresql://`.
+    Pg(PgConnection),
+    /// SQLite (WAL), the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Connection pool.
+pub type DbPool = Pool<ConnectionManager<DbConn>>;
+
+/// Which backend a URL selects.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            // WAL lets readers run beside the writer; busy_timeout turns lock contention
+            // between pool connections into waiting instead of SQLITE_BUSY errors.
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the pool and runs pending migrations.
+pub fn connect(url: &str) -> anyhow::Result<DbPool> {
+    let url = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+    let size = if is_postgres(&url) { 16 } else { 8 };
+    let pool = Pool::builder()
+        .max_size(size)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(ConnectionManager::<DbConn>::new(url))?;
+    let mut conn = pool.get()?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Runs the embedded migrations of the connection's backend.
+pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<()> {
+    let applied = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+    for m in applied {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    Ok(())
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+pub async fn run<T, F>(pool: &DbPool, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| AppError::internal(e.into()))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::internal(e.into()))?
+}
+
+/// Whether a diesel error is a unique-constraint violation (used for idempotent inserts
+/// that must behave the same on both backends).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Current time, unix seconds.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Current time, unix milliseconds.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A fresh UUID v4 string.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

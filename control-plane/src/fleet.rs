@@ -1,0 +1,615 @@
+//! The node gateway: a separate TLS listener. `POST /v1/enroll` needs only server-auth
+//! TLS and a bootstrap token; every `/v1/node/*` route requires a client certificate
+//! chained to the internal CA, whose serial is checked against the database on every
+//! request ([`NodeIdentity`]).
+
+use crate::app::State;
+use crate::audit::{self, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::provisioning::{self, state};
+use crate::schema::{bootstrap_tokens, commands, node_certs, node_reports, nodes, usage_counts};
+use actix_web::dev::{Extensions, Payload};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use outpost_protocol::{
+    Command, CommandAck, CommandBatch, CommandKind, EnrollRequest, EnrollResponse, RenewRequest,
+    RenewResponse, Report, ReportAck, MAX_COMMAND_WAIT_SECS,
+};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// DER of the client certificate presented on this connection (verified by rustls).
+#[derive(Clone)]
+struct PeerCert(Vec<u8>);
+
+/// `on_connect` hook of the gateway: keeps the verified client certificate with the
+/// connection so handlers can read it.
+pub fn capture_peer_cert(conn: &dyn Any, ext: &mut Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        let (_, session) = tls.get_ref();
+        if let Some(cert) = session.peer_certificates().and_then(|c| c.first()) {
+            ext.insert(PeerCert(cert.to_vec()));
+        }
+    }
+}
+
+/// JSON config of the gateway (1 MiB, errors as codes).
+pub fn json_config() -> web::JsonConfig {
+    crate::web::json_config()
+}
+
+/// Wakes long-polls when commands are queued (in this process; other replicas fall back
+/// to polling the database every 2 s).
+#[derive(Default)]
+pub struct CommandNotify(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl CommandNotify {
+    fn handle(&self, node_id: &str) -> Arc<Notify> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(node_id.to_owned()).or_default().clone()
+    }
+
+    /// Wakes the node's long-poll, if any.
+    pub fn notify(&self, node_id: &str) {
+        self.handle(node_id).notify_one();
+    }
+}
+
+/// A token bucket (DESIGN §6 caps CSR signing at 50/s).
+pub struct RateLimiter {
+    per_sec: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    /// A bucket refilling `per_sec` tokens a second, holding at most `per_sec`.
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec: f64::from(per_sec),
+            state: Mutex::new((f64::from(per_sec), Instant::now())),
+        }
+    }
+
+    /// Takes a token if one is available.
+    pub fn try_acquire(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.per_sec).min(self.per_sec);
+        s.1 = now;
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An authenticated node: its certificate chained to our CA (checked by rustls), its
+/// serial is current or a still-valid previous one, not revoked, and the node is not
+/// destroyed.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node id from the certificate SAN.
+    pub node_id: String,
+    /// Certificate serial.
+    pub serial: String,
+    /// Certificate DER (to verify receipts signed by the node key).
+    pub cert_der: Vec<u8>,
+}
+
+/// Checks a presented certificate against the database.
+pub fn authorize_cert(conn: &mut DbConn, der: &[u8]) -> AppResult<NodeIdentity> {
+    let id = outpost_pki::peer_identity(der).map_err(|_| AppError::Forbidden("bad_certificate"))?;
+    let now = db::now();
+    let row: Option<(String, Option<i64>, i64, String)> = node_certs::table
+        .inner_join(nodes::table)
+        .filter(node_certs::serial.eq(&id.serial))
+        .select((
+            node_certs::node_id,
+            node_certs::revoked_at,
+            node_certs::not_after,
+            nodes::state,
+        ))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((node_id, None, not_after, st))
+            if node_id == id.node_id && not_after > now && st != state::DESTROYED =>
+        {
+            Ok(NodeIdentity {
+                node_id,
+                serial: id.serial,
+                cert_der: der.to_vec(),
+            })
+        }
+        Some((_, Some(_), _, _)) => Err(AppError::Forbidden("certificate_revoked")),
+        _ => Err(AppError::Forbidden("certificate_unknown")),
+    }
+}
+
+impl FromRequest for NodeIdentity {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let cert = req.conn_data::<PeerCert>().cloned();
+        let state = req.app_data::<State>().cloned();
+        Box::pin(async move {
+            let cert = cert.ok_or(AppError::Unauthorized("client_certificate_required"))?;
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+            db::run(&state.db, move |conn| authorize_cert(conn, &cert.0)).await
+        })
+    }
+}
+
+fn refuse_enroll(conn: &mut DbConn, ip: &str, object: &str, code: &'static str) -> AppError {
+    let r = audit::record(
+        conn,
+        &Entry {
+            action: "node.enroll_refused",
+            object_type: "node",
+            object_id: object,
+            ip: Some(ip),
+            detail: code,
+            ..Default::default()
+        },
+    );
+    if let Err(e) = r {
+        return e;
+    }
+    tracing::warn!(node = object, code, "enrollment refused");
+    AppError::Unauthorized("invalid_bootstrap_token")
+}
+
+async fn enroll(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<EnrollRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let ip = crate::accounts::client_ip(&req);
+    if !state.csr_limiter.try_acquire() {
+        return Err(AppError::RateLimited(1));
+    }
+    let st = state.clone();
+    let resp = db::run(&state.db, move |conn| {
+        let node_part = body.token.split_once('.').map(|(n, _)| n).unwrap_or("");
+        let Some(node_id) = outpost_protocol::NodeId::parse(node_part) else {
+            return Err(refuse_enroll(conn, &ip, "unknown", "malformed_token"));
+        };
+        let hash = outpost_crypto::token_hash(&body.token);
+        let now = db::now();
+        let row: Option<(String, i64, Option<i64>)> = bootstrap_tokens::table
+            .find(&hash)
+            .select((
+                bootstrap_tokens::node_id,
+                bootstrap_tokens::expires_at,
+                bootstrap_tokens::used_at,
+            ))
+            .first(conn)
+            .optional()?;
+        let code = match &row {
+            None => Some("unknown_token"),
+            Some((n, _, _)) if *n != node_id.0 => Some("unknown_token"),
+            Some((_, _, Some(_))) => Some("token_reused"),
+            Some((_, exp, _)) if *exp <= now => Some("token_expired"),
+            _ => None,
+        };
+        if let Some(code) = code {
+            let err = refuse_enroll(conn, &ip, node_id.as_str(), code);
+            if code != "unknown_token" {
+                let cur: Option<String> = nodes::table
+                    .find(node_id.as_str())
+                    .select(nodes::state)
+                    .first(conn)
+                    .optional()?;
+                if cur.as_deref() == Some(state::BOOTING) {
+                    provisioning::fail(conn, node_id.as_str(), "enrolling", "enroll_refused")?;
+                }
+            }
+            return Err(err);
+        }
+        let issued = st
+            .ca
+            .sign_node_csr(&body.csr_pem, node_id.as_str())
+            .map_err(|_| {
+                AppError::invalid(
+                    "invalid_csr",
+                    "The certificate signing request could not be read.",
+                )
+            })?;
+        if !body.age_recipient.starts_with("age1") || body.age_recipient.len() > 200 {
+            return Err(AppError::invalid(
+                "invalid_age_recipient",
+                "The age recipient is malformed.",
+            ));
+        }
+        let version: String = body.version.chars().take(64).collect();
+        conn.transaction::<_, AppError, _>(|conn| {
+            let n = diesel::update(
+                bootstrap_tokens::table
+                    .find(&hash)
+                    .filter(bootstrap_tokens::used_at.is_null()),
+            )
+            .set(bootstrap_tokens::used_at.eq(now))
+            .execute(conn)?;
+            if n != 1 {
+                return Err(AppError::Unauthorized("invalid_bootstrap_token"));
+            }
+            diesel::insert_into(node_certs::table)
+                .values((
+                    node_certs::serial.eq(&issued.serial),
+                    node_certs::node_id.eq(node_id.as_str()),
+                    node_certs::cert_pem.eq(&issued.pem),
+                    node_certs::not_after.eq(issued.not_after.unix_timestamp()),
+                    node_certs::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(nodes::table.find(node_id.as_str()))
+                .set((
+                    nodes::age_recipient.eq(&body.age_recipient),
+                    nodes::version.eq(&version),
+                    nodes::enrolled_at.eq(now),
+                ))
+                .execute(conn)?;
+            provisioning::transition(
+                conn,
+                node_id.as_str(),
+                &[state::BOOTING, state::PROVISIONING],
+                state::ENROLLING,
+            )?;
+            provisioning::event(
+                conn,
+                node_id.as_str(),
+                "certificate",
+                &format!("issued serial {}", issued.serial),
+            )?;
+            Ok(())
+        })?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(&format!("node:{node_id}")),
+                action: "node.enrolled",
+                object_type: "node",
+                object_id: node_id.as_str(),
+                ip: Some(&ip),
+                detail: &issued.serial,
+                ..Default::default()
+            },
+        )?;
+        let workspace = provisioning::workspace_info(conn, node_id.as_str())?;
+        Ok(EnrollResponse {
+            node_id,
+            cert_pem: issued.pem,
+            capability_public_key: st.capability.public_key_b64(),
+            workspace,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool> {
+    let now = db::now();
+    let inserted = diesel::insert_into(node_reports::table)
+        .values((
+            node_reports::node_id.eq(node_id),
+            node_reports::seq.eq(r.seq),
+            node_reports::produced_at.eq(r.produced_at),
+            node_reports::received_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    // Counts are the totals of their hour so far: storing the latest value (not adding)
+    // keeps a replayed or reordered report from counting twice.
+    for c in &r.counts {
+        let channel: String = c.channel.chars().take(32).collect();
+        let key = usage_counts::table
+            .filter(usage_counts::node_id.eq(node_id))
+            .filter(usage_counts::channel.eq(&channel))
+            .filter(usage_counts::hour.eq(c.hour));
+        let n = diesel::update(key)
+            .set((
+                usage_counts::inbound.eq(c.inbound),
+                usage_counts::outbound.eq(c.outbound),
+                usage_counts::conversations.eq(c.conversations),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(usage_counts::table)
+                .values((
+                    usage_counts::node_id.eq(node_id),
+                    usage_counts::channel.eq(&channel),
+                    usage_counts::hour.eq(c.hour),
+                    usage_counts::inbound.eq(c.inbound),
+                    usage_counts::outbound.eq(c.outbound),
+                    usage_counts::conversations.eq(c.conversations),
+                ))
+                .execute(conn)?;
+        }
+    }
+    let last_seq: Option<i64> = nodes::table
+        .find(node_id)
+        .select(nodes::last_seq)
+        .first(conn)?;
+    if last_seq.is_none_or(|s| r.seq > s) {
+        let checks: Vec<_> = r
+            .checks
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name.chars().take(32).collect::<String>(), "ok": c.ok,
+                 "detail_code": c.detail_code.as_ref().map(|d| d.chars().take(64).collect::<String>())}))
+            .collect();
+        diesel::update(nodes::table.find(node_id))
+            .set((
+                nodes::last_seq.eq(r.seq),
+                nodes::last_report_at.eq(now),
+                nodes::version.eq(r.version.chars().take(64).collect::<String>()),
+                nodes::uptime_s.eq(r.uptime_s),
+                nodes::disk_used_bytes.eq(r.disk_used_bytes),
+                nodes::queue_depth.eq(r.queue_depth),
+                nodes::checks_json.eq(serde_json::Value::from(checks).to_string()),
+            ))
+            .execute(conn)?;
+        let target = if r.checks.iter().all(|c| c.ok) {
+            state::HEALTHY
+        } else {
+            state::DEGRADED
+        };
+        provisioning::transition(
+            conn,
+            node_id,
+            &[
+                state::ENROLLING,
+                state::HEALTHY,
+                state::DEGRADED,
+                state::OFFLINE,
+            ],
+            target,
+        )?;
+    } else {
+        diesel::update(nodes::table.find(node_id))
+            .set(nodes::last_report_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(true)
+}
+
+async fn report(
+    state: State,
+    node: NodeIdentity,
+    body: web::Json<Report>,
+) -> AppResult<HttpResponse> {
+    let r = body.into_inner();
+    let seq = r.seq;
+    if seq < 1 {
+        return Err(AppError::invalid("invalid_seq", "seq starts at 1."));
+    }
+    let accepted = db::run(&state.db, move |conn| {
+        conn.transaction::<_, AppError, _>(|conn| ingest_report(conn, &node.node_id, &r))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ReportAck { seq, accepted }))
+}
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+fn pending_commands(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<Command>> {
+    let now = db::now();
+    let rows: Vec<(String, Option<String>)> = commands::table
+        .filter(commands::node_id.eq(node_id))
+        .filter(commands::acked_at.is_null())
+        .filter(
+            commands::expires_at
+                .is_null()
+                .or(commands::expires_at.gt(now)),
+        )
+        .order(commands::created_at_ms.asc())
+        .select((commands::id, commands::payload))
+        .limit(20)
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
+    diesel::update(
+        commands::table
+            .filter(commands::id.eq_any(ids))
+            .filter(commands::delivered_at.is_null()),
+    )
+    .set(commands::delivered_at.eq(now))
+    .execute(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, payload) in rows {
+        let kind: CommandKind = serde_json::from_str(payload.as_deref().unwrap_or("null"))
+            .map_err(|e| {
+                AppError::internal(anyhow::anyhow!("stored command {id} unreadable: {e}"))
+            })?;
+        out.push(Command { id, kind });
+    }
+    Ok(out)
+}
+
+async fn poll_commands(
+    state: State,
+    node: NodeIdentity,
+    q: web::Query<WaitQuery>,
+) -> AppResult<HttpResponse> {
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_COMMAND_WAIT_SECS));
+    let deadline = Instant::now() + wait;
+    let notify = state.command_notify.handle(&node.node_id);
+    loop {
+        let id = node.node_id.clone();
+        let cmds = db::run(&state.db, move |conn| pending_commands(conn, &id)).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !cmds.is_empty() || left.is_zero() {
+            return Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }));
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(2)), notify.notified()).await;
+    }
+}
+
+async fn ack_command(
+    state: State,
+    node: NodeIdentity,
+    path: web::Path<String>,
+    body: web::Json<CommandAck>,
+) -> AppResult<HttpResponse> {
+    let cmd_id = path.into_inner();
+    let ack = body.into_inner();
+    let destroyed = db::run(&state.db, move |conn| {
+        // Scoped to the caller's node: node A cannot see or ack node B's commands.
+        let kind: String = commands::table
+            .filter(commands::id.eq(&cmd_id))
+            .filter(commands::node_id.eq(&node.node_id))
+            .select(commands::kind)
+            .first(conn)
+            .optional()?
+            .ok_or(AppError::NotFound)?;
+        let mut destroyed = false;
+        if kind == "deprovision" && ack.ok {
+            let receipt = ack.receipt.as_ref().ok_or_else(|| {
+                AppError::invalid(
+                    "receipt_required",
+                    "A deprovision ack must carry the destruction receipt.",
+                )
+            })?;
+            verify_receipt(&node, receipt)?;
+            provisioning::mark_destroyed(
+                conn,
+                &node.node_id,
+                Some((&receipt.body, &receipt.signature)),
+            )?;
+            provisioning::event(
+                conn,
+                &node.node_id,
+                "receipt",
+                "destruction receipt verified",
+            )?;
+            provisioning::jobs::enqueue(
+                conn,
+                provisioning::jobs::DESTROY_SERVER,
+                &node.node_id,
+                0,
+            )?;
+            audit::record(
+                conn,
+                &Entry {
+                    actor: Some(&format!("node:{}", node.node_id)),
+                    action: "node.destroyed",
+                    object_type: "node",
+                    object_id: &node.node_id,
+                    detail: "receipt_verified",
+                    ..Default::default()
+                },
+            )?;
+            destroyed = true;
+        }
+        let error_code = ack
+            .error_code
+            .map(|c| c.chars().take(64).collect::<String>());
+        diesel::update(
+            commands::table
+                .find(&cmd_id)
+                .filter(commands::acked_at.is_null()),
+        )
+        .set((
+            commands::acked_at.eq(db::now()),
+            commands::ack_ok.eq(ack.ok),
+            commands::error_code.eq(error_code),
+            // Payloads may hold sealed secrets: nothing is kept once acknowledged.
+            commands::payload.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        Ok(destroyed)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true, "destroyed": destroyed})))
+}
+
+/// Verifies a destruction receipt: signed by the key of the certificate the node
+/// presented, for this node, naming this certificate.
+pub fn verify_receipt(
+    node: &NodeIdentity,
+    r: &outpost_protocol::DestructionReceipt,
+) -> AppResult<()> {
+    let bad = || {
+        AppError::invalid(
+            "invalid_receipt",
+            "The destruction receipt does not verify.",
+        )
+    };
+    let sig = outpost_crypto::unb64(&r.signature).map_err(|_| bad())?;
+    outpost_pki::verify_with_cert(&node.cert_der, r.body.as_bytes(), &sig).map_err(|_| bad())?;
+    let body = r.parsed_body().map_err(|_| bad())?;
+    if body.format != outpost_protocol::RECEIPT_FORMAT
+        || body.node_id.as_str() != node.node_id
+        || body.cert_sha256 != outpost_pki::sha256_hex(&node.cert_der)
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+async fn renew(
+    state: State,
+    node: NodeIdentity,
+    body: web::Json<RenewRequest>,
+) -> AppResult<HttpResponse> {
+    if !state.csr_limiter.try_acquire() {
+        return Err(AppError::RateLimited(1));
+    }
+    let issued = state
+        .ca
+        .sign_node_csr(&body.csr_pem, &node.node_id)
+        .map_err(|_| {
+            AppError::invalid(
+                "invalid_csr",
+                "The certificate signing request could not be read.",
+            )
+        })?;
+    let pem = issued.pem.clone();
+    db::run(&state.db, move |conn| {
+        diesel::insert_into(node_certs::table)
+            .values((
+                node_certs::serial.eq(&issued.serial),
+                node_certs::node_id.eq(&node.node_id),
+                node_certs::cert_pem.eq(&issued.pem),
+                node_certs::not_after.eq(issued.not_after.unix_timestamp()),
+                node_certs::created_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        provisioning::event(
+            conn,
+            &node.node_id,
+            "certificate",
+            &format!("renewed, serial {}", issued.serial),
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(RenewResponse { cert_pem: pem }))
+}
+
+/// Gateway routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/enroll", web::post().to(enroll))
+        .route("/v1/node/report", web::post().to(report))
+        .route("/v1/node/commands", web::get().to(poll_commands))
+        .route("/v1/node/commands/{id}/ack", web::post().to(ack_command))
+        .route("/v1/node/renew", web::post().to(renew));
+}

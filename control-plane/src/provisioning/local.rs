@@ -1,0 +1,391 @@
+//! The local-process provider: each workspace's node is an `agent-node` process on
+//! 127.0.0.1 with its own directory under `nodes_dir` (which stands in for the node's own
+//! disk). The CP binary embeds the node, so it spawns itself as `control-plane node run`
+//! and the node is always the same version as the CP (DESIGN §5 pitfall).
+//!
+//! Processes are supervised (restarted with backoff) and, after a CP restart, re-adopted
+//! when still alive (found by pid file and `/proc/<pid>/cmdline`), else restarted.
+
+use super::jobs::StepError;
+use super::{event, state, transition};
+use crate::app::{write_private, State};
+use crate::db::{self, DbConn};
+use crate::error::AppResult;
+use crate::schema::{bootstrap_tokens, nodes};
+use diesel::prelude::*;
+use outpost_protocol::{BootstrapBundle, NodeId};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BOOTSTRAP_TOKEN_TTL: i64 = 30 * 60;
+
+/// Local-process provider.
+pub struct LocalProcess {
+    exe: PathBuf,
+    embedded: bool,
+    nodes_dir: PathBuf,
+    report_interval_secs: f64,
+    max_backoff_secs: u64,
+    renew_after_secs: Option<u64>,
+    /// `false` for the `manual` provisioner: bundles are written, processes not started.
+    spawn_processes: bool,
+    supervised: Mutex<HashSet<String>>,
+}
+
+enum Proc {
+    Child(tokio::process::Child),
+    Adopted(u32),
+}
+
+impl LocalProcess {
+    /// Configures the provider. `OUTPOST_NODE_BINARY` may point at a separate
+    /// `agent-node` binary; by default the CP spawns itself.
+    pub fn new(config: &crate::Config) -> anyhow::Result<Self> {
+        let exe = match std::env::var_os("OUTPOST_NODE_BINARY") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_exe()?,
+        };
+        let embedded = !exe
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("agent-node"));
+        Ok(Self {
+            exe,
+            embedded,
+            nodes_dir: std::path::absolute(&config.nodes_dir)?,
+            report_interval_secs: config.report_interval_secs,
+            max_backoff_secs: config.node_max_backoff_secs,
+            renew_after_secs: config.node_renew_after_secs,
+            spawn_processes: config.provisioner == "local",
+            supervised: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether this is the `manual` variant (bundles only, no processes).
+    pub fn is_manual(&self) -> bool {
+        !self.spawn_processes
+    }
+
+    fn server_dir(&self, node_id: &str) -> PathBuf {
+        self.nodes_dir.join(node_id)
+    }
+
+    /// The node's data directory inside its server directory.
+    pub fn data_dir(&self, node_id: &str) -> PathBuf {
+        self.server_dir(node_id).join("data")
+    }
+
+    fn live_pid(&self, node_id: &str) -> Option<u32> {
+        let dir = self.server_dir(node_id);
+        let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        alive(pid, &dir).then_some(pid)
+    }
+
+    fn spawn(&self, node_id: &str) -> anyhow::Result<tokio::process::Child> {
+        let dir = self.server_dir(node_id);
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))?;
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        if self.embedded {
+            cmd.arg("node");
+        }
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(self.data_dir(node_id))
+            .env(
+                "OUTPOST_NODE_MAX_BACKOFF_SECS",
+                self.max_backoff_secs.to_string(),
+            )
+            // The node must never see the CP's own configuration or credentials.
+            .env_remove("DATABASE_URL")
+            .env_remove("OUTPOST_DATA_DIR")
+            .env_remove("OUTPOST_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(false);
+        if let Some(s) = self.renew_after_secs {
+            cmd.env("OUTPOST_NODE_RENEW_AFTER_SECS", s.to_string());
+        }
+        let child = cmd.spawn()?;
+        if let Some(pid) = child.id() {
+            std::fs::write(dir.join("pid"), pid.to_string())?;
+        }
+        Ok(child)
+    }
+
+    /// Creates (or finds) the node's server: writes the bootstrap bundle with a fresh
+    /// single-use token and starts the process. Idempotent by node id.
+    pub async fn create_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+        let id = node_id.to_owned();
+        if self.live_pid(node_id).is_none() {
+            let data = self.data_dir(node_id);
+            let interval = self.report_interval_secs;
+            let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca.cert_pem().to_owned());
+            db::run(&st.db, move |conn| {
+                write_bootstrap(conn, &id, &data, gateway_url, ca_pem, interval)
+            })
+            .await?;
+            if self.spawn_processes {
+                let child = self.spawn(node_id).map_err(|cause| StepError {
+                    step: "provisioning",
+                    code: "spawn_failed",
+                    cause,
+                })?;
+                self.start_supervisor(st, node_id, Proc::Child(child));
+            }
+        }
+        let id = node_id.to_owned();
+        let pid = self.live_pid(node_id);
+        db::run(&st.db, move |conn| {
+            diesel::update(nodes::table.find(&id))
+                .set(nodes::provider_ref.eq(pid.map(|p| format!("pid:{p}"))))
+                .execute(conn)?;
+            event(
+                conn,
+                &id,
+                "server",
+                if pid.is_some() {
+                    "local process started"
+                } else {
+                    "bootstrap bundle written; start the node yourself"
+                },
+            )?;
+            transition(conn, &id, &[state::PROVISIONING], state::BOOTING)?;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn start_supervisor(&self, st: &State, node_id: &str, proc: Proc) {
+        let fresh = self
+            .supervised
+            .lock()
+            .map(|mut s| s.insert(node_id.to_owned()))
+            .unwrap_or(false);
+        if fresh {
+            actix_web::rt::spawn(supervise(st.clone(), node_id.to_owned(), proc));
+        }
+    }
+
+    /// After a CP restart: adopt node processes that are still running, restart the
+    /// others.
+    pub async fn readopt(&self, st: &State) -> anyhow::Result<()> {
+        if !self.spawn_processes {
+            return Ok(());
+        }
+        let running: Vec<(String, String)> = db::run(&st.db, |conn| {
+            Ok(nodes::table
+                .filter(nodes::provider.eq("local")) // manual nodes are not ours to restart
+                .filter(nodes::state.eq_any([
+                    state::BOOTING,
+                    state::ENROLLING,
+                    state::HEALTHY,
+                    state::DEGRADED,
+                    state::OFFLINE,
+                    state::SUSPENDED,
+                    state::DEPROVISIONING,
+                ]))
+                .select((nodes::id, nodes::state))
+                .load(conn)?)
+        })
+        .await?;
+        for (id, node_state) in running {
+            let detail = if let Some(pid) = self.live_pid(&id) {
+                self.start_supervisor(st, &id, Proc::Adopted(pid));
+                "re-adopted after control-plane restart"
+            } else if node_state == state::DEPROVISIONING || !self.data_dir(&id).exists() {
+                continue;
+            } else {
+                let child = self.spawn(&id)?;
+                self.start_supervisor(st, &id, Proc::Child(child));
+                "restarted after control-plane restart"
+            };
+            let nid = id.clone();
+            db::run(&st.db, move |conn| event(conn, &nid, "server", detail)).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the node's server: waits briefly for the process to exit by itself (it
+    /// does after sending its receipt), then terminates it, then removes its directory.
+    pub async fn destroy_server(&self, node_id: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(pid) = self.live_pid(node_id) {
+            if Instant::now() > deadline {
+                let _ = std::process::Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let dir = self.server_dir(node_id);
+        if dir.exists() {
+            tokio::fs::remove_dir_all(&dir).await?;
+        }
+        Ok(())
+    }
+}
+
+fn alive(pid: u32, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let needle = dir.to_string_lossy();
+            String::from_utf8_lossy(&c).contains(needle.as_ref())
+        })
+        .unwrap_or(false)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn write_bootstrap(
+    conn: &mut DbConn,
+    node_id: &str,
+    data_dir: &Path,
+    gateway_url: String,
+    ca_pem: String,
+    interval: f64,
+) -> AppResult<()> {
+    let workspace = super::workspace_info(conn, node_id)?;
+    let existing_url: Option<String> = nodes::table
+        .find(node_id)
+        .select(nodes::public_url)
+        .first(conn)?;
+    let port = existing_url
+        .as_deref()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .map_or_else(free_port, Ok)
+        .map_err(|e| crate::error::AppError::internal(e.into()))?;
+    let public_url = format!("http://{}.localhost:{port}", workspace.slug);
+    let now = db::now();
+    // Only the newest token is valid: a retried provisioning step must not leave an
+    // older token usable.
+    diesel::delete(
+        bootstrap_tokens::table
+            .filter(bootstrap_tokens::node_id.eq(node_id))
+            .filter(bootstrap_tokens::used_at.is_null()),
+    )
+    .execute(conn)?;
+    let token = format!("{node_id}.{}", outpost_crypto::random_token());
+    diesel::insert_into(bootstrap_tokens::table)
+        .values((
+            bootstrap_tokens::token_hash.eq(outpost_crypto::token_hash(&token)),
+            bootstrap_tokens::node_id.eq(node_id),
+            bootstrap_tokens::created_at.eq(now),
+            bootstrap_tokens::expires_at.eq(now + BOOTSTRAP_TOKEN_TTL),
+        ))
+        .execute(conn)?;
+    diesel::update(nodes::table.find(node_id))
+        .set(nodes::public_url.eq(&public_url))
+        .execute(conn)?;
+    let bundle = BootstrapBundle {
+        node_id: NodeId(node_id.to_owned()),
+        gateway_url,
+        ca_pem,
+        token,
+        listen_addr: format!("127.0.0.1:{port}"),
+        public_url,
+        workspace,
+        report_interval_secs: interval,
+    };
+    let json = serde_json::to_vec_pretty(&bundle)
+        .map_err(|e| crate::error::AppError::internal(e.into()))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| crate::error::AppError::internal(e.into()))?;
+    write_private(&data_dir.join("bootstrap.json"), &json)
+        .map_err(crate::error::AppError::internal)?;
+    Ok(())
+}
+
+async fn supervise(st: State, node_id: String, mut proc: Proc) {
+    let super::Provisioner::Local(local) = &st.provisioner;
+    let dir = local.server_dir(&node_id);
+    let mut backoff = Duration::from_secs(1);
+    let mut quick_exits = 0;
+    loop {
+        let started = Instant::now();
+        let code = match &mut proc {
+            Proc::Child(c) => c.wait().await.ok().and_then(|s| s.code()),
+            Proc::Adopted(pid) => {
+                while alive(*pid, &dir) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                None
+            }
+        };
+        let id = node_id.clone();
+        let node_state = db::run(&st.db, move |conn| {
+            Ok(nodes::table
+                .find(&id)
+                .select(nodes::state)
+                .first::<String>(conn)
+                .optional()?)
+        })
+        .await
+        .ok()
+        .flatten();
+        let stop = match node_state.as_deref() {
+            None | Some(state::DEPROVISIONING | state::DESTROYED | state::FAILED) => true,
+            Some(_) => code == Some(0),
+        };
+        if stop {
+            break;
+        }
+        quick_exits = if started.elapsed() < Duration::from_secs(30) {
+            quick_exits + 1
+        } else {
+            0
+        };
+        if quick_exits >= 5 {
+            let (id, step) = (node_id.clone(), node_state.unwrap_or_default());
+            let _ = db::run(&st.db, move |conn| {
+                super::fail(conn, &id, &step, "process_crashing")
+            })
+            .await;
+            break;
+        }
+        let (id, detail) = (
+            node_id.clone(),
+            format!(
+                "process exited ({}); restarting in {}s",
+                code.map_or("signal".into(), |c| c.to_string()),
+                backoff.as_secs()
+            ),
+        );
+        tracing::warn!(node = %node_id, %detail, "local node exited");
+        let _ = db::run(&st.db, move |conn| event(conn, &id, "server", &detail)).await;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+        match local.spawn(&node_id) {
+            Ok(c) => proc = Proc::Child(c),
+            Err(e) => {
+                tracing::error!(node = %node_id, error = %e, "restarting node failed");
+                let id = node_id.clone();
+                let _ = db::run(&st.db, move |conn| {
+                    super::fail(conn, &id, "running", "spawn_failed")
+                })
+                .await;
+                break;
+            }
+        }
+    }
+    if let Ok(mut s) = local.supervised.lock() {
+        s.remove(&node_id);
+    }
+}

@@ -1,0 +1,285 @@
+//! Provisioning: the node state machine (DESIGN §4), the durable job queue that drives
+//! it, and the providers that create and destroy servers.
+//!
+//! ```text
+//! requested → provisioning → booting → enrolling → healthy ⇄ degraded ⇄ offline
+//!                                              suspended, deprovisioning → destroyed
+//!                                              failed(step, error_code)
+//! ```
+
+pub mod jobs;
+pub mod local;
+
+use crate::app::State;
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult};
+use crate::schema::{commands, node_certs, node_events, nodes, workspaces};
+use diesel::prelude::*;
+pub use local::LocalProcess;
+use std::time::Duration;
+
+/// Node states as stored (`nodes.state`).
+pub mod state {
+    /// Row created, job queued.
+    pub const REQUESTED: &str = "requested";
+    /// The provider is creating the server.
+    pub const PROVISIONING: &str = "provisioning";
+    /// The server runs; waiting for the node to enroll.
+    pub const BOOTING: &str = "booting";
+    /// Certificate issued; waiting for the first report.
+    pub const ENROLLING: &str = "enrolling";
+    /// Reporting, all checks pass.
+    pub const HEALTHY: &str = "healthy";
+    /// Reporting, some check fails.
+    pub const DEGRADED: &str = "degraded";
+    /// No report for `offline_after_secs`.
+    pub const OFFLINE: &str = "offline";
+    /// Channels stopped by the CP; data kept.
+    pub const SUSPENDED: &str = "suspended";
+    /// `deprovision` sent; waiting for the receipt.
+    pub const DEPROVISIONING: &str = "deprovisioning";
+    /// Data and keys destroyed; certificate revoked.
+    pub const DESTROYED: &str = "destroyed";
+    /// A step failed; see `failed_step` and `error_code`.
+    pub const FAILED: &str = "failed";
+
+    /// States in which the node holds a certificate and talks to the gateway.
+    pub const ENROLLED: &[&str] = &[ENROLLING, HEALTHY, DEGRADED, OFFLINE, SUSPENDED];
+}
+
+/// Plain-words explanation of a failure code, for the UI.
+pub fn explain_error(code: &str) -> &'static str {
+    match code {
+        "enroll_timeout" => "The node started but never enrolled with the control plane. It may not reach the node gateway address, or its clock may be wrong.",
+        "enroll_refused" => "The control plane refused the node's enrollment: its bootstrap token was invalid, expired or already used.",
+        "process_crashing" => "The node process keeps exiting right after it starts. Its log is in the node directory.",
+        "spawn_failed" => "The node process could not be started on this machine.",
+        "provider_error" => "The hosting provider returned an error while creating the server.",
+        "no_receipt" => "The node did not confirm destruction in time; the server was destroyed by the provider instead.",
+        _ => "An unexpected error happened. Operators can see the details in the control-plane log.",
+    }
+}
+
+/// The configured provider of servers.
+pub enum Provisioner {
+    /// One `agent-node` process per workspace on 127.0.0.1 (the default).
+    Local(LocalProcess),
+}
+
+impl Provisioner {
+    /// The local-process provider, configured from `config`.
+    pub fn local(config: &crate::Config) -> anyhow::Result<Self> {
+        Ok(Self::Local(LocalProcess::new(config)?))
+    }
+
+    /// Provider name as stored in `nodes.provider`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provisioner::Local(l) if l.is_manual() => "manual",
+            Provisioner::Local(_) => "local",
+        }
+    }
+
+    /// Region label as stored in `nodes.region`.
+    pub fn region(&self) -> &'static str {
+        match self {
+            Provisioner::Local(_) => "local",
+        }
+    }
+}
+
+/// Records a timeline event for a node (codes and ids only).
+pub fn event(conn: &mut DbConn, node_id: &str, kind: &str, detail: &str) -> AppResult<()> {
+    diesel::insert_into(node_events::table)
+        .values((
+            node_events::id.eq(db::new_id()),
+            node_events::node_id.eq(node_id),
+            node_events::at_ms.eq(db::now_ms()),
+            node_events::kind.eq(kind),
+            node_events::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Moves a node to `to` if it is currently in one of `from` (empty = any state but
+/// destroyed). Returns whether it moved. Records the transition on the timeline.
+pub fn transition(conn: &mut DbConn, node_id: &str, from: &[&str], to: &str) -> AppResult<bool> {
+    let current: String = nodes::table
+        .find(node_id)
+        .select(nodes::state)
+        .first(conn)?;
+    if current == to
+        || current == state::DESTROYED
+        || (!from.is_empty() && !from.contains(&current.as_str()))
+    {
+        return Ok(false);
+    }
+    let n = diesel::update(nodes::table.find(node_id).filter(nodes::state.eq(&current)))
+        .set((nodes::state.eq(to), nodes::state_changed_at.eq(db::now())))
+        .execute(conn)?;
+    if n == 1 {
+        event(conn, node_id, "state", &format!("{current} → {to}"))?;
+        tracing::info!(node = node_id, from = %current, to, "node state");
+    }
+    Ok(n == 1)
+}
+
+/// Marks a node failed at `step` with a stable `code`.
+pub fn fail(conn: &mut DbConn, node_id: &str, step: &str, code: &str) -> AppResult<()> {
+    let current: String = nodes::table
+        .find(node_id)
+        .select(nodes::state)
+        .first(conn)?;
+    if current == state::DESTROYED || current == state::DEPROVISIONING {
+        return Ok(());
+    }
+    diesel::update(nodes::table.find(node_id))
+        .set((
+            nodes::state.eq(state::FAILED),
+            nodes::failed_step.eq(step),
+            nodes::error_code.eq(code),
+            nodes::state_changed_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    event(conn, node_id, "failed", &format!("{step}: {code}"))?;
+    tracing::warn!(node = node_id, step, code, "node failed");
+    Ok(())
+}
+
+/// Queues a command for a node.
+pub fn queue_command(
+    conn: &mut DbConn,
+    node_id: &str,
+    kind: &outpost_protocol::CommandKind,
+) -> AppResult<String> {
+    let id = db::new_id();
+    diesel::insert_into(commands::table)
+        .values((
+            commands::id.eq(&id),
+            commands::node_id.eq(node_id),
+            commands::kind.eq(kind.name()),
+            commands::payload
+                .eq(serde_json::to_string(kind).map_err(|e| AppError::internal(e.into()))?),
+            commands::created_at_ms.eq(db::now_ms()),
+        ))
+        .execute(conn)?;
+    event(conn, node_id, "command", kind.name())?;
+    Ok(id)
+}
+
+/// Starts deprovisioning a workspace's node: an enrolled node gets a `deprovision`
+/// command (and a deadline for its receipt); a node that never enrolled has no data or
+/// keys yet, so its server is destroyed directly.
+pub fn begin_deprovision(conn: &mut DbConn, node_id: &str, timeout_s: i64) -> AppResult<bool> {
+    let current: String = nodes::table
+        .find(node_id)
+        .select(nodes::state)
+        .first(conn)?;
+    if current == state::DESTROYED || current == state::DEPROVISIONING {
+        return Ok(false);
+    }
+    let enrolled = state::ENROLLED.contains(&current.as_str());
+    transition(conn, node_id, &[], state::DEPROVISIONING)?;
+    if enrolled {
+        queue_command(conn, node_id, &outpost_protocol::CommandKind::Deprovision)?;
+        jobs::enqueue(conn, jobs::DEPROVISION_TIMEOUT, node_id, timeout_s)?;
+    } else {
+        jobs::enqueue(conn, jobs::DESTROY_SERVER, node_id, 0)?;
+    }
+    Ok(enrolled)
+}
+
+/// Revokes every certificate of a node and marks it destroyed.
+pub fn mark_destroyed(
+    conn: &mut DbConn,
+    node_id: &str,
+    receipt: Option<(&str, &str)>,
+) -> AppResult<()> {
+    let now = db::now();
+    diesel::update(
+        node_certs::table
+            .filter(node_certs::node_id.eq(node_id))
+            .filter(node_certs::revoked_at.is_null()),
+    )
+    .set(node_certs::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(nodes::table.find(node_id))
+        .set((
+            nodes::destroyed_at.eq(now),
+            nodes::receipt_body.eq(receipt.map(|r| r.0)),
+            nodes::receipt_signature.eq(receipt.map(|r| r.1)),
+        ))
+        .execute(conn)?;
+    transition(conn, node_id, &[], state::DESTROYED)?;
+    event(conn, node_id, "certificate", "revoked")?;
+    Ok(())
+}
+
+/// Periodic checks: nodes that stopped reporting go offline (never within the grace
+/// period after this CP's own start), nodes that never enroll fail.
+fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
+    let now = db::now();
+    let cfg = &state.config;
+    if now - state.started_at >= cfg.offline_after_secs {
+        let silent: Vec<String> = nodes::table
+            .filter(nodes::state.eq_any([state::HEALTHY, state::DEGRADED, state::ENROLLING]))
+            .filter(nodes::last_report_at.lt(now - cfg.offline_after_secs))
+            .select(nodes::id)
+            .load(conn)?;
+        for id in silent {
+            transition(
+                conn,
+                &id,
+                &[state::HEALTHY, state::DEGRADED, state::ENROLLING],
+                state::OFFLINE,
+            )?;
+        }
+    }
+    let stuck: Vec<(String, String)> = nodes::table
+        .filter(nodes::state.eq_any([state::BOOTING, state::ENROLLING]))
+        .filter(nodes::last_report_at.is_null())
+        .filter(nodes::state_changed_at.lt(now - cfg.enroll_timeout_secs))
+        .select((nodes::id, nodes::state))
+        .load(conn)?;
+    for (id, st) in stuck {
+        fail(conn, &id, &st, "enroll_timeout")?;
+    }
+    Ok(())
+}
+
+/// Starts the job worker, the sweeper and the local supervisor's re-adoption pass.
+pub fn start_workers(state: State) {
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        let Provisioner::Local(local) = &s.provisioner;
+        if let Err(e) = local.readopt(&s).await {
+            tracing::error!(error = %format!("{e:#}"), "re-adopting local nodes failed");
+        }
+    });
+    let s = state.clone();
+    actix_web::rt::spawn(async move { jobs::run_worker(s).await });
+    actix_web::rt::spawn(async move {
+        loop {
+            let st = state.clone();
+            let r = db::run(&state.db, move |conn| sweep(conn, &st)).await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "sweep failed");
+            }
+            actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+/// Workspace id and info for a node (for bootstrap bundles).
+pub fn workspace_info(
+    conn: &mut DbConn,
+    node_id: &str,
+) -> AppResult<outpost_protocol::WorkspaceInfo> {
+    let (id, slug, name): (String, String, String) = nodes::table
+        .inner_join(workspaces::table)
+        .filter(nodes::id.eq(node_id))
+        .select((workspaces::id, workspaces::slug, workspaces::name))
+        .first(conn)?;
+    Ok(outpost_protocol::WorkspaceInfo { id, slug, name })
+}

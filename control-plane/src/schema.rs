@@ -1,0 +1,199 @@
+//! Diesel schema, shared by SQLite and PostgreSQL (the migrations use only types both
+//! backends have). Keep in step with `migrations/*/`.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        is_operator -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    magic_links (token_hash) {
+        token_hash -> Text,
+        email -> Text,
+        ip -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        plan -> Text,
+        created_at -> BigInt,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    memberships (workspace_id, user_id) {
+        workspace_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        workspace_id -> Text,
+        state -> Text,
+        failed_step -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        provider -> Text,
+        region -> Text,
+        provider_ref -> Nullable<Text>,
+        public_url -> Nullable<Text>,
+        version -> Nullable<Text>,
+        age_recipient -> Nullable<Text>,
+        enrolled_at -> Nullable<BigInt>,
+        last_report_at -> Nullable<BigInt>,
+        last_seq -> Nullable<BigInt>,
+        uptime_s -> Nullable<BigInt>,
+        disk_used_bytes -> Nullable<BigInt>,
+        queue_depth -> Nullable<BigInt>,
+        checks_json -> Nullable<Text>,
+        state_changed_at -> BigInt,
+        created_at -> BigInt,
+        destroyed_at -> Nullable<BigInt>,
+        receipt_body -> Nullable<Text>,
+        receipt_signature -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    node_certs (serial) {
+        serial -> Text,
+        node_id -> Text,
+        cert_pem -> Text,
+        not_after -> BigInt,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    bootstrap_tokens (token_hash) {
+        token_hash -> Text,
+        node_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    node_reports (node_id, seq) {
+        node_id -> Text,
+        seq -> BigInt,
+        produced_at -> BigInt,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    usage_counts (node_id, channel, hour) {
+        node_id -> Text,
+        channel -> Text,
+        hour -> BigInt,
+        inbound -> BigInt,
+        outbound -> BigInt,
+        conversations -> BigInt,
+    }
+}
+
+diesel::table! {
+    node_events (id) {
+        id -> Text,
+        node_id -> Text,
+        at_ms -> BigInt,
+        kind -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    commands (id) {
+        id -> Text,
+        node_id -> Text,
+        kind -> Text,
+        payload -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        delivered_at -> Nullable<BigInt>,
+        acked_at -> Nullable<BigInt>,
+        ack_ok -> Nullable<Bool>,
+        error_code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        node_id -> Text,
+        state -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        next_run_at -> BigInt,
+        locked_until -> Nullable<BigInt>,
+        locked_by -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        at -> BigInt,
+        actor -> Nullable<Text>,
+        action -> Text,
+        object_type -> Text,
+        object_id -> Text,
+        workspace_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        detail -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(memberships -> workspaces (workspace_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(nodes -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(users, workspaces, memberships, nodes);
+diesel::joinable!(node_certs -> nodes (node_id));
+diesel::allow_tables_to_appear_in_same_query!(node_certs, nodes);
+diesel::allow_tables_to_appear_in_same_query!(sessions, users);

@@ -1,0 +1,760 @@
+//! Workspaces: the UI pages and the `/api/v1` JSON API, over one service layer. Every
+//! handler that takes a workspace id goes through [`load_for_member`]; non-members get
+//! 404, so the existence of other workspaces does not leak.
+
+use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser};
+use crate::app::State;
+use crate::audit::{self, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult, PageResult};
+use crate::provisioning::{self, jobs, state};
+use crate::schema::{memberships, node_events, nodes, usage_counts, workspaces};
+use crate::web::html;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Roles a member can have.
+pub const ROLE_OWNER: &str = "owner";
+
+/// A workspace row.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct Workspace {
+    /// Id.
+    pub id: String,
+    /// Slug.
+    pub slug: String,
+    /// Name.
+    pub name: String,
+    /// Plan.
+    pub plan: String,
+    /// Created, unix seconds.
+    pub created_at: i64,
+    /// Deleted, unix seconds.
+    pub deleted_at: Option<i64>,
+}
+
+/// Node metadata shown to members (never content).
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct NodeView {
+    /// Node id.
+    pub id: String,
+    /// State.
+    pub state: String,
+    /// Step that failed.
+    pub failed_step: Option<String>,
+    /// Failure code.
+    pub error_code: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Console URL.
+    pub public_url: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Enrolled, unix seconds.
+    pub enrolled_at: Option<i64>,
+    /// Last report, unix seconds.
+    pub last_report_at: Option<i64>,
+    /// Last report seq.
+    pub last_seq: Option<i64>,
+    /// Uptime, seconds.
+    pub uptime_s: Option<i64>,
+    /// Disk used.
+    pub disk_used_bytes: Option<i64>,
+    /// Queue depth.
+    pub queue_depth: Option<i64>,
+    /// Checks JSON.
+    pub checks_json: Option<String>,
+    /// Destroyed, unix seconds.
+    pub destroyed_at: Option<i64>,
+    /// Receipt body (JSON).
+    pub receipt_body: Option<String>,
+    /// Receipt signature.
+    pub receipt_signature: Option<String>,
+}
+
+/// Counts per channel per hour, from reports.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct UsageRow {
+    /// Channel.
+    pub channel: String,
+    /// Hour start, unix seconds.
+    pub hour: i64,
+    /// Inbound messages.
+    pub inbound: i64,
+    /// Outbound messages.
+    pub outbound: i64,
+    /// Conversations.
+    pub conversations: i64,
+}
+
+/// A timeline event.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct EventRow {
+    /// Unix ms.
+    pub at_ms: i64,
+    /// Kind.
+    pub kind: String,
+    /// Detail.
+    pub detail: String,
+}
+
+/// Everything the workspace page and API show.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceDetail {
+    /// Workspace.
+    pub workspace: Workspace,
+    /// Caller's role.
+    pub role: String,
+    /// Node, if any.
+    pub node: Option<NodeView>,
+    /// Failure explained in words, if failed.
+    pub node_error: Option<String>,
+    /// Whether reports have stopped for 3 intervals (stale).
+    pub stale: bool,
+    /// Timeline, newest first.
+    pub events: Vec<EventRow>,
+    /// Usage counts, newest first.
+    pub usage: Vec<UsageRow>,
+}
+
+/// Derives a slug from a name: `Acme Dental` → `acme-dental`.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(40).collect();
+    out.trim_end_matches('-').to_owned()
+}
+
+const RESERVED: &[&str] = &[
+    "www",
+    "api",
+    "admin",
+    "app",
+    "control",
+    "gateway",
+    "static",
+    "mail",
+    "localhost",
+];
+
+/// Validates a slug: 3–40 of `a-z 0-9 -`, starting and ending with a letter or digit
+/// (it becomes a DNS label).
+pub fn validate_slug(slug: &str) -> AppResult<()> {
+    let ok_chars = slug
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ends_ok = slug
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && slug
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !(3..=40).contains(&slug.len()) || !ok_chars || !ends_ok || slug.contains("--") {
+        return Err(AppError::invalid(
+            "invalid_slug",
+            "The address must be 3 to 40 lowercase letters, digits or single hyphens, starting and ending with a letter or digit.",
+        ));
+    }
+    if RESERVED.contains(&slug) {
+        return Err(AppError::Conflict(
+            "slug_taken",
+            format!("The address “{slug}” is reserved."),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a workspace with its owner, its node (`requested`) and the provisioning job.
+pub fn create(
+    conn: &mut DbConn,
+    st: &State,
+    user_id: &str,
+    name: &str,
+    slug: Option<&str>,
+    ip: &str,
+) -> AppResult<Workspace> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(AppError::invalid(
+            "invalid_name",
+            "The name must be 1 to 80 characters.",
+        ));
+    }
+    let slug = match slug.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.to_lowercase(),
+        None => slugify(name),
+    };
+    validate_slug(&slug)?;
+    let now = db::now();
+    let ws_id = db::new_id();
+    let node_id = outpost_protocol::NodeId::new_random().0;
+    conn.transaction::<_, AppError, _>(|conn| {
+        let taken: i64 = workspaces::table
+            .filter(workspaces::slug.eq(&slug))
+            .filter(workspaces::deleted_at.is_null())
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            return Err(AppError::Conflict(
+                "slug_taken",
+                format!("The address “{slug}” is already taken."),
+            ));
+        }
+        diesel::insert_into(workspaces::table)
+            .values((
+                workspaces::id.eq(&ws_id),
+                workspaces::slug.eq(&slug),
+                workspaces::name.eq(name),
+                workspaces::plan.eq("dev"),
+                workspaces::created_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(|e| {
+                if db::is_unique_violation(&e) {
+                    AppError::Conflict(
+                        "slug_taken",
+                        format!("The address “{slug}” is already taken."),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+        diesel::insert_into(memberships::table)
+            .values((
+                memberships::workspace_id.eq(&ws_id),
+                memberships::user_id.eq(user_id),
+                memberships::role.eq(ROLE_OWNER),
+                memberships::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        diesel::insert_into(nodes::table)
+            .values((
+                nodes::id.eq(&node_id),
+                nodes::workspace_id.eq(&ws_id),
+                nodes::state.eq(state::REQUESTED),
+                nodes::provider.eq(st.provisioner.name()),
+                nodes::region.eq(st.provisioner.region()),
+                nodes::state_changed_at.eq(now),
+                nodes::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        provisioning::event(conn, &node_id, "state", "requested")?;
+        jobs::enqueue(conn, jobs::PROVISION, &node_id, 0)?;
+        Ok(())
+    })?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.created",
+            object_type: "workspace",
+            object_id: &ws_id,
+            workspace_id: Some(&ws_id),
+            ip: Some(ip),
+            detail: &slug,
+        },
+    )?;
+    Ok(workspaces::table.find(&ws_id).first(conn)?)
+}
+
+/// Loads a workspace if `user_id` is a member; `NotFound` otherwise.
+pub fn load_for_member(
+    conn: &mut DbConn,
+    ws_id: &str,
+    user_id: &str,
+) -> AppResult<(Workspace, String)> {
+    workspaces::table
+        .inner_join(memberships::table)
+        .filter(workspaces::id.eq(ws_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((workspaces::all_columns, memberships::role))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// The caller's workspaces (live first, newest first).
+pub fn list_for(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<(Workspace, Option<String>)>> {
+    let rows: Vec<(Workspace, Option<String>)> = workspaces::table
+        .inner_join(memberships::table)
+        .left_join(nodes::table)
+        .filter(memberships::user_id.eq(user_id))
+        .order((
+            workspaces::deleted_at.is_not_null(),
+            workspaces::created_at.desc(),
+        ))
+        .select((workspaces::all_columns, nodes::state.nullable()))
+        .load(conn)?;
+    Ok(rows)
+}
+
+/// The detail view of a workspace for a member.
+pub fn detail(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+) -> AppResult<WorkspaceDetail> {
+    let (workspace, role) = load_for_member(conn, ws_id, user_id)?;
+    let node: Option<NodeView> = nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .order(nodes::created_at.desc())
+        .select((
+            nodes::id,
+            nodes::state,
+            nodes::failed_step,
+            nodes::error_code,
+            nodes::region,
+            nodes::public_url,
+            nodes::version,
+            nodes::enrolled_at,
+            nodes::last_report_at,
+            nodes::last_seq,
+            nodes::uptime_s,
+            nodes::disk_used_bytes,
+            nodes::queue_depth,
+            nodes::checks_json,
+            nodes::destroyed_at,
+            nodes::receipt_body,
+            nodes::receipt_signature,
+        ))
+        .first(conn)
+        .optional()?;
+    let (events, usage) = match &node {
+        Some(n) => (
+            node_events::table
+                .filter(node_events::node_id.eq(&n.id))
+                .order(node_events::at_ms.desc())
+                .select((node_events::at_ms, node_events::kind, node_events::detail))
+                .limit(50)
+                .load(conn)?,
+            usage_counts::table
+                .filter(usage_counts::node_id.eq(&n.id))
+                .order(usage_counts::hour.desc())
+                .select((
+                    usage_counts::channel,
+                    usage_counts::hour,
+                    usage_counts::inbound,
+                    usage_counts::outbound,
+                    usage_counts::conversations,
+                ))
+                .limit(48)
+                .load(conn)?,
+        ),
+        None => (vec![], vec![]),
+    };
+    let node_error = node
+        .as_ref()
+        .and_then(|n| n.error_code.as_deref().filter(|_| n.state == state::FAILED))
+        .map(|c| provisioning::explain_error(c).to_owned());
+    let stale = node.as_ref().is_some_and(|n| {
+        [state::HEALTHY, state::DEGRADED].contains(&n.state.as_str())
+            && n.last_report_at.is_some_and(|t| {
+                (db::now() - t) as f64 > 3.0 * st.config.report_interval_secs * 1.2
+            })
+    });
+    Ok(WorkspaceDetail {
+        workspace,
+        role,
+        node,
+        node_error,
+        stale,
+        events,
+        usage,
+    })
+}
+
+/// Deletes a workspace (owners only) and starts deprovisioning its node.
+pub fn delete(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
+    if role != ROLE_OWNER {
+        return Err(AppError::Forbidden("owner_required"));
+    }
+    if ws.deleted_at.is_some() {
+        return Ok(());
+    }
+    let node_ids: Vec<String> = nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .select(nodes::id)
+        .load(conn)?;
+    conn.transaction::<_, AppError, _>(|conn| {
+        diesel::update(workspaces::table.find(ws_id))
+            .set(workspaces::deleted_at.eq(db::now()))
+            .execute(conn)?;
+        for n in &node_ids {
+            provisioning::begin_deprovision(conn, n, st.config.deprovision_timeout_secs)?;
+        }
+        Ok(())
+    })?;
+    for n in &node_ids {
+        st.command_notify.notify(n);
+    }
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.deleted",
+            object_type: "workspace",
+            object_id: ws_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "deprovisioning",
+        },
+    )?;
+    Ok(())
+}
+
+/// Signs a capability token for the node console and returns the handoff URL.
+pub fn console_link(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<String> {
+    let d = detail(conn, st, ws_id, user_id)?;
+    let node = d.node.ok_or(AppError::NotFound)?;
+    let usable = [
+        state::HEALTHY,
+        state::DEGRADED,
+        state::OFFLINE,
+        state::SUSPENDED,
+        state::ENROLLING,
+    ];
+    let url = match (&node.public_url, usable.contains(&node.state.as_str())) {
+        (Some(u), true) => u.clone(),
+        _ => {
+            return Err(AppError::Conflict(
+                "node_not_ready",
+                "The node is not running yet, so its console cannot be opened.".into(),
+            ))
+        }
+    };
+    let scopes = match d.role.as_str() {
+        ROLE_OWNER => vec![
+            "console",
+            "inbox",
+            "settings",
+            "knowledge_base",
+            "exports",
+            "billing",
+        ],
+        "admin" => vec!["console", "inbox", "settings", "knowledge_base", "exports"],
+        _ => vec!["console", "inbox"],
+    };
+    let claims = outpost_crypto::CapabilityClaims {
+        sub: user_id.to_owned(),
+        ws: ws_id.to_owned(),
+        node: node.id.clone(),
+        scopes: scopes.into_iter().map(str::to_owned).collect(),
+        exp: db::now() + 120,
+        jti: outpost_crypto::random_token(),
+    };
+    let token = st.capability.sign(&claims);
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "console.opened",
+            object_type: "node",
+            object_id: &node.id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: &claims.scopes.join(","),
+        },
+    )?;
+    Ok(format!("{url}/auth/handoff?token={token}"))
+}
+
+// ---------------------------------------------------------------- pages
+
+#[derive(Template)]
+#[template(path = "workspaces.html")]
+struct ListPage {
+    user: CurrentUser,
+    workspaces: Vec<(Workspace, Option<String>)>,
+    error: Option<String>,
+    name: String,
+    slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "workspace.html")]
+struct DetailPage {
+    user: CurrentUser,
+    d: WorkspaceDetail,
+}
+
+#[derive(Template)]
+#[template(path = "node_status.html")]
+struct StatusPartial {
+    d: WorkspaceDetail,
+}
+
+/// The steps of a healthy start, for the progress strip.
+pub const STEPS: &[&str] = &[
+    state::REQUESTED,
+    state::PROVISIONING,
+    state::BOOTING,
+    state::ENROLLING,
+    state::HEALTHY,
+];
+
+/// CSS class of a progress step: `done` before the node's current step, `current` on it.
+pub fn step_class(step: &str, current: &str) -> &'static str {
+    let pos = |s: &str| STEPS.iter().position(|x| *x == s);
+    match (pos(step), pos(current)) {
+        (Some(a), Some(b)) if a < b => "done",
+        (Some(a), Some(b)) if a == b => "current",
+        (Some(_), None) if ![state::FAILED, state::REQUESTED].contains(&current) => "done",
+        _ => "",
+    }
+}
+
+/// Formats unix seconds for pages.
+pub fn fmt_time(t: &i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(*t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Formats unix ms for pages.
+pub fn fmt_ms(t: &i64) -> String {
+    fmt_time(&(t / 1000))
+}
+
+async fn list_page(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let workspaces = db::run(&state.db, move |conn| list_for(conn, &uid)).await?;
+    Ok(html(&ListPage {
+        user,
+        workspaces,
+        error: None,
+        name: String::new(),
+        slug: String::new(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    name: String,
+    #[serde(default)]
+    slug: String,
+}
+
+async fn create_page(state: State, req: HttpRequest, f: CsrfForm<CreateForm>) -> PageResult {
+    let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
+    let (name, slug) = (f.form.name.clone(), f.form.slug.clone());
+    let res = db::run(&state.db, move |conn| {
+        Ok(create(conn, &st, &uid, &name, Some(&slug), &ip))
+    })
+    .await?;
+    match res {
+        Ok(ws) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/workspaces/{}", ws.id)))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let uid = f.user.id.clone();
+            let workspaces = db::run(&state.db, move |conn| list_for(conn, &uid)).await?;
+            Ok(crate::web::html_with(
+                HttpResponse::build(e.status()),
+                &ListPage {
+                    user: f.user,
+                    workspaces,
+                    error: Some(e.message()),
+                    name: f.form.name,
+                    slug: f.form.slug,
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn detail_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    Ok(html(&DetailPage { user, d }))
+}
+
+async fn status_partial(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    Ok(html(&StatusPartial { d }))
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn console_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, st, id) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let url = db::run(&state.db, move |conn| {
+        console_link(conn, &st, &id, &uid, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish())
+}
+
+async fn delete_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, st, id) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let loc = format!("/workspaces/{id}");
+    db::run(&state.db, move |conn| delete(conn, &st, &id, &uid, &ip)).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, loc))
+        .finish())
+}
+
+async fn receipt_download(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    let node = d.node.ok_or(AppError::NotFound)?;
+    let (Some(body), Some(sig)) = (node.receipt_body, node.receipt_signature) else {
+        return Err(AppError::NotFound.into());
+    };
+    let doc = serde_json::json!({"body": body, "signature": sig});
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"destruction-receipt-{}.json\"",
+                node.id
+            ),
+        ))
+        .json(doc))
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Deserialize)]
+struct CreateBody {
+    name: String,
+    slug: Option<String>,
+}
+
+async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
+    let list = db::run(&state.db, move |conn| list_for(conn, &user.id)).await?;
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|(w, node_state)| {
+            serde_json::json!({"id": w.id, "slug": w.slug, "name": w.name, "plan": w.plan,
+            "created_at": w.created_at, "deleted_at": w.deleted_at, "node_state": node_state})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "workspaces": items })))
+}
+
+async fn api_create(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    body: web::Json<CreateBody>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, b) = (client_ip(&req), state.clone(), body.into_inner());
+    let (ws, d) = db::run(&state.db, move |conn| {
+        let ws = create(conn, &st, &user.id, &b.name, b.slug.as_deref(), &ip)?;
+        let d = detail(conn, &st, &ws.id, &user.id)?;
+        Ok((ws, d))
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/workspaces/{}", ws.id)))
+        .json(d))
+}
+
+async fn api_get(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let (st, id) = (state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &user.id)).await?;
+    Ok(HttpResponse::Ok().json(d))
+}
+
+async fn api_delete(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| {
+        delete(conn, &st, &id, &user.id, &ip)?;
+        detail(conn, &st, &id, &user.id)
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().json(d))
+}
+
+/// Workspace pages and API routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/workspaces", web::get().to(list_page))
+        .route("/workspaces", web::post().to(create_page))
+        .route("/workspaces/{id}", web::get().to(detail_page))
+        .route(
+            "/workspaces/{id}/node-status",
+            web::get().to(status_partial),
+        )
+        .route("/workspaces/{id}/console", web::post().to(console_page))
+        .route("/workspaces/{id}/delete", web::post().to(delete_page))
+        .route("/workspaces/{id}/receipt", web::get().to(receipt_download))
+        .route("/api/v1/workspaces", web::get().to(api_list))
+        .route("/api/v1/workspaces", web::post().to(api_create))
+        .route("/api/v1/workspaces/{id}", web::get().to(api_get))
+        .route("/api/v1/workspaces/{id}", web::delete().to(api_delete));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_derive_and_validate() {
+        assert_eq!(slugify("Acme Dental"), "acme-dental");
+        assert_eq!(slugify("  Dr. Müller & Söhne!! "), "dr-m-ller-s-hne");
+        assert!(validate_slug("acme-dental").is_ok());
+        for bad in ["ab", "-acme", "acme-", "Acme", "ac me", "a--b", "api"] {
+            assert!(validate_slug(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

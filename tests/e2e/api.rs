@@ -1,0 +1,241 @@
+//! The JSON API and the pages refuse bad input clearly and hide other people's workspaces.
+
+use crate::harness::*;
+use reqwest::Method;
+
+#[tokio::test]
+async fn bad_input_auth_and_membership() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let alice = Api::new(&cp, "alice@example.test");
+    let mallory = Api::new(&cp, "mallory@example.test");
+    let ws = alice.create_workspace("Alice Bakery").await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap();
+    assert_eq!(ws["workspace"]["slug"], "alice-bakery");
+
+    // Malformed JSON → 400 with a stable code; over 1 MiB → 413; bad slug → 400.
+    let r = alice
+        .req(Method::POST, "/api/v1/workspaces")
+        .header("content-type", "application/json")
+        .body("{\"name\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "malformed_json"
+    );
+    let big = serde_json::json!({"name": "x".repeat(1024 * 1024 + 1)}).to_string();
+    let r = alice
+        .req(Method::POST, "/api/v1/workspaces")
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = alice
+        .req(Method::POST, "/api/v1/workspaces")
+        .json(&serde_json::json!({"name": "X", "slug": "-bad-"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_slug"
+    );
+
+    // No token / wrong token → 401.
+    let anon = no_redirect_client();
+    let r = anon
+        .get(format!("{}/api/v1/workspaces", cp.ui))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = anon
+        .get(format!("{}/api/v1/workspaces", cp.ui))
+        .bearer_auth("op_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_api_token"
+    );
+
+    // A non-member gets 404 on the API and on every page of the workspace.
+    assert_eq!(
+        mallory
+            .get_json(&format!("/api/v1/workspaces/{ws_id}"))
+            .await
+            .0,
+        404
+    );
+    let r = mallory
+        .req(Method::DELETE, &format!("/api/v1/workspaces/{ws_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        mallory.get_json("/api/v1/workspaces").await.1["workspaces"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let m = Browser::signin(&cp, "mallory@example.test").await;
+    for path in ["", "/node-status", "/receipt"] {
+        assert_eq!(
+            m.get(&format!("/workspaces/{ws_id}{path}")).await.status(),
+            404,
+            "GET {path}"
+        );
+    }
+    for path in ["/console", "/delete"] {
+        assert_eq!(
+            m.post_csrf(&format!("/workspaces/{ws_id}{path}"), &[])
+                .await
+                .status(),
+            404,
+            "POST {path}"
+        );
+    }
+    assert_eq!(
+        alice
+            .get_json(&format!("/api/v1/workspaces/{ws_id}"))
+            .await
+            .1["workspace"]["deleted_at"],
+        serde_json::Value::Null
+    );
+
+    // Pages without a session redirect to sign-in; forms without CSRF or from another origin are refused.
+    let r = anon
+        .get(format!("{}/workspaces", cp.ui))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        m.post(&format!("/workspaces/{ws_id}/delete"), &[("csrf", "wrong")])
+            .await
+            .status(),
+        403
+    );
+    let csrf = m.csrf().await;
+    let r = m
+        .client
+        .post(format!("{}/workspaces", cp.ui))
+        .header("cookie", m.cookie.clone().unwrap())
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("name", "Evil")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = m
+        .client
+        .post(format!("{}/workspaces", cp.ui))
+        .header("cookie", m.cookie.clone().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &cp.ui)
+        .body("%%%")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "an unreadable form carries no valid CSRF token"
+    );
+
+    // Responses carry a CSP without inline script.
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+}
+
+#[tokio::test]
+async fn magic_links_are_single_use_expire_and_are_rate_limited() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let b = Browser::new(&cp.ui);
+    assert_eq!(
+        b.post("/signin", &[("email", "not-an-email")])
+            .await
+            .status(),
+        400
+    );
+    b.post("/signin", &[("email", "Carol@Example.test")]).await;
+    let link = cp.outbox_link("carol@example.test");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    assert!(
+        cp.log().contains("dev outbox: sign-in link"),
+        "dev mode logs the link"
+    );
+    assert_eq!(
+        b.post("/auth/verify", &[("token", &token)]).await.status(),
+        303
+    );
+    assert_eq!(
+        b.post("/auth/verify", &[("token", &token)]).await.status(),
+        401,
+        "single use"
+    );
+
+    // An expired link is refused.
+    b.post("/signin", &[("email", "carol@example.test")]).await;
+    let token2 = cp
+        .outbox_link("carol@example.test")
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    {
+        use control_plane::schema::magic_links::dsl as m;
+        use diesel::prelude::*;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        diesel::update(m::magic_links)
+            .set(m::expires_at.eq(1))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    assert_eq!(
+        b.post("/auth/verify", &[("token", &token2)]).await.status(),
+        401
+    );
+
+    // Five links per address per 15 minutes; the sixth gets 429 with Retry-After.
+    for _ in 0..3 {
+        assert_eq!(
+            b.post("/signin", &[("email", "carol@example.test")])
+                .await
+                .status(),
+            200
+        );
+    }
+    let r = b.post("/signin", &[("email", "carol@example.test")]).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Stored hashed: the raw token is nowhere in the database.
+    use control_plane::schema::magic_links::dsl as m;
+    use diesel::prelude::*;
+    let pool = cp.db();
+    let mut conn = pool.get().unwrap();
+    let hashes: Vec<String> = m::magic_links
+        .select(m::token_hash)
+        .load(&mut conn)
+        .unwrap();
+    assert!(hashes.iter().all(|h| h != &token && h.len() == 64));
+}

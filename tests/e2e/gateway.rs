@@ -1,0 +1,338 @@
+//! The node gateway under attack and misuse, with the `manual` provisioner so the test
+//! itself plays the node (its own keys, CSR and client certificate, real TLS).
+
+use crate::harness::*;
+use diesel::prelude::*;
+use outpost_protocol::*;
+
+struct FakeNode {
+    id: String,
+    key: rcgen::KeyPair,
+    cert_pem: String,
+    client: reqwest::Client,
+}
+
+async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle) {
+    let ws = api.create_workspace(name).await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    let node_id = ws["node"]["id"].as_str().unwrap().to_owned();
+    let path = cp.node_dir(&node_id).join("data/bootstrap.json");
+    let bundle = wait_for("bootstrap bundle", 30, || async {
+        let text = std::fs::read_to_string(&path).ok()?;
+        serde_json::from_str::<BootstrapBundle>(&text).ok()
+    })
+    .await;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    (ws_id, bundle)
+}
+
+async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<FakeNode>) {
+    let key = outpost_pki::generate_key().unwrap();
+    let req = EnrollRequest {
+        token: token.to_owned(),
+        csr_pem: outpost_pki::make_csr(&key, b.node_id.as_str()).unwrap(),
+        age_recipient: outpost_crypto::generate_age_identity().1,
+        version: "test".into(),
+    };
+    let r = gateway_client(&b.ca_pem, None)
+        .post(format!("{}/v1/enroll", cp.gateway))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status != 200 {
+        return (status, None);
+    }
+    let resp: EnrollResponse = r.json().await.unwrap();
+    let client = gateway_client(&b.ca_pem, Some((&resp.cert_pem, &key)));
+    (
+        status,
+        Some(FakeNode {
+            id: resp.node_id.0,
+            key,
+            cert_pem: resp.cert_pem,
+            client,
+        }),
+    )
+}
+
+impl FakeNode {
+    async fn report(&self, cp: &Cp, seq: i64) -> reqwest::Response {
+        let r = Report {
+            seq,
+            produced_at: 0,
+            version: "test".into(),
+            uptime_s: seq,
+            checks: vec![Check {
+                name: "storage".into(),
+                ok: true,
+                detail_code: None,
+            }],
+            counts: vec![CountBucket {
+                channel: "web".into(),
+                hour: 3600,
+                inbound: 2,
+                outbound: 2,
+                conversations: 1,
+            }],
+            disk_used_bytes: 1,
+            queue_depth: 0,
+        };
+        self.client
+            .post(format!("{}/v1/node/report", cp.gateway))
+            .json(&r)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn commands(&self, cp: &Cp) -> Vec<Command> {
+        let r = self
+            .client
+            .get(format!("{}/v1/node/commands?wait=0", cp.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<CommandBatch>().await.unwrap().commands
+    }
+
+    async fn ack(&self, cp: &Cp, id: &str, ack: &CommandAck) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/node/commands/{id}/ack", cp.gateway))
+            .json(ack)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn receipt(&self, signer: &rcgen::KeyPair) -> DestructionReceipt {
+        let der = outpost_pki::pem_to_certs(&self.cert_pem).unwrap().remove(0);
+        let body = serde_json::to_string(&ReceiptBody {
+            format: RECEIPT_FORMAT.into(),
+            node_id: NodeId(self.id.clone()),
+            workspace_id: "ws".into(),
+            destroyed_at: "2026-11-23T00:00:00Z".into(),
+            destroyed: vec!["master_key".into(), "data_dir".into()],
+            cert_sha256: outpost_pki::sha256_hex(&der),
+        })
+        .unwrap();
+        let sig = outpost_pki::sign_with_key(signer, body.as_bytes()).unwrap();
+        DestructionReceipt {
+            body,
+            signature: outpost_crypto::b64(&sig),
+        }
+    }
+}
+
+fn audit_details(cp: &Cp, action: &str) -> Vec<String> {
+    use control_plane::schema::audit_events::dsl as a;
+    let pool = cp.db();
+    let mut conn = pool.get().unwrap();
+    a::audit_events
+        .filter(a::action.eq(action))
+        .select(a::detail)
+        .load(&mut conn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn enrollment_tokens_certificates_and_commands_are_checked() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "ops@acme.test");
+
+    // Unknown token → 401, audited.
+    let (_, bundle_a) = bundle_for(&cp, &api, "Alpha Clinic").await;
+    let unknown = format!("{}.{}", bundle_a.node_id, outpost_crypto::random_token());
+    assert_eq!(try_enroll(&cp, &bundle_a, &unknown).await.0, 401);
+    assert_eq!(try_enroll(&cp, &bundle_a, "garbage").await.0, 401);
+    // The right token enrolls once; reusing it → 401.
+    let (status, node_a) = try_enroll(&cp, &bundle_a, &bundle_a.token).await;
+    assert_eq!(status, 200);
+    let node_a = node_a.unwrap();
+    assert_eq!(try_enroll(&cp, &bundle_a, &bundle_a.token).await.0, 401);
+    // Expired token → 401.
+    let (_, bundle_c) = bundle_for(&cp, &api, "Gamma Clinic").await;
+    {
+        use control_plane::schema::bootstrap_tokens::dsl as t;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        diesel::update(t::bootstrap_tokens.filter(t::node_id.eq(bundle_c.node_id.as_str())))
+            .set(t::expires_at.eq(1))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    assert_eq!(try_enroll(&cp, &bundle_c, &bundle_c.token).await.0, 401);
+    let refused = audit_details(&cp, "node.enroll_refused");
+    for code in [
+        "unknown_token",
+        "malformed_token",
+        "token_reused",
+        "token_expired",
+    ] {
+        assert!(
+            refused.iter().any(|d| d == code),
+            "audit has {code}: {refused:?}"
+        );
+    }
+
+    // Reports: accepted once, a replay is acknowledged but not counted again.
+    let r = node_a.report(&cp, 1).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<ReportAck>().await.unwrap().accepted);
+    let r = node_a.report(&cp, 1).await;
+    assert!(
+        !r.json::<ReportAck>().await.unwrap().accepted,
+        "replay is not counted"
+    );
+    let list = api.get_json("/api/v1/workspaces").await.1;
+    let ws_a_id = list["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["slug"] == "alpha-clinic")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws_a = api.wait_node_state(&ws_a_id, "healthy", 10).await;
+    assert_eq!(
+        ws_a["usage"][0]["inbound"], 2,
+        "replayed counts are not added twice"
+    );
+
+    // Malformed and oversized bodies.
+    let r = node_a
+        .client
+        .post(format!("{}/v1/node/report", cp.gateway))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<ErrorBody>().await.unwrap().code, "malformed_json");
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let r = node_a
+        .client
+        .post(format!("{}/v1/node/report", cp.gateway))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    // No client certificate → 401 on node routes.
+    let anon = gateway_client(&bundle_a.ca_pem, None);
+    let r = anon
+        .get(format!("{}/v1/node/commands", cp.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<ErrorBody>().await.unwrap().code,
+        "client_certificate_required"
+    );
+
+    // A certificate from another CA, with the same node identity, fails the handshake.
+    let (other_ca, _) = outpost_pki::CertificateAuthority::generate("evil").unwrap();
+    let k = outpost_pki::generate_key().unwrap();
+    let forged = other_ca
+        .sign_node_csr(&outpost_pki::make_csr(&k, &node_a.id).unwrap(), &node_a.id)
+        .unwrap();
+    let evil = gateway_client(&bundle_a.ca_pem, Some((&forged.pem, &k)));
+    assert!(evil
+        .get(format!("{}/v1/node/commands", cp.gateway))
+        .send()
+        .await
+        .is_err());
+
+    // Renewal issues a new certificate that works.
+    let k2 = outpost_pki::generate_key().unwrap();
+    let r = node_a
+        .client
+        .post(format!("{}/v1/node/renew", cp.gateway))
+        .json(&RenewRequest {
+            csr_pem: outpost_pki::make_csr(&k2, &node_a.id).unwrap(),
+        })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let renewed = r.json::<RenewResponse>().await.unwrap().cert_pem;
+    let renewed_client = gateway_client(&bundle_a.ca_pem, Some((&renewed, &k2)));
+    assert_eq!(
+        renewed_client
+            .get(format!("{}/v1/node/commands", cp.gateway))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Node B, then delete B's workspace: node A can neither see nor ack B's command.
+    let (ws_b, bundle_b) = bundle_for(&cp, &api, "Beta Clinic").await;
+    let node_b = try_enroll(&cp, &bundle_b, &bundle_b.token).await.1.unwrap();
+    assert_eq!(node_b.report(&cp, 1).await.status(), 200);
+    let r = api
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/workspaces/{ws_b}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(node_a.commands(&cp).await.is_empty());
+    let cmds = node_b.commands(&cp).await;
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(cmds[0].kind, CommandKind::Deprovision);
+    let ok = CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: Some(node_a.receipt(&node_a.key)),
+    };
+    assert_eq!(
+        node_a.ack(&cp, &cmds[0].id, &ok).await.status(),
+        404,
+        "A cannot ack B's command"
+    );
+
+    // A forged receipt (signed by another key) is rejected; the genuine one is accepted.
+    let stranger = outpost_pki::generate_key().unwrap();
+    let forged = CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: Some(node_b.receipt(&stranger)),
+    };
+    let r = node_b.ack(&cp, &cmds[0].id, &forged).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<ErrorBody>().await.unwrap().code, "invalid_receipt");
+    let genuine = CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: Some(node_b.receipt(&node_b.key)),
+    };
+    assert_eq!(node_b.ack(&cp, &cmds[0].id, &genuine).await.status(), 200);
+    let d = api.wait_node_state(&ws_b, "destroyed", 10).await;
+    assert!(d["node"]["receipt_body"].is_string());
+
+    // The destroyed node's certificate is refused from now on.
+    let r = node_b.report(&cp, 2).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<ErrorBody>().await.unwrap().code,
+        "certificate_revoked"
+    );
+}

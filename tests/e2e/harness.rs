@@ -1,0 +1,424 @@
+//! Test harness: starts the real `control-plane` binary on 127.0.0.1 with ephemeral ports
+//! and a fresh database (SQLite in a temp dir, or a new PostgreSQL database when
+//! `TEST_DATABASE_URL` is set), and talks to it as a browser, an API client or a node.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use control_plane::db::DbPool;
+
+/// Options for a control plane under test.
+#[derive(Clone)]
+pub struct Opts {
+    pub provisioner: &'static str,
+    pub report_interval: f64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            provisioner: "local",
+            report_interval: 1.0,
+        }
+    }
+}
+
+/// A running control plane.
+pub struct Cp {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub ui: String,
+    pub gateway: String,
+    pub db_url: String,
+    pg_drop: Option<(String, String)>,
+    opts: Opts,
+    listen: String,
+    gateway_listen: String,
+}
+
+fn pg_database(base: &str) -> (String, (String, String)) {
+    use diesel::{Connection, RunQueryDsl};
+    let name = format!("outpost_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = diesel::PgConnection::establish(base).expect("TEST_DATABASE_URL reachable");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
+    (format!("{prefix}/{name}"), (base.to_owned(), name))
+}
+
+impl Cp {
+    pub fn start() -> Cp {
+        Self::start_with(Opts::default())
+    }
+
+    pub fn start_with(opts: Opts) -> Cp {
+        let dir = tempfile::tempdir().unwrap();
+        let (db_url, pg_drop) = match std::env::var("TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => {
+                let (url, d) = pg_database(&base);
+                (url, Some(d))
+            }
+            _ => (
+                dir.path().join("data/outpost.sqlite").display().to_string(),
+                None,
+            ),
+        };
+        let mut cp = Cp {
+            dir,
+            child: None,
+            ui: String::new(),
+            gateway: String::new(),
+            db_url,
+            pg_drop,
+            opts,
+            listen: "127.0.0.1:0".into(),
+            gateway_listen: "127.0.0.1:0".into(),
+        };
+        cp.spawn();
+        cp
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("cp.log")
+    }
+
+    fn base_args(&self) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+            "--database-url".into(),
+            self.db_url.clone(),
+        ]
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_control-plane"))
+            .arg("serve")
+            .args(self.base_args())
+            .args([
+                "--listen",
+                &self.listen,
+                "--gateway-listen",
+                &self.gateway_listen,
+            ])
+            .args([
+                "--report-interval-secs",
+                &self.opts.report_interval.to_string(),
+            ])
+            .args([
+                "--node-max-backoff-secs",
+                "2",
+                "--enroll-timeout-secs",
+                "120",
+            ])
+            .args([
+                "--deprovision-timeout-secs",
+                "60",
+                "--provisioner",
+                self.opts.provisioner,
+            ])
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut ui = None;
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if let Some(v) = line.trim().strip_prefix("UI:") {
+                    ui = Some(v.trim().to_owned());
+                }
+                if let Some(v) = line.trim().strip_prefix("Node gateway:") {
+                    let _ = tx.send((ui.clone().unwrap_or_default(), v.trim().to_owned()));
+                }
+            }
+        });
+        let (ui, gw) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "control plane did not start; log:\n{}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                )
+            });
+        self.listen = ui.trim_start_matches("http://").to_owned();
+        self.gateway_listen = gw.clone();
+        self.ui = ui;
+        self.gateway = format!("https://{gw}");
+        self.child = Some(child);
+    }
+
+    /// Kills the control plane (SIGKILL: no graceful shutdown). Node processes survive.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports, data dir and database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn db(&self) -> DbPool {
+        control_plane::db::connect(&self.db_url).unwrap()
+    }
+
+    /// `control-plane token create --email …`
+    pub fn api_token(&self, email: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_control-plane"))
+            .args(["token", "create", "--email", email])
+            .args(self.base_args())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The newest sign-in link in the dev outbox for `email`.
+    pub fn outbox_link(&self, email: &str) -> String {
+        let mut files: Vec<_> = std::fs::read_dir(self.data_dir().join("outbox"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().rev() {
+            let text = std::fs::read_to_string(f).unwrap();
+            if text.contains(&format!("To: {email}")) {
+                let link = text
+                    .split_whitespace()
+                    .find(|w| w.contains("/auth/verify?token="))
+                    .unwrap();
+                return link.to_owned();
+            }
+        }
+        panic!("no email for {email} in the outbox");
+    }
+
+    pub fn node_dir(&self, node_id: &str) -> PathBuf {
+        self.data_dir().join("nodes").join(node_id)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+fn kill_nodes(nodes: &Path) {
+    let Ok(entries) = std::fs::read_dir(nodes) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Ok(pid) = std::fs::read_to_string(e.path().join("pid")) {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.trim()).status();
+        }
+    }
+}
+
+impl Drop for Cp {
+    fn drop(&mut self) {
+        self.kill();
+        kill_nodes(&self.data_dir().join("nodes"));
+        if let Some((base, name)) = self.pg_drop.take() {
+            use diesel::{Connection, RunQueryDsl};
+            if let Ok(mut c) = diesel::PgConnection::establish(&base) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c);
+            }
+        }
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `secs`.
+pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A browser: keeps the session cookie, sends Origin on posts, reads CSRF tokens.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: no_redirect_client(),
+            cookie: None,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let mut r = self.client.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header("cookie", c);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .form(form);
+        if let Some(c) = &self.cookie {
+            r = r.header("cookie", c);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Posts a form with this session's CSRF token added.
+    pub async fn post_csrf(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        let mut f = form.to_vec();
+        f.push(("csrf", &csrf));
+        self.post(path, &f).await
+    }
+
+    pub async fn csrf(&self) -> String {
+        let page = self.get("/workspaces").await.text().await.unwrap();
+        extract_attr(&page, "name=\"csrf\" value=\"").expect("csrf field on the page")
+    }
+
+    /// Signs in through the magic link in the dev outbox.
+    pub async fn signin(cp: &Cp, email: &str) -> Browser {
+        let mut b = Browser::new(&cp.ui);
+        let r = b.post("/signin", &[("email", email)]).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("We sent a sign-in link"));
+        let link = cp.outbox_link(email);
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let page = b.client.get(&link).send().await.unwrap();
+        assert_eq!(
+            page.status(),
+            200,
+            "GET of the link only shows a confirmation"
+        );
+        let r = b.post("/auth/verify", &[("token", &token)]).await;
+        assert_eq!(r.status(), 303, "sign-in redirects");
+        b.cookie = Some(session_cookie(&r, "outpost_session").expect("session cookie set"));
+        b
+    }
+}
+
+pub fn session_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+pub fn extract_attr(html: &str, prefix: &str) -> Option<String> {
+    let start = html.find(prefix)? + prefix.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+/// An API client with a bearer token.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(cp: &Cp, email: &str) -> Api {
+        Api {
+            base: cp.ui.clone(),
+            token: cp.api_token(email),
+            client: no_redirect_client(),
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> serde_json::Value {
+        let r = self
+            .req(reqwest::Method::POST, "/api/v1/workspaces")
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
+    /// Waits until the workspace's node reaches `state`; returns the detail JSON.
+    pub async fn wait_node_state(&self, ws_id: &str, state: &str, secs: u64) -> serde_json::Value {
+        let path = format!("/api/v1/workspaces/{ws_id}");
+        wait_for(&format!("node {state}"), secs, || async {
+            let (_, v) = self.get_json(&path).await;
+            (v["node"]["state"] == state).then_some(v)
+        })
+        .await
+    }
+}
+
+/// A client speaking to the node gateway as a node would (real TLS, pinned CA).
+pub fn gateway_client(ca_pem: &str, cert: Option<(&str, &rcgen::KeyPair)>) -> reqwest::Client {
+    let tls = outpost_pki::node_client_config(ca_pem, cert).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

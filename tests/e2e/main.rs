@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `control-plane` binary (which embeds the agent node) on
+//! 127.0.0.1, real TLS and certificates, driven over HTTP like a browser, an API client
+//! or a node would. The same suite runs on SQLite and, with `TEST_DATABASE_URL`, on
+//! PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+mod api;
+mod gateway;
+mod journey;
+mod outage;
