@@ -1,0 +1,110 @@
+//! Sign-in by capability-token handoff, and sign-out.
+//!
+//! The CP signs `{sub, ws, node, scopes, exp = now + 2 min, jti}` with Ed25519; the node
+//! verifies it with the key from enrollment, checks it names this node and workspace,
+//! burns the `jti` (a replay finds it burned) and opens its own session. The redirect to
+//! `/` takes the token out of the address bar and history.
+
+use super::error::MessagePage;
+use super::session::{removal_cookie, session_cookie, ConsoleSession, SESSION_TTL_SECS};
+use super::{ConsoleError, ConsoleState, CLOCK_SKEW_SECS};
+use crate::store::{self, Session};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// Scope a token must carry to open the console.
+const CONSOLE_SCOPE: &str = "console";
+
+#[derive(serde::Deserialize)]
+struct HandoffQuery {
+    token: Option<String>,
+}
+
+/// `GET /auth/handoff?token=…`: 303 to `/` with a session cookie, or 401.
+pub async fn handoff(
+    state: web::Data<ConsoleState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
+    let refuse = |reason: &'static str| {
+        // The reason is a fixed word; the token itself is never logged.
+        tracing::info!(reason, "console sign-in refused");
+        ConsoleError::Unauthorized
+    };
+    let token = web::Query::<HandoffQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token)
+        .ok_or_else(|| refuse("missing_token"))?;
+    let now = store::now();
+    let claims = state
+        .verifier
+        .verify(&token, now, CLOCK_SKEW_SECS)
+        .map_err(|e| {
+            refuse(match e {
+                outpost_crypto::CryptoError::Expired => "expired",
+                outpost_crypto::CryptoError::BadSignature => "bad_signature",
+                _ => "malformed",
+            })
+        })?;
+    if claims.node != state.node_id.as_str() || claims.ws != state.workspace.id {
+        return Err(refuse("wrong_node"));
+    }
+    if !claims.scopes.iter().any(|s| s == CONSOLE_SCOPE) {
+        return Err(refuse("missing_scope"));
+    }
+    let cookie_value = outpost_crypto::random_token();
+    let token_hash = outpost_crypto::token_hash(&cookie_value);
+    let session = Session {
+        user_id: claims.sub.clone(),
+        scopes: claims.scopes.clone(),
+        expires_at: now + SESSION_TTL_SECS,
+    };
+    // Burned until the token could no longer verify, skew included.
+    let jti_expires_at = claims.exp.saturating_add(CLOCK_SKEW_SECS);
+    let st = state.clone();
+    let jti = claims.jti.clone();
+    let fresh = web::block(move || {
+        st.store
+            .sign_in(&jti, jti_expires_at, &token_hash, &session)
+    })
+    .await??;
+    if !fresh {
+        return Err(refuse("replayed"));
+    }
+    tracing::info!(user = %claims.sub, "console sign-in");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(session_cookie(cookie_value, state.secure_cookies))
+        .finish())
+}
+
+/// `POST /logout`: ends the session. SameSite=Strict already keeps other sites' forms
+/// from carrying the cookie; the `Origin` check is the second lock.
+pub async fn logout(
+    state: web::Data<ConsoleState>,
+    session: ConsoleSession,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&state.origin));
+        if !same {
+            tracing::info!("logout refused: foreign origin");
+            return Err(ConsoleError::Forbidden);
+        }
+    }
+    let st = state.clone();
+    let hash = session.token_hash().to_owned();
+    web::block(move || st.store.delete_session(&hash)).await??;
+    tracing::info!(user = %session.user_id, "console sign-out");
+    let mut resp = MessagePage {
+        title: "Signed out",
+        message: "You are signed out of this console. Open it again from the control plane.",
+    }
+    .respond(StatusCode::OK);
+    resp.add_cookie(&removal_cookie(state.secure_cookies))
+        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
+    Ok(resp)
+}

@@ -1,0 +1,389 @@
+//! The node's own HTTP server: the customer console (later also the web-chat widget,
+//! channel webhooks and export downloads). Browsers reach it directly, never through
+//! the CP, so content never passes through the CP (DESIGN §3).
+//!
+//! Access starts at `GET /auth/handoff?token=…` with a capability token the CP signed;
+//! the node burns its `jti` and opens its own session. Every other page takes a
+//! [`ConsoleSession`] argument, the extractor that refuses requests without a valid
+//! session, so a new page cannot forget the check.
+
+pub mod error;
+pub mod handoff;
+pub mod home;
+pub mod session;
+
+pub use error::ConsoleError;
+pub use session::ConsoleSession;
+
+use crate::store::{NodeState, Store};
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use outpost_crypto::CapabilityVerifier;
+use outpost_protocol::{NodeId, WorkspaceInfo};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Tolerated clock skew between CP and node for capability-token expiry (DESIGN §6).
+pub const CLOCK_SKEW_SECS: i64 = 300;
+
+/// What console handlers share.
+pub struct ConsoleState {
+    /// The node database.
+    pub store: Arc<Store>,
+    /// This node's id: capability tokens must name it.
+    pub node_id: NodeId,
+    /// The workspace served.
+    pub workspace: WorkspaceInfo,
+    /// When the node enrolled (unix seconds).
+    pub enrolled_at: i64,
+    /// `Origin` that browsers send for this node (scheme://host[:port]).
+    pub origin: String,
+    /// Whether cookies get `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// Verifies capability tokens with the CP key received at enrollment.
+    pub verifier: CapabilityVerifier,
+    /// Process start (uptime).
+    pub started: Instant,
+}
+
+impl ConsoleState {
+    /// From the node's state record.
+    pub fn new(store: Arc<Store>, state: &NodeState, started: Instant) -> anyhow::Result<Self> {
+        let verifier = CapabilityVerifier::from_b64(&state.capability_public_key)
+            .map_err(|_| anyhow::anyhow!("stored capability public key is malformed"))?;
+        Ok(Self {
+            store,
+            node_id: state.node_id.clone(),
+            workspace: state.workspace.clone(),
+            enrolled_at: state.enrolled_at,
+            origin: origin_of(&state.public_url),
+            secure_cookies: state.public_url.starts_with("https://"),
+            verifier,
+            started,
+        })
+    }
+}
+
+/// `scheme://authority` of a URL, as in an `Origin` header.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next().unwrap_or_default();
+    format!("{scheme}://{authority}").to_ascii_lowercase()
+}
+
+/// Headers on every response: no script from anywhere, no framing, no referrer (URLs
+/// may carry one-time tokens), nothing cached by default (pages show customer data).
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// The console routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/static/console.css", web::get().to(stylesheet))
+        .route("/auth/handoff", web::get().to(handoff::handoff))
+        .route("/logout", web::post().to(handoff::logout))
+        .route("/", web::get().to(home::home))
+        .default_service(web::to(not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// A static asset, public like the sign-in page that uses it; inline styles would need
+/// a CSP exception.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../static/console.css"))
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ConsoleError::NotFound)
+}
+
+/// The running console server.
+pub struct Console {
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Console {
+    /// Stops accepting connections and waits for in-flight requests (up to 5 s).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "console server task failed");
+        }
+    }
+
+    /// Serves until the server ends by itself (it does not, short of an I/O failure).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task
+            .await
+            .context("console server task")?
+            .context("console server")
+    }
+}
+
+/// Binds `listen_addr` and starts serving in the current runtime.
+pub fn start(state: ConsoleState, listen_addr: &str) -> anyhow::Result<Console> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .wrap(security_headers())
+            .configure(routes)
+    })
+    .workers(1)
+    // The node process owns signal handling: SIGTERM ends the process, not the console.
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(listen_addr)
+    .with_context(|| format!("binding the console to {listen_addr}"))?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Console { handle, task })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::{self, Store};
+    use actix_web::{http::StatusCode, test as at};
+    use outpost_crypto::{CapabilityClaims, CapabilitySigner};
+
+    pub(crate) struct Fixture {
+        pub _dir: tempfile::TempDir,
+        pub data: web::Data<ConsoleState>,
+        pub signer: CapabilitySigner,
+    }
+
+    pub(crate) fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+        let (signer, _) = CapabilitySigner::generate().expect("signer");
+        let state = NodeState {
+            node_id: NodeId::new_random(),
+            workspace: WorkspaceInfo {
+                id: "ws-1".into(),
+                slug: "acme-dental".into(),
+                name: "Acme Dental".into(),
+            },
+            gateway_url: "https://127.0.0.1:1".into(),
+            ca_pem: String::new(),
+            public_url: "http://acme-dental.localhost:40123".into(),
+            listen_addr: "127.0.0.1:0".into(),
+            report_interval_secs: 30.0,
+            capability_public_key: signer.public_key_b64(),
+            enrolled_at: 1_700_000_000,
+            renew_at: 0,
+        };
+        let data = web::Data::new(ConsoleState::new(store, &state, Instant::now()).expect("state"));
+        Fixture {
+            _dir: dir,
+            data,
+            signer,
+        }
+    }
+
+    pub(crate) fn token(f: &Fixture, node: &str, exp_in: i64) -> String {
+        f.signer.sign(&CapabilityClaims {
+            sub: "user-1".into(),
+            ws: "ws-1".into(),
+            node: node.to_owned(),
+            scopes: vec!["console".into(), "inbox".into()],
+            exp: store::now() + exp_in,
+            jti: outpost_crypto::random_token(),
+        })
+    }
+
+    macro_rules! app {
+        ($data:expr) => {
+            at::init_service(
+                actix_web::App::new()
+                    .app_data($data.clone())
+                    .wrap(security_headers())
+                    .configure(routes),
+            )
+            .await
+        };
+    }
+
+    #[actix_web::test]
+    async fn healthz_and_headers() {
+        let f = fixture();
+        let app = app!(f.data);
+        let r = at::call_service(&app, at::TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r
+            .headers()
+            .get("content-security-policy")
+            .expect("content-security-policy")
+            .to_str()
+            .expect("ascii")
+            .starts_with("default-src 'self'"));
+        let body: serde_json::Value = at::read_body_json(r).await;
+        assert_eq!(body["status"], "ok");
+        let r = at::call_service(&app, at::TestRequest::get().uri("/nope").to_request()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[actix_web::test]
+    async fn handoff_opens_a_session_once_and_the_console_shows_the_node() {
+        let f = fixture();
+        let app = app!(f.data);
+        let t = token(&f, f.data.node_id.as_str(), 120);
+        let uri = format!("/auth/handoff?token={t}");
+        let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers().get("location").expect("location"), "/");
+        assert_eq!(
+            r.headers().get("referrer-policy").expect("referrer-policy"),
+            "no-referrer"
+        );
+        assert_eq!(
+            r.headers().get("cache-control").expect("cache-control"),
+            "no-store"
+        );
+        let cookie = r
+            .response()
+            .cookies()
+            .find(|c| c.name() == session::SESSION_COOKIE)
+            .expect("session cookie")
+            .into_owned();
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(
+            cookie.same_site(),
+            Some(actix_web::cookie::SameSite::Strict)
+        );
+        assert_eq!(cookie.path(), Some("/"));
+        assert_ne!(cookie.secure(), Some(true), "http public URL: no Secure");
+
+        // replay of the same link
+        let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(body.contains("This sign-in link is invalid or expired"));
+
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(
+            body.contains("<title>Acme Dental — Outpost node</title>"),
+            "{body}"
+        );
+        assert!(body.contains("acme-dental") && body.contains(f.data.node_id.as_str()));
+        assert!(!body.contains("<script"), "no script");
+
+        // suspended shows
+        let (ack, _) = crate::phone_home::commands::execute_once(
+            &f.data.store,
+            "c1",
+            &outpost_protocol::CommandKind::Suspend {
+                reason_code: "payment_failed".into(),
+            },
+        )
+        .expect("suspend");
+        assert!(ack.ok);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(body.contains("Suspended"), "{body}");
+
+        // logout from another origin is refused, from ours works
+        let r = at::call_service(
+            &app,
+            at::TestRequest::post()
+                .uri("/logout")
+                .insert_header(("origin", "http://evil.localhost"))
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::post()
+                .uri("/logout")
+                .insert_header(("origin", "http://acme-dental.localhost:40123"))
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get().uri("/").cookie(cookie).to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "session ended");
+    }
+
+    #[actix_web::test]
+    async fn bad_links_are_refused() {
+        let f = fixture();
+        let app = app!(f.data);
+        let other_node = token(&f, NodeId::new_random().as_str(), 120);
+        let expired = token(&f, f.data.node_id.as_str(), -(CLOCK_SKEW_SECS + 10));
+        let (stranger, _) = CapabilitySigner::generate().expect("signer");
+        let foreign = stranger.sign(&CapabilityClaims {
+            sub: "u".into(),
+            ws: "ws-1".into(),
+            node: f.data.node_id.to_string(),
+            scopes: vec!["console".into()],
+            exp: store::now() + 60,
+            jti: "j".into(),
+        });
+        for uri in [
+            format!("/auth/handoff?token={other_node}"),
+            format!("/auth/handoff?token={expired}"),
+            format!("/auth/handoff?token={foreign}"),
+            "/auth/handoff?token=garbage".to_owned(),
+            "/auth/handoff".to_owned(),
+        ] {
+            let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(
+                r.response().cookies().next().is_none(),
+                "no cookie for {uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn origin_is_scheme_and_authority() {
+        assert_eq!(
+            origin_of("http://Acme.localhost:40123/x"),
+            "http://acme.localhost:40123"
+        );
+        assert_eq!(origin_of("https://n.example"), "https://n.example");
+    }
+}

@@ -1,0 +1,153 @@
+//! Console sessions: a random cookie (`outpost_node_session`) whose SHA-256 is stored in
+//! `node.db` with the user id, scopes and a 12-hour expiry. [`ConsoleSession`] is the
+//! extractor every console page takes.
+
+use super::{ConsoleError, ConsoleState};
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use std::future::Future;
+use std::pin::Pin;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "outpost_node_session";
+/// Session lifetime, seconds.
+pub const SESSION_TTL_SECS: i64 = 12 * 3600;
+
+/// A signed-in console user. Taking it as a handler argument is what makes a page
+/// require a session: requests without a valid one get the 401 page.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    /// CP user id.
+    pub user_id: String,
+    /// Scopes from the capability token (the user's workspace role).
+    pub scopes: Vec<String>,
+    token_hash: String,
+}
+
+impl ConsoleSession {
+    /// Whether the session carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Hash of the session cookie (the session's key in the database).
+    pub(crate) fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+}
+
+impl FromRequest for ConsoleSession {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Our tokens are 43 characters; anything much longer is not one of ours.
+        let token = req
+            .cookie(SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|v| !v.is_empty() && v.len() <= 128);
+        let state = req.app_data::<web::Data<ConsoleState>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or(ConsoleError::Unauthorized)?;
+            let state = state
+                .ok_or_else(|| ConsoleError::Internal(anyhow::anyhow!("console state missing")))?;
+            let token_hash = outpost_crypto::token_hash(&token);
+            let store = state.store.clone();
+            let hash = token_hash.clone();
+            let session = web::block(move || store.session(&hash)).await??;
+            let session = session.ok_or(ConsoleError::Unauthorized)?;
+            Ok(ConsoleSession {
+                user_id: session.user_id,
+                scopes: session.scopes,
+                token_hash,
+            })
+        })
+    }
+}
+
+/// The cookie carrying a new session.
+pub fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .secure(secure)
+        .max_age(CookieDuration::seconds(SESSION_TTL_SECS))
+        .finish()
+}
+
+/// A cookie that makes the browser forget the session.
+pub fn removal_cookie(secure: bool) -> Cookie<'static> {
+    let mut c = session_cookie(String::new(), secure);
+    c.make_removal();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::tests::fixture;
+    use actix_web::test::TestRequest;
+
+    async fn extract(req: TestRequest) -> Result<ConsoleSession, ConsoleError> {
+        let (req, mut payload) = req.to_http_parts();
+        ConsoleSession::from_request(&req, &mut payload).await
+    }
+
+    #[actix_web::test]
+    async fn the_extractor_refuses_missing_unknown_and_expired_cookies() {
+        let f = fixture();
+        let with_state = || TestRequest::default().app_data(f.data.clone());
+
+        let missing = extract(with_state()).await;
+        assert!(matches!(missing, Err(ConsoleError::Unauthorized)));
+
+        let unknown = extract(
+            with_state().cookie(Cookie::new(SESSION_COOKIE, outpost_crypto::random_token())),
+        )
+        .await;
+        assert!(matches!(unknown, Err(ConsoleError::Unauthorized)));
+
+        let oversized =
+            extract(with_state().cookie(Cookie::new(SESSION_COOKIE, "x".repeat(500)))).await;
+        assert!(matches!(oversized, Err(ConsoleError::Unauthorized)));
+
+        // a stored session is found by its cookie, an expired one is not
+        let good = outpost_crypto::random_token();
+        let old = outpost_crypto::random_token();
+        let session = |expires_at| crate::store::Session {
+            user_id: "u1".into(),
+            scopes: vec!["console".into()],
+            expires_at,
+        };
+        let now = crate::store::now();
+        assert!(f
+            .data
+            .store
+            .sign_in(
+                "j1",
+                now + 60,
+                &outpost_crypto::token_hash(&good),
+                &session(now + 60)
+            )
+            .expect("sign in"));
+        assert!(f
+            .data
+            .store
+            .sign_in(
+                "j2",
+                now + 60,
+                &outpost_crypto::token_hash(&old),
+                &session(now - 1)
+            )
+            .expect("sign in"));
+        let found = extract(with_state().cookie(Cookie::new(SESSION_COOKIE, good)))
+            .await
+            .expect("valid session");
+        assert_eq!(found.user_id, "u1");
+        assert!(found.has_scope("console") && !found.has_scope("billing"));
+        let expired = extract(with_state().cookie(Cookie::new(SESSION_COOKIE, old))).await;
+        assert!(matches!(expired, Err(ConsoleError::Unauthorized)));
+    }
+}

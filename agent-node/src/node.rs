@@ -1,0 +1,78 @@
+//! The node's life: prepare the data directory, enroll (or resume), serve the console,
+//! phone home, and on `deprovision` destroy everything and deliver the receipt.
+
+use crate::cli::RunArgs;
+use crate::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
+use crate::console::{self, ConsoleState};
+use crate::keys::MasterKey;
+use crate::phone_home::{self, Exit, Gateway, PhoneHome};
+use crate::store::Store;
+use crate::{deprovision, enroll, files};
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+/// Runs the node until it is deprovisioned (Ok) or fails.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cfg = NodeConfig::from_args(&args);
+    let paths = cfg.paths.clone();
+    files::prepare_dir(paths.dir())
+        .with_context(|| format!("preparing the data directory {}", paths.dir().display()))?;
+    // Generating a fresh master key here would silently orphan every sealed file.
+    anyhow::ensure!(
+        !paths.file(NODE_CERT_FILE).exists() || paths.file(MASTER_KEY_FILE).exists(),
+        "master.key is gone: this node was crypto-erased and cannot resume"
+    );
+    let master = Arc::new(MasterKey::load_or_create(&paths)?);
+    let store = Arc::new(Store::open(&paths.file(DB_FILE)).context("opening node.db")?);
+    let (state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
+    let span = tracing::info_span!("node", node = %state.node_id);
+    async move {
+        let gateway = Arc::new(Gateway::new(&state.gateway_url, &state.ca_pem, identity)?);
+        let console = console::start(
+            ConsoleState::new(store.clone(), &state, started)?,
+            &state.listen_addr,
+        )?;
+        tracing::info!(
+            listen = %state.listen_addr,
+            public_url = %state.public_url,
+            "console listening"
+        );
+        let ctx = Arc::new(PhoneHome {
+            node_id: state.node_id.clone(),
+            store: store.clone(),
+            gateway: gateway.clone(),
+            paths: paths.clone(),
+            master,
+            report_interval: config::report_interval(state.report_interval_secs),
+            max_backoff: cfg.max_backoff,
+            renew_after: cfg.renew_after,
+            started,
+        });
+        match Box::pin(phone_home::run(ctx)).await? {
+            Exit::Deprovision { command_id } => {
+                console.stop().await;
+                store.close();
+                Box::pin(deprovision::run(
+                    &paths,
+                    &gateway,
+                    &state.node_id,
+                    &state.workspace.id,
+                    &command_id,
+                    cfg.max_backoff,
+                ))
+                .await
+            }
+            Exit::Refused | Exit::Stopped => {
+                // Nothing more can be said to the CP, but the customer's data is intact:
+                // keep the console up rather than exit into a restart loop.
+                tracing::warn!("no longer phoning home; the console keeps serving");
+                console.wait().await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,246 @@
+//! Commands: `GET /v1/node/commands?wait=25` long-poll, then for each command execute it
+//! at most once (its id is recorded in `executed_commands` with its effects, in one
+//! transaction) and ack it. Delivery is at-least-once, so a command seen again is only
+//! re-acked with its recorded outcome. A lost ack needs no retry here: the CP redelivers
+//! unacked commands on the next poll.
+
+use super::{sleep_or_stop, CallError, Exit, PhoneHome};
+use crate::backoff::Backoff;
+use crate::store::{self, Store, CONFIG_KEY, SUSPENDED_KEY};
+use outpost_protocol::{Command, CommandAck, CommandKind, MAX_COMMAND_WAIT_SECS};
+use rusqlite::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longer than the long-poll, so an idle poll ends with an empty batch, not a timeout.
+const POLL_TIMEOUT: Duration = Duration::from_secs(MAX_COMMAND_WAIT_SECS + 10);
+const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Polls and executes commands until `deprovision`, a refused certificate or stop.
+pub async fn run(ctx: Arc<PhoneHome>, mut stop: watch::Receiver<bool>) -> anyhow::Result<Exit> {
+    let path = format!("/v1/node/commands?wait={MAX_COMMAND_WAIT_SECS}");
+    let mut backoff = Backoff::new(Duration::from_secs(1), ctx.max_backoff);
+    loop {
+        let polled = tokio::select! {
+            r = ctx.gateway.get::<serde_json::Value>(&path, POLL_TIMEOUT) => r,
+            _ = stop.wait_for(|s| *s) => return Ok(Exit::Stopped),
+        };
+        match polled {
+            Ok(batch) => {
+                backoff.reset();
+                for raw in batch_items(batch) {
+                    if let Some(exit) = handle(&ctx, raw).await {
+                        return Ok(exit);
+                    }
+                }
+            }
+            Err(CallError::Refused(status)) => {
+                tracing::error!(
+                    status,
+                    "the control plane refuses this node's certificate; stopping the command poll"
+                );
+                return Ok(Exit::Refused);
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "command poll failed"
+                );
+                if sleep_or_stop(delay, &mut stop).await {
+                    return Ok(Exit::Stopped);
+                }
+            }
+        }
+    }
+}
+
+/// The `commands` array of a batch. Commands are decoded one by one, so a kind this
+/// version does not know is refused alone instead of blocking the whole batch.
+fn batch_items(batch: serde_json::Value) -> Vec<serde_json::Value> {
+    match batch {
+        serde_json::Value::Object(mut o) => match o.remove("commands") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => vec![],
+        },
+        _ => vec![],
+    }
+}
+
+/// Command ids go into a URL path: accept only what the CP issues (UUID-like).
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn failed(code: &str) -> CommandAck {
+    CommandAck {
+        ok: false,
+        error_code: Some(code.to_owned()),
+        receipt: None,
+    }
+}
+
+/// Executes (or re-acks) one command; `Some` ends the poll loop.
+async fn handle(ctx: &Arc<PhoneHome>, raw: serde_json::Value) -> Option<Exit> {
+    let id = raw
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    if !valid_id(&id) {
+        tracing::warn!("ignoring a command with a malformed id");
+        return None;
+    }
+    let kind = match serde_json::from_value::<Command>(raw) {
+        Ok(Command {
+            kind: CommandKind::Deprovision,
+            ..
+        }) => {
+            tracing::info!(command = %id, "deprovision requested");
+            return Some(Exit::Deprovision { command_id: id });
+        }
+        Ok(c) => Some(c.kind),
+        Err(_) => None,
+    };
+    let store = ctx.store.clone();
+    let cmd_id = id.clone();
+    let ran = tokio::task::spawn_blocking(move || match kind {
+        Some(kind) => execute_once(&store, &cmd_id, &kind),
+        None => store.run_command_once(&cmd_id, "unknown", |_| Ok(failed("unsupported"))),
+    })
+    .await;
+    let ack = match ran {
+        Ok(Ok((ack, replay))) => {
+            tracing::info!(command = %id, ok = ack.ok, code = ?ack.error_code, replay, "command executed");
+            ack
+        }
+        Ok(Err(e)) => {
+            // Not recorded: the CP redelivers it and it runs again.
+            tracing::error!(command = %id, error = %e, "command failed to execute");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(command = %id, error = %e, "command panicked");
+            return None;
+        }
+    };
+    let path = format!("/v1/node/commands/{id}/ack");
+    match ctx
+        .gateway
+        .post::<_, serde::de::IgnoredAny>(&path, &ack, ACK_TIMEOUT)
+        .await
+    {
+        Ok(_) => None,
+        Err(CallError::Refused(status)) => {
+            tracing::error!(command = %id, status, "ack refused: certificate not accepted");
+            Some(Exit::Refused)
+        }
+        Err(e) => {
+            tracing::warn!(command = %id, error = %e, "ack not delivered; the command will be re-acked");
+            None
+        }
+    }
+}
+
+/// Runs a (non-deprovision) command at most once; returns its ack and whether it was a
+/// redelivery.
+pub fn execute_once(
+    store: &Store,
+    id: &str,
+    kind: &CommandKind,
+) -> store::Result<(CommandAck, bool)> {
+    store.run_command_once(id, kind.name(), |tx| apply(tx, kind))
+}
+
+fn ok() -> CommandAck {
+    CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: None,
+    }
+}
+
+fn apply(tx: &Connection, kind: &CommandKind) -> store::Result<CommandAck> {
+    Ok(match kind {
+        CommandKind::ApplyConfig { config } => {
+            Store::set_meta(tx, CONFIG_KEY, &config.to_string())?;
+            ok()
+        }
+        CommandKind::Suspend { reason_code } => {
+            let reason: String = reason_code.chars().take(64).collect();
+            Store::set_meta(tx, SUSPENDED_KEY, &reason)?;
+            ok()
+        }
+        CommandKind::Resume => {
+            Store::delete_meta(tx, SUSPENDED_KEY)?;
+            ok()
+        }
+        // Secrets need the sealed-secret store, which comes with the channels.
+        CommandKind::DeliverSecret { .. } => failed("unsupported"),
+        // Handled by the caller before reaching here; refuse rather than half-do it.
+        CommandKind::Deprovision => failed("unsupported"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_execute_once_and_redeliveries_reack_the_same_outcome() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("node.db")).expect("open");
+        let suspend = CommandKind::Suspend {
+            reason_code: "payment_failed".into(),
+        };
+        let (ack, replay) = execute_once(&store, "c1", &suspend).expect("run");
+        assert!(ack.ok && !replay);
+        assert!(store.meta(SUSPENDED_KEY).expect("q").is_some());
+
+        // resume, then a redelivered suspend must not suspend again
+        execute_once(&store, "c2", &CommandKind::Resume).expect("resume");
+        let (ack, replay) = execute_once(&store, "c1", &suspend).expect("redelivery");
+        assert!(ack.ok && replay);
+        assert!(
+            store.meta(SUSPENDED_KEY).expect("q").is_none(),
+            "not re-run"
+        );
+
+        let secret = CommandKind::DeliverSecret {
+            secret_kind: "openai_api_key".into(),
+            sealed: "age".into(),
+        };
+        let (ack, _) = execute_once(&store, "c3", &secret).expect("run");
+        assert!(!ack.ok);
+        assert_eq!(ack.error_code.as_deref(), Some("unsupported"));
+
+        let config = CommandKind::ApplyConfig {
+            config: serde_json::json!({"agent": {"name": "Ava"}}),
+        };
+        execute_once(&store, "c4", &config).expect("run");
+        let stored: serde_json::Value =
+            serde_json::from_str(&store.meta(CONFIG_KEY).expect("q").expect("config"))
+                .expect("json");
+        assert_eq!(stored["agent"]["name"], "Ava");
+    }
+
+    #[test]
+    fn batches_are_decoded_per_command_and_ids_are_checked() {
+        let batch = serde_json::json!({"commands": [
+            {"id": "a", "kind": {"type": "resume"}},
+            {"id": "b", "kind": {"type": "from_the_future"}}
+        ]});
+        let items = batch_items(batch);
+        assert_eq!(items.len(), 2);
+        assert!(serde_json::from_value::<Command>(items[1].clone()).is_err());
+        assert!(batch_items(serde_json::json!([])).is_empty());
+        assert!(valid_id("3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a10"));
+        assert!(!valid_id("../x") && !valid_id("") && !valid_id("a/b"));
+    }
+}
