@@ -271,7 +271,13 @@ where
     }
 }
 
+/// Plain-HTTP reqwest clients still build a rustls config; make it ring's.
+pub fn ring_default() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn no_redirect_client() -> reqwest::Client {
+    ring_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))

@@ -83,6 +83,7 @@ async fn user_journey_from_sign_in_to_destruction_receipt() {
         .unwrap()
         .parse()
         .unwrap();
+    ring_default();
     let node_http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve("acme-dental.localhost", ([127, 0, 0, 1], port).into())
