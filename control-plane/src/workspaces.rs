@@ -37,7 +37,8 @@ pub struct Workspace {
 }
 
 /// Node metadata shown to members (never content).
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = nodes)]
 pub struct NodeView {
     /// Node id.
     pub id: String,
@@ -310,25 +311,7 @@ pub fn detail(
     let node: Option<NodeView> = nodes::table
         .filter(nodes::workspace_id.eq(ws_id))
         .order(nodes::created_at.desc())
-        .select((
-            nodes::id,
-            nodes::state,
-            nodes::failed_step,
-            nodes::error_code,
-            nodes::region,
-            nodes::public_url,
-            nodes::version,
-            nodes::enrolled_at,
-            nodes::last_report_at,
-            nodes::last_seq,
-            nodes::uptime_s,
-            nodes::disk_used_bytes,
-            nodes::queue_depth,
-            nodes::checks_json,
-            nodes::destroyed_at,
-            nodes::receipt_body,
-            nodes::receipt_signature,
-        ))
+        .select(NodeView::as_select())
         .first(conn)
         .optional()?;
     let (events, usage) = match &node {
