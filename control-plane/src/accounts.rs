@@ -53,11 +53,6 @@ pub fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn session_from_cookie(state: &State, req: &HttpRequest) -> Option<String> {
-    let _ = state;
-    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned())
-}
-
 impl FromRequest for CurrentUser {
     type Error = PageError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
@@ -67,8 +62,10 @@ impl FromRequest for CurrentUser {
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            let token =
-                session_from_cookie(&state, &req).ok_or(AppError::Unauthorized("not_signed_in"))?;
+            let token = req
+                .cookie(SESSION_COOKIE)
+                .map(|c| c.value().to_owned())
+                .ok_or(AppError::Unauthorized("not_signed_in"))?;
             let hash = token_hash(&token);
             let user = db::run(&state.db, move |conn| {
                 let row: Option<(String, String, String)> = sessions::table
@@ -471,8 +468,9 @@ async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuer
         .finish())
 }
 
+/// A form with no fields besides `csrf` (buttons that only post).
 #[derive(Deserialize)]
-struct Empty {}
+pub struct Empty {}
 
 async fn signout(state: State, req: HttpRequest, _f: CsrfForm<Empty>) -> PageResult {
     if let Some(token) = req.cookie(SESSION_COOKIE) {

@@ -2,7 +2,7 @@
 //! handler that takes a workspace id goes through [`load_for_member`]; non-members get
 //! 404, so the existence of other workspaces does not leak.
 
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser};
+use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
@@ -586,9 +586,6 @@ async fn status_partial(state: State, user: CurrentUser, path: web::Path<String>
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
     Ok(html(&StatusPartial { d }))
 }
-
-#[derive(Deserialize)]
-struct Empty {}
 
 async fn console_page(
     state: State,
