@@ -181,7 +181,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let gateway = HttpServer::new(move || {
         App::new()
             .app_data(gw_state.clone())
-            .app_data(fleet::json_config())
+            .app_data(web::json_config())
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
             .configure(fleet::routes)
     })

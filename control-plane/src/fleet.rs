@@ -39,11 +39,6 @@ pub fn capture_peer_cert(conn: &dyn Any, ext: &mut Extensions) {
     }
 }
 
-/// JSON config of the gateway (1 MiB, errors as codes).
-pub fn json_config() -> web::JsonConfig {
-    crate::web::json_config()
-}
-
 /// Wakes long-polls when commands are queued (in this process; other replicas fall back
 /// to polling the database every 2 s).
 #[derive(Default)]
@@ -216,6 +211,12 @@ async fn enroll(
             }
             return Err(err);
         }
+        if !body.age_recipient.starts_with("age1") || body.age_recipient.len() > 200 {
+            return Err(AppError::invalid(
+                "invalid_age_recipient",
+                "The age recipient is malformed.",
+            ));
+        }
         let issued = st
             .ca
             .sign_node_csr(&body.csr_pem, node_id.as_str())
@@ -225,12 +226,6 @@ async fn enroll(
                     "The certificate signing request could not be read.",
                 )
             })?;
-        if !body.age_recipient.starts_with("age1") || body.age_recipient.len() > 200 {
-            return Err(AppError::invalid(
-                "invalid_age_recipient",
-                "The age recipient is malformed.",
-            ));
-        }
         let version: String = body.version.chars().take(64).collect();
         conn.transaction::<_, AppError, _>(|conn| {
             let n = diesel::update(
