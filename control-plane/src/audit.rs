@@ -69,7 +69,8 @@ fn row_hash(prev: &str, seq: i64, at: i64, e: &Entry<'_>) -> String {
     outpost_pki::sha256_hex(canonical.to_string().as_bytes())
 }
 
-/// Appends an entry to the chain. Retries when another writer took the same position.
+/// Appends an entry to the chain. Retries when another writer took the same position or
+/// held the write lock.
 pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
     for _ in 0..8 {
         let res = conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -100,7 +101,10 @@ pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
         });
         match res {
             Ok(()) => return Ok(()),
-            Err(err) if db::is_unique_violation(&err) => continue,
+            Err(err) if db::is_retryable(&err) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
             Err(err) => return Err(err.into()),
         }
     }

@@ -96,6 +96,15 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// Whether a write may succeed if simply tried again: another writer took the same
+/// unique key, or (SQLite) a deferred transaction could not upgrade to a write lock, which
+/// SQLite reports at once as "database is locked" instead of waiting out busy_timeout.
+pub fn is_retryable(e: &diesel::result::Error) -> bool {
+    is_unique_violation(e)
+        || matches!(e, diesel::result::Error::DatabaseError(_, info)
+            if info.message().contains("database is locked"))
+}
+
 /// Current time, unix seconds.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
