@@ -66,6 +66,30 @@ impl MasterKey {
         files::write_private(path, &sealed)
     }
 
+    /// A sub-key for one purpose, `HMAC-SHA256(master, "outpost-node/" + label)`: keyed
+    /// hashes (contact lookup, knowledge-base index) and key wrapping each get their own
+    /// key, and all of them die with the master key.
+    pub fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let tag =
+            outpost_crypto::hmac_sign(self.0.as_ref(), format!("outpost-node/{label}").as_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&tag[..32]);
+        key
+    }
+
+    /// Seals a small value (a wrapped data key, a stored secret) under the master key,
+    /// bound to `aad` (e.g. the row it belongs to, so sealed values cannot be swapped).
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        outpost_crypto::aead_seal(&self.0, plaintext, aad)
+    }
+
+    /// Opens a value sealed by [`MasterKey::seal`] with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+        outpost_crypto::aead_open(&self.0, sealed, aad)
+            .map(Zeroizing::new)
+            .map_err(|_| anyhow::anyhow!("a sealed value cannot be opened with the master key"))
+    }
+
     /// Reads and opens a file written by [`MasterKey::seal_to_file`].
     pub fn open_file(&self, path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         let sealed = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -22,11 +22,15 @@
 pub mod backoff;
 pub mod config;
 pub mod console;
+pub mod content;
 pub mod deprovision;
 pub mod enroll;
 pub mod files;
+pub mod kb;
 pub mod keys;
+pub mod llm;
 pub mod phone_home;
+pub mod secrets;
 pub mod store;
 
 mod node;

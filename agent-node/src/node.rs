@@ -32,7 +32,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     async move {
         let gateway = Arc::new(Gateway::new(&state.gateway_url, &state.ca_pem, identity)?);
         let console = console::start(
-            ConsoleState::new(store.clone(), &state, started)?,
+            ConsoleState::new(store.clone(), master.clone(), &state, started)?,
             &state.listen_addr,
         )?;
         tracing::info!(

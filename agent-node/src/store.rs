@@ -31,8 +31,16 @@ pub enum StoreError {
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Append-only: never edit a released migration, add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+/// Append-only: never edit a released migration, add a new one. Each domain module owns
+/// the SQL of its own migration.
+const MIGRATIONS: &[&str] = &[
+    BASE_SCHEMA,
+    crate::content::SCHEMA,
+    crate::kb::SCHEMA,
+    crate::secrets::SCHEMA,
+];
+
+const BASE_SCHEMA: &str = r#"
 CREATE TABLE node_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     node_id TEXT NOT NULL,
@@ -69,7 +77,7 @@ CREATE TABLE sessions (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
-"#];
+"#;
 
 /// `meta` key of the last report sequence number handed out.
 const REPORT_SEQ: &str = "report_seq";
@@ -156,7 +164,8 @@ impl Store {
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the connection (callers keep statements short: one mutex guards it).
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         // A panic while holding the lock cannot leave SQLite half-written (statements
         // are atomic), so a poisoned lock is still usable.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());

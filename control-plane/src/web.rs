@@ -10,8 +10,7 @@ use askama::Template;
 /// Request body limit (DESIGN §6).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-const HTMX: &[u8] = include_bytes!("../static/htmx.min.js");
-const CSS: &[u8] = include_bytes!("../static/app.css");
+use outpost_web_assets::{HTMX_JS as HTMX, STYLESHEET as CSS};
 
 /// Content-Security-Policy of every CP page: no inline script, no third-party origins.
 pub const CSP: &str =
@@ -115,5 +114,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/healthz", web::get().to(healthz))
         .route("/static/htmx.min.js", web::get().to(htmx))
-        .route("/static/app.css", web::get().to(css));
+        .route("/static/outpost.css", web::get().to(css));
 }

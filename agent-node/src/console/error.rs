@@ -21,6 +21,13 @@ pub enum ConsoleError {
     /// No such page.
     #[error("not found")]
     NotFound,
+    /// The request was understood but its input is wrong; the message is shown to the
+    /// user as is, so it must not echo content.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// An upload or body over the stated limit; the message names the limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// Anything else; details go to the log only.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -69,6 +76,8 @@ impl ResponseError for ConsoleError {
             ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
             ConsoleError::Forbidden => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
+            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +90,8 @@ impl ResponseError for ConsoleError {
                 "This request did not come from this console. Go back and try again.",
             ),
             ConsoleError::NotFound => ("Not found", "There is no such page on this node."),
+            ConsoleError::BadRequest(m) => ("Check your input", m.as_str()),
+            ConsoleError::TooLarge(m) => ("Too large", m.as_str()),
             ConsoleError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "console request failed");
                 (

@@ -13,8 +13,9 @@ pub mod home;
 pub mod session;
 
 pub use error::ConsoleError;
-pub use session::ConsoleSession;
+pub use session::{ConsoleSession, WriteSession};
 
+use crate::keys::MasterKey;
 use crate::store::{NodeState, Store};
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::DefaultHeaders;
@@ -32,6 +33,8 @@ pub const CLOCK_SKEW_SECS: i64 = 300;
 pub struct ConsoleState {
     /// The node database.
     pub store: Arc<Store>,
+    /// The master key: opens content keys, sealed secrets and derived index keys.
+    pub master: Arc<MasterKey>,
     /// This node's id: capability tokens must name it.
     pub node_id: NodeId,
     /// The workspace served.
@@ -50,11 +53,17 @@ pub struct ConsoleState {
 
 impl ConsoleState {
     /// From the node's state record.
-    pub fn new(store: Arc<Store>, state: &NodeState, started: Instant) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Arc<Store>,
+        master: Arc<MasterKey>,
+        state: &NodeState,
+        started: Instant,
+    ) -> anyhow::Result<Self> {
         let verifier = CapabilityVerifier::from_b64(&state.capability_public_key)
             .map_err(|_| anyhow::anyhow!("stored capability public key is malformed"))?;
         Ok(Self {
             store,
+            master,
             node_id: state.node_id.clone(),
             workspace: state.workspace.clone(),
             enrolled_at: state.enrolled_at,
@@ -90,7 +99,8 @@ pub fn security_headers() -> DefaultHeaders {
 /// The console routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/static/console.css", web::get().to(stylesheet))
+        .route("/static/outpost.css", web::get().to(stylesheet))
+        .route("/static/htmx.min.js", web::get().to(htmx))
         .route("/auth/handoff", web::get().to(handoff::handoff))
         .route("/logout", web::post().to(handoff::logout))
         .route("/", web::get().to(home::home))
@@ -101,13 +111,24 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// A static asset, public like the sign-in page that uses it; inline styles would need
-/// a CSP exception.
+/// Static assets are public like the pages that explain a refused link; inline styles
+/// and scripts would need a CSP exception.
 async fn stylesheet() -> HttpResponse {
+    asset(outpost_web_assets::STYLESHEET, "text/css; charset=utf-8")
+}
+
+async fn htmx() -> HttpResponse {
+    asset(
+        outpost_web_assets::HTMX_JS,
+        "text/javascript; charset=utf-8",
+    )
+}
+
+fn asset(body: &'static [u8], content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
+        .content_type(content_type)
         .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(include_str!("../../static/console.css"))
+        .body(body)
 }
 
 async fn not_found() -> HttpResponse {
@@ -193,7 +214,10 @@ pub(crate) mod tests {
             enrolled_at: 1_700_000_000,
             renew_at: 0,
         };
-        let data = web::Data::new(ConsoleState::new(store, &state, Instant::now()).expect("state"));
+        let master = Arc::new(MasterKey::from_bytes([7; 32]));
+        let data = web::Data::new(
+            ConsoleState::new(store, master, &state, Instant::now()).expect("state"),
+        );
         Fixture {
             _dir: dir,
             data,
@@ -295,7 +319,12 @@ pub(crate) mod tests {
             "{body}"
         );
         assert!(body.contains("acme-dental") && body.contains(f.data.node_id.as_str()));
-        assert!(!body.contains("<script"), "no script");
+        assert_eq!(
+            body.matches("<script").count(),
+            body.matches(r#"<script src="/static/htmx.min.js" defer></script>"#)
+                .count(),
+            "only the vendored htmx, no inline script"
+        );
 
         // suspended shows
         let (ack, _) = crate::phone_home::commands::execute_once(

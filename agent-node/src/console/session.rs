@@ -66,6 +66,52 @@ impl FromRequest for ConsoleSession {
     }
 }
 
+/// A signed-in console user making a state-changing request (every console `POST`).
+/// SameSite=Strict already keeps other sites' requests from carrying the cookie; this
+/// extractor adds the second lock: an `Origin` header, when the browser sends one, must
+/// be this node's, and `Sec-Fetch-Site: cross-site` is refused.
+#[derive(Debug, Clone)]
+pub struct WriteSession(pub ConsoleSession);
+
+impl std::ops::Deref for WriteSession {
+    type Target = ConsoleSession;
+    fn deref(&self) -> &ConsoleSession {
+        &self.0
+    }
+}
+
+/// Whether a request comes from this console's own pages (see [`WriteSession`]).
+pub fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let headers = req.headers();
+    let origin_ok = headers
+        .get(actix_web::http::header::ORIGIN)
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(origin)));
+    let fetch_ok = headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| v.as_bytes() != b"cross-site");
+    origin_ok && fetch_ok
+}
+
+impl FromRequest for WriteSession {
+    type Error = ConsoleError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let allowed = req
+            .app_data::<web::Data<ConsoleState>>()
+            .is_some_and(|s| same_origin(req, &s.origin));
+        let session = ConsoleSession::from_request(req, payload);
+        Box::pin(async move {
+            let session = session.await?;
+            if !allowed {
+                tracing::info!("console write refused: foreign origin");
+                return Err(ConsoleError::Forbidden);
+            }
+            Ok(WriteSession(session))
+        })
+    }
+}
+
 /// The cookie carrying a new session.
 pub fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, value)

@@ -10,6 +10,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod config;
+pub use config::{AgentConfig, BusinessHours, ModelChoice, ProviderKind, WorkspaceConfig};
+
 /// Version of the CP<->node protocol spoken by this build.
 pub const PROTOCOL_VERSION: u32 = 1;
 
