@@ -7,10 +7,15 @@
 //! [`ConsoleSession`] argument, the extractor that refuses requests without a valid
 //! session, so a new page cannot forget the check.
 
+pub mod agents;
+pub mod contacts;
 pub mod error;
 pub mod handoff;
 pub mod home;
+pub mod inbox;
+pub mod kb;
 pub mod session;
+pub mod settings;
 
 pub use error::ConsoleError;
 pub use session::{ConsoleSession, WriteSession};
@@ -104,6 +109,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/auth/handoff", web::get().to(handoff::handoff))
         .route("/logout", web::post().to(handoff::logout))
         .route("/", web::get().to(home::home))
+        .configure(inbox::routes)
+        .configure(contacts::routes)
+        .configure(kb::routes)
+        .configure(agents::routes)
+        .configure(settings::routes)
         .default_service(web::to(not_found));
 }
 

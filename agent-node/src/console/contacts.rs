@@ -1,0 +1,6 @@
+//! Console pages: contacts.
+
+use actix_web::web;
+
+/// Routes of this section.
+pub fn routes(_cfg: &mut web::ServiceConfig) {}

@@ -1,0 +1,6 @@
+//! Console pages: settings.
+
+use actix_web::web;
+
+/// Routes of this section.
+pub fn routes(_cfg: &mut web::ServiceConfig) {}
