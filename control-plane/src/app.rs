@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::mail::Mailer;
 use crate::provisioning::{self, Provisioner};
-use crate::{accounts, fleet, web, workspaces};
+use crate::{accounts, agents, fleet, web, workspaces};
 use actix_web::{middleware, web as aw, App, HttpServer};
 use outpost_crypto::CapabilitySigner;
 use outpost_pki::CertificateAuthority;
@@ -173,6 +173,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(web::routes)
             .configure(accounts::routes)
             .configure(workspaces::routes)
+            .configure(agents::routes)
     })
     .listen(ui_listener)?
     .run();

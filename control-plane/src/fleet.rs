@@ -266,6 +266,12 @@ async fn enroll(
                 "certificate",
                 &format!("issued serial {}", issued.serial),
             )?;
+            // The node starts with the workspace's current agents.
+            let ws_id: String = nodes::table
+                .find(node_id.as_str())
+                .select(nodes::workspace_id)
+                .first(conn)?;
+            crate::agents::queue_config(conn, node_id.as_str(), &ws_id)?;
             Ok(())
         })?;
         audit::record(

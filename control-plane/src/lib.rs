@@ -9,6 +9,7 @@
 //! hash-chained audit log; [`mail`] outgoing email; [`web`] templates and static assets.
 
 pub mod accounts;
+pub mod agents;
 pub mod app;
 pub mod audit;
 pub mod config;

@@ -51,6 +51,29 @@ diesel::table! {
         plan -> Text,
         created_at -> BigInt,
         deleted_at -> Nullable<BigInt>,
+        config_revision -> BigInt,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        greeting -> Text,
+        instructions -> Text,
+        language -> Text,
+        fallback_message -> Text,
+        hours_days -> Text,
+        open_minute -> Integer,
+        close_minute -> Integer,
+        utc_offset_minutes -> Integer,
+        provider -> Text,
+        model -> Text,
+        base_url -> Text,
+        allowed_origins -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -193,6 +216,8 @@ diesel::table! {
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(nodes -> workspaces (workspace_id));
+diesel::joinable!(agents -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(agents, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(users, workspaces, memberships, nodes);
 diesel::joinable!(node_certs -> nodes (node_id));
 diesel::allow_tables_to_appear_in_same_query!(node_certs, nodes);

@@ -34,6 +34,8 @@ pub struct Workspace {
     pub created_at: i64,
     /// Deleted, unix seconds.
     pub deleted_at: Option<i64>,
+    /// Revision of the agent configuration last pushed to the node.
+    pub config_revision: i64,
 }
 
 /// Node metadata shown to members (never content).
@@ -119,6 +121,8 @@ pub struct WorkspaceDetail {
     pub events: Vec<EventRow>,
     /// Usage counts, newest first.
     pub usage: Vec<UsageRow>,
+    /// The workspace's agents.
+    pub agents: Vec<crate::agents::Agent>,
 }
 
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
@@ -347,6 +351,7 @@ pub fn detail(
                 (db::now() - t) as f64 > 3.0 * st.config.report_interval_secs * 1.2
             })
     });
+    let agents = crate::agents::list(conn, ws_id)?;
     Ok(WorkspaceDetail {
         workspace,
         role,
@@ -355,6 +360,7 @@ pub fn detail(
         stale,
         events,
         usage,
+        agents,
     })
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE agents;
+ALTER TABLE workspaces DROP COLUMN config_revision;

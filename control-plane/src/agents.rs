@@ -1,0 +1,1155 @@
+//! Agents: the configuration a workspace's AI agents run with (name, greeting, persona,
+//! business hours, language, fallback message, model choice, widget origins). It is
+//! metadata the CP owns (DESIGN §1) and pushes to the node as one `apply_config`
+//! document; conversations and provider keys never come here.
+//!
+//! Pages under `/workspaces/{id}/agents…` and the API under
+//! `/api/v1/workspaces/{id}/agents…` share one service layer. Every entry point goes
+//! through [`workspaces::load_for_member`], so non-members get 404.
+
+use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::app::State;
+use crate::audit::{self, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult, PageResult};
+use crate::provisioning::{self, state};
+use crate::schema::{agents, commands, nodes, workspaces};
+use crate::web::{html, html_with};
+use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use outpost_protocol::{
+    AgentConfig, BusinessHours, CommandKind, ModelChoice, ProviderKind, WorkspaceConfig,
+};
+use serde::{Deserialize, Serialize};
+
+/// Most agents one workspace may have.
+pub const MAX_AGENTS: i64 = 20;
+
+/// An agent row.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = agents)]
+pub struct Agent {
+    /// Id (UUID); the widget snippet names it.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Display name.
+    pub name: String,
+    /// First message.
+    pub greeting: String,
+    /// Persona and instructions.
+    pub instructions: String,
+    /// Language tag.
+    pub language: String,
+    /// Said when the agent cannot answer.
+    pub fallback_message: String,
+    /// Seven 0/1 characters, Monday first.
+    pub hours_days: String,
+    /// Opening minute of the day.
+    pub open_minute: i32,
+    /// Closing minute of the day.
+    pub close_minute: i32,
+    /// Local offset from UTC, minutes.
+    pub utc_offset_minutes: i32,
+    /// Provider name.
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Base URL for OpenAI-compatible endpoints.
+    pub base_url: String,
+    /// Widget origins, one per line.
+    pub allowed_origins: String,
+    /// Created, unix seconds.
+    pub created_at: i64,
+    /// Updated, unix seconds.
+    pub updated_at: i64,
+}
+
+impl Agent {
+    /// The document the node receives.
+    pub fn to_config(&self) -> AgentConfig {
+        let mut days = [false; 7];
+        for (d, c) in days.iter_mut().zip(self.hours_days.chars()) {
+            *d = c == '1';
+        }
+        AgentConfig {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            greeting: self.greeting.clone(),
+            instructions: self.instructions.clone(),
+            language: self.language.clone(),
+            fallback_message: self.fallback_message.clone(),
+            business_hours: BusinessHours {
+                days,
+                open_minute: u16::try_from(self.open_minute).unwrap_or(0),
+                close_minute: u16::try_from(self.close_minute).unwrap_or(0),
+                utc_offset_minutes: i16::try_from(self.utc_offset_minutes).unwrap_or(0),
+            },
+            model: ModelChoice {
+                provider: ProviderKind::parse(&self.provider).unwrap_or_default(),
+                model: self.model.clone(),
+                base_url: self.base_url.clone(),
+            },
+            allowed_origins: self.origins(),
+        }
+    }
+
+    /// The widget origins as a list.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// "Mon–Fri 09:00–17:00 (UTC+00:00)".
+    pub fn hours_text(&self) -> String {
+        self.to_config().business_hours.describe()
+    }
+
+    /// Whether day `i` (0 = Monday) is open; for the form.
+    pub fn day_open(&self, i: &usize) -> bool {
+        self.hours_days.as_bytes().get(*i) == Some(&b'1')
+    }
+
+    /// "09:00" from a minute of the day; for the form.
+    pub fn hhmm(m: &i32) -> String {
+        format!("{:02}:{:02}", m / 60, m % 60)
+    }
+
+    /// Label of the provider.
+    pub fn provider_label(&self) -> &'static str {
+        ProviderKind::parse(&self.provider)
+            .unwrap_or_default()
+            .label()
+    }
+}
+
+/// What a user submits to create or change an agent (page form and API body alike).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AgentInput {
+    /// Display name (1–80 characters).
+    pub name: String,
+    /// First message (≤ 500).
+    pub greeting: String,
+    /// Persona and instructions (≤ 8,000).
+    pub instructions: String,
+    /// BCP 47 language tag, e.g. `en`, `pt-BR`.
+    pub language: String,
+    /// Fallback/handoff message (1–500).
+    pub fallback_message: String,
+    /// Open days, Monday first.
+    pub days: Vec<bool>,
+    /// "09:00".
+    pub open: String,
+    /// "17:00".
+    pub close: String,
+    /// Minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// `retrieval`, `openai`, `anthropic`, `openai_compatible`.
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Base URL (OpenAI-compatible only).
+    pub base_url: String,
+    /// Origins allowed to embed the widget.
+    pub allowed_origins: Vec<String>,
+}
+
+impl AgentInput {
+    /// Sensible defaults for the "new agent" form.
+    pub fn new_defaults(workspace_name: &str) -> Self {
+        Self {
+            name: format!("{workspace_name} assistant"),
+            greeting: "Hi! How can I help you today?".into(),
+            instructions: String::new(),
+            language: "en".into(),
+            fallback_message:
+                "I'm not sure about that one. A member of our team will get back to you.".into(),
+            days: vec![true, true, true, true, true, false, false],
+            open: "09:00".into(),
+            close: "17:00".into(),
+            utc_offset_minutes: 0,
+            provider: "retrieval".into(),
+            model: String::new(),
+            base_url: String::new(),
+            allowed_origins: vec![],
+        }
+    }
+
+    fn from_agent(a: &Agent) -> Self {
+        Self {
+            name: a.name.clone(),
+            greeting: a.greeting.clone(),
+            instructions: a.instructions.clone(),
+            language: a.language.clone(),
+            fallback_message: a.fallback_message.clone(),
+            days: (0..7).map(|i| a.day_open(&i)).collect(),
+            open: Agent::hhmm(&a.open_minute),
+            close: Agent::hhmm(&a.close_minute),
+            utc_offset_minutes: a.utc_offset_minutes,
+            provider: a.provider.clone(),
+            model: a.model.clone(),
+            base_url: a.base_url.clone(),
+            allowed_origins: a.origins(),
+        }
+    }
+}
+
+/// A validated [`AgentInput`], ready for the database.
+struct Valid {
+    name: String,
+    greeting: String,
+    instructions: String,
+    language: String,
+    fallback_message: String,
+    hours_days: String,
+    open_minute: i32,
+    close_minute: i32,
+    utc_offset_minutes: i32,
+    provider: String,
+    model: String,
+    base_url: String,
+    allowed_origins: String,
+}
+
+fn bounded(field: &'static str, v: &str, min: usize, max: usize) -> AppResult<String> {
+    let v = v.trim();
+    let n = v.chars().count();
+    if n < min || n > max {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            if min > 0 {
+                format!("{field} must be {min}–{max} characters.")
+            } else {
+                format!("{field} must be at most {max} characters.")
+            },
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn minute_of(field: &'static str, v: &str) -> AppResult<i32> {
+    let bad = || {
+        AppError::invalid(
+            "invalid_agent",
+            format!("{field} must be a time like 09:00."),
+        )
+    };
+    let (h, m) = v.trim().split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..=24).contains(&h) || !(0..60).contains(&m) || h * 60 + m > 24 * 60 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// `scheme://host[:port]`, lowercase, http(s) only, no path.
+pub fn normalize_origin(v: &str) -> Option<String> {
+    let v = v.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = v.split_once("://")?;
+    if !(scheme == "https" || scheme == "http") || rest.is_empty() {
+        return None;
+    }
+    let ok = rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    ok.then_some(v)
+}
+
+fn is_local_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.starts_with("127.")
+        || rest.starts_with("[::1]")
+}
+
+fn validate(i: &AgentInput) -> AppResult<Valid> {
+    let name = bounded("The name", &i.name, 1, 80)?;
+    let greeting = bounded("The greeting", &i.greeting, 0, 500)?;
+    let instructions = bounded("The instructions", &i.instructions, 0, 8000)?;
+    let fallback_message = bounded("The fallback message", &i.fallback_message, 1, 500)?;
+    let language = i.language.trim().to_owned();
+    let lang_ok = {
+        let mut parts = language.split('-');
+        let primary = parts.next().unwrap_or_default();
+        (2..=3).contains(&primary.len())
+            && primary.chars().all(|c| c.is_ascii_lowercase())
+            && parts
+                .all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    };
+    if !lang_ok {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            "The language must be a language tag such as en, fr or pt-BR.",
+        ));
+    }
+    let mut days = i.days.clone();
+    days.resize(7, false);
+    let hours_days: String = days
+        .iter()
+        .take(7)
+        .map(|d| if *d { '1' } else { '0' })
+        .collect();
+    let open_minute = minute_of("The opening time", &i.open)?;
+    let close_minute = minute_of("The closing time", &i.close)?;
+    if close_minute <= open_minute {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            "The closing time must be after the opening time.",
+        ));
+    }
+    if !(-12 * 60..=14 * 60).contains(&i.utc_offset_minutes) {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            "The UTC offset must be between -12:00 and +14:00.",
+        ));
+    }
+    let provider = ProviderKind::parse(i.provider.trim()).ok_or_else(|| {
+        AppError::invalid("invalid_agent", "Choose one of the listed model providers.")
+    })?;
+    let model = bounded("The model name", &i.model, 0, 100)?;
+    if provider != ProviderKind::Retrieval && model.is_empty() {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            "Name the model to use, e.g. gpt-4o-mini or claude-3-5-haiku-latest.",
+        ));
+    }
+    let base_url = i.base_url.trim().trim_end_matches('/').to_owned();
+    if provider == ProviderKind::OpenaiCompatible {
+        let https = base_url.starts_with("https://") && base_url.len() > 8;
+        let local_http = base_url.starts_with("http://") && is_local_host(&base_url);
+        if !(https || local_http) || base_url.len() > 200 || base_url.contains(char::is_whitespace)
+        {
+            return Err(AppError::invalid(
+                "invalid_agent",
+                "The endpoint must be an https:// URL (http:// only for a model on this machine).",
+            ));
+        }
+    }
+    let base_url = if provider == ProviderKind::OpenaiCompatible {
+        base_url
+    } else {
+        String::new()
+    };
+    let mut origins = Vec::new();
+    for o in i.allowed_origins.iter().filter(|o| !o.trim().is_empty()) {
+        let n = normalize_origin(o).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_agent",
+                "Each website must be an origin like https://www.example.com (no path).",
+            )
+        })?;
+        if !origins.contains(&n) {
+            origins.push(n);
+        }
+    }
+    if origins.len() > 20 {
+        return Err(AppError::invalid(
+            "invalid_agent",
+            "At most 20 websites can embed one agent.",
+        ));
+    }
+    Ok(Valid {
+        name,
+        greeting,
+        instructions,
+        language,
+        fallback_message,
+        hours_days,
+        open_minute,
+        close_minute,
+        utc_offset_minutes: i.utc_offset_minutes,
+        provider: provider.as_str().to_owned(),
+        model: if provider == ProviderKind::Retrieval {
+            String::new()
+        } else {
+            model
+        },
+        base_url,
+        allowed_origins: origins.join("\n"),
+    })
+}
+
+/// Owners (and admins, once roles land) may change agents; other members may look.
+fn require_editor(role: &str) -> AppResult<()> {
+    if role == ROLE_OWNER || role == "admin" {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admin_required"))
+    }
+}
+
+/// A workspace's agents, oldest first.
+pub fn list(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<Agent>> {
+    Ok(agents::table
+        .filter(agents::workspace_id.eq(ws_id))
+        .order((agents::created_at.asc(), agents::id.asc()))
+        .select(Agent::as_select())
+        .load(conn)?)
+}
+
+fn find(conn: &mut DbConn, ws_id: &str, agent_id: &str) -> AppResult<Agent> {
+    agents::table
+        .filter(agents::workspace_id.eq(ws_id))
+        .filter(agents::id.eq(agent_id))
+        .select(Agent::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+fn live_workspace(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<(Workspace, String)> {
+    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
+    if ws.deleted_at.is_some() {
+        return Err(AppError::Conflict(
+            "workspace_deleted",
+            "This workspace was deleted.".into(),
+        ));
+    }
+    Ok((ws, role))
+}
+
+/// Creates an agent and pushes the configuration.
+pub fn create(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+    input: &AgentInput,
+    ip: &str,
+) -> AppResult<Agent> {
+    let (_, role) = live_workspace(conn, ws_id, user_id)?;
+    require_editor(&role)?;
+    let v = validate(input)?;
+    let id = db::new_id();
+    let now = db::now();
+    let (agent, node) = conn.transaction::<_, AppError, _>(|conn| {
+        let count: i64 = agents::table
+            .filter(agents::workspace_id.eq(ws_id))
+            .count()
+            .get_result(conn)?;
+        if count >= MAX_AGENTS {
+            return Err(AppError::Conflict(
+                "too_many_agents",
+                format!("A workspace can have at most {MAX_AGENTS} agents."),
+            ));
+        }
+        diesel::insert_into(agents::table)
+            .values((
+                agents::id.eq(&id),
+                agents::workspace_id.eq(ws_id),
+                agents::name.eq(&v.name),
+                agents::greeting.eq(&v.greeting),
+                agents::instructions.eq(&v.instructions),
+                agents::language.eq(&v.language),
+                agents::fallback_message.eq(&v.fallback_message),
+                agents::hours_days.eq(&v.hours_days),
+                agents::open_minute.eq(v.open_minute),
+                agents::close_minute.eq(v.close_minute),
+                agents::utc_offset_minutes.eq(v.utc_offset_minutes),
+                agents::provider.eq(&v.provider),
+                agents::model.eq(&v.model),
+                agents::base_url.eq(&v.base_url),
+                agents::allowed_origins.eq(&v.allowed_origins),
+                agents::created_at.eq(now),
+                agents::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let node = push_config(conn, ws_id)?;
+        Ok((find(conn, ws_id, &id)?, node))
+    })?;
+    notify(st, node.as_deref());
+    audit_change(conn, user_id, "agent.created", &agent.id, ws_id, ip)?;
+    Ok(agent)
+}
+
+/// Changes an agent and pushes the configuration.
+pub fn update(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    agent_id: &str,
+    user_id: &str,
+    input: &AgentInput,
+    ip: &str,
+) -> AppResult<Agent> {
+    let (_, role) = live_workspace(conn, ws_id, user_id)?;
+    require_editor(&role)?;
+    let v = validate(input)?;
+    let (agent, node) = conn.transaction::<_, AppError, _>(|conn| {
+        find(conn, ws_id, agent_id)?;
+        v.update(conn, agent_id)?;
+        let node = push_config(conn, ws_id)?;
+        Ok((find(conn, ws_id, agent_id)?, node))
+    })?;
+    notify(st, node.as_deref());
+    audit_change(conn, user_id, "agent.updated", agent_id, ws_id, ip)?;
+    Ok(agent)
+}
+
+/// Removes an agent (its widget stops answering) and pushes the configuration.
+pub fn delete(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    agent_id: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    let (_, role) = live_workspace(conn, ws_id, user_id)?;
+    require_editor(&role)?;
+    let node = conn.transaction::<_, AppError, _>(|conn| {
+        find(conn, ws_id, agent_id)?;
+        diesel::delete(agents::table.find(agent_id)).execute(conn)?;
+        push_config(conn, ws_id)
+    })?;
+    notify(st, node.as_deref());
+    audit_change(conn, user_id, "agent.deleted", agent_id, ws_id, ip)
+}
+
+impl Valid {
+    fn update(&self, conn: &mut DbConn, agent_id: &str) -> AppResult<()> {
+        diesel::update(agents::table.find(agent_id))
+            .set((
+                agents::name.eq(&self.name),
+                agents::greeting.eq(&self.greeting),
+                agents::instructions.eq(&self.instructions),
+                agents::language.eq(&self.language),
+                agents::fallback_message.eq(&self.fallback_message),
+                agents::hours_days.eq(&self.hours_days),
+                agents::open_minute.eq(self.open_minute),
+                agents::close_minute.eq(self.close_minute),
+                agents::utc_offset_minutes.eq(self.utc_offset_minutes),
+                agents::provider.eq(&self.provider),
+                agents::model.eq(&self.model),
+                agents::base_url.eq(&self.base_url),
+                agents::allowed_origins.eq(&self.allowed_origins),
+                agents::updated_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+fn notify(st: &State, node: Option<&str>) {
+    if let Some(n) = node {
+        st.command_notify.notify(n);
+    }
+}
+
+fn audit_change(
+    conn: &mut DbConn,
+    user_id: &str,
+    action: &'static str,
+    agent_id: &str,
+    ws_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action,
+            object_type: "agent",
+            object_id: agent_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "",
+        },
+    )
+}
+
+/// The configuration document of a workspace at its current revision.
+pub fn config_document(conn: &mut DbConn, ws_id: &str) -> AppResult<WorkspaceConfig> {
+    let revision: i64 = workspaces::table
+        .find(ws_id)
+        .select(workspaces::config_revision)
+        .first(conn)?;
+    Ok(WorkspaceConfig {
+        revision,
+        agents: list(conn, ws_id)?.iter().map(Agent::to_config).collect(),
+    })
+}
+
+/// Bumps the workspace's configuration revision and queues `apply_config` for its node
+/// if it has enrolled (a node that has not yet gets it on enrollment). Undelivered older
+/// `apply_config` commands are dropped: the new document supersedes them. Returns the
+/// node to wake.
+pub fn push_config(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<String>> {
+    diesel::update(workspaces::table.find(ws_id))
+        .set(workspaces::config_revision.eq(workspaces::config_revision + 1))
+        .execute(conn)?;
+    let node: Option<String> = nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .filter(nodes::enrolled_at.is_not_null())
+        .filter(nodes::state.ne_all([state::DEPROVISIONING, state::DESTROYED]))
+        .select(nodes::id)
+        .first(conn)
+        .optional()?;
+    let Some(node) = node else { return Ok(None) };
+    queue_config(conn, &node, ws_id)?;
+    Ok(Some(node))
+}
+
+/// Queues the workspace's current configuration for `node_id` (on enrollment and after
+/// every change).
+pub fn queue_config(conn: &mut DbConn, node_id: &str, ws_id: &str) -> AppResult<()> {
+    let doc = config_document(conn, ws_id)?;
+    diesel::delete(
+        commands::table
+            .filter(commands::node_id.eq(node_id))
+            .filter(commands::kind.eq("apply_config"))
+            .filter(commands::delivered_at.is_null()),
+    )
+    .execute(conn)?;
+    let config = serde_json::to_value(&doc).map_err(|e| AppError::internal(e.into()))?;
+    provisioning::queue_command(conn, node_id, &CommandKind::ApplyConfig { config })?;
+    Ok(())
+}
+
+/// The web-chat embed snippet for an agent on a node.
+pub fn embed_snippet(public_url: &str, agent_id: &str) -> String {
+    format!(
+        "<script src=\"{}/widget.js\" data-outpost-agent=\"{agent_id}\" async></script>",
+        public_url.trim_end_matches('/')
+    )
+}
+
+// ---------------------------------------------------------------- pages
+
+/// UTC offsets offered by the form, in minutes.
+pub fn offsets() -> Vec<(i32, String)> {
+    let mut v: Vec<i32> = (-12..=14).map(|h| h * 60).collect();
+    v.extend([
+        -570, -210, 210, 270, 330, 345, 390, 510, 525, 570, 630, 765, 825,
+    ]);
+    v.sort_unstable();
+    v.into_iter()
+        .map(|m| {
+            let sign = if m < 0 { '-' } else { '+' };
+            (
+                m,
+                format!("UTC{sign}{:02}:{:02}", m.abs() / 60, m.abs() % 60),
+            )
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+struct AgentPage {
+    user: CurrentUser,
+    workspace: Workspace,
+    role: String,
+    agent: Option<Agent>,
+    input: AgentInput,
+    error: Option<String>,
+    snippet: Option<String>,
+    providers: Vec<(&'static str, &'static str)>,
+    offsets: Vec<(i32, String)>,
+    day_names: [&'static str; 7],
+}
+
+impl AgentPage {
+    fn day_checked(&self, i: &usize) -> bool {
+        self.input.days.get(*i).copied().unwrap_or(false)
+    }
+    fn origins_text(&self) -> String {
+        self.input.allowed_origins.join("\n")
+    }
+    fn offset_selected(&self, m: &i32) -> bool {
+        *m == self.input.utc_offset_minutes
+    }
+    fn provider_selected(&self, p: &str) -> bool {
+        p == self.input.provider
+    }
+    fn can_edit(&self) -> bool {
+        require_editor(&self.role).is_ok() && self.workspace.deleted_at.is_none()
+    }
+}
+
+/// The form's fields: checkboxes `day0`…`day6`, origins one per line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AgentForm {
+    name: String,
+    greeting: String,
+    instructions: String,
+    language: String,
+    fallback_message: String,
+    day0: Option<String>,
+    day1: Option<String>,
+    day2: Option<String>,
+    day3: Option<String>,
+    day4: Option<String>,
+    day5: Option<String>,
+    day6: Option<String>,
+    open: String,
+    close: String,
+    utc_offset_minutes: String,
+    provider: String,
+    model: String,
+    base_url: String,
+    allowed_origins: String,
+}
+
+impl AgentForm {
+    fn into_input(self) -> AgentInput {
+        let days = [
+            &self.day0, &self.day1, &self.day2, &self.day3, &self.day4, &self.day5, &self.day6,
+        ]
+        .iter()
+        .map(|d| d.is_some())
+        .collect();
+        AgentInput {
+            name: self.name,
+            greeting: self.greeting,
+            instructions: self.instructions,
+            language: self.language,
+            fallback_message: self.fallback_message,
+            days,
+            open: self.open,
+            close: self.close,
+            // An unparsable offset fails validation instead of silently becoming UTC.
+            utc_offset_minutes: self.utc_offset_minutes.trim().parse().unwrap_or(i32::MIN),
+            provider: self.provider,
+            model: self.model,
+            base_url: self.base_url,
+            allowed_origins: self.allowed_origins.lines().map(str::to_owned).collect(),
+        }
+    }
+}
+
+fn page(
+    user: CurrentUser,
+    workspace: Workspace,
+    role: String,
+    agent: Option<Agent>,
+    input: AgentInput,
+    error: Option<String>,
+    public_url: Option<String>,
+) -> AgentPage {
+    let snippet = agent
+        .as_ref()
+        .zip(public_url)
+        .map(|(a, u)| embed_snippet(&u, &a.id));
+    AgentPage {
+        user,
+        workspace,
+        role,
+        agent,
+        input,
+        error,
+        snippet,
+        providers: ProviderKind::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.label()))
+            .collect(),
+        offsets: offsets(),
+        day_names: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    }
+}
+
+fn node_url(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<String>> {
+    Ok(nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .order(nodes::created_at.desc())
+        .select(nodes::public_url)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+async fn new_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    let (uid, ws_id) = (user.id.clone(), path.into_inner());
+    let (ws, role) = db::run(&state.db, move |conn| live_workspace(conn, &ws_id, &uid)).await?;
+    require_editor(&role)?;
+    let input = AgentInput::new_defaults(&ws.name);
+    Ok(html(&page(user, ws, role, None, input, None, None)))
+}
+
+async fn show_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (uid, (ws_id, agent_id)) = (user.id.clone(), path.into_inner());
+    let (ws, role, agent, url) = db::run(&state.db, move |conn| {
+        let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
+        let agent = find(conn, &ws_id, &agent_id)?;
+        let url = node_url(conn, &ws_id)?;
+        Ok((ws, role, agent, url))
+    })
+    .await?;
+    let input = AgentInput::from_agent(&agent);
+    Ok(html(&page(user, ws, role, Some(agent), input, None, url)))
+}
+
+async fn save(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<AgentForm>,
+    ws_id: String,
+    agent_id: Option<String>,
+) -> PageResult {
+    let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
+    let input = f.form.into_input();
+    let inp = input.clone();
+    let (w, a) = (ws_id.clone(), agent_id.clone());
+    let res = db::run(&state.db, move |conn| {
+        Ok(match &a {
+            Some(a) => update(conn, &st, &w, a, &uid, &inp, &ip),
+            None => create(conn, &st, &w, &uid, &inp, &ip),
+        })
+    })
+    .await?;
+    match res {
+        Ok(agent) => Ok(HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/workspaces/{ws_id}/agents/{}", agent.id),
+            ))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let uid = f.user.id.clone();
+            let (ws, role, agent, url) = db::run(&state.db, move |conn| {
+                let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
+                let agent = match &agent_id {
+                    Some(a) => Some(find(conn, &ws_id, a)?),
+                    None => None,
+                };
+                Ok((ws, role, agent, node_url(conn, &ws_id)?))
+            })
+            .await?;
+            Ok(html_with(
+                HttpResponse::build(e.status()),
+                &page(f.user, ws, role, agent, input, Some(e.message()), url),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<AgentForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    save(state, req, f, path.into_inner(), None).await
+}
+
+async fn update_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<AgentForm>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, agent_id) = path.into_inner();
+    save(state, req, f, ws_id, Some(agent_id)).await
+}
+
+async fn delete_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (uid, ip, st, (ws_id, agent_id)) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let loc = format!("/workspaces/{ws_id}");
+    db::run(&state.db, move |conn| {
+        delete(conn, &st, &ws_id, &agent_id, &uid, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, loc))
+        .finish())
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Serialize)]
+struct AgentJson {
+    #[serde(flatten)]
+    config: AgentConfig,
+    created_at: i64,
+    updated_at: i64,
+    embed_snippet: Option<String>,
+}
+
+fn to_json(a: &Agent, url: Option<&str>) -> AgentJson {
+    AgentJson {
+        config: a.to_config(),
+        created_at: a.created_at,
+        updated_at: a.updated_at,
+        embed_snippet: url.map(|u| embed_snippet(u, &a.id)),
+    }
+}
+
+async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let (list, url) = db::run(&state.db, move |conn| {
+        load_for_member(conn, &ws_id, &user.id)?;
+        Ok((list(conn, &ws_id)?, node_url(conn, &ws_id)?))
+    })
+    .await?;
+    let items: Vec<_> = list.iter().map(|a| to_json(a, url.as_deref())).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": items })))
+}
+
+async fn api_create(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<AgentInput>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, ws_id, input) = (
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+        body.into_inner(),
+    );
+    let (agent, url) = db::run(&state.db, move |conn| {
+        let a = create(conn, &st, &ws_id, &user.id, &input, &ip)?;
+        Ok((a, node_url(conn, &ws_id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!(
+                "/api/v1/workspaces/{}/agents/{}",
+                agent.workspace_id, agent.id
+            ),
+        ))
+        .json(to_json(&agent, url.as_deref())))
+}
+
+async fn api_get(
+    state: State,
+    user: ApiUser,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (ws_id, agent_id) = path.into_inner();
+    let (agent, url) = db::run(&state.db, move |conn| {
+        load_for_member(conn, &ws_id, &user.id)?;
+        Ok((find(conn, &ws_id, &agent_id)?, node_url(conn, &ws_id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
+}
+
+async fn api_update(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<(String, String)>,
+    body: web::Json<AgentInput>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, (ws_id, agent_id), input) = (
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+        body.into_inner(),
+    );
+    let (agent, url) = db::run(&state.db, move |conn| {
+        let a = update(conn, &st, &ws_id, &agent_id, &user.id, &input, &ip)?;
+        Ok((a, node_url(conn, &ws_id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
+}
+
+async fn api_delete(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, (ws_id, agent_id)) = (client_ip(&req), state.clone(), path.into_inner());
+    db::run(&state.db, move |conn| {
+        delete(conn, &st, &ws_id, &agent_id, &user.id, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Agent pages and API routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/workspaces/{id}/agents/new", web::get().to(new_page))
+        .route("/workspaces/{id}/agents", web::post().to(create_page))
+        .route("/workspaces/{id}/agents/{agent}", web::get().to(show_page))
+        .route(
+            "/workspaces/{id}/agents/{agent}",
+            web::post().to(update_page),
+        )
+        .route(
+            "/workspaces/{id}/agents/{agent}/delete",
+            web::post().to(delete_page),
+        )
+        .route("/api/v1/workspaces/{id}/agents", web::get().to(api_list))
+        .route("/api/v1/workspaces/{id}/agents", web::post().to(api_create))
+        .route(
+            "/api/v1/workspaces/{id}/agents/{agent}",
+            web::get().to(api_get),
+        )
+        .route(
+            "/api/v1/workspaces/{id}/agents/{agent}",
+            web::put().to(api_update),
+        )
+        .route(
+            "/api/v1/workspaces/{id}/agents/{agent}",
+            web::delete().to(api_delete),
+        );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> AgentInput {
+        AgentInput::new_defaults("Acme")
+    }
+
+    #[test]
+    fn defaults_validate_and_round_trip_to_the_node_document() {
+        let v = validate(&input()).expect("valid");
+        assert_eq!(v.hours_days, "1111100");
+        assert_eq!((v.open_minute, v.close_minute), (540, 1020));
+        let a = Agent {
+            id: "a1".into(),
+            workspace_id: "w".into(),
+            name: v.name,
+            greeting: v.greeting,
+            instructions: v.instructions,
+            language: v.language,
+            fallback_message: v.fallback_message,
+            hours_days: v.hours_days,
+            open_minute: v.open_minute,
+            close_minute: v.close_minute,
+            utc_offset_minutes: 60,
+            provider: v.provider,
+            model: v.model,
+            base_url: v.base_url,
+            allowed_origins: "https://acme.example\nhttp://localhost:8080".into(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let c = a.to_config();
+        assert_eq!(c.model.provider, ProviderKind::Retrieval);
+        assert_eq!(c.business_hours.utc_offset_minutes, 60);
+        assert_eq!(c.allowed_origins.len(), 2);
+        assert_eq!(AgentInput::from_agent(&a).days, input().days);
+        assert_eq!(a.hours_text(), "Mon–Fri 09:00–17:00 (UTC+01:00)");
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_message_naming_the_field() {
+        let cases: Vec<(AgentInput, &str)> = vec![
+            (
+                AgentInput {
+                    name: " ".into(),
+                    ..input()
+                },
+                "The name",
+            ),
+            (
+                AgentInput {
+                    language: "english".into(),
+                    ..input()
+                },
+                "language",
+            ),
+            (
+                AgentInput {
+                    open: "9am".into(),
+                    ..input()
+                },
+                "opening time",
+            ),
+            (
+                AgentInput {
+                    close: "08:00".into(),
+                    ..input()
+                },
+                "closing time",
+            ),
+            (
+                AgentInput {
+                    utc_offset_minutes: i32::MIN,
+                    ..input()
+                },
+                "UTC offset",
+            ),
+            (
+                AgentInput {
+                    provider: "gpt".into(),
+                    ..input()
+                },
+                "provider",
+            ),
+            (
+                AgentInput {
+                    provider: "openai".into(),
+                    ..input()
+                },
+                "model",
+            ),
+            (
+                AgentInput {
+                    provider: "openai_compatible".into(),
+                    model: "m".into(),
+                    base_url: "http://models.example.com/v1".into(),
+                    ..input()
+                },
+                "https://",
+            ),
+            (
+                AgentInput {
+                    allowed_origins: vec!["https://a.example/path".into()],
+                    ..input()
+                },
+                "origin",
+            ),
+            (
+                AgentInput {
+                    fallback_message: String::new(),
+                    ..input()
+                },
+                "fallback",
+            ),
+        ];
+        for (i, needle) in cases {
+            let e = validate(&i).err().expect("refused");
+            assert!(
+                e.message().contains(needle),
+                "{} should mention {needle}",
+                e.message()
+            );
+        }
+        let ok = AgentInput {
+            provider: "openai_compatible".into(),
+            model: "llama3".into(),
+            base_url: "http://127.0.0.1:11434/v1/".into(),
+            allowed_origins: vec!["HTTPS://Shop.Example/".into(), "".into()],
+            ..input()
+        };
+        let v = validate(&ok).expect("local http endpoint is fine");
+        assert_eq!(v.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(v.allowed_origins, "https://shop.example");
+    }
+}
