@@ -348,12 +348,14 @@ impl Store {
 
     /// Reads a `meta` value.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| {
-            Ok(
-                c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                    .optional()?,
-            )
-        })
+        self.with(|c| Self::meta_in(c, key))
+    }
+
+    /// A `meta` value, inside a transaction.
+    pub fn meta_in(conn: &Connection, key: &str) -> Result<Option<String>> {
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
     }
 
     // ------------------------------------------------------------------ console

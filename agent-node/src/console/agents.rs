@@ -1,6 +1,78 @@
-//! Console pages: agents.
+//! Console pages: the agents the CP configured on this node, each with its web-chat
+//! embed snippet and a preview page where staff can chat with it as a visitor would.
 
-use actix_web::web;
+use super::{ConsoleError, ConsoleSession, ConsoleState};
+use crate::store::CONFIG_KEY;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use outpost_protocol::{AgentConfig, WorkspaceConfig};
+
+#[derive(Template)]
+#[template(path = "agents.html")]
+struct AgentsPage {
+    agents: Vec<AgentConfig>,
+    public_url: String,
+}
+
+impl AgentsPage {
+    fn snippet(&self, agent: &AgentConfig) -> String {
+        format!(
+            "<script src=\"{}/widget.js\" data-outpost-agent=\"{}\" async></script>",
+            self.public_url, agent.id
+        )
+    }
+}
+
+#[derive(Template)]
+#[template(path = "agent_preview.html")]
+struct PreviewPage {
+    agent: AgentConfig,
+}
+
+fn render(t: &impl Template) -> Result<HttpResponse, ConsoleError> {
+    let html = t
+        .render()
+        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+async fn config(state: &web::Data<ConsoleState>) -> Result<WorkspaceConfig, ConsoleError> {
+    let st = state.clone();
+    let raw = web::block(move || st.store.meta(CONFIG_KEY)).await??;
+    Ok(raw
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default())
+}
+
+async fn list(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+) -> Result<HttpResponse, ConsoleError> {
+    let agents = config(&state).await?.agents;
+    render(&AgentsPage {
+        agents,
+        public_url: state.origin.clone(),
+    })
+}
+
+async fn preview(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let agent = config(&state)
+        .await?
+        .agents
+        .into_iter()
+        .find(|a| a.id == *path)
+        .ok_or(ConsoleError::NotFound)?;
+    render(&PreviewPage { agent })
+}
 
 /// Routes of this section.
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/agents", web::get().to(list))
+        .route("/agents/{id}/preview", web::get().to(preview));
+}

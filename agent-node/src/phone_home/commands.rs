@@ -7,7 +7,7 @@
 use super::{sleep_or_stop, CallError, Exit, PhoneHome};
 use crate::backoff::Backoff;
 use crate::store::{self, Store, CONFIG_KEY, SUSPENDED_KEY};
-use outpost_protocol::{Command, CommandAck, CommandKind, MAX_COMMAND_WAIT_SECS};
+use outpost_protocol::{Command, CommandAck, CommandKind, WorkspaceConfig, MAX_COMMAND_WAIT_SECS};
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +169,23 @@ fn ok() -> CommandAck {
 fn apply(tx: &Connection, kind: &CommandKind) -> store::Result<CommandAck> {
     Ok(match kind {
         CommandKind::ApplyConfig { config } => {
-            Store::set_meta(tx, CONFIG_KEY, &config.to_string())?;
+            let Ok(doc) = serde_json::from_value::<WorkspaceConfig>(config.clone()) else {
+                return Ok(failed("malformed_config"));
+            };
+            let held = Store::meta_in(tx, CONFIG_KEY)?
+                .and_then(|raw| serde_json::from_str::<WorkspaceConfig>(&raw).ok())
+                .map_or(i64::MIN, |c| c.revision);
+            if doc.revision < held {
+                // Redelivered after a newer document: keep the newer one.
+                tracing::info!(revision = doc.revision, held, "older configuration ignored");
+                return Ok(ok());
+            }
+            Store::set_meta(tx, CONFIG_KEY, &serde_json::to_string(&doc)?)?;
+            tracing::info!(
+                revision = doc.revision,
+                agents = doc.agents.len(),
+                "configuration applied"
+            );
             ok()
         }
         CommandKind::Suspend { reason_code } => {
@@ -220,14 +236,24 @@ mod tests {
         assert!(!ack.ok);
         assert_eq!(ack.error_code.as_deref(), Some("unsupported"));
 
-        let config = CommandKind::ApplyConfig {
-            config: serde_json::json!({"agent": {"name": "Ava"}}),
+        let config = |revision: i64, name: &str| CommandKind::ApplyConfig {
+            config: serde_json::json!({"revision": revision, "agents": [{"id": "a1", "name": name}]}),
         };
-        execute_once(&store, "c4", &config).expect("run");
-        let stored: serde_json::Value =
+        let stored = || -> WorkspaceConfig {
             serde_json::from_str(&store.meta(CONFIG_KEY).expect("q").expect("config"))
-                .expect("json");
-        assert_eq!(stored["agent"]["name"], "Ava");
+                .expect("json")
+        };
+        execute_once(&store, "c4", &config(2, "Ava")).expect("run");
+        assert_eq!(stored().agents[0].name, "Ava");
+        // an older document delivered late does not win
+        let (ack, _) = execute_once(&store, "c5", &config(1, "Old")).expect("run");
+        assert!(ack.ok);
+        assert_eq!(stored().agents[0].name, "Ava");
+        let bad = CommandKind::ApplyConfig {
+            config: serde_json::json!({"agents": "not a list"}),
+        };
+        let (ack, _) = execute_once(&store, "c6", &bad).expect("run");
+        assert_eq!(ack.error_code.as_deref(), Some("malformed_config"));
     }
 
     #[test]
