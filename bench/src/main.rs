@@ -1,6 +1,6 @@
-//! Outpost benchmarks B1 (report ingest over mTLS) and B2 (mTLS handshakes with the
-//! serial check), each a ratio against a reference measured in the same run on the same
-//! machine (docs: `bench/README.md`). `--smoke` runs for a few seconds only, to prove the
+//! Outpost benchmarks B1 (report ingest over mTLS), B2 (mTLS handshakes with the
+//! serial check) and B5 (knowledge-base retrieval), each a ratio against a reference
+//! measured in the same run on the same machine (docs: `bench/README.md`). `--smoke` runs for a few seconds only, to prove the
 //! benchmarks work; no wall-clock figure is ever asserted. The process exits non-zero only
 //! when a benchmark could not run, never because a target was missed.
 
@@ -8,6 +8,7 @@
 
 mod b1;
 mod b2;
+mod b5;
 mod cp;
 mod load;
 mod output;
@@ -20,6 +21,7 @@ use std::time::Duration;
 enum Which {
     B1,
     B2,
+    B5,
 }
 
 /// Outpost benchmarks B1 (report ingest) and B2 (mTLS handshakes). Full run:
@@ -41,6 +43,12 @@ struct Args {
     /// Concurrent client tasks, for both B1 and B2 [default: B1 64, B2 16; smoke: B1 8, B2 4]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     concurrency: Option<u64>,
+    /// B5: documents in the knowledge base [default: 10000; smoke: 300]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    kb_docs: Option<u64>,
+    /// B5: queries per round [default: 1000; smoke: 100]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    kb_queries: Option<u64>,
     /// Slices each window is split into, alternating gateway and reference so background
     /// load falls on both alike [default: 3; smoke: 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -142,24 +150,27 @@ async fn main() -> anyhow::Result<()> {
     println!("machine: {}", run.machine);
 
     let started = std::time::Instant::now();
-    let cp = cp::start()?;
-    // B2 only needs one enrolled node.
-    let n = if want(Which::B1) { s.nodes } else { 1 };
-    let nodes = cp::enroll_nodes(&cp, n).await?;
-    println!(
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    // B1 and B2 need the control plane; B5 runs on the node's knowledge base alone.
+    if want(Which::B1) || want(Which::B2) {
+        let cp = cp::start()?;
+        // B2 only needs one enrolled node.
+        let n = if want(Which::B1) { s.nodes } else { 1 };
+        let nodes = cp::enroll_nodes(&cp, n).await?;
+        println!(
         "setup: control plane in-process (manual provisioner, {}), {} nodes enrolled in {:.1} s",
         cp.backend.split_whitespace().next().unwrap_or("unknown"),
         nodes.len(),
         started.elapsed().as_secs_f64()
     );
 
-    let mut failures = Vec::new();
-    let mut results = Vec::new();
-    if want(Which::B1) {
-        results.push(("b1", b1::run(&cp, &nodes, &s).await?));
-    }
-    if want(Which::B2) {
-        results.push(("b2", b2::run(&cp, &nodes, &s, run.cores).await?));
+        if want(Which::B1) {
+            results.push(("b1", b1::run(&cp, &nodes, &s).await?));
+        }
+        if want(Which::B2) {
+            results.push(("b2", b2::run(&cp, &nodes, &s, run.cores).await?));
+        }
     }
     for (name, c) in &results {
         c.print(&run);
@@ -169,6 +180,27 @@ async fn main() -> anyhow::Result<()> {
             failures.push(why);
         }
     }
+
+    let b5 = if want(Which::B5) {
+        let pick = |v: Option<u64>, full: usize, smoke: usize| {
+            v.map_or(if args.smoke { smoke } else { full }, |v| {
+                usize::try_from(v).unwrap_or(full)
+            })
+        };
+        let (docs, queries) = (
+            pick(args.kb_docs, 10_000, 300),
+            pick(args.kb_queries, 1000, 100),
+        );
+        let (info, rounds) = (run.clone(), s.rounds.max(2));
+        let r =
+            tokio::task::spawn_blocking(move || b5::run(&info, docs, queries, rounds)).await??;
+        if let Some(p) = &r.problem {
+            failures.push(format!("B5: {p}"));
+        }
+        Some(r)
+    } else {
+        None
+    };
 
     println!();
     println!(
@@ -188,6 +220,17 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 "NOT MET"
             }
+        );
+    }
+    if let Some(r) = &b5 {
+        println!(
+            "{:<4} {:>13.3} ms {:>13.3} ms {:>7.2}×  {:<52} {}",
+            "B5",
+            r.subject.1 / 1000.0,
+            r.reference.1 / 1000.0,
+            r.ratio,
+            "≤ 1.2× reference p99 (columns: p99 latency)",
+            if r.met { "MET" } else { "NOT MET" }
         );
     }
     if args.smoke {
