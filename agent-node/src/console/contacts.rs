@@ -1,6 +1,631 @@
-//! Console pages: contacts.
+//! Console pages: contacts (the CRM). A list with a stage filter, and one page per
+//! contact with its fields (name, stage, score, tags), notes, follow-ups, conversations
+//! and timeline. Every change is recorded on the timeline with the user who made it.
+//!
+//! Follow-up due times come from a `datetime-local` field, which carries no time zone;
+//! they are read as UTC (the page says so).
 
-use actix_web::web;
+use super::inbox::{content, human_time, render, see_other, valid_id};
+use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use crate::content::{
+    ContactDetail, ContactSummary, ContactUpdate, ContentError, Conversation, Followup,
+    FollowupKind, FollowupStatus, Stage, TimelineEntry,
+};
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+/// Longest note accepted, characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+/// Longest follow-up text accepted, characters.
+pub const MAX_FOLLOWUP_CHARS: usize = 1000;
+/// Longest name accepted, characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Contacts shown in the list.
+const LIST_LIMIT: usize = 500;
+/// Timeline entries shown.
+const TIMELINE_LIMIT: usize = 200;
 
 /// Routes of this section.
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/contacts", web::get().to(index))
+        .route("/contacts/{id}", web::get().to(contact))
+        .route("/contacts/{id}", web::post().to(update))
+        .route("/contacts/{id}/notes", web::post().to(add_note))
+        .route("/contacts/{id}/followups", web::post().to(add_followup))
+        .route(
+            "/contacts/{id}/followups/{fid}/done",
+            web::post().to(complete_followup),
+        );
+}
+
+struct StageTab {
+    key: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+struct ContactRow {
+    id: String,
+    name: String,
+    channel: String,
+    stage: &'static str,
+    score: i64,
+    tags: String,
+    last_seen: String,
+}
+
+impl From<ContactSummary> for ContactRow {
+    fn from(c: ContactSummary) -> Self {
+        Self {
+            stage: c.stage.label(),
+            tags: c.tags.join(", "),
+            last_seen: human_time(c.last_seen_at),
+            id: c.id,
+            name: c.display_name,
+            channel: c.channel,
+            score: c.score,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "contacts.html")]
+struct ContactsPage {
+    tabs: Vec<StageTab>,
+    rows: Vec<ContactRow>,
+}
+
+struct StageOption {
+    key: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+struct FollowupRow {
+    id: String,
+    kind: &'static str,
+    due: String,
+    text: String,
+    pending: bool,
+    status: &'static str,
+    overdue: bool,
+}
+
+struct ConversationRow {
+    id: String,
+    channel: String,
+    status: &'static str,
+    updated: String,
+}
+
+struct TimelineRow {
+    at: String,
+    label: String,
+    text: Vec<String>,
+    actor: String,
+    conversation_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "contact.html")]
+struct ContactPage {
+    c: ContactDetail,
+    name_value: String,
+    tags_value: String,
+    created: String,
+    last_seen: String,
+    stages: Vec<StageOption>,
+    followups: Vec<FollowupRow>,
+    conversations: Vec<ConversationRow>,
+    timeline: Vec<TimelineRow>,
+}
+
+/// Query string of `GET /contacts`.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    stage: Option<String>,
+}
+
+/// `GET /contacts[?stage=new|qualified|won|lost]`.
+pub async fn index(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let stage = query.stage.as_deref().and_then(Stage::parse);
+    let content = content(&state);
+    let rows = web::block(move || content.list_contacts(stage, LIST_LIMIT)).await??;
+    let mut tabs = vec![StageTab {
+        key: "",
+        label: "All",
+        current: stage.is_none(),
+    }];
+    tabs.extend(Stage::ALL.iter().map(|s| StageTab {
+        key: s.as_str(),
+        label: s.label(),
+        current: Some(*s) == stage,
+    }));
+    render(&ContactsPage {
+        tabs,
+        rows: rows.into_iter().map(ContactRow::from).collect(),
+    })
+}
+
+fn followup_row(f: Followup, now: i64) -> FollowupRow {
+    let pending = f.status == FollowupStatus::Pending;
+    FollowupRow {
+        kind: f.kind.label(),
+        due: human_time(f.due_at),
+        overdue: pending && f.due_at <= now,
+        pending,
+        status: f.status.as_str(),
+        id: f.id,
+        text: f.text,
+    }
+}
+
+fn conversation_row(c: Conversation) -> ConversationRow {
+    ConversationRow {
+        status: c.status.label(),
+        updated: human_time(c.updated_at),
+        id: c.id,
+        channel: c.channel,
+    }
+}
+
+fn timeline_row(e: TimelineEntry) -> TimelineRow {
+    TimelineRow {
+        at: human_time(e.at),
+        label: e.label(),
+        text: e.text.lines().map(str::to_owned).collect(),
+        actor: e.actor.unwrap_or_default(),
+        conversation_id: e.conversation_id.unwrap_or_default(),
+    }
+}
+
+/// `GET /contacts/{id}`.
+pub async fn contact(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let content = content(&state);
+    let (c, followups, conversations, timeline) = web::block(move || {
+        let c = content.contact(&id)?.ok_or(ContentError::NotFound)?;
+        Ok::<_, ContentError>((
+            c,
+            content.followups(&id, 100)?,
+            content.contact_conversations(&id, 100)?,
+            content.timeline(&id, TIMELINE_LIMIT)?,
+        ))
+    })
+    .await??;
+    let now = crate::store::now();
+    render(&ContactPage {
+        name_value: c.name.clone().unwrap_or_default(),
+        tags_value: c.tags.join(", "),
+        created: human_time(c.created_at),
+        last_seen: human_time(c.last_seen_at),
+        stages: Stage::ALL
+            .iter()
+            .map(|s| StageOption {
+                key: s.as_str(),
+                label: s.label(),
+                selected: *s == c.stage,
+            })
+            .collect(),
+        followups: followups
+            .into_iter()
+            .map(|f| followup_row(f, now))
+            .collect(),
+        conversations: conversations.into_iter().map(conversation_row).collect(),
+        timeline: timeline.into_iter().map(timeline_row).collect(),
+        c,
+    })
+}
+
+/// Body of `POST /contacts/{id}`.
+#[derive(serde::Deserialize)]
+pub struct ContactForm {
+    name: String,
+    stage: String,
+    score: String,
+    tags: String,
+}
+
+fn parse_update(form: ContactForm) -> Result<ContactUpdate, ConsoleError> {
+    let name = form.name.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ConsoleError::BadRequest(format!(
+            "A name can be at most {MAX_NAME_CHARS} characters."
+        )));
+    }
+    let stage = Stage::parse(form.stage.trim())
+        .ok_or_else(|| ConsoleError::BadRequest("Choose a stage from the list.".into()))?;
+    let score = form
+        .score
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|s| (0..=100).contains(s))
+        .ok_or_else(|| {
+            ConsoleError::BadRequest("The score must be a whole number from 0 to 100.".into())
+        })?;
+    Ok(ContactUpdate {
+        name: Some(name.to_owned()),
+        stage: Some(stage),
+        score: Some(score),
+        tags: Some(crate::content::normalize_tags(form.tags.split(','))),
+    })
+}
+
+/// `POST /contacts/{id}`: saves name, stage, score and tags.
+pub async fn update(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<ContactForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let update = parse_update(form.into_inner())?;
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let cid = id.clone();
+    web::block(move || content.update_contact(&cid, update, &actor)).await??;
+    Ok(see_other(&format!("/contacts/{id}")))
+}
+
+/// Body of `POST /contacts/{id}/notes`.
+#[derive(serde::Deserialize)]
+pub struct NoteForm {
+    text: String,
+}
+
+fn checked_text(text: &str, max: usize, what: &str) -> Result<String, ConsoleError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(ConsoleError::BadRequest(format!("The {what} is empty.")));
+    }
+    if t.chars().count() > max {
+        return Err(ConsoleError::BadRequest(format!(
+            "The {what} can be at most {max} characters."
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+/// `POST /contacts/{id}/notes`.
+pub async fn add_note(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<NoteForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let text = checked_text(&form.text, MAX_NOTE_CHARS, "note")?;
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let cid = id.clone();
+    web::block(move || content.add_note(&cid, &text, &actor)).await??;
+    Ok(see_other(&format!("/contacts/{id}")))
+}
+
+/// Body of `POST /contacts/{id}/followups`.
+#[derive(serde::Deserialize)]
+pub struct FollowupForm {
+    kind: String,
+    due: String,
+    text: String,
+}
+
+/// Reads a `datetime-local` value (`YYYY-MM-DDTHH:MM[:SS]`) as UTC.
+pub fn parse_due(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let long = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let short = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    time::PrimitiveDateTime::parse(s, short)
+        .or_else(|_| time::PrimitiveDateTime::parse(s, long))
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
+/// `POST /contacts/{id}/followups`.
+pub async fn add_followup(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<FollowupForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let form = form.into_inner();
+    let kind = FollowupKind::parse(form.kind.trim())
+        .ok_or_else(|| ConsoleError::BadRequest("Choose a kind of follow-up.".into()))?;
+    let due = parse_due(&form.due)
+        .ok_or_else(|| ConsoleError::BadRequest("Give the due date and time (UTC).".into()))?;
+    let text = checked_text(&form.text, MAX_FOLLOWUP_CHARS, "follow-up text")?;
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let cid = id.clone();
+    web::block(move || content.add_followup(&cid, kind, due, &text, &actor)).await??;
+    Ok(see_other(&format!("/contacts/{id}")))
+}
+
+/// `POST /contacts/{id}/followups/{fid}/done`.
+pub async fn complete_followup(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (id, fid) = path.into_inner();
+    if !valid_id(&id) || !valid_id(&fid) {
+        return Err(ConsoleError::NotFound);
+    }
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let cid = id.clone();
+    web::block(move || {
+        // the follow-up must belong to the contact in the URL
+        if !content.followups(&cid, 1000)?.iter().any(|f| f.id == fid) {
+            return Err(ContentError::NotFound);
+        }
+        content.complete_followup(&fid, &actor)
+    })
+    .await??;
+    Ok(see_other(&format!("/contacts/{id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::inbox::tests::{app, body, post, sign_in};
+    use crate::console::tests::fixture;
+    use crate::content::Content;
+    use actix_web::http::StatusCode;
+    use actix_web::test as at;
+
+    #[test]
+    fn due_times_are_read_as_utc() {
+        assert_eq!(parse_due("1970-01-01T01:00"), Some(3600));
+        assert_eq!(parse_due("1970-01-01T00:00:30"), Some(30));
+        assert_eq!(parse_due("tomorrow"), None);
+    }
+
+    #[actix_web::test]
+    async fn contacts_pages_update_note_and_follow_up() {
+        let f = fixture();
+        let content = Content::new(f.data.store.clone(), &f.data.master);
+        let id = content
+            .contact_for_identity("whatsapp", "+4915112345678", None)
+            .expect("contact");
+        let app = app!(f);
+
+        let r = at::call_service(&app, at::TestRequest::get().uri("/contacts").to_request()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/contacts/{id}"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(!body(r).await.contains("+4915112345678"));
+
+        let cookie = sign_in!(f, app);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/contacts")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let b = body(r).await;
+        assert!(b.contains(&format!("WhatsApp contact {}", &id[..4])), "{b}");
+        assert!(!b.contains("+4915112345678"), "the list shows no identity");
+
+        let form = [
+            ("name", "Jonas Weber"),
+            ("stage", "qualified"),
+            ("score", "80"),
+            ("tags", "implant, vip, "),
+        ];
+        // foreign origin refused
+        let r = at::call_service(
+            &app,
+            at::TestRequest::post()
+                .uri(&format!("/contacts/{id}"))
+                .insert_header(("origin", "http://evil.localhost"))
+                .cookie(cookie.clone())
+                .set_form(form)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}"), &cookie)
+                .set_form(form)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let d = content.contact(&id).expect("get").expect("some");
+        assert_eq!(d.stage, Stage::Qualified);
+        assert_eq!(d.score, 80);
+        assert_eq!(d.tags, ["implant", "vip"]);
+        assert_eq!(d.name.as_deref(), Some("Jonas Weber"));
+
+        for bad in [
+            [
+                ("name", ""),
+                ("stage", "bogus"),
+                ("score", "1"),
+                ("tags", ""),
+            ],
+            [
+                ("name", ""),
+                ("stage", "won"),
+                ("score", "101"),
+                ("tags", ""),
+            ],
+            [("name", ""), ("stage", "won"), ("score", "x"), ("tags", "")],
+        ] {
+            let r = at::call_service(
+                &app,
+                post(&format!("/contacts/{id}"), &cookie)
+                    .set_form(bad)
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        }
+
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}/notes"), &cookie)
+                .set_form([("text", "Asked about financing")])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}/notes"), &cookie)
+                .set_form([("text", " ")])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}/followups"), &cookie)
+                .set_form([
+                    ("kind", "reminder"),
+                    ("due", "2030-05-01T09:30"),
+                    ("text", "Send the quote"),
+                ])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}/followups"), &cookie)
+                .set_form([("kind", "reminder"), ("due", "soon"), ("text", "x")])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let fu = content.followups(&id, 10).expect("followups");
+        assert_eq!(fu.len(), 1);
+        assert_eq!(fu[0].due_at, parse_due("2030-05-01T09:30").expect("due"));
+
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/contacts/{id}"))
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let b = body(r).await;
+        for s in [
+            "Jonas Weber",
+            "+4915112345678",
+            "Asked about financing",
+            "Send the quote",
+            "Stage: New → Qualified",
+            "by user-1",
+            r#"<option value="qualified" selected>"#,
+        ] {
+            assert!(b.contains(s), "{s} missing: {b}");
+        }
+
+        // a follow-up id under another contact is not found
+        let other = content
+            .contact_for_identity("web", "v-2", None)
+            .expect("other");
+        let fid = &fu[0].id;
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{other}/followups/{fid}/done"), &cookie).to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}/followups/{fid}/done"), &cookie).to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            content.followups(&id, 10).expect("followups")[0].status,
+            FollowupStatus::Done
+        );
+
+        // stage filter
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/contacts?stage=won")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert!(!body(r).await.contains("Jonas Weber"));
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/contacts?stage=qualified")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert!(body(r).await.contains("Jonas Weber"));
+
+        // unknown ids
+        let unknown = uuid::Uuid::new_v4();
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/contacts/{unknown}"))
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{unknown}"), &cookie)
+                .set_form(form)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{unknown}/notes"), &cookie)
+                .set_form([("text", "x")])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+}
