@@ -1255,6 +1255,24 @@ impl Content {
         })
     }
 
+    /// Erases a contact: its data key and every row about it (conversations, messages,
+    /// events, follow-ups, visitor tokens) in one transaction. Usage counts stay (they
+    /// hold no contact data). Copies of the database taken before keep the key wrapped
+    /// under the current KEK until the KEK is rotated (see [`CURRENT_KEK_ID`]).
+    pub fn erase_contact(&self, id: &str) -> Result<()> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            // contact_keys has no foreign key to contacts: delete it explicitly
+            tx.execute("DELETE FROM contact_keys WHERE contact_id = ?1", [id])?;
+            let n = tx.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(ContentError::NotFound);
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// The contact's messages (all conversations), events and follow-ups merged, newest
     /// first, at most `limit`.
     pub fn timeline(&self, id: &str, limit: usize) -> Result<Vec<TimelineEntry>> {

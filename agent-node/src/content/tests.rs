@@ -437,3 +437,42 @@ fn canary_content_never_reaches_the_database_files_in_plaintext() {
     }
     assert!(checked > 0, "database files were read");
 }
+
+#[test]
+fn erasing_a_contact_removes_its_key_and_rows() {
+    let f = fx();
+    let c = &f.content;
+    let (token, id) = c.create_visitor("a").expect("visitor");
+    let conv = c.current_conversation(&id, "a", "web").expect("conv");
+    c.append_message(&conv.id, Author::Contact, "hello")
+        .expect("m");
+    c.add_note(&id, "note", "u").expect("note");
+    c.add_followup(&id, FollowupKind::Reminder, 0, "fu", "u")
+        .expect("followup");
+    let keep = c.contact_for_identity("web", "other", None).expect("other");
+    c.erase_contact(&id).expect("erase");
+    assert!(c.contact(&id).expect("get").is_none());
+    assert!(c.conversation(&conv.id).expect("get").is_none());
+    assert_eq!(c.visitor_contact(&token, "a").expect("lookup"), None);
+    assert!(c.due_followups(i64::MAX).expect("due").is_empty());
+    let left: i64 = c
+        .store
+        .with(|db| {
+            Ok(db.query_row(
+                "SELECT (SELECT COUNT(*) FROM contact_keys WHERE contact_id = ?1)
+                      + (SELECT COUNT(*) FROM messages WHERE contact_id = ?1)
+                      + (SELECT COUNT(*) FROM contact_events WHERE contact_id = ?1)",
+                [&id],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count");
+    assert_eq!(left, 0);
+    assert!(c.contact(&keep).expect("get").is_some());
+    assert!(matches!(c.erase_contact(&id), Err(ContentError::NotFound)));
+    assert_eq!(
+        c.counts_since(0).expect("counts")[0].inbound,
+        1,
+        "counts stay"
+    );
+}
