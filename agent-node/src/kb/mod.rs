@@ -303,21 +303,31 @@ impl KnowledgeBase {
         };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<HitRow> = self.store.with(|c| {
-            // Rank inside FTS5 first (its ORDER BY rank LIMIT path), then join the few
-            // winners to their rows.
-            let mut stmt = c.prepare_cached(
-                "SELECT c.id, c.document_id, c.body_ct, d.title_ct, m.score
-                 FROM (SELECT rowid AS id, rank AS score FROM kb_index
-                       WHERE kb_index MATCH ?1 ORDER BY rank LIMIT ?2) m
-                 JOIN kb_chunks c ON c.id = m.id
-                 JOIN kb_documents d ON d.id = c.document_id
-                 ORDER BY m.score",
+            // Two steps: FTS5 ranks alone (its `ORDER BY rank LIMIT` path, the same
+            // statement shape as a plain FTS5 query), then the few winners are read by
+            // primary key.
+            let mut rank = c.prepare_cached(
+                "SELECT rowid, rank FROM kb_index WHERE kb_index MATCH ?1 ORDER BY rank LIMIT ?2",
             )?;
-            let rows = stmt
+            let ranked = rank
                 .query_map(params![expr, limit], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut fetch = c.prepare_cached(
+                "SELECT c.document_id, c.body_ct, d.title_ct
+                 FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id
+                 WHERE c.id = ?1",
+            )?;
+            let mut rows = Vec::with_capacity(ranked.len());
+            for (id, score) in ranked {
+                let row = fetch
+                    .query_row([id], |r| Ok((id, r.get(0)?, r.get(1)?, r.get(2)?, score)))
+                    .optional()?;
+                // An index row without its chunk cannot happen (one transaction adds
+                // and removes both); skip it rather than fail the search.
+                rows.extend(row);
+            }
             Ok(rows)
         })?;
         rows.into_iter()
