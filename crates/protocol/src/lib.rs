@@ -159,7 +159,7 @@ pub struct CountBucket {
     pub inbound: i64,
     /// Outbound messages in that hour.
     pub outbound: i64,
-    /// Conversations active in that hour.
+    /// Conversations started in that hour.
     pub conversations: i64,
 }
 
