@@ -15,10 +15,17 @@
 //! - [`enroll`]: first contact with the CP (`POST /v1/enroll`);
 //! - [`phone_home`]: reports, commands and renewal over mTLS;
 //! - [`console`]: the node's own HTTP server (customer console);
+//! - [`content`]: contacts/CRM, conversations and messages, encrypted per contact;
+//! - [`kb`]: the knowledge base (encrypted chunks, blind-indexed FTS5);
+//! - [`llm`]: LLM providers and the built-in retrieval responder;
+//! - [`secrets`]: provider keys sealed under the master key;
+//! - [`agent`]: the runtime answering a customer's message;
+//! - [`widget`]: the web-chat widget and its API;
 //! - [`deprovision`]: crypto-erase and the destruction receipt.
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod console;
@@ -32,6 +39,7 @@ pub mod llm;
 pub mod phone_home;
 pub mod secrets;
 pub mod store;
+pub mod widget;
 
 mod node;
 

@@ -3,7 +3,11 @@
 
 use crate::cli::RunArgs;
 use crate::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
+use crate::agent::Runtime;
 use crate::console::{self, ConsoleState};
+use crate::llm::{LlmHealth, ProviderUrls, Providers};
+use crate::secrets::SecretStore;
+use crate::widget::WidgetState;
 use crate::keys::MasterKey;
 use crate::phone_home::{self, Exit, Gateway, PhoneHome};
 use crate::store::Store;
@@ -31,10 +35,22 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
         let gateway = Arc::new(Gateway::new(&state.gateway_url, &state.ca_pem, identity)?);
-        let console = console::start(
-            ConsoleState::new(store.clone(), master.clone(), &state, started)?,
-            &state.listen_addr,
+        let providers = Providers::new(
+            ProviderUrls {
+                openai: args.openai_base_url.clone(),
+                anthropic: args.anthropic_base_url.clone(),
+            },
+            SecretStore::new(store.clone(), master.clone()),
         )?;
+        let runtime = Arc::new(Runtime::new(
+            store.clone(),
+            &master,
+            providers,
+            Arc::new(LlmHealth::default()),
+        ));
+        let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        let widget = WidgetState::new(runtime.clone(), console_state.origin.clone());
+        let console = console::start(console_state, widget, &state.listen_addr)?;
         tracing::info!(
             listen = %state.listen_addr,
             public_url = %state.public_url,
@@ -50,6 +66,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             max_backoff: cfg.max_backoff,
             renew_after: cfg.renew_after,
             started,
+            runtime: Some(runtime),
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {

@@ -214,6 +214,9 @@ fn spawn_node(
             data_dir: dir,
             renew_after_secs: renew_after,
             max_backoff_secs: 1,
+            // Nothing in these tests calls a model; unreachable on purpose.
+            openai_base_url: "http://127.0.0.1:9/v1".into(),
+            anthropic_base_url: "http://127.0.0.1:9/v1".into(),
         }))
     })
 }

@@ -170,16 +170,24 @@ impl Console {
 }
 
 /// Binds `listen_addr` and starts serving in the current runtime.
-pub fn start(state: ConsoleState, listen_addr: &str) -> anyhow::Result<Console> {
+pub fn start(
+    state: ConsoleState,
+    widget: crate::widget::WidgetState,
+    listen_addr: &str,
+) -> anyhow::Result<Console> {
     let data = web::Data::new(state);
+    let widget = web::Data::new(widget);
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(widget.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .wrap(security_headers())
+            .configure(crate::widget::routes)
             .configure(routes)
     })
-    .workers(1)
+    // Widget answers stream for a while; one worker would serialize visitors.
+    .workers(2)
     // The node process owns signal handling: SIGTERM ends the process, not the console.
     .disable_signals()
     .shutdown_timeout(5)

@@ -214,6 +214,9 @@ pub struct PhoneHome {
     pub renew_after: Option<Duration>,
     /// When the process started (uptime).
     pub started: Instant,
+    /// Content counts (per channel per hour) and the `llm` check, when the agent
+    /// runtime runs (always, except in phone-home tests).
+    pub runtime: Option<Arc<crate::agent::Runtime>>,
 }
 
 /// How phone home ended.

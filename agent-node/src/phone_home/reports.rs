@@ -39,14 +39,25 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
     let storage = storage_check(&ctx.paths);
     let disk = i64::try_from(files::dir_size(ctx.paths.dir())).unwrap_or(i64::MAX);
     let uptime = i64::try_from(ctx.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+    let mut checks = vec![storage];
+    let mut counts = vec![];
+    if let Some(rt) = &ctx.runtime {
+        checks.extend(rt.health().check());
+        // The current and the two previous hours: a report replaces the CP's figures for
+        // the hours it carries, so late messages in a past hour are still counted.
+        let since = crate::store::now() / 3600 * 3600 - 2 * 3600;
+        match rt.content().counts_since(since) {
+            Ok(c) => counts = c,
+            Err(e) => tracing::error!(error = %e, "reading usage counts failed"),
+        }
+    }
     let report = ctx.store.append_report(|seq, queue_depth| Report {
         seq,
         produced_at: crate::store::now(),
         version: crate::VERSION.to_owned(),
         uptime_s: uptime,
-        checks: vec![storage],
-        // No channels yet; per-channel hourly counts arrive with them.
-        counts: vec![],
+        checks,
+        counts,
         disk_used_bytes: disk,
         queue_depth,
     })?;

@@ -1,0 +1,108 @@
+//! Anthropic messages: `POST {base}/messages` with `x-api-key` and `anthropic-version`,
+//! `stream: true`; events `message_start` (input tokens), `content_block_delta` with
+//! `text_delta`, `message_delta` (output tokens), `message_stop`, `ping`, `error`.
+
+use super::{ChatRequest, Http, LlmError, LlmProvider, Role, Usage};
+use futures_util::future::BoxFuture;
+use outpost_crypto::Secret;
+use tokio::sync::mpsc;
+
+/// The API version header sent with every request.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// The Anthropic provider.
+pub struct Anthropic {
+    /// Base URL, e.g. `https://api.anthropic.com/v1`.
+    pub base: String,
+    /// The key.
+    pub key: Secret,
+    /// HTTP client and timeouts.
+    pub http: Http,
+}
+
+/// The request body. Anthropic wants alternating turns starting with the user, so
+/// leading assistant turns (the greeting) are dropped and repeated roles merged.
+pub fn body(req: &ChatRequest) -> serde_json::Value {
+    let mut messages: Vec<(&'static str, String)> = Vec::new();
+    for t in &req.history {
+        let role = match t.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        if messages.is_empty() && role == "assistant" {
+            continue;
+        }
+        match messages.last_mut() {
+            Some((r, text)) if *r == role => {
+                text.push_str("\n\n");
+                text.push_str(&t.text);
+            }
+            _ => messages.push((role, t.text.clone())),
+        }
+    }
+    serde_json::json!({
+        "model": req.model,
+        "system": req.system_with_sources(),
+        "messages": messages.iter().map(|(r, t)| serde_json::json!({"role": r, "content": t})).collect::<Vec<_>>(),
+        "max_tokens": req.max_tokens,
+        "stream": true,
+    })
+}
+
+/// Reads one streamed event.
+pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<String>, LlmError> {
+    if ev.data.is_empty() {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(&ev.data).map_err(|_| LlmError::BadResponse)?;
+    let kind = v["type"].as_str().unwrap_or(ev.event.as_str());
+    match kind {
+        "message_start" => {
+            usage.input_tokens = v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+            Ok(None)
+        }
+        "content_block_delta" if v["delta"]["type"] == "text_delta" => {
+            Ok(v["delta"]["text"].as_str().map(str::to_owned))
+        }
+        "message_delta" => {
+            usage.output_tokens = v["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            Ok(None)
+        }
+        "error" => Err(match v["error"]["type"].as_str() {
+            Some("rate_limit_error") => LlmError::RateLimited,
+            Some("authentication_error" | "permission_error") => LlmError::Unauthorized,
+            _ => LlmError::Unavailable,
+        }),
+        _ => Ok(None),
+    }
+}
+
+impl LlmProvider for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        tx: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Usage, LlmError>> {
+        Box::pin(async move {
+            let url = format!("{}/messages", self.base.trim_end_matches('/'));
+            let body = body(req);
+            self.http
+                .stream_sse(
+                    "anthropic",
+                    |c| {
+                        c.post(&url)
+                            .header("x-api-key", self.key.expose())
+                            .header("anthropic-version", API_VERSION)
+                            .json(&body)
+                    },
+                    on_event,
+                    &tx,
+                )
+                .await
+        })
+    }
+}

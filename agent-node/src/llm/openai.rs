@@ -1,0 +1,90 @@
+//! OpenAI chat completions (and any OpenAI-compatible endpoint): `POST {base}/chat/completions`
+//! with `stream: true`; the answer arrives as `data: {json}` events with
+//! `choices[0].delta.content`, usage in the last chunk (`stream_options.include_usage`),
+//! and `data: [DONE]`.
+
+use super::{ChatRequest, Http, LlmError, LlmProvider, Role, Usage};
+use futures_util::future::BoxFuture;
+use outpost_crypto::Secret;
+use tokio::sync::mpsc;
+
+/// An OpenAI-style provider.
+pub struct OpenAi {
+    /// `openai` or `openai_compatible` (logs).
+    pub name: &'static str,
+    /// Base URL, e.g. `https://api.openai.com/v1`.
+    pub base: String,
+    /// The key; optional for local OpenAI-compatible models.
+    pub key: Option<Secret>,
+    /// HTTP client and timeouts.
+    pub http: Http,
+}
+
+/// The request body.
+pub fn body(req: &ChatRequest) -> serde_json::Value {
+    let mut messages =
+        vec![serde_json::json!({"role": "system", "content": req.system_with_sources()})];
+    for t in &req.history {
+        let role = match t.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        messages.push(serde_json::json!({"role": role, "content": t.text}));
+    }
+    serde_json::json!({
+        "model": req.model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "max_tokens": req.max_tokens,
+    })
+}
+
+/// Reads one streamed event: the delta, if any; usage when present.
+pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<String>, LlmError> {
+    if ev.data.trim() == "[DONE]" {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_str(&ev.data).map_err(|_| LlmError::BadResponse)?;
+    if v.get("error").is_some() {
+        return Err(LlmError::Unavailable);
+    }
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
+        usage.output_tokens = u["completion_tokens"].as_u64().unwrap_or(0);
+    }
+    Ok(v["choices"][0]["delta"]["content"]
+        .as_str()
+        .map(str::to_owned))
+}
+
+impl LlmProvider for OpenAi {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stream<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        tx: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Usage, LlmError>> {
+        Box::pin(async move {
+            let url = format!("{}/chat/completions", self.base.trim_end_matches('/'));
+            let body = body(req);
+            self.http
+                .stream_sse(
+                    self.name,
+                    |c| {
+                        let r = c.post(&url).json(&body);
+                        match &self.key {
+                            Some(k) => r.bearer_auth(k.expose()),
+                            None => r,
+                        }
+                    },
+                    on_event,
+                    &tx,
+                )
+                .await
+        })
+    }
+}
