@@ -62,6 +62,20 @@ pub mod cli {
         /// Override: renew the certificate after this many seconds instead of at 50–70 % of its life (tests)
         #[arg(long, env = "OUTPOST_NODE_RENEW_AFTER_SECS")]
         pub renew_after_secs: Option<u64>,
+        /// Base URL of the OpenAI API (tests point it at a local fake)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_OPENAI_BASE_URL",
+            default_value = "https://api.openai.com/v1"
+        )]
+        pub openai_base_url: String,
+        /// Base URL of the Anthropic API (tests point it at a local fake)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_ANTHROPIC_BASE_URL",
+            default_value = "https://api.anthropic.com/v1"
+        )]
+        pub anthropic_base_url: String,
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,

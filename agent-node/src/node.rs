@@ -1,16 +1,16 @@
 //! The node's life: prepare the data directory, enroll (or resume), serve the console,
 //! phone home, and on `deprovision` destroy everything and deliver the receipt.
 
+use crate::agent::Runtime;
 use crate::cli::RunArgs;
 use crate::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
-use crate::agent::Runtime;
 use crate::console::{self, ConsoleState};
-use crate::llm::{LlmHealth, ProviderUrls, Providers};
-use crate::secrets::SecretStore;
-use crate::widget::WidgetState;
 use crate::keys::MasterKey;
+use crate::llm::{LlmHealth, ProviderUrls, Providers};
 use crate::phone_home::{self, Exit, Gateway, PhoneHome};
+use crate::secrets::SecretStore;
 use crate::store::Store;
+use crate::widget::WidgetState;
 use crate::{deprovision, enroll, files};
 use anyhow::Context as _;
 use std::sync::Arc;

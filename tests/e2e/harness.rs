@@ -16,6 +16,8 @@ pub use control_plane::db::DbPool;
 pub struct Opts {
     pub provisioner: &'static str,
     pub report_interval: f64,
+    /// Extra environment for the CP; local nodes inherit it (provider base URLs).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Opts {
@@ -23,6 +25,7 @@ impl Default for Opts {
         Self {
             provisioner: "local",
             report_interval: 1.0,
+            env: vec![],
         }
     }
 }
@@ -133,6 +136,7 @@ impl Cp {
             ])
             .env("RUST_LOG", "info")
             .env_remove("DATABASE_URL")
+            .envs(self.opts.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -427,4 +431,264 @@ pub fn gateway_client(ca_pem: &str, cert: Option<(&str, &rcgen::KeyPair)>) -> re
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// A signed-in session on a node's console, reached like a browser would: the CP's
+/// "Open node console" button → capability-token handoff → the node's own cookie.
+pub struct NodeConsole {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookie: String,
+    pub port: u16,
+}
+
+impl NodeConsole {
+    pub async fn open(browser: &Browser, ws_id: &str) -> NodeConsole {
+        let r = browser
+            .post_csrf(&format!("/workspaces/{ws_id}/console"), &[])
+            .await;
+        assert_eq!(r.status(), 303);
+        let handoff = r.headers()["location"].to_str().unwrap().to_owned();
+        let authority = handoff
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (host, port) = authority.rsplit_once(':').unwrap();
+        let port: u16 = port.parse().unwrap();
+        ring_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(host, ([127, 0, 0, 1], port).into())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let r = client.get(&handoff).send().await.unwrap();
+        assert_eq!(r.status(), 303, "handoff accepted");
+        let cookie = session_cookie(&r, "outpost_node_session").unwrap();
+        NodeConsole {
+            base: format!("http://{authority}"),
+            client,
+            cookie,
+            port,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.base)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads a file as the console's form does (multipart field `file`).
+    pub async fn upload(&self, path: &str, filename: &str, body: &[u8]) -> reqwest::Response {
+        let boundary = "outpost-test-boundary-7d1f";
+        let mut data = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        data.extend_from_slice(body);
+        data.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.base)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(data)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A web-chat visitor on a given website (Origin), talking to a node's widget API.
+pub struct Visitor {
+    pub api: String,
+    pub origin: Option<String>,
+    pub client: reqwest::Client,
+    pub token: String,
+}
+
+/// One answer read from the widget's event stream.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub deltas: Vec<String>,
+    /// `done`, `queued` or `error`.
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        self.data["text"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Visitor {
+    pub fn new(node: &NodeConsole, agent_id: &str, origin: Option<&str>) -> Visitor {
+        Visitor {
+            api: format!("{}/widget/v1/{agent_id}", node.base),
+            origin: origin.map(str::to_owned),
+            client: node.client.clone(),
+            token: String::new(),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, format!("{}{path}", self.api));
+        if let Some(o) = &self.origin {
+            r = r.header("origin", o);
+        }
+        if !self.token.is_empty() {
+            r = r.bearer_auth(&self.token);
+        }
+        r
+    }
+
+    pub async fn start(&self) -> reqwest::Response {
+        let body = if self.token.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "visitor": self.token })
+        };
+        self.req(reqwest::Method::POST, "/session")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts a session (a new visitor has no token until its first message); panics
+    /// unless 200.
+    pub async fn begin(&mut self) -> serde_json::Value {
+        let r = self.start().await;
+        assert_eq!(r.status(), 200, "session");
+        let v: serde_json::Value = r.json().await.unwrap();
+        self.token = v["visitor"].as_str().unwrap_or_default().to_owned();
+        v
+    }
+
+    pub async fn post_raw(&self, body: &str) -> reqwest::Response {
+        self.req(reqwest::Method::POST, "/messages")
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a message and reads the whole event stream; keeps the visitor token a
+    /// first message returns.
+    pub async fn say(&mut self, text: &str) -> Answer {
+        let r = self
+            .req(reqwest::Method::POST, "/messages")
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "message accepted");
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        let body = r.text().await.unwrap();
+        let mut answer = Answer::default();
+        for block in body.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let mut event = "";
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e;
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+            if event == "visitor" {
+                self.token = v["visitor"].as_str().unwrap().to_owned();
+            } else if event == "delta" {
+                answer.deltas.push(v["text"].as_str().unwrap().to_owned());
+            } else {
+                answer.event = event.to_owned();
+                answer.data = v;
+            }
+        }
+        answer
+    }
+
+    pub async fn req_get(&self, path: &str) -> reqwest::Response {
+        self.req(reqwest::Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn messages_after(&self, after: i64) -> Vec<serde_json::Value> {
+        let r = self
+            .req(reqwest::Method::GET, &format!("/messages?after={after}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["messages"].as_array().unwrap().clone()
+    }
+}
+
+/// Creates an agent through the API and waits until the node has applied it (its
+/// widget session answers).
+pub async fn create_agent(
+    api: &Api,
+    node: &NodeConsole,
+    ws_id: &str,
+    body: serde_json::Value,
+) -> String {
+    let r = api
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{ws_id}/agents"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "agent created");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let probe = Visitor::new(node, &id, None);
+    wait_for("the node to apply the agent", 30, || async {
+        (probe.start().await.status() == 200).then_some(())
+    })
+    .await;
+    id
+}
+
+/// Signs in, creates a workspace and waits for its node; returns the pieces.
+pub async fn workspace_with_node(
+    cp: &Cp,
+    email: &str,
+    name: &str,
+) -> (Browser, Api, String, NodeConsole) {
+    let browser = Browser::signin(cp, email).await;
+    let api = Api::new(cp, email);
+    let ws = api.create_workspace(name).await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    api.wait_node_state(&ws_id, "healthy", 90).await;
+    let node = NodeConsole::open(&browser, &ws_id).await;
+    (browser, api, ws_id, node)
 }

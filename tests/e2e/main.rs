@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod agents;
 mod api;
 mod gateway;
 mod journey;

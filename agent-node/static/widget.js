@@ -1,0 +1,216 @@
+/* Outpost web-chat widget. No build step, no dependencies.
+ *
+ * Embed: <script src="https://<your node>/widget.js" data-outpost-agent="<agent id>" async></script>
+ *
+ * It talks only to the node that served it (never to the Outpost control plane). The
+ * visitor token is kept in localStorage so a returning visitor sees their conversation.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) return;
+  var agentId = script.getAttribute("data-outpost-agent");
+  if (!agentId) { console.warn("Outpost widget: data-outpost-agent is missing"); return; }
+  var base = new URL(script.src).origin;
+  var api = base + "/widget/v1/" + encodeURIComponent(agentId);
+  var storeKey = "outpost-visitor:" + base + ":" + agentId;
+
+  var css =
+    ":host{all:initial;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2433}" +
+    ".launcher{position:fixed;right:20px;bottom:20px;border:0;border-radius:999px;padding:12px 18px;background:#2b59c3;color:#fff;font:inherit;font-weight:600;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.2)}" +
+    ".launcher:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #f4b400;outline-offset:2px}" +
+    ".panel{position:fixed;right:20px;bottom:80px;width:min(360px,calc(100vw - 40px));height:min(520px,calc(100vh - 120px));display:flex;flex-direction:column;background:#fff;border:1px solid #dde1ea;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.2);overflow:hidden}" +
+    ".panel[hidden]{display:none}" +
+    "header{display:flex;justify-content:space-between;align-items:center;padding:10px 14px;background:#2b59c3;color:#fff}" +
+    "header h2{font-size:16px;margin:0}header button{background:none;border:0;color:#fff;font-size:20px;cursor:pointer;line-height:1}" +
+    ".log{flex:1;overflow-y:auto;padding:12px;margin:0;list-style:none}" +
+    ".log li{margin:6px 0;padding:8px 10px;border-radius:10px;max-width:85%;white-space:pre-wrap;word-wrap:break-word}" +
+    ".log li.visitor{background:#2b59c3;color:#fff;margin-left:auto}.log li.agent,.log li.human{background:#eef1f7}" +
+    ".log li.system{background:none;color:#5b6478;font-style:italic;font-size:13px;text-align:center;max-width:100%}" +
+    ".who{display:block;font-size:12px;opacity:.75}" +
+    "form{display:flex;gap:6px;padding:10px;border-top:1px solid #dde1ea}" +
+    "textarea{flex:1;resize:none;font:inherit;padding:8px;border:1px solid #dde1ea;border-radius:8px;min-height:40px}" +
+    "form button{border:0;border-radius:8px;background:#2b59c3;color:#fff;font:inherit;padding:0 14px;cursor:pointer}" +
+    "form button[disabled]{opacity:.6;cursor:default}.status{font-size:12px;color:#b42318;padding:0 12px}";
+
+  var host = document.createElement("div");
+  host.setAttribute("data-outpost-widget", "");
+  var root = host.attachShadow({ mode: "open" });
+  try {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } catch (e) {
+    var style = document.createElement("style");
+    style.textContent = css;
+    root.appendChild(style);
+  }
+
+  function el(tag, attrs, text) {
+    var n = document.createElement(tag);
+    for (var k in attrs) if (Object.prototype.hasOwnProperty.call(attrs, k)) n.setAttribute(k, attrs[k]);
+    if (text) n.textContent = text;
+    return n;
+  }
+
+  var launcher = el("button", { "class": "launcher", type: "button", "aria-expanded": "false", "aria-controls": "outpost-panel" }, "Chat with us");
+  var panel = el("section", { "class": "panel", id: "outpost-panel", role: "dialog", "aria-label": "Chat", hidden: "" });
+  var header = el("header");
+  var title = el("h2", {}, "Chat");
+  var close = el("button", { type: "button", "aria-label": "Close chat" }, "×");
+  header.appendChild(title); header.appendChild(close);
+  var log = el("ol", { "class": "log", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
+  var status = el("p", { "class": "status", role: "status" });
+  var form = el("form");
+  var input = el("textarea", { rows: "2", maxlength: "2000", "aria-label": "Your message", placeholder: "Write a message…" });
+  var send = el("button", { type: "submit" }, "Send");
+  form.appendChild(input); form.appendChild(send);
+  panel.appendChild(header); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
+  root.appendChild(panel); root.appendChild(launcher);
+
+  var visitor = null, lastId = 0, started = false, busy = false, pollTimer = null, agentName = "Assistant";
+  var seen = {};
+  try { visitor = window.localStorage.getItem(storeKey); } catch (e) { visitor = null; }
+
+  function label(from) {
+    return from === "visitor" ? "You" : from === "human" ? "Team" : from === "agent" ? agentName : "";
+  }
+
+  function add(from, text, id) {
+    if (id && seen[id]) return null;
+    if (id) { seen[id] = true; if (id > lastId) lastId = id; }
+    var li = el("li", { "class": from });
+    var who = label(from);
+    if (who) li.appendChild(el("span", { "class": "who" }, who));
+    var body = el("span", {}, text);
+    li.appendChild(body);
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+    return body;
+  }
+
+  /* The token arrives with the first message (nothing is stored for a mere page view). */
+  function remember(token) {
+    visitor = token || null;
+    try {
+      if (visitor) window.localStorage.setItem(storeKey, visitor);
+      else window.localStorage.removeItem(storeKey);
+    } catch (e) { /* private mode: the chat works for this page only */ }
+  }
+
+  function headers() {
+    var h = { "Content-Type": "application/json" };
+    if (visitor) h.Authorization = "Bearer " + visitor;
+    return h;
+  }
+
+  function fail(res) {
+    return res.json().then(function (j) { status.textContent = j.message || "Something went wrong."; },
+      function () { status.textContent = "Something went wrong."; });
+  }
+
+  function start() {
+    started = true;
+    return fetch(api + "/session", { method: "POST", headers: headers(), body: JSON.stringify(visitor ? { visitor: visitor } : {}) })
+      .then(function (res) {
+        if (!res.ok) return fail(res);
+        return res.json().then(function (s) {
+          remember(s.visitor);
+          agentName = s.agent || agentName;
+          title.textContent = agentName;
+          if (s.greeting) add("agent", s.greeting);
+          s.messages.forEach(function (m) { add(m.from, m.text, m.id); });
+          poll();
+        });
+      })
+      .catch(function () { status.textContent = "The chat is unreachable. Please try again later."; started = false; });
+  }
+
+  function poll() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(function () {
+      if (panel.hidden || !visitor) return;
+      if (busy) { poll(); return; }
+      fetch(api + "/messages?after=" + lastId, { headers: headers() })
+        .then(function (res) { return res.ok ? res.json() : null; })
+        .then(function (j) { if (j) j.messages.forEach(function (m) { add(m.from, m.text, m.id); }); })
+        .catch(function () { /* retry on the next tick */ })
+        .then(poll);
+    }, 4000);
+  }
+
+  /* Reads the text/event-stream answer: `delta` events, then `done`, `queued` or `error`. */
+  function readStream(res, bubble) {
+    var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = "";
+    function handle(block) {
+      var event = "message", data = "";
+      block.split("\n").forEach(function (line) {
+        if (line.indexOf("event:") === 0) event = line.slice(6).trim();
+        else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+      });
+      if (!data) return;
+      var j = JSON.parse(data);
+      if (event === "visitor") { remember(j.visitor); poll(); }
+      else if (event === "delta") { bubble.textContent += j.text; log.scrollTop = log.scrollHeight; }
+      else if (event === "done") { bubble.textContent = j.text; if (j.id) { seen[j.id] = true; if (j.id > lastId) lastId = j.id; } }
+      else if (event === "queued") { bubble.parentNode.remove(); add("system", j.message); }
+      else if (event === "error") { status.textContent = j.message; }
+    }
+    function pump() {
+      return reader.read().then(function (r) {
+        if (r.done) return;
+        buffer += decoder.decode(r.value, { stream: true }).replace(/\r\n/g, "\n");
+        var i;
+        while ((i = buffer.indexOf("\n\n")) >= 0) { handle(buffer.slice(0, i)); buffer = buffer.slice(i + 2); }
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = input.value.trim();
+    if (!text || busy) return;
+    busy = true; send.disabled = true; status.textContent = "";
+    input.value = "";
+    add("visitor", text);
+    var bubble = add("agent", "");
+    fetch(api + "/messages", { method: "POST", headers: headers(), body: JSON.stringify({ text: text }) })
+      .then(function (res) {
+        if (!res.ok) { bubble.parentNode.remove(); return fail(res); }
+        return readStream(res, bubble);
+      })
+      .catch(function () { status.textContent = "Your message could not be sent. Please try again."; })
+      .then(function () { busy = false; send.disabled = false; input.focus(); lastIdSync(); });
+  });
+
+  /* The visitor's own message was stored before the answer; fetch ids so polls skip them. */
+  function lastIdSync() {
+    fetch(api + "/messages?after=" + lastId, { headers: headers() })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (j) {
+        if (!j) return;
+        j.messages.forEach(function (m) {
+          if (m.from === "visitor" || m.from === "agent") { seen[m.id] = true; if (m.id > lastId) lastId = m.id; }
+          else add(m.from, m.text, m.id);
+        });
+      })
+      .catch(function () { /* ignore */ });
+  }
+
+  input.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit ? form.requestSubmit() : send.click(); }
+  });
+
+  function toggle(open) {
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { if (!started) start(); else poll(); input.focus(); } else { clearTimeout(pollTimer); launcher.focus(); }
+  }
+  launcher.addEventListener("click", function () { toggle(panel.hidden); });
+  close.addEventListener("click", function () { toggle(false); });
+  panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") toggle(false); });
+
+  (document.body || document.documentElement).appendChild(host);
+})();
