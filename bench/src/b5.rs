@@ -124,7 +124,8 @@ fn document(rng: &mut Rng, vocab: &[String], zipf: &Zipf) -> String {
     text.trim().to_owned()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of sorted samples (nearest rank).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -1,5 +1,5 @@
 //! Outpost benchmarks B1 (report ingest over mTLS), B2 (mTLS handshakes with the
-//! serial check) and B5 (knowledge-base retrieval), each a ratio against a reference
+//! serial check), B4 (the node's message pipeline) and B5 (knowledge-base retrieval), each a ratio against a reference
 //! measured in the same run on the same machine (docs: `bench/README.md`). `--smoke` runs for a few seconds only, to prove the
 //! benchmarks work; no wall-clock figure is ever asserted. The process exits non-zero only
 //! when a benchmark could not run, never because a target was missed.
@@ -8,6 +8,7 @@
 
 mod b1;
 mod b2;
+mod b4;
 mod b5;
 mod cp;
 mod load;
@@ -21,6 +22,7 @@ use std::time::Duration;
 enum Which {
     B1,
     B2,
+    B4,
     B5,
 }
 
@@ -152,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut failures = Vec::new();
     let mut results = Vec::new();
-    // B1 and B2 need the control plane; B5 runs on the node's knowledge base alone.
+    // B1 and B2 need the control plane; B4 and B5 run on the node's database alone.
     if want(Which::B1) || want(Which::B2) {
         let cp = cp::start()?;
         // B2 only needs one enrolled node.
@@ -180,6 +182,13 @@ async fn main() -> anyhow::Result<()> {
             failures.push(why);
         }
     }
+
+    let b4 = if want(Which::B4) {
+        let (info, window, rounds) = (run.clone(), s.duration, s.rounds.max(2));
+        Some(tokio::task::spawn_blocking(move || b4::run(&info, window, rounds)).await??)
+    } else {
+        None
+    };
 
     let b5 = if want(Which::B5) {
         let pick = |v: Option<u64>, full: usize, smoke: usize| {
@@ -220,6 +229,20 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 "NOT MET"
             }
+        );
+    }
+    if let Some(r) = &b4 {
+        println!(
+            "{:<4} {:>16.0} {:>16.0} {:>7.2}×  {:<52} {}",
+            "B4",
+            r.subject.2,
+            r.reference.2,
+            r.subject.2 / r.reference.2.max(f64::MIN_POSITIVE),
+            format!(
+                "p99 < 5 ms (got {:.2} ms), ≥ 1,000 msg/s",
+                r.subject.1 / 1000.0
+            ),
+            if r.met { "MET" } else { "NOT MET" }
         );
     }
     if let Some(r) = &b5 {

@@ -467,3 +467,253 @@ mod tests {
         assert_eq!(r.question(), "When?");
     }
 }
+
+#[cfg(test)]
+mod provider_tests {
+    //! The hosted providers against local fakes speaking their real wire formats.
+    use super::*;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn fast() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(500),
+            first_byte: Duration::from_millis(400),
+            idle: Duration::from_millis(400),
+            total: Duration::from_secs(5),
+            retries: 2,
+            backoff_base: Duration::from_millis(10),
+        }
+    }
+
+    fn http() -> Http {
+        Http {
+            client: http_client(&fast()).expect("client"),
+            timeouts: fast(),
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: "test-model".into(),
+            system: "You are Ava.".into(),
+            grounding: vec![Grounding {
+                title: "hours.md".into(),
+                text: "Open 8am to 6pm.".into(),
+            }],
+            history: vec![Turn {
+                role: Role::User,
+                text: "When do you open?".into(),
+            }],
+            max_tokens: 50,
+        }
+    }
+
+    fn openai(base: &str) -> openai::OpenAi {
+        openai::OpenAi {
+            name: "openai",
+            base: format!("{base}/v1"),
+            key: Some(Secret::new("sk-test".into())),
+            http: http(),
+        }
+    }
+
+    async fn run(p: &dyn LlmProvider) -> (Result<Usage, LlmError>, String) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let req = request();
+        let (result, text) = tokio::join!(p.stream(&req, tx), async {
+            let mut s = String::new();
+            while let Some(d) = rx.recv().await {
+                s.push_str(&d);
+            }
+            s
+        });
+        (result, text)
+    }
+
+    const OPENAI_SSE: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"We open \"}}]}\n\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"at 8am.\"}}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":4}}\n\n\
+data: [DONE]\n\n";
+
+    #[tokio::test]
+    async fn openai_streams_deltas_with_the_key_model_and_sources() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(header("authorization", "Bearer sk-test"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(OPENAI_SSE),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (r, text) = run(&openai(&server.uri())).await;
+        assert_eq!(text, "We open at 8am.");
+        assert_eq!(
+            r.expect("usage"),
+            Usage {
+                input_tokens: 12,
+                output_tokens: 4
+            }
+        );
+        let sent: serde_json::Value =
+            serde_json::from_slice(&server.received_requests().await.expect("requests")[0].body)
+                .expect("json");
+        assert_eq!(sent["model"], "test-model");
+        assert_eq!(sent["stream"], true);
+        assert!(sent["messages"][0]["content"]
+            .as_str()
+            .expect("system")
+            .contains("[1] hours.md\nOpen 8am to 6pm."));
+        assert_eq!(sent["messages"][1]["content"], "When do you open?");
+    }
+
+    #[tokio::test]
+    async fn anthropic_streams_text_deltas_with_its_headers() {
+        let body = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Open \"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"at 8.\"}}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":5}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(header("x-api-key", "sk-ant"))
+            .and(header("anthropic-version", anthropic::API_VERSION))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(body),
+            )
+            .mount(&server)
+            .await;
+        let p = anthropic::Anthropic {
+            base: format!("{}/v1", server.uri()),
+            key: Secret::new("sk-ant".into()),
+            http: http(),
+        };
+        let (r, text) = run(&p).await;
+        assert_eq!(text, "Open at 8.");
+        assert_eq!(r.expect("usage").output_tokens, 5);
+        let sent: serde_json::Value =
+            serde_json::from_slice(&server.received_requests().await.expect("requests")[0].body)
+                .expect("json");
+        assert!(sent["system"]
+            .as_str()
+            .expect("system")
+            .contains("hours.md"));
+        assert_eq!(sent["messages"][0]["role"], "user");
+    }
+
+    #[tokio::test]
+    async fn failures_map_to_codes_and_only_transient_ones_are_retried() {
+        for (status, expected, calls) in [
+            (401, LlmError::Unauthorized, 1),
+            (500, LlmError::Unavailable, 3),
+            (429, LlmError::RateLimited, 3),
+            (400, LlmError::BadResponse, 1),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(status).set_body_string("{\"error\":{}}"))
+                .mount(&server)
+                .await;
+            let (r, text) = run(&openai(&server.uri())).await;
+            assert_eq!(r, Err(expected.clone()), "{status}");
+            assert!(text.is_empty());
+            let n = server.received_requests().await.expect("requests").len();
+            assert_eq!(n, calls, "{status}: attempts");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_that_clears_is_retried_to_success() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "text/event-stream")
+                    .set_body_string(OPENAI_SSE),
+            )
+            .mount(&server)
+            .await;
+        let (r, text) = run(&openai(&server.uri())).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(text, "We open at 8am.");
+        assert_eq!(server.received_requests().await.expect("requests").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_never_answers_times_out() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .mount(&server)
+            .await;
+        let (r, _) = run(&openai(&server.uri())).await;
+        assert_eq!(r, Err(LlmError::Timeout));
+    }
+
+    #[tokio::test]
+    async fn missing_keys_and_unusable_choices_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("node.db")).expect("db"));
+        let secrets =
+            SecretStore::new(store, Arc::new(crate::keys::MasterKey::from_bytes([3; 32])));
+        let p = Providers::with_timeouts(ProviderUrls::default(), secrets.clone(), fast())
+            .expect("providers");
+        let choice = |provider, base_url: &str| ModelChoice {
+            provider,
+            model: "m".into(),
+            base_url: base_url.into(),
+        };
+        assert_eq!(
+            p.for_model(&choice(ProviderKind::Openai, "")).err(),
+            Some(LlmError::NoKey)
+        );
+        assert_eq!(
+            p.for_model(&choice(ProviderKind::Anthropic, "")).err(),
+            Some(LlmError::NoKey)
+        );
+        assert_eq!(
+            p.for_model(&choice(ProviderKind::OpenaiCompatible, ""))
+                .err(),
+            Some(LlmError::BadResponse)
+        );
+        assert!(
+            p.for_model(&choice(
+                ProviderKind::OpenaiCompatible,
+                "http://127.0.0.1:1/v1"
+            ))
+            .is_ok(),
+            "a local model needs no key"
+        );
+        assert_eq!(
+            p.for_model(&choice(ProviderKind::Retrieval, ""))
+                .map(|p| p.name())
+                .ok(),
+            Some("retrieval")
+        );
+        secrets
+            .put(
+                SecretKind::OpenaiApiKey,
+                &Secret::new("sk-x".into()),
+                crate::secrets::SecretSource::Console,
+            )
+            .expect("put");
+        assert!(
+            p.for_model(&choice(ProviderKind::Openai, "")).is_ok(),
+            "a saved key applies at once"
+        );
+    }
+}
