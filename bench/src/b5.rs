@@ -147,6 +147,8 @@ pub fn run(run: &RunInfo, docs: usize, queries: usize, rounds: u32) -> anyhow::R
 
     let reference = rusqlite::Connection::open(dir.path().join("reference.db"))?;
     reference.pragma_update(None, "journal_mode", "WAL")?;
+    // The same page cache as the node's connection (store.rs), so both sides compare alike.
+    reference.pragma_update(None, "cache_size", -32 * 1024)?;
     reference.execute_batch("CREATE VIRTUAL TABLE ref USING fts5(body);")?;
 
     let started = Instant::now();
