@@ -1,7 +1,7 @@
 //! Console pages: the agents the CP configured on this node, each with its web-chat
 //! embed snippet and a preview page where staff can chat with it as a visitor would.
 
-use super::{ConsoleError, ConsoleSession, ConsoleState};
+use super::{render, ConsoleError, ConsoleSession, ConsoleState};
 use crate::store::CONFIG_KEY;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -27,15 +27,6 @@ impl AgentsPage {
 #[template(path = "agent_preview.html")]
 struct PreviewPage {
     agent: AgentConfig,
-}
-
-fn render(t: &impl Template) -> Result<HttpResponse, ConsoleError> {
-    let html = t
-        .render()
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
 }
 
 async fn config(state: &web::Data<ConsoleState>) -> Result<WorkspaceConfig, ConsoleError> {

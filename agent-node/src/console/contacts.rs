@@ -5,7 +5,8 @@
 //! Follow-up due times come from a `datetime-local` field, which carries no time zone;
 //! they are read as UTC (the page says so).
 
-use super::inbox::{content, human_time, render, see_other, valid_id};
+use super::inbox::content;
+use super::{human_time, render, see_other, valid_id};
 use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::content::{
     ContactDetail, ContactSummary, ContactUpdate, ContentError, Conversation, Followup,

@@ -6,9 +6,11 @@
 //! fewer, and the assistant never answers over a person): the reply form is always
 //! there, and says so while the assistant is in charge.
 
-use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use super::{
+    human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
+    WriteSession,
+};
 use crate::content::{Author, Content, ConversationStatus, ConversationSummary, Message};
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -33,35 +35,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 pub(crate) fn content(state: &ConsoleState) -> Content {
     Content::new(state.store.clone(), &state.master)
-}
-
-pub(crate) fn render(page: &impl Template) -> Result<HttpResponse, ConsoleError> {
-    let html = page
-        .render()
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering a page: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-pub(crate) fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
-/// `2026-01-31 14:05 UTC`.
-pub(crate) fn human_time(unix: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(fmt).ok())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Ids are UUIDs; anything else cannot name a row (and is not echoed anywhere).
-pub(crate) fn valid_id(id: &str) -> bool {
-    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Which conversations a tab shows.

@@ -3,7 +3,9 @@
 //! Uploads are streamed: the file field is read chunk by chunk and the request is refused
 //! with 413 as soon as it passes [`MAX_UPLOAD_BYTES`], before anything is stored.
 
-use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use super::{
+    render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
+};
 use crate::kb::{DocKind, DocumentSummary, KbError, KnowledgeBase, MAX_UPLOAD_BYTES};
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header;
@@ -55,21 +57,6 @@ fn kb_error(e: KbError) -> ConsoleError {
 
 fn knowledge_base(state: &ConsoleState) -> KnowledgeBase {
     KnowledgeBase::new(state.store.clone(), &state.master)
-}
-
-fn render(page: &impl Template) -> Result<HttpResponse, ConsoleError> {
-    let html = page
-        .render()
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering a kb page: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }
 
 /// `1.2 MiB`, `340 KiB`, `12 B`.
@@ -187,11 +174,6 @@ pub async fn index(
             .collect(),
         docs: docs.into_iter().map(DocRow::from).collect(),
     })
-}
-
-/// Ids are UUIDs; anything else cannot name a document.
-fn valid_id(id: &str) -> bool {
-    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// `GET /kb/{id}`: one document's passages.

@@ -2,9 +2,8 @@
 //! the node's master key and never leaves the node; the page shows only its kind,
 //! fingerprint, last four characters and when it was added.
 
-use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use super::{render, see_other, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::secrets::{SecretKind, SecretMeta, SecretSource, SecretStore};
-use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use outpost_crypto::Secret;
@@ -51,24 +50,13 @@ async fn page(
             meta: stored.iter().find(|m| m.kind == *k).cloned(),
         })
         .collect();
-    let html = SettingsPage { rows }
-        .render()
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering settings: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
+    render(&SettingsPage { rows })
 }
 
 #[derive(Deserialize)]
 struct SecretForm {
     kind: String,
     value: String,
-}
-
-fn back() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/settings"))
-        .finish()
 }
 
 async fn save(
@@ -93,7 +81,7 @@ async fn save(
     let secrets = store(&state);
     web::block(move || secrets.put(kind, &value, SecretSource::Console)).await??;
     tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key set in the console");
-    Ok(back())
+    Ok(see_other("/settings"))
 }
 
 async fn remove(
@@ -105,7 +93,7 @@ async fn remove(
     let secrets = store(&state);
     web::block(move || secrets.remove(kind)).await??;
     tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key removed in the console");
-    Ok(back())
+    Ok(see_other("/settings"))
 }
 
 /// Routes of this section.
