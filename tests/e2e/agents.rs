@@ -66,6 +66,65 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
             )),
         "the CP shows the embed snippet"
     );
+    // The page form validates with a message naming the field, and creates on success.
+    let bad = browser
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/agents"),
+            &[
+                ("name", "Bob"),
+                ("language", "english"),
+                ("fallback_message", "Sorry."),
+                ("open", "09:00"),
+                ("close", "17:00"),
+                ("utc_offset_minutes", "0"),
+                ("provider", "retrieval"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("language tag"));
+    let ok = browser
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/agents"),
+            &[
+                ("name", "Bob"),
+                ("language", "en"),
+                ("fallback_message", "Sorry."),
+                ("day0", "on"),
+                ("open", "09:00"),
+                ("close", "17:00"),
+                ("utc_offset_minutes", "60"),
+                ("provider", "retrieval"),
+                ("allowed_origins", "https://bob.example\r\n"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status(), 303);
+    let (_, list) = api
+        .get_json(&format!("/api/v1/workspaces/{ws_id}/agents"))
+        .await;
+    let bob = list["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Bob")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        bob["business_hours"]["days"],
+        serde_json::json!([true, false, false, false, false, false, false])
+    );
+    assert_eq!(
+        bob["allowed_origins"],
+        serde_json::json!(["https://bob.example"])
+    );
+    // Someone else's workspace: 404, as for every workspace route.
+    let stranger = Api::new(&cp, "stranger@elsewhere.test");
+    let (status, _) = stranger
+        .get_json(&format!("/api/v1/workspaces/{ws_id}/agents"))
+        .await;
+    assert_eq!(status, 404);
+
     let agents_page = node.get("/agents").await.text().await.unwrap();
     assert!(agents_page.contains("Ava") && agents_page.contains(&agent));
 

@@ -102,6 +102,23 @@ impl FakeNode {
         r.json::<CommandBatch>().await.unwrap().commands
     }
 
+    /// A freshly enrolled node is first sent its workspace's configuration (no agents
+    /// yet); it acks it like a node would.
+    async fn takes_initial_config(&self, cp: &Cp) {
+        let cmds = self.commands(cp).await;
+        assert_eq!(cmds.len(), 1, "{cmds:?}");
+        let CommandKind::ApplyConfig { config } = &cmds[0].kind else {
+            panic!("expected apply_config, got {:?}", cmds[0].kind)
+        };
+        assert_eq!(config["agents"], serde_json::json!([]));
+        let ok = CommandAck {
+            ok: true,
+            error_code: None,
+            receipt: None,
+        };
+        assert_eq!(self.ack(cp, &cmds[0].id, &ok).await.status(), 200);
+    }
+
     async fn ack(&self, cp: &Cp, id: &str, ack: &CommandAck) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/node/commands/{id}/ack", cp.gateway))
@@ -158,6 +175,7 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     let (status, node_a) = try_enroll(&cp, &bundle_a, &bundle_a.token).await;
     assert_eq!(status, 200);
     let node_a = node_a.unwrap();
+    node_a.takes_initial_config(&cp).await;
     assert_eq!(try_enroll(&cp, &bundle_a, &bundle_a.token).await.0, 401);
     // Expired token → 401.
     let (_, bundle_c) = bundle_for(&cp, &api, "Gamma Clinic").await;
@@ -284,6 +302,7 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     // Node B, then delete B's workspace: node A can neither see nor ack B's command.
     let (ws_b, bundle_b) = bundle_for(&cp, &api, "Beta Clinic").await;
     let node_b = try_enroll(&cp, &bundle_b, &bundle_b.token).await.1.unwrap();
+    node_b.takes_initial_config(&cp).await;
     assert_eq!(node_b.report(&cp, 1).await.status(), 200);
     let r = api
         .req(
