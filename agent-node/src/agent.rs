@@ -264,7 +264,14 @@ impl Runtime {
     ) -> Result<Message, AgentError> {
         let msg = self.say(agent, conversation_id, tx, "").await?;
         let (content, conv) = (self.content.clone(), conversation_id.to_owned());
-        blocking(move || content.set_status(&conv, ConversationStatus::Human, "agent")).await??;
+        blocking(move || {
+            content.set_status(
+                &conv,
+                ConversationStatus::Human,
+                crate::content::AGENT_ACTOR,
+            )
+        })
+        .await??;
         Ok(msg)
     }
 }

@@ -328,6 +328,34 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
         .unwrap();
     assert!(page.contains("Messages per hour"));
     assert!(!page.contains("Saturdays"), "no content on the CP page");
+
+    // Asking for a person: the handoff message, then the agent waits for the team.
+    let a = visitor.say("Can I talk to a person please?").await;
+    assert_eq!(a.event, "done");
+    assert_eq!(a.data["fallback"], "person_requested");
+    assert_eq!(visitor.say("Hello?").await.event, "queued");
+    let transcript = node
+        .get(&format!("/inbox/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(transcript.contains("Waiting for a member of the team"));
+
+    // A visitor sending too fast is told to wait.
+    let mut limited = None;
+    for _ in 0..12 {
+        let r = visitor.post_raw("{\"text\": \"hi\"}").await;
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        r.text().await.unwrap();
+    }
+    let r = limited.expect("rate limited within 12 quick messages");
+    assert!(r.headers().contains_key("retry-after"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "rate_limited");
 }
 
 /// A fake provider answering with the real streaming wire format.

@@ -10,6 +10,9 @@
 //! Erasing a contact deletes its key and rows in one transaction.
 
 /// Migration adding the content tables (see `store::MIGRATIONS`).
+/// The actor recorded when the assistant (not a staff member) changes a conversation.
+pub const AGENT_ACTOR: &str = "agent";
+
 pub const SCHEMA: &str = r#"
 CREATE TABLE contact_keys (
     contact_id TEXT PRIMARY KEY,
@@ -720,6 +723,12 @@ impl Content {
                 return Ok(conv);
             }
             let (kind, text) = match (conv.status, status) {
+                // The assistant itself queues the conversation when the customer asks
+                // for a person: nobody has joined yet.
+                (_, ConversationStatus::Human) if actor == AGENT_ACTOR => (
+                    "conversation_handoff_requested",
+                    "Waiting for a member of the team",
+                ),
                 (_, ConversationStatus::Human) => (
                     "conversation_takeover",
                     "A team member joined the conversation",

@@ -41,7 +41,7 @@ pub struct WidgetState {
     pub runtime: Arc<Runtime>,
     /// The node's own origin (its console may preview the widget).
     pub own_origin: String,
-    /// Messages per visitor: burst 5, 12 per minute.
+    /// Messages per visitor: burst 8, 20 per minute.
     pub per_visitor: KeyedLimiter,
     /// New sessions and polls per client address: burst 30, 60 per minute.
     pub per_address: KeyedLimiter,
@@ -53,7 +53,7 @@ impl WidgetState {
         Self {
             runtime,
             own_origin,
-            per_visitor: KeyedLimiter::new(5, 12),
+            per_visitor: KeyedLimiter::new(8, 20),
             per_address: KeyedLimiter::new(30, 60),
         }
     }
