@@ -9,10 +9,10 @@
 //! its channel identity uses a keyed hash (`identity_hash`), never the plaintext.
 //! Erasing a contact deletes its key and rows in one transaction.
 
-/// Migration adding the content tables (see `store::MIGRATIONS`).
 /// The actor recorded when the assistant (not a staff member) changes a conversation.
 pub const AGENT_ACTOR: &str = "agent";
 
+/// Migration adding the content tables (see `store::MIGRATIONS`).
 pub const SCHEMA: &str = r#"
 CREATE TABLE contact_keys (
     contact_id TEXT PRIMARY KEY,
