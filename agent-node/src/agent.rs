@@ -276,6 +276,54 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Sends the follow-up messages whose time has come: each goes into the contact's
+    /// most recent conversation as a message from the team (the visitor sees it in the
+    /// chat; channels deliver it with issue 5) and is marked `sent`, or `failed` when the
+    /// contact has no conversation to write into. Reminders are left for staff (the
+    /// inbox lists them). Returns (sent, failed).
+    pub fn send_due_followups(&self, now: i64) -> Result<(usize, usize), AgentError> {
+        use crate::content::{FollowupKind, FollowupStatus, AGENT_ACTOR};
+        let (mut sent, mut failed) = (0, 0);
+        for f in self.content.due_followups(now)? {
+            if f.kind != FollowupKind::Message {
+                continue;
+            }
+            let conv = self.content.contact_conversations(&f.contact_id, 1)?;
+            let status = match conv.first() {
+                Some(c) => {
+                    self.content.append_message(&c.id, Author::Human, &f.text)?;
+                    sent += 1;
+                    FollowupStatus::Sent
+                }
+                None => {
+                    failed += 1;
+                    FollowupStatus::Failed
+                }
+            };
+            self.content
+                .set_followup_status(&f.id, status, AGENT_ACTOR)?;
+        }
+        Ok((sent, failed))
+    }
+}
+
+/// Every 30 s, sends the follow-up messages that are due (see
+/// [`Runtime::send_due_followups`]). Runs until aborted.
+pub async fn followup_loop(runtime: Arc<Runtime>) {
+    loop {
+        let rt = runtime.clone();
+        match tokio::task::spawn_blocking(move || rt.send_due_followups(crate::store::now())).await
+        {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((sent, failed))) => tracing::info!(sent, failed, "follow-up messages handled"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sending follow-ups failed"),
+            Err(e) => tracing::error!(error = %e, "the follow-up task panicked"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
 /// The fallback message, with the business hours when the team is away.
 pub fn fallback_text(agent: &AgentConfig) -> String {
     let base = if agent.fallback_message.trim().is_empty() {
@@ -364,6 +412,65 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_follow_up_messages_go_into_the_latest_conversation() {
+        use crate::content::{FollowupKind, FollowupStatus};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+        let master = Arc::new(MasterKey::from_bytes([9; 32]));
+        let providers = Providers::new(
+            crate::llm::ProviderUrls::default(),
+            crate::secrets::SecretStore::new(store.clone(), master.clone()),
+        )
+        .expect("providers");
+        let rt = Runtime::new(store, &master, providers, Arc::new(LlmHealth::default()));
+        let c = rt.content();
+        let talked = c.contact_for_identity("web", "v1", None).expect("contact");
+        let conv = c.current_conversation(&talked, "a1", "web").expect("conv");
+        let silent = c.contact_for_identity("web", "v2", None).expect("contact");
+        let now = crate::store::now();
+        c.add_followup(
+            &talked,
+            FollowupKind::Message,
+            now - 5,
+            "Your crown is ready.",
+            "u1",
+        )
+        .expect("followup");
+        c.add_followup(&talked, FollowupKind::Message, now + 3600, "Later.", "u1")
+            .expect("followup");
+        c.add_followup(&talked, FollowupKind::Reminder, now - 5, "Call back.", "u1")
+            .expect("followup");
+        c.add_followup(&silent, FollowupKind::Message, now - 5, "Hello?", "u1")
+            .expect("followup");
+        assert_eq!(rt.send_due_followups(now).expect("send"), (1, 1));
+        let msgs = c.messages_after(&conv.id, 0, 10).expect("messages");
+        assert_eq!(
+            msgs.last().map(|m| (m.author, m.body.as_str())),
+            Some((Author::Human, "Your crown is ready."))
+        );
+        let statuses: Vec<FollowupStatus> = c
+            .followups(&talked, 10)
+            .expect("list")
+            .iter()
+            .map(|f| f.status)
+            .collect();
+        assert!(statuses.contains(&FollowupStatus::Sent));
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == FollowupStatus::Pending)
+                .count(),
+            2,
+            "the later one and the reminder"
+        );
+        assert_eq!(
+            rt.send_due_followups(now).expect("again"),
+            (0, 0),
+            "sent once"
+        );
+    }
 
     #[test]
     fn people_are_recognised_when_asked_for() {

@@ -51,6 +51,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
         let widget = WidgetState::new(runtime.clone(), console_state.origin.clone());
         let console = console::start(console_state, widget, &state.listen_addr)?;
+        let followups = tokio::spawn(crate::agent::followup_loop(runtime.clone()));
         tracing::info!(
             listen = %state.listen_addr,
             public_url = %state.public_url,
@@ -70,6 +71,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {
+                followups.abort();
                 console.stop().await;
                 store.close();
                 Box::pin(deprovision::run(

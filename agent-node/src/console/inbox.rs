@@ -117,6 +117,15 @@ struct InboxPage {
     filter: &'static str,
     tabs: Vec<Tab>,
     rows: Vec<Row>,
+    due: Vec<DueReminder>,
+}
+
+/// A reminder follow-up whose time has come, shown above the conversations.
+struct DueReminder {
+    contact_id: String,
+    contact: String,
+    text: String,
+    due: String,
 }
 
 #[derive(Template)]
@@ -190,10 +199,32 @@ pub async fn index(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let filter = Filter::parse(query.status.as_deref());
+    let c = content(&state);
+    let due = web::block(move || {
+        let mut out = Vec::new();
+        for f in c.due_followups(crate::store::now())? {
+            if f.kind != crate::content::FollowupKind::Reminder {
+                continue;
+            }
+            let contact = c
+                .contact(&f.contact_id)?
+                .map(|d| d.display_name)
+                .unwrap_or_default();
+            out.push(DueReminder {
+                contact,
+                due: human_time(f.due_at),
+                contact_id: f.contact_id,
+                text: f.text,
+            });
+        }
+        Ok::<_, crate::content::ContentError>(out)
+    })
+    .await??;
     render(&InboxPage {
         filter: filter.as_str(),
         tabs: tabs(filter),
         rows: rows(&state, filter).await?,
+        due,
     })
 }
 
