@@ -491,6 +491,7 @@ mod tests {
             business_hours: Default::default(),
             model: Default::default(),
             allowed_origins: vec![],
+            channels: vec![],
         };
         let p = system_prompt(&agent, 1_795_422_600);
         assert!(p.contains("You are Ava"));

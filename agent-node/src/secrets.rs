@@ -50,6 +50,11 @@ kinds! {
     OpenaiApiKey => "openai_api_key", "OpenAI API key";
     AnthropicApiKey => "anthropic_api_key", "Anthropic API key";
     OpenaiCompatibleApiKey => "openai_compatible_api_key", "OpenAI-compatible endpoint key";
+    TelegramBotToken => "telegram_bot_token", "Telegram bot token";
+    WhatsappAccessToken => "whatsapp_access_token", "WhatsApp access token";
+    WhatsappAppSecret => "whatsapp_app_secret", "WhatsApp app secret";
+    WhatsappPhoneNumberId => "whatsapp_phone_number_id", "WhatsApp phone number id";
+    WhatsappVerifyToken => "whatsapp_verify_token", "WhatsApp webhook verify token";
 }
 
 impl SecretKind {

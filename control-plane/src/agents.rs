@@ -66,6 +66,8 @@ pub struct Agent {
     pub created_at: i64,
     /// Updated, unix seconds.
     pub updated_at: i64,
+    /// Messaging channels answered besides web chat, comma-separated.
+    pub channels: String,
 }
 
 impl Agent {
@@ -94,7 +96,17 @@ impl Agent {
                 base_url: self.base_url.clone(),
             },
             allowed_origins: self.origins(),
+            channels: self.channel_list(),
         }
+    }
+
+    /// The messaging channels as a list.
+    pub fn channel_list(&self) -> Vec<String> {
+        self.channels
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The widget origins as a list.
@@ -159,6 +171,8 @@ pub struct AgentInput {
     pub base_url: String,
     /// Origins allowed to embed the widget.
     pub allowed_origins: Vec<String>,
+    /// Messaging channels answered besides web chat: `telegram`, `whatsapp`.
+    pub channels: Vec<String>,
 }
 
 impl AgentInput {
@@ -179,6 +193,7 @@ impl AgentInput {
             model: String::new(),
             base_url: String::new(),
             allowed_origins: vec![],
+            channels: vec![],
         }
     }
 
@@ -197,6 +212,7 @@ impl AgentInput {
             model: a.model.clone(),
             base_url: a.base_url.clone(),
             allowed_origins: a.origins(),
+            channels: a.channel_list(),
         }
     }
 }
@@ -216,7 +232,11 @@ struct Valid {
     model: String,
     base_url: String,
     allowed_origins: String,
+    channels: String,
 }
+
+/// Channels an agent can answer besides web chat.
+pub const CHANNELS: [&str; 2] = ["telegram", "whatsapp"];
 
 fn bounded(field: &'static str, v: &str, min: usize, max: usize) -> AppResult<String> {
     let v = v.trim();
@@ -357,7 +377,25 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
             "At most 20 websites can embed one agent.",
         ));
     }
+    let mut channels = Vec::new();
+    for c in i
+        .channels
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+    {
+        if !CHANNELS.contains(&c) {
+            return Err(AppError::invalid(
+                "invalid_agent",
+                "Channels are telegram and whatsapp.",
+            ));
+        }
+        if !channels.contains(&c) {
+            channels.push(c);
+        }
+    }
     Ok(Valid {
+        channels: channels.join(","),
         name,
         greeting,
         instructions,
@@ -459,6 +497,7 @@ pub fn create(
                 agents::model.eq(&v.model),
                 agents::base_url.eq(&v.base_url),
                 agents::allowed_origins.eq(&v.allowed_origins),
+                agents::channels.eq(&v.channels),
                 agents::created_at.eq(now),
                 agents::updated_at.eq(now),
             ))
@@ -532,6 +571,7 @@ impl Valid {
                 agents::model.eq(&self.model),
                 agents::base_url.eq(&self.base_url),
                 agents::allowed_origins.eq(&self.allowed_origins),
+                agents::channels.eq(&self.channels),
                 agents::updated_at.eq(db::now()),
             ))
             .execute(conn)?;
@@ -671,6 +711,9 @@ impl AgentPage {
     fn provider_selected(&self, p: &str) -> bool {
         p == self.input.provider
     }
+    fn channel_checked(&self, c: &&str) -> bool {
+        self.input.channels.iter().any(|x| x == c)
+    }
     fn can_edit(&self) -> bool {
         require_editor(&self.role).is_ok() && self.workspace.deleted_at.is_none()
     }
@@ -699,6 +742,8 @@ struct AgentForm {
     model: String,
     base_url: String,
     allowed_origins: String,
+    telegram: Option<String>,
+    whatsapp: Option<String>,
 }
 
 impl AgentForm {
@@ -724,6 +769,11 @@ impl AgentForm {
             model: self.model,
             base_url: self.base_url,
             allowed_origins: self.allowed_origins.lines().map(str::to_owned).collect(),
+            channels: [("telegram", &self.telegram), ("whatsapp", &self.whatsapp)]
+                .iter()
+                .filter(|(_, on)| on.is_some())
+                .map(|(c, _)| (*c).to_owned())
+                .collect(),
         }
     }
 }
@@ -1048,6 +1098,7 @@ mod tests {
             allowed_origins: "https://acme.example\nhttp://localhost:8080".into(),
             created_at: 0,
             updated_at: 0,
+            channels: "telegram".into(),
         };
         let c = a.to_config();
         assert_eq!(c.model.provider, ProviderKind::Retrieval);

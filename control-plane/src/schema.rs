@@ -74,6 +74,7 @@ diesel::table! {
         allowed_origins -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        channels -> Text,
     }
 }
 

@@ -47,6 +47,10 @@ pub struct AgentConfig {
     /// Origins (`https://shop.example`) allowed to embed the web-chat widget.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Messaging channels this agent answers besides web chat: `telegram`, `whatsapp`.
+    /// When no agent claims a channel, the first agent answers it.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 fn default_language() -> String {
