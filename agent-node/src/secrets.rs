@@ -74,7 +74,8 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    fn as_str(self) -> &'static str {
+    /// Stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             SecretSource::Console => "console",
             SecretSource::ControlPlane => "control_plane",
@@ -110,6 +111,17 @@ impl std::fmt::Debug for SecretStore {
     }
 }
 
+/// The keyed fingerprint of a value: first 12 hex characters of
+/// `HMAC-SHA256(master-derived key, value)`. Identifies a key without revealing it.
+pub fn fingerprint(master: &MasterKey, value: &Secret) -> String {
+    let key = master.derive("secret-fingerprint");
+    outpost_crypto::hmac_sign(key.as_ref(), value.expose().as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn aad(kind: SecretKind) -> Vec<u8> {
     format!("secret:{}", kind.as_str()).into_bytes()
 }
@@ -120,15 +132,9 @@ impl SecretStore {
         Self { store, master }
     }
 
-    /// The keyed fingerprint of a value: first 12 hex characters of
-    /// `HMAC-SHA256(master-derived key, value)`. Identifies a key without revealing it.
+    /// The keyed fingerprint of a value (see [`fingerprint`]).
     pub fn fingerprint(&self, value: &Secret) -> String {
-        let key = self.master.derive("secret-fingerprint");
-        outpost_crypto::hmac_sign(key.as_ref(), value.expose().as_bytes())
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        fingerprint(&self.master, value)
     }
 
     /// Stores (or replaces) a secret.
@@ -138,35 +144,47 @@ impl SecretStore {
         value: &Secret,
         source: SecretSource,
     ) -> store::Result<SecretMeta> {
-        let sealed = self.master.seal(value.expose().as_bytes(), &aad(kind));
+        let meta = self
+            .store
+            .with(|c| Self::put_in(c, &self.master, kind, value, source))?;
+        tracing::info!(kind = kind.as_str(), fingerprint = %meta.fingerprint, "secret stored");
+        Ok(meta)
+    }
+
+    /// [`SecretStore::put`] inside a caller's transaction (the `deliver_secret` command
+    /// stores the secret and records its execution atomically).
+    pub fn put_in(
+        conn: &rusqlite::Connection,
+        master: &MasterKey,
+        kind: SecretKind,
+        value: &Secret,
+        source: SecretSource,
+    ) -> store::Result<SecretMeta> {
+        let sealed = master.seal(value.expose().as_bytes(), &aad(kind));
         let chars: Vec<char> = value.expose().chars().collect();
         let last4: String = chars[chars.len().saturating_sub(4)..].iter().collect();
         let meta = SecretMeta {
             kind,
-            fingerprint: self.fingerprint(value),
+            fingerprint: fingerprint(master, value),
             last4,
             source: source.as_str().to_owned(),
             created_at: store::now(),
         };
-        self.store.with(|c| {
-            c.execute(
-                "INSERT INTO secrets (kind, sealed, fingerprint, last4, source, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (kind) DO UPDATE SET sealed = excluded.sealed,
-                   fingerprint = excluded.fingerprint, last4 = excluded.last4,
-                   source = excluded.source, created_at = excluded.created_at",
-                params![
-                    kind.as_str(),
-                    sealed,
-                    meta.fingerprint,
-                    meta.last4,
-                    meta.source,
-                    meta.created_at
-                ],
-            )?;
-            Ok(())
-        })?;
-        tracing::info!(kind = kind.as_str(), fingerprint = %meta.fingerprint, "secret stored");
+        conn.execute(
+            "INSERT INTO secrets (kind, sealed, fingerprint, last4, source, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (kind) DO UPDATE SET sealed = excluded.sealed,
+               fingerprint = excluded.fingerprint, last4 = excluded.last4,
+               source = excluded.source, created_at = excluded.created_at",
+            params![
+                kind.as_str(),
+                sealed,
+                meta.fingerprint,
+                meta.last4,
+                meta.source,
+                meta.created_at
+            ],
+        )?;
         Ok(meta)
     }
 

@@ -110,7 +110,25 @@ async fn handle(ctx: &Arc<PhoneHome>, raw: serde_json::Value) -> Option<Exit> {
     };
     let store = ctx.store.clone();
     let cmd_id = id.clone();
+    let c = ctx.clone();
     let ran = tokio::task::spawn_blocking(move || match kind {
+        Some(kind @ CommandKind::DeliverSecret { .. }) => {
+            let identity = c
+                .master
+                .open_file(&c.paths.file(crate::config::AGE_IDENTITY_FILE))
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+                .map(outpost_crypto::Secret::new);
+            let Some(age_identity) = identity else {
+                tracing::error!("the age identity cannot be opened; secret not delivered");
+                return store.run_command_once(&cmd_id, kind.name(), |_| Ok(failed("no_identity")));
+            };
+            let keys = SecretKeys {
+                master: &c.master,
+                age_identity: &age_identity,
+            };
+            execute_with(&store, &cmd_id, &kind, Some(&keys))
+        }
         Some(kind) => execute_once(&store, &cmd_id, &kind),
         None => store.run_command_once(&cmd_id, "unknown", |_| Ok(failed("unsupported"))),
     })
@@ -155,7 +173,58 @@ pub fn execute_once(
     id: &str,
     kind: &CommandKind,
 ) -> store::Result<(CommandAck, bool)> {
-    store.run_command_once(id, kind.name(), |tx| apply(tx, kind))
+    execute_with(store, id, kind, None)
+}
+
+/// What `deliver_secret` needs: the master key (to seal the secret at rest) and the
+/// node's age identity (to open what the CP sealed to it).
+pub struct SecretKeys<'a> {
+    /// The master key.
+    pub master: &'a crate::keys::MasterKey,
+    /// The age identity (`AGE-SECRET-KEY-1…`).
+    pub age_identity: &'a outpost_crypto::Secret,
+}
+
+/// [`execute_once`] with the keys `deliver_secret` needs.
+pub fn execute_with(
+    store: &Store,
+    id: &str,
+    kind: &CommandKind,
+    keys: Option<&SecretKeys<'_>>,
+) -> store::Result<(CommandAck, bool)> {
+    store.run_command_once(id, kind.name(), |tx| apply(tx, kind, keys))
+}
+
+/// Opens a delivered secret and stores it sealed under the master key. The CP keeps
+/// the fingerprint; the ack says only whether it worked.
+fn deliver_secret(
+    tx: &Connection,
+    keys: Option<&SecretKeys<'_>>,
+    secret_kind: &str,
+    sealed: &str,
+) -> store::Result<CommandAck> {
+    use crate::secrets::{SecretKind, SecretSource, SecretStore};
+    let Some(keys) = keys else {
+        return Ok(failed("unsupported"));
+    };
+    let Some(kind) = SecretKind::parse(secret_kind) else {
+        return Ok(failed("unknown_secret_kind"));
+    };
+    let Ok(plain) = outpost_crypto::open_with_identity(keys.age_identity, sealed) else {
+        return Ok(failed("cannot_open"));
+    };
+    let Ok(text) = String::from_utf8(plain.to_vec()) else {
+        return Ok(failed("cannot_open"));
+    };
+    let meta = SecretStore::put_in(
+        tx,
+        keys.master,
+        kind,
+        &outpost_crypto::Secret::new(text),
+        SecretSource::ControlPlane,
+    )?;
+    tracing::info!(kind = kind.as_str(), fingerprint = %meta.fingerprint, "secret delivered by the control plane");
+    Ok(ok())
 }
 
 fn ok() -> CommandAck {
@@ -166,7 +235,11 @@ fn ok() -> CommandAck {
     }
 }
 
-fn apply(tx: &Connection, kind: &CommandKind) -> store::Result<CommandAck> {
+fn apply(
+    tx: &Connection,
+    kind: &CommandKind,
+    keys: Option<&SecretKeys<'_>>,
+) -> store::Result<CommandAck> {
     Ok(match kind {
         CommandKind::ApplyConfig { config } => {
             let Ok(doc) = serde_json::from_value::<WorkspaceConfig>(config.clone()) else {
@@ -197,8 +270,10 @@ fn apply(tx: &Connection, kind: &CommandKind) -> store::Result<CommandAck> {
             Store::delete_meta(tx, SUSPENDED_KEY)?;
             ok()
         }
-        // Secrets need the sealed-secret store, which comes with the channels.
-        CommandKind::DeliverSecret { .. } => failed("unsupported"),
+        CommandKind::DeliverSecret {
+            secret_kind,
+            sealed,
+        } => deliver_secret(tx, keys, secret_kind, sealed)?,
         // Handled by the caller before reaching here; refuse rather than half-do it.
         CommandKind::Deprovision => failed("unsupported"),
     })
@@ -234,7 +309,11 @@ mod tests {
         };
         let (ack, _) = execute_once(&store, "c3", &secret).expect("run");
         assert!(!ack.ok);
-        assert_eq!(ack.error_code.as_deref(), Some("unsupported"));
+        assert_eq!(
+            ack.error_code.as_deref(),
+            Some("unsupported"),
+            "no keys given"
+        );
 
         let config = |revision: i64, name: &str| CommandKind::ApplyConfig {
             config: serde_json::json!({"revision": revision, "agents": [{"id": "a1", "name": name}]}),
@@ -254,6 +333,66 @@ mod tests {
         };
         let (ack, _) = execute_once(&store, "c6", &bad).expect("run");
         assert_eq!(ack.error_code.as_deref(), Some("malformed_config"));
+    }
+
+    #[test]
+    fn delivered_secrets_open_with_this_node_identity_only_and_are_stored_sealed() {
+        use crate::secrets::{SecretKind, SecretStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(Store::open(&dir.path().join("node.db")).expect("open"));
+        let master = std::sync::Arc::new(crate::keys::MasterKey::from_bytes([5; 32]));
+        let (identity, recipient) = outpost_crypto::generate_age_identity();
+        let (other, other_recipient) = outpost_crypto::generate_age_identity();
+        let keys = SecretKeys {
+            master: &master,
+            age_identity: &identity,
+        };
+        let deliver = |sealed: String, kind: &str| CommandKind::DeliverSecret {
+            secret_kind: kind.into(),
+            sealed,
+        };
+        let sealed = outpost_crypto::seal_to_recipient(&recipient, b"sk-delivered-canary-1234")
+            .expect("seal");
+        let (ack, _) = execute_with(
+            &store,
+            "d1",
+            &deliver(sealed, "openai_api_key"),
+            Some(&keys),
+        )
+        .expect("run");
+        assert!(ack.ok, "{ack:?}");
+        let secrets = SecretStore::new(store.clone(), master.clone());
+        assert_eq!(
+            secrets
+                .get(SecretKind::OpenaiApiKey)
+                .expect("get")
+                .expect("set")
+                .expose(),
+            "sk-delivered-canary-1234"
+        );
+        assert_eq!(secrets.list().expect("list")[0].source, "control_plane");
+        // Sealed for another node: refused, nothing stored.
+        let foreign = outpost_crypto::seal_to_recipient(&other_recipient, b"x").expect("seal");
+        let (ack, _) = execute_with(
+            &store,
+            "d2",
+            &deliver(foreign, "anthropic_api_key"),
+            Some(&keys),
+        )
+        .expect("run");
+        assert_eq!(ack.error_code.as_deref(), Some("cannot_open"));
+        assert!(secrets
+            .get(SecretKind::AnthropicApiKey)
+            .expect("get")
+            .is_none());
+        let _ = other;
+        let sealed = outpost_crypto::seal_to_recipient(&recipient, b"x").expect("seal");
+        let (ack, _) =
+            execute_with(&store, "d3", &deliver(sealed, "future_kind"), Some(&keys)).expect("run");
+        assert_eq!(ack.error_code.as_deref(), Some("unknown_secret_kind"));
+        let mut bytes = std::fs::read(dir.path().join("node.db")).expect("db");
+        bytes.extend(std::fs::read(dir.path().join("node.db-wal")).unwrap_or_default());
+        assert!(!bytes.windows(15).any(|w| w == b"delivered-canar"));
     }
 
     #[test]

@@ -170,6 +170,44 @@ pub fn generate_age_identity() -> (Secret, String) {
     )
 }
 
+/// Seals `plaintext` to a node's age recipient (`age1…`): only the holder of the matching
+/// identity (the node) can open it. Returns the binary age file, base64url-encoded, as
+/// carried by `deliver_secret`.
+pub fn seal_to_recipient(recipient: &str, plaintext: &[u8]) -> Result<String> {
+    use std::io::Write as _;
+    let r: age::x25519::Recipient = recipient.parse().map_err(|_| CryptoError::InvalidKey)?;
+    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        .map_err(|_| CryptoError::InvalidKey)?;
+    let mut out = Vec::new();
+    let mut w = enc
+        .wrap_output(&mut out)
+        .map_err(|_| CryptoError::InvalidKey)?;
+    w.write_all(plaintext)
+        .map_err(|_| CryptoError::InvalidKey)?;
+    w.finish().map_err(|_| CryptoError::InvalidKey)?;
+    Ok(b64(&out))
+}
+
+/// Opens what [`seal_to_recipient`] sealed, with the node's age identity
+/// (`AGE-SECRET-KEY-1…`). Fails with [`CryptoError::Decrypt`] for any other identity.
+pub fn open_with_identity(identity: &Secret, sealed: &str) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    let id: age::x25519::Identity = identity
+        .expose()
+        .parse()
+        .map_err(|_| CryptoError::InvalidKey)?;
+    let bytes = unb64(sealed)?;
+    let dec = age::Decryptor::new(&bytes[..]).map_err(|_| CryptoError::Decrypt)?;
+    let mut reader = dec
+        .decrypt(std::iter::once(&id as &dyn age::Identity))
+        .map_err(|_| CryptoError::Decrypt)?;
+    let mut out = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut out)
+        .map_err(|_| CryptoError::Decrypt)?;
+    Ok(out)
+}
+
 /// Claims of a capability token: what a CP user may do on one node, for two minutes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapabilityClaims {
@@ -348,5 +386,26 @@ mod tests {
         let (id, rcpt) = generate_age_identity();
         assert!(id.expose().starts_with("AGE-SECRET-KEY-1"));
         assert!(rcpt.starts_with("age1"));
+    }
+
+    #[test]
+    fn a_secret_sealed_to_one_node_opens_there_only() {
+        let (id_a, rec_a) = generate_age_identity();
+        let (id_b, _) = generate_age_identity();
+        let sealed = seal_to_recipient(&rec_a, b"sk-canary-sealed").expect("seal");
+        assert!(!sealed.contains("canary"));
+        assert_eq!(
+            open_with_identity(&id_a, &sealed).expect("open").as_slice(),
+            b"sk-canary-sealed"
+        );
+        assert_eq!(
+            open_with_identity(&id_b, &sealed).err(),
+            Some(CryptoError::Decrypt)
+        );
+        assert!(seal_to_recipient("age1notarecipient", b"x").is_err());
+        let mut tampered = unb64(&sealed).expect("b64");
+        let n = tampered.len();
+        tampered[n - 1] ^= 1;
+        assert!(open_with_identity(&id_a, &b64(&tampered)).is_err());
     }
 }
