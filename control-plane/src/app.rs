@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::mail::Mailer;
 use crate::provisioning::{self, Provisioner};
-use crate::{accounts, agents, fleet, web, workspaces};
+use crate::{accounts, agents, fleet, secrets, web, workspaces};
 use actix_web::{middleware, web as aw, App, HttpServer};
 use outpost_crypto::CapabilitySigner;
 use outpost_pki::CertificateAuthority;
@@ -36,6 +36,10 @@ pub struct AppState {
     pub command_notify: fleet::CommandNotify,
     /// Caps CSR signing (DESIGN §6: 50/s).
     pub csr_limiter: fleet::RateLimiter,
+    /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
+    pub fingerprint_key: Vec<u8>,
+    /// Client for validating secrets with their providers (rustls + ring, public roots).
+    pub http: reqwest::Client,
 }
 
 /// Shared state handle.
@@ -81,6 +85,16 @@ fn load_or_create_capability_key(dir: &Path) -> anyhow::Result<CapabilitySigner>
     Ok(signer)
 }
 
+fn load_or_create_fingerprint_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("fingerprint.key");
+    if path.exists() {
+        return Ok(std::fs::read(&path)?);
+    }
+    let key = outpost_crypto::random_bytes::<32>();
+    write_private(&path, &key)?;
+    Ok(key.to_vec())
+}
+
 /// Opens the database and runs migrations (`control-plane migrate`).
 pub fn migrate(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -109,6 +123,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let pool = db::connect(&config.database_url)?;
     let ca = load_or_create_ca(&config.data_dir)?;
     let capability = load_or_create_capability_key(&config.data_dir)?;
+    let fingerprint_key = load_or_create_fingerprint_key(&config.data_dir)?;
 
     let ui_listener = TcpListener::bind(config.listen)?;
     let gw_listener = TcpListener::bind(config.gateway_listen)?;
@@ -157,6 +172,11 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         started_at: db::now(),
         command_notify: fleet::CommandNotify::default(),
         csr_limiter: fleet::RateLimiter::new(50),
+        fingerprint_key,
+        http: agent_node::llm::http_client(&agent_node::llm::Timeouts {
+            connect: std::time::Duration::from_secs(5),
+            ..Default::default()
+        })?,
     });
 
     provisioning::start_workers(state.clone());
@@ -174,6 +194,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(accounts::routes)
             .configure(workspaces::routes)
             .configure(agents::routes)
+            .configure(secrets::routes)
     })
     .listen(ui_listener)?
     .run();

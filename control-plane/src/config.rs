@@ -58,6 +58,18 @@ pub struct ServeArgs {
     /// bootstrap.json under nodes_dir, for you to start `agent-node run` yourself [default: local]
     #[arg(long, env = "OUTPOST_PROVISIONER")]
     pub provisioner: Option<String>,
+    /// OpenAI API base URL, for validating keys [default: https://api.openai.com/v1]
+    #[arg(long, env = "OUTPOST_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// Anthropic API base URL, for validating keys [default: https://api.anthropic.com/v1]
+    #[arg(long, env = "OUTPOST_ANTHROPIC_BASE_URL")]
+    pub anthropic_base_url: Option<String>,
+    /// Telegram Bot API base URL, for validating bot tokens [default: https://api.telegram.org]
+    #[arg(long, env = "OUTPOST_TELEGRAM_BASE_URL")]
+    pub telegram_base_url: Option<String>,
+    /// Meta Graph API base URL, for validating WhatsApp tokens [default: https://graph.facebook.com/v21.0]
+    #[arg(long, env = "OUTPOST_GRAPH_BASE_URL")]
+    pub graph_base_url: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -78,6 +90,18 @@ struct FileConfig {
     offline_after_secs: Option<i64>,
     log_format: Option<String>,
     provisioner: Option<String>,
+    openai_base_url: Option<String>,
+    anthropic_base_url: Option<String>,
+    telegram_base_url: Option<String>,
+    graph_base_url: Option<String>,
+}
+
+fn pick(flag: &Option<String>, file: Option<String>, default: &str) -> String {
+    flag.clone()
+        .or(file)
+        .unwrap_or_else(|| default.to_owned())
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Resolved configuration.
@@ -113,6 +137,22 @@ pub struct Config {
     pub log_format: String,
     /// `local` or `manual`.
     pub provisioner: String,
+    /// Where secrets are validated.
+    pub providers: ProviderUrls,
+}
+
+/// Base URLs of the services whose credentials the CP validates (tests point them at
+/// local fakes).
+#[derive(Debug, Clone)]
+pub struct ProviderUrls {
+    /// OpenAI, e.g. `https://api.openai.com/v1`.
+    pub openai: String,
+    /// Anthropic, e.g. `https://api.anthropic.com/v1`.
+    pub anthropic: String,
+    /// Telegram Bot API, e.g. `https://api.telegram.org`.
+    pub telegram: String,
+    /// Meta Graph API, e.g. `https://graph.facebook.com/v21.0`.
+    pub graph: String,
 }
 
 impl ServeArgs {
@@ -198,6 +238,28 @@ impl ServeArgs {
                 .unwrap_or(300),
             log_format,
             provisioner,
+            providers: ProviderUrls {
+                openai: pick(
+                    &self.openai_base_url,
+                    file.openai_base_url,
+                    "https://api.openai.com/v1",
+                ),
+                anthropic: pick(
+                    &self.anthropic_base_url,
+                    file.anthropic_base_url,
+                    "https://api.anthropic.com/v1",
+                ),
+                telegram: pick(
+                    &self.telegram_base_url,
+                    file.telegram_base_url,
+                    "https://api.telegram.org",
+                ),
+                graph: pick(
+                    &self.graph_base_url,
+                    file.graph_base_url,
+                    "https://graph.facebook.com/v21.0",
+                ),
+            },
         })
     }
 }

@@ -523,6 +523,9 @@ async fn ack_command(
         let error_code = ack
             .error_code
             .map(|c| c.chars().take(64).collect::<String>());
+        if kind == "deliver_secret" || kind == "remove_secret" {
+            crate::secrets::on_ack(conn, &cmd_id, ack.ok, error_code.as_deref())?;
+        }
         diesel::update(
             commands::table
                 .find(&cmd_id)

@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod mail;
 pub mod provisioning;
 pub mod schema;
+pub mod secrets;
 pub mod web;
 pub mod workspaces;
 

@@ -56,6 +56,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_secrets (workspace_id, kind) {
+        workspace_id -> Text,
+        kind -> Text,
+        fingerprint -> Text,
+        last4 -> Text,
+        validated_at -> Nullable<BigInt>,
+        delivered_at -> Nullable<BigInt>,
+        status -> Text,
+        error_code -> Nullable<Text>,
+        command_id -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     agents (id) {
         id -> Text,
         workspace_id -> Text,

@@ -10,7 +10,7 @@ const HOURS_DOC: &str = "# Opening hours\n\nAcme Dental is open Monday to Friday
 On Saturdays we open from 9am to 1pm for emergencies only.\n\n# Parking\n\nFree parking is \
 available behind the building on Elm Street.\n";
 
-fn agent_body(name: &str, provider: &str, model: &str, base_url: &str) -> serde_json::Value {
+pub fn agent_body(name: &str, provider: &str, model: &str, base_url: &str) -> serde_json::Value {
     serde_json::json!({
         "name": name,
         "greeting": "Hello! Ask me anything about Acme Dental.",
@@ -359,7 +359,7 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
 }
 
 /// A fake provider answering with the real streaming wire format.
-async fn fake(
+pub async fn fake(
     path: &'static str,
     content_type: &'static str,
     body: String,
@@ -377,7 +377,7 @@ async fn fake(
     server
 }
 
-fn openai_stream(parts: &[&str]) -> String {
+pub fn openai_stream(parts: &[&str]) -> String {
     let mut s = String::new();
     s.push_str("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n");
     for p in parts {
@@ -555,7 +555,10 @@ async fn model_answers_stream_from_openai_and_anthropic_and_fall_back_when_down(
 }
 
 /// Every file under `dir` (recursively), except the subtree `skip`.
-fn files_under(dir: &std::path::Path, skip: Option<&std::path::Path>) -> Vec<std::path::PathBuf> {
+pub fn files_under(
+    dir: &std::path::Path,
+    skip: Option<&std::path::Path>,
+) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -574,14 +577,14 @@ fn files_under(dir: &std::path::Path, skip: Option<&std::path::Path>) -> Vec<std
     out
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Every row of every CP table, as text (PostgreSQL); SQLite is covered by its files.
-fn pg_rows_text(cp: &Cp) -> String {
+pub fn pg_rows_text(cp: &Cp) -> String {
     use diesel::{QueryableByName, RunQueryDsl};
     #[derive(QueryableByName)]
     struct Row {

@@ -12,3 +12,4 @@ mod api;
 mod gateway;
 mod journey;
 mod outage;
+mod secrets;

@@ -274,6 +274,16 @@ fn apply(
             secret_kind,
             sealed,
         } => deliver_secret(tx, keys, secret_kind, sealed)?,
+        CommandKind::RemoveSecret { secret_kind } => {
+            match crate::secrets::SecretKind::parse(secret_kind) {
+                Some(kind) => {
+                    tx.execute("DELETE FROM secrets WHERE kind = ?1", [kind.as_str()])?;
+                    tracing::info!(kind = kind.as_str(), "secret removed by the control plane");
+                    ok()
+                }
+                None => failed("unknown_secret_kind"),
+            }
+        }
         // Handled by the caller before reaching here; refuse rather than half-do it.
         CommandKind::Deprovision => failed("unsupported"),
     })

@@ -245,6 +245,7 @@ fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
     for (id, st) in stuck {
         fail(conn, &id, &st, "enroll_timeout")?;
     }
+    crate::secrets::expire_undelivered(conn)?;
     Ok(())
 }
 

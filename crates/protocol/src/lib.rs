@@ -219,8 +219,13 @@ pub enum CommandKind {
     DeliverSecret {
         /// Secret kind, e.g. `openai_api_key`.
         secret_kind: String,
-        /// age ciphertext, armored.
+        /// The age file sealed to the node's recipient, base64url.
         sealed: String,
+    },
+    /// Forget a secret the CP delivered earlier (or one entered on the node).
+    RemoveSecret {
+        /// Secret kind, e.g. `openai_api_key`.
+        secret_kind: String,
     },
     /// Stop answering on every channel; keep all data.
     Suspend {
@@ -239,6 +244,7 @@ impl CommandKind {
         match self {
             CommandKind::ApplyConfig { .. } => "apply_config",
             CommandKind::DeliverSecret { .. } => "deliver_secret",
+            CommandKind::RemoveSecret { .. } => "remove_secret",
             CommandKind::Suspend { .. } => "suspend",
             CommandKind::Resume => "resume",
             CommandKind::Deprovision => "deprovision",

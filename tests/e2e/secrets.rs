@@ -1,0 +1,174 @@
+//! Secrets that never rest in the control plane (issue 5): validated with the provider
+//! (a local fake), sealed to the node, delivered, used by the agent, removable; a
+//! canary value appears in no CP table, file or log line and only sealed on the node.
+
+use crate::agents::{agent_body, contains, fake, files_under, openai_stream, pg_rows_text};
+use crate::harness::*;
+
+const CANARY: &str = "sk-canary-5ecret-91f377aa";
+
+#[tokio::test]
+async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() {
+    let openai = fake(
+        "/v1/chat/completions",
+        "text/event-stream",
+        openai_stream(&["Delivered ", "key works."]),
+    )
+    .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/v1/models"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {CANARY}").as_str(),
+        ))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_string("{\"object\":\"list\",\"data\":[]}"),
+        )
+        .mount(&openai)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/v1/models"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(401)
+                .set_body_string("{\"error\":{\"code\":\"invalid_api_key\"}}"),
+        )
+        .mount(&openai)
+        .await;
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cp = Cp::start_with(Opts {
+        env: vec![
+            ("OUTPOST_OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            (
+                "OUTPOST_NODE_OPENAI_BASE_URL",
+                format!("{}/v1", openai.uri()),
+            ),
+            (
+                "OUTPOST_ANTHROPIC_BASE_URL",
+                format!("http://127.0.0.1:{down}/v1"),
+            ),
+        ],
+        ..Opts::default()
+    });
+    let (browser, api, ws_id, node) =
+        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
+    let page = format!("/workspaces/{ws_id}/secrets");
+
+    // A key the provider rejects: a clear message, nothing stored.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[("kind", "openai_api_key"), ("value", "sk-wrong-0000")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("rejected it: it is invalid or has been revoked. Nothing was saved."),
+        "{body}"
+    );
+    assert!(!body.contains("sk-wrong-0000"));
+    assert!(!body.contains("id=\"secrets\""), "nothing stored");
+    // A provider that cannot be reached: said in words, nothing stored.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[("kind", "anthropic_api_key"), ("value", "sk-ant-x")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("could not be reached. Nothing was saved."));
+
+    // The right key: accepted, sealed, delivered.
+    let r = browser
+        .post_csrf(&page, &[("kind", "openai_api_key"), ("value", CANARY)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("accepted (fingerprint"), "{body}");
+    assert!(body.contains("…77aa") && !body.contains(CANARY));
+    wait_for("the node to store the key", 30, || async {
+        let p = browser.get(&page).await.text().await.unwrap();
+        p.contains("delivered to your node").then_some(())
+    })
+    .await;
+    let settings = node.get("/settings").await.text().await.unwrap();
+    assert!(
+        settings.contains("…77aa") && settings.contains("delivered by the control plane"),
+        "{settings}"
+    );
+
+    // The agent uses the delivered key.
+    let agent = create_agent(
+        &api,
+        &node,
+        &ws_id,
+        agent_body("Gpt", "openai", "gpt-test", ""),
+    )
+    .await;
+    let mut v = Visitor::new(&node, &agent, Some("https://shop.example"));
+    let a = v.say("Hello").await;
+    assert_eq!(a.text(), "Delivered key works.", "{a:?}");
+    let chat = openai
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/v1/chat/completions")
+        .expect("chat request");
+    assert_eq!(
+        chat.headers["authorization"],
+        format!("Bearer {CANARY}").as_str()
+    );
+
+    // The CP kept no copy: database, data directory, log.
+    let node_root = cp.data_dir().join("nodes");
+    for f in files_under(&cp.data_dir(), Some(&node_root))
+        .iter()
+        .chain([cp.log_path()].iter())
+    {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !contains(&bytes, CANARY),
+            "canary secret in CP file {}",
+            f.display()
+        );
+    }
+    if cp.db_url.starts_with("postgres") {
+        assert!(
+            !pg_rows_text(&cp).contains(CANARY),
+            "canary secret in a CP table"
+        );
+    }
+    // The node has it only sealed.
+    let (_, d) = api.get_json(&format!("/api/v1/workspaces/{ws_id}")).await;
+    let node_dir = cp.node_dir(d["node"]["id"].as_str().unwrap());
+    for f in files_under(&node_dir, None) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, CANARY),
+            "canary secret readable in node file {}",
+            f.display()
+        );
+    }
+
+    // Remove: gone from the node and from the CP's list.
+    let r = browser
+        .post_csrf(&format!("{page}/openai_api_key/remove"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    wait_for("the key to be removed", 30, || async {
+        let p = browser.get(&page).await.text().await.unwrap();
+        (!p.contains("…77aa")).then_some(())
+    })
+    .await;
+    let settings = node.get("/settings").await.text().await.unwrap();
+    assert!(!settings.contains("…77aa"));
+}
