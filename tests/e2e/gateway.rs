@@ -10,6 +10,7 @@ struct FakeNode {
     key: rcgen::KeyPair,
     cert_pem: String,
     client: reqwest::Client,
+    age_identity: outpost_crypto::Secret,
 }
 
 async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle) {
@@ -32,10 +33,11 @@ async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle)
 
 async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<FakeNode>) {
     let key = outpost_pki::generate_key().unwrap();
+    let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
     let req = EnrollRequest {
         token: token.to_owned(),
         csr_pem: outpost_pki::make_csr(&key, b.node_id.as_str()).unwrap(),
-        age_recipient: outpost_crypto::generate_age_identity().1,
+        age_recipient,
         version: "test".into(),
     };
     let r = gateway_client(&b.ca_pem, None)
@@ -57,6 +59,7 @@ async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<F
             key,
             cert_pem: resp.cert_pem,
             client,
+            age_identity,
         }),
     )
 }
@@ -353,5 +356,102 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     assert_eq!(
         r.json::<ErrorBody>().await.unwrap().code,
         "certificate_revoked"
+    );
+}
+
+#[tokio::test]
+async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "owner@acme.test");
+    let browser = Browser::signin(&cp, "owner@acme.test").await;
+    let (ws, bundle) = bundle_for(&cp, &api, "Acme Dental").await;
+    let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
+    node.takes_initial_config(&cp).await;
+    let page = format!("/workspaces/{ws}/secrets");
+
+    // A credential that cannot be checked with a provider is sealed as is.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[
+                ("kind", "whatsapp_verify_token"),
+                ("value", "verify-canary-42ab"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let cmds = node.commands(&cp).await;
+    assert_eq!(cmds.len(), 1);
+    let CommandKind::DeliverSecret {
+        secret_kind,
+        sealed,
+    } = &cmds[0].kind
+    else {
+        panic!("expected deliver_secret, got {:?}", cmds[0].kind)
+    };
+    assert_eq!(secret_kind, "whatsapp_verify_token");
+    assert!(!sealed.contains("canary"));
+    // Only this node's identity opens it.
+    let plain = outpost_crypto::open_with_identity(&node.age_identity, sealed).unwrap();
+    assert_eq!(plain.as_slice(), b"verify-canary-42ab");
+    let (stranger, _) = outpost_crypto::generate_age_identity();
+    assert!(outpost_crypto::open_with_identity(&stranger, sealed).is_err());
+    let ok = CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: None,
+    };
+    assert_eq!(node.ack(&cp, &cmds[0].id, &ok).await.status(), 200);
+    let listing = browser.get(&page).await.text().await.unwrap();
+    assert!(listing.contains("delivered to your node") && listing.contains("…42ab"));
+    {
+        use control_plane::schema::commands::dsl as c;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        let payload: Option<String> = c::commands
+            .filter(c::id.eq(&cmds[0].id))
+            .select(c::payload)
+            .first(&mut conn)
+            .unwrap();
+        assert!(payload.is_none(), "the sealed payload is deleted on ack");
+    }
+
+    // A node that never fetches it: after an hour the ciphertext is deleted and the user
+    // is told to retry.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[
+                ("kind", "whatsapp_app_secret"),
+                ("value", "app-secret-77cd"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    {
+        use control_plane::schema::commands::dsl as c;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        diesel::update(
+            c::commands
+                .filter(c::kind.eq("deliver_secret"))
+                .filter(c::acked_at.is_null()),
+        )
+        .set(c::expires_at.eq(Some(1_i64)))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    wait_for("the undelivered secret to expire", 30, || async {
+        let p = browser.get(&page).await.text().await.unwrap();
+        p.contains("not delivered: your node was unreachable for an hour")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        node.commands(&cp).await.is_empty(),
+        "the ciphertext is gone"
     );
 }
