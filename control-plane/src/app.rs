@@ -247,3 +247,17 @@ pub fn create_token_cli(config: &Config, email: &str, name: &str) -> anyhow::Res
         .map_err(|e| anyhow::anyhow!(e.message()))?;
     accounts::create_api_token(&mut conn, &user, name).map_err(|e| anyhow::anyhow!(e.message()))
 }
+
+/// `control-plane audit verify`: walks the hash chain. `Ok(Ok(events))` when intact,
+/// `Ok(Err(description))` naming the first event that does not verify.
+pub fn audit_verify_cli(config: &Config) -> anyhow::Result<Result<i64, String>> {
+    let pool = db::connect(&config.database_url)?;
+    let mut conn = pool.get()?;
+    let total = crate::audit::count(&mut conn).map_err(|e| anyhow::anyhow!(e.message()))?;
+    match crate::audit::verify(&mut conn).map_err(|e| anyhow::anyhow!(e.message()))? {
+        None => Ok(Ok(total)),
+        Some(seq) => Ok(Err(format!(
+            "audit log tampered: event #{seq} does not match the chain (edited, or an earlier event was removed)"
+        ))),
+    }
+}

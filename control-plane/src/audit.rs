@@ -115,6 +115,15 @@ pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
 
 /// Verifies the whole chain; returns the seq of the first bad row, if any.
 pub fn verify(conn: &mut DbConn) -> AppResult<Option<i64>> {
+    verify_chain(conn)
+}
+
+/// Number of events in the log.
+pub fn count(conn: &mut DbConn) -> AppResult<i64> {
+    Ok(a::audit_events.count().get_result(conn)?)
+}
+
+fn verify_chain(conn: &mut DbConn) -> AppResult<Option<i64>> {
     let rows: Vec<AuditRow> = a::audit_events.order(a::seq.asc()).load(conn)?;
     let mut prev = String::new();
     for r in rows {

@@ -23,11 +23,22 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run an embedded agent node (what the local provisioner spawns).
     Node {
         #[command(subcommand)]
         command: agent_node::cli::NodeCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exits 1 and names the first event that does not verify.
+    Verify(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -58,6 +69,23 @@ fn main() -> anyhow::Result<()> {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
             control_plane::app::migrate(&config)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            let config = args.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            #[allow(clippy::print_stdout)]
+            match control_plane::app::audit_verify_cli(&config)? {
+                Ok(n) => {
+                    println!("audit log intact: {n} events verified");
+                    Ok(())
+                }
+                Err(why) => {
+                    println!("{why}");
+                    std::process::exit(1)
+                }
+            }
         }
         Command::Token {
             command: TokenCommand::Create { email, name, serve },

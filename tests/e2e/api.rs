@@ -239,3 +239,40 @@ async fn magic_links_are_single_use_expire_and_are_rate_limited() {
         .unwrap();
     assert!(hashes.iter().all(|h| h != &token && h.len() == 64));
 }
+
+#[tokio::test]
+async fn audit_verify_names_the_edited_or_removed_event() {
+    use control_plane::schema::audit_events::dsl as a;
+    use diesel::prelude::*;
+    let cp = Cp::start();
+    let _browser = Browser::signin(&cp, "owner@acme.test").await;
+    let api = Api::new(&cp, "owner@acme.test");
+    api.create_workspace("Acme Dental").await;
+    let (ok, out) = cp.audit_verify();
+    assert!(ok, "{out}");
+    assert!(out.starts_with("audit log intact:"), "{out}");
+
+    let pool = cp.db();
+    let mut conn = pool.get().unwrap();
+    let seqs: Vec<i64> = a::audit_events
+        .select(a::seq)
+        .order(a::seq.asc())
+        .load(&mut conn)
+        .unwrap();
+    assert!(seqs.len() >= 3, "sign-in, token, workspace: {seqs:?}");
+    // Edit one field of the second event.
+    diesel::update(a::audit_events.filter(a::seq.eq(seqs[1])))
+        .set(a::ip.eq(Some("203.0.113.9")))
+        .execute(&mut conn)
+        .unwrap();
+    let (ok, out) = cp.audit_verify();
+    assert!(!ok);
+    assert!(out.contains(&format!("event #{}", seqs[1])), "{out}");
+    // Removing an event breaks the chain at the next one.
+    diesel::delete(a::audit_events.filter(a::seq.le(seqs[1])))
+        .execute(&mut conn)
+        .unwrap();
+    let (ok, out) = cp.audit_verify();
+    assert!(!ok);
+    assert!(out.contains(&format!("event #{}", seqs[2])), "{out}");
+}

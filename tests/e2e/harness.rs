@@ -205,6 +205,20 @@ impl Cp {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// `control-plane audit verify`: (exit success, stdout).
+    pub fn audit_verify(&self) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_control-plane"))
+            .args(["audit", "verify"])
+            .args(self.base_args())
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The newest sign-in link in the dev outbox for `email`.
     pub fn outbox_link(&self, email: &str) -> String {
         let mut files: Vec<_> = std::fs::read_dir(self.data_dir().join("outbox"))
