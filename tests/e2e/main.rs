@@ -12,4 +12,5 @@ mod api;
 mod gateway;
 mod journey;
 mod outage;
+mod routes;
 mod secrets;

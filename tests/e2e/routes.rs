@@ -1,0 +1,161 @@
+//! Route coverage (architecture invariant 2): every route the control plane registers is
+//! found by reading its source, and each one is called as an anonymous client and as a
+//! signed-in stranger. A route that is neither on the public list nor refuses both fails
+//! this test, so a new route without an authentication or membership check cannot land.
+
+use crate::harness::*;
+
+/// Every `.route("<path>", web::<method>()` in the control plane's sources, whatever
+/// the formatting.
+fn registered_routes() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut out = vec![];
+    for f in files {
+        let text: String = std::fs::read_to_string(&f)
+            .unwrap()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for part in text.split(".route(\"").skip(1) {
+            let (path, rest) = part.split_once('"').unwrap();
+            let method = rest
+                .strip_prefix(",web::")
+                .and_then(|r| r.split_once('('))
+                .map(|(m, _)| m.to_owned())
+                .unwrap_or_else(|| {
+                    panic!("unrecognised registration of {path} in {}", f.display())
+                });
+            out.push((method, path.to_owned()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Routes anyone may call: sign-in, static assets, health, the node enrollment endpoint
+/// (which checks its single-use token itself).
+const PUBLIC: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/healthz"),
+    ("get", "/static/htmx.min.js"),
+    ("get", "/static/outpost.css"),
+    ("get", "/signin"),
+    ("post", "/signin"),
+    ("get", "/auth/verify"),
+    ("post", "/auth/verify"),
+    ("post", "/v1/enroll"),
+];
+
+#[tokio::test]
+async fn every_route_refuses_anonymous_callers_and_strangers() {
+    let routes = registered_routes();
+    assert!(routes.len() >= 35, "the route scan still works: {routes:?}");
+    let cp = Cp::start();
+    // The victim's workspace, with an agent and a pending secret-free setup.
+    let owner = Api::new(&cp, "owner@acme.test");
+    let ws = owner.create_workspace("Acme Dental").await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    let r = owner
+        .req(reqwest::Method::POST, &format!("/api/v1/workspaces/{ws_id}/agents"))
+        .json(&serde_json::json!({"name": "Ava", "language": "en", "fallback_message": "Sorry.", "open": "09:00", "close": "17:00", "provider": "retrieval"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let agent_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let stranger = Browser::signin(&cp, "stranger@elsewhere.test").await;
+    let stranger_api = Api::new(&cp, "stranger@elsewhere.test");
+    let anonymous = no_redirect_client();
+    let ca = std::fs::read_to_string(cp.data_dir().join("ca.crt")).unwrap();
+    let gateway = gateway_client(&ca, None);
+
+    let mut checked = 0;
+    for (method, pattern) in &routes {
+        let path = pattern
+            .replace("{id}", &ws_id)
+            .replace("{agent}", &agent_id)
+            .replace("{kind}", "openai_api_key");
+        let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        if PUBLIC.contains(&(method.as_str(), pattern.as_str())) {
+            continue;
+        }
+        checked += 1;
+        if pattern.starts_with("/v1/") {
+            // Node gateway: a TLS client without a certificate.
+            let status = gateway
+                .request(m, format!("{}{path}", cp.gateway))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            assert_eq!(
+                status, 401,
+                "{method} {pattern} without a client certificate"
+            );
+            continue;
+        }
+        // Anonymous: 401 for the API, a redirect to sign-in (or 401/403) for pages.
+        let r = anonymous
+            .request(m.clone(), format!("{}{path}", cp.ui))
+            .header("origin", &cp.ui)
+            .form(&[("csrf", "x")])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let to_signin = r
+            .headers()
+            .get("location")
+            .is_some_and(|l| l.to_str().unwrap().starts_with("/signin"));
+        assert!(
+            status == 401 || status == 403 || (status == 303 && to_signin),
+            "{method} {pattern} as anonymous answered {status}"
+        );
+        // A signed-in stranger: routes naming the victim's workspace answer 404.
+        if pattern.contains("{id}") {
+            let status = if pattern.starts_with("/api/") {
+                stranger_api
+                    .req(m, &path)
+                    .json(&serde_json::json!({"name": "x"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            } else if m == reqwest::Method::GET {
+                stranger.get(&path).await.status().as_u16()
+            } else {
+                stranger
+                    .post_csrf(
+                        &path,
+                        &[("name", "x"), ("kind", "openai_api_key"), ("value", "x")],
+                    )
+                    .await
+                    .status()
+                    .as_u16()
+            };
+            assert_eq!(status, 404, "{method} {pattern} as a stranger");
+        }
+    }
+    assert!(checked >= 25, "{checked} protected routes checked");
+}
