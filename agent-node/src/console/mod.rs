@@ -456,6 +456,58 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every route registered in the console's sources (path and method of each `route` call).
+    fn console_routes() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+        let mut out = vec![];
+        for e in std::fs::read_dir(dir).expect("console dir").flatten() {
+            let text: String = std::fs::read_to_string(e.path())
+                .expect("source")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            for part in text.split(".route(\"").skip(1) {
+                let (path, rest) = part.split_once('"').expect("path");
+                let method = rest
+                    .strip_prefix(",web::")
+                    .and_then(|r| r.split_once('('))
+                    .map(|(m, _)| m.to_owned())
+                    .expect("method");
+                out.push((method, path.to_owned()));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Invariant 2 on the node: every console route but the public ones answers 401
+    /// without a session, so a new page cannot forget its `ConsoleSession`.
+    #[actix_web::test]
+    async fn every_console_route_needs_a_session() {
+        const PUBLIC: &[&str] = &["/healthz", "/static/outpost.css", "/static/htmx.min.js"];
+        let f = fixture();
+        let app = app!(f.data);
+        let routes = console_routes();
+        assert!(routes.len() >= 25, "the scan still works: {routes:?}");
+        for (method, pattern) in routes {
+            if PUBLIC.contains(&pattern.as_str()) {
+                continue;
+            }
+            let uri = pattern
+                .replace("{id}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a10")
+                .replace("{fid}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a11")
+                .replace("{kind}", "openai_api_key");
+            let req = match method.as_str() {
+                "get" => at::TestRequest::get(),
+                "post" => at::TestRequest::post(),
+                other => panic!("unexpected method {other} for {pattern}"),
+            };
+            let r = at::call_service(&app, req.uri(&uri).to_request()).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {pattern}");
+        }
+    }
+
     #[test]
     fn origin_is_scheme_and_authority() {
         assert_eq!(
