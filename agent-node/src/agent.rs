@@ -130,10 +130,27 @@ impl Runtime {
         text: &str,
         tx: mpsc::Sender<String>,
     ) -> Result<Outcome, AgentError> {
-        let (this, conv, body) = (self.clone(), conversation_id.to_owned(), text.to_owned());
+        let (content, conv, body) = (
+            self.content.clone(),
+            conversation_id.to_owned(),
+            text.to_owned(),
+        );
+        blocking(move || content.append_message(&conv, Author::Contact, &body)).await??;
+        self.answer(agent, conversation_id, text, tx).await
+    }
+
+    /// Answers a customer message already stored in `conversation_id` (channels that
+    /// store it with [`Content::ingest`]); otherwise like [`Runtime::respond`].
+    pub async fn answer(
+        self: &Arc<Self>,
+        agent: &AgentConfig,
+        conversation_id: &str,
+        text: &str,
+        tx: mpsc::Sender<String>,
+    ) -> Result<Outcome, AgentError> {
+        let (this, conv) = (self.clone(), conversation_id.to_owned());
         let (status, suspended) = blocking(move || {
-            let m = this.content.append_message(&conv, Author::Contact, &body)?;
-            let c = this.content.conversation(&m.conversation_id)?;
+            let c = this.content.conversation(&conv)?;
             Ok::<_, AgentError>((c.map(|c| c.status), this.suspended()?))
         })
         .await??;

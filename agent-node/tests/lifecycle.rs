@@ -31,6 +31,8 @@ struct Fake {
     /// Answer 403 on every node route, as for a revoked certificate.
     refuse: bool,
     node_calls: usize,
+    /// The age recipient the node enrolled with (secrets are sealed to it).
+    age_recipient: Option<String>,
 }
 
 /// Counts a node-route call; `Some(403)` when the fake refuses the certificate.
@@ -59,6 +61,7 @@ async fn enroll(g: G, body: web::Json<EnrollRequest>) -> HttpResponse {
             .json(serde_json::json!({"code": "invalid_bootstrap_token", "message": "no"}));
     }
     assert!(body.age_recipient.starts_with("age1"));
+    f.age_recipient = Some(body.age_recipient.clone());
     f.token_used = true;
     let issued =
         g.ca.sign_node_csr(&body.csr_pem, g.node_id.as_str())
@@ -318,9 +321,19 @@ async fn node_lives_and_dies_by_the_protocol() {
             reason_code: "payment_failed".into(),
         },
     );
+    let recipient = g.fake.lock().unwrap().age_recipient.clone().unwrap();
     queue(
         &g,
         "c-secret",
+        CommandKind::DeliverSecret {
+            secret_kind: "openai_api_key".into(),
+            sealed: outpost_crypto::seal_to_recipient(&recipient, b"sk-lifecycle-canary-9q")
+                .unwrap(),
+        },
+    );
+    queue(
+        &g,
+        "c-garbage",
         CommandKind::DeliverSecret {
             secret_kind: "openai_api_key".into(),
             sealed: "x".into(),
@@ -329,9 +342,13 @@ async fn node_lives_and_dies_by_the_protocol() {
     wait_until("acks", 20, || g.fake.lock().unwrap().pending.is_empty()).await;
     assert!(acks_for(&g, "c-config")[0].ok);
     assert!(acks_for(&g, "c-suspend")[0].ok);
-    let secret = &acks_for(&g, "c-secret")[0];
-    assert!(!secret.ok);
-    assert_eq!(secret.error_code.as_deref(), Some("unsupported"));
+    assert!(
+        acks_for(&g, "c-secret")[0].ok,
+        "sealed to this node: stored"
+    );
+    let garbage = &acks_for(&g, "c-garbage")[0];
+    assert!(!garbage.ok);
+    assert_eq!(garbage.error_code.as_deref(), Some("cannot_open"));
     queue(
         &g,
         "c-suspend",

@@ -262,6 +262,56 @@ fn begin(c: &mut Connection) -> Result<Transaction<'_>> {
     Ok(c.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
+/// The contact's latest non-closed conversation with the agent on the channel, or a new
+/// one (counted), inside a transaction.
+fn conversation_in(
+    tx: &Connection,
+    contact_id: &str,
+    agent_id: &str,
+    channel: &str,
+    now: i64,
+) -> Result<Conversation> {
+    let found = tx
+        .query_row(
+            &format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                         WHERE contact_id = ?1 AND agent_id = ?2 AND channel = ?3
+                           AND status != 'closed'
+                         ORDER BY updated_at DESC, rowid DESC LIMIT 1"
+            ),
+            params![contact_id, agent_id, channel],
+            conversation_row,
+        )
+        .optional()?;
+    if let Some(conv) = found {
+        return Ok(conv);
+    }
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = ?1)",
+        [contact_id],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Err(ContentError::NotFound);
+    }
+    let conv = Conversation {
+        id: uuid::Uuid::new_v4().to_string(),
+        contact_id: contact_id.to_owned(),
+        agent_id: agent_id.to_owned(),
+        channel: channel.to_owned(),
+        status: ConversationStatus::Open,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.execute(
+                "INSERT INTO conversations (id, contact_id, agent_id, channel, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![conv.id, conv.contact_id, conv.agent_id, conv.channel, conv.status, now],
+            )?;
+    count(tx, channel, now, 0, 0, 1)?;
+    Ok(conv)
+}
+
 fn count(
     c: &Connection,
     channel: &str,
@@ -463,39 +513,48 @@ impl Content {
         external_id: &str,
         name: Option<&str>,
     ) -> Result<String> {
-        let hash = self.identity_hash(channel, external_id);
         self.run(|c| {
             let tx = begin(c)?;
-            let now = store::now();
-            let found: Option<(String, Option<Vec<u8>>)> = tx
-                .query_row(
-                    "SELECT id, name_ct FROM contacts WHERE identity_hash = ?1",
-                    [&hash],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let id = match found {
-                Some((id, name_ct)) => {
-                    tx.execute(
-                        "UPDATE contacts SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
-                        params![id, now],
-                    )?;
-                    if let (None, Some(n)) =
-                        (name_ct, name.map(str::trim).filter(|n| !n.is_empty()))
-                    {
-                        let dek = self.dek(&tx, &id)?;
-                        tx.execute(
-                            "UPDATE contacts SET name_ct = ?2 WHERE id = ?1",
-                            params![id, seal(&dek, n, &name_aad(&id))],
-                        )?;
-                    }
-                    id
-                }
-                None => self.create_contact(&tx, channel, external_id, &hash, name, now)?,
-            };
+            let id = self.contact_in(&tx, channel, external_id, name, store::now())?;
             tx.commit()?;
             Ok(id)
         })
+    }
+
+    fn contact_in(
+        &self,
+        tx: &Connection,
+        channel: &str,
+        external_id: &str,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<String> {
+        let hash = self.identity_hash(channel, external_id);
+        let found: Option<(String, Option<Vec<u8>>)> = tx
+            .query_row(
+                "SELECT id, name_ct FROM contacts WHERE identity_hash = ?1",
+                [&hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let id = match found {
+            Some((id, name_ct)) => {
+                tx.execute(
+                    "UPDATE contacts SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
+                    params![id, now],
+                )?;
+                if let (None, Some(n)) = (name_ct, name.map(str::trim).filter(|n| !n.is_empty())) {
+                    let dek = self.dek(tx, &id)?;
+                    tx.execute(
+                        "UPDATE contacts SET name_ct = ?2 WHERE id = ?1",
+                        params![id, seal(&dek, n, &name_aad(&id))],
+                    )?;
+                }
+                id
+            }
+            None => self.create_contact(tx, channel, external_id, &hash, name, now)?,
+        };
+        Ok(id)
     }
 
     /// Web-chat visitors: creates a contact (channel `web`, external id = a new random
@@ -543,45 +602,7 @@ impl Content {
     ) -> Result<Conversation> {
         self.run(|c| {
             let tx = begin(c)?;
-            let found = tx
-                .query_row(
-                    &format!(
-                        "SELECT {CONVERSATION_COLUMNS} FROM conversations
-                         WHERE contact_id = ?1 AND agent_id = ?2 AND channel = ?3
-                           AND status != 'closed'
-                         ORDER BY updated_at DESC, rowid DESC LIMIT 1"
-                    ),
-                    params![contact_id, agent_id, channel],
-                    conversation_row,
-                )
-                .optional()?;
-            if let Some(conv) = found {
-                return Ok(conv);
-            }
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = ?1)",
-                [contact_id],
-                |r| r.get(0),
-            )?;
-            if !exists {
-                return Err(ContentError::NotFound);
-            }
-            let now = store::now();
-            let conv = Conversation {
-                id: uuid::Uuid::new_v4().to_string(),
-                contact_id: contact_id.to_owned(),
-                agent_id: agent_id.to_owned(),
-                channel: channel.to_owned(),
-                status: ConversationStatus::Open,
-                created_at: now,
-                updated_at: now,
-            };
-            tx.execute(
-                "INSERT INTO conversations (id, contact_id, agent_id, channel, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![conv.id, conv.contact_id, conv.agent_id, conv.channel, conv.status, now],
-            )?;
-            count(&tx, channel, now, 0, 0, 1)?;
+            let conv = conversation_in(&tx, contact_id, agent_id, channel, store::now())?;
             tx.commit()?;
             Ok(conv)
         })
@@ -604,40 +625,73 @@ impl Content {
     ) -> Result<Message> {
         self.run(|c| {
             let tx = begin(c)?;
-            let mut conv =
-                load_conversation(&tx, conversation_id)?.ok_or(ContentError::NotFound)?;
-            let dek = self.dek(&tx, &conv.contact_id)?;
-            let now = store::now().max(conv.updated_at);
-            let msg = self.insert_message(&tx, &dek, &conv, author, body, now)?;
-            if author == Author::Contact && conv.status == ConversationStatus::Closed {
-                conv.status = ConversationStatus::Open;
-                insert_event(
-                    &tx,
-                    &dek,
-                    &conv.contact_id,
-                    "conversation_reopened",
-                    Some("The contact wrote again; the conversation was reopened"),
-                    None,
-                    now,
-                )?;
-            }
-            tx.execute(
-                "UPDATE conversations SET updated_at = ?2, status = ?3 WHERE id = ?1",
-                params![conv.id, now, conv.status],
-            )?;
-            match author {
-                Author::Contact => {
-                    tx.execute(
-                        "UPDATE contacts SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
-                        params![conv.contact_id, now],
-                    )?;
-                    count(&tx, &conv.channel, now, 1, 0, 0)?;
-                }
-                Author::Agent | Author::Human => count(&tx, &conv.channel, now, 0, 1, 0)?,
-                Author::System => {}
-            }
+            let msg = self.append_in(&tx, conversation_id, author, body)?;
             tx.commit()?;
             Ok(msg)
+        })
+    }
+
+    fn append_in(
+        &self,
+        tx: &Connection,
+        conversation_id: &str,
+        author: Author,
+        body: &str,
+    ) -> Result<Message> {
+        let mut conv = load_conversation(tx, conversation_id)?.ok_or(ContentError::NotFound)?;
+        let dek = self.dek(tx, &conv.contact_id)?;
+        let now = store::now().max(conv.updated_at);
+        let msg = self.insert_message(tx, &dek, &conv, author, body, now)?;
+        if author == Author::Contact && conv.status == ConversationStatus::Closed {
+            conv.status = ConversationStatus::Open;
+            insert_event(
+                tx,
+                &dek,
+                &conv.contact_id,
+                "conversation_reopened",
+                Some("The contact wrote again; the conversation was reopened"),
+                None,
+                now,
+            )?;
+        }
+        tx.execute(
+            "UPDATE conversations SET updated_at = ?2, status = ?3 WHERE id = ?1",
+            params![conv.id, now, conv.status],
+        )?;
+        match author {
+            Author::Contact => {
+                tx.execute(
+                    "UPDATE contacts SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
+                    params![conv.contact_id, now],
+                )?;
+                count(tx, &conv.channel, now, 1, 0, 0)?;
+            }
+            Author::Agent | Author::Human => count(tx, &conv.channel, now, 0, 1, 0)?,
+            Author::System => {}
+        }
+        Ok(msg)
+    }
+
+    /// A message from a channel in one transaction (one fsync): finds or creates the
+    /// contact for the sender's identity, finds or opens the conversation with the agent,
+    /// and appends the message — what [`Content::contact_for_identity`],
+    /// [`Content::current_conversation`] and [`Content::append_message`] do one by one.
+    pub fn ingest(
+        &self,
+        channel: &str,
+        external_id: &str,
+        name: Option<&str>,
+        agent_id: &str,
+        body: &str,
+    ) -> Result<(Conversation, Message)> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            let now = store::now();
+            let contact = self.contact_in(&tx, channel, external_id, name, now)?;
+            let conv = conversation_in(&tx, &contact, agent_id, channel, now)?;
+            let msg = self.append_in(&tx, &conv.id, Author::Contact, body)?;
+            tx.commit()?;
+            Ok((conv, msg))
         })
     }
 

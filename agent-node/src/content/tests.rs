@@ -476,3 +476,40 @@ fn erasing_a_contact_removes_its_key_and_rows() {
         "counts stay"
     );
 }
+
+#[test]
+fn ingest_is_contact_conversation_and_message_in_one_step() {
+    let f = fx();
+    let c = &f.content;
+    let (conv, m1) = c
+        .ingest("whatsapp", "+15550001", Some("Ana"), "a1", "Hello")
+        .expect("ingest");
+    let (again, m2) = c
+        .ingest("whatsapp", "+15550001", None, "a1", "Are you open?")
+        .expect("ingest");
+    assert_eq!(conv.id, again.id, "same conversation");
+    assert!(m2.id > m1.id);
+    let contact = c
+        .contact_for_identity("whatsapp", "+15550001", None)
+        .expect("contact");
+    assert_eq!(
+        contact, conv.contact_id,
+        "same contact as the one-by-one API finds"
+    );
+    assert_eq!(
+        c.contact(&contact)
+            .expect("get")
+            .expect("some")
+            .display_name,
+        "Ana"
+    );
+    let texts: Vec<String> = c
+        .messages_after(&conv.id, 0, 10)
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(texts, ["Hello", "Are you open?"]);
+    let counts = c.counts_since(0).expect("counts");
+    assert_eq!((counts[0].inbound, counts[0].conversations), (2, 1));
+}
