@@ -125,6 +125,7 @@ pub struct Session {
 /// The node database.
 pub struct Store {
     conn: Mutex<Option<Connection>>,
+    dir: std::path::PathBuf,
 }
 
 /// Current time, unix seconds.
@@ -156,7 +157,15 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(Some(conn)),
+            dir: path
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf),
         })
+    }
+
+    /// The directory holding `node.db` (the node's data directory).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Closes the connection (checkpointing the WAL); every later call fails with

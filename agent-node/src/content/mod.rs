@@ -3,11 +3,14 @@
 //! thing about conversations the CP ever sees.
 //!
 //! Encryption at rest (DESIGN §2): every contact has its own 256-bit data key, stored
-//! wrapped (AES-256-GCM) under a key-encryption key derived from the master key. Message
+//! wrapped (AES-256-GCM) under a key-encryption key (KEK) kept outside the database in
+//! `keys/`, sealed under the master key ([`keyring`]). Message
 //! bodies, the contact's channel identity, name, tags, notes and follow-up texts are
 //! sealed under that data key with the row's id as associated data. Finding a contact by
 //! its channel identity uses a keyed hash (`identity_hash`), never the plaintext.
-//! Erasing a contact deletes its key and rows in one transaction.
+//! Erasing a contact deletes its key and rows in one transaction that also re-wraps every
+//! other key under a new KEK; the old KEK is then destroyed, so copies of the database
+//! taken before the erasure cannot be read for that contact.
 
 /// The actor recorded when the assistant (not a staff member) changes a conversation.
 pub const AGENT_ACTOR: &str = "agent";
@@ -90,6 +93,7 @@ CREATE TABLE usage_counts (
 );
 "#;
 
+pub mod keyring;
 mod model;
 #[cfg(test)]
 mod tests;
@@ -102,11 +106,6 @@ use rusqlite::{params, Connection, OptionalExtension as _, Transaction, Transact
 use std::collections::HashMap;
 use std::sync::Arc;
 use zeroize::Zeroizing;
-
-/// The key-encryption key currently in use (`contact_keys.kek_id`). Rotating the KEK on
-/// erasure re-wraps every remaining data key under a new one, so old copies of the
-/// database cannot unwrap the erased contact's key.
-pub const CURRENT_KEK_ID: i64 = 1;
 
 /// Characters of the last message shown in the inbox list.
 pub const PREVIEW_CHARS: usize = 80;
@@ -127,6 +126,9 @@ pub enum ContentError {
     /// show to users.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The key-encryption key files could not be read or written.
+    #[error("content keys: {0}")]
+    Keys(std::io::Error),
 }
 
 impl From<rusqlite::Error> for ContentError {
@@ -154,7 +156,7 @@ type Dek = Zeroizing<[u8; 32]>;
 #[derive(Clone)]
 pub struct Content {
     store: Arc<Store>,
-    kek: Arc<Dek>,
+    keyring: Arc<keyring::Keyring>,
     index_key: Arc<Dek>,
 }
 
@@ -383,8 +385,11 @@ impl Content {
     /// The store over `store`, with keys derived from `master`.
     pub fn new(store: Arc<Store>, master: &MasterKey) -> Self {
         Self {
+            keyring: Arc::new(keyring::Keyring::new(
+                store.dir(),
+                master.derive("content-kek-files"),
+            )),
             store,
-            kek: Arc::new(master.derive("content-kek")),
             index_key: Arc::new(master.derive("contact-index")),
         }
     }
@@ -412,8 +417,9 @@ impl Content {
             )
             .optional()?
             .ok_or(ContentError::NotFound)?;
+        let kek = self.keyring.get(kek_id)?;
         let plain = Zeroizing::new(
-            outpost_crypto::aead_open(&self.kek, &wrapped, &key_aad(contact_id, kek_id))
+            outpost_crypto::aead_open(&kek, &wrapped, &key_aad(contact_id, kek_id))
                 .map_err(|_| ContentError::Crypto)?,
         );
         let mut key = Zeroizing::new([0u8; 32]);
@@ -485,11 +491,11 @@ impl Content {
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let dek: Dek = Zeroizing::new(outpost_crypto::random_bytes::<32>());
-        let wrapped =
-            outpost_crypto::aead_seal(&self.kek, dek.as_ref(), &key_aad(&id, CURRENT_KEK_ID));
+        let (kek_id, kek) = self.keyring.current()?;
+        let wrapped = outpost_crypto::aead_seal(&kek, dek.as_ref(), &key_aad(&id, kek_id));
         tx.execute(
             "INSERT INTO contact_keys (contact_id, kek_id, wrapped_key) VALUES (?1, ?2, ?3)",
-            params![id, CURRENT_KEK_ID, wrapped],
+            params![id, kek_id, wrapped],
         )?;
         let name_ct = name
             .map(str::trim)
@@ -1319,9 +1325,10 @@ impl Content {
     }
 
     /// Erases a contact: its data key and every row about it (conversations, messages,
-    /// events, follow-ups, visitor tokens) in one transaction. Usage counts stay (they
-    /// hold no contact data). Copies of the database taken before keep the key wrapped
-    /// under the current KEK until the KEK is rotated (see [`CURRENT_KEK_ID`]).
+    /// events, follow-ups, visitor tokens) in one transaction, which also re-wraps every
+    /// other contact's key under a new KEK; the older KEK files are then destroyed (see
+    /// [`keyring`]). A copy of the database taken before the erasure can no longer be
+    /// read for that contact. Usage counts stay (they hold no contact data).
     pub fn erase_contact(&self, id: &str) -> Result<()> {
         self.run(|c| {
             let tx = begin(c)?;
@@ -1331,7 +1338,31 @@ impl Content {
             if n == 0 {
                 return Err(ContentError::NotFound);
             }
+            // Rotate the KEK: every remaining data key is re-wrapped under a new one, so
+            // the erased key, still present in older copies of the database, is wrapped
+            // under a KEK that is destroyed below.
+            let (new_id, new_kek) = self.keyring.next()?;
+            let rows: Vec<(String, i64, Vec<u8>)> = {
+                let mut st =
+                    tx.prepare("SELECT contact_id, kek_id, wrapped_key FROM contact_keys")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (contact, kek_id, wrapped) in rows {
+                let old = self.keyring.get(kek_id)?;
+                let dek = Zeroizing::new(
+                    outpost_crypto::aead_open(&old, &wrapped, &key_aad(&contact, kek_id))
+                        .map_err(|_| ContentError::Crypto)?,
+                );
+                let rewrapped =
+                    outpost_crypto::aead_seal(&new_kek, &dek, &key_aad(&contact, new_id));
+                tx.execute(
+                    "UPDATE contact_keys SET kek_id = ?2, wrapped_key = ?3 WHERE contact_id = ?1",
+                    params![contact, new_id, rewrapped],
+                )?;
+            }
             tx.commit()?;
+            self.keyring.destroy_older_than(new_id)?;
             Ok(())
         })
     }

@@ -513,3 +513,67 @@ fn ingest_is_contact_conversation_and_message_in_one_step() {
     let counts = c.counts_since(0).expect("counts");
     assert_eq!((counts[0].inbound, counts[0].conversations), (2, 1));
 }
+
+#[test]
+fn an_erased_contact_stays_unreadable_in_a_copy_of_the_database_taken_before() {
+    let f = fx();
+    let c = &f.content;
+    let gone = c
+        .contact_for_identity("whatsapp", "+15550009", Some("Eve"))
+        .expect("contact");
+    let conv = c
+        .current_conversation(&gone, "a1", "whatsapp")
+        .expect("conv");
+    c.append_message(&conv.id, Author::Contact, "my card is canary-erase-4417")
+        .expect("message");
+    let kept = c
+        .contact_for_identity("web", "v-keep", Some("Kim"))
+        .expect("contact");
+
+    // A backup of the database (and its WAL) before the erasure.
+    let backup = tempfile::tempdir().expect("tempdir");
+    for name in ["node.db", "node.db-wal"] {
+        let from = f.dir.path().join(name);
+        if from.exists() {
+            std::fs::copy(&from, backup.path().join(name)).expect("copy");
+        }
+    }
+    c.erase_contact(&gone).expect("erase");
+    assert!(
+        c.contact(&kept).expect("read").is_some(),
+        "the others stay readable"
+    );
+    assert_eq!(
+        c.contact(&kept).expect("read").expect("kim").display_name,
+        "Kim"
+    );
+
+    // The attacker has the old copy, the master key and today's key files.
+    let stolen_keys = backup.path().join("keys");
+    std::fs::create_dir_all(&stolen_keys).expect("dir");
+    for e in std::fs::read_dir(f.dir.path().join("keys"))
+        .expect("keys")
+        .flatten()
+    {
+        std::fs::copy(e.path(), stolen_keys.join(e.file_name())).expect("copy");
+    }
+    let old = Arc::new(Store::open(&backup.path().join("node.db")).expect("open copy"));
+    let thief = Content::new(old.clone(), &MasterKey::from_bytes([9; 32]));
+    assert!(
+        matches!(
+            thief.messages_after(&conv.id, 0, 10),
+            Err(ContentError::Crypto)
+        ),
+        "the erased contact's messages cannot be decrypted from the old copy"
+    );
+    assert!(matches!(thief.contact(&gone), Err(ContentError::Crypto)));
+    // And the plaintext is in no file of the live node.
+    let mut bytes = std::fs::read(f.dir.path().join("node.db")).expect("db");
+    bytes.extend(std::fs::read(f.dir.path().join("node.db-wal")).unwrap_or_default());
+    assert!(!bytes.windows(13).any(|w| w == b"canary-erase-"));
+    // Only the newest KEK file is left.
+    let kek_files = std::fs::read_dir(f.dir.path().join("keys"))
+        .expect("keys")
+        .count();
+    assert_eq!(kek_files, 1);
+}
