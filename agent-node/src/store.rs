@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     crate::content::SCHEMA,
     crate::kb::SCHEMA,
     crate::secrets::SCHEMA,
+    crate::content::ERASURES_SCHEMA,
 ];
 
 const BASE_SCHEMA: &str = r#"

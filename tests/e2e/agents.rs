@@ -736,4 +736,27 @@ async fn canary_content_never_reaches_the_control_plane_and_is_encrypted_on_the_
             );
         }
     }
+
+    // Erasing the contact: confirmation required, then gone at once, and recorded.
+    let r = node
+        .post(&format!("/contacts/{contact}/erase"), &[("confirm", "")])
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = node
+        .post(
+            &format!("/contacts/{contact}/erase"),
+            &[("confirm", "erase")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        node.get(&format!("/contacts/{contact}")).await.status(),
+        404
+    );
+    let erasures = node.get("/erasures").await.text().await.unwrap();
+    assert!(erasures.contains("id=\"erasures\"") && !erasures.contains(NAME));
+    assert!(
+        conversation_ids(&node).await.is_empty(),
+        "its conversation is gone too"
+    );
 }

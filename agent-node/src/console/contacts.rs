@@ -36,7 +36,74 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/contacts/{id}/followups/{fid}/done",
             web::post().to(complete_followup),
-        );
+        )
+        .route("/contacts/{id}/erase", web::post().to(erase))
+        .route("/erasures", web::get().to(erasures));
+}
+
+#[derive(serde::Deserialize)]
+struct EraseForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /contacts/{id}/erase`: erases the contact at once (data key and rows, KEK
+/// rotated) and records the erasure; the form must carry `confirm=erase`.
+async fn erase(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<EraseForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    if form.confirm.trim() != "erase" {
+        return Err(ConsoleError::BadRequest(
+            "Type erase to confirm: erasing cannot be undone.".into(),
+        ));
+    }
+    let c = content(&state);
+    let actor = session.user_id.clone();
+    let record = web::block(move || c.erase_contact(&id, &actor)).await??;
+    tracing::info!(user = %session.user_id, erasure = %record.id, "contact erased");
+    Ok(see_other("/erasures"))
+}
+
+struct ErasureRow {
+    id: String,
+    contact_hash: String,
+    channel: String,
+    erased_by: String,
+    at: String,
+}
+
+#[derive(Template)]
+#[template(path = "erasures.html")]
+struct ErasuresPage {
+    rows: Vec<ErasureRow>,
+}
+
+/// `GET /erasures`: the record of erasures carried out.
+async fn erasures(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+) -> Result<HttpResponse, ConsoleError> {
+    let c = content(&state);
+    let list = web::block(move || c.erasures(500)).await??;
+    render(&ErasuresPage {
+        rows: list
+            .into_iter()
+            .map(|e| ErasureRow {
+                at: human_time(e.erased_at),
+                id: e.id,
+                contact_hash: e.contact_hash,
+                channel: e.channel,
+                erased_by: e.erased_by,
+            })
+            .collect(),
+    })
 }
 
 struct StageTab {

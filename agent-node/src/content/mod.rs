@@ -15,6 +15,34 @@
 /// The actor recorded when the assistant (not a staff member) changes a conversation.
 pub const AGENT_ACTOR: &str = "agent";
 
+/// Migration adding the record of erasures (see `store::MIGRATIONS`): who erased which
+/// contact (by its keyed identity hash, never the identity) and when, so the business can
+/// show its own customer that the request was carried out.
+pub const ERASURES_SCHEMA: &str = r#"
+CREATE TABLE erasures (
+    id TEXT PRIMARY KEY,
+    contact_hash TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    erased_by TEXT NOT NULL,
+    erased_at INTEGER NOT NULL
+);
+"#;
+
+/// One carried-out erasure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    /// Record id (UUID), to quote to the person who asked.
+    pub id: String,
+    /// Keyed hash of the erased contact's channel identity.
+    pub contact_hash: String,
+    /// Channel of the erased contact.
+    pub channel: String,
+    /// CP user id of the staff member.
+    pub erased_by: String,
+    /// Unix seconds.
+    pub erased_at: i64,
+}
+
 /// Migration adding the content tables (see `store::MIGRATIONS`).
 pub const SCHEMA: &str = r#"
 CREATE TABLE contact_keys (
@@ -1329,9 +1357,35 @@ impl Content {
     /// other contact's key under a new KEK; the older KEK files are then destroyed (see
     /// [`keyring`]). A copy of the database taken before the erasure can no longer be
     /// read for that contact. Usage counts stay (they hold no contact data).
-    pub fn erase_contact(&self, id: &str) -> Result<()> {
+    pub fn erase_contact(&self, id: &str, actor: &str) -> Result<Erasure> {
         self.run(|c| {
             let tx = begin(c)?;
+            let (contact_hash, channel): (String, String) = tx
+                .query_row(
+                    "SELECT identity_hash, channel FROM contacts WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?
+                .ok_or(ContentError::NotFound)?;
+            let record = Erasure {
+                id: uuid::Uuid::new_v4().to_string(),
+                contact_hash,
+                channel,
+                erased_by: actor.to_owned(),
+                erased_at: store::now(),
+            };
+            tx.execute(
+                "INSERT INTO erasures (id, contact_hash, channel, erased_by, erased_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    record.id,
+                    record.contact_hash,
+                    record.channel,
+                    record.erased_by,
+                    record.erased_at
+                ],
+            )?;
             // contact_keys has no foreign key to contacts: delete it explicitly
             tx.execute("DELETE FROM contact_keys WHERE contact_id = ?1", [id])?;
             let n = tx.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
@@ -1363,7 +1417,27 @@ impl Content {
             }
             tx.commit()?;
             self.keyring.destroy_older_than(new_id)?;
-            Ok(())
+            Ok(record)
+        })
+    }
+
+    /// The erasures carried out, newest first.
+    pub fn erasures(&self, limit: usize) -> Result<Vec<Erasure>> {
+        self.run(|c| {
+            let mut st = c.prepare(
+                "SELECT id, contact_hash, channel, erased_by, erased_at FROM erasures
+                 ORDER BY erased_at DESC, id LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit_i64(limit)], |r| {
+                Ok(Erasure {
+                    id: r.get(0)?,
+                    contact_hash: r.get(1)?,
+                    channel: r.get(2)?,
+                    erased_by: r.get(3)?,
+                    erased_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

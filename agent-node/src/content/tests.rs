@@ -450,7 +450,14 @@ fn erasing_a_contact_removes_its_key_and_rows() {
     c.add_followup(&id, FollowupKind::Reminder, 0, "fu", "u")
         .expect("followup");
     let keep = c.contact_for_identity("web", "other", None).expect("other");
-    c.erase_contact(&id).expect("erase");
+    let record = c.erase_contact(&id, "u1").expect("erase");
+    assert_eq!(c.erasures(10).expect("list"), vec![record.clone()]);
+    assert_eq!(record.erased_by, "u1");
+    assert_eq!(
+        record.contact_hash.len(),
+        64,
+        "a keyed hash, not the identity"
+    );
     assert!(c.contact(&id).expect("get").is_none());
     assert!(c.conversation(&conv.id).expect("get").is_none());
     assert_eq!(c.visitor_contact(&token, "a").expect("lookup"), None);
@@ -469,7 +476,10 @@ fn erasing_a_contact_removes_its_key_and_rows() {
         .expect("count");
     assert_eq!(left, 0);
     assert!(c.contact(&keep).expect("get").is_some());
-    assert!(matches!(c.erase_contact(&id), Err(ContentError::NotFound)));
+    assert!(matches!(
+        c.erase_contact(&id, "u1"),
+        Err(ContentError::NotFound)
+    ));
     assert_eq!(
         c.counts_since(0).expect("counts")[0].inbound,
         1,
@@ -538,7 +548,7 @@ fn an_erased_contact_stays_unreadable_in_a_copy_of_the_database_taken_before() {
             std::fs::copy(&from, backup.path().join(name)).expect("copy");
         }
     }
-    c.erase_contact(&gone).expect("erase");
+    c.erase_contact(&gone, "u1").expect("erase");
     assert!(
         c.contact(&kept).expect("read").is_some(),
         "the others stay readable"
