@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::mail::Mailer;
 use crate::provisioning::{self, Provisioner};
-use crate::{accounts, agents, fleet, secrets, web, workspaces};
+use crate::{accounts, agents, fleet, mydata, secrets, web, workspaces};
 use actix_web::{middleware, web as aw, App, HttpServer};
 use outpost_crypto::CapabilitySigner;
 use outpost_pki::CertificateAuthority;
@@ -195,6 +195,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(workspaces::routes)
             .configure(agents::routes)
             .configure(secrets::routes)
+            .configure(mydata::routes)
     })
     .listen(ui_listener)?
     .run();

@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod fleet;
 pub mod mail;
+pub mod mydata;
 pub mod provisioning;
 pub mod schema;
 pub mod secrets;

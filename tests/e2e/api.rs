@@ -276,3 +276,43 @@ async fn audit_verify_names_the_edited_or_removed_event() {
     assert!(!ok);
     assert!(out.contains(&format!("event #{}", seqs[2])), "{out}");
 }
+
+#[tokio::test]
+async fn a_user_sees_everything_the_control_plane_stores_about_them_and_nothing_else() {
+    let cp = Cp::start();
+    let me = Browser::signin(&cp, "me@acme.test").await;
+    let api = Api::new(&cp, "me@acme.test");
+    let ws = api.create_workspace("Acme Dental").await;
+    let other = Api::new(&cp, "other@elsewhere.test");
+    other.create_workspace("Other Clinic").await;
+
+    let r = me.get("/account/data.json").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(doc["account"]["email"], "me@acme.test");
+    assert_eq!(doc["api_tokens"][0]["name"], "cli");
+    assert!(
+        doc["api_tokens"][0].get("token_hash").is_none(),
+        "no credential material"
+    );
+    assert!(!doc["sessions"].as_array().unwrap().is_empty());
+    let spaces = doc["workspaces"].as_array().unwrap();
+    assert_eq!(spaces.len(), 1, "only my workspaces");
+    assert_eq!(spaces[0]["workspace"]["id"], ws["workspace"]["id"]);
+    assert_eq!(spaces[0]["your_role"], "owner");
+    assert!(spaces[0]["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "workspace.created"));
+    let text = doc.to_string();
+    assert!(!text.contains("Other Clinic") && !text.contains("other@elsewhere.test"));
+    let page = me.get("/account/data").await.text().await.unwrap();
+    assert!(
+        page.contains("What the control plane knows about you") && page.contains("me@acme.test")
+    );
+}

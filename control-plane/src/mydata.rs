@@ -1,0 +1,162 @@
+//! "What the control plane knows about me/us" (DESIGN §1; seeds: the right of access):
+//! every field the CP stores about the signed-in user and the workspaces they belong to,
+//! as a page and as a JSON download. It is everything, because the CP holds only
+//! metadata: conversation content, contacts and documents are on the nodes.
+
+use crate::accounts::CurrentUser;
+use crate::app::State;
+use crate::db::{self, DbConn};
+use crate::error::{AppResult, PageResult};
+use crate::schema::{
+    api_tokens, audit_events, magic_links, memberships, nodes, sessions, usage_counts, users,
+    workspace_secrets, workspaces,
+};
+use crate::web::html;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+/// Audit events shown per workspace and for the user.
+const AUDIT_LIMIT: i64 = 200;
+
+fn audit_json(rows: Vec<crate::audit::AuditRow>) -> Value {
+    Value::Array(
+        rows.into_iter()
+            .map(|r| {
+                json!({"seq": r.seq, "at": r.at, "actor": r.actor, "action": r.action,
+                       "object_type": r.object_type, "object_id": r.object_id,
+                       "workspace_id": r.workspace_id, "ip": r.ip, "detail": r.detail})
+            })
+            .collect(),
+    )
+}
+
+/// Everything the CP stores about `user_id`, as one JSON document.
+pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
+    let (id, email, is_operator, created_at): (String, String, bool, i64) = users::table
+        .find(user_id)
+        .select((
+            users::id,
+            users::email,
+            users::is_operator,
+            users::created_at,
+        ))
+        .first(conn)?;
+    let sessions: Vec<(i64, i64)> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select((sessions::created_at, sessions::expires_at))
+        .load(conn)?;
+    let links: Vec<(String, i64, i64, Option<i64>)> = magic_links::table
+        .filter(magic_links::email.eq(&email))
+        .select((
+            magic_links::ip,
+            magic_links::created_at,
+            magic_links::expires_at,
+            magic_links::used_at,
+        ))
+        .load(conn)?;
+    let tokens: Vec<(String, String, i64, Option<i64>, Option<i64>)> = api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .select((
+            api_tokens::id,
+            api_tokens::name,
+            api_tokens::created_at,
+            api_tokens::last_used_at,
+            api_tokens::revoked_at,
+        ))
+        .load(conn)?;
+    let mine: Vec<crate::audit::AuditRow> = audit_events::table
+        .filter(audit_events::actor.eq(user_id))
+        .order(audit_events::seq.desc())
+        .limit(AUDIT_LIMIT)
+        .load(conn)?;
+    let member_of: Vec<(String, String)> = memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select((memberships::workspace_id, memberships::role))
+        .load(conn)?;
+    let mut spaces = Vec::new();
+    for (ws_id, role) in member_of {
+        let ws: crate::workspaces::Workspace = workspaces::table.find(&ws_id).first(conn)?;
+        let node: Option<crate::workspaces::NodeView> = nodes::table
+            .filter(nodes::workspace_id.eq(&ws_id))
+            .order(nodes::created_at.desc())
+            .select(crate::workspaces::NodeView::as_select())
+            .first(conn)
+            .optional()?;
+        let usage: Vec<(String, i64, i64, i64, i64)> = match &node {
+            Some(n) => usage_counts::table
+                .filter(usage_counts::node_id.eq(&n.id))
+                .select((
+                    usage_counts::channel,
+                    usage_counts::hour,
+                    usage_counts::inbound,
+                    usage_counts::outbound,
+                    usage_counts::conversations,
+                ))
+                .load(conn)?,
+            None => vec![],
+        };
+        let secrets: Vec<crate::secrets::SecretRow> = workspace_secrets::table
+            .filter(workspace_secrets::workspace_id.eq(&ws_id))
+            .select(crate::secrets::SecretRow::as_select())
+            .load(conn)?;
+        let audit: Vec<crate::audit::AuditRow> = audit_events::table
+            .filter(audit_events::workspace_id.eq(&ws_id))
+            .order(audit_events::seq.desc())
+            .limit(AUDIT_LIMIT)
+            .load(conn)?;
+        let agents = crate::agents::list(conn, &ws_id)?;
+        spaces.push(json!({
+            "workspace": ws,
+            "your_role": role,
+            "node": node,
+            "agents": agents.iter().map(|a| json!({"config": a.to_config(), "created_at": a.created_at, "updated_at": a.updated_at})).collect::<Vec<_>>(),
+            "secrets": secrets.iter().map(|s| json!({"kind": s.kind, "fingerprint": s.fingerprint, "last4": s.last4, "validated_at": s.validated_at, "delivered_at": s.delivered_at, "status": s.status})).collect::<Vec<_>>(),
+            "usage_counts": usage.iter().map(|(c, h, i, o, v)| json!({"channel": c, "hour": h, "inbound": i, "outbound": o, "conversations": v})).collect::<Vec<_>>(),
+            "audit_events": audit_json(audit),
+        }));
+    }
+    Ok(json!({
+        "about": "Everything the Outpost control plane stores about you and your workspaces. Conversations, contacts, documents and keys are on your workspace's node, not here.",
+        "account": {"id": id, "email": email, "is_operator": is_operator, "created_at": created_at},
+        "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
+        "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
+        "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
+        "your_audit_events": audit_json(mine),
+        "workspaces": spaces,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "mydata.html")]
+struct MyDataPage {
+    user: CurrentUser,
+    pretty: String,
+}
+
+async fn page(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
+    let pretty = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok(html(&MyDataPage { user, pretty }))
+}
+
+async fn download(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"outpost-control-plane-data.json\"",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(doc))
+}
+
+/// Routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account/data", web::get().to(page))
+        .route("/account/data.json", web::get().to(download));
+}
