@@ -18,6 +18,9 @@ use askama::Template;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
+/// An API token as shown: id, name, created, last used, revoked (never its hash).
+type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
+
 /// Audit events shown per workspace and for the user.
 const AUDIT_LIMIT: i64 = 200;
 
@@ -57,7 +60,7 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             magic_links::used_at,
         ))
         .load(conn)?;
-    let tokens: Vec<(String, String, i64, Option<i64>, Option<i64>)> = api_tokens::table
+    let tokens: Vec<TokenRow> = api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
         .select((
             api_tokens::id,
