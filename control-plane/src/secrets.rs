@@ -531,6 +531,8 @@ async fn submit(
             if ws.deleted_at.is_some() {
                 return Err(AppError::NotFound);
             }
+            // No node to deliver to: say so before sending the key anywhere.
+            target_node(conn, &w)?;
             Ok(())
         })
         .await?;

@@ -368,9 +368,22 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
     let api = Api::new(&cp, "owner@acme.test");
     let browser = Browser::signin(&cp, "owner@acme.test").await;
     let (ws, bundle) = bundle_for(&cp, &api, "Acme Dental").await;
+    let page = format!("/workspaces/{ws}/secrets");
+    // Before the node has enrolled there is nothing to seal to: said, nothing stored.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[("kind", "whatsapp_verify_token"), ("value", "early-1234")],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Your node is not running yet"));
     let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
     node.takes_initial_config(&cp).await;
-    let page = format!("/workspaces/{ws}/secrets");
 
     // A credential that cannot be checked with a provider is sealed as is.
     let r = browser
