@@ -8,7 +8,7 @@
 //! The value is an [`outpost_crypto::Secret`] from the moment it is parsed: it prints as
 //! `***`, and no error, log line or page ever includes it.
 
-use crate::accounts::{client_ip, CsrfForm, CurrentUser, Empty};
+use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
@@ -458,6 +458,58 @@ pub fn expire_undelivered(conn: &mut DbConn) -> AppResult<()> {
     Ok(())
 }
 
+/// Checks membership and the node, validates with the provider, seals and queues.
+/// Returns the fingerprint. Shared by the page and the API.
+#[allow(clippy::too_many_arguments)]
+async fn add(
+    state: &State,
+    ws_id: &str,
+    user_id: &str,
+    ip: &str,
+    kind: &str,
+    value: Secret,
+    base_url: Option<&str>,
+    phone_number_id: Option<&str>,
+) -> AppResult<String> {
+    let (w, u) = (ws_id.to_owned(), user_id.to_owned());
+    db::run(&state.db, move |conn| {
+        let (ws, role) = load_for_member(conn, &w, &u)?;
+        require_admin(&role)?;
+        if ws.deleted_at.is_some() {
+            return Err(AppError::NotFound);
+        }
+        // No node to deliver to: say so before sending the key anywhere.
+        target_node(conn, &w)?;
+        Ok(())
+    })
+    .await?;
+    if !KINDS.iter().any(|(k, _)| *k == kind) {
+        return Err(AppError::invalid(
+            "unknown_secret_kind",
+            "Choose one of the listed kinds.",
+        ));
+    }
+    let n = value.expose().chars().count();
+    if n == 0 || n > MAX_VALUE_CHARS || value.expose().contains(char::is_whitespace) {
+        return Err(AppError::invalid(
+            "invalid_secret",
+            "Paste the value without spaces (at most 4,096 characters).",
+        ));
+    }
+    let validated = validate(state, kind, &value, base_url, phone_number_id).await?;
+    let (st, w, u, k, ip) = (
+        state.clone(),
+        ws_id.to_owned(),
+        user_id.to_owned(),
+        kind.to_owned(),
+        ip.to_owned(),
+    );
+    db::run(&state.db, move |conn| {
+        seal_and_queue(conn, &st, &w, &u, &k, &value, validated, &ip)
+    })
+    .await
+}
+
 // ---------------------------------------------------------------- pages
 
 #[derive(Template)]
@@ -523,46 +575,16 @@ async fn submit(
     let value = Secret::new(value.trim().to_owned());
     let user = f.user;
     let (uid, ip) = (user.id.clone(), client_ip(&req));
-    let result: AppResult<String> = async {
-        let (w, u) = (ws_id.clone(), uid.clone());
-        db::run(&state.db, move |conn| {
-            let (ws, role) = load_for_member(conn, &w, &u)?;
-            require_admin(&role)?;
-            if ws.deleted_at.is_some() {
-                return Err(AppError::NotFound);
-            }
-            // No node to deliver to: say so before sending the key anywhere.
-            target_node(conn, &w)?;
-            Ok(())
-        })
-        .await?;
-        if !KINDS.iter().any(|(k, _)| *k == kind) {
-            return Err(AppError::invalid(
-                "unknown_secret_kind",
-                "Choose one of the listed kinds.",
-            ));
-        }
-        let n = value.expose().chars().count();
-        if n == 0 || n > MAX_VALUE_CHARS || value.expose().contains(char::is_whitespace) {
-            return Err(AppError::invalid(
-                "invalid_secret",
-                "Paste the value without spaces (at most 4,096 characters).",
-            ));
-        }
-        let validated = validate(
-            &state,
-            &kind,
-            &value,
-            Some(base_url.trim()).filter(|b| !b.is_empty()),
-            Some(phone_number_id.trim()),
-        )
-        .await?;
-        let (st, w, k) = (state.clone(), ws_id.clone(), kind.clone());
-        db::run(&state.db, move |conn| {
-            seal_and_queue(conn, &st, &w, &uid, &k, &value, validated, &ip)
-        })
-        .await
-    }
+    let result = add(
+        &state,
+        &ws_id,
+        &uid,
+        &ip,
+        &kind,
+        value,
+        Some(base_url.trim()).filter(|b| !b.is_empty()),
+        Some(phone_number_id.trim()),
+    )
     .await;
     let (w, u) = (ws_id.clone(), user.id.clone());
     let (workspace, rows) = db::run(&state.db, move |conn| {
@@ -615,8 +637,94 @@ async fn remove_page(
         .finish())
 }
 
-/// Secret pages.
+// ---------------------------------------------------------------- API
+
+/// `POST /api/v1/workspaces/{id}/secrets` body. The value becomes a [`Secret`] at once.
+#[derive(Deserialize)]
+struct SecretBody {
+    kind: String,
+    value: String,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    phone_number_id: Option<String>,
+}
+
+fn row_json(r: &SecretRow) -> serde_json::Value {
+    serde_json::json!({"kind": r.kind, "fingerprint": r.fingerprint, "last4": r.last4,
+        "validated_at": r.validated_at, "delivered_at": r.delivered_at, "status": r.status,
+        "error_code": r.error_code})
+}
+
+async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let list = db::run(&state.db, move |conn| {
+        load_for_member(conn, &ws_id, &user.id)?;
+        rows(conn, &ws_id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"secrets": list.iter().map(row_json).collect::<Vec<_>>()})))
+}
+
+async fn api_add(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<SecretBody>,
+) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let b = body.into_inner();
+    let value = Secret::new(b.value.trim().to_owned());
+    add(
+        &state,
+        &ws_id,
+        &user.id,
+        &client_ip(&req),
+        &b.kind,
+        value,
+        b.base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty()),
+        b.phone_number_id.as_deref().map(str::trim),
+    )
+    .await?;
+    let (w, k) = (ws_id.clone(), b.kind.clone());
+    let row = db::run(&state.db, move |conn| {
+        Ok(workspace_secrets::table
+            .find((&w, &k))
+            .select(SecretRow::as_select())
+            .first(conn)?)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(row_json(&row)))
+}
+
+async fn api_remove(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (ws_id, kind) = path.into_inner();
+    let (st, ip) = (state.clone(), client_ip(&req));
+    db::run(&state.db, move |conn| {
+        remove(conn, &st, &ws_id, &user.id, &kind, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Secret pages and API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/workspaces/{id}/secrets", web::get().to(api_list))
+        .route("/api/v1/workspaces/{id}/secrets", web::post().to(api_add))
+        .route(
+            "/api/v1/workspaces/{id}/secrets/{kind}",
+            web::delete().to(api_remove),
+        );
     cfg.route("/workspaces/{id}/secrets", web::get().to(page))
         .route("/workspaces/{id}/secrets", web::post().to(submit))
         .route(

@@ -136,7 +136,7 @@ async fn every_route_refuses_anonymous_callers_and_strangers() {
             let status = if pattern.starts_with("/api/") {
                 stranger_api
                     .req(m, &path)
-                    .json(&serde_json::json!({"name": "x"}))
+                    .json(&serde_json::json!({"name": "x", "kind": "openai_api_key", "value": "x"}))
                     .send()
                     .await
                     .unwrap()

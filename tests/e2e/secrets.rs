@@ -159,6 +159,28 @@ async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() 
         );
     }
 
+    // The same through the API: metadata only.
+    let (status, list) = api
+        .get_json(&format!("/api/v1/workspaces/{ws_id}/secrets"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["secrets"][0]["kind"], "openai_api_key");
+    assert_eq!(list["secrets"][0]["last4"], "77aa");
+    assert_eq!(list["secrets"][0]["status"], "delivered");
+    assert!(!list.to_string().contains(CANARY));
+    let r = api
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{ws_id}/secrets"),
+        )
+        .json(&serde_json::json!({"kind": "openai_api_key", "value": "sk-wrong-0000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "secret_invalid");
+
     // Remove: gone from the node and from the CP's list.
     let r = browser
         .post_csrf(&format!("{page}/openai_api_key/remove"), &[])
