@@ -104,6 +104,10 @@ impl FromRequest for ApiUser {
             let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
             let token = auth.ok_or(AppError::Unauthorized("missing_api_token"))?;
             let hash = token_hash(token.trim());
+            // Per token (known or not): 60 at once, 120 a minute, then 429 + Retry-After.
+            if let Err(wait) = state.api_limiter.check(&hash) {
+                return Err(AppError::RateLimited(wait.as_secs().max(1)));
+            }
             let id = db::run(&state.db, move |conn| {
                 let user_id: Option<String> = api_tokens::table
                     .filter(api_tokens::token_hash.eq(&hash))

@@ -36,6 +36,8 @@ pub struct AppState {
     pub command_notify: fleet::CommandNotify,
     /// Caps CSR signing (DESIGN §6: 50/s).
     pub csr_limiter: fleet::RateLimiter,
+    /// `/api/v1` requests per API token.
+    pub api_limiter: agent_node::widget::limits::KeyedLimiter,
     /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
     pub fingerprint_key: Vec<u8>,
     /// Client for validating secrets with their providers (rustls + ring, public roots).
@@ -173,6 +175,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         command_notify: fleet::CommandNotify::default(),
         csr_limiter: fleet::RateLimiter::new(50),
         fingerprint_key,
+        api_limiter: agent_node::widget::limits::KeyedLimiter::new(60, 120),
         http: agent_node::llm::http_client(&agent_node::llm::Timeouts {
             connect: std::time::Duration::from_secs(5),
             ..Default::default()

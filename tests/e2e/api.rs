@@ -316,3 +316,34 @@ async fn a_user_sees_everything_the_control_plane_stores_about_them_and_nothing_
         page.contains("What the control plane knows about you") && page.contains("me@acme.test")
     );
 }
+
+#[tokio::test]
+async fn the_api_rate_limits_each_token_with_retry_after() {
+    let cp = Cp::start();
+    let api = Api::new(&cp, "busy@acme.test");
+    let mut limited = None;
+    for _ in 0..80 {
+        let r = api
+            .req(reqwest::Method::GET, "/api/v1/workspaces")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = limited.expect("429 within 80 quick requests (burst 60)");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Another token is not affected.
+    let other = Api::new(&cp, "calm@acme.test");
+    assert_eq!(other.get_json("/api/v1/workspaces").await.0, 200);
+}
