@@ -194,3 +194,103 @@ async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() 
     let settings = node.get("/settings").await.text().await.unwrap();
     assert!(!settings.contains("…77aa"));
 }
+
+#[tokio::test]
+async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let telegram = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/bot123456:good-token/getMe"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"ok":true,"result":{"id":123456,"is_bot":true,"first_name":"Acme","username":"acme_bot"}}"#,
+        ))
+        .mount(&telegram)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_string(r#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#),
+        )
+        .mount(&telegram)
+        .await;
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v21.0/1098765"))
+        .and(query_param("fields", "id"))
+        .and(header("authorization", "Bearer EAAG-good"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"id":"1098765"}"#))
+        .mount(&graph)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_string(
+            r#"{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}"#,
+        ))
+        .mount(&graph)
+        .await;
+    let cp = Cp::start_with(Opts {
+        env: vec![
+            ("OUTPOST_TELEGRAM_BASE_URL", telegram.uri()),
+            ("OUTPOST_GRAPH_BASE_URL", format!("{}/v21.0", graph.uri())),
+        ],
+        ..Opts::default()
+    });
+    let (browser, _api, ws_id, _node) =
+        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
+    let page = format!("/workspaces/{ws_id}/secrets");
+    let post = |form: Vec<(&'static str, &'static str)>| {
+        let b = &browser;
+        let p = page.clone();
+        async move { b.post_csrf(&p, &form).await }
+    };
+    let r = post(vec![
+        ("kind", "telegram_bot_token"),
+        ("value", "123456:revoked"),
+    ])
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid or has been revoked"));
+    let r = post(vec![
+        ("kind", "telegram_bot_token"),
+        ("value", "123456:good-token"),
+    ])
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(vec![
+        ("kind", "whatsapp_access_token"),
+        ("value", "EAAG-good"),
+    ])
+    .await;
+    assert_eq!(
+        r.status(),
+        400,
+        "the phone number id is needed to check the token"
+    );
+    assert!(r.text().await.unwrap().contains("phone number id"));
+    let r = post(vec![
+        ("kind", "whatsapp_access_token"),
+        ("value", "EAAG-bad"),
+        ("phone_number_id", "1098765"),
+    ])
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = post(vec![
+        ("kind", "whatsapp_access_token"),
+        ("value", "EAAG-good"),
+        ("phone_number_id", "1098765"),
+    ])
+    .await;
+    assert_eq!(r.status(), 200);
+    let listing = browser.get(&page).await.text().await.unwrap();
+    assert!(listing.contains("Telegram bot token") && listing.contains("WhatsApp access token"));
+    assert!(!listing.contains("good-token") && !listing.contains("EAAG-good"));
+    wait_for("both delivered", 30, || async {
+        let p = browser.get(&page).await.text().await.unwrap();
+        (p.matches("delivered to your node").count() == 2).then_some(())
+    })
+    .await;
+}
