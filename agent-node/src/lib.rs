@@ -21,12 +21,14 @@
 //! - [`secrets`]: provider keys sealed under the master key;
 //! - [`agent`]: the runtime answering a customer's message;
 //! - [`widget`]: the web-chat widget and its API;
+//! - [`channels`]: Telegram and WhatsApp (webhooks, polling, delivery of replies);
 //! - [`deprovision`]: crypto-erase and the destruction receipt.
 
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod backoff;
+pub mod channels;
 pub mod config;
 pub mod console;
 pub mod content;
@@ -76,6 +78,20 @@ pub mod cli {
             default_value = "https://api.anthropic.com/v1"
         )]
         pub anthropic_base_url: String,
+        /// Base URL of the Telegram Bot API (tests point it at a local fake)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_TELEGRAM_BASE_URL",
+            default_value = "https://api.telegram.org"
+        )]
+        pub telegram_base_url: String,
+        /// Base URL of the Graph API with its version, for WhatsApp (tests point it at a local fake)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_GRAPH_BASE_URL",
+            default_value = "https://graph.facebook.com/v21.0"
+        )]
+        pub graph_base_url: String,
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,

@@ -50,8 +50,19 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         ));
         let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
         let widget = WidgetState::new(runtime.clone(), console_state.origin.clone());
-        let console = console::start(console_state, widget, &state.listen_addr)?;
+        let channels = Arc::new(crate::channels::Channels::new(
+            runtime.clone(),
+            store.clone(),
+            master.clone(),
+            crate::channels::ChannelUrls {
+                telegram: args.telegram_base_url.clone(),
+                graph: args.graph_base_url.clone(),
+            },
+            &state.public_url,
+        )?);
+        let console = console::start(console_state, widget, channels.clone(), &state.listen_addr)?;
         let followups = tokio::spawn(crate::agent::followup_loop(runtime.clone()));
+        let channel_tasks = crate::channels::spawn(channels);
         tracing::info!(
             listen = %state.listen_addr,
             public_url = %state.public_url,
@@ -72,6 +83,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {
                 followups.abort();
+                channel_tasks.abort();
                 console.stop().await;
                 store.close();
                 Box::pin(deprovision::run(

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     crate::kb::SCHEMA,
     crate::secrets::SCHEMA,
     crate::content::ERASURES_SCHEMA,
+    crate::channels::SCHEMA,
 ];
 
 const BASE_SCHEMA: &str = r#"

@@ -220,6 +220,8 @@ fn spawn_node(
             // Nothing in these tests calls a model; unreachable on purpose.
             openai_base_url: "http://127.0.0.1:9/v1".into(),
             anthropic_base_url: "http://127.0.0.1:9/v1".into(),
+            telegram_base_url: "http://127.0.0.1:9".into(),
+            graph_base_url: "http://127.0.0.1:9/v21.0".into(),
         }))
     })
 }

@@ -204,17 +204,21 @@ impl Console {
 pub fn start(
     state: ConsoleState,
     widget: crate::widget::WidgetState,
+    channels: Arc<crate::channels::Channels>,
     listen_addr: &str,
 ) -> anyhow::Result<Console> {
     let data = web::Data::new(state);
     let widget = web::Data::new(widget);
+    let channels = web::Data::from(channels);
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
             .app_data(widget.clone())
+            .app_data(channels.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .wrap(security_headers())
             .configure(crate::widget::routes)
+            .configure(crate::channels::routes)
             .configure(routes)
     })
     // Widget answers stream for a while; one worker would serialize visitors.
