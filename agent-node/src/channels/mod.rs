@@ -115,11 +115,35 @@ pub enum SendError {
     Permanent(&'static str),
 }
 
+/// `meta` key holding the channel checks (JSON list), for the report producer.
+const HEALTH_KEY: &str = "channel_health";
+
 /// The `telegram` and `whatsapp` checks carried by reports: the last outcome of talking
-/// to each provider, as a stable code.
-#[derive(Debug, Default)]
+/// to each provider, as a stable code. Kept in memory and, when it changes, in `meta`,
+/// where [`checks`] reads it.
+#[derive(Default)]
 pub struct ChannelHealth {
     last: Mutex<HashMap<&'static str, Result<(), &'static str>>>,
+    store: Option<Arc<Store>>,
+}
+
+impl std::fmt::Debug for ChannelHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.checks()).finish()
+    }
+}
+
+/// The channel checks last recorded on this node (what reports carry); empty before a
+/// channel was used.
+pub fn checks(store: &Store) -> Vec<Check> {
+    match store.meta(HEALTH_KEY) {
+        Ok(Some(raw)) => serde_json::from_str(&raw).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the channel checks failed");
+            Vec::new()
+        }
+    }
 }
 
 impl ChannelHealth {
@@ -133,11 +157,27 @@ impl ChannelHealth {
         self.set(channel, Err(code));
     }
 
+    /// Health persisted in `store` (see [`checks`]).
+    pub fn persisted(store: Arc<Store>) -> Self {
+        Self {
+            last: Mutex::default(),
+            store: Some(store),
+        }
+    }
+
     fn set(&self, channel: &'static str, r: Result<(), &'static str>) {
-        self.last
+        let changed = self
+            .last
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(channel, r);
+            .insert(channel, r)
+            != Some(r);
+        if let (true, Some(store)) = (changed, &self.store) {
+            let doc = serde_json::to_string(&self.checks()).unwrap_or_default();
+            if let Err(e) = store.with(|c| Store::set_meta(c, HEALTH_KEY, &doc)) {
+                tracing::error!(error = %e, "saving the channel checks failed");
+            }
+        }
     }
 
     /// One check per channel that has been used since the start, `telegram` first.
@@ -194,6 +234,7 @@ impl Channels {
     ) -> anyhow::Result<Self> {
         let http = crate::llm::http_client(&crate::llm::Timeouts::default())?;
         Ok(Self {
+            health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,
             secrets: SecretStore::new(store.clone(), master.clone()),
             store,
@@ -204,7 +245,6 @@ impl Channels {
                 graph: urls.graph.trim_end_matches('/').to_owned(),
             },
             public_url: public_url.trim_end_matches('/').to_owned(),
-            health: Arc::new(ChannelHealth::default()),
             wake: Notify::new(),
             poll_timeout_secs: 25,
         })
@@ -314,6 +354,10 @@ impl Channels {
         self: &Arc<Self>,
         paused: &[&'static str],
     ) -> Result<Vec<&'static str>, ChannelError> {
+        if self.runtime.suspended()? {
+            // A suspended workspace says nothing; the backlog goes out after resume.
+            return Ok(Vec::new());
+        }
         let this = self.clone();
         let pending: Vec<(String, String, i64, i64)> = blocking(move || {
             this.store.with(|c| {
@@ -422,6 +466,10 @@ impl Channels {
     fn record_status(&self, channel: &'static str, provider_id: &str, status: &str) {
         let hash = hash_id(channel, provider_id);
         let r = self.store.with(|c| {
+            c.execute(
+                "DELETE FROM channel_statuses WHERE updated_at < ?1",
+                [store::now() - INBOUND_RETENTION_SECS],
+            )?;
             c.execute(
                 "INSERT INTO channel_statuses (channel, id_hash, status, updated_at)
                  VALUES (?1, ?2, ?3, ?4)
@@ -703,5 +751,16 @@ mod tests {
         assert_eq!(checks[0].name, "telegram");
         assert!(checks[0].ok);
         assert_eq!(checks[1].detail_code.as_deref(), Some("outside_24h_window"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+        assert!(super::checks(&store).is_empty());
+        let h = ChannelHealth::persisted(store.clone());
+        h.record_error(TELEGRAM, "token_revoked");
+        assert_eq!(super::checks(&store), h.checks());
+        assert_eq!(
+            super::checks(&store)[0].detail_code.as_deref(),
+            Some("token_revoked")
+        );
     }
 }

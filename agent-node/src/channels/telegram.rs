@@ -592,6 +592,19 @@ mod tests {
             .channels
             .telegram_webhook_secret(&Secret::new(TOKEN.to_owned()));
         assert!(secret.len() <= 256 && secret.chars().all(|c| c.is_ascii_alphanumeric()));
+        // Groups are not answered.
+        let mut group = update(54, "Hello all");
+        group["message"]["chat"] =
+            serde_json::json!({"id": -100, "type": "group", "title": "Team"});
+        let req = at::TestRequest::post()
+            .uri("/channels/telegram/webhook")
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header((SECRET_HEADER, secret.clone()))
+            .set_payload(group.to_string())
+            .to_request();
+        assert_eq!(at::call_service(&app, req).await.status(), 200);
+        assert_eq!(k.message_count(), 0, "group ignored");
+
         let req = at::TestRequest::post()
             .uri("/channels/telegram/webhook")
             .insert_header(("Content-Type", "application/json"))

@@ -545,6 +545,9 @@ mod tests {
         let signed = sign(&body);
         let altered = body.replace("Hello", "Hellp");
         assert_eq!(post!(app, &altered, Some(&signed)), 401);
+        // Larger than the limit: refused before anything is read into memory.
+        let huge = "x".repeat(MAX_BODY + 1);
+        assert_eq!(post!(app, &huge, Some(&sign(&huge))), 413);
         assert_eq!(k.message_count(), 0);
         assert_eq!(
             k.channels
