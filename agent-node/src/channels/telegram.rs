@@ -347,6 +347,7 @@ pub(super) async fn webhook(
     let Ok(update) = serde_json::from_slice::<Update>(&body) else {
         return HttpResponse::BadRequest().finish();
     };
+    ch.health.record_ok(TELEGRAM);
     match ch.telegram_update(update).await {
         Ok(_) => HttpResponse::Ok().finish(),
         Err(e) => {

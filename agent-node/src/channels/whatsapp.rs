@@ -244,7 +244,14 @@ impl Channels {
                         error_code = code,
                         "WhatsApp could not deliver a message"
                     );
-                    self.health.record_error(WHATSAPP, "delivery_failed");
+                    self.health.record_error(
+                        WHATSAPP,
+                        if code == REENGAGEMENT_ERROR {
+                            "outside_24h_window"
+                        } else {
+                            "delivery_failed"
+                        },
+                    );
                 } else {
                     tracing::debug!(status, "WhatsApp delivery status");
                 }
@@ -305,6 +312,7 @@ pub(super) async fn webhook(
     let Ok(payload) = serde_json::from_slice::<Payload>(&body) else {
         return HttpResponse::BadRequest().finish();
     };
+    ch.health.record_ok(WHATSAPP);
     match ch.whatsapp_payload(payload).await {
         Ok(()) => HttpResponse::Ok().finish(),
         Err(e) => {
@@ -609,6 +617,49 @@ mod tests {
             content.recent_messages(&conv, 10).expect("messages").len(),
             4
         );
+    }
+
+    #[actix_web::test]
+    async fn nothing_is_delivered_while_the_workspace_is_suspended() {
+        let server = graph().await;
+        let k = kit(urls(&server));
+        configure(&k);
+        k.store
+            .with(|c| crate::store::Store::set_meta(c, crate::store::SUSPENDED_KEY, "billing"))
+            .expect("suspend");
+        let app = app!(k);
+        let body = text_message("wamid.SUSP", "What are your opening hours?");
+        assert_eq!(post!(app, &body, Some(&sign(&body))), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(k.message_count(), 1, "kept, not answered");
+        let conv: String = k
+            .store
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT conversation_id FROM channel_conversations",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("conversation");
+        k.channels
+            .runtime
+            .content()
+            .append_message(&conv, Author::Human, "Hello from staff")
+            .expect("reply");
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        assert!(server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty());
+        // Resumed: the backlog goes out.
+        k.store
+            .with(|c| crate::store::Store::delete_meta(c, crate::store::SUSPENDED_KEY))
+            .expect("resume");
+        let sent = deliver_until(&k.channels, &server, "/messages", 1).await;
+        let json: serde_json::Value = sent[0].body_json().expect("json");
+        assert_eq!(json["text"]["body"], "Hello from staff");
     }
 
     #[derive(Clone, Default)]
