@@ -40,6 +40,7 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
     let disk = i64::try_from(files::dir_size(ctx.paths.dir())).unwrap_or(i64::MAX);
     let uptime = i64::try_from(ctx.started.elapsed().as_secs()).unwrap_or(i64::MAX);
     let mut checks = vec![storage];
+    checks.extend(crate::channels::checks(&ctx.store));
     let mut counts = vec![];
     if let Some(rt) = &ctx.runtime {
         checks.extend(rt.health().check());
