@@ -294,3 +294,43 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_in_time_is_reported_and_nothing_is_stored() {
+    let slow = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_delay(std::time::Duration::from_secs(15))
+                .set_body_string("{\"data\":[]}"),
+        )
+        .mount(&slow)
+        .await;
+    let cp = Cp::start_with(Opts {
+        env: vec![("OUTPOST_ANTHROPIC_BASE_URL", format!("{}/v1", slow.uri()))],
+        ..Opts::default()
+    });
+    let (browser, _api, ws_id, _node) =
+        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
+    let page = format!("/workspaces/{ws_id}/secrets");
+    let r = browser
+        .post_csrf(
+            &page,
+            &[("kind", "anthropic_api_key"), ("value", "sk-ant-slow-0001")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("did not answer in time. Nothing was saved."),
+        "{body}"
+    );
+    assert!(!browser
+        .get(&page)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"secrets\""));
+    assert!(!cp.log().contains("sk-ant-slow-0001"));
+}
