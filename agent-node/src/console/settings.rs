@@ -105,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
+    use super::MAX_SECRET_CHARS;
     use crate::console::tests::{fixture, token};
     use crate::console::{routes, security_headers};
     use actix_web::{http::StatusCode, test as at, App};
@@ -163,15 +164,38 @@ mod tests {
         .await;
         let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
         assert!(body.contains("…77aa"), "{body}");
-        assert!(!body.contains("sk-live-canary-77aa"), "never the value");
+        let fingerprint = crate::secrets::fingerprint(
+            &f.data.master,
+            &outpost_crypto::Secret::new("sk-live-canary-77aa".into()),
+        );
+        assert!(body.contains(&fingerprint), "shows the fingerprint");
+        assert!(!body.contains("sk-live-canary"), "never the value");
+        assert!(body.contains("type=\"password\""));
 
+        let too_long: &'static str = format!(
+            "kind=openai_api_key&value={}",
+            "k".repeat(MAX_SECRET_CHARS + 1)
+        )
+        .leak();
         for (form, status) in [
+            ("kind=openai_api_key&value=", StatusCode::BAD_REQUEST),
             ("kind=openai_api_key&value=+++", StatusCode::BAD_REQUEST),
             ("kind=nope&value=abc", StatusCode::BAD_REQUEST),
+            (too_long, StatusCode::BAD_REQUEST),
         ] {
             let r = at::call_service(&app, post(form, "/settings/secrets", origin)).await;
-            assert_eq!(r.status(), status, "{form}");
+            assert_eq!(r.status(), status, "{form:.40}");
         }
+        let secrets = crate::secrets::SecretStore::new(f.data.store.clone(), f.data.master.clone());
+        assert_eq!(
+            secrets
+                .get(crate::secrets::SecretKind::OpenaiApiKey)
+                .expect("get")
+                .expect("still set")
+                .expose(),
+            "sk-live-canary-77aa",
+            "a refused form changes nothing"
+        );
         let r = at::call_service(
             &app,
             post(

@@ -2,7 +2,7 @@
 //! `stream: true`; events `message_start` (input tokens), `content_block_delta` with
 //! `text_delta`, `message_delta` (output tokens), `message_stop`, `ping`, `error`.
 
-use super::{ChatRequest, Http, LlmError, LlmProvider, Role, Usage};
+use super::{ChatRequest, Http, LlmError, LlmProvider, Progress, Role, Usage};
 use futures_util::future::BoxFuture;
 use outpost_crypto::Secret;
 use tokio::sync::mpsc;
@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 /// The API version header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";
 
-/// The Anthropic provider.
+/// The Anthropic provider. Debug prints the key as `***`.
+#[derive(Debug)]
 pub struct Anthropic {
     /// Base URL, e.g. `https://api.anthropic.com/v1`.
     pub base: String,
@@ -50,7 +51,10 @@ pub fn body(req: &ChatRequest) -> serde_json::Value {
 }
 
 /// Reads one streamed event.
-pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<String>, LlmError> {
+pub fn on_event(
+    ev: &super::sse::Event,
+    progress: &mut Progress,
+) -> Result<Option<String>, LlmError> {
     if ev.data.is_empty() {
         return Ok(None);
     }
@@ -58,14 +62,22 @@ pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<Stri
     let kind = v["type"].as_str().unwrap_or(ev.event.as_str());
     match kind {
         "message_start" => {
-            usage.input_tokens = v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+            progress.usage.input_tokens =
+                v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
             Ok(None)
         }
         "content_block_delta" if v["delta"]["type"] == "text_delta" => {
             Ok(v["delta"]["text"].as_str().map(str::to_owned))
         }
         "message_delta" => {
-            usage.output_tokens = v["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            progress.usage.output_tokens = v["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            if v["delta"]["stop_reason"].is_string() {
+                progress.finished = true;
+            }
+            Ok(None)
+        }
+        "message_stop" => {
+            progress.done = true;
             Ok(None)
         }
         "error" => Err(match v["error"]["type"].as_str() {

@@ -87,6 +87,18 @@ impl ChatRequest {
     }
 }
 
+/// What a streamed answer has told so far, filled in by a provider's event reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Tokens, as far as reported.
+    pub usage: Usage,
+    /// The model said the answer is complete (`finish_reason`, `stop_reason`): the
+    /// stream may end now.
+    pub finished: bool,
+    /// The stream's own end marker (`[DONE]`, `message_stop`): stop reading.
+    pub done: bool,
+}
+
 /// Tokens used by one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -206,6 +218,7 @@ impl Default for Timeouts {
 }
 
 /// Picks the provider for an agent's model choice, with the key stored on the node.
+#[derive(Debug)]
 pub struct Providers {
     urls: ProviderUrls,
     secrets: SecretStore,
@@ -296,7 +309,7 @@ impl Providers {
 }
 
 /// The HTTP side shared by the hosted providers.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Http {
     client: reqwest::Client,
     timeouts: Timeouts,
@@ -306,24 +319,26 @@ impl Http {
     /// Sends the request built by `build` (retrying as described in the module docs)
     /// and feeds the streamed SSE events to `on_event`, which returns the deltas to
     /// forward (and may fail the stream). Returns the usage `on_event` accumulated.
+    /// A stream that ends before the provider marked the answer complete was cut off:
+    /// that is [`LlmError::Unavailable`] (retried if nothing was forwarded yet).
     pub async fn stream_sse(
         &self,
         provider: &'static str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        mut on_event: impl FnMut(&sse::Event, &mut Usage) -> Result<Option<String>, LlmError>,
+        mut on_event: impl FnMut(&sse::Event, &mut Progress) -> Result<Option<String>, LlmError>,
         tx: &mpsc::Sender<String>,
     ) -> Result<Usage, LlmError> {
         let t = self.timeouts;
         let work = async {
             let mut attempt = 0u32;
             loop {
-                let mut usage = Usage::default();
+                let mut progress = Progress::default();
                 let mut sent = false;
                 let result = self
-                    .attempt(&build, &mut on_event, &mut usage, &mut sent, tx)
+                    .attempt(&build, &mut on_event, &mut progress, &mut sent, tx)
                     .await;
                 match result {
-                    Ok(()) => return Ok(usage),
+                    Ok(()) => return Ok(progress.usage),
                     Err((e, retry_after)) => {
                         tracing::warn!(provider, code = e.code(), attempt, "provider call failed");
                         if sent || !e.retryable() || attempt >= t.retries {
@@ -346,8 +361,8 @@ impl Http {
     async fn attempt(
         &self,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        on_event: &mut impl FnMut(&sse::Event, &mut Usage) -> Result<Option<String>, LlmError>,
-        usage: &mut Usage,
+        on_event: &mut impl FnMut(&sse::Event, &mut Progress) -> Result<Option<String>, LlmError>,
+        progress: &mut Progress,
         sent: &mut bool,
         tx: &mpsc::Sender<String>,
     ) -> Result<(), (LlmError, Option<Duration>)> {
@@ -386,16 +401,25 @@ impl Http {
                 .await
                 .map_err(|_| (LlmError::Timeout, None))?
                 .map_err(|_| (LlmError::Unavailable, None))?;
-            let Some(chunk) = chunk else { return Ok(()) };
+            let Some(chunk) = chunk else {
+                return if progress.finished || progress.done {
+                    Ok(())
+                } else {
+                    Err((LlmError::Unavailable, None))
+                };
+            };
             let events = parser
                 .push(&chunk)
                 .map_err(|_| (LlmError::BadResponse, None))?;
             for ev in &events {
-                if let Some(delta) = on_event(ev, usage).map_err(|e| (e, None))? {
+                if let Some(delta) = on_event(ev, progress).map_err(|e| (e, None))? {
                     if !delta.is_empty() {
                         *sent = true;
                         let _ = tx.send(delta).await;
                     }
+                }
+                if progress.done {
+                    return Ok(());
                 }
             }
         }
@@ -651,6 +675,154 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(text, "We open at 8am.");
         assert_eq!(server.received_requests().await.expect("requests").len(), 3);
+    }
+
+    fn sse(body: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200)
+            .insert_header("content-type", "text/event-stream")
+            .set_body_string(body)
+    }
+
+    #[tokio::test]
+    async fn an_error_after_the_first_delta_is_not_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(sse(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"We open \"}}]}\n\n\
+data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+            ))
+            .mount(&server)
+            .await;
+        let (r, text) = run(&openai(&server.uri())).await;
+        assert_eq!(r, Err(LlmError::Unavailable));
+        assert_eq!(text, "We open ", "the visitor never sees an answer twice");
+        assert_eq!(server.received_requests().await.expect("requests").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_stream_is_unavailable_and_retried_only_before_any_delta() {
+        // Nothing forwarded yet: retried, then reported.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(sse(
+                "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            ))
+            .mount(&server)
+            .await;
+        let (r, text) = run(&openai(&server.uri())).await;
+        assert_eq!(r, Err(LlmError::Unavailable));
+        assert!(text.is_empty());
+        assert_eq!(server.received_requests().await.expect("requests").len(), 3);
+
+        // Part of the answer forwarded: not retried.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(sse(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"We open\"}}]}\n\n",
+            ))
+            .mount(&server)
+            .await;
+        let (r, text) = run(&openai(&server.uri())).await;
+        assert_eq!(r, Err(LlmError::Unavailable));
+        assert_eq!(text, "We open");
+        assert_eq!(server.received_requests().await.expect("requests").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_openai_compatible_model_needs_no_key_nor_done_marker() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(sse(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"Hi.\"},\"finish_reason\":null}]}\r\n\r\n\
+data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+            ))
+            .mount(&server)
+            .await;
+        let p = openai::OpenAi {
+            name: "openai_compatible",
+            base: format!("{}/v1/", server.uri()),
+            key: None,
+            http: http(),
+        };
+        let (r, text) = run(&p).await;
+        assert_eq!(r, Ok(Usage::default()));
+        assert_eq!(text, "Hi.");
+        let req = &server.received_requests().await.expect("requests")[0];
+        assert!(!req.headers.contains_key("authorization"));
+    }
+
+    fn anthropic_at(server: &MockServer) -> anthropic::Anthropic {
+        anthropic::Anthropic {
+            base: format!("{}/v1", server.uri()),
+            key: Secret::new("sk-ant".into()),
+            http: http(),
+        }
+    }
+
+    #[tokio::test]
+    async fn anthropic_failures_map_to_codes() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401).set_body_string(
+                "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}",
+            ))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            run(&anthropic_at(&server)).await.0,
+            Err(LlmError::Unauthorized)
+        );
+        assert_eq!(server.received_requests().await.expect("requests").len(), 1);
+
+        // An `error` event in a 200 stream (the API's overload signal) before any text:
+        // transient, so retried, then reported.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(sse("event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n"))
+            .mount(&server)
+            .await;
+        let (r, text) = run(&anthropic_at(&server)).await;
+        assert_eq!(r, Err(LlmError::Unavailable));
+        assert!(text.is_empty());
+        assert_eq!(server.received_requests().await.expect("requests").len(), 3);
+
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(sse("event: not json\ndata: {oops\n\n"))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            run(&anthropic_at(&server)).await.0,
+            Err(LlmError::BadResponse)
+        );
+    }
+
+    #[test]
+    fn providers_print_keys_as_stars() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("node.db")).expect("db"));
+        let secrets =
+            SecretStore::new(store, Arc::new(crate::keys::MasterKey::from_bytes([4; 32])));
+        let providers =
+            Providers::with_timeouts(ProviderUrls::default(), secrets, fast()).expect("providers");
+        let p = openai::OpenAi {
+            name: "openai",
+            base: "http://127.0.0.1:1/v1".into(),
+            key: Some(Secret::new("sk-canary-debug-1234".into())),
+            http: http(),
+        };
+        let a = anthropic::Anthropic {
+            base: "http://127.0.0.1:1/v1".into(),
+            key: Secret::new("sk-ant-canary-debug-5678".into()),
+            http: http(),
+        };
+        for s in [format!("{p:?}"), format!("{a:?}"), format!("{providers:?}")] {
+            assert!(!s.contains("canary"), "{s}");
+        }
+        assert!(format!("{p:?}").contains("***"));
+        assert!(format!("{a:?}").contains("***"));
     }
 
     #[tokio::test]

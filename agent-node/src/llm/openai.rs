@@ -3,12 +3,13 @@
 //! `choices[0].delta.content`, usage in the last chunk (`stream_options.include_usage`),
 //! and `data: [DONE]`.
 
-use super::{ChatRequest, Http, LlmError, LlmProvider, Role, Usage};
+use super::{ChatRequest, Http, LlmError, LlmProvider, Progress, Role, Usage};
 use futures_util::future::BoxFuture;
 use outpost_crypto::Secret;
 use tokio::sync::mpsc;
 
-/// An OpenAI-style provider.
+/// An OpenAI-style provider. Debug prints the key as `***`.
+#[derive(Debug)]
 pub struct OpenAi {
     /// `openai` or `openai_compatible` (logs).
     pub name: &'static str,
@@ -41,8 +42,12 @@ pub fn body(req: &ChatRequest) -> serde_json::Value {
 }
 
 /// Reads one streamed event: the delta, if any; usage when present.
-pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<String>, LlmError> {
+pub fn on_event(
+    ev: &super::sse::Event,
+    progress: &mut Progress,
+) -> Result<Option<String>, LlmError> {
     if ev.data.trim() == "[DONE]" {
+        progress.done = true;
         return Ok(None);
     }
     let v: serde_json::Value = serde_json::from_str(&ev.data).map_err(|_| LlmError::BadResponse)?;
@@ -50,8 +55,12 @@ pub fn on_event(ev: &super::sse::Event, usage: &mut Usage) -> Result<Option<Stri
         return Err(LlmError::Unavailable);
     }
     if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
-        usage.output_tokens = u["completion_tokens"].as_u64().unwrap_or(0);
+        progress.usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
+        progress.usage.output_tokens = u["completion_tokens"].as_u64().unwrap_or(0);
+    }
+    // Some OpenAI-compatible servers end without `[DONE]`; a finish reason is enough.
+    if v["choices"][0]["finish_reason"].is_string() {
+        progress.finished = true;
     }
     Ok(v["choices"][0]["delta"]["content"]
         .as_str()
