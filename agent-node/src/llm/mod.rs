@@ -308,6 +308,21 @@ impl Providers {
     }
 }
 
+/// Longest `Retry-After` honoured: a provider asking for more gets retried sooner (and
+/// the total timeout still bounds the answer).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// How long to wait before retry number `attempt + 1`: the provider's `Retry-After` (capped
+/// at [`MAX_RETRY_AFTER`]) if it sent one, else full jitter in `[0, base * 2^attempt)`.
+pub fn retry_wait(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(r) => r.min(MAX_RETRY_AFTER),
+        None => base
+            .saturating_mul(1 << attempt.min(8))
+            .mul_f64(rand::random::<f64>()),
+    }
+}
+
 /// The HTTP side shared by the hosted providers.
 #[derive(Clone, Debug)]
 pub struct Http {
@@ -344,10 +359,7 @@ impl Http {
                         if sent || !e.retryable() || attempt >= t.retries {
                             return Err(e);
                         }
-                        let cap = t.backoff_base.saturating_mul(1 << attempt.min(8));
-                        let jitter = cap.mul_f64(rand::random::<f64>());
-                        let wait = retry_after.map_or(jitter, |r| r.min(Duration::from_secs(10)));
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep(retry_wait(t.backoff_base, attempt, retry_after)).await;
                         attempt += 1;
                     }
                 }
@@ -468,6 +480,24 @@ mod tests {
         assert_eq!(c.detail_code.as_deref(), Some("rate_limited"));
         h.record_ok();
         assert!(h.check().expect("check").ok);
+    }
+
+    #[test]
+    fn retry_waits_are_jittered_and_retry_after_is_capped() {
+        let base = Duration::from_millis(500);
+        for attempt in 0..4 {
+            for _ in 0..50 {
+                assert!(retry_wait(base, attempt, None) < base * (1 << attempt));
+            }
+        }
+        assert_eq!(
+            retry_wait(base, 0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            retry_wait(base, 0, Some(Duration::from_secs(3600))),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]
@@ -823,6 +853,47 @@ event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_err
         }
         assert!(format!("{p:?}").contains("***"));
         assert!(format!("{a:?}").contains("***"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_goes_silent_times_out_without_a_retry() {
+        // wiremock sends bodies whole, so a raw HTTP/1.1 server sends one chunked delta
+        // and then holds the connection open.
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let _ = sock.read(&mut buf).await;
+                    let event = "data: {\"choices\":[{\"delta\":{\"content\":\"We open \"}}]}\n\n";
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let chunk = format!("{head}{:x}\r\n{event}\r\n", event.len());
+                    let _ = sock.write_all(chunk.as_bytes()).await;
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        let started = std::time::Instant::now();
+        let (r, text) = run(&openai(&format!("http://{addr}"))).await;
+        assert_eq!(r, Err(LlmError::Timeout));
+        assert_eq!(text, "We open ");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "no retry after a delta"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the idle bound applied"
+        );
     }
 
     #[tokio::test]
