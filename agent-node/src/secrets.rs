@@ -114,12 +114,7 @@ impl std::fmt::Debug for SecretStore {
 /// The keyed fingerprint of a value: first 12 hex characters of
 /// `HMAC-SHA256(master-derived key, value)`. Identifies a key without revealing it.
 pub fn fingerprint(master: &MasterKey, value: &Secret) -> String {
-    let key = master.derive("secret-fingerprint");
-    outpost_crypto::hmac_sign(key.as_ref(), value.expose().as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    outpost_crypto::secret_fingerprint(master.derive("secret-fingerprint").as_ref(), value)
 }
 
 fn aad(kind: SecretKind) -> Vec<u8> {

@@ -251,11 +251,7 @@ fn require_admin(role: &str) -> AppResult<()> {
 
 /// The keyed fingerprint the CP keeps: 12 hex of HMAC-SHA256(fingerprint key, value).
 pub fn fingerprint(key: &[u8], value: &Secret) -> String {
-    outpost_crypto::hmac_sign(key, value.expose().as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    outpost_crypto::secret_fingerprint(key, value)
 }
 
 /// Seals a validated secret to the node, queues its delivery and records the metadata.

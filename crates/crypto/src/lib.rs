@@ -170,6 +170,16 @@ pub fn generate_age_identity() -> (Secret, String) {
     )
 }
 
+/// The keyed fingerprint of a secret, as the CP and the node show it: the first 12 hex
+/// characters of `HMAC-SHA256(key, value)`. Identifies a key without revealing it.
+pub fn secret_fingerprint(key: &[u8], value: &Secret) -> String {
+    hmac_sign(key, value.expose().as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Seals `plaintext` to a node's age recipient (`age1…`): only the holder of the matching
 /// identity (the node) can open it. Returns the binary age file, base64url-encoded, as
 /// carried by `deliver_secret`.
