@@ -492,6 +492,8 @@ mod tests {
             counts: vec![],
             disk_used_bytes: 0,
             queue_depth,
+            exports: vec![],
+            retention_sweeps: vec![],
         }
     }
 

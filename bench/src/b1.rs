@@ -40,6 +40,8 @@ fn report(seq: i64, hour: i64) -> Report {
         }],
         disk_used_bytes: 1 << 20,
         queue_depth: 0,
+        exports: vec![],
+        retention_sweeps: vec![],
     }
 }
 

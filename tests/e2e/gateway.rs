@@ -85,6 +85,8 @@ impl FakeNode {
             }],
             disk_used_bytes: 1,
             queue_depth: 0,
+            exports: vec![],
+            retention_sweeps: vec![],
         };
         self.client
             .post(format!("{}/v1/node/report", cp.gateway))

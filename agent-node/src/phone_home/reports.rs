@@ -61,6 +61,8 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
         counts,
         disk_used_bytes: disk,
         queue_depth,
+        exports: vec![],
+        retention_sweeps: vec![],
     })?;
     Ok(report.seq)
 }

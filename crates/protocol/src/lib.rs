@@ -186,6 +186,43 @@ pub struct Report {
     /// Work waiting on the node (outbound messages, unsent reports).
     #[serde(default)]
     pub queue_depth: i64,
+    /// Exports the node currently knows (created in the last 30 days): metadata only.
+    #[serde(default)]
+    pub exports: Vec<ExportMeta>,
+    /// Retention sweeps of the last 7 days: what each deleted, as counts.
+    #[serde(default)]
+    pub retention_sweeps: Vec<RetentionSweep>,
+}
+
+/// An export as the CP may know it (DESIGN §1: id, size, times). The file and its
+/// download link never leave the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportMeta {
+    /// Export id (UUID).
+    pub id: String,
+    /// `workspace` (everything) or `contact` (a data-subject access request).
+    pub scope: String,
+    /// `running`, `ready`, `failed` or `expired`.
+    pub state: String,
+    /// Size of the zip a user downloads, bytes (0 until ready).
+    pub size_bytes: i64,
+    /// When it was requested (unix seconds).
+    pub created_at: i64,
+    /// When its link stops working and the file is deleted (unix seconds).
+    pub expires_at: i64,
+}
+
+/// What one retention sweep on the node deleted. Counts only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSweep {
+    /// When the sweep ran (unix seconds); with the node id, its identity.
+    pub at: i64,
+    /// Messages deleted because they were older than the messages period.
+    pub messages_deleted: i64,
+    /// Contacts erased because they had no activity within the contacts period.
+    pub contacts_erased: i64,
+    /// Export files deleted because their link had expired.
+    pub exports_deleted: i64,
 }
 
 /// `POST /v1/node/report` response.
