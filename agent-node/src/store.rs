@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
     crate::secrets::SCHEMA,
     crate::content::ERASURES_SCHEMA,
     crate::channels::SCHEMA,
+    crate::exports::SCHEMA,
+    crate::retention::SCHEMA,
 ];
 
 const BASE_SCHEMA: &str = r#"

@@ -121,11 +121,13 @@ CREATE TABLE usage_counts (
 );
 "#;
 
+mod bulk;
 pub mod keyring;
 mod model;
 #[cfg(test)]
 mod tests;
 
+pub use bulk::{EventRecord, Inbound, KeyCache, MessageRecord, MessageScope, Totals};
 pub use model::*;
 
 use crate::keys::MasterKey;
@@ -1356,44 +1358,62 @@ impl Content {
     /// events, follow-ups, visitor tokens) in one transaction, which also re-wraps every
     /// other contact's key under a new KEK; the older KEK files are then destroyed (see
     /// [`keyring`]). A copy of the database taken before the erasure can no longer be
-    /// read for that contact. Usage counts stay (they hold no contact data).
+    /// read for that contact. Usage counts stay (they hold no contact data). Exports
+    /// that hold the contact (the whole workspace's, or theirs) lose their file key in
+    /// the same transaction.
     pub fn erase_contact(&self, id: &str, actor: &str) -> Result<Erasure> {
+        self.erase_contacts(&[id.to_owned()], actor)?
+            .pop()
+            .ok_or(ContentError::NotFound)
+    }
+
+    /// [`Self::erase_contact`] for several contacts with one KEK rotation (retention).
+    /// Contacts already gone are skipped.
+    pub fn erase_contacts(&self, ids: &[String], actor: &str) -> Result<Vec<Erasure>> {
         self.run(|c| {
             let tx = begin(c)?;
-            let (contact_hash, channel): (String, String) = tx
-                .query_row(
-                    "SELECT identity_hash, channel FROM contacts WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .ok_or(ContentError::NotFound)?;
-            let record = Erasure {
-                id: uuid::Uuid::new_v4().to_string(),
-                contact_hash,
-                channel,
-                erased_by: actor.to_owned(),
-                erased_at: store::now(),
-            };
-            tx.execute(
-                "INSERT INTO erasures (id, contact_hash, channel, erased_by, erased_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    record.id,
-                    record.contact_hash,
-                    record.channel,
-                    record.erased_by,
-                    record.erased_at
-                ],
-            )?;
-            // contact_keys has no foreign key to contacts: delete it explicitly
-            tx.execute("DELETE FROM contact_keys WHERE contact_id = ?1", [id])?;
-            let n = tx.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
-            if n == 0 {
-                return Err(ContentError::NotFound);
+            let now = store::now();
+            let mut records = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Some((contact_hash, channel)) = tx
+                    .query_row(
+                        "SELECT identity_hash, channel FROM contacts WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()?
+                else {
+                    continue;
+                };
+                let record = Erasure {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    contact_hash,
+                    channel,
+                    erased_by: actor.to_owned(),
+                    erased_at: now,
+                };
+                tx.execute(
+                    "INSERT INTO erasures (id, contact_hash, channel, erased_by, erased_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        record.id,
+                        record.contact_hash,
+                        record.channel,
+                        record.erased_by,
+                        record.erased_at
+                    ],
+                )?;
+                // contact_keys has no foreign key to contacts: delete it explicitly
+                tx.execute("DELETE FROM contact_keys WHERE contact_id = ?1", [id])?;
+                tx.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
+                crate::exports::forget_exports_of(&tx, id, now)?;
+                records.push(record);
+            }
+            if records.is_empty() {
+                return Ok(records);
             }
             // Rotate the KEK: every remaining data key is re-wrapped under a new one, so
-            // the erased key, still present in older copies of the database, is wrapped
+            // the erased keys, still present in older copies of the database, are wrapped
             // under a KEK that is destroyed below.
             let (new_id, new_kek) = self.keyring.next()?;
             let rows: Vec<(String, i64, Vec<u8>)> = {
@@ -1417,7 +1437,7 @@ impl Content {
             }
             tx.commit()?;
             self.keyring.destroy_older_than(new_id)?;
-            Ok(record)
+            Ok(records)
         })
     }
 
