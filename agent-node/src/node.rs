@@ -49,6 +49,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             Arc::new(LlmHealth::default()),
         ));
         let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        let exports = console_state.exports.clone();
+        {
+            let exports = exports.clone();
+            tokio::task::spawn_blocking(move || exports.recover())
+                .await
+                .context("recovering exports")??;
+        }
+        let lifecycle = tokio::spawn(crate::retention::run(
+            store.clone(),
+            master.clone(),
+            exports.clone(),
+        ));
         let widget = WidgetState::new(runtime.clone(), console_state.origin.clone());
         let channels = Arc::new(crate::channels::Channels::new(
             runtime.clone(),
@@ -79,10 +91,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             renew_after: cfg.renew_after,
             started,
             runtime: Some(runtime),
+            exports: Some(exports),
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {
                 followups.abort();
+                lifecycle.abort();
                 channel_tasks.abort();
                 console.stop().await;
                 store.close();

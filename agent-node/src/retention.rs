@@ -137,14 +137,14 @@ pub fn policies(store: &Store) -> store::Result<Vec<Policy>> {
     Ok(Class::ALL
         .into_iter()
         .map(|class| {
-            saved
-                .iter()
-                .find(|(c, _, _)| c == class.as_str())
-                .map_or(class.default_policy(), |(_, enabled, days)| Policy {
+            saved.iter().find(|(c, _, _)| c == class.as_str()).map_or(
+                class.default_policy(),
+                |(_, enabled, days)| Policy {
                     class,
                     enabled: *enabled,
                     days: *days,
-                })
+                },
+            )
         })
         .collect())
 }
@@ -217,9 +217,7 @@ pub fn sweep(
                 content.delete_messages_before(policy.cutoff(now), DELETE_BATCH)?;
         }
     }
-    let last: Option<i64> = store
-        .meta(LAST_SWEEP)?
-        .and_then(|v| v.parse().ok());
+    let last: Option<i64> = store.meta(LAST_SWEEP)?.and_then(|v| v.parse().ok());
     if let Some(exports) = exports {
         exports.sweep(now)?;
     }

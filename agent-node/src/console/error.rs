@@ -18,6 +18,9 @@ pub enum ConsoleError {
     /// A state-changing request from another origin.
     #[error("forbidden")]
     Forbidden,
+    /// The session's role does not carry the scope this page needs; names what it is for.
+    #[error("missing scope for {0}")]
+    MissingScope(&'static str),
     /// No such page.
     #[error("not found")]
     NotFound,
@@ -74,7 +77,7 @@ impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ConsoleError::Forbidden => StatusCode::FORBIDDEN,
+            ConsoleError::Forbidden | ConsoleError::MissingScope(_) => StatusCode::FORBIDDEN,
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +92,15 @@ impl ResponseError for ConsoleError {
                 "Request refused",
                 "This request did not come from this console. Go back and try again.",
             ),
+            ConsoleError::MissingScope(what) => {
+                return MessagePage {
+                    title: "Not allowed for your role",
+                    message: &format!(
+                        "Your role in this workspace does not include {what}. Ask a workspace owner or admin."
+                    ),
+                }
+                .respond(self.status_code())
+            }
             ConsoleError::NotFound => ("Not found", "There is no such page on this node."),
             ConsoleError::BadRequest(m) => ("Check your input", m.as_str()),
             ConsoleError::TooLarge(m) => ("Too large", m.as_str()),

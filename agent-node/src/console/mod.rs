@@ -10,10 +10,12 @@
 pub mod agents;
 pub mod contacts;
 pub mod error;
+pub mod exports;
 pub mod handoff;
 pub mod home;
 pub mod inbox;
 pub mod kb;
+pub mod retention;
 pub mod session;
 pub mod settings;
 
@@ -54,6 +56,8 @@ pub struct ConsoleState {
     pub verifier: CapabilityVerifier,
     /// Process start (uptime).
     pub started: Instant,
+    /// The node's exports.
+    pub exports: Arc<crate::exports::Exports>,
 }
 
 impl ConsoleState {
@@ -66,6 +70,12 @@ impl ConsoleState {
     ) -> anyhow::Result<Self> {
         let verifier = CapabilityVerifier::from_b64(&state.capability_public_key)
             .map_err(|_| anyhow::anyhow!("stored capability public key is malformed"))?;
+        let exports = Arc::new(crate::exports::Exports::new(
+            store.clone(),
+            master.clone(),
+            state.node_id.clone(),
+            state.workspace.clone(),
+        ));
         Ok(Self {
             store,
             master,
@@ -75,6 +85,7 @@ impl ConsoleState {
             origin: origin_of(&state.public_url),
             secure_cookies: state.public_url.starts_with("https://"),
             verifier,
+            exports,
             started,
         })
     }
@@ -114,6 +125,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(kb::routes)
         .configure(agents::routes)
         .configure(settings::routes)
+        .configure(exports::routes)
+        .configure(retention::routes)
         .default_service(web::to(not_found));
 }
 
@@ -279,11 +292,21 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn token(f: &Fixture, node: &str, exp_in: i64) -> String {
+        token_with_scopes(f, node, exp_in, &["console", "inbox"])
+    }
+
+    /// A capability token carrying `scopes` (the CP derives them from the role).
+    pub(crate) fn token_with_scopes(
+        f: &Fixture,
+        node: &str,
+        exp_in: i64,
+        scopes: &[&str],
+    ) -> String {
         f.signer.sign(&CapabilityClaims {
             sub: "user-1".into(),
             ws: "ws-1".into(),
             node: node.to_owned(),
-            scopes: vec!["console".into(), "inbox".into()],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             exp: store::now() + exp_in,
             jti: outpost_crypto::random_token(),
         })
@@ -486,10 +509,12 @@ pub(crate) mod tests {
     }
 
     /// Invariant 2 on the node: every console route but the public ones answers 401
-    /// without a session, so a new page cannot forget its `ConsoleSession`.
+    /// without a session, so a new page cannot forget its `ConsoleSession`. Export
+    /// downloads are authorized by their signed link instead: 403 without one.
     #[actix_web::test]
     async fn every_console_route_needs_a_session() {
         const PUBLIC: &[&str] = &["/healthz", "/static/outpost.css", "/static/htmx.min.js"];
+        const SIGNED: &[&str] = &["/exports/{id}/download"];
         let f = fixture();
         let app = app!(f.data);
         let routes = console_routes();
@@ -508,7 +533,12 @@ pub(crate) mod tests {
                 other => panic!("unexpected method {other} for {pattern}"),
             };
             let r = at::call_service(&app, req.uri(&uri).to_request()).await;
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{method} {pattern}");
+            let expected = if SIGNED.contains(&pattern.as_str()) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(r.status(), expected, "{method} {pattern}");
         }
     }
 

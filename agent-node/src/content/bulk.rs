@@ -116,10 +116,7 @@ impl Content {
                  WHERE id > ?1 AND (?2 IS NULL OR contact_id = ?2) ORDER BY id LIMIT ?3"
             );
             let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(
-                params![after, contact, limit_i64(limit)],
-                conversation_row,
-            )?;
+            let rows = st.query_map(params![after, contact, limit_i64(limit)], conversation_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -190,7 +187,8 @@ impl Content {
                 "SELECT id, kind, detail_ct, actor, created_at FROM contact_events
                  WHERE contact_id = ?1 ORDER BY id",
             )?;
-            let rows: Vec<(i64, String, Option<Vec<u8>>, Option<String>, i64)> = st
+            type Row = (i64, String, Option<Vec<u8>>, Option<String>, i64);
+            let rows: Vec<Row> = st
                 .query_map([contact_id], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?

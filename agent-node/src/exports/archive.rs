@@ -238,7 +238,10 @@ mod tests {
         };
         let (zip, size, sha) = archive.finish(head.clone()).expect("finish");
         assert_eq!(size as usize, zip.len());
-        assert_eq!(sha, hex(ring::digest::digest(&ring::digest::SHA256, &zip).as_ref()));
+        assert_eq!(
+            sha,
+            hex(ring::digest::digest(&ring::digest::SHA256, &zip).as_ref())
+        );
 
         let mut read = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("readable zip");
         let mut manifest = String::new();

@@ -38,10 +38,19 @@ mod tests {
         assert!(!verify(&key, "node-a", "e1", 1_001, &sig), "expiry moved");
         assert!(!verify(&key, "node-a", "e2", 1_000, &sig), "other export");
         assert!(!verify(&key, "node-b", "e1", 1_000, &sig), "other node id");
-        assert!(!verify(&[8u8; 32], "node-a", "e1", 1_000, &sig), "other node key");
+        assert!(
+            !verify(&[8u8; 32], "node-a", "e1", 1_000, &sig),
+            "other node key"
+        );
         let mut tampered = sig.clone().into_bytes();
         tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
-        assert!(!verify(&key, "node-a", "e1", 1_000, &String::from_utf8(tampered).expect("ascii")));
+        assert!(!verify(
+            &key,
+            "node-a",
+            "e1",
+            1_000,
+            &String::from_utf8(tampered).expect("ascii")
+        ));
         assert!(!verify(&key, "node-a", "e1", 1_000, "not base64!"));
         assert!(!verify(&key, "node-a", "e1", 1_000, &"A".repeat(500)));
     }

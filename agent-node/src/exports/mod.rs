@@ -125,7 +125,8 @@ impl Export {
     }
 }
 
-const COLUMNS: &str = "id, scope, contact_id, state, requested_by, ttl_secs, created_at, finished_at,
+const COLUMNS: &str =
+    "id, scope, contact_id, state, requested_by, ttl_secs, created_at, finished_at,
      expires_at, rows_done, rows_total, size_bytes, sha256, error_code";
 
 fn export_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Export> {
@@ -177,7 +178,7 @@ pub enum Download {
     /// Not finished yet: 409.
     NotReady,
     /// Valid: the export and the size of its zip ([`Exports::open`] reads it).
-    Ready(Export, u64),
+    Ready(Box<Export>, u64),
 }
 
 /// The node's exports.
@@ -253,7 +254,12 @@ impl Exports {
     }
 
     /// Creates an export and writes it on a blocking thread; returns its id at once.
-    pub fn start(self: &Arc<Self>, scope: Scope, ttl_secs: i64, actor: &str) -> anyhow::Result<String> {
+    pub fn start(
+        self: &Arc<Self>,
+        scope: Scope,
+        ttl_secs: i64,
+        actor: &str,
+    ) -> anyhow::Result<String> {
         let id = self.create(&scope, ttl_secs, actor)?;
         let this = self.clone();
         let run_id = id.clone();
@@ -406,7 +412,7 @@ impl Exports {
             "running" => Ok(Download::NotReady),
             "ready" if e.expires_at == expires => {
                 let size = u64::try_from(e.size_bytes).unwrap_or(0);
-                Ok(Download::Ready(e, size))
+                Ok(Download::Ready(Box::new(e), size))
             }
             _ => Ok(Download::Gone),
         }
@@ -456,7 +462,9 @@ impl Exports {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(export = %id, error = %e, "deleting an export file failed"),
+                Err(e) => {
+                    tracing::warn!(export = %id, error = %e, "deleting an export file failed")
+                }
             }
         }
     }
@@ -503,8 +511,7 @@ impl Exports {
             }
         }
         let live: std::collections::HashSet<String> = self.store.with(|c| {
-            let mut st =
-                c.prepare("SELECT id FROM exports WHERE state IN ('running', 'ready')")?;
+            let mut st = c.prepare("SELECT id FROM exports WHERE state IN ('running', 'ready')")?;
             let rows = st.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })?;

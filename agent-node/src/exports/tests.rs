@@ -4,9 +4,8 @@ use crate::content::{Author, Content, Inbound};
 use std::io::Read as _;
 
 pub(crate) struct Fx {
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     pub store: Arc<Store>,
-    pub master: Arc<MasterKey>,
     pub exports: Exports,
     pub content: Content,
 }
@@ -27,9 +26,8 @@ pub(crate) fn fx_with(master: [u8; 32], node: &str) -> Fx {
     );
     let content = Content::new(store.clone(), &master);
     Fx {
-        dir,
+        _dir: dir,
         store,
-        master,
         exports,
         content,
     }
@@ -43,7 +41,13 @@ fn fx() -> Fx {
 fn seed(f: &Fx) -> (String, String) {
     let (ada_conv, _) = f
         .content
-        .ingest("telegram", "1001", Some("Ada CANARY-NAME"), "agent-1", "Do you open on Sunday? CANARY-MSG, with \"quotes\", commas\nand a newline")
+        .ingest(
+            "telegram",
+            "1001",
+            Some("Ada CANARY-NAME"),
+            "agent-1",
+            "Do you open on Sunday? CANARY-MSG, with \"quotes\", commas\nand a newline",
+        )
         .expect("ada");
     f.content
         .append_message(&ada_conv.id, Author::Agent, "We open at 10.")
@@ -70,7 +74,9 @@ fn download(f: &Fx, id: &str) -> (ManifestFile, zip::ZipArchive<std::io::Cursor<
         .expect("decrypt");
     assert_eq!(bytes.len() as i64, e.size_bytes);
     assert_eq!(
-        Some(hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())),
+        Some(hex(
+            ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
+        )),
         e.sha256
     );
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
@@ -187,14 +193,22 @@ fn a_contact_export_holds_only_that_contact() {
     assert_eq!(manifest.head.scope, "contact");
     assert_eq!(rows(&manifest, "contacts.csv"), 1);
     assert_eq!(rows(&manifest, "messages.csv"), 2);
-    let all: String = ["contacts.csv", "contacts.json", "conversations.csv", "messages.csv"]
-        .iter()
-        .map(|n| read(&mut zip, n))
-        .collect();
+    let all: String = [
+        "contacts.csv",
+        "contacts.json",
+        "conversations.csv",
+        "messages.csv",
+    ]
+    .iter()
+    .map(|n| read(&mut zip, n))
+    .collect();
     assert!(all.contains(&ada) && all.contains("CANARY-MSG"));
     assert!(!all.contains(&bob) && !all.contains("Bob asks"));
     assert!(
-        !manifest.files.iter().any(|f| f.name == "knowledge_base.json"),
+        !manifest
+            .files
+            .iter()
+            .any(|f| f.name == "knowledge_base.json"),
         "workspace files are not in a contact's export"
     );
 
@@ -226,29 +240,40 @@ fn links_are_refused_when_tampered_foreign_or_expired() {
     ));
     // a later expiry, or another signature, does not verify
     assert_eq!(
-        f.exports.check_link(&id, e.expires_at + 3600, &sig, now).expect("check"),
+        f.exports
+            .check_link(&id, e.expires_at + 3600, &sig, now)
+            .expect("check"),
         Download::Forged
     );
     assert_eq!(
-        f.exports.check_link(&id, e.expires_at, "AAAA", now).expect("check"),
+        f.exports
+            .check_link(&id, e.expires_at, "AAAA", now)
+            .expect("check"),
         Download::Forged
     );
     // another node (another workspace) has another key: its links are not ours
     let other = fx_with([6; 32], "node-b");
     let foreign = link::sign(&other.exports.link_key[..], "node-b", &id, e.expires_at);
     assert_eq!(
-        f.exports.check_link(&id, e.expires_at, &foreign, now).expect("check"),
+        f.exports
+            .check_link(&id, e.expires_at, &foreign, now)
+            .expect("check"),
         Download::Forged
     );
     assert_eq!(
-        other.exports.check_link(&id, e.expires_at, &sig, now).expect("check"),
+        other
+            .exports
+            .check_link(&id, e.expires_at, &sig, now)
+            .expect("check"),
         Download::Forged
     );
 
     // after expiry: gone, and the file and key are deleted on the spot
     assert!(f.exports.file(&id).exists());
     assert_eq!(
-        f.exports.check_link(&id, e.expires_at, &sig, e.expires_at).expect("check"),
+        f.exports
+            .check_link(&id, e.expires_at, &sig, e.expires_at)
+            .expect("check"),
         Download::Gone
     );
     assert!(!f.exports.file(&id).exists());
@@ -256,7 +281,9 @@ fn links_are_refused_when_tampered_foreign_or_expired() {
     assert_eq!(e.state, "expired");
     assert!(f.exports.open(&id).is_err(), "no key any more");
     assert_eq!(
-        f.exports.check_link(&id, e.expires_at, &sig, now).expect("check"),
+        f.exports
+            .check_link(&id, e.expires_at, &sig, now)
+            .expect("check"),
         Download::Gone
     );
 }
@@ -265,13 +292,19 @@ fn links_are_refused_when_tampered_foreign_or_expired() {
 fn the_sweep_deletes_expired_files_and_leftovers_and_reports_metadata_only() {
     let f = fx();
     seed(&f);
-    let id = f.exports.create(&Scope::Workspace, 3600, "u").expect("create");
+    let id = f
+        .exports
+        .create(&Scope::Workspace, 3600, "u")
+        .expect("create");
     f.exports.run(&id, &Scope::Workspace).expect("run");
     let leftover = f.exports.dir.join("0000-stale.zip.age.part");
     std::fs::write(&leftover, b"x").expect("leftover");
     assert_eq!(f.exports.sweep(store::now()).expect("sweep"), 0);
     assert!(f.exports.file(&id).exists());
-    assert!(!leftover.exists(), "files without a live export are removed");
+    assert!(
+        !leftover.exists(),
+        "files without a live export are removed"
+    );
 
     let metas = f.exports.metas().expect("metas");
     assert_eq!(metas.len(), 1);
@@ -299,7 +332,10 @@ fn erasing_a_contact_deletes_the_exports_that_hold_them() {
     let ws_row = f.exports.get(&ws).expect("get").expect("row");
     assert_eq!(ws_row.state, "expired");
     assert_eq!(ws_row.error_code.as_deref(), Some("contact_erased"));
-    assert!(f.exports.open(&ws).is_err(), "its key went with the erasure");
+    assert!(
+        f.exports.open(&ws).is_err(),
+        "its key went with the erasure"
+    );
     assert_eq!(
         f.exports.get(&bob_export).expect("get").expect("row").state,
         "ready",
@@ -313,17 +349,25 @@ fn erasing_a_contact_deletes_the_exports_that_hold_them() {
 #[test]
 fn an_interrupted_export_is_marked_failed_at_startup() {
     let f = fx();
-    let id = f.exports.create(&Scope::Workspace, 3600, "u").expect("create");
+    let id = f
+        .exports
+        .create(&Scope::Workspace, 3600, "u")
+        .expect("create");
     crate::files::prepare_dir(&f.exports.dir).expect("dir");
     std::fs::write(f.exports.partial(&id), b"half").expect("partial");
     f.exports.recover().expect("recover");
     let e = f.exports.get(&id).expect("get").expect("row");
-    assert_eq!((e.state.as_str(), e.error_code.as_deref()), ("failed", Some("interrupted")));
+    assert_eq!(
+        (e.state.as_str(), e.error_code.as_deref()),
+        ("failed", Some("interrupted"))
+    );
     assert!(!f.exports.partial(&id).exists());
-    assert!(f
-        .exports
-        .create(&Scope::Workspace, 7 * 86_400 + 1, "u")
-        .is_err(), "links live at most 7 days");
+    assert!(
+        f.exports
+            .create(&Scope::Workspace, 7 * 86_400 + 1, "u")
+            .is_err(),
+        "links live at most 7 days"
+    );
 }
 
 #[test]
@@ -343,7 +387,10 @@ fn many_messages_export_in_pages() {
         })
         .collect();
     f.content.ingest_batch(&batch).expect("seed");
-    let id = f.exports.create(&Scope::Workspace, 3600, "u").expect("create");
+    let id = f
+        .exports
+        .create(&Scope::Workspace, 3600, "u")
+        .expect("create");
     f.exports.run(&id, &Scope::Workspace).expect("run");
     let (manifest, mut zip) = download(&f, &id);
     assert_eq!(rows(&manifest, "messages.csv"), 2_500);

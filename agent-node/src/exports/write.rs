@@ -38,7 +38,10 @@ Times are RFC 3339 in UTC. To check a file against the manifest:
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -186,10 +189,14 @@ pub(super) fn write_zip(
         let (mut after, mut rows) = (String::new(), 0u64);
         loop {
             let ids = contact_pages(&after)?;
-            let Some(last) = ids.last().cloned() else { break };
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
             let mut n = 0;
             for cid in &ids {
-                let Some(c) = content.contact(cid)? else { continue };
+                let Some(c) = content.contact(cid)? else {
+                    continue;
+                };
                 csv.write_record([
                     c.id.as_str(),
                     &c.channel,
@@ -216,9 +223,13 @@ pub(super) fn write_zip(
         let mut after = String::new();
         loop {
             let ids = contact_pages(&after)?;
-            let Some(last) = ids.last().cloned() else { break };
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
             for cid in &ids {
-                let Some(c) = content.contact(cid)? else { continue };
+                let Some(c) = content.contact(cid)? else {
+                    continue;
+                };
                 let events = content.contact_events(cid)?;
                 let followups = content.followups(cid, usize::MAX)?;
                 arr.push(&ContactJson {
@@ -275,7 +286,9 @@ pub(super) fn write_zip(
         let (mut after, mut rows) = (String::new(), 0u64);
         loop {
             let page = content.conversations_after(contact, &after, PAGE)?;
-            let Some(last) = page.last().map(|c| c.id.clone()) else { break };
+            let Some(last) = page.last().map(|c| c.id.clone()) else {
+                break;
+            };
             for c in &page {
                 csv.write_record([
                     c.id.as_str(),
@@ -311,7 +324,9 @@ pub(super) fn write_zip(
             let mut after = 0i64;
             loop {
                 let page = content.messages_page(scope, after, PAGE, &mut keys)?;
-                let Some(last) = page.last().map(|m| m.id) else { break };
+                let Some(last) = page.last().map(|m| m.id) else {
+                    break;
+                };
                 for m in &page {
                     csv.write_record([
                         m.id.to_string().as_str(),
@@ -335,7 +350,9 @@ pub(super) fn write_zip(
                 let mut after = String::new();
                 loop {
                     let convs = content.conversations_after(contact, &after, PAGE)?;
-                    let Some(last) = convs.last().map(|c| c.id.clone()) else { break };
+                    let Some(last) = convs.last().map(|c| c.id.clone()) else {
+                        break;
+                    };
                     for c in &convs {
                         write_scope(MessageScope::Conversation(&c.id))?;
                     }
@@ -351,7 +368,9 @@ pub(super) fn write_zip(
         zip.file("knowledge_base.json", false, |w| {
             let mut arr = JsonArray::new(w)?;
             for d in &documents {
-                let Some((doc, passages)) = kb.document(&d.id)? else { continue };
+                let Some((doc, passages)) = kb.document(&d.id)? else {
+                    continue;
+                };
                 arr.push(&DocumentJson {
                     id: doc.id,
                     title: doc.title,
@@ -400,7 +419,9 @@ pub(super) fn write_zip(
         created_at: rfc3339(created.unix_timestamp()),
     };
     let (encrypted, size, sha256) = zip.finish(head)?;
-    let buffered = encrypted.finish().context("finishing the export encryption")?;
+    let buffered = encrypted
+        .finish()
+        .context("finishing the export encryption")?;
     let file = buffered
         .into_inner()
         .map_err(|e| e.into_error())

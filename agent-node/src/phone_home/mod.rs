@@ -217,6 +217,8 @@ pub struct PhoneHome {
     /// Content counts (per channel per hour) and the `llm` check, when the agent
     /// runtime runs (always, except in phone-home tests).
     pub runtime: Option<Arc<crate::agent::Runtime>>,
+    /// Export metadata for reports (likewise absent in phone-home tests).
+    pub exports: Option<Arc<crate::exports::Exports>>,
 }
 
 /// How phone home ended.

@@ -52,6 +52,19 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
             Err(e) => tracing::error!(error = %e, "reading usage counts failed"),
         }
     }
+    let exports = match &ctx.exports {
+        Some(e) => e.metas().unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "reading export metadata failed");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let week_ago = crate::store::now() - 7 * 86_400;
+    let retention_sweeps =
+        crate::retention::sweeps_since(&ctx.store, week_ago).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading retention sweeps failed");
+            Vec::new()
+        });
     let report = ctx.store.append_report(|seq, queue_depth| Report {
         seq,
         produced_at: crate::store::now(),
@@ -61,8 +74,8 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
         counts,
         disk_used_bytes: disk,
         queue_depth,
-        exports: vec![],
-        retention_sweeps: vec![],
+        exports,
+        retention_sweeps,
     })?;
     Ok(report.seq)
 }
