@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Seconds without a report before a node is marked offline [default: 300]
     #[arg(long, env = "OUTPOST_OFFLINE_AFTER_SECS")]
     pub offline_after_secs: Option<i64>,
+    /// After a workspace is cancelled, its node stays up (suspended, console and exports
+    /// only) this many seconds before it is deprovisioned [default: 2592000 = 30 days]
+    #[arg(long, env = "OUTPOST_EXPORT_WINDOW_SECS")]
+    pub export_window_secs: Option<i64>,
     /// Log format: `text` or `json` [default: text]
     #[arg(long, env = "OUTPOST_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -88,6 +92,7 @@ struct FileConfig {
     enroll_timeout_secs: Option<i64>,
     deprovision_timeout_secs: Option<i64>,
     offline_after_secs: Option<i64>,
+    export_window_secs: Option<i64>,
     log_format: Option<String>,
     provisioner: Option<String>,
     openai_base_url: Option<String>,
@@ -95,6 +100,9 @@ struct FileConfig {
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
 }
+
+/// The post-termination export window the privacy promise names: 30 days.
+pub const DEFAULT_EXPORT_WINDOW_SECS: i64 = 30 * 24 * 3600;
 
 fn pick(flag: &Option<String>, file: Option<String>, default: &str) -> String {
     flag.clone()
@@ -133,6 +141,8 @@ pub struct Config {
     pub deprovision_timeout_secs: i64,
     /// Offline threshold, seconds.
     pub offline_after_secs: i64,
+    /// Post-termination export window, seconds.
+    pub export_window_secs: i64,
     /// `text` or `json`.
     pub log_format: String,
     /// `local` or `manual`.
@@ -203,6 +213,14 @@ impl ServeArgs {
             provisioner == "local" || provisioner == "manual",
             "provisioner must be `local` or `manual`"
         );
+        let export_window_secs = self
+            .export_window_secs
+            .or(file.export_window_secs)
+            .unwrap_or(DEFAULT_EXPORT_WINDOW_SECS);
+        anyhow::ensure!(
+            export_window_secs >= 0,
+            "export_window_secs must be 0 or more"
+        );
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -236,6 +254,7 @@ impl ServeArgs {
                 .offline_after_secs
                 .or(file.offline_after_secs)
                 .unwrap_or(300),
+            export_window_secs,
             log_format,
             provisioner,
             providers: ProviderUrls {

@@ -8,14 +8,17 @@ use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
 use crate::provisioning::{self, state};
-use crate::schema::{bootstrap_tokens, commands, node_certs, node_reports, nodes, usage_counts};
+use crate::schema::{
+    bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes, retention_sweeps,
+    usage_counts,
+};
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use outpost_protocol::{
-    Command, CommandAck, CommandBatch, CommandKind, EnrollRequest, EnrollResponse, RenewRequest,
-    RenewResponse, Report, ReportAck, MAX_COMMAND_WAIT_SECS,
+    Command, CommandAck, CommandBatch, CommandKind, EnrollRequest, EnrollResponse, ExportMeta,
+    RenewRequest, RenewResponse, Report, ReportAck, RetentionSweep, MAX_COMMAND_WAIT_SECS,
 };
 use std::any::Any;
 use std::collections::HashMap;
@@ -341,11 +344,13 @@ fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool
                 .execute(conn)?;
         }
     }
-    let last_seq: Option<i64> = nodes::table
+    let (last_seq, ws_id): (Option<i64>, String) = nodes::table
         .find(node_id)
-        .select(nodes::last_seq)
+        .select((nodes::last_seq, nodes::workspace_id))
         .first(conn)?;
-    if last_seq.is_none_or(|s| r.seq > s) {
+    let newest = last_seq.is_none_or(|s| r.seq > s);
+    ingest_lifecycle(conn, node_id, &ws_id, r, newest, now)?;
+    if newest {
         let checks: Vec<_> = r
             .checks
             .iter()
@@ -385,6 +390,135 @@ fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool
             .execute(conn)?;
     }
     Ok(true)
+}
+
+/// Most exports and sweeps one report may carry; more are ignored (a node reports 30 days
+/// of exports and 7 days of daily sweeps).
+const MAX_EXPORTS_PER_REPORT: usize = 200;
+const MAX_SWEEPS_PER_REPORT: usize = 64;
+/// Larger sizes or counts than this are not plausible and are ignored (1 PiB, 10^12).
+const MAX_EXPORT_BYTES: i64 = 1 << 50;
+const MAX_SWEEP_COUNT: i64 = 1_000_000_000_000;
+/// Times before 2020 or more than the skew tolerance (DESIGN §6: 5 min) ahead are ignored.
+const EARLIEST_PLAUSIBLE: i64 = 1_577_836_800;
+const CLOCK_SKEW_S: i64 = 300;
+/// A link is valid 7 days at most from when the export finished (which may be well after
+/// it was requested), and an expired one carries when it expired; a node reports exports
+/// of its last 30 days, so any expiry within 31 days of the request is plausible.
+const MAX_EXPORT_LIFETIME_S: i64 = 31 * 24 * 3600;
+
+/// An export's metadata as the CP may store it, or `None` if any field is not what the
+/// protocol allows (the id must be a UUID, scope and state from their lists, size and
+/// times plausible). Garbage is dropped quietly: one bad entry must not cost the node its
+/// health report, and nothing but these fields is ever kept.
+pub fn valid_export(e: &ExportMeta, now: i64) -> Option<ExportMeta> {
+    let id = uuid::Uuid::parse_str(&e.id).ok()?.to_string();
+    let scope = ["workspace", "contact"]
+        .into_iter()
+        .find(|s| *s == e.scope)?;
+    let state = ["running", "ready", "failed", "expired"]
+        .into_iter()
+        .find(|s| *s == e.state)?;
+    let plausible = (0..=MAX_EXPORT_BYTES).contains(&e.size_bytes)
+        && (EARLIEST_PLAUSIBLE..=now + CLOCK_SKEW_S).contains(&e.created_at)
+        && (e.created_at..=e.created_at + MAX_EXPORT_LIFETIME_S).contains(&e.expires_at);
+    plausible.then(|| ExportMeta {
+        id,
+        scope: scope.to_owned(),
+        state: state.to_owned(),
+        size_bytes: e.size_bytes,
+        created_at: e.created_at,
+        expires_at: e.expires_at,
+    })
+}
+
+/// A retention sweep's counts if they are plausible.
+pub fn valid_sweep(s: &RetentionSweep, now: i64) -> Option<RetentionSweep> {
+    let counts = [s.messages_deleted, s.contacts_erased, s.exports_deleted];
+    let plausible = counts.iter().all(|c| (0..=MAX_SWEEP_COUNT).contains(c))
+        && (EARLIEST_PLAUSIBLE..=now + CLOCK_SKEW_S).contains(&s.at);
+    plausible.then(|| s.clone())
+}
+
+/// Stores the report's export metadata and retention sweep counts. A new export id is
+/// recorded with an `export.created` audit event. A replayed (older) report only adds
+/// exports the CP has not seen, so it cannot move an export back to an earlier state.
+fn ingest_lifecycle(
+    conn: &mut DbConn,
+    node_id: &str,
+    ws_id: &str,
+    r: &Report,
+    newest: bool,
+    now: i64,
+) -> AppResult<()> {
+    for e in r.exports.iter().take(MAX_EXPORTS_PER_REPORT) {
+        let Some(e) = valid_export(e, now) else {
+            continue;
+        };
+        let key = node_exports::table.find((node_id, &e.id));
+        let known: i64 = key.count().get_result(conn)?;
+        if known > 0 {
+            if newest {
+                diesel::update(key)
+                    .set((
+                        node_exports::state.eq(&e.state),
+                        node_exports::size_bytes.eq(e.size_bytes),
+                        node_exports::expires_at.eq(e.expires_at),
+                        node_exports::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            continue;
+        }
+        diesel::insert_into(node_exports::table)
+            .values((
+                node_exports::node_id.eq(node_id),
+                node_exports::export_id.eq(&e.id),
+                node_exports::workspace_id.eq(ws_id),
+                node_exports::scope.eq(&e.scope),
+                node_exports::state.eq(&e.state),
+                node_exports::size_bytes.eq(e.size_bytes),
+                node_exports::created_at.eq(e.created_at),
+                node_exports::expires_at.eq(e.expires_at),
+                node_exports::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(&format!("node:{node_id}")),
+                action: "export.created",
+                object_type: "export",
+                object_id: &e.id,
+                workspace_id: Some(ws_id),
+                detail: &e.scope,
+                ..Default::default()
+            },
+        )?;
+    }
+    for s in r.retention_sweeps.iter().take(MAX_SWEEPS_PER_REPORT) {
+        let Some(s) = valid_sweep(s, now) else {
+            continue;
+        };
+        // A sweep is identified by its time on its node; a re-sent one changes nothing.
+        let known: i64 = retention_sweeps::table
+            .find((node_id, s.at))
+            .count()
+            .get_result(conn)?;
+        if known == 0 {
+            diesel::insert_into(retention_sweeps::table)
+                .values((
+                    retention_sweeps::node_id.eq(node_id),
+                    retention_sweeps::at.eq(s.at),
+                    retention_sweeps::workspace_id.eq(ws_id),
+                    retention_sweeps::messages_deleted.eq(s.messages_deleted),
+                    retention_sweeps::contacts_erased.eq(s.contacts_erased),
+                    retention_sweeps::exports_deleted.eq(s.exports_deleted),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
 }
 
 async fn report(
@@ -520,6 +654,20 @@ async fn ack_command(
             )?;
             destroyed = true;
         }
+        if kind == "suspend" && ack.ok {
+            // The node confirmed that its channels stopped: only now is it shown suspended.
+            provisioning::transition(
+                conn,
+                &node.node_id,
+                &[
+                    state::ENROLLING,
+                    state::HEALTHY,
+                    state::DEGRADED,
+                    state::OFFLINE,
+                ],
+                state::SUSPENDED,
+            )?;
+        }
         let error_code = ack
             .error_code
             .map(|c| c.chars().take(64).collect::<String>());
@@ -616,4 +764,82 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/node/commands", web::get().to(poll_commands))
         .route("/v1/node/commands/{id}/ack", web::post().to(ack_command))
         .route("/v1/node/renew", web::post().to(renew));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(
+        id: &str,
+        scope: &str,
+        state: &str,
+        size: i64,
+        created: i64,
+        expires: i64,
+    ) -> ExportMeta {
+        ExportMeta {
+            id: id.into(),
+            scope: scope.into(),
+            state: state.into(),
+            size_bytes: size,
+            created_at: created,
+            expires_at: expires,
+        }
+    }
+
+    #[test]
+    fn export_metadata_is_kept_only_when_every_field_is_what_the_protocol_allows() {
+        let now = 1_800_000_000;
+        let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+        let ok = valid_export(
+            &export(id, "workspace", "ready", 10, now, now + 86_400),
+            now,
+        )
+        .expect("valid");
+        assert_eq!(ok.id, "6f9619ff-8b86-d011-b42d-00c04fc964ff", "normalised");
+        assert!(valid_export(&export(id, "contact", "running", 0, now, now), now).is_some());
+        for bad in [
+            export("not-a-uuid", "workspace", "ready", 1, now, now + 1),
+            export(
+                "https://node/x?sig=1",
+                "workspace",
+                "ready",
+                1,
+                now,
+                now + 1,
+            ),
+            export(id, "everything", "ready", 1, now, now + 1),
+            export(id, "workspace", "downloadable", 1, now, now + 1),
+            export(id, "workspace", "ready", -1, now, now + 1),
+            export(id, "workspace", "ready", MAX_EXPORT_BYTES + 1, now, now + 1),
+            export(id, "workspace", "ready", 1, now + 3600, now + 7200),
+            export(id, "workspace", "ready", 1, 5, 6),
+            export(id, "workspace", "ready", 1, now, now - 1),
+            export(id, "workspace", "ready", 1, now, now + 40 * 86_400),
+        ] {
+            assert!(valid_export(&bad, now).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sweep_counts_must_be_plausible() {
+        let now = 1_800_000_000;
+        let s = |at, m, c, e| RetentionSweep {
+            at,
+            messages_deleted: m,
+            contacts_erased: c,
+            exports_deleted: e,
+        };
+        assert!(valid_sweep(&s(now - 60, 1204, 3, 0), now).is_some());
+        for bad in [
+            s(now, -1, 0, 0),
+            s(now, 0, -1, 0),
+            s(now, 0, 0, MAX_SWEEP_COUNT + 1),
+            s(now + 3600, 0, 0, 0),
+            s(0, 0, 0, 0),
+        ] {
+            assert!(valid_sweep(&bad, now).is_none(), "{bad:?}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use crate::app::State;
 use crate::db::{self, DbConn};
 use crate::error::{AppResult, PageResult};
 use crate::schema::{
-    api_tokens, audit_events, magic_links, memberships, nodes, sessions, usage_counts, users,
-    workspace_secrets, workspaces,
+    api_tokens, audit_events, magic_links, memberships, node_exports, nodes, retention_sweeps,
+    sessions, usage_counts, users, workspace_secrets, workspaces,
 };
 use crate::web::html;
 use actix_web::http::header;
@@ -111,6 +111,28 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             .limit(AUDIT_LIMIT)
             .load(conn)?;
         let agents = crate::agents::list(conn, &ws_id)?;
+        let exports: Vec<(String, String, String, i64, i64, i64)> = node_exports::table
+            .filter(node_exports::workspace_id.eq(&ws_id))
+            .order(node_exports::created_at.desc())
+            .select((
+                node_exports::export_id,
+                node_exports::scope,
+                node_exports::state,
+                node_exports::size_bytes,
+                node_exports::created_at,
+                node_exports::expires_at,
+            ))
+            .load(conn)?;
+        let sweeps: Vec<(i64, i64, i64, i64)> = retention_sweeps::table
+            .filter(retention_sweeps::workspace_id.eq(&ws_id))
+            .order(retention_sweeps::at.desc())
+            .select((
+                retention_sweeps::at,
+                retention_sweeps::messages_deleted,
+                retention_sweeps::contacts_erased,
+                retention_sweeps::exports_deleted,
+            ))
+            .load(conn)?;
         spaces.push(json!({
             "workspace": ws,
             "your_role": role,
@@ -118,6 +140,8 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             "agents": agents.iter().map(|a| json!({"config": a.to_config(), "created_at": a.created_at, "updated_at": a.updated_at})).collect::<Vec<_>>(),
             "secrets": secrets.iter().map(|s| json!({"kind": s.kind, "fingerprint": s.fingerprint, "last4": s.last4, "validated_at": s.validated_at, "delivered_at": s.delivered_at, "status": s.status})).collect::<Vec<_>>(),
             "usage_counts": usage.iter().map(|(c, h, i, o, v)| json!({"channel": c, "hour": h, "inbound": i, "outbound": o, "conversations": v})).collect::<Vec<_>>(),
+            "exports": exports.iter().map(|(i, sc, st, b, c, e)| json!({"id": i, "scope": sc, "state": st, "size_bytes": b, "created_at": c, "expires_at": e})).collect::<Vec<_>>(),
+            "retention_sweeps": sweeps.iter().map(|(at, m, c, e)| json!({"at": at, "messages_deleted": m, "contacts_erased": c, "exports_deleted": e})).collect::<Vec<_>>(),
             "audit_events": audit_json(audit),
         }));
     }

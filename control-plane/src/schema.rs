@@ -52,6 +52,7 @@ diesel::table! {
         created_at -> BigInt,
         deleted_at -> Nullable<BigInt>,
         config_revision -> BigInt,
+        deprovision_after -> Nullable<BigInt>,
     }
 }
 
@@ -226,6 +227,47 @@ diesel::table! {
         detail -> Text,
         prev_hash -> Text,
         hash -> Text,
+    }
+}
+
+diesel::table! {
+    node_exports (node_id, export_id) {
+        node_id -> Text,
+        export_id -> Text,
+        workspace_id -> Text,
+        scope -> Text,
+        state -> Text,
+        size_bytes -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    retention_sweeps (node_id, at) {
+        node_id -> Text,
+        at -> BigInt,
+        workspace_id -> Text,
+        messages_deleted -> BigInt,
+        contacts_erased -> BigInt,
+        exports_deleted -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_anchor (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+        pruned_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    retention_runs (id) {
+        id -> Integer,
+        last_run_at -> BigInt,
     }
 }
 

@@ -8,7 +8,9 @@ use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageResult};
 use crate::provisioning::{self, jobs, state};
-use crate::schema::{memberships, node_events, nodes, usage_counts, workspaces};
+use crate::schema::{
+    memberships, node_events, node_exports, nodes, retention_sweeps, usage_counts, workspaces,
+};
 use crate::web::html;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -36,6 +38,9 @@ pub struct Workspace {
     pub deleted_at: Option<i64>,
     /// Revision of the agent configuration last pushed to the node.
     pub config_revision: i64,
+    /// Set when the workspace was cancelled: its node is deprovisioned at this time (unix
+    /// seconds), and until then stays up, suspended, for exports.
+    pub deprovision_after: Option<i64>,
 }
 
 /// Node metadata shown to members (never content).
@@ -93,6 +98,36 @@ pub struct UsageRow {
     pub conversations: i64,
 }
 
+/// An export as the CP knows it (DESIGN §1): the file and its link are on the node only.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct ExportRow {
+    /// Export id (UUID, chosen by the node).
+    pub id: String,
+    /// `workspace` or `contact`.
+    pub scope: String,
+    /// `running`, `ready`, `failed` or `expired`.
+    pub state: String,
+    /// Size of the zip, bytes.
+    pub size_bytes: i64,
+    /// Requested, unix seconds.
+    pub created_at: i64,
+    /// Link and file expire, unix seconds.
+    pub expires_at: i64,
+}
+
+/// What one retention sweep on the node deleted (counts only).
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct SweepRow {
+    /// When it ran, unix seconds.
+    pub at: i64,
+    /// Messages older than the period.
+    pub messages_deleted: i64,
+    /// Contacts without activity, erased.
+    pub contacts_erased: i64,
+    /// Expired export files.
+    pub exports_deleted: i64,
+}
+
 /// A timeline event.
 #[derive(Debug, Clone, Queryable, Serialize)]
 pub struct EventRow {
@@ -123,6 +158,12 @@ pub struct WorkspaceDetail {
     pub usage: Vec<UsageRow>,
     /// The workspace's agents.
     pub agents: Vec<crate::agents::Agent>,
+    /// Exports the node reported, newest first (metadata only; no link).
+    pub exports: Vec<ExportRow>,
+    /// The node's latest retention sweep.
+    pub last_retention_sweep: Option<SweepRow>,
+    /// While a cancelled workspace's node is kept for exports: when it will be destroyed.
+    pub export_window_until: Option<i64>,
 }
 
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
@@ -205,9 +246,15 @@ pub fn create(
     let ws_id = db::new_id();
     let node_id = outpost_protocol::NodeId::new_random().0;
     conn.transaction::<_, AppError, _>(|conn| {
+        // A cancelled workspace's node still answers at its address until its export
+        // window ends, so the address stays taken until then.
         let taken: i64 = workspaces::table
             .filter(workspaces::slug.eq(&slug))
-            .filter(workspaces::deleted_at.is_null())
+            .filter(
+                workspaces::deleted_at
+                    .is_null()
+                    .or(workspaces::deprovision_after.gt(now)),
+            )
             .count()
             .get_result(conn)?;
         if taken > 0 {
@@ -352,6 +399,36 @@ pub fn detail(
             })
     });
     let agents = crate::agents::list(conn, ws_id)?;
+    let exports = node_exports::table
+        .filter(node_exports::workspace_id.eq(ws_id))
+        .order(node_exports::created_at.desc())
+        .select((
+            node_exports::export_id,
+            node_exports::scope,
+            node_exports::state,
+            node_exports::size_bytes,
+            node_exports::created_at,
+            node_exports::expires_at,
+        ))
+        .limit(100)
+        .load(conn)?;
+    let last_retention_sweep = retention_sweeps::table
+        .filter(retention_sweeps::workspace_id.eq(ws_id))
+        .order(retention_sweeps::at.desc())
+        .select((
+            retention_sweeps::at,
+            retention_sweeps::messages_deleted,
+            retention_sweeps::contacts_erased,
+            retention_sweeps::exports_deleted,
+        ))
+        .first(conn)
+        .optional()?;
+    let node_kept = node
+        .as_ref()
+        .is_some_and(|n| ![state::DEPROVISIONING, state::DESTROYED].contains(&n.state.as_str()));
+    let export_window_until = workspace
+        .deprovision_after
+        .filter(|t| workspace.deleted_at.is_some() && *t > db::now() && node_kept);
     Ok(WorkspaceDetail {
         workspace,
         role,
@@ -361,10 +438,101 @@ pub fn detail(
         events,
         usage,
         agents,
+        exports,
+        last_retention_sweep,
+        export_window_until,
     })
 }
 
-/// Deletes a workspace (owners only) and starts deprovisioning its node.
+fn owned(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Workspace> {
+    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
+    if role != ROLE_OWNER {
+        return Err(AppError::Forbidden("owner_required"));
+    }
+    Ok(ws)
+}
+
+fn node_states(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<(String, String)>> {
+    Ok(nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .select((nodes::id, nodes::state))
+        .load(conn)?)
+}
+
+/// Cancels a workspace (owners only) with a post-termination export window: its node is
+/// suspended (channels stop; its console and exports keep working) and deprovisioned by
+/// the sweeper `export_window_secs` later ([`end_export_windows`]). A node that never
+/// enrolled holds no data to export, so it is deprovisioned at once, and with no node to
+/// keep there is no window. Returns when the node will be deprovisioned (`None`: now).
+/// Cancelling twice changes nothing.
+pub fn cancel(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<Option<i64>> {
+    let ws = owned(conn, ws_id, user_id)?;
+    if ws.deleted_at.is_some() {
+        return Ok(ws.deprovision_after);
+    }
+    let now = db::now();
+    let nodes = node_states(conn, ws_id)?;
+    let keeps_a_node = nodes
+        .iter()
+        .any(|(_, s)| state::ENROLLED.contains(&s.as_str()));
+    let until = keeps_a_node.then_some(now + st.config.export_window_secs);
+    conn.transaction::<_, AppError, _>(|conn| {
+        let n = diesel::update(
+            workspaces::table
+                .find(ws_id)
+                .filter(workspaces::deleted_at.is_null()),
+        )
+        .set((
+            workspaces::deleted_at.eq(now),
+            workspaces::deprovision_after.eq(until),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(());
+        }
+        for (id, s) in &nodes {
+            if state::ENROLLED.contains(&s.as_str()) {
+                provisioning::queue_command(
+                    conn,
+                    id,
+                    &outpost_protocol::CommandKind::Suspend {
+                        reason_code: "cancelled".into(),
+                    },
+                )?;
+            } else {
+                provisioning::begin_deprovision(conn, id, st.config.deprovision_timeout_secs)?;
+            }
+        }
+        Ok(())
+    })?;
+    for (id, _) in &nodes {
+        st.command_notify.notify(id);
+    }
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.cancelled",
+            object_type: "workspace",
+            object_id: ws_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: &until.map_or("nothing_to_export".into(), |t| {
+                format!("deprovision_after={t}")
+            }),
+        },
+    )?;
+    Ok(until)
+}
+
+/// Deletes a workspace now (owners only), live or cancelled, and starts deprovisioning
+/// its node without waiting for the export window.
 pub fn delete(
     conn: &mut DbConn,
     st: &State,
@@ -372,28 +540,28 @@ pub fn delete(
     user_id: &str,
     ip: &str,
 ) -> AppResult<()> {
-    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
-    if role != ROLE_OWNER {
-        return Err(AppError::Forbidden("owner_required"));
-    }
-    if ws.deleted_at.is_some() {
+    let ws = owned(conn, ws_id, user_id)?;
+    let now = db::now();
+    if ws.deleted_at.is_some() && ws.deprovision_after.is_none_or(|t| t <= now) {
+        // Already deleted, or its window is over and the sweeper has taken it.
         return Ok(());
     }
-    let node_ids: Vec<String> = nodes::table
-        .filter(nodes::workspace_id.eq(ws_id))
-        .select(nodes::id)
-        .load(conn)?;
+    let nodes = node_states(conn, ws_id)?;
     conn.transaction::<_, AppError, _>(|conn| {
         diesel::update(workspaces::table.find(ws_id))
-            .set(workspaces::deleted_at.eq(db::now()))
+            .set((
+                workspaces::deleted_at.eq(ws.deleted_at.unwrap_or(now)),
+                // Deleted now: no window left to show, and the address is free again.
+                workspaces::deprovision_after.eq(None::<i64>),
+            ))
             .execute(conn)?;
-        for n in &node_ids {
-            provisioning::begin_deprovision(conn, n, st.config.deprovision_timeout_secs)?;
+        for (id, _) in &nodes {
+            provisioning::begin_deprovision(conn, id, st.config.deprovision_timeout_secs)?;
         }
         Ok(())
     })?;
-    for n in &node_ids {
-        st.command_notify.notify(n);
+    for (id, _) in &nodes {
+        st.command_notify.notify(id);
     }
     audit::record(
         conn,
@@ -408,6 +576,42 @@ pub fn delete(
         },
     )?;
     Ok(())
+}
+
+/// Sweeper step: begins deprovisioning the nodes of cancelled workspaces whose export
+/// window has ended. Returns the nodes that were sent `deprovision`, to wake their polls.
+pub fn end_export_windows(conn: &mut DbConn, st: &State) -> AppResult<Vec<String>> {
+    let due: Vec<(String, String)> = workspaces::table
+        .inner_join(nodes::table)
+        .filter(workspaces::deprovision_after.le(db::now()))
+        .filter(nodes::state.ne_all([state::DEPROVISIONING, state::DESTROYED]))
+        .select((workspaces::id, nodes::id))
+        .load(conn)?;
+    let mut started = vec![];
+    for (ws_id, node_id) in due {
+        // Another replica may run the same sweep: only the one whose transition wins
+        // records it.
+        let won = conn.transaction::<_, AppError, _>(|conn| {
+            provisioning::begin_deprovision(conn, &node_id, st.config.deprovision_timeout_secs)
+        })?;
+        if won {
+            audit::record(
+                conn,
+                &Entry {
+                    actor: Some("system"),
+                    action: "workspace.export_window_ended",
+                    object_type: "node",
+                    object_id: &node_id,
+                    workspace_id: Some(&ws_id),
+                    detail: "deprovisioning",
+                    ..Default::default()
+                },
+            )?;
+            tracing::info!(workspace = %ws_id, node = %node_id, "export window ended; deprovisioning");
+            started.push(node_id);
+        }
+    }
+    Ok(started)
 }
 
 /// Signs a capability token for the node console and returns the handoff URL.
@@ -489,6 +693,8 @@ struct ListPage {
 struct DetailPage {
     user: CurrentUser,
     d: WorkspaceDetail,
+    /// The export window, in words ("30 days").
+    window: String,
 }
 
 #[derive(Template)]
@@ -526,6 +732,38 @@ pub fn fmt_time(t: &i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// A length of time in words, in its largest whole unit: `30 days`, `5 seconds`.
+pub fn fmt_duration(secs: i64) -> String {
+    let units = [
+        (86_400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let (size, name) = units
+        .into_iter()
+        .find(|(size, _)| secs >= *size && secs % size == 0)
+        .unwrap_or((1, "second"));
+    let n = secs / size;
+    format!("{n} {name}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Formats a byte count for pages: `12.3 MiB`.
+pub fn fmt_bytes(b: &i64) -> String {
+    let mut v = *b as f64;
+    for unit in ["bytes", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "bytes" {
+                format!("{b} bytes")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{b} bytes")
 }
 
 /// Formats unix ms for pages.
@@ -584,7 +822,8 @@ async fn create_page(state: State, req: HttpRequest, f: CsrfForm<CreateForm>) ->
 async fn detail_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
-    Ok(html(&DetailPage { user, d }))
+    let window = fmt_duration(state.config.export_window_secs);
+    Ok(html(&DetailPage { user, d, window }))
 }
 
 async fn status_partial(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
@@ -634,6 +873,25 @@ async fn delete_page(
         .finish())
 }
 
+async fn cancel_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, st, id) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let loc = format!("/workspaces/{id}");
+    db::run(&state.db, move |conn| cancel(conn, &st, &id, &uid, &ip)).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, loc))
+        .finish())
+}
+
 async fn receipt_download(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
@@ -667,7 +925,8 @@ async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
         .into_iter()
         .map(|(w, node_state)| {
             serde_json::json!({"id": w.id, "slug": w.slug, "name": w.name, "plan": w.plan,
-            "created_at": w.created_at, "deleted_at": w.deleted_at, "node_state": node_state})
+            "created_at": w.created_at, "deleted_at": w.deleted_at,
+            "deprovision_after": w.deprovision_after, "node_state": node_state})
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "workspaces": items })))
@@ -697,19 +956,39 @@ async fn api_get(state: State, user: ApiUser, path: web::Path<String>) -> AppRes
     Ok(HttpResponse::Ok().json(d))
 }
 
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    immediately: bool,
+}
+
+/// `DELETE /api/v1/workspaces/{id}` cancels with the export window and answers with
+/// `deprovision_after`; `?immediately=true` deprovisions now.
 async fn api_delete(
     state: State,
     req: HttpRequest,
     user: ApiUser,
     path: web::Path<String>,
+    q: web::Query<DeleteQuery>,
 ) -> AppResult<HttpResponse> {
-    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
+    let (ip, st, id, now) = (
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+        q.immediately,
+    );
     let d = db::run(&state.db, move |conn| {
-        delete(conn, &st, &id, &user.id, &ip)?;
+        if now {
+            delete(conn, &st, &id, &user.id, &ip)?;
+        } else {
+            cancel(conn, &st, &id, &user.id, &ip)?;
+        }
         detail(conn, &st, &id, &user.id)
     })
     .await?;
-    Ok(HttpResponse::Accepted().json(d))
+    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
+    body["deprovision_after"] = d.workspace.deprovision_after.into();
+    Ok(HttpResponse::Accepted().json(body))
 }
 
 /// Workspace pages and API routes.
@@ -723,6 +1002,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/workspaces/{id}/console", web::post().to(console_page))
         .route("/workspaces/{id}/delete", web::post().to(delete_page))
+        .route("/workspaces/{id}/cancel", web::post().to(cancel_page))
         .route("/workspaces/{id}/receipt", web::get().to(receipt_download))
         .route("/api/v1/workspaces", web::get().to(api_list))
         .route("/api/v1/workspaces", web::post().to(api_create))
@@ -733,6 +1013,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_as_words() {
+        assert_eq!(fmt_duration(30 * 86_400), "30 days");
+        assert_eq!(fmt_duration(86_400), "1 day");
+        assert_eq!(fmt_duration(7200), "2 hours");
+        assert_eq!(fmt_duration(5), "5 seconds");
+        assert_eq!(fmt_duration(90), "90 seconds");
+        assert_eq!(fmt_bytes(&512), "512 bytes");
+        assert_eq!(fmt_bytes(&(3 * 1024 * 1024 / 2)), "1.5 MiB");
+    }
 
     #[test]
     fn slugs_derive_and_validate() {

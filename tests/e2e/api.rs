@@ -97,7 +97,7 @@ async fn bad_input_auth_and_membership() {
             "GET {path}"
         );
     }
-    for path in ["/console", "/delete"] {
+    for path in ["/console", "/delete", "/cancel"] {
         assert_eq!(
             m.post_csrf(&format!("/workspaces/{ws_id}{path}"), &[])
                 .await

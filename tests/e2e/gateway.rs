@@ -5,15 +5,16 @@ use crate::harness::*;
 use diesel::prelude::*;
 use outpost_protocol::*;
 
-struct FakeNode {
-    id: String,
+/// The test playing a node (also used by `lifecycle.rs`).
+pub struct FakeNode {
+    pub id: String,
     key: rcgen::KeyPair,
     cert_pem: String,
-    client: reqwest::Client,
+    pub client: reqwest::Client,
     age_identity: outpost_crypto::Secret,
 }
 
-async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle) {
+pub async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle) {
     let ws = api.create_workspace(name).await;
     let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
     let node_id = ws["node"]["id"].as_str().unwrap().to_owned();
@@ -31,7 +32,7 @@ async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBundle)
     (ws_id, bundle)
 }
 
-async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<FakeNode>) {
+pub async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<FakeNode>) {
     let key = outpost_pki::generate_key().unwrap();
     let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
     let req = EnrollRequest {
@@ -96,7 +97,7 @@ impl FakeNode {
             .unwrap()
     }
 
-    async fn commands(&self, cp: &Cp) -> Vec<Command> {
+    pub async fn commands(&self, cp: &Cp) -> Vec<Command> {
         let r = self
             .client
             .get(format!("{}/v1/node/commands?wait=0", cp.gateway))
@@ -109,7 +110,7 @@ impl FakeNode {
 
     /// A freshly enrolled node is first sent its workspace's configuration (no agents
     /// yet); it acks it like a node would.
-    async fn takes_initial_config(&self, cp: &Cp) {
+    pub async fn takes_initial_config(&self, cp: &Cp) {
         let cmds = self.commands(cp).await;
         assert_eq!(cmds.len(), 1, "{cmds:?}");
         let CommandKind::ApplyConfig { config } = &cmds[0].kind else {
@@ -124,7 +125,7 @@ impl FakeNode {
         assert_eq!(self.ack(cp, &cmds[0].id, &ok).await.status(), 200);
     }
 
-    async fn ack(&self, cp: &Cp, id: &str, ack: &CommandAck) -> reqwest::Response {
+    pub async fn ack(&self, cp: &Cp, id: &str, ack: &CommandAck) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/node/commands/{id}/ack", cp.gateway))
             .json(ack)
@@ -150,6 +151,34 @@ impl FakeNode {
             signature: outpost_crypto::b64(&sig),
         }
     }
+}
+
+/// A healthy report carrying the given export metadata and retention sweeps.
+pub async fn report_with(
+    node: &FakeNode,
+    cp: &Cp,
+    seq: i64,
+    exports: Vec<ExportMeta>,
+    retention_sweeps: Vec<RetentionSweep>,
+) -> reqwest::Response {
+    let r = Report {
+        seq,
+        produced_at: 0,
+        version: "test".into(),
+        uptime_s: seq,
+        checks: vec![],
+        counts: vec![],
+        disk_used_bytes: 1,
+        queue_depth: 0,
+        exports,
+        retention_sweeps,
+    };
+    node.client
+        .post(format!("{}/v1/node/report", cp.gateway))
+        .json(&r)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn audit_details(cp: &Cp, action: &str) -> Vec<String> {
@@ -304,7 +333,8 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
         200
     );
 
-    // Node B, then delete B's workspace: node A can neither see nor ack B's command.
+    // Node B, then delete B's workspace now (no export window): node A can neither see
+    // nor ack B's command.
     let (ws_b, bundle_b) = bundle_for(&cp, &api, "Beta Clinic").await;
     let node_b = try_enroll(&cp, &bundle_b, &bundle_b.token).await.1.unwrap();
     node_b.takes_initial_config(&cp).await;
@@ -312,7 +342,7 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     let r = api
         .req(
             reqwest::Method::DELETE,
-            &format!("/api/v1/workspaces/{ws_b}"),
+            &format!("/api/v1/workspaces/{ws_b}?immediately=true"),
         )
         .send()
         .await

@@ -109,13 +109,14 @@ async fn user_journey_from_sign_in_to_destruction_receipt() {
     assert_eq!(node_http.get(&handoff).send().await.unwrap().status(), 401);
     assert_eq!(node_http.get(&console).send().await.unwrap().status(), 401);
 
-    // Delete the workspace: the node destroys itself and sends a signed receipt.
+    // Delete the workspace now (no export window; cancellation with a window is
+    // `lifecycle.rs`): the node destroys itself and sends a signed receipt.
     let node_dir = cp.node_dir(&node_id);
     assert!(node_dir.join("data").exists());
     let r = api
         .req(
             reqwest::Method::DELETE,
-            &format!("/api/v1/workspaces/{ws_id}"),
+            &format!("/api/v1/workspaces/{ws_id}?immediately=true"),
         )
         .send()
         .await

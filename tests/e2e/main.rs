@@ -11,6 +11,7 @@ mod agents;
 mod api;
 mod gateway;
 mod journey;
+mod lifecycle;
 mod outage;
 mod routes;
 mod secrets;

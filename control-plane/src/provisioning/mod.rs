@@ -170,7 +170,9 @@ pub fn queue_command(
 
 /// Starts deprovisioning a workspace's node: an enrolled node gets a `deprovision`
 /// command (and a deadline for its receipt); a node that never enrolled has no data or
-/// keys yet, so its server is destroyed directly.
+/// keys yet, so its server is destroyed directly. Returns whether this call started it
+/// (false when the node was already deprovisioning or destroyed, or another caller's
+/// transition won), so concurrent sweepers on several replicas queue one command.
 pub fn begin_deprovision(conn: &mut DbConn, node_id: &str, timeout_s: i64) -> AppResult<bool> {
     let current: String = nodes::table
         .find(node_id)
@@ -180,14 +182,16 @@ pub fn begin_deprovision(conn: &mut DbConn, node_id: &str, timeout_s: i64) -> Ap
         return Ok(false);
     }
     let enrolled = state::ENROLLED.contains(&current.as_str());
-    transition(conn, node_id, &[], state::DEPROVISIONING)?;
+    if !transition(conn, node_id, &[], state::DEPROVISIONING)? {
+        return Ok(false);
+    }
     if enrolled {
         queue_command(conn, node_id, &outpost_protocol::CommandKind::Deprovision)?;
         jobs::enqueue(conn, jobs::DEPROVISION_TIMEOUT, node_id, timeout_s)?;
     } else {
         jobs::enqueue(conn, jobs::DESTROY_SERVER, node_id, 0)?;
     }
-    Ok(enrolled)
+    Ok(true)
 }
 
 /// Revokes every certificate of a node and marks it destroyed.
@@ -246,6 +250,9 @@ fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
         fail(conn, &id, &st, "enroll_timeout")?;
     }
     crate::secrets::expire_undelivered(conn)?;
+    for node in crate::workspaces::end_export_windows(conn, state)? {
+        state.command_notify.notify(&node);
+    }
     Ok(())
 }
 
