@@ -1,9 +1,15 @@
 //! Hash-chained audit log. Each row's hash covers the previous row's hash and the row's
 //! own fields, so editing or deleting a row breaks the chain from there on. Rows hold ids,
 //! action names, IPs and reason codes: never content or secret values.
+//!
+//! Events older than the retention period (2 years, `retention.rs`) are pruned from the
+//! front of the chain. The seq and hash of the last pruned event are kept in
+//! `audit_anchor`, and verification starts from there: the first kept event must name
+//! that hash, so removing more events than were pruned is still detected.
 
 use crate::db::{self, DbConn};
 use crate::error::AppResult;
+use crate::schema::audit_anchor;
 use crate::schema::audit_events::dsl as a;
 use diesel::prelude::*;
 
@@ -79,6 +85,15 @@ pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
                 .order(a::seq.desc())
                 .first(conn)
                 .optional()?;
+            // An empty table after pruning continues from the anchor, not from scratch.
+            let last = match last {
+                Some(l) => Some(l),
+                None => audit_anchor::table
+                    .find(1)
+                    .select((audit_anchor::seq, audit_anchor::hash))
+                    .first(conn)
+                    .optional()?,
+            };
             let (seq, prev) = last.map_or((1, String::new()), |(s, h)| (s + 1, h));
             let at = db::now();
             let hash = row_hash(&prev, seq, at, e);
@@ -123,23 +138,111 @@ pub fn count(conn: &mut DbConn) -> AppResult<i64> {
     Ok(a::audit_events.count().get_result(conn)?)
 }
 
-fn verify_chain(conn: &mut DbConn) -> AppResult<Option<i64>> {
-    let rows: Vec<AuditRow> = a::audit_events.order(a::seq.asc()).load(conn)?;
-    let mut prev = String::new();
+/// The chain's starting point: `(seq, hash)` of the last pruned event, if any was pruned.
+pub fn anchor(conn: &mut DbConn) -> AppResult<Option<(i64, String)>> {
+    Ok(audit_anchor::table
+        .find(1)
+        .select((audit_anchor::seq, audit_anchor::hash))
+        .first(conn)
+        .optional()?)
+}
+
+/// The hash a stored row should carry after `prev`.
+pub fn hash_of(prev: &str, r: &AuditRow) -> String {
+    let e = Entry {
+        actor: r.actor.as_deref(),
+        action: &r.action,
+        object_type: &r.object_type,
+        object_id: &r.object_id,
+        workspace_id: r.workspace_id.as_deref(),
+        ip: r.ip.as_deref(),
+        detail: &r.detail,
+    };
+    row_hash(prev, r.seq, r.at, &e)
+}
+
+fn row_ok(prev: &str, r: &AuditRow) -> bool {
+    r.prev_hash == prev && hash_of(prev, r) == r.hash
+}
+
+/// Checks `rows` (ascending seq) against the chain starting at `start`; the seq of the
+/// first row that does not verify.
+fn first_bad(start: &str, rows: &[AuditRow]) -> Option<i64> {
+    let mut prev = start;
     for r in rows {
-        let e = Entry {
-            actor: r.actor.as_deref(),
-            action: &r.action,
-            object_type: &r.object_type,
-            object_id: &r.object_id,
-            workspace_id: r.workspace_id.as_deref(),
-            ip: r.ip.as_deref(),
-            detail: &r.detail,
-        };
-        if r.prev_hash != prev || row_hash(&prev, r.seq, r.at, &e) != r.hash {
-            return Ok(Some(r.seq));
+        if !row_ok(prev, r) {
+            return Some(r.seq);
         }
-        prev = r.hash;
+        prev = &r.hash;
     }
-    Ok(None)
+    None
+}
+
+fn verify_chain(conn: &mut DbConn) -> AppResult<Option<i64>> {
+    let start = anchor(conn)?.map(|(_, h)| h).unwrap_or_default();
+    let rows: Vec<AuditRow> = a::audit_events.order(a::seq.asc()).load(conn)?;
+    Ok(first_bad(&start, &rows))
+}
+
+/// What [`prune_before`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pruned {
+    /// Events up to and including this seq were deleted; the anchor now names its hash.
+    UpTo {
+        /// Last pruned seq.
+        seq: i64,
+        /// Number of events deleted.
+        count: usize,
+    },
+    /// Nothing was older than the cutoff.
+    Nothing,
+    /// The part to prune does not verify: nothing was deleted, so the evidence of the
+    /// edit stays. Carries the seq of the first bad event.
+    Refused(i64),
+}
+
+/// Deletes the events recorded before `cutoff` (unix seconds) from the front of the
+/// chain, and moves the anchor to the last deleted one, in one transaction. Only a prefix
+/// that verifies is pruned: pruning must not erase the evidence of tampering.
+pub fn prune_before(conn: &mut DbConn, cutoff: i64) -> AppResult<Pruned> {
+    conn.transaction::<_, crate::error::AppError, _>(|conn| {
+        // The first event recent enough to keep; everything before it goes (so a clock
+        // step between replicas never leaves a hole in the middle of the chain).
+        let first_kept: Option<i64> = a::audit_events
+            .filter(a::at.ge(cutoff))
+            .select(diesel::dsl::min(a::seq))
+            .first(conn)?;
+        let mut q = a::audit_events.order(a::seq.asc()).into_boxed();
+        if let Some(k) = first_kept {
+            q = q.filter(a::seq.lt(k));
+        }
+        let old: Vec<AuditRow> = q.load(conn)?;
+        let Some(last) = old.last() else {
+            return Ok(Pruned::Nothing);
+        };
+        let start = anchor(conn)?.map(|(_, h)| h).unwrap_or_default();
+        if let Some(bad) = first_bad(&start, &old) {
+            return Ok(Pruned::Refused(bad));
+        }
+        let (seq, hash, count) = (last.seq, last.hash.clone(), old.len());
+        let moved = diesel::update(audit_anchor::table.find(1))
+            .set((
+                audit_anchor::seq.eq(seq),
+                audit_anchor::hash.eq(&hash),
+                audit_anchor::pruned_at.eq(db::now()),
+            ))
+            .execute(conn)?;
+        if moved == 0 {
+            diesel::insert_into(audit_anchor::table)
+                .values((
+                    audit_anchor::id.eq(1),
+                    audit_anchor::seq.eq(seq),
+                    audit_anchor::hash.eq(&hash),
+                    audit_anchor::pruned_at.eq(db::now()),
+                ))
+                .execute(conn)?;
+        }
+        diesel::delete(a::audit_events.filter(a::seq.le(seq))).execute(conn)?;
+        Ok(Pruned::UpTo { seq, count })
+    })
 }

@@ -6,7 +6,8 @@
 //! sessions, CSRF and API tokens; [`workspaces`] the UI and JSON API for workspaces;
 //! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
-//! hash-chained audit log; [`mail`] outgoing email; [`web`] templates and static assets.
+//! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
+//! email; [`web`] templates and static assets.
 
 pub mod accounts;
 pub mod agents;
@@ -19,6 +20,7 @@ pub mod fleet;
 pub mod mail;
 pub mod mydata;
 pub mod provisioning;
+pub mod retention;
 pub mod schema;
 pub mod secrets;
 pub mod web;

@@ -2,16 +2,20 @@
 //! every field the CP stores about the signed-in user and the workspaces they belong to,
 //! as a page and as a JSON download. It is everything, because the CP holds only
 //! metadata: conversation content, contacts and documents are on the nodes.
+//!
+//! The same page closes the account ([`close_account`]): the user row, sessions, API
+//! tokens, sign-in links and memberships are deleted at once; the audit log keeps only
+//! the user id of the closure.
 
-use crate::accounts::CurrentUser;
+use crate::accounts::{CsrfForm, CurrentUser, SESSION_COOKIE};
 use crate::app::State;
+use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
-use crate::error::{AppResult, PageResult};
+use crate::error::{AppError, AppResult, PageResult};
 use crate::schema::{
     api_tokens, audit_events, magic_links, memberships, node_exports, nodes, retention_sweeps,
     sessions, usage_counts, users, workspace_secrets, workspaces,
 };
-use crate::web::html;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -156,18 +160,140 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
     }))
 }
 
+/// Names of the workspaces `user_id` is the only owner of and that are still open (live,
+/// or cancelled with the node kept for exports). Closing the account would leave them
+/// with nobody to run, export or delete them, so it is refused while there are any.
+pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<String>> {
+    let now = db::now();
+    let owned: Vec<(String, String)> = memberships::table
+        .inner_join(workspaces::table)
+        .filter(memberships::user_id.eq(user_id))
+        .filter(memberships::role.eq(crate::workspaces::ROLE_OWNER))
+        .filter(
+            workspaces::deleted_at
+                .is_null()
+                .or(workspaces::deprovision_after.gt(now)),
+        )
+        .select((workspaces::id, workspaces::name))
+        .load(conn)?;
+    let mut out = vec![];
+    for (ws_id, name) in owned {
+        let owners: i64 = memberships::table
+            .filter(memberships::workspace_id.eq(&ws_id))
+            .filter(memberships::role.eq(crate::workspaces::ROLE_OWNER))
+            .count()
+            .get_result(conn)?;
+        if owners == 1 {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Closes an account: deletes its sessions, API tokens, sign-in links, memberships and
+/// the user row in one transaction (so "closed accounts deleted within 30 days" holds at
+/// once). Refused while the user is the only owner of an open workspace. The audit event
+/// carries the user id only: no email, no IP.
+pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
+    let blocking = sole_owned_open_workspaces(conn, user_id)?;
+    if !blocking.is_empty() {
+        return Err(AppError::Conflict(
+            "sole_owner",
+            format!(
+                "You are the only owner of {}. Delete {} first (“Delete now” also ends an export window), then close your account.",
+                blocking.join(", "),
+                if blocking.len() == 1 { "it" } else { "them" }
+            ),
+        ));
+    }
+    conn.transaction::<_, AppError, _>(|conn| {
+        let email: String = users::table
+            .find(user_id)
+            .select(users::email)
+            .first(conn)?;
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn)?;
+        diesel::delete(magic_links::table.filter(magic_links::email.eq(&email))).execute(conn)?;
+        diesel::delete(memberships::table.filter(memberships::user_id.eq(user_id)))
+            .execute(conn)?;
+        diesel::delete(users::table.find(user_id)).execute(conn)?;
+        Ok(())
+    })?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "account.closed",
+            object_type: "user",
+            object_id: user_id,
+            detail: "",
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
 #[derive(Template)]
 #[template(path = "mydata.html")]
 struct MyDataPage {
     user: CurrentUser,
     pretty: String,
+    error: Option<String>,
 }
 
-async fn page(state: State, user: CurrentUser) -> PageResult {
+/// The page, with the refusal of a closure (and its status) if there was one.
+async fn render(state: &State, user: CurrentUser, error: Option<AppError>) -> PageResult {
     let uid = user.id.clone();
     let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
     let pretty = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    Ok(html(&MyDataPage { user, pretty }))
+    let status = error
+        .as_ref()
+        .map_or(actix_web::http::StatusCode::OK, AppError::status);
+    Ok(crate::web::html_with(
+        HttpResponse::build(status),
+        &MyDataPage {
+            user,
+            pretty,
+            error: error.map(|e| e.message()),
+        },
+    ))
+}
+
+async fn page(state: State, user: CurrentUser) -> PageResult {
+    render(&state, user, None).await
+}
+
+#[derive(serde::Deserialize)]
+struct CloseForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
+    if !f.form.confirm.trim().eq_ignore_ascii_case(&f.user.email) {
+        let e = AppError::invalid(
+            "confirmation_mismatch",
+            "Type your email address to confirm that you want to close your account.",
+        );
+        return render(&state, f.user, Some(e)).await;
+    }
+    let uid = f.user.id.clone();
+    let res = db::run(&state.db, move |conn| Ok(close_account(conn, &uid))).await?;
+    match res {
+        Ok(()) => {
+            let gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
+                .path("/")
+                .http_only(true)
+                .max_age(actix_web::cookie::time::Duration::ZERO)
+                .finish();
+            Ok(HttpResponse::SeeOther()
+                .cookie(gone)
+                .insert_header((header::LOCATION, "/signin"))
+                .finish())
+        }
+        Err(e @ AppError::Conflict(..)) => render(&state, f.user, Some(e)).await,
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn download(state: State, user: CurrentUser) -> PageResult {
@@ -185,5 +311,6 @@ async fn download(state: State, user: CurrentUser) -> PageResult {
 /// Routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/account/data", web::get().to(page))
-        .route("/account/data.json", web::get().to(download));
+        .route("/account/data.json", web::get().to(download))
+        .route("/account/close", web::post().to(close));
 }

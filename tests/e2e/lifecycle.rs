@@ -1,7 +1,7 @@
 //! Data lifecycle on the control plane (issue 6): a cancelled workspace keeps its node,
 //! suspended, for exports during the post-termination window, then the node is
 //! deprovisioned with a verified receipt; export metadata and retention-sweep counts a
-//! node reports are shown without any download link.
+//! node reports are shown without any download link; closing an account.
 
 use crate::gateway::{bundle_for, try_enroll};
 use crate::harness::*;
@@ -423,4 +423,115 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
     assert!(rows
         .iter()
         .all(|r| uuid::Uuid::parse_str(&r.0).is_ok() && !r.0.contains("LINKCANARY")));
+}
+
+#[tokio::test]
+async fn closing_an_account_deletes_it_once_no_workspace_depends_on_it() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let browser = Browser::signin(&cp, "leaver@acme.test").await;
+    let api = Api::new(&cp, "leaver@acme.test");
+    let (ws_id, bundle) = bundle_for(&cp, &api, "Leaver Clinic").await;
+    let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
+    node.takes_initial_config(&cp).await;
+
+    // A wrong confirmation, then the sole owner of a live workspace: refused, in words.
+    let r = browser
+        .post_csrf("/account/close", &[("confirm", "someone@else.test")])
+        .await;
+    assert_eq!(r.status(), 400);
+    let r = browser
+        .post_csrf("/account/close", &[("confirm", "leaver@acme.test")])
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("You are the only owner of Leaver Clinic"));
+    // A cancelled workspace still in its export window also holds the account open.
+    let r = api
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/workspaces/{ws_id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = browser
+        .post_csrf("/account/close", &[("confirm", "leaver@acme.test")])
+        .await;
+    assert_eq!(r.status(), 409);
+    let r = api
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/workspaces/{ws_id}?immediately=true"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let r = browser
+        .post_csrf("/account/close", &[("confirm", "Leaver@Acme.test")])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/signin");
+    // The session and the API token no longer work.
+    let r = browser.get("/workspaces").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(api.get_json("/api/v1/workspaces").await.0, 401);
+
+    // Nothing about the account is left but the user id in the audit log.
+    use control_plane::schema::{api_tokens, magic_links, memberships, sessions, users};
+    let pool = cp.db();
+    let mut conn = pool.get().unwrap();
+    let n: i64 = users::table
+        .filter(users::email.eq("leaver@acme.test"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(n, 0);
+    for (table, n) in [
+        (
+            "sessions",
+            sessions::table
+                .count()
+                .get_result::<i64>(&mut conn)
+                .unwrap(),
+        ),
+        (
+            "api_tokens",
+            api_tokens::table
+                .count()
+                .get_result::<i64>(&mut conn)
+                .unwrap(),
+        ),
+        (
+            "magic_links",
+            magic_links::table
+                .count()
+                .get_result::<i64>(&mut conn)
+                .unwrap(),
+        ),
+        (
+            "memberships",
+            memberships::table
+                .count()
+                .get_result::<i64>(&mut conn)
+                .unwrap(),
+        ),
+    ] {
+        assert_eq!(n, 0, "{table}");
+    }
+    let closed: Vec<_> = audit_actions(&cp)
+        .into_iter()
+        .filter(|a| a.0 == "account.closed")
+        .collect();
+    assert_eq!(closed, vec![("account.closed".into(), String::new(), None)]);
+    let (ok, out) = cp.audit_verify();
+    assert!(ok, "{out}");
 }

@@ -253,6 +253,7 @@ fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
     for node in crate::workspaces::end_export_windows(conn, state)? {
         state.command_notify.notify(&node);
     }
+    crate::retention::run_if_due(conn, now)?;
     Ok(())
 }
 
