@@ -1,5 +1,6 @@
 //! Outpost benchmarks B1 (report ingest over mTLS), B2 (mTLS handshakes with the
-//! serial check), B4 (the node's message pipeline) and B5 (knowledge-base retrieval), each a ratio against a reference
+//! serial check), B4 (the node's message pipeline), B5 (knowledge-base retrieval) and B6
+//! (workspace export), each a ratio against a reference
 //! measured in the same run on the same machine (docs: `bench/README.md`). `--smoke` runs for a few seconds only, to prove the
 //! benchmarks work; no wall-clock figure is ever asserted. The process exits non-zero only
 //! when a benchmark could not run, never because a target was missed.
@@ -10,6 +11,7 @@ mod b1;
 mod b2;
 mod b4;
 mod b5;
+mod b6;
 mod cp;
 mod load;
 mod output;
@@ -24,6 +26,7 @@ enum Which {
     B2,
     B4,
     B5,
+    B6,
 }
 
 /// Outpost benchmarks B1 (report ingest) and B2 (mTLS handshakes). Full run:
@@ -51,6 +54,15 @@ struct Args {
     /// B5: queries per round [default: 1000; smoke: 100]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     kb_queries: Option<u64>,
+    /// B6: messages in the exported workspace [default: 1000000; smoke: 20000]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    export_messages: Option<u64>,
+    /// Internal: fill `<dir>/node.db` for B6 in a child process, then exit.
+    #[arg(long, hide = true)]
+    b6_seed: Option<std::path::PathBuf>,
+    /// Internal: how many messages `--b6-seed` writes.
+    #[arg(long, hide = true, default_value_t = 0)]
+    b6_messages: usize,
     /// Slices each window is split into, alternating gateway and reference so background
     /// load falls on both alike [default: 3; smoke: 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -135,6 +147,9 @@ fn could_not_run(c: &Comparison, smoke: bool) -> Option<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.b6_seed {
+        return b6::seed(dir, args.b6_messages);
+    }
     // Plain-HTTP reqwest clients still build a rustls config: make the default ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let s = Settings::from_args(&args);
@@ -211,6 +226,17 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
+    let b6 = if want(Which::B6) {
+        let messages = args
+            .export_messages
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(if args.smoke { 20_000 } else { 1_000_000 });
+        let info = run.clone();
+        Some(tokio::task::spawn_blocking(move || b6::run(&info, messages)).await??)
+    } else {
+        None
+    };
+
     println!();
     println!(
         "{:<4} {:>16} {:>16} {:>8}  {:<52} status",
@@ -253,6 +279,21 @@ async fn main() -> anyhow::Result<()> {
             r.reference.1 / 1000.0,
             r.ratio,
             "≤ 1.2× reference p99 (columns: p99 latency)",
+            if r.met { "MET" } else { "NOT MET" }
+        );
+    }
+    if let Some(r) = &b6 {
+        println!(
+            "{:<4} {:>11.1} MB/s {:>11} MB/s {:>7}  {:<52} {}",
+            "B6",
+            r.subject,
+            r.reference.map_or("—".to_owned(), |v| format!("{v:.1}")),
+            r.reference
+                .map_or("—".to_owned(), |v| format!("{:.2}×", r.subject / v)),
+            format!(
+                "≥ 0.7× zip -1, peak RSS < 64 MiB (got {:.1} MiB)",
+                r.peak_rss as f64 / 1048576.0
+            ),
             if r.met { "MET" } else { "NOT MET" }
         );
     }
