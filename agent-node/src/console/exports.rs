@@ -588,6 +588,40 @@ mod tests {
         assert_eq!((saved[0].days, saved[0].enabled), (30, true));
         assert!(!saved[1].enabled);
 
+        // an old message goes when the sweep is run from the page
+        let content = crate::console::inbox::content(&f.data);
+        let (conv, _) = content
+            .ingest("web", "v1", None, "a", "very old")
+            .expect("seed");
+        f.data
+            .store
+            .with(|c| {
+                c.execute(
+                    "UPDATE messages SET created_at = created_at - 40 * 86400 WHERE conversation_id = ?1",
+                    [&conv.id],
+                )?;
+                Ok(())
+            })
+            .expect("backdate");
+        let r = at::call_service(&app, post!("/settings/retention/sweep", "", &admin)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(content
+            .messages_after(&conv.id, 0, 10)
+            .map(|m| m.is_empty())
+            .unwrap_or(true));
+        let page = body(
+            at::call_service(
+                &app,
+                at::TestRequest::get()
+                    .uri("/settings/retention")
+                    .cookie(admin.clone())
+                    .to_request(),
+            )
+            .await,
+        )
+        .await;
+        assert!(page.contains("deleted 1 messages"), "{page}");
+
         for bad in [
             "messages_days=0&contacts_days=1",
             "messages_days=3651&contacts_days=1",

@@ -203,9 +203,36 @@ async fn save(
     Ok(see_other("/settings/retention"))
 }
 
+/// `POST /settings/retention/sweep`: applies the saved periods now instead of waiting
+/// for the daily sweep.
+async fn sweep_now(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+) -> Result<HttpResponse, ConsoleError> {
+    require_scope(&session)?;
+    let result = web::block(move || {
+        let content = super::inbox::content(&state);
+        retention::sweep(
+            &state.store,
+            &content,
+            Some(&state.exports),
+            crate::store::now(),
+        )
+    })
+    .await??;
+    tracing::info!(
+        user = %session.user_id,
+        messages = result.messages_deleted,
+        contacts = result.contacts_erased,
+        "retention sweep run from the console"
+    );
+    Ok(see_other("/settings/retention"))
+}
+
 /// Routes of this section.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings/retention", web::get().to(page))
+        .route("/settings/retention/sweep", web::post().to(sweep_now))
         .route("/settings/retention", web::post().to(save))
         .route("/settings/retention/preview", web::post().to(preview));
 }
