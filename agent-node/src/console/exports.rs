@@ -122,19 +122,11 @@ fn rows(state: &ConsoleState, exports: &[Export]) -> Result<Vec<Row>, ConsoleErr
         .collect()
 }
 
-fn require_scope(session: &ConsoleSession) -> Result<(), ConsoleError> {
-    if session.has_scope(SCOPE) {
-        Ok(())
-    } else {
-        Err(ConsoleError::MissingScope("exports"))
-    }
-}
-
 async fn page(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let rows = web::block(move || {
         let list = state.exports.list(100)?;
         rows(&state, &list)
@@ -148,7 +140,7 @@ async fn row_fragment(
     session: ConsoleSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
@@ -199,7 +191,7 @@ async fn create(
     session: WriteSession,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let ttl_secs = ttl(&form)?;
     start(&state, &session, Scope::Workspace, ttl_secs).await
 }
@@ -210,7 +202,7 @@ async fn create_for_contact(
     path: web::Path<String>,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
@@ -233,7 +225,7 @@ async fn delete(
     session: WriteSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);

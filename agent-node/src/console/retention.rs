@@ -34,13 +34,8 @@ struct RetentionPage {
     preview: Option<Vec<String>>,
 }
 
-fn require_scope(session: &ConsoleSession) -> Result<(), ConsoleError> {
-    if session.has_scope("settings") {
-        Ok(())
-    } else {
-        Err(ConsoleError::MissingScope("settings"))
-    }
-}
+/// The scope a session needs for retention settings.
+const SCOPE: &str = "settings";
 
 /// `1,204`.
 fn thousands(n: i64) -> String {
@@ -90,7 +85,7 @@ async fn page(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let page = web::block(move || {
         let policies = retention::policies(&state.store)?;
         page_for(&state, &policies, None)
@@ -151,13 +146,11 @@ fn describe(state: &ConsoleState, policies: &[Policy]) -> Result<Vec<String>, Co
         .collect()
 }
 
-async fn preview(
+/// The page with the preview of `policies`, to confirm before they are saved.
+async fn render_preview(
     state: web::Data<ConsoleState>,
-    session: WriteSession,
-    form: web::Form<HashMap<String, String>>,
+    policies: Vec<Policy>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
-    let policies = parse(&form)?;
     let page = web::block(move || {
         let lines = describe(&state, &policies)?;
         page_for(&state, &policies, Some(lines))
@@ -166,21 +159,25 @@ async fn preview(
     render(&page)
 }
 
+async fn preview(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, ConsoleError> {
+    session.require_scope(SCOPE)?;
+    render_preview(state, parse(&form)?).await
+}
+
 async fn save(
     state: web::Data<ConsoleState>,
     session: WriteSession,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let policies = parse(&form)?;
     if form.get("confirm").map(String::as_str) != Some("yes") {
         // Saving always goes through the preview.
-        let page = web::block(move || {
-            let lines = describe(&state, &policies)?;
-            page_for(&state, &policies, Some(lines))
-        })
-        .await??;
-        return render(&page);
+        return render_preview(state, policies).await;
     }
     let actor = session.user_id.clone();
     let saved = policies.clone();
@@ -209,7 +206,7 @@ async fn sweep_now(
     state: web::Data<ConsoleState>,
     session: WriteSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    require_scope(&session)?;
+    session.require_scope(SCOPE)?;
     let result = web::block(move || {
         let content = super::inbox::content(&state);
         retention::sweep(

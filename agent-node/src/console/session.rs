@@ -31,6 +31,15 @@ impl ConsoleSession {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// `Ok` when the session carries `scope`, else the 403 page naming it.
+    pub fn require_scope(&self, scope: &'static str) -> Result<(), ConsoleError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(ConsoleError::MissingScope(scope))
+        }
+    }
+
     /// Hash of the session cookie (the session's key in the database).
     pub(crate) fn token_hash(&self) -> &str {
         &self.token_hash

@@ -510,16 +510,18 @@ impl Exports {
                 tracing::info!(export = %id, "export link expired; file deleted");
             }
         }
-        let live: std::collections::HashSet<String> = self.store.with(|c| {
-            let mut st = c.prepare("SELECT id FROM exports WHERE state IN ('running', 'ready')")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })?;
+        // A file exists only after its row (create, then write): a file whose row is not
+        // running or ready, checked now, is a leftover even if an export starts meanwhile.
+        let live = |id: &str| -> anyhow::Result<bool> {
+            Ok(self
+                .get(id)?
+                .is_some_and(|e| matches!(e.state.as_str(), "running" | "ready")))
+        };
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let id = name.split('.').next().unwrap_or_default();
-                if !live.contains(id) {
+                if !live(id)? {
                     self.remove_files(id);
                     if entry.path().exists() {
                         let _ = std::fs::remove_file(entry.path());

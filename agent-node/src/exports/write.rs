@@ -94,17 +94,26 @@ struct DocumentJson {
     passages: Vec<String>,
 }
 
-/// Counts rows written and saves progress after each page.
+/// Counts rows written; saves progress (a write, so an fsync) at most every 250 ms,
+/// which is also when an export deleted while it runs notices and stops.
 struct Progress<'a> {
     exports: &'a Exports,
     id: &'a str,
     done: i64,
     total: i64,
+    saved: Option<std::time::Instant>,
 }
 
 impl Progress<'_> {
     fn add(&mut self, n: usize) -> anyhow::Result<()> {
         self.done += i64::try_from(n).unwrap_or(i64::MAX);
+        if self
+            .saved
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(250))
+        {
+            return Ok(());
+        }
+        self.saved = Some(std::time::Instant::now());
         anyhow::ensure!(
             self.exports.progress(self.id, self.done, self.total)?,
             "the export was deleted while it ran"
@@ -141,6 +150,7 @@ pub(super) fn write_zip(
             + totals.conversations
             + totals.messages
             + i64::try_from(documents.len()).unwrap_or(0),
+        saved: None,
     };
     progress.add(0)?;
 
