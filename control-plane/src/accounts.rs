@@ -22,7 +22,8 @@ use serde::Deserialize;
 /// Name of the CP session cookie.
 pub const SESSION_COOKIE: &str = "outpost_session";
 const MAGIC_LINK_TTL: i64 = 10 * 60;
-const SESSION_TTL: i64 = 14 * 24 * 3600;
+/// Lifetime of a CP session, seconds.
+pub const SESSION_TTL: i64 = 14 * 24 * 3600;
 const LINKS_PER_EMAIL: i64 = 5;
 const LINKS_PER_EMAIL_WINDOW: i64 = 15 * 60;
 const LINKS_PER_IP: i64 = 20;
@@ -204,6 +205,8 @@ struct SigninPage {
     sent: bool,
     error: Option<String>,
     dev_outbox: Option<String>,
+    /// Providers that are on, shown as "Sign in with …" buttons.
+    providers: Vec<crate::oauth::Provider>,
 }
 
 #[derive(Template)]
@@ -234,6 +237,7 @@ async fn signin_page(state: State) -> HttpResponse {
         sent: false,
         error: None,
         dev_outbox: dev_outbox(&state),
+        providers: state.oauth.enabled(),
     })
 }
 
@@ -322,6 +326,7 @@ async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninFor
                     sent: false,
                     error: Some(e.message()),
                     dev_outbox: dev_outbox(&state),
+                    providers: state.oauth.enabled(),
                 },
             ))
         }
@@ -332,6 +337,7 @@ async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninFor
         sent: true,
         error: None,
         dev_outbox: dev_outbox(&state),
+        providers: state.oauth.enabled(),
     }))
 }
 
@@ -388,15 +394,7 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
             return Err(AppError::Unauthorized("invalid_magic_link"));
         };
         let user_id = find_or_create_user(conn, &email)?;
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::token_hash.eq(&session_hash),
-                sessions::user_id.eq(&user_id),
-                sessions::csrf_token.eq(random_token()),
-                sessions::created_at.eq(now),
-                sessions::expires_at.eq(now + SESSION_TTL),
-            ))
-            .execute(conn)?;
+        insert_session(conn, &session_hash, &user_id)?;
         audit::record(
             conn,
             &Entry {
@@ -412,6 +410,27 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
         Ok(())
     })
     .await?;
+    Ok(session)
+}
+
+fn insert_session(conn: &mut DbConn, session_hash: &str, user_id: &str) -> AppResult<()> {
+    let now = db::now();
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::token_hash.eq(session_hash),
+            sessions::user_id.eq(user_id),
+            sessions::csrf_token.eq(random_token()),
+            sessions::created_at.eq(now),
+            sessions::expires_at.eq(now + SESSION_TTL),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Opens a session for `user_id` (OAuth sign-in) and returns its token, stored hashed.
+pub fn start_session(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    let session = random_token();
+    insert_session(conn, &token_hash(&session), user_id)?;
     Ok(session)
 }
 
@@ -437,7 +456,9 @@ pub fn find_or_create_user(conn: &mut DbConn, email: &str) -> AppResult<String> 
     Ok(id)
 }
 
-fn session_cookie(state: &State, value: String, max_age: i64) -> Cookie<'static> {
+/// The session cookie (HttpOnly, SameSite=Lax, Secure on https); an empty value and
+/// `max_age` 0 clear it.
+pub fn session_cookie(state: &State, value: String, max_age: i64) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, value)
         .path("/")
         .http_only(true)
@@ -462,6 +483,7 @@ async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuer
                             .into(),
                     ),
                     dev_outbox: dev_outbox(&state),
+                    providers: state.oauth.enabled(),
                 },
             )),
             Err(e) => return Err(e.into()),

@@ -42,6 +42,8 @@ pub struct AppState {
     pub fingerprint_key: Vec<u8>,
     /// Client for validating secrets with their providers (rustls + ring, public roots).
     pub http: reqwest::Client,
+    /// Sign in with Google, GitHub, Apple: providers that are on, rate limits.
+    pub oauth: crate::oauth::OAuth,
 }
 
 /// Shared state handle.
@@ -162,8 +164,10 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     } else {
         format!("sqlite {}", config.database_url)
     };
+    let oauth = crate::oauth::OAuth::new(config.oauth.clone());
     let state = aw::Data::new(AppState {
         db: pool,
+        oauth,
         config,
         public_url: public_url.clone(),
         gateway_url: gateway_url.clone(),
@@ -192,13 +196,20 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(web::form_config())
             .app_data(aw::PayloadConfig::new(web::BODY_LIMIT))
             .wrap(web::security_headers())
-            .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+            // Method and path only: query strings carry sign-in codes, states and magic
+            // link tokens (docs/LOGGING.md).
+            .wrap(
+                middleware::Logger::new("%a \"%{request}xi\" %s %Dms")
+                    .custom_request_replace("request", |r| format!("{} {}", r.method(), r.path()))
+                    .exclude("/healthz"),
+            )
             .configure(web::routes)
             .configure(accounts::routes)
             .configure(workspaces::routes)
             .configure(agents::routes)
             .configure(secrets::routes)
             .configure(mydata::routes)
+            .configure(crate::oauth::routes)
     })
     .listen(ui_listener)?
     .run();

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Meta Graph API base URL, for validating WhatsApp tokens [default: https://graph.facebook.com/v21.0]
     #[arg(long, env = "OUTPOST_GRAPH_BASE_URL")]
     pub graph_base_url: Option<String>,
+    /// Sign in with Google, GitHub, Apple (TOML: `[oauth.google]`, `[oauth.github]`,
+    /// `[oauth.apple]` tables with the same names less the provider prefix).
+    #[command(flatten)]
+    pub oauth: crate::oauth::config::OAuthArgs,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -99,6 +103,7 @@ struct FileConfig {
     anthropic_base_url: Option<String>,
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
+    oauth: Option<crate::oauth::config::OAuthFile>,
 }
 
 /// The post-termination export window the privacy promise names: 30 days.
@@ -149,6 +154,8 @@ pub struct Config {
     pub provisioner: String,
     /// Where secrets are validated.
     pub providers: ProviderUrls,
+    /// Sign-in providers that are on (none by default).
+    pub oauth: crate::oauth::config::OAuthConfig,
 }
 
 /// Base URLs of the services whose credentials the CP validates (tests point them at
@@ -221,6 +228,7 @@ impl ServeArgs {
             export_window_secs >= 0,
             "export_window_secs must be 0 or more"
         );
+        let oauth = self.oauth.resolve(file.oauth)?;
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -279,6 +287,7 @@ impl ServeArgs {
                     "https://graph.facebook.com/v21.0",
                 ),
             },
+            oauth,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! docs/ARCHITECTURE.md and docs/PRIVACY.md for the invariants this crate keeps.
 //!
 //! Map: [`app`] wires everything and starts both listeners; [`accounts`] is sign-in,
-//! sessions, CSRF and API tokens; [`workspaces`] the UI and JSON API for workspaces;
+//! sessions, CSRF and API tokens; [`oauth`] sign-in with Google, GitHub and Apple;
+//! [`workspaces`] the UI and JSON API for workspaces;
 //! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
@@ -19,6 +20,7 @@ pub mod error;
 pub mod fleet;
 pub mod mail;
 pub mod mydata;
+pub mod oauth;
 pub mod provisioning;
 pub mod retention;
 pub mod schema;

@@ -271,6 +271,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_identities (id) {
+        id -> Text,
+        provider -> Text,
+        subject -> Text,
+        user_id -> Text,
+        email -> Text,
+        created_at -> BigInt,
+        last_used_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        provider -> Text,
+        binding_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(nodes -> workspaces (workspace_id));
@@ -280,3 +304,5 @@ diesel::allow_tables_to_appear_in_same_query!(users, workspaces, memberships, no
 diesel::joinable!(node_certs -> nodes (node_id));
 diesel::allow_tables_to_appear_in_same_query!(node_certs, nodes);
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
+diesel::joinable!(oauth_identities -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(oauth_identities, users);

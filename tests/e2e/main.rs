@@ -13,6 +13,7 @@ mod exports;
 mod gateway;
 mod journey;
 mod lifecycle;
+mod oauth;
 mod outage;
 mod routes;
 mod secrets;

@@ -56,6 +56,11 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/signin"),
     ("get", "/auth/verify"),
     ("post", "/auth/verify"),
+    // Sign in with a provider: they check state, PKCE and the provider's tokens themselves;
+    // anonymous callers get 404 for a provider that is off (below), a refusal page otherwise.
+    ("get", "/auth/oauth/{provider}"),
+    ("get", "/auth/oauth/{provider}/callback"),
+    ("post", "/auth/oauth/{provider}/callback"),
     ("post", "/v1/enroll"),
 ];
 
@@ -94,6 +99,21 @@ async fn every_route_refuses_anonymous_callers_and_strangers() {
             .replace("{kind}", "openai_api_key");
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         if PUBLIC.contains(&(method.as_str(), pattern.as_str())) {
+            if pattern.starts_with("/auth/oauth/") {
+                // No provider is configured here: each is off, so its routes do not exist.
+                for p in ["google", "github", "apple"] {
+                    let status = anonymous
+                        .request(
+                            m.clone(),
+                            format!("{}{}", cp.ui, path.replace("{provider}", p)),
+                        )
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, 404, "{method} {pattern} for {p} while it is off");
+                }
+            }
             continue;
         }
         checked += 1;
