@@ -668,6 +668,9 @@ async fn ack_command(
                 state::SUSPENDED,
             )?;
         }
+        if kind == "resume" && ack.ok {
+            crate::suspension::on_resume_ack(conn, &node.node_id)?;
+        }
         let error_code = ack
             .error_code
             .map(|c| c.chars().take(64).collect::<String>());

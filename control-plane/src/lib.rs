@@ -8,7 +8,8 @@
 //! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
-//! email; [`web`] templates and static assets.
+//! email; [`suspension`] suspending and resuming a workspace for its causes; [`web`]
+//! templates and static assets.
 
 pub mod accounts;
 pub mod agents;
@@ -25,6 +26,7 @@ pub mod provisioning;
 pub mod retention;
 pub mod schema;
 pub mod secrets;
+pub mod suspension;
 pub mod web;
 pub mod workspaces;
 

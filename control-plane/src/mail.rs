@@ -48,3 +48,37 @@ impl Mailer {
         }
     }
 }
+
+/// Sends `email` in the background: the request or worker that triggered it does not wait
+/// for (or fail with) the mail provider. A failure is logged with its cause, never with the
+/// address or the body.
+pub fn send_later(state: &crate::app::State, email: Email) {
+    let mailer = state.mailer.clone();
+    actix_web::rt::spawn(async move {
+        let subject = email.subject.clone();
+        let r = actix_web::web::block(move || mailer.send(&email)).await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), %subject, "email not sent"),
+            Err(e) => tracing::warn!(error = %e, %subject, "email not sent"),
+        }
+    });
+}
+
+/// Email addresses of a workspace's members holding one of `roles` (e.g. the owners, for
+/// billing and suspension notices).
+pub fn addresses_of(
+    conn: &mut crate::db::DbConn,
+    ws_id: &str,
+    roles: &[&str],
+) -> crate::error::AppResult<Vec<String>> {
+    use crate::schema::{memberships, users};
+    use diesel::prelude::*;
+    Ok(memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(ws_id))
+        .filter(memberships::role.eq_any(roles))
+        .select(users::email)
+        .order(users::email)
+        .load(conn)?)
+}

@@ -231,6 +231,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    workspace_suspensions (id) {
+        id -> Text,
+        workspace_id -> Text,
+        code -> Text,
+        reason -> Text,
+        actor -> Text,
+        created_at -> BigInt,
+        lifted_at -> Nullable<BigInt>,
+        lifted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     node_exports (node_id, export_id) {
         node_id -> Text,
         export_id -> Text,
@@ -296,6 +309,8 @@ diesel::table! {
 }
 
 diesel::joinable!(memberships -> workspaces (workspace_id));
+diesel::joinable!(workspace_suspensions -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(workspace_suspensions, workspaces);
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(nodes -> workspaces (workspace_id));
 diesel::joinable!(agents -> workspaces (workspace_id));

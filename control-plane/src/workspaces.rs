@@ -164,6 +164,8 @@ pub struct WorkspaceDetail {
     pub last_retention_sweep: Option<SweepRow>,
     /// While a cancelled workspace's node is kept for exports: when it will be destroyed.
     pub export_window_until: Option<i64>,
+    /// Why the workspace is suspended (empty: it is not).
+    pub suspensions: Vec<crate::suspension::Suspension>,
 }
 
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
@@ -429,6 +431,7 @@ pub fn detail(
     let export_window_until = workspace
         .deprovision_after
         .filter(|t| workspace.deleted_at.is_some() && *t > db::now() && node_kept);
+    let suspensions = crate::suspension::active(conn, ws_id)?;
     Ok(WorkspaceDetail {
         workspace,
         role,
@@ -441,6 +444,7 @@ pub fn detail(
         exports,
         last_retention_sweep,
         export_window_until,
+        suspensions,
     })
 }
 
