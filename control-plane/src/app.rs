@@ -206,6 +206,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(web::routes)
             .configure(accounts::routes)
             .configure(workspaces::routes)
+            .configure(crate::members::routes)
             .configure(agents::routes)
             .configure(secrets::routes)
             .configure(mydata::routes)

@@ -75,6 +75,12 @@ impl AppError {
             AppError::Unauthorized(_) => {
                 "Sign in again: your credentials are missing, invalid or expired.".into()
             }
+            AppError::Forbidden("owner_required") => {
+                "Only the owner of this workspace can do this.".into()
+            }
+            AppError::Forbidden("admin_required") => {
+                "Only the owner and admins of this workspace can do this.".into()
+            }
             AppError::Forbidden(_) => "You are not allowed to do this.".into(),
             AppError::NotFound => "Not found.".into(),
             AppError::PayloadTooLarge => "The request body is larger than the 1 MiB limit.".into(),

@@ -4,7 +4,8 @@
 //!
 //! Map: [`app`] wires everything and starts both listeners; [`accounts`] is sign-in,
 //! sessions, CSRF and API tokens; [`oauth`] sign-in with Google, GitHub and Apple;
-//! [`workspaces`] the UI and JSON API for workspaces;
+//! [`workspaces`] the UI and JSON API for workspaces; [`members`] roles, invitations and
+//! the owners' audit log;
 //! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
@@ -20,6 +21,7 @@ pub mod db;
 pub mod error;
 pub mod fleet;
 pub mod mail;
+pub mod members;
 pub mod mydata;
 pub mod oauth;
 pub mod provisioning;

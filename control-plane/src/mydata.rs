@@ -13,8 +13,9 @@ use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageResult};
 use crate::schema::{
-    api_tokens, audit_events, magic_links, memberships, node_exports, nodes, retention_sweeps,
-    sessions, usage_counts, users, workspace_secrets, workspaces,
+    api_tokens, audit_events, invitations, magic_links, memberships, node_exports, nodes,
+    retention_sweeps, sessions, usage_counts, users, workspace_secrets, workspace_suspensions,
+    workspaces,
 };
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -39,6 +40,9 @@ fn audit_json(rows: Vec<crate::audit::AuditRow>) -> Value {
             .collect(),
     )
 }
+
+/// id, email, role, created, expires, accepted, revoked.
+type InvitationRecord = (String, String, String, i64, i64, Option<i64>, Option<i64>);
 
 /// Everything the CP stores about `user_id`, as one JSON document.
 pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
@@ -72,6 +76,16 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             api_tokens::created_at,
             api_tokens::last_used_at,
             api_tokens::revoked_at,
+        ))
+        .load(conn)?;
+    let invited: Vec<(String, String, i64, i64, Option<i64>)> = invitations::table
+        .filter(invitations::email.eq(&email))
+        .select((
+            invitations::workspace_id,
+            invitations::role,
+            invitations::created_at,
+            invitations::expires_at,
+            invitations::accepted_at,
         ))
         .load(conn)?;
     let mine: Vec<crate::audit::AuditRow> = audit_events::table
@@ -137,9 +151,42 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
                 retention_sweeps::exports_deleted,
             ))
             .load(conn)?;
+        let members = crate::members::list(conn, &ws_id)?;
+        let invitations: Vec<InvitationRecord> = invitations::table
+            .filter(invitations::workspace_id.eq(&ws_id))
+            .select((
+                invitations::id,
+                invitations::email,
+                invitations::role,
+                invitations::created_at,
+                invitations::expires_at,
+                invitations::accepted_at,
+                invitations::revoked_at,
+            ))
+            .load(conn)?;
+        // Invitations name people who are not members yet: shown to the owner only.
+        let invitations = if role == crate::workspaces::ROLE_OWNER {
+            invitations
+        } else {
+            vec![]
+        };
+        let suspensions: Vec<(String, String, String, i64, Option<i64>)> =
+            workspace_suspensions::table
+                .filter(workspace_suspensions::workspace_id.eq(&ws_id))
+                .select((
+                    workspace_suspensions::code,
+                    workspace_suspensions::reason,
+                    workspace_suspensions::actor,
+                    workspace_suspensions::created_at,
+                    workspace_suspensions::lifted_at,
+                ))
+                .load(conn)?;
         spaces.push(json!({
             "workspace": ws,
             "your_role": role,
+            "members": members,
+            "invitations": invitations.iter().map(|(i, e, r, c, x, a, v)| json!({"id": i, "email": e, "role": r, "created_at": c, "expires_at": x, "accepted_at": a, "revoked_at": v})).collect::<Vec<_>>(),
+            "suspensions": suspensions.iter().map(|(c, r, a, at, l)| json!({"code": c, "reason": r, "actor": a, "created_at": at, "lifted_at": l})).collect::<Vec<_>>(),
             "node": node,
             "agents": agents.iter().map(|a| json!({"config": a.to_config(), "created_at": a.created_at, "updated_at": a.updated_at})).collect::<Vec<_>>(),
             "secrets": secrets.iter().map(|s| json!({"kind": s.kind, "fingerprint": s.fingerprint, "last4": s.last4, "validated_at": s.validated_at, "delivered_at": s.delivered_at, "status": s.status})).collect::<Vec<_>>(),
@@ -154,6 +201,8 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
         "account": {"id": id, "email": email, "is_operator": is_operator, "created_at": created_at},
         "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
+        "sign_in_identities": crate::oauth::identities::for_user_json(conn, user_id)?,
+        "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
         "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),
         "workspaces": spaces,

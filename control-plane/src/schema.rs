@@ -231,6 +231,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitations (id) {
+        id -> Text,
+        workspace_id -> Text,
+        email -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        accepted_by -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     workspace_suspensions (id) {
         id -> Text,
         workspace_id -> Text,
@@ -310,6 +326,8 @@ diesel::table! {
 
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(workspace_suspensions -> workspaces (workspace_id));
+diesel::joinable!(invitations -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(invitations, workspaces);
 diesel::allow_tables_to_appear_in_same_query!(workspace_suspensions, workspaces);
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(nodes -> workspaces (workspace_id));

@@ -530,7 +530,9 @@ fn rows(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<SecretRow>> {
 async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
     let (uid, ws_id) = (user.id.clone(), path.into_inner());
     let (workspace, rows) = db::run(&state.db, move |conn| {
-        let (ws, _) = load_for_member(conn, &ws_id, &uid)?;
+        // Which keys are set is a setting: owners and admins only, like changing them.
+        let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
+        require_admin(&role)?;
         Ok((ws, rows(conn, &ws_id)?))
     })
     .await?;
@@ -655,7 +657,8 @@ fn row_json(r: &SecretRow) -> serde_json::Value {
 async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
     let ws_id = path.into_inner();
     let list = db::run(&state.db, move |conn| {
-        load_for_member(conn, &ws_id, &user.id)?;
+        let (_, role) = load_for_member(conn, &ws_id, &user.id)?;
+        require_admin(&role)?;
         rows(conn, &ws_id)
     })
     .await?;

@@ -261,6 +261,14 @@ fn kill_nodes(nodes: &Path) {
 
 impl Drop for Cp {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- control-plane log (last 40 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         self.kill();
         kill_nodes(&self.data_dir().join("nodes"));
         if let Some((base, name)) = self.pg_drop.take() {

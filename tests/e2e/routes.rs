@@ -7,7 +7,7 @@ use crate::harness::*;
 
 /// Every `.route("<path>", web::<method>()` in the control plane's sources, whatever
 /// the formatting.
-fn registered_routes() -> Vec<(String, String)> {
+pub(crate) fn registered_routes() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![];
     let mut stack = vec![dir];
@@ -47,7 +47,7 @@ fn registered_routes() -> Vec<(String, String)> {
 
 /// Routes anyone may call: sign-in, static assets, health, the node enrollment endpoint
 /// (which checks its single-use token itself).
-const PUBLIC: &[(&str, &str)] = &[
+pub(crate) const PUBLIC: &[(&str, &str)] = &[
     ("get", "/"),
     ("get", "/healthz"),
     ("get", "/static/htmx.min.js"),
@@ -62,6 +62,10 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/auth/oauth/{provider}/callback"),
     ("post", "/auth/oauth/{provider}/callback"),
     ("post", "/v1/enroll"),
+    // An invitation link: the token is the credential (single use, 7 days), like a
+    // magic link; the GET only shows what is offered.
+    ("get", "/invitations/accept"),
+    ("post", "/invitations/accept"),
 ];
 
 #[tokio::test]
@@ -156,7 +160,7 @@ async fn every_route_refuses_anonymous_callers_and_strangers() {
             let status = if pattern.starts_with("/api/") {
                 stranger_api
                     .req(m, &path)
-                    .json(&serde_json::json!({"name": "x", "kind": "openai_api_key", "value": "x"}))
+                    .json(&serde_json::json!({"name": "x", "kind": "openai_api_key", "value": "x", "email": "x@y.test", "role": "member"}))
                     .send()
                     .await
                     .unwrap()
@@ -168,7 +172,13 @@ async fn every_route_refuses_anonymous_callers_and_strangers() {
                 stranger
                     .post_csrf(
                         &path,
-                        &[("name", "x"), ("kind", "openai_api_key"), ("value", "x")],
+                        &[
+                            ("name", "x"),
+                            ("kind", "openai_api_key"),
+                            ("value", "x"),
+                            ("email", "x@y.test"),
+                            ("role", "member"),
+                        ],
                     )
                     .await
                     .status()

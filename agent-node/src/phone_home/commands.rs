@@ -270,6 +270,10 @@ fn apply(
             Store::delete_meta(tx, SUSPENDED_KEY)?;
             ok()
         }
+        CommandKind::EndConsoleSessions { user_id } => {
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            ok()
+        }
         CommandKind::DeliverSecret {
             secret_kind,
             sealed,
@@ -292,6 +296,36 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ending_a_users_console_sessions_leaves_the_others_signed_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("node.db")).expect("open");
+        let until = crate::store::now() + 3600;
+        for (jti, hash, user) in [
+            ("j1", "h1", "carol"),
+            ("j2", "h2", "carol"),
+            ("j3", "h3", "dave"),
+        ] {
+            let session = crate::store::Session {
+                user_id: user.into(),
+                scopes: vec!["console".into(), "inbox".into()],
+                expires_at: until,
+            };
+            assert!(store.sign_in(jti, until, hash, &session).expect("sign in"));
+        }
+        let end = CommandKind::EndConsoleSessions {
+            user_id: "carol".into(),
+        };
+        let (ack, _) = execute_once(&store, "c1", &end).expect("run");
+        assert!(ack.ok);
+        assert!(store.session("h1").expect("q").is_none());
+        assert!(store.session("h2").expect("q").is_none());
+        assert!(
+            store.session("h3").expect("q").is_some(),
+            "Dave stays signed in"
+        );
+    }
 
     #[test]
     fn commands_execute_once_and_redeliveries_reack_the_same_outcome() {

@@ -273,6 +273,12 @@ pub enum CommandKind {
     Resume,
     /// Destroy all data and keys, then send a [`DestructionReceipt`].
     Deprovision,
+    /// End a user's open console sessions (removed from the workspace, or a lower role):
+    /// their next request needs a new capability token with their current scopes.
+    EndConsoleSessions {
+        /// The CP user id (the token's `sub`).
+        user_id: String,
+    },
 }
 
 impl CommandKind {
@@ -285,6 +291,7 @@ impl CommandKind {
             CommandKind::Suspend { .. } => "suspend",
             CommandKind::Resume => "resume",
             CommandKind::Deprovision => "deprovision",
+            CommandKind::EndConsoleSessions { .. } => "end_console_sessions",
         }
     }
 }

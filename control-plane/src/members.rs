@@ -1,0 +1,1165 @@
+//! Workspace members and their roles: owner, admin, member.
+//!
+//! | action                                   | owner | admin | member |
+//! |------------------------------------------|-------|-------|--------|
+//! | see the workspace, its members, console  |  yes  |  yes  |  yes   |
+//! | node console scopes                      | all   | settings, knowledge base, exports, inbox | inbox |
+//! | agents, secrets                          |  yes  |  yes  |   no   |
+//! | invite, change roles, remove, transfer   |  yes  |   no  |   no   |
+//! | billing, audit log, cancel, delete       |  yes  |   no  |   no   |
+//!
+//! A workspace has exactly one owner; ownership moves only by [`transfer`], which makes
+//! the old owner an admin. Invitations are sent by email: the link carries a 256-bit
+//! random token stored only as its SHA-256, works once and expires after seven days.
+//! Following it proves the invitee controls that address, exactly like a magic link, so
+//! accepting signs the invitee in as that address and adds the membership.
+//!
+//! Removing a member or lowering a role also ends that person's open node-console
+//! sessions (`end_console_sessions` command), so access shrinks at once, not when a
+//! session expires.
+
+use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::app::State;
+use crate::audit::{self, Entry};
+use crate::db::{self, DbConn};
+use crate::error::{AppError, AppResult, PageResult};
+use crate::mail::{self, Email};
+use crate::provisioning::{self, state};
+use crate::schema::{invitations, memberships, nodes, users, workspaces};
+use crate::web::{html, html_with};
+use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use diesel::prelude::*;
+use outpost_crypto::{random_token, token_hash};
+use serde::{Deserialize, Serialize};
+
+/// Admins manage settings, agents, secrets, the knowledge base and exports.
+pub const ROLE_ADMIN: &str = "admin";
+/// Members answer the inbox.
+pub const ROLE_MEMBER: &str = "member";
+
+/// How long an invitation link works.
+pub const INVITATION_TTL: i64 = 7 * 24 * 3600;
+/// Invitations a workspace may send per hour (then 429 with `Retry-After`).
+pub const INVITATIONS_PER_HOUR: i64 = 20;
+
+/// A role, ordered by what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Inbox only.
+    Member,
+    /// Settings, agents, secrets, knowledge base, exports.
+    Admin,
+    /// Everything, including members, billing and deletion.
+    Owner,
+}
+
+impl Role {
+    /// Parses a stored role; unknown values are treated as the least privileged.
+    pub fn parse(s: &str) -> Role {
+        match s {
+            ROLE_OWNER => Role::Owner,
+            ROLE_ADMIN => Role::Admin,
+            _ => Role::Member,
+        }
+    }
+
+    /// The role as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => ROLE_OWNER,
+            Role::Admin => ROLE_ADMIN,
+            Role::Member => ROLE_MEMBER,
+        }
+    }
+
+    /// A role an owner may give by invitation or role change (ownership moves only by
+    /// transfer).
+    fn grantable(s: &str) -> AppResult<Role> {
+        match s.trim() {
+            ROLE_ADMIN => Ok(Role::Admin),
+            ROLE_MEMBER => Ok(Role::Member),
+            _ => Err(AppError::invalid(
+                "invalid_role",
+                "Choose admin or member. To make someone the owner, transfer ownership.",
+            )),
+        }
+    }
+}
+
+/// Loads a workspace for a member whose role is at least `min`: non-members get 404
+/// (the workspace's existence is not revealed), members below `min` get 403 in words.
+pub fn require_role(
+    conn: &mut DbConn,
+    ws_id: &str,
+    user_id: &str,
+    min: Role,
+) -> AppResult<(Workspace, Role)> {
+    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
+    let role = Role::parse(&role);
+    if role < min {
+        return Err(AppError::Forbidden(match min {
+            Role::Owner => "owner_required",
+            _ => "admin_required",
+        }));
+    }
+    Ok((ws, role))
+}
+
+/// A member as listed.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct MemberRow {
+    /// User id.
+    pub user_id: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: String,
+    /// Joined, unix seconds.
+    pub joined_at: i64,
+}
+
+/// A pending invitation as listed (never the token).
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct InvitationRow {
+    /// Invitation id.
+    pub id: String,
+    /// Invitee.
+    pub email: String,
+    /// Role on acceptance.
+    pub role: String,
+    /// Sent, unix seconds.
+    pub created_at: i64,
+    /// Expires, unix seconds.
+    pub expires_at: i64,
+}
+
+/// Members, owner first.
+pub fn list(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<MemberRow>> {
+    let mut rows: Vec<MemberRow> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(ws_id))
+        .select((
+            users::id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+        ))
+        .load(conn)?;
+    rows.sort_by(|a, b| {
+        Role::parse(&b.role)
+            .cmp(&Role::parse(&a.role))
+            .then(a.email.cmp(&b.email))
+    });
+    Ok(rows)
+}
+
+/// Invitations not yet accepted, withdrawn or expired.
+pub fn pending(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<InvitationRow>> {
+    Ok(invitations::table
+        .filter(invitations::workspace_id.eq(ws_id))
+        .filter(invitations::accepted_at.is_null())
+        .filter(invitations::revoked_at.is_null())
+        .filter(invitations::expires_at.gt(db::now()))
+        .order(invitations::created_at.desc())
+        .select((
+            invitations::id,
+            invitations::email,
+            invitations::role,
+            invitations::created_at,
+            invitations::expires_at,
+        ))
+        .load(conn)?)
+}
+
+fn live(ws: &Workspace) -> AppResult<()> {
+    if ws.deleted_at.is_some() {
+        return Err(AppError::Conflict(
+            "workspace_deleted",
+            "This workspace is cancelled or deleted; its members can no longer change.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Sends an invitation (owners only). A pending invitation to the same address is
+/// replaced, so the newest link is the only one that works. Returns the invitation id.
+pub fn invite(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    by: &str,
+    email: &str,
+    role: &str,
+    ip: &str,
+) -> AppResult<InvitationRow> {
+    let (ws, _) = require_role(conn, ws_id, by, Role::Owner)?;
+    live(&ws)?;
+    let email = crate::accounts::normalize_email(email)?;
+    let role = Role::grantable(role)?;
+    let now = db::now();
+    let already: i64 = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::workspace_id.eq(ws_id))
+        .filter(users::email.eq(&email))
+        .count()
+        .get_result(conn)?;
+    if already > 0 {
+        return Err(AppError::Conflict(
+            "already_member",
+            format!("{email} is already a member of this workspace."),
+        ));
+    }
+    let sent: i64 = invitations::table
+        .filter(invitations::workspace_id.eq(ws_id))
+        .filter(invitations::created_at.gt(now - 3600))
+        .count()
+        .get_result(conn)?;
+    if sent >= INVITATIONS_PER_HOUR {
+        let oldest: i64 = invitations::table
+            .filter(invitations::workspace_id.eq(ws_id))
+            .filter(invitations::created_at.gt(now - 3600))
+            .select(diesel::dsl::min(invitations::created_at))
+            .first::<Option<i64>>(conn)?
+            .unwrap_or(now);
+        return Err(AppError::RateLimited((oldest + 3600 - now).max(1) as u64));
+    }
+    let token = random_token();
+    let id = db::new_id();
+    conn.transaction::<_, AppError, _>(|conn| {
+        diesel::update(
+            invitations::table
+                .filter(invitations::workspace_id.eq(ws_id))
+                .filter(invitations::email.eq(&email))
+                .filter(invitations::accepted_at.is_null())
+                .filter(invitations::revoked_at.is_null()),
+        )
+        .set(invitations::revoked_at.eq(now))
+        .execute(conn)?;
+        diesel::insert_into(invitations::table)
+            .values((
+                invitations::id.eq(&id),
+                invitations::workspace_id.eq(ws_id),
+                invitations::email.eq(&email),
+                invitations::role.eq(role.as_str()),
+                invitations::token_hash.eq(token_hash(&token)),
+                invitations::invited_by.eq(by),
+                invitations::created_at.eq(now),
+                invitations::expires_at.eq(now + INVITATION_TTL),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(by),
+            action: "member.invited",
+            object_type: "invitation",
+            object_id: &id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: role.as_str(),
+        },
+    )?;
+    let inviter: String = users::table.find(by).select(users::email).first(conn)?;
+    let link = format!("{}/invitations/accept?token={token}", st.public_url);
+    mail::send_later(
+        st,
+        Email {
+            to: email.clone(),
+            subject: format!("You are invited to {} on Outpost", ws.name),
+            body: format!(
+                "{inviter} invited you to join the workspace {} on Outpost as {}.\r\n\r\n\
+                 Accept the invitation:\r\n{link}\r\n\r\n\
+                 The link works once and expires in 7 days. If you did not expect it, ignore this email.\r\n",
+                ws.name,
+                role.as_str()
+            ),
+        },
+    );
+    Ok(InvitationRow {
+        id,
+        email,
+        role: role.as_str().into(),
+        created_at: now,
+        expires_at: now + INVITATION_TTL,
+    })
+}
+
+/// Withdraws a pending invitation (owners only).
+pub fn revoke(
+    conn: &mut DbConn,
+    ws_id: &str,
+    by: &str,
+    invitation_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    require_role(conn, ws_id, by, Role::Owner)?;
+    let n = diesel::update(
+        invitations::table
+            .filter(invitations::id.eq(invitation_id))
+            .filter(invitations::workspace_id.eq(ws_id))
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null()),
+    )
+    .set(invitations::revoked_at.eq(db::now()))
+    .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::NotFound);
+    }
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(by),
+            action: "member.invitation_revoked",
+            object_type: "invitation",
+            object_id: invitation_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "",
+        },
+    )
+}
+
+/// Why an invitation link no longer works, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// No such token (mistyped, or from another installation).
+    Unknown,
+    /// Accepted already.
+    Used,
+    /// Withdrawn by an owner, or replaced by a newer invitation.
+    Revoked,
+    /// Older than seven days.
+    Expired,
+    /// The workspace was cancelled or deleted.
+    WorkspaceGone,
+}
+
+impl Unusable {
+    /// What the invitee reads.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Unusable::Unknown => "This invitation link is not valid. Check that you copied all of it.",
+            Unusable::Used => "This invitation has already been accepted. Sign in to open the workspace.",
+            Unusable::Revoked => "This invitation was withdrawn or replaced by a newer one. Ask the workspace owner to invite you again.",
+            Unusable::Expired => "This invitation has expired (links work for 7 days). Ask the workspace owner to invite you again.",
+            Unusable::WorkspaceGone => "This workspace has been cancelled or deleted.",
+        }
+    }
+}
+
+/// An invitation as its link shows it.
+#[derive(Debug, Clone)]
+pub struct InvitationView {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Workspace name.
+    pub workspace_name: String,
+    /// Invitee.
+    pub email: String,
+    /// Role on acceptance.
+    pub role: String,
+}
+
+type InvitationRecord = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+fn lookup(conn: &mut DbConn, token: &str) -> AppResult<Result<(String, InvitationView), Unusable>> {
+    let row: Option<InvitationRecord> = invitations::table
+        .inner_join(workspaces::table)
+        .filter(invitations::token_hash.eq(token_hash(token.trim())))
+        .select((
+            invitations::id,
+            invitations::email,
+            invitations::role,
+            invitations::expires_at,
+            invitations::accepted_at,
+            invitations::revoked_at,
+            workspaces::name,
+            workspaces::deleted_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((id, email, role, expires, accepted, revoked, ws_name, deleted)) = row else {
+        return Ok(Err(Unusable::Unknown));
+    };
+    let why = if accepted.is_some() {
+        Some(Unusable::Used)
+    } else if revoked.is_some() {
+        Some(Unusable::Revoked)
+    } else if expires <= db::now() {
+        Some(Unusable::Expired)
+    } else if deleted.is_some() {
+        Some(Unusable::WorkspaceGone)
+    } else {
+        None
+    };
+    if let Some(w) = why {
+        return Ok(Err(w));
+    }
+    let workspace_id: String = invitations::table
+        .find(&id)
+        .select(invitations::workspace_id)
+        .first(conn)?;
+    Ok(Ok((
+        id,
+        InvitationView {
+            workspace_id,
+            workspace_name: ws_name,
+            email,
+            role,
+        },
+    )))
+}
+
+/// Accepts an invitation: single use (a replay loses the conditional update), signs the
+/// invitee in as the invited address and adds the membership. Returns the workspace id
+/// and the new session token.
+pub fn accept(
+    conn: &mut DbConn,
+    token: &str,
+    ip: &str,
+) -> AppResult<Result<(String, String), Unusable>> {
+    let (id, inv) = match lookup(conn, token)? {
+        Ok(v) => v,
+        Err(why) => {
+            audit::record(
+                conn,
+                &Entry {
+                    action: "member.invitation_refused",
+                    object_type: "invitation",
+                    object_id: &token_hash(token.trim())[..16],
+                    ip: Some(ip),
+                    detail: match why {
+                        Unusable::Unknown => "unknown",
+                        Unusable::Used => "used",
+                        Unusable::Revoked => "revoked",
+                        Unusable::Expired => "expired",
+                        Unusable::WorkspaceGone => "workspace_gone",
+                    },
+                    ..Default::default()
+                },
+            )?;
+            return Ok(Err(why));
+        }
+    };
+    let outcome = conn.transaction::<_, AppError, _>(|conn| {
+        let user_id = crate::accounts::find_or_create_user(conn, &inv.email)?;
+        let n = diesel::update(
+            invitations::table
+                .find(&id)
+                .filter(invitations::accepted_at.is_null())
+                .filter(invitations::revoked_at.is_null()),
+        )
+        .set((
+            invitations::accepted_at.eq(db::now()),
+            invitations::accepted_by.eq(&user_id),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Ok(None);
+        }
+        let member: i64 = memberships::table
+            .filter(memberships::workspace_id.eq(&inv.workspace_id))
+            .filter(memberships::user_id.eq(&user_id))
+            .count()
+            .get_result(conn)?;
+        if member == 0 {
+            diesel::insert_into(memberships::table)
+                .values((
+                    memberships::workspace_id.eq(&inv.workspace_id),
+                    memberships::user_id.eq(&user_id),
+                    memberships::role.eq(Role::grantable(&inv.role)?.as_str()),
+                    memberships::created_at.eq(db::now()),
+                ))
+                .execute(conn)?;
+        }
+        let session = crate::accounts::start_session(conn, &user_id)?;
+        Ok(Some((user_id, session)))
+    })?;
+    let Some((user_id, session)) = outcome else {
+        return Ok(Err(Unusable::Used));
+    };
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(&user_id),
+            action: "member.joined",
+            object_type: "invitation",
+            object_id: &id,
+            workspace_id: Some(&inv.workspace_id),
+            ip: Some(ip),
+            detail: &inv.role,
+        },
+    )?;
+    Ok(Ok((inv.workspace_id, session)))
+}
+
+/// Ends a user's open node-console sessions on the workspace's nodes, so a removal or a
+/// lower role takes effect now.
+fn end_console_sessions(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+) -> AppResult<()> {
+    let ids: Vec<String> = nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .filter(nodes::state.eq_any(state::ENROLLED))
+        .select(nodes::id)
+        .load(conn)?;
+    for id in &ids {
+        provisioning::queue_command(
+            conn,
+            id,
+            &outpost_protocol::CommandKind::EndConsoleSessions {
+                user_id: user_id.to_owned(),
+            },
+        )?;
+        st.command_notify.notify(id);
+    }
+    Ok(())
+}
+
+fn target_role(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Role> {
+    let role: String = memberships::table
+        .filter(memberships::workspace_id.eq(ws_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::role)
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    Ok(Role::parse(&role))
+}
+
+/// Changes a member's role to admin or member (owners only; not their own role).
+pub fn change_role(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    by: &str,
+    user_id: &str,
+    role: &str,
+    ip: &str,
+) -> AppResult<()> {
+    let (ws, _) = require_role(conn, ws_id, by, Role::Owner)?;
+    live(&ws)?;
+    let role = Role::grantable(role)?;
+    if by == user_id {
+        return Err(AppError::Conflict(
+            "own_role",
+            "You are the owner. To step down, transfer ownership to another member.".into(),
+        ));
+    }
+    let before = target_role(conn, ws_id, user_id)?;
+    if before == role {
+        return Ok(());
+    }
+    diesel::update(
+        memberships::table
+            .filter(memberships::workspace_id.eq(ws_id))
+            .filter(memberships::user_id.eq(user_id)),
+    )
+    .set(memberships::role.eq(role.as_str()))
+    .execute(conn)?;
+    if role < before {
+        end_console_sessions(conn, st, ws_id, user_id)?;
+    }
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(by),
+            action: "member.role_changed",
+            object_type: "user",
+            object_id: user_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: &format!("{}→{}", before.as_str(), role.as_str()),
+        },
+    )
+}
+
+/// Removes a member (owners remove others; anyone but the owner may leave).
+pub fn remove(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    by: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    let leaving = by == user_id;
+    let (_, caller) = require_role(
+        conn,
+        ws_id,
+        by,
+        if leaving { Role::Member } else { Role::Owner },
+    )?;
+    if leaving && caller == Role::Owner {
+        return Err(AppError::Conflict(
+            "owner_cannot_leave",
+            "The owner cannot leave the workspace. Transfer ownership first, or cancel the workspace."
+                .into(),
+        ));
+    }
+    target_role(conn, ws_id, user_id)?;
+    diesel::delete(
+        memberships::table
+            .filter(memberships::workspace_id.eq(ws_id))
+            .filter(memberships::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
+    end_console_sessions(conn, st, ws_id, user_id)?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(by),
+            action: if leaving {
+                "member.left"
+            } else {
+                "member.removed"
+            },
+            object_type: "user",
+            object_id: user_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "",
+        },
+    )
+}
+
+/// Makes another member the owner; the previous owner becomes an admin.
+pub fn transfer(
+    conn: &mut DbConn,
+    ws_id: &str,
+    by: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<()> {
+    let (ws, _) = require_role(conn, ws_id, by, Role::Owner)?;
+    live(&ws)?;
+    if by == user_id {
+        return Err(AppError::Conflict(
+            "already_owner",
+            "You are already the owner.".into(),
+        ));
+    }
+    target_role(conn, ws_id, user_id)?;
+    conn.transaction::<_, AppError, _>(|conn| {
+        // Conditional on the caller still being the owner, so two concurrent transfers
+        // cannot leave two owners.
+        let n = diesel::update(
+            memberships::table
+                .filter(memberships::workspace_id.eq(ws_id))
+                .filter(memberships::user_id.eq(by))
+                .filter(memberships::role.eq(ROLE_OWNER)),
+        )
+        .set(memberships::role.eq(ROLE_ADMIN))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(AppError::Forbidden("owner_required"));
+        }
+        diesel::update(
+            memberships::table
+                .filter(memberships::workspace_id.eq(ws_id))
+                .filter(memberships::user_id.eq(user_id)),
+        )
+        .set(memberships::role.eq(ROLE_OWNER))
+        .execute(conn)?;
+        Ok(())
+    })?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(by),
+            action: "member.ownership_transferred",
+            object_type: "user",
+            object_id: user_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "owner→admin",
+        },
+    )
+}
+
+// ---------------------------------------------------------------- audit log view
+
+/// An audit event as the owners' log shows it (the actor as an email when it is a user).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditView {
+    /// Chain position.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Email of the acting user, or `system`, `billing`, `node:<id>`…
+    pub actor: String,
+    /// Action name.
+    pub action: String,
+    /// Object type and id.
+    pub object: String,
+    /// Caller IP.
+    pub ip: String,
+    /// Detail code.
+    pub detail: String,
+}
+
+/// The workspace's audit events, newest first, 200 per page before `before`.
+pub fn audit_log(conn: &mut DbConn, ws_id: &str, before: Option<i64>) -> AppResult<Vec<AuditView>> {
+    use crate::schema::audit_events as a;
+    let mut q = a::table
+        .filter(a::workspace_id.eq(ws_id))
+        .order(a::seq.desc())
+        .limit(200)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(a::seq.lt(b));
+    }
+    let rows: Vec<crate::audit::AuditRow> = q.load(conn)?;
+    let actor_ids: Vec<String> = rows.iter().filter_map(|r| r.actor.clone()).collect();
+    let emails: std::collections::HashMap<String, String> = users::table
+        .filter(users::id.eq_any(&actor_ids))
+        .select((users::id, users::email))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditView {
+            seq: r.seq,
+            at: r.at,
+            actor: match r.actor {
+                Some(a) => emails.get(&a).cloned().unwrap_or(a),
+                None => "anonymous".into(),
+            },
+            action: r.action,
+            object: format!("{} {}", r.object_type, r.object_id),
+            ip: r.ip.unwrap_or_default(),
+            detail: r.detail,
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------- pages
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    user: CurrentUser,
+    ws: Workspace,
+    role: Role,
+    members: Vec<MemberRow>,
+    invitations: Vec<InvitationRow>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "invitation.html")]
+struct InvitationPage {
+    invitation: Option<InvitationView>,
+    refused: Option<&'static str>,
+    token: String,
+    /// Signed in with another address than the invited one.
+    other_account: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit_log.html")]
+struct AuditPage {
+    user: CurrentUser,
+    ws: Workspace,
+    events: Vec<AuditView>,
+    older: Option<i64>,
+}
+
+async fn render_members(
+    state: &State,
+    user: CurrentUser,
+    ws_id: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> PageResult {
+    let uid = user.id.clone();
+    let (ws, role, members, invitations) = db::run(&state.db, move |conn| {
+        let (ws, role) = require_role(conn, &ws_id, &uid, Role::Member)?;
+        let members = list(conn, &ws_id)?;
+        // Pending invitations name people who are not members yet: owners only.
+        let invitations = if role == Role::Owner {
+            pending(conn, &ws_id)?
+        } else {
+            vec![]
+        };
+        Ok((ws, role, members, invitations))
+    })
+    .await?;
+    let page = MembersPage {
+        user,
+        ws,
+        role,
+        members,
+        invitations,
+        error: error.clone(),
+        notice,
+    };
+    Ok(if error.is_some() {
+        html_with(HttpResponse::BadRequest(), &page)
+    } else {
+        html(&page)
+    })
+}
+
+async fn members_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    render_members(&state, user, path.into_inner(), None, None).await
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    email: String,
+    role: String,
+}
+
+fn back_to_members(ws_id: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/workspaces/{ws_id}/members")))
+        .finish()
+}
+
+/// Runs a members action; a validation or conflict error re-renders the page with the
+/// message (the form is not lost), anything else is the usual error page.
+async fn members_action(
+    state: &State,
+    user: CurrentUser,
+    ws_id: String,
+    notice: Option<String>,
+    f: impl FnOnce(&mut DbConn) -> AppResult<()> + Send + 'static,
+) -> PageResult {
+    match db::run(&state.db, f).await {
+        Ok(()) if notice.is_some() => render_members(state, user, ws_id, None, notice).await,
+        Ok(()) => Ok(back_to_members(&ws_id)),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            render_members(state, user, ws_id, Some(e.message()), None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn invite_submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<InviteForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (st, ws_id, ip, uid) = (
+        state.clone(),
+        path.into_inner(),
+        client_ip(&req),
+        f.user.id.clone(),
+    );
+    let (ws, email, role) = (ws_id.clone(), f.form.email.clone(), f.form.role.clone());
+    let notice = format!("Invitation sent to {}.", f.form.email.trim());
+    members_action(&state, f.user, ws_id, Some(notice), move |conn| {
+        invite(conn, &st, &ws, &uid, &email, &role, &ip).map(|_| ())
+    })
+    .await
+}
+
+async fn revoke_submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, inv) = path.into_inner();
+    let (ws, ip, uid) = (ws_id.clone(), client_ip(&req), f.user.id.clone());
+    members_action(&state, f.user, ws_id, None, move |conn| {
+        revoke(conn, &ws, &uid, &inv, &ip)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    role: String,
+}
+
+async fn role_submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<RoleForm>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, target) = path.into_inner();
+    let (st, ws, ip, uid, role) = (
+        state.clone(),
+        ws_id.clone(),
+        client_ip(&req),
+        f.user.id.clone(),
+        f.form.role.clone(),
+    );
+    members_action(&state, f.user, ws_id, None, move |conn| {
+        change_role(conn, &st, &ws, &uid, &target, &role, &ip)
+    })
+    .await
+}
+
+async fn remove_submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, target) = path.into_inner();
+    let leaving = target == f.user.id;
+    let (st, ws, ip, uid) = (
+        state.clone(),
+        ws_id.clone(),
+        client_ip(&req),
+        f.user.id.clone(),
+    );
+    let r = members_action(&state, f.user, ws_id, None, move |conn| {
+        remove(conn, &st, &ws, &uid, &target, &ip)
+    })
+    .await?;
+    // Someone who left can no longer see the members page.
+    if leaving && r.status() == actix_web::http::StatusCode::SEE_OTHER {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/workspaces"))
+            .finish());
+    }
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+async fn transfer_submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<TransferForm>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, target) = path.into_inner();
+    let confirmed = f.form.confirm.as_deref() == Some("yes");
+    let (ws, ip, uid) = (ws_id.clone(), client_ip(&req), f.user.id.clone());
+    members_action(&state, f.user, ws_id, None, move |conn| {
+        if !confirmed {
+            // Checked after the role, so a non-owner learns nothing from it.
+            require_role(conn, &ws, &uid, Role::Owner)?;
+            return Err(AppError::invalid(
+                "confirmation_required",
+                "Tick the box to confirm: you will become an admin and cannot undo this yourself.",
+            ));
+        }
+        transfer(conn, &ws, &uid, &target, &ip)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn invitation_response(status: actix_web::http::StatusCode, page: &InvitationPage) -> HttpResponse {
+    html_with(HttpResponse::build(status), page)
+}
+
+async fn accept_page(state: State, req: HttpRequest, q: web::Query<TokenQuery>) -> PageResult {
+    use actix_web::FromRequest;
+    let signed_in_as = CurrentUser::extract(&req).await.ok().map(|u| u.email);
+    let token = q.token.clone();
+    let found = db::run(&state.db, move |conn| lookup(conn, &token)).await?;
+    Ok(match found {
+        Ok((_, inv)) => invitation_response(
+            actix_web::http::StatusCode::OK,
+            &InvitationPage {
+                other_account: signed_in_as.filter(|e| *e != inv.email),
+                invitation: Some(inv),
+                refused: None,
+                token: q.token.clone(),
+            },
+        ),
+        Err(why) => invitation_response(
+            actix_web::http::StatusCode::GONE,
+            &InvitationPage {
+                invitation: None,
+                refused: Some(why.explain()),
+                token: String::new(),
+                other_account: None,
+            },
+        ),
+    })
+}
+
+async fn accept_submit(state: State, req: HttpRequest, form: web::Form<TokenQuery>) -> PageResult {
+    crate::accounts::check_origin(&state, &req)?;
+    let (token, ip) = (form.token.clone(), client_ip(&req));
+    let r = db::run(&state.db, move |conn| accept(conn, &token, &ip)).await?;
+    match r {
+        Ok((ws_id, session)) => Ok(HttpResponse::SeeOther()
+            .cookie(crate::accounts::session_cookie(
+                &state,
+                session,
+                crate::accounts::SESSION_TTL,
+            ))
+            .insert_header((header::LOCATION, format!("/workspaces/{ws_id}")))
+            .finish()),
+        Err(why) => Ok(invitation_response(
+            actix_web::http::StatusCode::GONE,
+            &InvitationPage {
+                invitation: None,
+                refused: Some(why.explain()),
+                token: String::new(),
+                other_account: None,
+            },
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    before: Option<i64>,
+}
+
+async fn audit_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> PageResult {
+    let (uid, ws_id, before) = (user.id.clone(), path.into_inner(), q.before);
+    let (ws, events) = db::run(&state.db, move |conn| {
+        let (ws, _) = require_role(conn, &ws_id, &uid, Role::Owner)?;
+        Ok((ws, audit_log(conn, &ws_id, before)?))
+    })
+    .await?;
+    let older = (events.len() == 200)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(html(&AuditPage {
+        user,
+        ws,
+        events,
+        older,
+    }))
+}
+
+// ---------------------------------------------------------------- API
+
+async fn api_members(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let (members, invitations) = db::run(&state.db, move |conn| {
+        let (_, role) = require_role(conn, &ws_id, &user.id, Role::Member)?;
+        let inv = if role == Role::Owner {
+            pending(conn, &ws_id)?
+        } else {
+            vec![]
+        };
+        Ok((list(conn, &ws_id)?, inv))
+    })
+    .await?;
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({"members": members, "invitations": invitations})),
+    )
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    email: String,
+    role: String,
+}
+
+async fn api_invite(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<InviteBody>,
+) -> AppResult<HttpResponse> {
+    let (st, ws_id, ip, b) = (
+        state.clone(),
+        path.into_inner(),
+        client_ip(&req),
+        body.into_inner(),
+    );
+    let inv = db::run(&state.db, move |conn| {
+        invite(conn, &st, &ws_id, &user.id, &b.email, &b.role, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(inv))
+}
+
+/// Member, invitation and audit-log routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/workspaces/{id}/members", web::get().to(members_page))
+        .route(
+            "/workspaces/{id}/members/invite",
+            web::post().to(invite_submit),
+        )
+        .route(
+            "/workspaces/{id}/invitations/{invitation}/revoke",
+            web::post().to(revoke_submit),
+        )
+        .route(
+            "/workspaces/{id}/members/{user}/role",
+            web::post().to(role_submit),
+        )
+        .route(
+            "/workspaces/{id}/members/{user}/remove",
+            web::post().to(remove_submit),
+        )
+        .route(
+            "/workspaces/{id}/members/{user}/transfer",
+            web::post().to(transfer_submit),
+        )
+        .route("/workspaces/{id}/audit", web::get().to(audit_page))
+        .route("/invitations/accept", web::get().to(accept_page))
+        .route("/invitations/accept", web::post().to(accept_submit))
+        .route(
+            "/api/v1/workspaces/{id}/members",
+            web::get().to(api_members),
+        )
+        .route(
+            "/api/v1/workspaces/{id}/invitations",
+            web::post().to(api_invite),
+        );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_order_and_parse() {
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Member);
+        assert_eq!(Role::parse("owner"), Role::Owner);
+        assert_eq!(Role::parse("admin"), Role::Admin);
+        assert_eq!(Role::parse("member"), Role::Member);
+        // Anything unexpected gets the least privilege.
+        assert_eq!(Role::parse("superuser"), Role::Member);
+        assert!(Role::grantable("owner").is_err());
+        assert!(Role::grantable("root").is_err());
+        assert_eq!(Role::grantable(" admin ").ok(), Some(Role::Admin));
+    }
+}
