@@ -1,6 +1,7 @@
 //! Console pages: the agents the CP configured on this node, each with its web-chat
 //! embed snippet and a preview page where staff can chat with it as a visitor would.
 
+use super::access::Nav;
 use super::{render, ConsoleError, ConsoleSession, ConsoleState};
 use crate::store::CONFIG_KEY;
 use actix_web::{web, HttpResponse};
@@ -10,6 +11,8 @@ use outpost_protocol::{AgentConfig, WorkspaceConfig};
 #[derive(Template)]
 #[template(path = "agents.html")]
 struct AgentsPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     agents: Vec<AgentConfig>,
     public_url: String,
 }
@@ -26,6 +29,8 @@ impl AgentsPage {
 #[derive(Template)]
 #[template(path = "agent_preview.html")]
 struct PreviewPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     agent: AgentConfig,
 }
 
@@ -39,10 +44,11 @@ async fn config(state: &web::Data<ConsoleState>) -> Result<WorkspaceConfig, Cons
 
 async fn list(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     let agents = config(&state).await?.agents;
     render(&AgentsPage {
+        nav: Nav::for_session(&session),
         agents,
         public_url: state.origin.clone(),
     })
@@ -50,7 +56,7 @@ async fn list(
 
 async fn preview(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let agent = config(&state)
@@ -59,7 +65,10 @@ async fn preview(
         .into_iter()
         .find(|a| a.id == *path)
         .ok_or(ConsoleError::NotFound)?;
-    render(&PreviewPage { agent })
+    render(&PreviewPage {
+        nav: Nav::for_session(&session),
+        agent,
+    })
 }
 
 /// Routes of this section.

@@ -5,6 +5,7 @@
 //! Follow-up due times come from a `datetime-local` field, which carries no time zone;
 //! they are read as UTC (the page says so).
 
+use super::access::Nav;
 use super::inbox::content;
 use super::{human_time, render, see_other, valid_id};
 use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
@@ -82,17 +83,20 @@ struct ErasureRow {
 #[derive(Template)]
 #[template(path = "erasures.html")]
 struct ErasuresPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     rows: Vec<ErasureRow>,
 }
 
 /// `GET /erasures`: the record of erasures carried out.
 async fn erasures(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     let c = content(&state);
     let list = web::block(move || c.erasures(500)).await??;
     render(&ErasuresPage {
+        nav: Nav::for_session(&session),
         rows: list
             .into_iter()
             .map(|e| ErasureRow {
@@ -139,6 +143,8 @@ impl From<ContactSummary> for ContactRow {
 #[derive(Template)]
 #[template(path = "contacts.html")]
 struct ContactsPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     tabs: Vec<StageTab>,
     rows: Vec<ContactRow>,
 }
@@ -177,6 +183,12 @@ struct TimelineRow {
 #[derive(Template)]
 #[template(path = "contact.html")]
 struct ContactPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
+    /// Whether to offer "Export this contact" (`exports`).
+    can_export: bool,
+    /// Whether to offer "Erase this contact" (`access::ERASURE`).
+    can_erase: bool,
     c: ContactDetail,
     name_value: String,
     tags_value: String,
@@ -197,7 +209,7 @@ pub struct ListQuery {
 /// `GET /contacts[?stage=new|qualified|won|lost]`.
 pub async fn index(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let stage = query.stage.as_deref().and_then(Stage::parse);
@@ -214,6 +226,7 @@ pub async fn index(
         current: Some(*s) == stage,
     }));
     render(&ContactsPage {
+        nav: Nav::for_session(&session),
         tabs,
         rows: rows.into_iter().map(ContactRow::from).collect(),
     })
@@ -254,7 +267,7 @@ fn timeline_row(e: TimelineEntry) -> TimelineRow {
 /// `GET /contacts/{id}`.
 pub async fn contact(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
@@ -274,6 +287,9 @@ pub async fn contact(
     .await??;
     let now = crate::store::now();
     render(&ContactPage {
+        nav: Nav::for_session(&session),
+        can_export: session.may("POST", "/contacts/{id}/export"),
+        can_erase: session.may("POST", "/contacts/{id}/erase"),
         name_value: c.name.clone().unwrap_or_default(),
         tags_value: c.tags.join(", "),
         created: human_time(c.created_at),

@@ -18,9 +18,10 @@ pub enum ConsoleError {
     /// A state-changing request from another origin.
     #[error("forbidden")]
     Forbidden,
-    /// The session's role does not carry the scope this page needs; names what it is for.
-    #[error("missing scope for {0}")]
-    MissingScope(&'static str),
+    /// The session's role does not carry the scope this route needs (see
+    /// `console::access`); the page says what the scope opens.
+    #[error("missing scope {}", .0.as_str())]
+    MissingScope(super::access::Scope),
     /// No such page.
     #[error("not found")]
     NotFound,
@@ -92,11 +93,12 @@ impl ResponseError for ConsoleError {
                 "Request refused",
                 "This request did not come from this console. Go back and try again.",
             ),
-            ConsoleError::MissingScope(what) => {
+            ConsoleError::MissingScope(scope) => {
                 return MessagePage {
                     title: "Not allowed for your role",
                     message: &format!(
-                        "Your role in this workspace does not include {what}. Ask a workspace owner or admin."
+                        "Your role in this workspace does not include {}. Ask a workspace owner or admin.",
+                        scope.what()
                     ),
                 }
                 .respond(self.status_code())

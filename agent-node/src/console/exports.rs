@@ -1,10 +1,12 @@
 //! Console pages: exports of the whole workspace or of one contact, their progress, and
 //! the signed download links the node serves itself (see [`crate::exports`]).
 //!
-//! Creating, listing and deleting exports needs the `exports` scope (admins, owners).
-//! `GET /exports/{id}/download` needs no session: the link's HMAC signature and expiry
-//! are its authorization, so it can be handed to the contact an export is about.
+//! Creating, listing and deleting exports needs the `exports` scope (admins, owners;
+//! see `console::access`). `GET /exports/{id}/download` needs no session: the link's
+//! HMAC signature and expiry are its authorization, so it can be handed to the contact
+//! an export is about.
 
+use super::access::Nav;
 use super::{
     human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
     WriteSession,
@@ -15,9 +17,6 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 use std::io::Read as _;
-
-/// The scope a session needs for exports.
-pub const SCOPE: &str = "exports";
 
 struct Row {
     id: String,
@@ -36,6 +35,8 @@ struct Row {
 #[derive(Template)]
 #[template(path = "exports.html")]
 struct ExportsPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     rows: Vec<Row>,
 }
 
@@ -126,21 +127,22 @@ async fn page(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let rows = web::block(move || {
         let list = state.exports.list(100)?;
         rows(&state, &list)
     })
     .await??;
-    render(&ExportsPage { rows })
+    render(&ExportsPage {
+        nav: Nav::for_session(&session),
+        rows,
+    })
 }
 
 async fn row_fragment(
     state: web::Data<ConsoleState>,
-    session: ConsoleSession,
+    _session: ConsoleSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
@@ -191,7 +193,6 @@ async fn create(
     session: WriteSession,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let ttl_secs = ttl(&form)?;
     start(&state, &session, Scope::Workspace, ttl_secs).await
 }
@@ -202,7 +203,6 @@ async fn create_for_contact(
     path: web::Path<String>,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
@@ -225,7 +225,6 @@ async fn delete(
     session: WriteSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);

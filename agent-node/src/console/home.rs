@@ -1,7 +1,7 @@
 //! `GET /`: the console home page (workspace and node overview). Later pages (inbox,
 //! knowledge base, exports) sit beside it, each taking a [`ConsoleSession`].
 
-use super::{ConsoleError, ConsoleSession, ConsoleState};
+use super::{access::Nav, ConsoleError, ConsoleSession, ConsoleState};
 use crate::store::SUSPENDED_KEY;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
+    nav: Nav,
     workspace_name: &'a str,
     workspace_slug: &'a str,
     node_id: &'a str,
@@ -38,7 +39,7 @@ pub fn human_duration(secs: u64) -> String {
 /// `GET /`.
 pub async fn home(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     let st = state.clone();
     let suspended = web::block(move || st.store.meta(SUSPENDED_KEY)).await??;
@@ -47,6 +48,7 @@ pub async fn home(
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "unknown".to_owned());
     let page = HomePage {
+        nav: Nav::for_session(&session),
         workspace_name: &state.workspace.name,
         workspace_slug: &state.workspace.slug,
         node_id: state.node_id.as_str(),

@@ -6,6 +6,7 @@
 //! fewer, and the assistant never answers over a person): the reply form is always
 //! there, and says so while the assistant is in charge.
 
+use super::access::Nav;
 use super::{
     human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
     WriteSession,
@@ -114,6 +115,8 @@ impl From<ConversationSummary> for Row {
 #[derive(Template)]
 #[template(path = "inbox.html")]
 struct InboxPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     filter: &'static str,
     tabs: Vec<Tab>,
     rows: Vec<Row>,
@@ -161,6 +164,8 @@ impl From<Message> for Line {
 #[derive(Template)]
 #[template(path = "inbox_conversation.html")]
 struct ConversationPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     id: String,
     contact_id: String,
     contact_name: String,
@@ -195,7 +200,7 @@ async fn rows(state: &ConsoleState, filter: Filter) -> Result<Vec<Row>, ConsoleE
 /// `GET /inbox[?status=open|human|closed|all]`.
 pub async fn index(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let filter = Filter::parse(query.status.as_deref());
@@ -221,6 +226,7 @@ pub async fn index(
     })
     .await??;
     render(&InboxPage {
+        nav: Nav::for_session(&session),
         filter: filter.as_str(),
         tabs: tabs(filter),
         rows: rows(&state, filter).await?,
@@ -243,7 +249,7 @@ pub async fn list_fragment(
 /// `GET /inbox/{id}`: the transcript and the controls.
 pub async fn conversation(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
@@ -261,6 +267,7 @@ pub async fn conversation(
     })
     .await??;
     render(&ConversationPage {
+        nav: Nav::for_session(&session),
         contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
         status: conv.status.as_str(),
         status_label: conv.status.label(),

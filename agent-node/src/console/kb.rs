@@ -3,6 +3,7 @@
 //! Uploads are streamed: the file field is read chunk by chunk and the request is refused
 //! with 413 as soon as it passes [`MAX_UPLOAD_BYTES`], before anything is stored.
 
+use super::access::Nav;
 use super::{
     render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
 };
@@ -111,6 +112,8 @@ struct HitRow {
 #[derive(Template)]
 #[template(path = "kb.html")]
 struct KbPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     query: String,
     searched: bool,
     hits: Vec<HitRow>,
@@ -120,6 +123,8 @@ struct KbPage {
 #[derive(Template)]
 #[template(path = "kb_document.html")]
 struct DocumentPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     doc: DocRow,
     chunks: Vec<Vec<String>>,
 }
@@ -137,7 +142,7 @@ fn lines(text: &str) -> Vec<String> {
 /// `GET /kb[?q=…]`: the documents, and search results when `q` is given.
 pub async fn index(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let q: String = query
@@ -161,6 +166,7 @@ pub async fn index(
     .await?
     .map_err(kb_error)?;
     render(&KbPage {
+        nav: Nav::for_session(&session),
         searched: !q.is_empty(),
         query: q,
         hits: hits
@@ -179,7 +185,7 @@ pub async fn index(
 /// `GET /kb/{id}`: one document's passages.
 pub async fn document(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = id.into_inner();
@@ -192,6 +198,7 @@ pub async fn document(
         .map_err(kb_error)?;
     let (doc, chunks) = found.ok_or(ConsoleError::NotFound)?;
     render(&DocumentPage {
+        nav: Nav::for_session(&session),
         doc: doc.into(),
         chunks: chunks.iter().map(|c| lines(c)).collect(),
     })
@@ -327,7 +334,7 @@ pub async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::tests::{fixture, token, Fixture};
+    use crate::console::tests::{fixture, token_with_scopes, Fixture, ADMIN};
     use crate::console::{routes, security_headers, session::SESSION_COOKIE};
     use actix_web::cookie::Cookie;
     use actix_web::http::StatusCode;
@@ -350,7 +357,8 @@ mod tests {
 
     macro_rules! sign_in {
         ($app:expr, $f:expr) => {{
-            let t = token(&$f, $f.data.node_id.as_str(), 120);
+            // the knowledge base needs `knowledge_base`: an admin's token
+            let t = token_with_scopes(&$f, $f.data.node_id.as_str(), 120, ADMIN);
             let r = at::call_service(
                 &$app,
                 at::TestRequest::get()

@@ -3,10 +3,13 @@
 //! the CP, so content never passes through the CP (DESIGN §3).
 //!
 //! Access starts at `GET /auth/handoff?token=…` with a capability token the CP signed;
-//! the node burns its `jti` and opens its own session. Every other page takes a
-//! [`ConsoleSession`] argument, the extractor that refuses requests without a valid
-//! session, so a new page cannot forget the check.
+//! the node burns its `jti` and opens its own session. What every other route needs —
+//! nothing, a signed link, or a session with a given scope — is one table,
+//! [`access::ROUTES`], enforced by [`access::guard`] around all of them; pages take the
+//! [`ConsoleSession`] the guard found. A route missing from the table is refused, and the
+//! route-coverage test names it.
 
+pub mod access;
 pub mod agents;
 pub mod contacts;
 pub mod error;
@@ -112,22 +115,27 @@ pub fn security_headers() -> DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
-/// The console routes.
+/// The console routes, all behind the access guard. Configure them last: their scope
+/// has an empty prefix, so it takes every path no earlier service matched.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/static/outpost.css", web::get().to(stylesheet))
-        .route("/static/htmx.min.js", web::get().to(htmx))
-        .route("/auth/handoff", web::get().to(handoff::handoff))
-        .route("/logout", web::post().to(handoff::logout))
-        .route("/", web::get().to(home::home))
-        .configure(inbox::routes)
-        .configure(contacts::routes)
-        .configure(kb::routes)
-        .configure(agents::routes)
-        .configure(settings::routes)
-        .configure(exports::routes)
-        .configure(retention::routes)
-        .default_service(web::to(not_found));
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(access::guard))
+            .route("/healthz", web::get().to(healthz))
+            .route("/static/outpost.css", web::get().to(stylesheet))
+            .route("/static/htmx.min.js", web::get().to(htmx))
+            .route("/auth/handoff", web::get().to(handoff::handoff))
+            .route("/logout", web::post().to(handoff::logout))
+            .route("/", web::get().to(home::home))
+            .configure(inbox::routes)
+            .configure(contacts::routes)
+            .configure(kb::routes)
+            .configure(agents::routes)
+            .configure(settings::routes)
+            .configure(exports::routes)
+            .configure(retention::routes),
+    )
+    .default_service(web::to(not_found));
 }
 
 /// Renders a page as a 200 HTML response.
@@ -292,7 +300,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn token(f: &Fixture, node: &str, exp_in: i64) -> String {
-        token_with_scopes(f, node, exp_in, &["console", "inbox"])
+        token_with_scopes(f, node, exp_in, MEMBER)
     }
 
     /// A capability token carrying `scopes` (the CP derives them from the role).
@@ -483,16 +491,24 @@ pub(crate) mod tests {
         }
     }
 
-    /// Every route registered in the console's sources (path and method of each `route` call).
+    /// Every route registered in the console's sources (method and path of each `route`
+    /// call outside the tests). Registering any other way (`web::resource`, another
+    /// `service`) would hide a route from this scan, so it fails the scan instead.
     fn console_routes() -> Vec<(String, String)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
         let mut out = vec![];
+        let mut services = 0;
         for e in std::fs::read_dir(dir).expect("console dir").flatten() {
-            let text: String = std::fs::read_to_string(e.path())
-                .expect("source")
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
+            let source = std::fs::read_to_string(e.path()).expect("source");
+            // Routes registered by tests are not console routes.
+            let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+            let text: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(
+                !text.contains("web::resource(") && !text.contains("web::service("),
+                "{}: register console routes with `.route(\"…\", web::get()|post())` so the route scan sees them",
+                e.path().display()
+            );
+            services += text.matches(".service(").count();
             for part in text.split(".route(\"").skip(1) {
                 let (path, rest) = part.split_once('"').expect("path");
                 let method = rest
@@ -503,43 +519,335 @@ pub(crate) mod tests {
                 out.push((method, path.to_owned()));
             }
         }
+        assert_eq!(services, 1, "one `.service`: the guarded scope in `routes`");
         out.sort();
         out.dedup();
         out
     }
 
-    /// Invariant 2 on the node: every console route but the public ones answers 401
-    /// without a session, so a new page cannot forget its `ConsoleSession`. Export
-    /// downloads are authorized by their signed link instead: 403 without one.
+    /// A session stored as the handoff stores one, with exactly `scopes`; its cookie.
+    fn session_with(f: &Fixture, scopes: &[&str]) -> actix_web::cookie::Cookie<'static> {
+        let value = outpost_crypto::random_token();
+        let now = store::now();
+        let stored = store::Session {
+            user_id: "user-1".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            expires_at: now + 600,
+        };
+        assert!(f
+            .data
+            .store
+            .sign_in(
+                &outpost_crypto::random_token(),
+                now + 60,
+                &outpost_crypto::token_hash(&value),
+                &stored
+            )
+            .expect("sign in"));
+        actix_web::cookie::Cookie::new(session::SESSION_COOKIE, value)
+    }
+
+    /// Invariant 2 on the node: every route the console's sources register is declared
+    /// in `access::ROUTES` (and nothing else is), and each answers as declared: a page
+    /// answers 401 without a session, the 403 page naming its scope to a session with
+    /// every other scope, and lets a session with just `console` and its scope through;
+    /// export downloads answer 403 without a signed link. A new route without a declared
+    /// scope fails here.
     #[actix_web::test]
-    async fn every_console_route_needs_a_session() {
-        const PUBLIC: &[&str] = &["/healthz", "/static/outpost.css", "/static/htmx.min.js"];
-        const SIGNED: &[&str] = &["/exports/{id}/download"];
+    async fn every_console_route_declares_its_scope() {
         let f = fixture();
         let app = app!(f.data);
-        let routes = console_routes();
-        assert!(routes.len() >= 25, "the scan still works: {routes:?}");
-        for (method, pattern) in routes {
-            if PUBLIC.contains(&pattern.as_str()) {
-                continue;
+        let registered = console_routes();
+        assert!(
+            registered.len() >= 25,
+            "the scan still works: {registered:?}"
+        );
+        for (method, pattern) in &registered {
+            assert!(
+                access::need_of(&method.to_uppercase(), pattern).is_some(),
+                "{method} {pattern} is registered but not in console::access::ROUTES: declare what it needs"
+            );
+        }
+        for r in access::ROUTES {
+            assert!(
+                registered.contains(&(r.method.to_lowercase(), r.pattern.to_owned())),
+                "console::access::ROUTES declares {} {} but no section registers it",
+                r.method,
+                r.pattern
+            );
+        }
+
+        // The policy said a second way, by section, so a slip in the table shows.
+        let expected = |r: &access::Route| -> access::Need {
+            use access::{Need::*, Scope::*};
+            let p = r.pattern;
+            match p {
+                "/healthz" | "/static/outpost.css" | "/static/htmx.min.js" | "/auth/handoff" => {
+                    Public
+                }
+                "/exports/{id}/download" => SignedLink,
+                "/" | "/logout" => Session(Console),
+                "/contacts/{id}/erase" | "/erasures" => Session(Settings),
+                "/contacts/{id}/export" => Session(Exports),
+                _ if p.starts_with("/inbox") || p.starts_with("/contacts") => Session(Inbox),
+                _ if p.starts_with("/kb") => Session(KnowledgeBase),
+                _ if p.starts_with("/settings") || p.starts_with("/agents") => Session(Settings),
+                _ if p.starts_with("/exports") => Session(Exports),
+                _ => panic!("no rule in this test for {} {p}: add one", r.method),
             }
-            let uri = pattern
+        };
+        for r in access::ROUTES {
+            assert_eq!(r.need, expected(r), "{} {}", r.method, r.pattern);
+        }
+
+        for r in access::ROUTES {
+            let uri = r
+                .pattern
                 .replace("{id}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a10")
                 .replace("{fid}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a11")
                 .replace("{kind}", "openai_api_key");
-            let req = match method.as_str() {
-                "get" => at::TestRequest::get(),
-                "post" => at::TestRequest::post(),
-                other => panic!("unexpected method {other} for {pattern}"),
+            let call = |cookie: Option<actix_web::cookie::Cookie<'static>>| {
+                let req = match r.method {
+                    "GET" => at::TestRequest::get(),
+                    "POST" => at::TestRequest::post(),
+                    other => panic!("unexpected method {other} for {}", r.pattern),
+                };
+                let req = req.uri(&uri);
+                match cookie {
+                    Some(c) => req.cookie(c).to_request(),
+                    None => req.to_request(),
+                }
             };
-            let r = at::call_service(&app, req.uri(&uri).to_request()).await;
-            let expected = if SIGNED.contains(&pattern.as_str()) {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            assert_eq!(r.status(), expected, "{method} {pattern}");
+            let what = format!("{} {}", r.method, r.pattern);
+            let anonymous = at::call_service(&app, call(None)).await.status();
+            match r.need {
+                access::Need::Public => {}
+                access::Need::SignedLink => assert_eq!(anonymous, StatusCode::FORBIDDEN, "{what}"),
+                access::Need::Session(scope) => {
+                    assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{what}");
+
+                    let others: Vec<&str> = access::Scope::ALL
+                        .iter()
+                        .filter(|s| **s != scope)
+                        .map(|s| s.as_str())
+                        .collect();
+                    let refused =
+                        at::call_service(&app, call(Some(session_with(&f, &others)))).await;
+                    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{what}");
+                    let page =
+                        String::from_utf8(at::read_body(refused).await.to_vec()).expect("utf8");
+                    assert!(
+                        page.contains(&format!(
+                            "Your role in this workspace does not include {}. Ask a workspace owner or admin.",
+                            scope.what()
+                        )),
+                        "{what}: {page}"
+                    );
+
+                    let through = at::call_service(
+                        &app,
+                        call(Some(session_with(&f, &["console", scope.as_str()]))),
+                    )
+                    .await
+                    .status();
+                    assert!(
+                        ![
+                            StatusCode::UNAUTHORIZED,
+                            StatusCode::FORBIDDEN,
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        ]
+                        .contains(&through),
+                        "{what} with its scope: {through}"
+                    );
+                }
+            }
         }
+    }
+
+    /// A page outside the table is refused, not served: its `ConsoleSession` argument
+    /// only exists when the guard found the session.
+    #[actix_web::test]
+    async fn a_page_the_guard_did_not_check_is_refused() {
+        let f = fixture();
+        let app = at::init_service(
+            actix_web::App::new()
+                .app_data(f.data.clone())
+                .route(
+                    "/undeclared",
+                    web::get().to(|_: ConsoleSession| async { HttpResponse::Ok().finish() }),
+                )
+                .configure(routes),
+        )
+        .await;
+        let cookie = session_with(&f, &access::Scope::ALL.map(|s| s.as_str()));
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/undeclared")
+                .cookie(cookie)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    /// Scopes per role, as `control-plane` `workspaces::console_link` signs them.
+    pub(crate) const MEMBER: &[&str] = &["console", "inbox"];
+    /// See [`MEMBER`].
+    pub(crate) const ADMIN: &[&str] =
+        &["console", "inbox", "settings", "knowledge_base", "exports"];
+    /// See [`MEMBER`].
+    pub(crate) const OWNER: &[&str] = &[
+        "console",
+        "inbox",
+        "settings",
+        "knowledge_base",
+        "exports",
+        "billing",
+    ];
+
+    /// Signs in through the handoff with a token carrying `scopes`; the session cookie.
+    macro_rules! sign_in_with {
+        ($app:expr, $f:expr, $scopes:expr) => {{
+            let t = token_with_scopes(&$f, $f.data.node_id.as_str(), 120, $scopes);
+            let r = at::call_service(
+                &$app,
+                at::TestRequest::get()
+                    .uri(&format!("/auth/handoff?token={t}"))
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            r.response()
+                .cookies()
+                .find(|c| c.name() == session::SESSION_COOKIE)
+                .expect("session cookie")
+                .into_owned()
+        }};
+    }
+
+    #[actix_web::test]
+    async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
+        let f = fixture();
+        let content = crate::content::Content::new(f.data.store.clone(), &f.data.master);
+        let contact = content
+            .contact_for_identity("telegram", "777", Some("Maria Lopez"))
+            .expect("contact");
+        let app = app!(f.data);
+        let member = sign_in_with!(app, f, MEMBER);
+        let admin = sign_in_with!(app, f, ADMIN);
+        let owner = sign_in_with!(app, f, OWNER);
+        let get = |uri: &str, cookie: &actix_web::cookie::Cookie<'static>| {
+            at::TestRequest::get()
+                .uri(uri)
+                .cookie(cookie.clone())
+                .to_request()
+        };
+        let contact_page = format!("/contacts/{contact}");
+        let everyone = ["/", "/inbox", "/contacts", contact_page.as_str()];
+        let admins_only = [
+            ("/kb", "the knowledge base"),
+            ("/kb?q=parking", "the knowledge base"),
+            ("/agents", "settings"),
+            ("/settings", "settings"),
+            ("/settings/retention", "settings"),
+            ("/erasures", "settings"),
+            ("/exports", "exports"),
+        ];
+
+        for uri in everyone {
+            let r = at::call_service(&app, get(uri, &member)).await;
+            assert_eq!(r.status(), StatusCode::OK, "member {uri}");
+        }
+        for (uri, what) in admins_only {
+            let r = at::call_service(&app, get(uri, &member)).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "member {uri}");
+            assert!(
+                r.headers().contains_key("content-security-policy"),
+                "the 403 page has the usual headers"
+            );
+            let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+            assert!(body.contains("Not allowed for your role"), "{body}");
+            assert!(
+                body.contains(&format!(
+                    "Your role in this workspace does not include {what}. Ask a workspace owner or admin."
+                )),
+                "{uri}: {body}"
+            );
+        }
+        for cookie in [&admin, &owner] {
+            for uri in everyone
+                .into_iter()
+                .chain(admins_only.iter().map(|(u, _)| *u))
+            {
+                let r = at::call_service(&app, get(uri, cookie)).await;
+                assert_eq!(r.status(), StatusCode::OK, "admin/owner {uri}");
+            }
+        }
+
+        // the navigation shows what the role may open, the contact page what it may do
+        let nav = |body: &str| -> Vec<String> {
+            let nav = body
+                .split(r#"<nav class="tabs" aria-label="Console">"#)
+                .nth(1)
+                .and_then(|rest| rest.split("</nav>").next())
+                .expect("console nav")
+                .to_owned();
+            nav.split("href=\"")
+                .skip(1)
+                .filter_map(|h| h.split('"').next())
+                .map(str::to_owned)
+                .collect()
+        };
+        let body =
+            |r| async move { String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8") };
+        let member_home = body(at::call_service(&app, get("/", &member)).await).await;
+        assert_eq!(nav(&member_home), ["/", "/inbox", "/contacts"]);
+        let admin_home = body(at::call_service(&app, get("/inbox", &admin)).await).await;
+        assert_eq!(
+            nav(&admin_home),
+            [
+                "/",
+                "/inbox",
+                "/contacts",
+                "/kb",
+                "/agents",
+                "/exports",
+                "/settings"
+            ]
+        );
+        let erase_form = format!(r#"action="/contacts/{contact}/erase""#);
+        let export_form = format!(r#"action="/contacts/{contact}/export""#);
+        let page = body(at::call_service(&app, get(&contact_page, &member)).await).await;
+        assert!(page.contains("Maria Lopez"));
+        assert!(
+            !page.contains(&erase_form) && !page.contains(&export_form),
+            "{page}"
+        );
+        let page = body(at::call_service(&app, get(&contact_page, &admin)).await).await;
+        assert!(
+            page.contains(&erase_form) && page.contains(&export_form),
+            "{page}"
+        );
+
+        // erasing is an admin's decision: a member's request changes nothing
+        let erase = |cookie: &actix_web::cookie::Cookie<'static>| {
+            at::TestRequest::post()
+                .uri(&format!("/contacts/{contact}/erase"))
+                .insert_header(("origin", "http://acme-dental.localhost:40123"))
+                .cookie(cookie.clone())
+                .set_form([("confirm", "erase")])
+                .to_request()
+        };
+        let r = at::call_service(&app, erase(&member)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(
+            content.contact(&contact).expect("get").is_some(),
+            "still there"
+        );
+        let r = at::call_service(&app, erase(&admin)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(content.contact(&contact).expect("get").is_none(), "erased");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Console page: data retention (Settings → Data retention). Changing a period first
 //! shows a preview — "this will delete 1,204 messages older than …" — computed with the
 //! query the sweep uses; saving needs that preview's confirmation. Needs the `settings`
-//! scope (admins, owners).
+//! scope (admins, owners; see `console::access`).
 
+use super::access::Nav;
 use super::{
     human_time, render, see_other, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
 };
@@ -29,13 +30,12 @@ struct LastSweep {
 #[derive(Template)]
 #[template(path = "retention.html")]
 struct RetentionPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     rows: Vec<Row>,
     last: Option<LastSweep>,
     preview: Option<Vec<String>>,
 }
-
-/// The scope a session needs for retention settings.
-const SCOPE: &str = "settings";
 
 /// `1,204`.
 fn thousands(n: i64) -> String {
@@ -56,6 +56,7 @@ fn thousands(n: i64) -> String {
 
 fn page_for(
     state: &ConsoleState,
+    nav: Nav,
     policies: &[Policy],
     preview: Option<Vec<String>>,
 ) -> Result<RetentionPage, ConsoleError> {
@@ -66,6 +67,7 @@ fn page_for(
         exports: s.exports_deleted,
     });
     Ok(RetentionPage {
+        nav,
         rows: policies
             .iter()
             .map(|p| Row {
@@ -85,10 +87,10 @@ async fn page(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
+    let nav = Nav::for_session(&session);
     let page = web::block(move || {
         let policies = retention::policies(&state.store)?;
-        page_for(&state, &policies, None)
+        page_for(&state, nav, &policies, None)
     })
     .await??;
     render(&page)
@@ -149,11 +151,13 @@ fn describe(state: &ConsoleState, policies: &[Policy]) -> Result<Vec<String>, Co
 /// The page with the preview of `policies`, to confirm before they are saved.
 async fn render_preview(
     state: web::Data<ConsoleState>,
+    session: &ConsoleSession,
     policies: Vec<Policy>,
 ) -> Result<HttpResponse, ConsoleError> {
+    let nav = Nav::for_session(session);
     let page = web::block(move || {
         let lines = describe(&state, &policies)?;
-        page_for(&state, &policies, Some(lines))
+        page_for(&state, nav, &policies, Some(lines))
     })
     .await??;
     render(&page)
@@ -164,8 +168,7 @@ async fn preview(
     session: WriteSession,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
-    render_preview(state, parse(&form)?).await
+    render_preview(state, &session, parse(&form)?).await
 }
 
 async fn save(
@@ -173,11 +176,10 @@ async fn save(
     session: WriteSession,
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let policies = parse(&form)?;
     if form.get("confirm").map(String::as_str) != Some("yes") {
         // Saving always goes through the preview.
-        return render_preview(state, policies).await;
+        return render_preview(state, &session, policies).await;
     }
     let actor = session.user_id.clone();
     let saved = policies.clone();
@@ -206,7 +208,6 @@ async fn sweep_now(
     state: web::Data<ConsoleState>,
     session: WriteSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    session.require_scope(SCOPE)?;
     let result = web::block(move || {
         let content = super::inbox::content(&state);
         retention::sweep(

@@ -1,12 +1,13 @@
 //! Console sessions: a random cookie (`outpost_node_session`) whose SHA-256 is stored in
 //! `node.db` with the user id, scopes and a 12-hour expiry. [`ConsoleSession`] is the
-//! extractor every console page takes.
+//! extractor every console page takes; the access guard (`console::access`) loads it and
+//! checks its scopes before the page runs.
 
 use super::{ConsoleError, ConsoleState};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
-use std::future::Future;
+use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 /// Name of the session cookie.
@@ -14,8 +15,10 @@ pub const SESSION_COOKIE: &str = "outpost_node_session";
 /// Session lifetime, seconds.
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 
-/// A signed-in console user. Taking it as a handler argument is what makes a page
-/// require a session: requests without a valid one get the 401 page.
+/// A signed-in console user whose scopes cover the page. Taking it as a handler argument
+/// is what makes a page require a session: the access guard has already answered a
+/// request without a valid one with the 401 page, and one whose role lacks the route's
+/// scope with the 403 page.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {
     /// CP user id.
@@ -26,38 +29,23 @@ pub struct ConsoleSession {
 }
 
 impl ConsoleSession {
-    /// Whether the session carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-
-    /// `Ok` when the session carries `scope`, else the 403 page naming it.
-    pub fn require_scope(&self, scope: &'static str) -> Result<(), ConsoleError> {
-        if self.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(ConsoleError::MissingScope(scope))
-        }
-    }
-
     /// Hash of the session cookie (the session's key in the database).
     pub(crate) fn token_hash(&self) -> &str {
         &self.token_hash
     }
-}
 
-impl FromRequest for ConsoleSession {
-    type Error = ConsoleError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+    /// The session the request's cookie names, or `Unauthorized`. The access guard
+    /// calls it; pages take the session the guard found.
+    pub(crate) fn load(
+        req: &HttpRequest,
+    ) -> impl Future<Output = Result<ConsoleSession, ConsoleError>> + 'static {
         // Our tokens are 43 characters; anything much longer is not one of ours.
         let token = req
             .cookie(SESSION_COOKIE)
             .map(|c| c.value().to_owned())
             .filter(|v| !v.is_empty() && v.len() <= 128);
         let state = req.app_data::<web::Data<ConsoleState>>().cloned();
-        Box::pin(async move {
+        async move {
             let token = token.ok_or(ConsoleError::Unauthorized)?;
             let state = state
                 .ok_or_else(|| ConsoleError::Internal(anyhow::anyhow!("console state missing")))?;
@@ -71,7 +59,25 @@ impl FromRequest for ConsoleSession {
                 scopes: session.scopes,
                 token_hash,
             })
-        })
+        }
+    }
+}
+
+impl FromRequest for ConsoleSession {
+    type Error = ConsoleError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req.extensions().get::<ConsoleSession>().cloned();
+        ready(found.ok_or_else(|| {
+            // Only a route missing from `access::ROUTES` gets here: the guard let it
+            // through as an unknown page. Refuse it rather than serve it without a check.
+            tracing::error!(
+                route = req.match_pattern().unwrap_or_default(),
+                "console route not declared in access::ROUTES; refused"
+            );
+            ConsoleError::Internal(anyhow::anyhow!("console route without a declared scope"))
+        }))
     }
 }
 
@@ -142,16 +148,16 @@ pub fn removal_cookie(secure: bool) -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::access::Scope;
     use crate::console::tests::fixture;
     use actix_web::test::TestRequest;
 
     async fn extract(req: TestRequest) -> Result<ConsoleSession, ConsoleError> {
-        let (req, mut payload) = req.to_http_parts();
-        ConsoleSession::from_request(&req, &mut payload).await
+        ConsoleSession::load(&req.to_http_request()).await
     }
 
     #[actix_web::test]
-    async fn the_extractor_refuses_missing_unknown_and_expired_cookies() {
+    async fn loading_refuses_missing_unknown_and_expired_cookies() {
         let f = fixture();
         let with_state = || TestRequest::default().app_data(f.data.clone());
 
@@ -201,7 +207,7 @@ mod tests {
             .await
             .expect("valid session");
         assert_eq!(found.user_id, "u1");
-        assert!(found.has_scope("console") && !found.has_scope("billing"));
+        assert!(found.has_scope(Scope::Console) && !found.has_scope(Scope::Settings));
         let expired = extract(with_state().cookie(Cookie::new(SESSION_COOKIE, old))).await;
         assert!(matches!(expired, Err(ConsoleError::Unauthorized)));
     }

@@ -2,6 +2,7 @@
 //! the node's master key and never leaves the node; the page shows only its kind,
 //! fingerprint, last four characters and when it was added.
 
+use super::access::Nav;
 use super::{render, see_other, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::secrets::{SecretKind, SecretMeta, SecretSource, SecretStore};
 use actix_web::{web, HttpResponse};
@@ -20,6 +21,8 @@ struct Row {
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
     rows: Vec<Row>,
 }
 
@@ -39,7 +42,7 @@ fn when(t: &i64) -> String {
 
 async fn page(
     state: web::Data<ConsoleState>,
-    _session: ConsoleSession,
+    session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     let secrets = store(&state);
     let stored = web::block(move || secrets.list()).await??;
@@ -50,7 +53,10 @@ async fn page(
             meta: stored.iter().find(|m| m.kind == *k).cloned(),
         })
         .collect();
-    render(&SettingsPage { rows })
+    render(&SettingsPage {
+        nav: Nav::for_session(&session),
+        rows,
+    })
 }
 
 #[derive(Deserialize)]
@@ -106,7 +112,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::MAX_SECRET_CHARS;
-    use crate::console::tests::{fixture, token};
+    use crate::console::tests::{fixture, token_with_scopes, ADMIN};
     use crate::console::{routes, security_headers};
     use actix_web::{http::StatusCode, test as at, App};
 
@@ -120,7 +126,7 @@ mod tests {
                 .configure(routes),
         )
         .await;
-        let t = token(&f, f.data.node_id.as_str(), 120);
+        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
         let r = at::call_service(
             &app,
             at::TestRequest::get()

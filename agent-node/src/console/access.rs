@@ -1,0 +1,357 @@
+//! Who may use which console route. One table, [`ROUTES`], says what every route the
+//! console registers needs; [`guard`] enforces it on every request, before any handler
+//! or extractor reads the request; the navigation shows a link only where the same
+//! table lets the session in.
+//!
+//! Scopes come from the capability token the CP signs for the user's workspace role
+//! (`control-plane` `workspaces::console_link`): members get `console` and `inbox`;
+//! admins add `settings`, `knowledge_base` and `exports`; owners add `billing`, which
+//! only CP pages use. A scope the node does not know is carried and ignored.
+//!
+//! A route missing from the table is not served as a page: the guard lets the request
+//! through without a session, so its [`ConsoleSession`] argument refuses it (500, logged
+//! with the route pattern). `console::tests::every_console_route_declares_its_scope`
+//! fails for it first — and also for a handler that takes no session at all, which
+//! nothing at run time could tell from a public one.
+
+use super::{ConsoleError, ConsoleSession};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage as _;
+use std::sync::LazyLock;
+
+/// A scope a console session can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every session: the overview and signing out.
+    Console,
+    /// The inbox, conversations, contacts and their notes and follow-ups (every role).
+    Inbox,
+    /// The knowledge base: documents, upload, delete, search (admins and owners).
+    KnowledgeBase,
+    /// Settings: provider keys, agents, retention, erasure (admins and owners).
+    Settings,
+    /// Exports of the workspace or of one contact (admins and owners).
+    Exports,
+}
+
+impl Scope {
+    /// Every scope the node checks.
+    pub const ALL: [Scope; 5] = [
+        Scope::Console,
+        Scope::Inbox,
+        Scope::KnowledgeBase,
+        Scope::Settings,
+        Scope::Exports,
+    ];
+
+    /// Its name in the capability token.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Console => "console",
+            Scope::Inbox => "inbox",
+            Scope::KnowledgeBase => "knowledge_base",
+            Scope::Settings => "settings",
+            Scope::Exports => "exports",
+        }
+    }
+
+    /// What it opens, as the 403 page says it: "Your role in this workspace does not
+    /// include {what}."
+    pub const fn what(self) -> &'static str {
+        match self {
+            Scope::Console => "this console",
+            Scope::Inbox => "the inbox and contacts",
+            Scope::KnowledgeBase => "the knowledge base",
+            Scope::Settings => "settings",
+            Scope::Exports => "exports",
+        }
+    }
+}
+
+/// What a request to a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the health check, static assets, and the sign-in handoff (whose token
+    /// is checked by the handler itself).
+    Public,
+    /// No session: the link's HMAC signature and expiry are the authorization (export
+    /// downloads, which can be handed to the contact an export is about).
+    SignedLink,
+    /// A session carrying this scope.
+    Session(Scope),
+}
+
+/// One console route: method, pattern as registered, and what it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The pattern exactly as the section registers it (`/contacts/{id}`).
+    pub pattern: &'static str,
+    /// What a request needs.
+    pub need: Need,
+}
+
+const fn get(pattern: &'static str, need: Need) -> Route {
+    Route {
+        method: "GET",
+        pattern,
+        need,
+    }
+}
+
+const fn post(pattern: &'static str, need: Need) -> Route {
+    Route {
+        method: "POST",
+        pattern,
+        need,
+    }
+}
+
+const CONSOLE: Need = Need::Session(Scope::Console);
+const INBOX: Need = Need::Session(Scope::Inbox);
+const KNOWLEDGE_BASE: Need = Need::Session(Scope::KnowledgeBase);
+const SETTINGS: Need = Need::Session(Scope::Settings);
+const EXPORTS: Need = Need::Session(Scope::Exports);
+
+/// Erasing a contact, and the record of erasures, need `settings` (admins and owners),
+/// not `inbox`. An erasure deletes the contact's key, conversations, messages, notes
+/// and follow-ups at once and cannot be undone; members work the inbox (reply, take
+/// over, annotate) but do not decide what the workspace destroys. It sits with the
+/// retention periods, also `settings`, which erase inactive contacts on a schedule:
+/// whoever may set those may erase one contact by hand. Not `exports`: that scope
+/// reads data out, this one destroys it.
+pub const ERASURE: Need = SETTINGS;
+
+/// Every console route and what it needs. The guard consults it on each request; the
+/// route-coverage test checks it against the routes the sources register.
+pub const ROUTES: &[Route] = &[
+    // mod.rs and handoff.rs
+    get("/healthz", Need::Public),
+    get("/static/outpost.css", Need::Public),
+    get("/static/htmx.min.js", Need::Public),
+    get("/auth/handoff", Need::Public),
+    post("/logout", CONSOLE),
+    // home.rs
+    get("/", CONSOLE),
+    // inbox.rs: reading, replying, taking over and handing back conversations
+    get("/inbox", INBOX),
+    get("/inbox/list", INBOX),
+    get("/inbox/{id}", INBOX),
+    get("/inbox/{id}/messages", INBOX),
+    post("/inbox/{id}/reply", INBOX),
+    post("/inbox/{id}/takeover", INBOX),
+    post("/inbox/{id}/handback", INBOX),
+    post("/inbox/{id}/close", INBOX),
+    // contacts.rs: the CRM
+    get("/contacts", INBOX),
+    get("/contacts/{id}", INBOX),
+    post("/contacts/{id}", INBOX),
+    post("/contacts/{id}/notes", INBOX),
+    post("/contacts/{id}/followups", INBOX),
+    post("/contacts/{id}/followups/{fid}/done", INBOX),
+    post("/contacts/{id}/erase", ERASURE),
+    get("/erasures", ERASURE),
+    // kb.rs
+    get("/kb", KNOWLEDGE_BASE),
+    post("/kb/upload", KNOWLEDGE_BASE),
+    get("/kb/{id}", KNOWLEDGE_BASE),
+    post("/kb/{id}/delete", KNOWLEDGE_BASE),
+    // agents.rs: the agents' configuration, embed snippets and preview
+    get("/agents", SETTINGS),
+    get("/agents/{id}/preview", SETTINGS),
+    // settings.rs: provider keys (status, set, remove)
+    get("/settings", SETTINGS),
+    post("/settings/secrets", SETTINGS),
+    post("/settings/secrets/{kind}/delete", SETTINGS),
+    // retention.rs
+    get("/settings/retention", SETTINGS),
+    post("/settings/retention", SETTINGS),
+    post("/settings/retention/preview", SETTINGS),
+    post("/settings/retention/sweep", SETTINGS),
+    // exports.rs
+    get("/exports", EXPORTS),
+    post("/exports", EXPORTS),
+    get("/exports/{id}/row", EXPORTS),
+    post("/exports/{id}/delete", EXPORTS),
+    post("/contacts/{id}/export", EXPORTS),
+    get("/exports/{id}/download", Need::SignedLink),
+];
+
+/// [`ROUTES`] with their patterns compiled once.
+static MATCHERS: LazyLock<Vec<(Route, ResourceDef)>> = LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|r| (*r, ResourceDef::new(r.pattern)))
+        .collect()
+});
+
+/// What a request needs: `None` when it reaches no declared route (an unknown page, or
+/// a route missing from the table: both end without a session), else the scopes to
+/// check — empty for public and signed-link routes. Where two patterns can match one
+/// path (`/inbox/list`, `/inbox/{id}`), every scope either needs is asked for.
+pub fn scopes_for(method: &str, path: &str) -> Option<Vec<Scope>> {
+    let mut found = None::<Vec<Scope>>;
+    for (route, def) in MATCHERS.iter() {
+        if route.method != method || !def.is_match(path) {
+            continue;
+        }
+        let scopes = found.get_or_insert_with(Vec::new);
+        if let Need::Session(s) = route.need {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+    }
+    found
+}
+
+/// What the route registered as `method pattern` needs, if it is declared.
+pub fn need_of(method: &str, pattern: &str) -> Option<Need> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.pattern == pattern)
+        .map(|r| r.need)
+}
+
+impl ConsoleSession {
+    /// Whether the session carries `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s == scope.as_str())
+    }
+
+    /// Whether this session may use the route registered as `method pattern`; pages use
+    /// it to leave out links and forms that would end on the 403 page.
+    pub fn may(&self, method: &str, pattern: &str) -> bool {
+        match need_of(method, pattern) {
+            Some(Need::Session(scope)) => self.has_scope(scope),
+            Some(Need::Public | Need::SignedLink) => true,
+            None => false,
+        }
+    }
+}
+
+/// The middleware around every console route: finds what the request needs in
+/// [`ROUTES`], and for a page that needs a session loads it (401 page without one) and
+/// checks its scopes (403 page naming the missing one), before the handler or any
+/// extractor runs — so a refused upload or form is never read. The session it found is
+/// what the page's [`ConsoleSession`] argument receives.
+pub async fn guard<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let needed = scopes_for(req.method().as_str(), req.match_info().as_str());
+    let Some(needed) = needed.filter(|n| !n.is_empty()) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let session = match ConsoleSession::load(req.request()).await {
+        Ok(s) => s,
+        Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+    };
+    if let Some(missing) = needed.iter().find(|s| !session.has_scope(**s)) {
+        // The user and the scope only: never the path or its query (docs/LOGGING.md).
+        tracing::info!(
+            user = %session.user_id,
+            scope = missing.as_str(),
+            "console request refused: missing scope"
+        );
+        return Ok(req
+            .error_response(ConsoleError::MissingScope(*missing))
+            .map_into_right_body());
+    }
+    req.extensions_mut().insert(session);
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+/// One link of the console's navigation.
+#[derive(Debug, Clone)]
+pub struct NavLink {
+    /// Where it goes (a declared `GET` route).
+    pub href: &'static str,
+    /// What it says.
+    pub label: &'static str,
+}
+
+/// The navigation every page shows, in order.
+pub const NAV: [(&str, &str); 7] = [
+    ("/", "Overview"),
+    ("/inbox", "Inbox"),
+    ("/contacts", "Contacts"),
+    ("/kb", "Knowledge base"),
+    ("/agents", "Agents"),
+    ("/exports", "Exports"),
+    ("/settings", "Settings"),
+];
+
+/// The navigation for one session: only the links it may follow (a member sees
+/// Overview, Inbox and Contacts). Every page template has one, because `base.html`
+/// renders it.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    /// The links, in order.
+    pub links: Vec<NavLink>,
+}
+
+impl Nav {
+    /// The links `session` may follow.
+    pub fn for_session(session: &ConsoleSession) -> Self {
+        Nav {
+            links: NAV
+                .iter()
+                .filter(|(href, _)| session.may("GET", href))
+                .map(|&(href, label)| NavLink { href, label })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_patterns_ask_for_every_scope_and_methods_are_apart() {
+        assert_eq!(scopes_for("GET", "/inbox/list"), Some(vec![Scope::Inbox]));
+        assert_eq!(
+            scopes_for("GET", "/kb/upload"),
+            Some(vec![Scope::KnowledgeBase]),
+            "GET reaches /kb/{{id}}, not the POST-only upload"
+        );
+        assert_eq!(scopes_for("GET", "/healthz"), Some(vec![]));
+        assert_eq!(scopes_for("GET", "/exports/x/download"), Some(vec![]));
+        assert_eq!(
+            scopes_for("POST", "/contacts/x/erase"),
+            Some(vec![Scope::Settings])
+        );
+        assert_eq!(scopes_for("GET", "/contacts/x/erase"), None);
+        assert_eq!(scopes_for("GET", "/nope"), None);
+        assert_eq!(scopes_for("DELETE", "/inbox"), None);
+    }
+
+    #[test]
+    fn every_route_is_declared_once_and_every_nav_link_is_a_page() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[..i]
+                    .iter()
+                    .any(|o| o.method == r.method && o.pattern == r.pattern),
+                "{} {} declared twice",
+                r.method,
+                r.pattern
+            );
+        }
+        for (href, _) in NAV {
+            assert!(
+                matches!(need_of("GET", href), Some(Need::Session(_))),
+                "nav link {href} is not a declared page"
+            );
+        }
+    }
+}
