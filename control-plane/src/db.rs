@@ -87,6 +87,49 @@ where
     .map_err(|e| AppError::internal(e.into()))?
 }
 
+/// Runs `f` in a transaction that takes the write lock up front on SQLite (`BEGIN
+/// IMMEDIATE`). A deferred transaction that reads and then writes cannot upgrade its lock
+/// while another connection writes: SQLite answers "database is locked" at once, without
+/// waiting out `busy_timeout`. Taking the lock first makes concurrent writers queue
+/// instead. PostgreSQL (and a nested call, which becomes a savepoint) use the ordinary
+/// transaction.
+pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConn::Sqlite(c) => {
+            let depth = AnsiTransactionManager::transaction_manager_status_mut(c)
+                .transaction_depth()?;
+            if depth.is_none() {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+                true
+            } else {
+                false
+            }
+        }
+        DbConn::Pg(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(f);
+    }
+    match f(conn) {
+        Ok(v) => match <DbConn as Connection>::TransactionManager::commit_transaction(conn) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            <DbConn as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
 /// Whether a diesel error is a unique-constraint violation (used for idempotent inserts
 /// that must behave the same on both backends).
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
@@ -118,4 +161,74 @@ pub fn now_ms() -> i64 {
 /// A fresh UUID v4 string.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut DbConn) -> i64 {
+        diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+            .get_result::<N>(conn)
+            .unwrap()
+            .n
+    }
+
+    /// Two writers that each read before writing: with deferred transactions the second
+    /// fails at once with "database is locked"; with `transaction` it waits its turn.
+    #[test]
+    fn sqlite_writers_that_read_first_queue_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(dir.path().join("t.sqlite").to_str().unwrap()).unwrap();
+        diesel::sql_query("CREATE TABLE t (v BIGINT NOT NULL)")
+            .execute(&mut pool.get().unwrap())
+            .unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    for _ in 0..25 {
+                        transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
+                            let before = count(c);
+                            std::thread::yield_now();
+                            diesel::sql_query(format!("INSERT INTO t (v) VALUES ({before})"))
+                                .execute(c)?;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut conn = pool.get().unwrap();
+        assert_eq!(count(&mut conn), 100);
+
+        // An error rolls back; a nested call is a savepoint inside the outer one.
+        let r = transaction::<(), diesel::result::Error, _>(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(c)?;
+            transaction::<_, diesel::result::Error, _>(c, |c| {
+                diesel::sql_query("INSERT INTO t (v) VALUES (2)").execute(c)
+            })?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(r.is_err());
+        assert_eq!(count(&mut conn), 100);
+        transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (3)").execute(c)
+        })
+        .unwrap();
+        assert_eq!(count(&mut conn), 101);
+    }
 }

@@ -228,7 +228,7 @@ pub fn invite(
     }
     let token = random_token();
     let id = db::new_id();
-    conn.transaction::<_, AppError, _>(|conn| {
+    db::transaction::<_, AppError, _>(conn, |conn| {
         diesel::update(
             invitations::table
                 .filter(invitations::workspace_id.eq(ws_id))
@@ -455,7 +455,7 @@ pub fn accept(
             return Ok(Err(why));
         }
     };
-    let outcome = conn.transaction::<_, AppError, _>(|conn| {
+    let outcome = db::transaction::<_, AppError, _>(conn, |conn| {
         let user_id = crate::accounts::find_or_create_user(conn, &inv.email)?;
         let n = diesel::update(
             invitations::table
@@ -657,7 +657,7 @@ pub fn transfer(
         ));
     }
     target_role(conn, ws_id, user_id)?;
-    conn.transaction::<_, AppError, _>(|conn| {
+    db::transaction::<_, AppError, _>(conn, |conn| {
         // Conditional on the caller still being the owner, so two concurrent transfers
         // cannot leave two owners.
         let n = diesel::update(
