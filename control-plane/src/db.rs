@@ -101,8 +101,8 @@ where
     use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
     let outermost_sqlite = match conn {
         DbConn::Sqlite(c) => {
-            let depth = AnsiTransactionManager::transaction_manager_status_mut(c)
-                .transaction_depth()?;
+            let depth =
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?;
             if depth.is_none() {
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
                 true
