@@ -356,7 +356,7 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
     let session_hash = token_hash(&session);
     db::run(&state.db, move |conn| {
         let now = db::now();
-        let email: Option<String> = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        let email: Option<String> = crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
             let email: Option<String> = magic_links::table
                 .filter(magic_links::token_hash.eq(&hash))
                 .filter(magic_links::used_at.is_null())

@@ -469,7 +469,7 @@ pub fn create(
     let v = validate(input)?;
     let id = db::new_id();
     let now = db::now();
-    let (agent, node) = conn.transaction::<_, AppError, _>(|conn| {
+    let (agent, node) = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let count: i64 = agents::table
             .filter(agents::workspace_id.eq(ws_id))
             .count()
@@ -523,7 +523,7 @@ pub fn update(
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
     let v = validate(input)?;
-    let (agent, node) = conn.transaction::<_, AppError, _>(|conn| {
+    let (agent, node) = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         find(conn, ws_id, agent_id)?;
         v.update(conn, agent_id)?;
         let node = push_config(conn, ws_id)?;
@@ -545,7 +545,7 @@ pub fn delete(
 ) -> AppResult<()> {
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
-    let node = conn.transaction::<_, AppError, _>(|conn| {
+    let node = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         find(conn, ws_id, agent_id)?;
         diesel::delete(agents::table.find(agent_id)).execute(conn)?;
         push_config(conn, ws_id)

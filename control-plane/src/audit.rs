@@ -79,7 +79,7 @@ fn row_hash(prev: &str, seq: i64, at: i64, e: &Entry<'_>) -> String {
 /// held the write lock.
 pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
     for _ in 0..8 {
-        let res = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        let res = crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
             let last: Option<(i64, String)> = a::audit_events
                 .select((a::seq, a::hash))
                 .order(a::seq.desc())
@@ -205,7 +205,7 @@ pub enum Pruned {
 /// chain, and moves the anchor to the last deleted one, in one transaction. Only a prefix
 /// that verifies is pruned: pruning must not erase the evidence of tampering.
 pub fn prune_before(conn: &mut DbConn, cutoff: i64) -> AppResult<Pruned> {
-    conn.transaction::<_, crate::error::AppError, _>(|conn| {
+    crate::db::transaction::<_, crate::error::AppError, _>(conn, |conn| {
         // The first event recent enough to keep; everything before it goes (so a clock
         // step between replicas never leaves a hole in the middle of the chain).
         let first_kept: Option<i64> = a::audit_events

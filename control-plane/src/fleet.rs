@@ -230,7 +230,7 @@ async fn enroll(
                 )
             })?;
         let version: String = body.version.chars().take(64).collect();
-        conn.transaction::<_, AppError, _>(|conn| {
+        crate::db::transaction::<_, AppError, _>(conn, |conn| {
             let n = diesel::update(
                 bootstrap_tokens::table
                     .find(&hash)
@@ -532,7 +532,7 @@ async fn report(
         return Err(AppError::invalid("invalid_seq", "seq starts at 1."));
     }
     let accepted = db::run(&state.db, move |conn| {
-        conn.transaction::<_, AppError, _>(|conn| ingest_report(conn, &node.node_id, &r))
+        crate::db::transaction::<_, AppError, _>(conn, |conn| ingest_report(conn, &node.node_id, &r))
     })
     .await?;
     Ok(HttpResponse::Ok().json(ReportAck { seq, accepted }))

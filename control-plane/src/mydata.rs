@@ -255,7 +255,7 @@ pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
             ),
         ));
     }
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
             .find(user_id)
             .select(users::email)

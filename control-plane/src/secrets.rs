@@ -273,7 +273,7 @@ pub fn seal_and_queue(
     let last4: String = chars[chars.len().saturating_sub(4)..].iter().collect();
     let fp = fingerprint(&st.fingerprint_key, value);
     let now = db::now();
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         // A newer value supersedes one still waiting.
         let previous: Option<Option<String>> = workspace_secrets::table
             .find((ws_id, kind))
@@ -347,7 +347,7 @@ pub fn remove(
     let (_, role) = load_for_member(conn, ws_id, user_id)?;
     require_admin(&role)?;
     let (node_id, _) = target_node(conn, ws_id)?;
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let row: Option<Option<String>> = workspace_secrets::table
             .find((ws_id, kind))
             .select(workspace_secrets::command_id)

@@ -107,7 +107,7 @@ pub fn suspend(
             "This workspace is cancelled or deleted; there is nothing to suspend.".into(),
         ));
     }
-    let nodes = conn.transaction::<_, AppError, _>(|conn| {
+    let nodes = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let current = active(conn, ws_id)?;
         if current.iter().any(|s| s.code == code) {
             return Ok(None);
@@ -193,7 +193,7 @@ pub fn resume(
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)?;
-    let outcome = conn.transaction::<_, AppError, _>(|conn| {
+    let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let n = diesel::update(
             ws_s::table
                 .filter(ws_s::workspace_id.eq(ws_id))

@@ -247,7 +247,7 @@ pub fn create(
     let now = db::now();
     let ws_id = db::new_id();
     let node_id = outpost_protocol::NodeId::new_random().0;
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         // A cancelled workspace's node still answers at its address until its export
         // window ends, so the address stays taken until then.
         let taken: i64 = workspaces::table
@@ -486,7 +486,7 @@ pub fn cancel(
         .iter()
         .any(|(_, s)| state::ENROLLED.contains(&s.as_str()));
     let until = keeps_a_node.then_some(now + st.config.export_window_secs);
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let n = diesel::update(
             workspaces::table
                 .find(ws_id)
@@ -551,7 +551,7 @@ pub fn delete(
         return Ok(());
     }
     let nodes = node_states(conn, ws_id)?;
-    conn.transaction::<_, AppError, _>(|conn| {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
         diesel::update(workspaces::table.find(ws_id))
             .set((
                 workspaces::deleted_at.eq(ws.deleted_at.unwrap_or(now)),
@@ -595,7 +595,7 @@ pub fn end_export_windows(conn: &mut DbConn, st: &State) -> AppResult<Vec<String
     for (ws_id, node_id) in due {
         // Another replica may run the same sweep: only the one whose transition wins
         // records it.
-        let won = conn.transaction::<_, AppError, _>(|conn| {
+        let won = crate::db::transaction::<_, AppError, _>(conn, |conn| {
             provisioning::begin_deprovision(conn, &node_id, st.config.deprovision_timeout_secs)
         })?;
         if won {

@@ -66,7 +66,7 @@ pub fn sign_in(
     ip: &str,
 ) -> AppResult<Result<(String, String), Refusal>> {
     let now = db::now();
-    let done = conn.transaction::<_, AppError, _>(|conn| {
+    let done = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let known: Option<String> = oi::table
             .filter(oi::provider.eq(provider.as_str()))
             .filter(oi::subject.eq(subject))
