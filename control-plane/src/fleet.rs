@@ -275,6 +275,8 @@ async fn enroll(
                 .select(nodes::workspace_id)
                 .first(conn)?;
             crate::agents::queue_config(conn, node_id.as_str(), &ws_id)?;
+            // Suspended before it enrolled: it must not start answering.
+            crate::suspension::sync_node(conn, node_id.as_str(), false)?;
             Ok(())
         })?;
         audit::record(

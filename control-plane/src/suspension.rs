@@ -258,6 +258,34 @@ pub fn resume(
     Ok(true)
 }
 
+/// Brings a node that joins late in line with its workspace's suspension. `suspend` and
+/// `resume` go to the nodes enrolled at that moment, so a node that enrolls after a
+/// suspension began (it was still booting, or failed and was retried) would otherwise
+/// answer on every channel. It is sent `suspend` with the oldest active cause. A node that
+/// `rejoins` (it had enrolled, failed, and an operator retried it) may have missed a
+/// `resume` while it was failed, so with no cause left it is sent `resume` (a no-op on a
+/// node that is not suspended). Cancelled workspaces are left to `workspaces::cancel`.
+/// Returns whether a command was queued.
+pub fn sync_node(conn: &mut DbConn, node_id: &str, rejoins: bool) -> AppResult<bool> {
+    let (ws_id, deleted): (String, Option<i64>) = nodes::table
+        .inner_join(workspaces::table)
+        .filter(nodes::id.eq(node_id))
+        .select((workspaces::id, workspaces::deleted_at))
+        .first(conn)?;
+    if deleted.is_some() {
+        return Ok(false);
+    }
+    let kind = match active(conn, &ws_id)?.into_iter().next() {
+        Some(s) => CommandKind::Suspend {
+            reason_code: s.code,
+        },
+        None if rejoins => CommandKind::Resume,
+        None => return Ok(false),
+    };
+    provisioning::queue_command(conn, node_id, &kind)?;
+    Ok(true)
+}
+
 /// Gateway side: the node acknowledged `resume`, so it leaves `suspended`; its next
 /// report decides between healthy and degraded.
 pub fn on_resume_ack(conn: &mut DbConn, node_id: &str) -> AppResult<()> {
