@@ -17,6 +17,8 @@ pub const PROVISION: &str = "provision";
 pub const DESTROY_SERVER: &str = "destroy_server";
 /// Destroy the server anyway if no receipt arrived in time.
 pub const DEPROVISION_TIMEOUT: &str = "deprovision_timeout";
+/// Start an enrolled node's server again if it stopped (an operator's retry).
+pub const RESTART_SERVER: &str = "restart_server";
 
 const LEASE_S: i64 = 60;
 
@@ -144,6 +146,7 @@ async fn run_job(state: &State, job: &Job) -> Result<(), StepError> {
         PROVISION => provision(state, &job.node_id).await,
         DESTROY_SERVER => destroy_server(state, &job.node_id).await,
         DEPROVISION_TIMEOUT => deprovision_timeout(state, &job.node_id).await,
+        RESTART_SERVER => restart_server(state, &job.node_id).await,
         other => Err(StepError {
             step: "jobs",
             code: "unknown_job",
@@ -207,6 +210,21 @@ async fn deprovision_timeout(state: &State, node_id: &str) -> Result<(), StepErr
         destroy_server(state, node_id).await?;
     }
     Ok(())
+}
+
+async fn restart_server(state: &State, node_id: &str) -> Result<(), StepError> {
+    let id = node_id.to_owned();
+    let waiting = db::run(&state.db, move |conn| {
+        let st: String = nodes::table.find(&id).select(nodes::state).first(conn)?;
+        Ok(st == state::ENROLLING)
+    })
+    .await?;
+    if !waiting {
+        // Moved on meanwhile (reported, deprovisioned, failed again): nothing to start.
+        return Ok(());
+    }
+    let super::Provisioner::Local(local) = &state.provisioner;
+    local.restart_server(state, node_id).await
 }
 
 fn backoff(attempts: i32) -> i64 {

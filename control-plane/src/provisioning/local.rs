@@ -166,6 +166,29 @@ impl LocalProcess {
         Ok(())
     }
 
+    /// Starts an enrolled node's process again if it is not running (an operator's retry
+    /// after it crashed or never reported). No bootstrap token is written: the node
+    /// already holds its certificate. The `manual` variant starts nothing.
+    pub async fn restart_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+        let detail = if !self.spawn_processes {
+            "retry: start the node yourself"
+        } else if let Some(pid) = self.live_pid(node_id) {
+            self.start_supervisor(st, node_id, Proc::Adopted(pid));
+            "retry: local process already running"
+        } else {
+            let child = self.spawn(node_id).map_err(|cause| StepError {
+                step: "running",
+                code: "spawn_failed",
+                cause,
+            })?;
+            self.start_supervisor(st, node_id, Proc::Child(child));
+            "retry: local process restarted"
+        };
+        let id = node_id.to_owned();
+        db::run(&st.db, move |conn| event(conn, &id, "server", detail)).await?;
+        Ok(())
+    }
+
     fn start_supervisor(&self, st: &State, node_id: &str, proc: Proc) {
         let fresh = self
             .supervised

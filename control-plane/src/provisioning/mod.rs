@@ -147,6 +147,98 @@ pub fn fail(conn: &mut DbConn, node_id: &str, step: &str, code: &str) -> AppResu
     Ok(())
 }
 
+/// What an operator's retry of a failed node did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// The step that had failed.
+    pub step: String,
+    /// The failure code it had.
+    pub code: String,
+    /// The state the node went back to.
+    pub to: &'static str,
+    /// The job queued to carry on from there.
+    pub job: &'static str,
+}
+
+/// Where a retry of a node that failed at `step` starts again, and the job that carries on.
+///
+/// A node that never enrolled holds nothing: it goes back to the state before the step
+/// that failed and the provisioning job runs again. Creating the server is idempotent and
+/// writes a new single-use bootstrap token (unused older ones are deleted), so an expired,
+/// refused or lost token is replaced; only a node process that is still running keeps the
+/// token it has. A node that had enrolled keeps its certificate (a new token would only
+/// let a second key enroll): it goes back to `enrolling`, waiting for its next report
+/// under the same timeouts, and its server is started again if it stopped.
+pub fn retry_plan(step: &str, enrolled: bool) -> (&'static str, &'static str) {
+    match (enrolled, step) {
+        (true, _) => (state::ENROLLING, jobs::RESTART_SERVER),
+        (false, state::REQUESTED | state::PROVISIONING) => (state::REQUESTED, jobs::PROVISION),
+        (false, _) => (state::PROVISIONING, jobs::PROVISION),
+    }
+}
+
+/// Retries a failed node ([`retry_plan`]). Only a node in `failed` can be retried; any
+/// other state is a 409 that says which state it is in.
+pub fn retry_failed(conn: &mut DbConn, node_id: &str) -> AppResult<Retried> {
+    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        let (current, step, code, enrolled_at): (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        ) = nodes::table
+            .find(node_id)
+            .select((
+                nodes::state,
+                nodes::failed_step,
+                nodes::error_code,
+                nodes::enrolled_at,
+            ))
+            .first(conn)?;
+        if current != state::FAILED {
+            return Err(AppError::Conflict(
+                "node_not_failed",
+                format!("The node is {current}, not failed: only a failed step can be retried."),
+            ));
+        }
+        let (step, code) = (step.unwrap_or_default(), code.unwrap_or_default());
+        let (to, job) = retry_plan(&step, enrolled_at.is_some());
+        // Conditional on `failed`: of two concurrent retries, one moves the node.
+        let n = diesel::update(
+            nodes::table
+                .find(node_id)
+                .filter(nodes::state.eq(state::FAILED)),
+        )
+        .set((
+            nodes::state.eq(to),
+            nodes::failed_step.eq(None::<String>),
+            nodes::error_code.eq(None::<String>),
+            nodes::state_changed_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(AppError::Conflict(
+                "node_not_failed",
+                "The node was retried or changed meanwhile: reload the page.".into(),
+            ));
+        }
+        event(conn, node_id, "retry", &format!("{step}: {code} retried"))?;
+        event(conn, node_id, "state", &format!("failed → {to}"))?;
+        jobs::enqueue(conn, job, node_id, 0)?;
+        if enrolled_at.is_some() {
+            // It missed any suspend or resume sent while it was failed.
+            crate::suspension::sync_node(conn, node_id, true)?;
+        }
+        tracing::info!(node = node_id, step = %step, to, "failed node retried");
+        Ok(Retried {
+            step,
+            code,
+            to,
+            job,
+        })
+    })
+}
+
 /// Queues a command for a node.
 pub fn queue_command(
     conn: &mut DbConn,
@@ -291,4 +383,26 @@ pub fn workspace_info(
         .select((workspaces::id, workspaces::slug, workspaces::name))
         .first(conn)?;
     Ok(outpost_protocol::WorkspaceInfo { id, slug, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_starts_again_before_the_step_that_failed() {
+        use jobs::{PROVISION, RESTART_SERVER};
+        assert_eq!(
+            retry_plan(state::PROVISIONING, false),
+            (state::REQUESTED, PROVISION)
+        );
+        // Never enrolled: the server is created again, with a new bootstrap token.
+        for step in [state::BOOTING, state::ENROLLING] {
+            assert_eq!(retry_plan(step, false), (state::PROVISIONING, PROVISION));
+        }
+        // Enrolled: it keeps its certificate and is started again.
+        for step in [state::ENROLLING, state::HEALTHY, "running"] {
+            assert_eq!(retry_plan(step, true), (state::ENROLLING, RESTART_SERVER));
+        }
+    }
 }
