@@ -65,9 +65,27 @@ pub async fn home(
         .body(html))
 }
 
+/// Why the workspace is suspended, in words: the node is sent a cause code only (the
+/// operator's own words stay in the control plane, which emails them to the owners).
+pub fn suspension_words(code: &str) -> String {
+    match code {
+        "operator" => "Suspended by Outpost staff. The workspace's owners were emailed the reason, and the control plane's workspace page shows it.".into(),
+        "payment" => "An invoice is unpaid. Pay it from Billing in the control plane and the workspace resumes within a minute.".into(),
+        "cancelled" => "The workspace was cancelled. This console stays open so you can export your data until the node is destroyed.".into(),
+        other => format!("Reason code: {other}."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::{human_duration, suspension_words};
+
+    #[test]
+    fn suspension_causes_read_as_words() {
+        assert!(suspension_words("operator").starts_with("Suspended by Outpost staff"));
+        assert!(suspension_words("payment").contains("invoice is unpaid"));
+        assert_eq!(suspension_words("other_code"), "Reason code: other_code.");
+    }
 
     #[test]
     fn durations_read_naturally() {
