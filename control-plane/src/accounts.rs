@@ -226,9 +226,7 @@ struct TokenQuery {
 }
 
 fn dev_outbox(state: &State) -> Option<String> {
-    match &state.mailer {
-        crate::mail::Mailer::DevOutbox(d) => Some(d.display().to_string()),
-    }
+    state.mailer.dev_outbox().map(|d| d.display().to_string())
 }
 
 async fn signin_page(state: State) -> HttpResponse {
@@ -296,6 +294,8 @@ pub async fn request_magic_link(state: &State, email: String, ip: String) -> App
     })
     .await?;
     let link = format!("{}/auth/verify?token={token}", state.public_url);
+    // Sent now, not later: a sign-in link that silently went nowhere is worse than an
+    // error page (`signin_submit` shows one).
     state
         .mailer
         .send(&Email {
@@ -306,7 +306,11 @@ pub async fn request_magic_link(state: &State, email: String, ip: String) -> App
                  If you did not ask for it, ignore this email."
             ),
         })
-        .map_err(AppError::internal)?;
+        .await
+        .map_err(|e| {
+            tracing::warn!(transport = e.transport, kind = %e.kind.code(), "sign-in email not sent");
+            AppError::internal(e.into())
+        })?;
     if dev_outbox(state).is_some() {
         // Dev outbox only: there is no mailbox, so the log is where a developer finds it.
         tracing::info!(%link, "dev outbox: sign-in link");
@@ -331,7 +335,24 @@ async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninFor
             ))
         }
     };
-    request_magic_link(&state, email.clone(), client_ip(&req)).await?;
+    match request_magic_link(&state, email.clone(), client_ip(&req)).await {
+        Err(AppError::Internal(e)) if e.is::<crate::mail::MailError>() => {
+            return Ok(crate::web::html_with(
+                HttpResponse::ServiceUnavailable(),
+                &SigninPage {
+                    email,
+                    sent: false,
+                    error: Some(
+                        "We could not send the sign-in email just now. Try again in a few minutes."
+                            .into(),
+                    ),
+                    dev_outbox: dev_outbox(&state),
+                    providers: state.oauth.enabled(),
+                },
+            ));
+        }
+        r => r?,
+    }
     Ok(html(&SigninPage {
         email,
         sent: true,

@@ -157,7 +157,11 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let (chain, key) = ca.issue_server_cert(&names)?;
     let tls = outpost_pki::gateway_server_config(ca.cert_pem(), chain, key)?;
 
-    let mailer = Mailer::DevOutbox(config.data_dir.join("outbox"));
+    let http = agent_node::llm::http_client(&agent_node::llm::Timeouts {
+        connect: std::time::Duration::from_secs(5),
+        ..Default::default()
+    })?;
+    let mailer = Mailer::from_config(&config.mail, &config.data_dir, http.clone(), &public_url)?;
     let provisioner = Provisioner::local(&config)?;
     let backend = if db::is_postgres(&config.database_url) {
         "postgres".to_owned()
@@ -180,10 +184,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         csr_limiter: fleet::RateLimiter::new(50),
         fingerprint_key,
         api_limiter: agent_node::widget::limits::KeyedLimiter::new(60, 120),
-        http: agent_node::llm::http_client(&agent_node::llm::Timeouts {
-            connect: std::time::Duration::from_secs(5),
-            ..Default::default()
-        })?,
+        http,
     });
 
     provisioning::start_workers(state.clone());

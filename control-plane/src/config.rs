@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Meta Graph API base URL, for validating WhatsApp tokens [default: https://graph.facebook.com/v21.0]
     #[arg(long, env = "OUTPOST_GRAPH_BASE_URL")]
     pub graph_base_url: Option<String>,
+    /// Outgoing mail: dev outbox (default), SMTP, Resend, Postmark or Amazon SES (TOML: a
+    /// `[mail]` table with the same names less the `mail_` prefix).
+    #[command(flatten)]
+    pub mail: crate::mail::config::MailArgs,
     /// Sign in with Google, GitHub, Apple (TOML: `[oauth.google]`, `[oauth.github]`,
     /// `[oauth.apple]` tables with the same names less the provider prefix).
     #[command(flatten)]
@@ -103,6 +107,7 @@ struct FileConfig {
     anthropic_base_url: Option<String>,
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
+    mail: Option<crate::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
 }
 
@@ -154,6 +159,8 @@ pub struct Config {
     pub provisioner: String,
     /// Where secrets are validated.
     pub providers: ProviderUrls,
+    /// Mail transport (the dev outbox by default).
+    pub mail: crate::mail::config::MailConfig,
     /// Sign-in providers that are on (none by default).
     pub oauth: crate::oauth::config::OAuthConfig,
 }
@@ -228,6 +235,7 @@ impl ServeArgs {
             export_window_secs >= 0,
             "export_window_secs must be 0 or more"
         );
+        let mail = self.mail.resolve(file.mail)?;
         let oauth = self.oauth.resolve(file.oauth)?;
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
@@ -265,6 +273,7 @@ impl ServeArgs {
             export_window_secs,
             log_format,
             provisioner,
+            mail,
             providers: ProviderUrls {
                 openai: pick(
                     &self.openai_base_url,

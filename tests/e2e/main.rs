@@ -13,6 +13,7 @@ mod exports;
 mod gateway;
 mod journey;
 mod lifecycle;
+mod mail;
 mod members;
 mod oauth;
 mod outage;
