@@ -7,6 +7,7 @@ use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
+use crate::mail::notices::Notice;
 use crate::provisioning::{self, state};
 use crate::schema::{
     bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes, retention_sweeps,
@@ -209,7 +210,7 @@ async fn enroll(
                     .first(conn)
                     .optional()?;
                 if cur.as_deref() == Some(state::BOOTING) {
-                    provisioning::fail(conn, node_id.as_str(), "enrolling", "enroll_refused")?;
+                    provisioning::fail(conn, &st, node_id.as_str(), "enrolling", "enroll_refused")?;
                 }
             }
             return Err(err);
@@ -303,7 +304,15 @@ async fn enroll(
     Ok(HttpResponse::Ok().json(resp))
 }
 
-fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool> {
+/// Stores a report. Transitions worth an email (the first report after enrollment, an
+/// export that became ready) are added to `notices`, to be sent once the transaction has
+/// committed.
+fn ingest_report(
+    conn: &mut DbConn,
+    node_id: &str,
+    r: &Report,
+    notices: &mut Vec<Notice>,
+) -> AppResult<bool> {
     let now = db::now();
     let inserted = diesel::insert_into(node_reports::table)
         .values((
@@ -351,7 +360,7 @@ fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool
         .select((nodes::last_seq, nodes::workspace_id))
         .first(conn)?;
     let newest = last_seq.is_none_or(|s| r.seq > s);
-    ingest_lifecycle(conn, node_id, &ws_id, r, newest, now)?;
+    ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if newest {
         let checks: Vec<_> = r
             .checks
@@ -370,12 +379,20 @@ fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool
                 nodes::checks_json.eq(serde_json::Value::from(checks).to_string()),
             ))
             .execute(conn)?;
-        let target = if r.checks.iter().all(|c| c.ok) {
+        let checks_ok = r.checks.iter().all(|c| c.ok);
+        let target = if checks_ok {
             state::HEALTHY
         } else {
             state::DEGRADED
         };
-        provisioning::transition(
+        // The report that moves the node out of `enrolling` ends its provisioning (the
+        // transition is conditional, so one report does).
+        let enrolling = nodes::table
+            .find(node_id)
+            .select(nodes::state)
+            .first::<String>(conn)?
+            == state::ENROLLING;
+        let moved = provisioning::transition(
             conn,
             node_id,
             &[
@@ -386,6 +403,12 @@ fn ingest_report(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool
             ],
             target,
         )?;
+        if moved && enrolling {
+            notices.push(Notice::ProvisioningDone {
+                node_id: node_id.to_owned(),
+                checks_ok,
+            });
+        }
     } else {
         diesel::update(nodes::table.find(node_id))
             .set(nodes::last_report_at.eq(now))
@@ -445,6 +468,8 @@ pub fn valid_sweep(s: &RetentionSweep, now: i64) -> Option<RetentionSweep> {
 /// Stores the report's export metadata and retention sweep counts. A new export id is
 /// recorded with an `export.created` audit event. A replayed (older) report only adds
 /// exports the CP has not seen, so it cannot move an export back to an earlier state.
+/// An export seen `ready` for the first time (inserted as ready, or moved from running)
+/// adds an "export ready" notice.
 fn ingest_lifecycle(
     conn: &mut DbConn,
     node_id: &str,
@@ -452,6 +477,7 @@ fn ingest_lifecycle(
     r: &Report,
     newest: bool,
     now: i64,
+    notices: &mut Vec<Notice>,
 ) -> AppResult<()> {
     for e in r.exports.iter().take(MAX_EXPORTS_PER_REPORT) {
         let Some(e) = valid_export(e, now) else {
@@ -459,8 +485,23 @@ fn ingest_lifecycle(
         };
         let key = node_exports::table.find((node_id, &e.id));
         let known: i64 = key.count().get_result(conn)?;
+        let ready = |e: &ExportMeta| Notice::ExportReady {
+            node_id: node_id.to_owned(),
+            scope: e.scope.clone(),
+            expires_at: e.expires_at,
+        };
         if known > 0 {
             if newest {
+                // Conditional on `running`: of the reports saying `ready`, the first moves
+                // it, and only that one announces it.
+                let became_ready = e.state == "ready"
+                    && diesel::update(key.filter(node_exports::state.eq("running")))
+                        .set(node_exports::state.eq("ready"))
+                        .execute(conn)?
+                        == 1;
+                if became_ready {
+                    notices.push(ready(&e));
+                }
                 diesel::update(key)
                     .set((
                         node_exports::state.eq(&e.state),
@@ -497,6 +538,9 @@ fn ingest_lifecycle(
                 ..Default::default()
             },
         )?;
+        if e.state == "ready" && e.expires_at > now {
+            notices.push(ready(&e));
+        }
     }
     for s in r.retention_sweeps.iter().take(MAX_SWEEPS_PER_REPORT) {
         let Some(s) = valid_sweep(s, now) else {
@@ -533,8 +577,15 @@ async fn report(
     if seq < 1 {
         return Err(AppError::invalid("invalid_seq", "seq starts at 1."));
     }
+    let st = state.clone();
     let accepted = db::run(&state.db, move |conn| {
-        crate::db::transaction::<_, AppError, _>(conn, |conn| ingest_report(conn, &node.node_id, &r))
+        let mut notices = vec![];
+        let accepted = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+            ingest_report(conn, &node.node_id, &r, &mut notices)
+        })?;
+        // Only once committed: an email never announces a transition that was rolled back.
+        crate::mail::notices::send(conn, &st, &notices);
+        Ok(accepted)
     })
     .await?;
     Ok(HttpResponse::Ok().json(ReportAck { seq, accepted }))

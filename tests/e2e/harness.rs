@@ -18,6 +18,8 @@ pub struct Opts {
     pub report_interval: f64,
     /// Extra environment for the CP; local nodes inherit it (provider base URLs).
     pub env: Vec<(&'static str, String)>,
+    /// `--enroll-timeout-secs`: a node not enrolled this long after boot fails.
+    pub enroll_timeout_secs: u64,
 }
 
 impl Default for Opts {
@@ -26,6 +28,7 @@ impl Default for Opts {
             provisioner: "local",
             report_interval: 1.0,
             env: vec![],
+            enroll_timeout_secs: 120,
         }
     }
 }
@@ -126,7 +129,7 @@ impl Cp {
                 "--node-max-backoff-secs",
                 "2",
                 "--enroll-timeout-secs",
-                "120",
+                &self.opts.enroll_timeout_secs.to_string(),
             ])
             .args([
                 "--deprovision-timeout-secs",
@@ -228,11 +231,14 @@ impl Cp {
         files.sort();
         for f in files.iter().rev() {
             let text = std::fs::read_to_string(f).unwrap();
-            if text.contains(&format!("To: {email}")) {
-                let link = text
-                    .split_whitespace()
-                    .find(|w| w.contains("/auth/verify?token="))
-                    .unwrap();
+            if !text.contains(&format!("To: {email}")) {
+                continue;
+            }
+            // Notifications (provisioning done, export ready…) go to the same address.
+            if let Some(link) = text
+                .split_whitespace()
+                .find(|w| w.contains("/auth/verify?token="))
+            {
                 return link.to_owned();
             }
         }

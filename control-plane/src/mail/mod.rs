@@ -7,12 +7,13 @@
 //!   with AWS Signature V4 ([`sigv4`]).
 //!
 //! Emails carry links and metadata only, never conversation content, contact identifiers
-//! or secrets. Failures name the transport and a
+//! or secrets ([`notices`] writes the notifications). Failures name the transport and a
 //! kind ([`MailError`]): never the recipient, the body or the provider's answer, which may
 //! echo either.
 
 pub mod api;
 pub mod config;
+pub mod notices;
 pub mod sigv4;
 pub mod smtp;
 

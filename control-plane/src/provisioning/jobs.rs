@@ -249,6 +249,7 @@ pub async fn run_worker(state: State) {
         };
         let result = run_job(&state, &job).await;
         let j = job.clone();
+        let st = state.clone();
         let r = db::run(&state.db, move |conn| match result {
             Ok(()) => finish(conn, &j.id, "done", None),
             Err(e) => {
@@ -256,7 +257,7 @@ pub async fn run_worker(state: State) {
                     code = e.code, error = %format!("{:#}", e.cause), "job failed");
                 if j.attempts >= j.max_attempts {
                     finish(conn, &j.id, "failed", Some(e.code))?;
-                    super::fail(conn, &j.node_id, e.step, e.code)
+                    super::fail(conn, &st, &j.node_id, e.step, e.code)
                 } else {
                     super::event(
                         conn,

@@ -376,9 +376,9 @@ async fn supervise(st: State, node_id: String, mut proc: Proc) {
             0
         };
         if quick_exits >= 5 {
-            let (id, step) = (node_id.clone(), node_state.unwrap_or_default());
+            let (id, step, s) = (node_id.clone(), node_state.unwrap_or_default(), st.clone());
             let _ = db::run(&st.db, move |conn| {
-                super::fail(conn, &id, &step, "process_crashing")
+                super::fail(conn, &s, &id, &step, "process_crashing")
             })
             .await;
             break;
@@ -399,9 +399,9 @@ async fn supervise(st: State, node_id: String, mut proc: Proc) {
             Ok(c) => proc = Proc::Child(c),
             Err(e) => {
                 tracing::error!(node = %node_id, error = %e, "restarting node failed");
-                let id = node_id.clone();
+                let (id, s) = (node_id.clone(), st.clone());
                 let _ = db::run(&st.db, move |conn| {
-                    super::fail(conn, &id, "running", "spawn_failed")
+                    super::fail(conn, &s, &id, "running", "spawn_failed")
                 })
                 .await;
                 break;

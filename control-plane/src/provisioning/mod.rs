@@ -125,8 +125,9 @@ pub fn transition(conn: &mut DbConn, node_id: &str, from: &[&str], to: &str) -> 
     Ok(n == 1)
 }
 
-/// Marks a node failed at `step` with a stable `code`.
-pub fn fail(conn: &mut DbConn, node_id: &str, step: &str, code: &str) -> AppResult<()> {
+/// Marks a node failed at `step` with a stable `code`. The workspace's owners and admins
+/// are emailed when the node moves into `failed` (not again for a node already failed).
+pub fn fail(conn: &mut DbConn, st: &State, node_id: &str, step: &str, code: &str) -> AppResult<()> {
     let current: String = nodes::table
         .find(node_id)
         .select(nodes::state)
@@ -134,7 +135,9 @@ pub fn fail(conn: &mut DbConn, node_id: &str, step: &str, code: &str) -> AppResu
     if current == state::DESTROYED || current == state::DEPROVISIONING {
         return Ok(());
     }
-    diesel::update(nodes::table.find(node_id))
+    // Conditional on the state read above, like `transition`: of two concurrent
+    // failures one moves the node, and only that one sends the email.
+    let n = diesel::update(nodes::table.find(node_id).filter(nodes::state.eq(&current)))
         .set((
             nodes::state.eq(state::FAILED),
             nodes::failed_step.eq(step),
@@ -142,8 +145,22 @@ pub fn fail(conn: &mut DbConn, node_id: &str, step: &str, code: &str) -> AppResu
             nodes::state_changed_at.eq(db::now()),
         ))
         .execute(conn)?;
+    if n == 0 {
+        return Ok(());
+    }
     event(conn, node_id, "failed", &format!("{step}: {code}"))?;
     tracing::warn!(node = node_id, step, code, "node failed");
+    if current != state::FAILED {
+        crate::mail::notices::send(
+            conn,
+            st,
+            &[crate::mail::notices::Notice::ProvisioningFailed {
+                node_id: node_id.to_owned(),
+                step: step.to_owned(),
+                code: code.to_owned(),
+            }],
+        );
+    }
     Ok(())
 }
 
@@ -339,7 +356,7 @@ fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
         .select((nodes::id, nodes::state))
         .load(conn)?;
     for (id, st) in stuck {
-        fail(conn, &id, &st, "enroll_timeout")?;
+        fail(conn, state, &id, &st, "enroll_timeout")?;
     }
     crate::secrets::expire_undelivered(conn)?;
     for node in crate::workspaces::end_export_windows(conn, state)? {
