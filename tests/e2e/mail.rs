@@ -34,10 +34,11 @@ fn with_subject(cp: &Cp, subject: &str) -> Vec<(String, String, String)> {
     outbox(cp).into_iter().filter(|m| m.1 == subject).collect()
 }
 
-async fn wait_mail(cp: &Cp, subject: &str) -> Vec<(String, String, String)> {
+/// Waits for at least `n` emails with `subject` (each recipient's is written on its own).
+async fn wait_mails(cp: &Cp, subject: &str, n: usize) -> Vec<(String, String, String)> {
     wait_for(subject, 60, || async {
         let got = with_subject(cp, subject);
-        (!got.is_empty()).then_some(got)
+        (got.len() >= n).then_some(got)
     })
     .await
 }
@@ -81,7 +82,7 @@ async fn the_owner_is_emailed_once_when_a_new_workspace_node_is_ready() {
     api.wait_node_state(&ws_id, "healthy", 90).await;
 
     let subject = "Outpost: Acme Dental is ready";
-    let mails = wait_mail(&cp, subject).await;
+    let mails = wait_mails(&cp, subject, 1).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     let (to, _, body) = &mails[0];
     assert_eq!(to, "owner@acme.test");
@@ -138,7 +139,7 @@ async fn owners_and_admins_are_emailed_once_when_an_export_is_ready_with_no_link
     };
     // The first report ends provisioning; the export is still running.
     report(1, vec![export(&whole, "workspace", "running")]).await;
-    let ready = wait_mail(&cp, "Outpost: Acme Dental is ready").await;
+    let ready = wait_mails(&cp, "Outpost: Acme Dental is ready", 2).await;
     let mut to: Vec<&str> = ready.iter().map(|m| m.0.as_str()).collect();
     to.sort();
     assert_eq!(
@@ -157,11 +158,7 @@ async fn owners_and_admins_are_emailed_once_when_an_export_is_ready_with_no_link
     report(6, vec![export(&contact, "contact", "ready")]).await;
 
     let subject = "Outpost: an export of Acme Dental is ready";
-    let mails = wait_for("both export emails to both recipients", 30, || async {
-        let got = with_subject(&cp, subject);
-        (got.len() >= 4).then_some(got)
-    })
-    .await;
+    let mails = wait_mails(&cp, subject, 4).await;
     assert_eq!(mails.len(), 4, "one per export and recipient: {mails:?}");
     let page = format!("{}/workspaces/{ws}", cp.ui);
     for (to, _, body) in &mails {
@@ -196,7 +193,7 @@ async fn owners_are_emailed_once_when_setting_up_a_node_fails() {
     let (ws, bundle) = bundle_for(&cp, &api, "Acme Dental").await;
     api.wait_node_state(&ws, "failed", 60).await;
     let subject = "Outpost: setting up Acme Dental failed";
-    let mails = wait_mail(&cp, subject).await;
+    let mails = wait_mails(&cp, subject, 1).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     let (to, _, body) = &mails[0];
     assert_eq!(to, "owner@acme.test");
