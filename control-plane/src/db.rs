@@ -165,6 +165,7 @@ pub fn new_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use diesel::prelude::*;
     use diesel::sql_types::BigInt;
