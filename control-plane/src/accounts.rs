@@ -377,29 +377,30 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
     let session_hash = token_hash(&session);
     db::run(&state.db, move |conn| {
         let now = db::now();
-        let email: Option<String> = crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
-            let email: Option<String> = magic_links::table
-                .filter(magic_links::token_hash.eq(&hash))
-                .filter(magic_links::used_at.is_null())
-                .filter(magic_links::expires_at.gt(now))
-                .select(magic_links::email)
-                .first(conn)
-                .optional()?;
-            if email.is_some() {
-                // Single use: the conditional update is what makes a concurrent replay lose.
-                let n = diesel::update(
-                    magic_links::table
-                        .filter(magic_links::token_hash.eq(&hash))
-                        .filter(magic_links::used_at.is_null()),
-                )
-                .set(magic_links::used_at.eq(now))
-                .execute(conn)?;
-                if n != 1 {
-                    return Ok(None);
+        let email: Option<String> =
+            crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
+                let email: Option<String> = magic_links::table
+                    .filter(magic_links::token_hash.eq(&hash))
+                    .filter(magic_links::used_at.is_null())
+                    .filter(magic_links::expires_at.gt(now))
+                    .select(magic_links::email)
+                    .first(conn)
+                    .optional()?;
+                if email.is_some() {
+                    // Single use: the conditional update is what makes a concurrent replay lose.
+                    let n = diesel::update(
+                        magic_links::table
+                            .filter(magic_links::token_hash.eq(&hash))
+                            .filter(magic_links::used_at.is_null()),
+                    )
+                    .set(magic_links::used_at.eq(now))
+                    .execute(conn)?;
+                    if n != 1 {
+                        return Ok(None);
+                    }
                 }
-            }
-            Ok(email)
-        })?;
+                Ok(email)
+            })?;
         let Some(email) = email else {
             audit::record(
                 conn,
