@@ -188,6 +188,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     });
 
     provisioning::start_workers(state.clone());
+    crate::billing::start_worker(state.clone());
 
     let ui_state = state.clone();
     let ui = HttpServer::new(move || {
@@ -207,6 +208,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(web::routes)
             .configure(accounts::routes)
             .configure(workspaces::routes)
+            .configure(crate::billing::routes)
             .configure(crate::members::routes)
             .configure(agents::routes)
             .configure(secrets::routes)

@@ -82,6 +82,9 @@ pub struct ServeArgs {
     /// `[oauth.apple]` tables with the same names less the provider prefix).
     #[command(flatten)]
     pub oauth: crate::oauth::config::OAuthArgs,
+    /// Stripe billing (TOML: a `[billing]` table); off unless its keys and prices are set.
+    #[command(flatten)]
+    pub billing: crate::billing::config::BillingArgs,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -109,6 +112,7 @@ struct FileConfig {
     graph_base_url: Option<String>,
     mail: Option<crate::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
+    billing: Option<crate::billing::config::BillingFile>,
 }
 
 /// The post-termination export window the privacy promise names: 30 days.
@@ -163,6 +167,8 @@ pub struct Config {
     pub mail: crate::mail::config::MailConfig,
     /// Sign-in providers that are on (none by default).
     pub oauth: crate::oauth::config::OAuthConfig,
+    /// Stripe billing; `None`: billing is off (the default).
+    pub billing: Option<crate::billing::config::BillingConfig>,
 }
 
 /// Base URLs of the services whose credentials the CP validates (tests point them at
@@ -237,6 +243,7 @@ impl ServeArgs {
         );
         let mail = self.mail.resolve(file.mail)?;
         let oauth = self.oauth.resolve(file.oauth)?;
+        let billing = self.billing.resolve(file.billing)?;
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -297,6 +304,7 @@ impl ServeArgs {
                 ),
             },
             oauth,
+            billing,
         })
     }
 }

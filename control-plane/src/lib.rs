@@ -10,12 +10,13 @@
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
 //! email; [`suspension`] suspending and resuming a workspace for its causes; [`web`]
-//! templates and static assets.
+//! templates and static assets; [`billing`] Stripe subscriptions (off without keys).
 
 pub mod accounts;
 pub mod agents;
 pub mod app;
 pub mod audit;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -324,6 +324,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    billing_accounts (workspace_id) {
+        workspace_id -> Text,
+        plan -> Text,
+        stripe_customer_id -> Nullable<Text>,
+        stripe_subscription_id -> Nullable<Text>,
+        subscription_status -> Nullable<Text>,
+        status_event_created -> Nullable<BigInt>,
+        current_period_end -> Nullable<BigInt>,
+        activated_at -> Nullable<BigInt>,
+        cancel_requested_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        created -> BigInt,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> Text,
+        workspace_id -> Nullable<Text>,
+        stripe_customer_id -> Text,
+        number -> Nullable<Text>,
+        amount_due -> BigInt,
+        amount_paid -> BigInt,
+        currency -> Text,
+        status -> Text,
+        hosted_invoice_url -> Nullable<Text>,
+        first_failed_at -> Nullable<BigInt>,
+        created -> BigInt,
+        updated_from_event_created -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(workspace_suspensions -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));
@@ -339,3 +383,5 @@ diesel::allow_tables_to_appear_in_same_query!(node_certs, nodes);
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 diesel::joinable!(oauth_identities -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(oauth_identities, users);
+diesel::joinable!(billing_accounts -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(billing_accounts, workspaces, invoices);

@@ -166,6 +166,8 @@ pub struct WorkspaceDetail {
     pub export_window_until: Option<i64>,
     /// Why the workspace is suspended (empty: it is not).
     pub suspensions: Vec<crate::suspension::Suspension>,
+    /// Billing state (`None`: billing is off).
+    pub billing: Option<crate::billing::Summary>,
 }
 
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
@@ -224,6 +226,8 @@ pub fn validate_slug(slug: &str) -> AppResult<()> {
 }
 
 /// Creates a workspace with its owner, its node (`requested`) and the provisioning job.
+/// With billing on, the node waits for payment: [`crate::billing`] requests it once Stripe
+/// confirms the checkout.
 pub fn create(
     conn: &mut DbConn,
     st: &State,
@@ -246,7 +250,6 @@ pub fn create(
     validate_slug(&slug)?;
     let now = db::now();
     let ws_id = db::new_id();
-    let node_id = outpost_protocol::NodeId::new_random().0;
     crate::db::transaction::<_, AppError, _>(conn, |conn| {
         // A cancelled workspace's node still answers at its address until its export
         // window ends, so the address stays taken until then.
@@ -292,19 +295,9 @@ pub fn create(
                 memberships::created_at.eq(now),
             ))
             .execute(conn)?;
-        diesel::insert_into(nodes::table)
-            .values((
-                nodes::id.eq(&node_id),
-                nodes::workspace_id.eq(&ws_id),
-                nodes::state.eq(state::REQUESTED),
-                nodes::provider.eq(st.provisioner.name()),
-                nodes::region.eq(st.provisioner.region()),
-                nodes::state_changed_at.eq(now),
-                nodes::created_at.eq(now),
-            ))
-            .execute(conn)?;
-        provisioning::event(conn, &node_id, "state", "requested")?;
-        jobs::enqueue(conn, jobs::PROVISION, &node_id, 0)?;
+        if !crate::billing::is_on(st) {
+            request_node(conn, st, &ws_id)?;
+        }
         Ok(())
     })?;
     audit::record(
@@ -320,6 +313,27 @@ pub fn create(
         },
     )?;
     Ok(workspaces::table.find(&ws_id).first(conn)?)
+}
+
+/// Creates a workspace's node (`requested`) and queues its provisioning job; returns the
+/// node id. Call it inside the transaction that decides the node is due, so it runs once.
+pub fn request_node(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<String> {
+    let now = db::now();
+    let node_id = outpost_protocol::NodeId::new_random().0;
+    diesel::insert_into(nodes::table)
+        .values((
+            nodes::id.eq(&node_id),
+            nodes::workspace_id.eq(ws_id),
+            nodes::state.eq(state::REQUESTED),
+            nodes::provider.eq(st.provisioner.name()),
+            nodes::region.eq(st.provisioner.region()),
+            nodes::state_changed_at.eq(now),
+            nodes::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    provisioning::event(conn, &node_id, "state", "requested")?;
+    jobs::enqueue(conn, jobs::PROVISION, &node_id, 0)?;
+    Ok(node_id)
 }
 
 /// Loads a workspace if `user_id` is a member; `NotFound` otherwise.
@@ -432,6 +446,7 @@ pub fn detail(
         .deprovision_after
         .filter(|t| workspace.deleted_at.is_some() && *t > db::now() && node_kept);
     let suspensions = crate::suspension::active(conn, ws_id)?;
+    let billing = crate::billing::summary(conn, st, &workspace, node.is_some())?;
     Ok(WorkspaceDetail {
         workspace,
         role,
@@ -445,6 +460,7 @@ pub fn detail(
         last_retention_sweep,
         export_window_until,
         suspensions,
+        billing,
     })
 }
 
@@ -921,6 +937,8 @@ async fn receipt_download(state: State, user: CurrentUser, path: web::Path<Strin
 struct CreateBody {
     name: String,
     slug: Option<String>,
+    /// With billing on: the plan to check out (default: the first).
+    plan: Option<String>,
 }
 
 async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
@@ -943,15 +961,26 @@ async fn api_create(
     body: web::Json<CreateBody>,
 ) -> AppResult<HttpResponse> {
     let (ip, st, b) = (client_ip(&req), state.clone(), body.into_inner());
+    let (uid, plan) = (user.id.clone(), b.plan.clone());
     let (ws, d) = db::run(&state.db, move |conn| {
-        let ws = create(conn, &st, &user.id, &b.name, b.slug.as_deref(), &ip)?;
-        let d = detail(conn, &st, &ws.id, &user.id)?;
+        let ws = create(conn, &st, &uid, &b.name, b.slug.as_deref(), &ip)?;
+        let d = detail(conn, &st, &ws.id, &uid)?;
         Ok((ws, d))
     })
     .await?;
+    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
+    if crate::billing::is_on(&state) {
+        // Best effort: without it the workspace still exists, waiting for payment, and
+        // POST /api/v1/workspaces/{id}/checkout makes another link.
+        body["checkout_url"] =
+            crate::billing::checkout_for_api(&state, &ws.id, &user.id, plan.as_deref())
+                .await
+                .ok()
+                .into();
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/workspaces/{}", ws.id)))
-        .json(d))
+        .json(body))
 }
 
 async fn api_get(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {

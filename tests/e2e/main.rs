@@ -9,6 +9,7 @@ mod harness;
 
 mod agents;
 mod api;
+mod billing;
 mod exports;
 mod gateway;
 mod journey;

@@ -27,6 +27,10 @@ enum Access {
     Owner,
     /// Operators (staff) only.
     Operator,
+    /// Off in this configuration (billing without Stripe keys): every signed-in caller
+    /// gets 404, as for a sign-in provider that is off. `tests/e2e/billing.rs` checks
+    /// these routes with billing on.
+    Off,
 }
 
 struct Rule {
@@ -203,6 +207,19 @@ const RULES: &[Rule] = &[
         destructive: true,
         ..rule("delete", "/api/v1/workspaces/{id}", Owner)
     },
+    // Billing: the page says billing is off; Stripe's flows do not exist without keys.
+    rule("get", "/workspaces/{id}/billing", Owner),
+    rule("get", "/api/v1/workspaces/{id}/billing", Owner),
+    Rule {
+        fields: &[("plan", "starter")],
+        ..rule("post", "/workspaces/{id}/billing/checkout", Off)
+    },
+    rule("get", "/workspaces/{id}/billing/return", Off),
+    rule("post", "/workspaces/{id}/billing/portal", Off),
+    Rule {
+        fields: &[("plan", "starter")],
+        ..rule("post", "/api/v1/workspaces/{id}/checkout", Off)
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -257,6 +274,7 @@ fn expect(rule: &Rule, caller: Caller) -> Expect {
         (_, Access::Account) => Expect::Allowed,
         (Caller::Operator, Access::Operator) => Expect::Allowed,
         (_, Access::Operator) => Expect::Refused(404),
+        (_, Access::Off) => Expect::Refused(404),
         (Caller::Stranger | Caller::Operator, _) => Expect::Refused(404),
         (c, needed) => match rank(c) {
             Some(r) if r >= needed => Expect::Allowed,

@@ -62,6 +62,9 @@ pub(crate) const PUBLIC: &[(&str, &str)] = &[
     ("get", "/auth/oauth/{provider}/callback"),
     ("post", "/auth/oauth/{provider}/callback"),
     ("post", "/v1/enroll"),
+    // Stripe's webhook: it checks its own Stripe-Signature (unsigned calls get 400; with
+    // billing off, as here, the route answers 404).
+    ("post", "/stripe/webhook"),
     // An invitation link: the token is the credential (single use, 7 days), like a
     // magic link; the GET only shows what is offered.
     ("get", "/invitations/accept"),

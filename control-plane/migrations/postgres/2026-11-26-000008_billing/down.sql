@@ -1,0 +1,3 @@
+DROP TABLE invoices;
+DROP TABLE stripe_events;
+DROP TABLE billing_accounts;
