@@ -38,6 +38,9 @@ pub struct CurrentUser {
     pub email: String,
     /// CSRF token bound to the session.
     pub csrf: String,
+    /// Staff operator (`control-plane operator add`): read at every request, so removing
+    /// the flag takes effect at once.
+    pub is_operator: bool,
 }
 
 /// A caller of `/api/v1` authenticated by a personal API token.
@@ -69,11 +72,16 @@ impl FromRequest for CurrentUser {
                 .ok_or(AppError::Unauthorized("not_signed_in"))?;
             let hash = token_hash(&token);
             let user = db::run(&state.db, move |conn| {
-                let row: Option<(String, String, String)> = sessions::table
+                let row: Option<(String, String, String, bool)> = sessions::table
                     .inner_join(users::table.on(users::id.eq(sessions::user_id)))
                     .filter(sessions::token_hash.eq(&hash))
                     .filter(sessions::expires_at.gt(db::now()))
-                    .select((users::id, users::email, sessions::csrf_token))
+                    .select((
+                        users::id,
+                        users::email,
+                        sessions::csrf_token,
+                        users::is_operator,
+                    ))
                     .first(conn)
                     .optional()?;
                 Ok(row)
@@ -84,6 +92,7 @@ impl FromRequest for CurrentUser {
                 id: user.0,
                 email: user.1,
                 csrf: user.2,
+                is_operator: user.3,
             })
         })
     }

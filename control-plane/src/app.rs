@@ -214,6 +214,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .configure(secrets::routes)
             .configure(mydata::routes)
             .configure(crate::oauth::routes)
+            .configure(crate::operator::routes)
     })
     .listen(ui_listener)?
     .run();

@@ -9,7 +9,8 @@
 //! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
-//! email; [`suspension`] suspending and resuming a workspace for its causes; [`web`]
+//! email; [`suspension`] suspending and resuming a workspace for its causes; [`operator`]
+//! the staff console (all workspaces, metadata only); [`web`]
 //! templates and static assets; [`billing`] Stripe subscriptions (off without keys).
 
 pub mod accounts;
@@ -25,6 +26,7 @@ pub mod mail;
 pub mod members;
 pub mod mydata;
 pub mod oauth;
+pub mod operator;
 pub mod provisioning;
 pub mod retention;
 pub mod schema;

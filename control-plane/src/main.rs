@@ -28,6 +28,12 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Outpost staff: operators see every workspace's metadata in the operator console
+    /// (`/operator`) and can suspend, resume, retry and force deprovisioning.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// Run an embedded agent node (what the local provisioner spawns).
     Node {
         #[command(subcommand)]
@@ -39,6 +45,29 @@ enum Command {
 enum AuditCommand {
     /// Check the hash chain; exits 1 and names the first event that does not verify.
     Verify(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Make a user an operator (the account is created if needed).
+    Add {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Take the operator role away (effective at once, also in open sessions); exits 1
+    /// if the user is not an operator.
+    Remove {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// List the operators.
+    List(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -87,6 +116,7 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Operator { command } => operator(command),
         Command::Token {
             command: TokenCommand::Create { email, name, serve },
         } => {
@@ -101,6 +131,43 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn operator(command: OperatorCommand) -> anyhow::Result<()> {
+    use control_plane::operator;
+    let (serve, email) = match &command {
+        OperatorCommand::Add { serve, email } | OperatorCommand::Remove { serve, email } => {
+            (serve, Some(email))
+        }
+        OperatorCommand::List(serve) => (serve, None),
+    };
+    let config = serve.resolve()?;
+    control_plane::app::init_tracing(&config.log_format);
+    match (&command, email) {
+        (OperatorCommand::Add { .. }, Some(email)) => {
+            println!("{}", operator::add_cli(&config, email)?);
+        }
+        (OperatorCommand::Remove { .. }, Some(email)) => {
+            match operator::remove_cli(&config, email)? {
+                Ok(done) => println!("{done}"),
+                Err(why) => {
+                    println!("{why}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        _ => {
+            let all = operator::list_cli(&config)?;
+            if all.is_empty() {
+                println!("no operators");
+            }
+            for (email, id) in all {
+                println!("{email}\t{id}");
+            }
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]

@@ -17,6 +17,7 @@ mod lifecycle;
 mod mail;
 mod members;
 mod oauth;
+mod operator;
 mod outage;
 mod roles;
 mod routes;

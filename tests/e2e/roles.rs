@@ -220,6 +220,20 @@ const RULES: &[Rule] = &[
         fields: &[("plan", "starter")],
         ..rule("post", "/api/v1/workspaces/{id}/checkout", Off)
     },
+    // The operator console.
+    rule("get", "/operator", Operator),
+    rule("get", "/operator/workspaces/{id}", Operator),
+    Rule {
+        fields: &[("reason", "Matrix check")],
+        ..rule("post", "/operator/workspaces/{id}/suspend", Operator)
+    },
+    rule("post", "/operator/workspaces/{id}/resume", Operator),
+    rule("post", "/operator/workspaces/{id}/retry", Operator),
+    // A wrong confirmation is refused (400) after the role check: nothing is destroyed.
+    Rule {
+        fields: &[("reason", "Matrix check"), ("confirm", "not-the-address")],
+        ..rule("post", "/operator/workspaces/{id}/deprovision", Operator)
+    },
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
