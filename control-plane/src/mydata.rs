@@ -181,8 +181,18 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
                     workspace_suspensions::lifted_at,
                 ))
                 .load(conn)?;
+        // Billing is the owners' business, as on the Billing page.
+        let billing = if role == crate::workspaces::ROLE_OWNER {
+            json!({
+                "account": crate::billing::ledger::account(conn, &ws_id)?,
+                "invoices": crate::billing::ledger::all_invoices(conn, &ws_id)?,
+            })
+        } else {
+            Value::Null
+        };
         spaces.push(json!({
             "workspace": ws,
+            "billing": billing,
             "your_role": role,
             "members": members,
             "invitations": invitations.iter().map(|(i, e, r, c, x, a, v)| json!({"id": i, "email": e, "role": r, "created_at": c, "expires_at": x, "accepted_at": a, "revoked_at": v})).collect::<Vec<_>>(),

@@ -524,6 +524,21 @@ async fn webhooks_are_verified_deduplicated_and_applied_in_order() {
             .status(),
         403
     );
+    // "Your data" shows the owners what billing stores; other members see none of it.
+    let mine: Value = browser
+        .get("/account/data.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let billing = &mine["workspaces"][0]["billing"];
+    assert_eq!(
+        billing["account"]["stripe_customer_id"], "cus_test_1",
+        "{mine}"
+    );
+    assert_eq!(billing["invoices"][0]["id"], "in_1");
+    let theirs: Value = member.get("/account/data.json").await.json().await.unwrap();
+    assert_eq!(theirs["workspaces"][0]["billing"], Value::Null, "{theirs}");
     let stranger = Browser::signin(&cp, "stranger@elsewhere.test").await;
     assert_eq!(
         stranger

@@ -124,6 +124,15 @@ pub fn invoices(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<InvoiceRow>> {
         .load(conn)?)
 }
 
+/// Every stored invoice of a workspace, drafts included, oldest first ("Your data").
+pub fn all_invoices(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<InvoiceRow>> {
+    Ok(inv::table
+        .filter(inv::workspace_id.eq(ws_id))
+        .order(inv::created.asc())
+        .select(InvoiceRow::as_select())
+        .load(conn)?)
+}
+
 /// When the oldest unpaid failed invoice of a workspace first failed (`None`: nothing is
 /// owed).
 pub fn arrears_since(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<i64>> {
