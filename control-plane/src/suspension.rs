@@ -40,7 +40,7 @@ impl Suspension {
     /// What the owners read on the workspace page.
     pub fn explain(&self) -> String {
         match self.code.as_str() {
-            PAYMENT => "An invoice is unpaid and its grace period is over. Pay it from Billing and the workspace resumes within a minute.".into(),
+            PAYMENT => "Payment is needed: an invoice is unpaid past its grace period, or the subscription has ended. Pay or subscribe again from Billing and the workspace resumes within a minute.".into(),
             OPERATOR if !self.reason.is_empty() => format!("Suspended by Outpost staff: {}", self.reason),
             _ => "Suspended by Outpost staff. Contact support to find out why.".into(),
         }
@@ -55,6 +55,17 @@ pub fn active(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<Suspension>> {
         .order(ws_s::created_at.asc())
         .select((ws_s::code, ws_s::reason, ws_s::created_at))
         .load(conn)?)
+}
+
+/// Serialises suspend/resume of one workspace: each reads the active causes and then
+/// writes, so two running at once (a resume and a new cause) could otherwise leave the node
+/// resumed with a cause still active. A no-op update takes the row lock on PostgreSQL (on
+/// SQLite the transaction already holds the write lock).
+fn lock_workspace(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
+    diesel::update(workspaces::table.find(ws_id))
+        .set(workspaces::config_revision.eq(workspaces::config_revision))
+        .execute(conn)?;
+    Ok(())
 }
 
 fn enrolled_nodes(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
@@ -108,6 +119,7 @@ pub fn suspend(
         ));
     }
     let nodes = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        lock_workspace(conn, ws_id)?;
         let current = active(conn, ws_id)?;
         if current.iter().any(|s| s.code == code) {
             return Ok(None);
@@ -194,6 +206,7 @@ pub fn resume(
         .optional()?
         .ok_or(AppError::NotFound)?;
     let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        lock_workspace(conn, ws_id)?;
         let n = diesel::update(
             ws_s::table
                 .filter(ws_s::workspace_id.eq(ws_id))

@@ -844,7 +844,7 @@ async fn checkout_then_node_then_payment_failure_suspends_and_payment_resumes() 
     assert!(commands_of(&cp, &node_id).contains(&"suspend".to_owned()));
     let page = browser.get(&loc).await.text().await.unwrap();
     assert!(
-        page.contains("An invoice is unpaid and its grace period is over"),
+        page.contains("an invoice is unpaid past its grace period"),
         "{page}"
     );
     assert_eq!(audit_count(&cp, "billing.payment_failed"), 1);
