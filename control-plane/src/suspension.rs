@@ -68,6 +68,36 @@ fn lock_workspace(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
     Ok(())
 }
 
+fn name_and_deleted(conn: &mut DbConn, ws_id: &str) -> AppResult<(String, Option<i64>)> {
+    workspaces::table
+        .find(ws_id)
+        .select((workspaces::name, workspaces::deleted_at))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// Emails the workspace's owners in the background.
+fn email_owners(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    subject: &str,
+    body: &str,
+) -> AppResult<()> {
+    for to in mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
+        mail::send_later(
+            st,
+            Email {
+                to,
+                subject: subject.to_owned(),
+                body: body.to_owned(),
+            },
+        );
+    }
+    Ok(())
+}
+
 fn enrolled_nodes(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
     Ok(nodes::table
         .filter(nodes::workspace_id.eq(ws_id))
@@ -106,12 +136,7 @@ pub fn suspend(
     actor: &str,
     ip: Option<&str>,
 ) -> AppResult<bool> {
-    let (name, deleted): (String, Option<i64>) = workspaces::table
-        .find(ws_id)
-        .select((workspaces::name, workspaces::deleted_at))
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)?;
+    let (name, deleted) = name_and_deleted(conn, ws_id)?;
     if deleted.is_some() {
         return Err(AppError::Conflict(
             "workspace_deleted",
@@ -172,20 +197,17 @@ pub fn suspend(
         created_at: db::now(),
     }
     .explain();
-    for to in mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
-        mail::send_later(
-            st,
-            Email {
-                to,
-                subject: format!("Outpost: {name} is suspended"),
-                body: format!(
-                    "Your workspace {name} is suspended. Its agents have stopped answering on every channel; \
-                     its data is kept and its console still opens.\r\n\r\n{why}\r\n\r\n{}/workspaces/{ws_id}\r\n",
-                    st.public_url
-                ),
-            },
-        );
-    }
+    email_owners(
+        conn,
+        st,
+        ws_id,
+        &format!("Outpost: {name} is suspended"),
+        &format!(
+            "Your workspace {name} is suspended. Its agents have stopped answering on every channel; \
+             its data is kept and its console still opens.\r\n\r\n{why}\r\n\r\n{}/workspaces/{ws_id}\r\n",
+            st.public_url
+        ),
+    )?;
     Ok(true)
 }
 
@@ -199,12 +221,7 @@ pub fn resume(
     actor: &str,
     ip: Option<&str>,
 ) -> AppResult<bool> {
-    let (name, deleted): (String, Option<i64>) = workspaces::table
-        .find(ws_id)
-        .select((workspaces::name, workspaces::deleted_at))
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)?;
+    let (name, deleted) = name_and_deleted(conn, ws_id)?;
     let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         lock_workspace(conn, ws_id)?;
         let n = diesel::update(
@@ -254,19 +271,16 @@ pub fn resume(
         for id in &nodes {
             st.command_notify.notify(id);
         }
-        for to in mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
-            mail::send_later(
-                st,
-                Email {
-                    to,
-                    subject: format!("Outpost: {name} is running again"),
-                    body: format!(
-                        "Your workspace {name} is no longer suspended: its agents answer on every channel again.\r\n\r\n{}/workspaces/{ws_id}\r\n",
-                        st.public_url
-                    ),
-                },
-            );
-        }
+        email_owners(
+            conn,
+            st,
+            ws_id,
+            &format!("Outpost: {name} is running again"),
+            &format!(
+                "Your workspace {name} is no longer suspended: its agents answer on every channel again.\r\n\r\n{}/workspaces/{ws_id}\r\n",
+                st.public_url
+            ),
+        )?;
     }
     Ok(true)
 }

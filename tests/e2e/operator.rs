@@ -474,7 +474,7 @@ async fn a_node_that_enrolls_while_suspended_is_suspended_and_payment_outlasts_t
     let d = api.get_json(&format!("/api/v1/workspaces/{ws_id}")).await.1;
     assert_eq!(d["node"]["state"], "suspended");
     let (_, ws_page) = page(&owner, &format!("/workspaces/{ws_id}")).await;
-    assert!(ws_page.contains("An invoice is unpaid"), "{ws_page}");
+    assert!(ws_page.contains("an invoice is unpaid"), "{ws_page}");
     assert!(!ws_page.contains("Terms review"));
     let (_, detail) = page(&ops, &format!("/operator/workspaces/{ws_id}")).await;
     assert!(detail.contains("Terms review") && detail.contains("payment"));

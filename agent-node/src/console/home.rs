@@ -70,7 +70,7 @@ pub async fn home(
 pub fn suspension_words(code: &str) -> String {
     match code {
         "operator" => "Suspended by Outpost staff. The workspace's owners were emailed the reason, and the control plane's workspace page shows it.".into(),
-        "payment" => "An invoice is unpaid. Pay it from Billing in the control plane and the workspace resumes within a minute.".into(),
+        "payment" => "Payment is needed: an invoice is unpaid, or the subscription has ended. Pay or subscribe again from Billing in the control plane and the workspace resumes within a minute.".into(),
         "cancelled" => "The workspace was cancelled. This console stays open so you can export your data until the node is destroyed.".into(),
         other => format!("Reason code: {other}."),
     }
