@@ -874,11 +874,14 @@ async fn console_page(
         .finish())
 }
 
-async fn delete_page(
+/// An owner's button on the workspace page (delete, cancel): runs `op`, then back to
+/// the page.
+async fn owner_action(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
     path: web::Path<String>,
+    op: fn(&mut DbConn, &State, &str, &str, &str) -> AppResult<()>,
 ) -> PageResult {
     let (uid, ip, st, id) = (
         f.user.id.clone(),
@@ -887,10 +890,19 @@ async fn delete_page(
         path.into_inner(),
     );
     let loc = format!("/workspaces/{id}");
-    db::run(&state.db, move |conn| delete(conn, &st, &id, &uid, &ip)).await?;
+    db::run(&state.db, move |conn| op(conn, &st, &id, &uid, &ip)).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, loc))
         .finish())
+}
+
+async fn delete_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
+    owner_action(state, req, f, path, delete).await
 }
 
 async fn cancel_page(
@@ -899,17 +911,10 @@ async fn cancel_page(
     f: CsrfForm<Empty>,
     path: web::Path<String>,
 ) -> PageResult {
-    let (uid, ip, st, id) = (
-        f.user.id.clone(),
-        client_ip(&req),
-        state.clone(),
-        path.into_inner(),
-    );
-    let loc = format!("/workspaces/{id}");
-    db::run(&state.db, move |conn| cancel(conn, &st, &id, &uid, &ip)).await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, loc))
-        .finish())
+    owner_action(state, req, f, path, |conn, st, id, uid, ip| {
+        cancel(conn, st, id, uid, ip).map(|_| ())
+    })
+    .await
 }
 
 async fn receipt_download(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {

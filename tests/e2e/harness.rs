@@ -224,25 +224,40 @@ impl Cp {
 
     /// The newest sign-in link in the dev outbox for `email`.
     pub fn outbox_link(&self, email: &str) -> String {
+        self.outbox_find(email, "/auth/verify?token=")
+            .unwrap_or_else(|| panic!("no email for {email} in the outbox"))
+    }
+
+    /// The first word containing `needle` in the newest dev-outbox email to `email` that
+    /// has one (notifications such as "provisioning done" go to the same addresses).
+    pub fn outbox_find(&self, email: &str, needle: &str) -> Option<String> {
         let mut files: Vec<_> = std::fs::read_dir(self.data_dir().join("outbox"))
-            .unwrap()
+            .ok()?
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        for f in files.iter().rev() {
-            let text = std::fs::read_to_string(f).unwrap();
+        files.iter().rev().find_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
             if !text.contains(&format!("To: {email}")) {
-                continue;
+                return None;
             }
-            // Notifications (provisioning done, export ready…) go to the same address.
-            if let Some(link) = text
-                .split_whitespace()
-                .find(|w| w.contains("/auth/verify?token="))
-            {
-                return link.to_owned();
-            }
-        }
-        panic!("no email for {email} in the outbox");
+            text.split_whitespace()
+                .find(|w| w.contains(needle))
+                .map(str::to_owned)
+        })
+    }
+
+    /// The id of the account with `email`, if there is one.
+    pub fn user_id(&self, email: &str) -> Option<String> {
+        use control_plane::schema::users;
+        use diesel::prelude::*;
+        let mut conn = self.db().get().unwrap();
+        users::table
+            .filter(users::email.eq(email))
+            .select(users::id)
+            .first(&mut conn)
+            .optional()
+            .unwrap()
     }
 
     pub fn node_dir(&self, node_id: &str) -> PathBuf {

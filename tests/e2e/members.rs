@@ -8,26 +8,8 @@ use crate::harness::*;
 /// The newest invitation link in the dev outbox for `email` (emails are sent in the
 /// background, so this waits a little for the file).
 async fn invitation_link(cp: &Cp, email: &str) -> String {
-    let dir = cp.data_dir().join("outbox");
-    wait_for("the invitation email", 10, || {
-        let dir = dir.clone();
-        let email = email.to_owned();
-        async move {
-            let mut files: Vec<_> = std::fs::read_dir(&dir)
-                .ok()?
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            files.iter().rev().find_map(|f| {
-                let text = std::fs::read_to_string(f).ok()?;
-                if !text.contains(&format!("To: {email}")) {
-                    return None;
-                }
-                text.split_whitespace()
-                    .find(|w| w.contains("/invitations/accept?token="))
-                    .map(str::to_owned)
-            })
-        }
+    wait_for("the invitation email", 10, || async {
+        cp.outbox_find(email, "/invitations/accept?token=")
     })
     .await
 }
@@ -54,17 +36,6 @@ async fn accept(cp: &Cp, link: &str) -> (reqwest::StatusCode, String, Browser) {
         let body = r.text().await.unwrap();
         (status, body, b)
     }
-}
-
-fn user_id(cp: &Cp, email: &str) -> String {
-    use control_plane::schema::users;
-    use diesel::prelude::*;
-    let mut conn = cp.db().get().unwrap();
-    users::table
-        .filter(users::email.eq(email))
-        .select(users::id)
-        .first(&mut conn)
-        .unwrap()
 }
 
 #[tokio::test]
@@ -180,7 +151,7 @@ async fn invited_members_get_their_role_and_lose_access_when_removed() {
 
     // Removing Carol: the CP forgets her membership at once and the node ends her
     // console session when the command arrives.
-    let carol_id = user_id(&cp, "carol@acme.test");
+    let carol_id = cp.user_id("carol@acme.test").unwrap();
     let r = owner
         .post_csrf(
             &format!("/workspaces/{ws_id}/members/{carol_id}/remove"),
@@ -198,7 +169,7 @@ async fn invited_members_get_their_role_and_lose_access_when_removed() {
     .await;
 
     // Dave down to member: his admin session ends too; a new one carries inbox only.
-    let dave_id = user_id(&cp, "dave@acme.test");
+    let dave_id = cp.user_id("dave@acme.test").unwrap();
     let r = owner
         .post_csrf(
             &format!("/workspaces/{ws_id}/members/{dave_id}/role"),

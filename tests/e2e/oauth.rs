@@ -584,17 +584,6 @@ async fn sign_in(cp: &Cp, provider: &str, other_browser: bool) -> Outcome {
     }
 }
 
-fn user_id(cp: &Cp, email: &str) -> Option<String> {
-    let pool = cp.db();
-    let mut conn = pool.get().unwrap();
-    users::table
-        .filter(users::email.eq(email))
-        .select(users::id)
-        .first(&mut conn)
-        .optional()
-        .unwrap()
-}
-
 fn counts(cp: &Cp) -> (i64, i64, i64) {
     let pool = cp.db();
     let mut c = pool.get().unwrap();
@@ -648,7 +637,9 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
     let o = sign_in(&cp, "google", false).await;
     assert_eq!(o.status, 303, "{}", o.page);
     assert_eq!(o.location.as_deref(), Some("/workspaces"));
-    let ann = user_id(&cp, "ann@example.test").expect("account created, email normalised");
+    let ann = cp
+        .user_id("ann@example.test")
+        .expect("account created, email normalised");
     let b = signed_in_as(&cp, &o.session.unwrap()).await;
     assert!(b
         .get("/workspaces")
@@ -663,7 +654,7 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
     let o = sign_in(&cp, "google", false).await;
     assert_eq!(o.status, 303, "{}", o.page);
     assert!(o.session.is_some());
-    assert_eq!(user_id(&cp, "ann.new@example.test"), None);
+    assert_eq!(cp.user_id("ann.new@example.test"), None);
     let (users_n, _, ids) = counts(&cp);
     assert_eq!((users_n, ids), (1, 1));
 
@@ -748,7 +739,7 @@ async fn github_links_to_an_existing_magic_link_account_by_verified_primary_emai
         ..Opts::default()
     });
     let _ = Browser::signin(&cp, "dev@acme.test").await;
-    let dev = user_id(&cp, "dev@acme.test").unwrap();
+    let dev = cp.user_id("dev@acme.test").unwrap();
     let before = counts(&cp);
 
     idp.next(Mode::Good, "4242", "dev@acme.test", true);
@@ -786,7 +777,7 @@ async fn github_links_to_an_existing_magic_link_account_by_verified_primary_emai
     );
     assert!(o.session.is_none());
     assert_eq!(counts(&cp), before);
-    assert_eq!(user_id(&cp, "new@acme.test"), None);
+    assert_eq!(cp.user_id("new@acme.test"), None);
     assert!(audit(&cp).contains(&("signin.failed".into(), "github:email_unverified".into())));
 
     // Closing the account deletes its identities with it.
@@ -814,7 +805,7 @@ async fn apple_form_post_signs_in_with_an_es256_id_token_and_minted_client_secre
     assert_eq!(o.status, 303, "{}", o.page);
     assert_eq!(o.location.as_deref(), Some("/workspaces"));
     signed_in_as(&cp, &o.session.unwrap()).await;
-    assert!(user_id(&cp, "x7@privaterelay.appleid.test").is_some());
+    assert!(cp.user_id("x7@privaterelay.appleid.test").is_some());
     assert!(
         idp.fake.lock().unwrap().refused.is_empty(),
         "client secret and PKCE accepted"
@@ -928,7 +919,7 @@ async fn refusals_say_why_and_create_nothing() {
         assert!(o.page.contains("Nothing was created or changed"));
         assert!(o.session.is_none(), "{prov} {mode:?}: no session");
         assert_eq!(counts(&cp), before, "{prov} {mode:?}: nothing created");
-        assert_eq!(user_id(&cp, &email), None);
+        assert_eq!(cp.user_id(&email), None);
         assert!(
             audit(&cp).contains(&("signin.failed".into(), format!("{prov}:{code}"))),
             "{prov} {mode:?} audited"

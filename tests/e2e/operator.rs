@@ -51,17 +51,6 @@ fn audit(cp: &Cp) -> Vec<AuditLine> {
         .unwrap()
 }
 
-fn user_id(cp: &Cp, email: &str) -> String {
-    use control_plane::schema::users;
-    let pool = cp.db();
-    let mut conn = pool.get().unwrap();
-    users::table
-        .filter(users::email.eq(email))
-        .select(users::id)
-        .first(&mut conn)
-        .unwrap()
-}
-
 fn outbox_text(cp: &Cp) -> String {
     std::fs::read_dir(cp.data_dir().join("outbox"))
         .map(|d| {
@@ -129,7 +118,7 @@ async fn operators_see_metadata_only_and_suspend_resume_and_destroy_a_real_node(
     assert!(ok && out.contains("already an operator"), "{out}");
     let (ok, out) = operator_cli(&cp, &["list"]);
     assert!(ok && out.contains("ops@outpost.test"), "{out}");
-    let ops_id = user_id(&cp, "ops@outpost.test");
+    let ops_id = cp.user_id("ops@outpost.test").unwrap();
 
     // Every workspace, with its node's state; searchable by address.
     let (_, home) = page(&ops, "/workspaces").await;
