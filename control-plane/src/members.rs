@@ -24,8 +24,8 @@ use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageResult};
 use crate::mail::{self, Email};
-use crate::provisioning::{self, state};
-use crate::schema::{invitations, memberships, nodes, users, workspaces};
+use crate::provisioning;
+use crate::schema::{invitations, memberships, users, workspaces};
 use crate::web::{html, html_with};
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use actix_web::http::header;
@@ -515,12 +515,7 @@ fn end_console_sessions(
     ws_id: &str,
     user_id: &str,
 ) -> AppResult<()> {
-    let ids: Vec<String> = nodes::table
-        .filter(nodes::workspace_id.eq(ws_id))
-        .filter(nodes::state.eq_any(state::ENROLLED))
-        .select(nodes::id)
-        .load(conn)?;
-    for id in &ids {
+    for id in &crate::suspension::enrolled_nodes(conn, ws_id)? {
         provisioning::queue_command(
             conn,
             id,

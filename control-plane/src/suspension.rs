@@ -98,7 +98,8 @@ fn email_owners(
     Ok(())
 }
 
-fn enrolled_nodes(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
+/// A workspace's nodes that hold a certificate and take commands.
+pub fn enrolled_nodes(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
     Ok(nodes::table
         .filter(nodes::workspace_id.eq(ws_id))
         .filter(nodes::state.eq_any(state::ENROLLED))
