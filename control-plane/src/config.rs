@@ -200,9 +200,12 @@ impl ServeArgs {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
+        // An empty `DATABASE_URL=` means unset: SQLite would take "" as a private
+        // in-memory database per connection, with no tables on the next one.
         let database_url = self
             .database_url
             .clone()
+            .filter(|u| !u.trim().is_empty())
             .or(file.database_url)
             .unwrap_or_else(|| {
                 data_dir
@@ -306,5 +309,24 @@ impl ServeArgs {
             oauth,
             billing,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// `DATABASE_URL=` (set, but empty) falls back to SQLite under the data dir, as if it
+    /// were unset; SQLite would otherwise open a fresh in-memory database per connection.
+    #[test]
+    fn an_empty_database_url_means_the_default() {
+        let args = ServeArgs {
+            data_dir: Some(PathBuf::from("/tmp/outpost-x")),
+            database_url: Some(String::new()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.database_url, "/tmp/outpost-x/outpost.sqlite");
     }
 }

@@ -1,23 +1,52 @@
 //! Database access: one diesel code base over SQLite (default) and PostgreSQL, the backend
 //! picked from the URL scheme (as vaultwarden does). Migrations are embedded, one folder
 //! per backend, and run at start.
+//!
+//! PostgreSQL is compiled in only with the `postgres` feature (it links the system libpq),
+//! so the default build needs nothing but Rust; a `postgres://` URL given to a build
+//! without it is refused at start with a message saying how to get one that has it.
 
 use crate::error::AppError;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use diesel::{PgConnection, SqliteConnection};
+use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// A connection to either backend; queries are written once against it.
+#[cfg(feature = "postgres")]
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     /// PostgreSQL, when `DATABASE_URL` starts with `postgres://` or `postgresql://`.
-    Pg(PgConnection),
+    Pg(diesel::PgConnection),
     /// SQLite (WAL), the embedded default.
     Sqlite(SqliteConnection),
+}
+
+/// A connection to the one backend of this build (see the module docs); the same queries
+/// compile against it as against the two-backend enum of a `postgres` build.
+#[cfg(not(feature = "postgres"))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// SQLite (WAL), the embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Whether this build can talk to PostgreSQL (the `postgres` feature).
+pub const POSTGRES_BUILT_IN: bool = cfg!(feature = "postgres");
+
+impl DbConn {
+    /// The SQLite connection, when that is the backend.
+    fn as_sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        match self {
+            DbConn::Sqlite(c) => Some(c),
+            #[cfg(feature = "postgres")]
+            DbConn::Pg(_) => None,
+        }
+    }
 }
 
 /// Connection pool.
@@ -33,7 +62,7 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
-        if let DbConn::Sqlite(c) = conn {
+        if let Some(c) = conn.as_sqlite() {
             // WAL lets readers run beside the writer; busy_timeout turns lock contention
             // between pool connections into waiting instead of SQLITE_BUSY errors.
             c.batch_execute(
@@ -49,6 +78,13 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 /// Opens the pool and runs pending migrations.
 pub fn connect(url: &str) -> anyhow::Result<DbPool> {
     let url = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+    if is_postgres(&url) && !POSTGRES_BUILT_IN {
+        anyhow::bail!(
+            "the database URL is a PostgreSQL one, but this control plane was built without \
+             PostgreSQL support: build it with `cargo build --release -p control-plane \
+             --features postgres` (needs libpq-dev), or leave DATABASE_URL unset for SQLite"
+        );
+    }
     let size = if is_postgres(&url) { 16 } else { 8 };
     let pool = Pool::builder()
         .max_size(size)
@@ -62,6 +98,7 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
 /// Runs the embedded migrations of the connection's backend.
 pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<()> {
     let applied = match conn {
+        #[cfg(feature = "postgres")]
         DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
     }
@@ -99,8 +136,8 @@ where
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
-    let outermost_sqlite = match conn {
-        DbConn::Sqlite(c) => {
+    let outermost_sqlite = match conn.as_sqlite() {
+        Some(c) => {
             let depth =
                 AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?;
             if depth.is_none() {
@@ -110,7 +147,7 @@ where
                 false
             }
         }
-        DbConn::Pg(_) => false,
+        None => false,
     };
     if !outermost_sqlite {
         return conn.transaction(f);
@@ -161,6 +198,72 @@ pub fn now_ms() -> i64 {
 /// A fresh UUID v4 string.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A database for one test: SQLite at a path the test chooses, or, when
+/// `TEST_DATABASE_URL` names a PostgreSQL server, a fresh database on it that is dropped
+/// with this value. Used by the unit tests and the end-to-end harness alike.
+#[doc(hidden)]
+pub struct ScratchDb {
+    /// The URL to connect to.
+    pub url: String,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pg: Option<(String, String)>,
+}
+
+impl ScratchDb {
+    /// `sqlite_path` is used unless `TEST_DATABASE_URL` is set; `prefix` names the
+    /// PostgreSQL database (`<prefix>_<uuid>`).
+    ///
+    /// # Panics
+    /// When `TEST_DATABASE_URL` is set but the server cannot be reached, or this build has
+    /// no PostgreSQL (a run meant for PostgreSQL must not pass quietly on SQLite).
+    pub fn new(sqlite_path: &std::path::Path, prefix: &str) -> ScratchDb {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => Self::postgres(base, prefix),
+            _ => ScratchDb {
+                url: sqlite_path.display().to_string(),
+                pg: None,
+            },
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    #[allow(clippy::unwrap_used)]
+    fn postgres(base: String, prefix: &str) -> ScratchDb {
+        use diesel::{Connection, RunQueryDsl};
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = diesel::PgConnection::establish(&base).expect("TEST_DATABASE_URL reachable");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create database");
+        let (url_prefix, _) = base.rsplit_once('/').expect("database URL with a path");
+        ScratchDb {
+            url: format!("{url_prefix}/{name}"),
+            pg: Some((base, name)),
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn postgres(_: String, _: &str) -> ScratchDb {
+        panic!(
+            "TEST_DATABASE_URL is set, but this build has no PostgreSQL: \
+             run the tests with `--features control-plane/postgres`"
+        )
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        #[cfg(feature = "postgres")]
+        if let Some((base, name)) = self.pg.take() {
+            use diesel::{Connection, RunQueryDsl};
+            if let Ok(mut c) = diesel::PgConnection::establish(&base) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +334,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!(count(&mut conn), 101);
+    }
+
+    #[test]
+    fn a_postgres_url_needs_a_build_with_postgres() {
+        let Err(e) = connect("postgres://nobody@127.0.0.1:1/none") else {
+            panic!("nothing listens on port 1");
+        };
+        let e = e.to_string();
+        if POSTGRES_BUILT_IN {
+            // Built in: it tries to connect, and fails for want of a server.
+            assert!(!e.contains("built without PostgreSQL"), "{e}");
+        } else {
+            assert!(e.contains("built without PostgreSQL support"), "{e}");
+            assert!(e.contains("--features postgres"), "{e}");
+        }
     }
 }

@@ -4,9 +4,17 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use control_plane::ServeArgs;
 
+/// `0.1.0 (commit 1a2b3c4d5e6f)`: the version and the git commit built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OUTPOST_BUILD_COMMIT"),
+    ")"
+);
+
 /// Outpost control plane: accounts, workspaces, provisioning and fleet health.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -172,7 +180,7 @@ fn operator(command: OperatorCommand) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)]
 fn banner(ui: &str, gateway: &str, backend: &str) {
-    println!("Outpost control plane {}", env!("CARGO_PKG_VERSION"));
+    println!("Outpost control plane {VERSION}");
     println!("  UI:            {ui}");
     println!("  Node gateway:  {gateway}");
     println!("  Storage:       {backend}");

@@ -133,56 +133,12 @@ mod tests {
     use crate::db::{self, DbPool};
     use crate::schema::{audit_events, nodes, workspaces};
 
-    /// A fresh database: SQLite in a temp dir, or a new PostgreSQL database when
-    /// `TEST_DATABASE_URL` is set (dropped with the guard), as the e2e harness does.
-    struct TestDb {
-        _dir: tempfile::TempDir,
-        pg: Option<(String, String)>,
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            use diesel::Connection;
-            if let Some((base, name)) = self.pg.take() {
-                if let Ok(mut c) = diesel::PgConnection::establish(&base) {
-                    let _ =
-                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut c);
-                }
-            }
-        }
-    }
-
-    fn pool() -> (TestDb, DbPool) {
-        use diesel::Connection;
+    /// A fresh database (see [`db::ScratchDb`]) and its pool; the guard drops it.
+    fn pool() -> ((tempfile::TempDir, db::ScratchDb), DbPool) {
         let dir = tempfile::tempdir().unwrap();
-        match std::env::var("TEST_DATABASE_URL") {
-            Ok(base) if !base.is_empty() => {
-                let name = format!("outpost_unit_{}", uuid::Uuid::new_v4().simple());
-                let mut c = diesel::PgConnection::establish(&base).unwrap();
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut c)
-                    .unwrap();
-                let (prefix, _) = base.rsplit_once('/').unwrap();
-                let pool = db::connect(&format!("{prefix}/{name}")).unwrap();
-                let guard = TestDb {
-                    _dir: dir,
-                    pg: Some((base, name)),
-                };
-                (guard, pool)
-            }
-            _ => {
-                let pool =
-                    db::connect(&dir.path().join("cp.sqlite").display().to_string()).unwrap();
-                (
-                    TestDb {
-                        _dir: dir,
-                        pg: None,
-                    },
-                    pool,
-                )
-            }
-        }
+        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
+        let pool = db::connect(&scratch.url).unwrap();
+        ((dir, scratch), pool)
     }
 
     fn node(conn: &mut DbConn) -> String {

@@ -596,7 +596,7 @@ pub fn pg_rows_text(cp: &Cp) -> String {
         #[diesel(sql_type = diesel::sql_types::Text)]
         name: String,
     }
-    let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&cp.db_url).unwrap();
+    let mut conn = cp.db().get().unwrap();
     let tables: Vec<Table> = diesel::sql_query(
         "SELECT table_name::text AS name FROM information_schema.tables \
          WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",

@@ -40,21 +40,11 @@ pub struct Cp {
     pub ui: String,
     pub gateway: String,
     pub db_url: String,
-    pg_drop: Option<(String, String)>,
+    /// Drops the PostgreSQL database (if any) with the harness.
+    scratch: control_plane::db::ScratchDb,
     opts: Opts,
     listen: String,
     gateway_listen: String,
-}
-
-fn pg_database(base: &str) -> (String, (String, String)) {
-    use diesel::{Connection, RunQueryDsl};
-    let name = format!("outpost_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = diesel::PgConnection::establish(base).expect("TEST_DATABASE_URL reachable");
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .expect("create database");
-    let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
-    (format!("{prefix}/{name}"), (base.to_owned(), name))
 }
 
 impl Cp {
@@ -64,23 +54,17 @@ impl Cp {
 
     pub fn start_with(opts: Opts) -> Cp {
         let dir = tempfile::tempdir().unwrap();
-        let (db_url, pg_drop) = match std::env::var("TEST_DATABASE_URL") {
-            Ok(base) if !base.is_empty() => {
-                let (url, d) = pg_database(&base);
-                (url, Some(d))
-            }
-            _ => (
-                dir.path().join("data/outpost.sqlite").display().to_string(),
-                None,
-            ),
-        };
+        let scratch = control_plane::db::ScratchDb::new(
+            &dir.path().join("data/outpost.sqlite"),
+            "outpost_e2e",
+        );
         let mut cp = Cp {
             dir,
             child: None,
             ui: String::new(),
             gateway: String::new(),
-            db_url,
-            pg_drop,
+            db_url: scratch.url.clone(),
+            scratch,
             opts,
             listen: "127.0.0.1:0".into(),
             gateway_listen: "127.0.0.1:0".into(),
@@ -292,13 +276,7 @@ impl Drop for Cp {
         }
         self.kill();
         kill_nodes(&self.data_dir().join("nodes"));
-        if let Some((base, name)) = self.pg_drop.take() {
-            use diesel::{Connection, RunQueryDsl};
-            if let Ok(mut c) = diesel::PgConnection::establish(&base) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut c);
-            }
-        }
+        // The scratch database is dropped with `self.scratch`, after the processes ended.
     }
 }
 
