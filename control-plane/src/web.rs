@@ -103,6 +103,10 @@ async fn css() -> HttpResponse {
     asset(CSS, "text/css; charset=utf-8")
 }
 
+async fn favicon() -> HttpResponse {
+    asset(outpost_web_assets::FAVICON_SVG, "image/svg+xml")
+}
+
 async fn index() -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/workspaces"))
@@ -114,5 +118,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/healthz", web::get().to(healthz))
         .route("/static/htmx.min.js", web::get().to(htmx))
-        .route("/static/outpost.css", web::get().to(css));
+        .route("/static/outpost.css", web::get().to(css))
+        .route("/static/favicon.svg", web::get().to(favicon));
 }

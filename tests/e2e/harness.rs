@@ -486,7 +486,7 @@ impl NodeConsole {
             .build()
             .unwrap();
         let r = client.get(&handoff).send().await.unwrap();
-        assert_eq!(r.status(), 303, "handoff accepted");
+        assert_eq!(r.status(), 200, "handoff accepted");
         let cookie = session_cookie(&r, "outpost_node_session").unwrap();
         NodeConsole {
             base: format!("http://{authority}"),

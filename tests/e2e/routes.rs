@@ -52,6 +52,7 @@ pub(crate) const PUBLIC: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/static/htmx.min.js"),
     ("get", "/static/outpost.css"),
+    ("get", "/static/favicon.svg"),
     ("get", "/signin"),
     ("post", "/signin"),
     ("get", "/auth/verify"),

@@ -132,6 +132,7 @@ pub const ROUTES: &[Route] = &[
     get("/healthz", Need::Public),
     get("/static/outpost.css", Need::Public),
     get("/static/htmx.min.js", Need::Public),
+    get("/static/favicon.svg", Need::Public),
     get("/auth/handoff", Need::Public),
     post("/logout", CONSOLE),
     // home.rs

@@ -2,11 +2,19 @@
 //!
 //! The CP signs `{sub, ws, node, scopes, exp = now + 2 min, jti}` with Ed25519; the node
 //! verifies it with the key from enrollment, checks it names this node and workspace,
-//! burns the `jti` (a replay finds it burned) and opens its own session. The redirect to
-//! `/` takes the token out of the address bar and history.
+//! burns the `jti` (a replay finds it burned) and opens its own session.
+//!
+//! The session cookie is `SameSite=Strict`, so no other site can make the browser use it.
+//! That is also why the handoff cannot simply redirect to `/`: the navigation began on the
+//! control plane, another site, and a browser does not send a Strict cookie on any request
+//! of a redirect chain that started cross-site. So the handoff answers with a small page
+//! of the node's own (it stores the cookie: a top-level navigation may set one) that moves
+//! on to `/` by itself. That second navigation starts on the node, is same-site, and
+//! carries the cookie. The page's `no-store` and `no-referrer` keep the token out of the
+//! cache and out of the next request.
 
 use super::error::MessagePage;
-use super::session::{removal_cookie, session_cookie, ConsoleSession, SESSION_TTL_SECS};
+use super::session::{removal_cookie, session_cookie, WriteSession, SESSION_TTL_SECS};
 use super::{ConsoleError, ConsoleState, CLOCK_SKEW_SECS};
 use crate::store::{self, Session};
 use actix_web::http::{header, StatusCode};
@@ -20,7 +28,15 @@ struct HandoffQuery {
     token: Option<String>,
 }
 
-/// `GET /auth/handoff?token=…`: 303 to `/` with a session cookie, or 401.
+/// The same-site step of the sign-in (see the module docs).
+#[derive(askama::Template)]
+#[template(path = "handoff.html")]
+struct Landing<'a> {
+    workspace: &'a str,
+}
+
+/// `GET /auth/handoff?token=…`: a page that sets the session cookie and moves on to `/`,
+/// or 401.
 pub async fn handoff(
     state: web::Data<ConsoleState>,
     req: HttpRequest,
@@ -71,30 +87,29 @@ pub async fn handoff(
         return Err(refuse("replayed"));
     }
     tracing::info!(user = %claims.sub, "console sign-in");
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(session_cookie(cookie_value, state.secure_cookies))
-        .finish())
+    let mut resp = super::render(&Landing {
+        workspace: &state.workspace.name,
+    })?;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp.add_cookie(&session_cookie(cookie_value, state.secure_cookies))
+        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("setting the cookie: {e}")))?;
+    Ok(resp)
 }
 
-/// `POST /logout`: ends the session. SameSite=Strict already keeps other sites' forms
-/// from carrying the cookie; the `Origin` check is the second lock.
+/// `POST /logout`: ends the session. Like every console write it must come from the
+/// console's own pages ([`WriteSession`]): another site cannot sign a user out.
 pub async fn logout(
     state: web::Data<ConsoleState>,
-    session: ConsoleSession,
-    req: HttpRequest,
+    session: WriteSession,
 ) -> Result<HttpResponse, ConsoleError> {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let same = origin
-            .to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(&state.origin));
-        if !same {
-            tracing::info!("logout refused: foreign origin");
-            return Err(ConsoleError::Forbidden);
-        }
-    }
     let st = state.clone();
     let hash = session.token_hash().to_owned();
     web::block(move || st.store.delete_session(&hash)).await??;

@@ -429,7 +429,7 @@ pub(crate) mod tests {
                     .to_request(),
             )
             .await;
-            assert_eq!(r.status(), actix_web::http::StatusCode::SEE_OTHER);
+            assert_eq!(r.status(), actix_web::http::StatusCode::OK);
             r.response()
                 .cookies()
                 .find(|c| c.name() == crate::console::session::SESSION_COOKIE)

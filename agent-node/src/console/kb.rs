@@ -366,7 +366,7 @@ mod tests {
                     .to_request(),
             )
             .await;
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            assert_eq!(r.status(), StatusCode::OK);
             r.response()
                 .cookies()
                 .find(|c| c.name() == SESSION_COOKIE)

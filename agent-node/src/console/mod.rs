@@ -101,8 +101,12 @@ fn origin_of(url: &str) -> String {
     format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
-/// Headers on every response: no script from anywhere, no framing, no referrer (URLs
-/// may carry one-time tokens), nothing cached by default (pages show customer data).
+/// Headers on every response: no script from anywhere, no framing, no referrer to other
+/// sites (URLs may carry one-time tokens), nothing cached by default (pages show customer
+/// data). `same-origin` rather than `no-referrer`: with `no-referrer` browsers send
+/// `Origin: null` on the console's own form posts, which a browser without
+/// `Sec-Fetch-Site` would then have refused (`session::same_origin`). Pages whose URL
+/// carries a token (the sign-in handoff, export links) still send `no-referrer`.
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add((
@@ -111,7 +115,7 @@ pub fn security_headers() -> DefaultHeaders {
         ))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Referrer-Policy", "same-origin"))
         .add(("Cache-Control", "no-store"))
 }
 
@@ -124,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/healthz", web::get().to(healthz))
             .route("/static/outpost.css", web::get().to(stylesheet))
             .route("/static/htmx.min.js", web::get().to(htmx))
+            .route("/static/favicon.svg", web::get().to(favicon))
             .route("/auth/handoff", web::get().to(handoff::handoff))
             .route("/logout", web::post().to(handoff::logout))
             .route("/", web::get().to(home::home))
@@ -184,6 +189,10 @@ async fn htmx() -> HttpResponse {
         outpost_web_assets::HTMX_JS,
         "text/javascript; charset=utf-8",
     )
+}
+
+async fn favicon() -> HttpResponse {
+    asset(outpost_web_assets::FAVICON_SVG, "image/svg+xml")
 }
 
 fn asset(body: &'static [u8], content_type: &'static str) -> HttpResponse {
@@ -358,8 +367,9 @@ pub(crate) mod tests {
         let t = token(&f, f.data.node_id.as_str(), 120);
         let uri = format!("/auth/handoff?token={t}");
         let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(r.headers().get("location").expect("location"), "/");
+        // A page of the node's own that moves on to `/`, not a redirect: see `handoff`.
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("location").is_none());
         assert_eq!(
             r.headers().get("referrer-policy").expect("referrer-policy"),
             "no-referrer"
@@ -381,6 +391,16 @@ pub(crate) mod tests {
         );
         assert_eq!(cookie.path(), Some("/"));
         assert_ne!(cookie.secure(), Some(true), "http public URL: no Secure");
+        let landing = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(
+            landing.contains(r#"<meta http-equiv="refresh" content="0; url=/">"#)
+                && landing.contains(r#"<a href="/">Continue to the console</a>"#),
+            "{landing}"
+        );
+        assert!(
+            !landing.contains("<script"),
+            "no script: the CSP allows none inline"
+        );
 
         // replay of the same link
         let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
@@ -582,9 +602,11 @@ pub(crate) mod tests {
             use access::{Need::*, Scope::*};
             let p = r.pattern;
             match p {
-                "/healthz" | "/static/outpost.css" | "/static/htmx.min.js" | "/auth/handoff" => {
-                    Public
-                }
+                "/healthz"
+                | "/static/outpost.css"
+                | "/static/htmx.min.js"
+                | "/static/favicon.svg"
+                | "/auth/handoff" => Public,
                 "/exports/{id}/download" => SignedLink,
                 "/" | "/logout" => Session(Console),
                 "/contacts/{id}/erase" | "/erasures" => Session(Settings),
@@ -717,7 +739,7 @@ pub(crate) mod tests {
                     .to_request(),
             )
             .await;
-            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            assert_eq!(r.status(), StatusCode::OK);
             r.response()
                 .cookies()
                 .find(|c| c.name() == session::SESSION_COOKIE)

@@ -82,9 +82,10 @@ impl FromRequest for ConsoleSession {
 }
 
 /// A signed-in console user making a state-changing request (every console `POST`).
-/// SameSite=Strict already keeps other sites' requests from carrying the cookie; this
-/// extractor adds the second lock: an `Origin` header, when the browser sends one, must
-/// be this node's, and `Sec-Fetch-Site: cross-site` is refused.
+/// SameSite=Strict keeps other *sites* from sending the cookie, but another workspace's
+/// node can be the same site (`other.localhost`, or a sibling under one nodes domain), so
+/// this extractor is the lock that matters: the request must come from this node's own
+/// pages ([`same_origin`]).
 #[derive(Debug, Clone)]
 pub struct WriteSession(pub ConsoleSession);
 
@@ -95,16 +96,22 @@ impl std::ops::Deref for WriteSession {
     }
 }
 
-/// Whether a request comes from this console's own pages (see [`WriteSession`]).
+/// Whether a request comes from this console's own pages, the way Go's
+/// `CrossOriginProtection` decides it. A browser that sends `Sec-Fetch-Site` (every current
+/// one) says where the request comes from: `same-origin` passes, and so does `none` (the
+/// user typed or bookmarked it; no page made it); `same-site` and `cross-site` do not.
+/// Without that header, the `Origin`, when present, must be this node's: `Origin: null`
+/// (what a `no-referrer` page makes a browser send) is refused, since nothing tells it
+/// apart from a sandboxed page elsewhere. Without either header the request is not from a
+/// browser page, so there is no confused browser to protect.
 pub fn same_origin(req: &HttpRequest, origin: &str) -> bool {
     let headers = req.headers();
-    let origin_ok = headers
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    headers
         .get(actix_web::http::header::ORIGIN)
-        .is_none_or(|o| o.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(origin)));
-    let fetch_ok = headers
-        .get("sec-fetch-site")
-        .is_none_or(|v| v.as_bytes() != b"cross-site");
-    origin_ok && fetch_ok
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(origin)))
 }
 
 impl FromRequest for WriteSession {
@@ -154,6 +161,57 @@ mod tests {
 
     async fn extract(req: TestRequest) -> Result<ConsoleSession, ConsoleError> {
         ConsoleSession::load(&req.to_http_request()).await
+    }
+
+    /// What browsers send on the console's own form posts, and what another site (or
+    /// another workspace's node, which can be the same site) sends.
+    #[test]
+    fn writes_pass_from_the_consoles_own_pages_only() {
+        const ORIGIN: &str = "http://acme-dental.localhost:40123";
+        let req = |headers: &[(&str, &str)]| {
+            let mut r = TestRequest::post().uri("/inbox/x/reply");
+            for h in headers {
+                r = r.insert_header(*h);
+            }
+            r.to_http_request()
+        };
+        // Chrome on a page served with `Referrer-Policy: no-referrer` (the defect of
+        // issue 13): `Origin: null`, but it says the request is same-origin.
+        assert!(same_origin(
+            &req(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            ORIGIN
+        ));
+        assert!(same_origin(
+            &req(&[("origin", ORIGIN), ("sec-fetch-site", "same-origin")]),
+            ORIGIN
+        ));
+        assert!(same_origin(&req(&[("sec-fetch-site", "none")]), ORIGIN));
+        // Another node under the same site, and any other site.
+        for site in ["same-site", "cross-site"] {
+            assert!(
+                !same_origin(
+                    &req(&[
+                        ("origin", "http://other.localhost:40123"),
+                        ("sec-fetch-site", site)
+                    ]),
+                    ORIGIN
+                ),
+                "{site}"
+            );
+        }
+        // A browser without Fetch Metadata: the Origin decides; `null` is not ours.
+        assert!(same_origin(&req(&[("origin", ORIGIN)]), ORIGIN));
+        assert!(same_origin(
+            &req(&[("origin", "HTTP://Acme-Dental.localhost:40123")]),
+            ORIGIN
+        ));
+        assert!(!same_origin(&req(&[("origin", "null")]), ORIGIN));
+        assert!(!same_origin(
+            &req(&[("origin", "http://evil.localhost")]),
+            ORIGIN
+        ));
+        // Not a browser page at all (curl, a script with the cookie).
+        assert!(same_origin(&req(&[]), ORIGIN));
     }
 
     #[actix_web::test]
