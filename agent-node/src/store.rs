@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     crate::channels::SCHEMA,
     crate::exports::SCHEMA,
     crate::retention::SCHEMA,
+    crate::content::WAITING_SCHEMA,
 ];
 
 const BASE_SCHEMA: &str = r#"

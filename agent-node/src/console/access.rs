@@ -298,6 +298,9 @@ pub const NAV: [(&str, &str); 7] = [
 pub struct Nav {
     /// The links, in order.
     pub links: Vec<NavLink>,
+    /// Conversations waiting for the team: shown beside "Inbox" and in the page title,
+    /// so staff see that a customer asked for a person.
+    pub waiting: u32,
 }
 
 impl Nav {
@@ -309,6 +312,7 @@ impl Nav {
                 .filter(|(href, _)| session.may("GET", href))
                 .map(|&(href, label)| NavLink { href, label })
                 .collect(),
+            waiting: session.waiting,
         }
     }
 }

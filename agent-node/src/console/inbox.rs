@@ -76,7 +76,7 @@ fn tabs(filter: Filter) -> Vec<Tab> {
     [
         ("all", "All"),
         ("open", "Assistant"),
-        ("human", "Taken over"),
+        ("human", "With the team"),
         ("closed", "Closed"),
     ]
     .into_iter()
@@ -101,8 +101,16 @@ struct Row {
 impl From<ConversationSummary> for Row {
     fn from(c: ConversationSummary) -> Self {
         Self {
-            status: c.status.as_str(),
-            status_label: c.status.label(),
+            status: if c.waiting_since.is_some() {
+                "waiting"
+            } else {
+                c.status.as_str()
+            },
+            status_label: if c.waiting_since.is_some() {
+                "Waiting for the team"
+            } else {
+                c.status.label()
+            },
             updated: human_time(c.updated_at),
             id: c.id,
             contact_name: c.contact_name,
@@ -173,6 +181,8 @@ struct ConversationPage {
     status: &'static str,
     status_label: &'static str,
     taken_over: bool,
+    /// The customer asked for a person and nobody has taken it over yet.
+    waiting: bool,
     closed: bool,
     lines: Vec<Line>,
     max_reply: usize,
@@ -270,8 +280,9 @@ pub async fn conversation(
         nav: Nav::for_session(&session),
         contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
         status: conv.status.as_str(),
-        status_label: conv.status.label(),
-        taken_over: conv.status == ConversationStatus::Human,
+        status_label: conv.status_label(),
+        taken_over: conv.taken_over(),
+        waiting: conv.waiting_since.is_some(),
         closed: conv.status == ConversationStatus::Closed,
         lines: messages.into_iter().map(Line::from).collect(),
         max_reply: MAX_REPLY_CHARS,
@@ -334,7 +345,7 @@ pub async fn reply(
         let c = content
             .conversation(&conv)?
             .ok_or(crate::content::ContentError::NotFound)?;
-        if c.status != ConversationStatus::Human {
+        if !c.taken_over() {
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
         content.append_message(&conv, Author::Human, &text)

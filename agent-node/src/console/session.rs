@@ -25,6 +25,9 @@ pub struct ConsoleSession {
     pub user_id: String,
     /// Scopes from the capability token (the user's workspace role).
     pub scopes: Vec<String>,
+    /// Conversations waiting for the team when the request came in (the navigation's
+    /// unread count).
+    pub waiting: u32,
     token_hash: String,
 }
 
@@ -52,11 +55,19 @@ impl ConsoleSession {
             let token_hash = outpost_crypto::token_hash(&token);
             let store = state.store.clone();
             let hash = token_hash.clone();
-            let session = web::block(move || store.session(&hash)).await??;
-            let session = session.ok_or(ConsoleError::Unauthorized)?;
+            let found = web::block(move || {
+                let Some(session) = store.session(&hash)? else {
+                    return Ok(None);
+                };
+                let waiting = crate::content::waiting_count(&store)?;
+                Ok::<_, crate::store::StoreError>(Some((session, waiting)))
+            })
+            .await??;
+            let (session, waiting) = found.ok_or(ConsoleError::Unauthorized)?;
             Ok(ConsoleSession {
                 user_id: session.user_id,
                 scopes: session.scopes,
+                waiting,
                 token_hash,
             })
         }

@@ -28,6 +28,27 @@ CREATE TABLE erasures (
 );
 "#;
 
+/// Migration recording that a conversation waits for the team: the customer asked for a
+/// person and nobody has taken it over yet. Its status is `human` (the assistant is
+/// silent) either way; `waiting_since` tells the two apart, so the console can say "waiting
+/// for the team" instead of "you have taken this over", and count what waits.
+pub const WAITING_SCHEMA: &str = r#"
+ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
+CREATE INDEX conversations_waiting ON conversations (waiting_since) WHERE waiting_since IS NOT NULL;
+"#;
+
+/// How many conversations wait for the team (see [`WAITING_SCHEMA`]). Needs no key: it
+/// reads no content.
+pub fn waiting_count(store: &Store) -> store::Result<u32> {
+    store.with(|c| {
+        Ok(c.query_row(
+            "SELECT COUNT(*) FROM conversations WHERE waiting_since IS NOT NULL",
+            [],
+            |r| r.get::<_, u32>(0),
+        )?)
+    })
+}
+
 /// One carried-out erasure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Erasure {
@@ -334,6 +355,7 @@ fn conversation_in(
         status: ConversationStatus::Open,
         created_at: now,
         updated_at: now,
+        waiting_since: None,
     };
     tx.execute(
                 "INSERT INTO conversations (id, contact_id, agent_id, channel, status, created_at, updated_at)
@@ -365,7 +387,7 @@ fn count(
 }
 
 const CONVERSATION_COLUMNS: &str =
-    "id, contact_id, agent_id, channel, status, created_at, updated_at";
+    "id, contact_id, agent_id, channel, status, created_at, updated_at, waiting_since";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
@@ -376,6 +398,7 @@ fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
         status: r.get(4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        waiting_since: r.get(7)?,
     })
 }
 
@@ -809,7 +832,12 @@ impl Content {
             let tx = begin(c)?;
             let mut conv =
                 load_conversation(&tx, conversation_id)?.ok_or(ContentError::NotFound)?;
-            if conv.status == status {
+            // A team member taking over a conversation that waits for the team changes
+            // who has it, though its status stays `human`.
+            let claims_waiting = conv.waiting_since.is_some()
+                && status == ConversationStatus::Human
+                && actor != AGENT_ACTOR;
+            if conv.status == status && !claims_waiting {
                 return Ok(conv);
             }
             let (kind, text) = match (conv.status, status) {
@@ -842,12 +870,18 @@ impl Content {
                 Some(actor),
                 now,
             )?;
+            // Waiting starts when the assistant queues the conversation for a person and
+            // ends with any other change (taken over, handed back, closed).
+            let waiting_since =
+                (status == ConversationStatus::Human && actor == AGENT_ACTOR).then_some(now);
             tx.execute(
-                "UPDATE conversations SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![conv.id, status, now],
+                "UPDATE conversations SET status = ?2, updated_at = ?3, waiting_since = ?4
+                 WHERE id = ?1",
+                params![conv.id, status, now, waiting_since],
             )?;
             tx.commit()?;
             conv.status = status;
+            conv.waiting_since = waiting_since;
             conv.updated_at = now;
             Ok(conv)
         })
@@ -863,7 +897,7 @@ impl Content {
         self.run(|c| {
             let mut stmt = c.prepare(
                 "SELECT v.id, v.contact_id, v.agent_id, v.channel, v.status, v.updated_at,
-                        k.name_ct, m.id, m.author, m.body_ct
+                        k.name_ct, m.id, m.author, m.body_ct, v.waiting_since
                  FROM conversations v
                  JOIN contacts k ON k.id = v.contact_id
                  LEFT JOIN messages m ON m.id = (
@@ -882,6 +916,7 @@ impl Content {
                 Option<i64>,
                 Option<Author>,
                 Option<Vec<u8>>,
+                Option<i64>,
             );
             let rows: Vec<Row> = stmt
                 .query_map(params![status, limit_i64(limit)], |r| {
@@ -896,6 +931,7 @@ impl Content {
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -912,6 +948,7 @@ impl Content {
                 mid,
                 author,
                 body,
+                waiting_since,
             ) in rows
             {
                 let dek = self.dek_cached(c, &mut keys, &contact_id)?;
@@ -930,6 +967,7 @@ impl Content {
                     last_author: author,
                     preview: last.map(|b| preview(&b, PREVIEW_CHARS)).unwrap_or_default(),
                     updated_at,
+                    waiting_since,
                 });
             }
             Ok(out)

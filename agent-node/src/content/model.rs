@@ -163,6 +163,25 @@ pub struct Conversation {
     pub created_at: i64,
     /// Last activity, unix seconds.
     pub updated_at: i64,
+    /// Since when the conversation waits for the team (the customer asked for a person
+    /// and nobody has taken it over yet), unix seconds.
+    pub waiting_since: Option<i64>,
+}
+
+impl Conversation {
+    /// A team member has it: taken over, not merely waiting for someone.
+    pub fn taken_over(&self) -> bool {
+        self.status == ConversationStatus::Human && self.waiting_since.is_none()
+    }
+
+    /// What the console calls its state.
+    pub fn status_label(&self) -> &'static str {
+        if self.waiting_since.is_some() {
+            "Waiting for the team"
+        } else {
+            self.status.label()
+        }
+    }
 }
 
 /// One message, decrypted.
@@ -201,6 +220,8 @@ pub struct ConversationSummary {
     pub preview: String,
     /// Last activity, unix seconds.
     pub updated_at: i64,
+    /// See [`Conversation::waiting_since`].
+    pub waiting_since: Option<i64>,
 }
 
 /// A row of the contact list.

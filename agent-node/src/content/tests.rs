@@ -587,3 +587,57 @@ fn an_erased_contact_stays_unreadable_in_a_copy_of_the_database_taken_before() {
         .count();
     assert_eq!(kek_files, 1);
 }
+
+/// Issue 13: a conversation the assistant queued for a person is waiting for the team,
+/// not "taken over"; a team member taking it over ends the wait.
+#[test]
+fn a_customer_asking_for_a_person_waits_for_the_team_until_someone_takes_over() {
+    let f = fx();
+    let c = &f.content;
+    let store = c.store.clone();
+    let contact = c.contact_for_identity("web", "v-1", None).expect("contact");
+    let conv = c
+        .current_conversation(&contact, "agent-1", "web")
+        .expect("conversation");
+    assert_eq!(waiting_count(&store).expect("count"), 0);
+
+    let queued = c
+        .set_status(&conv.id, ConversationStatus::Human, AGENT_ACTOR)
+        .expect("queued");
+    assert!(queued.waiting_since.is_some());
+    assert!(!queued.taken_over(), "nobody took it over");
+    assert_eq!(queued.status_label(), "Waiting for the team");
+    assert_eq!(waiting_count(&store).expect("count"), 1);
+    let listed = c.list_conversations(None, 10).expect("list");
+    assert!(listed[0].waiting_since.is_some());
+
+    // The same status set by a team member is a takeover: the wait ends.
+    let taken = c
+        .set_status(&conv.id, ConversationStatus::Human, "user-7")
+        .expect("taken");
+    assert!(taken.taken_over() && taken.waiting_since.is_none());
+    assert_eq!(taken.status_label(), "Taken over");
+    assert_eq!(waiting_count(&store).expect("count"), 0);
+    let texts: Vec<String> = c
+        .messages_after(&conv.id, 0, 10)
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Waiting for a member of the team",
+            "A team member joined the conversation"
+        ]
+    );
+
+    // Handing back or closing a waiting conversation ends the wait too.
+    c.set_status(&conv.id, ConversationStatus::Open, "user-7")
+        .expect("back");
+    c.set_status(&conv.id, ConversationStatus::Human, AGENT_ACTOR)
+        .expect("queued again");
+    c.set_status(&conv.id, ConversationStatus::Closed, "user-7")
+        .expect("closed");
+    assert_eq!(waiting_count(&store).expect("count"), 0);
+}
