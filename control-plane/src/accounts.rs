@@ -529,15 +529,19 @@ async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuer
 #[derive(Deserialize)]
 pub struct Empty {}
 
-async fn signout(state: State, req: HttpRequest, _f: CsrfForm<Empty>) -> PageResult {
-    if let Some(token) = req.cookie(SESSION_COOKIE) {
-        let hash = token_hash(token.value());
-        db::run(&state.db, move |conn| {
+/// Ends this browser's session, and the user's node-console sessions on every workspace's
+/// node: on a shared front-desk computer, signing out of Outpost must not leave a console
+/// tab open on customer conversations.
+async fn signout(state: State, req: HttpRequest, f: CsrfForm<Empty>) -> PageResult {
+    let hash = req.cookie(SESSION_COOKIE).map(|t| token_hash(t.value()));
+    let (st, user_id) = (state.clone(), f.user.id.clone());
+    db::run(&state.db, move |conn| {
+        if let Some(hash) = hash {
             diesel::delete(sessions::table.filter(sessions::token_hash.eq(hash))).execute(conn)?;
-            Ok(())
-        })
-        .await?;
-    }
+        }
+        crate::members::end_console_sessions_everywhere(conn, &st, &user_id)
+    })
+    .await?;
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(&state, String::new(), 0))
         .insert_header((header::LOCATION, "/signin"))

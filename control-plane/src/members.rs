@@ -528,6 +528,23 @@ fn end_console_sessions(
     Ok(())
 }
 
+/// Ends a user's console sessions on the nodes of every workspace they belong to (CP
+/// sign-out).
+pub(crate) fn end_console_sessions_everywhere(
+    conn: &mut DbConn,
+    st: &State,
+    user_id: &str,
+) -> AppResult<()> {
+    let workspaces: Vec<String> = memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::workspace_id)
+        .load(conn)?;
+    for ws_id in &workspaces {
+        end_console_sessions(conn, st, ws_id, user_id)?;
+    }
+    Ok(())
+}
+
 fn target_role(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Role> {
     let role: String = memberships::table
         .filter(memberships::workspace_id.eq(ws_id))
