@@ -4,6 +4,10 @@
  *
  * It talks only to the node that served it (never to the Outpost control plane). The
  * visitor token is kept in localStorage so a returning visitor sees their conversation.
+ *
+ * While the panel is closed, a visitor who has a conversation (a stored token) is still
+ * polled for replies, more slowly: a reply from the team or the assistant shows an unread
+ * badge on the launcher and a nudge above it. A visitor who never wrote sends nothing.
  */
 (function () {
   "use strict";
@@ -14,15 +18,26 @@
   var base = new URL(script.src).origin;
   var api = base + "/widget/v1/" + encodeURIComponent(agentId);
   var storeKey = "outpost-visitor:" + base + ":" + agentId;
+  /* The id of the newest message the visitor has had in front of them (the panel open). */
+  var readKey = storeKey + ":read";
+  var OPEN_POLL_MS = 4000, CLOSED_POLL_MS = 9000, MAX_BACKOFF = 5;
+  var LAUNCH_TEXT = "Chat with us";
 
   var css =
     ":host{all:initial;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2433}" +
-    ".launcher{position:fixed;right:20px;bottom:20px;border:0;border-radius:999px;padding:12px 18px;background:#2b59c3;color:#fff;font:inherit;font-weight:600;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.2)}" +
+    ".launcher{position:fixed;z-index:2147483000;right:20px;bottom:20px;border:0;border-radius:999px;padding:12px 18px;background:#2b59c3;color:#fff;font:inherit;font-weight:600;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.2)}" +
     ".launcher:focus-visible,button:focus-visible,textarea:focus-visible{outline:3px solid #f4b400;outline-offset:2px}" +
-    ".panel{position:fixed;right:20px;bottom:80px;width:min(360px,calc(100vw - 40px));height:min(520px,calc(100vh - 120px));display:flex;flex-direction:column;background:#fff;border:1px solid #dde1ea;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.2);overflow:hidden}" +
+    ".badge{position:absolute;top:-6px;right:-6px;box-sizing:border-box;min-width:22px;height:22px;padding:0 6px;border:2px solid #fff;border-radius:999px;background:#d92d20;color:#fff;font-size:12px;font-weight:700;line-height:18px;text-align:center}" +
+    ".badge[hidden]{display:none}" +
+    ".nudge{position:fixed;z-index:2147483000;right:20px;bottom:80px;max-width:min(280px,calc(100vw - 40px))}" +
+    ".nudge button{display:block;box-sizing:border-box;min-height:44px;max-width:100%;border:1px solid #dde1ea;border-radius:12px 12px 4px 12px;padding:10px 14px;background:#fff;color:#1d2433;font:inherit;font-weight:600;text-align:left;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.18)}" +
+    ".nudge button:hover{background:#f5f7fb}" +
+    ".panel{position:fixed;z-index:2147483000;right:20px;bottom:80px;width:min(360px,calc(100vw - 40px));height:min(520px,calc(100vh - 120px));display:flex;flex-direction:column;background:#fff;border:1px solid #dde1ea;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.2);overflow:hidden}" +
     ".panel[hidden]{display:none}" +
-    "header{display:flex;justify-content:space-between;align-items:center;padding:10px 14px;background:#2b59c3;color:#fff}" +
-    "header h2{font-size:16px;margin:0}header button{background:none;border:0;color:#fff;font-size:20px;cursor:pointer;line-height:1}" +
+    "header{display:flex;justify-content:space-between;align-items:center;gap:8px;padding:4px 4px 4px 14px;background:#2b59c3;color:#fff}" +
+    "header h2{font-size:16px;margin:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    "header button{flex:none;display:flex;align-items:center;justify-content:center;box-sizing:border-box;min-width:44px;min-height:44px;padding:0;background:none;border:0;border-radius:8px;color:#fff;font:inherit;font-size:24px;cursor:pointer;line-height:1}" +
+    "header button:hover{background:rgba(255,255,255,.15)}" +
     ".log{flex:1;overflow-y:auto;padding:12px;margin:0;list-style:none}" +
     ".log li{margin:6px 0;padding:8px 10px;border-radius:10px;max-width:85%;white-space:pre-wrap;word-wrap:break-word}" +
     ".log li.visitor{background:#2b59c3;color:#fff;margin-left:auto}.log li.agent,.log li.human{background:#eef1f7}" +
@@ -31,7 +46,14 @@
     "form{display:flex;gap:6px;padding:10px;border-top:1px solid #dde1ea}" +
     "textarea{flex:1;resize:none;font:inherit;padding:8px;border:1px solid #dde1ea;border-radius:8px;min-height:40px}" +
     "form button{border:0;border-radius:8px;background:#2b59c3;color:#fff;font:inherit;padding:0 14px;cursor:pointer}" +
-    "form button[disabled]{opacity:.6;cursor:default}.status{font-size:12px;color:#b42318;padding:0 12px}";
+    "form button[disabled]{opacity:.6;cursor:default}.status{font-size:12px;color:#b42318;padding:0 12px}" +
+    /* Phones: the panel takes the whole screen, and the launcher steps aside while it is open. */
+    "@media (max-width:480px){" +
+    ".panel{top:0;right:0;bottom:0;left:0;inset:0;width:100%;height:100%;border:0;border-radius:0;box-shadow:none}" +
+    ".launcher[aria-expanded=true]{display:none}" +
+    "textarea{font-size:16px}" +
+    "form{padding-bottom:max(10px,env(safe-area-inset-bottom))}" +
+    "}";
 
   var host = document.createElement("div");
   host.setAttribute("data-outpost-widget", "");
@@ -53,7 +75,11 @@
     return n;
   }
 
-  var launcher = el("button", { "class": "launcher", type: "button", "aria-expanded": "false", "aria-controls": "outpost-panel" }, "Chat with us");
+  var launcher = el("button", { "class": "launcher", type: "button", "aria-expanded": "false", "aria-controls": "outpost-panel" }, LAUNCH_TEXT);
+  var badge = el("span", { "class": "badge", role: "img", hidden: "" });
+  launcher.appendChild(badge);
+  /* A live region that stays in place; its content (a button that opens the chat) comes and goes. */
+  var nudge = el("div", { "class": "nudge", role: "status" });
   var panel = el("section", { "class": "panel", id: "outpost-panel", role: "dialog", "aria-label": "Chat", hidden: "" });
   var header = el("header");
   var title = el("h2", {}, "Chat");
@@ -66,9 +92,10 @@
   var send = el("button", { type: "submit" }, "Send");
   form.appendChild(input); form.appendChild(send);
   panel.appendChild(header); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
-  root.appendChild(panel); root.appendChild(launcher);
+  root.appendChild(panel); root.appendChild(nudge); root.appendChild(launcher);
 
-  var visitor = null, lastId = 0, started = false, busy = false, pollTimer = null, agentName = "Assistant";
+  var visitor = null, lastId = 0, started = false, ready = false, busy = false, syncing = false, pollTimer = null, agentName = "Assistant";
+  var failures = 0, unread = 0, unreadFrom = null;
   var seen = {};
   try { visitor = window.localStorage.getItem(storeKey); } catch (e) { visitor = null; }
 
@@ -94,8 +121,74 @@
     visitor = token || null;
     try {
       if (visitor) window.localStorage.setItem(storeKey, visitor);
-      else window.localStorage.removeItem(storeKey);
+      else { window.localStorage.removeItem(storeKey); window.localStorage.removeItem(readKey); }
     } catch (e) { /* private mode: the chat works for this page only */ }
+  }
+
+  function storedRead() {
+    var v = null;
+    try { v = window.localStorage.getItem(readKey); } catch (e) { v = null; }
+    var n = v === null ? NaN : parseInt(v, 10);
+    return isNaN(n) ? null : n;
+  }
+
+  function saveRead() {
+    if (!visitor) return;
+    try { window.localStorage.setItem(readKey, String(lastId)); } catch (e) { /* ignore */ }
+  }
+
+  /* ---- unread badge and nudge ---- */
+
+  function showUnread() {
+    if (!unread) {
+      badge.hidden = true;
+      badge.textContent = "";
+      badge.removeAttribute("aria-label");
+      launcher.removeAttribute("aria-label");
+      nudge.textContent = "";
+      return;
+    }
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+    badge.setAttribute("aria-label", unread + (unread === 1 ? " unread message" : " unread messages"));
+    badge.hidden = false;
+    launcher.setAttribute("aria-label", LAUNCH_TEXT + " (" + unread + " unread)");
+    var text = unreadFrom === "human" ? "New reply from the team" : "New reply";
+    var current = nudge.firstChild;
+    if (!current || current.textContent !== text) {
+      nudge.textContent = "";
+      nudge.appendChild(el("button", { type: "button" }, text));
+    }
+  }
+
+  /* A reply arrived while the panel is closed (a team member's reply outranks the assistant's). */
+  function notify(from) {
+    unread += 1;
+    if (from === "human" || unreadFrom !== "human") unreadFrom = from;
+    showUnread();
+  }
+
+  function markRead() {
+    unread = 0; unreadFrom = null;
+    showUnread();
+    saveRead();
+  }
+
+  /* After messages were added: read if the visitor can see them. */
+  function settle() { if (!panel.hidden) saveRead(); }
+
+  function isReply(from) { return from === "agent" || from === "human"; }
+
+  /* Messages from the node; `skipOwn` (after a send) marks the visitor's and the
+   * assistant's messages as known without showing them twice. */
+  function receive(messages, skipOwn) {
+    messages.forEach(function (m) {
+      if (skipOwn && (m.from === "visitor" || m.from === "agent")) {
+        seen[m.id] = true; if (m.id > lastId) lastId = m.id;
+        return;
+      }
+      if (add(m.from, m.text, m.id) && panel.hidden && isReply(m.from)) notify(m.from);
+    });
+    settle();
   }
 
   function headers() {
@@ -109,35 +202,63 @@
       function () { status.textContent = "Something went wrong."; });
   }
 
+  /* Loads the conversation: on opening, or at page load for a visitor who has one. */
   function start() {
     started = true;
+    status.textContent = "";
     return fetch(api + "/session", { method: "POST", headers: headers(), body: JSON.stringify(visitor ? { visitor: visitor } : {}) })
       .then(function (res) {
-        if (!res.ok) return fail(res);
+        if (!res.ok) { started = false; return fail(res); }
         return res.json().then(function (s) {
           remember(s.visitor);
           agentName = s.agent || agentName;
           title.textContent = agentName;
           if (s.greeting) add("agent", s.greeting);
-          s.messages.forEach(function (m) { add(m.from, m.text, m.id); });
-          poll();
+          var read = storedRead();
+          s.messages.forEach(function (m) {
+            if (add(m.from, m.text, m.id) && panel.hidden && read !== null && m.id > read && isReply(m.from)) notify(m.from);
+          });
+          if (read === null || !panel.hidden) saveRead();
+          ready = true;
+          schedule();
         });
       })
       .catch(function () { status.textContent = "The chat is unreachable. Please try again later."; started = false; });
   }
 
-  function poll() {
+  /* ---- polling: every 4 s while open, every 9 s while closed, only with a visitor token ---- */
+
+  function schedule(delay) {
     clearTimeout(pollTimer);
-    pollTimer = setTimeout(function () {
-      if (panel.hidden || !visitor) return;
-      if (busy) { poll(); return; }
-      fetch(api + "/messages?after=" + lastId, { headers: headers() })
-        .then(function (res) { return res.ok ? res.json() : null; })
-        .then(function (j) { if (j) j.messages.forEach(function (m) { add(m.from, m.text, m.id); }); })
-        .catch(function () { /* retry on the next tick */ })
-        .then(poll);
-    }, 4000);
+    /* Not before the conversation is loaded (its newest id), nor for a mere page view. */
+    if (!visitor || !ready) return;
+    if (delay === undefined) {
+      delay = (panel.hidden ? CLOSED_POLL_MS : OPEN_POLL_MS) * Math.pow(2, failures);
+    }
+    pollTimer = setTimeout(tick, delay);
   }
+
+  function tick() {
+    if (!visitor) return;
+    /* A send in flight, or a tab in the background: look again later. */
+    if (busy || syncing || document.hidden) { schedule(); return; }
+    fetch(api + "/messages?after=" + lastId, { headers: headers() })
+      .then(function (res) {
+        if (res.status === 401) return false; /* the conversation is gone: stop */
+        if (!res.ok) throw new Error("poll " + res.status);
+        return res.json().then(function (j) {
+          failures = 0;
+          receive(j.messages, false);
+          return true;
+        });
+      })
+      .catch(function () { failures = Math.min(failures + 1, MAX_BACKOFF); return true; })
+      .then(function (again) { if (again) schedule(); });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) schedule(300);
+  });
 
   /* Reads the text/event-stream answer: `delta` events, then `done`, `queued` or `error`. */
   function readStream(res, bubble) {
@@ -150,9 +271,13 @@
       });
       if (!data) return;
       var j = JSON.parse(data);
-      if (event === "visitor") { remember(j.visitor); poll(); }
+      if (event === "visitor") { remember(j.visitor); schedule(); }
       else if (event === "delta") { bubble.textContent += j.text; log.scrollTop = log.scrollHeight; }
-      else if (event === "done") { bubble.textContent = j.text; if (j.id) { seen[j.id] = true; if (j.id > lastId) lastId = j.id; } }
+      else if (event === "done") {
+        bubble.textContent = j.text;
+        if (j.id) { seen[j.id] = true; if (j.id > lastId) lastId = j.id; }
+        if (panel.hidden) notify("agent"); else settle();
+      }
       else if (event === "queued") { bubble.parentNode.remove(); add("system", j.message); }
       else if (event === "error") { status.textContent = j.message; }
     }
@@ -182,21 +307,18 @@
         return readStream(res, bubble);
       })
       .catch(function () { status.textContent = "Your message could not be sent. Please try again."; })
-      .then(function () { busy = false; send.disabled = false; input.focus(); lastIdSync(); });
+      .then(function () { busy = false; send.disabled = false; if (!panel.hidden) input.focus(); lastIdSync(); });
   });
 
   /* The visitor's own message was stored before the answer; fetch ids so polls skip them. */
   function lastIdSync() {
+    if (!visitor) return;
+    syncing = true;
     fetch(api + "/messages?after=" + lastId, { headers: headers() })
       .then(function (res) { return res.ok ? res.json() : null; })
-      .then(function (j) {
-        if (!j) return;
-        j.messages.forEach(function (m) {
-          if (m.from === "visitor" || m.from === "agent") { seen[m.id] = true; if (m.id > lastId) lastId = m.id; }
-          else add(m.from, m.text, m.id);
-        });
-      })
-      .catch(function () { /* ignore */ });
+      .then(function (j) { if (j) receive(j.messages, true); })
+      .catch(function () { /* ignore */ })
+      .then(function () { syncing = false; });
   }
 
   input.addEventListener("keydown", function (ev) {
@@ -206,11 +328,22 @@
   function toggle(open) {
     panel.hidden = !open;
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
-    if (open) { if (!started) start(); else poll(); input.focus(); } else { clearTimeout(pollTimer); launcher.focus(); }
+    if (open) {
+      markRead();
+      log.scrollTop = log.scrollHeight;
+      if (!started) start(); else schedule();
+      input.focus();
+    } else {
+      schedule();
+      launcher.focus();
+    }
   }
   launcher.addEventListener("click", function () { toggle(panel.hidden); });
+  nudge.addEventListener("click", function () { toggle(true); });
   close.addEventListener("click", function () { toggle(false); });
   panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") toggle(false); });
 
   (document.body || document.documentElement).appendChild(host);
+  /* A returning visitor: load the conversation quietly so replies are noticed while closed. */
+  if (visitor) start();
 })();

@@ -1,0 +1,213 @@
+// The web-chat widget on a customer's own website, as visitors meet it in Chromium (issue 13):
+// a reply from the team while the chat is closed must be noticed (an unread badge and a nudge
+// on the launcher), and on a phone the chat takes the whole screen with a close button a
+// finger can hit.
+
+import test from 'node:test';
+import { journey } from './lib/harness.js';
+import { assert } from './lib/expect.js';
+import { customerSite } from './lib/site.js';
+import { openConsole, workspaceWithNode } from './lib/steps.js';
+
+/** Waits until `check()` is truthy (polling), or fails saying what did not happen. */
+async function until(check, what, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The owner creates an agent for `site` on the control plane and pastes its snippet there,
+ * then opens the node console and waits until the node lists the agent (the control plane
+ * sends it the configuration within seconds). Returns the node console's page.
+ */
+async function agentOnCustomerSite(browser, cp, site) {
+  const page = await (await browser.context()).newPage();
+  await workspaceWithNode(page, cp, 'owner@smile.test', 'Smile Dental');
+
+  await page.getByRole('link', { name: 'New agent' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('Ava');
+  assert.match(
+    await page.getByLabel('Model provider').locator('option:checked').innerText(),
+    /Built-in retrieval/,
+    'the built-in model is the default',
+  );
+  await page.getByLabel('Websites allowed to embed the chat (one per line)').fill(site.origin);
+  await page.getByRole('button', { name: 'Create agent' }).click();
+  const snippet = (await page.locator('#embed-snippet').innerText()).trim();
+  assert.match(snippet, /^<script src="http[^"]+\/widget\.js" data-outpost-agent="[^"]+" async><\/script>$/);
+  site.paste(snippet);
+
+  await page.getByRole('link', { name: '← Smile Dental' }).click();
+  await openConsole(page);
+  await page.getByRole('link', { name: 'Agents' }).click();
+  await until(async () => {
+    if (await page.getByRole('heading', { name: 'Ava' }).count()) return true;
+    await page.reload();
+    return false;
+  }, 'the node to list the new agent');
+  assert.match(await page.locator('main').innerText(), new RegExp(site.origin.replace(/[.]/g, '\\.')));
+  return { page, nodeOrigin: new URL(snippet.match(/src="([^"]+)"/)[1]).origin };
+}
+
+/** The widget's parts on the customer's page (Playwright's locators pierce its open shadow root). */
+function widget(page) {
+  const w = page.locator('[data-outpost-widget]');
+  return {
+    launcher: w.locator('button.launcher'),
+    badge: w.locator('.badge'),
+    nudge: w.locator('.nudge'),
+    panel: page.getByRole('dialog', { name: 'Chat' }),
+    close: page.getByRole('button', { name: 'Close chat' }),
+    message: page.getByLabel('Your message'),
+    send: page.getByRole('button', { name: 'Send', exact: true }),
+    entries: (from) => w.locator(`.log li.${from}`),
+  };
+}
+
+/** Sends `text` from the open widget and waits for the assistant's whole answer. */
+async function visitorSends(page, text) {
+  const w = widget(page);
+  const before = await w.entries('agent').count();
+  await w.message.fill(text);
+  await w.send.click();
+  await w.entries('visitor').filter({ hasText: text }).waitFor();
+  await until(
+    async () =>
+      (await w.send.isEnabled()) &&
+      (await w.entries('agent').count()) > before &&
+      (await w.entries('agent').last().innerText()).trim().length > 0,
+    'the assistant to answer',
+  );
+}
+
+/** The team member replies from the node console's inbox (taking the conversation over). */
+async function teamReplies(consolePage, text, button) {
+  await consolePage.getByRole('link', { name: 'Inbox', exact: true }).click();
+  await consolePage.locator('#inbox-table a').first().click();
+  await consolePage.getByRole('heading', { name: /Conversation with/ }).waitFor();
+  await consolePage.getByLabel('Your message').fill(text);
+  await consolePage.getByRole('button', { name: button, exact: true }).click();
+  await consolePage.locator('#transcript-box', { hasText: text }).waitFor();
+}
+
+async function box(locator) {
+  const b = await locator.boundingBox();
+  assert.ok(b, 'the element is on screen');
+  return b;
+}
+
+test('a reply that arrives while the chat is closed shows an unread badge and a nudge', async (t) => {
+  const site = await customerSite();
+  try {
+    await journey(t, async ({ browser, cp }) => {
+      const { page: console_, nodeOrigin } = await agentOnCustomerSite(browser, cp, site);
+
+      const visitor = await (await browser.context()).newPage();
+      const toNode = [];
+      visitor.on('request', (r) => {
+        if (new URL(r.url()).origin === nodeOrigin) toNode.push(`${r.method()} ${new URL(r.url()).pathname}`);
+      });
+      await visitor.goto(site.url);
+      const w = widget(visitor);
+      await w.launcher.waitFor();
+      // A mere page view asks the node for the script and nothing else.
+      await visitor.waitForTimeout(1500);
+      assert.deepEqual(toNode, ['GET /widget.js'], 'a page view sends nothing but the script request');
+      assert.equal(await w.badge.isVisible(), false);
+
+      await visitor.getByRole('button', { name: 'Chat with us' }).click();
+      await w.panel.waitFor();
+      assert.equal(await w.launcher.getAttribute('aria-expanded'), 'true');
+      const closeBox = await box(w.close);
+      assert.ok(closeBox.width >= 44 && closeBox.height >= 44, `desktop close button ${closeBox.width}×${closeBox.height}`);
+      await visitorSends(visitor, 'Can I book a check-up on Friday?');
+      await w.close.click();
+      await w.panel.waitFor({ state: 'hidden' });
+      assert.equal(await w.launcher.getAttribute('aria-expanded'), 'false');
+      // The assistant's answer was read while the chat was open: nothing is unread.
+      assert.equal(await w.badge.isVisible(), false);
+      assert.equal(await w.nudge.isVisible(), false);
+
+      await teamReplies(console_, 'Hello, this is Maria from the front desk: Friday 10:00 is free.', 'Take over and send');
+
+      // The visitor does nothing; the closed widget notices the reply by itself.
+      await w.badge.filter({ hasText: /^1$/ }).waitFor({ timeout: 30_000 });
+      assert.equal(await w.badge.getAttribute('aria-label'), '1 unread message');
+      assert.equal(await visitor.getByRole('button', { name: 'Chat with us (1 unread)', exact: true }).count(), 1);
+      const nudge = visitor.getByRole('button', { name: 'New reply from the team', exact: true });
+      await nudge.waitFor();
+      assert.equal(await w.nudge.getAttribute('role'), 'status');
+      assert.equal(await w.panel.isVisible(), false, 'the panel stayed closed');
+
+      await visitor.getByRole('button', { name: /Chat with us/ }).click();
+      await w.panel.waitFor();
+      await w.entries('human').filter({ hasText: 'Friday 10:00 is free' }).waitFor();
+      assert.match(await w.entries('human').last().innerText(), /^Team\n/);
+      assert.equal(await w.badge.isVisible(), false, 'opening the chat clears the badge');
+      assert.equal(await w.nudge.isVisible(), false, 'opening the chat clears the nudge');
+      assert.equal(await w.launcher.getAttribute('aria-label'), null);
+      assert.equal(await visitor.getByRole('button', { name: 'Chat with us', exact: true }).count(), 1);
+
+      // Another reply while the visitor is on another page of the site: the next page
+      // shows it as unread, and the nudge opens the chat.
+      await w.close.click();
+      await w.panel.waitFor({ state: 'hidden' });
+      await teamReplies(console_, 'See you on Friday!', 'Send');
+      await visitor.reload();
+      await w.badge.filter({ hasText: /^1$/ }).waitFor({ timeout: 30_000 });
+      await nudge.click();
+      await w.panel.waitFor();
+      await w.entries('human').filter({ hasText: 'See you on Friday!' }).waitFor();
+      assert.equal(await w.entries('human').count(), 2);
+      assert.equal(await w.badge.isVisible(), false);
+      assert.equal(await w.nudge.isVisible(), false);
+      assert.equal(await w.message.evaluate((e) => e.getRootNode().activeElement === e), true, 'focus is in the message box');
+    });
+  } finally {
+    await site.close();
+  }
+});
+
+test('on a phone the chat is full screen and its close button is at least 44 px', async (t) => {
+  const site = await customerSite();
+  try {
+    await journey(t, async ({ browser, cp }) => {
+      await agentOnCustomerSite(browser, cp, site);
+
+      const phone = await (await browser.context({ phone: true })).newPage();
+      await phone.goto(site.url);
+      const w = widget(phone);
+      await phone.getByRole('button', { name: 'Chat with us' }).click();
+      await w.panel.waitFor();
+
+      const vp = phone.viewportSize();
+      const panel = await box(w.panel);
+      assert.ok(
+        Math.abs(panel.x) < 1 && Math.abs(panel.y) < 1 &&
+          Math.abs(panel.width - vp.width) < 1 && Math.abs(panel.height - vp.height) < 1,
+        `the panel covers the ${vp.width}×${vp.height} screen: ${JSON.stringify(panel)}`,
+      );
+      const close = await box(w.close);
+      assert.ok(close.width >= 44 && close.height >= 44, `close button ${close.width}×${close.height}`);
+      // The launcher steps aside so it covers no part of the chat.
+      assert.equal(await w.launcher.isVisible(), false);
+
+      await visitorSends(phone, 'Do you treat children?');
+      const send = await box(w.send);
+      assert.ok(send.y + send.height <= vp.height, 'the send button is on screen');
+
+      await w.close.click();
+      await w.panel.waitFor({ state: 'hidden' });
+      await w.launcher.waitFor();
+      assert.equal(await w.launcher.getAttribute('aria-expanded'), 'false');
+      assert.equal(await w.launcher.evaluate((e) => e.getRootNode().activeElement === e), true, 'focus returns to the launcher');
+    });
+  } finally {
+    await site.close();
+  }
+});
