@@ -58,6 +58,7 @@ test('an owner sets up, a visitor is answered by the agent and the team, data is
     });
     await owner.getByRole('button', { name: 'Upload' }).click();
     await owner.getByRole('heading', { name: 'prices.txt', level: 1 }).waitFor();
+    await owner.getByText('Document added: your agents answer from it now.').waitFor();
     await owner.getByRole('link', { name: 'Agents' }).click();
     await reloadUntil(owner, 'the agent to reach the node', async () =>
       (await owner.getByRole('heading', { name: 'Ava' }).count()) > 0,
@@ -108,6 +109,7 @@ test('an owner sets up, a visitor is answered by the agent and the team, data is
     await owner.getByLabel('Stage').selectOption('qualified');
     await owner.getByRole('button', { name: 'Save', exact: true }).click();
     await owner.getByRole('heading', { name: 'Jane Doe', level: 1 }).waitFor();
+    assert.equal(await owner.getByRole('status').first().innerText(), 'Saved.');
 
     // --- Export everything, download it, check it against its manifest.
     await owner.getByRole('link', { name: 'Exports' }).click();

@@ -301,6 +301,8 @@ pub struct Nav {
     /// Conversations waiting for the team: shown beside "Inbox" and in the page title,
     /// so staff see that a customer asked for a person.
     pub waiting: u32,
+    /// The sentence saying what the form that led here did ("Saved."), if any.
+    pub done: Option<&'static str>,
 }
 
 impl Nav {
@@ -313,6 +315,7 @@ impl Nav {
                 .map(|&(href, label)| NavLink { href, label })
                 .collect(),
             waiting: session.waiting,
+            done: session.done.map(super::flash::Done::message),
         }
     }
 }

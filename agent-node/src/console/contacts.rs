@@ -6,8 +6,9 @@
 //! they are read as UTC (the page says so).
 
 use super::access::Nav;
+use super::flash::{see_other_done, Done};
 use super::inbox::content;
-use super::{human_time, render, see_other, valid_id};
+use super::{human_time, render, valid_id};
 use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::content::{
     ContactDetail, ContactSummary, ContactUpdate, ContentError, Conversation, Followup,
@@ -69,7 +70,7 @@ async fn erase(
     let actor = session.user_id.clone();
     let record = web::block(move || c.erase_contact(&id, &actor)).await??;
     tracing::info!(user = %session.user_id, erasure = %record.id, "contact erased");
-    Ok(see_other("/erasures"))
+    Ok(see_other_done("/erasures", Done::Erased))
 }
 
 struct ErasureRow {
@@ -363,7 +364,7 @@ pub async fn update(
     let actor = session.user_id.clone();
     let cid = id.clone();
     web::block(move || content.update_contact(&cid, update, &actor)).await??;
-    Ok(see_other(&format!("/contacts/{id}")))
+    Ok(see_other_done(&format!("/contacts/{id}"), Done::Saved))
 }
 
 /// Body of `POST /contacts/{id}/notes`.
@@ -401,7 +402,7 @@ pub async fn add_note(
     let actor = session.user_id.clone();
     let cid = id.clone();
     web::block(move || content.add_note(&cid, &text, &actor)).await??;
-    Ok(see_other(&format!("/contacts/{id}")))
+    Ok(see_other_done(&format!("/contacts/{id}"), Done::NoteAdded))
 }
 
 /// Body of `POST /contacts/{id}/followups`.
@@ -444,7 +445,10 @@ pub async fn add_followup(
     let actor = session.user_id.clone();
     let cid = id.clone();
     web::block(move || content.add_followup(&cid, kind, due, &text, &actor)).await??;
-    Ok(see_other(&format!("/contacts/{id}")))
+    Ok(see_other_done(
+        &format!("/contacts/{id}"),
+        Done::FollowupAdded,
+    ))
 }
 
 /// `POST /contacts/{id}/followups/{fid}/done`.
@@ -468,7 +472,10 @@ pub async fn complete_followup(
         content.complete_followup(&fid, &actor)
     })
     .await??;
-    Ok(see_other(&format!("/contacts/{id}")))
+    Ok(see_other_done(
+        &format!("/contacts/{id}"),
+        Done::FollowupDone,
+    ))
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! an export is about.
 
 use super::access::Nav;
+use super::flash::{see_other_done, Done};
 use super::{
-    human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
-    WriteSession,
+    human_time, render, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
 };
 use crate::exports::{Download, Export, Exports, Scope};
 use actix_web::http::StatusCode;
@@ -185,7 +185,7 @@ async fn start(
     };
     let id = web::block(move || exports.start(scope, ttl_secs, &actor)).await??;
     tracing::info!(user = %session.user_id, export = %id, scope = what, "export started");
-    Ok(see_other("/exports"))
+    Ok(see_other_done("/exports", Done::ExportStarted))
 }
 
 async fn create(
@@ -233,7 +233,7 @@ async fn delete(
     let eid = id.clone();
     web::block(move || exports.expire(&eid, crate::store::now(), Some("deleted"))).await??;
     tracing::info!(user = %session.user_id, export = %id, "export deleted");
-    Ok(see_other("/exports"))
+    Ok(see_other_done("/exports", Done::Deleted))
 }
 
 #[derive(Deserialize)]

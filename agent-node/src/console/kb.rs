@@ -4,9 +4,8 @@
 //! with 413 as soon as it passes [`MAX_UPLOAD_BYTES`], before anything is stored.
 
 use super::access::Nav;
-use super::{
-    render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
-};
+use super::flash::{see_other_done, Done};
+use super::{render, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::kb::{DocKind, DocumentSummary, KbError, KnowledgeBase, MAX_UPLOAD_BYTES};
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header;
@@ -223,7 +222,7 @@ pub async fn delete(
         return Err(ConsoleError::NotFound);
     }
     tracing::info!(document = %id, "kb document deleted");
-    Ok(see_other("/kb"))
+    Ok(see_other_done("/kb", Done::Deleted))
 }
 
 /// Reads a field to its end, refusing it past `limit` bytes (with `over`) as soon as the
@@ -328,7 +327,7 @@ pub async fn upload(
         chunks = doc.chunks,
         "kb document added"
     );
-    Ok(see_other(&format!("/kb/{}", doc.id)))
+    Ok(see_other_done(&format!("/kb/{}", doc.id), Done::Uploaded))
 }
 
 #[cfg(test)]
@@ -467,7 +466,10 @@ mod tests {
             .to_str()
             .expect("ascii")
             .to_owned();
-        assert!(location.starts_with("/kb/"));
+        assert!(
+            location.starts_with("/kb/") && location.ends_with("?done=uploaded"),
+            "{location}"
+        );
 
         let r = at::call_service(
             &app,
@@ -480,6 +482,10 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         let page = body_text(r).await;
         assert!(page.contains("<h1>whitening.md</h1>"), "{page}");
+        assert!(
+            page.contains(r#"<p class="flash" role="status" id="done">Document added: your agents answer from it now.</p>"#),
+            "the page says what the upload did: {page}"
+        );
         assert!(
             page.contains("&lt;b&gt;teeth whitening&lt;&#x2f;b&gt;")
                 || page.contains("&lt;b&gt;teeth whitening&lt;/b&gt;"),
@@ -517,7 +523,10 @@ mod tests {
         assert!(!page.contains("behind the building"));
         assert!(page.contains("Parking FAQ"), "listed");
 
-        let id = location.trim_start_matches("/kb/").to_owned();
+        let id = location
+            .trim_start_matches("/kb/")
+            .trim_end_matches("?done=uploaded")
+            .to_owned();
         let r = at::call_service(
             &app,
             at::TestRequest::post()
@@ -528,7 +537,10 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        assert_eq!(r.headers().get("location").expect("location"), "/kb");
+        assert_eq!(
+            r.headers().get("location").expect("location"),
+            "/kb?done=deleted"
+        );
         assert!(kb(&f).search("whitening", 5).expect("search").is_empty());
         assert_eq!(kb(&f).list().expect("list").len(), 1);
         let r = at::call_service(

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod contacts;
 pub mod error;
 pub mod exports;
+pub mod flash;
 pub mod handoff;
 pub mod home;
 pub mod inbox;

@@ -4,9 +4,8 @@
 //! scope (admins, owners; see `console::access`).
 
 use super::access::Nav;
-use super::{
-    human_time, render, see_other, ConsoleError, ConsoleSession, ConsoleState, WriteSession,
-};
+use super::flash::{see_other_done, Done};
+use super::{human_time, render, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::retention::{self, Class, Policy, MAX_DAYS, MIN_DAYS};
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -199,7 +198,7 @@ async fn save(
             "retention period saved"
         );
     }
-    Ok(see_other("/settings/retention"))
+    Ok(see_other_done("/settings/retention", Done::Saved))
 }
 
 /// `POST /settings/retention/sweep`: applies the saved periods now instead of waiting
@@ -224,7 +223,7 @@ async fn sweep_now(
         contacts = result.contacts_erased,
         "retention sweep run from the console"
     );
-    Ok(see_other("/settings/retention"))
+    Ok(see_other_done("/settings/retention", Done::SweepDone))
 }
 
 /// Routes of this section.

@@ -28,6 +28,8 @@ pub struct ConsoleSession {
     /// Conversations waiting for the team when the request came in (the navigation's
     /// unread count).
     pub waiting: u32,
+    /// What the form that led here did ([`super::flash`]).
+    pub done: Option<super::flash::Done>,
     token_hash: String,
 }
 
@@ -48,6 +50,7 @@ impl ConsoleSession {
             .map(|c| c.value().to_owned())
             .filter(|v| !v.is_empty() && v.len() <= 128);
         let state = req.app_data::<web::Data<ConsoleState>>().cloned();
+        let done = super::flash::Done::from_query(req.query_string());
         async move {
             let token = token.ok_or(ConsoleError::Unauthorized)?;
             let state = state
@@ -68,6 +71,7 @@ impl ConsoleSession {
                 user_id: session.user_id,
                 scopes: session.scopes,
                 waiting,
+                done,
                 token_hash,
             })
         }

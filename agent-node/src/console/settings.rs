@@ -3,7 +3,8 @@
 //! fingerprint, last four characters and when it was added.
 
 use super::access::Nav;
-use super::{render, see_other, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use super::flash::{see_other_done, Done};
+use super::{render, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::secrets::{SecretKind, SecretMeta, SecretSource, SecretStore};
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -87,7 +88,7 @@ async fn save(
     let secrets = store(&state);
     web::block(move || secrets.put(kind, &value, SecretSource::Console)).await??;
     tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key set in the console");
-    Ok(see_other("/settings"))
+    Ok(see_other_done("/settings", Done::Saved))
 }
 
 async fn remove(
@@ -99,7 +100,7 @@ async fn remove(
     let secrets = store(&state);
     web::block(move || secrets.remove(kind)).await??;
     tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key removed in the console");
-    Ok(see_other("/settings"))
+    Ok(see_other_done("/settings", Done::KeyRemoved))
 }
 
 /// Routes of this section.
