@@ -1,7 +1,9 @@
 //! Notification emails to a workspace's owners and admins: its node is set up, setting it
-//! up failed, an export is ready. Each says what happened and links to the workspace page
-//! in the control plane, and nothing else: no message content, no contact identifier, no
-//! secret, and no export link (that lives only on the node, which serves the download).
+//! up failed, an export is ready ([`Notice`]); and to its owners when one of them cancels,
+//! reactivates or deletes the workspace ([`OwnerNotice`]). Each says what happened and
+//! links to the workspace page in the control plane, and nothing else: no message content,
+//! no contact identifier, no secret, and no export link (that lives only on the node, which
+//! serves the download).
 //!
 //! Callers send a notice only for a transition that actually happened (a conditional
 //! update that moved the row, a row newly inserted), after it is stored, so each fires
@@ -92,15 +94,7 @@ impl Notice {
                 } else {
                     "A whole-workspace export"
                 };
-                let until = time::OffsetDateTime::from_unix_timestamp(*expires_at)
-                    .ok()
-                    .and_then(|t| {
-                        t.format(time::macros::format_description!(
-                            "[year]-[month]-[day] [hour]:[minute] UTC"
-                        ))
-                        .ok()
-                    })
-                    .unwrap_or_default();
+                let until = fmt_utc(*expires_at);
                 (
                     format!("Outpost: an export of {name} is ready"),
                     format!(
@@ -113,6 +107,144 @@ impl Notice {
             }
         }
     }
+}
+
+/// A time in emails: `2026-11-18 11:06 UTC`.
+fn fmt_utc(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// What an owner did to a whole workspace. Every owner is told, the one who did it too:
+/// an owner who did not expect it learns at once, while the cancellation can still be
+/// undone or the exports taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerNotice {
+    /// Cancelled: the channels stopped.
+    Cancelled {
+        /// The owner who cancelled (their email address).
+        by: String,
+        /// The node is kept for exports until then (unix seconds); `None`: the node had
+        /// nothing to export and is destroyed at once.
+        until: Option<i64>,
+        /// Whether an owner can reactivate it until then (not when cancelling also
+        /// cancelled its paid subscription).
+        can_reactivate: bool,
+    },
+    /// The cancellation was undone during the export window.
+    Reactivated {
+        /// The owner who reactivated it.
+        by: String,
+        /// Another cause (an unpaid invoice, Outpost staff) still keeps it suspended.
+        still_suspended: bool,
+    },
+    /// Deleted now: the node is being destroyed.
+    Deleted {
+        /// The owner who deleted it.
+        by: String,
+    },
+}
+
+impl OwnerNotice {
+    /// Subject and body for a workspace named `ws_name`, whose page is `page`.
+    pub fn compose(&self, ws_name: &str, page: &str) -> (String, String) {
+        let name = super::one_line(ws_name);
+        let check = "If you did not expect this, ask the other owners, or contact support.";
+        match self {
+            OwnerNotice::Cancelled {
+                by,
+                until: Some(until),
+                can_reactivate,
+            } => {
+                let until = fmt_utc(*until);
+                let undo = if *can_reactivate {
+                    format!(" An owner can reactivate the workspace from its page until {until}.")
+                } else {
+                    " Its subscription is cancelled too, so it cannot be reactivated.".into()
+                };
+                (
+                    format!("Outpost: {name} is cancelled"),
+                    format!(
+                        "Your workspace {name} was cancelled by {by}. Its agents have stopped \
+                         answering on every channel.\r\n\r\nIts node stays available for \
+                         exports until {until}, then it is destroyed: its data and encryption \
+                         keys are erased.{undo}\r\n\r\nOpen the node console from the \
+                         workspace page to export your data:\r\n{page}\r\n\r\n{check}\r\n",
+                        by = super::one_line(by),
+                    ),
+                )
+            }
+            OwnerNotice::Cancelled {
+                by, until: None, ..
+            } => (
+                format!("Outpost: {name} is cancelled"),
+                format!(
+                    "Your workspace {name} was cancelled by {by}. It had no running node, so \
+                     there was nothing to export; a node still being set up is destroyed \
+                     now.\r\n\r\n{page}\r\n\r\n{check}\r\n",
+                    by = super::one_line(by),
+                ),
+            ),
+            OwnerNotice::Reactivated {
+                by,
+                still_suspended,
+            } => {
+                let now = if *still_suspended {
+                    "It is still suspended for another reason, which the workspace page gives."
+                } else {
+                    "Its agents answer on every channel again."
+                };
+                (
+                    format!("Outpost: {name} is reactivated"),
+                    format!(
+                        "The cancellation of your workspace {name} was undone by {by}: its node \
+                         is kept and will not be destroyed. {now}\r\n\r\n{page}\r\n",
+                        by = super::one_line(by),
+                    ),
+                )
+            }
+            OwnerNotice::Deleted { by } => (
+                format!("Outpost: {name} is deleted"),
+                format!(
+                    "Your workspace {name} was deleted by {by}. Its node is being destroyed: its \
+                     data and encryption keys are erased, and the signed destruction receipt \
+                     will be on the workspace page:\r\n{page}\r\n\r\n{check}\r\n",
+                    by = super::one_line(by),
+                ),
+            ),
+        }
+    }
+}
+
+/// Emails `notice` to the owners of workspace `ws_id` (named `ws_name`), in the background.
+/// Call it after the change is stored, once per change.
+pub fn send_to_owners(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    ws_name: &str,
+    notice: &OwnerNotice,
+) -> crate::error::AppResult<()> {
+    let page = format!("{}/workspaces/{ws_id}", st.public_url);
+    let (subject, body) = notice.compose(ws_name, &page);
+    for to in super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
+        super::send_later(
+            st,
+            super::Email {
+                to,
+                subject: subject.clone(),
+                body: body.clone(),
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Emails each notice to the owners and admins of its node's workspace, in the background
@@ -189,6 +321,59 @@ mod tests {
         let (_, export) = notices[3].compose("Acme Dental", PAGE);
         assert!(export.contains("An export of one contact"), "{export}");
         assert!(export.contains("2026-11-18 11:06 UTC"), "{export}");
+    }
+
+    #[test]
+    fn owner_notices_say_who_and_what_and_link_the_workspace_page_only() {
+        let by = "alice@acme.test".to_owned();
+        let notices = [
+            OwnerNotice::Cancelled {
+                by: by.clone(),
+                until: Some(1_795_000_000),
+                can_reactivate: true,
+            },
+            OwnerNotice::Cancelled {
+                by: by.clone(),
+                until: Some(1_795_000_000),
+                can_reactivate: false,
+            },
+            OwnerNotice::Cancelled {
+                by: by.clone(),
+                until: None,
+                can_reactivate: false,
+            },
+            OwnerNotice::Reactivated {
+                by: by.clone(),
+                still_suspended: false,
+            },
+            OwnerNotice::Reactivated {
+                by: by.clone(),
+                still_suspended: true,
+            },
+            OwnerNotice::Deleted { by },
+        ];
+        for n in &notices {
+            let (subject, body) = n.compose("Acme Dental", PAGE);
+            assert!(subject.starts_with("Outpost: Acme Dental is "), "{subject}");
+            assert!(
+                body.contains(PAGE) && body.contains("alice@acme.test"),
+                "{body}"
+            );
+            assert_eq!(body.matches("://").count(), 1, "{body}");
+            assert!(!body.contains("token") && !body.contains("sig="), "{body}");
+        }
+        let (_, cancelled) = notices[0].compose("Acme Dental", PAGE);
+        assert!(
+            cancelled.contains("until 2026-11-18 11:06 UTC"),
+            "{cancelled}"
+        );
+        assert!(cancelled.contains("can reactivate"), "{cancelled}");
+        let (_, paid) = notices[1].compose("Acme Dental", PAGE);
+        assert!(paid.contains("cannot be reactivated"), "{paid}");
+        let (_, still) = notices[4].compose("Acme Dental", PAGE);
+        assert!(still.contains("still suspended"), "{still}");
+        let (subject, _) = notices[5].compose("Acme\r\nBcc: x@evil.test", PAGE);
+        assert!(!subject.contains('\r') && !subject.contains('\n'));
     }
 
     #[test]
