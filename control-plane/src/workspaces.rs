@@ -7,6 +7,7 @@ use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageResult};
+use crate::mail::notices::OwnerNotice;
 use crate::provisioning::{self, jobs, state};
 use crate::schema::{
     memberships, node_events, node_exports, nodes, retention_sweeps, usage_counts, workspaces,
@@ -105,7 +106,8 @@ pub struct ExportRow {
     pub id: String,
     /// `workspace` or `contact`.
     pub scope: String,
-    /// `running`, `ready`, `failed` or `expired`.
+    /// `running`, `ready`, `failed` or `expired`; `destroyed` once the node is deprovisioning
+    /// or destroyed (a `running` or `ready` export was erased with it).
     pub state: String,
     /// Size of the zip, bytes.
     pub size_bytes: i64,
@@ -168,6 +170,12 @@ pub struct WorkspaceDetail {
     pub suspensions: Vec<crate::suspension::Suspension>,
     /// Billing state (`None`: billing is off).
     pub billing: Option<crate::billing::Summary>,
+    /// The node is deprovisioning or destroyed: its exports went with it, nothing is left
+    /// to download.
+    pub exports_destroyed: bool,
+    /// Cancelling also cancels a paid subscription at Stripe, so a cancelled workspace
+    /// cannot be reactivated ([`reactivate`]).
+    pub cancelling_ends_subscription: bool,
 }
 
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
@@ -415,7 +423,10 @@ pub fn detail(
             })
     });
     let agents = crate::agents::list(conn, ws_id)?;
-    let exports = node_exports::table
+    let exports_destroyed = node
+        .as_ref()
+        .is_some_and(|n| [state::DEPROVISIONING, state::DESTROYED].contains(&n.state.as_str()));
+    let mut exports: Vec<ExportRow> = node_exports::table
         .filter(node_exports::workspace_id.eq(ws_id))
         .order(node_exports::created_at.desc())
         .select((
@@ -428,6 +439,14 @@ pub fn detail(
         ))
         .limit(100)
         .load(conn)?;
+    if exports_destroyed {
+        // The node erased its master key and data directory: no export it held survives.
+        for e in &mut exports {
+            if e.state == "running" || e.state == "ready" {
+                e.state = "destroyed".into();
+            }
+        }
+    }
     let last_retention_sweep = retention_sweeps::table
         .filter(retention_sweeps::workspace_id.eq(ws_id))
         .order(retention_sweeps::at.desc())
@@ -447,6 +466,7 @@ pub fn detail(
         .filter(|t| workspace.deleted_at.is_some() && *t > db::now() && node_kept);
     let suspensions = crate::suspension::active(conn, ws_id)?;
     let billing = crate::billing::summary(conn, st, &workspace, node.is_some())?;
+    let cancelling_ends_subscription = has_paid_subscription(conn, st, ws_id)?;
     Ok(WorkspaceDetail {
         workspace,
         role,
@@ -461,8 +481,50 @@ pub fn detail(
         export_window_until,
         suspensions,
         billing,
+        exports_destroyed,
+        cancelling_ends_subscription,
     })
 }
+
+/// Whether the workspace pays through a Stripe subscription, which cancelling it cancels
+/// too (the billing sweeper cancels the subscriptions of closed workspaces).
+fn has_paid_subscription(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<bool> {
+    if !crate::billing::is_on(st) {
+        return Ok(false);
+    }
+    Ok(crate::billing::ledger::account(conn, ws_id)?
+        .is_some_and(|a| a.activated_at.is_some() || a.stripe_subscription_id.is_some()))
+}
+
+/// The email address of `user_id`, for the owners' notices (who did it).
+fn email_of(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    Ok(crate::schema::users::table
+        .find(user_id)
+        .select(crate::schema::users::email)
+        .first(conn)?)
+}
+
+/// Checks that `confirm` is the workspace's address (`slug`), as typed by an owner who
+/// means to destroy its node now.
+pub fn check_address_confirmation(ws: &Workspace, confirm: &str) -> AppResult<()> {
+    if confirm.trim().eq_ignore_ascii_case(&ws.slug) {
+        return Ok(());
+    }
+    Err(AppError::invalid(
+        if confirm.trim().is_empty() {
+            "confirmation_required"
+        } else {
+            "confirmation_mismatch"
+        },
+        format!(
+            "Nothing was deleted. To delete the workspace and destroy its node now, type its address “{}” exactly: this erases its data and cannot be undone.",
+            ws.slug
+        ),
+    ))
+}
+
+/// What the cancellation form's checkbox sends when ticked.
+pub const CANCEL_CONFIRMED: &str = "yes";
 
 fn owned(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Workspace> {
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
@@ -502,7 +564,7 @@ pub fn cancel(
         .iter()
         .any(|(_, s)| state::ENROLLED.contains(&s.as_str()));
     let until = keeps_a_node.then_some(now + st.config.export_window_secs);
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let cancelled = crate::db::transaction::<_, AppError, _>(conn, |conn| {
         let n = diesel::update(
             workspaces::table
                 .find(ws_id)
@@ -514,7 +576,7 @@ pub fn cancel(
         ))
         .execute(conn)?;
         if n == 0 {
-            return Ok(());
+            return Ok(false);
         }
         for (id, s) in &nodes {
             if state::ENROLLED.contains(&s.as_str()) {
@@ -529,8 +591,15 @@ pub fn cancel(
                 provisioning::begin_deprovision(conn, id, st.config.deprovision_timeout_secs)?;
             }
         }
-        Ok(())
+        Ok(true)
     })?;
+    if !cancelled {
+        // Another request cancelled it first; it recorded and told the owners.
+        return Ok(workspaces::table
+            .find(ws_id)
+            .select(workspaces::deprovision_after)
+            .first(conn)?);
+    }
     for (id, _) in &nodes {
         st.command_notify.notify(id);
     }
@@ -548,19 +617,28 @@ pub fn cancel(
             }),
         },
     )?;
+    let notice = OwnerNotice::Cancelled {
+        by: email_of(conn, user_id)?,
+        until,
+        can_reactivate: !has_paid_subscription(conn, st, ws_id)?,
+    };
+    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
     Ok(until)
 }
 
 /// Deletes a workspace now (owners only), live or cancelled, and starts deprovisioning
-/// its node without waiting for the export window.
+/// its node without waiting for the export window. `confirm` must be the workspace's
+/// address ([`check_address_confirmation`]): nothing is changed otherwise.
 pub fn delete(
     conn: &mut DbConn,
     st: &State,
     ws_id: &str,
     user_id: &str,
+    confirm: &str,
     ip: &str,
 ) -> AppResult<()> {
     let ws = owned(conn, ws_id, user_id)?;
+    check_address_confirmation(&ws, confirm)?;
     let now = db::now();
     if ws.deleted_at.is_some() && ws.deprovision_after.is_none_or(|t| t <= now) {
         // Already deleted, or its window is over and the sweeper has taken it.
@@ -595,7 +673,113 @@ pub fn delete(
             detail: "deprovisioning",
         },
     )?;
+    let notice = OwnerNotice::Deleted {
+        by: email_of(conn, user_id)?,
+    };
+    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
     Ok(())
+}
+
+/// Undoes a cancellation (owners only) while its export window lasts: the workspace is
+/// live again, its node is kept, and the node is sent `resume` unless another cause
+/// (`payment`, `operator`: [`crate::suspension`]) still suspends the workspace; those are
+/// left in place. Refused once the window is over or the workspace was deleted, and when
+/// cancelling also cancelled its paid subscription at Stripe (resuming would run it
+/// unpaid: the owners export their data and subscribe again in a new workspace). Returns
+/// `false` if the workspace was not cancelled (nothing to do).
+pub fn reactivate(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+    ip: &str,
+) -> AppResult<bool> {
+    let ws = owned(conn, ws_id, user_id)?;
+    if ws.deleted_at.is_none() {
+        return Ok(false);
+    }
+    let now = db::now();
+    let gone = || {
+        AppError::Conflict(
+            "export_window_over",
+            "This workspace was deleted, or its export window is over: its node is destroyed or being destroyed, so it can no longer be reactivated.".into(),
+        )
+    };
+    if ws.deprovision_after.is_none_or(|t| t <= now) {
+        return Err(gone());
+    }
+    if has_paid_subscription(conn, st, ws_id)? {
+        return Err(AppError::Conflict(
+            "subscription_cancelled",
+            "This workspace cannot be reactivated: cancelling it also cancelled its subscription at Stripe, and it would run unpaid. Export your data from the node console before its export window ends; to go on using Outpost, create a new workspace and subscribe from its Billing page.".into(),
+        ));
+    }
+    let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        // The same conditional update the sweeper's `end_export_windows` waits on: one of
+        // the two wins, so a node is never destroyed under a live workspace.
+        let n = diesel::update(
+            workspaces::table
+                .find(ws_id)
+                .filter(workspaces::deleted_at.is_not_null())
+                .filter(workspaces::deprovision_after.gt(now)),
+        )
+        .set((
+            workspaces::deleted_at.eq(None::<i64>),
+            workspaces::deprovision_after.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(gone());
+        }
+        let states = node_states(conn, ws_id)?;
+        if states
+            .iter()
+            .any(|(_, s)| [state::DEPROVISIONING, state::DESTROYED].contains(&s.as_str()))
+        {
+            // Rolled back: its node is already going.
+            return Err(gone());
+        }
+        // The cancellation was the node's only suspension unless another cause is active;
+        // those stay, and their own resume comes when they are lifted.
+        let others = crate::suspension::active(conn, ws_id)?;
+        let nodes = if others.is_empty() {
+            let nodes = crate::suspension::enrolled_nodes(conn, ws_id)?;
+            for id in &nodes {
+                provisioning::queue_command(conn, id, &outpost_protocol::CommandKind::Resume)?;
+            }
+            nodes
+        } else {
+            vec![]
+        };
+        Ok((nodes, others))
+    })?;
+    let (resumed, others) = outcome;
+    for id in &resumed {
+        st.command_notify.notify(id);
+    }
+    let still: Vec<&str> = others.iter().map(|s| s.code.as_str()).collect();
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.reactivated",
+            object_type: "workspace",
+            object_id: ws_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: &if still.is_empty() {
+                "resumed".to_owned()
+            } else {
+                format!("still_suspended={}", still.join(","))
+            },
+        },
+    )?;
+    let notice = OwnerNotice::Reactivated {
+        by: email_of(conn, user_id)?,
+        still_suspended: !still.is_empty(),
+    };
+    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
+    Ok(true)
 }
 
 /// Sweeper step: begins deprovisioning the nodes of cancelled workspaces whose export
@@ -612,6 +796,18 @@ pub fn end_export_windows(conn: &mut DbConn, st: &State) -> AppResult<Vec<String
         // Another replica may run the same sweep: only the one whose transition wins
         // records it.
         let won = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+            // Still due? An owner may have reactivated the workspace since the query: this
+            // write waits for theirs ([`reactivate`]) and then finds nothing to do.
+            let due = diesel::update(
+                workspaces::table
+                    .find(&ws_id)
+                    .filter(workspaces::deprovision_after.le(db::now())),
+            )
+            .set(workspaces::deprovision_after.eq(workspaces::deprovision_after))
+            .execute(conn)?;
+            if due == 0 {
+                return Ok(false);
+            }
             provisioning::begin_deprovision(conn, &node_id, st.config.deprovision_timeout_secs)
         })?;
         if won {
@@ -715,6 +911,8 @@ struct DetailPage {
     d: WorkspaceDetail,
     /// The export window, in words ("30 days").
     window: String,
+    /// Why the owner's last action was refused (the page is answered with its status).
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -843,7 +1041,12 @@ async fn detail_page(state: State, user: CurrentUser, path: web::Path<String>) -
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
     let window = fmt_duration(state.config.export_window_secs);
-    Ok(html(&DetailPage { user, d, window }))
+    Ok(html(&DetailPage {
+        user,
+        d,
+        window,
+        error: None,
+    }))
 }
 
 async fn status_partial(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
@@ -874,14 +1077,23 @@ async fn console_page(
         .finish())
 }
 
-/// An owner's button on the workspace page (delete, cancel): runs `op`, then back to
-/// the page.
+/// The confirmation an owner's button sends: the typed address ("Delete now") or the
+/// ticked checkbox ("Cancel workspace").
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// An owner's button on the workspace page (delete, cancel, reactivate): runs `op`, then
+/// back to the page. A refusal (a confirmation missing or wrong, too late to reactivate)
+/// answers with the workspace page, its status and the reason, and changes nothing.
 async fn owner_action(
     state: State,
     req: HttpRequest,
-    f: CsrfForm<Empty>,
+    f: CsrfForm<ConfirmForm>,
     path: web::Path<String>,
-    op: fn(&mut DbConn, &State, &str, &str, &str) -> AppResult<()>,
+    op: fn(&mut DbConn, &State, &str, &str, &str, &str) -> AppResult<()>,
 ) -> PageResult {
     let (uid, ip, st, id) = (
         f.user.id.clone(),
@@ -890,16 +1102,37 @@ async fn owner_action(
         path.into_inner(),
     );
     let loc = format!("/workspaces/{id}");
-    db::run(&state.db, move |conn| op(conn, &st, &id, &uid, &ip)).await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, loc))
-        .finish())
+    let confirm = f.form.confirm;
+    let ws = id.clone();
+    let res = db::run(&state.db, move |conn| {
+        Ok(op(conn, &st, &ws, &uid, &confirm, &ip))
+    })
+    .await?;
+    match res {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, loc))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let (uid, st) = (f.user.id.clone(), state.clone());
+            let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+            Ok(crate::web::html_with(
+                HttpResponse::build(e.status()),
+                &DetailPage {
+                    user: f.user,
+                    d,
+                    window: fmt_duration(state.config.export_window_secs),
+                    error: Some(e.message()),
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn delete_page(
     state: State,
     req: HttpRequest,
-    f: CsrfForm<Empty>,
+    f: CsrfForm<ConfirmForm>,
     path: web::Path<String>,
 ) -> PageResult {
     owner_action(state, req, f, path, delete).await
@@ -908,11 +1141,31 @@ async fn delete_page(
 async fn cancel_page(
     state: State,
     req: HttpRequest,
-    f: CsrfForm<Empty>,
+    f: CsrfForm<ConfirmForm>,
     path: web::Path<String>,
 ) -> PageResult {
-    owner_action(state, req, f, path, |conn, st, id, uid, ip| {
+    owner_action(state, req, f, path, |conn, st, id, uid, confirm, ip| {
+        // Who may ask comes first: other members get 403 whatever they sent.
+        owned(conn, id, uid)?;
+        if confirm != CANCEL_CONFIRMED {
+            return Err(AppError::invalid(
+                "confirmation_required",
+                "Nothing was cancelled. Tick “I understand that my channels stop now” to cancel the workspace.",
+            ));
+        }
         cancel(conn, st, id, uid, ip).map(|_| ())
+    })
+    .await
+}
+
+async fn reactivate_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<ConfirmForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    owner_action(state, req, f, path, |conn, st, id, uid, _, ip| {
+        reactivate(conn, st, id, uid, ip).map(|_| ())
     })
     .await
 }
@@ -998,10 +1251,14 @@ async fn api_get(state: State, user: ApiUser, path: web::Path<String>) -> AppRes
 struct DeleteQuery {
     #[serde(default)]
     immediately: bool,
+    /// With `immediately`: the workspace's address, as the page asks an owner to type it.
+    #[serde(default)]
+    confirm: String,
 }
 
 /// `DELETE /api/v1/workspaces/{id}` cancels with the export window and answers with
-/// `deprovision_after`; `?immediately=true` deprovisions now.
+/// `deprovision_after` (undone with `POST …/reactivate` until then); `?immediately=true`
+/// deprovisions now and, as it cannot be undone, needs `&confirm=<address>`.
 async fn api_delete(
     state: State,
     req: HttpRequest,
@@ -1009,15 +1266,11 @@ async fn api_delete(
     path: web::Path<String>,
     q: web::Query<DeleteQuery>,
 ) -> AppResult<HttpResponse> {
-    let (ip, st, id, now) = (
-        client_ip(&req),
-        state.clone(),
-        path.into_inner(),
-        q.immediately,
-    );
+    let q = q.into_inner();
+    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| {
-        if now {
-            delete(conn, &st, &id, &user.id, &ip)?;
+        if q.immediately {
+            delete(conn, &st, &id, &user.id, &q.confirm, &ip)?;
         } else {
             cancel(conn, &st, &id, &user.id, &ip)?;
         }
@@ -1027,6 +1280,23 @@ async fn api_delete(
     let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
     body["deprovision_after"] = d.workspace.deprovision_after.into();
     Ok(HttpResponse::Accepted().json(body))
+}
+
+/// `POST /api/v1/workspaces/{id}/reactivate`: undoes a cancellation during its export
+/// window ([`reactivate`]) and answers with the workspace.
+async fn api_reactivate(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| {
+        reactivate(conn, &st, &id, &user.id, &ip)?;
+        detail(conn, &st, &id, &user.id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(d))
 }
 
 /// Workspace pages and API routes.
@@ -1041,11 +1311,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/workspaces/{id}/console", web::post().to(console_page))
         .route("/workspaces/{id}/delete", web::post().to(delete_page))
         .route("/workspaces/{id}/cancel", web::post().to(cancel_page))
+        .route(
+            "/workspaces/{id}/reactivate",
+            web::post().to(reactivate_page),
+        )
         .route("/workspaces/{id}/receipt", web::get().to(receipt_download))
         .route("/api/v1/workspaces", web::get().to(api_list))
         .route("/api/v1/workspaces", web::post().to(api_create))
         .route("/api/v1/workspaces/{id}", web::get().to(api_get))
-        .route("/api/v1/workspaces/{id}", web::delete().to(api_delete));
+        .route("/api/v1/workspaces/{id}", web::delete().to(api_delete))
+        .route(
+            "/api/v1/workspaces/{id}/reactivate",
+            web::post().to(api_reactivate),
+        );
 }
 
 #[cfg(test)]

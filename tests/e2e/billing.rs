@@ -882,3 +882,158 @@ async fn checkout_then_node_then_payment_failure_suspends_and_payment_resumes() 
     let log = cp.log();
     assert!(!log.contains(SECRET_KEY) && !log.contains(WEBHOOK_SECRET));
 }
+
+/// The owner's workspace page links the Billing page, next to Members and the audit log
+/// (issue 13); cancelling a paid workspace cancels its subscription, so it cannot be
+/// reactivated: the page says so instead of offering the button, and the server refuses.
+#[tokio::test]
+async fn a_paid_workspace_links_billing_and_cannot_be_reactivated_once_cancelled() {
+    let stripe = fake_stripe().await;
+    let cp = billing_cp(&stripe, "manual", 3600);
+    let api = Api::new(&cp, OWNER);
+    let browser = Browser::signin(&cp, OWNER).await;
+    let r = api
+        .req(reqwest::Method::POST, "/api/v1/workspaces")
+        .json(&json!({"name": "Acme Dental", "plan": "starter"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["workspace"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header = |page: &str| -> String {
+        page.split("<dt>Your role</dt>")
+            .nth(1)
+            .unwrap()
+            .split("</dd>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let billing_link = format!("<a href=\"/workspaces/{id}/billing\">Billing</a>");
+    let page = browser
+        .get(&format!("/workspaces/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(header(&page).contains(&billing_link), "{page}");
+    // Paid: the node is requested; the test enrolls it.
+    let paid = event(
+        "evt_checkout",
+        "checkout.session.completed",
+        now(),
+        paid_session(&id),
+    );
+    assert_eq!(deliver(&cp, &paid).await.0, 200);
+    let (_, d) = api.get_json(&format!("/api/v1/workspaces/{id}")).await;
+    let node_id = d["node"]["id"].as_str().unwrap().to_owned();
+    let bootstrap = cp.node_dir(&node_id).join("data/bootstrap.json");
+    let bundle = wait_for("bootstrap bundle", 30, || async {
+        let text = std::fs::read_to_string(&bootstrap).ok()?;
+        serde_json::from_str::<outpost_protocol::BootstrapBundle>(&text).ok()
+    })
+    .await;
+    let node = crate::gateway::try_enroll(&cp, &bundle, &bundle.token)
+        .await
+        .1
+        .unwrap();
+    node.takes_initial_config(&cp).await;
+    let page = browser
+        .get(&format!("/workspaces/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(header(&page).contains(&billing_link), "{page}");
+    assert!(
+        page.contains(
+            "Your subscription is cancelled too, so a cancelled workspace cannot be reactivated."
+        ),
+        "warned before cancelling: {page}"
+    );
+    // Other members see no Billing link (the page is the owners').
+    let member = "member@acme.test";
+    {
+        use control_plane::schema::memberships as m;
+        let mut conn = cp.db().get().unwrap();
+        let uid = control_plane::accounts::find_or_create_user(&mut conn, member).unwrap();
+        diesel::insert_into(m::table)
+            .values((
+                m::workspace_id.eq(&id),
+                m::user_id.eq(&uid),
+                m::role.eq("member"),
+                m::created_at.eq(0_i64),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let other = Browser::signin(&cp, member).await;
+    let page = other
+        .get(&format!("/workspaces/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains(&format!("/workspaces/{id}/billing\"")),
+        "{page}"
+    );
+
+    let r = browser
+        .post_csrf(&format!("/workspaces/{id}/cancel"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), 303);
+    let page = browser
+        .get(&format!("/workspaces/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"reactivate-refused\""), "{page}");
+    assert!(!page.contains(">Reactivate</button>"), "{page}");
+    let r = browser
+        .post_csrf(&format!("/workspaces/{id}/reactivate"), &[])
+        .await;
+    assert_eq!(r.status(), 409);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("cancelling it also cancelled its subscription at Stripe")
+            && text.contains("subscribe from its Billing page"),
+        "{text}"
+    );
+    let r = api
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{id}/reactivate"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "subscription_cancelled"
+    );
+    let (_, d) = api.get_json(&format!("/api/v1/workspaces/{id}")).await;
+    assert!(
+        d["workspace"]["deleted_at"].is_i64(),
+        "still cancelled: {d}"
+    );
+    let cmds = node.commands(&cp).await;
+    assert!(
+        cmds.iter()
+            .all(|c| c.kind != outpost_protocol::CommandKind::Resume),
+        "{cmds:?}"
+    );
+    assert_eq!(audit_count(&cp, "workspace.reactivated"), 0);
+    let mails = crate::mail::wait_mails(&cp, "Outpost: Acme Dental is cancelled", 1).await;
+    assert!(
+        mails[0]
+            .2
+            .contains("Its subscription is cancelled too, so it cannot be reactivated."),
+        "{mails:?}"
+    );
+}

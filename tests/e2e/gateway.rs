@@ -342,7 +342,7 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     let r = api
         .req(
             reqwest::Method::DELETE,
-            &format!("/api/v1/workspaces/{ws_b}?immediately=true"),
+            &format!("/api/v1/workspaces/{ws_b}?immediately=true&confirm=beta-clinic"),
         )
         .send()
         .await

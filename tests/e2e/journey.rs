@@ -116,7 +116,7 @@ async fn user_journey_from_sign_in_to_destruction_receipt() {
     let r = api
         .req(
             reqwest::Method::DELETE,
-            &format!("/api/v1/workspaces/{ws_id}?immediately=true"),
+            &format!("/api/v1/workspaces/{ws_id}?immediately=true&confirm=acme-dental"),
         )
         .send()
         .await

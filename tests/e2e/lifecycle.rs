@@ -170,6 +170,16 @@ async fn a_cancelled_workspace_keeps_its_suspended_node_for_exports_then_it_is_d
         .unwrap();
     assert!(!page.contains("stays available for exports until"));
     assert!(page.contains("id=\"receipt\""));
+    // The export taken during the window was destroyed with the node: none is shown ready.
+    let exports = card_in(&page, "exports");
+    assert!(
+        exports.contains(
+            "The node was destroyed, and its exports with it: there is nothing left to download."
+        ),
+        "{exports}"
+    );
+    assert!(!exports.contains("<td>ready</td>"), "{exports}");
+    assert_eq!(d["exports"][0]["state"], "destroyed", "{d}");
 
     let actions = audit_actions(&cp);
     let names: Vec<&str> = actions.iter().map(|a| a.0.as_str()).collect();
@@ -194,8 +204,27 @@ async fn a_cancelled_workspace_keeps_its_suspended_node_for_exports_then_it_is_d
     assert!(ok, "{out}");
 }
 
+/// The owners' view of a workspace page, and its JSON.
+async fn page_of(browser: &Browser, ws: &str) -> String {
+    browser
+        .get(&format!("/workspaces/{ws}"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The part of `page` from the element with `id` to the end of its card.
+fn card_in<'a>(page: &'a str, id: &str) -> &'a str {
+    let from = page
+        .split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id} in {page}"));
+    from.split("\n</div>").next().unwrap()
+}
+
 #[tokio::test]
-async fn delete_now_during_the_window_and_owners_only() {
+async fn cancel_and_delete_now_need_a_confirmation_and_the_owners_are_emailed() {
     let cp = Cp::start_with(Opts {
         provisioner: "manual",
         ..Opts::default()
@@ -203,13 +232,91 @@ async fn delete_now_during_the_window_and_owners_only() {
     let api = Api::new(&cp, "owner@acme.test");
     let browser = Browser::signin(&cp, "owner@acme.test").await;
     let (ws, bundle) = bundle_for(&cp, &api, "Acme Dental").await;
+    crate::mail::add_member(&cp, &ws, "co-owner@acme.test", "owner");
+    crate::mail::add_member(&cp, &ws, "admin@acme.test", "admin");
     let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
     node.takes_initial_config(&cp).await;
+    let path = format!("/api/v1/workspaces/{ws}");
 
-    // Cancel from the page: the node is sent `suspend` (reason `cancelled`) and is shown
+    // The page asks for both confirmations, in the browser already.
+    let page = page_of(&browser, &ws).await;
+    let cancel = card_in(&page, "cancel");
+    assert!(
+        cancel.contains(
+            "<input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> I understand that my channels stop now"
+        ),
+        "{cancel}"
+    );
+    assert!(card_in(&page, "cancel-workspace").contains("Until then an owner can reactivate it."));
+    let delete = card_in(&page, "delete-now");
+    assert!(
+        delete.contains("Type the address <code>acme-dental</code> to confirm"),
+        "{delete}"
+    );
+    assert!(
+        delete.contains("name=\"confirm\" type=\"text\" required pattern=\"acme-dental\""),
+        "{delete}"
+    );
+
+    // Without the checkbox the server refuses too: 400, the reason on the page, nothing
+    // cancelled and nothing sent to the node.
+    for form in [vec![], vec![("confirm", "on")]] {
+        let r = browser
+            .post_csrf(&format!("/workspaces/{ws}/cancel"), &form)
+            .await;
+        assert_eq!(r.status(), 400, "{form:?}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("Nothing was cancelled. Tick “I understand that my channels stop now”"),
+            "{text}"
+        );
+        assert!(
+            text.contains("id=\"cancel-workspace\""),
+            "the page itself: {text}"
+        );
+    }
+    // Without the typed address (or with another one), "Delete workspace and destroy its
+    // node now" is refused the same way.
+    for typed in ["", "acme", "acme-dental-2", "other-clinic"] {
+        let r = browser
+            .post_csrf(&format!("/workspaces/{ws}/delete"), &[("confirm", typed)])
+            .await;
+        assert_eq!(r.status(), 400, "{typed:?}");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.contains("Nothing was deleted. To delete the workspace and destroy its node now, type its address “acme-dental” exactly"),
+            "{text}"
+        );
+    }
+    // The API's immediate deletion needs the same address.
+    for q in ["?immediately=true", "?immediately=true&confirm=acme"] {
+        let r = api
+            .req(reqwest::Method::DELETE, &format!("{path}{q}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+        let code = r.json::<serde_json::Value>().await.unwrap()["code"].clone();
+        assert!(
+            code == "confirmation_required" || code == "confirmation_mismatch",
+            "{code}"
+        );
+    }
+    let d = api.get_json(&path).await.1;
+    assert_eq!(d["workspace"]["deleted_at"], serde_json::Value::Null, "{d}");
+    assert_eq!(d["node"]["state"], "enrolling", "untouched: {d}");
+    assert!(
+        node.commands(&cp).await.is_empty(),
+        "nothing sent to the node"
+    );
+    assert!(crate::mail::outbox(&cp)
+        .iter()
+        .all(|m| !m.1.contains("cancelled") && !m.1.contains("deleted")));
+
+    // Cancel, ticked: the node is sent `suspend` (reason `cancelled`) and is shown
     // suspended once it acknowledges.
     let r = browser
-        .post_csrf(&format!("/workspaces/{ws}/cancel"), &[])
+        .post_csrf(&format!("/workspaces/{ws}/cancel"), &[("confirm", "yes")])
         .await;
     assert_eq!(r.status(), 303);
     let cmds = node.commands(&cp).await;
@@ -233,17 +340,67 @@ async fn delete_now_during_the_window_and_owners_only() {
         until - now > 29 * 24 * 3600,
         "the default window is 30 days"
     );
-    // Reports from a suspended node keep it suspended.
-    let r = crate::gateway::report_with(&node, &cp, 1, vec![], vec![]).await;
+    // Both owners are told, the admin is not; the email links the page and says until
+    // when the exports stay and that it can be undone.
+    let mails = crate::mail::wait_mails(&cp, "Outpost: Acme Dental is cancelled", 2).await;
+    let mut to: Vec<&str> = mails.iter().map(|m| m.0.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["co-owner@acme.test", "owner@acme.test"]);
+    let body = &mails[0].2;
+    assert!(body.contains("was cancelled by owner@acme.test"), "{body}");
+    assert!(
+        body.contains("An owner can reactivate the workspace"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("{}/workspaces/{ws}\r\n", cp.ui)),
+        "{body}"
+    );
+    assert_eq!(body.matches("://").count(), 1, "{body}");
+    // Reports from a suspended node keep it suspended; the export the owner takes during
+    // the window is listed, ready on the node.
+    let export = ExportMeta {
+        id: uuid::Uuid::new_v4().to_string(),
+        scope: "workspace".into(),
+        state: "ready".into(),
+        size_bytes: 2048,
+        created_at: now - 60,
+        expires_at: now + 24 * 3600,
+    };
+    let r = crate::gateway::report_with(&node, &cp, 1, vec![export], vec![]).await;
     assert_eq!(r.status(), 200);
+    let d = api.get_json(&path).await.1;
+    assert_eq!(d["node"]["state"], "suspended");
+    assert_eq!(d["exports"][0]["state"], "ready");
+    assert!(card_in(&page_of(&browser, &ws).await, "exports")
+        .contains("<td>workspace</td><td>ready</td>"));
+
+    // The Cancelled card's "Delete now" asks for the address too.
+    let page = page_of(&browser, &ws).await;
+    let window = card_in(&page, "export-window");
+    assert!(window.contains(">Reactivate</button>"), "{window}");
+    assert!(
+        window.contains("required pattern=\"acme-dental\"")
+            && window.contains(">Delete now</button>"),
+        "{window}"
+    );
+    let r = browser
+        .post_csrf(&format!("/workspaces/{ws}/delete"), &[("confirm", "acme")])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Nothing was deleted."));
+    assert!(node.commands(&cp).await.is_empty());
     assert_eq!(
-        api.get_json(&format!("/api/v1/workspaces/{ws}")).await.1["node"]["state"],
-        "suspended"
+        api.get_json(&path).await.1["workspace"]["deprovision_after"],
+        until
     );
 
-    // "Delete now" ends the window: deprovision at once.
+    // "Delete now" with the address ends the window: deprovision at once.
     let r = browser
-        .post_csrf(&format!("/workspaces/{ws}/delete"), &[])
+        .post_csrf(
+            &format!("/workspaces/{ws}/delete"),
+            &[("confirm", " acme-dental ")],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let cmds = node.commands(&cp).await;
@@ -251,12 +408,167 @@ async fn delete_now_during_the_window_and_owners_only() {
     assert_eq!(cmds[0].kind, CommandKind::Deprovision);
     let d = api.wait_node_state(&ws, "deprovisioning", 10).await;
     assert_eq!(d["workspace"]["deprovision_after"], serde_json::Value::Null);
-    let page = browser.get(&format!("/workspaces/{ws}")).await;
-    let page = page.text().await.unwrap();
+    let page = page_of(&browser, &ws).await;
     assert!(!page.contains("stays available for exports"));
+    assert!(!page.contains("/reactivate\""), "too late to reactivate");
+    // The export went with the node: no row offers it as ready any more.
+    let exports = card_in(&page, "exports");
+    assert!(
+        exports.contains(
+            "The node is being destroyed, and its exports with it: there is nothing left to download."
+        ),
+        "{exports}"
+    );
+    assert!(!exports.contains("<td>ready</td>") && !exports.contains("open the node console"));
+    assert_eq!(d["exports"][0]["state"], "destroyed", "{d}");
+    let mails = crate::mail::wait_mails(&cp, "Outpost: Acme Dental is deleted", 2).await;
+    assert!(mails
+        .iter()
+        .all(|m| m.2.contains("was deleted by owner@acme.test") && m.0 != "admin@acme.test"));
+    // Deleted: reactivating is refused, in words.
+    let r = browser
+        .post_csrf(&format!("/workspaces/{ws}/reactivate"), &[])
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("it can no longer be reactivated"));
     let names: Vec<String> = audit_actions(&cp).into_iter().map(|a| a.0).collect();
     assert!(names.contains(&"workspace.cancelled".to_owned()));
     assert!(names.contains(&"workspace.deleted".to_owned()));
+    assert!(!names.contains(&"workspace.reactivated".to_owned()));
+}
+
+#[tokio::test]
+async fn reactivating_in_the_window_resumes_the_node_but_not_other_suspensions() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "owner@acme.test");
+    let browser = Browser::signin(&cp, "owner@acme.test").await;
+    let (ws, bundle) = bundle_for(&cp, &api, "Acme Dental").await;
+    crate::mail::add_member(&cp, &ws, "admin@acme.test", "admin");
+    let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
+    node.takes_initial_config(&cp).await;
+    let path = format!("/api/v1/workspaces/{ws}");
+    let ok = CommandAck {
+        ok: true,
+        error_code: None,
+        receipt: None,
+    };
+    let cancel = || async {
+        let r = browser
+            .post_csrf(&format!("/workspaces/{ws}/cancel"), &[("confirm", "yes")])
+            .await;
+        assert_eq!(r.status(), 303);
+        let cmds = node.commands(&cp).await;
+        assert_eq!(cmds.len(), 1, "{cmds:?}");
+        assert_eq!(
+            cmds[0].kind,
+            CommandKind::Suspend {
+                reason_code: "cancelled".into()
+            }
+        );
+        assert_eq!(node.ack(&cp, &cmds[0].id, &ok).await.status(), 200);
+    };
+
+    cancel().await;
+    api.wait_node_state(&ws, "suspended", 10).await;
+    // Only owners may reactivate.
+    let admin = Browser::signin(&cp, "admin@acme.test").await;
+    let r = admin
+        .post_csrf(&format!("/workspaces/{ws}/reactivate"), &[])
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(!page_of(&admin, &ws).await.contains("/reactivate\""));
+
+    // Reactivate: the cancellation is lifted, the node is sent `resume` and comes back.
+    let r = browser
+        .post_csrf(&format!("/workspaces/{ws}/reactivate"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    let cmds = node.commands(&cp).await;
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    assert_eq!(cmds[0].kind, CommandKind::Resume);
+    assert_eq!(node.ack(&cp, &cmds[0].id, &ok).await.status(), 200);
+    let d = api.wait_node_state(&ws, "healthy", 10).await;
+    assert_eq!(d["workspace"]["deleted_at"], serde_json::Value::Null, "{d}");
+    assert_eq!(d["workspace"]["deprovision_after"], serde_json::Value::Null);
+    assert_eq!(d["export_window_until"], serde_json::Value::Null);
+    let page = page_of(&browser, &ws).await;
+    assert!(!page.contains("id=\"export-window\""), "{page}");
+    assert!(!page.contains("id=\"suspended\""));
+    assert!(page.contains("id=\"cancel-workspace\"") && page.contains("id=\"agents\""));
+    let mails = crate::mail::wait_mails(&cp, "Outpost: Acme Dental is reactivated", 1).await;
+    assert_eq!(mails.len(), 1, "owners only: {mails:?}");
+    assert_eq!(mails[0].0, "owner@acme.test");
+    assert!(mails[0]
+        .2
+        .contains("Its agents answer on every channel again."));
+    // Reactivating twice changes nothing (API as well).
+    let r = api
+        .req(reqwest::Method::POST, &format!("{path}/reactivate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(node.commands(&cp).await.is_empty());
+
+    // An operator suspends the workspace; the owner cancels and reactivates: the
+    // operator's suspension stays, so no `resume` reaches the node.
+    {
+        use control_plane::schema::users;
+        let ops = Browser::signin(&cp, "ops@outpost.test").await;
+        let mut conn = cp.db().get().unwrap();
+        diesel::update(users::table.filter(users::email.eq("ops@outpost.test")))
+            .set(users::is_operator.eq(true))
+            .execute(&mut conn)
+            .unwrap();
+        let r = ops
+            .post_csrf(
+                &format!("/operator/workspaces/{ws}/suspend"),
+                &[("reason", "Spam complaints")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+    }
+    let cmds = node.commands(&cp).await;
+    assert_eq!(
+        cmds[0].kind,
+        CommandKind::Suspend {
+            reason_code: "operator".into()
+        }
+    );
+    assert_eq!(node.ack(&cp, &cmds[0].id, &ok).await.status(), 200);
+    api.wait_node_state(&ws, "suspended", 10).await;
+    cancel().await;
+    let r = api
+        .req(reqwest::Method::POST, &format!("{path}/reactivate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let d: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(d["workspace"]["deleted_at"], serde_json::Value::Null, "{d}");
+    assert_eq!(d["suspensions"][0]["code"], "operator", "{d}");
+    assert!(node.commands(&cp).await.is_empty(), "still suspended");
+    assert_eq!(api.get_json(&path).await.1["node"]["state"], "suspended");
+    let page = page_of(&browser, &ws).await;
+    assert!(card_in(&page, "suspended").contains("Spam complaints"));
+    let mails = crate::mail::wait_mails(&cp, "Outpost: Acme Dental is reactivated", 2).await;
+    assert!(mails[1].2.contains("still suspended"), "{mails:?}");
+
+    let details: Vec<String> = audit_actions(&cp)
+        .into_iter()
+        .filter(|a| a.0 == "workspace.reactivated")
+        .map(|a| a.1)
+        .collect();
+    assert_eq!(details, ["resumed", "still_suspended=operator"]);
+    let (ok, out) = cp.audit_verify();
+    assert!(ok, "{out}");
 }
 
 #[tokio::test]
@@ -468,7 +780,7 @@ async fn closing_an_account_deletes_it_once_no_workspace_depends_on_it() {
     let r = api
         .req(
             reqwest::Method::DELETE,
-            &format!("/api/v1/workspaces/{ws_id}?immediately=true"),
+            &format!("/api/v1/workspaces/{ws_id}?immediately=true&confirm=leaver-clinic"),
         )
         .send()
         .await

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use outpost_protocol::*;
 
 /// Every email in the dev outbox: (recipient, subject, body).
-fn outbox(cp: &Cp) -> Vec<(String, String, String)> {
+pub(crate) fn outbox(cp: &Cp) -> Vec<(String, String, String)> {
     let mut files: Vec<_> = std::fs::read_dir(cp.data_dir().join("outbox"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -30,12 +30,12 @@ fn outbox(cp: &Cp) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn with_subject(cp: &Cp, subject: &str) -> Vec<(String, String, String)> {
+pub(crate) fn with_subject(cp: &Cp, subject: &str) -> Vec<(String, String, String)> {
     outbox(cp).into_iter().filter(|m| m.1 == subject).collect()
 }
 
 /// Waits for at least `n` emails with `subject` (each recipient's is written on its own).
-async fn wait_mails(cp: &Cp, subject: &str, n: usize) -> Vec<(String, String, String)> {
+pub(crate) async fn wait_mails(cp: &Cp, subject: &str, n: usize) -> Vec<(String, String, String)> {
     wait_for(subject, 60, || async {
         let got = with_subject(cp, subject);
         (got.len() >= n).then_some(got)
@@ -56,7 +56,7 @@ fn last_seq(cp: &Cp, node_id: &str) -> i64 {
 }
 
 /// Adds `email` to the workspace with `role` (as an accepted invitation would).
-fn add_member(cp: &Cp, ws_id: &str, email: &str, role: &str) {
+pub(crate) fn add_member(cp: &Cp, ws_id: &str, email: &str, role: &str) {
     use control_plane::schema::memberships::dsl as m;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();

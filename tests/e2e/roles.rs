@@ -195,18 +195,25 @@ const RULES: &[Rule] = &[
         fields: &[("confirm", "yes")],
         ..rule("post", "/workspaces/{id}/members/{user}/transfer", Owner)
     },
+    // Cancelling needs the ticked checkbox, deleting now the typed address: with them the
+    // owner's call goes through (and each destroys its own fixture).
     Rule {
         destructive: true,
+        fields: &[("confirm", "yes")],
         ..rule("post", "/workspaces/{id}/cancel", Owner)
     },
     Rule {
         destructive: true,
+        fields: &[("confirm", "{slug}")],
         ..rule("post", "/workspaces/{id}/delete", Owner)
     },
     Rule {
         destructive: true,
         ..rule("delete", "/api/v1/workspaces/{id}", Owner)
     },
+    // Reactivating a workspace that is not cancelled changes nothing.
+    rule("post", "/workspaces/{id}/reactivate", Owner),
+    rule("post", "/api/v1/workspaces/{id}/reactivate", Owner),
     // Billing: the page says billing is off; Stripe's flows do not exist without keys.
     rule("get", "/workspaces/{id}/billing", Owner),
     rule("get", "/api/v1/workspaces/{id}/billing", Owner),
