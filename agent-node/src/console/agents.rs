@@ -15,6 +15,15 @@ struct AgentsPage {
     nav: Nav,
     agents: Vec<AgentConfig>,
     public_url: String,
+    /// Per agent (same order): websites the widget refused in the last 24 hours.
+    refused: Vec<Vec<RefusedRow>>,
+}
+
+/// A website the widget refused, in words.
+struct RefusedRow {
+    origin: String,
+    times: String,
+    last: String,
 }
 
 impl AgentsPage {
@@ -44,13 +53,40 @@ async fn config(state: &web::Data<ConsoleState>) -> Result<WorkspaceConfig, Cons
 
 async fn list(
     state: web::Data<ConsoleState>,
+    widget: Option<web::Data<crate::widget::WidgetState>>,
     session: ConsoleSession,
 ) -> Result<HttpResponse, ConsoleError> {
     let agents = config(&state).await?.agents;
+    let refused = agents
+        .iter()
+        .map(|a| {
+            widget
+                .as_ref()
+                .map(|w| w.refused.for_agent(&a.id))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| RefusedRow {
+                    times: if r.count == 1 {
+                        "once".to_owned()
+                    } else {
+                        format!("{} times", r.count)
+                    },
+                    last: r
+                        .last
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or_else(|_| "unknown".to_owned(), |d| {
+                            super::human_time(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                        }),
+                    origin: r.origin,
+                })
+                .collect()
+        })
+        .collect();
     render(&AgentsPage {
         nav: Nav::for_session(&session),
         agents,
         public_url: state.origin.clone(),
+        refused,
     })
 }
 

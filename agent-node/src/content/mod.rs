@@ -4,9 +4,9 @@
 //!
 //! Encryption at rest (DESIGN §2): every contact has its own 256-bit data key, stored
 //! wrapped (AES-256-GCM) under a key-encryption key (KEK) kept outside the database in
-//! `keys/`, sealed under the master key ([`keyring`]). Message
-//! bodies, the contact's channel identity, name, tags, notes and follow-up texts are
-//! sealed under that data key with the row's id as associated data. Finding a contact by
+//! `keys/`, sealed under the master key ([`keyring`]). Message bodies, the contact's
+//! channel identity, name, email, phone, tags, notes and follow-up texts are sealed
+//! under that data key with the row's id as associated data. Finding a contact by
 //! its channel identity uses a keyed hash (`identity_hash`), never the plaintext.
 //! Erasing a contact deletes its key and rows in one transaction that also re-wraps every
 //! other key under a new KEK; the old KEK is then destroyed, so copies of the database
@@ -37,6 +37,21 @@ ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
 CREATE INDEX conversations_waiting ON conversations (waiting_since) WHERE waiting_since IS NOT NULL;
 "#;
 
+/// The channel of conversations held on the console's "Try it here" page: stored and
+/// shown like any other, marked as tests, and left out of the usage counts.
+pub const TEST_CHANNEL: &str = "test";
+
+/// What the console calls a channel.
+pub fn channel_label(channel: &str) -> &str {
+    match channel {
+        TEST_CHANNEL => "Test (Try it here)",
+        "web" => "Web chat",
+        "telegram" => "Telegram",
+        "whatsapp" => "WhatsApp",
+        other => other,
+    }
+}
+
 /// How many conversations wait for the team (see [`WAITING_SCHEMA`]). Needs no key: it
 /// reads no content.
 pub fn waiting_count(store: &Store) -> store::Result<u32> {
@@ -48,6 +63,14 @@ pub fn waiting_count(store: &Store) -> store::Result<u32> {
         )?)
     })
 }
+
+/// Migration adding a contact's email address and phone number, entered by the team.
+/// Both are sealed under the contact's data key like the name (their own associated
+/// data), so erasing the contact leaves them unreadable in every copy.
+pub const CONTACT_DETAILS_SCHEMA: &str = r#"
+ALTER TABLE contacts ADD COLUMN email_ct BLOB;
+ALTER TABLE contacts ADD COLUMN phone_ct BLOB;
+"#;
 
 /// One carried-out erasure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,6 +253,12 @@ fn identity_aad(contact_id: &str) -> Vec<u8> {
 fn name_aad(contact_id: &str) -> Vec<u8> {
     format!("contact-name:{contact_id}").into_bytes()
 }
+fn email_aad(contact_id: &str) -> Vec<u8> {
+    format!("contact-email:{contact_id}").into_bytes()
+}
+fn phone_aad(contact_id: &str) -> Vec<u8> {
+    format!("contact-phone:{contact_id}").into_bytes()
+}
 fn tags_aad(contact_id: &str) -> Vec<u8> {
     format!("contact-tags:{contact_id}").into_bytes()
 }
@@ -374,6 +403,11 @@ fn count(
     outbound: i64,
     convs: i64,
 ) -> Result<()> {
+    // Staff trying an agent on the console's "Try it here" page are not customers: their
+    // conversations are kept (they appear in the inbox, marked as tests) but not counted.
+    if channel == TEST_CHANNEL {
+        return Ok(());
+    }
     c.execute(
         "INSERT INTO usage_counts (channel, hour, inbound, outbound, conversations)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -1001,7 +1035,8 @@ impl Content {
     pub fn list_contacts(&self, stage: Option<Stage>, limit: usize) -> Result<Vec<ContactSummary>> {
         self.run(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, channel, name_ct, stage, score, tags_ct, created_at, last_seen_at
+                "SELECT id, channel, name_ct, stage, score, tags_ct, created_at, last_seen_at,
+                        email_ct, phone_ct
                  FROM contacts WHERE ?1 IS NULL OR stage = ?1
                  ORDER BY last_seen_at DESC, rowid DESC LIMIT ?2",
             )?;
@@ -1014,6 +1049,8 @@ impl Content {
                 Option<Vec<u8>>,
                 i64,
                 i64,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
             );
             let rows: Vec<Row> = stmt
                 .query_map(params![stage, limit_i64(limit)], |r| {
@@ -1026,15 +1063,31 @@ impl Content {
                         r.get(5)?,
                         r.get(6)?,
                         r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let mut out = Vec::with_capacity(rows.len());
-            for (id, channel, name_ct, stage, score, tags_ct, created_at, last_seen_at) in rows {
+            for (
+                id,
+                channel,
+                name_ct,
+                stage,
+                score,
+                tags_ct,
+                created_at,
+                last_seen_at,
+                email_ct,
+                phone_ct,
+            ) in rows
+            {
                 let dek = self.dek(c, &id)?;
                 let name = open_opt(&dek, name_ct, &name_aad(&id))?;
                 out.push(ContactSummary {
                     display_name: display_name(name.as_deref(), &channel, &id),
+                    email: open_opt(&dek, email_ct, &email_aad(&id))?,
+                    phone: open_opt(&dek, phone_ct, &phone_aad(&id))?,
                     tags: open_tags(&dek, tags_ct, &id)?,
                     id,
                     channel,
@@ -1051,26 +1104,53 @@ impl Content {
     /// One contact, decrypted.
     pub fn contact(&self, id: &str) -> Result<Option<ContactDetail>> {
         self.run(|c| {
-            let row = c
+            type Row = (
+                String,
+                Vec<u8>,
+                Option<Vec<u8>>,
+                Stage,
+                i64,
+                Option<Vec<u8>>,
+                i64,
+                i64,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+            );
+            let row: Option<Row> = c
                 .query_row(
-                    "SELECT channel, identity_ct, name_ct, stage, score, tags_ct, created_at, last_seen_at
+                    "SELECT channel, identity_ct, name_ct, stage, score, tags_ct, created_at,
+                            last_seen_at, email_ct, phone_ct
                      FROM contacts WHERE id = ?1",
                     [id],
                     |r| {
                         Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, Vec<u8>>(1)?,
-                            r.get::<_, Option<Vec<u8>>>(2)?,
-                            r.get::<_, Stage>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, Option<Vec<u8>>>(5)?,
-                            r.get::<_, i64>(6)?,
-                            r.get::<_, i64>(7)?,
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((channel, identity_ct, name_ct, stage, score, tags_ct, created_at, last_seen_at)) = row else {
+            let Some((
+                channel,
+                identity_ct,
+                name_ct,
+                stage,
+                score,
+                tags_ct,
+                created_at,
+                last_seen_at,
+                email_ct,
+                phone_ct,
+            )) = row
+            else {
                 return Ok(None);
             };
             let dek = self.dek(c, id)?;
@@ -1079,6 +1159,8 @@ impl Content {
                 id: id.to_owned(),
                 display_name: display_name(name.as_deref(), &channel, id),
                 name,
+                email: open_opt(&dek, email_ct, &email_aad(id))?,
+                phone: open_opt(&dek, phone_ct, &phone_aad(id))?,
                 identity: open(&dek, &identity_ct, &identity_aad(id))?,
                 channel,
                 stage,
@@ -1114,13 +1196,44 @@ impl Content {
                 "The score must be between 0 and 100.",
             ));
         }
+        // Every check before the transaction: a refused form changes nothing.
+        let email = update
+            .email
+            .as_deref()
+            .map(check_email)
+            .transpose()
+            .map_err(ContentError::Invalid)?;
+        let phone = update
+            .phone
+            .as_deref()
+            .map(check_phone)
+            .transpose()
+            .map_err(ContentError::Invalid)?;
         self.run(|c| {
             let tx = begin(c)?;
-            let (name_ct, stage, score, tags_ct): (Option<Vec<u8>>, Stage, i64, Option<Vec<u8>>) =
-                tx.query_row(
-                    "SELECT name_ct, stage, score, tags_ct FROM contacts WHERE id = ?1",
+            type Row = (
+                Option<Vec<u8>>,
+                Stage,
+                i64,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+            );
+            let (name_ct, stage, score, tags_ct, email_ct, phone_ct): Row = tx
+                .query_row(
+                    "SELECT name_ct, stage, score, tags_ct, email_ct, phone_ct
+                     FROM contacts WHERE id = ?1",
                     [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
                 )
                 .optional()?
                 .ok_or(ContentError::NotFound)?;
@@ -1150,6 +1263,29 @@ impl Content {
                         now,
                     )?;
                 }
+            }
+            let detail_fields = [
+                (email, email_ct, email_aad(id), "email_ct", "email_changed", "Email"),
+                (phone, phone_ct, phone_aad(id), "phone_ct", "phone_changed", "Phone"),
+            ];
+            for (new, old_ct, aad, column, kind, what) in detail_fields {
+                let Some(new) = new else { continue };
+                let old = open_opt(&dek, old_ct, &aad)?.unwrap_or_default();
+                if new == old {
+                    continue;
+                }
+                let ct = (!new.is_empty()).then(|| seal(&dek, &new, &aad));
+                tx.execute(
+                    &format!("UPDATE contacts SET {column} = ?2 WHERE id = ?1"),
+                    params![id, ct],
+                )?;
+                // The event detail is sealed under the same key, so it goes with an erasure.
+                let detail = if new.is_empty() {
+                    format!("{what} removed")
+                } else {
+                    format!("{what} set to {new}")
+                };
+                insert_event(&tx, &dek, id, kind, Some(&detail), Some(actor), now)?;
             }
             if let Some(new) = update.stage.filter(|s| *s != stage) {
                 tx.execute(

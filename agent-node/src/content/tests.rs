@@ -259,6 +259,7 @@ fn crm_updates_notes_and_followups() {
                 "".into(),
                 "dental".into(),
             ]),
+            ..Default::default()
         },
         "user-1",
     )
@@ -588,6 +589,177 @@ fn an_erased_contact_stays_unreadable_in_a_copy_of_the_database_taken_before() {
     assert_eq!(kek_files, 1);
 }
 
+/// Issue 13: the team can give a contact an email address and a phone number; both are
+/// checked, read back decrypted, listed, can be cleared, and each change is on the timeline.
+#[test]
+fn email_and_phone_are_checked_stored_and_cleared() {
+    let f = fx();
+    let c = &f.content;
+    let id = c.contact_for_identity("web", "v-email", None).expect("c");
+    c.update_contact(
+        &id,
+        ContactUpdate {
+            email: Some("  jane.doe@example.com ".into()),
+            phone: Some("+49 (30) 123-45.67".into()),
+            ..Default::default()
+        },
+        "user-1",
+    )
+    .expect("update");
+    let d = c.contact(&id).expect("get").expect("some");
+    assert_eq!(d.email.as_deref(), Some("jane.doe@example.com"));
+    assert_eq!(d.phone.as_deref(), Some("+49 (30) 123-45.67"));
+    let listed = c.list_contacts(None, 10).expect("list");
+    assert_eq!(listed[0].email.as_deref(), Some("jane.doe@example.com"));
+    assert_eq!(listed[0].phone.as_deref(), Some("+49 (30) 123-45.67"));
+
+    // A refused value refuses the whole update: nothing changes.
+    for (email, phone) in [
+        ("jane@@example.org", "5"),
+        ("jane doe@example.org", "5"),
+        ("jane.example.org", "5"),
+        ("jane@example", "5"),
+        ("@example.org", "5"),
+        ("jane@example.org.", "5"),
+        ("ok@example.org", "call me"),
+        ("ok@example.org", "+1 555 0100 ext. 12"),
+        ("ok@example.org", "()"),
+    ] {
+        let refused = c.update_contact(
+            &id,
+            ContactUpdate {
+                name: Some("Changed".into()),
+                email: Some(email.into()),
+                phone: Some(phone.into()),
+                ..Default::default()
+            },
+            "u",
+        );
+        assert!(
+            matches!(refused, Err(ContentError::Invalid(m)) if !m.contains(email) && !m.contains(phone)),
+            "{email} / {phone}: the message does not quote the value"
+        );
+    }
+    let long_email = format!("{}@example.com", "a".repeat(243));
+    assert_eq!(long_email.len(), 255);
+    assert!(check_email(&long_email).is_err());
+    assert!(check_email(&long_email[1..]).is_ok(), "254 characters pass");
+    assert!(check_phone(&"1".repeat(33)).is_err());
+    assert!(check_phone(&"1".repeat(32)).is_ok());
+    let d = c.contact(&id).expect("get").expect("some");
+    assert_eq!(d.name, None);
+    assert_eq!(d.email.as_deref(), Some("jane.doe@example.com"));
+
+    // Leaving a field out keeps it; an empty one clears it.
+    c.update_contact(
+        &id,
+        ContactUpdate {
+            email: Some(" ".into()),
+            ..Default::default()
+        },
+        "user-2",
+    )
+    .expect("clear");
+    let d = c.contact(&id).expect("get").expect("some");
+    assert_eq!((d.email, d.phone.as_deref()), (None, Some("+49 (30) 123-45.67")));
+
+    let events: Vec<(String, String)> = c
+        .timeline(&id, 100)
+        .expect("timeline")
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            TimelineKind::Event(k) if k != "created" => Some((k, e.text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("email_changed".to_owned(), "Email removed".to_owned()),
+            (
+                "phone_changed".to_owned(),
+                "Phone set to +49 (30) 123-45.67".to_owned()
+            ),
+            (
+                "email_changed".to_owned(),
+                "Email set to jane.doe@example.com".to_owned()
+            ),
+        ]
+    );
+}
+
+/// Issue 13: email and phone are sealed under the contact's key like the name: no
+/// plaintext in the database files, and after an erasure a copy taken before cannot be
+/// read for them.
+#[test]
+fn an_erased_contacts_email_and_phone_are_unreadable_in_a_copy_taken_before() {
+    const EMAIL: &str = "canary-mail-7f3a@example.com";
+    const PHONE: &str = "+1 555 0199 7731";
+    let f = fx();
+    let c = &f.content;
+    let gone = c.contact_for_identity("telegram", "555", None).expect("c");
+    c.update_contact(
+        &gone,
+        ContactUpdate {
+            email: Some(EMAIL.into()),
+            phone: Some(PHONE.into()),
+            ..Default::default()
+        },
+        "u",
+    )
+    .expect("update");
+    let files = |dir: &std::path::Path| {
+        let mut bytes = std::fs::read(dir.join("node.db")).expect("db");
+        bytes.extend(std::fs::read(dir.join("node.db-wal")).unwrap_or_default());
+        bytes
+    };
+    let live = files(f.dir.path());
+    for needle in [EMAIL, PHONE] {
+        assert!(
+            !live.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} is in the database files in plaintext"
+        );
+    }
+
+    let backup = tempfile::tempdir().expect("tempdir");
+    for name in ["node.db", "node.db-wal"] {
+        let from = f.dir.path().join(name);
+        if from.exists() {
+            std::fs::copy(&from, backup.path().join(name)).expect("copy");
+        }
+    }
+    c.erase_contact(&gone, "u1").expect("erase");
+    assert!(c.contact(&gone).expect("get").is_none());
+
+    // The old copy still holds the sealed values, but with the master key and today's key
+    // files they no longer open.
+    let stolen_keys = backup.path().join("keys");
+    std::fs::create_dir_all(&stolen_keys).expect("dir");
+    for e in std::fs::read_dir(f.dir.path().join("keys"))
+        .expect("keys")
+        .flatten()
+    {
+        std::fs::copy(e.path(), stolen_keys.join(e.file_name())).expect("copy");
+    }
+    let old = Arc::new(Store::open(&backup.path().join("node.db")).expect("open copy"));
+    let sealed: (Option<Vec<u8>>, Option<Vec<u8>>) = old
+        .with(|db| {
+            Ok(db.query_row(
+                "SELECT email_ct, phone_ct FROM contacts WHERE id = ?1",
+                [&gone],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .expect("old row");
+    assert!(sealed.0.is_some() && sealed.1.is_some(), "sealed in the copy");
+    let thief = Content::new(old, &MasterKey::from_bytes([9; 32]));
+    assert!(matches!(thief.contact(&gone), Err(ContentError::Crypto)));
+    assert!(matches!(
+        thief.list_contacts(None, 10),
+        Err(ContentError::Crypto)
+    ));
+}
+
 /// Issue 13: a conversation the assistant queued for a person is waiting for the team,
 /// not "taken over"; a team member taking it over ends the wait.
 #[test]
@@ -640,4 +812,41 @@ fn a_customer_asking_for_a_person_waits_for_the_team_until_someone_takes_over() 
     c.set_status(&conv.id, ConversationStatus::Closed, "user-7")
         .expect("closed");
     assert_eq!(waiting_count(&store).expect("count"), 0);
+}
+
+/// Issue 13: conversations held on the console's "Try it here" page are kept and listed
+/// as tests, and left out of the usage counts the control plane receives.
+#[test]
+fn try_it_here_conversations_are_kept_as_tests_and_not_counted() {
+    let f = fx();
+    let c = &f.content;
+    let staff = c.contact_for_identity("web", "v-staff", None).expect("contact");
+    let test = c
+        .current_conversation(&staff, "agent-1", TEST_CHANNEL)
+        .expect("conversation");
+    c.append_message(&test.id, Author::Contact, "Do you open on Saturdays?")
+        .expect("in");
+    c.append_message(&test.id, Author::Agent, "Yes, 9 to 12.")
+        .expect("out");
+    assert!(
+        c.counts_since(0).expect("counts").is_empty(),
+        "a test conversation counts nothing"
+    );
+    let listed = c.list_conversations(None, 10).expect("list");
+    assert_eq!(listed.len(), 1, "it is kept and listed");
+    assert_eq!(channel_label(&listed[0].channel), "Test (Try it here)");
+
+    // A real visitor is counted as before.
+    let visitor = c.contact_for_identity("web", "v-real", None).expect("contact");
+    let real = c
+        .current_conversation(&visitor, "agent-1", "web")
+        .expect("conversation");
+    c.append_message(&real.id, Author::Contact, "Hello")
+        .expect("in");
+    let counts = c.counts_since(0).expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].channel.as_str(), counts[0].inbound, counts[0].conversations),
+        ("web", 1, 1)
+    );
 }

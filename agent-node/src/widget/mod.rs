@@ -15,6 +15,7 @@
 //! limited (per visitor token and per client address).
 
 pub mod limits;
+pub mod refused;
 
 use crate::agent::{Outcome, Runtime};
 use crate::content::{Author, ContentError, Message};
@@ -45,6 +46,8 @@ pub struct WidgetState {
     pub per_visitor: KeyedLimiter,
     /// New sessions and polls per client address: burst 30, 60 per minute.
     pub per_address: KeyedLimiter,
+    /// Websites refused in the last 24 hours (the console shows them to the owner).
+    pub refused: refused::RefusedOrigins,
 }
 
 impl WidgetState {
@@ -55,6 +58,7 @@ impl WidgetState {
             own_origin,
             per_visitor: KeyedLimiter::new(8, 20),
             per_address: KeyedLimiter::new(30, 60),
+            refused: refused::RefusedOrigins::default(),
         }
     }
 }
@@ -171,14 +175,17 @@ async fn gate(
     match origin {
         None => Ok((agent, None)),
         Some(o) if o == st.own_origin || agent.allowed_origins.contains(&o) => Ok((agent, Some(o))),
-        Some(_) => Err((
-            Refusal::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                "This website is not allowed to use this chat.",
-            ),
-            None,
-        )),
+        Some(o) => {
+            st.refused.record(&agent.id, &o);
+            Err((
+                Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "origin_not_allowed",
+                    "This website is not allowed to use this chat.",
+                ),
+                None,
+            ))
+        }
     }
 }
 
@@ -266,18 +273,29 @@ fn known_visitor(
     rt.content().visitor_contact(token, agent_id)
 }
 
-/// The visitor's latest web conversation with this agent (never creates one).
+/// The visitor's latest conversation with this agent on `channel` (never creates one).
 fn latest_conversation(
     rt: &Runtime,
     contact: &str,
     agent_id: &str,
+    channel: &'static str,
 ) -> Result<Option<String>, ContentError> {
     Ok(rt
         .content()
         .contact_conversations(contact, 20)?
         .into_iter()
-        .find(|c| c.agent_id == agent_id && c.channel == "web")
+        .find(|c| c.agent_id == agent_id && c.channel == channel)
         .map(|c| c.id))
+}
+
+/// The channel of a chat from `origin`: the console's own "Try it here" page holds test
+/// conversations ([`crate::content::TEST_CHANNEL`]), every website a `web` one.
+fn channel_for(st: &WidgetState, origin: Option<&str>) -> &'static str {
+    if origin == Some(st.own_origin.as_str()) {
+        crate::content::TEST_CHANNEL
+    } else {
+        "web"
+    }
 }
 
 async fn session(
@@ -300,6 +318,7 @@ async fn session(
             parse(&body)?
         };
         let (rt, agent_id) = (st.runtime.clone(), agent.id.clone());
+        let channel = channel_for(&st, origin.as_deref());
         let (visitor, messages) = web::block(move || {
             let Some(token) = b.visitor.filter(|t| !t.is_empty() && t.len() <= 128) else {
                 return Ok((None, vec![]));
@@ -309,7 +328,7 @@ async fn session(
                 // first message.
                 return Ok((None, vec![]));
             };
-            let messages = match latest_conversation(&rt, &contact, &agent_id)? {
+            let messages = match latest_conversation(&rt, &contact, &agent_id, channel)? {
                 Some(conv) => rt.content().recent_messages(&conv, PAGE)?,
                 None => vec![],
             };
@@ -400,9 +419,10 @@ async fn send_message(
             .check(&outpost_crypto::token_hash(&token))
             .map_err(Refusal::limited)?;
         let (rt, agent_id) = (st.runtime.clone(), agent.id.clone());
+        let channel = channel_for(&st, origin.as_deref());
         let conv = web::block(move || {
             rt.content()
-                .current_conversation(&contact, &agent_id, "web")
+                .current_conversation(&contact, &agent_id, channel)
                 .map(|c| c.id)
         })
         .await
@@ -497,11 +517,12 @@ async fn poll_messages(
             .map_err(Refusal::limited)?;
         let token = bearer(&req).ok_or_else(unknown_visitor)?;
         let (rt, agent_id) = (st.runtime.clone(), agent.id.clone());
+        let channel = channel_for(&st, origin.as_deref());
         let messages = web::block(move || {
             let Some(contact) = known_visitor(&rt, &token, &agent_id)? else {
                 return Ok(None);
             };
-            match latest_conversation(&rt, &contact, &agent_id)? {
+            match latest_conversation(&rt, &contact, &agent_id, channel)? {
                 Some(conv) => rt.content().messages_after(&conv, after, PAGE).map(Some),
                 None => Ok(Some(vec![])),
             }
