@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     crate::exports::SCHEMA,
     crate::retention::SCHEMA,
     crate::content::WAITING_SCHEMA,
+    crate::content::CONTACT_DETAILS_SCHEMA,
 ];
 
 const BASE_SCHEMA: &str = r#"

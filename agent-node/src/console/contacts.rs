@@ -1,6 +1,8 @@
 //! Console pages: contacts (the CRM). A list with a stage filter, and one page per
-//! contact with its fields (name, stage, score, tags), notes, follow-ups, conversations
-//! and timeline. Every change is recorded on the timeline with the user who made it.
+//! contact with its fields (name, email, phone, stage, score, tags), notes, follow-ups,
+//! conversations and timeline. Every change is recorded on the timeline with the user who
+//! made it. Email addresses and phone numbers are contact identifiers: shown on these
+//! pages and in exports, never logged (DESIGN §1).
 //!
 //! Follow-up due times come from a `datetime-local` field, which carries no time zone;
 //! they are read as UTC (the page says so).
@@ -120,6 +122,8 @@ struct StageTab {
 struct ContactRow {
     id: String,
     name: String,
+    email: String,
+    phone: String,
     channel: String,
     stage: &'static str,
     score: i64,
@@ -135,6 +139,8 @@ impl From<ContactSummary> for ContactRow {
             last_seen: human_time(c.last_seen_at),
             id: c.id,
             name: c.display_name,
+            email: c.email.unwrap_or_default(),
+            phone: c.phone.unwrap_or_default(),
             channel: c.channel,
             score: c.score,
         }
@@ -192,6 +198,8 @@ struct ContactPage {
     can_erase: bool,
     c: ContactDetail,
     name_value: String,
+    email_value: String,
+    phone_value: String,
     tags_value: String,
     created: String,
     last_seen: String,
@@ -292,6 +300,8 @@ pub async fn contact(
         can_export: session.may("POST", "/contacts/{id}/export"),
         can_erase: session.may("POST", "/contacts/{id}/erase"),
         name_value: c.name.clone().unwrap_or_default(),
+        email_value: c.email.clone().unwrap_or_default(),
+        phone_value: c.phone.clone().unwrap_or_default(),
         tags_value: c.tags.join(", "),
         created: human_time(c.created_at),
         last_seen: human_time(c.last_seen_at),
@@ -317,6 +327,10 @@ pub async fn contact(
 #[derive(serde::Deserialize)]
 pub struct ContactForm {
     name: String,
+    /// Absent (a form from before these fields) keeps the stored value; empty clears it.
+    email: Option<String>,
+    /// See `email`.
+    phone: Option<String>,
     stage: String,
     score: String,
     tags: String,
@@ -340,15 +354,31 @@ fn parse_update(form: ContactForm) -> Result<ContactUpdate, ConsoleError> {
         .ok_or_else(|| {
             ConsoleError::BadRequest("The score must be a whole number from 0 to 100.".into())
         })?;
+    // Checked here so the page says what is wrong before anything is read; the content
+    // store checks them again (`update_contact`) for every other caller.
+    let email = form
+        .email
+        .as_deref()
+        .map(crate::content::check_email)
+        .transpose()
+        .map_err(|m| ConsoleError::BadRequest(m.to_owned()))?;
+    let phone = form
+        .phone
+        .as_deref()
+        .map(crate::content::check_phone)
+        .transpose()
+        .map_err(|m| ConsoleError::BadRequest(m.to_owned()))?;
     Ok(ContactUpdate {
         name: Some(name.to_owned()),
+        email,
+        phone,
         stage: Some(stage),
         score: Some(score),
         tags: Some(crate::content::normalize_tags(form.tags.split(','))),
     })
 }
 
-/// `POST /contacts/{id}`: saves name, stage, score and tags.
+/// `POST /contacts/{id}`: saves name, email, phone, stage, score and tags.
 pub async fn update(
     state: web::Data<ConsoleState>,
     session: WriteSession,
@@ -492,6 +522,161 @@ mod tests {
         assert_eq!(parse_due("1970-01-01T01:00"), Some(3600));
         assert_eq!(parse_due("1970-01-01T00:00:30"), Some(30));
         assert_eq!(parse_due("tomorrow"), None);
+    }
+
+    #[derive(Clone, Default)]
+    struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+        type Writer = LogBuffer;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// Issue 13: the contact page edits an email address and a phone number (browser
+    /// `type="email"` / `type="tel"` fields, checked again on the server); both show on
+    /// the contact page and in the list; a wrong one is refused with a 400 that says what
+    /// is wrong and changes nothing; neither reaches the log.
+    #[actix_web::test]
+    async fn email_and_phone_are_edited_on_the_contact_page() {
+        const EMAIL: &str = "jonas.weber@example.com";
+        const PHONE: &str = "+49 151 1234 5678";
+        let logs = LogBuffer::default();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(logs.clone())
+                .finish(),
+        );
+        let f = fixture();
+        let content = Content::new(f.data.store.clone(), &f.data.master);
+        let id = content
+            .contact_for_identity("web", "visitor-9", None)
+            .expect("contact");
+        let app = app!(f);
+        let cookie = sign_in!(f, app);
+        let page = |cookie: actix_web::cookie::Cookie<'static>, uri: String| {
+            at::TestRequest::get().uri(&uri).cookie(cookie).to_request()
+        };
+
+        let b = body(at::call_service(&app, page(cookie.clone(), format!("/contacts/{id}"))).await)
+            .await;
+        for s in [
+            r#"<input type="email" id="contact-email-input" name="email" value="""#,
+            r#"<input type="tel" id="contact-phone-input" name="phone" value="""#,
+            r#"<label for="contact-email-input">Email</label>"#,
+            r#"<label for="contact-phone-input">Phone</label>"#,
+        ] {
+            assert!(b.contains(s), "{s} missing: {b}");
+        }
+
+        let form = |name: &'static str, email: &'static str, phone: &'static str| {
+            [
+                ("name", name),
+                ("email", email),
+                ("phone", phone),
+                ("stage", "new"),
+                ("score", "0"),
+                ("tags", ""),
+            ]
+        };
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}"), &cookie)
+                .set_form(form("Jonas", EMAIL, PHONE))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let d = content.contact(&id).expect("get").expect("some");
+        assert_eq!(
+            (d.email.as_deref(), d.phone.as_deref()),
+            (Some(EMAIL), Some(PHONE))
+        );
+        let b = body(at::call_service(&app, page(cookie.clone(), format!("/contacts/{id}"))).await)
+            .await;
+        for s in [
+            format!(r#"<a href="mailto:{EMAIL}">{EMAIL}</a>"#),
+            format!(r#"<a href="tel:{PHONE}">{PHONE}</a>"#),
+            format!(r#"name="email" value="{EMAIL}""#),
+            format!(r#"name="phone" value="{PHONE}""#),
+        ] {
+            assert!(b.contains(&s), "{s} missing: {b}");
+        }
+        let b = body(at::call_service(&app, page(cookie.clone(), "/contacts".into())).await).await;
+        assert!(b.contains(&format!("<td>{EMAIL}</td>")), "{b}");
+        assert!(b.contains(&format!("<td>{PHONE}</td>")), "{b}");
+
+        // A wrong email (or phone) refuses the whole form: 400, the reason, nothing saved.
+        for (bad, message) in [
+            (
+                form("Someone else", "jonas weber@example", PHONE),
+                "The email address is not valid: write it like name@example.com, without spaces.",
+            ),
+            (
+                form("Someone else", EMAIL, "call 0151 after 5"),
+                "The phone number is not valid: use digits, spaces and + ( ) - . only.",
+            ),
+        ] {
+            let r = at::call_service(
+                &app,
+                post(&format!("/contacts/{id}"), &cookie)
+                    .set_form(bad)
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            let b = body(r).await;
+            assert!(b.contains(message), "{message}: {b}");
+            assert!(
+                !b.contains("jonas weber@example") && !b.contains("after 5"),
+                "{b}"
+            );
+            let after = content.contact(&id).expect("get").expect("some");
+            assert_eq!(after, d, "nothing changed");
+        }
+
+        // Empty clears; a form without the fields keeps them.
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}"), &cookie)
+                .set_form(form("Jonas", "", PHONE))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = at::call_service(
+            &app,
+            post(&format!("/contacts/{id}"), &cookie)
+                .set_form([
+                    ("name", "Jonas"),
+                    ("stage", "won"),
+                    ("score", "5"),
+                    ("tags", ""),
+                ])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let d = content.contact(&id).expect("get").expect("some");
+        assert_eq!((d.email, d.phone.as_deref()), (None, Some(PHONE)));
+        assert_eq!(d.stage, Stage::Won);
+
+        let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+        for value in [EMAIL, PHONE, "jonas weber@example", "after 5"] {
+            assert!(!logged.contains(value), "{value} logged: {logged}");
+        }
     }
 
     #[actix_web::test]

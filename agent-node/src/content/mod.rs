@@ -259,6 +259,42 @@ fn email_aad(contact_id: &str) -> Vec<u8> {
 fn phone_aad(contact_id: &str) -> Vec<u8> {
     format!("contact-phone:{contact_id}").into_bytes()
 }
+
+/// The contact fields the team types in besides the name, sealed like it.
+#[derive(Clone, Copy)]
+enum Detail {
+    Email,
+    Phone,
+}
+
+impl Detail {
+    fn column(self) -> &'static str {
+        match self {
+            Detail::Email => "email_ct",
+            Detail::Phone => "phone_ct",
+        }
+    }
+    fn aad(self, contact_id: &str) -> Vec<u8> {
+        match self {
+            Detail::Email => email_aad(contact_id),
+            Detail::Phone => phone_aad(contact_id),
+        }
+    }
+    /// The timeline event a change records.
+    fn event(self) -> &'static str {
+        match self {
+            Detail::Email => "email_changed",
+            Detail::Phone => "phone_changed",
+        }
+    }
+    fn label(self) -> &'static str {
+        match self {
+            Detail::Email => "Email",
+            Detail::Phone => "Phone",
+        }
+    }
+}
+
 fn tags_aad(contact_id: &str) -> Vec<u8> {
     format!("contact-tags:{contact_id}").into_bytes()
 }
@@ -1264,28 +1300,38 @@ impl Content {
                     )?;
                 }
             }
-            let detail_fields = [
-                (email, email_ct, email_aad(id), "email_ct", "email_changed", "Email"),
-                (phone, phone_ct, phone_aad(id), "phone_ct", "phone_changed", "Phone"),
+            let details = [
+                (Detail::Email, email, email_ct),
+                (Detail::Phone, phone, phone_ct),
             ];
-            for (new, old_ct, aad, column, kind, what) in detail_fields {
+            for (field, new, old_ct) in details {
                 let Some(new) = new else { continue };
+                let aad = field.aad(id);
                 let old = open_opt(&dek, old_ct, &aad)?.unwrap_or_default();
                 if new == old {
                     continue;
                 }
                 let ct = (!new.is_empty()).then(|| seal(&dek, &new, &aad));
                 tx.execute(
-                    &format!("UPDATE contacts SET {column} = ?2 WHERE id = ?1"),
+                    &format!("UPDATE contacts SET {} = ?2 WHERE id = ?1", field.column()),
                     params![id, ct],
                 )?;
                 // The event detail is sealed under the same key, so it goes with an erasure.
+                let what = field.label();
                 let detail = if new.is_empty() {
                     format!("{what} removed")
                 } else {
                     format!("{what} set to {new}")
                 };
-                insert_event(&tx, &dek, id, kind, Some(&detail), Some(actor), now)?;
+                insert_event(
+                    &tx,
+                    &dek,
+                    id,
+                    field.event(),
+                    Some(&detail),
+                    Some(actor),
+                    now,
+                )?;
             }
             if let Some(new) = update.stage.filter(|s| *s != stage) {
                 tx.execute(

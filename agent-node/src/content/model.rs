@@ -231,6 +231,10 @@ pub struct ContactSummary {
     pub id: String,
     /// Name or neutral label.
     pub display_name: String,
+    /// Email address the team entered, if any.
+    pub email: Option<String>,
+    /// Phone number the team entered, if any.
+    pub phone: Option<String>,
     /// Channel the contact came from.
     pub channel: String,
     /// Sales stage.
@@ -254,6 +258,11 @@ pub struct ContactDetail {
     pub name: Option<String>,
     /// Name or neutral label.
     pub display_name: String,
+    /// Email address the team entered (see [`check_email`]), if any.
+    pub email: Option<String>,
+    /// Phone number the team entered (see [`check_phone`]), if any. Not the channel
+    /// identity, which may also be a phone number but is never edited.
+    pub phone: Option<String>,
     /// Channel the contact came from.
     pub channel: String,
     /// Channel identity (chat id, phone number, web visitor id).
@@ -275,12 +284,69 @@ pub struct ContactDetail {
 pub struct ContactUpdate {
     /// New name; an empty string removes the name.
     pub name: Option<String>,
+    /// New email address; an empty string removes it. Checked with [`check_email`].
+    pub email: Option<String>,
+    /// New phone number; an empty string removes it. Checked with [`check_phone`].
+    pub phone: Option<String>,
     /// New stage.
     pub stage: Option<Stage>,
     /// New score, 0–100.
     pub score: Option<i64>,
     /// New tags (replace the old ones).
     pub tags: Option<Vec<String>>,
+}
+
+/// Longest email address accepted, characters (RFC 5321's limit on a path).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest phone number accepted, characters.
+pub const MAX_PHONE_CHARS: usize = 32;
+
+/// An email address as stored: trimmed; empty means "none". Refused (with a message for
+/// the user that does not quote the value) unless it is plausible: one `@` with text on
+/// both sides, a dot inside the domain, no spaces or control characters, at most
+/// [`MAX_EMAIL_CHARS`]. Deliverability is not checked: nothing here sends mail.
+pub fn check_email(raw: &str) -> Result<String, &'static str> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    if email.chars().count() > MAX_EMAIL_CHARS {
+        return Err("An email address can be at most 254 characters.");
+    }
+    let plausible = email.matches('@').count() == 1
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if plausible {
+        Ok(email.to_owned())
+    } else {
+        Err("The email address is not valid: write it like name@example.com, without spaces.")
+    }
+}
+
+/// A phone number as stored: trimmed; empty means "none". Refused (with a message for
+/// the user that does not quote the value) unless it has only digits, spaces and
+/// `+ ( ) - .`, at least one digit, and at most [`MAX_PHONE_CHARS`].
+pub fn check_phone(raw: &str) -> Result<String, &'static str> {
+    let phone = raw.trim();
+    if phone.is_empty() {
+        return Ok(String::new());
+    }
+    if phone.chars().count() > MAX_PHONE_CHARS {
+        return Err("A phone number can be at most 32 characters.");
+    }
+    let allowed = phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '(' | ')' | '-' | '.'));
+    if allowed && phone.chars().any(|c| c.is_ascii_digit()) {
+        Ok(phone.to_owned())
+    } else {
+        Err("The phone number is not valid: use digits, spaces and + ( ) - . only.")
+    }
 }
 
 /// A follow-up, decrypted.
@@ -311,8 +377,9 @@ pub struct Followup {
 pub enum TimelineKind {
     /// A message in one of the contact's conversations.
     Message(Author),
-    /// An event: `created`, `note`, `name_changed`, `stage_changed`, `score_changed`,
-    /// `tags_changed`, `conversation_takeover|handback|reopened|closed`, `followup_done`.
+    /// An event: `created`, `note`, `name_changed`, `email_changed`, `phone_changed`,
+    /// `stage_changed`, `score_changed`, `tags_changed`,
+    /// `conversation_takeover|handback|reopened|closed`, `followup_done`.
     Event(String),
     /// A follow-up (at its creation time).
     Followup {

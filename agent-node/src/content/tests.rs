@@ -661,7 +661,10 @@ fn email_and_phone_are_checked_stored_and_cleared() {
     )
     .expect("clear");
     let d = c.contact(&id).expect("get").expect("some");
-    assert_eq!((d.email, d.phone.as_deref()), (None, Some("+49 (30) 123-45.67")));
+    assert_eq!(
+        (d.email, d.phone.as_deref()),
+        (None, Some("+49 (30) 123-45.67"))
+    );
 
     let events: Vec<(String, String)> = c
         .timeline(&id, 100)
@@ -751,7 +754,10 @@ fn an_erased_contacts_email_and_phone_are_unreadable_in_a_copy_taken_before() {
             )?)
         })
         .expect("old row");
-    assert!(sealed.0.is_some() && sealed.1.is_some(), "sealed in the copy");
+    assert!(
+        sealed.0.is_some() && sealed.1.is_some(),
+        "sealed in the copy"
+    );
     let thief = Content::new(old, &MasterKey::from_bytes([9; 32]));
     assert!(matches!(thief.contact(&gone), Err(ContentError::Crypto)));
     assert!(matches!(

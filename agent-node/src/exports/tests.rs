@@ -37,7 +37,30 @@ fn fx() -> Fx {
     fx_with([5; 32], "node-a")
 }
 
-/// Two contacts with conversations; returns (Ada's contact id, Bob's contact id).
+const ADA_EMAIL: &str = "ada.canary@example.com";
+const ADA_PHONE: &str = "+44 20 7946 0958";
+
+/// The `email` and `phone` columns of `id`'s row in `contacts.csv`, found by header name.
+fn csv_email_and_phone(contacts_csv: &str, id: &str) -> (String, String) {
+    let mut csv = csv::Reader::from_reader(contacts_csv.as_bytes());
+    let headers = csv.headers().expect("headers").clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name} column in {headers:?}"))
+    };
+    let (id_col, email_col, phone_col) = (col("id"), col("email"), col("phone"));
+    let row = csv
+        .records()
+        .map(|r| r.expect("record"))
+        .find(|r| &r[id_col] == id)
+        .expect("the contact's row");
+    (row[email_col].to_owned(), row[phone_col].to_owned())
+}
+
+/// Two contacts with conversations, Ada with an email address and a phone number;
+/// returns (Ada's contact id, Bob's contact id).
 fn seed(f: &Fx) -> (String, String) {
     let (ada_conv, _) = f
         .content
@@ -55,6 +78,17 @@ fn seed(f: &Fx) -> (String, String) {
     f.content
         .add_note(&ada_conv.contact_id, "prefers mornings", "user-1")
         .expect("note");
+    f.content
+        .update_contact(
+            &ada_conv.contact_id,
+            crate::content::ContactUpdate {
+                email: Some(ADA_EMAIL.into()),
+                phone: Some(ADA_PHONE.into()),
+                ..Default::default()
+            },
+            "user-1",
+        )
+        .expect("email and phone");
     let (bob_conv, _) = f
         .content
         .ingest("web", "visitor-2", None, "agent-1", "Bob asks about prices")
@@ -170,6 +204,19 @@ fn a_workspace_export_holds_everything_and_verifies_against_its_manifest() {
         .expect("ada");
     assert_eq!(ada_json["name"], "Ada CANARY-NAME");
     assert_eq!(ada_json["identity"], "1001");
+    assert_eq!(ada_json["email"], ADA_EMAIL);
+    assert_eq!(ada_json["phone"], ADA_PHONE);
+    let bob_json = contacts
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["id"] != ada.as_str())
+        .expect("bob");
+    assert!(bob_json["email"].is_null() && bob_json["phone"].is_null());
+    assert_eq!(
+        csv_email_and_phone(&read(&mut zip, "contacts.csv"), &ada),
+        (ADA_EMAIL.to_owned(), ADA_PHONE.to_owned())
+    );
     assert!(ada_json["events"]
         .as_array()
         .expect("events")
@@ -204,6 +251,15 @@ fn a_contact_export_holds_only_that_contact() {
     .collect();
     assert!(all.contains(&ada) && all.contains("CANARY-MSG"));
     assert!(!all.contains(&bob) && !all.contains("Bob asks"));
+    // A data-subject export hands the person the email and phone the team holds.
+    assert_eq!(
+        csv_email_and_phone(&read(&mut zip, "contacts.csv"), &ada),
+        (ADA_EMAIL.to_owned(), ADA_PHONE.to_owned())
+    );
+    let contacts: serde_json::Value =
+        serde_json::from_str(&read(&mut zip, "contacts.json")).expect("contacts json");
+    assert_eq!(contacts[0]["email"], ADA_EMAIL);
+    assert_eq!(contacts[0]["phone"], ADA_PHONE);
     assert!(
         !manifest
             .files

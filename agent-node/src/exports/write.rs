@@ -20,7 +20,8 @@ Outpost export
 
 This archive was produced by your Outpost node. It holds:
 
-  contacts.csv        one row per contact (identity, name, stage, score, tags)
+  contacts.csv        one row per contact (identity, name, email, phone, stage, score,
+                      tags)
   contacts.json       the same contacts with their notes, timeline events and follow-ups
   conversations.csv   one row per conversation
   messages.csv        every message, oldest first
@@ -55,6 +56,8 @@ struct ContactJson {
     channel: String,
     identity: String,
     name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
     stage: &'static str,
     score: i64,
     tags: Vec<String>,
@@ -190,6 +193,8 @@ pub(super) fn write_zip(
             "channel",
             "identity",
             "name",
+            "email",
+            "phone",
             "stage",
             "score",
             "tags",
@@ -212,6 +217,8 @@ pub(super) fn write_zip(
                     &c.channel,
                     &c.identity,
                     c.name.as_deref().unwrap_or_default(),
+                    c.email.as_deref().unwrap_or_default(),
+                    c.phone.as_deref().unwrap_or_default(),
                     c.stage.as_str(),
                     &c.score.to_string(),
                     &c.tags.join(";"),
@@ -247,6 +254,8 @@ pub(super) fn write_zip(
                     channel: c.channel,
                     identity: c.identity,
                     name: c.name,
+                    email: c.email,
+                    phone: c.phone,
                     stage: c.stage.as_str(),
                     score: c.score,
                     tags: c.tags,
