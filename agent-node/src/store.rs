@@ -498,6 +498,7 @@ mod tests {
             queue_depth,
             exports: vec![],
             retention_sweeps: vec![],
+            waiting_conversations: 0,
         }
     }
 

@@ -42,6 +42,7 @@ fn report(seq: i64, hour: i64) -> Report {
         queue_depth: 0,
         exports: vec![],
         retention_sweeps: vec![],
+        waiting_conversations: 0,
     }
 }
 

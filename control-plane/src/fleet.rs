@@ -362,6 +362,7 @@ fn ingest_report(
     let newest = last_seq.is_none_or(|s| r.seq > s);
     ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if newest {
+        notify_waiting(conn, node_id, r.waiting_conversations, now, notices)?;
         let checks: Vec<_> = r
             .checks
             .iter()
@@ -415,6 +416,46 @@ fn ingest_report(
             .execute(conn)?;
     }
     Ok(true)
+}
+
+/// How long after telling a workspace's members that customers wait for them the CP
+/// stays quiet about new ones (a busy morning must not flood their mailboxes).
+pub const WAITING_NOTICE_QUIET_SECS: i64 = 600;
+
+/// Stores the number of conversations waiting for the team, and tells the members when it
+/// rose, unless they were told within [`WAITING_NOTICE_QUIET_SECS`]. The report carries a
+/// count only: which conversations, and what they say, stay on the node.
+fn notify_waiting(
+    conn: &mut DbConn,
+    node_id: &str,
+    waiting: i64,
+    now: i64,
+    notices: &mut Vec<Notice>,
+) -> AppResult<()> {
+    let waiting = waiting.clamp(0, 1_000_000);
+    let (before, notified_at): (Option<i64>, Option<i64>) = nodes::table
+        .find(node_id)
+        .select((nodes::waiting_conversations, nodes::waiting_notified_at))
+        .first(conn)?;
+    let rose = waiting > before.unwrap_or(0);
+    let quiet = notified_at.is_some_and(|t| now - t < WAITING_NOTICE_QUIET_SECS);
+    if rose && !quiet {
+        diesel::update(nodes::table.find(node_id))
+            .set((
+                nodes::waiting_conversations.eq(waiting),
+                nodes::waiting_notified_at.eq(now),
+            ))
+            .execute(conn)?;
+        notices.push(Notice::CustomersWaiting {
+            node_id: node_id.to_owned(),
+            count: waiting,
+        });
+    } else {
+        diesel::update(nodes::table.find(node_id))
+            .set(nodes::waiting_conversations.eq(waiting))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Most exports and sweeps one report may carry; more are ignored (a node reports 30 days

@@ -128,6 +128,8 @@ diesel::table! {
         destroyed_at -> Nullable<BigInt>,
         receipt_body -> Nullable<Text>,
         receipt_signature -> Nullable<Text>,
+        waiting_conversations -> Nullable<BigInt>,
+        waiting_notified_at -> Nullable<BigInt>,
     }
 }
 

@@ -84,6 +84,11 @@ test('an owner sets up, a visitor is answered by the agent and the team, data is
     await reloadUntil(owner, 'the waiting count', async () => (await owner.locator('#waiting-count').count()) > 0);
     assert.match(await owner.title(), /^\(1\) /);
     assert.match(await owner.locator('#waiting-count').innerText(), /^1/);
+    // ... and by email, which says how many wait and nothing of what they wrote.
+    await cp.outboxFind('owner@smile.test', 'waiting', 30);
+    const email = cp.outboxTo('owner@smile.test').find((m) => m.includes('A customer is waiting'));
+    assert.ok(email, 'the owner is emailed that a customer waits');
+    assert.doesNotMatch(email, /talk to a person please|check-up/);
     await owner.getByRole('link', { name: /^Web visitor/ }).first().click();
     assert.equal(await owner.locator('#conversation-status').innerText(), 'Waiting for the team');
     assert.doesNotMatch(await mainText(owner), /taken this conversation over/);

@@ -88,6 +88,7 @@ impl FakeNode {
             queue_depth: 0,
             exports: vec![],
             retention_sweeps: vec![],
+            waiting_conversations: 0,
         };
         self.client
             .post(format!("{}/v1/node/report", cp.gateway))
@@ -172,6 +173,7 @@ pub async fn report_with(
         queue_depth: 0,
         exports,
         retention_sweeps,
+        waiting_conversations: 0,
     };
     node.client
         .post(format!("{}/v1/node/report", cp.gateway))

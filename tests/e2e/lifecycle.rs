@@ -635,6 +635,7 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
         queue_depth: 0,
         exports,
         retention_sweeps: sweeps,
+        waiting_conversations: 0,
     })
     .unwrap();
     body["exports"][0]["url"] = "https://acme.example/exports/dl?sig=LINKCANARY".into();

@@ -65,6 +65,10 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
             tracing::error!(error = %e, "reading retention sweeps failed");
             Vec::new()
         });
+    let waiting = crate::content::waiting_count(&ctx.store).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "counting waiting conversations failed");
+        0
+    });
     let report = ctx.store.append_report(|seq, queue_depth| Report {
         seq,
         produced_at: crate::store::now(),
@@ -76,6 +80,7 @@ fn record_report(ctx: &PhoneHome) -> crate::store::Result<i64> {
         queue_depth,
         exports,
         retention_sweeps,
+        waiting_conversations: i64::from(waiting),
     })?;
     Ok(report.seq)
 }

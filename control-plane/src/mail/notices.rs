@@ -34,6 +34,13 @@ pub enum Notice {
         /// Stable error code.
         code: String,
     },
+    /// More conversations than before wait for the team: a customer asked for a person.
+    CustomersWaiting {
+        /// Node id.
+        node_id: String,
+        /// How many wait now.
+        count: i64,
+    },
     /// An export reached `ready` on the node.
     ExportReady {
         /// Node id.
@@ -50,7 +57,17 @@ impl Notice {
         match self {
             Notice::ProvisioningDone { node_id, .. }
             | Notice::ProvisioningFailed { node_id, .. }
+            | Notice::CustomersWaiting { node_id, .. }
             | Notice::ExportReady { node_id, .. } => node_id,
+        }
+    }
+
+    /// Who is told: owners and admins, and for waiting customers every member too (members
+    /// answer the inbox).
+    fn recipient_roles(&self) -> &'static [&'static str] {
+        match self {
+            Notice::CustomersWaiting { .. } => &[crate::workspaces::ROLE_OWNER, "admin", "member"],
+            _ => RECIPIENT_ROLES,
         }
     }
 
@@ -86,6 +103,19 @@ impl Notice {
                     crate::provisioning::explain_error(code)
                 ),
             ),
+            Notice::CustomersWaiting { count, .. } => {
+                let waiting = if *count == 1 {
+                    "A customer is waiting".to_owned()
+                } else {
+                    format!("{count} customers are waiting")
+                };
+                (
+                    format!("Outpost: {waiting} for your team at {name}"),
+                    format!(
+                        "{waiting} for a member of your team at {name}: they asked to talk to a                          person, and your agent has stopped answering them until someone takes                          over.\r\n\r\nOpen the node console from the workspace page and go to                          the Inbox:\r\n{page}\r\n\r\nThe conversations stay on your node:                          this email only counts them.\r\n"
+                    ),
+                )
+            }
             Notice::ExportReady {
                 scope, expires_at, ..
             } => {
@@ -254,7 +284,7 @@ pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
     for n in notices {
         let node_id = n.node_id();
         let r = crate::provisioning::workspace_info(conn, node_id).and_then(|ws| {
-            let to = super::addresses_of(conn, &ws.id, RECIPIENT_ROLES)?;
+            let to = super::addresses_of(conn, &ws.id, n.recipient_roles())?;
             Ok((ws, to))
         });
         let (ws, recipients) = match r {
@@ -306,6 +336,10 @@ mod tests {
                 scope: "contact".into(),
                 expires_at: 1_795_000_000,
             },
+            Notice::CustomersWaiting {
+                node_id: "n".into(),
+                count: 2,
+            },
         ];
         for n in &notices {
             let (subject, body) = n.compose("Acme Dental", PAGE);
@@ -321,6 +355,17 @@ mod tests {
         let (_, export) = notices[3].compose("Acme Dental", PAGE);
         assert!(export.contains("An export of one contact"), "{export}");
         assert!(export.contains("2026-11-18 11:06 UTC"), "{export}");
+        let (subject, waiting) = notices[4].compose("Acme Dental", PAGE);
+        assert_eq!(
+            subject,
+            "Outpost: 2 customers are waiting for your team at Acme Dental"
+        );
+        assert!(waiting.contains("only counts them"), "{waiting}");
+        assert_eq!(
+            notices[4].recipient_roles(),
+            [crate::workspaces::ROLE_OWNER, "admin", "member"],
+            "members answer the inbox: they are told too"
+        );
     }
 
     #[test]

@@ -192,6 +192,10 @@ pub struct Report {
     /// Retention sweeps of the last 7 days: what each deleted, as counts.
     #[serde(default)]
     pub retention_sweeps: Vec<RetentionSweep>,
+    /// Conversations waiting for the team (a customer asked for a person and nobody has
+    /// taken over): a count, so the CP can tell the members someone waits.
+    #[serde(default)]
+    pub waiting_conversations: i64,
 }
 
 /// An export as the CP may know it (DESIGN §1: id, size, times). The file and its
