@@ -4,7 +4,7 @@
 import test from 'node:test';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { journey } from './lib/harness.js';
+import { journey, signIn } from './lib/harness.js';
 import { assert } from './lib/expect.js';
 import { customerSite } from './lib/site.js';
 import { mainText, openConsole, workspaceWithNode } from './lib/steps.js';
@@ -162,5 +162,20 @@ test('an owner sets up, a visitor is answered by the agent and the team, data is
     await cpTab.getByRole('button', { name: 'Sign out' }).click();
     await cpTab.getByRole('heading', { name: 'Sign in to Outpost' }).waitFor();
     await reloadUntil(owner, 'the console session to end', async () => /Sign-in required/.test(await mainText(owner)));
+
+    // --- Deleting asks for the workspace's address; a wrong one sends nothing.
+    await signIn(cpTab, cp, 'owner@smile.test');
+    await cpTab.goto(workspaceUrl);
+    const confirmDelete = cpTab.locator('#confirm-delete');
+    await confirmDelete.fill('smile');
+    await cpTab.getByRole('button', { name: 'Delete workspace and destroy its node now' }).click();
+    assert.equal(await confirmDelete.evaluate((i) => i.validity.patternMismatch), true);
+    assert.equal(cpTab.url(), workspaceUrl, 'the browser did not send the form');
+    await confirmDelete.fill('smile-dental');
+    await cpTab.getByRole('button', { name: 'Delete workspace and destroy its node now' }).click();
+    await cpTab.locator('#node-state', { hasText: 'destroyed' }).waitFor({ timeout: 60_000 });
+    await cpTab.reload();
+    assert.match(await mainText(cpTab), /its exports with it: there is nothing left to download/);
+    await cp.outboxFind('owner@smile.test', 'deleted', 30);
   });
 });
