@@ -257,7 +257,7 @@ impl Runtime {
         tx: &mpsc::Sender<String>,
         partial: &str,
     ) -> Result<Message, AgentError> {
-        let fallback = fallback_text(agent);
+        let fallback = fallback_text(agent, crate::store::now());
         let text = if partial.trim().is_empty() {
             fallback
         } else {
@@ -341,14 +341,15 @@ pub async fn followup_loop(runtime: Arc<Runtime>) {
     }
 }
 
-/// The fallback message, with the business hours when the team is away.
-pub fn fallback_text(agent: &AgentConfig) -> String {
+/// The fallback message at `now` (unix seconds), with the business hours in the
+/// business's own time zone when the team is away.
+pub fn fallback_text(agent: &AgentConfig, now: i64) -> String {
     let base = if agent.fallback_message.trim().is_empty() {
         "I can't answer that right now. A member of our team will get back to you."
     } else {
         agent.fallback_message.trim()
     };
-    if agent.business_hours.is_open(crate::store::now()) {
+    if agent.business_hours.is_open(now) {
         base.to_owned()
     } else {
         format!(
@@ -513,7 +514,63 @@ mod tests {
         let p = system_prompt(&agent, 1_795_422_600);
         assert!(p.contains("You are Ava"));
         assert!(p.contains("\"fr\""));
-        assert!(p.contains("Mon–Fri 09:00–17:00"));
+        assert!(p.contains("Mon–Fri 09:00–17:00 (UTC)"));
         assert!(p.contains("Never discuss prices."));
+    }
+
+    /// Unix seconds of an RFC 3339 instant.
+    fn at(rfc3339: &str) -> i64 {
+        let t: time::OffsetDateTime =
+            time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+                .expect("instant");
+        t.unix_timestamp()
+    }
+
+    #[test]
+    fn visitors_read_paris_hours_in_paris_time_winter_and_summer() {
+        let agent = AgentConfig {
+            id: "a".into(),
+            name: "Ava".into(),
+            greeting: String::new(),
+            instructions: String::new(),
+            language: "fr".into(),
+            fallback_message: "Je transmets.".into(),
+            business_hours: outpost_protocol::BusinessHours {
+                time_zone: "Europe/Paris".into(),
+                // What the CP wrote in winter for older nodes; this node uses the zone.
+                utc_offset_minutes: 60,
+                ..Default::default()
+            },
+            model: Default::default(),
+            allowed_origins: vec![],
+            channels: vec![],
+        };
+        let away = "Je transmets. Our team is available Mon–Fri 09:00–17:00 (Paris time).";
+        // Winter (UTC+1): 08:30 UTC is 09:30 in Paris.
+        assert_eq!(
+            fallback_text(&agent, at("2026-01-15T08:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(fallback_text(&agent, at("2026-01-15T16:30:00Z")), away);
+        // Summer (UTC+2): 07:30 UTC is 09:30 in Paris, 15:30 UTC is 17:30.
+        assert_eq!(
+            fallback_text(&agent, at("2026-07-15T07:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(fallback_text(&agent, at("2026-07-15T15:30:00Z")), away);
+        let p = system_prompt(&agent, at("2026-07-15T15:30:00Z"));
+        assert!(p.contains("available Mon–Fri 09:00–17:00 (Paris time) and is away now"));
+        assert!(!p.contains("UTC"), "{p}");
+        // Asia/Kolkata is UTC+05:30: 03:30 UTC opens, 11:30 UTC closes.
+        let mut india = agent.clone();
+        india.business_hours.time_zone = "Asia/Kolkata".into();
+        assert_eq!(
+            fallback_text(&india, at("2026-07-15T03:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(
+            fallback_text(&india, at("2026-07-15T11:30:00Z")),
+            "Je transmets. Our team is available Mon–Fri 09:00–17:00 (Kolkata time)."
+        );
     }
 }

@@ -52,7 +52,9 @@ pub struct Agent {
     pub open_minute: i32,
     /// Closing minute of the day.
     pub close_minute: i32,
-    /// Local offset from UTC, minutes.
+    /// Fixed offset from UTC in minutes: the clock only while `time_zone` is empty (an
+    /// agent saved before time zones with an offset no zone keeps all year); otherwise
+    /// the zone's offset when last saved.
     pub utc_offset_minutes: i32,
     /// Provider name.
     pub provider: String,
@@ -68,6 +70,9 @@ pub struct Agent {
     pub updated_at: i64,
     /// Messaging channels answered besides web chat, comma-separated.
     pub channels: String,
+    /// IANA time zone of the business hours (`Europe/Paris`); empty for an agent saved
+    /// before time zones whose offset no zone keeps all year (see the migration).
+    pub time_zone: String,
 }
 
 impl Agent {
@@ -84,12 +89,7 @@ impl Agent {
             instructions: self.instructions.clone(),
             language: self.language.clone(),
             fallback_message: self.fallback_message.clone(),
-            business_hours: BusinessHours {
-                days,
-                open_minute: u16::try_from(self.open_minute).unwrap_or(0),
-                close_minute: u16::try_from(self.close_minute).unwrap_or(0),
-                utc_offset_minutes: i16::try_from(self.utc_offset_minutes).unwrap_or(0),
-            },
+            business_hours: self.business_hours(days, db::now()),
             model: ModelChoice {
                 provider: ProviderKind::parse(&self.provider).unwrap_or_default(),
                 model: self.model.clone(),
@@ -98,6 +98,20 @@ impl Agent {
             allowed_origins: self.origins(),
             channels: self.channel_list(),
         }
+    }
+
+    /// The hours for the node. `utc_offset_minutes` is the zone's offset `now`: nodes
+    /// older than `time_zone` read only that (and require it).
+    fn business_hours(&self, days: [bool; 7], now: i64) -> BusinessHours {
+        let mut h = BusinessHours {
+            days,
+            open_minute: u16::try_from(self.open_minute).unwrap_or(0),
+            close_minute: u16::try_from(self.close_minute).unwrap_or(0),
+            time_zone: self.time_zone.clone(),
+            utc_offset_minutes: i16::try_from(self.utc_offset_minutes).unwrap_or(0),
+        };
+        h.utc_offset_minutes = h.offset_minutes_at(now);
+        h
     }
 
     /// The messaging channels as a list.
@@ -118,7 +132,7 @@ impl Agent {
             .collect()
     }
 
-    /// "Mon–Fri 09:00–17:00 (UTC+00:00)".
+    /// "Mon–Fri 09:00–17:00 (Paris time)".
     pub fn hours_text(&self) -> String {
         self.to_config().business_hours.describe()
     }
@@ -161,7 +175,11 @@ pub struct AgentInput {
     pub open: String,
     /// "17:00".
     pub close: String,
-    /// Minutes east of UTC.
+    /// IANA time zone name, e.g. `Europe/Paris` (any case; stored as the database
+    /// spells it).
+    pub time_zone: String,
+    /// Legacy API field, minutes east of UTC: read only when `time_zone` is empty, and
+    /// then only whole hours (0 is `UTC`, 60 is `Etc/GMT-1`).
     pub utc_offset_minutes: i32,
     /// `retrieval`, `openai`, `anthropic`, `openai_compatible`.
     pub provider: String,
@@ -188,6 +206,11 @@ impl AgentInput {
             days: vec![true, true, true, true, true, false, false],
             open: "09:00".into(),
             close: "17:00".into(),
+            // Nothing tells the CP where the business is (the browser's zone needs a
+            // script, which the CSP forbids). UTC claims no place: the list then reads
+            // "(UTC)" until the owner picks the business's city, where a guessed
+            // Europe/London would look deliberate and be an hour off for most.
+            time_zone: "UTC".into(),
             utc_offset_minutes: 0,
             provider: "retrieval".into(),
             model: String::new(),
@@ -207,6 +230,7 @@ impl AgentInput {
             days: (0..7).map(|i| a.day_open(&i)).collect(),
             open: Agent::hhmm(&a.open_minute),
             close: Agent::hhmm(&a.close_minute),
+            time_zone: a.time_zone.clone(),
             utc_offset_minutes: a.utc_offset_minutes,
             provider: a.provider.clone(),
             model: a.model.clone(),
@@ -227,6 +251,7 @@ struct Valid {
     hours_days: String,
     open_minute: i32,
     close_minute: i32,
+    time_zone: String,
     utc_offset_minutes: i32,
     provider: String,
     model: String,
@@ -291,6 +316,60 @@ fn is_local_host(url: &str) -> bool {
         || rest.starts_with("[::1]")
 }
 
+/// Names of the time zones an owner may pick, sorted: every zone the database knows but
+/// its `localtime`, `posixrules` and `Factory` entries, which are no place.
+pub fn time_zone_names() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .filter(|n| !NOT_A_PLACE.iter().any(|x| x.eq_ignore_ascii_case(n)))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+const NOT_A_PLACE: [&str; 4] = ["localtime", "posixrules", "Factory", "Etc/Unknown"];
+
+/// The IANA name of `name` as the database spells it (`europe/paris` → `Europe/Paris`),
+/// if it is a zone an owner may pick.
+pub fn canonical_time_zone(name: &str) -> Option<String> {
+    let name = name.trim();
+    if name.is_empty() || NOT_A_PLACE.iter().any(|x| x.eq_ignore_ascii_case(name)) {
+        return None;
+    }
+    let tz = jiff::tz::db().get(name).ok()?;
+    Some(tz.iana_name().unwrap_or(name).to_owned())
+}
+
+/// The zone of the input: `time_zone`, or for API clients that predate it a whole-hour
+/// `utc_offset_minutes` as the fixed zone that keeps it (`Etc/GMT-1` is UTC+1).
+fn time_zone_of(i: &AgentInput) -> AppResult<String> {
+    let name = i.time_zone.trim();
+    if !name.is_empty() {
+        return canonical_time_zone(name).ok_or_else(|| {
+            AppError::invalid(
+                "invalid_agent",
+                "The time zone must be one from the list, such as Europe/Paris, \
+                 America/New_York or Asia/Kolkata.",
+            )
+        });
+    }
+    let m = i.utc_offset_minutes;
+    if m == 0 {
+        return Ok("UTC".to_owned());
+    }
+    if m % 60 == 0 && (-12 * 60..=14 * 60).contains(&m) {
+        // POSIX signs: Etc/GMT-1 is one hour east of UTC.
+        let sign = if m > 0 { '-' } else { '+' };
+        return Ok(format!("Etc/GMT{sign}{}", m.abs() / 60));
+    }
+    Err(AppError::invalid(
+        "invalid_agent",
+        "Choose the time zone of your business hours, such as Europe/Paris.",
+    ))
+}
+
 fn validate(i: &AgentInput) -> AppResult<Valid> {
     let name = bounded("The name", &i.name, 1, 80)?;
     let greeting = bounded("The greeting", &i.greeting, 0, 500)?;
@@ -326,12 +405,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
             "The closing time must be after the opening time.",
         ));
     }
-    if !(-12 * 60..=14 * 60).contains(&i.utc_offset_minutes) {
-        return Err(AppError::invalid(
-            "invalid_agent",
-            "The UTC offset must be between -12:00 and +14:00.",
-        ));
-    }
+    let time_zone = time_zone_of(i)?;
     let provider = ProviderKind::parse(i.provider.trim()).ok_or_else(|| {
         AppError::invalid("invalid_agent", "Choose one of the listed model providers.")
     })?;
@@ -404,7 +478,14 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
         hours_days,
         open_minute,
         close_minute,
-        utc_offset_minutes: i.utc_offset_minutes,
+        utc_offset_minutes: i32::from(
+            BusinessHours {
+                time_zone: time_zone.clone(),
+                ..BusinessHours::default()
+            }
+            .offset_minutes_at(db::now()),
+        ),
+        time_zone,
         provider: provider.as_str().to_owned(),
         model: if provider == ProviderKind::Retrieval {
             String::new()
@@ -493,6 +574,7 @@ pub fn create(
                 agents::open_minute.eq(v.open_minute),
                 agents::close_minute.eq(v.close_minute),
                 agents::utc_offset_minutes.eq(v.utc_offset_minutes),
+                agents::time_zone.eq(&v.time_zone),
                 agents::provider.eq(&v.provider),
                 agents::model.eq(&v.model),
                 agents::base_url.eq(&v.base_url),
@@ -567,6 +649,7 @@ impl Valid {
                 agents::open_minute.eq(self.open_minute),
                 agents::close_minute.eq(self.close_minute),
                 agents::utc_offset_minutes.eq(self.utc_offset_minutes),
+                agents::time_zone.eq(&self.time_zone),
                 agents::provider.eq(&self.provider),
                 agents::model.eq(&self.model),
                 agents::base_url.eq(&self.base_url),
@@ -665,24 +748,6 @@ pub fn embed_snippet(public_url: &str, agent_id: &str) -> String {
 
 // ---------------------------------------------------------------- pages
 
-/// UTC offsets offered by the form, in minutes.
-pub fn offsets() -> Vec<(i32, String)> {
-    let mut v: Vec<i32> = (-12..=14).map(|h| h * 60).collect();
-    v.extend([
-        -570, -210, 210, 270, 330, 345, 390, 510, 525, 570, 630, 765, 825,
-    ]);
-    v.sort_unstable();
-    v.into_iter()
-        .map(|m| {
-            let sign = if m < 0 { '-' } else { '+' };
-            (
-                m,
-                format!("UTC{sign}{:02}:{:02}", m.abs() / 60, m.abs() % 60),
-            )
-        })
-        .collect()
-}
-
 #[derive(Template)]
 #[template(path = "agent.html")]
 struct AgentPage {
@@ -694,7 +759,7 @@ struct AgentPage {
     error: Option<String>,
     snippet: Option<String>,
     providers: Vec<(&'static str, &'static str)>,
-    offsets: Vec<(i32, String)>,
+    time_zones: Vec<String>,
     day_names: [&'static str; 7],
 }
 
@@ -704,9 +769,6 @@ impl AgentPage {
     }
     fn origins_text(&self) -> String {
         self.input.allowed_origins.join("\n")
-    }
-    fn offset_selected(&self, m: &i32) -> bool {
-        *m == self.input.utc_offset_minutes
     }
     fn provider_selected(&self, p: &str) -> bool {
         p == self.input.provider
@@ -737,7 +799,7 @@ struct AgentForm {
     day6: Option<String>,
     open: String,
     close: String,
-    utc_offset_minutes: String,
+    time_zone: String,
     provider: String,
     model: String,
     base_url: String,
@@ -763,8 +825,10 @@ impl AgentForm {
             days,
             open: self.open,
             close: self.close,
-            // An unparsable offset fails validation instead of silently becoming UTC.
-            utc_offset_minutes: self.utc_offset_minutes.trim().parse().unwrap_or(i32::MIN),
+            time_zone: self.time_zone,
+            // A cleared time-zone field fails validation instead of silently becoming
+            // UTC (the offset is only the API's legacy fallback).
+            utc_offset_minutes: i32::MIN,
             provider: self.provider,
             model: self.model,
             base_url: self.base_url,
@@ -803,7 +867,7 @@ fn page(
             .iter()
             .map(|p| (p.as_str(), p.label()))
             .collect(),
-        offsets: offsets(),
+        time_zones: time_zone_names(),
         day_names: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
     }
 }
@@ -1091,7 +1155,8 @@ mod tests {
             hours_days: v.hours_days,
             open_minute: v.open_minute,
             close_minute: v.close_minute,
-            utc_offset_minutes: 60,
+            utc_offset_minutes: v.utc_offset_minutes,
+            time_zone: "Europe/Paris".into(),
             provider: v.provider,
             model: v.model,
             base_url: v.base_url,
@@ -1102,10 +1167,70 @@ mod tests {
         };
         let c = a.to_config();
         assert_eq!(c.model.provider, ProviderKind::Retrieval);
-        assert_eq!(c.business_hours.utc_offset_minutes, 60);
+        assert_eq!(c.business_hours.time_zone, "Europe/Paris");
         assert_eq!(c.allowed_origins.len(), 2);
         assert_eq!(AgentInput::from_agent(&a).days, input().days);
-        assert_eq!(a.hours_text(), "Mon–Fri 09:00–17:00 (UTC+01:00)");
+        assert_eq!(AgentInput::from_agent(&a).time_zone, "Europe/Paris");
+        assert_eq!(a.hours_text(), "Mon–Fri 09:00–17:00 (Paris time)");
+        // Nodes older than `time_zone` read only the offset: the zone's, at push time.
+        let winter = "2026-01-15T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("t");
+        let summer = "2026-07-15T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("t");
+        let days = c.business_hours.days;
+        let at = |t: jiff::Timestamp| a.business_hours(days, t.as_second()).utc_offset_minutes;
+        assert_eq!((at(winter), at(summer)), (60, 120));
+        // An agent saved before time zones with an offset no zone keeps all year.
+        let legacy = Agent {
+            time_zone: String::new(),
+            utc_offset_minutes: -210,
+            ..a
+        };
+        let h = legacy.to_config().business_hours;
+        assert_eq!((h.time_zone.as_str(), h.utc_offset_minutes), ("", -210));
+        assert_eq!(
+            legacy.hours_text(),
+            "Mon–Fri 09:00–17:00 (3 hours 30 minutes behind UTC)"
+        );
+    }
+
+    #[test]
+    fn time_zones_are_real_iana_names_stored_as_the_database_spells_them() {
+        let zone = |tz: &str, offset: i32| {
+            validate(&AgentInput {
+                time_zone: tz.into(),
+                utc_offset_minutes: offset,
+                ..input()
+            })
+            .map(|v| v.time_zone)
+            .map_err(|e| e.message().to_owned())
+        };
+        assert_eq!(input().time_zone, "UTC");
+        assert_eq!(zone("Europe/Paris", 0).as_deref(), Ok("Europe/Paris"));
+        assert_eq!(zone(" europe/paris ", 0).as_deref(), Ok("Europe/Paris"));
+        assert_eq!(zone("Asia/Kolkata", 0).as_deref(), Ok("Asia/Kolkata"));
+        for bad in [
+            "Europe/Atlantis",
+            "UTC+01:00",
+            "+01:00",
+            "localtime",
+            "Etc/Unknown",
+        ] {
+            let e = zone(bad, 0).expect_err(bad);
+            assert!(e.contains("time zone"), "{bad}: {e}");
+        }
+        // API clients that predate `time_zone` send only a whole-hour offset.
+        assert_eq!(zone("", 0).as_deref(), Ok("UTC"));
+        assert_eq!(zone("", 60).as_deref(), Ok("Etc/GMT-1"));
+        assert_eq!(zone("", -300).as_deref(), Ok("Etc/GMT+5"));
+        assert!(zone("", 330).is_err(), "no fixed zone keeps +05:30 by name");
+        let names = time_zone_names();
+        assert!(names.len() > 300, "{} zones", names.len());
+        assert!(names.iter().any(|n| n == "Europe/Paris"));
+        assert!(names.iter().all(|n| canonical_time_zone(n).is_some()));
+        assert!(!names.iter().any(|n| n == "posixrules" || n == "localtime"));
     }
 
     #[test]
@@ -1141,10 +1266,25 @@ mod tests {
             ),
             (
                 AgentInput {
-                    utc_offset_minutes: i32::MIN,
+                    time_zone: "UTC+01:00".into(),
                     ..input()
                 },
-                "UTC offset",
+                "time zone",
+            ),
+            (
+                // A cleared field on the page.
+                AgentForm {
+                    name: "Ava".into(),
+                    language: "en".into(),
+                    fallback_message: "Sorry.".into(),
+                    open: "09:00".into(),
+                    close: "17:00".into(),
+                    time_zone: " ".into(),
+                    provider: "retrieval".into(),
+                    ..AgentForm::default()
+                }
+                .into_input(),
+                "time zone",
             ),
             (
                 AgentInput {

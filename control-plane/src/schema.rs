@@ -91,6 +91,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         channels -> Text,
+        time_zone -> Text,
     }
 }
 

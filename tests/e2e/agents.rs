@@ -21,7 +21,7 @@ pub fn agent_body(name: &str, provider: &str, model: &str, base_url: &str) -> se
         "days": [true, true, true, true, true, true, true],
         "open": "00:00",
         "close": "24:00",
-        "utc_offset_minutes": 0,
+        "time_zone": "Europe/Paris",
         "provider": provider,
         "model": model,
         "base_url": base_url,
@@ -76,13 +76,38 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
                 ("fallback_message", "Sorry."),
                 ("open", "09:00"),
                 ("close", "17:00"),
-                ("utc_offset_minutes", "0"),
+                ("time_zone", "Europe/Paris"),
                 ("provider", "retrieval"),
             ],
         )
         .await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("language tag"));
+    // The time zone is an IANA name the database knows; a bare offset is refused.
+    let bad = browser
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/agents"),
+            &[
+                ("name", "Bob"),
+                ("language", "en"),
+                ("fallback_message", "Sorry."),
+                ("open", "09:00"),
+                ("close", "17:00"),
+                ("time_zone", "UTC+01:00"),
+                ("provider", "retrieval"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+    let page = bad.text().await.unwrap();
+    assert!(
+        page.contains("The time zone must be one from the list"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"Europe/Paris\">"),
+        "the form lists the zones"
+    );
     let ok = browser
         .post_csrf(
             &format!("/workspaces/{ws_id}/agents"),
@@ -93,7 +118,7 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
                 ("day0", "on"),
                 ("open", "09:00"),
                 ("close", "17:00"),
-                ("utc_offset_minutes", "60"),
+                ("time_zone", "europe/paris"),
                 ("provider", "retrieval"),
                 ("allowed_origins", "https://bob.example\r\n"),
             ],
@@ -118,6 +143,19 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
         bob["allowed_origins"],
         serde_json::json!(["https://bob.example"])
     );
+    assert_eq!(bob["business_hours"]["time_zone"], "Europe/Paris");
+    // Owners read the hours in words, in the business's own time.
+    let ws_page = browser
+        .get(&format!("/workspaces/{ws_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ws_page.contains("Mon 09:00–17:00 (Paris time)"),
+        "the agent list names the zone"
+    );
+    assert!(!ws_page.contains("UTC+"), "no bare offsets");
     // Someone else's workspace: 404, as for every workspace route.
     let stranger = Api::new(&cp, "stranger@elsewhere.test");
     let (status, _) = stranger
@@ -127,6 +165,11 @@ async fn widget_answers_from_the_knowledge_base_and_pauses_for_a_human() {
 
     let agents_page = node.get("/agents").await.text().await.unwrap();
     assert!(agents_page.contains("Ava") && agents_page.contains(&agent));
+    assert!(
+        agents_page.contains("Mon–Sun 00:00–24:00 (Paris time)"),
+        "the node console names the zone"
+    );
+    assert!(!agents_page.contains("UTC+"), "no bare offsets");
 
     // The widget script is served by the node, cacheable, and needs no build step.
     let r = node

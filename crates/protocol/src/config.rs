@@ -5,6 +5,8 @@
 //! The node stores the last document it applied and rebuilds its agents from it. Fields
 //! are only ever added, with defaults, so an older node reads a newer document.
 
+use jiff::tz::{Offset, TimeZone};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration of one workspace's node.
@@ -57,16 +59,28 @@ fn default_language() -> String {
     "en".to_owned()
 }
 
-/// Weekly opening hours in one fixed UTC offset.
+/// Weekly opening hours in the business's IANA time zone, so "09:00–17:00" in
+/// `Europe/Paris` means Paris time in winter (UTC+1) and in summer (UTC+2) alike.
+///
+/// Compatibility: documents written before `time_zone` existed carry only
+/// `utc_offset_minutes`; they read with an empty `time_zone` and keep meaning that fixed
+/// offset. The CP still writes `utc_offset_minutes` (the zone's offset when the document
+/// was written) because nodes older than `time_zone` require the field; a current node
+/// uses it only when `time_zone` is empty or unknown to its time zone database.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusinessHours {
     /// Open days, Monday first.
     pub days: [bool; 7],
-    /// Opening time, minutes after midnight.
+    /// Opening time, minutes after midnight, local time.
     pub open_minute: u16,
-    /// Closing time, minutes after midnight (after `open_minute`).
+    /// Closing time, minutes after midnight, local time (after `open_minute`).
     pub close_minute: u16,
-    /// Offset of the business's local time from UTC, in minutes.
+    /// IANA time zone name, e.g. `Europe/Paris`; empty in documents older than the field.
+    #[serde(default)]
+    pub time_zone: String,
+    /// Fixed offset from UTC in minutes: the only clock of documents without
+    /// `time_zone`, and the fallback when this node's database lacks the zone.
+    #[serde(default)]
     pub utc_offset_minutes: i16,
 }
 
@@ -77,25 +91,49 @@ impl Default for BusinessHours {
             days: [true, true, true, true, true, false, false],
             open_minute: 9 * 60,
             close_minute: 17 * 60,
+            time_zone: "UTC".to_owned(),
             utc_offset_minutes: 0,
         }
     }
 }
 
 impl BusinessHours {
-    /// Whether the business is open at `unix_secs`.
-    pub fn is_open(&self, unix_secs: i64) -> bool {
-        let local = unix_secs + i64::from(self.utc_offset_minutes) * 60;
-        let days = local.div_euclid(86_400);
-        let minute = local.rem_euclid(86_400) / 60;
-        // 1970-01-01 was a Thursday: Monday-first index 3.
-        let weekday = usize::try_from((days + 3).rem_euclid(7)).unwrap_or(0);
-        self.days[weekday]
-            && minute >= i64::from(self.open_minute)
-            && minute < i64::from(self.close_minute)
+    /// The clock the hours are kept in: `time_zone` when this machine's time zone
+    /// database knows it, else the fixed `utc_offset_minutes`.
+    fn zone(&self) -> TimeZone {
+        if !self.time_zone.is_empty() {
+            if let Ok(tz) = jiff::tz::db().get(&self.time_zone) {
+                return tz;
+            }
+        }
+        let offset =
+            Offset::from_seconds(i32::from(self.utc_offset_minutes) * 60).unwrap_or(Offset::UTC);
+        TimeZone::fixed(offset)
     }
 
-    /// "Mon–Fri 09:00–17:00 (UTC+01:00)", for people and prompts.
+    /// Whether the business is open at `unix_secs`, in its local time (daylight saving
+    /// included).
+    pub fn is_open(&self, unix_secs: i64) -> bool {
+        let Ok(at) = Timestamp::from_second(unix_secs) else {
+            return false;
+        };
+        let local = at.to_zoned_datetime(self.zone());
+        let weekday = usize::try_from(local.weekday().to_monday_zero_offset()).unwrap_or(0);
+        let minute = i32::from(local.hour()) * 60 + i32::from(local.minute());
+        self.days[weekday]
+            && minute >= i32::from(self.open_minute)
+            && minute < i32::from(self.close_minute)
+    }
+
+    /// The zone's offset from UTC at `unix_secs`, in minutes: what the CP writes into
+    /// `utc_offset_minutes` for nodes that predate `time_zone`.
+    pub fn offset_minutes_at(&self, unix_secs: i64) -> i16 {
+        let at = Timestamp::from_second(unix_secs).unwrap_or(Timestamp::UNIX_EPOCH);
+        i16::try_from(self.zone().to_offset(at).seconds() / 60).unwrap_or(0)
+    }
+
+    /// "Mon–Fri 09:00–17:00 (Paris time)", for people and prompts: the zone in words,
+    /// never a bare "UTC+01:00" that is wrong half the year.
     pub fn describe(&self) -> String {
         const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
         let mut runs: Vec<String> = Vec::new();
@@ -120,18 +158,68 @@ impl BusinessHours {
             return "closed every day".to_owned();
         }
         let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
-        let off = self.utc_offset_minutes;
-        let sign = if off < 0 { '-' } else { '+' };
-        let abs = off.unsigned_abs();
         format!(
-            "{} {}–{} (UTC{sign}{:02}:{:02})",
+            "{} {}–{} ({})",
             runs.join(", "),
             hm(self.open_minute),
             hm(self.close_minute),
-            abs / 60,
-            abs % 60
+            self.zone_words()
         )
     }
+
+    /// "Paris time", "New York time", "UTC"; for a fixed offset (a legacy document, or
+    /// an `Etc/GMT-1` zone) "1 hour ahead of UTC".
+    pub fn zone_words(&self) -> String {
+        let name = self.time_zone.trim();
+        if name.is_empty() {
+            return offset_words(i32::from(self.utc_offset_minutes));
+        }
+        let bare = name.strip_prefix("Etc/").unwrap_or(name);
+        const UTC_NAMES: [&str; 9] = [
+            "UTC",
+            "UCT",
+            "Universal",
+            "Zulu",
+            "GMT",
+            "GMT0",
+            "GMT+0",
+            "GMT-0",
+            "Greenwich",
+        ];
+        if UTC_NAMES.iter().any(|u| u.eq_ignore_ascii_case(bare)) {
+            return "UTC".to_owned();
+        }
+        // POSIX-style names count west as positive: Etc/GMT-1 is one hour *ahead*.
+        if let Some(hours) = name
+            .strip_prefix("Etc/GMT")
+            .and_then(|h| h.parse::<i32>().ok())
+        {
+            return offset_words(-hours * 60);
+        }
+        let place = name.rsplit('/').next().unwrap_or(name).replace('_', " ");
+        format!("{place} time")
+    }
+}
+
+/// "UTC", "1 hour ahead of UTC", "5 hours 30 minutes behind UTC".
+fn offset_words(minutes: i32) -> String {
+    if minutes == 0 {
+        return "UTC".to_owned();
+    }
+    let (h, m) = (minutes.unsigned_abs() / 60, minutes.unsigned_abs() % 60);
+    let mut amount = match h {
+        0 => String::new(),
+        1 => "1 hour".to_owned(),
+        h => format!("{h} hours"),
+    };
+    if m > 0 {
+        if !amount.is_empty() {
+            amount.push(' ');
+        }
+        amount.push_str(&format!("{m} minutes"));
+    }
+    let side = if minutes > 0 { "ahead of" } else { "behind" };
+    format!("{amount} {side} UTC")
 }
 
 /// Which model answers an agent's conversations.
@@ -203,26 +291,128 @@ impl ProviderKind {
 mod tests {
     use super::*;
 
-    #[test]
-    fn business_hours_follow_the_local_week() {
-        let h = BusinessHours {
-            utc_offset_minutes: 60,
+    /// Unix seconds of an RFC 3339 instant.
+    fn at(rfc3339: &str) -> i64 {
+        rfc3339.parse::<Timestamp>().expect("instant").as_second()
+    }
+
+    fn hours_in(zone: &str) -> BusinessHours {
+        BusinessHours {
+            time_zone: zone.to_owned(),
             ..BusinessHours::default()
-        };
-        // 2026-11-23 is a Monday. 08:30 UTC = 09:30 local: open.
-        let monday_0830_utc = 1_795_422_600;
-        assert!(h.is_open(monday_0830_utc));
-        // 07:30 UTC = 08:30 local: closed.
-        assert!(!h.is_open(monday_0830_utc - 3600));
-        // Saturday: closed.
-        assert!(!h.is_open(monday_0830_utc + 5 * 86_400));
-        assert_eq!(h.describe(), "Mon–Fri 09:00–17:00 (UTC+01:00)");
+        }
+    }
+
+    #[test]
+    fn paris_hours_follow_paris_time_in_winter_and_summer() {
+        let h = hours_in("Europe/Paris");
+        // Winter, UTC+1: 08:30 UTC is 09:30 in Paris.
+        assert!(h.is_open(at("2026-01-15T08:30:00Z")));
+        assert!(!h.is_open(at("2026-01-15T07:30:00Z")), "08:30 in Paris");
+        assert!(h.is_open(at("2026-01-15T15:30:00Z")), "16:30 in Paris");
+        assert!(!h.is_open(at("2026-01-15T16:00:00Z")), "17:00 in Paris");
+        // Summer, UTC+2: a fixed UTC+1 would get both of these wrong.
+        assert!(h.is_open(at("2026-07-15T07:30:00Z")), "09:30 in Paris");
+        assert!(!h.is_open(at("2026-07-15T15:30:00Z")), "17:30 in Paris");
+        // Saturday 2026-07-18 is closed.
+        assert!(!h.is_open(at("2026-07-18T08:00:00Z")));
+        assert_eq!(h.offset_minutes_at(at("2026-01-15T12:00:00Z")), 60);
+        assert_eq!(h.offset_minutes_at(at("2026-07-15T12:00:00Z")), 120);
+        assert_eq!(h.describe(), "Mon–Fri 09:00–17:00 (Paris time)");
+    }
+
+    #[test]
+    fn half_hour_and_southern_zones() {
+        // Asia/Kolkata is UTC+05:30 all year.
+        let india = hours_in("Asia/Kolkata");
+        assert!(
+            !india.is_open(at("2026-07-15T03:29:00Z")),
+            "08:59 in Kolkata"
+        );
+        assert!(
+            india.is_open(at("2026-07-15T03:30:00Z")),
+            "09:00 in Kolkata"
+        );
+        assert!(
+            india.is_open(at("2026-07-15T11:29:00Z")),
+            "16:59 in Kolkata"
+        );
+        assert!(
+            !india.is_open(at("2026-07-15T11:30:00Z")),
+            "17:00 in Kolkata"
+        );
+        assert_eq!(india.describe(), "Mon–Fri 09:00–17:00 (Kolkata time)");
+        // Sydney keeps daylight saving in January (UTC+11), not in July (UTC+10).
+        let sydney = hours_in("Australia/Sydney");
+        assert!(sydney.is_open(at("2026-01-14T22:30:00Z")), "Thu 09:30 AEDT");
+        assert!(
+            !sydney.is_open(at("2026-01-14T21:30:00Z")),
+            "Thu 08:30 AEDT"
+        );
+        assert!(sydney.is_open(at("2026-07-14T23:30:00Z")), "Wed 09:30 AEST");
+        assert!(
+            !sydney.is_open(at("2026-07-14T22:30:00Z")),
+            "Wed 08:30 AEST"
+        );
+        let ny = hours_in("America/New_York");
+        assert_eq!(ny.describe(), "Mon–Fri 09:00–17:00 (New York time)");
+    }
+
+    #[test]
+    fn zones_resolve_without_a_system_database() {
+        // The copy bundled into the binary (`tzdb-bundle-always`) is what a machine
+        // without /usr/share/zoneinfo uses.
+        let db = jiff::tz::TimeZoneDatabase::bundled();
+        let paris = db.get("Europe/Paris").expect("bundled Europe/Paris");
+        let summer: Timestamp = "2026-07-15T12:00:00Z".parse().expect("instant");
+        assert_eq!(paris.to_offset(summer).seconds(), 7200);
+    }
+
+    #[test]
+    fn hours_are_described_in_words_never_as_bare_offsets() {
         let odd = BusinessHours {
             days: [true, false, true, false, false, false, true],
-            utc_offset_minutes: -330,
+            ..hours_in("Etc/UTC")
+        };
+        assert_eq!(odd.describe(), "Mon, Wed, Sun 09:00–17:00 (UTC)");
+        assert_eq!(hours_in("Etc/GMT-1").zone_words(), "1 hour ahead of UTC");
+        assert_eq!(hours_in("Etc/GMT+5").zone_words(), "5 hours behind UTC");
+        let closed = BusinessHours {
+            days: [false; 7],
             ..BusinessHours::default()
         };
-        assert_eq!(odd.describe(), "Mon, Wed, Sun 09:00–17:00 (UTC-05:30)");
+        assert_eq!(closed.describe(), "closed every day");
+    }
+
+    #[test]
+    fn documents_without_a_zone_keep_their_fixed_offset() {
+        // What a CP wrote before `time_zone` existed.
+        let old: BusinessHours = serde_json::from_str(
+            r#"{"days":[true,true,true,true,true,false,false],
+                "open_minute":540,"close_minute":1020,"utc_offset_minutes":60}"#,
+        )
+        .expect("parse");
+        assert_eq!(old.time_zone, "");
+        // A fixed UTC+1, summer or not.
+        assert!(old.is_open(at("2026-07-15T08:30:00Z")));
+        assert!(!old.is_open(at("2026-07-15T07:30:00Z")));
+        assert_eq!(old.describe(), "Mon–Fri 09:00–17:00 (1 hour ahead of UTC)");
+        let india = BusinessHours {
+            utc_offset_minutes: -330,
+            ..old.clone()
+        };
+        assert_eq!(india.zone_words(), "5 hours 30 minutes behind UTC");
+        // A zone this node's database lacks falls back to the offset the CP wrote.
+        let unknown = BusinessHours {
+            time_zone: "Mars/Olympus_Mons".into(),
+            ..old
+        };
+        assert!(unknown.is_open(at("2026-07-15T08:30:00Z")));
+        assert_eq!(unknown.zone_words(), "Olympus Mons time");
+        // A current document still carries the offset older nodes require.
+        let v = serde_json::to_value(hours_in("Europe/Paris")).expect("json");
+        assert_eq!(v["time_zone"], "Europe/Paris");
+        assert!(v.get("utc_offset_minutes").is_some());
     }
 
     #[test]
