@@ -946,10 +946,122 @@ pub fn fmt_time(t: &i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(*t)
         .ok()
         .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
+            d.format(time::macros::format_description!(
+                "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+            ))
+            .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn pages_say_times_durations_and_health_in_words() {
+        assert_eq!(fmt_time(&1_795_000_000), "18 Nov 2026, 11:06 UTC");
+        assert_eq!(fmt_uptime(&5), "5 seconds");
+        assert_eq!(fmt_uptime(&3661), "1 hour 1 minute");
+        assert_eq!(fmt_uptime(&(3 * 86_400 + 4 * 3600 + 59)), "3 days 4 hours");
+        assert_eq!(fmt_uptime(&0), "0 seconds");
+        assert_eq!(fmt_bytes(&495_380), "483.8 KiB");
+        assert_eq!(
+            fmt_checks(r#"[{"name":"storage","ok":true,"detail_code":null}]"#),
+            "The check passes"
+        );
+        assert_eq!(
+            fmt_checks(
+                r#"[{"name":"storage","ok":false,"detail_code":"disk_full"},{"name":"llm","ok":false,"detail_code":"unavailable"},{"name":"telegram","ok":true,"detail_code":null}]"#
+            ),
+            "storage fails (the disk is full); the AI model provider fails (the provider is unavailable)"
+        );
+        assert_eq!(fmt_checks("not json"), "Unknown");
+    }
+}
+
+/// How long a node has been up, in its two largest units: `3 days 4 hours`, `5 minutes`,
+/// `12 seconds`.
+pub fn fmt_uptime(secs: &i64) -> String {
+    let secs = (*secs).max(0);
+    let units = [
+        (86_400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let parts: Vec<String> = units
+        .iter()
+        .scan(secs, |left, &(size, name)| {
+            let n = *left / size;
+            *left %= size;
+            Some((n, name))
+        })
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+    if parts.is_empty() {
+        "0 seconds".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Work waiting on the node (outbound messages, unsent reports), in words.
+pub fn fmt_queue(n: &i64) -> String {
+    match *n {
+        0 => "nothing".to_owned(),
+        1 => "1 item".to_owned(),
+        n => format!("{n} items"),
+    }
+}
+
+/// The node's health checks in words: "All checks pass" or what fails and why, from the
+/// JSON the report ingest stored (`[{name, ok, detail_code}]`).
+pub fn fmt_checks(json: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Check {
+        name: String,
+        ok: bool,
+        detail_code: Option<String>,
+    }
+    let Ok(checks) = serde_json::from_str::<Vec<Check>>(json) else {
+        return "Unknown".to_owned();
+    };
+    let failing: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            let what = match c.name.as_str() {
+                "storage" => "storage",
+                "llm" => "the AI model provider",
+                "telegram" => "Telegram",
+                "whatsapp" => "WhatsApp",
+                other => other,
+            };
+            let why = match c.detail_code.as_deref() {
+                Some("disk_full") => " (the disk is full)",
+                Some("write_failed") => " (cannot write to the disk)",
+                Some("no_key") => " (no API key is set: add one in the node console's Settings)",
+                Some("unauthorized") => " (the key or token is refused)",
+                Some("rate_limited") => " (the provider is limiting requests)",
+                Some("timeout") => " (the provider did not answer in time)",
+                Some("unavailable") => " (the provider is unavailable)",
+                Some("bad_response") | Some("no_answer") => " (the provider's answer was unusable)",
+                Some(code) if !code.is_empty() => return format!("{what} fails ({code})"),
+                _ => "",
+            };
+            format!("{what} fails{why}")
+        })
+        .collect();
+    match (checks.len(), failing.is_empty()) {
+        (0, _) => "No checks reported yet".to_owned(),
+        (1, true) => "The check passes".to_owned(),
+        (n, true) => format!("All {n} checks pass"),
+        (_, false) => failing.join("; "),
+    }
 }
 
 /// A length of time in words, in its largest whole unit: `30 days`, `5 seconds`.

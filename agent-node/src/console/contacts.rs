@@ -107,7 +107,7 @@ async fn erasures(
                 id: e.id,
                 contact_hash: e.contact_hash,
                 channel: e.channel,
-                erased_by: e.erased_by,
+                erased_by: actor_words(&e.erased_by, &session.user_id),
             })
             .collect(),
     })
@@ -263,12 +263,23 @@ fn conversation_row(c: Conversation) -> ConversationRow {
     }
 }
 
-fn timeline_row(e: TimelineEntry) -> TimelineRow {
+/// Who did something, in words for the person reading. The node knows staff only by
+/// their control-plane user id, which means nothing to a reader.
+fn actor_words(actor: &str, me: &str) -> String {
+    match actor {
+        "" => String::new(),
+        a if a == me => "you".to_owned(),
+        crate::content::AGENT_ACTOR => "the assistant".to_owned(),
+        _ => "a team member".to_owned(),
+    }
+}
+
+fn timeline_row(e: TimelineEntry, me: &str) -> TimelineRow {
     TimelineRow {
         at: human_time(e.at),
         label: e.label(),
         text: e.text.lines().map(str::to_owned).collect(),
-        actor: e.actor.unwrap_or_default(),
+        actor: actor_words(e.actor.as_deref().unwrap_or_default(), me),
         conversation_id: e.conversation_id.unwrap_or_default(),
     }
 }
@@ -318,7 +329,10 @@ pub async fn contact(
             .map(|f| followup_row(f, now))
             .collect(),
         conversations: conversations.into_iter().map(conversation_row).collect(),
-        timeline: timeline.into_iter().map(timeline_row).collect(),
+        timeline: timeline
+            .into_iter()
+            .map(|e| timeline_row(e, &session.user_id))
+            .collect(),
         c,
     })
 }
@@ -828,11 +842,13 @@ mod tests {
             "Asked about financing",
             "Send the quote",
             "Stage: New → Qualified",
-            "by user-1",
+            // The signed-in user's own change, in words rather than their user id.
+            r#"<span class="muted">by you</span>"#,
             r#"<option value="qualified" selected>"#,
         ] {
             assert!(b.contains(s), "{s} missing: {b}");
         }
+        assert!(!b.contains("user-1"), "no user id on the page: {b}");
 
         // a follow-up id under another contact is not found
         let other = content

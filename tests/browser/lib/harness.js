@@ -180,13 +180,15 @@ export class Browser {
     this.expected = [];
   }
 
-  /** A fresh profile (cookies, storage) at desktop or phone size. */
-  async context({ phone = false } = {}) {
-    const ctx = await this.browser.newContext(
-      phone
-        ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true }
-        : { viewport: { width: 1280, height: 900 } },
-    );
+  /**
+   * A fresh profile at desktop or phone size (390×844), or one that starts with
+   * another profile's cookies (`storageState` of a context: the same person on a phone).
+   */
+  async context({ phone = false, storageState } = {}) {
+    const size = phone
+      ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true }
+      : { viewport: { width: 1280, height: 900 } };
+    const ctx = await this.browser.newContext({ ...size, storageState });
     ctx.on('page', (page) => this.watch(page));
     this.contexts.push(ctx);
     return ctx;
