@@ -8,13 +8,18 @@
 //! admins add `settings`, `knowledge_base` and `exports`; owners add `billing`, which
 //! only CP pages use. A scope the node does not know is carried and ignored.
 //!
+//! Errors keep the navigation: the guard, which holds the session, turns every error page
+//! a signed-in user would get (400, 403, 404, 413, 500) into one with the navigation and a
+//! "Back" link ([`back_from`]); see `console::error` for why there.
+//!
 //! A route missing from the table is not served as a page: the guard lets the request
 //! through without a session, so its [`ConsoleSession`] argument refuses it (500, logged
 //! with the route pattern). `console::tests::every_console_route_declares_its_scope`
 //! fails for it first — and also for a handler that takes no session at all, which
 //! nothing at run time could tell from a public one.
 
-use super::{ConsoleError, ConsoleSession};
+use super::error::ErrorView;
+use super::{valid_id, ConsoleError, ConsoleSession};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -239,36 +244,102 @@ impl ConsoleSession {
 /// checks its scopes (403 page naming the missing one), before the handler or any
 /// extractor runs — so a refused upload or form is never read. The session it found is
 /// what the page's [`ConsoleSession`] argument receives.
+///
+/// On the way out it gives error pages back their navigation: the page returned an error
+/// (actix keeps it on the response), the guard knows the session, so it renders the same
+/// status and message with [`ErrorView::with_navigation`] and a "Back" link. This is the
+/// one place that has both; handlers keep returning plain [`ConsoleError`]s. A request
+/// that needed no session (an unknown page) gets the navigation too when its cookie names
+/// one. A 401 stays bare: there is no session to show.
 pub async fn guard<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let needed = scopes_for(req.method().as_str(), req.match_info().as_str());
-    let Some(needed) = needed.filter(|n| !n.is_empty()) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+    let method = req.method().as_str().to_owned();
+    let path = req.match_info().as_str().to_owned();
+    let needed = scopes_for(&method, &path);
+    let session = match needed.filter(|n| !n.is_empty()) {
+        None => None,
+        Some(needed) => {
+            let session = match ConsoleSession::load(req.request()).await {
+                Ok(s) => s,
+                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+            };
+            if let Some(missing) = needed.iter().find(|s| !session.has_scope(**s)) {
+                // The user and the scope only: never the path or its query (docs/LOGGING.md).
+                tracing::info!(
+                    user = %session.user_id,
+                    scope = missing.as_str(),
+                    "console request refused: missing scope"
+                );
+                let view = ConsoleError::MissingScope(*missing).view();
+                let back = back_from(&method, &path, &session, false);
+                let page = view.with_navigation(Nav::for_session(&session), &back);
+                return Ok(req.into_response(page).map_into_right_body());
+            }
+            req.extensions_mut().insert(session.clone());
+            Some(session)
+        }
     };
-    let session = match ConsoleSession::load(req.request()).await {
-        Ok(s) => s,
-        Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+    let res = next.call(req).await?;
+    let Some(view) = ErrorView::of(res.response()).filter(ErrorView::keeps_navigation) else {
+        return Ok(res.map_into_left_body());
     };
-    if let Some(missing) = needed.iter().find(|s| !session.has_scope(**s)) {
-        // The user and the scope only: never the path or its query (docs/LOGGING.md).
-        tracing::info!(
-            user = %session.user_id,
-            scope = missing.as_str(),
-            "console request refused: missing scope"
-        );
-        return Ok(req
-            .error_response(ConsoleError::MissingScope(*missing))
-            .map_into_right_body());
+    let session = match session {
+        Some(s) => s,
+        None => match ConsoleSession::load(res.request()).await {
+            Ok(s) => s,
+            Err(_) => return Ok(res.map_into_left_body()),
+        },
+    };
+    let not_found = view.status == actix_web::http::StatusCode::NOT_FOUND;
+    let back = back_from(&method, &path, &session, not_found);
+    let page = view.with_navigation(Nav::for_session(&session), &back);
+    let (req, _bare) = res.into_parts();
+    Ok(ServiceResponse::new(req, page).map_into_right_body())
+}
+
+/// Where an error page's "Back" link goes: the page the request came from, as far as the
+/// routes tell. A form posts to a path under its page (`/kb/upload` from `/kb`,
+/// `/contacts/{id}/notes` from `/contacts/{id}`), so the nearest declared page above the
+/// request — the request's own path for a `POST`, its parent for a `GET` — that the
+/// session may open. For a 404 (`not_found`), the nearest page without an id in it, since
+/// the id may be what is missing. An id segment is used only when it has the shape of one
+/// ([`valid_id`]), so the link never carries arbitrary request input. Otherwise the
+/// console's home.
+pub fn back_from(method: &str, path: &str, session: &ConsoleSession, not_found: bool) -> String {
+    let Some(pattern) = MATCHERS
+        .iter()
+        .find(|(r, def)| r.method == method && def.is_match(path))
+        .map(|(r, _)| r.pattern)
+    else {
+        return "/".to_owned();
+    };
+    let pattern: Vec<&str> = pattern.split('/').skip(1).collect();
+    let actual: Vec<&str> = path.split('/').skip(1).collect();
+    if pattern.len() != actual.len() {
+        return "/".to_owned();
     }
-    req.extensions_mut().insert(session);
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    let longest = if method == "GET" {
+        pattern.len().saturating_sub(1)
+    } else {
+        pattern.len()
+    };
+    for k in (1..=longest).rev() {
+        let prefix = &pattern[..k];
+        let params_ok = prefix
+            .iter()
+            .zip(&actual)
+            .all(|(p, a)| !p.starts_with('{') || (!not_found && valid_id(a)));
+        if !params_ok {
+            continue;
+        }
+        let page = format!("/{}", prefix.join("/"));
+        if matches!(need_of("GET", &page), Some(Need::Session(_))) && session.may("GET", &page) {
+            return format!("/{}", actual[..k].join("/"));
+        }
+    }
+    "/".to_owned()
 }
 
 /// One link of the console's navigation.
@@ -341,6 +412,138 @@ mod tests {
         assert_eq!(scopes_for("GET", "/contacts/x/erase"), None);
         assert_eq!(scopes_for("GET", "/nope"), None);
         assert_eq!(scopes_for("DELETE", "/inbox"), None);
+    }
+
+    /// Issue 13: an error shown to a signed-in user keeps the console's navigation and a
+    /// "Back" link to the page the request came from (400, 403, 404, 413); the 401 page
+    /// has neither, since there is no session.
+    #[actix_web::test]
+    async fn error_pages_keep_the_navigation_and_a_way_back() {
+        use crate::console::inbox::tests::{app, body, post, sign_in};
+        use crate::console::tests::fixture;
+        use actix_web::http::StatusCode;
+        use actix_web::test as at;
+
+        const NAV: &str = r#"<nav class="tabs" aria-label="Console">"#;
+        let back = |href: &str| format!(r#"<a href="{href}" id="back">← Back</a>"#);
+        let f = fixture();
+        let content = crate::content::Content::new(f.data.store.clone(), &f.data.master);
+        let id = content
+            .contact_for_identity("web", "v-1", Some("Ada"))
+            .expect("contact");
+        let app = app!(f);
+        // A member: the inbox and contacts, not the knowledge base.
+        let cookie = sign_in!(f, app);
+        let get = |uri: &str| {
+            at::TestRequest::get()
+                .uri(uri)
+                .cookie(cookie.clone())
+                .to_request()
+        };
+        let contact = format!("/contacts/{id}");
+        let unknown = format!("/contacts/{}", uuid::Uuid::new_v4());
+        let form = [
+            ("name", "Ada"),
+            ("email", "ada at example"),
+            ("stage", "new"),
+            ("score", "0"),
+            ("tags", ""),
+        ];
+        let cases = [
+            (
+                "a refused form",
+                post(&contact, &cookie).set_form(form).to_request(),
+                StatusCode::BAD_REQUEST,
+                "The email address is not valid",
+                contact.clone(),
+            ),
+            (
+                "a form from elsewhere",
+                post(&format!("{contact}/notes"), &cookie)
+                    .insert_header(("origin", "http://evil.localhost"))
+                    .set_form([("text", "hi")])
+                    .to_request(),
+                StatusCode::FORBIDDEN,
+                "did not come from this console",
+                contact.clone(),
+            ),
+            (
+                "a form over the size limit",
+                post(&format!("{contact}/notes"), &cookie)
+                    .set_form([("text", "x".repeat(70 * 1024))])
+                    .to_request(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "This request is larger than the console accepts.",
+                contact.clone(),
+            ),
+            (
+                "a page of the role's scope",
+                get("/kb"),
+                StatusCode::FORBIDDEN,
+                "does not include the knowledge base",
+                "/".to_owned(),
+            ),
+            (
+                "an unknown contact",
+                get(&unknown),
+                StatusCode::NOT_FOUND,
+                "There is no such page on this node.",
+                "/contacts".to_owned(),
+            ),
+            (
+                "a note for an unknown contact",
+                post(&format!("{unknown}/notes"), &cookie)
+                    .set_form([("text", "hi")])
+                    .to_request(),
+                StatusCode::NOT_FOUND,
+                "There is no such page on this node.",
+                "/contacts".to_owned(),
+            ),
+            (
+                "an unknown page",
+                get("/no-such-page"),
+                StatusCode::NOT_FOUND,
+                "There is no such page on this node.",
+                "/".to_owned(),
+            ),
+        ];
+        for (what, req, status, message, to) in cases {
+            let r = at::call_service(&app, req).await;
+            assert_eq!(r.status(), status, "{what}");
+            assert!(
+                r.headers().contains_key("content-security-policy"),
+                "{what}: the usual headers"
+            );
+            let page = body(r).await;
+            assert!(page.contains(message), "{what}: {page}");
+            assert!(page.contains(NAV), "{what}: navigation: {page}");
+            assert!(
+                page.contains(r#"<a href="/contacts">Contacts</a>"#)
+                    && !page.contains(r#"href="/kb""#),
+                "{what}: the member's links only: {page}"
+            );
+            assert!(page.contains(&back(&to)), "{what}: back to {to}: {page}");
+            assert!(page.contains("Sign out"), "{what}: {page}");
+        }
+        assert_eq!(
+            content.contact(&id).expect("get").expect("ada").email,
+            None,
+            "the refused form changed nothing"
+        );
+
+        // Without a session: the bare pages, no navigation to offer.
+        for (uri, status) in [
+            ("/inbox", StatusCode::UNAUTHORIZED),
+            ("/no-such-page", StatusCode::NOT_FOUND),
+        ] {
+            let r = at::call_service(&app, at::TestRequest::get().uri(uri).to_request()).await;
+            assert_eq!(r.status(), status, "{uri}");
+            let page = body(r).await;
+            assert!(
+                !page.contains(NAV) && !page.contains(r#"id="back""#),
+                "{page}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Console pages of the knowledge base: list, search, upload, view and delete documents.
 //!
 //! Uploads are streamed: the file field is read chunk by chunk and the request is refused
-//! with 413 as soon as it passes [`MAX_UPLOAD_BYTES`], before anything is stored.
+//! with 413 as soon as it passes [`MAX_UPLOAD_BYTES`], before anything is stored. A refused
+//! upload names the file the user chose ([`refused`]), so they know which one failed.
 
 use super::access::Nav;
 use super::flash::{see_other_done, Done};
@@ -43,6 +44,36 @@ fn unreadable(e: MultipartError) -> ConsoleError {
     ConsoleError::BadRequest(
         "The upload could not be read. Choose the file again and retry.".into(),
     )
+}
+
+/// Longest file name quoted on an error page, characters.
+const MAX_NAME_SHOWN: usize = 80;
+
+/// `e`, a refusal of the file `name`, saying which file it was: "“prices.pdf” was not
+/// added: …". The name is the user's own choice and only ever reaches their page (escaped
+/// by the template), never the log; the file's content is never quoted.
+fn refused(name: &str, e: ConsoleError) -> ConsoleError {
+    let printable: String = name.chars().filter(|c| !c.is_control()).collect();
+    let shown = crate::content::preview(&printable, MAX_NAME_SHOWN);
+    let named = |m: String| format!("“{shown}” was not added: {m}");
+    match e {
+        ConsoleError::BadRequest(m) => ConsoleError::BadRequest(named(m)),
+        ConsoleError::TooLarge(m) => ConsoleError::TooLarge(named(m)),
+        e => e,
+    }
+}
+
+/// The refusal of a file whose type the knowledge base does not read.
+fn not_accepted(name: &str) -> ConsoleError {
+    let pdf = name
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("pdf"));
+    let why = if pdf {
+        "PDF is not supported yet. Save it as text and upload a .txt, .md, .html or .csv file."
+    } else {
+        "This type of file is not accepted. Upload a .txt, .md, .html or .csv file (PDF is not supported yet)."
+    };
+    refused(name, ConsoleError::BadRequest(why.into()))
 }
 
 fn kb_error(e: KbError) -> ConsoleError {
@@ -261,9 +292,9 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES + FORM_OVERHEAD) {
-        return Err(too_large());
-    }
+    // Over the limit by its declared length: refused without reading the file, once its
+    // part's headers have said which file it is (browsers send the file field first).
+    let declared_too_large = declared.is_some_and(|n| n > MAX_UPLOAD_BYTES + FORM_OVERHEAD);
     let mut file: Option<(String, DocKind, Vec<u8>)> = None;
     let mut title: Option<String> = None;
     while let Some(field) = form.next().await {
@@ -283,14 +314,14 @@ pub async fn upload(
                 if name.is_empty() {
                     return Err(ConsoleError::BadRequest("Choose a file to upload.".into()));
                 }
-                // Refuse by type before reading a byte of the body.
-                let kind = DocKind::from_filename(&name).ok_or_else(|| {
-                    ConsoleError::BadRequest(
-                        "This type of file is not accepted. Upload a .txt, .md, .html or .csv file (PDF is not supported yet)."
-                            .into(),
-                    )
-                })?;
-                let body = read_field(&mut field, MAX_UPLOAD_BYTES, too_large).await?;
+                // Refuse by type and declared size before reading a byte of the body.
+                let kind = DocKind::from_filename(&name).ok_or_else(|| not_accepted(&name))?;
+                if declared_too_large {
+                    return Err(refused(&name, too_large()));
+                }
+                let body = read_field(&mut field, MAX_UPLOAD_BYTES, too_large)
+                    .await
+                    .map_err(|e| refused(&name, e))?;
                 file = Some((name, kind, body));
             }
             Some("title") => {
@@ -306,19 +337,23 @@ pub async fn upload(
                 }
             }
             // Unknown fields are read and dropped, within the same limit.
+            _ if declared_too_large => return Err(too_large()),
             _ => {
                 read_field(&mut field, MAX_UPLOAD_BYTES, too_large).await?;
             }
         }
     }
+    if declared_too_large {
+        return Err(too_large());
+    }
     let (name, kind, body) =
         file.ok_or_else(|| ConsoleError::BadRequest("Choose a file to upload.".into()))?;
-    let title = title.unwrap_or(name);
+    let title = title.unwrap_or_else(|| name.clone());
     let kb = knowledge_base(&state);
     let actor = session.user_id.clone();
     let doc = web::block(move || kb.add_document(&title, kind, &body, Some(&actor)))
         .await?
-        .map_err(kb_error)?;
+        .map_err(|e| refused(&name, kb_error(e)))?;
     // Ids and sizes only: titles and text are content.
     tracing::info!(
         document = %doc.id,
@@ -581,8 +616,12 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(body_text(r).await.contains("larger than 10 MiB"));
-        // Far over: refused on the declared length.
+        let page = body_text(r).await;
+        assert!(
+            page.contains("“big.txt” was not added: The file is larger than 10 MiB"),
+            "{page}"
+        );
+        // Far over: refused on the declared length, still naming the file.
         let huge = vec![b'a'; MAX_UPLOAD_BYTES + 2 * FORM_OVERHEAD];
         let r = at::call_service(
             &app,
@@ -595,6 +634,9 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body_text(r)
+            .await
+            .contains("“huge.txt” was not added: The file is larger than 10 MiB"));
         assert!(kb(&f).list().expect("list").is_empty());
         // Exactly at the limit is accepted.
         let ok = vec![b'a'; MAX_UPLOAD_BYTES];
@@ -620,7 +662,11 @@ mod tests {
         for (parts, expect) in [
             (
                 multipart(&[("file", Some("report.pdf"), b"%PDF-1.7")]),
-                "not accepted",
+                "“report.pdf” was not added: PDF is not supported yet.",
+            ),
+            (
+                multipart(&[("file", Some("slides.pptx"), b"PK")]),
+                "“slides.pptx” was not added: This type of file is not accepted.",
             ),
             (
                 multipart(&[("file", Some("x.txt"), b"\xff\xfe\x00")]),
@@ -643,6 +689,71 @@ mod tests {
             assert!(page.contains(expect), "{expect}: {page}");
         }
         assert!(kb(&f).list().expect("list").is_empty());
+    }
+
+    /// Issue 13: a refused upload says which file failed (its name, escaped; never its
+    /// content), inside the console's navigation, with a way back to the knowledge base.
+    #[actix_web::test]
+    async fn a_refused_upload_names_the_file_and_leads_back_to_the_knowledge_base() {
+        let f = fixture();
+        let app = app!(f);
+        let cookie = sign_in!(app, f);
+        for (file, data, status, expect) in [
+            (
+                "prices.pdf",
+                &b"%PDF-1.7 canary-file-body"[..],
+                StatusCode::BAD_REQUEST,
+                "“prices.pdf” was not added: PDF is not supported yet.",
+            ),
+            (
+                "empty.html",
+                &b"<p> canary-file-body </p>"[..],
+                StatusCode::BAD_REQUEST,
+                "",
+            ),
+            (
+                "blank.txt",
+                &b"   "[..],
+                StatusCode::BAD_REQUEST,
+                "“blank.txt” was not added: The document contains no text.",
+            ),
+            (
+                "<em>prices.pdf",
+                &b"canary-file-body"[..],
+                StatusCode::BAD_REQUEST,
+                "“&lt;em&gt;prices.pdf” was not added",
+            ),
+        ] {
+            let r = at::call_service(
+                &app,
+                upload_req(
+                    Some(&cookie),
+                    ORIGIN,
+                    multipart(&[("file", Some(file), data)]),
+                )
+                .to_request(),
+            )
+            .await;
+            if expect.is_empty() {
+                // A document with text is accepted: the loop's control case.
+                assert_eq!(r.status(), StatusCode::SEE_OTHER, "{file}");
+                continue;
+            }
+            assert_eq!(r.status(), status, "{file}");
+            let page = body_text(r).await;
+            assert!(page.contains(expect), "{file}: {page}");
+            assert!(
+                page.contains(r#"<nav class="tabs" aria-label="Console">"#),
+                "{file}: the navigation stays: {page}"
+            );
+            assert!(
+                page.contains(r#"<a href="/kb" id="back">← Back</a>"#),
+                "{file}: back to the knowledge base: {page}"
+            );
+            assert!(!page.contains("canary-file-body"), "{page}");
+            assert!(!page.contains("<em>"), "the name is escaped: {page}");
+        }
+        assert_eq!(kb(&f).list().expect("list").len(), 1);
     }
 
     #[actix_web::test]

@@ -203,8 +203,9 @@ fn asset(body: &'static [u8], content_type: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// With the error attached, so the access guard gives a signed-in user the navigation.
 async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ConsoleError::NotFound)
+    HttpResponse::from_error(ConsoleError::NotFound)
 }
 
 /// The running console server.
