@@ -71,12 +71,10 @@ async fn list(
                     } else {
                         format!("{} times", r.count)
                     },
-                    last: r
-                        .last
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or_else(|_| "unknown".to_owned(), |d| {
-                            super::human_time(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                        }),
+                    last: r.last.duration_since(std::time::UNIX_EPOCH).map_or_else(
+                        |_| "unknown".to_owned(),
+                        |d| super::human_time(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                    ),
                     origin: r.origin,
                 })
                 .collect()

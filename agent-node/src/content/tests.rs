@@ -826,7 +826,9 @@ fn a_customer_asking_for_a_person_waits_for_the_team_until_someone_takes_over() 
 fn try_it_here_conversations_are_kept_as_tests_and_not_counted() {
     let f = fx();
     let c = &f.content;
-    let staff = c.contact_for_identity("web", "v-staff", None).expect("contact");
+    let staff = c
+        .contact_for_identity("web", "v-staff", None)
+        .expect("contact");
     let test = c
         .current_conversation(&staff, "agent-1", TEST_CHANNEL)
         .expect("conversation");
@@ -843,7 +845,9 @@ fn try_it_here_conversations_are_kept_as_tests_and_not_counted() {
     assert_eq!(channel_label(&listed[0].channel), "Test (Try it here)");
 
     // A real visitor is counted as before.
-    let visitor = c.contact_for_identity("web", "v-real", None).expect("contact");
+    let visitor = c
+        .contact_for_identity("web", "v-real", None)
+        .expect("contact");
     let real = c
         .current_conversation(&visitor, "agent-1", "web")
         .expect("conversation");
@@ -852,7 +856,11 @@ fn try_it_here_conversations_are_kept_as_tests_and_not_counted() {
     let counts = c.counts_since(0).expect("counts");
     assert_eq!(counts.len(), 1);
     assert_eq!(
-        (counts[0].channel.as_str(), counts[0].inbound, counts[0].conversations),
+        (
+            counts[0].channel.as_str(),
+            counts[0].inbound,
+            counts[0].conversations
+        ),
         ("web", 1, 1)
     );
 }
