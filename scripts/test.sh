@@ -13,7 +13,7 @@ features=()
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
   features=(--features control-plane/postgres)
 fi
-cargo test --workspace --all-targets "${features[@]}" "$@"
+cargo test --workspace --all-targets ${features[@]+"${features[@]}"} "$@"
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   tests/browser/run.sh
 fi
