@@ -303,17 +303,17 @@ pub async fn request_magic_link(state: &State, email: String, ip: String) -> App
     })
     .await?;
     let link = format!("{}/auth/verify?token={token}", state.public_url);
+    let (subject, body) = crate::mail::emails::render(&crate::mail::emails::SignIn {
+        link: link.as_str().into(),
+    })?;
     // Sent now, not later: a sign-in link that silently went nowhere is worse than an
     // error page (`signin_submit` shows one).
     state
         .mailer
         .send(&Email {
             to: email,
-            subject: "Your Outpost sign-in link".into(),
-            body: format!(
-                "Sign in to Outpost:\r\n\r\n{link}\r\n\r\nThe link works once and expires in 10 minutes. \
-                 If you did not ask for it, ignore this email."
-            ),
+            subject,
+            body,
         })
         .await
         .map_err(|e| {

@@ -23,7 +23,7 @@ use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageResult};
-use crate::mail::{self, Email};
+use crate::mail;
 use crate::provisioning;
 use crate::schema::{invitations, memberships, users, workspaces};
 use crate::web::{html, html_with};
@@ -266,20 +266,16 @@ pub fn invite(
     )?;
     let inviter: String = users::table.find(by).select(users::email).first(conn)?;
     let link = format!("{}/invitations/accept?token={token}", st.public_url);
-    mail::send_later(
+    mail::emails::send_later(
         st,
-        Email {
-            to: email.clone(),
-            subject: format!("You are invited to {} on Outpost", ws.name),
-            body: format!(
-                "{inviter} invited you to join the workspace {} on Outpost as {}.\r\n\r\n\
-                 Accept the invitation:\r\n{link}\r\n\r\n\
-                 The link works once and expires in 7 days. If you did not expect it, ignore this email.\r\n",
-                ws.name,
-                role.as_str()
-            ),
+        vec![email.clone()],
+        &mail::emails::Invitation {
+            inviter: inviter.into(),
+            workspace: (&ws.name).into(),
+            role: role.as_str().into(),
+            link: link.into(),
         },
-    );
+    )?;
     Ok(InvitationRow {
         id,
         email,

@@ -16,7 +16,7 @@ use crate::audit::{self, Entry};
 use crate::config::Config;
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult, PageError, PageResult};
-use crate::mail::{self, Email};
+use crate::mail;
 use crate::provisioning::{self, state};
 use crate::schema::{
     jobs, memberships, node_events, nodes, users, workspace_suspensions, workspaces,
@@ -508,21 +508,15 @@ pub fn force_deprovision(
             detail: &format!("nodes={}", live.join(",")),
         },
     )?;
-    for to in mail::addresses_of(conn, ws_id, &[ROLE_OWNER])? {
-        mail::send_later(
-            st,
-            Email {
-                to,
-                subject: format!("Outpost: {} was deleted by Outpost staff", ws.name),
-                body: format!(
-                    "Outpost staff deleted your workspace {}. Its node is being destroyed: its data and \
-                     encryption keys are erased, and the signed destruction receipt will be on the \
-                     workspace page.\r\n\r\nReason: {reason}\r\n\r\n{}/workspaces/{ws_id}\r\n",
-                    ws.name, st.public_url
-                ),
-            },
-        );
-    }
+    mail::emails::send_later(
+        st,
+        mail::addresses_of(conn, ws_id, &[ROLE_OWNER])?,
+        &mail::emails::DeletedByStaff {
+            workspace: (&ws.name).into(),
+            reason: reason.into(),
+            page: format!("{}/workspaces/{ws_id}", st.public_url).into(),
+        },
+    )?;
     Ok(live)
 }
 

@@ -11,7 +11,7 @@ use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::mail::{self, Email};
+use crate::mail::{self, emails};
 use crate::provisioning::{self, state};
 use crate::schema::{nodes, workspace_suspensions as ws_s, workspaces};
 use diesel::prelude::*;
@@ -78,24 +78,18 @@ fn name_and_deleted(conn: &mut DbConn, ws_id: &str) -> AppResult<(String, Option
 }
 
 /// Emails the workspace's owners in the background.
-fn email_owners(
+fn email_owners<T: askama::Template>(
     conn: &mut DbConn,
     st: &State,
     ws_id: &str,
-    subject: &str,
-    body: &str,
+    email: &T,
 ) -> AppResult<()> {
-    for to in mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
-        mail::send_later(
-            st,
-            Email {
-                to,
-                subject: subject.to_owned(),
-                body: body.to_owned(),
-            },
-        );
-    }
-    Ok(())
+    let owners = mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
+    mail::emails::send_later(st, owners, email)
+}
+
+fn workspace_page(st: &State, ws_id: &str) -> emails::Line {
+    format!("{}/workspaces/{ws_id}", st.public_url).into()
 }
 
 /// A workspace's nodes that hold a certificate and take commands.
@@ -202,12 +196,11 @@ pub fn suspend(
         conn,
         st,
         ws_id,
-        &format!("Outpost: {name} is suspended"),
-        &format!(
-            "Your workspace {name} is suspended. Its agents have stopped answering on every channel; \
-             its data is kept and its console still opens.\r\n\r\n{why}\r\n\r\n{}/workspaces/{ws_id}\r\n",
-            st.public_url
-        ),
+        &emails::Suspended {
+            workspace: name.into(),
+            why: why.into(),
+            page: workspace_page(st, ws_id),
+        },
     )?;
     Ok(true)
 }
@@ -276,11 +269,10 @@ pub fn resume(
             conn,
             st,
             ws_id,
-            &format!("Outpost: {name} is running again"),
-            &format!(
-                "Your workspace {name} is no longer suspended: its agents answer on every channel again.\r\n\r\n{}/workspaces/{ws_id}\r\n",
-                st.public_url
-            ),
+            &emails::Resumed {
+                workspace: name.into(),
+                page: workspace_page(st, ws_id),
+            },
         )?;
     }
     Ok(true)

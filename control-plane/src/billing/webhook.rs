@@ -14,7 +14,7 @@ use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::mail::{self, Email};
+use crate::mail;
 use crate::schema::workspaces;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
@@ -143,25 +143,17 @@ fn notify_failure(
     let until = ledger::arrears_since(conn, ws_id)?
         .map(|t| crate::workspaces::fmt_time(&(t + grace_secs)))
         .unwrap_or_default();
-    let invoice = number.as_deref().unwrap_or("your latest invoice");
-    for to in mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
-        mail::send_later(
-            st,
-            Email {
-                to,
-                subject: format!("Outpost: payment failed for {name}"),
-                body: format!(
-                    "Stripe could not take the payment of {} for {invoice} of your workspace {name}.\r\n\r\n\
-                     Update your card or pay the invoice from Billing:\r\n{}/workspaces/{ws_id}/billing\r\n\r\n\
-                     If it is still unpaid at {until}, the workspace is suspended: its agents stop answering \
-                     on every channel; its data is kept, and paying resumes it.\r\n",
-                    super::fmt_amount(amount, currency),
-                    st.public_url
-                ),
-            },
-        );
-    }
-    Ok(())
+    mail::emails::send_later(
+        st,
+        mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?,
+        &mail::emails::PaymentFailed {
+            workspace: name.into(),
+            amount: super::fmt_amount(amount, currency).into(),
+            invoice: number.as_ref().map(Into::into),
+            until: until.into(),
+            billing_page: format!("{}/workspaces/{ws_id}/billing", st.public_url).into(),
+        },
+    )
 }
 
 async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<bool> {

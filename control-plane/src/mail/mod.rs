@@ -6,13 +6,15 @@
 //! - `resend`, `postmark` and `ses` ([`api`]): the providers' HTTPS JSON APIs, SES signed
 //!   with AWS Signature V4 ([`sigv4`]).
 //!
-//! Emails carry links and metadata only, never conversation content, contact identifiers
-//! or secrets ([`notices`] writes the notifications). Failures name the transport and a
-//! kind ([`MailError`]): never the recipient, the body or the provider's answer, which may
-//! echo either.
+//! Every email is a template in `control-plane/templates/email/` with its struct in
+//! [`emails`]; [`notices`] says which notification goes to whom. Emails carry links and
+//! metadata only, never conversation content, contact identifiers or secrets. Failures
+//! name the transport and a kind ([`MailError`]): never the recipient, the body or the
+//! provider's answer, which may echo either.
 
 pub mod api;
 pub mod config;
+pub mod emails;
 pub mod notices;
 pub mod sigv4;
 pub mod smtp;

@@ -9,8 +9,10 @@
 //! update that moved the row, a row newly inserted), after it is stored, so each fires
 //! once.
 
+use super::emails::{self, render, Line};
 use crate::app::State;
 use crate::db::DbConn;
+use crate::error::AppResult;
 
 /// Who is told: the roles that manage the node and its exports.
 pub const RECIPIENT_ROLES: &[&str] = &[crate::workspaces::ROLE_OWNER, "admin"];
@@ -71,70 +73,37 @@ impl Notice {
         }
     }
 
-    /// Subject and body for a workspace named `ws_name`, whose page is `page`.
-    pub fn compose(&self, ws_name: &str, page: &str) -> (String, String) {
-        let name = super::one_line(ws_name);
+    /// Subject and body for a workspace named `ws_name`, whose page is `page` (the
+    /// templates are in `templates/email/`, see [`super::emails`]).
+    pub fn compose(&self, ws_name: &str, page: &str) -> AppResult<(String, String)> {
+        let (workspace, page) = (Line::from(ws_name), Line::from(page));
         match self {
             Notice::ProvisioningDone {
                 checks_ok: true, ..
-            } => (
-                format!("Outpost: {name} is ready"),
-                format!(
-                    "The node of your workspace {name} is set up and has reported in: \
-                     your agents can answer now.\r\n\r\nOpen the workspace:\r\n{page}\r\n"
-                ),
-            ),
+            } => render(&emails::NodeReady { workspace, page }),
             Notice::ProvisioningDone {
                 checks_ok: false, ..
-            } => (
-                format!("Outpost: {name} is running; a check needs attention"),
-                format!(
-                    "The node of your workspace {name} is set up and has reported in, \
-                     but one of its checks fails. The workspace page says which and why:\
-                     \r\n{page}\r\n"
-                ),
-            ),
-            Notice::ProvisioningFailed { step, code, .. } => (
-                format!("Outpost: setting up {name} failed"),
-                format!(
-                    "Setting up the node of your workspace {name} failed at the step \
-                     \"{step}\" ({code}).\r\n\r\n{}\r\n\r\nThe workspace page shows what \
-                     happened:\r\n{page}\r\n",
-                    crate::provisioning::explain_error(code)
-                ),
-            ),
-            Notice::CustomersWaiting { count, .. } => {
-                let waiting = if *count == 1 {
-                    "A customer is waiting".to_owned()
-                } else {
-                    format!("{count} customers are waiting")
-                };
-                (
-                    format!("Outpost: {waiting} for your team at {name}"),
-                    format!(
-                        "{waiting} for a member of your team at {name}: they asked to talk to a                          person, and your agent has stopped answering them until someone takes                          over.\r\n\r\nOpen the node console from the workspace page and go to                          the Inbox:\r\n{page}\r\n\r\nThe conversations stay on your node:                          this email only counts them.\r\n"
-                    ),
-                )
-            }
+            } => render(&emails::NodeCheckFails { workspace, page }),
+            Notice::ProvisioningFailed { step, code, .. } => render(&emails::NodeFailed {
+                workspace,
+                step: step.into(),
+                code: code.into(),
+                explanation: crate::provisioning::explain_error(code).into(),
+                page,
+            }),
+            Notice::CustomersWaiting { count, .. } => render(&emails::CustomersWaiting {
+                workspace,
+                count: *count,
+                page,
+            }),
             Notice::ExportReady {
                 scope, expires_at, ..
-            } => {
-                let what = if scope == "contact" {
-                    "An export of one contact"
-                } else {
-                    "A whole-workspace export"
-                };
-                let until = fmt_utc(*expires_at);
-                (
-                    format!("Outpost: an export of {name} is ready"),
-                    format!(
-                        "{what} of your workspace {name} is ready on its node until \
-                         {until}.\r\n\r\nDownload it from the node console (Exports); open \
-                         the console from the workspace page:\r\n{page}\r\n\r\nThe download \
-                         link exists only on your node: the control plane never sees it.\r\n"
-                    ),
-                )
-            }
+            } => render(&emails::ExportReady {
+                workspace,
+                contact: scope == "contact",
+                until: fmt_utc(*expires_at).into(),
+                page,
+            }),
         }
     }
 }
@@ -183,72 +152,43 @@ pub enum OwnerNotice {
 }
 
 impl OwnerNotice {
-    /// Subject and body for a workspace named `ws_name`, whose page is `page`.
-    pub fn compose(&self, ws_name: &str, page: &str) -> (String, String) {
-        let name = super::one_line(ws_name);
-        let check = "If you did not expect this, ask the other owners, or contact support.";
+    /// Subject and body for a workspace named `ws_name`, whose page is `page` (the
+    /// templates are in `templates/email/`, see [`super::emails`]).
+    pub fn compose(&self, ws_name: &str, page: &str) -> AppResult<(String, String)> {
+        let (workspace, page) = (Line::from(ws_name), Line::from(page));
         match self {
             OwnerNotice::Cancelled {
                 by,
                 until: Some(until),
                 can_reactivate,
-            } => {
-                let until = fmt_utc(*until);
-                let undo = if *can_reactivate {
-                    format!(" An owner can reactivate the workspace from its page until {until}.")
-                } else {
-                    " Its subscription is cancelled too, so it cannot be reactivated.".into()
-                };
-                (
-                    format!("Outpost: {name} is cancelled"),
-                    format!(
-                        "Your workspace {name} was cancelled by {by}. Its agents have stopped \
-                         answering on every channel.\r\n\r\nIts node stays available for \
-                         exports until {until}, then it is destroyed: its data and encryption \
-                         keys are erased.{undo}\r\n\r\nOpen the node console from the \
-                         workspace page to export your data:\r\n{page}\r\n\r\n{check}\r\n",
-                        by = super::one_line(by),
-                    ),
-                )
-            }
+            } => render(&emails::Cancelled {
+                workspace,
+                by: by.into(),
+                until: fmt_utc(*until).into(),
+                can_reactivate: *can_reactivate,
+                page,
+            }),
             OwnerNotice::Cancelled {
                 by, until: None, ..
-            } => (
-                format!("Outpost: {name} is cancelled"),
-                format!(
-                    "Your workspace {name} was cancelled by {by}. It had no running node, so \
-                     there was nothing to export; a node still being set up is destroyed \
-                     now.\r\n\r\n{page}\r\n\r\n{check}\r\n",
-                    by = super::one_line(by),
-                ),
-            ),
+            } => render(&emails::CancelledNoNode {
+                workspace,
+                by: by.into(),
+                page,
+            }),
             OwnerNotice::Reactivated {
                 by,
                 still_suspended,
-            } => {
-                let now = if *still_suspended {
-                    "It is still suspended for another reason, which the workspace page gives."
-                } else {
-                    "Its agents answer on every channel again."
-                };
-                (
-                    format!("Outpost: {name} is reactivated"),
-                    format!(
-                        "The cancellation of your workspace {name} was undone by {by}: its node \
-                         is kept and will not be destroyed. {now}\r\n\r\n{page}\r\n",
-                        by = super::one_line(by),
-                    ),
-                )
-            }
-            OwnerNotice::Deleted { by } => (
-                format!("Outpost: {name} is deleted"),
-                format!(
-                    "Your workspace {name} was deleted by {by}. Its node is being destroyed: its \
-                     data and encryption keys are erased, and the signed destruction receipt \
-                     will be on the workspace page:\r\n{page}\r\n\r\n{check}\r\n",
-                    by = super::one_line(by),
-                ),
-            ),
+            } => render(&emails::Reactivated {
+                workspace,
+                by: by.into(),
+                still_suspended: *still_suspended,
+                page,
+            }),
+            OwnerNotice::Deleted { by } => render(&emails::Deleted {
+                workspace,
+                by: by.into(),
+                page,
+            }),
         }
     }
 }
@@ -263,7 +203,7 @@ pub fn send_to_owners(
     notice: &OwnerNotice,
 ) -> crate::error::AppResult<()> {
     let page = format!("{}/workspaces/{ws_id}", st.public_url);
-    let (subject, body) = notice.compose(ws_name, &page);
+    let (subject, body) = notice.compose(ws_name, &page)?;
     for to in super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
         super::send_later(
             st,
@@ -285,17 +225,16 @@ pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
         let node_id = n.node_id();
         let r = crate::provisioning::workspace_info(conn, node_id).and_then(|ws| {
             let to = super::addresses_of(conn, &ws.id, n.recipient_roles())?;
-            Ok((ws, to))
+            let page = format!("{}/workspaces/{}", st.public_url, ws.id);
+            Ok((to, n.compose(&ws.name, &page)?))
         });
-        let (ws, recipients) = match r {
+        let (recipients, (subject, body)) = match r {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(node = node_id, error = %e, "notification not sent: lookup failed");
                 continue;
             }
         };
-        let page = format!("{}/workspaces/{}", st.public_url, ws.id);
-        let (subject, body) = n.compose(&ws.name, &page);
         for to in recipients {
             super::send_later(
                 st,
@@ -311,6 +250,8 @@ pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const PAGE: &str = "https://cp.test/workspaces/ws-1";
@@ -342,7 +283,7 @@ mod tests {
             },
         ];
         for n in &notices {
-            let (subject, body) = n.compose("Acme Dental", PAGE);
+            let (subject, body) = n.compose("Acme Dental", PAGE).unwrap();
             assert!(subject.starts_with("Outpost: ") && subject.contains("Acme Dental"));
             assert!(body.contains(PAGE), "{body}");
             // One link, the workspace page: nothing that signs in, downloads or names a
@@ -350,12 +291,12 @@ mod tests {
             assert_eq!(body.matches("://").count(), 1, "{body}");
             assert!(!body.contains("token") && !body.contains("sig="), "{body}");
         }
-        let (_, failed) = notices[2].compose("Acme Dental", PAGE);
+        let (_, failed) = notices[2].compose("Acme Dental", PAGE).unwrap();
         assert!(failed.contains("never enrolled"), "{failed}");
-        let (_, export) = notices[3].compose("Acme Dental", PAGE);
+        let (_, export) = notices[3].compose("Acme Dental", PAGE).unwrap();
         assert!(export.contains("An export of one contact"), "{export}");
         assert!(export.contains("2026-11-18 11:06 UTC"), "{export}");
-        let (subject, waiting) = notices[4].compose("Acme Dental", PAGE);
+        let (subject, waiting) = notices[4].compose("Acme Dental", PAGE).unwrap();
         assert_eq!(
             subject,
             "Outpost: 2 customers are waiting for your team at Acme Dental"
@@ -398,7 +339,7 @@ mod tests {
             OwnerNotice::Deleted { by },
         ];
         for n in &notices {
-            let (subject, body) = n.compose("Acme Dental", PAGE);
+            let (subject, body) = n.compose("Acme Dental", PAGE).unwrap();
             assert!(subject.starts_with("Outpost: Acme Dental is "), "{subject}");
             assert!(
                 body.contains(PAGE) && body.contains("alice@acme.test"),
@@ -407,17 +348,19 @@ mod tests {
             assert_eq!(body.matches("://").count(), 1, "{body}");
             assert!(!body.contains("token") && !body.contains("sig="), "{body}");
         }
-        let (_, cancelled) = notices[0].compose("Acme Dental", PAGE);
+        let (_, cancelled) = notices[0].compose("Acme Dental", PAGE).unwrap();
         assert!(
             cancelled.contains("until 2026-11-18 11:06 UTC"),
             "{cancelled}"
         );
         assert!(cancelled.contains("can reactivate"), "{cancelled}");
-        let (_, paid) = notices[1].compose("Acme Dental", PAGE);
+        let (_, paid) = notices[1].compose("Acme Dental", PAGE).unwrap();
         assert!(paid.contains("cannot be reactivated"), "{paid}");
-        let (_, still) = notices[4].compose("Acme Dental", PAGE);
+        let (_, still) = notices[4].compose("Acme Dental", PAGE).unwrap();
         assert!(still.contains("still suspended"), "{still}");
-        let (subject, _) = notices[5].compose("Acme\r\nBcc: x@evil.test", PAGE);
+        let (subject, _) = notices[5]
+            .compose("Acme\r\nBcc: x@evil.test", PAGE)
+            .unwrap();
         assert!(!subject.contains('\r') && !subject.contains('\n'));
     }
 
@@ -427,7 +370,8 @@ mod tests {
             node_id: "n".into(),
             checks_ok: true,
         }
-        .compose("Acme\r\nBcc: x@evil.test", PAGE);
+        .compose("Acme\r\nBcc: x@evil.test", PAGE)
+        .unwrap();
         assert!(!subject.contains('\r') && !subject.contains('\n'));
     }
 }

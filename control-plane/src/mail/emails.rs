@@ -1,0 +1,541 @@
+//! Every email the control plane sends, one askama template each in
+//! `control-plane/templates/email/` (its `README.md` gives the convention): the wording
+//! lives in the template, the struct here says which values it gets, and [`render`] turns
+//! it into a subject and a body.
+//!
+//! A template file is the message as it reads: the first line is the subject, then a
+//! blank line, then the body, one line per line of the email (a paragraph is one line).
+//! The files use `\n`; [`render`] sends each line ending as `\r\n` and ends the body with
+//! one. They are `.txt`, so askama escapes nothing: a `<` in a workspace name stays a `<`
+//! in a plain-text email.
+//!
+//! Every text value is a [`Line`], whose control characters (line breaks included) are
+//! spaces, so a workspace name, an email address or an operator's reason cannot start a
+//! header or a paragraph; [`render`] also makes the subject one line whatever the template
+//! says.
+//!
+//! Emails carry links and metadata only: never message content, a contact identifier (of
+//! the customer's own customers) or a secret. The one link in each is the workspace page,
+//! its Billing page, or a single-use sign-in or invitation link.
+
+use std::fmt;
+
+use askama::Template;
+
+use crate::error::{AppError, AppResult};
+
+/// A text value shown in an email, on one line: control characters become spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Line(String);
+
+impl From<&str> for Line {
+    fn from(s: &str) -> Self {
+        Line(super::one_line(s))
+    }
+}
+
+impl From<&String> for Line {
+    fn from(s: &String) -> Self {
+        s.as_str().into()
+    }
+}
+
+impl From<String> for Line {
+    fn from(s: String) -> Self {
+        s.as_str().into()
+    }
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Subject and body of `email`: the template's first line (kept to one line) and the lines
+/// after the blank line that follows it, each ended with `\r\n`.
+pub fn render<T: Template>(email: &T) -> AppResult<(String, String)> {
+    let text = email
+        .render()
+        .map_err(|e| AppError::internal(anyhow::Error::new(e).context("email template")))?;
+    let mut lines = text.lines();
+    let subject = super::one_line(lines.next().unwrap_or_default());
+    let mut body: Vec<&str> = lines.skip_while(|l| l.is_empty()).collect();
+    while body.last().is_some_and(|l| l.is_empty()) {
+        body.pop();
+    }
+    let mut out = body.join("\r\n");
+    out.push_str("\r\n");
+    Ok((subject, out))
+}
+
+/// Renders `email` once and sends it to each of `recipients` in the background
+/// ([`super::send_later`]).
+pub fn send_later<T: Template>(
+    st: &crate::app::State,
+    recipients: Vec<String>,
+    email: &T,
+) -> AppResult<()> {
+    let (subject, body) = render(email)?;
+    for to in recipients {
+        super::send_later(
+            st,
+            super::Email {
+                to,
+                subject: subject.clone(),
+                body: body.clone(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The magic sign-in link (`accounts`).
+#[derive(Template)]
+#[template(path = "email/sign_in.txt")]
+pub struct SignIn {
+    /// The single-use link.
+    pub link: Line,
+}
+
+/// An invitation to join a workspace (`members`).
+#[derive(Template)]
+#[template(path = "email/invitation.txt")]
+pub struct Invitation {
+    /// The inviting member's email address.
+    pub inviter: Line,
+    /// Workspace name.
+    pub workspace: Line,
+    /// The role offered: `owner`, `admin` or `member`.
+    pub role: Line,
+    /// The single-use acceptance link.
+    pub link: Line,
+}
+
+/// The workspace is suspended (`suspension`), to its owners.
+#[derive(Template)]
+#[template(path = "email/suspended.txt")]
+pub struct Suspended {
+    /// Workspace name.
+    pub workspace: Line,
+    /// Why, as the workspace page says it (an operator's reason, or payment).
+    pub why: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// The last cause of a suspension is lifted (`suspension`), to its owners.
+#[derive(Template)]
+#[template(path = "email/resumed.txt")]
+pub struct Resumed {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// A first failed payment (`billing::webhook`), to the owners.
+#[derive(Template)]
+#[template(path = "email/payment_failed.txt")]
+pub struct PaymentFailed {
+    /// Workspace name.
+    pub workspace: Line,
+    /// Amount due, formatted (`12.50 EUR`).
+    pub amount: Line,
+    /// The invoice number, when Stripe gave one.
+    pub invoice: Option<Line>,
+    /// When the workspace is suspended if still unpaid, formatted.
+    pub until: Line,
+    /// The workspace's Billing page.
+    pub billing_page: Line,
+}
+
+/// Outpost staff deleted the workspace (`operator`), to its owners.
+#[derive(Template)]
+#[template(path = "email/deleted_by_staff.txt")]
+pub struct DeletedByStaff {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The operator's reason.
+    pub reason: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// The node reported in and every check passes (`notices::Notice::ProvisioningDone`).
+#[derive(Template)]
+#[template(path = "email/node_ready.txt")]
+pub struct NodeReady {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// The node reported in but a check fails (`notices::Notice::ProvisioningDone`).
+#[derive(Template)]
+#[template(path = "email/node_check_fails.txt")]
+pub struct NodeCheckFails {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// Setting up the node failed (`notices::Notice::ProvisioningFailed`).
+#[derive(Template)]
+#[template(path = "email/node_failed.txt")]
+pub struct NodeFailed {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The step that failed.
+    pub step: Line,
+    /// Stable error code.
+    pub code: Line,
+    /// The code in plain words (`provisioning::explain_error`).
+    pub explanation: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// Customers wait for a person (`notices::Notice::CustomersWaiting`).
+#[derive(Template)]
+#[template(path = "email/customers_waiting.txt")]
+pub struct CustomersWaiting {
+    /// Workspace name.
+    pub workspace: Line,
+    /// How many wait.
+    pub count: i64,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// An export is ready on the node (`notices::Notice::ExportReady`).
+#[derive(Template)]
+#[template(path = "email/export_ready.txt")]
+pub struct ExportReady {
+    /// Workspace name.
+    pub workspace: Line,
+    /// An export of one contact (otherwise of the whole workspace).
+    pub contact: bool,
+    /// When the node deletes it, formatted.
+    pub until: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// An owner cancelled the workspace; its node is kept for exports
+/// (`notices::OwnerNotice::Cancelled`).
+#[derive(Template)]
+#[template(path = "email/cancelled.txt")]
+pub struct Cancelled {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who cancelled.
+    pub by: Line,
+    /// End of the export window, formatted.
+    pub until: Line,
+    /// Whether an owner can still reactivate it.
+    pub can_reactivate: bool,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// An owner cancelled a workspace that had no running node
+/// (`notices::OwnerNotice::Cancelled`).
+#[derive(Template)]
+#[template(path = "email/cancelled_no_node.txt")]
+pub struct CancelledNoNode {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who cancelled.
+    pub by: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// An owner undid the cancellation (`notices::OwnerNotice::Reactivated`).
+#[derive(Template)]
+#[template(path = "email/reactivated.txt")]
+pub struct Reactivated {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who reactivated it.
+    pub by: Line,
+    /// Another cause still keeps it suspended.
+    pub still_suspended: bool,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// An owner deleted the workspace (`notices::OwnerNotice::Deleted`).
+#[derive(Template)]
+#[template(path = "email/deleted.txt")]
+pub struct Deleted {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who deleted it.
+    pub by: Line,
+    /// The workspace page.
+    pub page: Line,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const PAGE: &str = "https://cp.test/workspaces/ws-1";
+    const SIGN_IN: &str = "https://cp.test/auth/verify?token=T0KEN";
+    const INVITE: &str = "https://cp.test/invitations/accept?token=T0KEN";
+    const BILLING: &str = "https://cp.test/workspaces/ws-1/billing";
+
+    /// Every email, by template file, rendered for a workspace named `name` (and an
+    /// operator's reason and a member's address that are `name` too), with the one link it
+    /// must carry.
+    fn every_email(name: &str) -> Vec<(&'static str, (String, String), &'static str)> {
+        let l = |s: &str| Line::from(s);
+        let r = |t: AppResult<(String, String)>| t.unwrap();
+        vec![
+            ("sign_in", r(render(&SignIn { link: l(SIGN_IN) })), SIGN_IN),
+            (
+                "invitation",
+                r(render(&Invitation {
+                    inviter: l(name),
+                    workspace: l(name),
+                    role: l("admin"),
+                    link: l(INVITE),
+                })),
+                INVITE,
+            ),
+            (
+                "suspended",
+                r(render(&Suspended {
+                    workspace: l(name),
+                    why: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "resumed",
+                r(render(&Resumed {
+                    workspace: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "payment_failed",
+                r(render(&PaymentFailed {
+                    workspace: l(name),
+                    amount: l("12.50 EUR"),
+                    invoice: Some(l(name)),
+                    until: l("18 Nov 2026, 11:06 UTC"),
+                    billing_page: l(BILLING),
+                })),
+                BILLING,
+            ),
+            (
+                "deleted_by_staff",
+                r(render(&DeletedByStaff {
+                    workspace: l(name),
+                    reason: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "node_ready",
+                r(render(&NodeReady {
+                    workspace: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "node_check_fails",
+                r(render(&NodeCheckFails {
+                    workspace: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "node_failed",
+                r(render(&NodeFailed {
+                    workspace: l(name),
+                    step: l("booting"),
+                    code: l("enroll_timeout"),
+                    explanation: l(crate::provisioning::explain_error("enroll_timeout")),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "customers_waiting",
+                r(render(&CustomersWaiting {
+                    workspace: l(name),
+                    count: 1,
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "export_ready",
+                r(render(&ExportReady {
+                    workspace: l(name),
+                    contact: false,
+                    until: l("2026-11-18 11:06 UTC"),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "cancelled",
+                r(render(&Cancelled {
+                    workspace: l(name),
+                    by: l(name),
+                    until: l("2026-11-18 11:06 UTC"),
+                    can_reactivate: true,
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "cancelled_no_node",
+                r(render(&CancelledNoNode {
+                    workspace: l(name),
+                    by: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "reactivated",
+                r(render(&Reactivated {
+                    workspace: l(name),
+                    by: l(name),
+                    still_suspended: false,
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "deleted",
+                r(render(&Deleted {
+                    workspace: l(name),
+                    by: l(name),
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_template_renders_a_one_line_subject_and_a_crlf_body_with_its_one_link() {
+        for (file, (subject, body), link) in every_email("Acme <Dental> & Co") {
+            assert!(!subject.is_empty() && subject.contains("Outpost"), "{file}");
+            if file != "sign_in" {
+                assert!(subject.contains("Acme <Dental> & Co"), "{file}: {subject}");
+            }
+            for text in [&subject, &body] {
+                assert!(
+                    !text.contains("{{") && !text.contains("{%"),
+                    "{file}: {text}"
+                );
+                assert!(!text.contains("&lt;") && !text.contains("&amp;"), "{file}");
+                assert!(!text.contains("  "), "{file}: a double space: {text:?}");
+            }
+            assert!(body.contains("Acme <Dental> & Co") || file == "sign_in");
+            // Lines end with CRLF, the last one too; paragraphs are one blank line apart.
+            assert!(
+                body.ends_with("\r\n") && !body.ends_with("\r\n\r\n"),
+                "{file}"
+            );
+            assert!(!body.replace("\r\n", "").contains(['\r', '\n']), "{file}");
+            assert!(!body.contains("\r\n\r\n\r\n"), "{file}");
+            // The link, on a line of its own, and no other link.
+            assert!(body.split("\r\n").any(|l| l == link), "{file}: {body}");
+            assert_eq!(body.matches("://").count(), 1, "{file}: {body}");
+        }
+    }
+
+    #[test]
+    fn a_value_with_line_breaks_cannot_add_a_header_or_a_line() {
+        let hostile = "Acme\r\nBcc: eve@evil.test\n\nDear";
+        for (file, (subject, body), _) in every_email(hostile) {
+            assert!(!subject.contains(['\r', '\n']), "{file}: {subject:?}");
+            assert!(
+                !body.contains("\r\nBcc:") && !body.contains("\r\nDear"),
+                "{file}: {body:?}"
+            );
+        }
+        // A value never holds a line break of its own.
+        assert!(!Line::from(hostile).to_string().contains(['\r', '\n']));
+    }
+
+    #[test]
+    fn the_table_holds_every_template_file() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/email");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|f| f.strip_suffix(".txt").map(str::to_owned))
+            .collect();
+        files.sort();
+        let mut table: Vec<&str> = every_email("Acme").into_iter().map(|e| e.0).collect();
+        table.sort();
+        assert_eq!(files, table);
+        for f in &files {
+            let src = std::fs::read_to_string(dir.join(format!("{f}.txt"))).unwrap();
+            assert!(
+                !src.contains('\r'),
+                "{f}.txt: write \\n, render sends \\r\\n"
+            );
+            let mut lines = src.lines();
+            assert!(lines.next().is_some_and(|s| !s.is_empty()), "{f}: subject");
+            assert_eq!(
+                lines.next(),
+                Some(""),
+                "{f}.txt: a blank line after the subject"
+            );
+        }
+    }
+
+    #[test]
+    fn wording_that_depends_on_the_values() {
+        let l = |s: &str| Line::from(s);
+        let waiting = |count| {
+            render(&CustomersWaiting {
+                workspace: l("Acme"),
+                count,
+                page: l(PAGE),
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            waiting(1).0,
+            "Outpost: A customer is waiting for your team at Acme"
+        );
+        assert_eq!(
+            waiting(3).0,
+            "Outpost: 3 customers are waiting for your team at Acme"
+        );
+        let failed = |invoice: Option<Line>| {
+            render(&PaymentFailed {
+                workspace: l("Acme"),
+                amount: l("12.50 EUR"),
+                invoice,
+                until: l("then"),
+                billing_page: l(BILLING),
+            })
+            .unwrap()
+            .1
+        };
+        assert!(failed(Some(l("INV-7"))).contains("12.50 EUR for INV-7 of"));
+        assert!(failed(None).contains("12.50 EUR for your latest invoice of"));
+    }
+}
