@@ -1,9 +1,11 @@
 //! Small file-system helpers: private atomic writes, secure deletion, directory size.
 //!
 //! Every file the node writes holds either a secret or something it must not lose, so
-//! writes go to a temporary file (mode 0600), are fsynced, renamed over the target and
-//! the directory is fsynced: a crash leaves either the old or the new content.
+//! writes go through [`write_private`] (shared with the control plane): a temporary file
+//! (mode 0600), fsynced, renamed over the target, the directory fsynced. A crash leaves
+//! either the old or the new content.
 
+pub use outpost_common::fs::{sync_parent, write_private};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -13,28 +15,6 @@ use std::path::Path;
 pub fn prepare_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-}
-
-/// Writes `bytes` to `path` atomically with mode 0600.
-pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path without file name"))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // A pre-existing temp file keeps its old mode; make sure it is private.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    sync_parent(path)
 }
 
 /// Creates an empty private file (0600) if it does not exist, so that programs that
@@ -47,14 +27,6 @@ pub fn touch_private(path: &Path) -> io::Result<()> {
         .mode(0o600)
         .open(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-}
-
-/// Fsyncs the directory holding `path`, so a rename or unlink is durable.
-pub fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => fs::File::open(dir)?.sync_all(),
-        _ => Ok(()),
-    }
 }
 
 /// Overwrites a file with zeros, fsyncs it, then unlinks it. On SSDs and copy-on-write
@@ -99,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_writes_are_0600_and_replace_atomically() {
+    fn sizes_private_files_and_deletes_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("secret");
         write_private(&p, b"one").expect("write");

@@ -7,6 +7,8 @@ use crate::mail::Mailer;
 use crate::provisioning::{self, Provisioner};
 use crate::{accounts, agents, fleet, mydata, secrets, web, workspaces};
 use actix_web::{middleware, web as aw, App, HttpServer};
+use outpost_common::fs::write_private;
+use outpost_common::rate_limit::KeyedLimiter;
 use outpost_crypto::CapabilitySigner;
 use outpost_pki::CertificateAuthority;
 use std::net::TcpListener;
@@ -34,10 +36,10 @@ pub struct AppState {
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.
     pub command_notify: fleet::CommandNotify,
-    /// Caps CSR signing (DESIGN §6: 50/s).
-    pub csr_limiter: fleet::RateLimiter,
+    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`fleet::CSR_LIMIT_KEY`].
+    pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.
-    pub api_limiter: agent_node::widget::limits::KeyedLimiter,
+    pub api_limiter: KeyedLimiter,
     /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
     pub fingerprint_key: Vec<u8>,
     /// Client for validating secrets with their providers (rustls + ring, public roots).
@@ -49,20 +51,9 @@ pub struct AppState {
 /// Shared state handle.
 pub type State = aw::Data<AppState>;
 
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
-}
+/// The CP's `User-Agent` on every outbound request (mail APIs, Stripe, OAuth providers,
+/// secret validation).
+pub const USER_AGENT: &str = concat!("outpost-control-plane/", env!("CARGO_PKG_VERSION"));
 
 fn load_or_create_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
     let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
@@ -157,10 +148,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let (chain, key) = ca.issue_server_cert(&names)?;
     let tls = outpost_pki::gateway_server_config(ca.cert_pem(), chain, key)?;
 
-    let http = agent_node::llm::http_client(&agent_node::llm::Timeouts {
-        connect: std::time::Duration::from_secs(5),
-        ..Default::default()
-    })?;
+    let http = outpost_common::http::client(USER_AGENT, std::time::Duration::from_secs(5))?;
     let mailer = Mailer::from_config(&config.mail, &config.data_dir, http.clone(), &public_url)?;
     let provisioner = Provisioner::local(&config)?;
     let backend = if db::is_postgres(&config.database_url) {
@@ -181,9 +169,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         provisioner,
         started_at: db::now(),
         command_notify: fleet::CommandNotify::default(),
-        csr_limiter: fleet::RateLimiter::new(50),
+        csr_limiter: KeyedLimiter::new(50, 50 * 60),
         fingerprint_key,
-        api_limiter: agent_node::widget::limits::KeyedLimiter::new(60, 120),
+        api_limiter: KeyedLimiter::new(60, 120),
         http,
     });
 

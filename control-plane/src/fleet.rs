@@ -60,35 +60,9 @@ impl CommandNotify {
     }
 }
 
-/// A token bucket (DESIGN §6 caps CSR signing at 50/s).
-pub struct RateLimiter {
-    per_sec: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    /// A bucket refilling `per_sec` tokens a second, holding at most `per_sec`.
-    pub fn new(per_sec: u32) -> Self {
-        Self {
-            per_sec: f64::from(per_sec),
-            state: Mutex::new((f64::from(per_sec), Instant::now())),
-        }
-    }
-
-    /// Takes a token if one is available.
-    pub fn try_acquire(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.per_sec).min(self.per_sec);
-        s.1 = now;
-        if s.0 >= 1.0 {
-            s.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
+/// renewal) at 50/s for all nodes together, not per node.
+pub const CSR_LIMIT_KEY: &str = "csr";
 
 /// An authenticated node: its certificate chained to our CA (checked by rustls), its
 /// serial is current or a still-valid previous one, not revoked, and the node is not
@@ -174,7 +148,7 @@ async fn enroll(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     let ip = crate::accounts::client_ip(&req);
-    if !state.csr_limiter.try_acquire() {
+    if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
         return Err(AppError::RateLimited(1));
     }
     let st = state.clone();
@@ -819,7 +793,7 @@ async fn renew(
     node: NodeIdentity,
     body: web::Json<RenewRequest>,
 ) -> AppResult<HttpResponse> {
-    if !state.csr_limiter.try_acquire() {
+    if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
         return Err(AppError::RateLimited(1));
     }
     let issued = state

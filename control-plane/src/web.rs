@@ -17,13 +17,13 @@ pub const CSP: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                        object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Security headers for every UI/API response.
+/// Security headers for every UI/API response: the set the node console sends too
+/// ([`outpost_common::headers`]) with the CP's [`CSP`]. `Cache-Control: no-store` is set
+/// per page ([`html_with`]), so static assets stay cacheable.
 pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((header::CONTENT_SECURITY_POLICY, CSP))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "same-origin"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
+    outpost_common::headers::security_headers(CSP)
+        .into_iter()
+        .fold(DefaultHeaders::new(), DefaultHeaders::add)
 }
 
 /// JSON extractor limits and error mapping (400 `malformed_json`, 413).

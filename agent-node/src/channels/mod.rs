@@ -575,27 +575,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// the hash is kept for deduplication.
 fn hash_id(channel: &str, id: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, format!("{channel}\n{id}").as_bytes());
-    to_hex(d.as_ref())
-}
-
-/// Lowercase hex.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// Parses hex (either case); `None` when malformed.
-pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
+    outpost_common::hex(d.as_ref())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -735,13 +715,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_round_trips_and_health_reports_codes() {
-        assert_eq!(
-            from_hex(&to_hex(&[0, 1, 254, 255])),
-            Some(vec![0, 1, 254, 255])
-        );
-        assert_eq!(from_hex("zz"), None);
-        assert_eq!(from_hex("abc"), None);
+    fn health_reports_codes() {
         let h = ChannelHealth::default();
         assert!(h.checks().is_empty());
         h.record_error(WHATSAPP, "outside_24h_window");

@@ -105,7 +105,7 @@ impl Channels {
     /// characters), so it changes with the token and dies with the master key.
     pub fn telegram_webhook_secret(&self, token: &Secret) -> String {
         let key = self.master.derive("telegram-webhook-secret");
-        super::to_hex(&outpost_crypto::hmac_sign(
+        outpost_common::hex(&outpost_crypto::hmac_sign(
             key.as_ref(),
             token.expose().as_bytes(),
         ))

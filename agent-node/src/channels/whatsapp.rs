@@ -8,7 +8,7 @@
 //! message; templates are not supported yet, so later replies are not sent and the
 //! conversation says so.
 
-use super::{from_hex, Channels, SendError, WHATSAPP};
+use super::{Channels, SendError, WHATSAPP};
 use crate::secrets::SecretKind;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -299,7 +299,7 @@ pub(super) async fn webhook(
         .get("X-Hub-Signature-256")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("sha256="))
-        .and_then(from_hex);
+        .and_then(outpost_common::hex::decode);
     let valid = tag.is_some_and(|tag| {
         outpost_crypto::hmac_verify(secret.expose().as_bytes(), &body, &tag).is_ok()
     });
@@ -326,7 +326,7 @@ pub(super) async fn webhook(
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{contains, deliver_until, kit, Kit};
-    use super::super::{routes, to_hex, ChannelUrls};
+    use super::super::{routes, ChannelUrls};
     use super::*;
     use crate::content::Author;
     use actix_web::test as at;
@@ -373,7 +373,7 @@ mod tests {
     fn sign(body: &str) -> String {
         format!(
             "sha256={}",
-            to_hex(&outpost_crypto::hmac_sign(
+            outpost_common::hex(&outpost_crypto::hmac_sign(
                 APP_SECRET.as_bytes(),
                 body.as_bytes()
             ))
@@ -541,7 +541,7 @@ mod tests {
         let body = text_message("wamid.BAD", "Hello");
         let wrong = format!(
             "sha256={}",
-            to_hex(&outpost_crypto::hmac_sign(
+            outpost_common::hex(&outpost_crypto::hmac_sign(
                 b"another secret",
                 body.as_bytes()
             ))

@@ -102,21 +102,20 @@ fn origin_of(url: &str) -> String {
     format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
-/// Headers on every response: no script from anywhere, no framing, no referrer to other
-/// sites (URLs may carry one-time tokens), nothing cached by default (pages show customer
-/// data). `same-origin` rather than `no-referrer`: with `no-referrer` browsers send
-/// `Origin: null` on the console's own form posts, which a browser without
-/// `Sec-Fetch-Site` would then have refused (`session::same_origin`). Pages whose URL
-/// carries a token (the sign-in handoff, export links) still send `no-referrer`.
+/// Content-Security-Policy of every console page: nothing from other origins, no inline
+/// script, no framing, forms post only to the console.
+pub const CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// Headers on every response: the set both servers share ([`outpost_common::headers`]:
+/// no sniffing, no framing, `Referrer-Policy: same-origin`, which `session::same_origin`
+/// relies on) with the console's [`CSP`], and nothing cached by default (pages show
+/// customer data; the CP sets `no-store` per page instead). Pages whose URL carries a
+/// token (the sign-in handoff, export links) still send `no-referrer`.
 pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "same-origin"))
+    outpost_common::headers::security_headers(CSP)
+        .into_iter()
+        .fold(DefaultHeaders::new(), DefaultHeaders::add)
         .add(("Cache-Control", "no-store"))
 }
 

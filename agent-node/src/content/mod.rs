@@ -176,6 +176,7 @@ pub use model::*;
 
 use crate::keys::MasterKey;
 use crate::store::{self, Store, StoreError};
+use outpost_common::hex;
 use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -238,10 +239,6 @@ impl std::fmt::Debug for Content {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Content(***)")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn key_aad(contact_id: &str, kek_id: i64) -> Vec<u8> {

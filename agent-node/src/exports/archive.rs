@@ -4,6 +4,7 @@
 //! the deflate window and one page of rows.
 
 use anyhow::Context as _;
+use outpost_common::hex;
 use serde::Serialize;
 use std::io::{self, Write};
 use zip::write::{SimpleFileOptions, StreamWriter};
@@ -53,15 +54,6 @@ impl<W: Write> Write for Hashing<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// One file of the archive as the manifest lists it.

@@ -1,6 +1,7 @@
-use super::archive::{hex, ManifestFile, MANIFEST};
+use super::archive::{ManifestFile, MANIFEST};
 use super::*;
 use crate::content::{Author, Content, Inbound};
+use outpost_common::hex;
 use std::io::Read as _;
 
 pub(crate) struct Fx {

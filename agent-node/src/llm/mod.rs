@@ -226,22 +226,13 @@ pub struct Providers {
     timeouts: Timeouts,
 }
 
-/// Builds the HTTP client for providers: rustls with ring and the Mozilla roots.
+/// The node's `User-Agent` on every outbound request (providers, channels).
+pub const USER_AGENT: &str = concat!("outpost-node/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the node's HTTP client (rustls with ring and the Mozilla roots; see
+/// [`outpost_common::http::client`]) with the connect timeout of `timeouts`.
 pub fn http_client(timeouts: &Timeouts) -> anyhow::Result<reqwest::Client> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .connect_timeout(timeouts.connect)
-        .user_agent(concat!("outpost-node/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+    Ok(outpost_common::http::client(USER_AGENT, timeouts.connect)?)
 }
 
 impl Providers {

@@ -14,7 +14,6 @@
 //! node's own console) is refused with 403 and gets no CORS headers. Visitors are rate
 //! limited (per visitor token and per client address).
 
-pub mod limits;
 pub mod refused;
 
 use crate::agent::{Outcome, Runtime};
@@ -22,7 +21,7 @@ use crate::content::{Author, ContentError, Message};
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
-use limits::KeyedLimiter;
+use outpost_common::rate_limit::KeyedLimiter;
 use outpost_protocol::AgentConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -36,24 +36,11 @@ impl SignatureError {
     }
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The `v1` value Stripe would send for `payload` at time `t` (tests and fakes sign with it).
 pub fn sign(secret: &[u8], t: i64, payload: &[u8]) -> String {
     let mut msg = format!("{t}.").into_bytes();
     msg.extend_from_slice(payload);
-    outpost_crypto::hmac_sign(secret, &msg)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    outpost_common::hex(&outpost_crypto::hmac_sign(secret, &msg))
 }
 
 /// Checks a `Stripe-Signature` header against the raw request body. Returns the signed
@@ -90,7 +77,7 @@ pub fn verify(
     // Every candidate is compared (no early exit), so timing does not tell which matched.
     let matched = v1
         .iter()
-        .filter_map(|v| hex_decode(v))
+        .filter_map(|v| outpost_common::hex::decode(v))
         .fold(false, |ok, got| outpost_crypto::ct_eq(&got, &expected) | ok);
     if !matched {
         return Err(SignatureError::Mismatch);

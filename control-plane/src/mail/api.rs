@@ -200,7 +200,8 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn client() -> reqwest::Client {
-        agent_node::llm::http_client(&agent_node::llm::Timeouts::default()).unwrap()
+        outpost_common::http::client(crate::app::USER_AGENT, std::time::Duration::from_secs(5))
+            .unwrap()
     }
 
     fn email() -> Email {

@@ -4,6 +4,7 @@
 //!
 //! <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>
 
+use outpost_common::hex;
 use ring::{digest, hmac};
 
 /// What is signed.
@@ -44,14 +45,6 @@ pub fn amz_date(t: time::OffsetDateTime) -> String {
         t.minute(),
         t.second()
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Lowercase hex SHA-256.

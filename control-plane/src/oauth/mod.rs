@@ -29,8 +29,8 @@ use crate::error::{AppError, PageResult};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use agent_node::widget::limits::KeyedLimiter;
 use askama::Template;
+use outpost_common::rate_limit::KeyedLimiter;
 use serde::Deserialize;
 
 /// Cookie binding a started sign-in to this browser.

@@ -8,11 +8,12 @@
 
 use super::jobs::StepError;
 use super::{event, state, transition};
-use crate::app::{write_private, State};
+use crate::app::State;
 use crate::db::{self, DbConn};
 use crate::error::AppResult;
 use crate::schema::{bootstrap_tokens, nodes};
 use diesel::prelude::*;
+use outpost_common::fs::write_private;
 use outpost_protocol::{BootstrapBundle, NodeId};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -332,7 +333,7 @@ fn write_bootstrap(
         .map_err(|e| crate::error::AppError::internal(e.into()))?;
     std::fs::create_dir_all(data_dir).map_err(|e| crate::error::AppError::internal(e.into()))?;
     write_private(&data_dir.join("bootstrap.json"), &json)
-        .map_err(crate::error::AppError::internal)?;
+        .map_err(|e| crate::error::AppError::internal(e.into()))?;
     Ok(())
 }
 

@@ -67,11 +67,7 @@ pub fn random_token() -> String {
 
 /// SHA-256 of a token, hex: the only form in which tokens are stored.
 pub fn token_hash(token: &str) -> String {
-    hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    outpost_common::hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
 }
 
 /// Constant-time equality of two byte strings.
@@ -173,11 +169,7 @@ pub fn generate_age_identity() -> (Secret, String) {
 /// The keyed fingerprint of a secret, as the CP and the node show it: the first 12 hex
 /// characters of `HMAC-SHA256(key, value)`. Identifies a key without revealing it.
 pub fn secret_fingerprint(key: &[u8], value: &Secret) -> String {
-    hmac_sign(key, value.expose().as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    outpost_common::hex(&hmac_sign(key, value.expose().as_bytes())[..6])
 }
 
 /// Seals `plaintext` to a node's age recipient (`age1…`): only the holder of the matching

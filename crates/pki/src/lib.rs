@@ -5,6 +5,7 @@
 //! provider explicitly ([`provider`]); nothing relies on a process-wide default provider,
 //! so aws-lc-rs never enters the build.
 
+use outpost_common::hex;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
@@ -83,11 +84,6 @@ fn random_serial() -> (SerialNumber, String) {
     bytes[0] &= 0x7f; // positive INTEGER
     bytes[0] |= 0x01; // no leading zero byte, so the DER encoding keeps all 16 bytes
     (SerialNumber::from_slice(&bytes), hex(&bytes))
-}
-
-/// Lower-case hex encoding.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 of `data`, hex.

@@ -1,6 +1,8 @@
-//! Per-key token buckets (per visitor, per client address) for the widget API. In
-//! process memory: one node serves one workspace, so there is no second replica to share
-//! with, and a restart merely refills the buckets.
+//! Per-key token buckets: per visitor and per client address on the node's widget API,
+//! per API token and per client address on the control plane, and one bucket for all CSR
+//! signing (a single fixed key). In process memory: a node serves one workspace, a
+//! restart merely refills the buckets, and a limit meant to hold across several CP
+//! replicas would need shared state this type does not have.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

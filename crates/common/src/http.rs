@@ -1,0 +1,48 @@
+//! The outbound HTTP client: LLM providers and channels on the node; mail APIs, Stripe,
+//! OAuth providers and secret validation on the control plane.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// reqwest refused the settings.
+    #[error("HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// An HTTP client over rustls with the **ring** provider (given explicitly: nothing relies
+/// on a process-wide default, so aws-lc-rs never enters the build) and the Mozilla roots
+/// from `webpki-roots` (no dependence on the machine's certificate store). `user_agent`
+/// names the calling program; `connect` bounds TCP + TLS connection set-up. Per-request
+/// timeouts are the caller's.
+pub fn client(user_agent: &str, connect: Duration) -> Result<reqwest::Client, ClientError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(connect)
+        .user_agent(user_agent)
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_with_the_ring_provider() {
+        assert!(client("outpost-test/0", Duration::from_secs(5)).is_ok());
+    }
+}
