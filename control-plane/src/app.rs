@@ -250,10 +250,10 @@ pub fn create_token_cli(config: &Config, email: &str, name: &str) -> anyhow::Res
     std::fs::create_dir_all(&config.data_dir)?;
     let pool = db::connect(&config.database_url)?;
     let mut conn = pool.get()?;
-    let email = accounts::normalize_email(email).map_err(|e| anyhow::anyhow!(e.message()))?;
+    let email = accounts::normalize_email(email).map_err(crate::error::AppError::into_anyhow)?;
     let user = accounts::find_or_create_user(&mut conn, &email)
-        .map_err(|e| anyhow::anyhow!(e.message()))?;
-    accounts::create_api_token(&mut conn, &user, name).map_err(|e| anyhow::anyhow!(e.message()))
+        .map_err(crate::error::AppError::into_anyhow)?;
+    accounts::create_api_token(&mut conn, &user, name).map_err(crate::error::AppError::into_anyhow)
 }
 
 /// `control-plane audit verify`: walks the hash chain. `Ok(Ok(events))` when intact,
@@ -261,8 +261,8 @@ pub fn create_token_cli(config: &Config, email: &str, name: &str) -> anyhow::Res
 pub fn audit_verify_cli(config: &Config) -> anyhow::Result<Result<i64, String>> {
     let pool = db::connect(&config.database_url)?;
     let mut conn = pool.get()?;
-    let total = crate::audit::count(&mut conn).map_err(|e| anyhow::anyhow!(e.message()))?;
-    match crate::audit::verify(&mut conn).map_err(|e| anyhow::anyhow!(e.message()))? {
+    let total = crate::audit::count(&mut conn).map_err(crate::error::AppError::into_anyhow)?;
+    match crate::audit::verify(&mut conn).map_err(crate::error::AppError::into_anyhow)? {
         None => Ok(Ok(total)),
         Some(seq) => Ok(Err(format!(
             "audit log tampered: event #{seq} does not match the chain (edited, or an earlier event was removed)"

@@ -63,16 +63,32 @@ struct SqlitePragmas;
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let Some(c) = conn.as_sqlite() {
-            // WAL lets readers run beside the writer; busy_timeout turns lock contention
-            // between pool connections into waiting instead of SQLITE_BUSY errors.
-            c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
+            sqlite_pragmas(c).map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
+}
+
+/// WAL lets readers run beside the writer; busy_timeout turns lock contention between
+/// pool connections into waiting instead of SQLITE_BUSY errors.
+fn sqlite_pragmas(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    c.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+}
+
+/// Opens the SQLite file once, as each pooled connection will. The pool retries a
+/// failing open for 30 s and then reports only "timed out waiting for connection" (with
+/// diesel's two-backend connection's "Invalid connection url" as its cause, whatever
+/// SQLite said); a missing directory or a file that is not a database is better reported
+/// at once, in SQLite's words.
+fn open_sqlite(path: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use diesel::Connection as _;
+    let mut c = SqliteConnection::establish(path)
+        .with_context(|| format!("cannot open the SQLite database {path}"))?;
+    sqlite_pragmas(&mut c).with_context(|| format!("cannot use the SQLite database {path}"))
 }
 
 /// Opens the pool and runs pending migrations.
@@ -84,6 +100,9 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
              PostgreSQL support: build it with `cargo build --release -p control-plane \
              --features postgres` (needs libpq-dev), or leave DATABASE_URL unset for SQLite"
         );
+    }
+    if !is_postgres(&url) {
+        open_sqlite(&url)?;
     }
     let size = if is_postgres(&url) { 16 } else { 8 };
     let pool = Pool::builder()

@@ -89,6 +89,16 @@ impl AppError {
         }
     }
 
+    /// For the command line, where whoever runs the command runs the service: a refusal
+    /// keeps its message, an internal error its cause, which the CLI prints and logs. (The
+    /// web's "It has been logged" would be untrue there, and the cause lost.)
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            AppError::Internal(e) => e,
+            other => anyhow::anyhow!(other.message()),
+        }
+    }
+
     fn log(&self) {
         if let AppError::Internal(e) = self {
             tracing::error!(error = %format!("{e:#}"), "internal error");

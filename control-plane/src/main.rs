@@ -1,8 +1,15 @@
 //! `control-plane`: thin binary over the `control_plane` library.
+//!
+//! A command that fails logs its error with the whole chain of causes (tracing, on
+//! stderr, in the configured log format), then prints the same in one line, `error: …`,
+//! on stderr, and exits 1. Causes name what failed (a SQLite file's path, a table), never
+//! a secret: an API token goes to stdout only, and no message quotes a PostgreSQL URL
+//! (which may hold a password).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use control_plane::ServeArgs;
+use std::process::ExitCode;
 
 /// `0.1.0 (commit 1a2b3c4d5e6f)`: the version and the git commit built from.
 const VERSION: &str = concat!(
@@ -93,34 +100,84 @@ enum TokenCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+impl Command {
+    /// The command's words, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "serve",
+            Command::Migrate(_) => "migrate",
+            Command::Token { .. } => "token create",
+            Command::Audit { .. } => "audit verify",
+            Command::Operator {
+                command: OperatorCommand::Add { .. },
+            } => "operator add",
+            Command::Operator {
+                command: OperatorCommand::Remove { .. },
+            } => "operator remove",
+            Command::Operator {
+                command: OperatorCommand::List(_),
+            } => "operator list",
+            Command::Node { .. } => "node",
+        }
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Node { command } => agent_node::execute(command),
+    let name = cli.command.name();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => failed(name, &e),
+    }
+}
+
+/// Logs why `command` failed and says it on stderr. The log comes first, with the
+/// subscriber the command set up, or a text one when it failed before it had one (its
+/// configuration did not resolve).
+fn failed(command: &str, e: &anyhow::Error) -> ExitCode {
+    if !tracing::dispatcher::has_been_set() {
+        control_plane::app::init_tracing("text");
+    }
+    let why = format!("{e:#}");
+    tracing::error!(command, error = %why, "command failed");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("error: {why}");
+    }
+    ExitCode::FAILURE
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Node { command } => agent_node::execute(command).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
-            actix_web::rt::System::new().block_on(control_plane::serve(config, banner))
+            actix_web::rt::System::new().block_on(control_plane::serve(config, banner))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(args) => {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
-            control_plane::app::migrate(&config)
+            control_plane::app::migrate(&config).context("migrating the database failed")?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
+            let verdict = control_plane::app::audit_verify_cli(&config)
+                .context("verifying the audit log failed")?;
             #[allow(clippy::print_stdout)]
-            match control_plane::app::audit_verify_cli(&config)? {
+            match verdict {
                 Ok(n) => {
                     println!("audit log intact: {n} events verified");
-                    Ok(())
+                    Ok(ExitCode::SUCCESS)
                 }
                 Err(why) => {
                     println!("{why}");
-                    std::process::exit(1)
+                    Ok(ExitCode::FAILURE)
                 }
             }
         }
@@ -136,13 +193,13 @@ fn main() -> anyhow::Result<()> {
             {
                 println!("{token}");
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 #[allow(clippy::print_stdout)]
-fn operator(command: OperatorCommand) -> anyhow::Result<()> {
+fn operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     use control_plane::operator;
     let (serve, email) = match &command {
         OperatorCommand::Add { serve, email } | OperatorCommand::Remove { serve, email } => {
@@ -154,19 +211,20 @@ fn operator(command: OperatorCommand) -> anyhow::Result<()> {
     control_plane::app::init_tracing(&config.log_format);
     match (&command, email) {
         (OperatorCommand::Add { .. }, Some(email)) => {
-            println!("{}", operator::add_cli(&config, email)?);
+            let done = operator::add_cli(&config, email).context("adding the operator failed")?;
+            println!("{done}");
         }
         (OperatorCommand::Remove { .. }, Some(email)) => {
-            match operator::remove_cli(&config, email)? {
+            match operator::remove_cli(&config, email).context("removing the operator failed")? {
                 Ok(done) => println!("{done}"),
                 Err(why) => {
                     println!("{why}");
-                    std::process::exit(1)
+                    return Ok(ExitCode::FAILURE);
                 }
             }
         }
         _ => {
-            let all = operator::list_cli(&config)?;
+            let all = operator::list_cli(&config).context("listing the operators failed")?;
             if all.is_empty() {
                 println!("no operators");
             }
@@ -175,7 +233,7 @@ fn operator(command: OperatorCommand) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)]

@@ -528,7 +528,7 @@ fn cli_conn(config: &Config) -> anyhow::Result<db::DbPool> {
 }
 
 fn app_err(e: AppError) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.message())
+    e.into_anyhow()
 }
 
 fn cli_audit(conn: &mut DbConn, action: &str, user_id: &str) -> AppResult<()> {

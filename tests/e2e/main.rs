@@ -10,6 +10,7 @@ mod harness;
 mod agents;
 mod api;
 mod billing;
+mod cli;
 mod exports;
 mod gateway;
 mod journey;
