@@ -45,6 +45,9 @@ pub mod secrets;
 pub mod store;
 pub mod widget;
 
+#[cfg(test)]
+mod test_support;
+
 mod node;
 
 /// Command-line interface of the node, shared by the `agent-node` binary and the control

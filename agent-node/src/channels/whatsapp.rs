@@ -329,6 +329,7 @@ mod tests {
     use super::super::{routes, ChannelUrls};
     use super::*;
     use crate::content::Author;
+    use crate::test_support::LogBuffer;
     use actix_web::test as at;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -660,31 +661,5 @@ mod tests {
         let sent = deliver_until(&k.channels, &server, "/messages", 1).await;
         let json: serde_json::Value = sent[0].body_json().expect("json");
         assert_eq!(json["text"]["body"], "Hello from staff");
-    }
-
-    #[derive(Clone, Default)]
-    struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl LogBuffer {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-        }
-    }
-
-    impl std::io::Write for LogBuffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-        type Writer = LogBuffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
     }
 }

@@ -538,25 +538,7 @@ mod tests {
         assert_eq!(parse_due("tomorrow"), None);
     }
 
-    #[derive(Clone, Default)]
-    struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for LogBuffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-        type Writer = LogBuffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
+    use crate::test_support::LogBuffer;
 
     /// Issue 13: the contact page edits an email address and a phone number (browser
     /// `type="email"` / `type="tel"` fields, checked again on the server); both show on
@@ -687,7 +669,7 @@ mod tests {
         assert_eq!((d.email, d.phone.as_deref()), (None, Some(PHONE)));
         assert_eq!(d.stage, Stage::Won);
 
-        let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+        let logged = logs.text();
         for value in [EMAIL, PHONE, "jonas weber@example", "after 5"] {
             assert!(!logged.contains(value), "{value} logged: {logged}");
         }
