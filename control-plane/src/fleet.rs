@@ -413,21 +413,18 @@ fn notify_waiting(
         .first(conn)?;
     let rose = waiting > before.unwrap_or(0);
     let quiet = notified_at.is_some_and(|t| now - t < WAITING_NOTICE_QUIET_SECS);
-    if rose && !quiet {
-        diesel::update(nodes::table.find(node_id))
-            .set((
-                nodes::waiting_conversations.eq(waiting),
-                nodes::waiting_notified_at.eq(now),
-            ))
-            .execute(conn)?;
+    let notify = rose && !quiet;
+    diesel::update(nodes::table.find(node_id))
+        .set((
+            nodes::waiting_conversations.eq(waiting),
+            nodes::waiting_notified_at.eq(if notify { Some(now) } else { notified_at }),
+        ))
+        .execute(conn)?;
+    if notify {
         notices.push(Notice::CustomersWaiting {
             node_id: node_id.to_owned(),
             count: waiting,
         });
-    } else {
-        diesel::update(nodes::table.find(node_id))
-            .set(nodes::waiting_conversations.eq(waiting))
-            .execute(conn)?;
     }
     Ok(())
 }

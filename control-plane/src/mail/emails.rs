@@ -77,16 +77,7 @@ pub fn send_later<T: Template>(
     email: &T,
 ) -> AppResult<()> {
     let (subject, body) = render(email)?;
-    for to in recipients {
-        super::send_later(
-            st,
-            super::Email {
-                to,
-                subject: subject.clone(),
-                body: body.clone(),
-            },
-        );
-    }
+    super::send_later_to_each(st, recipients, &subject, &body);
     Ok(())
 }
 

@@ -185,6 +185,26 @@ pub fn send_later(state: &crate::app::State, email: Email) {
     spawn_send(state.mailer.clone(), email);
 }
 
+/// Sends the same `subject` and `body` to each of `recipients` in the background, one
+/// email each ([`send_later`]).
+pub fn send_later_to_each(
+    state: &crate::app::State,
+    recipients: Vec<String>,
+    subject: &str,
+    body: &str,
+) {
+    for to in recipients {
+        send_later(
+            state,
+            Email {
+                to,
+                subject: subject.to_owned(),
+                body: body.to_owned(),
+            },
+        );
+    }
+}
+
 fn spawn_send(mailer: Mailer, email: Email) -> Option<tokio::task::JoinHandle<()>> {
     let fut = async move {
         match mailer.send(&email).await {

@@ -204,16 +204,8 @@ pub fn send_to_owners(
 ) -> crate::error::AppResult<()> {
     let page = format!("{}/workspaces/{ws_id}", st.public_url);
     let (subject, body) = notice.compose(ws_name, &page)?;
-    for to in super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])? {
-        super::send_later(
-            st,
-            super::Email {
-                to,
-                subject: subject.clone(),
-                body: body.clone(),
-            },
-        );
-    }
+    let owners = super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
+    super::send_later_to_each(st, owners, &subject, &body);
     Ok(())
 }
 
@@ -235,16 +227,7 @@ pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
                 continue;
             }
         };
-        for to in recipients {
-            super::send_later(
-                st,
-                super::Email {
-                    to,
-                    subject: subject.clone(),
-                    body: body.clone(),
-                },
-            );
-        }
+        super::send_later_to_each(st, recipients, &subject, &body);
     }
 }
 
