@@ -4,18 +4,18 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageError, PageResult};
-use crate::mail::Email;
-use crate::schema::{api_tokens, magic_links, sessions, users};
-use crate::web::html;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::check_origin;
+use crate::http::html;
+use crate::http::{client_ip, CsrfForm, CurrentUser, Empty, PageResult};
+use crate::infra::db::{self, DbConn};
+use crate::infra::mail::Email;
+use crate::infra::schema::{api_tokens, magic_links, sessions, users};
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use diesel::prelude::*;
-use futures_util::future::LocalBoxFuture;
 use outpost_crypto::{random_token, token_hash};
 use serde::Deserialize;
 
@@ -28,184 +28,6 @@ const LINKS_PER_EMAIL: i64 = 5;
 const LINKS_PER_EMAIL_WINDOW: i64 = 15 * 60;
 const LINKS_PER_IP: i64 = 20;
 const LINKS_PER_IP_WINDOW: i64 = 60;
-
-/// The signed-in user of a browser session.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    /// User id.
-    pub id: String,
-    /// Email.
-    pub email: String,
-    /// CSRF token bound to the session.
-    pub csrf: String,
-    /// Staff operator (`control-plane operator add`): read at every request, so removing
-    /// the flag takes effect at once.
-    pub is_operator: bool,
-}
-
-/// A caller of `/api/v1` authenticated by a personal API token.
-#[derive(Debug, Clone)]
-pub struct ApiUser {
-    /// User id.
-    pub id: String,
-}
-
-/// Caller IP as seen by this process.
-pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-impl FromRequest for CurrentUser {
-    type Error = PageError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<State>().cloned();
-        let req = req.clone();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            let token = req
-                .cookie(SESSION_COOKIE)
-                .map(|c| c.value().to_owned())
-                .ok_or(AppError::Unauthorized("not_signed_in"))?;
-            let hash = token_hash(&token);
-            let user = db::run(&state.db, move |conn| {
-                let row: Option<(String, String, String, bool)> = sessions::table
-                    .inner_join(users::table.on(users::id.eq(sessions::user_id)))
-                    .filter(sessions::token_hash.eq(&hash))
-                    .filter(sessions::expires_at.gt(db::now()))
-                    .select((
-                        users::id,
-                        users::email,
-                        sessions::csrf_token,
-                        users::is_operator,
-                    ))
-                    .first(conn)
-                    .optional()?;
-                Ok(row)
-            })
-            .await?
-            .ok_or(AppError::Unauthorized("session_expired"))?;
-            Ok(CurrentUser {
-                id: user.0,
-                email: user.1,
-                csrf: user.2,
-                is_operator: user.3,
-            })
-        })
-    }
-}
-
-impl FromRequest for ApiUser {
-    type Error = AppError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<State>().cloned();
-        let auth = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            let token = auth.ok_or(AppError::Unauthorized("missing_api_token"))?;
-            let hash = token_hash(token.trim());
-            // Per token (known or not): 60 at once, 120 a minute, then 429 + Retry-After.
-            if let Err(wait) = state.api_limiter.check(&hash) {
-                return Err(AppError::RateLimited(wait.as_secs().max(1)));
-            }
-            let id = db::run(&state.db, move |conn| {
-                let user_id: Option<String> = api_tokens::table
-                    .filter(api_tokens::token_hash.eq(&hash))
-                    .filter(api_tokens::revoked_at.is_null())
-                    .select(api_tokens::user_id)
-                    .first(conn)
-                    .optional()?;
-                if user_id.is_some() {
-                    diesel::update(api_tokens::table.filter(api_tokens::token_hash.eq(&hash)))
-                        .set(api_tokens::last_used_at.eq(db::now()))
-                        .execute(conn)?;
-                }
-                Ok(user_id)
-            })
-            .await?
-            .ok_or(AppError::Unauthorized("invalid_api_token"))?;
-            Ok(ApiUser { id })
-        })
-    }
-}
-
-/// Checks that a state-changing browser request comes from our own pages: the Origin (or,
-/// failing that, Referer) must be the configured public URL or the request's own host.
-pub fn check_origin(state: &State, req: &HttpRequest) -> AppResult<()> {
-    let h = req.headers();
-    let origin = h
-        .get(header::ORIGIN)
-        .or_else(|| h.get(header::REFERER))
-        .and_then(|v| v.to_str().ok())
-        .ok_or(AppError::Forbidden("origin_missing"))?;
-    let scheme = if state.public_url.starts_with("https://") {
-        "https"
-    } else {
-        "http"
-    };
-    let own_host = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|host| format!("{scheme}://{host}"));
-    let matches = |base: &str| origin == base || origin.starts_with(&format!("{base}/"));
-    if matches(&state.public_url) || own_host.as_deref().is_some_and(matches) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("origin_mismatch"))
-    }
-}
-
-/// A url-encoded form from a signed-in user whose `csrf` field and Origin were checked.
-/// Every state-changing page handler takes its input through this extractor.
-pub struct CsrfForm<T> {
-    /// The signed-in user.
-    pub user: CurrentUser,
-    /// The parsed form.
-    pub form: T,
-}
-
-#[derive(Deserialize)]
-struct CsrfField {
-    csrf: String,
-}
-
-impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
-    type Error = PageError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user_fut = CurrentUser::from_request(req, payload);
-        let body_fut = web::Bytes::from_request(req, payload);
-        let req = req.clone();
-        Box::pin(async move {
-            let user = user_fut.await?;
-            let state = req
-                .app_data::<State>()
-                .cloned()
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            check_origin(&state, &req)?;
-            let body = body_fut.await.map_err(|_| AppError::PayloadTooLarge)?;
-            let field: CsrfField = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| AppError::Forbidden("csrf_failed"))?;
-            if !outpost_crypto::ct_eq(field.csrf.as_bytes(), user.csrf.as_bytes()) {
-                return Err(AppError::Forbidden("csrf_failed").into());
-            }
-            let form: T = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| AppError::invalid("malformed_form", "The form could not be read."))?;
-            Ok(CsrfForm { user, form })
-        })
-    }
-}
 
 #[derive(Template)]
 #[template(path = "signin.html")]
@@ -225,12 +47,12 @@ struct VerifyPage {
 }
 
 #[derive(Deserialize)]
-struct SigninForm {
+pub(crate) struct SigninForm {
     email: String,
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     token: String,
 }
 
@@ -238,7 +60,7 @@ fn dev_outbox(state: &State) -> Option<String> {
     state.mailer.dev_outbox().map(|d| d.display().to_string())
 }
 
-async fn signin_page(state: State) -> HttpResponse {
+pub(crate) async fn signin_page(state: State) -> HttpResponse {
     html(&SigninPage {
         email: String::new(),
         sent: false,
@@ -303,7 +125,7 @@ pub async fn request_magic_link(state: &State, email: String, ip: String) -> App
     })
     .await?;
     let link = format!("{}/auth/verify?token={token}", state.public_url);
-    let (subject, body) = crate::mail::emails::render(&crate::mail::emails::SignIn {
+    let (subject, body) = crate::notify::emails::render(&crate::notify::emails::SignIn {
         link: link.as_str().into(),
     })?;
     // Sent now, not later: a sign-in link that silently went nowhere is worse than an
@@ -327,12 +149,16 @@ pub async fn request_magic_link(state: &State, email: String, ip: String) -> App
     Ok(())
 }
 
-async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninForm>) -> PageResult {
+pub(crate) async fn signin_submit(
+    state: State,
+    req: HttpRequest,
+    form: web::Form<SigninForm>,
+) -> PageResult {
     check_origin(&state, &req)?;
     let email = match normalize_email(&form.email) {
         Ok(e) => e,
         Err(e) => {
-            return Ok(crate::web::html_with(
+            return Ok(crate::http::html_with(
                 HttpResponse::BadRequest(),
                 &SigninPage {
                     email: form.email.clone(),
@@ -345,8 +171,8 @@ async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninFor
         }
     };
     match request_magic_link(&state, email.clone(), client_ip(&req)).await {
-        Err(AppError::Internal(e)) if e.is::<crate::mail::MailError>() => {
-            return Ok(crate::web::html_with(
+        Err(AppError::Internal(e)) if e.is::<crate::infra::mail::MailError>() => {
+            return Ok(crate::http::html_with(
                 HttpResponse::ServiceUnavailable(),
                 &SigninPage {
                     email,
@@ -373,7 +199,7 @@ async fn signin_submit(state: State, req: HttpRequest, form: web::Form<SigninFor
 
 /// GET shows a confirmation button instead of signing in, so link scanners in mail
 /// clients cannot burn the single-use token.
-async fn verify_page(q: web::Query<TokenQuery>) -> HttpResponse {
+pub(crate) async fn verify_page(q: web::Query<TokenQuery>) -> HttpResponse {
     html(&VerifyPage {
         token: q.token.clone(),
     })
@@ -387,7 +213,7 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
     db::run(&state.db, move |conn| {
         let now = db::now();
         let email: Option<String> =
-            crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
+            crate::infra::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
                 let email: Option<String> = magic_links::table
                     .filter(magic_links::token_hash.eq(&hash))
                     .filter(magic_links::used_at.is_null())
@@ -458,6 +284,42 @@ fn insert_session(conn: &mut DbConn, session_hash: &str, user_id: &str) -> AppRe
     Ok(())
 }
 
+/// The user of an unexpired session, by the session token's hash:
+/// `(user id, email, CSRF token, is operator)`.
+pub fn session_user(
+    conn: &mut DbConn,
+    token_hash: &str,
+) -> AppResult<Option<(String, String, String, bool)>> {
+    Ok(sessions::table
+        .inner_join(users::table.on(users::id.eq(sessions::user_id)))
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::expires_at.gt(db::now()))
+        .select((
+            users::id,
+            users::email,
+            sessions::csrf_token,
+            users::is_operator,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// The user of an unrevoked API token, by the token's hash; records its use.
+pub fn api_token_user(conn: &mut DbConn, token_hash: &str) -> AppResult<Option<String>> {
+    let user_id: Option<String> = api_tokens::table
+        .filter(api_tokens::token_hash.eq(token_hash))
+        .filter(api_tokens::revoked_at.is_null())
+        .select(api_tokens::user_id)
+        .first(conn)
+        .optional()?;
+    if user_id.is_some() {
+        diesel::update(api_tokens::table.filter(api_tokens::token_hash.eq(token_hash)))
+            .set(api_tokens::last_used_at.eq(db::now()))
+            .execute(conn)?;
+    }
+    Ok(user_id)
+}
+
 /// Opens a session for `user_id` (OAuth sign-in) and returns its token, stored hashed.
 pub fn start_session(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
     let session = random_token();
@@ -499,12 +361,16 @@ pub fn session_cookie(state: &State, value: String, max_age: i64) -> Cookie<'sta
         .finish()
 }
 
-async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuery>) -> PageResult {
+pub(crate) async fn verify_submit(
+    state: State,
+    req: HttpRequest,
+    form: web::Form<TokenQuery>,
+) -> PageResult {
     check_origin(&state, &req)?;
     let session =
         match consume_magic_link(&state, form.token.clone(), client_ip(&req)).await {
             Ok(s) => s,
-            Err(AppError::Unauthorized(_)) => return Ok(crate::web::html_with(
+            Err(AppError::Unauthorized(_)) => return Ok(crate::http::html_with(
                 HttpResponse::Unauthorized(),
                 &SigninPage {
                     email: String::new(),
@@ -525,14 +391,10 @@ async fn verify_submit(state: State, req: HttpRequest, form: web::Form<TokenQuer
         .finish())
 }
 
-/// A form with no fields besides `csrf` (buttons that only post).
-#[derive(Deserialize)]
-pub struct Empty {}
-
 /// Ends this browser's session, and the user's node-console sessions on every workspace's
 /// node: on a shared front-desk computer, signing out of Outpost must not leave a console
 /// tab open on customer conversations.
-async fn signout(state: State, req: HttpRequest, f: CsrfForm<Empty>) -> PageResult {
+pub(crate) async fn signout(state: State, req: HttpRequest, f: CsrfForm<Empty>) -> PageResult {
     let hash = req.cookie(SESSION_COOKIE).map(|t| token_hash(t.value()));
     let (st, user_id) = (state.clone(), f.user.id.clone());
     db::run(&state.db, move |conn| {
@@ -618,7 +480,7 @@ fn list_tokens(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<TokenRow>> {
         .load(conn)?)
 }
 
-async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
+pub(crate) async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
     let uid = user.id.clone();
     let tokens = db::run(&state.db, move |conn| list_tokens(conn, &uid)).await?;
     Ok(html(&TokensPage {
@@ -630,11 +492,11 @@ async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
 }
 
 #[derive(Deserialize)]
-struct NewTokenForm {
+pub(crate) struct NewTokenForm {
     name: String,
 }
 
-async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> PageResult {
+pub(crate) async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> PageResult {
     let uid = f.user.id.clone();
     let name = f.form.name.clone();
     let (created, tokens) = db::run(&state.db, move |conn| {
@@ -653,15 +515,4 @@ async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> PageResult {
         created,
         error,
     }))
-}
-
-/// Sign-in, sign-out and API token routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/signin", web::get().to(signin_page))
-        .route("/signin", web::post().to(signin_submit))
-        .route("/auth/verify", web::get().to(verify_page))
-        .route("/auth/verify", web::post().to(verify_submit))
-        .route("/signout", web::post().to(signout))
-        .route("/account/tokens", web::get().to(tokens_page))
-        .route("/account/tokens", web::post().to(tokens_create));
 }

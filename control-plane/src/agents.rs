@@ -7,14 +7,15 @@
 //! `/api/v1/workspaces/{id}/agents…` share one service layer. Every entry point goes
 //! through [`workspaces::load_for_member`], so non-members get 404.
 
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::http::{html, html_with};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{agents, commands, nodes, workspaces};
 use crate::provisioning::{self, state};
-use crate::schema::{agents, commands, nodes, workspaces};
-use crate::web::{html, html_with};
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -550,7 +551,7 @@ pub fn create(
     let v = validate(input)?;
     let id = db::new_id();
     let now = db::now();
-    let (agent, node) = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let (agent, node) = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let count: i64 = agents::table
             .filter(agents::workspace_id.eq(ws_id))
             .count()
@@ -605,7 +606,7 @@ pub fn update(
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
     let v = validate(input)?;
-    let (agent, node) = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let (agent, node) = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         find(conn, ws_id, agent_id)?;
         v.update(conn, agent_id)?;
         let node = push_config(conn, ws_id)?;
@@ -627,7 +628,7 @@ pub fn delete(
 ) -> AppResult<()> {
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
-    let node = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let node = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         find(conn, ws_id, agent_id)?;
         diesel::delete(agents::table.find(agent_id)).execute(conn)?;
         push_config(conn, ws_id)
@@ -784,7 +785,7 @@ impl AgentPage {
 /// The form's fields: checkboxes `day0`…`day6`, origins one per line.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct AgentForm {
+pub(crate) struct AgentForm {
     name: String,
     greeting: String,
     instructions: String,
@@ -882,7 +883,11 @@ fn node_url(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<String>> {
         .flatten())
 }
 
-async fn new_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn new_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     let (uid, ws_id) = (user.id.clone(), path.into_inner());
     let (ws, role) = db::run(&state.db, move |conn| live_workspace(conn, &ws_id, &uid)).await?;
     require_editor(&role)?;
@@ -890,7 +895,7 @@ async fn new_page(state: State, user: CurrentUser, path: web::Path<String>) -> P
     Ok(html(&page(user, ws, role, None, input, None, None)))
 }
 
-async fn show_page(
+pub(crate) async fn show_page(
     state: State,
     user: CurrentUser,
     path: web::Path<(String, String)>,
@@ -952,7 +957,7 @@ async fn save(
     }
 }
 
-async fn create_page(
+pub(crate) async fn create_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<AgentForm>,
@@ -961,7 +966,7 @@ async fn create_page(
     save(state, req, f, path.into_inner(), None).await
 }
 
-async fn update_page(
+pub(crate) async fn update_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<AgentForm>,
@@ -971,7 +976,7 @@ async fn update_page(
     save(state, req, f, ws_id, Some(agent_id)).await
 }
 
-async fn delete_page(
+pub(crate) async fn delete_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
@@ -1013,7 +1018,11 @@ fn to_json(a: &Agent, url: Option<&str>) -> AgentJson {
     }
 }
 
-async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub(crate) async fn api_list(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let ws_id = path.into_inner();
     let (list, url) = db::run(&state.db, move |conn| {
         load_for_member(conn, &ws_id, &user.id)?;
@@ -1024,7 +1033,7 @@ async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppRe
     Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": items })))
 }
 
-async fn api_create(
+pub(crate) async fn api_create(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1053,7 +1062,7 @@ async fn api_create(
         .json(to_json(&agent, url.as_deref())))
 }
 
-async fn api_get(
+pub(crate) async fn api_get(
     state: State,
     user: ApiUser,
     path: web::Path<(String, String)>,
@@ -1067,7 +1076,7 @@ async fn api_get(
     Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
 }
 
-async fn api_update(
+pub(crate) async fn api_update(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1088,7 +1097,7 @@ async fn api_update(
     Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
 }
 
-async fn api_delete(
+pub(crate) async fn api_delete(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1100,35 +1109,6 @@ async fn api_delete(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Agent pages and API routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/workspaces/{id}/agents/new", web::get().to(new_page))
-        .route("/workspaces/{id}/agents", web::post().to(create_page))
-        .route("/workspaces/{id}/agents/{agent}", web::get().to(show_page))
-        .route(
-            "/workspaces/{id}/agents/{agent}",
-            web::post().to(update_page),
-        )
-        .route(
-            "/workspaces/{id}/agents/{agent}/delete",
-            web::post().to(delete_page),
-        )
-        .route("/api/v1/workspaces/{id}/agents", web::get().to(api_list))
-        .route("/api/v1/workspaces/{id}/agents", web::post().to(api_create))
-        .route(
-            "/api/v1/workspaces/{id}/agents/{agent}",
-            web::get().to(api_get),
-        )
-        .route(
-            "/api/v1/workspaces/{id}/agents/{agent}",
-            web::put().to(api_update),
-        )
-        .route(
-            "/api/v1/workspaces/{id}/agents/{agent}",
-            web::delete().to(api_delete),
-        );
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 //! `audit_anchor`, and verification starts from there: the first kept event must name
 //! that hash, so removing more events than were pruned is still detected.
 
-use crate::db::{self, DbConn};
 use crate::error::AppResult;
-use crate::schema::audit_anchor;
-use crate::schema::audit_events::dsl as a;
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::audit_anchor;
+use crate::infra::schema::audit_events::dsl as a;
 use diesel::prelude::*;
 
 /// One audit entry to record.
@@ -79,7 +79,7 @@ fn row_hash(prev: &str, seq: i64, at: i64, e: &Entry<'_>) -> String {
 /// held the write lock.
 pub fn record(conn: &mut DbConn, e: &Entry<'_>) -> AppResult<()> {
     for _ in 0..8 {
-        let res = crate::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
+        let res = crate::infra::db::transaction::<_, diesel::result::Error, _>(conn, |conn| {
             let last: Option<(i64, String)> = a::audit_events
                 .select((a::seq, a::hash))
                 .order(a::seq.desc())
@@ -205,7 +205,7 @@ pub enum Pruned {
 /// chain, and moves the anchor to the last deleted one, in one transaction. Only a prefix
 /// that verifies is pruned: pruning must not erase the evidence of tampering.
 pub fn prune_before(conn: &mut DbConn, cutoff: i64) -> AppResult<Pruned> {
-    crate::db::transaction::<_, crate::error::AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, crate::error::AppError, _>(conn, |conn| {
         // The first event recent enough to keep; everything before it goes (so a clock
         // step between replicas never leaves a hole in the middle of the chain).
         let first_kept: Option<i64> = a::audit_events

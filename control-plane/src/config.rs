@@ -77,7 +77,7 @@ pub struct ServeArgs {
     /// Outgoing mail: dev outbox (default), SMTP, Resend, Postmark or Amazon SES (TOML: a
     /// `[mail]` table with the same names less the `mail_` prefix).
     #[command(flatten)]
-    pub mail: crate::mail::config::MailArgs,
+    pub mail: crate::infra::mail::config::MailArgs,
     /// Sign in with Google, GitHub, Apple (TOML: `[oauth.google]`, `[oauth.github]`,
     /// `[oauth.apple]` tables with the same names less the provider prefix).
     #[command(flatten)]
@@ -110,7 +110,7 @@ struct FileConfig {
     anthropic_base_url: Option<String>,
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
-    mail: Option<crate::mail::config::MailFile>,
+    mail: Option<crate::infra::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
     billing: Option<crate::billing::config::BillingFile>,
 }
@@ -164,7 +164,7 @@ pub struct Config {
     /// Where secrets are validated.
     pub providers: ProviderUrls,
     /// Mail transport (the dev outbox by default).
-    pub mail: crate::mail::config::MailConfig,
+    pub mail: crate::infra::mail::config::MailConfig,
     /// Sign-in providers that are on (none by default).
     pub oauth: crate::oauth::config::OAuthConfig,
     /// Stripe billing; `None`: billing is off (the default).

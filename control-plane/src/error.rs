@@ -99,13 +99,13 @@ impl AppError {
         }
     }
 
-    fn log(&self) {
+    pub(crate) fn log(&self) {
         if let AppError::Internal(e) = self {
             tracing::error!(error = %format!("{e:#}"), "internal error");
         }
     }
 
-    fn apply_headers(&self, b: &mut actix_web::HttpResponseBuilder) {
+    pub(crate) fn apply_headers(&self, b: &mut actix_web::HttpResponseBuilder) {
         if let AppError::RateLimited(s) = self {
             b.insert_header((header::RETRY_AFTER, s.to_string()));
         }
@@ -166,51 +166,3 @@ impl From<diesel::r2d2::PoolError> for AppError {
         AppError::Internal(e.into())
     }
 }
-
-/// An [`AppError`] rendered as an HTML page, for the browser UI.
-#[derive(Debug)]
-pub struct PageError(pub AppError);
-
-impl From<AppError> for PageError {
-    fn from(e: AppError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<diesel::result::Error> for PageError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self(e.into())
-    }
-}
-
-impl fmt::Display for PageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl ResponseError for PageError {
-    fn status_code(&self) -> StatusCode {
-        self.0.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        self.0.log();
-        if matches!(self.0, AppError::Unauthorized(_)) {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/signin"))
-                .finish();
-        }
-        let mut b = HttpResponse::build(self.0.status());
-        self.0.apply_headers(&mut b);
-        let page = crate::web::ErrorPage {
-            status: self.0.status().as_u16(),
-            code: self.0.code(),
-            message: self.0.message(),
-        };
-        crate::web::html_with(b, &page)
-    }
-}
-
-/// Page handler result.
-pub type PageResult = Result<HttpResponse, PageError>;

@@ -5,14 +5,14 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::mail::notices::Notice;
-use crate::provisioning::{self, state};
-use crate::schema::{
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{
     bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes, retention_sweeps,
     usage_counts,
 };
+use crate::notify::notices::Notice;
+use crate::provisioning::{self, state};
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use diesel::prelude::*;
@@ -141,13 +141,13 @@ fn refuse_enroll(conn: &mut DbConn, ip: &str, object: &str, code: &'static str) 
     AppError::Unauthorized("invalid_bootstrap_token")
 }
 
-async fn enroll(
+pub(crate) async fn enroll(
     state: State,
     req: HttpRequest,
     body: web::Json<EnrollRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    let ip = crate::accounts::client_ip(&req);
+    let ip = crate::http::client_ip(&req);
     if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
         return Err(AppError::RateLimited(1));
     }
@@ -205,7 +205,7 @@ async fn enroll(
                 )
             })?;
         let version: String = body.version.chars().take(64).collect();
-        crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
             let n = diesel::update(
                 bootstrap_tokens::table
                     .find(&hash)
@@ -579,7 +579,7 @@ fn ingest_lifecycle(
     Ok(())
 }
 
-async fn report(
+pub(crate) async fn report(
     state: State,
     node: NodeIdentity,
     body: web::Json<Report>,
@@ -592,11 +592,11 @@ async fn report(
     let st = state.clone();
     let accepted = db::run(&state.db, move |conn| {
         let mut notices = vec![];
-        let accepted = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        let accepted = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
             ingest_report(conn, &node.node_id, &r, &mut notices)
         })?;
         // Only once committed: an email never announces a transition that was rolled back.
-        crate::mail::notices::send(conn, &st, &notices);
+        crate::notify::notices::send(conn, &st.notifier(), &notices);
         Ok(accepted)
     })
     .await?;
@@ -604,7 +604,7 @@ async fn report(
 }
 
 #[derive(serde::Deserialize)]
-struct WaitQuery {
+pub(crate) struct WaitQuery {
     wait: Option<u64>,
 }
 
@@ -644,7 +644,7 @@ fn pending_commands(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<Command>>
     Ok(out)
 }
 
-async fn poll_commands(
+pub(crate) async fn poll_commands(
     state: State,
     node: NodeIdentity,
     q: web::Query<WaitQuery>,
@@ -663,7 +663,7 @@ async fn poll_commands(
     }
 }
 
-async fn ack_command(
+pub(crate) async fn ack_command(
     state: State,
     node: NodeIdentity,
     path: web::Path<String>,
@@ -785,7 +785,7 @@ pub fn verify_receipt(
     Ok(())
 }
 
-async fn renew(
+pub(crate) async fn renew(
     state: State,
     node: NodeIdentity,
     body: web::Json<RenewRequest>,
@@ -823,15 +823,6 @@ async fn renew(
     })
     .await?;
     Ok(HttpResponse::Ok().json(RenewResponse { cert_pem: pem }))
-}
-
-/// Gateway routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/enroll", web::post().to(enroll))
-        .route("/v1/node/report", web::post().to(report))
-        .route("/v1/node/commands", web::get().to(poll_commands))
-        .route("/v1/node/commands/{id}/ack", web::post().to(ack_command))
-        .route("/v1/node/renew", web::post().to(renew));
 }
 
 #[cfg(test)]

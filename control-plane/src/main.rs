@@ -167,7 +167,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
-            let verdict = control_plane::app::audit_verify_cli(&config)
+            let verdict = control_plane::cli::audit_verify(&config)
                 .context("verifying the audit log failed")?;
             #[allow(clippy::print_stdout)]
             match verdict {
@@ -187,7 +187,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let config = serve.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
-            let token = control_plane::app::create_token_cli(&config, &email, &name)
+            let token = control_plane::cli::token_create(&config, &email, &name)
                 .context("creating the token failed")?;
             #[allow(clippy::print_stdout)]
             {
@@ -200,7 +200,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 #[allow(clippy::print_stdout)]
 fn operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
-    use control_plane::operator;
+    use control_plane::cli;
     let (serve, email) = match &command {
         OperatorCommand::Add { serve, email } | OperatorCommand::Remove { serve, email } => {
             (serve, Some(email))
@@ -211,11 +211,11 @@ fn operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     control_plane::app::init_tracing(&config.log_format);
     match (&command, email) {
         (OperatorCommand::Add { .. }, Some(email)) => {
-            let done = operator::add_cli(&config, email).context("adding the operator failed")?;
+            let done = cli::operator_add(&config, email).context("adding the operator failed")?;
             println!("{done}");
         }
         (OperatorCommand::Remove { .. }, Some(email)) => {
-            match operator::remove_cli(&config, email).context("removing the operator failed")? {
+            match cli::operator_remove(&config, email).context("removing the operator failed")? {
                 Ok(done) => println!("{done}"),
                 Err(why) => {
                     println!("{why}");
@@ -224,7 +224,7 @@ fn operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
             }
         }
         _ => {
-            let all = operator::list_cli(&config).context("listing the operators failed")?;
+            let all = cli::operator_list(&config).context("listing the operators failed")?;
             if all.is_empty() {
                 println!("no operators");
             }

@@ -18,15 +18,16 @@
 //! sessions (`end_console_sessions` command), so access shrinks at once, not when a
 //! session expires.
 
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
-use crate::mail;
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::http::{html, html_with};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{invitations, memberships, users, workspaces};
+use crate::notify;
 use crate::provisioning;
-use crate::schema::{invitations, memberships, users, workspaces};
-use crate::web::{html, html_with};
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -266,10 +267,10 @@ pub fn invite(
     )?;
     let inviter: String = users::table.find(by).select(users::email).first(conn)?;
     let link = format!("{}/invitations/accept?token={token}", st.public_url);
-    mail::emails::send_later(
-        st,
+    notify::emails::send_later(
+        &st.mailer,
         vec![email.clone()],
-        &mail::emails::Invitation {
+        &notify::emails::Invitation {
             inviter: inviter.into(),
             workspace: (&ws.name).into(),
             role: role.as_str().into(),
@@ -725,7 +726,7 @@ pub struct AuditView {
 
 /// The workspace's audit events, newest first, 200 per page before `before`.
 pub fn audit_log(conn: &mut DbConn, ws_id: &str, before: Option<i64>) -> AppResult<Vec<AuditView>> {
-    use crate::schema::audit_events as a;
+    use crate::infra::schema::audit_events as a;
     let mut q = a::table
         .filter(a::workspace_id.eq(ws_id))
         .order(a::seq.desc())
@@ -828,12 +829,16 @@ async fn render_members(
     })
 }
 
-async fn members_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn members_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     render_members(&state, user, path.into_inner(), None, None).await
 }
 
 #[derive(Deserialize)]
-struct InviteForm {
+pub(crate) struct InviteForm {
     email: String,
     role: String,
 }
@@ -863,7 +868,7 @@ async fn members_action(
     }
 }
 
-async fn invite_submit(
+pub(crate) async fn invite_submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<InviteForm>,
@@ -883,7 +888,7 @@ async fn invite_submit(
     .await
 }
 
-async fn revoke_submit(
+pub(crate) async fn revoke_submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
@@ -898,11 +903,11 @@ async fn revoke_submit(
 }
 
 #[derive(Deserialize)]
-struct RoleForm {
+pub(crate) struct RoleForm {
     role: String,
 }
 
-async fn role_submit(
+pub(crate) async fn role_submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<RoleForm>,
@@ -922,7 +927,7 @@ async fn role_submit(
     .await
 }
 
-async fn remove_submit(
+pub(crate) async fn remove_submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
@@ -950,12 +955,12 @@ async fn remove_submit(
 }
 
 #[derive(Deserialize)]
-struct TransferForm {
+pub(crate) struct TransferForm {
     #[serde(default)]
     confirm: Option<String>,
 }
 
-async fn transfer_submit(
+pub(crate) async fn transfer_submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<TransferForm>,
@@ -979,7 +984,7 @@ async fn transfer_submit(
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     #[serde(default)]
     token: String,
 }
@@ -988,7 +993,11 @@ fn invitation_response(status: actix_web::http::StatusCode, page: &InvitationPag
     html_with(HttpResponse::build(status), page)
 }
 
-async fn accept_page(state: State, req: HttpRequest, q: web::Query<TokenQuery>) -> PageResult {
+pub(crate) async fn accept_page(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<TokenQuery>,
+) -> PageResult {
     use actix_web::FromRequest;
     let signed_in_as = CurrentUser::extract(&req).await.ok().map(|u| u.email);
     let token = q.token.clone();
@@ -1015,8 +1024,12 @@ async fn accept_page(state: State, req: HttpRequest, q: web::Query<TokenQuery>) 
     })
 }
 
-async fn accept_submit(state: State, req: HttpRequest, form: web::Form<TokenQuery>) -> PageResult {
-    crate::accounts::check_origin(&state, &req)?;
+pub(crate) async fn accept_submit(
+    state: State,
+    req: HttpRequest,
+    form: web::Form<TokenQuery>,
+) -> PageResult {
+    crate::http::extract::check_origin(&state, &req)?;
     let (token, ip) = (form.token.clone(), client_ip(&req));
     let r = db::run(&state.db, move |conn| accept(conn, &token, &ip)).await?;
     match r {
@@ -1041,11 +1054,11 @@ async fn accept_submit(state: State, req: HttpRequest, form: web::Form<TokenQuer
 }
 
 #[derive(Deserialize)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     before: Option<i64>,
 }
 
-async fn audit_page(
+pub(crate) async fn audit_page(
     state: State,
     user: CurrentUser,
     path: web::Path<String>,
@@ -1070,7 +1083,7 @@ async fn audit_page(
 
 // ---------------------------------------------------------------- API
 
-async fn api_members(
+pub(crate) async fn api_members(
     state: State,
     user: ApiUser,
     path: web::Path<String>,
@@ -1093,12 +1106,12 @@ async fn api_members(
 }
 
 #[derive(Deserialize)]
-struct InviteBody {
+pub(crate) struct InviteBody {
     email: String,
     role: String,
 }
 
-async fn api_invite(
+pub(crate) async fn api_invite(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1116,42 +1129,6 @@ async fn api_invite(
     })
     .await?;
     Ok(HttpResponse::Created().json(inv))
-}
-
-/// Member, invitation and audit-log routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/workspaces/{id}/members", web::get().to(members_page))
-        .route(
-            "/workspaces/{id}/members/invite",
-            web::post().to(invite_submit),
-        )
-        .route(
-            "/workspaces/{id}/invitations/{invitation}/revoke",
-            web::post().to(revoke_submit),
-        )
-        .route(
-            "/workspaces/{id}/members/{user}/role",
-            web::post().to(role_submit),
-        )
-        .route(
-            "/workspaces/{id}/members/{user}/remove",
-            web::post().to(remove_submit),
-        )
-        .route(
-            "/workspaces/{id}/members/{user}/transfer",
-            web::post().to(transfer_submit),
-        )
-        .route("/workspaces/{id}/audit", web::get().to(audit_page))
-        .route("/invitations/accept", web::get().to(accept_page))
-        .route("/invitations/accept", web::post().to(accept_submit))
-        .route(
-            "/api/v1/workspaces/{id}/members",
-            web::get().to(api_members),
-        )
-        .route(
-            "/api/v1/workspaces/{id}/invitations",
-            web::post().to(api_invite),
-        );
 }
 
 #[cfg(test)]

@@ -7,18 +7,20 @@
 //! tokens, sign-in links and memberships are deleted at once; the audit log keeps only
 //! the user id of the closure.
 
-use crate::accounts::{CsrfForm, CurrentUser, SESSION_COOKIE};
+use crate::accounts::SESSION_COOKIE;
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
-use crate::schema::{
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{CsrfForm, CurrentUser};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{
     api_tokens, audit_events, invitations, magic_links, memberships, node_exports, nodes,
     retention_sweeps, sessions, usage_counts, users, workspace_secrets, workspace_suspensions,
     workspaces,
 };
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use askama::Template;
 use diesel::prelude::*;
 use serde_json::{json, Value};
@@ -265,7 +267,7 @@ pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
             ),
         ));
     }
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
             .find(user_id)
             .select(users::email)
@@ -308,7 +310,7 @@ async fn render(state: &State, user: CurrentUser, error: Option<AppError>) -> Pa
     let status = error
         .as_ref()
         .map_or(actix_web::http::StatusCode::OK, AppError::status);
-    Ok(crate::web::html_with(
+    Ok(crate::http::html_with(
         HttpResponse::build(status),
         &MyDataPage {
             user,
@@ -318,17 +320,17 @@ async fn render(state: &State, user: CurrentUser, error: Option<AppError>) -> Pa
     ))
 }
 
-async fn page(state: State, user: CurrentUser) -> PageResult {
+pub(crate) async fn page(state: State, user: CurrentUser) -> PageResult {
     render(&state, user, None).await
 }
 
 #[derive(serde::Deserialize)]
-struct CloseForm {
+pub(crate) struct CloseForm {
     #[serde(default)]
     confirm: String,
 }
 
-async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
+pub(crate) async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
     if !f.form.confirm.trim().eq_ignore_ascii_case(&f.user.email) {
         let e = AppError::invalid(
             "confirmation_mismatch",
@@ -355,7 +357,7 @@ async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
     }
 }
 
-async fn download(state: State, user: CurrentUser) -> PageResult {
+pub(crate) async fn download(state: State, user: CurrentUser) -> PageResult {
     let uid = user.id.clone();
     let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
     Ok(HttpResponse::Ok()
@@ -365,11 +367,4 @@ async fn download(state: State, user: CurrentUser) -> PageResult {
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(doc))
-}
-
-/// Routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account/data", web::get().to(page))
-        .route("/account/data.json", web::get().to(download))
-        .route("/account/close", web::post().to(close));
 }

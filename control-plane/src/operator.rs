@@ -10,90 +10,30 @@
 //! workspace is exactly the four actions below, each audited with the operator's user id
 //! and IP.
 
-use crate::accounts::{client_ip, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::config::Config;
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageError, PageResult};
-use crate::mail;
-use crate::provisioning::{self, state};
-use crate::schema::{
-    jobs, memberships, node_events, nodes, users, workspace_suspensions, workspaces,
+use crate::error::{AppError, AppResult};
+use crate::http::html;
+use crate::http::PageResult;
+use crate::http::{client_ip, CurrentUser, Empty, OperatorForm, OperatorUser};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{
+    jobs, memberships, node_events, nodes, workspace_suspensions, workspaces,
 };
+use crate::notify;
+use crate::provisioning::{self, state};
 use crate::suspension;
-use crate::web::html;
 use crate::workspaces::{Workspace, ROLE_OWNER};
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use diesel::prelude::*;
-use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 /// Workspaces per page of the list.
 pub const PAGE_SIZE: i64 = 50;
 /// Timeline events shown on a workspace's page.
 const EVENTS_SHOWN: i64 = 100;
-
-/// A signed-in operator.
-///
-/// Anyone else who is signed in gets **404**, as a non-member does for a workspace
-/// (`workspaces::load_for_member`): one rule for "not yours to see", so a customer cannot
-/// tell which pages exist for staff, and the route-coverage test treats these routes like
-/// every other. An anonymous caller is sent to sign in, as on every page (the code is
-/// public, so the paths are no secret; whether *you* are staff is only learnt by signing
-/// in as staff).
-#[derive(Debug, Clone)]
-pub struct OperatorUser(pub CurrentUser);
-
-impl FromRequest for OperatorUser {
-    type Error = PageError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
-        Box::pin(async move {
-            let user = user.await?;
-            if user.is_operator {
-                Ok(OperatorUser(user))
-            } else {
-                Err(AppError::NotFound.into())
-            }
-        })
-    }
-}
-
-/// A [`CsrfForm`] from an operator. The operator check runs first, so a non-operator gets
-/// the same 404 whatever the form holds.
-pub struct OperatorForm<T> {
-    /// The operator.
-    pub user: CurrentUser,
-    /// The parsed form.
-    pub form: T,
-}
-
-impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OperatorForm<T> {
-    type Error = PageError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let operator = OperatorUser::from_request(req, payload);
-        let form = CsrfForm::<T>::from_request(req, payload);
-        Box::pin(async move {
-            operator.await?;
-            let f = form.await?;
-            if !f.user.is_operator {
-                return Err(AppError::NotFound.into());
-            }
-            Ok(OperatorForm {
-                user: f.user,
-                form: f.form,
-            })
-        })
-    }
-}
 
 // ---------------------------------------------------------------- queries
 
@@ -508,104 +448,16 @@ pub fn force_deprovision(
             detail: &format!("nodes={}", live.join(",")),
         },
     )?;
-    mail::emails::send_later(
-        st,
-        mail::addresses_of(conn, ws_id, &[ROLE_OWNER])?,
-        &mail::emails::DeletedByStaff {
+    notify::emails::send_later(
+        &st.mailer,
+        notify::addresses_of(conn, ws_id, &[ROLE_OWNER])?,
+        &notify::emails::DeletedByStaff {
             workspace: (&ws.name).into(),
             reason: reason.into(),
             page: format!("{}/workspaces/{ws_id}", st.public_url).into(),
         },
     )?;
     Ok(live)
-}
-
-// ---------------------------------------------------------------- CLI
-
-fn cli_conn(config: &Config) -> anyhow::Result<db::DbPool> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    db::connect(&config.database_url)
-}
-
-fn app_err(e: AppError) -> anyhow::Error {
-    e.into_anyhow()
-}
-
-fn cli_audit(conn: &mut DbConn, action: &str, user_id: &str) -> AppResult<()> {
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some("cli"),
-            action,
-            object_type: "user",
-            object_id: user_id,
-            detail: "",
-            ..Default::default()
-        },
-    )
-}
-
-/// `control-plane operator add`: creates the account if needed and makes it an operator.
-/// Returns what it did, in words.
-pub fn add_cli(config: &Config, email: &str) -> anyhow::Result<String> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
-    let email = crate::accounts::normalize_email(email).map_err(app_err)?;
-    let existed = users::table
-        .filter(users::email.eq(&email))
-        .select(users::is_operator)
-        .first::<bool>(&mut conn)
-        .optional()?;
-    if existed == Some(true) {
-        return Ok(format!("{email} is already an operator; nothing changed"));
-    }
-    let id = crate::accounts::find_or_create_user(&mut conn, &email).map_err(app_err)?;
-    diesel::update(users::table.find(&id))
-        .set(users::is_operator.eq(true))
-        .execute(&mut conn)?;
-    cli_audit(&mut conn, "operator.added", &id).map_err(app_err)?;
-    Ok(match existed {
-        Some(_) => format!("{email} is now an operator"),
-        None => format!(
-            "{email} is now an operator (new account; they sign in with a link sent to that address)"
-        ),
-    })
-}
-
-/// `control-plane operator remove`. `Ok(Err(..))` when there is no such operator.
-pub fn remove_cli(config: &Config, email: &str) -> anyhow::Result<Result<String, String>> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
-    let email = crate::accounts::normalize_email(email).map_err(app_err)?;
-    let found: Option<(String, bool)> = users::table
-        .filter(users::email.eq(&email))
-        .select((users::id, users::is_operator))
-        .first(&mut conn)
-        .optional()?;
-    match found {
-        None => Ok(Err(format!("no account with the email {email}"))),
-        Some((_, false)) => Ok(Err(format!("{email} is not an operator; nothing changed"))),
-        Some((id, true)) => {
-            diesel::update(users::table.find(&id))
-                .set(users::is_operator.eq(false))
-                .execute(&mut conn)?;
-            cli_audit(&mut conn, "operator.removed", &id).map_err(app_err)?;
-            Ok(Ok(format!(
-                "{email} is no longer an operator (at once, also in open sessions)"
-            )))
-        }
-    }
-}
-
-/// `control-plane operator list`: `(email, user id)` of every operator.
-pub fn list_cli(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
-    Ok(users::table
-        .filter(users::is_operator.eq(true))
-        .order(users::email.asc())
-        .select((users::email, users::id))
-        .load(&mut conn)?)
 }
 
 // ---------------------------------------------------------------- pages
@@ -628,7 +480,7 @@ struct DetailPage {
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -645,7 +497,11 @@ fn slug_filter(q: &str) -> String {
         .collect()
 }
 
-async fn list_page(state: State, op: OperatorUser, q: web::Query<ListQuery>) -> PageResult {
+pub(crate) async fn list_page(
+    state: State,
+    op: OperatorUser,
+    q: web::Query<ListQuery>,
+) -> PageResult {
     let slug = slug_filter(&q.q);
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let s = slug.clone();
@@ -659,7 +515,11 @@ async fn list_page(state: State, op: OperatorUser, q: web::Query<ListQuery>) -> 
     }))
 }
 
-async fn detail_page(state: State, op: OperatorUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn detail_page(
+    state: State,
+    op: OperatorUser,
+    path: web::Path<String>,
+) -> PageResult {
     let id = path.into_inner();
     let d = db::run(&state.db, move |conn| detail(conn, &id)).await?;
     Ok(html(&DetailPage { user: op.0, d }))
@@ -672,20 +532,20 @@ fn back_to(ws_id: &str) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
-struct ReasonForm {
+pub(crate) struct ReasonForm {
     #[serde(default)]
     reason: String,
 }
 
 #[derive(Deserialize)]
-struct DeprovisionForm {
+pub(crate) struct DeprovisionForm {
     #[serde(default)]
     reason: String,
     #[serde(default)]
     confirm: String,
 }
 
-async fn suspend_action(
+pub(crate) async fn suspend_action(
     state: State,
     req: HttpRequest,
     f: OperatorForm<ReasonForm>,
@@ -700,7 +560,7 @@ async fn suspend_action(
     Ok(back_to(&id))
 }
 
-async fn resume_action(
+pub(crate) async fn resume_action(
     state: State,
     req: HttpRequest,
     f: OperatorForm<Empty>,
@@ -712,7 +572,7 @@ async fn resume_action(
     Ok(back_to(&id))
 }
 
-async fn retry_action(
+pub(crate) async fn retry_action(
     state: State,
     req: HttpRequest,
     f: OperatorForm<Empty>,
@@ -724,7 +584,7 @@ async fn retry_action(
     Ok(back_to(&id))
 }
 
-async fn deprovision_action(
+pub(crate) async fn deprovision_action(
     state: State,
     req: HttpRequest,
     f: OperatorForm<DeprovisionForm>,
@@ -737,28 +597,6 @@ async fn deprovision_action(
     })
     .await?;
     Ok(back_to(&id))
-}
-
-/// The operator console's routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/operator", web::get().to(list_page))
-        .route("/operator/workspaces/{id}", web::get().to(detail_page))
-        .route(
-            "/operator/workspaces/{id}/suspend",
-            web::post().to(suspend_action),
-        )
-        .route(
-            "/operator/workspaces/{id}/resume",
-            web::post().to(resume_action),
-        )
-        .route(
-            "/operator/workspaces/{id}/retry",
-            web::post().to(retry_action),
-        )
-        .route(
-            "/operator/workspaces/{id}/deprovision",
-            web::post().to(deprovision_action),
-        );
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 //! database run it once between them, and a restart does not make it run again.
 
 use crate::audit::{self, Pruned};
-use crate::db::DbConn;
 use crate::error::AppResult;
-use crate::schema::{
+use crate::infra::db::DbConn;
+use crate::infra::schema::{
     node_events, node_exports, node_reports, retention_runs, retention_sweeps, usage_counts,
 };
 use diesel::prelude::*;
@@ -130,8 +130,8 @@ mod tests {
 
     use super::*;
     use crate::audit::Entry;
-    use crate::db::{self, DbPool};
-    use crate::schema::{audit_events, nodes, workspaces};
+    use crate::infra::db::{self, DbPool};
+    use crate::infra::schema::{audit_events, nodes, workspaces};
 
     /// A fresh database (see [`db::ScratchDb`]) and its pool; the guard drops it.
     fn pool() -> ((tempfile::TempDir, db::ScratchDb), DbPool) {

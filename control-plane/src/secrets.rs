@@ -8,14 +8,15 @@
 //! The value is an [`outpost_crypto::Secret`] from the moment it is parsed: it prints as
 //! `***`, and no error, log line or page ever includes it.
 
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::http::{html, html_with};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{commands, nodes, workspace_secrets};
 use crate::provisioning::{self, state};
-use crate::schema::{commands, nodes, workspace_secrets};
-use crate::web::{html, html_with};
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -273,7 +274,7 @@ pub fn seal_and_queue(
     let last4: String = chars[chars.len().saturating_sub(4)..].iter().collect();
     let fp = fingerprint(&st.fingerprint_key, value);
     let now = db::now();
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         // A newer value supersedes one still waiting.
         let previous: Option<Option<String>> = workspace_secrets::table
             .find((ws_id, kind))
@@ -347,7 +348,7 @@ pub fn remove(
     let (_, role) = load_for_member(conn, ws_id, user_id)?;
     require_admin(&role)?;
     let (node_id, _) = target_node(conn, ws_id)?;
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let row: Option<Option<String>> = workspace_secrets::table
             .find((ws_id, kind))
             .select(workspace_secrets::command_id)
@@ -527,7 +528,7 @@ fn rows(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<SecretRow>> {
         .load(conn)?)
 }
 
-async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
     let (uid, ws_id) = (user.id.clone(), path.into_inner());
     let (workspace, rows) = db::run(&state.db, move |conn| {
         // Which keys are set is a setting: owners and admins only, like changing them.
@@ -548,7 +549,7 @@ async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageR
 
 /// The submitted form. `value` is moved into a [`Secret`] at once.
 #[derive(Deserialize)]
-struct SecretForm {
+pub(crate) struct SecretForm {
     kind: String,
     value: String,
     #[serde(default)]
@@ -557,7 +558,7 @@ struct SecretForm {
     phone_number_id: String,
 }
 
-async fn submit(
+pub(crate) async fn submit(
     state: State,
     req: HttpRequest,
     f: CsrfForm<SecretForm>,
@@ -617,7 +618,7 @@ async fn submit(
     }
 }
 
-async fn remove_page(
+pub(crate) async fn remove_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
@@ -639,7 +640,7 @@ async fn remove_page(
 
 /// `POST /api/v1/workspaces/{id}/secrets` body. The value becomes a [`Secret`] at once.
 #[derive(Deserialize)]
-struct SecretBody {
+pub(crate) struct SecretBody {
     kind: String,
     value: String,
     #[serde(default)]
@@ -654,7 +655,11 @@ fn row_json(r: &SecretRow) -> serde_json::Value {
         "error_code": r.error_code})
 }
 
-async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub(crate) async fn api_list(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let ws_id = path.into_inner();
     let list = db::run(&state.db, move |conn| {
         let (_, role) = load_for_member(conn, &ws_id, &user.id)?;
@@ -666,7 +671,7 @@ async fn api_list(state: State, user: ApiUser, path: web::Path<String>) -> AppRe
         .json(serde_json::json!({"secrets": list.iter().map(row_json).collect::<Vec<_>>()})))
 }
 
-async fn api_add(
+pub(crate) async fn api_add(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -701,7 +706,7 @@ async fn api_add(
     Ok(HttpResponse::Created().json(row_json(&row)))
 }
 
-async fn api_remove(
+pub(crate) async fn api_remove(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -714,20 +719,4 @@ async fn api_remove(
     })
     .await?;
     Ok(HttpResponse::Accepted().finish())
-}
-
-/// Secret pages and API.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/workspaces/{id}/secrets", web::get().to(api_list))
-        .route("/api/v1/workspaces/{id}/secrets", web::post().to(api_add))
-        .route(
-            "/api/v1/workspaces/{id}/secrets/{kind}",
-            web::delete().to(api_remove),
-        );
-    cfg.route("/workspaces/{id}/secrets", web::get().to(page))
-        .route("/workspaces/{id}/secrets", web::post().to(submit))
-        .route(
-            "/workspaces/{id}/secrets/{kind}/remove",
-            web::post().to(remove_page),
-        );
 }

@@ -9,11 +9,11 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::mail::{self, emails};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{nodes, workspace_suspensions as ws_s, workspaces};
+use crate::notify::{self, emails};
 use crate::provisioning::{self, state};
-use crate::schema::{nodes, workspace_suspensions as ws_s, workspaces};
 use diesel::prelude::*;
 use outpost_protocol::CommandKind;
 
@@ -84,8 +84,8 @@ fn email_owners<T: askama::Template>(
     ws_id: &str,
     email: &T,
 ) -> AppResult<()> {
-    let owners = mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
-    mail::emails::send_later(st, owners, email)
+    let owners = notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
+    notify::emails::send_later(&st.mailer, owners, email)
 }
 
 fn workspace_page(st: &State, ws_id: &str) -> emails::Line {
@@ -138,7 +138,7 @@ pub fn suspend(
             "This workspace is cancelled or deleted; there is nothing to suspend.".into(),
         ));
     }
-    let nodes = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let nodes = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         lock_workspace(conn, ws_id)?;
         let current = active(conn, ws_id)?;
         if current.iter().any(|s| s.code == code) {
@@ -216,7 +216,7 @@ pub fn resume(
     ip: Option<&str>,
 ) -> AppResult<bool> {
     let (name, deleted) = name_and_deleted(conn, ws_id)?;
-    let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let outcome = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         lock_workspace(conn, ws_id)?;
         let n = diesel::update(
             ws_s::table

@@ -2,17 +2,18 @@
 //! handler that takes a workspace id goes through [`load_for_member`]; non-members get
 //! 404, so the existence of other workspaces does not leak.
 
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
-use crate::mail::notices::OwnerNotice;
-use crate::provisioning::{self, jobs, state};
-use crate::schema::{
+use crate::error::{AppError, AppResult};
+use crate::http::html;
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{
     memberships, node_events, node_exports, nodes, retention_sweeps, usage_counts, workspaces,
 };
-use crate::web::html;
+use crate::notify::notices::OwnerNotice;
+use crate::provisioning::{self, jobs, state};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -258,7 +259,7 @@ pub fn create(
     validate_slug(&slug)?;
     let now = db::now();
     let ws_id = db::new_id();
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         // A cancelled workspace's node still answers at its address until its export
         // window ends, so the address stays taken until then.
         let taken: i64 = workspaces::table
@@ -498,9 +499,9 @@ fn has_paid_subscription(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResul
 
 /// The email address of `user_id`, for the owners' notices (who did it).
 fn email_of(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
-    Ok(crate::schema::users::table
+    Ok(crate::infra::schema::users::table
         .find(user_id)
-        .select(crate::schema::users::email)
+        .select(crate::infra::schema::users::email)
         .first(conn)?)
 }
 
@@ -564,7 +565,7 @@ pub fn cancel(
         .iter()
         .any(|(_, s)| state::ENROLLED.contains(&s.as_str()));
     let until = keeps_a_node.then_some(now + st.config.export_window_secs);
-    let cancelled = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let cancelled = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let n = diesel::update(
             workspaces::table
                 .find(ws_id)
@@ -622,7 +623,7 @@ pub fn cancel(
         until,
         can_reactivate: !has_paid_subscription(conn, st, ws_id)?,
     };
-    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
+    crate::notify::notices::send_to_owners(conn, &st.notifier(), ws_id, &ws.name, &notice)?;
     Ok(until)
 }
 
@@ -645,7 +646,7 @@ pub fn delete(
         return Ok(());
     }
     let nodes = node_states(conn, ws_id)?;
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         diesel::update(workspaces::table.find(ws_id))
             .set((
                 workspaces::deleted_at.eq(ws.deleted_at.unwrap_or(now)),
@@ -676,7 +677,7 @@ pub fn delete(
     let notice = OwnerNotice::Deleted {
         by: email_of(conn, user_id)?,
     };
-    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
+    crate::notify::notices::send_to_owners(conn, &st.notifier(), ws_id, &ws.name, &notice)?;
     Ok(())
 }
 
@@ -714,7 +715,7 @@ pub fn reactivate(
             "This workspace cannot be reactivated: cancelling it also cancelled its subscription at Stripe, and it would run unpaid. Export your data from the node console before its export window ends; to go on using Outpost, create a new workspace and subscribe from its Billing page.".into(),
         ));
     }
-    let outcome = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let outcome = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         // The same conditional update the sweeper's `end_export_windows` waits on: one of
         // the two wins, so a node is never destroyed under a live workspace.
         let n = diesel::update(
@@ -778,7 +779,7 @@ pub fn reactivate(
         by: email_of(conn, user_id)?,
         still_suspended: !still.is_empty(),
     };
-    crate::mail::notices::send_to_owners(conn, st, ws_id, &ws.name, &notice)?;
+    crate::notify::notices::send_to_owners(conn, &st.notifier(), ws_id, &ws.name, &notice)?;
     Ok(true)
 }
 
@@ -795,7 +796,7 @@ pub fn end_export_windows(conn: &mut DbConn, st: &State) -> AppResult<Vec<String
     for (ws_id, node_id) in due {
         // Another replica may run the same sweep: only the one whose transition wins
         // records it.
-        let won = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+        let won = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
             // Still due? An owner may have reactivated the workspace since the query: this
             // write waits for theirs ([`reactivate`]) and then finds nothing to do.
             let due = diesel::update(
@@ -1101,7 +1102,7 @@ pub fn fmt_ms(t: &i64) -> String {
     fmt_time(&(t / 1000))
 }
 
-async fn list_page(state: State, user: CurrentUser) -> PageResult {
+pub(crate) async fn list_page(state: State, user: CurrentUser) -> PageResult {
     let uid = user.id.clone();
     let workspaces = db::run(&state.db, move |conn| list_for(conn, &uid)).await?;
     Ok(html(&ListPage {
@@ -1114,13 +1115,17 @@ async fn list_page(state: State, user: CurrentUser) -> PageResult {
 }
 
 #[derive(Deserialize)]
-struct CreateForm {
+pub(crate) struct CreateForm {
     name: String,
     #[serde(default)]
     slug: String,
 }
 
-async fn create_page(state: State, req: HttpRequest, f: CsrfForm<CreateForm>) -> PageResult {
+pub(crate) async fn create_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<CreateForm>,
+) -> PageResult {
     let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
     let (name, slug) = (f.form.name.clone(), f.form.slug.clone());
     let res = db::run(&state.db, move |conn| {
@@ -1134,7 +1139,7 @@ async fn create_page(state: State, req: HttpRequest, f: CsrfForm<CreateForm>) ->
         Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
             let uid = f.user.id.clone();
             let workspaces = db::run(&state.db, move |conn| list_for(conn, &uid)).await?;
-            Ok(crate::web::html_with(
+            Ok(crate::http::html_with(
                 HttpResponse::build(e.status()),
                 &ListPage {
                     user: f.user,
@@ -1149,7 +1154,11 @@ async fn create_page(state: State, req: HttpRequest, f: CsrfForm<CreateForm>) ->
     }
 }
 
-async fn detail_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn detail_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
     let window = fmt_duration(state.config.export_window_secs);
@@ -1161,13 +1170,17 @@ async fn detail_page(state: State, user: CurrentUser, path: web::Path<String>) -
     }))
 }
 
-async fn status_partial(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn status_partial(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
     Ok(html(&StatusPartial { d }))
 }
 
-async fn console_page(
+pub(crate) async fn console_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<Empty>,
@@ -1192,7 +1205,7 @@ async fn console_page(
 /// The confirmation an owner's button sends: the typed address ("Delete now") or the
 /// ticked checkbox ("Cancel workspace").
 #[derive(Deserialize)]
-struct ConfirmForm {
+pub(crate) struct ConfirmForm {
     #[serde(default)]
     confirm: String,
 }
@@ -1227,7 +1240,7 @@ async fn owner_action(
         Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
             let (uid, st) = (f.user.id.clone(), state.clone());
             let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
-            Ok(crate::web::html_with(
+            Ok(crate::http::html_with(
                 HttpResponse::build(e.status()),
                 &DetailPage {
                     user: f.user,
@@ -1241,7 +1254,7 @@ async fn owner_action(
     }
 }
 
-async fn delete_page(
+pub(crate) async fn delete_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<ConfirmForm>,
@@ -1250,7 +1263,7 @@ async fn delete_page(
     owner_action(state, req, f, path, delete).await
 }
 
-async fn cancel_page(
+pub(crate) async fn cancel_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<ConfirmForm>,
@@ -1270,7 +1283,7 @@ async fn cancel_page(
     .await
 }
 
-async fn reactivate_page(
+pub(crate) async fn reactivate_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<ConfirmForm>,
@@ -1282,7 +1295,11 @@ async fn reactivate_page(
     .await
 }
 
-async fn receipt_download(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn receipt_download(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
     let node = d.node.ok_or(AppError::NotFound)?;
@@ -1304,14 +1321,14 @@ async fn receipt_download(state: State, user: CurrentUser, path: web::Path<Strin
 // ---------------------------------------------------------------- API
 
 #[derive(Deserialize)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     slug: Option<String>,
     /// With billing on: the plan to check out (default: the first).
     plan: Option<String>,
 }
 
-async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
+pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
     let list = db::run(&state.db, move |conn| list_for(conn, &user.id)).await?;
     let items: Vec<_> = list
         .into_iter()
@@ -1324,7 +1341,7 @@ async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(serde_json::json!({ "workspaces": items })))
 }
 
-async fn api_create(
+pub(crate) async fn api_create(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1353,14 +1370,18 @@ async fn api_create(
         .json(body))
 }
 
-async fn api_get(state: State, user: ApiUser, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub(crate) async fn api_get(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let (st, id) = (state.clone(), path.into_inner());
     let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &user.id)).await?;
     Ok(HttpResponse::Ok().json(d))
 }
 
 #[derive(Deserialize)]
-struct DeleteQuery {
+pub(crate) struct DeleteQuery {
     #[serde(default)]
     immediately: bool,
     /// With `immediately`: the workspace's address, as the page asks an owner to type it.
@@ -1371,7 +1392,7 @@ struct DeleteQuery {
 /// `DELETE /api/v1/workspaces/{id}` cancels with the export window and answers with
 /// `deprovision_after` (undone with `POST …/reactivate` until then); `?immediately=true`
 /// deprovisions now and, as it cannot be undone, needs `&confirm=<address>`.
-async fn api_delete(
+pub(crate) async fn api_delete(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1396,7 +1417,7 @@ async fn api_delete(
 
 /// `POST /api/v1/workspaces/{id}/reactivate`: undoes a cancellation during its export
 /// window ([`reactivate`]) and answers with the workspace.
-async fn api_reactivate(
+pub(crate) async fn api_reactivate(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -1409,33 +1430,6 @@ async fn api_reactivate(
     })
     .await?;
     Ok(HttpResponse::Ok().json(d))
-}
-
-/// Workspace pages and API routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/workspaces", web::get().to(list_page))
-        .route("/workspaces", web::post().to(create_page))
-        .route("/workspaces/{id}", web::get().to(detail_page))
-        .route(
-            "/workspaces/{id}/node-status",
-            web::get().to(status_partial),
-        )
-        .route("/workspaces/{id}/console", web::post().to(console_page))
-        .route("/workspaces/{id}/delete", web::post().to(delete_page))
-        .route("/workspaces/{id}/cancel", web::post().to(cancel_page))
-        .route(
-            "/workspaces/{id}/reactivate",
-            web::post().to(reactivate_page),
-        )
-        .route("/workspaces/{id}/receipt", web::get().to(receipt_download))
-        .route("/api/v1/workspaces", web::get().to(api_list))
-        .route("/api/v1/workspaces", web::post().to(api_create))
-        .route("/api/v1/workspaces/{id}", web::get().to(api_get))
-        .route("/api/v1/workspaces/{id}", web::delete().to(api_delete))
-        .route(
-            "/api/v1/workspaces/{id}/reactivate",
-            web::post().to(api_reactivate),
-        );
 }
 
 #[cfg(test)]

@@ -121,8 +121,16 @@ async fn bad_input_auth_and_membership() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // A non-member is refused by the access guard before the form is read; a signed-in
+    // user's form with a wrong CSRF token is refused.
     assert_eq!(
         m.post(&format!("/workspaces/{ws_id}/delete"), &[("csrf", "wrong")])
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        m.post("/account/tokens", &[("csrf", "wrong"), ("name", "x")])
             .await
             .status(),
         403
@@ -202,7 +210,7 @@ async fn magic_links_are_single_use_expire_and_are_rate_limited() {
         .unwrap()
         .to_owned();
     {
-        use control_plane::schema::magic_links::dsl as m;
+        use control_plane::infra::schema::magic_links::dsl as m;
         use diesel::prelude::*;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
@@ -229,7 +237,7 @@ async fn magic_links_are_single_use_expire_and_are_rate_limited() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_some());
     // Stored hashed: the raw token is nowhere in the database.
-    use control_plane::schema::magic_links::dsl as m;
+    use control_plane::infra::schema::magic_links::dsl as m;
     use diesel::prelude::*;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
@@ -242,7 +250,7 @@ async fn magic_links_are_single_use_expire_and_are_rate_limited() {
 
 #[tokio::test]
 async fn audit_verify_names_the_edited_or_removed_event() {
-    use control_plane::schema::audit_events::dsl as a;
+    use control_plane::infra::schema::audit_events::dsl as a;
     use diesel::prelude::*;
     let cp = Cp::start();
     let _browser = Browser::signin(&cp, "owner@acme.test").await;

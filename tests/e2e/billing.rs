@@ -175,7 +175,7 @@ fn field<'a>(form: &'a [(String, String)], k: &str) -> Option<&'a str> {
 }
 
 fn count_nodes(cp: &Cp, ws: &str) -> i64 {
-    use control_plane::schema::nodes::dsl as n;
+    use control_plane::infra::schema::nodes::dsl as n;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     n::nodes
@@ -186,7 +186,7 @@ fn count_nodes(cp: &Cp, ws: &str) -> i64 {
 }
 
 fn count_provision_jobs(cp: &Cp) -> i64 {
-    use control_plane::schema::jobs::dsl as j;
+    use control_plane::infra::schema::jobs::dsl as j;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     j::jobs
@@ -197,7 +197,7 @@ fn count_provision_jobs(cp: &Cp) -> i64 {
 }
 
 fn audit_count(cp: &Cp, action: &str) -> usize {
-    use control_plane::schema::audit_events::dsl as a;
+    use control_plane::infra::schema::audit_events::dsl as a;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     a::audit_events
@@ -208,7 +208,7 @@ fn audit_count(cp: &Cp, action: &str) -> usize {
 }
 
 fn account(cp: &Cp, ws: &str) -> (Option<String>, Option<String>, Option<i64>) {
-    use control_plane::schema::billing_accounts::dsl as b;
+    use control_plane::infra::schema::billing_accounts::dsl as b;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     b::billing_accounts
@@ -223,7 +223,7 @@ fn account(cp: &Cp, ws: &str) -> (Option<String>, Option<String>, Option<i64>) {
 }
 
 fn invoice_row(cp: &Cp, id: &str) -> (String, Option<i64>) {
-    use control_plane::schema::invoices::dsl as i;
+    use control_plane::infra::schema::invoices::dsl as i;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     i::invoices
@@ -234,14 +234,14 @@ fn invoice_row(cp: &Cp, id: &str) -> (String, Option<i64>) {
 }
 
 fn stripe_event_count(cp: &Cp) -> i64 {
-    use control_plane::schema::stripe_events::dsl as e;
+    use control_plane::infra::schema::stripe_events::dsl as e;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     e::stripe_events.count().get_result(&mut conn).unwrap()
 }
 
 fn commands_of(cp: &Cp, node: &str) -> Vec<String> {
-    use control_plane::schema::commands::dsl as c;
+    use control_plane::infra::schema::commands::dsl as c;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     c::commands
@@ -492,7 +492,7 @@ async fn webhooks_are_verified_deduplicated_and_applied_in_order() {
     // Members other than owners cannot see billing; strangers do not see the workspace.
     let member = Browser::signin(&cp, "member@acme.test").await;
     {
-        use control_plane::schema::{memberships, users};
+        use control_plane::infra::schema::{memberships, users};
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         let uid: String = users::table
@@ -957,7 +957,7 @@ async fn a_paid_workspace_links_billing_and_cannot_be_reactivated_once_cancelled
     // Other members see no Billing link (the page is the owners').
     let member = "member@acme.test";
     {
-        use control_plane::schema::memberships as m;
+        use control_plane::infra::schema::memberships as m;
         let mut conn = cp.db().get().unwrap();
         let uid = control_plane::accounts::find_or_create_user(&mut conn, member).unwrap();
         diesel::insert_into(m::table)

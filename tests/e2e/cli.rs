@@ -100,7 +100,8 @@ fn token_create_says_why_the_database_cannot_be_opened() {
 fn token_create_logs_the_database_failure_it_reports() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let db = control_plane::db::ScratchDb::new(&data.join("outpost.sqlite"), "outpost_e2e_cli");
+    let db =
+        control_plane::infra::db::ScratchDb::new(&data.join("outpost.sqlite"), "outpost_e2e_cli");
     let args = ["token", "create", "--email", "owner@example.com"];
 
     let (ok, token, stderr) = cli(&args, &data, &db.url);
@@ -112,7 +113,7 @@ fn token_create_logs_the_database_failure_it_reports() {
         "the token is in the log:\n{stderr}"
     );
 
-    let pool = control_plane::db::connect(&db.url).unwrap();
+    let pool = control_plane::infra::db::connect(&db.url).unwrap();
     diesel::sql_query("DROP TABLE api_tokens")
         .execute(&mut pool.get().unwrap())
         .unwrap();

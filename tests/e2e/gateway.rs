@@ -184,7 +184,7 @@ pub async fn report_with(
 }
 
 fn audit_details(cp: &Cp, action: &str) -> Vec<String> {
-    use control_plane::schema::audit_events::dsl as a;
+    use control_plane::infra::schema::audit_events::dsl as a;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     a::audit_events
@@ -216,7 +216,7 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
     // Expired token → 401.
     let (_, bundle_c) = bundle_for(&cp, &api, "Gamma Clinic").await;
     {
-        use control_plane::schema::bootstrap_tokens::dsl as t;
+        use control_plane::infra::schema::bootstrap_tokens::dsl as t;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         diesel::update(t::bootstrap_tokens.filter(t::node_id.eq(bundle_c.node_id.as_str())))
@@ -455,7 +455,7 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
     let listing = browser.get(&page).await.text().await.unwrap();
     assert!(listing.contains("delivered to your node") && listing.contains("…42ab"));
     {
-        use control_plane::schema::commands::dsl as c;
+        use control_plane::infra::schema::commands::dsl as c;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         let payload: Option<String> = c::commands
@@ -479,7 +479,7 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
         .await;
     assert_eq!(r.status(), 200);
     {
-        use control_plane::schema::commands::dsl as c;
+        use control_plane::infra::schema::commands::dsl as c;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         diesel::update(

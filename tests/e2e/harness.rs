@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use control_plane::db::DbPool;
+pub use control_plane::infra::db::DbPool;
 
 /// Options for a control plane under test.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ pub struct Cp {
     pub gateway: String,
     pub db_url: String,
     /// Drops the PostgreSQL database (if any) with the harness.
-    scratch: control_plane::db::ScratchDb,
+    scratch: control_plane::infra::db::ScratchDb,
     opts: Opts,
     listen: String,
     gateway_listen: String,
@@ -54,7 +54,7 @@ impl Cp {
 
     pub fn start_with(opts: Opts) -> Cp {
         let dir = tempfile::tempdir().unwrap();
-        let scratch = control_plane::db::ScratchDb::new(
+        let scratch = control_plane::infra::db::ScratchDb::new(
             &dir.path().join("data/outpost.sqlite"),
             "outpost_e2e",
         );
@@ -173,7 +173,7 @@ impl Cp {
     }
 
     pub fn db(&self) -> DbPool {
-        control_plane::db::connect(&self.db_url).unwrap()
+        control_plane::infra::db::connect(&self.db_url).unwrap()
     }
 
     /// `control-plane token create --email …`
@@ -233,7 +233,7 @@ impl Cp {
 
     /// The id of the account with `email`, if there is one.
     pub fn user_id(&self, email: &str) -> Option<String> {
-        use control_plane::schema::users;
+        use control_plane::infra::schema::users;
         use diesel::prelude::*;
         let mut conn = self.db().get().unwrap();
         users::table

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use outpost_protocol::*;
 
 fn audit_actions(cp: &Cp) -> Vec<(String, String, Option<String>)> {
-    use control_plane::schema::audit_events::dsl as a;
+    use control_plane::infra::schema::audit_events::dsl as a;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     a::audit_events
@@ -520,7 +520,7 @@ async fn reactivating_in_the_window_resumes_the_node_but_not_other_suspensions()
     // An operator suspends the workspace; the owner cancels and reactivates: the
     // operator's suspension stays, so no `resume` reaches the node.
     {
-        use control_plane::schema::users;
+        use control_plane::infra::schema::users;
         let ops = Browser::signin(&cp, "ops@outpost.test").await;
         let mut conn = cp.db().get().unwrap();
         diesel::update(users::table.filter(users::email.eq("ops@outpost.test")))
@@ -725,7 +725,7 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
     assert_eq!(created(&cp).len(), 2);
 
     // Nothing but the metadata is in the database.
-    use control_plane::schema::node_exports::dsl as e;
+    use control_plane::infra::schema::node_exports::dsl as e;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     let rows: Vec<(String, String, String)> = e::node_exports
@@ -799,7 +799,7 @@ async fn closing_an_account_deletes_it_once_no_workspace_depends_on_it() {
     assert_eq!(api.get_json("/api/v1/workspaces").await.0, 401);
 
     // Nothing about the account is left but the user id in the audit log.
-    use control_plane::schema::{api_tokens, magic_links, memberships, sessions, users};
+    use control_plane::infra::schema::{api_tokens, magic_links, memberships, sessions, users};
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     let n: i64 = users::table

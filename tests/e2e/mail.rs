@@ -44,7 +44,7 @@ pub(crate) async fn wait_mails(cp: &Cp, subject: &str, n: usize) -> Vec<(String,
 }
 
 fn last_seq(cp: &Cp, node_id: &str) -> i64 {
-    use control_plane::schema::nodes::dsl as n;
+    use control_plane::infra::schema::nodes::dsl as n;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     n::nodes
@@ -57,7 +57,7 @@ fn last_seq(cp: &Cp, node_id: &str) -> i64 {
 
 /// Adds `email` to the workspace with `role` (as an accepted invitation would).
 pub(crate) fn add_member(cp: &Cp, ws_id: &str, email: &str, role: &str) {
-    use control_plane::schema::memberships::dsl as m;
+    use control_plane::infra::schema::memberships::dsl as m;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     let user = control_plane::accounts::find_or_create_user(&mut conn, email).unwrap();

@@ -282,7 +282,7 @@ async fn invitation_links_expire_work_once_and_can_be_withdrawn() {
 
     // Expired (moved back in time in the database): 410 in words, no membership.
     {
-        use control_plane::schema::invitations;
+        use control_plane::infra::schema::invitations;
         use diesel::prelude::*;
         let mut conn = cp.db().get().unwrap();
         diesel::update(invitations::table.filter(invitations::email.eq("x@acme.test")))
@@ -383,7 +383,7 @@ async fn invitation_links_expire_work_once_and_can_be_withdrawn() {
 
     // Invitations and joins are audited with ids only (no token).
     let details: Vec<(String, String)> = {
-        use control_plane::schema::audit_events as a;
+        use control_plane::infra::schema::audit_events as a;
         use diesel::prelude::*;
         let mut conn = cp.db().get().unwrap();
         a::table

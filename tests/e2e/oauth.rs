@@ -7,7 +7,7 @@
 
 use crate::agents::{contains, files_under, pg_rows_text};
 use crate::harness::*;
-use control_plane::schema::{audit_events, oauth_identities, oauth_states, sessions, users};
+use control_plane::infra::schema::{audit_events, oauth_identities, oauth_states, sessions, users};
 use diesel::prelude::*;
 use ring::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};

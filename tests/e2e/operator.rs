@@ -41,7 +41,7 @@ async fn operator(cp: &Cp, email: &str) -> Browser {
 type AuditLine = (String, Option<String>, Option<String>, String);
 
 fn audit(cp: &Cp) -> Vec<AuditLine> {
-    use control_plane::schema::audit_events::dsl as a;
+    use control_plane::infra::schema::audit_events::dsl as a;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     a::audit_events
@@ -330,7 +330,7 @@ async fn retrying_a_refused_enrollment_gives_the_node_a_new_token_and_it_enrolls
     let node_id = bundle.node_id.0.clone();
     // The bundle sat too long: its token expired before the node first started.
     {
-        use control_plane::schema::bootstrap_tokens::dsl as t;
+        use control_plane::infra::schema::bootstrap_tokens::dsl as t;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         diesel::update(t::bootstrap_tokens.filter(t::node_id.eq(&node_id)))
@@ -439,7 +439,7 @@ async fn a_node_that_enrolls_while_suspended_is_suspended_and_payment_outlasts_t
 
     // An unpaid invoice suspends it too; lifting the operator's cause leaves it suspended.
     {
-        use control_plane::schema::workspace_suspensions::dsl as s;
+        use control_plane::infra::schema::workspace_suspensions::dsl as s;
         let pool = cp.db();
         let mut conn = pool.get().unwrap();
         diesel::insert_into(s::workspace_suspensions)

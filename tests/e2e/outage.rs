@@ -5,7 +5,7 @@ use crate::harness::*;
 use diesel::prelude::*;
 
 fn seqs(cp: &Cp, node_id: &str) -> Vec<i64> {
-    use control_plane::schema::node_reports::dsl as r;
+    use control_plane::infra::schema::node_reports::dsl as r;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();
     r::node_reports

@@ -1,9 +1,9 @@
 //! Role matrix (issue 7, architecture invariant 2): every route the control plane's UI
 //! listener registers × every kind of caller — anonymous, a signed-in stranger, an
 //! operator, and the workspace's member, admin and owner — gets the answer its role
-//! allows. The routes come from the sources (`routes::registered_routes`) and each one
-//! must be declared in [`RULES`] (or be public, or a node route, which `routes.rs`
-//! covers), so a new route without a declared access level fails this suite.
+//! allows. The routes and the access each needs come from the route table
+//! (`control_plane::app::routes::UI`), which is also what registers them and what the
+//! access guard enforces; public and node routes are `routes.rs`'s.
 //!
 //! Refusals are exact: anonymous → a redirect to sign-in (pages) or 401 (API);
 //! non-members, including operators (who are not members) → 404, so a workspace's
@@ -27,12 +27,13 @@ enum Access {
     Owner,
     /// Operators (staff) only.
     Operator,
-    /// Off in this configuration (billing without Stripe keys): every signed-in caller
-    /// gets 404, as for a sign-in provider that is off. `tests/e2e/billing.rs` checks
-    /// these routes with billing on.
+    /// An owner route that is off in this configuration (billing without Stripe keys):
+    /// the owner gets 404, other members 403 from the access guard, as for any owner
+    /// route. `tests/e2e/billing.rs` checks these routes with billing on.
     Off,
 }
 
+#[derive(Clone, Copy)]
 struct Rule {
     method: &'static str,
     pattern: &'static str,
@@ -48,11 +49,12 @@ struct Rule {
     signs_out: bool,
 }
 
-const fn rule(method: &'static str, pattern: &'static str, access: Access) -> Rule {
+/// A rule whose access [`rules`] fills in from the route table.
+const fn rule(method: &'static str, pattern: &'static str) -> Rule {
     Rule {
         method,
         pattern,
-        access,
+        access: Access::Account,
         destructive: false,
         fields: &[],
         allowed_404: false,
@@ -69,177 +71,179 @@ const AGENT: &[(&str, &str)] = &[
     ("provider", "retrieval"),
 ];
 
-use Access::*;
+/// Stripe's flows, which answer 404 while billing is off (as here: no Stripe keys). The
+/// table makes them owner routes; `tests/e2e/billing.rs` checks them with billing on.
+const OFF_WITHOUT_STRIPE: &[(&str, &str)] = &[
+    ("post", "/workspaces/{id}/billing/checkout"),
+    ("get", "/workspaces/{id}/billing/return"),
+    ("post", "/workspaces/{id}/billing/portal"),
+    ("post", "/api/v1/workspaces/{id}/checkout"),
+];
 
-const RULES: &[Rule] = &[
-    // Your own account.
-    rule("get", "/workspaces", Account),
+/// Every route of the UI listener that is not public, with the access the route table
+/// (`control_plane::app::routes::UI`) declares and the extras above.
+fn rules() -> Vec<Rule> {
+    use control_plane::app::routes::{Access as Declared, UI};
+    use control_plane::members::Role;
+    UI.iter()
+        .filter(|r| r.access != Declared::Public)
+        .map(|r| {
+            let method = crate::routes::lower(r.method.as_str());
+            let off = OFF_WITHOUT_STRIPE.contains(&(method, r.path));
+            let access = match r.access {
+                Declared::Account => Access::Account,
+                Declared::Member(_) if off => {
+                    assert_eq!(r.access, Declared::Member(Role::Owner), "{}", r.path);
+                    Access::Off
+                }
+                Declared::Member(Role::Member) => Access::Member,
+                Declared::Member(Role::Admin) => Access::Admin,
+                Declared::Member(Role::Owner) => Access::Owner,
+                Declared::Operator => Access::Operator,
+                Declared::Public | Declared::Node => unreachable!("{}", r.path),
+            };
+            let extra = EXTRAS
+                .iter()
+                .find(|e| e.method == method && e.pattern == r.path);
+            Rule {
+                access,
+                ..extra.map_or_else(|| rule(method, r.path), |e| Rule { ..*e })
+            }
+        })
+        .collect()
+}
+
+/// What some calls need beyond their access level (read from the route table):
+/// form fields, a fresh fixture, a 404 that is still allowed.
+const EXTRAS: &[Rule] = &[
     Rule {
         fields: &[("name", "Matrix Workspace")],
-        ..rule("post", "/workspaces", Account)
+        ..rule("post", "/workspaces")
     },
-    rule("get", "/account/tokens", Account),
     Rule {
         fields: &[("name", "matrix")],
-        ..rule("post", "/account/tokens", Account)
+        ..rule("post", "/account/tokens")
     },
-    rule("get", "/account/data", Account),
-    rule("get", "/account/data.json", Account),
     // A wrong confirmation re-renders the page: the account stays open.
     Rule {
         fields: &[("confirm", "not my email")],
-        ..rule("post", "/account/close", Account)
+        ..rule("post", "/account/close")
     },
-    rule("get", "/account/identities", Account),
     Rule {
         fields: &[("id", "00000000-0000-0000-0000-000000000000")],
         allowed_404: true,
-        ..rule("post", "/account/identities/unlink", Account)
+        ..rule("post", "/account/identities/unlink")
     },
     Rule {
         destructive: true,
         signs_out: true,
-        ..rule("post", "/signout", Account)
+        ..rule("post", "/signout")
     },
-    rule("get", "/api/v1/workspaces", Account),
     Rule {
         fields: &[("name", "Matrix API Workspace")],
-        ..rule("post", "/api/v1/workspaces", Account)
+        ..rule("post", "/api/v1/workspaces")
     },
-    // Any member.
-    rule("get", "/workspaces/{id}", Member),
-    rule("get", "/workspaces/{id}/node-status", Member),
-    rule("post", "/workspaces/{id}/console", Member),
     Rule {
         allowed_404: true,
-        ..rule("get", "/workspaces/{id}/receipt", Member)
-    },
-    rule("get", "/workspaces/{id}/members", Member),
-    rule("get", "/workspaces/{id}/agents/{agent}", Member),
-    rule("get", "/api/v1/workspaces/{id}", Member),
-    rule("get", "/api/v1/workspaces/{id}/agents", Member),
-    rule("get", "/api/v1/workspaces/{id}/agents/{agent}", Member),
-    rule("get", "/api/v1/workspaces/{id}/members", Member),
-    // Admins and the owner.
-    rule("get", "/workspaces/{id}/agents/new", Admin),
-    Rule {
-        fields: AGENT,
-        ..rule("post", "/workspaces/{id}/agents", Admin)
+        ..rule("get", "/workspaces/{id}/receipt")
     },
     Rule {
         fields: AGENT,
-        ..rule("post", "/workspaces/{id}/agents/{agent}", Admin)
+        ..rule("post", "/workspaces/{id}/agents")
+    },
+    Rule {
+        fields: AGENT,
+        ..rule("post", "/workspaces/{id}/agents/{agent}")
     },
     Rule {
         destructive: true,
-        ..rule("post", "/workspaces/{id}/agents/{agent}/delete", Admin)
+        ..rule("post", "/workspaces/{id}/agents/{agent}/delete")
     },
-    rule("get", "/workspaces/{id}/secrets", Admin),
     Rule {
         fields: &[("kind", "openai_api_key"), ("value", "not-a-key")],
-        ..rule("post", "/workspaces/{id}/secrets", Admin)
+        ..rule("post", "/workspaces/{id}/secrets")
     },
     Rule {
         allowed_404: true,
-        ..rule("post", "/workspaces/{id}/secrets/{kind}/remove", Admin)
+        ..rule("post", "/workspaces/{id}/secrets/{kind}/remove")
     },
     Rule {
         fields: AGENT,
-        ..rule("post", "/api/v1/workspaces/{id}/agents", Admin)
+        ..rule("post", "/api/v1/workspaces/{id}/agents")
     },
     Rule {
         fields: AGENT,
-        ..rule("put", "/api/v1/workspaces/{id}/agents/{agent}", Admin)
+        ..rule("put", "/api/v1/workspaces/{id}/agents/{agent}")
     },
     Rule {
         destructive: true,
-        ..rule("delete", "/api/v1/workspaces/{id}/agents/{agent}", Admin)
+        ..rule("delete", "/api/v1/workspaces/{id}/agents/{agent}")
     },
-    rule("get", "/api/v1/workspaces/{id}/secrets", Admin),
     Rule {
         fields: &[("kind", "openai_api_key"), ("value", "not-a-key")],
-        ..rule("post", "/api/v1/workspaces/{id}/secrets", Admin)
+        ..rule("post", "/api/v1/workspaces/{id}/secrets")
     },
     Rule {
         allowed_404: true,
-        ..rule("delete", "/api/v1/workspaces/{id}/secrets/{kind}", Admin)
+        ..rule("delete", "/api/v1/workspaces/{id}/secrets/{kind}")
     },
-    // The owner.
-    rule("get", "/workspaces/{id}/audit", Owner),
     Rule {
         fields: &[("email", "invitee@acme.test"), ("role", "member")],
-        ..rule("post", "/workspaces/{id}/members/invite", Owner)
+        ..rule("post", "/workspaces/{id}/members/invite")
     },
     Rule {
         fields: &[("email", "api-invitee@acme.test"), ("role", "member")],
-        ..rule("post", "/api/v1/workspaces/{id}/invitations", Owner)
+        ..rule("post", "/api/v1/workspaces/{id}/invitations")
     },
     Rule {
         destructive: true,
-        ..rule(
-            "post",
-            "/workspaces/{id}/invitations/{invitation}/revoke",
-            Owner,
-        )
+        ..rule("post", "/workspaces/{id}/invitations/{invitation}/revoke")
     },
     Rule {
         fields: &[("role", "admin")],
-        ..rule("post", "/workspaces/{id}/members/{user}/role", Owner)
+        ..rule("post", "/workspaces/{id}/members/{user}/role")
     },
     Rule {
         destructive: true,
-        ..rule("post", "/workspaces/{id}/members/{user}/remove", Owner)
+        ..rule("post", "/workspaces/{id}/members/{user}/remove")
     },
     Rule {
         destructive: true,
         fields: &[("confirm", "yes")],
-        ..rule("post", "/workspaces/{id}/members/{user}/transfer", Owner)
+        ..rule("post", "/workspaces/{id}/members/{user}/transfer")
     },
     // Cancelling needs the ticked checkbox, deleting now the typed address: with them the
     // owner's call goes through (and each destroys its own fixture).
     Rule {
         destructive: true,
         fields: &[("confirm", "yes")],
-        ..rule("post", "/workspaces/{id}/cancel", Owner)
+        ..rule("post", "/workspaces/{id}/cancel")
     },
     Rule {
         destructive: true,
         fields: &[("confirm", "{slug}")],
-        ..rule("post", "/workspaces/{id}/delete", Owner)
+        ..rule("post", "/workspaces/{id}/delete")
     },
     Rule {
         destructive: true,
-        ..rule("delete", "/api/v1/workspaces/{id}", Owner)
+        ..rule("delete", "/api/v1/workspaces/{id}")
     },
-    // Reactivating a workspace that is not cancelled changes nothing.
-    rule("post", "/workspaces/{id}/reactivate", Owner),
-    rule("post", "/api/v1/workspaces/{id}/reactivate", Owner),
-    // Billing: the page says billing is off; Stripe's flows do not exist without keys.
-    rule("get", "/workspaces/{id}/billing", Owner),
-    rule("get", "/api/v1/workspaces/{id}/billing", Owner),
     Rule {
         fields: &[("plan", "starter")],
-        ..rule("post", "/workspaces/{id}/billing/checkout", Off)
+        ..rule("post", "/workspaces/{id}/billing/checkout")
     },
-    rule("get", "/workspaces/{id}/billing/return", Off),
-    rule("post", "/workspaces/{id}/billing/portal", Off),
     Rule {
         fields: &[("plan", "starter")],
-        ..rule("post", "/api/v1/workspaces/{id}/checkout", Off)
+        ..rule("post", "/api/v1/workspaces/{id}/checkout")
     },
-    // The operator console.
-    rule("get", "/operator", Operator),
-    rule("get", "/operator/workspaces/{id}", Operator),
     Rule {
         fields: &[("reason", "Matrix check")],
-        ..rule("post", "/operator/workspaces/{id}/suspend", Operator)
+        ..rule("post", "/operator/workspaces/{id}/suspend")
     },
-    rule("post", "/operator/workspaces/{id}/resume", Operator),
-    rule("post", "/operator/workspaces/{id}/retry", Operator),
     Rule {
         destructive: true,
         fields: &[("reason", "Matrix check"), ("confirm", "{slug}")],
-        ..rule("post", "/operator/workspaces/{id}/deprovision", Operator)
+        ..rule("post", "/operator/workspaces/{id}/deprovision")
     },
 ];
 
@@ -295,6 +299,8 @@ fn expect(rule: &Rule, caller: Caller) -> Expect {
         (_, Access::Account) => Expect::Allowed,
         (Caller::Operator, Access::Operator) => Expect::Allowed,
         (_, Access::Operator) => Expect::Refused(404),
+        (Caller::Owner, Access::Off) => Expect::Refused(404),
+        (Caller::Member | Caller::Admin, Access::Off) => Expect::Refused(403),
         (_, Access::Off) => Expect::Refused(404),
         (Caller::Stranger | Caller::Operator, _) => Expect::Refused(404),
         (c, needed) => match rank(c) {
@@ -315,7 +321,7 @@ struct Fixture {
 }
 
 fn add_member(cp: &Cp, ws_id: &str, email: &str, role: &str) -> String {
-    use control_plane::schema::memberships as m;
+    use control_plane::infra::schema::memberships as m;
     use diesel::prelude::*;
     let mut conn = cp.db().get().unwrap();
     let uid = control_plane::accounts::find_or_create_user(&mut conn, email).unwrap();
@@ -492,28 +498,16 @@ fn check(rule: &Rule, caller: Caller, o: Outcome) {
 
 #[tokio::test]
 async fn every_route_answers_each_role_as_it_should() {
-    // The registered routes and the table agree exactly.
-    let registered = crate::routes::registered_routes();
-    let declared: Vec<(String, String)> = RULES
-        .iter()
-        .map(|r| (r.method.to_owned(), r.pattern.to_owned()))
-        .collect();
-    let mut undeclared = vec![];
-    for (m, p) in &registered {
-        let public = crate::routes::PUBLIC.contains(&(m.as_str(), p.as_str()));
-        let node = p.starts_with("/v1/");
-        if !public && !node && !declared.contains(&(m.clone(), p.clone())) {
-            undeclared.push(format!("{m} {p}"));
-        }
-    }
-    assert!(
-        undeclared.is_empty(),
-        "routes without a declared access level in tests/e2e/roles.rs: {undeclared:?}"
-    );
-    for d in &declared {
+    // Every extra names a route of the table that is not public.
+    let rules = rules();
+    for e in EXTRAS {
         assert!(
-            registered.contains(d),
-            "{d:?} is declared but not registered"
+            rules
+                .iter()
+                .any(|r| r.method == e.method && r.pattern == e.pattern),
+            "{} {} has extras but is not a protected route of the table",
+            e.method,
+            e.pattern
         );
     }
 
@@ -528,7 +522,7 @@ async fn every_route_answers_each_role_as_it_should() {
         apis.insert(c, Api::new(&cp, c.email()));
     }
     {
-        use control_plane::schema::users;
+        use control_plane::infra::schema::users;
         use diesel::prelude::*;
         let mut conn = cp.db().get().unwrap();
         diesel::update(users::table.filter(users::email.eq(Caller::Operator.email())))
@@ -546,7 +540,7 @@ async fn every_route_answers_each_role_as_it_should() {
 
     // Refusals first, on the shared fixture: none of them may change anything.
     let mut refusals = 0;
-    for rule in RULES {
+    for rule in &rules {
         for caller in CALLERS {
             if expect(rule, caller) != Expect::Allowed {
                 check(rule, caller, callers.call(rule, caller, &main).await);
@@ -558,7 +552,7 @@ async fn every_route_answers_each_role_as_it_should() {
     // sign-out its own session.
     let mut allowed = 0;
     let mut copies = 0;
-    for rule in RULES.iter().filter(|r| !r.destructive) {
+    for rule in rules.iter().filter(|r| !r.destructive) {
         for caller in CALLERS {
             if expect(rule, caller) == Expect::Allowed {
                 check(rule, caller, callers.call(rule, caller, &main).await);
@@ -566,7 +560,7 @@ async fn every_route_answers_each_role_as_it_should() {
             }
         }
     }
-    for rule in RULES.iter().filter(|r| r.destructive) {
+    for rule in rules.iter().filter(|r| r.destructive) {
         for caller in CALLERS {
             if expect(rule, caller) != Expect::Allowed {
                 continue;
@@ -603,9 +597,18 @@ async fn every_route_answers_each_role_as_it_should() {
 #[test]
 fn expectations_follow_the_role_order() {
     use Caller as C;
-    let owner_page = rule("post", "/workspaces/{id}/delete", Owner);
-    let admin_api = rule("get", "/api/v1/workspaces/{id}/secrets", Admin);
-    let staff = rule("get", "/operator", Operator);
+    let owner_page = Rule {
+        access: Access::Owner,
+        ..rule("post", "/workspaces/{id}/delete")
+    };
+    let admin_api = Rule {
+        access: Access::Admin,
+        ..rule("get", "/api/v1/workspaces/{id}/secrets")
+    };
+    let staff = Rule {
+        access: Access::Operator,
+        ..rule("get", "/operator")
+    };
     assert_eq!(expect(&owner_page, C::Anonymous), Expect::Refused(303));
     assert_eq!(expect(&admin_api, C::Anonymous), Expect::Refused(401));
     assert_eq!(expect(&owner_page, C::Stranger), Expect::Refused(404));

@@ -1,48 +1,30 @@
-//! Route coverage (architecture invariant 2): every route the control plane registers is
-//! found by reading its source, and each one is called as an anonymous client and as a
-//! signed-in stranger. A route that is neither on the public list nor refuses both fails
-//! this test, so a new route without an authentication or membership check cannot land.
+//! Route coverage (architecture invariant 2): every route the control plane registers (its
+//! route tables) is called as an anonymous client and as a signed-in stranger. A route
+//! that is neither on the public list below nor refuses both fails this test, so a new
+//! route without an authentication or membership check cannot land; and the tables'
+//! public rows must be exactly that list, so making a route public is a change here too.
 
 use crate::harness::*;
 
-/// Every `.route("<path>", web::<method>()` in the control plane's sources, whatever
-/// the formatting.
+/// `GET` → `get`, as the lists below spell methods.
+pub(crate) fn lower(method: &str) -> &'static str {
+    match method {
+        "GET" => "get",
+        "POST" => "post",
+        "PUT" => "put",
+        "DELETE" => "delete",
+        other => panic!("a method the tables do not use: {other}"),
+    }
+}
+
+/// Every route both listeners register: the route tables are the only place routes are
+/// registered (`control_plane::app::routes`).
 pub(crate) fn registered_routes() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = vec![];
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
-    let mut out = vec![];
-    for f in files {
-        let text: String = std::fs::read_to_string(&f)
-            .unwrap()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        for part in text.split(".route(\"").skip(1) {
-            let (path, rest) = part.split_once('"').unwrap();
-            let method = rest
-                .strip_prefix(",web::")
-                .and_then(|r| r.split_once('('))
-                .map(|(m, _)| m.to_owned())
-                .unwrap_or_else(|| {
-                    panic!("unrecognised registration of {path} in {}", f.display())
-                });
-            out.push((method, path.to_owned()));
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+    use control_plane::app::routes::{GATEWAY, UI};
+    UI.iter()
+        .chain(GATEWAY)
+        .map(|r| (lower(r.method.as_str()).to_owned(), r.path.to_owned()))
+        .collect()
 }
 
 /// Routes anyone may call: sign-in, static assets, health, the node enrollment endpoint
@@ -75,7 +57,16 @@ pub(crate) const PUBLIC: &[(&str, &str)] = &[
 #[tokio::test]
 async fn every_route_refuses_anonymous_callers_and_strangers() {
     let routes = registered_routes();
-    assert!(routes.len() >= 35, "the route scan still works: {routes:?}");
+    let mut declared_public: Vec<(&str, &str)> = control_plane::app::routes::UI
+        .iter()
+        .chain(control_plane::app::routes::GATEWAY)
+        .filter(|r| r.access == control_plane::app::routes::Access::Public)
+        .map(|r| (lower(r.method.as_str()), r.path))
+        .collect();
+    declared_public.sort();
+    let mut expected = PUBLIC.to_vec();
+    expected.sort();
+    assert_eq!(declared_public, expected, "the tables' public routes");
     let cp = Cp::start();
     // The victim's workspace, with an agent and a pending secret-free setup.
     let owner = Api::new(&cp, "owner@acme.test");

@@ -25,9 +25,9 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::schema::{billing_accounts as ba, invoices as inv, stripe_events, workspaces};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{billing_accounts as ba, invoices as inv, stripe_events, workspaces};
 use crate::suspension;
 use diesel::prelude::*;
 
@@ -731,7 +731,7 @@ pub fn candidates(
     grace_secs: i64,
     now: i64,
 ) -> AppResult<(Vec<String>, Option<i64>)> {
-    use crate::schema::workspace_suspensions as wss;
+    use crate::infra::schema::workspace_suspensions as wss;
     // Closed workspaces are never suspended or resumed for payment again.
     let live = || {
         workspaces::table

@@ -23,14 +23,14 @@ pub mod stripe;
 pub mod webhook;
 
 use crate::app::State;
-use crate::db::{self, DbConn};
 use crate::error::AppResult;
+use crate::infra::db::{self, DbConn};
 use crate::workspaces::Workspace;
 use config::BillingConfig;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use pages::{checkout_for_api, routes};
+pub use pages::checkout_for_api;
 
 /// Whether billing is on (Stripe keys, webhook secret and a price configured).
 pub fn is_on(st: &State) -> bool {

@@ -4,13 +4,14 @@
 
 use super::ledger::{self, Account, InvoiceRow};
 use super::stripe::{NewCheckout, Stripe, StripeError};
-use crate::accounts::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
-use crate::schema::users;
-use crate::web::html;
+use crate::error::{AppError, AppResult};
+use crate::http::html;
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::users;
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -169,7 +170,11 @@ struct BillingPage {
     error: Option<String>,
 }
 
-async fn billing_page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+pub(crate) async fn billing_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
     render_page(&state, user, &path.into_inner(), None).await
 }
 
@@ -214,12 +219,12 @@ async fn render_page(
 }
 
 #[derive(Deserialize)]
-struct PlanForm {
+pub(crate) struct PlanForm {
     #[serde(default)]
     plan: String,
 }
 
-async fn checkout_page(
+pub(crate) async fn checkout_page(
     state: State,
     req: HttpRequest,
     f: CsrfForm<PlanForm>,
@@ -252,7 +257,7 @@ async fn checkout_page(
 }
 
 #[derive(Deserialize)]
-struct ReturnQuery {
+pub(crate) struct ReturnQuery {
     /// Optional here so that a caller who may not see the workspace gets its 404 first.
     #[serde(default)]
     session_id: String,
@@ -261,7 +266,7 @@ struct ReturnQuery {
 /// Back from Checkout: asks Stripe for the session and, if it is paid and for this
 /// workspace, activates it now rather than waiting for the webhook (whichever comes first
 /// wins; the other changes nothing).
-async fn return_page(
+pub(crate) async fn return_page(
     state: State,
     user: CurrentUser,
     path: web::Path<String>,
@@ -330,7 +335,11 @@ async fn portal_url(st: &State, ws_id: &str, user_id: &str) -> AppResult<String>
     Ok(session.url)
 }
 
-async fn portal_page(state: State, f: CsrfForm<Empty>, path: web::Path<String>) -> PageResult {
+pub(crate) async fn portal_page(
+    state: State,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
     let ws_id = path.into_inner();
     if !super::is_on(&state) {
         return Err(AppError::NotFound.into());
@@ -351,7 +360,7 @@ async fn portal_page(state: State, f: CsrfForm<Empty>, path: web::Path<String>) 
 
 // ---------------------------------------------------------------- API
 
-async fn api_billing(
+pub(crate) async fn api_billing(
     state: State,
     user: ApiUser,
     path: web::Path<String>,
@@ -373,11 +382,11 @@ async fn api_billing(
 }
 
 #[derive(Deserialize)]
-struct CheckoutBody {
+pub(crate) struct CheckoutBody {
     plan: Option<String>,
 }
 
-async fn api_checkout(
+pub(crate) async fn api_checkout(
     state: State,
     req: HttpRequest,
     user: ApiUser,
@@ -394,30 +403,4 @@ async fn api_checkout(
     )
     .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "checkout_url": url })))
-}
-
-/// Billing routes (the webhook included; it is public and checks its own signature).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/workspaces/{id}/billing", web::get().to(billing_page))
-        .route(
-            "/workspaces/{id}/billing/checkout",
-            web::post().to(checkout_page),
-        )
-        .route(
-            "/workspaces/{id}/billing/return",
-            web::get().to(return_page),
-        )
-        .route(
-            "/workspaces/{id}/billing/portal",
-            web::post().to(portal_page),
-        )
-        .route(
-            "/api/v1/workspaces/{id}/billing",
-            web::get().to(api_billing),
-        )
-        .route(
-            "/api/v1/workspaces/{id}/checkout",
-            web::post().to(api_checkout),
-        )
-        .route("/stripe/webhook", web::post().to(super::webhook::receive));
 }

@@ -12,10 +12,10 @@ use super::signature::{self, TOLERANCE_SECS};
 use super::stripe::{CheckoutSession, Event, Invoice, Stripe, Subscription};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::mail;
-use crate::schema::workspaces;
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::workspaces;
+use crate::notify;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 
@@ -143,10 +143,10 @@ fn notify_failure(
     let until = ledger::arrears_since(conn, ws_id)?
         .map(|t| crate::workspaces::fmt_time(&(t + grace_secs)))
         .unwrap_or_default();
-    mail::emails::send_later(
-        st,
-        mail::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?,
-        &mail::emails::PaymentFailed {
+    notify::emails::send_later(
+        &st.mailer,
+        notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?,
+        &notify::emails::PaymentFailed {
             workspace: name.into(),
             amount: super::fmt_amount(amount, currency).into(),
             invoice: number.as_ref().map(Into::into),
@@ -206,7 +206,11 @@ async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<bool> {
 }
 
 /// The webhook endpoint.
-pub async fn receive(state: State, req: HttpRequest, body: web::Bytes) -> AppResult<HttpResponse> {
+pub(crate) async fn receive(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let Some(cfg) = super::config(&state) else {
         return Err(AppError::NotFound);
     };

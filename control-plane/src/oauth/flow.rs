@@ -20,9 +20,9 @@
 //!   another replica (DESIGN §2).
 
 use super::Provider;
-use crate::db::{self, DbConn};
 use crate::error::AppResult;
-use crate::schema::oauth_states;
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::oauth_states;
 use diesel::prelude::*;
 use outpost_crypto::{random_token, token_hash};
 
@@ -135,9 +135,10 @@ mod tests {
 
     use super::*;
 
-    fn conn() -> (tempfile::TempDir, crate::db::DbPool) {
+    fn conn() -> (tempfile::TempDir, crate::infra::db::DbPool) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::connect(&dir.path().join("t.sqlite").display().to_string()).unwrap();
+        let pool =
+            crate::infra::db::connect(&dir.path().join("t.sqlite").display().to_string()).unwrap();
         (dir, pool)
     }
 

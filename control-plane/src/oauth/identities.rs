@@ -4,14 +4,15 @@
 //! the magic link always remains, so unlinking the last one never locks anyone out.
 
 use super::{Provider, Refusal};
-use crate::accounts::{CsrfForm, CurrentUser};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db::{self, DbConn};
-use crate::error::{AppError, AppResult, PageResult};
-use crate::schema::oauth_identities as oi;
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{CsrfForm, CurrentUser};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::oauth_identities as oi;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
@@ -66,7 +67,7 @@ pub fn sign_in(
     ip: &str,
 ) -> AppResult<Result<(String, String), Refusal>> {
     let now = db::now();
-    let done = crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    let done = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let known: Option<String> = oi::table
             .filter(oi::provider.eq(provider.as_str()))
             .filter(oi::subject.eq(subject))
@@ -188,10 +189,10 @@ struct IdentitiesPage {
     enabled: Vec<Provider>,
 }
 
-async fn page(state: State, user: CurrentUser) -> PageResult {
+pub(crate) async fn page(state: State, user: CurrentUser) -> PageResult {
     let uid = user.id.clone();
     let identities = db::run(&state.db, move |conn| list(conn, &uid)).await?;
-    Ok(crate::web::html(&IdentitiesPage {
+    Ok(crate::http::html(&IdentitiesPage {
         user,
         identities,
         enabled: state.oauth.enabled(),
@@ -199,11 +200,11 @@ async fn page(state: State, user: CurrentUser) -> PageResult {
 }
 
 #[derive(Deserialize)]
-struct UnlinkForm {
+pub(crate) struct UnlinkForm {
     id: String,
 }
 
-async fn unlink_submit(
+pub(crate) async fn unlink_submit(
     state: State,
     req: actix_web::HttpRequest,
     f: CsrfForm<UnlinkForm>,
@@ -211,17 +212,11 @@ async fn unlink_submit(
     let (uid, id, ip) = (
         f.user.id.clone(),
         f.form.id.clone(),
-        crate::accounts::client_ip(&req),
+        crate::http::client_ip(&req),
     );
     db::run(&state.db, move |conn| unlink(conn, &uid, &id, &ip)).await?;
     tracing::info!(user = %f.user.id, "oauth identity unlinked");
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/account/identities"))
         .finish())
-}
-
-/// Account page routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account/identities", web::get().to(page))
-        .route("/account/identities/unlink", web::post().to(unlink_submit));
 }

@@ -212,7 +212,7 @@ pub(crate) mod tests {
     }
 
     fn now() -> i64 {
-        crate::db::now()
+        crate::infra::db::now()
     }
 
     fn claims(exp: i64, nonce: &str) -> serde_json::Value {

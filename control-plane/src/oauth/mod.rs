@@ -21,11 +21,12 @@ pub mod identities;
 pub mod jwt;
 pub mod providers;
 
-use crate::accounts::client_ip;
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::db;
-use crate::error::{AppError, PageResult};
+use crate::error::AppError;
+use crate::http::client_ip;
+use crate::http::PageResult;
+use crate::infra::db;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -273,12 +274,12 @@ async fn refuse(state: &State, req: &HttpRequest, p: Provider, r: Refusal) -> Pa
     };
     let mut b = HttpResponse::build(r.status());
     b.cookie(binding_cookie(state, p, String::new(), 0));
-    Ok(crate::web::html_with(b, &page))
+    Ok(crate::http::html_with(b, &page))
 }
 
 /// `GET /auth/oauth/{provider}`: stores the state, sets the binding cookie and sends the
 /// browser to the provider.
-async fn start(state: State, req: HttpRequest, path: web::Path<String>) -> PageResult {
+pub(crate) async fn start(state: State, req: HttpRequest, path: web::Path<String>) -> PageResult {
     let p = provider_on(&state, &path)?;
     limited(&state.oauth.start_limiter, &req)?;
     let Some(cfg) = state.oauth.config.get(p) else {
@@ -329,14 +330,18 @@ struct CallbackParams {
     error: Option<String>,
 }
 
-async fn callback_get(state: State, req: HttpRequest, path: web::Path<String>) -> PageResult {
+pub(crate) async fn callback_get(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> PageResult {
     let params = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     callback(state, req, &path, params).await
 }
 
 /// Apple's `response_mode=form_post`: a cross-site POST, so no Origin or CSRF-token check
 /// applies; the state and binding cookie are what tie it to this browser ([`flow`]).
-async fn callback_post(
+pub(crate) async fn callback_post(
     state: State,
     req: HttpRequest,
     path: web::Path<String>,
@@ -429,19 +434,4 @@ async fn callback(
         .cookie(binding_cookie(&state, p, String::new(), 0))
         .insert_header((header::LOCATION, "/workspaces"))
         .finish())
-}
-
-/// Sign-in routes (public: they check state, PKCE and tokens themselves) and the account's
-/// identities page.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/oauth/{provider}", web::get().to(start))
-        .route(
-            "/auth/oauth/{provider}/callback",
-            web::get().to(callback_get),
-        )
-        .route(
-            "/auth/oauth/{provider}/callback",
-            web::post().to(callback_post),
-        )
-        .configure(identities::routes);
 }

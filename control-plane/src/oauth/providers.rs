@@ -180,7 +180,7 @@ pub async fn redeem(
                 team_id,
                 &cfg.client_id,
                 &cfg.issuer,
-                crate::db::now(),
+                crate::infra::db::now(),
             )
             .map_err(|e| unreachable(p, "client_secret", e))?
         }

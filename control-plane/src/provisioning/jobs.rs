@@ -5,9 +5,9 @@
 
 use super::{state, transition};
 use crate::app::State;
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::schema::{jobs, nodes};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{jobs, nodes};
 use diesel::prelude::*;
 use std::time::Duration;
 

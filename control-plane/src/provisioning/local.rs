@@ -9,9 +9,9 @@
 use super::jobs::StepError;
 use super::{event, state, transition};
 use crate::app::State;
-use crate::db::{self, DbConn};
 use crate::error::AppResult;
-use crate::schema::{bootstrap_tokens, nodes};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{bootstrap_tokens, nodes};
 use diesel::prelude::*;
 use outpost_common::fs::write_private;
 use outpost_protocol::{BootstrapBundle, NodeId};

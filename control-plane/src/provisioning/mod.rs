@@ -11,12 +11,11 @@ pub mod jobs;
 pub mod local;
 
 use crate::app::State;
-use crate::db::{self, DbConn};
 use crate::error::{AppError, AppResult};
-use crate::schema::{commands, node_certs, node_events, nodes, workspaces};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::{commands, node_certs, node_events, nodes, workspaces};
 use diesel::prelude::*;
 pub use local::LocalProcess;
-use std::time::Duration;
 
 /// Node states as stored (`nodes.state`).
 pub mod state {
@@ -151,10 +150,10 @@ pub fn fail(conn: &mut DbConn, st: &State, node_id: &str, step: &str, code: &str
     event(conn, node_id, "failed", &format!("{step}: {code}"))?;
     tracing::warn!(node = node_id, step, code, "node failed");
     if current != state::FAILED {
-        crate::mail::notices::send(
+        crate::notify::notices::send(
             conn,
-            st,
-            &[crate::mail::notices::Notice::ProvisioningFailed {
+            &st.notifier(),
+            &[crate::notify::notices::Notice::ProvisioningFailed {
                 node_id: node_id.to_owned(),
                 step: step.to_owned(),
                 code: code.to_owned(),
@@ -197,7 +196,7 @@ pub fn retry_plan(step: &str, enrolled: bool) -> (&'static str, &'static str) {
 /// Retries a failed node ([`retry_plan`]). Only a node in `failed` can be retried; any
 /// other state is a 409 that says which state it is in.
 pub fn retry_failed(conn: &mut DbConn, node_id: &str) -> AppResult<Retried> {
-    crate::db::transaction::<_, AppError, _>(conn, |conn| {
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let (current, step, code, enrolled_at): (
             String,
             Option<String>,
@@ -331,7 +330,7 @@ pub fn mark_destroyed(
 
 /// Periodic checks: nodes that stopped reporting go offline (never within the grace
 /// period after this CP's own start), nodes that never enroll fail.
-fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
+pub fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
     let now = db::now();
     let cfg = &state.config;
     if now - state.started_at >= cfg.offline_after_secs {
@@ -358,35 +357,7 @@ fn sweep(conn: &mut DbConn, state: &State) -> AppResult<()> {
     for (id, st) in stuck {
         fail(conn, state, &id, &st, "enroll_timeout")?;
     }
-    crate::secrets::expire_undelivered(conn)?;
-    for node in crate::workspaces::end_export_windows(conn, state)? {
-        state.command_notify.notify(&node);
-    }
-    crate::retention::run_if_due(conn, now)?;
     Ok(())
-}
-
-/// Starts the job worker, the sweeper and the local supervisor's re-adoption pass.
-pub fn start_workers(state: State) {
-    let s = state.clone();
-    actix_web::rt::spawn(async move {
-        let Provisioner::Local(local) = &s.provisioner;
-        if let Err(e) = local.readopt(&s).await {
-            tracing::error!(error = %format!("{e:#}"), "re-adopting local nodes failed");
-        }
-    });
-    let s = state.clone();
-    actix_web::rt::spawn(async move { jobs::run_worker(s).await });
-    actix_web::rt::spawn(async move {
-        loop {
-            let st = state.clone();
-            let r = db::run(&state.db, move |conn| sweep(conn, &st)).await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "sweep failed");
-            }
-            actix_web::rt::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
 }
 
 /// Workspace id and info for a node (for bootstrap bundles).

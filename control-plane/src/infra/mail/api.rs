@@ -386,15 +386,15 @@ mod tests {
         let Some(date) = req.headers.get("x-amz-date").and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        let expected = crate::mail::sigv4::authorization(
-            &crate::mail::sigv4::Request {
+        let expected = crate::infra::mail::sigv4::authorization(
+            &crate::infra::mail::sigv4::Request {
                 method: req.method.as_str(),
                 path: req.url.path(),
                 query: &[],
                 headers: &headers,
                 body: &req.body,
             },
-            &crate::mail::sigv4::Scope {
+            &crate::infra::mail::sigv4::Scope {
                 access_key_id: key_id,
                 secret_access_key: secret,
                 region,

@@ -1,16 +1,17 @@
-//! Shared web plumbing: HTML rendering, security headers (CSP without inline script),
-//! body limits, vendored static assets, `/healthz`.
+//! Rendering and the listeners' shared settings: HTML pages, the error page, security
+//! headers (CSP without inline script), body limits.
 
 use crate::error::AppError;
 use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
+use actix_web::ResponseError;
 use actix_web::{web, HttpResponse, HttpResponseBuilder};
 use askama::Template;
+use std::fmt;
 
 /// Request body limit (DESIGN §6).
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-use outpost_web_assets::{HTMX_JS as HTMX, STYLESHEET as CSS};
 
 /// Content-Security-Policy of every CP page: no inline script, no third-party origins.
 pub const CSP: &str =
@@ -77,47 +78,50 @@ pub struct ErrorPage {
     pub message: String,
 }
 
-async fn healthz(state: crate::app::State) -> Result<HttpResponse, AppError> {
-    crate::db::run(&state.db, |conn| {
-        use diesel::RunQueryDsl;
-        diesel::sql_query("SELECT 1").execute(conn)?;
-        Ok(())
-    })
-    .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})))
+/// An [`AppError`] rendered as an HTML page, for the browser UI.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
 }
 
-fn asset(body: &'static [u8], ctype: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ctype)
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(body)
+impl From<diesel::result::Error> for PageError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self(e.into())
+    }
 }
 
-async fn htmx() -> HttpResponse {
-    asset(HTMX, "text/javascript; charset=utf-8")
+impl fmt::Display for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-async fn css() -> HttpResponse {
-    asset(CSS, "text/css; charset=utf-8")
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.log();
+        if matches!(self.0, AppError::Unauthorized(_)) {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/signin"))
+                .finish();
+        }
+        let mut b = HttpResponse::build(self.0.status());
+        self.0.apply_headers(&mut b);
+        let page = ErrorPage {
+            status: self.0.status().as_u16(),
+            code: self.0.code(),
+            message: self.0.message(),
+        };
+        html_with(b, &page)
+    }
 }
 
-async fn favicon() -> HttpResponse {
-    asset(outpost_web_assets::FAVICON_SVG, "image/svg+xml")
-}
-
-async fn index() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/workspaces"))
-        .finish()
-}
-
-/// `/`, `/healthz`, `/static/*`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/healthz", web::get().to(healthz))
-        .route("/static/htmx.min.js", web::get().to(htmx))
-        .route("/static/outpost.css", web::get().to(css))
-        .route("/static/favicon.svg", web::get().to(favicon));
-}
+/// Page handler result.
+pub type PageResult = Result<HttpResponse, PageError>;

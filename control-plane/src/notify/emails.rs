@@ -30,7 +30,7 @@ pub struct Line(String);
 
 impl From<&str> for Line {
     fn from(s: &str) -> Self {
-        Line(super::one_line(s))
+        Line(crate::infra::mail::one_line(s))
     }
 }
 
@@ -59,7 +59,7 @@ pub fn render<T: Template>(email: &T) -> AppResult<(String, String)> {
         .render()
         .map_err(|e| AppError::internal(anyhow::Error::new(e).context("email template")))?;
     let mut lines = text.lines();
-    let subject = super::one_line(lines.next().unwrap_or_default());
+    let subject = crate::infra::mail::one_line(lines.next().unwrap_or_default());
     let mut body: Vec<&str> = lines.skip_while(|l| l.is_empty()).collect();
     while body.last().is_some_and(|l| l.is_empty()) {
         body.pop();
@@ -70,14 +70,14 @@ pub fn render<T: Template>(email: &T) -> AppResult<(String, String)> {
 }
 
 /// Renders `email` once and sends it to each of `recipients` in the background
-/// ([`super::send_later`]).
+/// ([`crate::infra::mail::Mailer::send_later`]).
 pub fn send_later<T: Template>(
-    st: &crate::app::State,
+    mailer: &crate::infra::mail::Mailer,
     recipients: Vec<String>,
     email: &T,
 ) -> AppResult<()> {
     let (subject, body) = render(email)?;
-    super::send_later_to_each(st, recipients, &subject, &body);
+    super::send_later_to_each(mailer, recipients, &subject, &body);
     Ok(())
 }
 

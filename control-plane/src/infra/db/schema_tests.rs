@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::{connect, run_migrations, DbConn, ScratchDb, SQLITE_MIGRATIONS};
-use crate::schema;
+use crate::infra::schema;
 use diesel::expression::Expression;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Bool, Double, Float, Integer, Nullable, Text};

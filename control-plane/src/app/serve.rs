@@ -1,11 +1,15 @@
 //! Start-up: data directory, database, CA and signing keys, both listeners, background
 //! workers. `serve` is what `control-plane serve` runs.
 
+use super::state::{AppState, USER_AGENT};
 use crate::config::Config;
-use crate::db::{self, DbPool};
-use crate::mail::Mailer;
-use crate::provisioning::{self, Provisioner};
-use crate::{accounts, agents, fleet, mydata, secrets, web, workspaces};
+use crate::fleet;
+use crate::http::access::Matcher;
+use crate::http::guard;
+use crate::http::render as web;
+use crate::infra::db;
+use crate::infra::mail::Mailer;
+use crate::provisioning::Provisioner;
 use actix_web::{middleware, web as aw, App, HttpServer};
 use outpost_common::fs::write_private;
 use outpost_common::rate_limit::KeyedLimiter;
@@ -13,47 +17,6 @@ use outpost_crypto::CapabilitySigner;
 use outpost_pki::CertificateAuthority;
 use std::net::TcpListener;
 use std::path::Path;
-
-/// Shared state of both listeners and the workers.
-pub struct AppState {
-    /// Database pool.
-    pub db: DbPool,
-    /// Resolved configuration.
-    pub config: Config,
-    /// Public base URL of the UI (no trailing slash).
-    pub public_url: String,
-    /// URL nodes use to reach the gateway.
-    pub gateway_url: String,
-    /// Internal CA.
-    pub ca: CertificateAuthority,
-    /// Signs capability tokens for the node consoles.
-    pub capability: CapabilitySigner,
-    /// Outgoing mail.
-    pub mailer: Mailer,
-    /// Node provider.
-    pub provisioner: Provisioner,
-    /// Unix seconds when this process started (no offline transitions for 5 min after).
-    pub started_at: i64,
-    /// Wakes command long-polls when a command is queued.
-    pub command_notify: fleet::CommandNotify,
-    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`fleet::CSR_LIMIT_KEY`].
-    pub csr_limiter: KeyedLimiter,
-    /// `/api/v1` requests per API token.
-    pub api_limiter: KeyedLimiter,
-    /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
-    pub fingerprint_key: Vec<u8>,
-    /// Client for validating secrets with their providers (rustls + ring, public roots).
-    pub http: reqwest::Client,
-    /// Sign in with Google, GitHub, Apple: providers that are on, rate limits.
-    pub oauth: crate::oauth::OAuth,
-}
-
-/// Shared state handle.
-pub type State = aw::Data<AppState>;
-
-/// The CP's `User-Agent` on every outbound request (mail APIs, Stripe, OAuth providers,
-/// secret validation).
-pub const USER_AGENT: &str = concat!("outpost-control-plane/", env!("CARGO_PKG_VERSION"));
 
 fn load_or_create_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
     let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
@@ -175,11 +138,12 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         http,
     });
 
-    provisioning::start_workers(state.clone());
-    crate::billing::start_worker(state.clone());
+    super::workers::start(&state);
 
     let ui_state = state.clone();
+    let ui_routes = std::sync::Arc::new(Matcher::new(super::routes::UI));
     let ui = HttpServer::new(move || {
+        let table = ui_routes.clone();
         App::new()
             .app_data(ui_state.clone())
             .app_data(web::json_config())
@@ -193,16 +157,11 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
                     .custom_request_replace("request", |r| format!("{} {}", r.method(), r.path()))
                     .exclude("/healthz"),
             )
-            .configure(web::routes)
-            .configure(accounts::routes)
-            .configure(workspaces::routes)
-            .configure(crate::billing::routes)
-            .configure(crate::members::routes)
-            .configure(agents::routes)
-            .configure(secrets::routes)
-            .configure(mydata::routes)
-            .configure(crate::oauth::routes)
-            .configure(crate::operator::routes)
+            .wrap(middleware::from_fn(move |req, next| {
+                let table = table.clone();
+                async move { guard::check(&table, req, next).await }
+            }))
+            .configure(super::routes::configure_ui)
     })
     .listen(ui_listener)?
     .run();
@@ -213,7 +172,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(gw_state.clone())
             .app_data(web::json_config())
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
-            .configure(fleet::routes)
+            .configure(super::routes::configure_gateway)
     })
     .on_connect(fleet::capture_peer_cert)
     .listen_rustls_0_23(gw_listener, tls)?
@@ -242,30 +201,5 @@ pub fn init_tracing(format: &str) {
         b.json().init();
     } else {
         b.init();
-    }
-}
-
-/// `control-plane token create`: creates the user if needed and prints a new token.
-pub fn create_token_cli(config: &Config, email: &str, name: &str) -> anyhow::Result<String> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
-    let email = accounts::normalize_email(email).map_err(crate::error::AppError::into_anyhow)?;
-    let user = accounts::find_or_create_user(&mut conn, &email)
-        .map_err(crate::error::AppError::into_anyhow)?;
-    accounts::create_api_token(&mut conn, &user, name).map_err(crate::error::AppError::into_anyhow)
-}
-
-/// `control-plane audit verify`: walks the hash chain. `Ok(Ok(events))` when intact,
-/// `Ok(Err(description))` naming the first event that does not verify.
-pub fn audit_verify_cli(config: &Config) -> anyhow::Result<Result<i64, String>> {
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
-    let total = crate::audit::count(&mut conn).map_err(crate::error::AppError::into_anyhow)?;
-    match crate::audit::verify(&mut conn).map_err(crate::error::AppError::into_anyhow)? {
-        None => Ok(Ok(total)),
-        Some(seq) => Ok(Err(format!(
-            "audit log tampered: event #{seq} does not match the chain (edited, or an earlier event was removed)"
-        ))),
     }
 }

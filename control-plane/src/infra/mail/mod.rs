@@ -6,16 +6,14 @@
 //! - `resend`, `postmark` and `ses` ([`api`]): the providers' HTTPS JSON APIs, SES signed
 //!   with AWS Signature V4 ([`sigv4`]).
 //!
-//! Every email is a template in `control-plane/templates/email/` with its struct in
-//! [`emails`]; [`notices`] says which notification goes to whom. Emails carry links and
-//! metadata only, never conversation content, contact identifiers or secrets. Failures
+//! This is the transport only: what is sent, and to whom, is `crate::notify` (every email
+//! a template in `control-plane/templates/email/`). Emails carry links and metadata only,
+//! never conversation content, contact identifiers or secrets. Failures
 //! name the transport and a kind ([`MailError`]): never the recipient, the body or the
 //! provider's answer, which may echo either.
 
 pub mod api;
 pub mod config;
-pub mod emails;
-pub mod notices;
 pub mod sigv4;
 pub mod smtp;
 
@@ -149,6 +147,16 @@ impl Mailer {
         }
     }
 
+    /// Sends `email` in the background: the request or worker that triggered it does not
+    /// wait for (or fail with) the mail provider. A failure is logged with the transport,
+    /// the error kind and the subject, never with the address or the body.
+    ///
+    /// Callable from async code and from the blocking threads `db::run` uses (it spawns on
+    /// the current tokio runtime, not on a thread-local task set).
+    pub fn send_later(&self, email: Email) {
+        spawn_send(self.clone(), email);
+    }
+
     /// Human description for the start-up banner (no key, password or token).
     pub fn describe(&self) -> String {
         match self {
@@ -162,7 +170,11 @@ impl Mailer {
 async fn write_outbox(dir: &Path, email: &Email) -> Result<(), MailError> {
     let io = |_| MailError::new("outbox", ErrorKind::Io);
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    let name = format!("{}-{}.eml", crate::db::now_ms(), uuid::Uuid::new_v4());
+    let name = format!(
+        "{}-{}.eml",
+        crate::infra::db::now_ms(),
+        uuid::Uuid::new_v4()
+    );
     let path = dir.join(name);
     let content = format!(
         "To: {}\r\nSubject: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
@@ -173,36 +185,6 @@ async fn write_outbox(dir: &Path, email: &Email) -> Result<(), MailError> {
     tokio::fs::write(&path, content).await.map_err(io)?;
     tracing::info!(path = %path.display(), "dev outbox: email written");
     Ok(())
-}
-
-/// Sends `email` in the background: the request or worker that triggered it does not wait
-/// for (or fail with) the mail provider. A failure is logged with the transport, the
-/// error kind and the subject, never with the address or the body.
-///
-/// Callable from async code and from the blocking threads `db::run` uses (it spawns on
-/// the current tokio runtime, not on a thread-local task set).
-pub fn send_later(state: &crate::app::State, email: Email) {
-    spawn_send(state.mailer.clone(), email);
-}
-
-/// Sends the same `subject` and `body` to each of `recipients` in the background, one
-/// email each ([`send_later`]).
-pub fn send_later_to_each(
-    state: &crate::app::State,
-    recipients: Vec<String>,
-    subject: &str,
-    body: &str,
-) {
-    for to in recipients {
-        send_later(
-            state,
-            Email {
-                to,
-                subject: subject.to_owned(),
-                body: body.to_owned(),
-            },
-        );
-    }
 }
 
 fn spawn_send(mailer: Mailer, email: Email) -> Option<tokio::task::JoinHandle<()>> {
@@ -224,24 +206,6 @@ fn spawn_send(mailer: Mailer, email: Email) -> Option<tokio::task::JoinHandle<()
             None
         }
     }
-}
-
-/// Email addresses of a workspace's members holding one of `roles` (e.g. the owners, for
-/// billing and suspension notices).
-pub fn addresses_of(
-    conn: &mut crate::db::DbConn,
-    ws_id: &str,
-    roles: &[&str],
-) -> crate::error::AppResult<Vec<String>> {
-    use crate::schema::{memberships, users};
-    use diesel::prelude::*;
-    Ok(memberships::table
-        .inner_join(users::table)
-        .filter(memberships::workspace_id.eq(ws_id))
-        .filter(memberships::role.eq_any(roles))
-        .select(users::email)
-        .order(users::email)
-        .load(conn)?)
 }
 
 #[cfg(test)]

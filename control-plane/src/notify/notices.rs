@@ -10,9 +10,9 @@
 //! once.
 
 use super::emails::{self, render, Line};
-use crate::app::State;
-use crate::db::DbConn;
+use super::Notifier;
 use crate::error::AppResult;
+use crate::infra::db::DbConn;
 
 /// Who is told: the roles that manage the node and its exports.
 pub const RECIPIENT_ROLES: &[&str] = &[crate::workspaces::ROLE_OWNER, "admin"];
@@ -197,27 +197,27 @@ impl OwnerNotice {
 /// Call it after the change is stored, once per change.
 pub fn send_to_owners(
     conn: &mut DbConn,
-    st: &State,
+    to: &Notifier<'_>,
     ws_id: &str,
     ws_name: &str,
     notice: &OwnerNotice,
 ) -> crate::error::AppResult<()> {
-    let page = format!("{}/workspaces/{ws_id}", st.public_url);
+    let page = format!("{}/workspaces/{ws_id}", to.public_url);
     let (subject, body) = notice.compose(ws_name, &page)?;
     let owners = super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
-    super::send_later_to_each(st, owners, &subject, &body);
+    super::send_later_to_each(to.mailer, owners, &subject, &body);
     Ok(())
 }
 
 /// Emails each notice to the owners and admins of its node's workspace, in the background
-/// ([`super::send_later`]). A lookup that fails is logged and skipped: the transition is
+/// ([`super::send_later_to_each`]). A lookup that fails is logged and skipped: the transition is
 /// already stored, and a missing email must not undo it.
-pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
+pub fn send(conn: &mut DbConn, via: &Notifier<'_>, notices: &[Notice]) {
     for n in notices {
         let node_id = n.node_id();
         let r = crate::provisioning::workspace_info(conn, node_id).and_then(|ws| {
             let to = super::addresses_of(conn, &ws.id, n.recipient_roles())?;
-            let page = format!("{}/workspaces/{}", st.public_url, ws.id);
+            let page = format!("{}/workspaces/{}", via.public_url, ws.id);
             Ok((to, n.compose(&ws.name, &page)?))
         });
         let (recipients, (subject, body)) = match r {
@@ -227,7 +227,7 @@ pub fn send(conn: &mut DbConn, st: &State, notices: &[Notice]) {
                 continue;
             }
         };
-        super::send_later_to_each(st, recipients, &subject, &body);
+        super::send_later_to_each(via.mailer, recipients, &subject, &body);
     }
 }
 

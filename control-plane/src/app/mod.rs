@@ -1,0 +1,12 @@
+//! The only place that knows every domain: the shared [`state`], start-up and the two
+//! listeners ([`serve`]), the one table of routes with the access each needs ([`routes`])
+//! and every background loop ([`workers`]).
+
+pub mod routes;
+pub mod serve;
+pub mod site;
+pub mod state;
+pub mod workers;
+
+pub use serve::{init_tracing, migrate, serve};
+pub use state::{AppState, State, USER_AGENT};

@@ -1,0 +1,186 @@
+//! Every route of both listeners, in one table each: method, path, handler and the
+//! access it needs. The table registers the routes (no route exists outside it), the
+//! access guard (`crate::http::guard`) checks each request against it before any handler
+//! runs, and the route-coverage and role tests (`tests/e2e/routes.rs`, `roles.rs`) read
+//! it to call every route as every kind of caller.
+//!
+//! Order matters where two patterns could match one path (`/agents/new` before
+//! `/agents/{agent}`): actix tries routes in the order they are registered.
+
+pub use crate::http::access::{Access, Method, Route};
+use crate::members::Role;
+use crate::{
+    accounts, agents, billing, fleet, members, mydata, oauth, operator, secrets, workspaces,
+};
+use actix_web::web;
+
+use super::site;
+
+macro_rules! table {
+    ($(#[$doc:meta])* $table:ident, $configure:ident {
+        $($method:ident $path:literal => $handler:path, $access:expr;)*
+    }) => {
+        $(#[$doc])*
+        pub const $table: &[Route] = &[
+            $(Route {
+                method: Method::$method,
+                path: $path,
+                access: $access,
+                handler: stringify!($handler),
+            },)*
+        ];
+
+        /// Registers every route of the table, in its order.
+        pub fn $configure(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, Method::$method.route().to($handler));)*
+        }
+    };
+}
+
+use Access::*;
+use Role::{Admin, Member as AnyMember, Owner};
+
+table! {
+    /// The UI listener: pages, the JSON API, sign-in, Stripe's webhook.
+    UI, configure_ui {
+        // The site.
+        Get "/" => site::index, Public;
+        Get "/healthz" => site::healthz, Public;
+        Get "/static/htmx.min.js" => site::htmx, Public;
+        Get "/static/outpost.css" => site::css, Public;
+        Get "/static/favicon.svg" => site::favicon, Public;
+
+        // Sign-in and the account.
+        Get "/signin" => accounts::signin_page, Public;
+        Post "/signin" => accounts::signin_submit, Public;
+        Get "/auth/verify" => accounts::verify_page, Public;
+        Post "/auth/verify" => accounts::verify_submit, Public;
+        Post "/signout" => accounts::signout, Account;
+        Get "/account/tokens" => accounts::tokens_page, Account;
+        Post "/account/tokens" => accounts::tokens_create, Account;
+        Get "/auth/oauth/{provider}" => oauth::start, Public;
+        Get "/auth/oauth/{provider}/callback" => oauth::callback_get, Public;
+        Post "/auth/oauth/{provider}/callback" => oauth::callback_post, Public;
+        Get "/account/identities" => oauth::identities::page, Account;
+        Post "/account/identities/unlink" => oauth::identities::unlink_submit, Account;
+        Get "/account/data" => mydata::page, Account;
+        Get "/account/data.json" => mydata::download, Account;
+        Post "/account/close" => mydata::close, Account;
+
+        // Workspaces.
+        Get "/workspaces" => workspaces::list_page, Account;
+        Post "/workspaces" => workspaces::create_page, Account;
+        Get "/workspaces/{id}" => workspaces::detail_page, Member(AnyMember);
+        Get "/workspaces/{id}/node-status" => workspaces::status_partial, Member(AnyMember);
+        Post "/workspaces/{id}/console" => workspaces::console_page, Member(AnyMember);
+        Post "/workspaces/{id}/delete" => workspaces::delete_page, Member(Owner);
+        Post "/workspaces/{id}/cancel" => workspaces::cancel_page, Member(Owner);
+        Post "/workspaces/{id}/reactivate" => workspaces::reactivate_page, Member(Owner);
+        Get "/workspaces/{id}/receipt" => workspaces::receipt_download, Member(AnyMember);
+        Get "/api/v1/workspaces" => workspaces::api_list, Account;
+        Post "/api/v1/workspaces" => workspaces::api_create, Account;
+        Get "/api/v1/workspaces/{id}" => workspaces::api_get, Member(AnyMember);
+        Delete "/api/v1/workspaces/{id}" => workspaces::api_delete, Member(Owner);
+        Post "/api/v1/workspaces/{id}/reactivate" => workspaces::api_reactivate, Member(Owner);
+
+        // Billing (the routes that need Stripe answer 404 while billing is off).
+        Get "/workspaces/{id}/billing" => billing::pages::billing_page, Member(Owner);
+        Post "/workspaces/{id}/billing/checkout" => billing::pages::checkout_page, Member(Owner);
+        Get "/workspaces/{id}/billing/return" => billing::pages::return_page, Member(Owner);
+        Post "/workspaces/{id}/billing/portal" => billing::pages::portal_page, Member(Owner);
+        Get "/api/v1/workspaces/{id}/billing" => billing::pages::api_billing, Member(Owner);
+        Post "/api/v1/workspaces/{id}/checkout" => billing::pages::api_checkout, Member(Owner);
+        Post "/stripe/webhook" => billing::webhook::receive, Public;
+
+        // Members, invitations, the workspace's audit log.
+        Get "/workspaces/{id}/members" => members::members_page, Member(AnyMember);
+        Post "/workspaces/{id}/members/invite" => members::invite_submit, Member(Owner);
+        Post "/workspaces/{id}/invitations/{invitation}/revoke" => members::revoke_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/role" => members::role_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/remove" => members::remove_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/transfer" => members::transfer_submit, Member(Owner);
+        Get "/workspaces/{id}/audit" => members::audit_page, Member(Owner);
+        Get "/invitations/accept" => members::accept_page, Public;
+        Post "/invitations/accept" => members::accept_submit, Public;
+        Get "/api/v1/workspaces/{id}/members" => members::api_members, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/invitations" => members::api_invite, Member(Owner);
+
+        // Agents.
+        Get "/workspaces/{id}/agents/new" => agents::new_page, Member(Admin);
+        Post "/workspaces/{id}/agents" => agents::create_page, Member(Admin);
+        Get "/workspaces/{id}/agents/{agent}" => agents::show_page, Member(AnyMember);
+        Post "/workspaces/{id}/agents/{agent}" => agents::update_page, Member(Admin);
+        Post "/workspaces/{id}/agents/{agent}/delete" => agents::delete_page, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents" => agents::api_list, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/agents" => agents::api_create, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_get, Member(AnyMember);
+        Put "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_update, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_delete, Member(Admin);
+
+        // Secrets (validated here, sealed to the node).
+        Get "/api/v1/workspaces/{id}/secrets" => secrets::api_list, Member(Admin);
+        Post "/api/v1/workspaces/{id}/secrets" => secrets::api_add, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/secrets/{kind}" => secrets::api_remove, Member(Admin);
+        Get "/workspaces/{id}/secrets" => secrets::page, Member(Admin);
+        Post "/workspaces/{id}/secrets" => secrets::submit, Member(Admin);
+        Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::remove_page, Member(Admin);
+
+        // The operator console.
+        Get "/operator" => operator::list_page, Operator;
+        Get "/operator/workspaces/{id}" => operator::detail_page, Operator;
+        Post "/operator/workspaces/{id}/suspend" => operator::suspend_action, Operator;
+        Post "/operator/workspaces/{id}/resume" => operator::resume_action, Operator;
+        Post "/operator/workspaces/{id}/retry" => operator::retry_action, Operator;
+        Post "/operator/workspaces/{id}/deprovision" => operator::deprovision_action, Operator;
+    }
+}
+
+table! {
+    /// The gateway listener (mTLS): what nodes call.
+    GATEWAY, configure_gateway {
+        // The bootstrap token is the credential: no certificate exists yet.
+        Post "/v1/enroll" => fleet::enroll, Public;
+        Post "/v1/node/report" => fleet::report, Node;
+        Get "/v1/node/commands" => fleet::poll_commands, Node;
+        Post "/v1/node/commands/{id}/ack" => fleet::ack_command, Node;
+        Post "/v1/node/renew" => fleet::renew, Node;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_route_is_listed_twice() {
+        for table in [UI, GATEWAY] {
+            for (i, a) in table.iter().enumerate() {
+                assert!(
+                    !table[i + 1..]
+                        .iter()
+                        .any(|b| a.path == b.path && a.method == b.method),
+                    "{} {} twice",
+                    a.method.as_str(),
+                    a.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn membership_routes_name_their_workspace_and_node_routes_stay_on_the_gateway() {
+        for r in UI {
+            if matches!(r.access, Access::Member(_)) {
+                assert!(r.path.contains("/workspaces/{id}"), "{}", r.path);
+            }
+            assert_ne!(r.access, Access::Node, "{}", r.path);
+        }
+        for r in GATEWAY {
+            assert!(
+                matches!(r.access, Access::Node | Access::Public),
+                "{}",
+                r.path
+            );
+        }
+    }
+}

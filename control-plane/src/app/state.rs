@@ -1,0 +1,64 @@
+//! The state both listeners and every worker share. Only `app/`, `cli/` and the domains'
+//! `web.rs` see it: domain services take the pieces they need (a connection, the mailer).
+
+use crate::config::Config;
+use crate::fleet;
+use crate::infra::db::DbPool;
+use crate::infra::mail::Mailer;
+use crate::notify::Notifier;
+use crate::provisioning::Provisioner;
+use actix_web::web as aw;
+use outpost_common::rate_limit::KeyedLimiter;
+use outpost_crypto::CapabilitySigner;
+use outpost_pki::CertificateAuthority;
+
+/// Shared state of both listeners and the workers.
+pub struct AppState {
+    /// Database pool.
+    pub db: DbPool,
+    /// Resolved configuration.
+    pub config: Config,
+    /// Public base URL of the UI (no trailing slash).
+    pub public_url: String,
+    /// URL nodes use to reach the gateway.
+    pub gateway_url: String,
+    /// Internal CA.
+    pub ca: CertificateAuthority,
+    /// Signs capability tokens for the node consoles.
+    pub capability: CapabilitySigner,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+    /// Node provider.
+    pub provisioner: Provisioner,
+    /// Unix seconds when this process started (no offline transitions for 5 min after).
+    pub started_at: i64,
+    /// Wakes command long-polls when a command is queued.
+    pub command_notify: fleet::CommandNotify,
+    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`fleet::CSR_LIMIT_KEY`].
+    pub csr_limiter: KeyedLimiter,
+    /// `/api/v1` requests per API token.
+    pub api_limiter: KeyedLimiter,
+    /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
+    pub fingerprint_key: Vec<u8>,
+    /// Client for validating secrets with their providers (rustls + ring, public roots).
+    pub http: reqwest::Client,
+    /// Sign in with Google, GitHub, Apple: providers that are on, rate limits.
+    pub oauth: crate::oauth::OAuth,
+}
+
+/// Shared state handle.
+pub type State = aw::Data<AppState>;
+
+/// The CP's `User-Agent` on every outbound request (mail APIs, Stripe, OAuth providers,
+/// secret validation).
+pub const USER_AGENT: &str = concat!("outpost-control-plane/", env!("CARGO_PKG_VERSION"));
+
+impl AppState {
+    /// Where notices go out from (the mailer and the public URL for links).
+    pub fn notifier(&self) -> Notifier<'_> {
+        Notifier {
+            mailer: &self.mailer,
+            public_url: &self.public_url,
+        }
+    }
+}

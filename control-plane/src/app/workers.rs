@@ -1,0 +1,53 @@
+//! Every background loop of the control plane, in one list. Each is safe to run on
+//! several replicas at once (jobs are claimed, sweeps are idempotent transitions).
+
+use super::state::State;
+use crate::infra::db;
+use crate::provisioning::{self, jobs, Provisioner};
+use crate::{billing, retention, secrets, workspaces};
+use std::time::Duration;
+
+/// How often the fleet sweeper runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts every loop:
+/// - re-adopting local node processes left by a previous run (once, local provider);
+/// - the provisioning job worker (`provisioning::jobs`);
+/// - the fleet sweeper: silent nodes go offline, nodes that never enroll fail, undelivered
+///   secrets expire, export windows end (and their nodes are woken to delete the file),
+///   the CP's own retention schedule runs when due;
+/// - the billing sweeper (only with billing on).
+pub fn start(state: &State) {
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        let Provisioner::Local(local) = &s.provisioner;
+        if let Err(e) = local.readopt(&s).await {
+            tracing::error!(error = %format!("{e:#}"), "re-adopting local nodes failed");
+        }
+    });
+    let s = state.clone();
+    actix_web::rt::spawn(async move { jobs::run_worker(s).await });
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            let st = s.clone();
+            let r = db::run(&s.db, move |conn| sweep(conn, &st)).await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "sweep failed");
+            }
+            actix_web::rt::time::sleep(SWEEP_EVERY).await;
+        }
+    });
+    billing::start_worker(state.clone());
+}
+
+/// One pass of the fleet sweeper.
+fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
+    provisioning::sweep(conn, state)?;
+    secrets::expire_undelivered(conn)?;
+    for node in workspaces::end_export_windows(conn, state)? {
+        state.command_notify.notify(&node);
+    }
+    retention::run_if_due(conn, db::now())?;
+    Ok(())
+}

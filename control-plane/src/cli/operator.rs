@@ -1,0 +1,101 @@
+//! `control-plane operator add|remove|list`: who is Outpost staff. The change and its
+//! audit event are one transaction.
+
+use crate::audit::{self, Entry};
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::infra::db::{self, DbConn};
+use crate::infra::schema::users;
+use diesel::prelude::*;
+
+fn cli_conn(config: &Config) -> anyhow::Result<db::DbPool> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    db::connect(&config.database_url)
+}
+
+fn app_err(e: AppError) -> anyhow::Error {
+    e.into_anyhow()
+}
+
+fn cli_audit(conn: &mut DbConn, action: &str, user_id: &str) -> AppResult<()> {
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some("cli"),
+            action,
+            object_type: "user",
+            object_id: user_id,
+            detail: "",
+            ..Default::default()
+        },
+    )
+}
+
+/// `control-plane operator add`: creates the account if needed and makes it an operator.
+/// Returns what it did, in words.
+pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
+    let pool = cli_conn(config)?;
+    let mut conn = pool.get()?;
+    let email = crate::accounts::normalize_email(email).map_err(app_err)?;
+    let existed = users::table
+        .filter(users::email.eq(&email))
+        .select(users::is_operator)
+        .first::<bool>(&mut conn)
+        .optional()?;
+    if existed == Some(true) {
+        return Ok(format!("{email} is already an operator; nothing changed"));
+    }
+    db::transaction(&mut conn, |conn| {
+        let id = crate::accounts::find_or_create_user(conn, &email)?;
+        diesel::update(users::table.find(&id))
+            .set(users::is_operator.eq(true))
+            .execute(conn)?;
+        cli_audit(conn, "operator.added", &id)
+    })
+    .map_err(app_err)?;
+    Ok(match existed {
+        Some(_) => format!("{email} is now an operator"),
+        None => format!(
+            "{email} is now an operator (new account; they sign in with a link sent to that address)"
+        ),
+    })
+}
+
+/// `control-plane operator remove`. `Ok(Err(..))` when there is no such operator.
+pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, String>> {
+    let pool = cli_conn(config)?;
+    let mut conn = pool.get()?;
+    let email = crate::accounts::normalize_email(email).map_err(app_err)?;
+    let found: Option<(String, bool)> = users::table
+        .filter(users::email.eq(&email))
+        .select((users::id, users::is_operator))
+        .first(&mut conn)
+        .optional()?;
+    match found {
+        None => Ok(Err(format!("no account with the email {email}"))),
+        Some((_, false)) => Ok(Err(format!("{email} is not an operator; nothing changed"))),
+        Some((id, true)) => {
+            db::transaction(&mut conn, |conn| {
+                diesel::update(users::table.find(&id))
+                    .set(users::is_operator.eq(false))
+                    .execute(conn)?;
+                cli_audit(conn, "operator.removed", &id)
+            })
+            .map_err(app_err)?;
+            Ok(Ok(format!(
+                "{email} is no longer an operator (at once, also in open sessions)"
+            )))
+        }
+    }
+}
+
+/// `control-plane operator list`: `(email, user id)` of every operator.
+pub fn list(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
+    let pool = cli_conn(config)?;
+    let mut conn = pool.get()?;
+    Ok(users::table
+        .filter(users::is_operator.eq(true))
+        .order(users::email.asc())
+        .select((users::email, users::id))
+        .load(&mut conn)?)
+}

@@ -1,0 +1,255 @@
+//! Who is calling, read from the request: the signed-in user of a browser session
+//! ([`CurrentUser`]), the caller of `/api/v1` by API token ([`ApiUser`]), a form whose
+//! CSRF token and Origin were checked ([`CsrfForm`]), an operator ([`OperatorUser`],
+//! [`OperatorForm`]). The access guard (`super::guard`) resolves the caller once per
+//! request and leaves it in the request's extensions, where these extractors find it.
+
+use super::render::PageError;
+use crate::accounts::{self, SESSION_COOKIE};
+use crate::app::State;
+use crate::error::{AppError, AppResult};
+use crate::infra::db;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use outpost_crypto::token_hash;
+use serde::Deserialize;
+
+/// The signed-in user of a browser session.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// User id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// CSRF token bound to the session.
+    pub csrf: String,
+    /// Staff operator (`control-plane operator add`): read at every request, so removing
+    /// the flag takes effect at once.
+    pub is_operator: bool,
+}
+
+/// A caller of `/api/v1` authenticated by a personal API token.
+#[derive(Debug, Clone)]
+pub struct ApiUser {
+    /// User id.
+    pub id: String,
+}
+
+/// Caller IP as seen by this process.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl CurrentUser {
+    /// Reads the session cookie and looks the session up (once per request: the guard
+    /// leaves the result in the request's extensions).
+    pub async fn resolve(req: &HttpRequest) -> AppResult<CurrentUser> {
+        if let Some(user) = req.extensions().get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        let token = req
+            .cookie(SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+            .ok_or(AppError::Unauthorized("not_signed_in"))?;
+        let state = state_of(req)?;
+        let hash = token_hash(&token);
+        let (id, email, csrf, is_operator) =
+            db::run(&state.db, move |conn| accounts::session_user(conn, &hash))
+                .await?
+                .ok_or(AppError::Unauthorized("session_expired"))?;
+        let user = CurrentUser {
+            id,
+            email,
+            csrf,
+            is_operator,
+        };
+        req.extensions_mut().insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(CurrentUser::resolve(&req).await?) })
+    }
+}
+
+impl ApiUser {
+    /// Reads the `Authorization: Bearer` token, rate-limits it and looks it up (once per
+    /// request, like [`CurrentUser::resolve`]).
+    pub async fn resolve(req: &HttpRequest) -> AppResult<ApiUser> {
+        if let Some(user) = req.extensions().get::<ApiUser>() {
+            return Ok(user.clone());
+        }
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized("missing_api_token"))?;
+        let state = state_of(req)?;
+        let hash = token_hash(token.trim());
+        // Per token (known or not): 60 at once, 120 a minute, then 429 + Retry-After.
+        if let Err(wait) = state.api_limiter.check(&hash) {
+            return Err(AppError::RateLimited(wait.as_secs().max(1)));
+        }
+        let id = db::run(&state.db, move |conn| accounts::api_token_user(conn, &hash))
+            .await?
+            .ok_or(AppError::Unauthorized("invalid_api_token"))?;
+        let user = ApiUser { id };
+        req.extensions_mut().insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl FromRequest for ApiUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { ApiUser::resolve(&req).await })
+    }
+}
+
+/// The shared state, which every listener registers.
+pub(crate) fn state_of(req: &HttpRequest) -> AppResult<State> {
+    req.app_data::<State>()
+        .cloned()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))
+}
+
+/// Checks that a state-changing browser request comes from our own pages: the Origin (or,
+/// failing that, Referer) must be the configured public URL or the request's own host.
+pub fn check_origin(state: &State, req: &HttpRequest) -> AppResult<()> {
+    let h = req.headers();
+    let origin = h
+        .get(header::ORIGIN)
+        .or_else(|| h.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Forbidden("origin_missing"))?;
+    let scheme = if state.public_url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let own_host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|host| format!("{scheme}://{host}"));
+    let matches = |base: &str| origin == base || origin.starts_with(&format!("{base}/"));
+    if matches(&state.public_url) || own_host.as_deref().is_some_and(matches) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("origin_mismatch"))
+    }
+}
+
+/// A url-encoded form from a signed-in user whose `csrf` field and Origin were checked.
+/// Every state-changing page handler takes its input through this extractor.
+pub struct CsrfForm<T> {
+    /// The signed-in user.
+    pub user: CurrentUser,
+    /// The parsed form.
+    pub form: T,
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    csrf: String,
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user_fut = CurrentUser::from_request(req, payload);
+        let body_fut = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let user = user_fut.await?;
+            let state = state_of(&req)?;
+            check_origin(&state, &req)?;
+            let body = body_fut.await.map_err(|_| AppError::PayloadTooLarge)?;
+            let field: CsrfField = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| AppError::Forbidden("csrf_failed"))?;
+            if !outpost_crypto::ct_eq(field.csrf.as_bytes(), user.csrf.as_bytes()) {
+                return Err(AppError::Forbidden("csrf_failed").into());
+            }
+            let form: T = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| AppError::invalid("malformed_form", "The form could not be read."))?;
+            Ok(CsrfForm { user, form })
+        })
+    }
+}
+
+/// A form with no fields besides `csrf` (buttons that only post).
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// A signed-in operator.
+///
+/// Anyone else who is signed in gets **404**, as a non-member does for a workspace
+/// (`workspaces::load_for_member`): one rule for "not yours to see", so a customer cannot
+/// tell which pages exist for staff, and the route-coverage test treats these routes like
+/// every other. An anonymous caller is sent to sign in, as on every page (the code is
+/// public, so the paths are no secret; whether *you* are staff is only learnt by signing
+/// in as staff).
+#[derive(Debug, Clone)]
+pub struct OperatorUser(pub CurrentUser);
+
+impl FromRequest for OperatorUser {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let user = user.await?;
+            if user.is_operator {
+                Ok(OperatorUser(user))
+            } else {
+                Err(AppError::NotFound.into())
+            }
+        })
+    }
+}
+
+/// A [`CsrfForm`] from an operator. The operator check runs first, so a non-operator gets
+/// the same 404 whatever the form holds.
+pub struct OperatorForm<T> {
+    /// The operator.
+    pub user: CurrentUser,
+    /// The parsed form.
+    pub form: T,
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OperatorForm<T> {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let operator = OperatorUser::from_request(req, payload);
+        let form = CsrfForm::<T>::from_request(req, payload);
+        Box::pin(async move {
+            operator.await?;
+            let f = form.await?;
+            if !f.user.is_operator {
+                return Err(AppError::NotFound.into());
+            }
+            Ok(OperatorForm {
+                user: f.user,
+                form: f.form,
+            })
+        })
+    }
+}
