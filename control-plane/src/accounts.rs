@@ -4,7 +4,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::extract::check_origin;
 use crate::http::html;
 use crate::http::{client_ip, CsrfForm, CurrentUser, Empty, PageResult};
@@ -82,7 +82,7 @@ pub fn normalize_email(raw: &str) -> AppResult<String> {
         Ok(e)
     } else {
         Err(AppError::invalid(
-            "invalid_email",
+            Code::InvalidEmail,
             "Enter a valid email address.",
         ))
     }
@@ -248,7 +248,7 @@ pub async fn consume_magic_link(state: &State, token: String, ip: String) -> App
                     ..Default::default()
                 },
             )?;
-            return Err(AppError::Unauthorized("invalid_magic_link"));
+            return Err(AppError::Unauthorized(Code::InvalidMagicLink));
         };
         let user_id = find_or_create_user(conn, &email)?;
         insert_session(conn, &session_hash, &user_id)?;
@@ -428,7 +428,7 @@ pub fn create_api_token(conn: &mut DbConn, user_id: &str, name: &str) -> AppResu
     let name = name.trim();
     if name.is_empty() || name.len() > 64 {
         return Err(AppError::invalid(
-            "invalid_token_name",
+            Code::InvalidTokenName,
             "Give the token a name of 1 to 64 characters.",
         ));
     }

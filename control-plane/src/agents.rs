@@ -9,7 +9,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::PageResult;
 use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::http::{html, html_with};
@@ -269,7 +269,7 @@ fn bounded(field: &'static str, v: &str, min: usize, max: usize) -> AppResult<St
     let n = v.chars().count();
     if n < min || n > max {
         return Err(AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             if min > 0 {
                 format!("{field} must be {min}–{max} characters.")
             } else {
@@ -283,7 +283,7 @@ fn bounded(field: &'static str, v: &str, min: usize, max: usize) -> AppResult<St
 fn minute_of(field: &'static str, v: &str) -> AppResult<i32> {
     let bad = || {
         AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             format!("{field} must be a time like 09:00."),
         )
     };
@@ -350,7 +350,7 @@ fn time_zone_of(i: &AgentInput) -> AppResult<String> {
     if !name.is_empty() {
         return canonical_time_zone(name).ok_or_else(|| {
             AppError::invalid(
-                "invalid_agent",
+                Code::InvalidAgent,
                 "The time zone must be one from the list, such as Europe/Paris, \
                  America/New_York or Asia/Kolkata.",
             )
@@ -366,7 +366,7 @@ fn time_zone_of(i: &AgentInput) -> AppResult<String> {
         return Ok(format!("Etc/GMT{sign}{}", m.abs() / 60));
     }
     Err(AppError::invalid(
-        "invalid_agent",
+        Code::InvalidAgent,
         "Choose the time zone of your business hours, such as Europe/Paris.",
     ))
 }
@@ -387,7 +387,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     };
     if !lang_ok {
         return Err(AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             "The language must be a language tag such as en, fr or pt-BR.",
         ));
     }
@@ -402,18 +402,21 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     let close_minute = minute_of("The closing time", &i.close)?;
     if close_minute <= open_minute {
         return Err(AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             "The closing time must be after the opening time.",
         ));
     }
     let time_zone = time_zone_of(i)?;
     let provider = ProviderKind::parse(i.provider.trim()).ok_or_else(|| {
-        AppError::invalid("invalid_agent", "Choose one of the listed model providers.")
+        AppError::invalid(
+            Code::InvalidAgent,
+            "Choose one of the listed model providers.",
+        )
     })?;
     let model = bounded("The model name", &i.model, 0, 100)?;
     if provider != ProviderKind::Retrieval && model.is_empty() {
         return Err(AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             "Name the model to use, e.g. gpt-4o-mini or claude-3-5-haiku-latest.",
         ));
     }
@@ -424,7 +427,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
         if !(https || local_http) || base_url.len() > 200 || base_url.contains(char::is_whitespace)
         {
             return Err(AppError::invalid(
-                "invalid_agent",
+                Code::InvalidAgent,
                 "The endpoint must be an https:// URL (http:// only for a model on this machine).",
             ));
         }
@@ -438,7 +441,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     for o in i.allowed_origins.iter().filter(|o| !o.trim().is_empty()) {
         let n = normalize_origin(o).ok_or_else(|| {
             AppError::invalid(
-                "invalid_agent",
+                Code::InvalidAgent,
                 "Each website must be an origin like https://www.example.com (no path).",
             )
         })?;
@@ -448,7 +451,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     }
     if origins.len() > 20 {
         return Err(AppError::invalid(
-            "invalid_agent",
+            Code::InvalidAgent,
             "At most 20 websites can embed one agent.",
         ));
     }
@@ -461,7 +464,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     {
         if !CHANNELS.contains(&c) {
             return Err(AppError::invalid(
-                "invalid_agent",
+                Code::InvalidAgent,
                 "Channels are telegram and whatsapp.",
             ));
         }
@@ -503,7 +506,7 @@ fn require_editor(role: &str) -> AppResult<()> {
     if role == ROLE_OWNER || role == "admin" {
         Ok(())
     } else {
-        Err(AppError::Forbidden("admin_required"))
+        Err(AppError::Forbidden(Code::AdminRequired))
     }
 }
 
@@ -530,7 +533,7 @@ fn live_workspace(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<(W
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
     if ws.deleted_at.is_some() {
         return Err(AppError::Conflict(
-            "workspace_deleted",
+            Code::WorkspaceDeleted,
             "This workspace was deleted.".into(),
         ));
     }
@@ -558,7 +561,7 @@ pub fn create(
             .get_result(conn)?;
         if count >= MAX_AGENTS {
             return Err(AppError::Conflict(
-                "too_many_agents",
+                Code::TooManyAgents,
                 format!("A workspace can have at most {MAX_AGENTS} agents."),
             ));
         }

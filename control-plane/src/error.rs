@@ -7,19 +7,120 @@ use actix_web::{HttpResponse, ResponseError};
 use outpost_protocol::ErrorBody;
 use std::fmt;
 
+macro_rules! codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// The stable snake_case codes clients can match on (`{"code": …}` in JSON
+        /// errors, shown on error pages). Adding one is adding a line here; changing one
+        /// breaks clients.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $(#[doc = $code] $variant,)*
+        }
+
+        impl Code {
+            /// Every code.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// As clients see it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    AdminRequired => "admin_required",
+    AlreadyDeprovisioned => "already_deprovisioned",
+    AlreadyMember => "already_member",
+    AlreadyOwner => "already_owner",
+    AlreadySubscribed => "already_subscribed",
+    AlreadySuspended => "already_suspended",
+    BadCertificate => "bad_certificate",
+    BaseUrlRequired => "base_url_required",
+    CertificateRevoked => "certificate_revoked",
+    CertificateUnknown => "certificate_unknown",
+    ClientCertificateRequired => "client_certificate_required",
+    ConfirmationMismatch => "confirmation_mismatch",
+    ConfirmationRequired => "confirmation_required",
+    CsrfFailed => "csrf_failed",
+    ExportWindowOver => "export_window_over",
+    InvalidAgeRecipient => "invalid_age_recipient",
+    InvalidAgent => "invalid_agent",
+    InvalidApiToken => "invalid_api_token",
+    InvalidBootstrapToken => "invalid_bootstrap_token",
+    InvalidCsr => "invalid_csr",
+    InvalidEmail => "invalid_email",
+    InvalidMagicLink => "invalid_magic_link",
+    InvalidName => "invalid_name",
+    InvalidReceipt => "invalid_receipt",
+    InvalidRole => "invalid_role",
+    InvalidSecret => "invalid_secret",
+    InvalidSeq => "invalid_seq",
+    InvalidSession => "invalid_session",
+    InvalidSlug => "invalid_slug",
+    InvalidTokenName => "invalid_token_name",
+    MalformedEvent => "malformed_event",
+    MalformedForm => "malformed_form",
+    MalformedJson => "malformed_json",
+    MissingApiToken => "missing_api_token",
+    NoNode => "no_node",
+    NodeNotFailed => "node_not_failed",
+    NodeNotReady => "node_not_ready",
+    NotSignedIn => "not_signed_in",
+    NotSubscribed => "not_subscribed",
+    NotSuspended => "not_suspended",
+    OriginMismatch => "origin_mismatch",
+    OriginMissing => "origin_missing",
+    OwnRole => "own_role",
+    OwnerCannotLeave => "owner_cannot_leave",
+    OwnerRequired => "owner_required",
+    PhoneNumberIdRequired => "phone_number_id_required",
+    ReasonRequired => "reason_required",
+    ReasonTooLong => "reason_too_long",
+    ReceiptRequired => "receipt_required",
+    RetryLater => "retry_later",
+    SessionExpired => "session_expired",
+    SessionForAnotherWorkspace => "session_for_another_workspace",
+    SlugTaken => "slug_taken",
+    SoleOwner => "sole_owner",
+    SubscriptionCancelled => "subscription_cancelled",
+    TooManyAgents => "too_many_agents",
+    UnknownPlan => "unknown_plan",
+    UnknownSecretKind => "unknown_secret_kind",
+    UnsupportedContentType => "unsupported_content_type",
+    WorkspaceClosed => "workspace_closed",
+    WorkspaceDeleted => "workspace_deleted",
+    ProviderError => "provider_error",
+    ProviderRateLimited => "provider_rate_limited",
+    ProviderUnreachable => "provider_unreachable",
+    SecretInvalid => "secret_invalid",
+    SignatureMissingTimestamp => "signature_missing_timestamp",
+    SignatureMissingV1 => "signature_missing_v1",
+    SignatureMismatch => "signature_mismatch",
+    SignatureOutsideTolerance => "signature_outside_tolerance",
+    // Of the variants without a code of their own.
+    NotFound => "not_found",
+    PayloadTooLarge => "payload_too_large",
+    RateLimited => "rate_limited",
+    InternalError => "internal_error",
+}
+
 /// Control-plane error.
 #[derive(Debug)]
 pub enum AppError {
     /// 400 with a code and message.
-    BadRequest(&'static str, String),
+    BadRequest(Code, String),
     /// 401: no or invalid credentials.
-    Unauthorized(&'static str),
+    Unauthorized(Code),
     /// 403: authenticated but refused.
-    Forbidden(&'static str),
+    Forbidden(Code),
     /// 404: missing, or not visible to this user (non-members get 404, not 403).
     NotFound,
     /// 409 with a code and message.
-    Conflict(&'static str, String),
+    Conflict(Code, String),
     /// 413: body over the limit.
     PayloadTooLarge,
     /// 429 with the seconds to wait.
@@ -38,7 +139,7 @@ impl AppError {
     }
 
     /// Shorthand for a validation failure.
-    pub fn invalid(code: &'static str, msg: impl Into<String>) -> Self {
+    pub fn invalid(code: Code, msg: impl Into<String>) -> Self {
         Self::BadRequest(code, msg.into())
     }
 
@@ -59,8 +160,8 @@ impl AppError {
     /// Stable snake_case code.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest(c, _) | AppError::Conflict(c, _) => c,
-            AppError::Unauthorized(c) | AppError::Forbidden(c) => c,
+            AppError::BadRequest(c, _) | AppError::Conflict(c, _) => c.as_str(),
+            AppError::Unauthorized(c) | AppError::Forbidden(c) => c.as_str(),
             AppError::NotFound => "not_found",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::RateLimited(_) => "rate_limited",
@@ -75,10 +176,10 @@ impl AppError {
             AppError::Unauthorized(_) => {
                 "Sign in again: your credentials are missing, invalid or expired.".into()
             }
-            AppError::Forbidden("owner_required") => {
+            AppError::Forbidden(Code::OwnerRequired) => {
                 "Only the owner of this workspace can do this.".into()
             }
-            AppError::Forbidden("admin_required") => {
+            AppError::Forbidden(Code::AdminRequired) => {
                 "Only the owner and admins of this workspace can do this.".into()
             }
             AppError::Forbidden(_) => "You are not allowed to do this.".into(),
@@ -117,11 +218,11 @@ impl AppError {
         match e {
             J::Overflow { .. } | J::OverflowKnownLength { .. } => AppError::PayloadTooLarge,
             J::ContentType => AppError::invalid(
-                "unsupported_content_type",
+                Code::UnsupportedContentType,
                 "Send the body as application/json.",
             ),
             _ => AppError::invalid(
-                "malformed_json",
+                Code::MalformedJson,
                 "The request body is not valid JSON for this endpoint.",
             ),
         }
@@ -164,5 +265,25 @@ impl From<diesel::result::Error> for AppError {
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         AppError::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::Code;
+
+    #[test]
+    fn codes_are_unique_snake_case_words() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{s}"
+            );
+        }
     }
 }

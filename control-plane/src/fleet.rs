@@ -5,7 +5,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
     bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes, retention_sweeps,
@@ -79,7 +79,8 @@ pub struct NodeIdentity {
 
 /// Checks a presented certificate against the database.
 pub fn authorize_cert(conn: &mut DbConn, der: &[u8]) -> AppResult<NodeIdentity> {
-    let id = outpost_pki::peer_identity(der).map_err(|_| AppError::Forbidden("bad_certificate"))?;
+    let id =
+        outpost_pki::peer_identity(der).map_err(|_| AppError::Forbidden(Code::BadCertificate))?;
     let now = db::now();
     let row: Option<(String, Option<i64>, i64, String)> = node_certs::table
         .inner_join(nodes::table)
@@ -102,8 +103,8 @@ pub fn authorize_cert(conn: &mut DbConn, der: &[u8]) -> AppResult<NodeIdentity> 
                 cert_der: der.to_vec(),
             })
         }
-        Some((_, Some(_), _, _)) => Err(AppError::Forbidden("certificate_revoked")),
-        _ => Err(AppError::Forbidden("certificate_unknown")),
+        Some((_, Some(_), _, _)) => Err(AppError::Forbidden(Code::CertificateRevoked)),
+        _ => Err(AppError::Forbidden(Code::CertificateUnknown)),
     }
 }
 
@@ -115,7 +116,7 @@ impl FromRequest for NodeIdentity {
         let cert = req.conn_data::<PeerCert>().cloned();
         let state = req.app_data::<State>().cloned();
         Box::pin(async move {
-            let cert = cert.ok_or(AppError::Unauthorized("client_certificate_required"))?;
+            let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
             let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
             db::run(&state.db, move |conn| authorize_cert(conn, &cert.0)).await
         })
@@ -138,7 +139,7 @@ fn refuse_enroll(conn: &mut DbConn, ip: &str, object: &str, code: &'static str) 
         return e;
     }
     tracing::warn!(node = object, code, "enrollment refused");
-    AppError::Unauthorized("invalid_bootstrap_token")
+    AppError::Unauthorized(Code::InvalidBootstrapToken)
 }
 
 pub(crate) async fn enroll(
@@ -191,7 +192,7 @@ pub(crate) async fn enroll(
         }
         if !body.age_recipient.starts_with("age1") || body.age_recipient.len() > 200 {
             return Err(AppError::invalid(
-                "invalid_age_recipient",
+                Code::InvalidAgeRecipient,
                 "The age recipient is malformed.",
             ));
         }
@@ -200,7 +201,7 @@ pub(crate) async fn enroll(
             .sign_node_csr(&body.csr_pem, node_id.as_str())
             .map_err(|_| {
                 AppError::invalid(
-                    "invalid_csr",
+                    Code::InvalidCsr,
                     "The certificate signing request could not be read.",
                 )
             })?;
@@ -214,7 +215,7 @@ pub(crate) async fn enroll(
             .set(bootstrap_tokens::used_at.eq(now))
             .execute(conn)?;
             if n != 1 {
-                return Err(AppError::Unauthorized("invalid_bootstrap_token"));
+                return Err(AppError::Unauthorized(Code::InvalidBootstrapToken));
             }
             diesel::insert_into(node_certs::table)
                 .values((
@@ -587,7 +588,7 @@ pub(crate) async fn report(
     let r = body.into_inner();
     let seq = r.seq;
     if seq < 1 {
-        return Err(AppError::invalid("invalid_seq", "seq starts at 1."));
+        return Err(AppError::invalid(Code::InvalidSeq, "seq starts at 1."));
     }
     let st = state.clone();
     let accepted = db::run(&state.db, move |conn| {
@@ -684,7 +685,7 @@ pub(crate) async fn ack_command(
         if kind == "deprovision" && ack.ok {
             let receipt = ack.receipt.as_ref().ok_or_else(|| {
                 AppError::invalid(
-                    "receipt_required",
+                    Code::ReceiptRequired,
                     "A deprovision ack must carry the destruction receipt.",
                 )
             })?;
@@ -769,7 +770,7 @@ pub fn verify_receipt(
 ) -> AppResult<()> {
     let bad = || {
         AppError::invalid(
-            "invalid_receipt",
+            Code::InvalidReceipt,
             "The destruction receipt does not verify.",
         )
     };
@@ -798,7 +799,7 @@ pub(crate) async fn renew(
         .sign_node_csr(&body.csr_pem, &node.node_id)
         .map_err(|_| {
             AppError::invalid(
-                "invalid_csr",
+                Code::InvalidCsr,
                 "The certificate signing request could not be read.",
             )
         })?;

@@ -20,7 +20,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::PageResult;
 use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::http::{html, html_with};
@@ -83,7 +83,7 @@ impl Role {
             ROLE_ADMIN => Ok(Role::Admin),
             ROLE_MEMBER => Ok(Role::Member),
             _ => Err(AppError::invalid(
-                "invalid_role",
+                Code::InvalidRole,
                 "Choose admin or member. To make someone the owner, transfer ownership.",
             )),
         }
@@ -102,8 +102,8 @@ pub fn require_role(
     let role = Role::parse(&role);
     if role < min {
         return Err(AppError::Forbidden(match min {
-            Role::Owner => "owner_required",
-            _ => "admin_required",
+            Role::Owner => Code::OwnerRequired,
+            _ => Code::AdminRequired,
         }));
     }
     Ok((ws, role))
@@ -178,7 +178,7 @@ pub fn pending(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<InvitationRow>> 
 fn live(ws: &Workspace) -> AppResult<()> {
     if ws.deleted_at.is_some() {
         return Err(AppError::Conflict(
-            "workspace_deleted",
+            Code::WorkspaceDeleted,
             "This workspace is cancelled or deleted; its members can no longer change.".into(),
         ));
     }
@@ -209,7 +209,7 @@ pub fn invite(
         .get_result(conn)?;
     if already > 0 {
         return Err(AppError::Conflict(
-            "already_member",
+            Code::AlreadyMember,
             format!("{email} is already a member of this workspace."),
         ));
     }
@@ -568,7 +568,7 @@ pub fn change_role(
     let role = Role::grantable(role)?;
     if by == user_id {
         return Err(AppError::Conflict(
-            "own_role",
+            Code::OwnRole,
             "You are the owner. To step down, transfer ownership to another member.".into(),
         ));
     }
@@ -618,7 +618,7 @@ pub fn remove(
     )?;
     if leaving && caller == Role::Owner {
         return Err(AppError::Conflict(
-            "owner_cannot_leave",
+            Code::OwnerCannotLeave,
             "The owner cannot leave the workspace. Transfer ownership first, or cancel the workspace."
                 .into(),
         ));
@@ -661,7 +661,7 @@ pub fn transfer(
     live(&ws)?;
     if by == user_id {
         return Err(AppError::Conflict(
-            "already_owner",
+            Code::AlreadyOwner,
             "You are already the owner.".into(),
         ));
     }
@@ -678,7 +678,7 @@ pub fn transfer(
         .set(memberships::role.eq(ROLE_ADMIN))
         .execute(conn)?;
         if n != 1 {
-            return Err(AppError::Forbidden("owner_required"));
+            return Err(AppError::Forbidden(Code::OwnerRequired));
         }
         diesel::update(
             memberships::table
@@ -974,7 +974,7 @@ pub(crate) async fn transfer_submit(
             // Checked after the role, so a non-owner learns nothing from it.
             require_role(conn, &ws, &uid, Role::Owner)?;
             return Err(AppError::invalid(
-                "confirmation_required",
+                Code::ConfirmationRequired,
                 "Tick the box to confirm: you will become an admin and cannot undo this yourself.",
             ));
         }

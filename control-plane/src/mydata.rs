@@ -10,7 +10,7 @@
 use crate::accounts::SESSION_COOKIE;
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::PageResult;
 use crate::http::{CsrfForm, CurrentUser};
 use crate::infra::db::{self, DbConn};
@@ -259,7 +259,7 @@ pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
     let blocking = sole_owned_open_workspaces(conn, user_id)?;
     if !blocking.is_empty() {
         return Err(AppError::Conflict(
-            "sole_owner",
+            Code::SoleOwner,
             format!(
                 "You are the only owner of {}. Delete {} first (“Delete now” also ends an export window), then close your account.",
                 blocking.join(", "),
@@ -333,7 +333,7 @@ pub(crate) struct CloseForm {
 pub(crate) async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
     if !f.form.confirm.trim().eq_ignore_ascii_case(&f.user.email) {
         let e = AppError::invalid(
-            "confirmation_mismatch",
+            Code::ConfirmationMismatch,
             "Type your email address to confirm that you want to close your account.",
         );
         return render(&state, f.user, Some(e)).await;

@@ -12,7 +12,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::html;
 use crate::http::PageResult;
 use crate::http::{client_ip, CurrentUser, Empty, OperatorForm, OperatorUser};
@@ -313,7 +313,7 @@ pub fn suspend(
         Some(ip),
     )? {
         return Err(AppError::Conflict(
-            "already_suspended",
+            Code::AlreadySuspended,
             "An operator has already suspended this workspace; resume it first to change the reason.".into(),
         ));
     }
@@ -332,7 +332,7 @@ pub fn resume(
     load_workspace(conn, ws_id)?;
     if !suspension::resume(conn, st, ws_id, suspension::OPERATOR, operator, Some(ip))? {
         return Err(AppError::Conflict(
-            "not_suspended",
+            Code::NotSuspended,
             "This workspace is not suspended by an operator: there is nothing to resume.".into(),
         ));
     }
@@ -350,7 +350,7 @@ pub fn retry(
     let ws = load_workspace(conn, ws_id)?;
     if ws.deleted_at.is_some() {
         return Err(AppError::Conflict(
-            "workspace_deleted",
+            Code::WorkspaceDeleted,
             "This workspace is cancelled or deleted: its node is not provisioned again.".into(),
         ));
     }
@@ -361,7 +361,7 @@ pub fn retry(
         .first(conn)
         .optional()?
         .ok_or_else(|| {
-            AppError::Conflict("no_node", "This workspace has no node to retry.".into())
+            AppError::Conflict(Code::NoNode, "This workspace has no node to retry.".into())
         })?;
     let retried = provisioning::retry_failed(conn, &node_id)?;
     st.command_notify.notify(&node_id);
@@ -397,7 +397,7 @@ pub fn force_deprovision(
     let ws = load_workspace(conn, ws_id)?;
     if !confirm.trim().eq_ignore_ascii_case(&ws.slug) {
         return Err(AppError::invalid(
-            "confirmation_mismatch",
+            Code::ConfirmationMismatch,
             format!(
                 "To confirm, type the workspace's address “{}” exactly: this destroys its node and everything on it.",
                 ws.slug
@@ -415,7 +415,7 @@ pub fn force_deprovision(
         .collect();
     if ws.deleted_at.is_some() && live.is_empty() {
         return Err(AppError::Conflict(
-            "already_deprovisioned",
+            Code::AlreadyDeprovisioned,
             "This workspace is deleted and its node is already deprovisioning or destroyed.".into(),
         ));
     }

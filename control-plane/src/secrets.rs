@@ -10,7 +10,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::PageResult;
 use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
 use crate::http::{html, html_with};
@@ -108,7 +108,7 @@ impl SecretRow {
 }
 
 /// Why a provider did not accept a credential, in words for the user.
-fn refused(code: &'static str, msg: &str) -> AppError {
+fn refused(code: Code, msg: &str) -> AppError {
     AppError::invalid(code, format!("{msg} Nothing was saved."))
 }
 
@@ -132,7 +132,7 @@ pub async fn validate(
                 .filter(|b| b.starts_with("https://") || b.starts_with("http://"))
                 .ok_or_else(|| {
                     AppError::invalid(
-                        "base_url_required",
+                        Code::BaseUrlRequired,
                         "Give the endpoint's base URL, e.g. https://api.deepseek.com/v1.",
                     )
                 })?;
@@ -150,7 +150,7 @@ pub async fn validate(
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == ':' || ch == '_' || ch == '-')
             {
                 return Err(refused(
-                    "secret_invalid",
+                    Code::SecretInvalid,
                     "That is not a Telegram bot token (it looks like 123456:ABC-DEF…).",
                 ));
             }
@@ -161,7 +161,7 @@ pub async fn validate(
                 .filter(|i| !i.is_empty() && i.chars().all(|ch| ch.is_ascii_digit()))
                 .ok_or_else(|| {
                     AppError::invalid(
-                        "phone_number_id_required",
+                        Code::PhoneNumberIdRequired,
                         "Give the WhatsApp phone number id (digits) to check the token against.",
                     )
                 })?;
@@ -174,7 +174,7 @@ pub async fn validate(
         }
         _ => {
             return Err(AppError::invalid(
-                "unknown_secret_kind",
+                Code::UnknownSecretKind,
                 "Choose one of the listed kinds.",
             ))
         }
@@ -183,7 +183,7 @@ pub async fn validate(
         Err(_) => {
             tracing::info!(kind, code = "provider_timeout", "secret validation failed");
             return Err(refused(
-                "provider_unreachable",
+                Code::ProviderUnreachable,
                 "The provider did not answer in time.",
             ));
         }
@@ -194,7 +194,7 @@ pub async fn validate(
                 "secret validation failed"
             );
             return Err(refused(
-                "provider_unreachable",
+                Code::ProviderUnreachable,
                 "The provider could not be reached.",
             ));
         }
@@ -205,20 +205,20 @@ pub async fn validate(
     match status {
         200..=299 => Ok(true),
         401 | 403 => Err(refused(
-            "secret_invalid",
+            Code::SecretInvalid,
             "The provider rejected it: it is invalid or has been revoked.",
         )),
         // Telegram answers 404 for a malformed or unknown bot token.
         404 if kind == "telegram_bot_token" => Err(refused(
-            "secret_invalid",
+            Code::SecretInvalid,
             "Telegram does not know this bot token.",
         )),
         429 => Err(refused(
-            "provider_rate_limited",
+            Code::ProviderRateLimited,
             "The provider is rate-limiting requests right now; try again in a minute.",
         )),
         n => Err(refused(
-            "provider_error",
+            Code::ProviderError,
             &format!("The provider gave an unexpected answer (HTTP {n})."),
         )),
     }
@@ -236,7 +236,7 @@ fn target_node(conn: &mut DbConn, ws_id: &str) -> AppResult<(String, String)> {
         .and_then(|(id, r)| r.map(|r| (id, r)))
         .ok_or_else(|| {
             AppError::Conflict(
-                "node_not_ready",
+                Code::NodeNotReady,
                 "Your node is not running yet; secrets can be added once it is healthy.".into(),
             )
         })
@@ -246,7 +246,7 @@ fn require_admin(role: &str) -> AppResult<()> {
     if role == ROLE_OWNER || role == "admin" {
         Ok(())
     } else {
-        Err(AppError::Forbidden("admin_required"))
+        Err(AppError::Forbidden(Code::AdminRequired))
     }
 }
 
@@ -482,14 +482,14 @@ async fn add(
     .await?;
     if !KINDS.iter().any(|(k, _)| *k == kind) {
         return Err(AppError::invalid(
-            "unknown_secret_kind",
+            Code::UnknownSecretKind,
             "Choose one of the listed kinds.",
         ));
     }
     let n = value.expose().chars().count();
     if n == 0 || n > MAX_VALUE_CHARS || value.expose().contains(char::is_whitespace) {
         return Err(AppError::invalid(
-            "invalid_secret",
+            Code::InvalidSecret,
             "Paste the value without spaces (at most 4,096 characters).",
         ));
     }

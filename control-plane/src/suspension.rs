@@ -9,7 +9,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{nodes, workspace_suspensions as ws_s, workspaces};
 use crate::notify::{self, emails};
@@ -106,13 +106,13 @@ pub fn clean_reason(raw: &str) -> AppResult<String> {
     let r = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     if r.is_empty() {
         return Err(AppError::invalid(
-            "reason_required",
+            Code::ReasonRequired,
             "Give the reason: the workspace's owners will read it.",
         ));
     }
     if r.chars().count() > MAX_REASON {
         return Err(AppError::invalid(
-            "reason_too_long",
+            Code::ReasonTooLong,
             "Keep the reason under 500 characters.",
         ));
     }
@@ -134,7 +134,7 @@ pub fn suspend(
     let (name, deleted) = name_and_deleted(conn, ws_id)?;
     if deleted.is_some() {
         return Err(AppError::Conflict(
-            "workspace_deleted",
+            Code::WorkspaceDeleted,
             "This workspace is cancelled or deleted; there is nothing to suspend.".into(),
         ));
     }

@@ -4,7 +4,7 @@
 
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::html;
 use crate::http::PageResult;
 use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
@@ -221,13 +221,13 @@ pub fn validate_slug(slug: &str) -> AppResult<()> {
             .is_some_and(|c| c.is_ascii_alphanumeric());
     if !(3..=40).contains(&slug.len()) || !ok_chars || !ends_ok || slug.contains("--") {
         return Err(AppError::invalid(
-            "invalid_slug",
+            Code::InvalidSlug,
             "The address must be 3 to 40 lowercase letters, digits or single hyphens, starting and ending with a letter or digit.",
         ));
     }
     if RESERVED.contains(&slug) {
         return Err(AppError::Conflict(
-            "slug_taken",
+            Code::SlugTaken,
             format!("The address “{slug}” is reserved."),
         ));
     }
@@ -248,7 +248,7 @@ pub fn create(
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
         return Err(AppError::invalid(
-            "invalid_name",
+            Code::InvalidName,
             "The name must be 1 to 80 characters.",
         ));
     }
@@ -273,7 +273,7 @@ pub fn create(
             .get_result(conn)?;
         if taken > 0 {
             return Err(AppError::Conflict(
-                "slug_taken",
+                Code::SlugTaken,
                 format!("The address “{slug}” is already taken."),
             ));
         }
@@ -289,7 +289,7 @@ pub fn create(
             .map_err(|e| {
                 if db::is_unique_violation(&e) {
                     AppError::Conflict(
-                        "slug_taken",
+                        Code::SlugTaken,
                         format!("The address “{slug}” is already taken."),
                     )
                 } else {
@@ -513,9 +513,9 @@ pub fn check_address_confirmation(ws: &Workspace, confirm: &str) -> AppResult<()
     }
     Err(AppError::invalid(
         if confirm.trim().is_empty() {
-            "confirmation_required"
+            Code::ConfirmationRequired
         } else {
-            "confirmation_mismatch"
+            Code::ConfirmationMismatch
         },
         format!(
             "Nothing was deleted. To delete the workspace and destroy its node now, type its address “{}” exactly: this erases its data and cannot be undone.",
@@ -530,7 +530,7 @@ pub const CANCEL_CONFIRMED: &str = "yes";
 fn owned(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Workspace> {
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
     if role != ROLE_OWNER {
-        return Err(AppError::Forbidden("owner_required"));
+        return Err(AppError::Forbidden(Code::OwnerRequired));
     }
     Ok(ws)
 }
@@ -702,7 +702,7 @@ pub fn reactivate(
     let now = db::now();
     let gone = || {
         AppError::Conflict(
-            "export_window_over",
+            Code::ExportWindowOver,
             "This workspace was deleted, or its export window is over: its node is destroyed or being destroyed, so it can no longer be reactivated.".into(),
         )
     };
@@ -711,7 +711,7 @@ pub fn reactivate(
     }
     if has_paid_subscription(conn, st, ws_id)? {
         return Err(AppError::Conflict(
-            "subscription_cancelled",
+            Code::SubscriptionCancelled,
             "This workspace cannot be reactivated: cancelling it also cancelled its subscription at Stripe, and it would run unpaid. Export your data from the node console before its export window ends; to go on using Outpost, create a new workspace and subscribe from its Billing page.".into(),
         ));
     }
@@ -852,7 +852,7 @@ pub fn console_link(
         (Some(u), true) => u.clone(),
         _ => {
             return Err(AppError::Conflict(
-                "node_not_ready",
+                Code::NodeNotReady,
                 "The node is not running yet, so its console cannot be opened.".into(),
             ))
         }
@@ -1274,7 +1274,7 @@ pub(crate) async fn cancel_page(
         owned(conn, id, uid)?;
         if confirm != CANCEL_CONFIRMED {
             return Err(AppError::invalid(
-                "confirmation_required",
+                Code::ConfirmationRequired,
                 "Nothing was cancelled. Tick “I understand that my channels stop now” to cancel the workspace.",
             ));
         }

@@ -6,7 +6,7 @@ use super::ledger::{self, Account, InvoiceRow};
 use super::stripe::{NewCheckout, Stripe, StripeError};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::http::html;
 use crate::http::PageResult;
 use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
@@ -23,7 +23,7 @@ use serde::Deserialize;
 pub fn owned(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Workspace> {
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
     if role != ROLE_OWNER {
-        return Err(AppError::Forbidden("owner_required"));
+        return Err(AppError::Forbidden(Code::OwnerRequired));
     }
     Ok(ws)
 }
@@ -52,16 +52,16 @@ pub async fn start_checkout(
         // Who may ask comes before what they asked for: strangers learn nothing.
         let ws = owned(conn, &w, &u)?;
         let plan = chosen
-            .ok_or_else(|| AppError::invalid("unknown_plan", "Choose one of the plans offered."))?;
+            .ok_or_else(|| AppError::invalid(Code::UnknownPlan, "Choose one of the plans offered."))?;
         if ws.deleted_at.is_some() {
             return Err(AppError::Conflict(
-                "workspace_closed",
+                Code::WorkspaceClosed,
                 "This workspace is cancelled; there is nothing to subscribe to.".into(),
             ));
         }
         if ledger::account(conn, &w)?.is_some_and(|a| a.activated_at.is_some() && !a.ended()) {
             return Err(AppError::Conflict(
-                "already_subscribed",
+                Code::AlreadySubscribed,
                 "This workspace is already paid for. Change plan or card with “Manage cards and cancellation”.".into(),
             ));
         }
@@ -276,20 +276,20 @@ pub(crate) async fn return_page(
     let ws_id = path.into_inner();
     owned_run(&state, &ws_id, &user.id).await?;
     super::stripe::path_id(&q.session_id)
-        .map_err(|_| AppError::invalid("invalid_session", "This checkout link is not valid."))?;
+        .map_err(|_| AppError::invalid(Code::InvalidSession, "This checkout link is not valid."))?;
     let session = Stripe::new(&state.http, cfg)
         .checkout_session(&q.session_id)
         .await
         .map_err(|e| {
             if e.is_missing() {
-                AppError::invalid("invalid_session", "This checkout link is not valid.")
+                AppError::invalid(Code::InvalidSession, "This checkout link is not valid.")
             } else {
                 stripe_failed(e)
             }
         })?;
     if session.workspace_id() != Some(ws_id.as_str()) {
         return Err(AppError::invalid(
-            "session_for_another_workspace",
+            Code::SessionForAnotherWorkspace,
             "This checkout was for another workspace.",
         )
         .into());
@@ -318,7 +318,7 @@ async fn portal_url(st: &State, ws_id: &str, user_id: &str) -> AppResult<String>
     .await?
     .ok_or_else(|| {
         AppError::Conflict(
-            "not_subscribed",
+            Code::NotSubscribed,
             "There is no subscription or card to manage yet: choose a plan first.".into(),
         )
     })?;

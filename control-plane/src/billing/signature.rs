@@ -7,6 +7,8 @@
 //! is ignored. The timestamp must be within the tolerance of our clock either way, so a
 //! captured request cannot be replayed later, nor one minted for the future.
 
+use crate::error::Code;
+
 /// Stripe's own default tolerance, seconds.
 pub const TOLERANCE_SECS: i64 = 300;
 
@@ -26,12 +28,12 @@ pub enum SignatureError {
 
 impl SignatureError {
     /// Stable code for logs and the 400 answer.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            SignatureError::MissingTimestamp => "signature_missing_timestamp",
-            SignatureError::MissingSignature => "signature_missing_v1",
-            SignatureError::Mismatch => "signature_mismatch",
-            SignatureError::OutsideTolerance => "signature_outside_tolerance",
+            SignatureError::MissingTimestamp => Code::SignatureMissingTimestamp,
+            SignatureError::MissingSignature => Code::SignatureMissingV1,
+            SignatureError::Mismatch => Code::SignatureMismatch,
+            SignatureError::OutsideTolerance => Code::SignatureOutsideTolerance,
         }
     }
 }

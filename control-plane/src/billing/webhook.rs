@@ -12,7 +12,7 @@ use super::signature::{self, TOLERANCE_SECS};
 use super::stripe::{CheckoutSession, Event, Invoice, Stripe, Subscription};
 use crate::app::State;
 use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::workspaces;
 use crate::notify;
@@ -91,7 +91,7 @@ fn apply(
                     // Another delivery set the same second's status meanwhile: roll back
                     // and let Stripe retry, which re-fetches first.
                     return Err(AppError::Conflict(
-                        "retry_later",
+                        Code::RetryLater,
                         "The subscription changed twice in one second; retry.".into(),
                     ));
                 }
@@ -226,14 +226,14 @@ pub(crate) async fn receive(
         db::now(),
         TOLERANCE_SECS,
     ) {
-        tracing::warn!(reason = e.code(), "stripe webhook refused");
+        tracing::warn!(reason = e.code().as_str(), "stripe webhook refused");
         return Err(AppError::invalid(
             e.code(),
             "The Stripe-Signature header does not verify for this body.",
         ));
     }
     let ev: Event = serde_json::from_slice(&body)
-        .map_err(|_| AppError::invalid("malformed_event", "The body is not a Stripe event."))?;
+        .map_err(|_| AppError::invalid(Code::MalformedEvent, "The body is not a Stripe event."))?;
     let duplicate = handle(&state, cfg, ev).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": true, "duplicate": duplicate})))
 }

@@ -7,7 +7,7 @@
 use super::render::PageError;
 use crate::accounts::{self, SESSION_COOKIE};
 use crate::app::State;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::infra::db;
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -54,13 +54,13 @@ impl CurrentUser {
         let token = req
             .cookie(SESSION_COOKIE)
             .map(|c| c.value().to_owned())
-            .ok_or(AppError::Unauthorized("not_signed_in"))?;
+            .ok_or(AppError::Unauthorized(Code::NotSignedIn))?;
         let state = state_of(req)?;
         let hash = token_hash(&token);
         let (id, email, csrf, is_operator) =
             db::run(&state.db, move |conn| accounts::session_user(conn, &hash))
                 .await?
-                .ok_or(AppError::Unauthorized("session_expired"))?;
+                .ok_or(AppError::Unauthorized(Code::SessionExpired))?;
         let user = CurrentUser {
             id,
             email,
@@ -94,7 +94,7 @@ impl ApiUser {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthorized("missing_api_token"))?;
+            .ok_or(AppError::Unauthorized(Code::MissingApiToken))?;
         let state = state_of(req)?;
         let hash = token_hash(token.trim());
         // Per token (known or not): 60 at once, 120 a minute, then 429 + Retry-After.
@@ -103,7 +103,7 @@ impl ApiUser {
         }
         let id = db::run(&state.db, move |conn| accounts::api_token_user(conn, &hash))
             .await?
-            .ok_or(AppError::Unauthorized("invalid_api_token"))?;
+            .ok_or(AppError::Unauthorized(Code::InvalidApiToken))?;
         let user = ApiUser { id };
         req.extensions_mut().insert(user.clone());
         Ok(user)
@@ -135,7 +135,7 @@ pub fn check_origin(state: &State, req: &HttpRequest) -> AppResult<()> {
         .get(header::ORIGIN)
         .or_else(|| h.get(header::REFERER))
         .and_then(|v| v.to_str().ok())
-        .ok_or(AppError::Forbidden("origin_missing"))?;
+        .ok_or(AppError::Forbidden(Code::OriginMissing))?;
     let scheme = if state.public_url.starts_with("https://") {
         "https"
     } else {
@@ -149,7 +149,7 @@ pub fn check_origin(state: &State, req: &HttpRequest) -> AppResult<()> {
     if matches(&state.public_url) || own_host.as_deref().is_some_and(matches) {
         Ok(())
     } else {
-        Err(AppError::Forbidden("origin_mismatch"))
+        Err(AppError::Forbidden(Code::OriginMismatch))
     }
 }
 
@@ -181,12 +181,13 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             check_origin(&state, &req)?;
             let body = body_fut.await.map_err(|_| AppError::PayloadTooLarge)?;
             let field: CsrfField = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| AppError::Forbidden("csrf_failed"))?;
+                .map_err(|_| AppError::Forbidden(Code::CsrfFailed))?;
             if !outpost_crypto::ct_eq(field.csrf.as_bytes(), user.csrf.as_bytes()) {
-                return Err(AppError::Forbidden("csrf_failed").into());
+                return Err(AppError::Forbidden(Code::CsrfFailed).into());
             }
-            let form: T = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| AppError::invalid("malformed_form", "The form could not be read."))?;
+            let form: T = serde_urlencoded::from_bytes(&body).map_err(|_| {
+                AppError::invalid(Code::MalformedForm, "The form could not be read.")
+            })?;
             Ok(CsrfForm { user, form })
         })
     }

@@ -63,6 +63,8 @@ async fn admit(req: &HttpRequest, route: &Route, workspace: Option<String>) -> A
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::http::access::Method;
     use crate::members::Role;

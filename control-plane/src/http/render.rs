@@ -1,7 +1,7 @@
 //! Rendering and the listeners' shared settings: HTML pages, the error page, security
 //! headers (CSP without inline script), body limits.
 
-use crate::error::AppError;
+use crate::error::{AppError, Code};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
@@ -42,7 +42,7 @@ pub fn form_config() -> web::FormConfig {
             use actix_web::error::UrlencodedError as U;
             match e {
                 U::Overflow { .. } => AppError::PayloadTooLarge.into(),
-                _ => AppError::invalid("malformed_form", "The form could not be read.").into(),
+                _ => AppError::invalid(Code::MalformedForm, "The form could not be read.").into(),
             }
         })
 }

@@ -11,7 +11,7 @@ pub mod jobs;
 pub mod local;
 
 use crate::app::State;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{commands, node_certs, node_events, nodes, workspaces};
 use diesel::prelude::*;
@@ -213,7 +213,7 @@ pub fn retry_failed(conn: &mut DbConn, node_id: &str) -> AppResult<Retried> {
             .first(conn)?;
         if current != state::FAILED {
             return Err(AppError::Conflict(
-                "node_not_failed",
+                Code::NodeNotFailed,
                 format!("The node is {current}, not failed: only a failed step can be retried."),
             ));
         }
@@ -234,7 +234,7 @@ pub fn retry_failed(conn: &mut DbConn, node_id: &str) -> AppResult<Retried> {
         .execute(conn)?;
         if n != 1 {
             return Err(AppError::Conflict(
-                "node_not_failed",
+                Code::NodeNotFailed,
                 "The node was retried or changed meanwhile: reload the page.".into(),
             ));
         }
