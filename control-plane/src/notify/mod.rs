@@ -6,9 +6,10 @@
 
 pub mod emails;
 pub mod notices;
+pub mod store;
 
-use crate::error::AppResult;
-use crate::infra::db::DbConn;
+pub use store::addresses_of;
+
 use crate::infra::mail::{Email, Mailer};
 
 /// Where notices go out from: the mail transport and the UI's public URL (for links).
@@ -30,18 +31,4 @@ pub fn send_later_to_each(mailer: &Mailer, recipients: Vec<String>, subject: &st
             body: body.to_owned(),
         });
     }
-}
-
-/// Email addresses of a workspace's members holding one of `roles` (e.g. the owners, for
-/// billing and suspension notices).
-pub fn addresses_of(conn: &mut DbConn, ws_id: &str, roles: &[&str]) -> AppResult<Vec<String>> {
-    use crate::infra::schema::{memberships, users};
-    use diesel::prelude::*;
-    Ok(memberships::table
-        .inner_join(users::table)
-        .filter(memberships::workspace_id.eq(ws_id))
-        .filter(memberships::role.eq_any(roles))
-        .select(users::email)
-        .order(users::email)
-        .load(conn)?)
 }

@@ -215,10 +215,10 @@ pub fn send_to_owners(
 pub fn send(conn: &mut DbConn, via: &Notifier<'_>, notices: &[Notice]) {
     for n in notices {
         let node_id = n.node_id();
-        let r = crate::provisioning::workspace_info(conn, node_id).and_then(|ws| {
-            let to = super::addresses_of(conn, &ws.id, n.recipient_roles())?;
-            let page = format!("{}/workspaces/{}", via.public_url, ws.id);
-            Ok((to, n.compose(&ws.name, &page)?))
+        let r = super::store::workspace_of_node(conn, node_id).and_then(|(ws_id, ws_name)| {
+            let to = super::addresses_of(conn, &ws_id, n.recipient_roles())?;
+            let page = format!("{}/workspaces/{ws_id}", via.public_url);
+            Ok((to, n.compose(&ws_name, &page)?))
         });
         let (recipients, (subject, body)) = match r {
             Ok(v) => v,
