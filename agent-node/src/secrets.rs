@@ -21,48 +21,8 @@ CREATE TABLE secrets (
 );
 "#;
 
-macro_rules! kinds {
-    ($($variant:ident => $name:literal, $label:literal;)*) => {
-        /// What a secret is for.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum SecretKind {
-            $(#[doc = $label] $variant,)*
-        }
-
-        impl SecretKind {
-            /// Every kind, in the order pages list them.
-            pub const ALL: &'static [SecretKind] = &[$(SecretKind::$variant,)*];
-
-            /// Stable snake_case name.
-            pub fn as_str(self) -> &'static str {
-                match self { $(SecretKind::$variant => $name,)* }
-            }
-
-            /// Name for people.
-            pub fn label(self) -> &'static str {
-                match self { $(SecretKind::$variant => $label,)* }
-            }
-        }
-    };
-}
-
-kinds! {
-    OpenaiApiKey => "openai_api_key", "OpenAI API key";
-    AnthropicApiKey => "anthropic_api_key", "Anthropic API key";
-    OpenaiCompatibleApiKey => "openai_compatible_api_key", "OpenAI-compatible endpoint key";
-    TelegramBotToken => "telegram_bot_token", "Telegram bot token";
-    WhatsappAccessToken => "whatsapp_access_token", "WhatsApp access token";
-    WhatsappAppSecret => "whatsapp_app_secret", "WhatsApp app secret";
-    WhatsappPhoneNumberId => "whatsapp_phone_number_id", "WhatsApp phone number id";
-    WhatsappVerifyToken => "whatsapp_verify_token", "WhatsApp webhook verify token";
-}
-
-impl SecretKind {
-    /// Parses [`SecretKind::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-}
+/// What a secret is for; shared with the CP, which names kinds in its commands.
+pub use outpost_protocol::SecretKind;
 
 /// Where a secret came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

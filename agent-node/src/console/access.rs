@@ -26,54 +26,8 @@ use actix_web::middleware::Next;
 use actix_web::HttpMessage as _;
 use std::sync::LazyLock;
 
-/// A scope a console session can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Every session: the overview and signing out.
-    Console,
-    /// The inbox, conversations, contacts and their notes and follow-ups (every role).
-    Inbox,
-    /// The knowledge base: documents, upload, delete, search (admins and owners).
-    KnowledgeBase,
-    /// Settings: provider keys, agents, retention, erasure (admins and owners).
-    Settings,
-    /// Exports of the workspace or of one contact (admins and owners).
-    Exports,
-}
-
-impl Scope {
-    /// Every scope the node checks.
-    pub const ALL: [Scope; 5] = [
-        Scope::Console,
-        Scope::Inbox,
-        Scope::KnowledgeBase,
-        Scope::Settings,
-        Scope::Exports,
-    ];
-
-    /// Its name in the capability token.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Scope::Console => "console",
-            Scope::Inbox => "inbox",
-            Scope::KnowledgeBase => "knowledge_base",
-            Scope::Settings => "settings",
-            Scope::Exports => "exports",
-        }
-    }
-
-    /// What it opens, as the 403 page says it: "Your role in this workspace does not
-    /// include {what}."
-    pub const fn what(self) -> &'static str {
-        match self {
-            Scope::Console => "this console",
-            Scope::Inbox => "the inbox and contacts",
-            Scope::KnowledgeBase => "the knowledge base",
-            Scope::Settings => "settings",
-            Scope::Exports => "exports",
-        }
-    }
-}
+/// A scope a console session can carry; shared with the CP, which signs it into tokens.
+pub use outpost_protocol::Scope;
 
 /// What a request to a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
