@@ -3,7 +3,13 @@
 //! Reads are paged by key (`id > after`) so an export of any size holds one page in
 //! memory and takes the database lock once per page, never for the whole export.
 
+use super::conversations::{conversation_in, conversation_row, CONVERSATION_COLUMNS};
+use super::messages::{SealedMessage, MESSAGE_COLUMNS};
+use super::sealing::*;
+use super::timeline::{SealedEvent, EVENT_COLUMNS};
 use super::*;
+use crate::platform::store;
+use rusqlite::params;
 
 /// Order of messages to page through: the whole node by id, or one conversation.
 #[derive(Clone, Copy, Debug)]
@@ -132,47 +138,35 @@ impl Content {
         keys: &mut KeyCache,
     ) -> Result<Vec<MessageRecord>> {
         self.run(|c| {
-            type Row = (i64, String, String, Author, Vec<u8>, i64);
-            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            };
-            const COLS: &str = "id, conversation_id, contact_id, author, body_ct, created_at";
-            let rows: Vec<Row> = match scope {
+            let rows: Vec<SealedMessage> = match scope {
                 MessageScope::All => c
                     .prepare_cached(&format!(
-                        "SELECT {COLS} FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2"
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2"
                     ))?
-                    .query_map(params![after, limit_i64(limit)], map)?
+                    .query_map(params![after, limit_i64(limit)], SealedMessage::from_row)?
                     .collect::<rusqlite::Result<_>>()?,
                 MessageScope::Conversation(conv) => c
                     .prepare_cached(&format!(
-                        "SELECT {COLS} FROM messages WHERE conversation_id = ?1 AND id > ?2
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND id > ?2
                          ORDER BY id LIMIT ?3"
                     ))?
-                    .query_map(params![conv, after, limit_i64(limit)], map)?
+                    .query_map(params![conv, after, limit_i64(limit)], SealedMessage::from_row)?
                     .collect::<rusqlite::Result<_>>()?,
             };
             let mut out = Vec::with_capacity(rows.len());
-            for (id, conversation_id, contact_id, author, ct, created_at) in rows {
-                let dek = match self.dek_cached(c, &mut keys.0, &contact_id) {
+            for m in rows {
+                let dek = match self.dek_cached(c, &mut keys.0, &m.contact_id) {
                     Ok(k) => k,
                     Err(ContentError::NotFound) => continue,
                     Err(e) => return Err(e),
                 };
                 out.push(MessageRecord {
-                    body: open(dek, &ct, &msg_aad(id))?,
-                    id,
-                    conversation_id,
-                    contact_id,
-                    author,
-                    created_at,
+                    body: m.open_body(dek)?,
+                    id: m.id,
+                    conversation_id: m.conversation_id,
+                    contact_id: m.contact_id,
+                    author: m.author,
+                    created_at: m.created_at,
                 });
             }
             Ok(out)
@@ -183,23 +177,19 @@ impl Content {
     pub fn contact_events(&self, contact_id: &str) -> Result<Vec<EventRecord>> {
         self.run(|c| {
             let dek = self.dek(c, contact_id)?;
-            let mut st = c.prepare(
-                "SELECT id, kind, detail_ct, actor, created_at FROM contact_events
-                 WHERE contact_id = ?1 ORDER BY id",
-            )?;
-            type Row = (i64, String, Option<Vec<u8>>, Option<String>, i64);
-            let rows: Vec<Row> = st
-                .query_map([contact_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
+            let mut st = c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM contact_events WHERE contact_id = ?1 ORDER BY id"
+            ))?;
+            let rows: Vec<SealedEvent> = st
+                .query_map([contact_id], SealedEvent::from_row)?
                 .collect::<rusqlite::Result<_>>()?;
             rows.into_iter()
-                .map(|(id, kind, detail_ct, actor, created_at)| {
+                .map(|e| {
                     Ok(EventRecord {
-                        detail: open_opt(&dek, detail_ct, &event_aad(id))?,
-                        kind,
-                        actor,
-                        created_at,
+                        detail: open_opt(&dek, e.detail_ct, &event_aad(e.id))?,
+                        kind: e.kind,
+                        actor: e.actor,
+                        created_at: e.created_at,
                     })
                 })
                 .collect()

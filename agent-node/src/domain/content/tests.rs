@@ -1,4 +1,5 @@
 use super::*;
+use crate::platform::store;
 
 struct Fx {
     dir: tempfile::TempDir,
