@@ -1,3 +1,5 @@
+//! Long because it tests the content store end to end: one test per behaviour, cited by PRIVACY.md.
+
 use super::*;
 use crate::platform::store;
 
