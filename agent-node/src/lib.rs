@@ -7,7 +7,7 @@
 //! Architecture invariant: nothing the node sends to the CP carries conversation content,
 //! a contact identifier or a secret; reports carry health and counts only (DESIGN §1).
 //!
-//! Map of the modules, in layers; a layer imports only the layers listed before it:
+//! Map of the modules, in layers; each imports only itself and the layers listed before it:
 //! - [`platform`]: knows nothing of the business.
 //!   [`config`](platform::config) run arguments, data directory, bootstrap bundle;
 //!   [`files`](platform::files) private (0600) atomic writes, secure deletion;

@@ -19,9 +19,9 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 impl Store {
-    /// Opens (creating, mode 0600) and migrates the node database with [`MIGRATIONS`].
-    /// Defined here rather than in `platform::store` so that the platform layer names
-    /// no table of the layers above it.
+    /// Opens (creating, mode 0600) and migrates the node database with `MIGRATIONS`.
+    /// Defined here rather than in `platform::store` so that the platform layer names no
+    /// table of the layers above it.
     pub fn open(path: &std::path::Path) -> store::Result<Self> {
         Self::open_with(path, MIGRATIONS)
     }
