@@ -81,6 +81,21 @@ fn aad(kind: SecretKind) -> Vec<u8> {
     format!("secret:{}", kind.as_str()).into_bytes()
 }
 
+/// A `secrets` row as [`SecretStore::list`] shows it; `None` for a kind this build does
+/// not know (skipped).
+fn meta_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<SecretMeta>> {
+    let Some(kind) = SecretKind::parse(&r.get::<_, String>("kind")?) else {
+        return Ok(None);
+    };
+    Ok(Some(SecretMeta {
+        kind,
+        fingerprint: r.get("fingerprint")?,
+        last4: r.get("last4")?,
+        source: r.get("source")?,
+        created_at: r.get("created_at")?,
+    }))
+}
+
 impl SecretStore {
     /// The store over `node.db`.
     pub fn new(store: Arc<Store>, master: Arc<MasterKey>) -> Self {
@@ -173,29 +188,11 @@ impl SecretStore {
             let mut st = c.prepare(
                 "SELECT kind, fingerprint, last4, source, created_at FROM secrets ORDER BY kind",
             )?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(k, fingerprint, last4, source, created_at)| {
-                    Some(SecretMeta {
-                        kind: SecretKind::parse(&k)?,
-                        fingerprint,
-                        last4,
-                        source,
-                        created_at,
-                    })
-                })
-                .collect())
+            let metas = st
+                .query_map([], meta_from_row)?
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?;
+            Ok(metas)
         })
     }
 
