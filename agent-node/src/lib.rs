@@ -7,47 +7,50 @@
 //! Architecture invariant: nothing the node sends to the CP carries conversation content,
 //! a contact identifier or a secret; reports carry health and counts only (DESIGN §1).
 //!
-//! Map of the modules, one per domain:
-//! - [`config`]: run arguments, the data directory and its file names, the bootstrap bundle;
-//! - [`files`]: private (0600) atomic writes, secure deletion, directory size;
-//! - [`keys`]: the master key (crypto-erase target), sealed files, the node TLS identity;
-//! - [`store`]: the node database (`node.db`): state, outbox, commands, sessions;
-//! - [`enroll`]: first contact with the CP (`POST /v1/enroll`);
-//! - [`phone_home`]: reports, commands and renewal over mTLS;
-//! - [`console`]: the node's own HTTP server (customer console);
-//! - [`content`]: contacts/CRM, conversations and messages, encrypted per contact;
-//! - [`kb`]: the knowledge base (encrypted chunks, blind-indexed FTS5);
-//! - [`llm`]: LLM providers and the built-in retrieval responder;
-//! - [`secrets`]: provider keys sealed under the master key;
-//! - [`agent`]: the runtime answering a customer's message;
-//! - [`widget`]: the web-chat widget and its API;
-//! - [`channels`]: Telegram and WhatsApp (webhooks, polling, delivery of replies);
-//! - [`deprovision`]: crypto-erase and the destruction receipt.
+//! Map of the modules, in layers; each imports only itself and the layers listed before it:
+//! - [`platform`]: knows nothing of the business.
+//!   [`config`](platform::config) run arguments, data directory, bootstrap bundle;
+//!   [`files`](platform::files) private (0600) atomic writes, secure deletion;
+//!   [`keys`](platform::keys) the master key (crypto-erase target), sealed files, TLS identity;
+//!   [`store`](platform::store) `node.db`: state, outbox, commands, sessions;
+//!   [`backoff`](platform::backoff) full-jitter retry delays.
+//! - [`domain`]: the node's data and rules.
+//!   [`content`](domain::content) contacts/CRM, conversations, messages, encrypted per contact;
+//!   [`kb`](domain::kb) the knowledge base (encrypted chunks, blind-indexed FTS5);
+//!   [`exports`](domain::exports) workspace and contact exports, signed links;
+//!   [`retention`](domain::retention) retention periods and the daily sweep;
+//!   [`secrets`](domain::secrets) provider keys and channel tokens sealed under the master key.
+//! - [`engine`]: answering. [`agent`](engine::agent) the runtime answering a customer's
+//!   message; [`llm`](engine::llm) LLM providers and the built-in retrieval responder.
+//! - [`web`]: the HTTP surfaces. [`console`](web::console) the customer console;
+//!   [`widget`](web::widget) the web-chat widget and its API; [`channels`](web::channels)
+//!   Telegram and WhatsApp (webhooks, polling, delivery of replies).
+//! - [`uplink`]: the link to the CP. [`enroll`](uplink::enroll) first contact
+//!   (`POST /v1/enroll`); [`phone_home`](uplink::phone_home) reports, commands and renewal
+//!   over mTLS; [`deprovision`](uplink::deprovision) crypto-erase and the destruction receipt.
+//! - `node` (the wiring, which sees everything) runs the sequence; `migrations` lists the
+//!   database migrations of every layer, in order.
+//!
+//! Rules: `platform` imports no other layer; `domain` only `platform`; `engine` only
+//! `domain` and `platform`; domain code never imports web code; `web` may import every
+//! layer below it; `uplink`, like `node`, may import any layer.
 
 #![warn(missing_docs)]
 
-pub mod agent;
-pub mod backoff;
-pub mod channels;
-pub mod config;
-pub mod console;
-pub mod content;
-pub mod deprovision;
-pub mod enroll;
-pub mod exports;
-pub mod files;
-pub mod kb;
-pub mod keys;
-pub mod llm;
-pub mod phone_home;
-pub mod retention;
-pub mod secrets;
-pub mod store;
-pub mod widget;
+pub mod platform;
+
+pub mod domain;
+
+pub mod engine;
+
+pub mod web;
+
+pub mod uplink;
 
 #[cfg(test)]
 mod test_support;
 
+mod migrations;
 mod node;
 
 /// Command-line interface of the node, shared by the `agent-node` binary and the control

@@ -1,17 +1,18 @@
 //! The node's life: prepare the data directory, enroll (or resume), serve the console,
 //! phone home, and on `deprovision` destroy everything and deliver the receipt.
 
-use crate::agent::Runtime;
 use crate::cli::RunArgs;
-use crate::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
-use crate::console::{self, ConsoleState};
-use crate::keys::MasterKey;
-use crate::llm::{LlmHealth, ProviderUrls, Providers};
-use crate::phone_home::{self, Exit, Gateway, PhoneHome};
-use crate::secrets::SecretStore;
-use crate::store::Store;
-use crate::widget::WidgetState;
-use crate::{deprovision, enroll, files};
+use crate::domain::secrets::SecretStore;
+use crate::engine::agent::Runtime;
+use crate::engine::llm::{LlmHealth, ProviderUrls, Providers};
+use crate::platform::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
+use crate::platform::files;
+use crate::platform::keys::MasterKey;
+use crate::platform::store::Store;
+use crate::uplink::phone_home::{self, Exit, Gateway, PhoneHome};
+use crate::uplink::{deprovision, enroll};
+use crate::web::console::{self, ConsoleState};
+use crate::web::widget::WidgetState;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,25 +57,25 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await
                 .context("recovering exports")??;
         }
-        let lifecycle = tokio::spawn(crate::retention::run(
+        let lifecycle = tokio::spawn(crate::domain::retention::run(
             store.clone(),
             master.clone(),
             exports.clone(),
         ));
         let widget = WidgetState::new(runtime.clone(), console_state.origin.clone());
-        let channels = Arc::new(crate::channels::Channels::new(
+        let channels = Arc::new(crate::web::channels::Channels::new(
             runtime.clone(),
             store.clone(),
             master.clone(),
-            crate::channels::ChannelUrls {
+            crate::web::channels::ChannelUrls {
                 telegram: args.telegram_base_url.clone(),
                 graph: args.graph_base_url.clone(),
             },
             &state.public_url,
         )?);
         let console = console::start(console_state, widget, channels.clone(), &state.listen_addr)?;
-        let followups = tokio::spawn(crate::agent::followup_loop(runtime.clone()));
-        let channel_tasks = crate::channels::spawn(channels);
+        let followups = tokio::spawn(crate::engine::agent::followup_loop(runtime.clone()));
+        let channel_tasks = crate::web::channels::spawn(channels);
         tracing::info!(
             listen = %state.listen_addr,
             public_url = %state.public_url,

@@ -7,10 +7,10 @@
 //! peak resident set size (`VmHWM`, reset through `/proc/self/clear_refs` just before
 //! the export) against the resident set before it. Throughput is benchmark B6.
 
-use agent_node::content::{Content, Inbound};
-use agent_node::exports::{Exports, Scope};
-use agent_node::keys::MasterKey;
-use agent_node::store::Store;
+use agent_node::domain::content::{Content, Inbound};
+use agent_node::domain::exports::{Exports, Scope};
+use agent_node::platform::keys::MasterKey;
+use agent_node::platform::store::Store;
 use outpost_protocol::{NodeId, WorkspaceInfo};
 use std::io::Read as _;
 use std::sync::Arc;

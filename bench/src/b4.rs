@@ -11,9 +11,9 @@
 
 use crate::b5::percentile;
 use crate::output::{self, RunInfo};
-use agent_node::content::{Author, Content};
-use agent_node::keys::MasterKey;
-use agent_node::store::Store;
+use agent_node::domain::content::{Author, Content};
+use agent_node::platform::keys::MasterKey;
+use agent_node::platform::store::Store;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -11,9 +11,9 @@
 //! both alike. Every query must return as many passages on both sides, or the run fails.
 
 use crate::output::{self, RunInfo};
-use agent_node::kb::{DocKind, KnowledgeBase};
-use agent_node::keys::MasterKey;
-use agent_node::store::Store;
+use agent_node::domain::kb::{DocKind, KnowledgeBase};
+use agent_node::platform::keys::MasterKey;
+use agent_node::platform::store::Store;
 use anyhow::Context as _;
 use std::collections::HashSet;
 use std::sync::Arc;

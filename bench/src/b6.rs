@@ -10,10 +10,10 @@
 //! its peak RSS is the export's own.
 
 use crate::output::{self, RunInfo};
-use agent_node::content::{Content, Inbound};
-use agent_node::exports::{Exports, Scope};
-use agent_node::keys::MasterKey;
-use agent_node::store::Store;
+use agent_node::domain::content::{Content, Inbound};
+use agent_node::domain::exports::{Exports, Scope};
+use agent_node::platform::keys::MasterKey;
+use agent_node::platform::store::Store;
 use anyhow::Context as _;
 use outpost_protocol::{NodeId, WorkspaceInfo};
 use std::io::Read as _;

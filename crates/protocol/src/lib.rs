@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub mod config;
+pub mod scope;
+pub mod secret;
 pub use config::{AgentConfig, BusinessHours, ModelChoice, ProviderKind, WorkspaceConfig};
+pub use scope::Scope;
+pub use secret::SecretKind;
 
 /// Version of the CP<->node protocol spoken by this build.
 pub const PROTOCOL_VERSION: u32 = 1;

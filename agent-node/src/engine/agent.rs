@@ -1,0 +1,579 @@
+//! The agent runtime: what happens when a customer writes. The message is stored
+//! (encrypted, counted), and unless a human has taken the conversation over, the agent
+//! answers: knowledge-base passages are retrieved, the configured provider streams an
+//! answer grounded in them, and the answer is stored too. With no key the built-in
+//! retrieval responder quotes the best passage; when nothing matches, when the provider
+//! fails, or when the customer asks for a person, the agent says the fallback message.
+//!
+//! Channels (the web widget now; Telegram and WhatsApp later) call [`Runtime::respond`];
+//! it is the one path from an inbound message to a reply.
+
+use crate::domain::content::{Author, Content, ConversationStatus, Message};
+use crate::domain::kb::KnowledgeBase;
+use crate::engine::llm::{ChatRequest, Grounding, LlmError, LlmHealth, Providers, Role, Turn};
+use crate::platform::keys::MasterKey;
+use crate::platform::store::{Store, CONFIG_KEY, SUSPENDED_KEY};
+use outpost_protocol::{AgentConfig, ProviderKind, WorkspaceConfig};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Passages retrieved per question.
+pub const PASSAGES: usize = 4;
+/// Messages of context given to the model.
+pub const HISTORY: usize = 20;
+/// Longest answer asked of a model, in tokens.
+pub const MAX_TOKENS: u32 = 600;
+
+/// Errors of the runtime; every one is logged by code, never with content.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] crate::domain::content::ContentError),
+    /// The knowledge base failed.
+    #[error(transparent)]
+    Kb(#[from] crate::domain::kb::KbError),
+    /// The node database failed.
+    #[error(transparent)]
+    Store(#[from] crate::platform::store::StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    Join,
+}
+
+/// How a message was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The agent answered; the stored answer.
+    Answered(Message),
+    /// The agent said the fallback message (no passage, provider failure or a person
+    /// asked for); the stored message and why.
+    Fallback(Message, &'static str),
+    /// A human has the conversation: nothing is said automatically.
+    HumanHandling,
+    /// The workspace is suspended: the message is kept, nothing is answered.
+    Suspended,
+}
+
+/// What the runtime needs, shared by every channel.
+pub struct Runtime {
+    store: Arc<Store>,
+    content: Content,
+    kb: KnowledgeBase,
+    providers: Providers,
+    health: Arc<LlmHealth>,
+    config: Mutex<(String, Arc<WorkspaceConfig>)>,
+}
+
+impl Runtime {
+    /// Builds the runtime over the node database.
+    pub fn new(
+        store: Arc<Store>,
+        master: &MasterKey,
+        providers: Providers,
+        health: Arc<LlmHealth>,
+    ) -> Self {
+        Self {
+            content: Content::new(store.clone(), master),
+            kb: KnowledgeBase::new(store.clone(), master),
+            store,
+            providers,
+            health,
+            config: Mutex::new((String::new(), Arc::new(WorkspaceConfig::default()))),
+        }
+    }
+
+    /// The content store.
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
+    /// The LLM health the reports carry.
+    pub fn health(&self) -> &Arc<LlmHealth> {
+        &self.health
+    }
+
+    /// The configuration last applied by the CP (parsed again only when it changed).
+    pub fn config(&self) -> Result<Arc<WorkspaceConfig>, AgentError> {
+        let raw = self.store.meta(CONFIG_KEY)?.unwrap_or_default();
+        let mut cached = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.0 != raw {
+            let parsed = if raw.is_empty() {
+                WorkspaceConfig::default()
+            } else {
+                serde_json::from_str(&raw).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "stored configuration is unreadable; no agents");
+                    WorkspaceConfig::default()
+                })
+            };
+            *cached = (raw, Arc::new(parsed));
+        }
+        Ok(cached.1.clone())
+    }
+
+    /// The agent with this id, if configured.
+    pub fn agent(&self, id: &str) -> Result<Option<AgentConfig>, AgentError> {
+        Ok(self.config()?.agents.iter().find(|a| a.id == id).cloned())
+    }
+
+    /// Whether the workspace is suspended (channels stop answering, data is kept).
+    pub fn suspended(&self) -> Result<bool, AgentError> {
+        Ok(self.store.meta(SUSPENDED_KEY)?.is_some())
+    }
+
+    /// Stores the customer's `text` in `conversation_id` and answers it, streaming the
+    /// answer's text on `tx` as it is produced. Returns once the answer is stored.
+    pub async fn respond(
+        self: &Arc<Self>,
+        agent: &AgentConfig,
+        conversation_id: &str,
+        text: &str,
+        tx: mpsc::Sender<String>,
+    ) -> Result<Outcome, AgentError> {
+        let (content, conv, body) = (
+            self.content.clone(),
+            conversation_id.to_owned(),
+            text.to_owned(),
+        );
+        blocking(move || content.append_message(&conv, Author::Contact, &body)).await??;
+        self.answer(agent, conversation_id, text, tx).await
+    }
+
+    /// Answers a customer message already stored in `conversation_id` (channels that
+    /// store it with [`Content::ingest`]); otherwise like [`Runtime::respond`].
+    pub async fn answer(
+        self: &Arc<Self>,
+        agent: &AgentConfig,
+        conversation_id: &str,
+        text: &str,
+        tx: mpsc::Sender<String>,
+    ) -> Result<Outcome, AgentError> {
+        let (this, conv) = (self.clone(), conversation_id.to_owned());
+        let (status, suspended) = blocking(move || {
+            let c = this.content.conversation(&conv)?;
+            Ok::<_, AgentError>((c.map(|c| c.status), this.suspended()?))
+        })
+        .await??;
+        if suspended {
+            return Ok(Outcome::Suspended);
+        }
+        if status == Some(ConversationStatus::Human) {
+            return Ok(Outcome::HumanHandling);
+        }
+        if asks_for_a_person(text) {
+            let msg = self.handoff(agent, conversation_id, &tx).await?;
+            return Ok(Outcome::Fallback(msg, "person_requested"));
+        }
+
+        let (this, conv, question) = (self.clone(), conversation_id.to_owned(), text.to_owned());
+        let (passages, history) = blocking(move || {
+            let passages = this.kb.search(&question, PASSAGES)?;
+            let history = this.content.recent_messages(&conv, HISTORY)?;
+            Ok::<_, AgentError>((passages, history))
+        })
+        .await??;
+        let request = ChatRequest {
+            model: agent.model.model.clone(),
+            system: system_prompt(agent, crate::platform::store::now()),
+            grounding: passages
+                .into_iter()
+                .map(|p| Grounding {
+                    title: p.document_title,
+                    text: p.text,
+                })
+                .collect(),
+            history: history_turns(&history),
+            max_tokens: MAX_TOKENS,
+        };
+        if agent.model.provider == ProviderKind::Retrieval && request.grounding.is_empty() {
+            let msg = self.say(agent, conversation_id, &tx, "").await?;
+            return Ok(Outcome::Fallback(msg, "no_match"));
+        }
+
+        let answer = match self.providers.for_model(&agent.model) {
+            Ok(provider) => self.stream(&*provider, &request, &tx).await,
+            Err(e) => Err((e, String::new())),
+        };
+        match answer {
+            Ok(text) => {
+                if agent.model.provider != ProviderKind::Retrieval {
+                    self.health.record_ok();
+                }
+                let (this, conv) = (self.clone(), conversation_id.to_owned());
+                let msg =
+                    blocking(move || this.content.append_message(&conv, Author::Agent, &text))
+                        .await??;
+                Ok(Outcome::Answered(msg))
+            }
+            Err((e, partial)) => {
+                let code = e.code();
+                if matches!(e, LlmError::NoAnswer) {
+                    let msg = self.say(agent, conversation_id, &tx, &partial).await?;
+                    return Ok(Outcome::Fallback(msg, "no_match"));
+                }
+                tracing::warn!(
+                    provider = agent.model.provider.as_str(),
+                    code,
+                    "the model did not answer; saying the fallback message"
+                );
+                self.health.record_error(&e);
+                let msg = self.say(agent, conversation_id, &tx, &partial).await?;
+                Ok(Outcome::Fallback(msg, code))
+            }
+        }
+    }
+
+    /// Runs the provider, forwarding deltas to the channel and collecting the answer.
+    /// On failure returns the error and what was already sent.
+    async fn stream(
+        &self,
+        provider: &dyn crate::engine::llm::LlmProvider,
+        request: &ChatRequest,
+        tx: &mpsc::Sender<String>,
+    ) -> Result<String, (LlmError, String)> {
+        let (dtx, mut drx) = mpsc::channel::<String>(64);
+        let forward = async {
+            let mut full = String::new();
+            while let Some(delta) = drx.recv().await {
+                full.push_str(&delta);
+                // A visitor who went away must not stop the answer from being stored.
+                let _ = tx.send(delta).await;
+            }
+            full
+        };
+        let (result, full) = tokio::join!(provider.stream(request, dtx), forward);
+        match result {
+            Ok(_usage) if !full.trim().is_empty() => Ok(full),
+            Ok(_) => Err((LlmError::BadResponse, full)),
+            Err(e) => Err((e, full)),
+        }
+    }
+
+    /// Says the fallback message (after `partial`, if a broken answer had started).
+    async fn say(
+        &self,
+        agent: &AgentConfig,
+        conversation_id: &str,
+        tx: &mpsc::Sender<String>,
+        partial: &str,
+    ) -> Result<Message, AgentError> {
+        let fallback = fallback_text(agent, crate::platform::store::now());
+        let text = if partial.trim().is_empty() {
+            fallback
+        } else {
+            let _ = tx.send(format!("\n\n{fallback}")).await;
+            format!("{partial}\n\n{fallback}")
+        };
+        if partial.trim().is_empty() {
+            let _ = tx.send(text.clone()).await;
+        }
+        let (this, conv) = (self.content.clone(), conversation_id.to_owned());
+        Ok(blocking(move || this.append_message(&conv, Author::Agent, &text)).await??)
+    }
+
+    /// The customer asked for a person: say the handoff message and put the
+    /// conversation in the human queue (the agent stays quiet until handed back).
+    async fn handoff(
+        &self,
+        agent: &AgentConfig,
+        conversation_id: &str,
+        tx: &mpsc::Sender<String>,
+    ) -> Result<Message, AgentError> {
+        let msg = self.say(agent, conversation_id, tx, "").await?;
+        let (content, conv) = (self.content.clone(), conversation_id.to_owned());
+        blocking(move || {
+            content.set_status(
+                &conv,
+                ConversationStatus::Human,
+                crate::domain::content::AGENT_ACTOR,
+            )
+        })
+        .await??;
+        Ok(msg)
+    }
+}
+
+impl Runtime {
+    /// Sends the follow-up messages whose time has come: each goes into the contact's
+    /// most recent conversation as a message from the team (the visitor sees it in the
+    /// chat; channels deliver it with issue 5) and is marked `sent`, or `failed` when the
+    /// contact has no conversation to write into. Reminders are left for staff (the
+    /// inbox lists them). Returns (sent, failed).
+    pub fn send_due_followups(&self, now: i64) -> Result<(usize, usize), AgentError> {
+        use crate::domain::content::{FollowupKind, FollowupStatus, AGENT_ACTOR};
+        let (mut sent, mut failed) = (0, 0);
+        for f in self.content.due_followups(now)? {
+            if f.kind != FollowupKind::Message {
+                continue;
+            }
+            let conv = self.content.contact_conversations(&f.contact_id, 1)?;
+            let status = match conv.first() {
+                Some(c) => {
+                    self.content.append_message(&c.id, Author::Human, &f.text)?;
+                    sent += 1;
+                    FollowupStatus::Sent
+                }
+                None => {
+                    failed += 1;
+                    FollowupStatus::Failed
+                }
+            };
+            self.content
+                .set_followup_status(&f.id, status, AGENT_ACTOR)?;
+        }
+        Ok((sent, failed))
+    }
+}
+
+/// Every 30 s, sends the follow-up messages that are due (see
+/// [`Runtime::send_due_followups`]). Runs until aborted.
+pub async fn followup_loop(runtime: Arc<Runtime>) {
+    loop {
+        let rt = runtime.clone();
+        match tokio::task::spawn_blocking(move || {
+            rt.send_due_followups(crate::platform::store::now())
+        })
+        .await
+        {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((sent, failed))) => tracing::info!(sent, failed, "follow-up messages handled"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sending follow-ups failed"),
+            Err(e) => tracing::error!(error = %e, "the follow-up task panicked"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
+/// The fallback message at `now` (unix seconds), with the business hours in the
+/// business's own time zone when the team is away.
+pub fn fallback_text(agent: &AgentConfig, now: i64) -> String {
+    let base = if agent.fallback_message.trim().is_empty() {
+        "I can't answer that right now. A member of our team will get back to you."
+    } else {
+        agent.fallback_message.trim()
+    };
+    if agent.business_hours.is_open(now) {
+        base.to_owned()
+    } else {
+        format!(
+            "{base} Our team is available {}.",
+            agent.business_hours.describe()
+        )
+    }
+}
+
+/// The system prompt: who the agent is, in which language, when humans are around.
+pub fn system_prompt(agent: &AgentConfig, now: i64) -> String {
+    let mut s = format!(
+        "You are {}, the customer-service assistant of this business. Answer in the language \
+         with tag \"{}\" unless the customer writes in another language. Be brief and friendly. \
+         If the sources do not contain the answer, say you are not sure and offer to pass the \
+         question to the team; never invent prices, dates or policies.",
+        agent.name, agent.language
+    );
+    s.push_str(&format!(
+        " The team is available {} and is {} now.",
+        agent.business_hours.describe(),
+        if agent.business_hours.is_open(now) {
+            "available"
+        } else {
+            "away"
+        }
+    ));
+    if !agent.instructions.trim().is_empty() {
+        s.push_str("\n\nInstructions from the business:\n");
+        s.push_str(agent.instructions.trim());
+    }
+    s
+}
+
+fn history_turns(history: &[Message]) -> Vec<Turn> {
+    history
+        .iter()
+        .filter_map(|m| {
+            let role = match m.author {
+                Author::Contact => Role::User,
+                Author::Agent | Author::Human => Role::Assistant,
+                Author::System => return None,
+            };
+            Some(Turn {
+                role,
+                text: m.body.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Whether the customer asks to talk to a person rather than the assistant.
+pub fn asks_for_a_person(text: &str) -> bool {
+    let t = text.to_lowercase();
+    const PHRASES: [&str; 10] = [
+        "talk to a human",
+        "speak to a human",
+        "talk to a person",
+        "speak to a person",
+        "real person",
+        "human agent",
+        "talk to someone",
+        "speak to someone",
+        "customer service representative",
+        "talk to an agent",
+    ];
+    PHRASES.iter().any(|p| t.contains(p)) || t.trim() == "human" || t.trim() == "agent"
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| AgentError::Join)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_follow_up_messages_go_into_the_latest_conversation() {
+        use crate::domain::content::{FollowupKind, FollowupStatus};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+        let master = Arc::new(MasterKey::from_bytes([9; 32]));
+        let providers = Providers::new(
+            crate::engine::llm::ProviderUrls::default(),
+            crate::domain::secrets::SecretStore::new(store.clone(), master.clone()),
+        )
+        .expect("providers");
+        let rt = Runtime::new(store, &master, providers, Arc::new(LlmHealth::default()));
+        let c = rt.content();
+        let talked = c.contact_for_identity("web", "v1", None).expect("contact");
+        let conv = c.current_conversation(&talked, "a1", "web").expect("conv");
+        let silent = c.contact_for_identity("web", "v2", None).expect("contact");
+        let now = crate::platform::store::now();
+        c.add_followup(
+            &talked,
+            FollowupKind::Message,
+            now - 5,
+            "Your crown is ready.",
+            "u1",
+        )
+        .expect("followup");
+        c.add_followup(&talked, FollowupKind::Message, now + 3600, "Later.", "u1")
+            .expect("followup");
+        c.add_followup(&talked, FollowupKind::Reminder, now - 5, "Call back.", "u1")
+            .expect("followup");
+        c.add_followup(&silent, FollowupKind::Message, now - 5, "Hello?", "u1")
+            .expect("followup");
+        assert_eq!(rt.send_due_followups(now).expect("send"), (1, 1));
+        let msgs = c.messages_after(&conv.id, 0, 10).expect("messages");
+        assert_eq!(
+            msgs.last().map(|m| (m.author, m.body.as_str())),
+            Some((Author::Human, "Your crown is ready."))
+        );
+        let statuses: Vec<FollowupStatus> = c
+            .followups(&talked, 10)
+            .expect("list")
+            .iter()
+            .map(|f| f.status)
+            .collect();
+        assert!(statuses.contains(&FollowupStatus::Sent));
+        assert_eq!(
+            statuses
+                .iter()
+                .filter(|s| **s == FollowupStatus::Pending)
+                .count(),
+            2,
+            "the later one and the reminder"
+        );
+        assert_eq!(
+            rt.send_due_followups(now).expect("again"),
+            (0, 0),
+            "sent once"
+        );
+    }
+
+    #[test]
+    fn people_are_recognised_when_asked_for() {
+        assert!(asks_for_a_person("Can I talk to a human please?"));
+        assert!(asks_for_a_person("HUMAN"));
+        assert!(!asks_for_a_person("Do you treat human teeth only?"));
+    }
+
+    #[test]
+    fn the_prompt_carries_persona_language_and_hours() {
+        let agent = AgentConfig {
+            id: "a".into(),
+            name: "Ava".into(),
+            greeting: String::new(),
+            instructions: "Never discuss prices.".into(),
+            language: "fr".into(),
+            fallback_message: "Je transmets.".into(),
+            business_hours: Default::default(),
+            model: Default::default(),
+            allowed_origins: vec![],
+            channels: vec![],
+        };
+        let p = system_prompt(&agent, 1_795_422_600);
+        assert!(p.contains("You are Ava"));
+        assert!(p.contains("\"fr\""));
+        assert!(p.contains("Mon–Fri 09:00–17:00 (UTC)"));
+        assert!(p.contains("Never discuss prices."));
+    }
+
+    /// Unix seconds of an RFC 3339 instant.
+    fn at(rfc3339: &str) -> i64 {
+        let t: time::OffsetDateTime =
+            time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+                .expect("instant");
+        t.unix_timestamp()
+    }
+
+    #[test]
+    fn visitors_read_paris_hours_in_paris_time_winter_and_summer() {
+        let agent = AgentConfig {
+            id: "a".into(),
+            name: "Ava".into(),
+            greeting: String::new(),
+            instructions: String::new(),
+            language: "fr".into(),
+            fallback_message: "Je transmets.".into(),
+            business_hours: outpost_protocol::BusinessHours {
+                time_zone: "Europe/Paris".into(),
+                // What the CP wrote in winter for older nodes; this node uses the zone.
+                utc_offset_minutes: 60,
+                ..Default::default()
+            },
+            model: Default::default(),
+            allowed_origins: vec![],
+            channels: vec![],
+        };
+        let away = "Je transmets. Our team is available Mon–Fri 09:00–17:00 (Paris time).";
+        // Winter (UTC+1): 08:30 UTC is 09:30 in Paris.
+        assert_eq!(
+            fallback_text(&agent, at("2026-01-15T08:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(fallback_text(&agent, at("2026-01-15T16:30:00Z")), away);
+        // Summer (UTC+2): 07:30 UTC is 09:30 in Paris, 15:30 UTC is 17:30.
+        assert_eq!(
+            fallback_text(&agent, at("2026-07-15T07:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(fallback_text(&agent, at("2026-07-15T15:30:00Z")), away);
+        let p = system_prompt(&agent, at("2026-07-15T15:30:00Z"));
+        assert!(p.contains("available Mon–Fri 09:00–17:00 (Paris time) and is away now"));
+        assert!(!p.contains("UTC"), "{p}");
+        // Asia/Kolkata is UTC+05:30: 03:30 UTC opens, 11:30 UTC closes.
+        let mut india = agent.clone();
+        india.business_hours.time_zone = "Asia/Kolkata".into();
+        assert_eq!(
+            fallback_text(&india, at("2026-07-15T03:30:00Z")),
+            "Je transmets."
+        );
+        assert_eq!(
+            fallback_text(&india, at("2026-07-15T11:30:00Z")),
+            "Je transmets. Our team is available Mon–Fri 09:00–17:00 (Kolkata time)."
+        );
+    }
+}

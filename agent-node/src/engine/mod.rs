@@ -1,0 +1,5 @@
+//! Engine: answering a customer — the agent runtime and the LLM providers. Imports
+//! `domain` and `platform`; never `web` or `uplink`.
+
+pub mod agent;
+pub mod llm;

@@ -1,0 +1,10 @@
+//! Platform: what the node needs to run that knows nothing of its business — run
+//! arguments and file names, private files, the master key and sealed files, the SQLite
+//! database, and retry backoff. Imports nothing from `domain`, `engine`, `web` or
+//! `uplink`.
+
+pub mod backoff;
+pub mod config;
+pub mod files;
+pub mod keys;
+pub mod store;

@@ -1,0 +1,162 @@
+//! Enrollment (DESIGN §3): the node generates its TLS key and age identity locally, sends
+//! a CSR, its age recipient and the single-use bootstrap token to `POST /v1/enroll` over
+//! TLS pinned to the CP's CA, and stores the certificate and the CP's capability-token
+//! public key it gets back. The bootstrap bundle is deleted afterwards: its token is
+//! spent, and nothing else in it is needed any more.
+
+use crate::platform::backoff::Backoff;
+use crate::platform::config::{
+    read_bootstrap, NodeConfig, Paths, AGE_IDENTITY_FILE, BOOTSTRAP_FILE, NODE_CERT_FILE,
+};
+use crate::platform::keys::{Identity, MasterKey, NodeKey};
+use crate::platform::store::{self, NodeState, Store};
+use crate::uplink::phone_home::{self, renew};
+use anyhow::Context as _;
+use outpost_protocol::{BootstrapBundle, EnrollRequest, EnrollResponse};
+use std::time::Duration;
+
+/// Returns the node's state and identity: loaded from disk when the node has enrolled
+/// before, otherwise obtained by enrolling with the bootstrap bundle.
+pub async fn ensure_enrolled(
+    cfg: &NodeConfig,
+    master: &MasterKey,
+    store: &Store,
+) -> anyhow::Result<(NodeState, Identity)> {
+    let paths = &cfg.paths;
+    if paths.file(NODE_CERT_FILE).exists() {
+        if let Some(state) = store.node_state()? {
+            let identity = Identity::load(paths, master)?;
+            // A crash between enrolling and deleting the bundle leaves it behind.
+            remove_bootstrap(paths)?;
+            tracing::info!(node = %state.node_id, "already enrolled; resuming");
+            return Ok((state, identity));
+        }
+    }
+    let bundle = read_bootstrap(paths)?.with_context(|| {
+        format!(
+            "{} holds neither a certificate nor {BOOTSTRAP_FILE}: nothing to start from",
+            paths.dir().display()
+        )
+    })?;
+    enroll(cfg, master, store, bundle).await
+}
+
+fn remove_bootstrap(paths: &Paths) -> anyhow::Result<()> {
+    let path = paths.file(BOOTSTRAP_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(crate::platform::files::sync_parent(&path)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).context("removing bootstrap.json"),
+    }
+}
+
+async fn enroll(
+    cfg: &NodeConfig,
+    master: &MasterKey,
+    store: &Store,
+    bundle: BootstrapBundle,
+) -> anyhow::Result<(NodeState, Identity)> {
+    let node_id = bundle.node_id.clone();
+    tracing::info!(node = %node_id, "enrolling with the control plane");
+    let key = NodeKey::generate()?;
+    let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
+    let request = EnrollRequest {
+        token: bundle.token.clone(),
+        csr_pem: key.csr(node_id.as_str())?,
+        age_recipient,
+        version: crate::VERSION.to_owned(),
+    };
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(outpost_pki::node_client_config(&bundle.ca_pem, None)?)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the enrollment client")?;
+    let url = format!("{}/v1/enroll", bundle.gateway_url.trim_end_matches('/'));
+    let mut backoff = Backoff::new(Duration::from_secs(1), cfg.max_backoff);
+    let response: EnrollResponse = loop {
+        match client.post(&url).json(&request).send().await {
+            Ok(r) if r.status().is_success() => {
+                // The token is spent now: an unreadable answer cannot be retried.
+                break r
+                    .json()
+                    .await
+                    .context("the control plane's enrollment answer is unreadable")?;
+            }
+            Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                let code = phone_home::error_code(r).await;
+                tracing::error!(
+                    node = %node_id,
+                    status = 401,
+                    code,
+                    "the control plane refused the bootstrap token"
+                );
+                anyhow::bail!("enrollment refused: bootstrap token rejected (HTTP 401, {code})");
+            }
+            Ok(r) if phone_home::is_retryable(r.status()) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    node = %node_id,
+                    status = r.status().as_u16(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "enrollment failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let code = phone_home::error_code(r).await;
+                tracing::error!(node = %node_id, status, code, "enrollment refused");
+                anyhow::bail!("enrollment refused (HTTP {status}, {code})");
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    node = %node_id,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "control plane unreachable; retrying enrollment"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    anyhow::ensure!(
+        response.node_id == node_id,
+        "the control plane enrolled another node id"
+    );
+    let identity = Identity::new(response.cert_pem, key)?;
+    anyhow::ensure!(
+        identity.node_id == node_id.as_str(),
+        "the certificate names another node"
+    );
+    // Validate the key now: a bad key would only surface at the first console sign-in.
+    outpost_crypto::CapabilityVerifier::from_b64(&response.capability_public_key)
+        .map_err(|_| anyhow::anyhow!("the capability public key is malformed"))?;
+    let paths = &cfg.paths;
+    master
+        .seal_to_file(
+            &paths.file(AGE_IDENTITY_FILE),
+            age_identity.expose().as_bytes(),
+        )
+        .context("writing age.identity")?;
+    let enrolled_at = store::now();
+    let state = NodeState {
+        node_id: node_id.clone(),
+        workspace: response.workspace,
+        gateway_url: bundle.gateway_url,
+        ca_pem: bundle.ca_pem,
+        public_url: bundle.public_url,
+        listen_addr: bundle.listen_addr,
+        report_interval_secs: bundle.report_interval_secs,
+        capability_public_key: response.capability_public_key,
+        enrolled_at,
+        renew_at: renew::pick_renew_at(enrolled_at, identity.not_after, cfg.renew_after),
+    };
+    store.save_node_state(&state)?;
+    // node.crt last: its presence is what marks the node as enrolled.
+    identity.persist(paths, master)?;
+    remove_bootstrap(paths)?;
+    tracing::info!(node = %node_id, "enrolled");
+    Ok((state, identity))
+}

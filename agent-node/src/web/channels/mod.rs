@@ -1,0 +1,619 @@
+//! Messaging channels besides the web widget: Telegram (Bot API) and WhatsApp (Cloud API).
+//!
+//! Inbound: a channel message is deduplicated by its provider id (only a SHA-256 of the id
+//! is kept), stored with [`Content::ingest`](crate::domain::content::Content::ingest), and
+//! answered by [`Runtime::answer`] in a background task, so webhooks return at once.
+//!
+//! Outbound: one delivery loop is the only sender. It keeps, per channel conversation,
+//! the id of the last message it handled (`channel_conversations.delivered_id`) and
+//! sends every later agent or staff (`Author::Human`) message, in order. An answer is
+//! therefore sent exactly like a reply typed in the inbox or a due follow-up, progress is
+//! persisted after each message, and a transient failure (network, 5xx, 429, revoked
+//! token) leaves the message for the next round with full-jitter backoff (cap 60 s).
+//! A permanent refusal (WhatsApp's 24-hour window, a bot blocked by the user) is recorded
+//! as a system message in the conversation and as the channel check's detail code.
+//!
+//! Architecture invariant: tokens and app secrets are read from the [`SecretStore`] when
+//! needed and never logged; provider errors are logged by code only (a Telegram URL
+//! carries the bot token, so `reqwest` errors are never formatted).
+
+pub mod telegram;
+pub mod whatsapp;
+
+use crate::domain::content::Author;
+use crate::domain::secrets::SecretStore;
+use crate::engine::agent::Runtime;
+use crate::platform::backoff::Backoff;
+use crate::platform::keys::MasterKey;
+use crate::platform::store::{self, Store, StoreError};
+use actix_web::web;
+use outpost_protocol::{AgentConfig, Check};
+use rusqlite::{params, OptionalExtension as _};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Migration adding the channel tables (see `MIGRATIONS` in `src/migrations.rs`). No content and no
+/// provider identifier in clear: inbound ids are SHA-256 hashes.
+pub const SCHEMA: &str = r#"
+CREATE TABLE channel_inbound (
+    channel TEXT NOT NULL,
+    id_hash TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, id_hash)
+);
+CREATE TABLE channel_conversations (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    delivered_id INTEGER NOT NULL,
+    last_inbound_at INTEGER NOT NULL
+);
+CREATE INDEX channel_conversations_channel ON channel_conversations (channel);
+CREATE TABLE channel_statuses (
+    channel TEXT NOT NULL,
+    id_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, id_hash)
+);
+"#;
+
+/// Channel name of Telegram conversations.
+pub const TELEGRAM: &str = "telegram";
+/// Channel name of WhatsApp conversations.
+pub const WHATSAPP: &str = "whatsapp";
+
+/// How long processed inbound ids are remembered (providers redeliver for a few days).
+const INBOUND_RETENTION_SECS: i64 = 14 * 86_400;
+/// Delivery loop period when nothing wakes it.
+const DELIVERY_PERIOD: Duration = Duration::from_secs(2);
+/// Cap of the channels' backoff (polling and delivery).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Provider base URLs (tests point them at local fakes).
+#[derive(Clone, Debug)]
+pub struct ChannelUrls {
+    /// Telegram Bot API, e.g. `https://api.telegram.org`.
+    pub telegram: String,
+    /// Graph API with its version, e.g. `https://graph.facebook.com/v21.0`.
+    pub graph: String,
+}
+
+impl Default for ChannelUrls {
+    fn default() -> Self {
+        Self {
+            telegram: "https://api.telegram.org".into(),
+            graph: "https://graph.facebook.com/v21.0".into(),
+        }
+    }
+}
+
+/// Errors of the channels; logged by code only.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The node database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] crate::domain::content::ContentError),
+    /// The agent runtime failed.
+    #[error(transparent)]
+    Agent(#[from] crate::engine::agent::AgentError),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed")]
+    Join,
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Try again later (network, 5xx, 429, revoked token); the code goes to the check.
+    Retry(&'static str),
+    /// Never going to work for this message; it is skipped and the failure recorded.
+    Permanent(&'static str),
+}
+
+/// `meta` key holding the channel checks (JSON list), for the report producer.
+const HEALTH_KEY: &str = "channel_health";
+
+/// The `telegram` and `whatsapp` checks carried by reports: the last outcome of talking
+/// to each provider, as a stable code. Kept in memory and, when it changes, in `meta`,
+/// where [`checks`] reads it.
+#[derive(Default)]
+pub struct ChannelHealth {
+    last: Mutex<HashMap<&'static str, Result<(), &'static str>>>,
+    store: Option<Arc<Store>>,
+}
+
+impl std::fmt::Debug for ChannelHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.checks()).finish()
+    }
+}
+
+/// The channel checks last recorded on this node (what reports carry); empty before a
+/// channel was used.
+pub fn checks(store: &Store) -> Vec<Check> {
+    match store.meta(HEALTH_KEY) {
+        Ok(Some(raw)) => serde_json::from_str(&raw).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the channel checks failed");
+            Vec::new()
+        }
+    }
+}
+
+impl ChannelHealth {
+    /// The provider answered as expected.
+    pub fn record_ok(&self, channel: &'static str) {
+        self.set(channel, Ok(()));
+    }
+
+    /// Something failed; `code` is stable snake_case (`token_revoked`, `unreachable`…).
+    pub fn record_error(&self, channel: &'static str, code: &'static str) {
+        self.set(channel, Err(code));
+    }
+
+    /// Health persisted in `store` (see [`checks`]).
+    pub fn persisted(store: Arc<Store>) -> Self {
+        Self {
+            last: Mutex::default(),
+            store: Some(store),
+        }
+    }
+
+    fn set(&self, channel: &'static str, r: Result<(), &'static str>) {
+        let changed = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(channel, r)
+            != Some(r);
+        if let (true, Some(store)) = (changed, &self.store) {
+            let doc = serde_json::to_string(&self.checks()).unwrap_or_default();
+            if let Err(e) = store.with(|c| Store::set_meta(c, HEALTH_KEY, &doc)) {
+                tracing::error!(error = %e, "saving the channel checks failed");
+            }
+        }
+    }
+
+    /// One check per channel that has been used since the start, `telegram` first.
+    pub fn checks(&self) -> Vec<Check> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        [TELEGRAM, WHATSAPP]
+            .iter()
+            .filter_map(|name| {
+                last.get(name).map(|r| Check {
+                    name: (*name).to_owned(),
+                    ok: r.is_ok(),
+                    detail_code: r.err().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    /// The check of one channel, if any.
+    pub fn check(&self, channel: &str) -> Option<Check> {
+        self.checks().into_iter().find(|c| c.name == channel)
+    }
+}
+
+/// Everything the channels share: the runtime, the secrets, an HTTP client, the health.
+pub struct Channels {
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+    master: Arc<MasterKey>,
+    secrets: SecretStore,
+    http: reqwest::Client,
+    urls: ChannelUrls,
+    public_url: String,
+    health: Arc<ChannelHealth>,
+    wake: Notify,
+    /// Seconds Telegram holds a `getUpdates` call open.
+    poll_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channels")
+    }
+}
+
+impl Channels {
+    /// The channels of this node. `public_url` decides Telegram's mode: an `https://` URL
+    /// gets a webhook, anything else long polling.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        store: Arc<Store>,
+        master: Arc<MasterKey>,
+        urls: ChannelUrls,
+        public_url: &str,
+    ) -> anyhow::Result<Self> {
+        let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
+        Ok(Self {
+            health: Arc::new(ChannelHealth::persisted(store.clone())),
+            runtime,
+            secrets: SecretStore::new(store.clone(), master.clone()),
+            store,
+            master,
+            http,
+            urls: ChannelUrls {
+                telegram: urls.telegram.trim_end_matches('/').to_owned(),
+                graph: urls.graph.trim_end_matches('/').to_owned(),
+            },
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            wake: Notify::new(),
+            poll_timeout_secs: 25,
+        })
+    }
+
+    /// The channel checks (see [`ChannelHealth::checks`]).
+    pub fn health(&self) -> &Arc<ChannelHealth> {
+        &self.health
+    }
+
+    /// The agent answering `channel`: the first claiming it, else the first agent.
+    fn agent_for(&self, channel: &str) -> Result<Option<AgentConfig>, ChannelError> {
+        let config = self.runtime.config()?;
+        Ok(config
+            .agents
+            .iter()
+            .find(|a| a.channels.iter().any(|c| c == channel))
+            .or_else(|| config.agents.first())
+            .cloned())
+    }
+
+    /// Stores one inbound message unless its provider id was seen before, then answers it
+    /// in the background. Returns whether it was new.
+    async fn receive(
+        self: &Arc<Self>,
+        channel: &'static str,
+        provider_id: &str,
+        sender: &str,
+        name: Option<&str>,
+        body: &str,
+    ) -> Result<bool, ChannelError> {
+        let Some(agent) = self.agent_for(channel)? else {
+            tracing::warn!(channel, "no agent configured; inbound message ignored");
+            return Ok(false);
+        };
+        let id_hash = hash_id(channel, provider_id);
+        let (this, sender, name, body_owned) = (
+            self.clone(),
+            sender.to_owned(),
+            name.map(str::to_owned),
+            body.to_owned(),
+        );
+        let agent_id = agent.id.clone();
+        let stored = blocking(move || -> Result<Option<String>, ChannelError> {
+            let now = store::now();
+            // Claimed before storing: a crash in between loses this one message rather
+            // than answering a redelivery twice.
+            let fresh = this.store.with(|c| {
+                c.execute(
+                    "DELETE FROM channel_inbound WHERE received_at < ?1",
+                    [now - INBOUND_RETENTION_SECS],
+                )?;
+                Ok(c.execute(
+                    "INSERT OR IGNORE INTO channel_inbound (channel, id_hash, received_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![channel, id_hash, now],
+                )? == 1)
+            })?;
+            if !fresh {
+                return Ok(None);
+            }
+            let (conv, msg) = this.runtime.content().ingest(
+                channel,
+                &sender,
+                name.as_deref(),
+                &agent_id,
+                &body_owned,
+            )?;
+            this.store.with(|c| {
+                c.execute(
+                    "INSERT INTO channel_conversations
+                       (conversation_id, channel, delivered_id, last_inbound_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (conversation_id) DO UPDATE
+                       SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at)",
+                    params![conv.id, channel, msg.id, now],
+                )?;
+                Ok(())
+            })?;
+            Ok(Some(conv.id))
+        })
+        .await??;
+        let Some(conversation_id) = stored else {
+            tracing::info!(channel, "duplicate inbound message ignored");
+            return Ok(false);
+        };
+        let (this, text) = (self.clone(), body.to_owned());
+        tokio::spawn(async move {
+            // Messaging channels send the final text; deltas are dropped.
+            let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+            drop(rx);
+            match this
+                .runtime
+                .answer(&agent, &conversation_id, &text, tx)
+                .await
+            {
+                Ok(_) => this.wake.notify_one(),
+                Err(e) => tracing::error!(channel, error = %e, "answering failed"),
+            }
+        });
+        Ok(true)
+    }
+
+    /// Sends every undelivered agent/staff message of the channel conversations, in order.
+    /// Channels in `paused` are skipped. Returns the channels that hit a transient error.
+    pub async fn deliver_pending(
+        self: &Arc<Self>,
+        paused: &[&'static str],
+    ) -> Result<Vec<&'static str>, ChannelError> {
+        if self.runtime.suspended()? {
+            // A suspended workspace says nothing; the backlog goes out after resume.
+            return Ok(Vec::new());
+        }
+        let this = self.clone();
+        let pending: Vec<(String, String, i64, i64)> = blocking(move || {
+            this.store.with(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT d.conversation_id, d.channel, d.delivered_id, d.last_inbound_at
+                     FROM channel_conversations d
+                     WHERE EXISTS (SELECT 1 FROM messages m
+                                   WHERE m.conversation_id = d.conversation_id
+                                     AND m.id > d.delivered_id
+                                     AND m.author IN ('agent', 'human'))",
+                )?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+        })
+        .await??;
+        let mut failed: Vec<&'static str> = Vec::new();
+        for (conv_id, channel, delivered, last_inbound) in pending {
+            let channel: &'static str = match channel.as_str() {
+                TELEGRAM => TELEGRAM,
+                WHATSAPP => WHATSAPP,
+                _ => continue,
+            };
+            if paused.contains(&channel) || failed.contains(&channel) {
+                continue;
+            }
+            if let Err(code) = self
+                .deliver_conversation(channel, &conv_id, delivered, last_inbound)
+                .await?
+            {
+                failed.push(channel);
+                tracing::warn!(channel, code, "delivery will be retried");
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Delivers one conversation's backlog; `Err(code)` on a transient failure.
+    async fn deliver_conversation(
+        self: &Arc<Self>,
+        channel: &'static str,
+        conv_id: &str,
+        delivered: i64,
+        last_inbound: i64,
+    ) -> Result<Result<(), &'static str>, ChannelError> {
+        let (this, id) = (self.clone(), conv_id.to_owned());
+        let loaded = blocking(move || -> Result<_, ChannelError> {
+            let content = this.runtime.content();
+            let Some(conv) = content.conversation(&id)? else {
+                return Ok(None);
+            };
+            let Some(contact) = content.contact(&conv.contact_id)? else {
+                return Ok(None);
+            };
+            let msgs = content.messages_after(&id, delivered, 50)?;
+            Ok(Some((contact.identity, msgs)))
+        })
+        .await??;
+        let Some((recipient, msgs)) = loaded else {
+            return Ok(Ok(()));
+        };
+        for m in msgs {
+            if matches!(m.author, Author::Agent | Author::Human) {
+                let result = match channel {
+                    TELEGRAM => self.telegram_send(&recipient, &m.body).await,
+                    _ => self.whatsapp_send(&recipient, &m.body, last_inbound).await,
+                };
+                match result {
+                    Ok(()) => self.health.record_ok(channel),
+                    Err(SendError::Retry(code)) => {
+                        self.health.record_error(channel, code);
+                        return Ok(Err(code));
+                    }
+                    Err(SendError::Permanent(code)) => {
+                        self.health.record_error(channel, code);
+                        tracing::warn!(channel, code, message = m.id, "message not sent");
+                        let (this, id, note) =
+                            (self.clone(), conv_id.to_owned(), not_sent_note(code));
+                        blocking(move || {
+                            this.runtime
+                                .content()
+                                .append_message(&id, Author::System, &note)
+                        })
+                        .await??;
+                    }
+                }
+            }
+            let (this, id) = (self.clone(), conv_id.to_owned());
+            blocking(move || {
+                this.store.with(|c| {
+                    c.execute(
+                        "UPDATE channel_conversations SET delivered_id = MAX(delivered_id, ?2)
+                         WHERE conversation_id = ?1",
+                        params![id, m.id],
+                    )?;
+                    Ok(())
+                })
+            })
+            .await??;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Records the status the provider reported for one of our messages (by id hash).
+    fn record_status(&self, channel: &'static str, provider_id: &str, status: &str) {
+        let hash = hash_id(channel, provider_id);
+        let r = self.store.with(|c| {
+            c.execute(
+                "DELETE FROM channel_statuses WHERE updated_at < ?1",
+                [store::now() - INBOUND_RETENTION_SECS],
+            )?;
+            c.execute(
+                "INSERT INTO channel_statuses (channel, id_hash, status, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (channel, id_hash) DO UPDATE
+                   SET status = excluded.status, updated_at = excluded.updated_at",
+                params![channel, hash, status, store::now()],
+            )?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::warn!(channel, error = %e, "recording a delivery status failed");
+        }
+    }
+
+    /// The last status recorded for one of our messages.
+    pub fn status_of(
+        &self,
+        channel: &str,
+        provider_id: &str,
+    ) -> Result<Option<String>, ChannelError> {
+        let hash = hash_id(channel, provider_id);
+        Ok(self.store.with(|c| {
+            Ok(c.query_row(
+                "SELECT status FROM channel_statuses WHERE channel = ?1 AND id_hash = ?2",
+                params![channel, hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?)
+    }
+}
+
+/// The system message recorded when a message cannot be delivered.
+fn not_sent_note(code: &str) -> String {
+    match code {
+        "outside_24h_window" => "Not sent: WhatsApp only allows template messages more than 24 hours after the customer's last message".to_owned(),
+        "blocked_by_user" => "Not sent: the customer has blocked the bot on Telegram".to_owned(),
+        other => format!("Not sent: the channel refused the message ({other})"),
+    }
+}
+
+/// Sends what the agent and staff write, until aborted: wakes on every stored answer and
+/// every 2 s (inbox replies, follow-ups), backing off per channel on transient errors.
+pub async fn delivery_loop(channels: Arc<Channels>) {
+    let mut backoff: HashMap<&'static str, (Backoff, Instant)> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let paused: Vec<&'static str> = backoff
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(c, _)| *c)
+            .collect();
+        match channels.deliver_pending(&paused).await {
+            Ok(failed) => {
+                for ch in [TELEGRAM, WHATSAPP] {
+                    if failed.contains(&ch) {
+                        let entry = backoff.entry(ch).or_insert_with(|| {
+                            (Backoff::new(Duration::from_secs(1), MAX_BACKOFF), now)
+                        });
+                        entry.1 = Instant::now() + entry.0.next_delay();
+                    } else if !paused.contains(&ch) {
+                        backoff.remove(ch);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "channel delivery failed"),
+        }
+        tokio::select! {
+            () = channels.wake.notified() => {}
+            () = tokio::time::sleep(DELIVERY_PERIOD) => {}
+        }
+    }
+}
+
+/// Starts the channels' background tasks (Telegram polling or webhook registration, and
+/// delivery). Abort the handle to stop them all.
+pub fn spawn(channels: Arc<Channels>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::join!(
+            telegram::run(channels.clone()),
+            delivery_loop(channels.clone())
+        );
+    })
+}
+
+/// The webhook routes (`/channels/telegram/webhook`, `/channels/whatsapp/webhook`); they
+/// need `web::Data<Channels>` in the app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/channels/telegram/webhook")
+            .app_data(web::PayloadConfig::new(whatsapp::MAX_BODY))
+            .route(web::post().to(telegram::webhook)),
+    )
+    .service(
+        web::resource("/channels/whatsapp/webhook")
+            .app_data(web::PayloadConfig::new(whatsapp::MAX_BODY))
+            .route(web::get().to(whatsapp::verify))
+            .route(web::post().to(whatsapp::webhook)),
+    );
+}
+
+/// SHA-256 (hex) of a provider message id: WhatsApp ids embed the phone number, so only
+/// the hash is kept for deduplication.
+fn hash_id(channel: &str, id: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, format!("{channel}\n{id}").as_bytes());
+    outpost_common::hex(d.as_ref())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ChannelError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ChannelError::Join)
+}
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_reports_codes() {
+        let h = ChannelHealth::default();
+        assert!(h.checks().is_empty());
+        h.record_error(WHATSAPP, "outside_24h_window");
+        h.record_ok(TELEGRAM);
+        let checks = h.checks();
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].name, "telegram");
+        assert!(checks[0].ok);
+        assert_eq!(checks[1].detail_code.as_deref(), Some("outside_24h_window"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+        assert!(super::checks(&store).is_empty());
+        let h = ChannelHealth::persisted(store.clone());
+        h.record_error(TELEGRAM, "token_revoked");
+        assert_eq!(super::checks(&store), h.checks());
+        assert_eq!(
+            super::checks(&store)[0].detail_code.as_deref(),
+            Some("token_revoked")
+        );
+    }
+}

@@ -1,0 +1,632 @@
+//! Telegram Bot API: `getUpdates` long polling when the node has no public https URL
+//! (the offset is persisted after each update, and update ids are deduplicated), or a
+//! webhook (`setWebhook` with a `secret_token` derived from the master key, checked on
+//! every `POST /channels/telegram/webhook`). Private chats only; text is answered, other
+//! messages are stored as a placeholder such as `[photo]` and answered like text (the
+//! agent usually says its fallback message, so a person follows up).
+
+use super::{Channels, SendError, TELEGRAM};
+use crate::domain::secrets::SecretKind;
+use crate::platform::backoff::Backoff;
+use crate::platform::store::Store;
+use actix_web::{web, HttpRequest, HttpResponse};
+use outpost_crypto::Secret;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `meta` key of the next `getUpdates` offset.
+const OFFSET_KEY: &str = "telegram_offset";
+/// Longest message Telegram accepts, in characters.
+const MAX_TEXT: usize = 4096;
+/// Header carrying the webhook's secret token.
+const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    ok: bool,
+    result: Option<T>,
+}
+
+/// One update (only what is used).
+#[derive(Debug, Deserialize)]
+pub struct Update {
+    update_id: i64,
+    #[serde(default)]
+    message: Option<TgMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TgMessage {
+    chat: Chat,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Chat {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+/// What a non-text message is stored as.
+fn placeholder(rest: &serde_json::Map<String, serde_json::Value>) -> String {
+    const KINDS: [&str; 10] = [
+        "photo",
+        "video",
+        "voice",
+        "audio",
+        "document",
+        "sticker",
+        "animation",
+        "video_note",
+        "location",
+        "contact",
+    ];
+    let kind = KINDS
+        .iter()
+        .find(|k| rest.contains_key(**k))
+        .copied()
+        .unwrap_or("unsupported message");
+    format!("[{kind}]")
+}
+
+fn classify(status: reqwest::StatusCode) -> SendError {
+    match status.as_u16() {
+        401 | 404 => SendError::Retry("token_revoked"),
+        403 => SendError::Permanent("blocked_by_user"),
+        409 => SendError::Retry("webhook_conflict"),
+        429 => SendError::Retry("rate_limited"),
+        400..=499 => SendError::Permanent("rejected"),
+        _ => SendError::Retry("unreachable"),
+    }
+}
+
+impl Channels {
+    fn telegram_token(&self) -> Result<Option<Secret>, SendError> {
+        self.secrets.get(SecretKind::TelegramBotToken).map_err(|e| {
+            tracing::error!(error = %e, "reading the Telegram token failed");
+            SendError::Retry("storage")
+        })
+    }
+
+    fn bot_url(&self, token: &Secret, method: &str) -> String {
+        format!("{}/bot{}/{method}", self.urls.telegram, token.expose())
+    }
+
+    /// The webhook secret token: HMAC of the bot token under a master-derived key (hex, 64
+    /// characters), so it changes with the token and dies with the master key.
+    pub fn telegram_webhook_secret(&self, token: &Secret) -> String {
+        let key = self.master.derive("telegram-webhook-secret");
+        outpost_common::hex(&outpost_crypto::hmac_sign(
+            key.as_ref(),
+            token.expose().as_bytes(),
+        ))
+    }
+
+    fn webhook_mode(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// Calls a Bot API method with a JSON body; `Ok(result)` when Telegram says ok.
+    async fn telegram_call(
+        &self,
+        token: &Secret,
+        method: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, SendError> {
+        // Errors are never formatted: their URL carries the token.
+        let resp = self
+            .http
+            .post(self.bot_url(token, method))
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|_| SendError::Retry("unreachable"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(classify(status));
+        }
+        let env: Envelope<serde_json::Value> = resp
+            .json()
+            .await
+            .map_err(|_| SendError::Retry("bad_response"))?;
+        match (env.ok, env.result) {
+            (true, Some(r)) => Ok(r),
+            _ => Err(SendError::Retry("bad_response")),
+        }
+    }
+
+    /// Sends `text` to the private chat `chat_id`.
+    pub(super) async fn telegram_send(&self, chat_id: &str, text: &str) -> Result<(), SendError> {
+        let Some(token) = self.telegram_token()? else {
+            return Err(SendError::Retry("not_configured"));
+        };
+        let chat: serde_json::Value = chat_id
+            .parse::<i64>()
+            .map_or_else(|_| chat_id.into(), Into::into);
+        let text: String = text.chars().take(MAX_TEXT).collect();
+        self.telegram_call(
+            &token,
+            "sendMessage",
+            &serde_json::json!({"chat_id": chat, "text": text}),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Handles one update (polling or webhook): private text chats are stored and
+    /// answered; a redelivered update id changes nothing. Returns whether it was new.
+    pub async fn telegram_update(
+        self: &Arc<Self>,
+        update: Update,
+    ) -> Result<bool, super::ChannelError> {
+        let Some(m) = update.message else {
+            return Ok(false);
+        };
+        if m.chat.kind != "private" {
+            return Ok(false);
+        }
+        let name = [m.chat.first_name.as_deref(), m.chat.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = match m.text {
+            Some(t) if !t.trim().is_empty() => t,
+            _ => placeholder(&m.rest),
+        };
+        self.receive(
+            TELEGRAM,
+            &update.update_id.to_string(),
+            &m.chat.id.to_string(),
+            Some(name.as_str()).filter(|n| !n.is_empty()),
+            &body,
+        )
+        .await
+    }
+
+    /// One `getUpdates` round: handles the updates in order, persisting the offset after
+    /// each. Returns how many updates came back, or a check code.
+    pub async fn telegram_poll_once(
+        self: &Arc<Self>,
+        token: &Secret,
+    ) -> Result<usize, &'static str> {
+        let offset: i64 = self
+            .store
+            .meta(OFFSET_KEY)
+            .map_err(|_| "storage")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let resp = self
+            .http
+            .get(self.bot_url(token, "getUpdates"))
+            .query(&[
+                ("offset", offset.to_string()),
+                ("timeout", self.poll_timeout_secs.to_string()),
+                ("allowed_updates", r#"["message"]"#.to_owned()),
+            ])
+            .timeout(Duration::from_secs(self.poll_timeout_secs + 15))
+            .send()
+            .await
+            .map_err(|_| "unreachable")?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(match classify(status) {
+                SendError::Retry(c) | SendError::Permanent(c) => c,
+            });
+        }
+        let env: Envelope<Vec<Update>> = resp.json().await.map_err(|_| "bad_response")?;
+        let updates = match (env.ok, env.result) {
+            (true, Some(u)) => u,
+            _ => return Err("bad_response"),
+        };
+        self.health.record_ok(TELEGRAM);
+        let n = updates.len();
+        for u in updates {
+            let next = u.update_id + 1;
+            if let Err(e) = self.telegram_update(u).await {
+                tracing::error!(error = %e, "storing a Telegram update failed");
+                return Err("storage");
+            }
+            if next > offset {
+                self.store
+                    .with(|c| Store::set_meta(c, OFFSET_KEY, &next.to_string()))
+                    .map_err(|_| "storage")?;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn telegram_set_webhook(&self, token: &Secret) -> Result<(), SendError> {
+        let body = serde_json::json!({
+            "url": format!("{}/channels/telegram/webhook", self.public_url),
+            "secret_token": self.telegram_webhook_secret(token),
+            "allowed_updates": ["message"],
+        });
+        self.telegram_call(token, "setWebhook", &body, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+    }
+
+    async fn telegram_delete_webhook(&self, token: &Secret) -> Result<(), SendError> {
+        self.telegram_call(
+            token,
+            "deleteWebhook",
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Receives Telegram messages until aborted: registers the webhook (public https URL) or
+/// long-polls. The token is read each round, so a token saved later applies without a
+/// restart; failures back off with full jitter (cap 60 s) and set the `telegram` check.
+pub async fn run(ch: Arc<Channels>) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), super::MAX_BACKOFF);
+    let mut webhook_for: Option<String> = None;
+    loop {
+        let token = match ch.telegram_token() {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(_) => {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        let fingerprint = ch.secrets.fingerprint(&token);
+        if ch.webhook_mode() {
+            if webhook_for.as_deref() != Some(fingerprint.as_str()) {
+                match ch.telegram_set_webhook(&token).await {
+                    Ok(()) => {
+                        ch.health.record_ok(TELEGRAM);
+                        webhook_for = Some(fingerprint);
+                        backoff.reset();
+                    }
+                    Err(SendError::Retry(code) | SendError::Permanent(code)) => {
+                        ch.health.record_error(TELEGRAM, code);
+                        tracing::warn!(code, "registering the Telegram webhook failed");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        continue;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            continue;
+        }
+        match ch.telegram_poll_once(&token).await {
+            Ok(_) => backoff.reset(),
+            Err(code) => {
+                ch.health.record_error(TELEGRAM, code);
+                tracing::warn!(code, "Telegram polling failed");
+                if code == "webhook_conflict" {
+                    // A webhook left from an earlier setup blocks getUpdates.
+                    let _ = ch.telegram_delete_webhook(&token).await;
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+/// `POST /channels/telegram/webhook`: 401 unless the secret token header matches.
+pub(super) async fn webhook(
+    ch: web::Data<Channels>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let ch = ch.into_inner();
+    let token = match ch.telegram_token() {
+        Ok(Some(t)) => t,
+        Ok(None) => return HttpResponse::Unauthorized().finish(),
+        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    };
+    let expected = ch.telegram_webhook_secret(&token);
+    let given = req
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !outpost_crypto::ct_eq(given, expected.as_bytes()) {
+        ch.health.record_error(TELEGRAM, "webhook_secret_invalid");
+        tracing::warn!("Telegram webhook with a wrong secret token refused");
+        return HttpResponse::Unauthorized().finish();
+    }
+    let Ok(update) = serde_json::from_slice::<Update>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    ch.health.record_ok(TELEGRAM);
+    match ch.telegram_update(update).await {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing a Telegram update failed");
+            // Telegram retries non-2xx deliveries.
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{contains, deliver_until, kit};
+    use super::super::{routes, ChannelUrls};
+    use super::*;
+    use actix_web::test as at;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const TOKEN: &str = "123456:AAE-canary-bot-token-xyz";
+
+    fn update(id: i64, text: &str) -> serde_json::Value {
+        serde_json::json!({
+            "update_id": id,
+            "message": {
+                "message_id": 7,
+                "from": {"id": 4242, "is_bot": false, "first_name": "Ana", "last_name": "Lima"},
+                "chat": {"id": 4242, "type": "private", "first_name": "Ana", "last_name": "Lima"},
+                "date": 1_700_000_000,
+                "text": text
+            }
+        })
+    }
+
+    async fn fake(updates: serde_json::Value) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/bot{TOKEN}/getUpdates")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"ok": true, "result": updates})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "ok": true,
+                "result": {"message_id": 8, "chat": {"id": 4242, "type": "private"}, "date": 1_700_000_001, "text": "…"}
+            })))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn urls(server: &MockServer) -> ChannelUrls {
+        ChannelUrls {
+            telegram: server.uri(),
+            graph: "http://127.0.0.1:9".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_polled_message_is_stored_answered_and_processed_once() {
+        let server = fake(serde_json::json!([update(
+            1001,
+            "What are your opening hours?"
+        )]))
+        .await;
+        let k = kit(urls(&server));
+        k.put(SecretKind::TelegramBotToken, TOKEN);
+        let token = Secret::new(TOKEN.to_owned());
+        assert_eq!(k.channels.telegram_poll_once(&token).await, Ok(1));
+        let sent = deliver_until(&k.channels, &server, "/sendMessage", 1).await;
+        let body: serde_json::Value = sent[0].body_json().expect("json");
+        assert_eq!(body["chat_id"], 4242);
+        let text = body["text"].as_str().expect("text");
+        assert!(
+            text.contains("Monday to Friday"),
+            "answer from the KB: {text}"
+        );
+        assert_eq!(k.message_count(), 2, "question and answer");
+        assert_eq!(
+            k.store.meta(OFFSET_KEY).expect("meta").as_deref(),
+            Some("1002")
+        );
+
+        // The fake ignores the offset and replays update 1001: processed once.
+        assert_eq!(k.channels.telegram_poll_once(&token).await, Ok(1));
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        assert_eq!(k.message_count(), 2);
+        let sends = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/sendMessage"))
+            .count();
+        assert_eq!(sends, 1, "answered once");
+        let polls: Vec<String> = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/getUpdates"))
+            .map(|r| r.url.query().unwrap_or_default().to_owned())
+            .collect();
+        assert!(polls[0].contains("offset=0"));
+        assert!(polls[1].contains("offset=1002"));
+
+        // The contact carries the chat id and name.
+        let conv = conv_id(&k);
+        let content = k.channels.runtime.content();
+        let contact_id = content
+            .conversation(&conv)
+            .expect("conv")
+            .expect("exists")
+            .contact_id;
+        let contact = content
+            .contact(&contact_id)
+            .expect("contact")
+            .expect("exists");
+        assert_eq!(
+            (
+                contact.channel.as_str(),
+                contact.identity.as_str(),
+                contact.name.as_deref()
+            ),
+            ("telegram", "4242", Some("Ana Lima"))
+        );
+
+        // A staff reply from the inbox is delivered too, once.
+        k.channels
+            .runtime
+            .content()
+            .append_message(
+                &conv,
+                crate::domain::content::Author::Human,
+                "See you tomorrow!",
+            )
+            .expect("reply");
+        let sent = deliver_until(&k.channels, &server, "/sendMessage", 2).await;
+        let body: serde_json::Value = sent[1].body_json().expect("json");
+        assert_eq!(body["text"], "See you tomorrow!");
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        assert_eq!(
+            deliver_until(&k.channels, &server, "/sendMessage", 2)
+                .await
+                .len(),
+            2
+        );
+
+        // Canary: the token is sealed in node.db.
+        assert!(!contains(&k.db_bytes(), TOKEN));
+        assert_eq!(
+            k.channels.health().check("telegram").map(|c| c.ok),
+            Some(true)
+        );
+    }
+
+    fn conv_id(k: &super::super::testkit::Kit) -> String {
+        k.store
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT conversation_id FROM channel_conversations",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("conversation")
+    }
+
+    #[tokio::test]
+    async fn a_revoked_token_or_no_network_sets_the_check() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/bot{TOKEN}/getUpdates")))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "ok": false, "error_code": 401, "description": "Unauthorized"
+            })))
+            .mount(&server)
+            .await;
+        let k = kit(urls(&server));
+        k.put(SecretKind::TelegramBotToken, TOKEN);
+        let token = Secret::new(TOKEN.to_owned());
+        assert_eq!(
+            k.channels.telegram_poll_once(&token).await,
+            Err("token_revoked")
+        );
+        // The loop records what poll_once returns; do the same here through `run`.
+        let run = tokio::spawn(run(k.channels.clone()));
+        for _ in 0..50 {
+            if k.channels.health().check("telegram").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        run.abort();
+        let check = k.channels.health().check("telegram").expect("check");
+        assert!(!check.ok);
+        assert_eq!(check.detail_code.as_deref(), Some("token_revoked"));
+
+        let offline = kit(ChannelUrls {
+            telegram: "http://127.0.0.1:9".into(),
+            graph: "http://127.0.0.1:9".into(),
+        });
+        assert_eq!(
+            offline.channels.telegram_poll_once(&token).await,
+            Err("unreachable")
+        );
+    }
+
+    #[actix_web::test]
+    async fn the_webhook_needs_the_secret_token() {
+        let k = kit(ChannelUrls::default());
+        k.put(SecretKind::TelegramBotToken, TOKEN);
+        let app = at::init_service(
+            actix_web::App::new()
+                .app_data(web::Data::from(k.channels.clone()))
+                .configure(routes),
+        )
+        .await;
+        let body = update(55, "Hello").to_string();
+        for secret in [None, Some("wrong")] {
+            let mut req = at::TestRequest::post()
+                .uri("/channels/telegram/webhook")
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(body.clone());
+            if let Some(s) = secret {
+                req = req.insert_header((SECRET_HEADER, s));
+            }
+            let resp = at::call_service(&app, req.to_request()).await;
+            assert_eq!(resp.status(), 401);
+        }
+        assert_eq!(k.message_count(), 0, "nothing stored");
+        assert_eq!(
+            k.channels
+                .health()
+                .check("telegram")
+                .and_then(|c| c.detail_code),
+            Some("webhook_secret_invalid".to_owned())
+        );
+
+        let secret = k
+            .channels
+            .telegram_webhook_secret(&Secret::new(TOKEN.to_owned()));
+        assert!(secret.len() <= 256 && secret.chars().all(|c| c.is_ascii_alphanumeric()));
+        // Groups are not answered.
+        let mut group = update(54, "Hello all");
+        group["message"]["chat"] =
+            serde_json::json!({"id": -100, "type": "group", "title": "Team"});
+        let req = at::TestRequest::post()
+            .uri("/channels/telegram/webhook")
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header((SECRET_HEADER, secret.clone()))
+            .set_payload(group.to_string())
+            .to_request();
+        assert_eq!(at::call_service(&app, req).await.status(), 200);
+        assert_eq!(k.message_count(), 0, "group ignored");
+
+        let req = at::TestRequest::post()
+            .uri("/channels/telegram/webhook")
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header((SECRET_HEADER, secret))
+            .set_payload(body)
+            .to_request();
+        let resp = at::call_service(&app, req).await;
+        assert_eq!(resp.status(), 200);
+        assert!(k.message_count() >= 1, "stored");
+    }
+
+    #[test]
+    fn non_text_messages_become_placeholders() {
+        let m: TgMessage = serde_json::from_value(serde_json::json!({
+            "message_id": 1, "chat": {"id": 1, "type": "private"}, "photo": [{"file_id": "x"}]
+        }))
+        .expect("message");
+        assert_eq!(placeholder(&m.rest), "[photo]");
+    }
+}

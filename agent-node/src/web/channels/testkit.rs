@@ -1,0 +1,121 @@
+//! A runtime over a temporary node.db with one retrieval agent and a KB document.
+
+use super::*;
+use crate::domain::secrets::{SecretKind, SecretSource};
+use crate::engine::llm::{LlmHealth, ProviderUrls, Providers};
+use outpost_crypto::Secret;
+
+pub(crate) struct Kit {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<Store>,
+    pub channels: Arc<Channels>,
+}
+
+pub(crate) fn kit(urls: ChannelUrls) -> Kit {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+    let master = Arc::new(MasterKey::from_bytes([11; 32]));
+    let providers = Providers::new(
+        ProviderUrls::default(),
+        SecretStore::new(store.clone(), master.clone()),
+    )
+    .expect("providers");
+    let runtime = Arc::new(Runtime::new(
+        store.clone(),
+        &master,
+        providers,
+        Arc::new(LlmHealth::default()),
+    ));
+    let config = serde_json::json!({
+        "revision": 1,
+        "agents": [{
+            "id": "a1",
+            "name": "Ava",
+            "model": {"provider": "retrieval"},
+            "channels": ["telegram", "whatsapp"]
+        }]
+    });
+    store
+        .with(|c| Store::set_meta(c, crate::platform::store::CONFIG_KEY, &config.to_string()))
+        .expect("config");
+    crate::domain::kb::KnowledgeBase::new(store.clone(), &master)
+        .add_document(
+            "hours.md",
+            crate::domain::kb::DocKind::Text,
+            b"Opening hours: the clinic is open Monday to Friday from 8 am to 6 pm.",
+            None,
+        )
+        .expect("kb");
+    let channels = Arc::new(
+        Channels::new(
+            runtime,
+            store.clone(),
+            master,
+            urls,
+            "http://acme.localhost:1",
+        )
+        .expect("channels"),
+    );
+    Kit {
+        dir,
+        store,
+        channels,
+    }
+}
+
+impl Kit {
+    pub(crate) fn put(&self, kind: SecretKind, value: &str) {
+        self.channels
+            .secrets
+            .put(kind, &Secret::new(value.to_owned()), SecretSource::Console)
+            .expect("secret");
+    }
+
+    pub(crate) fn message_count(&self) -> i64 {
+        self.store
+            .with(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
+            .expect("count")
+    }
+
+    /// Every byte of node.db and its WAL, for canaries.
+    pub(crate) fn db_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in ["node.db", "node.db-wal"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(f)) {
+                out.extend(b);
+            }
+        }
+        out
+    }
+}
+
+/// Runs delivery until the fake `server` received `n` requests whose path ends with
+/// `suffix` (answers are produced in background tasks); returns them.
+pub(crate) async fn deliver_until(
+    channels: &Arc<Channels>,
+    server: &wiremock::MockServer,
+    suffix: &str,
+    n: usize,
+) -> Vec<wiremock::Request> {
+    for _ in 0..100 {
+        channels.deliver_pending(&[]).await.expect("deliver");
+        let got: Vec<wiremock::Request> = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path().ends_with(suffix))
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{suffix} was not called {n} time(s)");
+}
+
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

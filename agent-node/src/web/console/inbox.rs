@@ -1,0 +1,407 @@
+//! Console pages: the inbox. Conversations refresh live (htmx polls the list and the
+//! transcript fragments every 3 s); a team member can take a conversation over, reply,
+//! hand it back to the assistant or close it.
+//!
+//! Replying to a conversation that is not taken over takes it over first (one click
+//! fewer, and the assistant never answers over a person): the reply form is always
+//! there, and says so while the assistant is in charge.
+
+use super::access::Nav;
+use super::{
+    human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
+    WriteSession,
+};
+use crate::domain::content::{Author, Content, ConversationStatus, ConversationSummary, Message};
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+/// Longest reply accepted, characters.
+pub const MAX_REPLY_CHARS: usize = 4000;
+/// Conversations shown in the list.
+const LIST_LIMIT: usize = 200;
+/// Messages shown in a transcript.
+const TRANSCRIPT_LIMIT: usize = 500;
+
+/// Routes of this section.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/inbox", web::get().to(index))
+        .route("/inbox/list", web::get().to(list_fragment))
+        .route("/inbox/{id}", web::get().to(conversation))
+        .route("/inbox/{id}/messages", web::get().to(messages_fragment))
+        .route("/inbox/{id}/reply", web::post().to(reply))
+        .route("/inbox/{id}/takeover", web::post().to(takeover))
+        .route("/inbox/{id}/handback", web::post().to(handback))
+        .route("/inbox/{id}/close", web::post().to(close));
+}
+
+pub(crate) fn content(state: &ConsoleState) -> Content {
+    Content::new(state.store.clone(), &state.master)
+}
+
+/// Which conversations a tab shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filter {
+    All,
+    Only(ConversationStatus),
+}
+
+impl Filter {
+    fn parse(s: Option<&str>) -> Self {
+        match s.and_then(ConversationStatus::parse) {
+            Some(st) => Self::Only(st),
+            None => Self::All,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Only(s) => s.as_str(),
+        }
+    }
+    fn status(self) -> Option<ConversationStatus> {
+        match self {
+            Self::All => None,
+            Self::Only(s) => Some(s),
+        }
+    }
+}
+
+struct Tab {
+    key: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+fn tabs(filter: Filter) -> Vec<Tab> {
+    [
+        ("all", "All"),
+        ("open", "Assistant"),
+        ("human", "With the team"),
+        ("closed", "Closed"),
+    ]
+    .into_iter()
+    .map(|(key, label)| Tab {
+        key,
+        label,
+        current: key == filter.as_str(),
+    })
+    .collect()
+}
+
+struct Row {
+    id: String,
+    contact_name: String,
+    channel: String,
+    status: &'static str,
+    status_label: &'static str,
+    preview: String,
+    updated: String,
+}
+
+impl From<ConversationSummary> for Row {
+    fn from(c: ConversationSummary) -> Self {
+        Self {
+            status: if c.waiting_since.is_some() {
+                "waiting"
+            } else {
+                c.status.as_str()
+            },
+            status_label: if c.waiting_since.is_some() {
+                "Waiting for the team"
+            } else {
+                c.status.label()
+            },
+            updated: human_time(c.updated_at),
+            id: c.id,
+            contact_name: c.contact_name,
+            channel: c.channel,
+            preview: c.preview,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
+    filter: &'static str,
+    tabs: Vec<Tab>,
+    rows: Vec<Row>,
+    due: Vec<DueReminder>,
+}
+
+/// A reminder follow-up whose time has come, shown above the conversations.
+struct DueReminder {
+    contact_id: String,
+    contact: String,
+    text: String,
+    due: String,
+}
+
+#[derive(Template)]
+#[template(path = "inbox_list.html")]
+struct InboxList {
+    rows: Vec<Row>,
+}
+
+struct Line {
+    who: &'static str,
+    class: &'static str,
+    body: Vec<String>,
+    at: String,
+}
+
+impl From<Message> for Line {
+    fn from(m: Message) -> Self {
+        let (who, class) = match m.author {
+            Author::Contact => ("Contact", "from-contact"),
+            Author::Agent => ("Assistant", "from-agent"),
+            Author::Human => ("Team", "from-human"),
+            Author::System => ("System", "from-system"),
+        };
+        Self {
+            who,
+            class,
+            body: m.body.lines().map(str::to_owned).collect(),
+            at: human_time(m.created_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "inbox_conversation.html")]
+struct ConversationPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
+    id: String,
+    contact_id: String,
+    contact_name: String,
+    channel: String,
+    status: &'static str,
+    status_label: &'static str,
+    taken_over: bool,
+    /// The customer asked for a person and nobody has taken it over yet.
+    waiting: bool,
+    closed: bool,
+    lines: Vec<Line>,
+    max_reply: usize,
+}
+
+#[derive(Template)]
+#[template(path = "inbox_messages.html")]
+struct MessagesFragment {
+    lines: Vec<Line>,
+}
+
+/// Query string of the inbox pages.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+async fn rows(state: &ConsoleState, filter: Filter) -> Result<Vec<Row>, ConsoleError> {
+    let content = content(state);
+    let list =
+        web::block(move || content.list_conversations(filter.status(), LIST_LIMIT)).await??;
+    Ok(list.into_iter().map(Row::from).collect())
+}
+
+/// `GET /inbox[?status=open|human|closed|all]`.
+pub async fn index(
+    state: web::Data<ConsoleState>,
+    session: ConsoleSession,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let filter = Filter::parse(query.status.as_deref());
+    let c = content(&state);
+    let due = web::block(move || {
+        let mut out = Vec::new();
+        for f in c.due_followups(crate::platform::store::now())? {
+            if f.kind != crate::domain::content::FollowupKind::Reminder {
+                continue;
+            }
+            let contact = c
+                .contact(&f.contact_id)?
+                .map(|d| d.display_name)
+                .unwrap_or_default();
+            out.push(DueReminder {
+                contact,
+                due: human_time(f.due_at),
+                contact_id: f.contact_id,
+                text: f.text,
+            });
+        }
+        Ok::<_, crate::domain::content::ContentError>(out)
+    })
+    .await??;
+    render(&InboxPage {
+        nav: Nav::for_session(&session),
+        filter: filter.as_str(),
+        tabs: tabs(filter),
+        rows: rows(&state, filter).await?,
+        due,
+    })
+}
+
+/// `GET /inbox/list?status=…`: only the table (polled by the inbox page).
+pub async fn list_fragment(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ConsoleError> {
+    let filter = Filter::parse(query.status.as_deref());
+    render(&InboxList {
+        rows: rows(&state, filter).await?,
+    })
+}
+
+/// `GET /inbox/{id}`: the transcript and the controls.
+pub async fn conversation(
+    state: web::Data<ConsoleState>,
+    session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let content = content(&state);
+    let (conv, contact, messages) = web::block(move || {
+        let conv = content
+            .conversation(&id)?
+            .ok_or(crate::domain::content::ContentError::NotFound)?;
+        let contact = content.contact(&conv.contact_id)?;
+        let messages = content.recent_messages(&conv.id, TRANSCRIPT_LIMIT)?;
+        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages))
+    })
+    .await??;
+    render(&ConversationPage {
+        nav: Nav::for_session(&session),
+        contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
+        status: conv.status.as_str(),
+        status_label: conv.status_label(),
+        taken_over: conv.taken_over(),
+        waiting: conv.waiting_since.is_some(),
+        closed: conv.status == ConversationStatus::Closed,
+        lines: messages.into_iter().map(Line::from).collect(),
+        max_reply: MAX_REPLY_CHARS,
+        id: conv.id,
+        contact_id: conv.contact_id,
+        channel: conv.channel,
+    })
+}
+
+/// `GET /inbox/{id}/messages`: only the transcript (polled by the conversation page).
+pub async fn messages_fragment(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let content = content(&state);
+    let messages = web::block(move || content.recent_messages(&id, TRANSCRIPT_LIMIT)).await??;
+    render(&MessagesFragment {
+        lines: messages.into_iter().map(Line::from).collect(),
+    })
+}
+
+/// Body of `POST /inbox/{id}/reply`.
+#[derive(serde::Deserialize)]
+pub struct ReplyForm {
+    text: String,
+}
+
+/// `POST /inbox/{id}/reply`: appends a team member's message, taking the conversation
+/// over first when the assistant is in charge.
+pub async fn reply(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<ReplyForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let text = form.into_inner().text;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ConsoleError::BadRequest("Write a reply first.".into()));
+    }
+    if text.chars().count() > MAX_REPLY_CHARS {
+        return Err(ConsoleError::BadRequest(format!(
+            "A reply can be at most {MAX_REPLY_CHARS} characters."
+        )));
+    }
+    let text = text.to_owned();
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let conv = id.clone();
+    web::block(move || {
+        let c = content
+            .conversation(&conv)?
+            .ok_or(crate::domain::content::ContentError::NotFound)?;
+        if !c.taken_over() {
+            content.set_status(&conv, ConversationStatus::Human, &actor)?;
+        }
+        content.append_message(&conv, Author::Human, &text)
+    })
+    .await??;
+    Ok(see_other(&format!("/inbox/{id}")))
+}
+
+async fn change_status(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    id: String,
+    status: ConversationStatus,
+) -> Result<HttpResponse, ConsoleError> {
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let conv = id.clone();
+    web::block(move || content.set_status(&conv, status, &actor)).await??;
+    Ok(see_other(&format!("/inbox/{id}")))
+}
+
+/// `POST /inbox/{id}/takeover`: a team member answers from now on.
+pub async fn takeover(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    change_status(state, session, path.into_inner(), ConversationStatus::Human).await
+}
+
+/// `POST /inbox/{id}/handback`: the assistant answers again.
+pub async fn handback(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    change_status(state, session, path.into_inner(), ConversationStatus::Open).await
+}
+
+/// `POST /inbox/{id}/close`.
+pub async fn close(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    change_status(
+        state,
+        session,
+        path.into_inner(),
+        ConversationStatus::Closed,
+    )
+    .await
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

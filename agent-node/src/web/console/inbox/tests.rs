@@ -1,0 +1,333 @@
+use super::*;
+use crate::web::console::tests::{fixture, Fixture};
+use actix_web::cookie::Cookie;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::test as at;
+
+pub(crate) const ORIGIN: &str = "http://acme-dental.localhost:40123";
+
+macro_rules! app {
+    ($f:expr) => {
+        at::init_service(
+            actix_web::App::new()
+                .app_data($f.data.clone())
+                // as in `console::start`
+                .app_data(actix_web::web::FormConfig::default().limit(64 * 1024))
+                .wrap(crate::web::console::security_headers())
+                .configure(crate::web::console::routes),
+        )
+        .await
+    };
+}
+pub(crate) use app;
+
+/// Signs in through the handoff link and returns the session cookie.
+macro_rules! sign_in {
+    ($f:expr, $app:expr) => {{
+        let t = crate::web::console::tests::token(&$f, $f.data.node_id.as_str(), 120);
+        let r = at::call_service(
+            &$app,
+            at::TestRequest::get()
+                .uri(&format!("/auth/handoff?token={t}"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), actix_web::http::StatusCode::OK);
+        r.response()
+            .cookies()
+            .find(|c| c.name() == crate::web::console::session::SESSION_COOKIE)
+            .expect("session cookie")
+            .into_owned()
+    }};
+}
+pub(crate) use sign_in;
+
+pub(crate) async fn body(r: ServiceResponse) -> String {
+    String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8")
+}
+
+pub(crate) fn post(uri: &str, cookie: &Cookie<'static>) -> at::TestRequest {
+    at::TestRequest::post()
+        .uri(uri)
+        .insert_header(("origin", ORIGIN))
+        .cookie(cookie.clone())
+}
+
+fn seed(f: &Fixture) -> (Content, String) {
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let contact = c
+        .contact_for_identity("telegram", "777", Some("Maria Lopez"))
+        .expect("contact");
+    let conv = c
+        .current_conversation(&contact, "agent-1", "telegram")
+        .expect("conv");
+    c.append_message(
+        &conv.id,
+        Author::Contact,
+        "Can I book a cleaning on Friday?",
+    )
+    .expect("m");
+    c.append_message(&conv.id, Author::Agent, "Friday 10:00 is free.")
+        .expect("m");
+    (c, conv.id)
+}
+
+#[actix_web::test]
+async fn inbox_lists_shows_and_controls_conversations() {
+    let f = fixture();
+    let (content, conv) = seed(&f);
+    let app = app!(f);
+    let cookie = sign_in!(f, app);
+
+    for uri in ["/inbox", "/inbox?status=open", "/inbox/list?status=all"] {
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(uri)
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{uri}");
+        let b = body(r).await;
+        assert!(b.contains("Maria Lopez"), "{uri}: {b}");
+        assert!(b.contains("Friday 10:00 is free."), "{uri}");
+        assert!(b.contains(&format!("/inbox/{conv}")));
+    }
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri("/inbox/list?status=human")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let b = body(r).await;
+    assert!(!b.contains("Maria Lopez") && !b.contains("<html"), "{b}");
+
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/inbox/{conv}"))
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = body(r).await;
+    assert!(b.contains("Can I book a cleaning on Friday?"));
+    assert!(b.contains(&format!(r#"hx-get="/inbox/{conv}/messages""#)));
+
+    // take over
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/takeover"), &cookie).to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        content
+            .conversation(&conv)
+            .expect("get")
+            .expect("some")
+            .status,
+        ConversationStatus::Human
+    );
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/inbox/{conv}/messages"))
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let b = body(r).await;
+    assert!(b.contains("A team member joined the conversation"), "{b}");
+    assert!(!b.contains("<html"));
+
+    // reply
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/reply"), &cookie)
+            .set_form([("text", "Hi Maria, this is Dr. Chen.")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let last = content.recent_messages(&conv, 1).expect("recent");
+    assert_eq!(last[0].author, Author::Human);
+    assert_eq!(last[0].body, "Hi Maria, this is Dr. Chen.");
+
+    // too long, empty
+    for text in ["x".repeat(MAX_REPLY_CHARS + 1), "   ".to_owned()] {
+        let r = at::call_service(
+            &app,
+            post(&format!("/inbox/{conv}/reply"), &cookie)
+                .set_form([("text", text.as_str())])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/reply"), &cookie)
+            .set_form([("text", "é".repeat(MAX_REPLY_CHARS).as_str())])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "4000 characters are fine"
+    );
+
+    // hand back, close
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/handback"), &cookie).to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        content
+            .conversation(&conv)
+            .expect("get")
+            .expect("some")
+            .status,
+        ConversationStatus::Open
+    );
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/close"), &cookie).to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        content
+            .conversation(&conv)
+            .expect("get")
+            .expect("some")
+            .status,
+        ConversationStatus::Closed
+    );
+
+    // replying to a conversation not taken over takes it over
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{conv}/reply"), &cookie)
+            .set_form([("text", "One more thing")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        content
+            .conversation(&conv)
+            .expect("get")
+            .expect("some")
+            .status,
+        ConversationStatus::Human
+    );
+    let tl = content
+        .timeline(
+            &content
+                .conversation(&conv)
+                .expect("get")
+                .expect("some")
+                .contact_id,
+            100,
+        )
+        .expect("timeline");
+    assert!(tl.iter().any(|e| e.actor.as_deref() == Some("user-1")
+        && e.kind == crate::domain::content::TimelineKind::Event("conversation_takeover".into())));
+}
+
+#[actix_web::test]
+async fn inbox_refuses_without_session_foreign_origin_and_unknown_ids() {
+    let f = fixture();
+    let (content, conv) = seed(&f);
+    let app = app!(f);
+    for uri in [
+        "/inbox".to_owned(),
+        "/inbox/list".to_owned(),
+        format!("/inbox/{conv}"),
+        format!("/inbox/{conv}/messages"),
+    ] {
+        let r = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(!body(r).await.contains("Friday"));
+    }
+    let r = at::call_service(
+        &app,
+        at::TestRequest::post()
+            .uri(&format!("/inbox/{conv}/takeover"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let cookie = sign_in!(f, app);
+    let r = at::call_service(
+        &app,
+        at::TestRequest::post()
+            .uri(&format!("/inbox/{conv}/takeover"))
+            .insert_header(("origin", "http://evil.localhost"))
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = at::call_service(
+        &app,
+        at::TestRequest::post()
+            .uri(&format!("/inbox/{conv}/reply"))
+            .insert_header(("origin", "http://evil.localhost"))
+            .cookie(cookie.clone())
+            .set_form([("text", "hi")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        content
+            .conversation(&conv)
+            .expect("get")
+            .expect("some")
+            .status,
+        ConversationStatus::Open
+    );
+
+    let unknown = uuid::Uuid::new_v4();
+    for uri in [
+        format!("/inbox/{unknown}"),
+        format!("/inbox/{unknown}/messages"),
+        "/inbox/not-an-id".to_owned(),
+    ] {
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&uri)
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{uri}");
+    }
+    for uri in [
+        format!("/inbox/{unknown}/takeover"),
+        format!("/inbox/{unknown}/close"),
+    ] {
+        let r = at::call_service(&app, post(&uri, &cookie).to_request()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{uri}");
+    }
+    let r = at::call_service(
+        &app,
+        post(&format!("/inbox/{unknown}/reply"), &cookie)
+            .set_form([("text", "hi")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

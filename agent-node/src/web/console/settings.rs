@@ -1,0 +1,245 @@
+//! Console pages: settings — the AI provider keys. A key entered here is sealed under
+//! the node's master key and never leaves the node; the page shows only its kind,
+//! fingerprint, last four characters and when it was added.
+
+use super::access::Nav;
+use super::flash::{see_other_done, Done};
+use super::{render, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use crate::domain::secrets::{SecretKind, SecretMeta, SecretSource, SecretStore};
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use outpost_crypto::Secret;
+use serde::Deserialize;
+
+/// Longest secret accepted, characters.
+pub const MAX_SECRET_CHARS: usize = 4096;
+
+struct Row {
+    kind: SecretKind,
+    meta: Option<SecretMeta>,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    /// The links this session may follow (`base.html`).
+    nav: Nav,
+    rows: Vec<Row>,
+}
+
+fn store(state: &ConsoleState) -> SecretStore {
+    SecretStore::new(state.store.clone(), state.master.clone())
+}
+
+fn when(t: &i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(*t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+async fn page(
+    state: web::Data<ConsoleState>,
+    session: ConsoleSession,
+) -> Result<HttpResponse, ConsoleError> {
+    let secrets = store(&state);
+    let stored = web::block(move || secrets.list()).await??;
+    let rows = SecretKind::ALL
+        .iter()
+        .map(|k| Row {
+            kind: *k,
+            meta: stored.iter().find(|m| m.kind == *k).cloned(),
+        })
+        .collect();
+    render(&SettingsPage {
+        nav: Nav::for_session(&session),
+        rows,
+    })
+}
+
+#[derive(Deserialize)]
+struct SecretForm {
+    kind: String,
+    value: String,
+}
+
+async fn save(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    form: web::Form<SecretForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let SecretForm { kind, value } = form.into_inner();
+    let kind = SecretKind::parse(&kind)
+        .ok_or_else(|| ConsoleError::BadRequest("Choose one of the listed key types.".into()))?;
+    let value = Secret::new(value.trim().to_owned());
+    if value.expose().is_empty() {
+        return Err(ConsoleError::BadRequest("Paste the key first.".into()));
+    }
+    if value.expose().chars().count() > MAX_SECRET_CHARS
+        || value.expose().contains(char::is_whitespace)
+    {
+        return Err(ConsoleError::BadRequest(
+            "That does not look like an API key (no spaces, at most 4,096 characters).".into(),
+        ));
+    }
+    let secrets = store(&state);
+    web::block(move || secrets.put(kind, &value, SecretSource::Console)).await??;
+    tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key set in the console");
+    Ok(see_other_done("/settings", Done::Saved))
+}
+
+async fn remove(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let kind = SecretKind::parse(&path).ok_or(ConsoleError::NotFound)?;
+    let secrets = store(&state);
+    web::block(move || secrets.remove(kind)).await??;
+    tracing::info!(user = %session.user_id, kind = kind.as_str(), "provider key removed in the console");
+    Ok(see_other_done("/settings", Done::KeyRemoved))
+}
+
+/// Routes of this section.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings", web::get().to(page))
+        .route("/settings/secrets", web::post().to(save))
+        .route("/settings/secrets/{kind}/delete", web::post().to(remove));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_SECRET_CHARS;
+    use crate::web::console::tests::{fixture, token_with_scopes, ADMIN};
+    use crate::web::console::{routes, security_headers};
+    use actix_web::{http::StatusCode, test as at, App};
+
+    #[actix_web::test]
+    async fn keys_are_set_shown_masked_and_removed() {
+        let f = fixture();
+        let app = at::init_service(
+            App::new()
+                .app_data(f.data.clone())
+                .wrap(security_headers())
+                .configure(routes),
+        )
+        .await;
+        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/auth/handoff?token={t}"))
+                .to_request(),
+        )
+        .await;
+        let cookie = r
+            .response()
+            .cookies()
+            .next()
+            .expect("session cookie")
+            .into_owned();
+        let origin = "http://acme-dental.localhost:40123";
+        let post = |form: &'static str, uri: &'static str, origin: &'static str| {
+            at::TestRequest::post()
+                .uri(uri)
+                .insert_header(("origin", origin))
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .cookie(cookie.clone())
+                .set_payload(form)
+                .to_request()
+        };
+        let r = at::call_service(
+            &app,
+            post(
+                "kind=openai_api_key&value=sk-live-canary-77aa",
+                "/settings/secrets",
+                origin,
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/settings")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(body.contains("…77aa"), "{body}");
+        let fingerprint = crate::domain::secrets::fingerprint(
+            &f.data.master,
+            &outpost_crypto::Secret::new("sk-live-canary-77aa".into()),
+        );
+        assert!(body.contains(&fingerprint), "shows the fingerprint");
+        assert!(!body.contains("sk-live-canary"), "never the value");
+        assert!(body.contains("type=\"password\""));
+
+        let too_long: &'static str = format!(
+            "kind=openai_api_key&value={}",
+            "k".repeat(MAX_SECRET_CHARS + 1)
+        )
+        .leak();
+        for (form, status) in [
+            ("kind=openai_api_key&value=", StatusCode::BAD_REQUEST),
+            ("kind=openai_api_key&value=+++", StatusCode::BAD_REQUEST),
+            ("kind=nope&value=abc", StatusCode::BAD_REQUEST),
+            (too_long, StatusCode::BAD_REQUEST),
+        ] {
+            let r = at::call_service(&app, post(form, "/settings/secrets", origin)).await;
+            assert_eq!(r.status(), status, "{form:.40}");
+        }
+        let secrets =
+            crate::domain::secrets::SecretStore::new(f.data.store.clone(), f.data.master.clone());
+        assert_eq!(
+            secrets
+                .get(crate::domain::secrets::SecretKind::OpenaiApiKey)
+                .expect("get")
+                .expect("still set")
+                .expose(),
+            "sk-live-canary-77aa",
+            "a refused form changes nothing"
+        );
+        let r = at::call_service(
+            &app,
+            post(
+                "kind=openai_api_key&value=x",
+                "/settings/secrets",
+                "http://evil.localhost",
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::post()
+                .uri("/settings/secrets")
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload("kind=openai_api_key&value=x")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+        let r = at::call_service(
+            &app,
+            post("", "/settings/secrets/openai_api_key/delete", origin),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/settings")
+                .cookie(cookie)
+                .to_request(),
+        )
+        .await;
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(!body.contains("…77aa"));
+    }
+}
