@@ -113,7 +113,7 @@ fn bootstrap_path(cp: &ControlPlane, node_id: &str) -> PathBuf {
 pub async fn enroll_nodes(cp: &ControlPlane, n: usize) -> anyhow::Result<Vec<FakeNode>> {
     let cfg = cp.config.clone();
     let token = tokio::task::spawn_blocking(move || {
-        control_plane::app::create_token_cli(&cfg, "bench@example.test", "bench")
+        control_plane::cli::token_create(&cfg, "bench@example.test", "bench")
     })
     .await??;
     let api = reqwest::Client::builder()
