@@ -14,6 +14,7 @@ mod cli;
 mod exports;
 mod gateway;
 mod journey;
+mod layers;
 mod lifecycle;
 mod mail;
 mod members;
