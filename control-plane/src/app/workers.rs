@@ -43,7 +43,13 @@ pub fn start(state: &State) {
 
 /// One pass of the fleet sweeper.
 fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
-    provisioning::sweep(conn, state)?;
+    let cx = provisioning::SweepContext {
+        started_at: state.started_at,
+        offline_after_secs: state.config.offline_after_secs,
+        enroll_timeout_secs: state.config.enroll_timeout_secs,
+        notifier: state.notifier(),
+    };
+    provisioning::sweep(conn, &cx)?;
     secrets::expire_undelivered(conn)?;
     for node in workspaces::end_export_windows(conn, state)? {
         state.command_notify.notify(&node);

@@ -1,122 +1,39 @@
-//! Suspension of a workspace: its node stops answering on every channel but keeps its
-//! data, and its console still opens so the owners can read, export and fix what is wrong.
-//!
-//! A workspace can be suspended for several causes at once (an operator's decision, an
-//! unpaid invoice). Each cause is a row in `workspace_suspensions`; the node gets
-//! `suspend` when the first cause starts and `resume` when the last one is lifted, so
-//! paying an invoice does not undo an operator's suspension. Cancelled workspaces are
-//! suspended by `workspaces::cancel` and never resumed from here.
+//! Suspending and resuming a workspace for a cause, bringing late nodes in line, and the
+//! node's acknowledgements. They take a connection and a [`Context`] (where emails go out
+//! from, and the long-poll wake-ups), never the app state.
 
-use crate::app::State;
+use super::model::{Suspension, NOTIFIED_ROLES};
+use super::store::{self, active, enrolled_nodes};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
+use crate::gateway::CommandNotify;
 use crate::infra::db::{self, DbConn};
-use crate::infra::schema::{nodes, workspace_suspensions as ws_s, workspaces};
-use crate::notify::{self, emails};
-use crate::provisioning::{self, state};
-use diesel::prelude::*;
+use crate::notify::{self, emails, Notifier};
+use crate::provisioning::{self, NodeState};
 use outpost_protocol::CommandKind;
 
-/// Suspended by an operator, with a reason the owners can read.
-pub const OPERATOR: &str = "operator";
-/// Suspended because an invoice stayed unpaid past the grace period.
-pub const PAYMENT: &str = "payment";
-
-/// Longest operator reason kept (it is shown to the owners and stored in the CP).
-pub const MAX_REASON: usize = 500;
-
-/// One active cause of a suspension, as the workspace page shows it.
-#[derive(Debug, Clone, Queryable, serde::Serialize)]
-pub struct Suspension {
-    /// `operator` or `payment`.
-    pub code: String,
-    /// The operator's words (empty for `payment`).
-    pub reason: String,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
-impl Suspension {
-    /// What the owners read on the workspace page.
-    pub fn explain(&self) -> String {
-        match self.code.as_str() {
-            PAYMENT => "Payment is needed: an invoice is unpaid past its grace period, or the subscription has ended. Pay or subscribe again from Billing and the workspace resumes within a minute.".into(),
-            OPERATOR if !self.reason.is_empty() => format!("Suspended by Outpost staff: {}", self.reason),
-            _ => "Suspended by Outpost staff. Contact support to find out why.".into(),
-        }
-    }
-}
-
-/// The active causes of a workspace's suspension, oldest first (empty: not suspended).
-pub fn active(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<Suspension>> {
-    Ok(ws_s::table
-        .filter(ws_s::workspace_id.eq(ws_id))
-        .filter(ws_s::lifted_at.is_null())
-        .order(ws_s::created_at.asc())
-        .select((ws_s::code, ws_s::reason, ws_s::created_at))
-        .load(conn)?)
-}
-
-/// Serialises suspend/resume of one workspace: each reads the active causes and then
-/// writes, so two running at once (a resume and a new cause) could otherwise leave the node
-/// resumed with a cause still active. A no-op update takes the row lock on PostgreSQL (on
-/// SQLite the transaction already holds the write lock).
-fn lock_workspace(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
-    diesel::update(workspaces::table.find(ws_id))
-        .set(workspaces::config_revision.eq(workspaces::config_revision))
-        .execute(conn)?;
-    Ok(())
-}
-
-fn name_and_deleted(conn: &mut DbConn, ws_id: &str) -> AppResult<(String, Option<i64>)> {
-    workspaces::table
-        .find(ws_id)
-        .select((workspaces::name, workspaces::deleted_at))
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)
+/// What suspending and resuming need besides the connection.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Where the owners' emails go out from.
+    pub notifier: Notifier<'a>,
+    /// Wakes the nodes' long-polls once a command is queued.
+    pub command_notify: &'a CommandNotify,
 }
 
 /// Emails the workspace's owners in the background.
 fn email_owners<T: askama::Template>(
     conn: &mut DbConn,
-    st: &State,
+    cx: &Context<'_>,
     ws_id: &str,
     email: &T,
 ) -> AppResult<()> {
-    let owners = notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
-    notify::emails::send_later(&st.mailer, owners, email)
+    let owners = notify::addresses_of(conn, ws_id, NOTIFIED_ROLES)?;
+    notify::emails::send_later(cx.notifier.mailer, owners, email)
 }
 
-fn workspace_page(st: &State, ws_id: &str) -> emails::Line {
-    format!("{}/workspaces/{ws_id}", st.public_url).into()
-}
-
-/// A workspace's nodes that hold a certificate and take commands.
-pub fn enrolled_nodes(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
-    Ok(nodes::table
-        .filter(nodes::workspace_id.eq(ws_id))
-        .filter(nodes::state.eq_any(state::ENROLLED))
-        .select(nodes::id)
-        .load(conn)?)
-}
-
-/// Validates an operator's reason: required, one paragraph, bounded.
-pub fn clean_reason(raw: &str) -> AppResult<String> {
-    let r = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    if r.is_empty() {
-        return Err(AppError::invalid(
-            Code::ReasonRequired,
-            "Give the reason: the workspace's owners will read it.",
-        ));
-    }
-    if r.chars().count() > MAX_REASON {
-        return Err(AppError::invalid(
-            Code::ReasonTooLong,
-            "Keep the reason under 500 characters.",
-        ));
-    }
-    Ok(r)
+fn workspace_page(cx: &Context<'_>, ws_id: &str) -> emails::Line {
+    format!("{}/workspaces/{ws_id}", cx.notifier.public_url).into()
 }
 
 /// Suspends a workspace for `code` (`reason` is shown to the owners). Starting a cause
@@ -124,14 +41,14 @@ pub fn clean_reason(raw: &str) -> AppResult<String> {
 /// `suspend` when this is the first active cause; the owners get an email.
 pub fn suspend(
     conn: &mut DbConn,
-    st: &State,
+    cx: &Context<'_>,
     ws_id: &str,
     code: &str,
     reason: &str,
     actor: &str,
     ip: Option<&str>,
 ) -> AppResult<bool> {
-    let (name, deleted) = name_and_deleted(conn, ws_id)?;
+    let (name, deleted) = store::name_and_deleted(conn, ws_id)?;
     if deleted.is_some() {
         return Err(AppError::Conflict(
             Code::WorkspaceDeleted,
@@ -139,21 +56,12 @@ pub fn suspend(
         ));
     }
     let nodes = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        lock_workspace(conn, ws_id)?;
+        store::lock_workspace(conn, ws_id)?;
         let current = active(conn, ws_id)?;
         if current.iter().any(|s| s.code == code) {
             return Ok(None);
         }
-        diesel::insert_into(ws_s::table)
-            .values((
-                ws_s::id.eq(db::new_id()),
-                ws_s::workspace_id.eq(ws_id),
-                ws_s::code.eq(code),
-                ws_s::reason.eq(reason),
-                ws_s::actor.eq(actor),
-                ws_s::created_at.eq(db::now()),
-            ))
-            .execute(conn)?;
+        store::insert(conn, ws_id, code, reason, actor)?;
         let nodes = enrolled_nodes(conn, ws_id)?;
         if current.is_empty() {
             for id in &nodes {
@@ -172,7 +80,7 @@ pub fn suspend(
         return Ok(false);
     };
     for id in &nodes {
-        st.command_notify.notify(id);
+        cx.command_notify.notify(id);
     }
     audit::record(
         conn,
@@ -194,12 +102,12 @@ pub fn suspend(
     .explain();
     email_owners(
         conn,
-        st,
+        cx,
         ws_id,
         &emails::Suspended {
             workspace: name.into(),
             why: why.into(),
-            page: workspace_page(st, ws_id),
+            page: workspace_page(cx, ws_id),
         },
     )?;
     Ok(true)
@@ -209,24 +117,16 @@ pub fn suspend(
 /// sent `resume` and the owners get an email. Returns whether a cause was lifted.
 pub fn resume(
     conn: &mut DbConn,
-    st: &State,
+    cx: &Context<'_>,
     ws_id: &str,
     code: &str,
     actor: &str,
     ip: Option<&str>,
 ) -> AppResult<bool> {
-    let (name, deleted) = name_and_deleted(conn, ws_id)?;
+    let (name, deleted) = store::name_and_deleted(conn, ws_id)?;
     let outcome = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        lock_workspace(conn, ws_id)?;
-        let n = diesel::update(
-            ws_s::table
-                .filter(ws_s::workspace_id.eq(ws_id))
-                .filter(ws_s::code.eq(code))
-                .filter(ws_s::lifted_at.is_null()),
-        )
-        .set((ws_s::lifted_at.eq(db::now()), ws_s::lifted_by.eq(actor)))
-        .execute(conn)?;
-        if n == 0 {
+        store::lock_workspace(conn, ws_id)?;
+        if !store::lift(conn, ws_id, code, actor)? {
             return Ok(None);
         }
         let remaining = active(conn, ws_id)?;
@@ -263,15 +163,15 @@ pub fn resume(
     )?;
     if let Some(nodes) = resumed {
         for id in &nodes {
-            st.command_notify.notify(id);
+            cx.command_notify.notify(id);
         }
         email_owners(
             conn,
-            st,
+            cx,
             ws_id,
             &emails::Resumed {
                 workspace: name.into(),
-                page: workspace_page(st, ws_id),
+                page: workspace_page(cx, ws_id),
             },
         )?;
     }
@@ -287,11 +187,7 @@ pub fn resume(
 /// node that is not suspended). Cancelled workspaces are left to `workspaces::cancel`.
 /// Returns whether a command was queued.
 pub fn sync_node(conn: &mut DbConn, node_id: &str, rejoins: bool) -> AppResult<bool> {
-    let (ws_id, deleted): (String, Option<i64>) = nodes::table
-        .inner_join(workspaces::table)
-        .filter(nodes::id.eq(node_id))
-        .select((workspaces::id, workspaces::deleted_at))
-        .first(conn)?;
+    let (ws_id, deleted) = store::workspace_of_node(conn, node_id)?;
     if deleted.is_some() {
         return Ok(false);
     }
@@ -306,9 +202,16 @@ pub fn sync_node(conn: &mut DbConn, node_id: &str, rejoins: bool) -> AppResult<b
     Ok(true)
 }
 
-/// Gateway side: the node acknowledged `resume`, so it leaves `suspended`; its next
-/// report decides between healthy and degraded.
+/// The node acknowledged `suspend`: it confirmed that its channels stopped, and only now
+/// is it shown suspended.
+pub fn on_suspend_ack(conn: &mut DbConn, node_id: &str) -> AppResult<()> {
+    provisioning::move_node(conn, node_id, &NodeState::REPORTING, NodeState::Suspended)?;
+    Ok(())
+}
+
+/// The node acknowledged `resume`, so it leaves `suspended`; its next report decides
+/// between healthy and degraded.
 pub fn on_resume_ack(conn: &mut DbConn, node_id: &str) -> AppResult<()> {
-    provisioning::transition(conn, node_id, &[state::SUSPENDED], state::HEALTHY)?;
+    provisioning::move_node(conn, node_id, &[NodeState::Suspended], NodeState::Healthy)?;
     Ok(())
 }
