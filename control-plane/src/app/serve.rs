@@ -129,7 +129,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         ca,
         capability,
         mailer,
-        provisioner,
+        provisioner: std::sync::Arc::new(provisioner),
         started_at: db::now(),
         command_notify: gateway::CommandNotify::default(),
         csr_limiter: KeyedLimiter::new(50, 50 * 60),

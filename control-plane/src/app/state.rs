@@ -29,7 +29,7 @@ pub struct AppState {
     /// Outgoing mail.
     pub mailer: Mailer,
     /// Node provider.
-    pub provisioner: Provisioner,
+    pub provisioner: std::sync::Arc<Provisioner>,
     /// Unix seconds when this process started (no offline transitions for 5 min after).
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.

@@ -3,19 +3,52 @@
 //! one database and a crashed worker's job is taken over when its lease expires. Failures
 //! back off exponentially (`next_run_at`) up to `max_attempts`.
 //!
-//! Long-running parts stay on the app state: a job drives the provider, whose supervisor
-//! tasks outlive the request (layering exception, see `app/workers.rs`).
+//! The worker and the provider's process supervisors share one [`Runtime`], built by
+//! `app/workers.rs` from the app state.
 
 use super::model::state;
+use super::providers::Provisioner;
 use super::service::{event, fail, mark_destroyed, transition};
 use super::store;
-use crate::app::State;
 use crate::error::AppError;
-use crate::infra::db;
+use crate::infra::db::{self, DbPool};
+use crate::infra::mail::Mailer;
+use crate::notify::Notifier;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::model::job::{DEPROVISION_TIMEOUT, DESTROY_SERVER, PROVISION, RESTART_SERVER};
 pub use super::store::{claim, enqueue, Job};
+
+/// What the job worker and the provider's supervisors need; shared by every task they
+/// start, so they outlive no request.
+pub struct Runtime {
+    /// Database pool.
+    pub db: DbPool,
+    /// The provider of servers (the app state holds the same one).
+    pub provisioner: Arc<Provisioner>,
+    /// URL nodes use to reach the gateway (written into bootstrap bundles).
+    pub gateway_url: String,
+    /// The internal CA's certificate (written into bootstrap bundles).
+    pub ca_pem: String,
+    /// Outgoing mail, for failure notices.
+    pub mailer: Mailer,
+    /// Public base URL of the UI, for links in notices.
+    pub public_url: String,
+}
+
+impl Runtime {
+    /// Where failure notices go out from.
+    pub fn notifier(&self) -> Notifier<'_> {
+        Notifier {
+            mailer: &self.mailer,
+            public_url: &self.public_url,
+        }
+    }
+}
+
+/// A shared [`Runtime`].
+pub type Shared = Arc<Runtime>;
 
 /// Error of a job step: the step name and a stable code, shown to the user in words.
 #[derive(Debug)]
@@ -38,7 +71,7 @@ impl From<AppError> for StepError {
     }
 }
 
-async fn run_job(state: &State, job: &Job) -> Result<(), StepError> {
+async fn run_job(state: &Shared, job: &Job) -> Result<(), StepError> {
     match job.kind.as_str() {
         PROVISION => provision(state, &job.node_id).await,
         DESTROY_SERVER => destroy_server(state, &job.node_id).await,
@@ -52,7 +85,7 @@ async fn run_job(state: &State, job: &Job) -> Result<(), StepError> {
     }
 }
 
-async fn provision(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn provision(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let proceed = db::run(&state.db, move |conn| {
         let st = store::state_of(conn, &id)?;
@@ -65,12 +98,12 @@ async fn provision(state: &State, node_id: &str) -> Result<(), StepError> {
     if !proceed {
         return Ok(());
     }
-    let super::providers::Provisioner::Local(local) = &state.provisioner;
+    let Provisioner::Local(local) = &*state.provisioner;
     local.create_server(state, node_id).await
 }
 
-async fn destroy_server(state: &State, node_id: &str) -> Result<(), StepError> {
-    let super::providers::Provisioner::Local(local) = &state.provisioner;
+async fn destroy_server(state: &Shared, node_id: &str) -> Result<(), StepError> {
+    let Provisioner::Local(local) = &*state.provisioner;
     local
         .destroy_server(node_id)
         .await
@@ -93,7 +126,7 @@ async fn destroy_server(state: &State, node_id: &str) -> Result<(), StepError> {
     Ok(())
 }
 
-async fn deprovision_timeout(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn deprovision_timeout(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let pending = db::run(&state.db, move |conn| {
         let st = store::state_of(conn, &id)?;
@@ -109,7 +142,7 @@ async fn deprovision_timeout(state: &State, node_id: &str) -> Result<(), StepErr
     Ok(())
 }
 
-async fn restart_server(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn restart_server(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let waiting = db::run(&state.db, move |conn| {
         let st = store::state_of(conn, &id)?;
@@ -120,12 +153,12 @@ async fn restart_server(state: &State, node_id: &str) -> Result<(), StepError> {
         // Moved on meanwhile (reported, deprovisioned, failed again): nothing to start.
         return Ok(());
     }
-    let super::providers::Provisioner::Local(local) = &state.provisioner;
+    let Provisioner::Local(local) = &*state.provisioner;
     local.restart_server(state, node_id).await
 }
 
 /// Claims and runs jobs until the process exits.
-pub async fn run_worker(state: State) {
+pub async fn run_worker(state: Shared) {
     let worker = format!("worker-{}", uuid::Uuid::new_v4());
     loop {
         let w = worker.clone();

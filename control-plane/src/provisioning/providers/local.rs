@@ -7,13 +7,12 @@
 //! when still alive (found by pid file and `/proc/<pid>/cmdline`), else restarted.
 
 //!
-//! Takes the app state (layering exception): its supervisor tasks outlive the job that
-//! started them and reach the provider and the database through it.
+//! Its supervisor tasks outlive the job that started them: they hold the shared
+//! [`Runtime`](crate::provisioning::jobs::Runtime).
 
-use crate::app::State;
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
-use crate::provisioning::jobs::StepError;
+use crate::provisioning::jobs::{Shared, StepError};
 use crate::provisioning::model::{state, NodeState};
 use crate::provisioning::service::{event, fail, transition};
 use crate::provisioning::store;
@@ -129,12 +128,12 @@ impl LocalProcess {
 
     /// Creates (or finds) the node's server: writes the bootstrap bundle with a fresh
     /// single-use token and starts the process. Idempotent by node id.
-    pub async fn create_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+    pub async fn create_server(&self, st: &Shared, node_id: &str) -> Result<(), StepError> {
         let id = node_id.to_owned();
         if self.live_pid(node_id).is_none() {
             let data = self.data_dir(node_id);
             let interval = self.report_interval_secs;
-            let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca.cert_pem().to_owned());
+            let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca_pem.clone());
             db::run(&st.db, move |conn| {
                 write_bootstrap(conn, &id, &data, gateway_url, ca_pem, interval)
             })
@@ -172,7 +171,7 @@ impl LocalProcess {
     /// Starts an enrolled node's process again if it is not running (an operator's retry
     /// after it crashed or never reported). No bootstrap token is written: the node
     /// already holds its certificate. The `manual` variant starts nothing.
-    pub async fn restart_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+    pub async fn restart_server(&self, st: &Shared, node_id: &str) -> Result<(), StepError> {
         let detail = if !self.spawn_processes {
             "retry: start the node yourself"
         } else if let Some(pid) = self.live_pid(node_id) {
@@ -192,7 +191,7 @@ impl LocalProcess {
         Ok(())
     }
 
-    fn start_supervisor(&self, st: &State, node_id: &str, proc: Proc) {
+    fn start_supervisor(&self, st: &Shared, node_id: &str, proc: Proc) {
         let fresh = self
             .supervised
             .lock()
@@ -205,7 +204,7 @@ impl LocalProcess {
 
     /// After a CP restart: adopt node processes that are still running, restart the
     /// others.
-    pub async fn readopt(&self, st: &State) -> anyhow::Result<()> {
+    pub async fn readopt(&self, st: &Shared) -> anyhow::Result<()> {
         if !self.spawn_processes {
             return Ok(());
         }
@@ -328,8 +327,8 @@ fn write_bootstrap(
     Ok(())
 }
 
-async fn supervise(st: State, node_id: String, mut proc: Proc) {
-    let super::Provisioner::Local(local) = &st.provisioner;
+async fn supervise(st: Shared, node_id: String, mut proc: Proc) {
+    let super::Provisioner::Local(local) = &*st.provisioner;
     let dir = local.server_dir(&node_id);
     let mut backoff = Duration::from_secs(1);
     let mut quick_exits = 0;
