@@ -6,7 +6,7 @@
 //! sessions, CSRF and API tokens; [`oauth`] sign-in with Google, GitHub and Apple;
 //! [`workspaces`] the UI and JSON API for workspaces; [`members`] roles, invitations and
 //! the owners' audit log;
-//! [`fleet`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
+//! [`gateway`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
 //! node state machine, the durable job queue and the providers; [`audit`] the
 //! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
 //! email; [`suspension`] suspending and resuming a workspace for its causes; [`operator`]
@@ -21,7 +21,7 @@ pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod fleet;
+pub mod gateway;
 pub mod http;
 pub mod infra;
 pub mod members;

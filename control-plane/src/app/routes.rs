@@ -10,7 +10,7 @@
 pub use crate::http::access::{Access, Method, Route};
 use crate::members::Role;
 use crate::{
-    accounts, agents, billing, fleet, members, mydata, oauth, operator, secrets, workspaces,
+    accounts, agents, billing, gateway, members, mydata, oauth, operator, secrets, workspaces,
 };
 use actix_web::web;
 
@@ -126,12 +126,12 @@ table! {
         Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::remove_page, Member(Admin);
 
         // The operator console.
-        Get "/operator" => operator::list_page, Operator;
-        Get "/operator/workspaces/{id}" => operator::detail_page, Operator;
-        Post "/operator/workspaces/{id}/suspend" => operator::suspend_action, Operator;
-        Post "/operator/workspaces/{id}/resume" => operator::resume_action, Operator;
-        Post "/operator/workspaces/{id}/retry" => operator::retry_action, Operator;
-        Post "/operator/workspaces/{id}/deprovision" => operator::deprovision_action, Operator;
+        Get "/operator" => operator::web::list_page, Operator;
+        Get "/operator/workspaces/{id}" => operator::web::detail_page, Operator;
+        Post "/operator/workspaces/{id}/suspend" => operator::web::suspend_action, Operator;
+        Post "/operator/workspaces/{id}/resume" => operator::web::resume_action, Operator;
+        Post "/operator/workspaces/{id}/retry" => operator::web::retry_action, Operator;
+        Post "/operator/workspaces/{id}/deprovision" => operator::web::deprovision_action, Operator;
     }
 }
 
@@ -139,11 +139,11 @@ table! {
     /// The gateway listener (mTLS): what nodes call.
     GATEWAY, configure_gateway {
         // The bootstrap token is the credential: no certificate exists yet.
-        Post "/v1/enroll" => fleet::enroll, Public;
-        Post "/v1/node/report" => fleet::report, Node;
-        Get "/v1/node/commands" => fleet::poll_commands, Node;
-        Post "/v1/node/commands/{id}/ack" => fleet::ack_command, Node;
-        Post "/v1/node/renew" => fleet::renew, Node;
+        Post "/v1/enroll" => gateway::web::enroll, Public;
+        Post "/v1/node/report" => gateway::web::report, Node;
+        Get "/v1/node/commands" => gateway::web::poll_commands, Node;
+        Post "/v1/node/commands/{id}/ack" => gateway::web::ack_command, Node;
+        Post "/v1/node/renew" => gateway::web::renew, Node;
     }
 }
 

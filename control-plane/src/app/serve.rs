@@ -3,7 +3,7 @@
 
 use super::state::{AppState, USER_AGENT};
 use crate::config::Config;
-use crate::fleet;
+use crate::gateway;
 use crate::http::access::Matcher;
 use crate::http::guard;
 use crate::http::render as web;
@@ -129,9 +129,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         ca,
         capability,
         mailer,
-        provisioner,
+        provisioner: std::sync::Arc::new(provisioner),
         started_at: db::now(),
-        command_notify: fleet::CommandNotify::default(),
+        command_notify: gateway::CommandNotify::default(),
         csr_limiter: KeyedLimiter::new(50, 50 * 60),
         fingerprint_key,
         api_limiter: KeyedLimiter::new(60, 120),
@@ -174,7 +174,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
             .configure(super::routes::configure_gateway)
     })
-    .on_connect(fleet::capture_peer_cert)
+    .on_connect(gateway::capture_peer_cert)
     .listen_rustls_0_23(gw_listener, tls)?
     .run();
 

@@ -2,7 +2,7 @@
 //! `web.rs` see it: domain services take the pieces they need (a connection, the mailer).
 
 use crate::config::Config;
-use crate::fleet;
+use crate::gateway;
 use crate::infra::db::DbPool;
 use crate::infra::mail::Mailer;
 use crate::notify::Notifier;
@@ -29,12 +29,12 @@ pub struct AppState {
     /// Outgoing mail.
     pub mailer: Mailer,
     /// Node provider.
-    pub provisioner: Provisioner,
+    pub provisioner: std::sync::Arc<Provisioner>,
     /// Unix seconds when this process started (no offline transitions for 5 min after).
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.
-    pub command_notify: fleet::CommandNotify,
-    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`fleet::CSR_LIMIT_KEY`].
+    pub command_notify: gateway::CommandNotify,
+    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`gateway::CSR_LIMIT_KEY`].
     pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.
     pub api_limiter: KeyedLimiter,

@@ -5,6 +5,7 @@ use super::state::State;
 use crate::infra::db;
 use crate::provisioning::{self, jobs, Provisioner};
 use crate::{billing, retention, secrets, workspaces};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the fleet sweeper runs.
@@ -18,15 +19,22 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 ///   the CP's own retention schedule runs when due;
 /// - the billing sweeper (only with billing on).
 pub fn start(state: &State) {
-    let s = state.clone();
+    let rt = Arc::new(jobs::Runtime {
+        db: state.db.clone(),
+        provisioner: state.provisioner.clone(),
+        gateway_url: state.gateway_url.clone(),
+        ca_pem: state.ca.cert_pem().to_owned(),
+        mailer: state.mailer.clone(),
+        public_url: state.public_url.clone(),
+    });
+    let r = rt.clone();
     actix_web::rt::spawn(async move {
-        let Provisioner::Local(local) = &s.provisioner;
-        if let Err(e) = local.readopt(&s).await {
+        let Provisioner::Local(local) = &*r.provisioner;
+        if let Err(e) = local.readopt(&r).await {
             tracing::error!(error = %format!("{e:#}"), "re-adopting local nodes failed");
         }
     });
-    let s = state.clone();
-    actix_web::rt::spawn(async move { jobs::run_worker(s).await });
+    actix_web::rt::spawn(async move { jobs::run_worker(rt).await });
     let s = state.clone();
     actix_web::rt::spawn(async move {
         loop {
@@ -43,7 +51,13 @@ pub fn start(state: &State) {
 
 /// One pass of the fleet sweeper.
 fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
-    provisioning::sweep(conn, state)?;
+    let cx = provisioning::SweepContext {
+        started_at: state.started_at,
+        offline_after_secs: state.config.offline_after_secs,
+        enroll_timeout_secs: state.config.enroll_timeout_secs,
+        notifier: state.notifier(),
+    };
+    provisioning::sweep(conn, &cx)?;
     secrets::expire_undelivered(conn)?;
     for node in workspaces::end_export_windows(conn, state)? {
         state.command_notify.notify(&node);

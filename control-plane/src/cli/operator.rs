@@ -5,8 +5,7 @@ use crate::audit::{self, Entry};
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
-use crate::infra::schema::users;
-use diesel::prelude::*;
+use crate::operator::store;
 
 fn cli_conn(config: &Config) -> anyhow::Result<db::DbPool> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -37,19 +36,15 @@ pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
     let pool = cli_conn(config)?;
     let mut conn = pool.get()?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
-    let existed = users::table
-        .filter(users::email.eq(&email))
-        .select(users::is_operator)
-        .first::<bool>(&mut conn)
-        .optional()?;
+    let existed = store::account_by_email(&mut conn, &email)
+        .map_err(app_err)?
+        .map(|(_, is_operator)| is_operator);
     if existed == Some(true) {
         return Ok(format!("{email} is already an operator; nothing changed"));
     }
     db::transaction(&mut conn, |conn| {
         let id = crate::accounts::find_or_create_user(conn, &email)?;
-        diesel::update(users::table.find(&id))
-            .set(users::is_operator.eq(true))
-            .execute(conn)?;
+        store::set_operator(conn, &id, true)?;
         cli_audit(conn, "operator.added", &id)
     })
     .map_err(app_err)?;
@@ -66,19 +61,13 @@ pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, Str
     let pool = cli_conn(config)?;
     let mut conn = pool.get()?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
-    let found: Option<(String, bool)> = users::table
-        .filter(users::email.eq(&email))
-        .select((users::id, users::is_operator))
-        .first(&mut conn)
-        .optional()?;
+    let found = store::account_by_email(&mut conn, &email).map_err(app_err)?;
     match found {
         None => Ok(Err(format!("no account with the email {email}"))),
         Some((_, false)) => Ok(Err(format!("{email} is not an operator; nothing changed"))),
         Some((id, true)) => {
             db::transaction(&mut conn, |conn| {
-                diesel::update(users::table.find(&id))
-                    .set(users::is_operator.eq(false))
-                    .execute(conn)?;
+                store::set_operator(conn, &id, false)?;
                 cli_audit(conn, "operator.removed", &id)
             })
             .map_err(app_err)?;
@@ -93,9 +82,5 @@ pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, Str
 pub fn list(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
     let pool = cli_conn(config)?;
     let mut conn = pool.get()?;
-    Ok(users::table
-        .filter(users::is_operator.eq(true))
-        .order(users::email.asc())
-        .select((users::email, users::id))
-        .load(&mut conn)?)
+    store::operators(&mut conn).map_err(app_err)
 }

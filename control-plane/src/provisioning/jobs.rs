@@ -2,123 +2,53 @@
 //! lease (`locked_until`) with a compare-and-set update, so several CP replicas can share
 //! one database and a crashed worker's job is taken over when its lease expires. Failures
 //! back off exponentially (`next_run_at`) up to `max_attempts`.
+//!
+//! The worker and the provider's process supervisors share one [`Runtime`], built by
+//! `app/workers.rs` from the app state.
 
-use super::{state, transition};
-use crate::app::State;
-use crate::error::{AppError, AppResult};
-use crate::infra::db::{self, DbConn};
-use crate::infra::schema::{jobs, nodes};
-use diesel::prelude::*;
+use super::model::state;
+use super::providers::Provisioner;
+use super::service::{event, fail, mark_destroyed, transition};
+use super::store;
+use crate::error::AppError;
+use crate::infra::db::{self, DbPool};
+use crate::infra::mail::Mailer;
+use crate::notify::Notifier;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Create the node's server and boot it.
-pub const PROVISION: &str = "provision";
-/// Delete the node's server (after the receipt, or with no enrolled node).
-pub const DESTROY_SERVER: &str = "destroy_server";
-/// Destroy the server anyway if no receipt arrived in time.
-pub const DEPROVISION_TIMEOUT: &str = "deprovision_timeout";
-/// Start an enrolled node's server again if it stopped (an operator's retry).
-pub const RESTART_SERVER: &str = "restart_server";
+pub use super::model::job::{DEPROVISION_TIMEOUT, DESTROY_SERVER, PROVISION, RESTART_SERVER};
+pub use super::store::{claim, enqueue, Job};
 
-const LEASE_S: i64 = 60;
-
-/// A claimed job.
-#[derive(Debug, Clone, Queryable)]
-pub struct Job {
-    /// Job id.
-    pub id: String,
-    /// Kind.
-    pub kind: String,
-    /// Node the job is for.
-    pub node_id: String,
-    /// Attempts so far, including this one.
-    pub attempts: i32,
-    /// Attempts allowed.
-    pub max_attempts: i32,
+/// What the job worker and the provider's supervisors need; shared by every task they
+/// start, so they outlive no request.
+pub struct Runtime {
+    /// Database pool.
+    pub db: DbPool,
+    /// The provider of servers (the app state holds the same one).
+    pub provisioner: Arc<Provisioner>,
+    /// URL nodes use to reach the gateway (written into bootstrap bundles).
+    pub gateway_url: String,
+    /// The internal CA's certificate (written into bootstrap bundles).
+    pub ca_pem: String,
+    /// Outgoing mail, for failure notices.
+    pub mailer: Mailer,
+    /// Public base URL of the UI, for links in notices.
+    pub public_url: String,
 }
 
-/// Queues a job to run after `delay_s` seconds. Idempotent: a queued job of the same
-/// kind for the same node is reused.
-pub fn enqueue(conn: &mut DbConn, kind: &str, node_id: &str, delay_s: i64) -> AppResult<()> {
-    let existing: i64 = jobs::table
-        .filter(jobs::kind.eq(kind))
-        .filter(jobs::node_id.eq(node_id))
-        .filter(jobs::state.eq("queued"))
-        .count()
-        .get_result(conn)?;
-    if existing > 0 {
-        return Ok(());
-    }
-    let now = db::now();
-    diesel::insert_into(jobs::table)
-        .values((
-            jobs::id.eq(db::new_id()),
-            jobs::kind.eq(kind),
-            jobs::node_id.eq(node_id),
-            jobs::state.eq("queued"),
-            jobs::attempts.eq(0),
-            jobs::max_attempts.eq(5),
-            jobs::next_run_at.eq(now + delay_s),
-            jobs::created_at.eq(now),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Claims the next due job, if any.
-pub fn claim(conn: &mut DbConn, worker: &str) -> AppResult<Option<Job>> {
-    let now = db::now();
-    let candidates: Vec<String> = jobs::table
-        .filter(jobs::state.eq("queued"))
-        .filter(jobs::next_run_at.le(now))
-        .filter(jobs::locked_until.is_null().or(jobs::locked_until.lt(now)))
-        .order(jobs::next_run_at.asc())
-        .select(jobs::id)
-        .limit(5)
-        .load(conn)?;
-    for id in candidates {
-        let n = diesel::update(
-            jobs::table
-                .find(&id)
-                .filter(jobs::state.eq("queued"))
-                .filter(jobs::locked_until.is_null().or(jobs::locked_until.lt(now))),
-        )
-        .set((
-            jobs::locked_until.eq(now + LEASE_S),
-            jobs::locked_by.eq(worker),
-            jobs::attempts.eq(jobs::attempts + 1),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if n == 1 {
-            let job = jobs::table
-                .find(&id)
-                .select((
-                    jobs::id,
-                    jobs::kind,
-                    jobs::node_id,
-                    jobs::attempts,
-                    jobs::max_attempts,
-                ))
-                .first(conn)?;
-            return Ok(Some(job));
+impl Runtime {
+    /// Where failure notices go out from.
+    pub fn notifier(&self) -> Notifier<'_> {
+        Notifier {
+            mailer: &self.mailer,
+            public_url: &self.public_url,
         }
     }
-    Ok(None)
 }
 
-fn finish(conn: &mut DbConn, id: &str, st: &str, err: Option<&str>) -> AppResult<()> {
-    diesel::update(jobs::table.find(id))
-        .set((
-            jobs::state.eq(st),
-            jobs::locked_until.eq(None::<i64>),
-            jobs::last_error.eq(err),
-            jobs::updated_at.eq(db::now()),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
+/// A shared [`Runtime`].
+pub type Shared = Arc<Runtime>;
 
 /// Error of a job step: the step name and a stable code, shown to the user in words.
 #[derive(Debug)]
@@ -141,7 +71,7 @@ impl From<AppError> for StepError {
     }
 }
 
-async fn run_job(state: &State, job: &Job) -> Result<(), StepError> {
+async fn run_job(state: &Shared, job: &Job) -> Result<(), StepError> {
     match job.kind.as_str() {
         PROVISION => provision(state, &job.node_id).await,
         DESTROY_SERVER => destroy_server(state, &job.node_id).await,
@@ -155,10 +85,10 @@ async fn run_job(state: &State, job: &Job) -> Result<(), StepError> {
     }
 }
 
-async fn provision(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn provision(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let proceed = db::run(&state.db, move |conn| {
-        let st: String = nodes::table.find(&id).select(nodes::state).first(conn)?;
+        let st = store::state_of(conn, &id)?;
         if st == state::REQUESTED {
             transition(conn, &id, &[state::REQUESTED], state::PROVISIONING)?;
         }
@@ -168,12 +98,12 @@ async fn provision(state: &State, node_id: &str) -> Result<(), StepError> {
     if !proceed {
         return Ok(());
     }
-    let super::Provisioner::Local(local) = &state.provisioner;
+    let Provisioner::Local(local) = &*state.provisioner;
     local.create_server(state, node_id).await
 }
 
-async fn destroy_server(state: &State, node_id: &str) -> Result<(), StepError> {
-    let super::Provisioner::Local(local) = &state.provisioner;
+async fn destroy_server(state: &Shared, node_id: &str) -> Result<(), StepError> {
+    let Provisioner::Local(local) = &*state.provisioner;
     local
         .destroy_server(node_id)
         .await
@@ -184,24 +114,24 @@ async fn destroy_server(state: &State, node_id: &str) -> Result<(), StepError> {
         })?;
     let id = node_id.to_owned();
     db::run(&state.db, move |conn| {
-        let st: String = nodes::table.find(&id).select(nodes::state).first(conn)?;
+        let st = store::state_of(conn, &id)?;
         if st != state::DESTROYED {
             // Never enrolled: there were no keys or data to receipt.
-            super::mark_destroyed(conn, &id, None)?;
+            mark_destroyed(conn, &id, None)?;
         }
-        super::event(conn, &id, "server", "destroyed by provider")?;
+        event(conn, &id, "server", "destroyed by provider")?;
         Ok(())
     })
     .await?;
     Ok(())
 }
 
-async fn deprovision_timeout(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn deprovision_timeout(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let pending = db::run(&state.db, move |conn| {
-        let st: String = nodes::table.find(&id).select(nodes::state).first(conn)?;
+        let st = store::state_of(conn, &id)?;
         if st == state::DEPROVISIONING {
-            super::event(conn, &id, "receipt", "no_receipt")?;
+            event(conn, &id, "receipt", "no_receipt")?;
         }
         Ok(st == state::DEPROVISIONING)
     })
@@ -212,10 +142,10 @@ async fn deprovision_timeout(state: &State, node_id: &str) -> Result<(), StepErr
     Ok(())
 }
 
-async fn restart_server(state: &State, node_id: &str) -> Result<(), StepError> {
+async fn restart_server(state: &Shared, node_id: &str) -> Result<(), StepError> {
     let id = node_id.to_owned();
     let waiting = db::run(&state.db, move |conn| {
-        let st: String = nodes::table.find(&id).select(nodes::state).first(conn)?;
+        let st = store::state_of(conn, &id)?;
         Ok(st == state::ENROLLING)
     })
     .await?;
@@ -223,16 +153,12 @@ async fn restart_server(state: &State, node_id: &str) -> Result<(), StepError> {
         // Moved on meanwhile (reported, deprovisioned, failed again): nothing to start.
         return Ok(());
     }
-    let super::Provisioner::Local(local) = &state.provisioner;
+    let Provisioner::Local(local) = &*state.provisioner;
     local.restart_server(state, node_id).await
 }
 
-fn backoff(attempts: i32) -> i64 {
-    (2_i64.pow(attempts.clamp(0, 10) as u32)).min(300)
-}
-
 /// Claims and runs jobs until the process exits.
-pub async fn run_worker(state: State) {
+pub async fn run_worker(state: Shared) {
     let worker = format!("worker-{}", uuid::Uuid::new_v4());
     loop {
         let w = worker.clone();
@@ -251,28 +177,22 @@ pub async fn run_worker(state: State) {
         let j = job.clone();
         let st = state.clone();
         let r = db::run(&state.db, move |conn| match result {
-            Ok(()) => finish(conn, &j.id, "done", None),
+            Ok(()) => store::finish(conn, &j.id, "done", None),
             Err(e) => {
                 tracing::warn!(job = %j.id, kind = %j.kind, node = %j.node_id, attempt = j.attempts,
                     code = e.code, error = %format!("{:#}", e.cause), "job failed");
                 if j.attempts >= j.max_attempts {
-                    finish(conn, &j.id, "failed", Some(e.code))?;
-                    super::fail(conn, &st, &j.node_id, e.step, e.code)
+                    store::finish(conn, &j.id, "failed", Some(e.code))?;
+                    fail(conn, &st.notifier(), &j.node_id, e.step, e.code)
                 } else {
-                    super::event(
+                    event(
                         conn,
                         &j.node_id,
                         "retry",
                         &format!("{}: {} (attempt {})", e.step, e.code, j.attempts),
                     )?;
-                    diesel::update(jobs::table.find(&j.id))
-                        .set((
-                            jobs::locked_until.eq(None::<i64>),
-                            jobs::next_run_at.eq(db::now() + backoff(j.attempts)),
-                            jobs::last_error.eq(e.code),
-                        ))
-                        .execute(conn)?;
-                    Ok(())
+                    let next = db::now() + super::model::backoff(j.attempts);
+                    store::reschedule(conn, &j.id, next, e.code)
                 }
             }
         })

@@ -6,13 +6,16 @@
 //! Processes are supervised (restarted with backoff) and, after a CP restart, re-adopted
 //! when still alive (found by pid file and `/proc/<pid>/cmdline`), else restarted.
 
-use super::jobs::StepError;
-use super::{event, state, transition};
-use crate::app::State;
+//!
+//! Its supervisor tasks outlive the job that started them: they hold the shared
+//! [`Runtime`](crate::provisioning::jobs::Runtime).
+
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
-use crate::infra::schema::{bootstrap_tokens, nodes};
-use diesel::prelude::*;
+use crate::provisioning::jobs::{Shared, StepError};
+use crate::provisioning::model::{state, NodeState};
+use crate::provisioning::service::{event, fail, transition};
+use crate::provisioning::store;
 use outpost_common::fs::write_private;
 use outpost_protocol::{BootstrapBundle, NodeId};
 use std::collections::HashSet;
@@ -125,12 +128,12 @@ impl LocalProcess {
 
     /// Creates (or finds) the node's server: writes the bootstrap bundle with a fresh
     /// single-use token and starts the process. Idempotent by node id.
-    pub async fn create_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+    pub async fn create_server(&self, st: &Shared, node_id: &str) -> Result<(), StepError> {
         let id = node_id.to_owned();
         if self.live_pid(node_id).is_none() {
             let data = self.data_dir(node_id);
             let interval = self.report_interval_secs;
-            let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca.cert_pem().to_owned());
+            let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca_pem.clone());
             db::run(&st.db, move |conn| {
                 write_bootstrap(conn, &id, &data, gateway_url, ca_pem, interval)
             })
@@ -147,9 +150,7 @@ impl LocalProcess {
         let id = node_id.to_owned();
         let pid = self.live_pid(node_id);
         db::run(&st.db, move |conn| {
-            diesel::update(nodes::table.find(&id))
-                .set(nodes::provider_ref.eq(pid.map(|p| format!("pid:{p}"))))
-                .execute(conn)?;
+            store::set_provider_ref(conn, &id, pid.map(|p| format!("pid:{p}")))?;
             event(
                 conn,
                 &id,
@@ -170,7 +171,7 @@ impl LocalProcess {
     /// Starts an enrolled node's process again if it is not running (an operator's retry
     /// after it crashed or never reported). No bootstrap token is written: the node
     /// already holds its certificate. The `manual` variant starts nothing.
-    pub async fn restart_server(&self, st: &State, node_id: &str) -> Result<(), StepError> {
+    pub async fn restart_server(&self, st: &Shared, node_id: &str) -> Result<(), StepError> {
         let detail = if !self.spawn_processes {
             "retry: start the node yourself"
         } else if let Some(pid) = self.live_pid(node_id) {
@@ -190,7 +191,7 @@ impl LocalProcess {
         Ok(())
     }
 
-    fn start_supervisor(&self, st: &State, node_id: &str, proc: Proc) {
+    fn start_supervisor(&self, st: &Shared, node_id: &str, proc: Proc) {
         let fresh = self
             .supervised
             .lock()
@@ -203,14 +204,16 @@ impl LocalProcess {
 
     /// After a CP restart: adopt node processes that are still running, restart the
     /// others.
-    pub async fn readopt(&self, st: &State) -> anyhow::Result<()> {
+    pub async fn readopt(&self, st: &Shared) -> anyhow::Result<()> {
         if !self.spawn_processes {
             return Ok(());
         }
         let running: Vec<(String, String)> = db::run(&st.db, |conn| {
-            Ok(nodes::table
-                .filter(nodes::provider.eq("local")) // manual nodes are not ours to restart
-                .filter(nodes::state.eq_any([
+            // Manual nodes are not ours to restart.
+            store::nodes_of_provider(
+                conn,
+                "local",
+                &[
                     state::BOOTING,
                     state::ENROLLING,
                     state::HEALTHY,
@@ -218,9 +221,8 @@ impl LocalProcess {
                     state::OFFLINE,
                     state::SUSPENDED,
                     state::DEPROVISIONING,
-                ]))
-                .select((nodes::id, nodes::state))
-                .load(conn)?)
+                ],
+            )
         })
         .await?;
         for (id, node_state) in running {
@@ -286,11 +288,8 @@ fn write_bootstrap(
     ca_pem: String,
     interval: f64,
 ) -> AppResult<()> {
-    let workspace = super::workspace_info(conn, node_id)?;
-    let existing_url: Option<String> = nodes::table
-        .find(node_id)
-        .select(nodes::public_url)
-        .first(conn)?;
+    let workspace = store::workspace_info(conn, node_id)?;
+    let existing_url = store::public_url(conn, node_id)?;
     let port = existing_url
         .as_deref()
         .and_then(|u| u.rsplit(':').next())
@@ -301,24 +300,15 @@ fn write_bootstrap(
     let now = db::now();
     // Only the newest token is valid: a retried provisioning step must not leave an
     // older token usable.
-    diesel::delete(
-        bootstrap_tokens::table
-            .filter(bootstrap_tokens::node_id.eq(node_id))
-            .filter(bootstrap_tokens::used_at.is_null()),
-    )
-    .execute(conn)?;
     let token = format!("{node_id}.{}", outpost_crypto::random_token());
-    diesel::insert_into(bootstrap_tokens::table)
-        .values((
-            bootstrap_tokens::token_hash.eq(outpost_crypto::token_hash(&token)),
-            bootstrap_tokens::node_id.eq(node_id),
-            bootstrap_tokens::created_at.eq(now),
-            bootstrap_tokens::expires_at.eq(now + BOOTSTRAP_TOKEN_TTL),
-        ))
-        .execute(conn)?;
-    diesel::update(nodes::table.find(node_id))
-        .set(nodes::public_url.eq(&public_url))
-        .execute(conn)?;
+    store::replace_bootstrap_token(
+        conn,
+        node_id,
+        &outpost_crypto::token_hash(&token),
+        now,
+        now + BOOTSTRAP_TOKEN_TTL,
+    )?;
+    store::set_public_url(conn, node_id, &public_url)?;
     let bundle = BootstrapBundle {
         node_id: NodeId(node_id.to_owned()),
         gateway_url,
@@ -337,8 +327,8 @@ fn write_bootstrap(
     Ok(())
 }
 
-async fn supervise(st: State, node_id: String, mut proc: Proc) {
-    let super::Provisioner::Local(local) = &st.provisioner;
+async fn supervise(st: Shared, node_id: String, mut proc: Proc) {
+    let super::Provisioner::Local(local) = &*st.provisioner;
     let dir = local.server_dir(&node_id);
     let mut backoff = Duration::from_secs(1);
     let mut quick_exits = 0;
@@ -354,18 +344,15 @@ async fn supervise(st: State, node_id: String, mut proc: Proc) {
             }
         };
         let id = node_id.clone();
-        let node_state = db::run(&st.db, move |conn| {
-            Ok(nodes::table
-                .find(&id)
-                .select(nodes::state)
-                .first::<String>(conn)
-                .optional()?)
-        })
-        .await
-        .ok()
-        .flatten();
-        let stop = match node_state.as_deref() {
-            None | Some(state::DEPROVISIONING | state::DESTROYED | state::FAILED) => true,
+        let node_state = db::run(&st.db, move |conn| store::state_if_exists(conn, &id))
+            .await
+            .ok()
+            .flatten();
+        let stop = match node_state.as_deref().map(NodeState::parse) {
+            None
+            | Some(Some(NodeState::Deprovisioning | NodeState::Destroyed | NodeState::Failed)) => {
+                true
+            }
             Some(_) => code == Some(0),
         };
         if stop {
@@ -379,7 +366,7 @@ async fn supervise(st: State, node_id: String, mut proc: Proc) {
         if quick_exits >= 5 {
             let (id, step, s) = (node_id.clone(), node_state.unwrap_or_default(), st.clone());
             let _ = db::run(&st.db, move |conn| {
-                super::fail(conn, &s, &id, &step, "process_crashing")
+                fail(conn, &s.notifier(), &id, &step, "process_crashing")
             })
             .await;
             break;
@@ -402,7 +389,7 @@ async fn supervise(st: State, node_id: String, mut proc: Proc) {
                 tracing::error!(node = %node_id, error = %e, "restarting node failed");
                 let (id, s) = (node_id.clone(), st.clone());
                 let _ = db::run(&st.db, move |conn| {
-                    super::fail(conn, &s, &id, "running", "spawn_failed")
+                    fail(conn, &s.notifier(), &id, "running", "spawn_failed")
                 })
                 .await;
                 break;

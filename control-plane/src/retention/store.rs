@@ -1,18 +1,8 @@
-//! The control plane's own retention schedule (issue 6; docs/PRIVACY.md, OPERATIONS.md):
-//!
-//! | records | kept | rule here |
-//! |---|---|---|
-//! | usage logs: hourly message counts, report receipts, node timeline | 90 days | deleted |
-//! | export metadata and retention-sweep counts reported by nodes | 90 days | deleted |
-//! | audit events | 2 years | pruned from the front of the chain, anchor kept |
-//! | billing records | 7 years | none exist yet (no Stripe); apply this rule when they do |
-//! | closed accounts | within 30 days | closing deletes at once (`mydata::close_account`) |
-//!
-//! The sweeper calls [`run_if_due`] every few seconds; it does the work once a day. The
-//! claim is a conditional update of `retention_runs`, so several replicas sharing one
-//! database run it once between them, and a restart does not make it run again.
+//! What the schedule deletes: `usage_counts`, `node_reports`, `node_events` (usage logs),
+//! `node_exports`, `retention_sweeps` (lifecycle metadata); and `retention_runs`, the one
+//! row that claims a run. The audit chain is pruned by `audit` itself.
 
-use crate::audit::{self, Pruned};
+use super::model::{Cutoffs, RETRY_AFTER_S, RUN_EVERY_S};
 use crate::error::AppResult;
 use crate::infra::db::DbConn;
 use crate::infra::schema::{
@@ -20,69 +10,36 @@ use crate::infra::schema::{
 };
 use diesel::prelude::*;
 
-const DAY: i64 = 24 * 3600;
-/// Usage logs (counts per hour, report receipts, node timelines).
-pub const USAGE_LOG_DAYS: i64 = 90;
-/// Export metadata and node retention-sweep counts.
-pub const LIFECYCLE_DAYS: i64 = 90;
-/// Audit events.
-pub const AUDIT_DAYS: i64 = 2 * 365;
-/// Billing records, once they exist (Stripe ids, invoices, plan history).
-pub const BILLING_YEARS: i64 = 7;
-/// How often the schedule runs.
-pub const RUN_EVERY_S: i64 = DAY;
-/// After a failed run, try again this much later instead of a day later.
-const RETRY_AFTER_S: i64 = 3600;
+/// Row counts deleted: usage counts, report receipts, timeline events, exports, sweeps.
+pub type Deleted = (usize, usize, usize, usize, usize);
 
-/// What one run deleted (row counts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Swept {
-    /// `usage_counts` rows.
-    pub usage_counts: usize,
-    /// `node_reports` rows.
-    pub node_reports: usize,
-    /// `node_events` rows.
-    pub node_events: usize,
-    /// `node_exports` rows.
-    pub node_exports: usize,
-    /// `retention_sweeps` rows.
-    pub retention_sweeps: usize,
-    /// What happened to the audit chain.
-    pub audit: Pruned,
-}
-
-/// Applies the schedule as of `now` (unix seconds), whether or not a run is due.
-pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
-    let usage_cutoff = now - USAGE_LOG_DAYS * DAY;
-    let lifecycle_cutoff = now - LIFECYCLE_DAYS * DAY;
+/// Deletes the usage logs and lifecycle metadata older than the cutoffs.
+pub fn delete_older(conn: &mut DbConn, c: &Cutoffs) -> AppResult<Deleted> {
     let usage_counts =
-        diesel::delete(usage_counts::table.filter(usage_counts::hour.lt(usage_cutoff)))
-            .execute(conn)?;
+        diesel::delete(usage_counts::table.filter(usage_counts::hour.lt(c.usage))).execute(conn)?;
     let node_reports =
-        diesel::delete(node_reports::table.filter(node_reports::received_at.lt(usage_cutoff)))
+        diesel::delete(node_reports::table.filter(node_reports::received_at.lt(c.usage)))
             .execute(conn)?;
     let node_events =
-        diesel::delete(node_events::table.filter(node_events::at_ms.lt(usage_cutoff * 1000)))
+        diesel::delete(node_events::table.filter(node_events::at_ms.lt(c.usage * 1000)))
             .execute(conn)?;
     let node_exports =
-        diesel::delete(node_exports::table.filter(node_exports::created_at.lt(lifecycle_cutoff)))
+        diesel::delete(node_exports::table.filter(node_exports::created_at.lt(c.lifecycle)))
             .execute(conn)?;
     let retention_sweeps =
-        diesel::delete(retention_sweeps::table.filter(retention_sweeps::at.lt(lifecycle_cutoff)))
+        diesel::delete(retention_sweeps::table.filter(retention_sweeps::at.lt(c.lifecycle)))
             .execute(conn)?;
-    let audit = audit::prune_before(conn, now - AUDIT_DAYS * DAY)?;
-    Ok(Swept {
+    Ok((
         usage_counts,
         node_reports,
         node_events,
         node_exports,
         retention_sweeps,
-        audit,
-    })
+    ))
 }
 
-/// Runs the schedule if the last run is a day old (claimed with a conditional update).
-pub fn run_if_due(conn: &mut DbConn, now: i64) -> AppResult<Option<Swept>> {
+/// Claims the run at `now` if the last one is [`RUN_EVERY_S`] old. Returns whether it did.
+pub fn claim_run(conn: &mut DbConn, now: i64) -> AppResult<bool> {
     let claimed = diesel::update(
         retention_runs::table
             .find(1)
@@ -90,46 +47,27 @@ pub fn run_if_due(conn: &mut DbConn, now: i64) -> AppResult<Option<Swept>> {
     )
     .set(retention_runs::last_run_at.eq(now))
     .execute(conn)?;
-    if claimed == 0 {
-        return Ok(None);
-    }
-    match apply(conn, now) {
-        Ok(s) => {
-            if let Pruned::Refused(seq) = s.audit {
-                tracing::warn!(
-                    seq,
-                    "audit events not pruned: the chain does not verify at this event"
-                );
-            }
-            tracing::info!(
-                usage_counts = s.usage_counts,
-                node_reports = s.node_reports,
-                node_events = s.node_events,
-                node_exports = s.node_exports,
-                retention_sweeps = s.retention_sweeps,
-                audit_pruned = match s.audit {
-                    Pruned::UpTo { count, .. } => count,
-                    _ => 0,
-                },
-                "retention schedule applied"
-            );
-            Ok(Some(s))
-        }
-        Err(e) => {
-            diesel::update(retention_runs::table.find(1))
-                .set(retention_runs::last_run_at.eq(now - RUN_EVERY_S + RETRY_AFTER_S))
-                .execute(conn)?;
-            Err(e)
-        }
-    }
+    Ok(claimed > 0)
 }
+
+/// After a failed run at `now`: the next one is due [`RETRY_AFTER_S`] later, not a day.
+pub fn retry_soon(conn: &mut DbConn, now: i64) -> AppResult<()> {
+    diesel::update(retention_runs::table.find(1))
+        .set(retention_runs::last_run_at.eq(now - RUN_EVERY_S + RETRY_AFTER_S))
+        .execute(conn)?;
+    Ok(())
+}
+
+// The schedule's tests live here: they fill and read the tables it deletes from.
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::super::model::DAY;
+    use super::super::service::{apply, run_if_due};
     use super::*;
-    use crate::audit::Entry;
+    use crate::audit::{self, Entry, Pruned};
     use crate::infra::db::{self, DbPool};
     use crate::infra::schema::{audit_events, nodes, workspaces};
 

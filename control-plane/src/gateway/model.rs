@@ -1,0 +1,300 @@
+//! The gateway's types and rules: the authenticated node, the long-poll wake-ups, what a
+//! report may carry (export and sweep metadata checked field by field), when the members
+//! hear that customers wait, how an enrollment is refused, how a destruction receipt
+//! verifies, and which command an acknowledgement is for. Pure: no database, no HTTP.
+
+use crate::error::{AppError, AppResult, Code};
+use outpost_protocol::{CommandKind, ExportMeta, RetentionSweep};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Wakes long-polls when commands are queued (in this process; other replicas fall back
+/// to polling the database every 2 s).
+#[derive(Default)]
+pub struct CommandNotify(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl CommandNotify {
+    /// The wake-up handle of a node's long-poll.
+    pub(crate) fn handle(&self, node_id: &str) -> Arc<Notify> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(node_id.to_owned()).or_default().clone()
+    }
+
+    /// Wakes the node's long-poll, if any.
+    pub fn notify(&self, node_id: &str) {
+        self.handle(node_id).notify_one();
+    }
+}
+
+/// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
+/// renewal) at 50/s for all nodes together, not per node.
+pub const CSR_LIMIT_KEY: &str = "csr";
+
+/// An authenticated node: its certificate chained to our CA (checked by rustls), its
+/// serial is current or a still-valid previous one, not revoked, and the node is not
+/// destroyed.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node id from the certificate SAN.
+    pub node_id: String,
+    /// Certificate serial.
+    pub serial: String,
+    /// Certificate DER (to verify receipts signed by the node key).
+    pub cert_der: Vec<u8>,
+}
+
+/// Why a bootstrap token is refused (its audit detail), or `None` if it is good: it must
+/// exist, belong to the node it names, be unused and unexpired. `token` is the stored
+/// row: node id, expiry, when it was used.
+pub fn token_refusal(
+    token: Option<&(String, i64, Option<i64>)>,
+    node_id: &str,
+    now: i64,
+) -> Option<&'static str> {
+    match token {
+        None => Some("unknown_token"),
+        Some((n, _, _)) if n != node_id => Some("unknown_token"),
+        Some((_, _, Some(_))) => Some("token_reused"),
+        Some((_, exp, _)) if *exp <= now => Some("token_expired"),
+        _ => None,
+    }
+}
+
+/// Whether an age recipient looks like one (`age1…`, bounded).
+pub fn plausible_age_recipient(r: &str) -> bool {
+    r.starts_with("age1") && r.len() <= 200
+}
+
+/// How long after telling a workspace's members that customers wait for them the CP
+/// stays quiet about new ones (a busy morning must not flood their mailboxes).
+pub const WAITING_NOTICE_QUIET_SECS: i64 = 600;
+
+/// The waiting count to store (clamped) and whether to tell the members: when it rose,
+/// unless they were told within [`WAITING_NOTICE_QUIET_SECS`].
+pub fn waiting_notice(
+    reported: i64,
+    before: Option<i64>,
+    notified_at: Option<i64>,
+    now: i64,
+) -> (i64, bool) {
+    let waiting = reported.clamp(0, 1_000_000);
+    let rose = waiting > before.unwrap_or(0);
+    let quiet = notified_at.is_some_and(|t| now - t < WAITING_NOTICE_QUIET_SECS);
+    (waiting, rose && !quiet)
+}
+
+/// Most exports and sweeps one report may carry; more are ignored (a node reports 30 days
+/// of exports and 7 days of daily sweeps).
+pub const MAX_EXPORTS_PER_REPORT: usize = 200;
+/// See [`MAX_EXPORTS_PER_REPORT`].
+pub const MAX_SWEEPS_PER_REPORT: usize = 64;
+/// Larger sizes or counts than this are not plausible and are ignored (1 PiB, 10^12).
+const MAX_EXPORT_BYTES: i64 = 1 << 50;
+const MAX_SWEEP_COUNT: i64 = 1_000_000_000_000;
+/// Times before 2020 or more than the skew tolerance (DESIGN §6: 5 min) ahead are ignored.
+const EARLIEST_PLAUSIBLE: i64 = 1_577_836_800;
+const CLOCK_SKEW_S: i64 = 300;
+/// A link is valid 7 days at most from when the export finished (which may be well after
+/// it was requested), and an expired one carries when it expired; a node reports exports
+/// of its last 30 days, so any expiry within 31 days of the request is plausible.
+const MAX_EXPORT_LIFETIME_S: i64 = 31 * 24 * 3600;
+
+/// An export's metadata as the CP may store it, or `None` if any field is not what the
+/// protocol allows (the id must be a UUID, scope and state from their lists, size and
+/// times plausible). Garbage is dropped quietly: one bad entry must not cost the node its
+/// health report, and nothing but these fields is ever kept.
+pub fn valid_export(e: &ExportMeta, now: i64) -> Option<ExportMeta> {
+    let id = uuid::Uuid::parse_str(&e.id).ok()?.to_string();
+    let scope = ["workspace", "contact"]
+        .into_iter()
+        .find(|s| *s == e.scope)?;
+    let state = ["running", "ready", "failed", "expired"]
+        .into_iter()
+        .find(|s| *s == e.state)?;
+    let plausible = (0..=MAX_EXPORT_BYTES).contains(&e.size_bytes)
+        && (EARLIEST_PLAUSIBLE..=now + CLOCK_SKEW_S).contains(&e.created_at)
+        && (e.created_at..=e.created_at + MAX_EXPORT_LIFETIME_S).contains(&e.expires_at);
+    plausible.then(|| ExportMeta {
+        id,
+        scope: scope.to_owned(),
+        state: state.to_owned(),
+        size_bytes: e.size_bytes,
+        created_at: e.created_at,
+        expires_at: e.expires_at,
+    })
+}
+
+/// A retention sweep's counts if they are plausible.
+pub fn valid_sweep(s: &RetentionSweep, now: i64) -> Option<RetentionSweep> {
+    let counts = [s.messages_deleted, s.contacts_erased, s.exports_deleted];
+    let plausible = counts.iter().all(|c| (0..=MAX_SWEEP_COUNT).contains(c))
+        && (EARLIEST_PLAUSIBLE..=now + CLOCK_SKEW_S).contains(&s.at);
+    plausible.then(|| s.clone())
+}
+
+/// The command an acknowledgement is for. Its stored payload is the [`CommandKind`]
+/// itself; once acknowledged the payload is erased (it may hold a sealed secret), so a
+/// repeated ack is known by its stored kind name only, and its data fields are empty.
+pub fn acked_kind(name: &str, payload: Option<&str>) -> Option<CommandKind> {
+    if let Some(kind) = payload.and_then(|p| serde_json::from_str::<CommandKind>(p).ok()) {
+        return Some(kind);
+    }
+    let blank = || String::new();
+    let kinds = [
+        CommandKind::ApplyConfig {
+            config: serde_json::Value::Null,
+        },
+        CommandKind::DeliverSecret {
+            secret_kind: blank(),
+            sealed: blank(),
+        },
+        CommandKind::RemoveSecret {
+            secret_kind: blank(),
+        },
+        CommandKind::Suspend {
+            reason_code: blank(),
+        },
+        CommandKind::Resume,
+        CommandKind::Deprovision,
+        CommandKind::EndConsoleSessions { user_id: blank() },
+    ];
+    kinds.into_iter().find(|k| k.name() == name)
+}
+
+/// Verifies a destruction receipt: signed by the key of the certificate the node
+/// presented, for this node, naming this certificate.
+pub fn verify_receipt(
+    node: &NodeIdentity,
+    r: &outpost_protocol::DestructionReceipt,
+) -> AppResult<()> {
+    let bad = || {
+        AppError::invalid(
+            Code::InvalidReceipt,
+            "The destruction receipt does not verify.",
+        )
+    };
+    let sig = outpost_crypto::unb64(&r.signature).map_err(|_| bad())?;
+    outpost_pki::verify_with_cert(&node.cert_der, r.body.as_bytes(), &sig).map_err(|_| bad())?;
+    let body = r.parsed_body().map_err(|_| bad())?;
+    if body.format != outpost_protocol::RECEIPT_FORMAT
+        || body.node_id.as_str() != node.node_id
+        || body.cert_sha256 != outpost_pki::sha256_hex(&node.cert_der)
+    {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(
+        id: &str,
+        scope: &str,
+        state: &str,
+        size: i64,
+        created: i64,
+        expires: i64,
+    ) -> ExportMeta {
+        ExportMeta {
+            id: id.into(),
+            scope: scope.into(),
+            state: state.into(),
+            size_bytes: size,
+            created_at: created,
+            expires_at: expires,
+        }
+    }
+
+    #[test]
+    fn export_metadata_is_kept_only_when_every_field_is_what_the_protocol_allows() {
+        let now = 1_800_000_000;
+        let id = "6F9619FF-8B86-D011-B42D-00C04FC964FF";
+        let ok = valid_export(
+            &export(id, "workspace", "ready", 10, now, now + 86_400),
+            now,
+        )
+        .expect("valid");
+        assert_eq!(ok.id, "6f9619ff-8b86-d011-b42d-00c04fc964ff", "normalised");
+        assert!(valid_export(&export(id, "contact", "running", 0, now, now), now).is_some());
+        for bad in [
+            export("not-a-uuid", "workspace", "ready", 1, now, now + 1),
+            export(
+                "https://node/x?sig=1",
+                "workspace",
+                "ready",
+                1,
+                now,
+                now + 1,
+            ),
+            export(id, "everything", "ready", 1, now, now + 1),
+            export(id, "workspace", "downloadable", 1, now, now + 1),
+            export(id, "workspace", "ready", -1, now, now + 1),
+            export(id, "workspace", "ready", MAX_EXPORT_BYTES + 1, now, now + 1),
+            export(id, "workspace", "ready", 1, now + 3600, now + 7200),
+            export(id, "workspace", "ready", 1, 5, 6),
+            export(id, "workspace", "ready", 1, now, now - 1),
+            export(id, "workspace", "ready", 1, now, now + 40 * 86_400),
+        ] {
+            assert!(valid_export(&bad, now).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sweep_counts_must_be_plausible() {
+        let now = 1_800_000_000;
+        let s = |at, m, c, e| RetentionSweep {
+            at,
+            messages_deleted: m,
+            contacts_erased: c,
+            exports_deleted: e,
+        };
+        assert!(valid_sweep(&s(now - 60, 1204, 3, 0), now).is_some());
+        for bad in [
+            s(now, -1, 0, 0),
+            s(now, 0, -1, 0),
+            s(now, 0, 0, MAX_SWEEP_COUNT + 1),
+            s(now + 3600, 0, 0, 0),
+            s(0, 0, 0, 0),
+        ] {
+            assert!(valid_sweep(&bad, now).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_ack_is_matched_to_its_command_with_or_without_the_payload() {
+        let suspend = CommandKind::Suspend {
+            reason_code: "payment".into(),
+        };
+        let payload = serde_json::to_string(&suspend).expect("serialises");
+        assert_eq!(acked_kind("suspend", Some(&payload)), Some(suspend));
+        // Every kind the CP sends is known by its name once its payload is erased.
+        for name in [
+            "apply_config",
+            "deliver_secret",
+            "remove_secret",
+            "suspend",
+            "resume",
+            "deprovision",
+            "end_console_sessions",
+        ] {
+            assert_eq!(acked_kind(name, None).map(|k| k.name()), Some(name));
+        }
+        assert_eq!(acked_kind("reboot", None), None);
+    }
+
+    #[test]
+    fn members_hear_of_waiting_customers_when_the_count_rises_outside_the_quiet_time() {
+        let now = 1_800_000_000;
+        assert_eq!(waiting_notice(3, Some(1), None, now), (3, true));
+        assert_eq!(waiting_notice(1, Some(3), None, now), (1, false));
+        assert_eq!(waiting_notice(3, None, Some(now - 60), now), (3, false));
+        assert_eq!(
+            waiting_notice(3, Some(0), Some(now - WAITING_NOTICE_QUIET_SECS), now),
+            (3, true)
+        );
+        assert_eq!(waiting_notice(-5, None, None, now), (0, false));
+    }
+}

@@ -1,0 +1,181 @@
+//! The gateway's handlers (a separate TLS listener). `POST /v1/enroll` needs only
+//! server-auth TLS and a bootstrap token; every `/v1/node/*` route requires a client
+//! certificate chained to the internal CA, whose serial is checked against the database
+//! on every request ([`NodeIdentity`]). This is also where the other domains' reactions
+//! to enrollment and acknowledgements are wired in ([`Wired`]).
+
+use super::model::{NodeIdentity, CSR_LIMIT_KEY};
+use super::service::{self, Acked, EnrollContext, Reactions};
+use crate::app::State;
+use crate::error::{AppError, AppResult, Code};
+use crate::infra::db::{self, DbConn};
+use actix_web::dev::{Extensions, Payload};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use outpost_protocol::{
+    CommandAck, CommandBatch, CommandKind, EnrollRequest, RenewRequest, RenewResponse, Report,
+    ReportAck, MAX_COMMAND_WAIT_SECS,
+};
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+/// DER of the client certificate presented on this connection (verified by rustls).
+#[derive(Clone)]
+struct PeerCert(Vec<u8>);
+
+/// `on_connect` hook of the gateway: keeps the verified client certificate with the
+/// connection so handlers can read it.
+pub fn capture_peer_cert(conn: &dyn Any, ext: &mut Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        let (_, session) = tls.get_ref();
+        if let Some(cert) = session.peer_certificates().and_then(|c| c.first()) {
+            ext.insert(PeerCert(cert.to_vec()));
+        }
+    }
+}
+
+impl FromRequest for NodeIdentity {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let cert = req.conn_data::<PeerCert>().cloned();
+        let state = req.app_data::<State>().cloned();
+        Box::pin(async move {
+            let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+            db::run(&state.db, move |conn| {
+                service::authorize_cert(conn, &cert.0)
+            })
+            .await
+        })
+    }
+}
+
+/// The other domains' reactions to what nodes do: a node that enrolls gets its
+/// workspace's agents and, if the workspace is suspended, `suspend`; an acknowledged
+/// `suspend` or `resume` moves the node in or out of `suspended`; an acknowledged secret
+/// delivery or removal updates the secret.
+pub struct Wired;
+
+impl Reactions for Wired {
+    fn enrolled(&self, conn: &mut DbConn, node_id: &str, workspace_id: &str) -> AppResult<()> {
+        // The node starts with the workspace's current agents.
+        crate::agents::queue_config(conn, node_id, workspace_id)?;
+        // Suspended before it enrolled: it must not start answering.
+        crate::suspension::sync_node(conn, node_id, false)?;
+        Ok(())
+    }
+
+    fn acked(&self, conn: &mut DbConn, ack: &Acked<'_>) -> AppResult<()> {
+        match ack.kind {
+            CommandKind::Suspend { .. } if ack.ok => {
+                crate::suspension::on_suspend_ack(conn, ack.node_id)
+            }
+            CommandKind::Resume if ack.ok => crate::suspension::on_resume_ack(conn, ack.node_id),
+            CommandKind::DeliverSecret { .. } | CommandKind::RemoveSecret { .. } => {
+                crate::secrets::on_ack(conn, ack.command_id, ack.ok, ack.error_code)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+pub(crate) async fn enroll(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<EnrollRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let ip = crate::http::client_ip(&req);
+    if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
+        return Err(AppError::RateLimited(1));
+    }
+    let st = state.clone();
+    let resp = db::run(&state.db, move |conn| {
+        let cx = EnrollContext {
+            ca: &st.ca,
+            capability_public_key: st.capability.public_key_b64(),
+            notifier: st.notifier(),
+            reactions: &Wired,
+        };
+        service::enroll(conn, &cx, &body, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+pub(crate) async fn report(
+    state: State,
+    node: NodeIdentity,
+    body: web::Json<Report>,
+) -> AppResult<HttpResponse> {
+    let r = body.into_inner();
+    let seq = r.seq;
+    if seq < 1 {
+        return Err(AppError::invalid(Code::InvalidSeq, "seq starts at 1."));
+    }
+    let st = state.clone();
+    let accepted = db::run(&state.db, move |conn| {
+        service::report(conn, &st.notifier(), &node.node_id, &r)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ReportAck { seq, accepted }))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct WaitQuery {
+    wait: Option<u64>,
+}
+
+pub(crate) async fn poll_commands(
+    state: State,
+    node: NodeIdentity,
+    q: web::Query<WaitQuery>,
+) -> AppResult<HttpResponse> {
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_COMMAND_WAIT_SECS));
+    let deadline = Instant::now() + wait;
+    let notify = state.command_notify.handle(&node.node_id);
+    loop {
+        let id = node.node_id.clone();
+        let cmds = db::run(&state.db, move |conn| service::pending_commands(conn, &id)).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !cmds.is_empty() || left.is_zero() {
+            return Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }));
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(2)), notify.notified()).await;
+    }
+}
+
+pub(crate) async fn ack_command(
+    state: State,
+    node: NodeIdentity,
+    path: web::Path<String>,
+    body: web::Json<CommandAck>,
+) -> AppResult<HttpResponse> {
+    let cmd_id = path.into_inner();
+    let ack = body.into_inner();
+    let destroyed = db::run(&state.db, move |conn| {
+        service::acknowledge(conn, &node, &cmd_id, &ack, &Wired)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true, "destroyed": destroyed})))
+}
+
+pub(crate) async fn renew(
+    state: State,
+    node: NodeIdentity,
+    body: web::Json<RenewRequest>,
+) -> AppResult<HttpResponse> {
+    if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
+        return Err(AppError::RateLimited(1));
+    }
+    let issued = service::sign_csr(&state.ca, &body.csr_pem, &node.node_id)?;
+    let pem = issued.pem.clone();
+    db::run(&state.db, move |conn| {
+        service::renew(conn, &node.node_id, &issued)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(RenewResponse { cert_pem: pem }))
+}

@@ -1,0 +1,58 @@
+//! The schedule itself, pure: how long each kind of record is kept, how often the
+//! schedule runs, and what one run deleted.
+
+use crate::audit::Pruned;
+
+/// Seconds in a day.
+pub const DAY: i64 = 24 * 3600;
+/// Usage logs (counts per hour, report receipts, node timelines).
+pub const USAGE_LOG_DAYS: i64 = 90;
+/// Export metadata and node retention-sweep counts.
+pub const LIFECYCLE_DAYS: i64 = 90;
+/// Audit events.
+pub const AUDIT_DAYS: i64 = 2 * 365;
+/// Billing records, once they exist (Stripe ids, invoices, plan history).
+pub const BILLING_YEARS: i64 = 7;
+/// How often the schedule runs.
+pub const RUN_EVERY_S: i64 = DAY;
+/// After a failed run, try again this much later instead of a day later.
+pub const RETRY_AFTER_S: i64 = 3600;
+
+/// Rows older than these (unix seconds) are deleted by a run at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Usage logs.
+    pub usage: i64,
+    /// Export metadata and sweep counts.
+    pub lifecycle: i64,
+    /// Audit events.
+    pub audit: i64,
+}
+
+impl Cutoffs {
+    /// The cutoffs of a run at `now`.
+    pub fn at(now: i64) -> Self {
+        Cutoffs {
+            usage: now - USAGE_LOG_DAYS * DAY,
+            lifecycle: now - LIFECYCLE_DAYS * DAY,
+            audit: now - AUDIT_DAYS * DAY,
+        }
+    }
+}
+
+/// What one run deleted (row counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swept {
+    /// `usage_counts` rows.
+    pub usage_counts: usize,
+    /// `node_reports` rows.
+    pub node_reports: usize,
+    /// `node_events` rows.
+    pub node_events: usize,
+    /// `node_exports` rows.
+    pub node_exports: usize,
+    /// `retention_sweeps` rows.
+    pub retention_sweeps: usize,
+    /// What happened to the audit chain.
+    pub audit: Pruned,
+}
