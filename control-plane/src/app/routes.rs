@@ -118,12 +118,12 @@ table! {
         Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_delete, Member(Admin);
 
         // Secrets (validated here, sealed to the node).
-        Get "/api/v1/workspaces/{id}/secrets" => secrets::api_list, Member(Admin);
-        Post "/api/v1/workspaces/{id}/secrets" => secrets::api_add, Member(Admin);
-        Delete "/api/v1/workspaces/{id}/secrets/{kind}" => secrets::api_remove, Member(Admin);
-        Get "/workspaces/{id}/secrets" => secrets::page, Member(Admin);
-        Post "/workspaces/{id}/secrets" => secrets::submit, Member(Admin);
-        Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::remove_page, Member(Admin);
+        Get "/api/v1/workspaces/{id}/secrets" => secrets::web::api_list, Member(Admin);
+        Post "/api/v1/workspaces/{id}/secrets" => secrets::web::api_add, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/secrets/{kind}" => secrets::web::api_remove, Member(Admin);
+        Get "/workspaces/{id}/secrets" => secrets::web::page, Member(Admin);
+        Post "/workspaces/{id}/secrets" => secrets::web::submit, Member(Admin);
+        Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::web::remove_page, Member(Admin);
 
         // The operator console.
         Get "/operator" => operator::list_page, Operator;
