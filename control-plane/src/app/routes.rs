@@ -106,16 +106,16 @@ table! {
         Post "/api/v1/workspaces/{id}/invitations" => members::api_invite, Member(Owner);
 
         // Agents.
-        Get "/workspaces/{id}/agents/new" => agents::new_page, Member(Admin);
-        Post "/workspaces/{id}/agents" => agents::create_page, Member(Admin);
-        Get "/workspaces/{id}/agents/{agent}" => agents::show_page, Member(AnyMember);
-        Post "/workspaces/{id}/agents/{agent}" => agents::update_page, Member(Admin);
-        Post "/workspaces/{id}/agents/{agent}/delete" => agents::delete_page, Member(Admin);
-        Get "/api/v1/workspaces/{id}/agents" => agents::api_list, Member(AnyMember);
-        Post "/api/v1/workspaces/{id}/agents" => agents::api_create, Member(Admin);
-        Get "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_get, Member(AnyMember);
-        Put "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_update, Member(Admin);
-        Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_delete, Member(Admin);
+        Get "/workspaces/{id}/agents/new" => agents::web::new_page, Member(Admin);
+        Post "/workspaces/{id}/agents" => agents::web::create_page, Member(Admin);
+        Get "/workspaces/{id}/agents/{agent}" => agents::web::show_page, Member(AnyMember);
+        Post "/workspaces/{id}/agents/{agent}" => agents::web::update_page, Member(Admin);
+        Post "/workspaces/{id}/agents/{agent}/delete" => agents::web::delete_page, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents" => agents::web::api_list, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/agents" => agents::web::api_create, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_get, Member(AnyMember);
+        Put "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_update, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_delete, Member(Admin);
 
         // Secrets (validated here, sealed to the node).
         Get "/api/v1/workspaces/{id}/secrets" => secrets::web::api_list, Member(Admin);
