@@ -84,13 +84,13 @@ table! {
         Post "/api/v1/workspaces/{id}/reactivate" => workspaces::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).
-        Get "/workspaces/{id}/billing" => billing::pages::billing_page, Member(Owner);
-        Post "/workspaces/{id}/billing/checkout" => billing::pages::checkout_page, Member(Owner);
-        Get "/workspaces/{id}/billing/return" => billing::pages::return_page, Member(Owner);
-        Post "/workspaces/{id}/billing/portal" => billing::pages::portal_page, Member(Owner);
-        Get "/api/v1/workspaces/{id}/billing" => billing::pages::api_billing, Member(Owner);
-        Post "/api/v1/workspaces/{id}/checkout" => billing::pages::api_checkout, Member(Owner);
-        Post "/stripe/webhook" => billing::webhook::receive, Public;
+        Get "/workspaces/{id}/billing" => billing::web::billing_page, Member(Owner);
+        Post "/workspaces/{id}/billing/checkout" => billing::web::checkout_page, Member(Owner);
+        Get "/workspaces/{id}/billing/return" => billing::web::return_page, Member(Owner);
+        Post "/workspaces/{id}/billing/portal" => billing::web::portal_page, Member(Owner);
+        Get "/api/v1/workspaces/{id}/billing" => billing::web::api_billing, Member(Owner);
+        Post "/api/v1/workspaces/{id}/checkout" => billing::web::api_checkout, Member(Owner);
+        Post "/stripe/webhook" => billing::web::receive, Public;
 
         // Members, invitations, the workspace's audit log.
         Get "/workspaces/{id}/members" => members::members_page, Member(AnyMember);
