@@ -1,6 +1,6 @@
 //! What Stripe's news does: a paid checkout activates the workspace (and requests its
 //! node), subscription and invoice events are applied with the ordering rules of
-//! [`super::super::store`], the owners are emailed about a first failed payment, and
+//! [`crate::billing::store`], the owners are emailed about a first failed payment, and
 //! [`reconcile`] suspends or resumes the workspace for payment. Used by the webhook, the
 //! return page and the sweeper.
 //!
@@ -8,14 +8,14 @@
 //! `suspension::suspend`/`resume` do (an exception of the layering rules until those take
 //! their pieces).
 
-use super::super::config::BillingConfig;
-use super::super::model::{
-    fmt_amount, order_at, plan_of_prices, Applied, Order, Reconciled, ACTOR, PAYING,
-};
-use super::super::store;
-use super::super::stripe::{CheckoutSession, Event, Invoice, Stripe, Subscription};
 use crate::app::State;
 use crate::audit::{self, Entry};
+use crate::billing::config::BillingConfig;
+use crate::billing::model::{
+    fmt_amount, order_at, plan_of_prices, Applied, Order, Reconciled, ACTOR, PAYING,
+};
+use crate::billing::store;
+use crate::billing::stripe::{CheckoutSession, Event, Invoice, Stripe, Subscription};
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::notify;

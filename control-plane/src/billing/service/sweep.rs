@@ -5,10 +5,10 @@
 //! Takes the application state for [`events::reconcile`] (an exception of the layering
 //! rules until `suspension::suspend`/`resume` take their pieces).
 
-use super::super::store;
-use super::super::stripe::Stripe;
 use super::events;
 use crate::app::State;
+use crate::billing::store;
+use crate::billing::stripe::Stripe;
 use crate::error::AppResult;
 use crate::infra::db;
 use std::time::Duration;
