@@ -10,10 +10,11 @@
 //! Map: [`config`] the options and plans; [`model`] statuses, ordering, amounts (pure);
 //! [`store`] the tables (`billing_accounts`, `invoices`, `stripe_events`) and the ordering
 //! and idempotency rules of what is stored; [`service`] checkout, portal, summary,
-//! [`service::events`] what Stripe's news does (activation, reconcile), [`service::sweep`]
-//! the background pass (started from `app/workers.rs`); [`stripe`] the typed API client;
-//! [`signature`] the webhook signature check; [`web`] the owners' pages, the JSON API and
-//! the webhook endpoint.
+//! [`service::events`] what Stripe's news does (activation, reconcile; the node request and
+//! the payment suspension go through [`service::Reactions`], wired in `app/reactions.rs`),
+//! [`service::sweep`] the background pass (started from `app/workers.rs`); [`stripe`] the
+//! typed API client; [`signature`] the webhook signature check; [`web`] the owners' pages,
+//! the JSON API and the webhook endpoint.
 //!
 //! Called by `workspaces` ([`is_on`], [`summary`], [`checkout_for_api`], [`ledger::account`])
 //! and `mydata` (the account and invoices).

@@ -12,8 +12,39 @@ use super::stripe::{NewCheckout, Stripe, StripeError};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn, DbPool};
+use crate::infra::mail::Mailer;
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
+use std::sync::Arc;
 use std::sync::OnceLock;
+
+/// What billing's news sets off in other domains, implemented in `app/` so that billing
+/// calls neither `workspaces` nor `suspension`.
+pub trait Reactions: Send + Sync {
+    /// Payment is confirmed for a live workspace: request its node. Returns the node id.
+    fn request_node(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<String>;
+    /// The grace period is over or the subscription ended: suspend the workspace for
+    /// payment (`false`: it already was).
+    fn suspend_for_payment(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<bool>;
+    /// Nothing is owed any more: lift the payment cause (`false`: there was none).
+    fn resume_for_payment(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<bool>;
+}
+
+/// What applying Stripe's news and the sweeper need, with billing on (built in `app/`).
+#[derive(Clone)]
+pub struct BillingRuntime {
+    /// Database pool.
+    pub db: DbPool,
+    /// Client for Stripe.
+    pub http: reqwest::Client,
+    /// The billing configuration.
+    pub cfg: BillingConfig,
+    /// Outgoing mail (the payment-failed email).
+    pub mailer: Mailer,
+    /// Public base URL (links in emails).
+    pub public_url: String,
+    /// What billing sets off in other domains.
+    pub reactions: Arc<dyn Reactions>,
+}
 
 /// What checkout and the portal need from the application (built by `web.rs`).
 pub struct BillingCtx<'a> {

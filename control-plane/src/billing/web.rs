@@ -37,6 +37,11 @@ pub fn config(st: &State) -> Option<&BillingConfig> {
     st.config.billing.as_ref()
 }
 
+/// What a paid checkout sets off in other domains (wired in `app/`).
+fn reactions(st: &State) -> std::sync::Arc<dyn service::Reactions> {
+    crate::app::reactions::of(st)
+}
+
 /// What checkout and the portal need, from the state.
 fn ctx(st: &State) -> BillingCtx<'_> {
     BillingCtx {
@@ -208,10 +213,10 @@ pub(crate) async fn return_page(
         .into());
     }
     if session.is_paid() {
-        let (st, w, grace) = (state.clone(), ws_id.clone(), cfg.grace_secs);
+        let (fx, w, grace) = (reactions(&state), ws_id.clone(), cfg.grace_secs);
         db::run(&state.db, move |conn| {
-            events::checkout_completed(conn, &st, &w, &session, db::now())?;
-            events::reconcile(conn, &st, &w, grace)?;
+            events::checkout_completed(conn, &*fx, &w, &session, db::now())?;
+            events::reconcile(conn, &*fx, &w, grace)?;
             Ok(())
         })
         .await?;
@@ -299,9 +304,10 @@ pub(crate) async fn receive(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let Some(cfg) = config(&state) else {
+    let Some(rt) = crate::app::reactions::billing_runtime(&state) else {
         return Err(AppError::NotFound);
     };
+    let cfg = &rt.cfg;
     let header = req
         .headers()
         .get("stripe-signature")
@@ -322,6 +328,6 @@ pub(crate) async fn receive(
     }
     let ev: Event = serde_json::from_slice(&body)
         .map_err(|_| AppError::invalid(Code::MalformedEvent, "The body is not a Stripe event."))?;
-    let duplicate = events::handle(&state, cfg, ev).await?;
+    let duplicate = events::handle(&rt, ev).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"received": true, "duplicate": duplicate})))
 }

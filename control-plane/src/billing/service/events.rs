@@ -4,11 +4,10 @@
 //! [`reconcile`] suspends or resumes the workspace for payment. Used by the webhook, the
 //! return page and the sweeper.
 //!
-//! These take the application state because `workspaces::request_node` and
-//! `suspension::suspend`/`resume` do (an exception of the layering rules until those take
-//! their pieces).
+//! What this sets off in other domains (the node request, the payment suspension) goes
+//! through [`Reactions`], which `app/` implements: billing calls neither.
 
-use crate::app::State;
+use super::{BillingRuntime, Reactions};
 use crate::audit::{self, Entry};
 use crate::billing::config::BillingConfig;
 use crate::billing::model::{
@@ -23,7 +22,7 @@ use crate::suspension;
 
 /// Marks the workspace paid for and, the first time, requests its node. Idempotent: the
 /// conditional update on `activated_at` lets one caller through.
-fn activate(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<bool> {
+fn activate(conn: &mut DbConn, fx: &dyn Reactions, ws_id: &str) -> AppResult<bool> {
     if !store::set_activated(conn, ws_id, db::now())? {
         return Ok(false);
     }
@@ -31,7 +30,7 @@ fn activate(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<bool> {
     store::set_workspace_plan(conn, ws_id, &plan)?;
     // A workspace cancelled while its checkout was open gets no node.
     let node = if deleted.is_none() {
-        Some(crate::workspaces::request_node(conn, st, ws_id)?)
+        Some(fx.request_node(conn, ws_id)?)
     } else {
         None
     };
@@ -59,7 +58,8 @@ fn activate(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<bool> {
 /// the ordering). Starts provisioning when it is the first sign of payment.
 pub fn apply_subscription(
     conn: &mut DbConn,
-    st: &State,
+    cfg: &BillingConfig,
+    fx: &dyn Reactions,
     ws_id: &str,
     sub: &Subscription,
     order: Order,
@@ -89,11 +89,7 @@ pub fn apply_subscription(
     if !newer {
         return Ok(Applied::Unchanged);
     }
-    let plan = st
-        .config
-        .billing
-        .as_ref()
-        .and_then(|cfg| plan_of_prices(cfg, &sub.prices()));
+    let plan = plan_of_prices(cfg, &sub.prices());
     store::set_subscription_state(conn, ws_id, &sub.status, at, sub.period_end())?;
     if let Some(plan) = &plan {
         store::set_plan(conn, ws_id, plan)?;
@@ -102,7 +98,7 @@ pub fn apply_subscription(
         }
     }
     if PAYING.contains(&sub.status.as_str()) {
-        activate(conn, st, ws_id)?;
+        activate(conn, fx, ws_id)?;
     }
     if acc.subscription_status.as_deref() == Some(&sub.status) {
         return Ok(Applied::Unchanged);
@@ -130,7 +126,7 @@ pub fn apply_subscription(
 /// (which read the session from the API). Returns whether this call requested the node.
 pub fn checkout_completed(
     conn: &mut DbConn,
-    st: &State,
+    fx: &dyn Reactions,
     ws_id: &str,
     session: &CheckoutSession,
     at: i64,
@@ -191,7 +187,7 @@ pub fn checkout_completed(
                 )?;
             }
         }
-        activate(conn, st, ws_id)
+        activate(conn, fx, ws_id)
     })
 }
 
@@ -201,7 +197,7 @@ pub fn checkout_completed(
 /// account row is written first), and a no-op when already in line.
 pub fn reconcile(
     conn: &mut DbConn,
-    st: &State,
+    fx: &dyn Reactions,
     ws_id: &str,
     grace_secs: i64,
 ) -> AppResult<Reconciled> {
@@ -224,12 +220,12 @@ pub fn reconcile(
             .any(|s| s.code == suspension::PAYMENT);
         match (owes, suspended) {
             (true, false) => {
-                suspension::suspend(conn, st, ws_id, suspension::PAYMENT, "", ACTOR, None)?;
+                fx.suspend_for_payment(conn, ws_id)?;
                 tracing::info!(workspace = ws_id, "suspended for payment");
                 Ok(Reconciled::Suspended)
             }
             (false, true) => {
-                suspension::resume(conn, st, ws_id, suspension::PAYMENT, ACTOR, None)?;
+                fx.resume_for_payment(conn, ws_id)?;
                 tracing::info!(workspace = ws_id, "payment settled; suspension lifted");
                 Ok(Reconciled::Resumed)
             }
@@ -294,7 +290,7 @@ fn audit_invoice(conn: &mut DbConn, action: &str, ws: &str, invoice: &str) -> Ap
 /// API returned it, when the event tied with the stored state.
 fn apply(
     conn: &mut DbConn,
-    st: &State,
+    rt: &BillingRuntime,
     ev: &Event,
     fetched: Option<&Subscription>,
 ) -> AppResult<Outcome> {
@@ -310,7 +306,7 @@ fn apply(
                 return Ok(out);
             };
             if let Some(ws) = session.workspace_id() {
-                checkout_completed(conn, st, ws, &session, ev.created)?;
+                checkout_completed(conn, &*rt.reactions, ws, &session, ev.created)?;
                 out.workspace = Some(ws.to_owned());
             }
         }
@@ -323,7 +319,9 @@ fn apply(
                 None => Order::Event(ev.created),
             };
             if let Some(ws) = store::workspace_of_subscription(conn, &sub)? {
-                if apply_subscription(conn, st, &ws, &sub, order)? == Applied::Refetch {
+                if apply_subscription(conn, &rt.cfg, &*rt.reactions, &ws, &sub, order)?
+                    == Applied::Refetch
+                {
                     // Another delivery set the same second's status meanwhile: roll back
                     // and let Stripe retry, which re-fetches first.
                     return Err(AppError::Conflict(
@@ -368,7 +366,7 @@ fn apply(
 /// the workspace will be suspended, and the link to Billing (no card or customer data).
 fn notify_failure(
     conn: &mut DbConn,
-    st: &State,
+    rt: &BillingRuntime,
     (ws_id, number, amount, currency): &(String, Option<String>, i64, String),
     grace_secs: i64,
 ) -> AppResult<()> {
@@ -377,21 +375,21 @@ fn notify_failure(
         .map(|t| crate::workspaces::fmt_time(&(t + grace_secs)))
         .unwrap_or_default();
     notify::emails::send_later(
-        &st.mailer,
+        &rt.mailer,
         notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?,
         &notify::emails::PaymentFailed {
             workspace: name.into(),
             amount: fmt_amount(amount, currency).into(),
             invoice: number.as_ref().map(Into::into),
             until: until.into(),
-            billing_page: format!("{}/workspaces/{ws_id}/billing", st.public_url).into(),
+            billing_page: format!("{}/workspaces/{ws_id}/billing", rt.public_url).into(),
         },
     )
 }
 
 /// Handles one verified event: re-fetches a tied subscription, applies the event in one
 /// transaction, then emails and reconciles. Returns whether it was a duplicate.
-pub async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<bool> {
+pub async fn handle(rt: &BillingRuntime, ev: Event) -> AppResult<bool> {
     // A subscription event stamped the same second as the stored status, saying something
     // else, is settled by asking Stripe for the subscription as it is now.
     let mut fetched = None;
@@ -403,7 +401,7 @@ pub async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<boo
     {
         let (s, at) = (sub.clone(), ev.created);
         let tie = db::run(
-            &st.db,
+            &rt.db,
             move |conn| match store::workspace_of_subscription(conn, &s)? {
                 Some(ws) => store::needs_refetch(conn, &ws, &s, at),
                 None => Ok(false),
@@ -411,16 +409,16 @@ pub async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<boo
         )
         .await?;
         if tie {
-            let now = Stripe::new(&st.http, cfg)
+            let now = Stripe::new(&rt.http, &rt.cfg)
                 .subscription(&sub.id)
                 .await
                 .map_err(|e| AppError::internal(e.into()))?;
             fetched = Some(now);
         }
     }
-    let (s, grace) = (st.clone(), cfg.grace_secs);
+    let (s, grace) = (rt.clone(), rt.cfg.grace_secs);
     let span_event = ev.id.clone();
-    let duplicate = db::run(&st.db, move |conn| {
+    let duplicate = db::run(&rt.db, move |conn| {
         let out = db::transaction(conn, |conn| apply(conn, &s, &ev, fetched.as_ref()))?;
         if let Some(f) = &out.failed_invoice {
             notify_failure(conn, &s, f, grace)?;
@@ -428,7 +426,7 @@ pub async fn handle(st: &State, cfg: &BillingConfig, ev: Event) -> AppResult<boo
         if let Some(ws) = &out.workspace {
             // The sweeper would get there too; doing it now makes a payment resume the
             // workspace at once.
-            if let Err(e) = reconcile(conn, &s, ws, grace) {
+            if let Err(e) = reconcile(conn, &*s.reactions, ws, grace) {
                 tracing::warn!(workspace = %ws, error = %e, "billing reconcile after a webhook failed");
             }
         }

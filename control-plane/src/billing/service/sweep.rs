@@ -2,11 +2,9 @@
 //! reconciles payment suspensions, cancels at Stripe the subscriptions of closed
 //! workspaces, and prunes old billing records.
 //!
-//! Takes the application state for [`events::reconcile`] (an exception of the layering
-//! rules until `suspension::suspend`/`resume` take their pieces).
+//! Started from `app/workers.rs` with a [`BillingRuntime`] (only with billing on).
 
-use super::events;
-use crate::app::State;
+use super::{events, BillingRuntime};
 use crate::billing::store;
 use crate::billing::stripe::Stripe;
 use crate::error::AppResult;
@@ -21,14 +19,11 @@ const PRUNE_EVERY_S: i64 = 3600;
 /// or a webhook asks, it reconciles payment suspensions, cancels at Stripe the
 /// subscriptions of workspaces that were closed, and prunes old billing records. Every
 /// step is idempotent and serialised per workspace, so replicas may all run it.
-pub fn start_worker(state: State) {
-    if state.config.billing.is_none() {
-        return;
-    }
+pub fn start_worker(rt: BillingRuntime) {
     actix_web::rt::spawn(async move {
         let mut last_prune = 0;
         loop {
-            let sleep = match sweep(&state, &mut last_prune).await {
+            let sleep = match sweep(&rt, &mut last_prune).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "billing sweep failed");
@@ -44,18 +39,16 @@ pub fn start_worker(state: State) {
 }
 
 /// One pass of the sweeper; returns how long to sleep.
-async fn sweep(st: &State, last_prune: &mut i64) -> AppResult<Duration> {
-    let Some(cfg) = st.config.billing.as_ref() else {
-        return Ok(SWEEP_EVERY);
-    };
+async fn sweep(rt: &BillingRuntime, last_prune: &mut i64) -> AppResult<Duration> {
+    let cfg = &rt.cfg;
     let grace = cfg.grace_secs;
-    let s = st.clone();
+    let s = rt.clone();
     let prune = db::now() - *last_prune >= PRUNE_EVERY_S;
-    let (next, orphans) = db::run(&st.db, move |conn| {
+    let (next, orphans) = db::run(&rt.db, move |conn| {
         let now = db::now();
         let (ids, next) = store::candidates(conn, grace, now)?;
         for ws in ids {
-            if let Err(e) = events::reconcile(conn, &s, &ws, grace) {
+            if let Err(e) = events::reconcile(conn, &*s.reactions, &ws, grace) {
                 tracing::warn!(workspace = %ws, error = %e, "billing reconcile failed");
             }
         }
@@ -75,7 +68,7 @@ async fn sweep(st: &State, last_prune: &mut i64) -> AppResult<Duration> {
         *last_prune = db::now();
     }
     for (ws, sub) in orphans {
-        let stripe = Stripe::new(&st.http, cfg);
+        let stripe = Stripe::new(&rt.http, cfg);
         match stripe.cancel_subscription(&sub).await {
             Ok(_) => {}
             // Already gone at Stripe: nothing left to cancel.
@@ -86,7 +79,7 @@ async fn sweep(st: &State, last_prune: &mut i64) -> AppResult<Duration> {
             }
         }
         let w = ws.clone();
-        db::run(&st.db, move |conn| events::cancel_requested(conn, &w, &sub)).await?;
+        db::run(&rt.db, move |conn| events::cancel_requested(conn, &w, &sub)).await?;
         tracing::info!(workspace = %ws, "workspace closed; its subscription is cancelled at Stripe");
     }
     let now = db::now();
