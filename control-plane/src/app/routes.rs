@@ -84,13 +84,13 @@ table! {
         Post "/api/v1/workspaces/{id}/reactivate" => workspaces::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).
-        Get "/workspaces/{id}/billing" => billing::pages::billing_page, Member(Owner);
-        Post "/workspaces/{id}/billing/checkout" => billing::pages::checkout_page, Member(Owner);
-        Get "/workspaces/{id}/billing/return" => billing::pages::return_page, Member(Owner);
-        Post "/workspaces/{id}/billing/portal" => billing::pages::portal_page, Member(Owner);
-        Get "/api/v1/workspaces/{id}/billing" => billing::pages::api_billing, Member(Owner);
-        Post "/api/v1/workspaces/{id}/checkout" => billing::pages::api_checkout, Member(Owner);
-        Post "/stripe/webhook" => billing::webhook::receive, Public;
+        Get "/workspaces/{id}/billing" => billing::web::billing_page, Member(Owner);
+        Post "/workspaces/{id}/billing/checkout" => billing::web::checkout_page, Member(Owner);
+        Get "/workspaces/{id}/billing/return" => billing::web::return_page, Member(Owner);
+        Post "/workspaces/{id}/billing/portal" => billing::web::portal_page, Member(Owner);
+        Get "/api/v1/workspaces/{id}/billing" => billing::web::api_billing, Member(Owner);
+        Post "/api/v1/workspaces/{id}/checkout" => billing::web::api_checkout, Member(Owner);
+        Post "/stripe/webhook" => billing::web::receive, Public;
 
         // Members, invitations, the workspace's audit log.
         Get "/workspaces/{id}/members" => members::members_page, Member(AnyMember);
@@ -106,24 +106,24 @@ table! {
         Post "/api/v1/workspaces/{id}/invitations" => members::api_invite, Member(Owner);
 
         // Agents.
-        Get "/workspaces/{id}/agents/new" => agents::new_page, Member(Admin);
-        Post "/workspaces/{id}/agents" => agents::create_page, Member(Admin);
-        Get "/workspaces/{id}/agents/{agent}" => agents::show_page, Member(AnyMember);
-        Post "/workspaces/{id}/agents/{agent}" => agents::update_page, Member(Admin);
-        Post "/workspaces/{id}/agents/{agent}/delete" => agents::delete_page, Member(Admin);
-        Get "/api/v1/workspaces/{id}/agents" => agents::api_list, Member(AnyMember);
-        Post "/api/v1/workspaces/{id}/agents" => agents::api_create, Member(Admin);
-        Get "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_get, Member(AnyMember);
-        Put "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_update, Member(Admin);
-        Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::api_delete, Member(Admin);
+        Get "/workspaces/{id}/agents/new" => agents::web::new_page, Member(Admin);
+        Post "/workspaces/{id}/agents" => agents::web::create_page, Member(Admin);
+        Get "/workspaces/{id}/agents/{agent}" => agents::web::show_page, Member(AnyMember);
+        Post "/workspaces/{id}/agents/{agent}" => agents::web::update_page, Member(Admin);
+        Post "/workspaces/{id}/agents/{agent}/delete" => agents::web::delete_page, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents" => agents::web::api_list, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/agents" => agents::web::api_create, Member(Admin);
+        Get "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_get, Member(AnyMember);
+        Put "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_update, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/agents/{agent}" => agents::web::api_delete, Member(Admin);
 
         // Secrets (validated here, sealed to the node).
-        Get "/api/v1/workspaces/{id}/secrets" => secrets::api_list, Member(Admin);
-        Post "/api/v1/workspaces/{id}/secrets" => secrets::api_add, Member(Admin);
-        Delete "/api/v1/workspaces/{id}/secrets/{kind}" => secrets::api_remove, Member(Admin);
-        Get "/workspaces/{id}/secrets" => secrets::page, Member(Admin);
-        Post "/workspaces/{id}/secrets" => secrets::submit, Member(Admin);
-        Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::remove_page, Member(Admin);
+        Get "/api/v1/workspaces/{id}/secrets" => secrets::web::api_list, Member(Admin);
+        Post "/api/v1/workspaces/{id}/secrets" => secrets::web::api_add, Member(Admin);
+        Delete "/api/v1/workspaces/{id}/secrets/{kind}" => secrets::web::api_remove, Member(Admin);
+        Get "/workspaces/{id}/secrets" => secrets::web::page, Member(Admin);
+        Post "/workspaces/{id}/secrets" => secrets::web::submit, Member(Admin);
+        Post "/workspaces/{id}/secrets/{kind}/remove" => secrets::web::remove_page, Member(Admin);
 
         // The operator console.
         Get "/operator" => operator::web::list_page, Operator;

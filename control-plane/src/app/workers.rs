@@ -46,7 +46,9 @@ pub fn start(state: &State) {
             actix_web::rt::time::sleep(SWEEP_EVERY).await;
         }
     });
-    billing::start_worker(state.clone());
+    if let Some(rt) = super::reactions::billing_runtime(state) {
+        billing::start_worker(rt);
+    }
 }
 
 /// One pass of the fleet sweeper.

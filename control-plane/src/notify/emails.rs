@@ -125,7 +125,7 @@ pub struct Resumed {
     pub page: Line,
 }
 
-/// A first failed payment (`billing::webhook`), to the owners.
+/// A first failed payment (`billing::service::events`), to the owners.
 #[derive(Template)]
 #[template(path = "email/payment_failed.txt")]
 pub struct PaymentFailed {

@@ -1,4 +1,4 @@
-//! What the CP records about billing, and the rules that keep it right whatever order
+//! The billing tables (`billing_accounts`, `invoices`, `stripe_events`) and the rules that keep it right whatever order
 //! Stripe's events arrive in, however many times, and on however many replicas.
 //!
 //! - **Activation** (payment confirmed → node requested) is one conditional update of
@@ -10,7 +10,7 @@
 //!   in whole seconds, and at checkout `customer.subscription.created` (incomplete) and
 //!   `.updated` (active) are often stamped the same second, so on a tie with a different
 //!   status the webhook handler re-fetches the subscription from the API and stores that
-//!   ([`Order::Fetched`]). Re-fetching on every event would make each webhook depend on a
+//!   ([`Order::Fetched`](super::model::Order::Fetched)). Re-fetching on every event would make each webhook depend on a
 //!   second call, and still race between two concurrent deliveries; ordering by `created`
 //!   alone cannot settle ties. Both together can.
 //! - **Invoices**: `paid` and `void` are final (a late `payment_failed` for an invoice
@@ -18,30 +18,18 @@
 //!   newer event wins. A failed attempt sets `first_failed_at` once.
 //! - **Arrears**: a workspace is in arrears while one of its invoices has a failed payment
 //!   and is neither paid nor void. Its grace period ends `grace_secs` after the first such
-//!   failure; then [`reconcile`] suspends it for [`suspension::PAYMENT`], and lifts that
+//!   failure; then [`reconcile`](super::service::events::reconcile) suspends it for [`suspension::PAYMENT`], and lifts that
 //!   cause once nothing is owed. A subscription that has ended (`canceled`,
 //!   `incomplete_expired`) also suspends a workspace that had been activated, until the
 //!   owner subscribes again.
 
-use crate::app::State;
-use crate::audit::{self, Entry};
+use super::model::{InvoiceChange, ENDED, FINAL};
+use super::stripe::{Invoice, Subscription};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{billing_accounts as ba, invoices as inv, stripe_events, workspaces};
 use crate::suspension;
 use diesel::prelude::*;
-
-use super::stripe::{CheckoutSession, Invoice, Subscription};
-
-/// Subscription statuses after which the workspace is no longer paid for.
-pub const ENDED: &[&str] = &["canceled", "incomplete_expired"];
-/// Subscription statuses under which the workspace is paid for (provisioning may start).
-pub const PAYING: &[&str] = &["active", "trialing"];
-/// Invoice statuses no later event changes.
-pub const FINAL: &[&str] = &["paid", "void"];
-
-/// The actor of billing's audit events and suspensions.
-pub const ACTOR: &str = "billing";
 
 /// A workspace's billing account.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -147,7 +135,7 @@ pub fn arrears_since(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<i64>> {
 /// Takes this workspace's billing lock for the rest of the transaction: a write to its
 /// row, which PostgreSQL holds as a row lock and SQLite as its write lock, so replicas
 /// deciding the same workspace's fate take turns.
-fn lock(conn: &mut DbConn, ws_id: &str) -> AppResult<bool> {
+pub fn lock(conn: &mut DbConn, ws_id: &str) -> AppResult<bool> {
     Ok(diesel::update(ba::table.find(ws_id))
         .set(ba::updated_at.eq(ba::updated_at))
         .execute(conn)?
@@ -205,7 +193,7 @@ fn link_invoices(conn: &mut DbConn, ws_id: &str, customer: &str) -> AppResult<()
 /// subscription has ended (the workspace subscribed again), or whose subscription never got
 /// paid while this one is (`paying`). Returns whether `sub` is now the account's
 /// subscription; another live one is never replaced.
-fn adopt(
+pub fn adopt(
     conn: &mut DbConn,
     acc: &Account,
     customer: Option<&str>,
@@ -239,74 +227,6 @@ fn adopt(
     Ok(true)
 }
 
-/// Marks the workspace paid for and, the first time, requests its node. Idempotent: the
-/// conditional update on `activated_at` lets one caller through.
-fn activate(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<bool> {
-    let now = db::now();
-    let n = diesel::update(ba::table.find(ws_id).filter(ba::activated_at.is_null()))
-        .set((ba::activated_at.eq(now), ba::updated_at.eq(now)))
-        .execute(conn)?;
-    if n == 0 {
-        return Ok(false);
-    }
-    let (deleted, plan): (Option<i64>, String) = workspaces::table
-        .inner_join(ba::table)
-        .filter(workspaces::id.eq(ws_id))
-        .select((workspaces::deleted_at, ba::plan))
-        .first(conn)?;
-    diesel::update(workspaces::table.find(ws_id))
-        .set(workspaces::plan.eq(&plan))
-        .execute(conn)?;
-    // A workspace cancelled while its checkout was open gets no node.
-    let node = if deleted.is_none() {
-        Some(crate::workspaces::request_node(conn, st, ws_id)?)
-    } else {
-        None
-    };
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(ACTOR),
-            action: "billing.activated",
-            object_type: "workspace",
-            object_id: ws_id,
-            workspace_id: Some(ws_id),
-            detail: if node.is_some() {
-                "node_requested"
-            } else {
-                "workspace_closed"
-            },
-            ..Default::default()
-        },
-    )?;
-    tracing::info!(workspace = ws_id, "payment confirmed; node requested");
-    Ok(node.is_some())
-}
-
-/// How a subscription state is ordered against the stored one.
-#[derive(Debug, Clone, Copy)]
-pub enum Order {
-    /// Carried by an event created at this time: ignored if older than the stored state;
-    /// on a tie with a different status, the caller must re-fetch ([`Applied::Refetch`]).
-    Event(i64),
-    /// Fetched from the API just now (after everything up to this time): applied unless a
-    /// strictly newer event already set the status.
-    Fetched(i64),
-}
-
-/// What applying a subscription state did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    /// The status changed from the first to the second.
-    Changed(Option<String>, String),
-    /// Nothing to change (same state, older event, or another subscription).
-    Unchanged,
-    /// Same second, different status: re-fetch and apply with [`Order::Fetched`].
-    Refetch,
-    /// No account for this workspace.
-    Unknown,
-}
-
 /// The workspace a subscription belongs to: its metadata, else the account holding it.
 pub fn workspace_of_subscription(
     conn: &mut DbConn,
@@ -337,178 +257,7 @@ pub fn needs_refetch(
     }))
 }
 
-/// Applies a subscription's state to its workspace's account (see the module docs for
-/// the ordering). Starts provisioning when it is the first sign of payment.
-pub fn apply_subscription(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    sub: &Subscription,
-    order: Order,
-) -> AppResult<Applied> {
-    if !lock(conn, ws_id)? {
-        return Ok(Applied::Unknown);
-    }
-    let Some(acc) = account(conn, ws_id)? else {
-        return Ok(Applied::Unknown);
-    };
-    let paying = PAYING.contains(&sub.status.as_str());
-    if !adopt(conn, &acc, sub.customer.as_deref(), &sub.id, paying)? {
-        return Ok(Applied::Unchanged);
-    }
-    let acc = account(conn, ws_id)?.ok_or(AppError::NotFound)?;
-    let (at, newer) = match (order, acc.status_event_created) {
-        (_, None) => (order_at(order), true),
-        (Order::Event(at), Some(prev)) if at == prev => {
-            if acc.subscription_status.as_deref() != Some(&sub.status) {
-                return Ok(Applied::Refetch);
-            }
-            (at, true)
-        }
-        (Order::Event(at), Some(prev)) => (at, at > prev),
-        (Order::Fetched(at), Some(prev)) => (at.max(prev), at >= prev),
-    };
-    if !newer {
-        return Ok(Applied::Unchanged);
-    }
-    let plan = super::plan_of_prices(st, &sub.prices());
-    diesel::update(ba::table.find(ws_id))
-        .set((
-            ba::subscription_status.eq(&sub.status),
-            ba::status_event_created.eq(at),
-            ba::current_period_end.eq(sub.period_end()),
-            ba::updated_at.eq(db::now()),
-        ))
-        .execute(conn)?;
-    if let Some(plan) = &plan {
-        diesel::update(ba::table.find(ws_id))
-            .set(ba::plan.eq(plan))
-            .execute(conn)?;
-        if acc.activated_at.is_some() {
-            diesel::update(workspaces::table.find(ws_id))
-                .set(workspaces::plan.eq(plan))
-                .execute(conn)?;
-        }
-    }
-    if PAYING.contains(&sub.status.as_str()) {
-        activate(conn, st, ws_id)?;
-    }
-    if acc.subscription_status.as_deref() == Some(&sub.status) {
-        return Ok(Applied::Unchanged);
-    }
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(ACTOR),
-            action: "billing.subscription_changed",
-            object_type: "subscription",
-            object_id: &sub.id,
-            workspace_id: Some(ws_id),
-            detail: &sub.status,
-            ..Default::default()
-        },
-    )?;
-    Ok(Applied::Changed(
-        acc.subscription_status,
-        sub.status.clone(),
-    ))
-}
-
-fn order_at(o: Order) -> i64 {
-    match o {
-        Order::Event(t) | Order::Fetched(t) => t,
-    }
-}
-
-/// A completed checkout (return page or webhook): records its customer and subscription
-/// and activates the workspace. `at`: the event's `created`, or now for the return page
-/// (which read the session from the API). Returns whether this call requested the node.
-pub fn checkout_completed(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    session: &CheckoutSession,
-    at: i64,
-) -> AppResult<bool> {
-    if !session.is_paid() {
-        return Ok(false);
-    }
-    db::transaction(conn, |conn| {
-        if !lock(conn, ws_id)? {
-            tracing::warn!(
-                workspace = ws_id,
-                "paid checkout for a workspace without a billing account"
-            );
-            return Ok(false);
-        }
-        let acc = account(conn, ws_id)?.ok_or(AppError::NotFound)?;
-        let Some(sub) = &session.subscription else {
-            return Ok(false);
-        };
-        if !adopt(conn, &acc, session.customer.as_deref(), sub, true)? {
-            // Two checkouts paid in two tabs: the workspace keeps the first; the second is
-            // left for staff to cancel and refund (it is in the audit log).
-            tracing::warn!(
-                workspace = ws_id,
-                "a second subscription was paid while one is live"
-            );
-            audit::record(
-                conn,
-                &Entry {
-                    actor: Some(ACTOR),
-                    action: "billing.second_subscription_ignored",
-                    object_type: "subscription",
-                    object_id: sub,
-                    workspace_id: Some(ws_id),
-                    detail: "",
-                    ..Default::default()
-                },
-            )?;
-            return Ok(false);
-        }
-        let acc = account(conn, ws_id)?.ok_or(AppError::NotFound)?;
-        // A paid checkout means the subscription is active as of `at`, unless an event
-        // at least as new already said otherwise.
-        if acc.status_event_created.is_none_or(|prev| at > prev) {
-            diesel::update(ba::table.find(ws_id))
-                .set((
-                    ba::subscription_status.eq("active"),
-                    ba::status_event_created.eq(at),
-                ))
-                .execute(conn)?;
-            if acc.subscription_status.as_deref() != Some("active") {
-                audit::record(
-                    conn,
-                    &Entry {
-                        actor: Some(ACTOR),
-                        action: "billing.subscription_changed",
-                        object_type: "subscription",
-                        object_id: sub,
-                        workspace_id: Some(ws_id),
-                        detail: "active",
-                        ..Default::default()
-                    },
-                )?;
-            }
-        }
-        activate(conn, st, ws_id)
-    })
-}
-
-/// What applying an invoice did, for the caller's notices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InvoiceChange {
-    /// Workspace it belongs to, if known.
-    pub workspace_id: Option<String>,
-    /// A payment attempt failed and the invoice is not settled.
-    pub failed: bool,
-    /// This is the invoice's first failure (the owners are emailed once per invoice).
-    pub first_failure: bool,
-    /// It became paid with this event.
-    pub paid: bool,
-}
-
-fn workspace_of_invoice(conn: &mut DbConn, invoice: &Invoice) -> AppResult<Option<String>> {
+pub fn workspace_of_invoice(conn: &mut DbConn, invoice: &Invoice) -> AppResult<Option<String>> {
     if let Some(ws) = invoice.workspace_id() {
         let known: i64 = ba::table.find(ws).count().get_result(conn)?;
         if known > 0 {
@@ -666,63 +415,6 @@ pub fn first_delivery(conn: &mut DbConn, id: &str, kind: &str, created: i64) -> 
     }
 }
 
-/// What [`reconcile`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reconciled {
-    /// Nothing to do.
-    Same,
-    /// Suspended for payment.
-    Suspended,
-    /// The payment cause was lifted.
-    Resumed,
-}
-
-/// Brings a workspace's payment suspension in line with what it owes: suspended once the
-/// grace period of an unpaid failed invoice is over, or once an activated subscription has
-/// ended; resumed when neither holds. Serialised per workspace across replicas (the
-/// account row is written first), and a no-op when already in line.
-pub fn reconcile(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    grace_secs: i64,
-) -> AppResult<Reconciled> {
-    db::transaction(conn, |conn| {
-        if !lock(conn, ws_id)? {
-            return Ok(Reconciled::Same);
-        }
-        let Some(acc) = account(conn, ws_id)? else {
-            return Ok(Reconciled::Same);
-        };
-        let deleted: Option<i64> = workspaces::table
-            .find(ws_id)
-            .select(workspaces::deleted_at)
-            .first(conn)?;
-        if deleted.is_some() || acc.activated_at.is_none() {
-            return Ok(Reconciled::Same);
-        }
-        let now = db::now();
-        let grace_over = arrears_since(conn, ws_id)?.is_some_and(|t| now >= t + grace_secs);
-        let owes = grace_over || acc.ended();
-        let suspended = suspension::active(conn, ws_id)?
-            .iter()
-            .any(|s| s.code == suspension::PAYMENT);
-        match (owes, suspended) {
-            (true, false) => {
-                suspension::suspend(conn, st, ws_id, suspension::PAYMENT, "", ACTOR, None)?;
-                tracing::info!(workspace = ws_id, "suspended for payment");
-                Ok(Reconciled::Suspended)
-            }
-            (false, true) => {
-                suspension::resume(conn, st, ws_id, suspension::PAYMENT, ACTOR, None)?;
-                tracing::info!(workspace = ws_id, "payment settled; suspension lifted");
-                Ok(Reconciled::Resumed)
-            }
-            _ => Ok(Reconciled::Same),
-        }
-    })
-}
-
 /// Workspaces [`reconcile`] may have something to do for: some invoice unpaid after a
 /// failure, a payment suspension to lift, or an ended subscription. Also returns the
 /// earliest grace period end still to come, for the sweeper to wake up then.
@@ -793,28 +485,6 @@ pub fn orphaned_subscriptions(conn: &mut DbConn) -> AppResult<Vec<(String, Strin
         .load(conn)?)
 }
 
-/// Records that the subscription was cancelled at Stripe because its workspace was.
-pub fn cancel_requested(conn: &mut DbConn, ws_id: &str, sub_id: &str) -> AppResult<()> {
-    diesel::update(ba::table.find(ws_id))
-        .set((
-            ba::cancel_requested_at.eq(db::now()),
-            ba::updated_at.eq(db::now()),
-        ))
-        .execute(conn)?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(ACTOR),
-            action: "billing.subscription_cancelled",
-            object_type: "subscription",
-            object_id: sub_id,
-            workspace_id: Some(ws_id),
-            detail: "workspace_closed",
-            ..Default::default()
-        },
-    )
-}
-
 /// Billing's part of the retention schedule: invoices after 7 years
 /// ([`crate::retention::BILLING_YEARS`]), handled event ids after 30 days. Returns the rows
 /// deleted.
@@ -829,4 +499,103 @@ pub fn prune(conn: &mut DbConn, now: i64) -> AppResult<usize> {
     )
     .execute(conn)?;
     Ok(invoices + events)
+}
+
+/// Marks the account activated, if it was not: `true` for the one caller that did it.
+pub fn set_activated(conn: &mut DbConn, ws_id: &str, now: i64) -> AppResult<bool> {
+    let n = diesel::update(ba::table.find(ws_id).filter(ba::activated_at.is_null()))
+        .set((ba::activated_at.eq(now), ba::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// When the workspace was closed (if it was) and the account's plan.
+pub fn deleted_and_plan(conn: &mut DbConn, ws_id: &str) -> AppResult<(Option<i64>, String)> {
+    Ok(workspaces::table
+        .inner_join(ba::table)
+        .filter(workspaces::id.eq(ws_id))
+        .select((workspaces::deleted_at, ba::plan))
+        .first(conn)?)
+}
+
+/// When the workspace was closed, if it was.
+pub fn workspace_deleted_at(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<i64>> {
+    Ok(workspaces::table
+        .find(ws_id)
+        .select(workspaces::deleted_at)
+        .first(conn)?)
+}
+
+/// The workspace's name (for the owners' emails).
+pub fn workspace_name(conn: &mut DbConn, ws_id: &str) -> AppResult<String> {
+    Ok(workspaces::table
+        .find(ws_id)
+        .select(workspaces::name)
+        .first(conn)?)
+}
+
+/// Sets the plan the workspace is on.
+pub fn set_workspace_plan(conn: &mut DbConn, ws_id: &str, plan: &str) -> AppResult<()> {
+    diesel::update(workspaces::table.find(ws_id))
+        .set(workspaces::plan.eq(plan))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sets the account's plan.
+pub fn set_plan(conn: &mut DbConn, ws_id: &str, plan: &str) -> AppResult<()> {
+    diesel::update(ba::table.find(ws_id))
+        .set(ba::plan.eq(plan))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stores a subscription's state as of `at`.
+pub fn set_subscription_state(
+    conn: &mut DbConn,
+    ws_id: &str,
+    status: &str,
+    at: i64,
+    period_end: Option<i64>,
+) -> AppResult<()> {
+    diesel::update(ba::table.find(ws_id))
+        .set((
+            ba::subscription_status.eq(status),
+            ba::status_event_created.eq(at),
+            ba::current_period_end.eq(period_end),
+            ba::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stores a subscription status as of `at` (a paid checkout).
+pub fn set_status(conn: &mut DbConn, ws_id: &str, status: &str, at: i64) -> AppResult<()> {
+    diesel::update(ba::table.find(ws_id))
+        .set((
+            ba::subscription_status.eq(status),
+            ba::status_event_created.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records when the subscription was cancelled at Stripe.
+pub fn set_cancel_requested(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
+    diesel::update(ba::table.find(ws_id))
+        .set((
+            ba::cancel_requested_at.eq(db::now()),
+            ba::updated_at.eq(db::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The email address of a user (the Checkout's customer email).
+pub fn user_email(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    use crate::infra::schema::users;
+    Ok(users::table
+        .find(user_id)
+        .select(users::email)
+        .first(conn)?)
 }

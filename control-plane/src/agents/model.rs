@@ -1,37 +1,24 @@
-//! Agents: the configuration a workspace's AI agents run with (name, greeting, persona,
-//! business hours, language, fallback message, model choice, widget origins). It is
-//! metadata the CP owns (DESIGN §1) and pushes to the node as one `apply_config`
-//! document; conversations and provider keys never come here.
+//! Long because a third of it is the validation tests.
 //!
-//! Pages under `/workspaces/{id}/agents…` and the API under
-//! `/api/v1/workspaces/{id}/agents…` share one service layer. Every entry point goes
-//! through [`workspaces::load_for_member`], so non-members get 404.
+//! An agent's configuration and its rules: the [`Agent`] the node runs (and the
+//! `apply_config` document it becomes, `outpost_protocol::AgentConfig`), what a user
+//! submits ([`AgentInput`]), and its validation (names, languages, business hours and
+//! time zones, provider choice, widget origins, channels). Pure: no database, no HTTP.
 
-use crate::app::State;
-use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
-use crate::http::PageResult;
-use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
-use crate::http::{html, html_with};
-use crate::infra::db::{self, DbConn};
-use crate::infra::schema::{agents, commands, nodes, workspaces};
-use crate::provisioning::{self, state};
-use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-use askama::Template;
-use diesel::prelude::*;
-use outpost_protocol::{
-    AgentConfig, BusinessHours, CommandKind, ModelChoice, ProviderKind, WorkspaceConfig,
-};
+use outpost_protocol::{AgentConfig, BusinessHours, ModelChoice, ProviderKind};
 use serde::{Deserialize, Serialize};
+
+/// Current time, unix seconds (the business hours' offset is the zone's at this time).
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
 
 /// Most agents one workspace may have.
 pub const MAX_AGENTS: i64 = 20;
 
-/// An agent row.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
-#[diesel(table_name = agents)]
+/// An agent (a row of `agents`, read by [`super::store`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct Agent {
     /// Id (UUID); the widget snippet names it.
     pub id: String,
@@ -90,7 +77,7 @@ impl Agent {
             instructions: self.instructions.clone(),
             language: self.language.clone(),
             fallback_message: self.fallback_message.clone(),
-            business_hours: self.business_hours(days, db::now()),
+            business_hours: self.business_hours(days, unix_now()),
             model: ModelChoice {
                 provider: ProviderKind::parse(&self.provider).unwrap_or_default(),
                 model: self.model.clone(),
@@ -221,7 +208,8 @@ impl AgentInput {
         }
     }
 
-    fn from_agent(a: &Agent) -> Self {
+    /// The form of an existing agent.
+    pub fn from_agent(a: &Agent) -> Self {
         Self {
             name: a.name.clone(),
             greeting: a.greeting.clone(),
@@ -243,22 +231,37 @@ impl AgentInput {
 }
 
 /// A validated [`AgentInput`], ready for the database.
-struct Valid {
-    name: String,
-    greeting: String,
-    instructions: String,
-    language: String,
-    fallback_message: String,
-    hours_days: String,
-    open_minute: i32,
-    close_minute: i32,
-    time_zone: String,
-    utc_offset_minutes: i32,
-    provider: String,
-    model: String,
-    base_url: String,
-    allowed_origins: String,
-    channels: String,
+pub struct Valid {
+    /// Column `name`.
+    pub name: String,
+    /// Column `greeting`.
+    pub greeting: String,
+    /// Column `instructions`.
+    pub instructions: String,
+    /// Column `language`.
+    pub language: String,
+    /// Column `fallback_message`.
+    pub fallback_message: String,
+    /// Column `hours_days`.
+    pub hours_days: String,
+    /// Column `open_minute`.
+    pub open_minute: i32,
+    /// Column `close_minute`.
+    pub close_minute: i32,
+    /// Column `time_zone`.
+    pub time_zone: String,
+    /// Column `utc_offset_minutes`.
+    pub utc_offset_minutes: i32,
+    /// Column `provider`.
+    pub provider: String,
+    /// Column `model`.
+    pub model: String,
+    /// Column `base_url`.
+    pub base_url: String,
+    /// Column `allowed_origins`.
+    pub allowed_origins: String,
+    /// Column `channels`.
+    pub channels: String,
 }
 
 /// Channels an agent can answer besides web chat.
@@ -371,7 +374,8 @@ fn time_zone_of(i: &AgentInput) -> AppResult<String> {
     ))
 }
 
-fn validate(i: &AgentInput) -> AppResult<Valid> {
+/// Checks and normalises an input; `now` picks the zone's offset for older nodes.
+pub fn validate(i: &AgentInput, now: i64) -> AppResult<Valid> {
     let name = bounded("The name", &i.name, 1, 80)?;
     let greeting = bounded("The greeting", &i.greeting, 0, 500)?;
     let instructions = bounded("The instructions", &i.instructions, 0, 8000)?;
@@ -487,7 +491,7 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
                 time_zone: time_zone.clone(),
                 ..BusinessHours::default()
             }
-            .offset_minutes_at(db::now()),
+            .offset_minutes_at(now),
         ),
         time_zone,
         provider: provider.as_str().to_owned(),
@@ -501,617 +505,12 @@ fn validate(i: &AgentInput) -> AppResult<Valid> {
     })
 }
 
-/// Owners (and admins, once roles land) may change agents; other members may look.
-fn require_editor(role: &str) -> AppResult<()> {
-    if role == ROLE_OWNER || role == "admin" {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(Code::AdminRequired))
-    }
-}
-
-/// A workspace's agents, oldest first.
-pub fn list(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<Agent>> {
-    Ok(agents::table
-        .filter(agents::workspace_id.eq(ws_id))
-        .order((agents::created_at.asc(), agents::id.asc()))
-        .select(Agent::as_select())
-        .load(conn)?)
-}
-
-fn find(conn: &mut DbConn, ws_id: &str, agent_id: &str) -> AppResult<Agent> {
-    agents::table
-        .filter(agents::workspace_id.eq(ws_id))
-        .filter(agents::id.eq(agent_id))
-        .select(Agent::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(AppError::NotFound)
-}
-
-fn live_workspace(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<(Workspace, String)> {
-    let (ws, role) = load_for_member(conn, ws_id, user_id)?;
-    if ws.deleted_at.is_some() {
-        return Err(AppError::Conflict(
-            Code::WorkspaceDeleted,
-            "This workspace was deleted.".into(),
-        ));
-    }
-    Ok((ws, role))
-}
-
-/// Creates an agent and pushes the configuration.
-pub fn create(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    user_id: &str,
-    input: &AgentInput,
-    ip: &str,
-) -> AppResult<Agent> {
-    let (_, role) = live_workspace(conn, ws_id, user_id)?;
-    require_editor(&role)?;
-    let v = validate(input)?;
-    let id = db::new_id();
-    let now = db::now();
-    let (agent, node) = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        let count: i64 = agents::table
-            .filter(agents::workspace_id.eq(ws_id))
-            .count()
-            .get_result(conn)?;
-        if count >= MAX_AGENTS {
-            return Err(AppError::Conflict(
-                Code::TooManyAgents,
-                format!("A workspace can have at most {MAX_AGENTS} agents."),
-            ));
-        }
-        diesel::insert_into(agents::table)
-            .values((
-                agents::id.eq(&id),
-                agents::workspace_id.eq(ws_id),
-                agents::name.eq(&v.name),
-                agents::greeting.eq(&v.greeting),
-                agents::instructions.eq(&v.instructions),
-                agents::language.eq(&v.language),
-                agents::fallback_message.eq(&v.fallback_message),
-                agents::hours_days.eq(&v.hours_days),
-                agents::open_minute.eq(v.open_minute),
-                agents::close_minute.eq(v.close_minute),
-                agents::utc_offset_minutes.eq(v.utc_offset_minutes),
-                agents::time_zone.eq(&v.time_zone),
-                agents::provider.eq(&v.provider),
-                agents::model.eq(&v.model),
-                agents::base_url.eq(&v.base_url),
-                agents::allowed_origins.eq(&v.allowed_origins),
-                agents::channels.eq(&v.channels),
-                agents::created_at.eq(now),
-                agents::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        let node = push_config(conn, ws_id)?;
-        Ok((find(conn, ws_id, &id)?, node))
-    })?;
-    notify(st, node.as_deref());
-    audit_change(conn, user_id, "agent.created", &agent.id, ws_id, ip)?;
-    Ok(agent)
-}
-
-/// Changes an agent and pushes the configuration.
-pub fn update(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    agent_id: &str,
-    user_id: &str,
-    input: &AgentInput,
-    ip: &str,
-) -> AppResult<Agent> {
-    let (_, role) = live_workspace(conn, ws_id, user_id)?;
-    require_editor(&role)?;
-    let v = validate(input)?;
-    let (agent, node) = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        find(conn, ws_id, agent_id)?;
-        v.update(conn, agent_id)?;
-        let node = push_config(conn, ws_id)?;
-        Ok((find(conn, ws_id, agent_id)?, node))
-    })?;
-    notify(st, node.as_deref());
-    audit_change(conn, user_id, "agent.updated", agent_id, ws_id, ip)?;
-    Ok(agent)
-}
-
-/// Removes an agent (its widget stops answering) and pushes the configuration.
-pub fn delete(
-    conn: &mut DbConn,
-    st: &State,
-    ws_id: &str,
-    agent_id: &str,
-    user_id: &str,
-    ip: &str,
-) -> AppResult<()> {
-    let (_, role) = live_workspace(conn, ws_id, user_id)?;
-    require_editor(&role)?;
-    let node = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        find(conn, ws_id, agent_id)?;
-        diesel::delete(agents::table.find(agent_id)).execute(conn)?;
-        push_config(conn, ws_id)
-    })?;
-    notify(st, node.as_deref());
-    audit_change(conn, user_id, "agent.deleted", agent_id, ws_id, ip)
-}
-
-impl Valid {
-    fn update(&self, conn: &mut DbConn, agent_id: &str) -> AppResult<()> {
-        diesel::update(agents::table.find(agent_id))
-            .set((
-                agents::name.eq(&self.name),
-                agents::greeting.eq(&self.greeting),
-                agents::instructions.eq(&self.instructions),
-                agents::language.eq(&self.language),
-                agents::fallback_message.eq(&self.fallback_message),
-                agents::hours_days.eq(&self.hours_days),
-                agents::open_minute.eq(self.open_minute),
-                agents::close_minute.eq(self.close_minute),
-                agents::utc_offset_minutes.eq(self.utc_offset_minutes),
-                agents::time_zone.eq(&self.time_zone),
-                agents::provider.eq(&self.provider),
-                agents::model.eq(&self.model),
-                agents::base_url.eq(&self.base_url),
-                agents::allowed_origins.eq(&self.allowed_origins),
-                agents::channels.eq(&self.channels),
-                agents::updated_at.eq(db::now()),
-            ))
-            .execute(conn)?;
-        Ok(())
-    }
-}
-
-fn notify(st: &State, node: Option<&str>) {
-    if let Some(n) = node {
-        st.command_notify.notify(n);
-    }
-}
-
-fn audit_change(
-    conn: &mut DbConn,
-    user_id: &str,
-    action: &'static str,
-    agent_id: &str,
-    ws_id: &str,
-    ip: &str,
-) -> AppResult<()> {
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action,
-            object_type: "agent",
-            object_id: agent_id,
-            workspace_id: Some(ws_id),
-            ip: Some(ip),
-            detail: "",
-        },
-    )
-}
-
-/// The configuration document of a workspace at its current revision.
-pub fn config_document(conn: &mut DbConn, ws_id: &str) -> AppResult<WorkspaceConfig> {
-    let revision: i64 = workspaces::table
-        .find(ws_id)
-        .select(workspaces::config_revision)
-        .first(conn)?;
-    Ok(WorkspaceConfig {
-        revision,
-        agents: list(conn, ws_id)?.iter().map(Agent::to_config).collect(),
-    })
-}
-
-/// Bumps the workspace's configuration revision and queues `apply_config` for its node
-/// if it has enrolled (a node that has not yet gets it on enrollment). Undelivered older
-/// `apply_config` commands are dropped: the new document supersedes them. Returns the
-/// node to wake.
-pub fn push_config(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<String>> {
-    diesel::update(workspaces::table.find(ws_id))
-        .set(workspaces::config_revision.eq(workspaces::config_revision + 1))
-        .execute(conn)?;
-    let node: Option<String> = nodes::table
-        .filter(nodes::workspace_id.eq(ws_id))
-        .filter(nodes::enrolled_at.is_not_null())
-        .filter(nodes::state.ne_all([state::DEPROVISIONING, state::DESTROYED]))
-        .select(nodes::id)
-        .first(conn)
-        .optional()?;
-    let Some(node) = node else { return Ok(None) };
-    queue_config(conn, &node, ws_id)?;
-    Ok(Some(node))
-}
-
-/// Queues the workspace's current configuration for `node_id` (on enrollment and after
-/// every change).
-pub fn queue_config(conn: &mut DbConn, node_id: &str, ws_id: &str) -> AppResult<()> {
-    let doc = config_document(conn, ws_id)?;
-    diesel::delete(
-        commands::table
-            .filter(commands::node_id.eq(node_id))
-            .filter(commands::kind.eq("apply_config"))
-            .filter(commands::delivered_at.is_null()),
-    )
-    .execute(conn)?;
-    let config = serde_json::to_value(&doc).map_err(|e| AppError::internal(e.into()))?;
-    provisioning::queue_command(conn, node_id, &CommandKind::ApplyConfig { config })?;
-    Ok(())
-}
-
 /// The web-chat embed snippet for an agent on a node.
 pub fn embed_snippet(public_url: &str, agent_id: &str) -> String {
     format!(
         "<script src=\"{}/widget.js\" data-outpost-agent=\"{agent_id}\" async></script>",
         public_url.trim_end_matches('/')
     )
-}
-
-// ---------------------------------------------------------------- pages
-
-#[derive(Template)]
-#[template(path = "agent.html")]
-struct AgentPage {
-    user: CurrentUser,
-    workspace: Workspace,
-    role: String,
-    agent: Option<Agent>,
-    input: AgentInput,
-    error: Option<String>,
-    snippet: Option<String>,
-    providers: Vec<(&'static str, &'static str)>,
-    time_zones: Vec<String>,
-    day_names: [&'static str; 7],
-}
-
-impl AgentPage {
-    fn day_checked(&self, i: &usize) -> bool {
-        self.input.days.get(*i).copied().unwrap_or(false)
-    }
-    fn origins_text(&self) -> String {
-        self.input.allowed_origins.join("\n")
-    }
-    fn provider_selected(&self, p: &str) -> bool {
-        p == self.input.provider
-    }
-    fn channel_checked(&self, c: &&str) -> bool {
-        self.input.channels.iter().any(|x| x == c)
-    }
-    fn can_edit(&self) -> bool {
-        require_editor(&self.role).is_ok() && self.workspace.deleted_at.is_none()
-    }
-}
-
-/// The form's fields: checkboxes `day0`…`day6`, origins one per line.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct AgentForm {
-    name: String,
-    greeting: String,
-    instructions: String,
-    language: String,
-    fallback_message: String,
-    day0: Option<String>,
-    day1: Option<String>,
-    day2: Option<String>,
-    day3: Option<String>,
-    day4: Option<String>,
-    day5: Option<String>,
-    day6: Option<String>,
-    open: String,
-    close: String,
-    time_zone: String,
-    provider: String,
-    model: String,
-    base_url: String,
-    allowed_origins: String,
-    telegram: Option<String>,
-    whatsapp: Option<String>,
-}
-
-impl AgentForm {
-    fn into_input(self) -> AgentInput {
-        let days = [
-            &self.day0, &self.day1, &self.day2, &self.day3, &self.day4, &self.day5, &self.day6,
-        ]
-        .iter()
-        .map(|d| d.is_some())
-        .collect();
-        AgentInput {
-            name: self.name,
-            greeting: self.greeting,
-            instructions: self.instructions,
-            language: self.language,
-            fallback_message: self.fallback_message,
-            days,
-            open: self.open,
-            close: self.close,
-            time_zone: self.time_zone,
-            // A cleared time-zone field fails validation instead of silently becoming
-            // UTC (the offset is only the API's legacy fallback).
-            utc_offset_minutes: i32::MIN,
-            provider: self.provider,
-            model: self.model,
-            base_url: self.base_url,
-            allowed_origins: self.allowed_origins.lines().map(str::to_owned).collect(),
-            channels: [("telegram", &self.telegram), ("whatsapp", &self.whatsapp)]
-                .iter()
-                .filter(|(_, on)| on.is_some())
-                .map(|(c, _)| (*c).to_owned())
-                .collect(),
-        }
-    }
-}
-
-fn page(
-    user: CurrentUser,
-    workspace: Workspace,
-    role: String,
-    agent: Option<Agent>,
-    input: AgentInput,
-    error: Option<String>,
-    public_url: Option<String>,
-) -> AgentPage {
-    let snippet = agent
-        .as_ref()
-        .zip(public_url)
-        .map(|(a, u)| embed_snippet(&u, &a.id));
-    AgentPage {
-        user,
-        workspace,
-        role,
-        agent,
-        input,
-        error,
-        snippet,
-        providers: ProviderKind::ALL
-            .iter()
-            .map(|p| (p.as_str(), p.label()))
-            .collect(),
-        time_zones: time_zone_names(),
-        day_names: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-    }
-}
-
-fn node_url(conn: &mut DbConn, ws_id: &str) -> AppResult<Option<String>> {
-    Ok(nodes::table
-        .filter(nodes::workspace_id.eq(ws_id))
-        .order(nodes::created_at.desc())
-        .select(nodes::public_url)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
-}
-
-pub(crate) async fn new_page(
-    state: State,
-    user: CurrentUser,
-    path: web::Path<String>,
-) -> PageResult {
-    let (uid, ws_id) = (user.id.clone(), path.into_inner());
-    let (ws, role) = db::run(&state.db, move |conn| live_workspace(conn, &ws_id, &uid)).await?;
-    require_editor(&role)?;
-    let input = AgentInput::new_defaults(&ws.name);
-    Ok(html(&page(user, ws, role, None, input, None, None)))
-}
-
-pub(crate) async fn show_page(
-    state: State,
-    user: CurrentUser,
-    path: web::Path<(String, String)>,
-) -> PageResult {
-    let (uid, (ws_id, agent_id)) = (user.id.clone(), path.into_inner());
-    let (ws, role, agent, url) = db::run(&state.db, move |conn| {
-        let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
-        let agent = find(conn, &ws_id, &agent_id)?;
-        let url = node_url(conn, &ws_id)?;
-        Ok((ws, role, agent, url))
-    })
-    .await?;
-    let input = AgentInput::from_agent(&agent);
-    Ok(html(&page(user, ws, role, Some(agent), input, None, url)))
-}
-
-async fn save(
-    state: State,
-    req: HttpRequest,
-    f: CsrfForm<AgentForm>,
-    ws_id: String,
-    agent_id: Option<String>,
-) -> PageResult {
-    let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
-    let input = f.form.into_input();
-    let inp = input.clone();
-    let (w, a) = (ws_id.clone(), agent_id.clone());
-    let res = db::run(&state.db, move |conn| {
-        Ok(match &a {
-            Some(a) => update(conn, &st, &w, a, &uid, &inp, &ip),
-            None => create(conn, &st, &w, &uid, &inp, &ip),
-        })
-    })
-    .await?;
-    match res {
-        Ok(agent) => Ok(HttpResponse::SeeOther()
-            .insert_header((
-                header::LOCATION,
-                format!("/workspaces/{ws_id}/agents/{}", agent.id),
-            ))
-            .finish()),
-        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
-            let uid = f.user.id.clone();
-            let (ws, role, agent, url) = db::run(&state.db, move |conn| {
-                let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
-                let agent = match &agent_id {
-                    Some(a) => Some(find(conn, &ws_id, a)?),
-                    None => None,
-                };
-                Ok((ws, role, agent, node_url(conn, &ws_id)?))
-            })
-            .await?;
-            Ok(html_with(
-                HttpResponse::build(e.status()),
-                &page(f.user, ws, role, agent, input, Some(e.message()), url),
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(crate) async fn create_page(
-    state: State,
-    req: HttpRequest,
-    f: CsrfForm<AgentForm>,
-    path: web::Path<String>,
-) -> PageResult {
-    save(state, req, f, path.into_inner(), None).await
-}
-
-pub(crate) async fn update_page(
-    state: State,
-    req: HttpRequest,
-    f: CsrfForm<AgentForm>,
-    path: web::Path<(String, String)>,
-) -> PageResult {
-    let (ws_id, agent_id) = path.into_inner();
-    save(state, req, f, ws_id, Some(agent_id)).await
-}
-
-pub(crate) async fn delete_page(
-    state: State,
-    req: HttpRequest,
-    f: CsrfForm<Empty>,
-    path: web::Path<(String, String)>,
-) -> PageResult {
-    let (uid, ip, st, (ws_id, agent_id)) = (
-        f.user.id.clone(),
-        client_ip(&req),
-        state.clone(),
-        path.into_inner(),
-    );
-    let loc = format!("/workspaces/{ws_id}");
-    db::run(&state.db, move |conn| {
-        delete(conn, &st, &ws_id, &agent_id, &uid, &ip)
-    })
-    .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, loc))
-        .finish())
-}
-
-// ---------------------------------------------------------------- API
-
-#[derive(Serialize)]
-struct AgentJson {
-    #[serde(flatten)]
-    config: AgentConfig,
-    created_at: i64,
-    updated_at: i64,
-    embed_snippet: Option<String>,
-}
-
-fn to_json(a: &Agent, url: Option<&str>) -> AgentJson {
-    AgentJson {
-        config: a.to_config(),
-        created_at: a.created_at,
-        updated_at: a.updated_at,
-        embed_snippet: url.map(|u| embed_snippet(u, &a.id)),
-    }
-}
-
-pub(crate) async fn api_list(
-    state: State,
-    user: ApiUser,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    let ws_id = path.into_inner();
-    let (list, url) = db::run(&state.db, move |conn| {
-        load_for_member(conn, &ws_id, &user.id)?;
-        Ok((list(conn, &ws_id)?, node_url(conn, &ws_id)?))
-    })
-    .await?;
-    let items: Vec<_> = list.iter().map(|a| to_json(a, url.as_deref())).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": items })))
-}
-
-pub(crate) async fn api_create(
-    state: State,
-    req: HttpRequest,
-    user: ApiUser,
-    path: web::Path<String>,
-    body: web::Json<AgentInput>,
-) -> AppResult<HttpResponse> {
-    let (ip, st, ws_id, input) = (
-        client_ip(&req),
-        state.clone(),
-        path.into_inner(),
-        body.into_inner(),
-    );
-    let (agent, url) = db::run(&state.db, move |conn| {
-        let a = create(conn, &st, &ws_id, &user.id, &input, &ip)?;
-        Ok((a, node_url(conn, &ws_id)?))
-    })
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            format!(
-                "/api/v1/workspaces/{}/agents/{}",
-                agent.workspace_id, agent.id
-            ),
-        ))
-        .json(to_json(&agent, url.as_deref())))
-}
-
-pub(crate) async fn api_get(
-    state: State,
-    user: ApiUser,
-    path: web::Path<(String, String)>,
-) -> AppResult<HttpResponse> {
-    let (ws_id, agent_id) = path.into_inner();
-    let (agent, url) = db::run(&state.db, move |conn| {
-        load_for_member(conn, &ws_id, &user.id)?;
-        Ok((find(conn, &ws_id, &agent_id)?, node_url(conn, &ws_id)?))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
-}
-
-pub(crate) async fn api_update(
-    state: State,
-    req: HttpRequest,
-    user: ApiUser,
-    path: web::Path<(String, String)>,
-    body: web::Json<AgentInput>,
-) -> AppResult<HttpResponse> {
-    let (ip, st, (ws_id, agent_id), input) = (
-        client_ip(&req),
-        state.clone(),
-        path.into_inner(),
-        body.into_inner(),
-    );
-    let (agent, url) = db::run(&state.db, move |conn| {
-        let a = update(conn, &st, &ws_id, &agent_id, &user.id, &input, &ip)?;
-        Ok((a, node_url(conn, &ws_id)?))
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
-}
-
-pub(crate) async fn api_delete(
-    state: State,
-    req: HttpRequest,
-    user: ApiUser,
-    path: web::Path<(String, String)>,
-) -> AppResult<HttpResponse> {
-    let (ip, st, (ws_id, agent_id)) = (client_ip(&req), state.clone(), path.into_inner());
-    db::run(&state.db, move |conn| {
-        delete(conn, &st, &ws_id, &agent_id, &user.id, &ip)
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]
@@ -1124,7 +523,7 @@ mod tests {
 
     #[test]
     fn defaults_validate_and_round_trip_to_the_node_document() {
-        let v = validate(&input()).expect("valid");
+        let v = validate(&input(), unix_now()).expect("valid");
         assert_eq!(v.hours_days, "1111100");
         assert_eq!((v.open_minute, v.close_minute), (540, 1020));
         let a = Agent {
@@ -1182,11 +581,14 @@ mod tests {
     #[test]
     fn time_zones_are_real_iana_names_stored_as_the_database_spells_them() {
         let zone = |tz: &str, offset: i32| {
-            validate(&AgentInput {
-                time_zone: tz.into(),
-                utc_offset_minutes: offset,
-                ..input()
-            })
+            validate(
+                &AgentInput {
+                    time_zone: tz.into(),
+                    utc_offset_minutes: offset,
+                    ..input()
+                },
+                unix_now(),
+            )
             .map(|v| v.time_zone)
             .map_err(|e| e.message().to_owned())
         };
@@ -1255,21 +657,6 @@ mod tests {
                 "time zone",
             ),
             (
-                // A cleared field on the page.
-                AgentForm {
-                    name: "Ava".into(),
-                    language: "en".into(),
-                    fallback_message: "Sorry.".into(),
-                    open: "09:00".into(),
-                    close: "17:00".into(),
-                    time_zone: " ".into(),
-                    provider: "retrieval".into(),
-                    ..AgentForm::default()
-                }
-                .into_input(),
-                "time zone",
-            ),
-            (
                 AgentInput {
                     provider: "gpt".into(),
                     ..input()
@@ -1308,7 +695,7 @@ mod tests {
             ),
         ];
         for (i, needle) in cases {
-            let e = validate(&i).err().expect("refused");
+            let e = validate(&i, unix_now()).err().expect("refused");
             assert!(
                 e.message().contains(needle),
                 "{} should mention {needle}",
@@ -1322,7 +709,7 @@ mod tests {
             allowed_origins: vec!["HTTPS://Shop.Example/".into(), "".into()],
             ..input()
         };
-        let v = validate(&ok).expect("local http endpoint is fine");
+        let v = validate(&ok, unix_now()).expect("local http endpoint is fine");
         assert_eq!(v.base_url, "http://127.0.0.1:11434/v1");
         assert_eq!(v.allowed_origins, "https://shop.example");
     }

@@ -1,0 +1,233 @@
+//! The secrets page and the `/api/v1/workspaces/{id}/secrets` API. The submitted value
+//! becomes a [`Secret`] at once and goes straight to [`service::add`].
+
+use super::model::{label, SecretKind};
+use super::service::{self, require_admin, SecretsCtx};
+use super::store::{self, SecretRow};
+use crate::app::State;
+use crate::error::{AppError, AppResult};
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::http::{html, html_with};
+use crate::infra::db::{self, DbConn};
+use crate::workspaces::{load_for_member, Workspace};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use outpost_crypto::Secret;
+use serde::Deserialize;
+
+/// What the service needs, from the state.
+fn ctx(state: &State) -> SecretsCtx<'_> {
+    SecretsCtx {
+        db: &state.db,
+        http: &state.http,
+        providers: &state.config.providers,
+        fingerprint_key: &state.fingerprint_key,
+        command_notify: &state.command_notify,
+    }
+}
+
+// ---------------------------------------------------------------- pages
+
+#[derive(Template)]
+#[template(path = "secrets.html")]
+struct SecretsPage {
+    user: CurrentUser,
+    workspace: Workspace,
+    rows: Vec<SecretRow>,
+    error: Option<String>,
+    notice: Option<String>,
+    kinds: &'static [SecretKind],
+}
+
+fn rows(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<SecretRow>> {
+    Ok(store::rows(conn, ws_id)?)
+}
+
+pub(crate) async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+    let (uid, ws_id) = (user.id.clone(), path.into_inner());
+    let (workspace, rows) = db::run(&state.db, move |conn| {
+        // Which keys are set is a setting: owners and admins only, like changing them.
+        let (ws, role) = load_for_member(conn, &ws_id, &uid)?;
+        require_admin(&role)?;
+        Ok((ws, rows(conn, &ws_id)?))
+    })
+    .await?;
+    Ok(html(&SecretsPage {
+        user,
+        workspace,
+        rows,
+        error: None,
+        notice: None,
+        kinds: SecretKind::ALL,
+    }))
+}
+
+/// The submitted form. `value` is moved into a [`Secret`] at once.
+#[derive(Deserialize)]
+pub(crate) struct SecretForm {
+    kind: String,
+    value: String,
+    #[serde(default)]
+    base_url: String,
+    #[serde(default)]
+    phone_number_id: String,
+}
+
+pub(crate) async fn submit(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<SecretForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    let ws_id = path.into_inner();
+    let SecretForm {
+        kind,
+        value,
+        base_url,
+        phone_number_id,
+    } = f.form;
+    let value = Secret::new(value.trim().to_owned());
+    let user = f.user;
+    let (uid, ip) = (user.id.clone(), client_ip(&req));
+    let result = service::add(
+        &ctx(&state),
+        &ws_id,
+        &uid,
+        &ip,
+        &kind,
+        value,
+        Some(base_url.trim()).filter(|b| !b.is_empty()),
+        Some(phone_number_id.trim()),
+    )
+    .await;
+    let (w, u) = (ws_id.clone(), user.id.clone());
+    let (workspace, rows) = db::run(&state.db, move |conn| {
+        let (ws, _) = load_for_member(conn, &w, &u)?;
+        Ok((ws, rows(conn, &w)?))
+    })
+    .await?;
+    match result {
+        Ok(fp) => Ok(html(&SecretsPage {
+            user,
+            workspace,
+            rows,
+            error: None,
+            notice: Some(format!(
+                "{} accepted (fingerprint {fp}) and sealed to your node. Outpost keeps only the fingerprint and the last 4 characters.",
+                label(&kind)
+            )),
+            kinds: SecretKind::ALL,
+        })),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => Ok(html_with(
+            HttpResponse::build(e.status()),
+            &SecretsPage {
+                user,
+                workspace,
+                rows,
+                error: Some(e.message()),
+                notice: None,
+                kinds: SecretKind::ALL,
+            },
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn remove_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<(String, String)>,
+) -> PageResult {
+    let (ws_id, kind) = path.into_inner();
+    let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
+    let loc = format!("/workspaces/{ws_id}/secrets");
+    db::run(&state.db, move |conn| {
+        service::remove(conn, &st.command_notify, &ws_id, &uid, &kind, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, loc))
+        .finish())
+}
+
+// ---------------------------------------------------------------- API
+
+/// `POST /api/v1/workspaces/{id}/secrets` body. The value becomes a [`Secret`] at once.
+#[derive(Deserialize)]
+pub(crate) struct SecretBody {
+    kind: String,
+    value: String,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    phone_number_id: Option<String>,
+}
+
+fn row_json(r: &SecretRow) -> serde_json::Value {
+    serde_json::json!({"kind": r.kind, "fingerprint": r.fingerprint, "last4": r.last4,
+        "validated_at": r.validated_at, "delivered_at": r.delivered_at, "status": r.status,
+        "error_code": r.error_code})
+}
+
+pub(crate) async fn api_list(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let list = db::run(&state.db, move |conn| {
+        let (_, role) = load_for_member(conn, &ws_id, &user.id)?;
+        require_admin(&role)?;
+        rows(conn, &ws_id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"secrets": list.iter().map(row_json).collect::<Vec<_>>()})))
+}
+
+pub(crate) async fn api_add(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<SecretBody>,
+) -> AppResult<HttpResponse> {
+    let ws_id = path.into_inner();
+    let b = body.into_inner();
+    let value = Secret::new(b.value.trim().to_owned());
+    service::add(
+        &ctx(&state),
+        &ws_id,
+        &user.id,
+        &client_ip(&req),
+        &b.kind,
+        value,
+        b.base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty()),
+        b.phone_number_id.as_deref().map(str::trim),
+    )
+    .await?;
+    let (w, k) = (ws_id.clone(), b.kind.clone());
+    let row = db::run(&state.db, move |conn| Ok(store::find(conn, &w, &k)?)).await?;
+    Ok(HttpResponse::Created().json(row_json(&row)))
+}
+
+pub(crate) async fn api_remove(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (ws_id, kind) = path.into_inner();
+    let (st, ip) = (state.clone(), client_ip(&req));
+    db::run(&state.db, move |conn| {
+        service::remove(conn, &st.command_notify, &ws_id, &user.id, &kind, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
