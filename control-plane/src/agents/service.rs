@@ -6,7 +6,7 @@ use super::model::{validate, Agent, AgentInput, MAX_AGENTS};
 use super::store;
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
-use crate::fleet::CommandNotify;
+use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
 use crate::provisioning;
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};

@@ -131,7 +131,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         mailer,
         provisioner: std::sync::Arc::new(provisioner),
         started_at: db::now(),
-        command_notify: gateway::CommandNotify::default(),
+        command_notify: crate::infra::wake::CommandNotify::default(),
         csr_limiter: KeyedLimiter::new(50, 50 * 60),
         fingerprint_key,
         api_limiter: KeyedLimiter::new(60, 120),

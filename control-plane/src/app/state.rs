@@ -2,7 +2,6 @@
 //! `web.rs` see it: domain services take the pieces they need (a connection, the mailer).
 
 use crate::config::Config;
-use crate::gateway;
 use crate::infra::db::DbPool;
 use crate::infra::mail::Mailer;
 use crate::notify::Notifier;
@@ -33,7 +32,7 @@ pub struct AppState {
     /// Unix seconds when this process started (no offline transitions for 5 min after).
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.
-    pub command_notify: gateway::CommandNotify,
+    pub command_notify: crate::infra::wake::CommandNotify,
     /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`gateway::CSR_LIMIT_KEY`].
     pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.

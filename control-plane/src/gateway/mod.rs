@@ -11,7 +11,7 @@
 //! [`service`] (use cases; other domains' reactions come in as [`service::Reactions`]),
 //! [`web`] (handlers, the client-certificate extractor, the wiring of reactions).
 //! Calls provisioning (transitions, events, jobs) and audit; `app/` mounts [`web`] on the
-//! gateway listener and keeps one [`CommandNotify`] that other domains wake.
+//! gateway listener; other domains wake its long-polls through `infra::wake::CommandNotify`.
 
 pub mod model;
 pub mod service;
@@ -19,7 +19,7 @@ pub mod store;
 pub mod web;
 
 pub use model::{
-    valid_export, valid_sweep, verify_receipt, CommandNotify, NodeIdentity, CSR_LIMIT_KEY,
+    valid_export, valid_sweep, verify_receipt, NodeIdentity, CSR_LIMIT_KEY,
     WAITING_NOTICE_QUIET_SECS,
 };
 pub use service::authorize_cert;

@@ -1,31 +1,10 @@
-//! The gateway's types and rules: the authenticated node, the long-poll wake-ups, what a
+//! The gateway's types and rules: the authenticated node, what a
 //! report may carry (export and sweep metadata checked field by field), when the members
 //! hear that customers wait, how an enrollment is refused, how a destruction receipt
 //! verifies, and which command an acknowledgement is for. Pure: no database, no HTTP.
 
 use crate::error::{AppError, AppResult, Code};
 use outpost_protocol::{CommandKind, ExportMeta, RetentionSweep};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
-
-/// Wakes long-polls when commands are queued (in this process; other replicas fall back
-/// to polling the database every 2 s).
-#[derive(Default)]
-pub struct CommandNotify(Mutex<HashMap<String, Arc<Notify>>>);
-
-impl CommandNotify {
-    /// The wake-up handle of a node's long-poll.
-    pub(crate) fn handle(&self, node_id: &str) -> Arc<Notify> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(node_id.to_owned()).or_default().clone()
-    }
-
-    /// Wakes the node's long-poll, if any.
-    pub fn notify(&self, node_id: &str) {
-        self.handle(node_id).notify_one();
-    }
-}
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
 /// renewal) at 50/s for all nodes together, not per node.

@@ -1,6 +1,8 @@
 //! The foundation every domain stands on, knowing none of them: the database (pool,
-//! schema, embedded migrations for SQLite and PostgreSQL) and the mail transport.
+//! schema, embedded migrations for SQLite and PostgreSQL), the mail transport, and the
+//! in-process wake-up of nodes' command long-polls.
 
 pub mod db;
 pub mod mail;
 pub mod schema;
+pub mod wake;

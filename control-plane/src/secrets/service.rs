@@ -7,7 +7,7 @@ use super::validate::validate;
 use crate::audit::{self, Entry};
 use crate::config::ProviderUrls;
 use crate::error::{AppError, AppResult, Code};
-use crate::fleet::CommandNotify;
+use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn, DbPool};
 use crate::provisioning;
 use crate::workspaces::{load_for_member, ROLE_OWNER};

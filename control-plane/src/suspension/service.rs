@@ -6,7 +6,7 @@ use super::model::{Suspension, NOTIFIED_ROLES};
 use super::store::{self, active, enrolled_nodes};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
-use crate::gateway::CommandNotify;
+use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
 use crate::notify::{self, emails, Notifier};
 use crate::provisioning::{self, NodeState};
