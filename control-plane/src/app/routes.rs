@@ -68,20 +68,20 @@ table! {
         Post "/account/close" => mydata::close, Account;
 
         // Workspaces.
-        Get "/workspaces" => workspaces::list_page, Account;
-        Post "/workspaces" => workspaces::create_page, Account;
-        Get "/workspaces/{id}" => workspaces::detail_page, Member(AnyMember);
-        Get "/workspaces/{id}/node-status" => workspaces::status_partial, Member(AnyMember);
-        Post "/workspaces/{id}/console" => workspaces::console_page, Member(AnyMember);
-        Post "/workspaces/{id}/delete" => workspaces::delete_page, Member(Owner);
-        Post "/workspaces/{id}/cancel" => workspaces::cancel_page, Member(Owner);
-        Post "/workspaces/{id}/reactivate" => workspaces::reactivate_page, Member(Owner);
-        Get "/workspaces/{id}/receipt" => workspaces::receipt_download, Member(AnyMember);
-        Get "/api/v1/workspaces" => workspaces::api_list, Account;
-        Post "/api/v1/workspaces" => workspaces::api_create, Account;
-        Get "/api/v1/workspaces/{id}" => workspaces::api_get, Member(AnyMember);
-        Delete "/api/v1/workspaces/{id}" => workspaces::api_delete, Member(Owner);
-        Post "/api/v1/workspaces/{id}/reactivate" => workspaces::api_reactivate, Member(Owner);
+        Get "/workspaces" => workspaces::web::list_page, Account;
+        Post "/workspaces" => workspaces::web::create_page, Account;
+        Get "/workspaces/{id}" => workspaces::web::detail_page, Member(AnyMember);
+        Get "/workspaces/{id}/node-status" => workspaces::web::status_partial, Member(AnyMember);
+        Post "/workspaces/{id}/console" => workspaces::web::console_page, Member(AnyMember);
+        Post "/workspaces/{id}/delete" => workspaces::web::delete_page, Member(Owner);
+        Post "/workspaces/{id}/cancel" => workspaces::web::cancel_page, Member(Owner);
+        Post "/workspaces/{id}/reactivate" => workspaces::web::reactivate_page, Member(Owner);
+        Get "/workspaces/{id}/receipt" => workspaces::web::receipt_download, Member(AnyMember);
+        Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
+        Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
+        Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
+        Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
+        Post "/api/v1/workspaces/{id}/reactivate" => workspaces::web::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).
         Get "/workspaces/{id}/billing" => billing::pages::billing_page, Member(Owner);
