@@ -401,7 +401,7 @@ pub(crate) async fn signout(state: State, req: HttpRequest, f: CsrfForm<Empty>) 
         if let Some(hash) = hash {
             diesel::delete(sessions::table.filter(sessions::token_hash.eq(hash))).execute(conn)?;
         }
-        crate::members::end_console_sessions_everywhere(conn, &st, &user_id)
+        crate::members::end_console_sessions_everywhere(conn, &st.command_notify, &user_id)
     })
     .await?;
     Ok(HttpResponse::SeeOther()

@@ -93,17 +93,17 @@ table! {
         Post "/stripe/webhook" => billing::webhook::receive, Public;
 
         // Members, invitations, the workspace's audit log.
-        Get "/workspaces/{id}/members" => members::members_page, Member(AnyMember);
-        Post "/workspaces/{id}/members/invite" => members::invite_submit, Member(Owner);
-        Post "/workspaces/{id}/invitations/{invitation}/revoke" => members::revoke_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/role" => members::role_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/remove" => members::remove_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/transfer" => members::transfer_submit, Member(Owner);
-        Get "/workspaces/{id}/audit" => members::audit_page, Member(Owner);
-        Get "/invitations/accept" => members::accept_page, Public;
-        Post "/invitations/accept" => members::accept_submit, Public;
-        Get "/api/v1/workspaces/{id}/members" => members::api_members, Member(AnyMember);
-        Post "/api/v1/workspaces/{id}/invitations" => members::api_invite, Member(Owner);
+        Get "/workspaces/{id}/members" => members::web::members_page, Member(AnyMember);
+        Post "/workspaces/{id}/members/invite" => members::web::invite_submit, Member(Owner);
+        Post "/workspaces/{id}/invitations/{invitation}/revoke" => members::web::revoke_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/role" => members::web::role_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/remove" => members::web::remove_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/transfer" => members::web::transfer_submit, Member(Owner);
+        Get "/workspaces/{id}/audit" => members::web::audit_page, Member(Owner);
+        Get "/invitations/accept" => members::web::accept_page, Public;
+        Post "/invitations/accept" => members::web::accept_submit, Public;
+        Get "/api/v1/workspaces/{id}/members" => members::web::api_members, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/invitations" => members::web::api_invite, Member(Owner);
 
         // Agents.
         Get "/workspaces/{id}/agents/new" => agents::new_page, Member(Admin);

@@ -2,6 +2,7 @@
 //! [`crate::members`]; here are the role enum, its stored strings and the invitation limits.
 
 use crate::error::{AppError, AppResult, Code};
+use serde::Serialize;
 
 /// The owner: everything, including members, billing and deletion.
 pub const ROLE_OWNER: &str = "owner";
@@ -85,6 +86,38 @@ impl Unusable {
             Unusable::WorkspaceGone => "This workspace has been cancelled or deleted.",
         }
     }
+}
+
+/// An invitation as its link shows it.
+#[derive(Debug, Clone)]
+pub struct InvitationView {
+    /// Workspace id.
+    pub workspace_id: String,
+    /// Workspace name.
+    pub workspace_name: String,
+    /// Invitee.
+    pub email: String,
+    /// Role on acceptance.
+    pub role: String,
+}
+
+/// An audit event as the owners' log shows it (the actor as an email when it is a user).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditView {
+    /// Chain position.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Email of the acting user, or `system`, `billing`, `node:<id>`…
+    pub actor: String,
+    /// Action name.
+    pub action: String,
+    /// Object type and id.
+    pub object: String,
+    /// Caller IP.
+    pub ip: String,
+    /// Detail code.
+    pub detail: String,
 }
 
 #[cfg(test)]
