@@ -63,9 +63,9 @@ table! {
         Post "/auth/oauth/{provider}/callback" => oauth::callback_post, Public;
         Get "/account/identities" => oauth::identities::page, Account;
         Post "/account/identities/unlink" => oauth::identities::unlink_submit, Account;
-        Get "/account/data" => mydata::page, Account;
-        Get "/account/data.json" => mydata::download, Account;
-        Post "/account/close" => mydata::close, Account;
+        Get "/account/data" => mydata::web::page, Account;
+        Get "/account/data.json" => mydata::web::download, Account;
+        Post "/account/close" => mydata::web::close, Account;
 
         // Workspaces.
         Get "/workspaces" => workspaces::web::list_page, Account;
