@@ -51,13 +51,13 @@ table! {
         Get "/static/favicon.svg" => site::favicon, Public;
 
         // Sign-in and the account.
-        Get "/signin" => accounts::signin_page, Public;
-        Post "/signin" => accounts::signin_submit, Public;
-        Get "/auth/verify" => accounts::verify_page, Public;
-        Post "/auth/verify" => accounts::verify_submit, Public;
-        Post "/signout" => accounts::signout, Account;
-        Get "/account/tokens" => accounts::tokens_page, Account;
-        Post "/account/tokens" => accounts::tokens_create, Account;
+        Get "/signin" => accounts::web::signin_page, Public;
+        Post "/signin" => accounts::web::signin_submit, Public;
+        Get "/auth/verify" => accounts::web::verify_page, Public;
+        Post "/auth/verify" => accounts::web::verify_submit, Public;
+        Post "/signout" => accounts::web::signout, Account;
+        Get "/account/tokens" => accounts::web::tokens_page, Account;
+        Post "/account/tokens" => accounts::web::tokens_create, Account;
         Get "/auth/oauth/{provider}" => oauth::start, Public;
         Get "/auth/oauth/{provider}/callback" => oauth::callback_get, Public;
         Post "/auth/oauth/{provider}/callback" => oauth::callback_post, Public;
