@@ -58,11 +58,11 @@ table! {
         Post "/signout" => accounts::web::signout, Account;
         Get "/account/tokens" => accounts::web::tokens_page, Account;
         Post "/account/tokens" => accounts::web::tokens_create, Account;
-        Get "/auth/oauth/{provider}" => oauth::start, Public;
-        Get "/auth/oauth/{provider}/callback" => oauth::callback_get, Public;
-        Post "/auth/oauth/{provider}/callback" => oauth::callback_post, Public;
-        Get "/account/identities" => oauth::identities::page, Account;
-        Post "/account/identities/unlink" => oauth::identities::unlink_submit, Account;
+        Get "/auth/oauth/{provider}" => oauth::web::start, Public;
+        Get "/auth/oauth/{provider}/callback" => oauth::web::callback_get, Public;
+        Post "/auth/oauth/{provider}/callback" => oauth::web::callback_post, Public;
+        Get "/account/identities" => oauth::web::page, Account;
+        Post "/account/identities/unlink" => oauth::web::unlink_submit, Account;
         Get "/account/data" => mydata::web::page, Account;
         Get "/account/data.json" => mydata::web::download, Account;
         Post "/account/close" => mydata::web::close, Account;

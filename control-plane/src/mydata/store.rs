@@ -200,7 +200,7 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
         "account": {"id": id, "email": email, "is_operator": is_operator, "created_at": created_at},
         "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
-        "sign_in_identities": crate::oauth::identities::for_user_json(conn, user_id)?,
+        "sign_in_identities": crate::oauth::service::for_user_json(conn, user_id)?,
         "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
         "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),

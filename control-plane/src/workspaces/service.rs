@@ -34,7 +34,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Whether billing is on (as `crate::billing::is_on`).
+    /// Whether billing is on (as the billing domain's `is_on`).
     pub fn billing_on(&self) -> bool {
         self.config.billing.is_some()
     }
@@ -75,7 +75,7 @@ pub struct Detail {
 }
 
 /// Creates a workspace with its owner, its node (`requested`) and the provisioning job.
-/// With billing on, the node waits for payment: [`crate::billing`] requests it once Stripe
+/// With billing on, the node waits for payment: billing requests it once Stripe
 /// confirms the checkout.
 pub fn create(
     conn: &mut DbConn,
