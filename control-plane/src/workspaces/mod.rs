@@ -22,7 +22,7 @@ pub use model::{
     check_address_confirmation, fmt_bytes, fmt_checks, fmt_duration, fmt_ms, fmt_queue, fmt_time,
     fmt_uptime, slugify, step_class, validate_slug, CANCEL_CONFIRMED, STEPS,
 };
-pub use service::{cancel, console_link, end_export_windows, reactivate};
+pub use service::{cancel, console_link, create, delete, end_export_windows, reactivate};
 pub use store::{
     list_for, load_for_member, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
 };
