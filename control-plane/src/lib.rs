@@ -27,7 +27,6 @@ pub mod infra;
 pub mod members;
 pub mod mydata;
 pub mod notify;
-pub mod oauth;
 pub mod operator;
 pub mod provisioning;
 pub mod retention;
@@ -35,5 +34,6 @@ pub mod secrets;
 pub mod suspension;
 pub mod workspaces;
 
+pub use accounts::oauth;
 pub use app::{serve, AppState};
 pub use config::{Config, ServeArgs};

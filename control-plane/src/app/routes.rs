@@ -51,37 +51,37 @@ table! {
         Get "/static/favicon.svg" => site::favicon, Public;
 
         // Sign-in and the account.
-        Get "/signin" => accounts::signin_page, Public;
-        Post "/signin" => accounts::signin_submit, Public;
-        Get "/auth/verify" => accounts::verify_page, Public;
-        Post "/auth/verify" => accounts::verify_submit, Public;
-        Post "/signout" => accounts::signout, Account;
-        Get "/account/tokens" => accounts::tokens_page, Account;
-        Post "/account/tokens" => accounts::tokens_create, Account;
-        Get "/auth/oauth/{provider}" => oauth::start, Public;
-        Get "/auth/oauth/{provider}/callback" => oauth::callback_get, Public;
-        Post "/auth/oauth/{provider}/callback" => oauth::callback_post, Public;
-        Get "/account/identities" => oauth::identities::page, Account;
-        Post "/account/identities/unlink" => oauth::identities::unlink_submit, Account;
-        Get "/account/data" => mydata::page, Account;
-        Get "/account/data.json" => mydata::download, Account;
-        Post "/account/close" => mydata::close, Account;
+        Get "/signin" => accounts::web::signin_page, Public;
+        Post "/signin" => accounts::web::signin_submit, Public;
+        Get "/auth/verify" => accounts::web::verify_page, Public;
+        Post "/auth/verify" => accounts::web::verify_submit, Public;
+        Post "/signout" => accounts::web::signout, Account;
+        Get "/account/tokens" => accounts::web::tokens_page, Account;
+        Post "/account/tokens" => accounts::web::tokens_create, Account;
+        Get "/auth/oauth/{provider}" => oauth::web::start, Public;
+        Get "/auth/oauth/{provider}/callback" => oauth::web::callback_get, Public;
+        Post "/auth/oauth/{provider}/callback" => oauth::web::callback_post, Public;
+        Get "/account/identities" => oauth::web::page, Account;
+        Post "/account/identities/unlink" => oauth::web::unlink_submit, Account;
+        Get "/account/data" => mydata::web::page, Account;
+        Get "/account/data.json" => mydata::web::download, Account;
+        Post "/account/close" => mydata::web::close, Account;
 
         // Workspaces.
-        Get "/workspaces" => workspaces::list_page, Account;
-        Post "/workspaces" => workspaces::create_page, Account;
-        Get "/workspaces/{id}" => workspaces::detail_page, Member(AnyMember);
-        Get "/workspaces/{id}/node-status" => workspaces::status_partial, Member(AnyMember);
-        Post "/workspaces/{id}/console" => workspaces::console_page, Member(AnyMember);
-        Post "/workspaces/{id}/delete" => workspaces::delete_page, Member(Owner);
-        Post "/workspaces/{id}/cancel" => workspaces::cancel_page, Member(Owner);
-        Post "/workspaces/{id}/reactivate" => workspaces::reactivate_page, Member(Owner);
-        Get "/workspaces/{id}/receipt" => workspaces::receipt_download, Member(AnyMember);
-        Get "/api/v1/workspaces" => workspaces::api_list, Account;
-        Post "/api/v1/workspaces" => workspaces::api_create, Account;
-        Get "/api/v1/workspaces/{id}" => workspaces::api_get, Member(AnyMember);
-        Delete "/api/v1/workspaces/{id}" => workspaces::api_delete, Member(Owner);
-        Post "/api/v1/workspaces/{id}/reactivate" => workspaces::api_reactivate, Member(Owner);
+        Get "/workspaces" => workspaces::web::list_page, Account;
+        Post "/workspaces" => workspaces::web::create_page, Account;
+        Get "/workspaces/{id}" => workspaces::web::detail_page, Member(AnyMember);
+        Get "/workspaces/{id}/node-status" => workspaces::web::status_partial, Member(AnyMember);
+        Post "/workspaces/{id}/console" => workspaces::web::console_page, Member(AnyMember);
+        Post "/workspaces/{id}/delete" => workspaces::web::delete_page, Member(Owner);
+        Post "/workspaces/{id}/cancel" => workspaces::web::cancel_page, Member(Owner);
+        Post "/workspaces/{id}/reactivate" => workspaces::web::reactivate_page, Member(Owner);
+        Get "/workspaces/{id}/receipt" => workspaces::web::receipt_download, Member(AnyMember);
+        Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
+        Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
+        Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
+        Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
+        Post "/api/v1/workspaces/{id}/reactivate" => workspaces::web::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).
         Get "/workspaces/{id}/billing" => billing::web::billing_page, Member(Owner);
@@ -93,17 +93,17 @@ table! {
         Post "/stripe/webhook" => billing::web::receive, Public;
 
         // Members, invitations, the workspace's audit log.
-        Get "/workspaces/{id}/members" => members::members_page, Member(AnyMember);
-        Post "/workspaces/{id}/members/invite" => members::invite_submit, Member(Owner);
-        Post "/workspaces/{id}/invitations/{invitation}/revoke" => members::revoke_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/role" => members::role_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/remove" => members::remove_submit, Member(Owner);
-        Post "/workspaces/{id}/members/{user}/transfer" => members::transfer_submit, Member(Owner);
-        Get "/workspaces/{id}/audit" => members::audit_page, Member(Owner);
-        Get "/invitations/accept" => members::accept_page, Public;
-        Post "/invitations/accept" => members::accept_submit, Public;
-        Get "/api/v1/workspaces/{id}/members" => members::api_members, Member(AnyMember);
-        Post "/api/v1/workspaces/{id}/invitations" => members::api_invite, Member(Owner);
+        Get "/workspaces/{id}/members" => members::web::members_page, Member(AnyMember);
+        Post "/workspaces/{id}/members/invite" => members::web::invite_submit, Member(Owner);
+        Post "/workspaces/{id}/invitations/{invitation}/revoke" => members::web::revoke_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/role" => members::web::role_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/remove" => members::web::remove_submit, Member(Owner);
+        Post "/workspaces/{id}/members/{user}/transfer" => members::web::transfer_submit, Member(Owner);
+        Get "/workspaces/{id}/audit" => members::web::audit_page, Member(Owner);
+        Get "/invitations/accept" => members::web::accept_page, Public;
+        Post "/invitations/accept" => members::web::accept_submit, Public;
+        Get "/api/v1/workspaces/{id}/members" => members::web::api_members, Member(AnyMember);
+        Post "/api/v1/workspaces/{id}/invitations" => members::web::api_invite, Member(Owner);
 
         // Agents.
         Get "/workspaces/{id}/agents/new" => agents::web::new_page, Member(Admin);

@@ -61,7 +61,9 @@ fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
     };
     provisioning::sweep(conn, &cx)?;
     secrets::expire_undelivered(conn)?;
-    for node in workspaces::end_export_windows(conn, state)? {
+    for node in
+        workspaces::service::end_export_windows(conn, state.config.deprovision_timeout_secs)?
+    {
         state.command_notify.notify(&node);
     }
     retention::run_if_due(conn, db::now())?;

@@ -343,7 +343,7 @@ pub(crate) mod tests {
     #[test]
     fn rs256_tokens_verify_against_rsa_jwks() {
         // RSA keys cannot be generated with ring: a fixed test key, used only in tests.
-        let pem = include_str!("../../../tests/e2e/fixtures/oauth-test-rsa.pem");
+        let pem = include_str!("../../../../tests/e2e/fixtures/oauth-test-rsa.pem");
         let der = match rustls_pemfile::private_key(&mut pem.as_bytes())
             .unwrap()
             .unwrap()

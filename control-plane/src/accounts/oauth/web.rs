@@ -1,31 +1,14 @@
-//! Sign in with Google, GitHub or Apple, beside the email magic link (issue 7).
-//!
-//! Authorization code flow with PKCE (S256) for all three, `state` bound to the browser
-//! ([`flow`] explains how, including Apple's cross-site `form_post`), and for the OIDC
-//! providers (Google, Apple) an id_token verified against the provider's JWKS with our
-//! `nonce` ([`jwt`]). GitHub is plain OAuth2: the account's primary verified email comes
-//! from `GET /user/emails` ([`providers`]). Identities link to accounts by verified email
-//! ([`identities`]).
-//!
-//! What the CP keeps: the provider's subject id and the email at link time. Codes, access
-//! tokens and id_tokens are used during the callback and dropped; none is logged, stored
-//! or shown (docs/PRIVACY.md P7, docs/LOGGING.md).
-//!
-//! Routes: `GET /auth/oauth/{provider}` starts, `GET|POST /auth/oauth/{provider}/callback`
-//! finishes (POST is Apple's form_post); both are rate limited per IP. A provider that is
-//! off answers 404.
+//! Sign-in with a provider: the start and callback handlers, the identities page, and
+//! the rate limits and discovery cache the listeners share ([`OAuth`]).
 
-pub mod config;
-pub mod flow;
-pub mod identities;
-pub mod jwt;
-pub mod providers;
-
+use super::model::{Provider, Refusal, StateError, STATE_TTL};
+use super::{config, providers, service, store};
 use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::error::AppError;
 use crate::http::client_ip;
 use crate::http::PageResult;
+use crate::http::{CsrfForm, CurrentUser};
 use crate::infra::db;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
@@ -40,139 +23,6 @@ const COOKIE_PATH: &str = "/auth/oauth/";
 /// Starts (and, separately, callbacks) per IP: a burst of 20, then 20 a minute.
 const PER_IP_BURST: u32 = 20;
 const PER_IP_PER_MINUTE: u32 = 20;
-
-/// A sign-in provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// Google (OIDC).
-    Google,
-    /// GitHub (OAuth2).
-    Github,
-    /// Sign in with Apple (OIDC, form_post).
-    Apple,
-}
-
-impl Provider {
-    /// Path segment and stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Google => "google",
-            Provider::Github => "github",
-            Provider::Apple => "apple",
-        }
-    }
-
-    /// Name for people.
-    pub fn label(self) -> &'static str {
-        match self {
-            Provider::Google => "Google",
-            Provider::Github => "GitHub",
-            Provider::Apple => "Apple",
-        }
-    }
-
-    /// From a path segment.
-    pub fn parse(s: &str) -> Option<Provider> {
-        match s {
-            "google" => Some(Provider::Google),
-            "github" => Some(Provider::Github),
-            "apple" => Some(Provider::Apple),
-            _ => None,
-        }
-    }
-}
-
-/// Why a sign-in with a provider was refused. Each has a stable code (audit detail, error
-/// page) and a sentence for the user; none carries anything the provider sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The callback has no `state`.
-    StateMissing,
-    /// The state is unknown, used, expired, for another provider or from another browser.
-    StateMismatch,
-    /// The id_token's nonce is not this sign-in's.
-    NonceMismatch,
-    /// The id_token's signature does not verify against the provider's keys.
-    BadSignature,
-    /// The id_token has expired (beyond 5 minutes of skew).
-    IdTokenExpired,
-    /// The id_token is for another issuer or client, or lacks required claims.
-    IdTokenInvalid,
-    /// No verified email to link or create an account with.
-    EmailUnverified,
-    /// The provider answered with an error (`error=access_denied`, …): the code.
-    ProviderError(String),
-    /// The token endpoint refused the code.
-    TokenRefused,
-    /// The provider could not be reached or answered nonsense.
-    ProviderUnreachable,
-}
-
-impl Refusal {
-    /// Stable snake_case code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::StateMissing => "state_missing",
-            Refusal::StateMismatch => "state_mismatch",
-            Refusal::NonceMismatch => "nonce_mismatch",
-            Refusal::BadSignature => "bad_signature",
-            Refusal::IdTokenExpired => "id_token_expired",
-            Refusal::IdTokenInvalid => "id_token_invalid",
-            Refusal::EmailUnverified => "email_unverified",
-            Refusal::ProviderError(_) => "provider_error",
-            Refusal::TokenRefused => "token_refused",
-            Refusal::ProviderUnreachable => "provider_unreachable",
-        }
-    }
-
-    /// What the user reads.
-    pub fn message(&self, p: Provider) -> String {
-        let name = p.label();
-        match self {
-            Refusal::StateMissing => format!(
-                "The answer from {name} did not say which sign-in it belongs to (no state), so it cannot be checked. Start again from the sign-in page."
-            ),
-            Refusal::StateMismatch => format!(
-                "This answer from {name} does not match a sign-in started in this browser in the last 10 minutes: it was already used, it expired, or it was started in another browser. Start again from the sign-in page."
-            ),
-            Refusal::NonceMismatch => format!(
-                "{name}'s identity token was issued for a different sign-in (nonce mismatch), so it was not accepted."
-            ),
-            Refusal::BadSignature => format!(
-                "{name}'s identity token is not signed by any of {name}'s published keys, so it was not accepted."
-            ),
-            Refusal::IdTokenExpired => format!(
-                "{name}'s identity token has expired. Check this computer's clock, then start again."
-            ),
-            Refusal::IdTokenInvalid => format!(
-                "{name}'s identity token was issued by someone else or for another application, so it was not accepted."
-            ),
-            Refusal::EmailUnverified => format!(
-                "{name} has not verified an email address for this account, and Outpost needs one to know which account is yours. Verify your email at {name}, or sign in with an email link."
-            ),
-            Refusal::ProviderError(code) if code == "access_denied" || code == "user_cancelled_authorize" => format!(
-                "Sign-in at {name} was cancelled or not allowed ({code})."
-            ),
-            Refusal::ProviderError(code) => format!("{name} refused the sign-in ({code})."),
-            Refusal::TokenRefused => format!(
-                "{name} did not accept the sign-in code: it may have expired or been used already. Start again from the sign-in page."
-            ),
-            Refusal::ProviderUnreachable => format!(
-                "{name} could not be reached or gave an answer Outpost could not read. Try again in a moment, or sign in with an email link."
-            ),
-        }
-    }
-
-    fn status(&self) -> actix_web::http::StatusCode {
-        use actix_web::http::StatusCode as S;
-        match self {
-            Refusal::ProviderUnreachable => S::BAD_GATEWAY,
-            Refusal::ProviderError(_) | Refusal::EmailUnverified => S::FORBIDDEN,
-            Refusal::StateMissing | Refusal::StateMismatch => S::BAD_REQUEST,
-            _ => S::UNAUTHORIZED,
-        }
-    }
-}
 
 /// OAuth state shared by the listeners: configuration, discovery cache, rate limits.
 pub struct OAuth {
@@ -272,7 +122,7 @@ async fn refuse(state: &State, req: &HttpRequest, p: Provider, r: Refusal) -> Pa
         code: r.code(),
         message: r.message(p),
     };
-    let mut b = HttpResponse::build(r.status());
+    let mut b = HttpResponse::build(refusal_status(&r));
     b.cookie(binding_cookie(state, p, String::new(), 0));
     Ok(crate::http::html_with(b, &page))
 }
@@ -289,7 +139,7 @@ pub(crate) async fn start(state: State, req: HttpRequest, path: web::Path<String
         Ok(ep) => ep,
         Err(r) => return refuse(&state, &req, p, r).await,
     };
-    let started = db::run(&state.db, move |conn| flow::start(conn, p)).await?;
+    let started = db::run(&state.db, move |conn| store::start(conn, p)).await?;
     let redirect = redirect_uri(&state, p);
     let mut params = vec![
         ("response_type", "code"),
@@ -315,7 +165,7 @@ pub(crate) async fn start(state: State, req: HttpRequest, path: web::Path<String
     let query = serde_urlencoded::to_string(&params).map_err(|e| AppError::internal(e.into()))?;
     let sep = if ep.authorize.contains('?') { '&' } else { '?' };
     Ok(HttpResponse::SeeOther()
-        .cookie(binding_cookie(&state, p, started.binding, flow::STATE_TTL))
+        .cookie(binding_cookie(&state, p, started.binding, STATE_TTL))
         .insert_header((header::LOCATION, format!("{}{sep}{query}", ep.authorize)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
@@ -340,7 +190,7 @@ pub(crate) async fn callback_get(
 }
 
 /// Apple's `response_mode=form_post`: a cross-site POST, so no Origin or CSRF-token check
-/// applies; the state and binding cookie are what tie it to this browser ([`flow`]).
+/// applies; the state and binding cookie are what tie it to this browser ([`super`]).
 pub(crate) async fn callback_post(
     state: State,
     req: HttpRequest,
@@ -381,7 +231,7 @@ async fn callback(
     let st = params.state.clone();
     // The state is used up first, whatever the provider said: single use.
     let pending = db::run(&state.db, move |conn| {
-        flow::consume(conn, p, st.as_deref(), binding.as_deref())
+        store::consume(conn, p, st.as_deref(), binding.as_deref())
     })
     .await?;
     if let Some(e) = &params.error {
@@ -389,12 +239,8 @@ async fn callback(
     }
     let pending = match pending {
         Ok(v) => v,
-        Err(flow::StateError::Missing) => {
-            return refuse(&state, &req, p, Refusal::StateMissing).await
-        }
-        Err(flow::StateError::Mismatch) => {
-            return refuse(&state, &req, p, Refusal::StateMismatch).await
-        }
+        Err(StateError::Missing) => return refuse(&state, &req, p, Refusal::StateMissing).await,
+        Err(StateError::Mismatch) => return refuse(&state, &req, p, Refusal::StateMismatch).await,
     };
     let Some(code) = params.code.filter(|c| !c.is_empty()) else {
         return refuse(&state, &req, p, Refusal::ProviderError("no_code".into())).await;
@@ -411,7 +257,7 @@ async fn callback(
     };
     let ip = client_ip(&req);
     let outcome = db::run(&state.db, move |conn| {
-        identities::sign_in(
+        service::sign_in(
             conn,
             p,
             &verified.subject,
@@ -433,5 +279,58 @@ async fn callback(
         ))
         .cookie(binding_cookie(&state, p, String::new(), 0))
         .insert_header((header::LOCATION, "/workspaces"))
+        .finish())
+}
+
+/// The status a refusal answers with.
+fn refusal_status(r: &Refusal) -> actix_web::http::StatusCode {
+    use actix_web::http::StatusCode as S;
+    match r {
+        Refusal::ProviderUnreachable => S::BAD_GATEWAY,
+        Refusal::ProviderError(_) | Refusal::EmailUnverified => S::FORBIDDEN,
+        Refusal::StateMissing | Refusal::StateMismatch => S::BAD_REQUEST,
+        _ => S::UNAUTHORIZED,
+    }
+}
+
+// ---------------------------------------------------------------- identities page
+
+#[derive(Template)]
+#[template(path = "identities.html")]
+struct IdentitiesPage {
+    user: CurrentUser,
+    identities: Vec<store::IdentityRow>,
+    enabled: Vec<Provider>,
+}
+
+pub(crate) async fn page(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let identities = db::run(&state.db, move |conn| store::list(conn, &uid)).await?;
+    Ok(crate::http::html(&IdentitiesPage {
+        user,
+        identities,
+        enabled: state.oauth.enabled(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UnlinkForm {
+    id: String,
+}
+
+pub(crate) async fn unlink_submit(
+    state: State,
+    req: actix_web::HttpRequest,
+    f: CsrfForm<UnlinkForm>,
+) -> PageResult {
+    let (uid, id, ip) = (
+        f.user.id.clone(),
+        f.form.id.clone(),
+        crate::http::client_ip(&req),
+    );
+    db::run(&state.db, move |conn| service::unlink(conn, &uid, &id, &ip)).await?;
+    tracing::info!(user = %f.user.id, "oauth identity unlinked");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/account/identities"))
         .finish())
 }

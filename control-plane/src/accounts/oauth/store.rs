@@ -1,69 +1,13 @@
-//! PKCE (RFC 7636, S256) and the `state` of a sign-in in progress.
-//!
-//! How the callback is tied to the browser that started it, including Apple's cross-site
-//! `form_post`:
-//! - `state` is 256 random bits sent to the provider; the `oauth_states` row is keyed by
-//!   its SHA-256 and holds the nonce, the PKCE verifier and the SHA-256 of a second random
-//!   value, the *binding*, which only the starting browser has, in the `outpost_oauth`
-//!   cookie (HttpOnly, path `/auth/oauth/`, 10 minutes).
-//! - The callback deletes the row (single use: the delete that removes it is the one that
-//!   wins) and then requires the row to be unexpired, for this provider, and the cookie's
-//!   hash to equal the row's binding. A callback URL forwarded to someone else, replayed or
-//!   older than 10 minutes is refused.
-//! - Apple answers with a cross-site POST from appleid.apple.com. Browsers do not send
-//!   SameSite=Lax cookies on cross-site POSTs, so for Apple the binding cookie is
-//!   SameSite=None (and Secure: Apple only allows https return URLs). That is safe here
-//!   because the cookie authorizes nothing by itself: it only proves "this browser started
-//!   the sign-in whose state row says so", and the row is looked up by the state value the
-//!   provider echoes. Google and GitHub call back with a top-level GET, which Lax allows.
-//! - The row lives in the database, not in process memory, so the callback may reach
-//!   another replica (DESIGN §2).
+//! The sign-in tables: `oauth_states` (sign-ins in progress; how they are bound to the
+//! browser is explained in [`super`]) and `oauth_identities`.
 
-use super::Provider;
+use super::model::{pkce_challenge, Pending, Provider, Started, StateError, STATE_TTL};
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
+use crate::infra::schema::oauth_identities as oi;
 use crate::infra::schema::oauth_states;
 use diesel::prelude::*;
 use outpost_crypto::{random_token, token_hash};
-
-/// How long a started sign-in may take.
-pub const STATE_TTL: i64 = 10 * 60;
-
-/// `code_challenge` for a verifier: base64url(SHA-256(verifier)), no padding.
-pub fn pkce_challenge(verifier: &str) -> String {
-    outpost_crypto::b64(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
-}
-
-/// A sign-in being started: what goes to the provider and into the cookie.
-#[derive(Debug)]
-pub struct Started {
-    /// `state` parameter.
-    pub state: String,
-    /// Value of the binding cookie.
-    pub binding: String,
-    /// OIDC `nonce` parameter.
-    pub nonce: String,
-    /// PKCE `code_challenge` (S256).
-    pub challenge: String,
-}
-
-/// What the callback gets back from a valid state.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Pending {
-    /// The nonce the id_token must carry.
-    pub nonce: String,
-    /// The PKCE verifier for the token request.
-    pub verifier: String,
-}
-
-/// Why a state was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateError {
-    /// No `state` in the callback.
-    Missing,
-    /// Unknown, already used, expired, for another provider, or another browser.
-    Mismatch,
-}
 
 /// Stores a new sign-in for `provider` and prunes expired ones.
 pub fn start(conn: &mut DbConn, provider: Provider) -> AppResult<Started> {
@@ -129,6 +73,111 @@ pub fn consume(
     Ok(Ok(Pending { nonce, verifier }))
 }
 
+/// An identity as listed on the account page.
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct IdentityRow {
+    /// Identity id.
+    pub id: String,
+    /// `google`, `github`, `apple`.
+    pub provider: String,
+    /// The provider's subject id.
+    pub subject: String,
+    /// Email when it was linked.
+    pub email: String,
+    /// Linked, unix seconds.
+    pub created_at: i64,
+    /// Last sign-in with it, unix seconds.
+    pub last_used_at: i64,
+}
+
+impl IdentityRow {
+    /// Provider name for people.
+    pub fn label(&self) -> &'static str {
+        Provider::parse(&self.provider).map_or("Unknown provider", Provider::label)
+    }
+}
+
+/// The identities of `user_id`, oldest first.
+pub fn list(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<IdentityRow>> {
+    Ok(oi::table
+        .filter(oi::user_id.eq(user_id))
+        .order(oi::created_at.asc())
+        .select((
+            oi::id,
+            oi::provider,
+            oi::subject,
+            oi::email,
+            oi::created_at,
+            oi::last_used_at,
+        ))
+        .load(conn)?)
+}
+
+/// The user a known identity signs in to, marking it used at `now`.
+pub fn use_identity(
+    conn: &mut DbConn,
+    provider: Provider,
+    subject: &str,
+    now: i64,
+) -> AppResult<Option<String>> {
+    let known: Option<String> = oi::table
+        .filter(oi::provider.eq(provider.as_str()))
+        .filter(oi::subject.eq(subject))
+        .select(oi::user_id)
+        .first(conn)
+        .optional()?;
+    if known.is_some() {
+        diesel::update(
+            oi::table
+                .filter(oi::provider.eq(provider.as_str()))
+                .filter(oi::subject.eq(subject)),
+        )
+        .set(oi::last_used_at.eq(now))
+        .execute(conn)?;
+    }
+    Ok(known)
+}
+
+/// Links a new identity to `user_id`; returns its id.
+pub fn insert_identity(
+    conn: &mut DbConn,
+    provider: Provider,
+    subject: &str,
+    user_id: &str,
+    email: &str,
+    now: i64,
+) -> AppResult<String> {
+    let id = db::new_id();
+    diesel::insert_into(oi::table)
+        .values((
+            oi::id.eq(&id),
+            oi::provider.eq(provider.as_str()),
+            oi::subject.eq(subject),
+            oi::user_id.eq(user_id),
+            oi::email.eq(email),
+            oi::created_at.eq(now),
+            oi::last_used_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Deletes one of `user_id`'s identities; its provider, `NotFound` if it is not theirs.
+pub fn delete_identity(conn: &mut DbConn, user_id: &str, id: &str) -> AppResult<String> {
+    let provider: String = oi::table
+        .filter(oi::id.eq(id))
+        .filter(oi::user_id.eq(user_id))
+        .select(oi::provider)
+        .first(conn)?;
+    diesel::delete(
+        oi::table
+            .filter(oi::id.eq(id))
+            .filter(oi::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
+    Ok(provider)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -140,14 +189,6 @@ mod tests {
         let pool =
             crate::infra::db::connect(&dir.path().join("t.sqlite").display().to_string()).unwrap();
         (dir, pool)
-    }
-
-    #[test]
-    fn pkce_s256_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
     }
 
     #[test]

@@ -1,36 +1,12 @@
-//! Hash-chained audit log. Each row's hash covers the previous row's hash and the row's
-//! own fields, so editing or deleting a row breaks the chain from there on. Rows hold ids,
-//! action names, IPs and reason codes: never content or secret values.
-//!
-//! Events older than the retention period (2 years, `retention.rs`) are pruned from the
-//! front of the chain. The seq and hash of the last pruned event are kept in
-//! `audit_anchor`, and verification starts from there: the first kept event must name
-//! that hash, so removing more events than were pruned is still detected.
+//! The audit table: appending to the chain, reading it back, verifying and pruning it
+//! (`audit_events`, and `audit_anchor` for the last pruned event).
 
+use super::model::{first_bad, row_hash, Entry, Link, Pruned};
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::audit_anchor;
 use crate::infra::schema::audit_events::dsl as a;
 use diesel::prelude::*;
-
-/// One audit entry to record.
-#[derive(Debug, Clone, Default)]
-pub struct Entry<'a> {
-    /// User id or `node:<id>` or `system`; `None` for anonymous callers.
-    pub actor: Option<&'a str>,
-    /// Dotted action name, e.g. `auth.signin`, `node.enroll_refused`.
-    pub action: &'a str,
-    /// Object kind: `user`, `workspace`, `node`, `api_token`.
-    pub object_type: &'a str,
-    /// Object id.
-    pub object_id: &'a str,
-    /// Workspace the action concerns, for the owners' view.
-    pub workspace_id: Option<&'a str>,
-    /// Caller IP.
-    pub ip: Option<&'a str>,
-    /// A stable code or small metadata (never free user text).
-    pub detail: &'a str,
-}
 
 /// A stored audit row.
 #[derive(Debug, Clone, Queryable)]
@@ -57,22 +33,6 @@ pub struct AuditRow {
     pub prev_hash: String,
     /// This row's hash.
     pub hash: String,
-}
-
-fn row_hash(prev: &str, seq: i64, at: i64, e: &Entry<'_>) -> String {
-    let canonical = serde_json::json!([
-        prev,
-        seq,
-        at,
-        e.actor,
-        e.action,
-        e.object_type,
-        e.object_id,
-        e.workspace_id,
-        e.ip,
-        e.detail
-    ]);
-    outpost_pki::sha256_hex(canonical.to_string().as_bytes())
 }
 
 /// Appends an entry to the chain. Retries when another writer took the same position or
@@ -149,56 +109,34 @@ pub fn anchor(conn: &mut DbConn) -> AppResult<Option<(i64, String)>> {
 
 /// The hash a stored row should carry after `prev`.
 pub fn hash_of(prev: &str, r: &AuditRow) -> String {
-    let e = Entry {
-        actor: r.actor.as_deref(),
-        action: &r.action,
-        object_type: &r.object_type,
-        object_id: &r.object_id,
-        workspace_id: r.workspace_id.as_deref(),
-        ip: r.ip.as_deref(),
-        detail: &r.detail,
-    };
-    row_hash(prev, r.seq, r.at, &e)
+    row_hash(prev, r.seq, r.at, &r.link().entry)
 }
 
-fn row_ok(prev: &str, r: &AuditRow) -> bool {
-    r.prev_hash == prev && hash_of(prev, r) == r.hash
-}
-
-/// Checks `rows` (ascending seq) against the chain starting at `start`; the seq of the
-/// first row that does not verify.
-fn first_bad(start: &str, rows: &[AuditRow]) -> Option<i64> {
-    let mut prev = start;
-    for r in rows {
-        if !row_ok(prev, r) {
-            return Some(r.seq);
+impl AuditRow {
+    /// The row as a link of the chain, for [`first_bad`].
+    pub fn link(&self) -> Link<'_> {
+        Link {
+            seq: self.seq,
+            at: self.at,
+            entry: Entry {
+                actor: self.actor.as_deref(),
+                action: &self.action,
+                object_type: &self.object_type,
+                object_id: &self.object_id,
+                workspace_id: self.workspace_id.as_deref(),
+                ip: self.ip.as_deref(),
+                detail: &self.detail,
+            },
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
         }
-        prev = &r.hash;
     }
-    None
 }
 
 fn verify_chain(conn: &mut DbConn) -> AppResult<Option<i64>> {
     let start = anchor(conn)?.map(|(_, h)| h).unwrap_or_default();
     let rows: Vec<AuditRow> = a::audit_events.order(a::seq.asc()).load(conn)?;
-    Ok(first_bad(&start, &rows))
-}
-
-/// What [`prune_before`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pruned {
-    /// Events up to and including this seq were deleted; the anchor now names its hash.
-    UpTo {
-        /// Last pruned seq.
-        seq: i64,
-        /// Number of events deleted.
-        count: usize,
-    },
-    /// Nothing was older than the cutoff.
-    Nothing,
-    /// The part to prune does not verify: nothing was deleted, so the evidence of the
-    /// edit stays. Carries the seq of the first bad event.
-    Refused(i64),
+    Ok(first_bad(&start, rows.iter().map(AuditRow::link)))
 }
 
 /// Deletes the events recorded before `cutoff` (unix seconds) from the front of the
@@ -221,7 +159,7 @@ pub fn prune_before(conn: &mut DbConn, cutoff: i64) -> AppResult<Pruned> {
             return Ok(Pruned::Nothing);
         };
         let start = anchor(conn)?.map(|(_, h)| h).unwrap_or_default();
-        if let Some(bad) = first_bad(&start, &old) {
+        if let Some(bad) = first_bad(&start, old.iter().map(AuditRow::link)) {
             return Ok(Pruned::Refused(bad));
         }
         let (seq, hash, count) = (last.seq, last.hash.clone(), old.len());

@@ -1,35 +1,22 @@
-//! "What the control plane knows about me/us" (DESIGN §1; seeds: the right of access):
-//! every field the CP stores about the signed-in user and the workspaces they belong to,
-//! as a page and as a JSON download. It is everything, because the CP holds only
-//! metadata: conversation content, contacts and documents are on the nodes.
-//!
-//! The same page closes the account ([`close_account`]): the user row, sessions, API
-//! tokens, sign-in links and memberships are deleted at once; the audit log keeps only
-//! the user id of the closure.
+//! Reads every row the CP holds about a user and their workspaces (users, sessions,
+//! sign-in links, API tokens, invitations, memberships, workspaces, nodes, usage, secrets'
+//! metadata, exports, retention sweeps, suspensions, audit events), and deletes an
+//! account's rows. Long lists of tables are this domain's nature: it names all of them.
 
-use crate::accounts::SESSION_COOKIE;
-use crate::app::State;
-use crate::audit::{self, Entry};
-use crate::error::{AppError, AppResult, Code};
-use crate::http::PageResult;
-use crate::http::{CsrfForm, CurrentUser};
+use super::model::AUDIT_LIMIT;
+use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
     api_tokens, audit_events, invitations, magic_links, memberships, node_exports, nodes,
     retention_sweeps, sessions, usage_counts, users, workspace_secrets, workspace_suspensions,
     workspaces,
 };
-use actix_web::http::header;
-use actix_web::HttpResponse;
-use askama::Template;
+use crate::members::model::Role;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
 /// An API token as shown: id, name, created, last used, revoked (never its hash).
 type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
-
-/// Audit events shown per workspace and for the user.
-const AUDIT_LIMIT: i64 = 200;
 
 fn audit_json(rows: Vec<crate::audit::AuditRow>) -> Value {
     Value::Array(
@@ -167,7 +154,7 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             ))
             .load(conn)?;
         // Invitations name people who are not members yet: shown to the owner only.
-        let invitations = if role == crate::workspaces::ROLE_OWNER {
+        let invitations = if role == Role::Owner.as_str() {
             invitations
         } else {
             vec![]
@@ -184,7 +171,7 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
                 ))
                 .load(conn)?;
         // Billing is the owners' business, as on the Billing page.
-        let billing = if role == crate::workspaces::ROLE_OWNER {
+        let billing = if role == Role::Owner.as_str() {
             json!({
                 "account": crate::billing::ledger::account(conn, &ws_id)?,
                 "invoices": crate::billing::ledger::all_invoices(conn, &ws_id)?,
@@ -213,7 +200,7 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
         "account": {"id": id, "email": email, "is_operator": is_operator, "created_at": created_at},
         "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
-        "sign_in_identities": crate::oauth::identities::for_user_json(conn, user_id)?,
+        "sign_in_identities": crate::oauth::service::for_user_json(conn, user_id)?,
         "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
         "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),
@@ -229,7 +216,7 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
     let owned: Vec<(String, String)> = memberships::table
         .inner_join(workspaces::table)
         .filter(memberships::user_id.eq(user_id))
-        .filter(memberships::role.eq(crate::workspaces::ROLE_OWNER))
+        .filter(memberships::role.eq(Role::Owner.as_str()))
         .filter(
             workspaces::deleted_at
                 .is_null()
@@ -241,7 +228,7 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
     for (ws_id, name) in owned {
         let owners: i64 = memberships::table
             .filter(memberships::workspace_id.eq(&ws_id))
-            .filter(memberships::role.eq(crate::workspaces::ROLE_OWNER))
+            .filter(memberships::role.eq(Role::Owner.as_str()))
             .count()
             .get_result(conn)?;
         if owners == 1 {
@@ -251,22 +238,9 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
     Ok(out)
 }
 
-/// Closes an account: deletes its sessions, API tokens, sign-in links, memberships and
-/// the user row in one transaction (so "closed accounts deleted within 30 days" holds at
-/// once). Refused while the user is the only owner of an open workspace. The audit event
-/// carries the user id only: no email, no IP.
-pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
-    let blocking = sole_owned_open_workspaces(conn, user_id)?;
-    if !blocking.is_empty() {
-        return Err(AppError::Conflict(
-            Code::SoleOwner,
-            format!(
-                "You are the only owner of {}. Delete {} first (“Delete now” also ends an export window), then close your account.",
-                blocking.join(", "),
-                if blocking.len() == 1 { "it" } else { "them" }
-            ),
-        ));
-    }
+/// Deletes an account's sessions, API tokens, sign-in links, memberships and user row in
+/// one transaction.
+pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
             .find(user_id)
@@ -280,91 +254,5 @@ pub fn close_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
         diesel::delete(users::table.find(user_id)).execute(conn)?;
         Ok(())
     })?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action: "account.closed",
-            object_type: "user",
-            object_id: user_id,
-            detail: "",
-            ..Default::default()
-        },
-    )?;
     Ok(())
-}
-
-#[derive(Template)]
-#[template(path = "mydata.html")]
-struct MyDataPage {
-    user: CurrentUser,
-    pretty: String,
-    error: Option<String>,
-}
-
-/// The page, with the refusal of a closure (and its status) if there was one.
-async fn render(state: &State, user: CurrentUser, error: Option<AppError>) -> PageResult {
-    let uid = user.id.clone();
-    let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
-    let pretty = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    let status = error
-        .as_ref()
-        .map_or(actix_web::http::StatusCode::OK, AppError::status);
-    Ok(crate::http::html_with(
-        HttpResponse::build(status),
-        &MyDataPage {
-            user,
-            pretty,
-            error: error.map(|e| e.message()),
-        },
-    ))
-}
-
-pub(crate) async fn page(state: State, user: CurrentUser) -> PageResult {
-    render(&state, user, None).await
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct CloseForm {
-    #[serde(default)]
-    confirm: String,
-}
-
-pub(crate) async fn close(state: State, f: CsrfForm<CloseForm>) -> PageResult {
-    if !f.form.confirm.trim().eq_ignore_ascii_case(&f.user.email) {
-        let e = AppError::invalid(
-            Code::ConfirmationMismatch,
-            "Type your email address to confirm that you want to close your account.",
-        );
-        return render(&state, f.user, Some(e)).await;
-    }
-    let uid = f.user.id.clone();
-    let res = db::run(&state.db, move |conn| Ok(close_account(conn, &uid))).await?;
-    match res {
-        Ok(()) => {
-            let gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
-                .path("/")
-                .http_only(true)
-                .max_age(actix_web::cookie::time::Duration::ZERO)
-                .finish();
-            Ok(HttpResponse::SeeOther()
-                .cookie(gone)
-                .insert_header((header::LOCATION, "/signin"))
-                .finish())
-        }
-        Err(e @ AppError::Conflict(..)) => render(&state, f.user, Some(e)).await,
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(crate) async fn download(state: State, user: CurrentUser) -> PageResult {
-    let uid = user.id.clone();
-    let doc = db::run(&state.db, move |conn| collect(conn, &uid)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"outpost-control-plane-data.json\"",
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(doc))
 }

@@ -1,0 +1,305 @@
+//! Workspace rules, pure: names and addresses (slugs), the confirmations an owner gives,
+//! the node console's scopes per role, and how pages say times, sizes and node health.
+
+use crate::error::{AppError, AppResult, Code};
+use crate::members::model::Role;
+use crate::provisioning::state;
+
+/// Derives a slug from a name: `Acme Dental` → `acme-dental`.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(40).collect();
+    out.trim_end_matches('-').to_owned()
+}
+
+const RESERVED: &[&str] = &[
+    "www",
+    "api",
+    "admin",
+    "app",
+    "control",
+    "gateway",
+    "static",
+    "mail",
+    "localhost",
+];
+
+/// Validates a slug: 3–40 of `a-z 0-9 -`, starting and ending with a letter or digit
+/// (it becomes a DNS label).
+pub fn validate_slug(slug: &str) -> AppResult<()> {
+    let ok_chars = slug
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ends_ok = slug
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && slug
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !(3..=40).contains(&slug.len()) || !ok_chars || !ends_ok || slug.contains("--") {
+        return Err(AppError::invalid(
+            Code::InvalidSlug,
+            "The address must be 3 to 40 lowercase letters, digits or single hyphens, starting and ending with a letter or digit.",
+        ));
+    }
+    if RESERVED.contains(&slug) {
+        return Err(AppError::Conflict(
+            Code::SlugTaken,
+            format!("The address “{slug}” is reserved."),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `confirm` is the workspace's address (`slug`), as typed by an owner who
+/// means to destroy its node now.
+pub fn check_address_confirmation(slug: &str, confirm: &str) -> AppResult<()> {
+    if confirm.trim().eq_ignore_ascii_case(slug) {
+        return Ok(());
+    }
+    Err(AppError::invalid(
+        if confirm.trim().is_empty() {
+            Code::ConfirmationRequired
+        } else {
+            Code::ConfirmationMismatch
+        },
+        format!(
+            "Nothing was deleted. To delete the workspace and destroy its node now, type its address “{}” exactly: this erases its data and cannot be undone.",
+            slug
+        ),
+    ))
+}
+
+/// What the cancellation form's checkbox sends when ticked.
+pub const CANCEL_CONFIRMED: &str = "yes";
+
+/// The node console scopes a member gets for their role.
+pub fn console_scopes(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Owner => &[
+            "console",
+            "inbox",
+            "settings",
+            "knowledge_base",
+            "exports",
+            "billing",
+        ],
+        Role::Admin => &["console", "inbox", "settings", "knowledge_base", "exports"],
+        Role::Member => &["console", "inbox"],
+    }
+}
+
+/// The steps of a healthy start, for the progress strip.
+pub const STEPS: &[&str] = &[
+    state::REQUESTED,
+    state::PROVISIONING,
+    state::BOOTING,
+    state::ENROLLING,
+    state::HEALTHY,
+];
+
+/// CSS class of a progress step: `done` before the node's current step, `current` on it.
+pub fn step_class(step: &str, current: &str) -> &'static str {
+    let pos = |s: &str| STEPS.iter().position(|x| *x == s);
+    match (pos(step), pos(current)) {
+        (Some(a), Some(b)) if a < b => "done",
+        (Some(a), Some(b)) if a == b => "current",
+        (Some(_), None) if ![state::FAILED, state::REQUESTED].contains(&current) => "done",
+        _ => "",
+    }
+}
+
+/// Formats unix seconds for pages.
+pub fn fmt_time(t: &i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(*t)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn pages_say_times_durations_and_health_in_words() {
+        assert_eq!(fmt_time(&1_795_000_000), "18 Nov 2026, 11:06 UTC");
+        assert_eq!(fmt_uptime(&5), "5 seconds");
+        assert_eq!(fmt_uptime(&3661), "1 hour 1 minute");
+        assert_eq!(fmt_uptime(&(3 * 86_400 + 4 * 3600 + 59)), "3 days 4 hours");
+        assert_eq!(fmt_uptime(&0), "0 seconds");
+        assert_eq!(fmt_bytes(&495_380), "483.8 KiB");
+        assert_eq!(
+            fmt_checks(r#"[{"name":"storage","ok":true,"detail_code":null}]"#),
+            "The check passes"
+        );
+        assert_eq!(
+            fmt_checks(
+                r#"[{"name":"storage","ok":false,"detail_code":"disk_full"},{"name":"llm","ok":false,"detail_code":"unavailable"},{"name":"telegram","ok":true,"detail_code":null}]"#
+            ),
+            "storage fails (the disk is full); the AI model provider fails (the provider is unavailable)"
+        );
+        assert_eq!(fmt_checks("not json"), "Unknown");
+    }
+}
+
+/// How long a node has been up, in its two largest units: `3 days 4 hours`, `5 minutes`,
+/// `12 seconds`.
+pub fn fmt_uptime(secs: &i64) -> String {
+    let secs = (*secs).max(0);
+    let units = [
+        (86_400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let parts: Vec<String> = units
+        .iter()
+        .scan(secs, |left, &(size, name)| {
+            let n = *left / size;
+            *left %= size;
+            Some((n, name))
+        })
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+    if parts.is_empty() {
+        "0 seconds".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Work waiting on the node (outbound messages, unsent reports), in words.
+pub fn fmt_queue(n: &i64) -> String {
+    match *n {
+        0 => "nothing".to_owned(),
+        1 => "1 item".to_owned(),
+        n => format!("{n} items"),
+    }
+}
+
+/// The node's health checks in words: "All checks pass" or what fails and why, from the
+/// JSON the report ingest stored (`[{name, ok, detail_code}]`).
+pub fn fmt_checks(json: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Check {
+        name: String,
+        ok: bool,
+        detail_code: Option<String>,
+    }
+    let Ok(checks) = serde_json::from_str::<Vec<Check>>(json) else {
+        return "Unknown".to_owned();
+    };
+    let failing: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            let what = match c.name.as_str() {
+                "storage" => "storage",
+                "llm" => "the AI model provider",
+                "telegram" => "Telegram",
+                "whatsapp" => "WhatsApp",
+                other => other,
+            };
+            let why = match c.detail_code.as_deref() {
+                Some("disk_full") => " (the disk is full)",
+                Some("write_failed") => " (cannot write to the disk)",
+                Some("no_key") => " (no API key is set: add one in the node console's Settings)",
+                Some("unauthorized") => " (the key or token is refused)",
+                Some("rate_limited") => " (the provider is limiting requests)",
+                Some("timeout") => " (the provider did not answer in time)",
+                Some("unavailable") => " (the provider is unavailable)",
+                Some("bad_response") | Some("no_answer") => " (the provider's answer was unusable)",
+                Some(code) if !code.is_empty() => return format!("{what} fails ({code})"),
+                _ => "",
+            };
+            format!("{what} fails{why}")
+        })
+        .collect();
+    match (checks.len(), failing.is_empty()) {
+        (0, _) => "No checks reported yet".to_owned(),
+        (1, true) => "The check passes".to_owned(),
+        (n, true) => format!("All {n} checks pass"),
+        (_, false) => failing.join("; "),
+    }
+}
+
+/// A length of time in words, in its largest whole unit: `30 days`, `5 seconds`.
+pub fn fmt_duration(secs: i64) -> String {
+    let units = [
+        (86_400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let (size, name) = units
+        .into_iter()
+        .find(|(size, _)| secs >= *size && secs % size == 0)
+        .unwrap_or((1, "second"));
+    let n = secs / size;
+    format!("{n} {name}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Formats a byte count for pages: `12.3 MiB`.
+pub fn fmt_bytes(b: &i64) -> String {
+    let mut v = *b as f64;
+    for unit in ["bytes", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "bytes" {
+                format!("{b} bytes")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{b} bytes")
+}
+
+/// Formats unix ms for pages.
+pub fn fmt_ms(t: &i64) -> String {
+    fmt_time(&(t / 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_as_words() {
+        assert_eq!(fmt_duration(30 * 86_400), "30 days");
+        assert_eq!(fmt_duration(86_400), "1 day");
+        assert_eq!(fmt_duration(7200), "2 hours");
+        assert_eq!(fmt_duration(5), "5 seconds");
+        assert_eq!(fmt_duration(90), "90 seconds");
+        assert_eq!(fmt_bytes(&512), "512 bytes");
+        assert_eq!(fmt_bytes(&(3 * 1024 * 1024 / 2)), "1.5 MiB");
+    }
+
+    #[test]
+    fn slugs_derive_and_validate() {
+        assert_eq!(slugify("Acme Dental"), "acme-dental");
+        assert_eq!(slugify("  Dr. Müller & Söhne!! "), "dr-m-ller-s-hne");
+        assert!(validate_slug("acme-dental").is_ok());
+        for bad in ["ab", "-acme", "acme-", "Acme", "ac me", "a--b", "api"] {
+            assert!(validate_slug(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Workspaces' pages and `/api/v1` JSON API: parse, call [`super::service`], render.
+//! Every handler that takes a workspace id goes through [`super::load_for_member`];
+//! non-members get 404, so the existence of other workspaces does not leak.
+
+use super::model::{fmt_duration, CANCEL_CONFIRMED};
+use super::service::{self, Ctx, Detail};
+use super::store::{self, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace};
+use crate::app::{AppState, State};
+use crate::error::{AppError, AppResult, Code};
+use crate::http::html;
+use crate::http::PageResult;
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty};
+use crate::infra::db::{self, DbConn};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+/// The pieces of the state the workspace use cases need.
+pub fn ctx(st: &AppState) -> Ctx<'_> {
+    Ctx {
+        config: &st.config,
+        provisioner: &st.provisioner,
+        command_notify: &st.command_notify,
+        notifier: st.notifier(),
+        capability: &st.capability,
+    }
+}
+
+/// Everything the workspace page and API show.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceDetail {
+    /// Workspace.
+    pub workspace: Workspace,
+    /// Caller's role.
+    pub role: String,
+    /// Node, if any.
+    pub node: Option<NodeView>,
+    /// Failure explained in words, if failed.
+    pub node_error: Option<String>,
+    /// Whether reports have stopped for 3 intervals (stale).
+    pub stale: bool,
+    /// Timeline, newest first.
+    pub events: Vec<EventRow>,
+    /// Usage counts, newest first.
+    pub usage: Vec<UsageRow>,
+    /// The workspace's agents.
+    pub agents: Vec<crate::agents::Agent>,
+    /// Exports the node reported, newest first (metadata only; no link).
+    pub exports: Vec<ExportRow>,
+    /// The node's latest retention sweep.
+    pub last_retention_sweep: Option<SweepRow>,
+    /// While a cancelled workspace's node is kept for exports: when it will be destroyed.
+    pub export_window_until: Option<i64>,
+    /// Why the workspace is suspended (empty: it is not).
+    pub suspensions: Vec<crate::suspension::Suspension>,
+    /// Billing state (`None`: billing is off).
+    pub billing: Option<crate::billing::Summary>,
+    /// The node is deprovisioning or destroyed: its exports went with it, nothing is left
+    /// to download.
+    pub exports_destroyed: bool,
+    /// Cancelling also cancels a paid subscription at Stripe, so a cancelled workspace
+    /// cannot be reactivated ([`reactivate`]).
+    pub cancelling_ends_subscription: bool,
+}
+
+impl WorkspaceDetail {
+    fn new(
+        d: Detail,
+        agents: Vec<crate::agents::Agent>,
+        billing: Option<crate::billing::Summary>,
+    ) -> Self {
+        WorkspaceDetail {
+            workspace: d.workspace,
+            role: d.role,
+            node: d.node,
+            node_error: d.node_error,
+            stale: d.stale,
+            events: d.events,
+            usage: d.usage,
+            agents,
+            exports: d.exports,
+            last_retention_sweep: d.last_retention_sweep,
+            export_window_until: d.export_window_until,
+            suspensions: d.suspensions,
+            billing,
+            exports_destroyed: d.exports_destroyed,
+            cancelling_ends_subscription: d.cancelling_ends_subscription,
+        }
+    }
+}
+
+/// The detail view of a workspace for a member ([`service::detail`]), with its agents and
+/// its billing summary.
+pub fn detail(
+    conn: &mut DbConn,
+    st: &State,
+    ws_id: &str,
+    user_id: &str,
+) -> AppResult<WorkspaceDetail> {
+    let d = service::detail(conn, &ctx(st), ws_id, user_id)?;
+    let agents = crate::agents::list(conn, ws_id)?;
+    let billing = crate::billing::summary(conn, st, &d.workspace, d.node.is_some())?;
+    Ok(WorkspaceDetail::new(d, agents, billing))
+}
+
+/// [`service::request_node`] for callers holding the state (billing's activation).
+pub fn request_node(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<String> {
+    service::request_node(conn, &st.provisioner, ws_id)
+}
+
+// ---------------------------------------------------------------- pages
+
+#[derive(Template)]
+#[template(path = "workspaces.html")]
+struct ListPage {
+    user: CurrentUser,
+    workspaces: Vec<(Workspace, Option<String>)>,
+    error: Option<String>,
+    name: String,
+    slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "workspace.html")]
+struct DetailPage {
+    user: CurrentUser,
+    d: WorkspaceDetail,
+    /// The export window, in words ("30 days").
+    window: String,
+    /// Why the owner's last action was refused (the page is answered with its status).
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "node_status.html")]
+struct StatusPartial {
+    d: WorkspaceDetail,
+}
+
+pub(crate) async fn list_page(state: State, user: CurrentUser) -> PageResult {
+    let uid = user.id.clone();
+    let workspaces = db::run(&state.db, move |conn| store::list_for(conn, &uid)).await?;
+    Ok(html(&ListPage {
+        user,
+        workspaces,
+        error: None,
+        name: String::new(),
+        slug: String::new(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateForm {
+    name: String,
+    #[serde(default)]
+    slug: String,
+}
+
+pub(crate) async fn create_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<CreateForm>,
+) -> PageResult {
+    let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
+    let (name, slug) = (f.form.name.clone(), f.form.slug.clone());
+    let res = db::run(&state.db, move |conn| {
+        Ok(service::create(
+            conn,
+            &ctx(&st),
+            &uid,
+            &name,
+            Some(&slug),
+            &ip,
+        ))
+    })
+    .await?;
+    match res {
+        Ok(ws) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/workspaces/{}", ws.id)))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let uid = f.user.id.clone();
+            let workspaces = db::run(&state.db, move |conn| store::list_for(conn, &uid)).await?;
+            Ok(crate::http::html_with(
+                HttpResponse::build(e.status()),
+                &ListPage {
+                    user: f.user,
+                    workspaces,
+                    error: Some(e.message()),
+                    name: f.form.name,
+                    slug: f.form.slug,
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn detail_page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    let window = fmt_duration(state.config.export_window_secs);
+    Ok(html(&DetailPage {
+        user,
+        d,
+        window,
+        error: None,
+    }))
+}
+
+pub(crate) async fn status_partial(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    Ok(html(&StatusPartial { d }))
+}
+
+pub(crate) async fn console_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, st, id) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let url = db::run(&state.db, move |conn| {
+        service::console_link(conn, &ctx(&st), &id, &uid, &ip)
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish())
+}
+
+/// The confirmation an owner's button sends: the typed address ("Delete now") or the
+/// ticked checkbox ("Cancel workspace").
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// An owner's button on the workspace page (delete, cancel, reactivate): runs `op`, then
+/// back to the page. A refusal (a confirmation missing or wrong, too late to reactivate)
+/// answers with the workspace page, its status and the reason, and changes nothing.
+async fn owner_action(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<ConfirmForm>,
+    path: web::Path<String>,
+    op: fn(&mut DbConn, &State, &str, &str, &str, &str) -> AppResult<()>,
+) -> PageResult {
+    let (uid, ip, st, id) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        state.clone(),
+        path.into_inner(),
+    );
+    let loc = format!("/workspaces/{id}");
+    let confirm = f.form.confirm;
+    let ws = id.clone();
+    let res = db::run(&state.db, move |conn| {
+        Ok(op(conn, &st, &ws, &uid, &confirm, &ip))
+    })
+    .await?;
+    match res {
+        Ok(()) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, loc))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let (uid, st) = (f.user.id.clone(), state.clone());
+            let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+            Ok(crate::http::html_with(
+                HttpResponse::build(e.status()),
+                &DetailPage {
+                    user: f.user,
+                    d,
+                    window: fmt_duration(state.config.export_window_secs),
+                    error: Some(e.message()),
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn delete_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<ConfirmForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    owner_action(state, req, f, path, |conn, st, id, uid, confirm, ip| {
+        service::delete(conn, &ctx(st), id, uid, confirm, ip)
+    })
+    .await
+}
+
+pub(crate) async fn cancel_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<ConfirmForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    owner_action(state, req, f, path, |conn, st, id, uid, confirm, ip| {
+        // Who may ask comes first: other members get 403 whatever they sent.
+        service::owned(conn, id, uid)?;
+        if confirm != CANCEL_CONFIRMED {
+            return Err(AppError::invalid(
+                Code::ConfirmationRequired,
+                "Nothing was cancelled. Tick “I understand that my channels stop now” to cancel the workspace.",
+            ));
+        }
+        service::cancel(conn, &ctx(st), id, uid, ip).map(|_| ())
+    })
+    .await
+}
+
+pub(crate) async fn reactivate_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<ConfirmForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    owner_action(state, req, f, path, |conn, st, id, uid, _, ip| {
+        service::reactivate(conn, &ctx(st), id, uid, ip).map(|_| ())
+    })
+    .await
+}
+
+pub(crate) async fn receipt_download(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, st, id) = (user.id.clone(), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+    let node = d.node.ok_or(AppError::NotFound)?;
+    let (Some(body), Some(sig)) = (node.receipt_body, node.receipt_signature) else {
+        return Err(AppError::NotFound.into());
+    };
+    let doc = serde_json::json!({"body": body, "signature": sig});
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"destruction-receipt-{}.json\"",
+                node.id
+            ),
+        ))
+        .json(doc))
+}
+
+// ---------------------------------------------------------------- API
+
+#[derive(Deserialize)]
+pub(crate) struct CreateBody {
+    name: String,
+    slug: Option<String>,
+    /// With billing on: the plan to check out (default: the first).
+    plan: Option<String>,
+}
+
+pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
+    let list = db::run(&state.db, move |conn| store::list_for(conn, &user.id)).await?;
+    let items: Vec<_> = list
+        .into_iter()
+        .map(|(w, node_state)| {
+            serde_json::json!({"id": w.id, "slug": w.slug, "name": w.name, "plan": w.plan,
+            "created_at": w.created_at, "deleted_at": w.deleted_at,
+            "deprovision_after": w.deprovision_after, "node_state": node_state})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "workspaces": items })))
+}
+
+pub(crate) async fn api_create(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    body: web::Json<CreateBody>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, b) = (client_ip(&req), state.clone(), body.into_inner());
+    let (uid, plan) = (user.id.clone(), b.plan.clone());
+    let (ws, d) = db::run(&state.db, move |conn| {
+        let ws = service::create(conn, &ctx(&st), &uid, &b.name, b.slug.as_deref(), &ip)?;
+        let d = detail(conn, &st, &ws.id, &uid)?;
+        Ok((ws, d))
+    })
+    .await?;
+    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
+    if crate::billing::is_on(&state) {
+        // Best effort: without it the workspace still exists, waiting for payment, and
+        // POST /api/v1/workspaces/{id}/checkout makes another link.
+        body["checkout_url"] =
+            crate::billing::checkout_for_api(&state, &ws.id, &user.id, plan.as_deref())
+                .await
+                .ok()
+                .into();
+    }
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/workspaces/{}", ws.id)))
+        .json(body))
+}
+
+pub(crate) async fn api_get(
+    state: State,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (st, id) = (state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &user.id)).await?;
+    Ok(HttpResponse::Ok().json(d))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeleteQuery {
+    #[serde(default)]
+    immediately: bool,
+    /// With `immediately`: the workspace's address, as the page asks an owner to type it.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `DELETE /api/v1/workspaces/{id}` cancels with the export window and answers with
+/// `deprovision_after` (undone with `POST …/reactivate` until then); `?immediately=true`
+/// deprovisions now and, as it cannot be undone, needs `&confirm=<address>`.
+pub(crate) async fn api_delete(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    q: web::Query<DeleteQuery>,
+) -> AppResult<HttpResponse> {
+    let q = q.into_inner();
+    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| {
+        if q.immediately {
+            service::delete(conn, &ctx(&st), &id, &user.id, &q.confirm, &ip)?;
+        } else {
+            service::cancel(conn, &ctx(&st), &id, &user.id, &ip)?;
+        }
+        detail(conn, &st, &id, &user.id)
+    })
+    .await?;
+    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
+    body["deprovision_after"] = d.workspace.deprovision_after.into();
+    Ok(HttpResponse::Accepted().json(body))
+}
+
+/// `POST /api/v1/workspaces/{id}/reactivate`: undoes a cancellation during its export
+/// window ([`reactivate`]) and answers with the workspace.
+pub(crate) async fn api_reactivate(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
+    let d = db::run(&state.db, move |conn| {
+        service::reactivate(conn, &ctx(&st), &id, &user.id, &ip)?;
+        detail(conn, &st, &id, &user.id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(d))
+}
