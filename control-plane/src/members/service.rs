@@ -8,7 +8,7 @@ use super::model::{
 use super::store::{self, InvitationRow};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
-use crate::fleet::CommandNotify;
+use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
 use crate::notify::{self, Notifier};
 use crate::provisioning;

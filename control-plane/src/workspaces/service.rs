@@ -9,7 +9,7 @@ use super::store::{
 use crate::audit::{self, Entry};
 use crate::config::Config;
 use crate::error::{AppError, AppResult, Code};
-use crate::fleet::CommandNotify;
+use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
 use crate::members::model::Role;
 use crate::notify::notices::OwnerNotice;
