@@ -8,8 +8,8 @@ use super::model::{
 use super::store::{self, InvitationRow};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
-use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
+use crate::infra::wake::CommandNotify;
 use crate::notify::{self, Notifier};
 use crate::provisioning;
 use crate::workspaces::{load_for_member, Workspace};

@@ -13,9 +13,10 @@ use super::emails::{self, render, Line};
 use super::Notifier;
 use crate::error::AppResult;
 use crate::infra::db::DbConn;
+use crate::members::model::{ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
 
 /// Who is told: the roles that manage the node and its exports.
-pub const RECIPIENT_ROLES: &[&str] = &[crate::workspaces::ROLE_OWNER, "admin"];
+pub const RECIPIENT_ROLES: &[&str] = &[ROLE_OWNER, ROLE_ADMIN];
 
 /// Something that happened to a workspace's node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl Notice {
     /// answer the inbox).
     fn recipient_roles(&self) -> &'static [&'static str] {
         match self {
-            Notice::CustomersWaiting { .. } => &[crate::workspaces::ROLE_OWNER, "admin", "member"],
+            Notice::CustomersWaiting { .. } => &[ROLE_OWNER, ROLE_ADMIN, ROLE_MEMBER],
             _ => RECIPIENT_ROLES,
         }
     }
@@ -88,7 +89,7 @@ impl Notice {
                 workspace,
                 step: step.into(),
                 code: code.into(),
-                explanation: crate::provisioning::explain_error(code).into(),
+                explanation: crate::provisioning::model::explain_error(code).into(),
                 page,
             }),
             Notice::CustomersWaiting { count, .. } => render(&emails::CustomersWaiting {
@@ -204,7 +205,7 @@ pub fn send_to_owners(
 ) -> crate::error::AppResult<()> {
     let page = format!("{}/workspaces/{ws_id}", to.public_url);
     let (subject, body) = notice.compose(ws_name, &page)?;
-    let owners = super::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
+    let owners = super::addresses_of(conn, ws_id, &[ROLE_OWNER])?;
     super::send_later_to_each(to.mailer, owners, &subject, &body);
     Ok(())
 }
@@ -287,7 +288,7 @@ mod tests {
         assert!(waiting.contains("only counts them"), "{waiting}");
         assert_eq!(
             notices[4].recipient_roles(),
-            [crate::workspaces::ROLE_OWNER, "admin", "member"],
+            [ROLE_OWNER, ROLE_ADMIN, ROLE_MEMBER],
             "members answer the inbox: they are told too"
         );
     }

@@ -9,8 +9,8 @@ use super::store::{
 use crate::audit::{self, Entry};
 use crate::config::Config;
 use crate::error::{AppError, AppResult, Code};
-use crate::infra::wake::CommandNotify;
 use crate::infra::db::{self, DbConn};
+use crate::infra::wake::CommandNotify;
 use crate::members::model::Role;
 use crate::notify::notices::OwnerNotice;
 use crate::notify::Notifier;

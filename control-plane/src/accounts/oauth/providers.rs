@@ -6,7 +6,6 @@
 use super::config::{ClientAuth, ProviderConfig};
 use super::jwt::{self, Expected};
 use super::{Provider, Refusal};
-use crate::app::AppState;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -34,13 +33,29 @@ pub struct Endpoints {
 #[derive(Default)]
 pub struct DiscoveryCache(std::sync::Mutex<Vec<(Provider, Instant, Endpoints)>>);
 
+/// What calls to a provider need: the HTTP client, the discovery cache, and the public
+/// URL our callback is under.
+pub struct Calls<'a> {
+    /// The outbound client.
+    pub http: &'a reqwest::Client,
+    /// Discovery documents already fetched.
+    pub discovery: &'a DiscoveryCache,
+    /// Public base URL of the UI, without a trailing slash.
+    pub public_url: &'a str,
+}
+
+/// Our callback for `p`, as registered with the provider.
+pub fn redirect_uri(public_url: &str, p: Provider) -> String {
+    format!("{public_url}/auth/oauth/{}/callback", p.as_str())
+}
+
 fn unreachable(p: Provider, what: &str, e: impl std::fmt::Display) -> Refusal {
     tracing::warn!(provider = p.as_str(), call = what, error = %e, "oauth provider call failed");
     Refusal::ProviderUnreachable
 }
 
 async fn get_json(
-    state: &AppState,
+    state: &Calls<'_>,
     p: Provider,
     what: &str,
     url: &str,
@@ -68,14 +83,14 @@ async fn get_json(
 
 /// The endpoints of `cfg`: configured ones as they are, missing ones from
 /// `<issuer>/.well-known/openid-configuration` (whose `issuer` must be the configured one).
-pub async fn endpoints(state: &AppState, cfg: &ProviderConfig) -> Result<Endpoints, Refusal> {
+pub async fn endpoints(state: &Calls<'_>, cfg: &ProviderConfig) -> Result<Endpoints, Refusal> {
     let p = cfg.provider;
     let needs_discovery = cfg.authorize_url.is_none()
         || cfg.token_url.is_none()
         || (p != Provider::Github && cfg.jwks_url.is_none());
     let mut discovered: Option<Endpoints> = None;
     if needs_discovery {
-        let cache = &state.oauth.discovery;
+        let cache = state.discovery;
         let hit = cache
             .0
             .lock()
@@ -156,7 +171,7 @@ struct TokenResponse {
 /// Exchanges the code (with the PKCE verifier and our client authentication) and finds out
 /// who signed in.
 pub async fn redeem(
-    state: &AppState,
+    state: &Calls<'_>,
     cfg: &ProviderConfig,
     ep: &Endpoints,
     code: &str,
@@ -164,7 +179,7 @@ pub async fn redeem(
     nonce: &str,
 ) -> Result<Verified, Refusal> {
     let p = cfg.provider;
-    let redirect_uri = super::redirect_uri(state, p);
+    let redirect_uri = redirect_uri(state.public_url, p);
     let secret = match &cfg.auth {
         ClientAuth::Secret(s) => s.expose().to_owned(),
         ClientAuth::AppleKey {

@@ -53,7 +53,16 @@ impl OAuth {
 
 /// Where the provider sends the browser back; register this URL at the provider.
 pub fn redirect_uri(state: &crate::app::AppState, p: Provider) -> String {
-    format!("{}/auth/oauth/{}/callback", state.public_url, p.as_str())
+    providers::redirect_uri(&state.public_url, p)
+}
+
+/// What the provider calls need from the state.
+fn calls(state: &crate::app::AppState) -> providers::Calls<'_> {
+    providers::Calls {
+        http: &state.http,
+        discovery: &state.oauth.discovery,
+        public_url: &state.public_url,
+    }
 }
 
 #[derive(Template)]
@@ -135,7 +144,7 @@ pub(crate) async fn start(state: State, req: HttpRequest, path: web::Path<String
     let Some(cfg) = state.oauth.config.get(p) else {
         return Err(AppError::NotFound.into());
     };
-    let ep = match providers::endpoints(&state, cfg).await {
+    let ep = match providers::endpoints(&calls(&state), cfg).await {
         Ok(ep) => ep,
         Err(r) => return refuse(&state, &req, p, r).await,
     };
@@ -245,9 +254,17 @@ async fn callback(
     let Some(code) = params.code.filter(|c| !c.is_empty()) else {
         return refuse(&state, &req, p, Refusal::ProviderError("no_code".into())).await;
     };
-    let verified = match providers::endpoints(&state, cfg).await {
+    let verified = match providers::endpoints(&calls(&state), cfg).await {
         Ok(ep) => {
-            providers::redeem(&state, cfg, &ep, &code, &pending.verifier, &pending.nonce).await
+            providers::redeem(
+                &calls(&state),
+                cfg,
+                &ep,
+                &code,
+                &pending.verifier,
+                &pending.nonce,
+            )
+            .await
         }
         Err(r) => Err(r),
     };

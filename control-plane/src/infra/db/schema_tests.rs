@@ -1,5 +1,7 @@
 //! The two migration folders against `schema.rs` and against each other (issue 14: the
 //! folders stay one per backend, and a test checks that their resulting schemas match).
+//! Long because it reads each backend's catalog (SQLite pragmas, PostgreSQL
+//! information_schema) and normalizes both to one shape; split, they would drift apart.
 //!
 //! Each backend's schema is read back from the database and normalized, per table: its
 //! columns (name, a type among text/integer/bigint/boolean/blob/real, nullability), its
@@ -9,9 +11,6 @@
 //! it is compared on; the two backends are compared on everything. Column order and
 //! defaults are not compared: diesel names every column it selects, and the defaults
 //! are in the same SQL on both sides.
-//!
-//! Long because it reads each backend's catalog (SQLite pragmas, PostgreSQL information_schema)
-//! and normalizes both to one shape; split, the two readers would drift apart.
 
 #![allow(clippy::unwrap_used)]
 
