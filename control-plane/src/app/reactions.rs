@@ -15,15 +15,17 @@ struct BillingReactions(State);
 
 impl Reactions for BillingReactions {
     fn request_node(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<String> {
-        workspaces::request_node(conn, &self.0, ws_id)
+        workspaces::service::request_node(conn, &self.0.provisioner, ws_id)
     }
 
     fn suspend_for_payment(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<bool> {
-        suspension::suspend(conn, &self.0, ws_id, suspension::PAYMENT, "", BILLING, None)
+        let ctx = self.0.suspension();
+        suspension::service::suspend(conn, &ctx, ws_id, suspension::PAYMENT, "", BILLING, None)
     }
 
     fn resume_for_payment(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<bool> {
-        suspension::resume(conn, &self.0, ws_id, suspension::PAYMENT, BILLING, None)
+        let ctx = self.0.suspension();
+        suspension::service::resume(conn, &ctx, ws_id, suspension::PAYMENT, BILLING, None)
     }
 }
 

@@ -60,4 +60,12 @@ impl AppState {
             public_url: &self.public_url,
         }
     }
+
+    /// Where suspension emails go out from, and the long-poll wake-ups.
+    pub fn suspension(&self) -> crate::suspension::service::Context<'_> {
+        crate::suspension::service::Context {
+            notifier: self.notifier(),
+            command_notify: &self.command_notify,
+        }
+    }
 }

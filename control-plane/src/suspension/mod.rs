@@ -22,4 +22,3 @@ pub mod web;
 pub use model::{clean_reason, Suspension, MAX_REASON, OPERATOR, PAYMENT};
 pub use service::{on_resume_ack, on_suspend_ack, sync_node, Context};
 pub use store::{active, enrolled_nodes};
-pub use web::{resume, suspend};

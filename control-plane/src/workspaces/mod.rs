@@ -26,4 +26,4 @@ pub use service::{cancel, console_link, create, delete, end_export_windows, reac
 pub use store::{
     list_for, load_for_member, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
 };
-pub use web::{detail, request_node, WorkspaceDetail};
+pub use web::{detail, WorkspaceDetail};

@@ -104,11 +104,6 @@ pub fn detail(
     Ok(WorkspaceDetail::new(d, agents, billing))
 }
 
-/// [`service::request_node`] for callers holding the state (billing's activation).
-pub fn request_node(conn: &mut DbConn, st: &State, ws_id: &str) -> AppResult<String> {
-    service::request_node(conn, &st.provisioner, ws_id)
-}
-
 // ---------------------------------------------------------------- pages
 
 #[derive(Template)]
