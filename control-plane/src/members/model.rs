@@ -5,58 +5,34 @@ use crate::error::{AppError, AppResult, Code};
 use serde::Serialize;
 
 /// The owner: everything, including members, billing and deletion.
-pub const ROLE_OWNER: &str = "owner";
+pub const ROLE_OWNER: &str = Role::Owner.as_str();
 /// Admins manage settings, agents, secrets, the knowledge base and exports.
-pub const ROLE_ADMIN: &str = "admin";
+pub const ROLE_ADMIN: &str = Role::Admin.as_str();
 /// Members answer the inbox.
-pub const ROLE_MEMBER: &str = "member";
+pub const ROLE_MEMBER: &str = Role::Member.as_str();
 
 /// How long an invitation link works.
 pub const INVITATION_TTL: i64 = 7 * 24 * 3600;
 /// Invitations a workspace may send per hour (then 429 with `Retry-After`).
 pub const INVITATIONS_PER_HOUR: i64 = 20;
 
-/// A role, ordered by what it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    /// Inbox only.
-    Member,
-    /// Settings, agents, secrets, knowledge base, exports.
-    Admin,
-    /// Everything, including members, billing and deletion.
-    Owner,
+/// A member's role: one enum for both programs (`outpost_protocol::Role`).
+pub use outpost_protocol::Role;
+
+/// A stored role; an unknown value counts as the least privileged.
+pub fn stored_role(stored: &str) -> Role {
+    Role::parse(stored).unwrap_or(Role::Member)
 }
 
-impl Role {
-    /// Parses a stored role; unknown values are treated as the least privileged.
-    pub fn parse(s: &str) -> Role {
-        match s {
-            ROLE_OWNER => Role::Owner,
-            ROLE_ADMIN => Role::Admin,
-            _ => Role::Member,
-        }
-    }
-
-    /// The role as stored.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => ROLE_OWNER,
-            Role::Admin => ROLE_ADMIN,
-            Role::Member => ROLE_MEMBER,
-        }
-    }
-
-    /// A role an owner may give by invitation or role change (ownership moves only by
-    /// transfer).
-    pub fn grantable(s: &str) -> AppResult<Role> {
-        match s.trim() {
-            ROLE_ADMIN => Ok(Role::Admin),
-            ROLE_MEMBER => Ok(Role::Member),
-            _ => Err(AppError::invalid(
-                Code::InvalidRole,
-                "Choose admin or member. To make someone the owner, transfer ownership.",
-            )),
-        }
+/// A role an owner may give by invitation or role change (ownership moves only by
+/// transfer).
+pub fn grantable(s: &str) -> AppResult<Role> {
+    match Role::parse(s.trim()) {
+        Some(r @ (Role::Admin | Role::Member)) => Ok(r),
+        _ => Err(AppError::invalid(
+            Code::InvalidRole,
+            "Choose admin or member. To make someone the owner, transfer ownership.",
+        )),
     }
 }
 
@@ -127,13 +103,13 @@ mod tests {
     #[test]
     fn roles_order_and_parse() {
         assert!(Role::Owner > Role::Admin && Role::Admin > Role::Member);
-        assert_eq!(Role::parse("owner"), Role::Owner);
-        assert_eq!(Role::parse("admin"), Role::Admin);
-        assert_eq!(Role::parse("member"), Role::Member);
+        assert_eq!(stored_role("owner"), Role::Owner);
+        assert_eq!(stored_role("admin"), Role::Admin);
+        assert_eq!(stored_role("member"), Role::Member);
         // Anything unexpected gets the least privilege.
-        assert_eq!(Role::parse("superuser"), Role::Member);
-        assert!(Role::grantable("owner").is_err());
-        assert!(Role::grantable("root").is_err());
-        assert_eq!(Role::grantable(" admin ").ok(), Some(Role::Admin));
+        assert_eq!(stored_role("superuser"), Role::Member);
+        assert!(grantable("owner").is_err());
+        assert!(grantable("root").is_err());
+        assert_eq!(grantable(" admin ").ok(), Some(Role::Admin));
     }
 }

@@ -10,6 +10,7 @@ use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::wake::CommandNotify;
+use crate::members::model::{grantable, stored_role};
 use crate::notify::{self, Notifier};
 use crate::provisioning;
 use crate::workspaces::{load_for_member, Workspace};
@@ -30,7 +31,7 @@ pub fn require_role(
     min: Role,
 ) -> AppResult<(Workspace, Role)> {
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
-    let role = Role::parse(&role);
+    let role = stored_role(&role);
     if role < min {
         return Err(AppError::Forbidden(match min {
             Role::Owner => Code::OwnerRequired,
@@ -64,7 +65,7 @@ pub fn invite(
     let (ws, _) = require_role(conn, ws_id, by, Role::Owner)?;
     live(&ws)?;
     let email = crate::accounts::normalize_email(email)?;
-    let role = Role::grantable(role)?;
+    let role = grantable(role)?;
     let now = db::now();
     if store::has_member_with_email(conn, ws_id, &email)? {
         return Err(AppError::Conflict(
@@ -223,12 +224,7 @@ pub fn accept(
         if !store::mark_accepted(conn, &id, &user_id)? {
             return Ok(None);
         }
-        store::add_if_absent(
-            conn,
-            &inv.workspace_id,
-            &user_id,
-            Role::grantable(&inv.role)?,
-        )?;
+        store::add_if_absent(conn, &inv.workspace_id, &user_id, grantable(&inv.role)?)?;
         let session = crate::accounts::start_session(conn, &user_id)?;
         Ok(Some((user_id, session)))
     })?;
@@ -297,7 +293,7 @@ pub fn change_role(
 ) -> AppResult<()> {
     let (ws, _) = require_role(conn, ws_id, by, Role::Owner)?;
     live(&ws)?;
-    let role = Role::grantable(role)?;
+    let role = grantable(role)?;
     if by == user_id {
         return Err(AppError::Conflict(
             Code::OwnRole,

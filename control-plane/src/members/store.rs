@@ -6,6 +6,7 @@ use crate::audit::AuditRow;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{audit_events, invitations, memberships, users, workspaces};
+use crate::members::model::stored_role;
 use diesel::prelude::*;
 use outpost_crypto::token_hash;
 use serde::Serialize;
@@ -51,8 +52,8 @@ pub fn list(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<MemberRow>> {
         ))
         .load(conn)?;
     rows.sort_by(|a, b| {
-        Role::parse(&b.role)
-            .cmp(&Role::parse(&a.role))
+        stored_role(&b.role)
+            .cmp(&stored_role(&a.role))
             .then(a.email.cmp(&b.email))
     });
     Ok(rows)
@@ -294,7 +295,7 @@ pub fn role_of(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Role>
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)?;
-    Ok(Role::parse(&role))
+    Ok(stored_role(&role))
 }
 
 /// Sets a member's role.

@@ -9,54 +9,14 @@ pub const DELIVERY_TTL_SECS: i64 = 3600;
 /// Longest value accepted.
 pub const MAX_VALUE_CHARS: usize = 4096;
 
-macro_rules! kinds {
-    ($($variant:ident => $name:literal, $label:literal;)*) => {
-        /// Kinds the CP accepts (the node's list in `agent_node::secrets::SecretKind`).
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum SecretKind {
-            $(#[doc = $label] $variant,)*
-        }
+/// What a secret is for: one list for both programs (`outpost_protocol::SecretKind`).
+pub use outpost_protocol::SecretKind;
 
-        impl SecretKind {
-            /// Every kind, in the order pages list them.
-            pub const ALL: &'static [SecretKind] = &[$(SecretKind::$variant,)*];
-
-            /// Stable snake_case name (stored, sent to the node, in URLs).
-            pub const fn as_str(self) -> &'static str {
-                match self { $(SecretKind::$variant => $name,)* }
-            }
-
-            /// Name for people.
-            pub const fn label(self) -> &'static str {
-                match self { $(SecretKind::$variant => $label,)* }
-            }
-        }
-    };
-}
-
-kinds! {
-    OpenaiApiKey => "openai_api_key", "OpenAI API key";
-    AnthropicApiKey => "anthropic_api_key", "Anthropic API key";
-    OpenaiCompatibleApiKey => "openai_compatible_api_key", "OpenAI-compatible endpoint key";
-    TelegramBotToken => "telegram_bot_token", "Telegram bot token";
-    WhatsappAccessToken => "whatsapp_access_token", "WhatsApp access token";
-    WhatsappAppSecret => "whatsapp_app_secret", "WhatsApp app secret";
-    WhatsappPhoneNumberId => "whatsapp_phone_number_id", "WhatsApp phone number id";
-    WhatsappVerifyToken => "whatsapp_verify_token", "WhatsApp webhook verify token";
-}
-
-impl SecretKind {
-    /// Parses [`SecretKind::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-
-    /// Parses a submitted kind, or says to choose a listed one.
-    pub fn parse_submitted(s: &str) -> AppResult<Self> {
-        Self::parse(s).ok_or_else(|| {
-            AppError::invalid(Code::UnknownSecretKind, "Choose one of the listed kinds.")
-        })
-    }
+/// Parses a submitted kind, or says to choose a listed one.
+pub fn parse_kind(s: &str) -> AppResult<SecretKind> {
+    SecretKind::parse(s).ok_or_else(|| {
+        AppError::invalid(Code::UnknownSecretKind, "Choose one of the listed kinds.")
+    })
 }
 
 /// Name of a stored kind for people (`"secret"` for one this build does not know).

@@ -232,7 +232,7 @@ pub async fn add(
         Ok(())
     })
     .await?;
-    let kind = SecretKind::parse_submitted(kind)?;
+    let kind = model::parse_kind(kind)?;
     model::check_value(&value)?;
     let validated = validate(
         ctx.http,

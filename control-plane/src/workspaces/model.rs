@@ -82,20 +82,14 @@ pub fn check_address_confirmation(slug: &str, confirm: &str) -> AppResult<()> {
 /// What the cancellation form's checkbox sends when ticked.
 pub const CANCEL_CONFIRMED: &str = "yes";
 
-/// The node console scopes a member gets for their role.
-pub fn console_scopes(role: Role) -> &'static [&'static str] {
-    match role {
-        Role::Owner => &[
-            "console",
-            "inbox",
-            "settings",
-            "knowledge_base",
-            "exports",
-            "billing",
-        ],
-        Role::Admin => &["console", "inbox", "settings", "knowledge_base", "exports"],
-        Role::Member => &["console", "inbox"],
+/// The node console scopes a member gets for their role (`Role::console_scopes`); owners
+/// also carry `billing`, which the node ignores.
+pub fn console_scopes(role: Role) -> Vec<&'static str> {
+    let mut scopes: Vec<&str> = role.console_scopes().iter().map(|s| s.as_str()).collect();
+    if role == Role::Owner {
+        scopes.push("billing");
     }
+    scopes
 }
 
 /// The steps of a healthy start, for the progress strip.

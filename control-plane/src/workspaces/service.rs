@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::wake::CommandNotify;
+use crate::members::model::stored_role;
 use crate::members::model::Role;
 use crate::notify::notices::OwnerNotice;
 use crate::notify::Notifier;
@@ -225,7 +226,7 @@ fn has_paid_subscription(conn: &mut DbConn, cx: &Ctx<'_>, ws_id: &str) -> AppRes
 /// Loads a workspace for its owner; 403 for other members, 404 for non-members.
 pub fn owned(conn: &mut DbConn, ws_id: &str, user_id: &str) -> AppResult<Workspace> {
     let (ws, role) = load_for_member(conn, ws_id, user_id)?;
-    if Role::parse(&role) != Role::Owner {
+    if stored_role(&role) != Role::Owner {
         return Err(AppError::Forbidden(Code::OwnerRequired));
     }
     Ok(ws)
@@ -508,7 +509,7 @@ pub fn console_link(
             ))
         }
     };
-    let scopes = model::console_scopes(Role::parse(&d.role));
+    let scopes = model::console_scopes(stored_role(&d.role));
     let claims = outpost_crypto::CapabilityClaims {
         sub: user_id.to_owned(),
         ws: ws_id.to_owned(),

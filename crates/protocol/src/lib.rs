@@ -11,9 +11,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub mod config;
+pub mod node_state;
+pub mod role;
 pub mod scope;
 pub mod secret;
 pub use config::{AgentConfig, BusinessHours, ModelChoice, ProviderKind, WorkspaceConfig};
+pub use node_state::NodeState;
+pub use role::Role;
 pub use scope::Scope;
 pub use secret::SecretKind;
 

@@ -18,12 +18,12 @@ macro_rules! kinds {
             pub const ALL: &'static [SecretKind] = &[$(SecretKind::$variant,)*];
 
             /// Stable snake_case name.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $(SecretKind::$variant => $name,)* }
             }
 
             /// Name for people.
-            pub fn label(self) -> &'static str {
+            pub const fn label(self) -> &'static str {
                 match self { $(SecretKind::$variant => $label,)* }
             }
         }
