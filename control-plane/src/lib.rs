@@ -2,16 +2,15 @@
 //! the node gateway (mTLS) and fleet health. It stores metadata only: see
 //! docs/ARCHITECTURE.md and docs/PRIVACY.md for the invariants this crate keeps.
 //!
-//! Map: [`app`] wires everything and starts both listeners; [`accounts`] is sign-in,
-//! sessions, CSRF and API tokens; [`oauth`] sign-in with Google, GitHub and Apple;
-//! [`workspaces`] the UI and JSON API for workspaces; [`members`] roles, invitations and
-//! the owners' audit log;
-//! [`gateway`] the node gateway (enroll, reports, commands, renew); [`provisioning`] the
-//! node state machine, the durable job queue and the providers; [`audit`] the
-//! hash-chained audit log; [`retention`] the CP's own retention schedule; [`mail`] outgoing
-//! email; [`suspension`] suspending and resuming a workspace for its causes; [`operator`]
-//! the staff console (all workspaces, metadata only); [`web`]
-//! templates and static assets; [`billing`] Stripe subscriptions (off without keys).
+//! Map (docs/ARCHITECTURE.md "Layers"): [`app`] is the only module that knows every domain
+//! (state, both listeners, the route table, the workers); [`http`] the extractors, the
+//! access guard and rendering; [`cli`] the commands beside `serve`. Each domain is a
+//! folder of `model` (types and rules), `store` (its tables), `service` (use cases) and
+//! `web` (handlers): [`accounts`] (with [`oauth`]), [`workspaces`], [`members`],
+//! [`agents`], [`secrets`], [`billing`], [`suspension`], [`gateway`] (what nodes call),
+//! [`provisioning`], [`operator`], [`audit`], [`retention`], [`mydata`]; [`notify`] says
+//! who is told what by email. Beneath them all: [`infra`] (database, schema, migrations,
+//! mail transport) and [`error`].
 
 pub mod accounts;
 pub mod agents;

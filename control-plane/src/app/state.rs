@@ -33,7 +33,7 @@ pub struct AppState {
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.
     pub command_notify: crate::infra::wake::CommandNotify,
-    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`gateway::CSR_LIMIT_KEY`].
+    /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`crate::gateway::CSR_LIMIT_KEY`].
     pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.
     pub api_limiter: KeyedLimiter,

@@ -69,7 +69,7 @@ pub fn first_bad<'a>(start: &'a str, links: impl IntoIterator<Item = Link<'a>>) 
     None
 }
 
-/// What [`prune_before`] did.
+/// What [`prune_before`](super::store::prune_before) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pruned {
     /// Events up to and including this seq were deleted; the anchor now names its hash.

@@ -59,7 +59,7 @@ pub struct InvoiceChange {
     pub paid: bool,
 }
 
-/// What [`reconcile`] did.
+/// What [`reconcile`](crate::billing::service::events::reconcile) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconciled {
     /// Nothing to do.

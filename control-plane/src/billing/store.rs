@@ -415,7 +415,7 @@ pub fn first_delivery(conn: &mut DbConn, id: &str, kind: &str, created: i64) -> 
     }
 }
 
-/// Workspaces [`reconcile`] may have something to do for: some invoice unpaid after a
+/// Workspaces [`reconcile`](crate::billing::service::events::reconcile) may have something to do for: some invoice unpaid after a
 /// failure, a payment suspension to lift, or an ended subscription. Also returns the
 /// earliest grace period end still to come, for the sweeper to wake up then.
 pub fn candidates(

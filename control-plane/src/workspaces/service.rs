@@ -306,7 +306,7 @@ pub fn cancel(
 
 /// Deletes a workspace now (owners only), live or cancelled, and starts deprovisioning
 /// its node without waiting for the export window. `confirm` must be the workspace's
-/// address ([`check_address_confirmation`]): nothing is changed otherwise.
+/// address ([`check_address_confirmation`](super::model::check_address_confirmation)): nothing is changed otherwise.
 pub fn delete(
     conn: &mut DbConn,
     cx: &Ctx<'_>,

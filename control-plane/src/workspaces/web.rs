@@ -60,7 +60,7 @@ pub struct WorkspaceDetail {
     /// to download.
     pub exports_destroyed: bool,
     /// Cancelling also cancels a paid subscription at Stripe, so a cancelled workspace
-    /// cannot be reactivated ([`reactivate`]).
+    /// cannot be reactivated ([`reactivate`](super::service::reactivate)).
     pub cancelling_ends_subscription: bool,
 }
 
