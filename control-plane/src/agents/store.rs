@@ -89,27 +89,56 @@ pub fn count(conn: &mut DbConn, ws_id: &str) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// The columns an agent's settings fill, one list for inserting and updating.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = agents)]
+struct Settings<'a> {
+    name: &'a str,
+    greeting: &'a str,
+    instructions: &'a str,
+    language: &'a str,
+    fallback_message: &'a str,
+    hours_days: &'a str,
+    open_minute: i32,
+    close_minute: i32,
+    utc_offset_minutes: i32,
+    time_zone: &'a str,
+    provider: &'a str,
+    model: &'a str,
+    base_url: &'a str,
+    allowed_origins: &'a str,
+    channels: &'a str,
+}
+
+impl<'a> From<&'a Valid> for Settings<'a> {
+    fn from(v: &'a Valid) -> Self {
+        Settings {
+            name: &v.name,
+            greeting: &v.greeting,
+            instructions: &v.instructions,
+            language: &v.language,
+            fallback_message: &v.fallback_message,
+            hours_days: &v.hours_days,
+            open_minute: v.open_minute,
+            close_minute: v.close_minute,
+            utc_offset_minutes: v.utc_offset_minutes,
+            time_zone: &v.time_zone,
+            provider: &v.provider,
+            model: &v.model,
+            base_url: &v.base_url,
+            allowed_origins: &v.allowed_origins,
+            channels: &v.channels,
+        }
+    }
+}
+
 /// Inserts a new agent.
 pub fn insert(conn: &mut DbConn, id: &str, ws_id: &str, v: &Valid, now: i64) -> QueryResult<()> {
     diesel::insert_into(agents::table)
         .values((
             agents::id.eq(id),
             agents::workspace_id.eq(ws_id),
-            agents::name.eq(&v.name),
-            agents::greeting.eq(&v.greeting),
-            agents::instructions.eq(&v.instructions),
-            agents::language.eq(&v.language),
-            agents::fallback_message.eq(&v.fallback_message),
-            agents::hours_days.eq(&v.hours_days),
-            agents::open_minute.eq(v.open_minute),
-            agents::close_minute.eq(v.close_minute),
-            agents::utc_offset_minutes.eq(v.utc_offset_minutes),
-            agents::time_zone.eq(&v.time_zone),
-            agents::provider.eq(&v.provider),
-            agents::model.eq(&v.model),
-            agents::base_url.eq(&v.base_url),
-            agents::allowed_origins.eq(&v.allowed_origins),
-            agents::channels.eq(&v.channels),
+            Settings::from(v),
             agents::created_at.eq(now),
             agents::updated_at.eq(now),
         ))
@@ -120,24 +149,7 @@ pub fn insert(conn: &mut DbConn, id: &str, ws_id: &str, v: &Valid, now: i64) -> 
 /// Writes a changed agent.
 pub fn update(conn: &mut DbConn, agent_id: &str, v: &Valid, now: i64) -> QueryResult<()> {
     diesel::update(agents::table.find(agent_id))
-        .set((
-            agents::name.eq(&v.name),
-            agents::greeting.eq(&v.greeting),
-            agents::instructions.eq(&v.instructions),
-            agents::language.eq(&v.language),
-            agents::fallback_message.eq(&v.fallback_message),
-            agents::hours_days.eq(&v.hours_days),
-            agents::open_minute.eq(v.open_minute),
-            agents::close_minute.eq(v.close_minute),
-            agents::utc_offset_minutes.eq(v.utc_offset_minutes),
-            agents::time_zone.eq(&v.time_zone),
-            agents::provider.eq(&v.provider),
-            agents::model.eq(&v.model),
-            agents::base_url.eq(&v.base_url),
-            agents::allowed_origins.eq(&v.allowed_origins),
-            agents::channels.eq(&v.channels),
-            agents::updated_at.eq(now),
-        ))
+        .set((Settings::from(v), agents::updated_at.eq(now)))
         .execute(conn)?;
     Ok(())
 }
