@@ -1,20 +1,21 @@
 //! The gateway's handlers (a separate TLS listener). `POST /v1/enroll` needs only
 //! server-auth TLS and a bootstrap token; every `/v1/node/*` route requires a client
 //! certificate chained to the internal CA, whose serial is checked against the database
-//! on every request ([`NodeIdentity`]). This is also where the other domains' reactions
-//! to enrollment and acknowledgements are wired in ([`Wired`]).
+//! on every request ([`NodeIdentity`]). The other domains' reactions to enrollment and
+//! acknowledgements are wired in `app::reactions`.
 
 use super::model::{NodeIdentity, CSR_LIMIT_KEY};
-use super::service::{self, Acked, EnrollContext, Reactions};
+use super::service::{self, EnrollContext};
+use crate::app::reactions::NodeReactions;
 use crate::app::State;
 use crate::error::{AppError, AppResult, Code};
-use crate::infra::db::{self, DbConn};
+use crate::infra::db;
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use outpost_protocol::{
-    CommandAck, CommandBatch, CommandKind, EnrollRequest, RenewRequest, RenewResponse, Report,
-    ReportAck, MAX_COMMAND_WAIT_SECS,
+    CommandAck, CommandBatch, EnrollRequest, RenewRequest, RenewResponse, Report, ReportAck,
+    MAX_COMMAND_WAIT_SECS,
 };
 use std::any::Any;
 use std::time::{Duration, Instant};
@@ -53,35 +54,6 @@ impl FromRequest for NodeIdentity {
     }
 }
 
-/// The other domains' reactions to what nodes do: a node that enrolls gets its
-/// workspace's agents and, if the workspace is suspended, `suspend`; an acknowledged
-/// `suspend` or `resume` moves the node in or out of `suspended`; an acknowledged secret
-/// delivery or removal updates the secret.
-pub struct Wired;
-
-impl Reactions for Wired {
-    fn enrolled(&self, conn: &mut DbConn, node_id: &str, workspace_id: &str) -> AppResult<()> {
-        // The node starts with the workspace's current agents.
-        crate::agents::queue_config(conn, node_id, workspace_id)?;
-        // Suspended before it enrolled: it must not start answering.
-        crate::suspension::sync_node(conn, node_id, false)?;
-        Ok(())
-    }
-
-    fn acked(&self, conn: &mut DbConn, ack: &Acked<'_>) -> AppResult<()> {
-        match ack.kind {
-            CommandKind::Suspend { .. } if ack.ok => {
-                crate::suspension::on_suspend_ack(conn, ack.node_id)
-            }
-            CommandKind::Resume if ack.ok => crate::suspension::on_resume_ack(conn, ack.node_id),
-            CommandKind::DeliverSecret { .. } | CommandKind::RemoveSecret { .. } => {
-                crate::secrets::on_ack(conn, ack.command_id, ack.ok, ack.error_code)
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 pub(crate) async fn enroll(
     state: State,
     req: HttpRequest,
@@ -98,7 +70,7 @@ pub(crate) async fn enroll(
             ca: &st.ca,
             capability_public_key: st.capability.public_key_b64(),
             notifier: st.notifier(),
-            reactions: &Wired,
+            reactions: &NodeReactions,
         };
         service::enroll(conn, &cx, &body, &ip)
     })
@@ -157,7 +129,7 @@ pub(crate) async fn ack_command(
     let cmd_id = path.into_inner();
     let ack = body.into_inner();
     let destroyed = db::run(&state.db, move |conn| {
-        service::acknowledge(conn, &node, &cmd_id, &ack, &Wired)
+        service::acknowledge(conn, &node, &cmd_id, &ack, &NodeReactions)
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true, "destroyed": destroyed})))
