@@ -204,3 +204,14 @@ pub fn list_tokens(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<TokenRow>>
         ))
         .load(conn)?)
 }
+
+/// Deletes the sign-in links and sessions that expired before `before` (the CP's retention
+/// schedule): `(links, sessions)` deleted. A link's row holds the address and IP of a
+/// sign-in request, so it must not outlive its use.
+pub fn purge_expired(conn: &mut DbConn, before: i64) -> AppResult<(usize, usize)> {
+    let links = diesel::delete(magic_links::table.filter(magic_links::expires_at.lt(before)))
+        .execute(conn)?;
+    let sessions =
+        diesel::delete(sessions::table.filter(sessions::expires_at.lt(before))).execute(conn)?;
+    Ok((links, sessions))
+}

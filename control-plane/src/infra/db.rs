@@ -70,11 +70,13 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 }
 
 /// WAL lets readers run beside the writer; busy_timeout turns lock contention between
-/// pool connections into waiting instead of SQLITE_BUSY errors.
+/// pool connections into waiting instead of SQLITE_BUSY errors; secure_delete overwrites
+/// what a delete frees, so a deleted row (a sign-in request's address, an erased
+/// workspace's text) cannot be read back from the file's free pages.
 fn sqlite_pragmas(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
     c.batch_execute(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;",
     )
 }
 
@@ -294,6 +296,42 @@ mod tests {
     use super::*;
     use diesel::prelude::*;
     use diesel::sql_types::BigInt;
+
+    /// A deleted row cannot be read back from the SQLite file: `secure_delete` overwrites
+    /// the space it leaves (a sign-in request's address, a destroyed workspace's text).
+    #[test]
+    fn a_deleted_row_leaves_no_readable_bytes_in_the_sqlite_file() {
+        use crate::infra::schema::users;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.sqlite");
+        let pool = connect(path.to_str().unwrap()).unwrap();
+        let mut conn = pool.get().unwrap();
+        let canary = "canary-7f3a9c@deleted.test";
+        for (i, email) in [canary, "kept@example.test"].into_iter().enumerate() {
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(format!("u{i}")),
+                    users::email.eq(email),
+                    users::created_at.eq(now()),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::delete(users::table.filter(users::email.eq(canary)))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(dir.path().join("cp.sqlite-wal")).unwrap_or_default());
+        let found = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(found("kept@example.test"), "the file is the database");
+        assert!(!found(canary), "the deleted address is still in the file");
+    }
 
     #[derive(QueryableByName)]
     struct N {

@@ -13,6 +13,8 @@ pub const LIFECYCLE_DAYS: i64 = 90;
 pub const AUDIT_DAYS: i64 = 2 * 365;
 /// Billing records, once they exist (Stripe ids, invoices, plan history).
 pub const BILLING_YEARS: i64 = 7;
+/// Sign-in links and sessions are deleted this long after they expire.
+pub const EXPIRED_CREDENTIALS_GRACE_S: i64 = DAY;
 /// How often the schedule runs.
 pub const RUN_EVERY_S: i64 = DAY;
 /// After a failed run, try again this much later instead of a day later.
@@ -27,6 +29,8 @@ pub struct Cutoffs {
     pub lifecycle: i64,
     /// Audit events.
     pub audit: i64,
+    /// Sign-in links and sessions that expired before this.
+    pub expired_credentials: i64,
 }
 
 impl Cutoffs {
@@ -36,6 +40,7 @@ impl Cutoffs {
             usage: now - USAGE_LOG_DAYS * DAY,
             lifecycle: now - LIFECYCLE_DAYS * DAY,
             audit: now - AUDIT_DAYS * DAY,
+            expired_credentials: now - EXPIRED_CREDENTIALS_GRACE_S,
         }
     }
 }
@@ -53,6 +58,10 @@ pub struct Swept {
     pub node_exports: usize,
     /// `retention_sweeps` rows.
     pub retention_sweeps: usize,
+    /// Expired `magic_links` rows (sign-in requests: address and IP).
+    pub sign_in_links: usize,
+    /// Expired `sessions` rows.
+    pub sessions: usize,
     /// What happened to the audit chain.
     pub audit: Pruned,
 }

@@ -13,6 +13,8 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
     let cutoffs = Cutoffs::at(now);
     let (usage_counts, node_reports, node_events, node_exports, retention_sweeps) =
         store::delete_older(conn, &cutoffs)?;
+    let (sign_in_links, sessions) =
+        crate::accounts::store::purge_expired(conn, cutoffs.expired_credentials)?;
     let audit = audit::prune_before(conn, cutoffs.audit)?;
     Ok(Swept {
         usage_counts,
@@ -20,6 +22,8 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
         node_events,
         node_exports,
         retention_sweeps,
+        sign_in_links,
+        sessions,
         audit,
     })
 }
@@ -43,6 +47,8 @@ pub fn run_if_due(conn: &mut DbConn, now: i64) -> AppResult<Option<Swept>> {
                 node_events = s.node_events,
                 node_exports = s.node_exports,
                 retention_sweeps = s.retention_sweeps,
+                sign_in_links = s.sign_in_links,
+                sessions = s.sessions,
                 audit_pruned = match s.audit {
                     Pruned::UpTo { count, .. } => count,
                     _ => 0,

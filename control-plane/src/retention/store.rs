@@ -248,6 +248,59 @@ mod tests {
         assert_eq!(again.usage_counts + again.node_exports, 0);
     }
 
+    /// Sign-in requests (address and IP) and sessions go a day after they expire; live
+    /// ones and those just expired stay.
+    #[test]
+    fn expired_sign_in_links_and_sessions_are_purged_a_day_after_they_expire() {
+        use crate::infra::schema::{magic_links, sessions};
+        let (_d, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let conn = &mut conn;
+        let now = db::now();
+        let user = crate::accounts::store::find_or_create_user(conn, "a@b.test").unwrap();
+        let cases = [
+            ("long-expired", now - 2 * DAY),
+            ("just-expired", now - 3600),
+            ("live", now + 600),
+        ];
+        for (name, expires) in cases {
+            diesel::insert_into(magic_links::table)
+                .values((
+                    magic_links::token_hash.eq(name),
+                    magic_links::email.eq("a@b.test"),
+                    magic_links::ip.eq("192.0.2.7"),
+                    magic_links::created_at.eq(expires - 600),
+                    magic_links::expires_at.eq(expires),
+                ))
+                .execute(conn)
+                .unwrap();
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::token_hash.eq(name),
+                    sessions::user_id.eq(&user),
+                    sessions::csrf_token.eq("c"),
+                    sessions::created_at.eq(expires - DAY),
+                    sessions::expires_at.eq(expires),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+        let s = apply(conn, now).unwrap();
+        assert_eq!((s.sign_in_links, s.sessions), (1, 1));
+        let mut links: Vec<String> = magic_links::table
+            .select(magic_links::token_hash)
+            .load(conn)
+            .unwrap();
+        links.sort();
+        assert_eq!(links, ["just-expired", "live"]);
+        let mut left: Vec<String> = sessions::table
+            .select(sessions::token_hash)
+            .load(conn)
+            .unwrap();
+        left.sort();
+        assert_eq!(left, ["just-expired", "live"]);
+    }
+
     #[test]
     fn pruned_audit_events_leave_a_chain_that_still_verifies_and_still_names_an_edit() {
         let (_d, pool) = pool();
