@@ -65,6 +65,7 @@ codes! {
     MalformedEvent => "malformed_event",
     MalformedForm => "malformed_form",
     MalformedJson => "malformed_json",
+    MalformedQuery => "malformed_query",
     MissingApiToken => "missing_api_token",
     NoNode => "no_node",
     NodeNotFailed => "node_not_failed",

@@ -68,6 +68,21 @@ async fn bad_input_auth_and_membership() {
         "invalid_api_token"
     );
 
+    // A query string that cannot be read gets the documented JSON error, like a body
+    // (issue 20: it was actix's plain text), and changes nothing.
+    let r = alice
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{ws_id}?immediately=maybe"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "malformed_query", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("query string"));
+
     // A non-member gets 404 on the API and on every page of the workspace.
     assert_eq!(
         mallory

@@ -148,6 +148,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(ui_state.clone())
             .app_data(web::json_config())
             .app_data(web::form_config())
+            .app_data(web::query_config())
             .app_data(aw::PayloadConfig::new(web::BODY_LIMIT))
             .wrap(web::security_headers())
             // Method and path only: query strings carry sign-in codes, states and magic
@@ -171,6 +172,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         App::new()
             .app_data(gw_state.clone())
             .app_data(web::json_config())
+            .app_data(web::query_config())
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
             .configure(super::routes::configure_gateway)
     })

@@ -599,3 +599,63 @@ pub fn user_email(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
         .select(users::email)
         .first(conn)?)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Invoices go 7 years after their date (`retention::BILLING_YEARS`), handled Stripe
+    /// event ids after 30 days; younger ones stay.
+    #[test]
+    fn invoices_older_than_seven_years_and_event_ids_older_than_thirty_days_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
+        let pool = db::connect(&scratch.url).unwrap();
+        let mut conn = pool.get().unwrap();
+        let conn = &mut conn;
+        let now = db::now();
+        let (day, year) = (24 * 3600, 365 * 24 * 3600);
+        let seven_years = crate::retention::BILLING_YEARS * year;
+        for (id, created) in [
+            ("in_old", now - seven_years - day),
+            ("in_kept", now - seven_years + day),
+        ] {
+            diesel::insert_into(inv::table)
+                .values((
+                    inv::id.eq(id),
+                    inv::stripe_customer_id.eq("cus_1"),
+                    inv::amount_due.eq(1900),
+                    inv::amount_paid.eq(1900),
+                    inv::currency.eq("eur"),
+                    inv::status.eq("paid"),
+                    inv::created.eq(created),
+                    inv::updated_from_event_created.eq(created),
+                    inv::updated_at.eq(created),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+        for (id, received) in [("evt_old", now - 31 * day), ("evt_kept", now - 29 * day)] {
+            diesel::insert_into(stripe_events::table)
+                .values((
+                    stripe_events::id.eq(id),
+                    stripe_events::type_.eq("invoice.paid"),
+                    stripe_events::created.eq(received),
+                    stripe_events::received_at.eq(received),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+        assert_eq!(prune(conn, now).unwrap(), 2);
+        let invoices: Vec<String> = inv::table.select(inv::id).load(conn).unwrap();
+        assert_eq!(invoices, ["in_kept"]);
+        let events: Vec<String> = stripe_events::table
+            .select(stripe_events::id)
+            .load(conn)
+            .unwrap();
+        assert_eq!(events, ["evt_kept"]);
+        assert_eq!(prune(conn, now).unwrap(), 0, "a second run deletes nothing");
+    }
+}

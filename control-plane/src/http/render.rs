@@ -34,6 +34,22 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|e, _| AppError::from_json(&e).into())
 }
 
+/// Query-string errors answer like body errors: the JSON error on the API and the
+/// gateway, the error page on pages (not actix's plain-text default).
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|_, req| {
+        let e = AppError::invalid(
+            Code::MalformedQuery,
+            "The query string could not be read: check the parameters and their values.",
+        );
+        if req.path().starts_with("/api/") || req.path().starts_with("/v1/") {
+            e.into()
+        } else {
+            PageError(e).into()
+        }
+    })
+}
+
 /// Form extractor limits.
 pub fn form_config() -> web::FormConfig {
     web::FormConfig::default()
