@@ -157,7 +157,8 @@ pub struct AgentInput {
     pub language: String,
     /// Fallback/handoff message (1–500).
     pub fallback_message: String,
-    /// Open days, Monday first.
+    /// Open days, Monday first: exactly seven. Left out of an API body, Monday to Friday.
+    #[serde(default = "weekdays")]
     pub days: Vec<bool>,
     /// "09:00".
     pub open: String,
@@ -181,6 +182,11 @@ pub struct AgentInput {
     pub channels: Vec<String>,
 }
 
+/// Monday to Friday open, the weekend closed.
+fn weekdays() -> Vec<bool> {
+    vec![true, true, true, true, true, false, false]
+}
+
 impl AgentInput {
     /// Sensible defaults for the "new agent" form.
     pub fn new_defaults(workspace_name: &str) -> Self {
@@ -191,7 +197,7 @@ impl AgentInput {
             language: "en".into(),
             fallback_message:
                 "I'm not sure about that one. A member of our team will get back to you.".into(),
-            days: vec![true, true, true, true, true, false, false],
+            days: weekdays(),
             open: "09:00".into(),
             close: "17:00".into(),
             // Nothing tells the CP where the business is (the browser's zone needs a
@@ -395,13 +401,16 @@ pub fn validate(i: &AgentInput, now: i64) -> AppResult<Valid> {
             "The language must be a language tag such as en, fr or pt-BR.",
         ));
     }
-    let mut days = i.days.clone();
-    days.resize(7, false);
-    let hours_days: String = days
-        .iter()
-        .take(7)
-        .map(|d| if *d { '1' } else { '0' })
-        .collect();
+    if i.days.len() != 7 {
+        return Err(AppError::invalid(
+            Code::InvalidAgent,
+            format!(
+                "The open days must list all seven days, Monday first (true or false each); {} given.",
+                i.days.len()
+            ),
+        ));
+    }
+    let hours_days: String = i.days.iter().map(|d| if *d { '1' } else { '0' }).collect();
     let open_minute = minute_of("The opening time", &i.open)?;
     let close_minute = minute_of("The closing time", &i.close)?;
     if close_minute <= open_minute {
@@ -519,6 +528,24 @@ mod tests {
 
     fn input() -> AgentInput {
         AgentInput::new_defaults("Acme")
+    }
+
+    /// Seven days, no more and no fewer: `[true]` was padded with six closed days.
+    #[test]
+    fn the_open_days_must_be_seven() {
+        for n in [0, 1, 6, 8] {
+            let i = AgentInput {
+                days: vec![true; n],
+                ..input()
+            };
+            let Err(e) = validate(&i, unix_now()) else {
+                panic!("{n} days accepted");
+            };
+            assert!(e.message().contains("all seven days"), "{}", e.message());
+        }
+        let body: AgentInput =
+            serde_json::from_str(r#"{"name": "A"}"#).expect("a body without days");
+        assert_eq!(body.days, weekdays(), "left out: Monday to Friday");
     }
 
     #[test]
