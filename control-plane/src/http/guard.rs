@@ -39,26 +39,31 @@ pub async fn check<B: MessageBody + 'static>(
 }
 
 async fn admit(req: &HttpRequest, route: &Route, workspace: Option<String>) -> AppResult<()> {
-    let user_id = match route.access {
-        Access::Public | Access::Node => return Ok(()),
-        _ if route.is_api() => ApiUser::resolve(req).await?.id,
-        _ => CurrentUser::resolve(req).await?.id,
-    };
     match route.access {
-        Access::Operator if !CurrentUser::resolve(req).await?.is_operator => {
-            return Err(AppError::NotFound);
-        }
+        Access::Public | Access::Node => Ok(()),
+        Access::Account => caller(req, route).await.map(drop),
+        // Operators use pages only (no API token is an operator's).
+        Access::Operator if CurrentUser::resolve(req).await?.is_operator => Ok(()),
+        Access::Operator => Err(AppError::NotFound),
         Access::Member(min) => {
+            let user_id = caller(req, route).await?;
             let ws_id = workspace.ok_or(AppError::NotFound)?;
             let state = state_of(req)?;
             db::run(&state.db, move |conn| {
-                members::require_role(conn, &ws_id, &user_id, min).map(|_| ())
+                members::require_role(conn, &ws_id, &user_id, min).map(drop)
             })
-            .await?;
+            .await
         }
-        _ => {}
     }
-    Ok(())
+}
+
+/// The caller's user id: by API token on `/api/v1`, by session on pages.
+async fn caller(req: &HttpRequest, route: &Route) -> AppResult<String> {
+    Ok(if route.is_api() {
+        ApiUser::resolve(req).await?.id
+    } else {
+        CurrentUser::resolve(req).await?.id
+    })
 }
 
 #[cfg(test)]
