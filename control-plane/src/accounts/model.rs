@@ -178,18 +178,17 @@ pub fn describe_device(user_agent: &str) -> String {
         (None, Some(o)) => format!("A browser on {o}"),
         (None, None) => {
             // A command-line client names itself first ("curl/8.5.0"): keep the name only.
-            let name: String = ua
-                .split(['/', ' '])
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                .take(32)
-                .collect();
+            // Only a clean product token counts; anything else is not a name.
+            let name = ua.split(['/', ' ']).next().unwrap_or_default();
+            let clean = name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            let name = if clean { name } else { "" };
             if name.is_empty() {
                 "Unknown device".to_owned()
             } else {
-                name
+                name.to_owned()
             }
         }
     }

@@ -394,3 +394,56 @@ pub fn token_owner(conn: &mut DbConn, id: &str) -> AppResult<Option<(String, Str
         .first(conn)?;
     Ok(Some((user, email)))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use diesel::connection::SimpleConnection as _;
+
+    /// Tokens made before expiries existed get 90 days from the migration (not "never",
+    /// not "now"); sessions signed in before ids existed get distinct ids and stay valid.
+    #[test]
+    fn the_migration_gives_old_tokens_an_expiry_and_old_sessions_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
+        let pool = db::connect(&scratch.url).unwrap();
+        let mut conn = pool.get().unwrap();
+        db::revert_to_before(&mut conn, "20261204000013").unwrap();
+        let sql = "INSERT INTO users (id, email, is_operator, created_at) VALUES ('u1', 'a@b.test', FALSE, 1);
+             INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ('t1', 'u1', 'old', 'h1', 1);
+             INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ('s1', 'u1', 'c', 1, 99999999999);
+             INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ('s2', 'u1', 'c', 1, 99999999999);";
+        match &mut *conn {
+            #[cfg(feature = "postgres")]
+            DbConn::Pg(c) => c.batch_execute(sql).unwrap(),
+            DbConn::Sqlite(c) => c.batch_execute(sql).unwrap(),
+        }
+        db::run_migrations(&mut conn).unwrap();
+
+        let (expires, read_only): (i64, bool) = api_tokens::table
+            .find("t1")
+            .select((api_tokens::expires_at, api_tokens::read_only))
+            .first(&mut conn)
+            .unwrap();
+        assert!(
+            (expires - (db::now() + 90 * 86_400)).abs() < 120,
+            "{expires}"
+        );
+        assert!(!read_only, "old tokens keep their full scope");
+        let ids: Vec<String> = sessions::table
+            .select(sessions::id)
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids.iter().all(|i| i.len() >= 16) && ids[0] != ids[1],
+            "{ids:?}"
+        );
+        assert!(
+            session_user(&mut conn, "s1").unwrap().is_some(),
+            "still signed in"
+        );
+    }
+}

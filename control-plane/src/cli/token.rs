@@ -47,14 +47,21 @@ fn notify(config: &Config, email: &str, row: &TokenRow) -> anyhow::Result<()> {
         page: format!("{public_url}/account/tokens").into(),
     })
     .map_err(AppError::into_anyhow)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let sent = rt.block_on(mailer.send(&crate::infra::mail::Email {
+    let email = crate::infra::mail::Email {
         to: email.to_owned(),
         subject,
         body,
-    }));
+    };
+    // On a thread of its own, so this works whether or not the caller is inside a tokio
+    // runtime (the benchmark calls it from one).
+    let sent = std::thread::spawn(move || -> anyhow::Result<_> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(mailer.send(&email)))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the mail thread panicked"))??;
     if let Err(e) = sent {
         tracing::warn!(transport = e.transport, kind = %e.kind.code(), "token notice not sent");
     }
