@@ -113,7 +113,11 @@ fn bootstrap_path(cp: &ControlPlane, node_id: &str) -> PathBuf {
 pub async fn enroll_nodes(cp: &ControlPlane, n: usize) -> anyhow::Result<Vec<FakeNode>> {
     let cfg = cp.config.clone();
     let token = tokio::task::spawn_blocking(move || {
-        control_plane::cli::token_create(&cfg, "bench@example.test", "bench")
+        let new = control_plane::accounts::NewToken {
+            name: "bench".into(),
+            ..Default::default()
+        };
+        control_plane::cli::token_create(&cfg, "bench@example.test", &new)
     })
     .await??;
     let api = reqwest::Client::builder()

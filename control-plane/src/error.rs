@@ -61,6 +61,7 @@ codes! {
     InvalidSeq => "invalid_seq",
     InvalidSession => "invalid_session",
     InvalidSlug => "invalid_slug",
+    InvalidTokenExpiry => "invalid_token_expiry",
     InvalidTokenName => "invalid_token_name",
     MalformedEvent => "malformed_event",
     MalformedForm => "malformed_form",
@@ -88,6 +89,9 @@ codes! {
     SlugTaken => "slug_taken",
     SoleOwner => "sole_owner",
     SubscriptionCancelled => "subscription_cancelled",
+    TokenExpired => "token_expired",
+    TokenReadOnly => "token_read_only",
+    TokenRevoked => "token_revoked",
     TooManyAgents => "too_many_agents",
     UnknownPlan => "unknown_plan",
     UnknownSecretKind => "unknown_secret_kind",
@@ -174,6 +178,15 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             AppError::BadRequest(_, m) | AppError::Conflict(_, m) => m.clone(),
+            AppError::Unauthorized(Code::TokenRevoked) => {
+                "This API token was revoked. Create a new one at /account/tokens.".into()
+            }
+            AppError::Unauthorized(Code::TokenExpired) => {
+                "This API token has expired. Create a new one at /account/tokens.".into()
+            }
+            AppError::Forbidden(Code::TokenReadOnly) => {
+                "This API token is read-only: it may only read (GET).".into()
+            }
             AppError::Unauthorized(_) => {
                 "Sign in again: your credentials are missing, invalid or expired.".into()
             }

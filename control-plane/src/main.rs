@@ -87,7 +87,8 @@ enum OperatorCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create a personal API token for a user (the account is created if needed).
+    /// Create a personal API token for a user (the account is created if needed) and
+    /// email them that it was made. Prints the token, once.
     Create {
         /// The user's email.
         #[arg(long)]
@@ -95,6 +96,27 @@ enum TokenCommand {
         /// A name for the token.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Days until it expires (1 to 365).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        /// GET requests only.
+        #[arg(long)]
+        read_only: bool,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// List a user's unrevoked tokens: id, name, scope, created, expires, last used.
+    List {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Revoke a token by its id (from `token list`): its next request gets 401.
+    Revoke {
+        /// The token's id.
+        id: String,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -106,7 +128,15 @@ impl Command {
         match self {
             Command::Serve(_) => "serve",
             Command::Migrate(_) => "migrate",
-            Command::Token { .. } => "token create",
+            Command::Token {
+                command: TokenCommand::Create { .. },
+            } => "token create",
+            Command::Token {
+                command: TokenCommand::List { .. },
+            } => "token list",
+            Command::Token {
+                command: TokenCommand::Revoke { .. },
+            } => "token revoke",
             Command::Audit { .. } => "audit verify",
             Command::Operator {
                 command: OperatorCommand::Add { .. },
@@ -182,20 +212,51 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Operator { command } => operator(command),
-        Command::Token {
-            command: TokenCommand::Create { email, name, serve },
+        Command::Token { command } => token(command),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    use control_plane::cli;
+    match command {
+        TokenCommand::Create {
+            email,
+            name,
+            days,
+            read_only,
+            serve,
         } => {
             let config = serve.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
-            let token = control_plane::cli::token_create(&config, &email, &name)
-                .context("creating the token failed")?;
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{token}");
+            let new = control_plane::accounts::NewToken {
+                name,
+                days: Some(days),
+                read_only,
+            };
+            let token =
+                cli::token_create(&config, &email, &new).context("creating the token failed")?;
+            println!("{token}");
+        }
+        TokenCommand::List { email, serve } => {
+            let config = serve.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let lines = cli::token_list(&config, &email).context("listing the tokens failed")?;
+            if lines.is_empty() {
+                println!("no tokens");
             }
-            Ok(ExitCode::SUCCESS)
+            for l in lines {
+                println!("{l}");
+            }
+        }
+        TokenCommand::Revoke { id, serve } => {
+            let config = serve.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let done = cli::token_revoke(&config, &id).context("revoking the token failed")?;
+            println!("{done}");
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)]

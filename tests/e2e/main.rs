@@ -24,3 +24,5 @@ mod outage;
 mod roles;
 mod routes;
 mod secrets;
+mod sessions;
+mod tokens;

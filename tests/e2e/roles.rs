@@ -124,6 +124,19 @@ const EXTRAS: &[Rule] = &[
         fields: &[("name", "matrix")],
         ..rule("post", "/account/tokens")
     },
+    // A token or session id that is not the caller's (here, none at all) is 404.
+    Rule {
+        allowed_404: true,
+        ..rule("post", "/account/tokens/{token}/revoke")
+    },
+    Rule {
+        allowed_404: true,
+        ..rule("delete", "/api/v1/tokens/{token}")
+    },
+    Rule {
+        allowed_404: true,
+        ..rule("post", "/account/sessions/{session}/end")
+    },
     // A wrong confirmation re-renders the page: the account stays open.
     Rule {
         fields: &[("confirm", "not my email")],

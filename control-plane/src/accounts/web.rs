@@ -1,14 +1,16 @@
-//! Sign-in pages (magic link), sign-out and the API tokens page: parse, call
-//! [`super::service`], render; the session cookie.
+//! Sign-in pages (magic link), sign-out, the sessions page, the API tokens page and
+//! `/api/v1/tokens`: parse, call [`super::service`], render; the session cookie.
 
+use super::model::TokenScope;
 use super::model::{normalize_email, SESSION_COOKIE, SESSION_TTL};
 use super::service;
-use super::store::{self, TokenRow};
+use super::service::{CreatedToken, NewToken};
+use super::store::{self, SessionRow, TokenRow};
 use crate::app::State;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::check_origin;
 use crate::http::html;
-use crate::http::{client_ip, CsrfForm, CurrentUser, Empty, PageResult};
+use crate::http::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty, PageResult};
 use crate::infra::db;
 use crate::infra::mail::Email;
 use actix_web::cookie::{Cookie, SameSite};
@@ -222,8 +224,15 @@ pub(crate) async fn signout(state: State, req: HttpRequest, f: CsrfForm<Empty>) 
 struct TokensPage {
     user: CurrentUser,
     tokens: Vec<TokenRow>,
-    created: Option<String>,
+    created: Option<CreatedToken>,
     error: Option<String>,
+    now: i64,
+}
+
+impl TokensPage {
+    fn scope(t: &TokenRow) -> &'static str {
+        TokenScope::from_read_only(t.read_only).words()
+    }
 }
 
 pub(crate) async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
@@ -234,24 +243,78 @@ pub(crate) async fn tokens_page(state: State, user: CurrentUser) -> PageResult {
         tokens,
         created: None,
         error: None,
+        now: db::now(),
     }))
 }
 
 #[derive(Deserialize)]
 pub(crate) struct NewTokenForm {
     name: String,
+    /// Days until it expires; empty is the default.
+    #[serde(default)]
+    days: String,
+    /// The "read-only" checkbox: present when ticked.
+    #[serde(default)]
+    read_only: Option<String>,
 }
 
-pub(crate) async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> PageResult {
+/// Tells the account's owner that a token was made for it (a security notice: a token
+/// made by someone else is then noticed and revoked). Sent in the background.
+pub fn notify_token_created(
+    mailer: &crate::infra::mail::Mailer,
+    public_url: &str,
+    email: &str,
+    token: &TokenRow,
+    how: &str,
+) -> AppResult<()> {
+    use crate::notify::emails::{send_later, TokenCreated};
+    send_later(
+        mailer,
+        vec![email.to_owned()],
+        &TokenCreated {
+            name: token.name.as_str().into(),
+            how: how.into(),
+            scope: TokenScope::from_read_only(token.read_only).words().into(),
+            expires: crate::workspaces::fmt_time(&token.expires_at).into(),
+            page: format!("{public_url}/account/tokens").into(),
+        },
+    )
+}
+
+pub(crate) async fn tokens_create(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<NewTokenForm>,
+) -> PageResult {
     let uid = f.user.id.clone();
-    let name = f.form.name.clone();
+    let days = f.form.days.trim();
+    let new = NewToken {
+        name: f.form.name.clone(),
+        days: if days.is_empty() {
+            None
+        } else {
+            // Not a number: the same refusal as a number out of range, in words.
+            Some(days.parse().unwrap_or(i64::MAX))
+        },
+        read_only: f.form.read_only.is_some(),
+    };
+    let ip = client_ip(&req);
     let (created, tokens) = db::run(&state.db, move |conn| {
-        let created = service::create_api_token(conn, &uid, &name);
+        let created = service::create_api_token(conn, &uid, &new, &uid, Some(&ip));
         Ok((created, store::list_tokens(conn, &uid)?))
     })
     .await?;
     let (created, error) = match created {
-        Ok(v) => (Some(v), None),
+        Ok(c) => {
+            notify_token_created(
+                &state.mailer,
+                &state.public_url,
+                &f.user.email,
+                &c.row,
+                "on the API tokens page",
+            )?;
+            (Some(c), None)
+        }
         Err(AppError::BadRequest(_, m)) => (None, Some(m)),
         Err(e) => return Err(e.into()),
     };
@@ -260,5 +323,159 @@ pub(crate) async fn tokens_create(state: State, f: CsrfForm<NewTokenForm>) -> Pa
         tokens,
         created,
         error,
+        now: db::now(),
     }))
+}
+
+/// `POST /account/tokens/{token}/revoke`: revokes one of the user's tokens.
+pub(crate) async fn tokens_revoke(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: CsrfForm<Empty>,
+) -> PageResult {
+    let (uid, id, ip) = (f.user.id.clone(), path.into_inner(), client_ip(&req));
+    db::run(&state.db, move |conn| {
+        service::revoke_api_token(conn, &uid, &id, &uid, Some(&ip))
+    })
+    .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/account/tokens"))
+        .finish())
+}
+
+/// A token as the API lists it.
+fn token_json(t: &TokenRow, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "name": t.name,
+        "scope": TokenScope::from_read_only(t.read_only).as_str(),
+        "created_at": t.created_at,
+        "expires_at": t.expires_at,
+        "expired": t.expires_at <= now,
+        "last_used_at": t.last_used_at,
+    })
+}
+
+/// `GET /api/v1/tokens`: the caller's unrevoked tokens (never a value).
+pub(crate) async fn api_tokens(state: State, user: ApiUser) -> AppResult<HttpResponse> {
+    let tokens = db::run(&state.db, move |conn| store::list_tokens(conn, &user.id)).await?;
+    let now = db::now();
+    let items: Vec<_> = tokens.iter().map(|t| token_json(t, now)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "tokens": items })))
+}
+
+/// `DELETE /api/v1/tokens/{token}`: revokes one of the caller's tokens (the one calling
+/// included); 404 for an unknown or someone else's.
+pub(crate) async fn api_revoke(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (id, ip) = (path.into_inner(), client_ip(&req));
+    db::run(&state.db, move |conn| {
+        service::revoke_api_token(conn, &user.id, &id, &user.id, Some(&ip))
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+struct SessionsPage {
+    user: CurrentUser,
+    sessions: Vec<SessionRow>,
+    current: String,
+    /// "2 other sessions ended." after "End all other sessions".
+    ended: Option<String>,
+}
+
+/// The hash of this request's session cookie.
+fn current_session_hash(req: &HttpRequest) -> String {
+    req.cookie(SESSION_COOKIE)
+        .map(|t| token_hash(t.value()))
+        .unwrap_or_default()
+}
+
+async fn sessions_view(
+    state: &State,
+    req: &HttpRequest,
+    user: CurrentUser,
+    ended: Option<usize>,
+) -> PageResult {
+    let uid = user.id.clone();
+    let sessions = db::run(&state.db, move |conn| {
+        store::list_sessions(conn, &uid, db::now())
+    })
+    .await?;
+    Ok(html(&SessionsPage {
+        user,
+        sessions,
+        current: current_session_hash(req),
+        ended: ended.map(|n| match n {
+            1 => "1 other session ended.".to_owned(),
+            n => format!("{n} other sessions ended."),
+        }),
+    }))
+}
+
+/// `GET /account/sessions`: where the account is signed in.
+pub(crate) async fn sessions_page(state: State, req: HttpRequest, user: CurrentUser) -> PageResult {
+    sessions_view(&state, &req, user, None).await
+}
+
+/// `POST /account/sessions/{session}/end`: ends one session, and the user's node-console
+/// sessions (the node does not know which CP session opened a console, so all of them
+/// end; opening the console again from here takes one click). Ending this browser's own
+/// session is signing out.
+pub(crate) async fn session_end(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: CsrfForm<Empty>,
+) -> PageResult {
+    let (st, uid, id, ip) = (
+        state.clone(),
+        f.user.id.clone(),
+        path.into_inner(),
+        client_ip(&req),
+    );
+    let current = current_session_hash(&req);
+    let own = db::run(&state.db, move |conn| {
+        let own = store::list_sessions(conn, &uid, db::now())?
+            .iter()
+            .any(|s| s.id == id && s.token_hash == current);
+        service::end_session(conn, &uid, &id, &ip)?;
+        crate::members::end_console_sessions_everywhere(conn, &st.command_notify, &uid)?;
+        Ok(own)
+    })
+    .await?;
+    if own {
+        return Ok(HttpResponse::SeeOther()
+            .cookie(session_cookie(&state, String::new(), 0))
+            .insert_header((header::LOCATION, "/signin"))
+            .finish());
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/account/sessions"))
+        .finish())
+}
+
+/// `POST /account/sessions/end-others`: ends every session but this one, and the user's
+/// node-console sessions.
+pub(crate) async fn sessions_end_others(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<Empty>,
+) -> PageResult {
+    let (st, uid, ip) = (state.clone(), f.user.id.clone(), client_ip(&req));
+    let current = current_session_hash(&req);
+    let n = db::run(&state.db, move |conn| {
+        let n = service::end_other_sessions(conn, &uid, &current, &ip)?;
+        crate::members::end_console_sessions_everywhere(conn, &st.command_notify, &uid)?;
+        Ok(n)
+    })
+    .await?;
+    sessions_view(&state, &req, f.user, Some(n)).await
 }

@@ -58,6 +58,12 @@ table! {
         Post "/signout" => accounts::web::signout, Account;
         Get "/account/tokens" => accounts::web::tokens_page, Account;
         Post "/account/tokens" => accounts::web::tokens_create, Account;
+        Post "/account/tokens/{token}/revoke" => accounts::web::tokens_revoke, Account;
+        Get "/account/sessions" => accounts::web::sessions_page, Account;
+        Post "/account/sessions/end-others" => accounts::web::sessions_end_others, Account;
+        Post "/account/sessions/{session}/end" => accounts::web::session_end, Account;
+        Get "/api/v1/tokens" => accounts::web::api_tokens, Account;
+        Delete "/api/v1/tokens/{token}" => accounts::web::api_revoke, Account;
         Get "/auth/oauth/{provider}" => oauth::web::start, Public;
         Get "/auth/oauth/{provider}/callback" => oauth::web::callback_get, Public;
         Post "/auth/oauth/{provider}/callback" => oauth::web::callback_post, Public;

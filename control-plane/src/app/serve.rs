@@ -135,6 +135,10 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         csr_limiter: KeyedLimiter::new(50, 50 * 60),
         fingerprint_key,
         api_limiter: KeyedLimiter::new(60, 120),
+        unknown_token_limiter: KeyedLimiter::new(
+            crate::accounts::model::UNKNOWN_TOKENS_BURST,
+            crate::accounts::model::UNKNOWN_TOKENS_PER_MINUTE,
+        ),
         http,
     });
 

@@ -37,6 +37,8 @@ pub struct AppState {
     pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.
     pub api_limiter: KeyedLimiter,
+    /// Unknown API tokens per client address (guessing).
+    pub unknown_token_limiter: KeyedLimiter,
     /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
     pub fingerprint_key: Vec<u8>,
     /// Client for validating secrets with their providers (rustls + ring, public roots).

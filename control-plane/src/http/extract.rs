@@ -35,6 +35,10 @@ pub struct CurrentUser {
 pub struct ApiUser {
     /// User id.
     pub id: String,
+    /// The token's id.
+    pub token_id: String,
+    /// What the token may do (the guard refuses a read-only token's writes).
+    pub scope: accounts::TokenScope,
 }
 
 /// Caller IP as seen by this process.
@@ -57,15 +61,23 @@ impl CurrentUser {
             .ok_or(AppError::Unauthorized(Code::NotSignedIn))?;
         let state = state_of(req)?;
         let hash = token_hash(&token);
-        let (id, email, csrf, is_operator) =
-            db::run(&state.db, move |conn| accounts::session_user(conn, &hash))
-                .await?
-                .ok_or(AppError::Unauthorized(Code::SessionExpired))?;
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let ip = client_ip(req);
+        let s = db::run(&state.db, move |conn| {
+            accounts::authenticate_session(conn, &hash, &user_agent, &ip)
+        })
+        .await?
+        .ok_or(AppError::Unauthorized(Code::SessionExpired))?;
         let user = CurrentUser {
-            id,
-            email,
-            csrf,
-            is_operator,
+            id: s.user_id,
+            email: s.email,
+            csrf: s.csrf,
+            is_operator: s.is_operator,
         };
         req.extensions_mut().insert(user.clone());
         Ok(user)
@@ -84,11 +96,23 @@ impl FromRequest for CurrentUser {
 
 impl ApiUser {
     /// Reads the `Authorization: Bearer` token, rate-limits it and looks it up (once per
-    /// request, like [`CurrentUser::resolve`]).
+    /// request, like [`CurrentUser::resolve`]): a revoked or expired token is 401
+    /// `token_revoked` / `token_expired`; unknown tokens count against the client
+    /// address, and past [`accounts::model::UNKNOWN_TOKENS_BURST`] they get 429; a
+    /// read-only token gets 403 `token_read_only` on anything but GET.
     pub async fn resolve(req: &HttpRequest) -> AppResult<ApiUser> {
-        if let Some(user) = req.extensions().get::<ApiUser>() {
-            return Ok(user.clone());
+        let cached = req.extensions().get::<ApiUser>().cloned();
+        let user = match cached {
+            Some(user) => user,
+            None => Self::lookup(req).await?,
+        };
+        if !user.scope.allows(req.method().as_str()) {
+            return Err(AppError::Forbidden(Code::TokenReadOnly));
         }
+        Ok(user)
+    }
+
+    async fn lookup(req: &HttpRequest) -> AppResult<ApiUser> {
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -101,10 +125,26 @@ impl ApiUser {
         if let Err(wait) = state.api_limiter.check(&hash) {
             return Err(AppError::RateLimited(wait.as_secs().max(1)));
         }
-        let id = db::run(&state.db, move |conn| accounts::api_token_user(conn, &hash))
-            .await?
-            .ok_or(AppError::Unauthorized(Code::InvalidApiToken))?;
-        let user = ApiUser { id };
+        let found = db::run(&state.db, move |conn| {
+            accounts::authenticate_api_token(conn, &hash)
+        })
+        .await?;
+        let Some(caller) = found else {
+            // Guessing: each guess is a new key for the per-token limiter above, so unknown
+            // tokens are counted per client address too. Only misses count, so a script
+            // with a typo behind an office's shared address does not lock out the valid
+            // tokens of everyone else there (a 256-bit token cannot be guessed anyway; the
+            // limit keeps the noise and the lookups down).
+            if let Err(wait) = state.unknown_token_limiter.check(&client_ip(req)) {
+                return Err(AppError::RateLimited(wait.as_secs().max(1)));
+            }
+            return Err(AppError::Unauthorized(Code::InvalidApiToken));
+        };
+        let user = ApiUser {
+            id: caller.user_id,
+            token_id: caller.token_id,
+            scope: caller.scope,
+        };
         req.extensions_mut().insert(user.clone());
         Ok(user)
     }

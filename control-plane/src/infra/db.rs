@@ -116,6 +116,35 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
     Ok(pool)
 }
 
+/// Reverts migrations, newest first, until `version` (`20261204000013`) is no longer
+/// applied: a test of a migration then inserts rows as the schema before it had them and
+/// runs [`run_migrations`] to see what the migration does to them.
+#[cfg(test)]
+pub(crate) fn revert_to_before(conn: &mut DbConn, version: &str) -> anyhow::Result<()> {
+    fn go<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        c: &mut C,
+        m: fn() -> EmbeddedMigrations,
+        version: &str,
+    ) -> anyhow::Result<()> {
+        let applied = |c: &mut C| -> anyhow::Result<bool> {
+            Ok(c.applied_migrations()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .iter()
+                .any(|v| v.to_string() == version))
+        };
+        while applied(c)? {
+            c.revert_last_migration(m())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(())
+    }
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => go(c, || PG_MIGRATIONS, version),
+        DbConn::Sqlite(c) => go(c, || SQLITE_MIGRATIONS, version),
+    }
+}
+
 /// Runs the embedded migrations of the connection's backend.
 pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<()> {
     let applied = match conn {

@@ -28,6 +28,10 @@ diesel::table! {
         csrf_token -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        id -> Text,
+        last_seen_at -> Nullable<BigInt>,
+        device -> Text,
+        place -> Text,
     }
 }
 
@@ -40,6 +44,8 @@ diesel::table! {
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        expires_at -> BigInt,
+        read_only -> Bool,
     }
 }
 

@@ -15,8 +15,12 @@ use crate::members::model::Role;
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-/// An API token as shown: id, name, created, last used, revoked (never its hash).
-type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
+/// An API token as shown: id, name, created, last used, revoked, expires, read-only
+/// (never its hash).
+type TokenRow = (String, String, i64, Option<i64>, Option<i64>, i64, bool);
+
+/// A session as shown: created, expires, last seen, device, place (never its hash).
+type SessionRecord = (i64, i64, Option<i64>, String, String);
 
 fn audit_json(rows: Vec<crate::audit::AuditRow>) -> Value {
     Value::Array(
@@ -44,9 +48,15 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             users::created_at,
         ))
         .first(conn)?;
-    let sessions: Vec<(i64, i64)> = sessions::table
+    let sessions: Vec<SessionRecord> = sessions::table
         .filter(sessions::user_id.eq(user_id))
-        .select((sessions::created_at, sessions::expires_at))
+        .select((
+            sessions::created_at,
+            sessions::expires_at,
+            sessions::last_seen_at,
+            sessions::device,
+            sessions::place,
+        ))
         .load(conn)?;
     let links: Vec<(String, i64, i64, Option<i64>)> = magic_links::table
         .filter(magic_links::email.eq(&email))
@@ -65,6 +75,8 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             api_tokens::created_at,
             api_tokens::last_used_at,
             api_tokens::revoked_at,
+            api_tokens::expires_at,
+            api_tokens::read_only,
         ))
         .load(conn)?;
     let invited: Vec<(String, String, i64, i64, Option<i64>)> = invitations::table
@@ -198,11 +210,11 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
     Ok(json!({
         "about": "Everything the Outpost control plane stores about you and your workspaces. Conversations, contacts, documents and keys are on your workspace's node, not here.",
         "account": {"id": id, "email": email, "is_operator": is_operator, "created_at": created_at},
-        "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
+        "sessions": sessions.iter().map(|(c, e, l, d, p)| json!({"created_at": c, "expires_at": e, "last_seen_at": l, "device": d, "network": p})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
         "sign_in_identities": crate::oauth::service::for_user_json(conn, user_id)?,
         "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
-        "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
+        "api_tokens": tokens.iter().map(|(i, n, c, l, r, e, ro)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r, "expires_at": e, "read_only": ro})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),
         "workspaces": spaces,
     }))

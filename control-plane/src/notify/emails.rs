@@ -89,6 +89,23 @@ pub struct SignIn {
     pub link: Line,
 }
 
+/// A personal API token was created (`accounts`), to the account's owner: a security
+/// notice, so a token made without them is noticed and revoked.
+#[derive(Template)]
+#[template(path = "email/token_created.txt")]
+pub struct TokenCreated {
+    /// The token's name.
+    pub name: Line,
+    /// How: "on the API tokens page" or "with the control-plane command line".
+    pub how: Line,
+    /// "full access" or "read-only".
+    pub scope: Line,
+    /// When it expires.
+    pub expires: Line,
+    /// The API tokens page, where it is revoked.
+    pub page: Line,
+}
+
 /// An invitation to join a workspace (`members`).
 #[derive(Template)]
 #[template(path = "email/invitation.txt")]
@@ -281,6 +298,7 @@ mod tests {
     const SIGN_IN: &str = "https://cp.test/auth/verify?token=T0KEN";
     const INVITE: &str = "https://cp.test/invitations/accept?token=T0KEN";
     const BILLING: &str = "https://cp.test/workspaces/ws-1/billing";
+    const TOKENS: &str = "https://cp.test/account/tokens";
 
     /// Every email, by template file, rendered for a workspace named `name` (and an
     /// operator's reason and a member's address that are `name` too), with the one link it
@@ -412,6 +430,17 @@ mod tests {
                     page: l(PAGE),
                 })),
                 PAGE,
+            ),
+            (
+                "token_created",
+                r(render(&TokenCreated {
+                    name: l(name),
+                    how: l("on the API tokens page"),
+                    scope: l("read-only"),
+                    expires: l("2027-03-02 11:06 UTC"),
+                    page: l(TOKENS),
+                })),
+                TOKENS,
             ),
             (
                 "deleted",

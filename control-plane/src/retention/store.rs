@@ -277,6 +277,7 @@ mod tests {
             diesel::insert_into(sessions::table)
                 .values((
                     sessions::token_hash.eq(name),
+                    sessions::id.eq(name),
                     sessions::user_id.eq(&user),
                     sessions::csrf_token.eq("c"),
                     sessions::created_at.eq(expires - DAY),
