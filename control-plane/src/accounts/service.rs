@@ -83,7 +83,7 @@ pub fn create_api_token(conn: &mut DbConn, user_id: &str, name: &str) -> AppResu
     let name = model::token_name(name)?;
     let value = format!("op_{}", random_token());
     let id = db::new_id();
-    store::insert_api_token(conn, &id, user_id, name, &token_hash(&value))?;
+    store::insert_api_token(conn, &id, user_id, &name, &token_hash(&value))?;
     audit::record(
         conn,
         &Entry {
