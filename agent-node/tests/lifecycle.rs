@@ -33,6 +33,9 @@ struct Fake {
     node_calls: usize,
     /// The age recipient the node enrolled with (secrets are sealed to it).
     age_recipient: Option<String>,
+    /// Reports with these seqs are refused with a 400, as the CP refuses a report holding
+    /// a NUL (`invalid_text`); how often each was posted.
+    reject: BTreeMap<i64, usize>,
 }
 
 /// Counts a node-route call; `Some(403)` when the fake refuses the certificate.
@@ -82,6 +85,11 @@ async fn report(g: G, body: web::Json<Report>) -> HttpResponse {
     }
     if f.reports_down {
         return HttpResponse::ServiceUnavailable().finish();
+    }
+    if let Some(n) = f.reject.get_mut(&body.seq) {
+        *n += 1;
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"code": "invalid_text", "message": "NUL"}));
     }
     assert_eq!(body.checks[0].name, "storage");
     assert!(body.checks[0].ok);
@@ -298,6 +306,29 @@ async fn node_lives_and_dies_by_the_protocol() {
         let seqs: Vec<i64> = f.reports.keys().copied().collect();
         let last = *seqs.last().unwrap();
         assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "contiguous from 1");
+    }
+
+    // A report the CP refuses with a 400 (say a NUL it cannot store) is dropped after one
+    // try, and the reports behind it go through: the outbox is not wedged. (A 5xx is
+    // retried, as the outage above shows.)
+    let from = *g.fake.lock().unwrap().reports.keys().last().unwrap() + 2;
+    g.fake.lock().unwrap().reject = (from..from + 2).map(|s| (s, 0)).collect();
+    wait_until("reports after the refused ones", 20, || {
+        let f = g.fake.lock().unwrap();
+        f.reports.keys().last().is_some_and(|s| *s >= from + 3)
+    })
+    .await;
+    {
+        let f = g.fake.lock().unwrap();
+        assert_eq!(
+            f.reject.values().copied().collect::<Vec<_>>(),
+            [1, 1],
+            "each refused report was sent once, then dropped"
+        );
+        assert!(
+            f.reports.contains_key(&(from + 2)),
+            "the next one was taken"
+        );
     }
 
     // Renewal (every second here) swaps the certificate; reports keep flowing.

@@ -61,6 +61,7 @@ codes! {
     InvalidSeq => "invalid_seq",
     InvalidSession => "invalid_session",
     InvalidSlug => "invalid_slug",
+    InvalidText => "invalid_text",
     InvalidTokenExpiry => "invalid_token_expiry",
     InvalidTokenName => "invalid_token_name",
     MalformedEvent => "malformed_event",
@@ -271,9 +272,25 @@ impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => AppError::NotFound,
+            // The safety net behind `http::text`: PostgreSQL refuses a NUL in TEXT
+            // (SQLSTATE 22021, "invalid byte sequence for encoding \"UTF8\": 0x00"). The
+            // request is at fault, not the server.
+            diesel::result::Error::DatabaseError(_, ref info) if is_nul_in_text(info.message()) => {
+                AppError::invalid(Code::InvalidText, NUL_IN_TEXT)
+            }
             other => AppError::Internal(other.into()),
         }
     }
+}
+
+/// The refusal of a NUL character (U+0000) in any text: at the edge (`http::text`) and
+/// from the database.
+pub const NUL_IN_TEXT: &str = "The request holds a NUL character (U+0000) in a text. \
+     No name or text may contain one: remove it and try again.";
+
+/// Whether a database error message is PostgreSQL's refusal of a NUL byte in text.
+fn is_nul_in_text(message: &str) -> bool {
+    message.contains("invalid byte sequence") && message.contains("0x00")
 }
 
 impl From<diesel::r2d2::PoolError> for AppError {
@@ -284,7 +301,42 @@ impl From<diesel::r2d2::PoolError> for AppError {
 
 #[cfg(test)]
 mod code_tests {
-    use super::Code;
+    use super::{AppError, Code};
+
+    #[test]
+    fn postgresql_refusing_a_nul_byte_is_a_400_invalid_text() {
+        struct Info;
+        impl diesel::result::DatabaseErrorInformation for Info {
+            fn message(&self) -> &str {
+                "invalid byte sequence for encoding \"UTF8\": 0x00"
+            }
+            fn details(&self) -> Option<&str> {
+                None
+            }
+            fn hint(&self) -> Option<&str> {
+                None
+            }
+            fn table_name(&self) -> Option<&str> {
+                None
+            }
+            fn column_name(&self) -> Option<&str> {
+                None
+            }
+            fn constraint_name(&self) -> Option<&str> {
+                None
+            }
+            fn statement_position(&self) -> Option<i32> {
+                None
+            }
+        }
+        let e: AppError = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(Info),
+        )
+        .into();
+        assert_eq!(e.status(), actix_web::http::StatusCode::BAD_REQUEST);
+        assert_eq!(e.code(), "invalid_text");
+    }
 
     #[test]
     fn codes_are_unique_snake_case_words() {

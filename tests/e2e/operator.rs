@@ -27,7 +27,7 @@ fn operator_cli(cp: &Cp, args: &[&str]) -> (bool, String) {
 }
 
 /// Makes `email` an operator through the CLI and signs them in.
-async fn operator(cp: &Cp, email: &str) -> Browser {
+pub(crate) async fn operator(cp: &Cp, email: &str) -> Browser {
     let (ok, out) = operator_cli(cp, &["add", "--email", email]);
     assert!(ok, "{out}");
     assert!(

@@ -37,16 +37,13 @@ pub fn normalize_email(raw: &str) -> AppResult<String> {
     }
 }
 
-/// Checks an API token's name (1 to 64 characters once trimmed) and returns it trimmed.
-pub fn token_name(name: &str) -> AppResult<&str> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 {
-        return Err(AppError::invalid(
-            Code::InvalidTokenName,
-            "Give the token a name of 1 to 64 characters.",
-        ));
-    }
-    Ok(name)
+/// Checks an API token's name by the one rule for names ([`outpost_common::Name`]: 1 to
+/// 64 characters once normalised and trimmed, no control, bidi or zero-width character)
+/// and returns it normalised.
+pub fn token_name(name: &str) -> AppResult<String> {
+    outpost_common::Name::parse(name, 64)
+        .map(outpost_common::Name::into_string)
+        .map_err(|e| AppError::invalid(Code::InvalidTokenName, e.message("The token name")))
 }
 
 /// Lifetime of a new API token when none is asked for, days.

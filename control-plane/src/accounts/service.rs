@@ -114,7 +114,7 @@ pub fn create_api_token(
     let now = db::now();
     let row = TokenRow {
         id: db::new_id(),
-        name: name.to_owned(),
+        name,
         created_at: now,
         last_used_at: None,
         expires_at: now + lifetime,

@@ -273,8 +273,12 @@ pub struct Valid {
 /// Channels an agent can answer besides web chat.
 pub const CHANNELS: [&str; 2] = ["telegram", "whatsapp"];
 
+/// A free text (greeting, instructions, fallback message): trimmed, `min`–`max`
+/// characters, line breaks and tabs but no other control character (NUL included).
 fn bounded(field: &'static str, v: &str, min: usize, max: usize) -> AppResult<String> {
     let v = v.trim();
+    outpost_common::check_text(v, usize::MAX)
+        .map_err(|e| AppError::invalid(Code::InvalidAgent, e.message(field)))?;
     let n = v.chars().count();
     if n < min || n > max {
         return Err(AppError::invalid(
@@ -382,7 +386,9 @@ fn time_zone_of(i: &AgentInput) -> AppResult<String> {
 
 /// Checks and normalises an input; `now` picks the zone's offset for older nodes.
 pub fn validate(i: &AgentInput, now: i64) -> AppResult<Valid> {
-    let name = bounded("The name", &i.name, 1, 80)?;
+    let name = outpost_common::Name::parse(&i.name, 80)
+        .map_err(|e| AppError::invalid(Code::InvalidAgent, e.message("The name")))?
+        .into_string();
     let greeting = bounded("The greeting", &i.greeting, 0, 500)?;
     let instructions = bounded("The instructions", &i.instructions, 0, 8000)?;
     let fallback_message = bounded("The fallback message", &i.fallback_message, 1, 500)?;

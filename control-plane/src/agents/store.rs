@@ -160,6 +160,12 @@ pub fn delete(conn: &mut DbConn, agent_id: &str) -> QueryResult<()> {
     Ok(())
 }
 
+/// Deletes every agent of a workspace (its names, greetings, instructions and fallback
+/// messages), when the workspace is deleted for good.
+pub fn delete_all(conn: &mut DbConn, ws_id: &str) -> QueryResult<usize> {
+    diesel::delete(agents::table.filter(agents::workspace_id.eq(ws_id))).execute(conn)
+}
+
 /// The workspace's configuration revision.
 pub fn config_revision(conn: &mut DbConn, ws_id: &str) -> QueryResult<i64> {
     workspaces::table

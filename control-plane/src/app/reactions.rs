@@ -1,7 +1,9 @@
 //! Reactions across domains that a lower domain must not call itself, all wired here:
 //! a node's enrollment and acknowledgements (the gateway) move agents, suspensions and
 //! secrets along; billing's confirmed payment requests the workspace's node
-//! (`workspaces`), and its arrears suspend and resume the workspace (`suspension`).
+//! (`workspaces`), and its arrears suspend and resume the workspace (`suspension`); a
+//! workspace deleted for good has its customer-written text forgotten by the domains
+//! that hold it ([`forget_workspace_text`]).
 
 use super::state::State;
 use crate::billing::model::ACTOR as BILLING;
@@ -75,4 +77,42 @@ pub fn billing_runtime(state: &State) -> Option<BillingRuntime> {
         public_url: state.public_url.clone(),
         reactions: of(state),
     })
+}
+
+/// What a workspace deleted for good does to the domains above `workspaces`.
+pub struct WorkspaceReactions;
+
+impl workspaces::service::Reactions for WorkspaceReactions {
+    fn gone(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
+        forget_workspace_text(conn, ws_id)
+    }
+}
+
+/// Forgets the text a workspace's customer wrote, kept nowhere once it is deleted for
+/// good (docs/PRIVACY.md P28): its agents (names, greetings, instructions, fallback
+/// messages), its invitations (addresses), its secrets' metadata (fingerprints, last 4),
+/// the reasons of its suspensions, and the payloads of its nodes' undelivered commands
+/// (configurations, sealed secrets) but `deprovision`. What the retention schedule keeps
+/// stays: audit events, billing records, the workspace row its members still see.
+/// Idempotent.
+pub fn forget_workspace_text(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
+    crate::agents::store::delete_all(conn, ws_id)?;
+    crate::members::store::delete_invitations(conn, ws_id)?;
+    crate::secrets::store::delete_all(conn, ws_id)?;
+    crate::suspension::store::forget_reasons(conn, ws_id)?;
+    crate::provisioning::store::forget_payloads(conn, ws_id, crate::infra::db::now())?;
+    Ok(())
+}
+
+/// Forgets the text of every workspace deleted for good (its export window over), for
+/// those deleted before [`forget_workspace_text`] ran with the deletion. Run with the
+/// daily retention schedule.
+pub fn forget_deleted_workspaces(conn: &mut DbConn) -> AppResult<usize> {
+    let gone = workspaces::store::deleted_for_good(conn, crate::infra::db::now())?;
+    for ws_id in &gone {
+        crate::infra::db::transaction::<_, crate::error::AppError, _>(conn, |conn| {
+            forget_workspace_text(conn, ws_id)
+        })?;
+    }
+    Ok(gone.len())
 }

@@ -166,6 +166,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
                 let table = table.clone();
                 async move { guard::check(&table, req, next).await }
             }))
+            // Before the guard, whose own lookups read the path: a NUL anywhere is a 400
+            // (it reveals nothing about who may see what).
+            .wrap(middleware::from_fn(crate::http::text::refuse_nul))
             .configure(super::routes::configure_ui)
     })
     .listen(ui_listener)?
@@ -177,6 +180,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(gw_state.clone())
             .app_data(web::json_config())
             .app_data(web::query_config())
+            .wrap(middleware::from_fn(crate::http::text::refuse_nul))
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
             .configure(super::routes::configure_gateway)
     })

@@ -61,11 +61,16 @@ fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
     };
     provisioning::sweep(conn, &cx)?;
     secrets::expire_undelivered(conn)?;
-    for node in
-        workspaces::service::end_export_windows(conn, state.config.deprovision_timeout_secs)?
-    {
+    for node in workspaces::service::end_export_windows(
+        conn,
+        state.config.deprovision_timeout_secs,
+        &super::reactions::WorkspaceReactions,
+    )? {
         state.command_notify.notify(&node);
     }
-    retention::run_if_due(conn, db::now())?;
+    if retention::run_if_due(conn, db::now())?.is_some() {
+        // Workspaces deleted before their text was deleted with them (older versions).
+        super::reactions::forget_deleted_workspaces(conn)?;
+    }
     Ok(())
 }

@@ -373,3 +373,13 @@ pub fn emails_of(
         .into_iter()
         .collect())
 }
+
+/// Deletes every invitation of a workspace (the invited addresses), when the workspace
+/// is deleted for good. Memberships stay: they are how members still see the deleted
+/// workspace and its destruction receipt.
+pub fn delete_invitations(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
+    Ok(
+        diesel::delete(invitations::table.filter(invitations::workspace_id.eq(ws_id)))
+            .execute(conn)?,
+    )
+}

@@ -19,6 +19,8 @@ pub struct Context<'a> {
     pub suspension: suspension::Context<'a>,
     /// How long a deprovisioned node has to send its receipt.
     pub deprovision_timeout_secs: i64,
+    /// What deleting a workspace for good does elsewhere (its text is forgotten).
+    pub reactions: &'a dyn crate::workspaces::service::Reactions,
 }
 
 /// Suspends a workspace for the operator cause. Suspending twice is a 409.
@@ -155,7 +157,7 @@ pub fn force_deprovision(
         for id in &live {
             provisioning::begin_deprovision(conn, id, timeout)?;
         }
-        Ok(())
+        cx.reactions.gone(conn, ws_id)
     })?;
     for id in &live {
         cx.suspension.command_notify.notify(id);

@@ -18,6 +18,7 @@ fn context(st: &AppState) -> Context<'_> {
     Context {
         suspension: st.suspension(),
         deprovision_timeout_secs: st.config.deprovision_timeout_secs,
+        reactions: &crate::app::reactions::WorkspaceReactions,
     }
 }
 

@@ -363,3 +363,25 @@ pub fn reschedule(conn: &mut DbConn, id: &str, next_run_at: i64, err: &str) -> A
         .execute(conn)?;
     Ok(())
 }
+
+/// Expires the unacknowledged commands of a workspace's nodes and erases their payloads
+/// (configurations with agents' texts, sealed secrets), when the workspace is deleted for
+/// good; a `deprovision` command is kept, since it is what destroys the node. Payloads
+/// of acknowledged commands are already gone (`gateway::store::record_ack`).
+pub fn forget_payloads(conn: &mut DbConn, ws_id: &str, now: i64) -> AppResult<usize> {
+    let node_ids: Vec<String> = nodes::table
+        .filter(nodes::workspace_id.eq(ws_id))
+        .select(nodes::id)
+        .load(conn)?;
+    Ok(diesel::update(
+        commands::table
+            .filter(commands::node_id.eq_any(node_ids))
+            .filter(commands::kind.ne("deprovision"))
+            .filter(commands::payload.is_not_null()),
+    )
+    .set((
+        commands::payload.eq(None::<String>),
+        commands::expires_at.eq(now),
+    ))
+    .execute(conn)?)
+}

@@ -5,7 +5,9 @@
 //! | usage logs: hourly message counts, report receipts, node timeline | 90 days | deleted |
 //! | export metadata and retention-sweep counts reported by nodes | 90 days | deleted |
 //! | audit events | 2 years | pruned from the front of the chain, anchor kept |
-//! | billing records | 7 years | none exist yet (no Stripe); apply this rule when they do |
+//! | billing records (invoices) | 7 years | pruned by the billing sweeper (`billing::ledger::prune`), which reads [`BILLING_YEARS`] |
+//! | sign-in links and sessions | a day after they expire | deleted (`accounts::store::purge_expired`) |
+//! | a deleted workspace's customer-written text | until it is deleted for good | deleted with it (`app::reactions`); the sweeper runs `forget_deleted_workspaces` after each run for older deletions |
 //! | closed accounts | within 30 days | closing deletes at once (`mydata::close_account`) |
 //!
 //! The sweeper calls [`run_if_due`] every few seconds; it does the work once a day. The

@@ -183,6 +183,13 @@ pub fn delete(conn: &mut DbConn, ws_id: &str, kind: &str) -> QueryResult<()> {
     Ok(())
 }
 
+/// Forgets every secret of a workspace (fingerprints, last 4, times), when the workspace
+/// is deleted for good.
+pub fn delete_all(conn: &mut DbConn, ws_id: &str) -> QueryResult<usize> {
+    diesel::delete(workspace_secrets::table.filter(workspace_secrets::workspace_id.eq(ws_id)))
+        .execute(conn)
+}
+
 /// Records the node's answer to a delivery.
 pub fn mark_delivery(
     conn: &mut DbConn,

@@ -98,3 +98,15 @@ pub fn lift(conn: &mut DbConn, ws_id: &str, code: &str, actor: &str) -> AppResul
     .execute(conn)?;
     Ok(n > 0)
 }
+
+/// Blanks the reasons written for a workspace's suspensions (free text from operators),
+/// when the workspace is deleted for good; the causes' codes, actors and times stay.
+pub fn forget_reasons(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
+    Ok(diesel::update(
+        ws_s::table
+            .filter(ws_s::workspace_id.eq(ws_id))
+            .filter(ws_s::reason.ne("")),
+    )
+    .set(ws_s::reason.eq(""))
+    .execute(conn)?)
+}

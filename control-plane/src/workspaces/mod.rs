@@ -1,7 +1,10 @@
 //! Workspaces: a customer's workspace and its one node as members see it. Creating one
 //! (with its owner and its node), the detail page and JSON, cancelling with a
 //! post-termination export window, deleting now, reactivating, the sweeper step that ends
-//! export windows, and the handoff to the node console.
+//! export windows, and the handoff to the node console. Deleting for good (now, at the
+//! end of the window, or with nothing to export) runs [`service::Reactions::gone`] in the
+//! same transaction, which `app/reactions.rs` wires to forget the customer's text held by
+//! the domains above (agents, invitations, secrets, suspension reasons, command payloads).
 //!
 //! Tables: `workspaces` (and, read for the page, the node's `nodes`, `node_events`,
 //! `usage_counts`, `node_exports`, `retention_sweeps`). Called by nearly every domain for
@@ -9,8 +12,9 @@
 //! leak) and [`Workspace`]; the page formatting helpers ([`fmt_time`] …) are used by many
 //! templates.
 //!
-//! [`model`]: slugs, confirmations, console scopes, formatting; [`store`]: the queries;
-//! [`service`]: the use cases; [`web`]: the pages and the API.
+//! [`model`]: names ([`model::workspace_name`], the one rule for names), slugs,
+//! confirmations, console scopes, formatting; [`store`]: the queries; [`service`]: the use
+//! cases; [`web`]: the pages and the API.
 
 pub mod model;
 pub mod service;

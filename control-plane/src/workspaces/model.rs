@@ -5,6 +5,17 @@ use crate::error::{AppError, AppResult, Code};
 use crate::members::model::Role;
 use crate::provisioning::state;
 
+/// Longest workspace name, in characters.
+pub const MAX_NAME_CHARS: usize = 80;
+
+/// Checks a workspace name by the one rule for names ([`outpost_common::Name`]: NFC,
+/// trimmed, no control, bidi or zero-width character, at most [`MAX_NAME_CHARS`]
+/// characters); the refusal says which rule failed.
+pub fn workspace_name(raw: &str) -> AppResult<outpost_common::Name> {
+    outpost_common::Name::parse(raw, MAX_NAME_CHARS)
+        .map_err(|e| AppError::invalid(Code::InvalidName, e.message("The name")))
+}
+
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
 pub fn slugify(name: &str) -> String {
     let mut out = String::new();

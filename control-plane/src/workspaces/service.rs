@@ -19,6 +19,15 @@ use crate::provisioning::{self, jobs, state, Provisioner};
 use outpost_crypto::CapabilitySigner;
 use serde::Serialize;
 
+/// What deleting a workspace for good does in the domains above this one, wired in
+/// `app/reactions.rs`: forget the text its customer wrote (agents, invitations, secret
+/// metadata, suspension reasons, undelivered command payloads). Run inside the deleting
+/// transaction, so a workspace is never deleted with its text left behind.
+pub trait Reactions {
+    /// `ws_id` is deleted and its node is being destroyed.
+    fn gone(&self, conn: &mut DbConn, ws_id: &str) -> AppResult<()>;
+}
+
 /// What the workspace use cases need of the app: built from the state by `web.rs`.
 pub struct Ctx<'a> {
     /// Resolved configuration (report interval, export window, deprovision timeout,
@@ -32,6 +41,8 @@ pub struct Ctx<'a> {
     pub notifier: Notifier<'a>,
     /// Signs capability tokens for the node consoles.
     pub capability: &'a CapabilitySigner,
+    /// What a deletion for good does elsewhere ([`Reactions`]).
+    pub reactions: &'a dyn Reactions,
 }
 
 impl Ctx<'_> {
@@ -86,13 +97,8 @@ pub fn create(
     slug: Option<&str>,
     ip: &str,
 ) -> AppResult<Workspace> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 80 {
-        return Err(AppError::invalid(
-            Code::InvalidName,
-            "The name must be 1 to 80 characters.",
-        ));
-    }
+    let name = model::workspace_name(name)?;
+    let name = name.as_str();
     let slug = match slug.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => s.to_lowercase(),
         None => model::slugify(name),
@@ -272,6 +278,10 @@ pub fn cancel(
                 provisioning::begin_deprovision(conn, id, cx.config.deprovision_timeout_secs)?;
             }
         }
+        if until.is_none() {
+            // Nothing to export and no window: deleted for good now.
+            cx.reactions.gone(conn, ws_id)?;
+        }
         Ok(true)
     })?;
     if !cancelled {
@@ -329,7 +339,7 @@ pub fn delete(
         for (id, _) in &nodes {
             provisioning::begin_deprovision(conn, id, cx.config.deprovision_timeout_secs)?;
         }
-        Ok(())
+        cx.reactions.gone(conn, ws_id)
     })?;
     for (id, _) in &nodes {
         cx.command_notify.notify(id);
@@ -445,10 +455,11 @@ pub fn reactivate(
 }
 
 /// Sweeper step: begins deprovisioning the nodes of cancelled workspaces whose export
-/// window has ended. Returns the nodes that were sent `deprovision`, to wake their polls.
+/// window has ended, and forgets their text ([`Reactions::gone`]). Returns the nodes that were sent `deprovision`, to wake their polls.
 pub fn end_export_windows(
     conn: &mut DbConn,
     deprovision_timeout_secs: i64,
+    reactions: &dyn Reactions,
 ) -> AppResult<Vec<String>> {
     let due = store::export_windows_due(conn, db::now())?;
     let mut started = vec![];
@@ -461,7 +472,11 @@ pub fn end_export_windows(
             if !store::touch_if_due(conn, &ws_id, db::now())? {
                 return Ok(false);
             }
-            provisioning::begin_deprovision(conn, &node_id, deprovision_timeout_secs)
+            let won = provisioning::begin_deprovision(conn, &node_id, deprovision_timeout_secs)?;
+            if won {
+                reactions.gone(conn, &ws_id)?;
+            }
+            Ok(won)
         })?;
         if won {
             audit::record(

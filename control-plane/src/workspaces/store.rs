@@ -416,3 +416,16 @@ pub fn touch_if_due(conn: &mut DbConn, ws_id: &str, now: i64) -> AppResult<bool>
     .execute(conn)?;
     Ok(due > 0)
 }
+
+/// Workspaces deleted for good by `now`: deleted, with no export window left open.
+pub fn deleted_for_good(conn: &mut DbConn, now: i64) -> AppResult<Vec<String>> {
+    Ok(workspaces::table
+        .filter(workspaces::deleted_at.is_not_null())
+        .filter(
+            workspaces::deprovision_after
+                .is_null()
+                .or(workspaces::deprovision_after.le(now)),
+        )
+        .select(workspaces::id)
+        .load(conn)?)
+}

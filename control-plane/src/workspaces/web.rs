@@ -24,6 +24,7 @@ pub fn ctx(st: &AppState) -> Ctx<'_> {
         command_notify: &st.command_notify,
         notifier: st.notifier(),
         capability: &st.capability,
+        reactions: &crate::app::reactions::WorkspaceReactions,
     }
 }
 

@@ -199,12 +199,19 @@ fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<String>, KbError> {
     Ok(chunks)
 }
 
+/// A document's title from its file name or its own metadata, which nobody typed for
+/// this: the characters a name may not hold (`outpost_common::name::forbidden_in_name`:
+/// control, bidi and zero-width characters, so `gpj.exe` cannot show as `exe.jpg`) are
+/// dropped rather than refused, then it is NFC and cut to [`MAX_TITLE_CHARS`].
 fn clean_title(title: &str) -> String {
-    let t: String = title
+    let kept: String = title
         .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TITLE_CHARS)
+        .filter(|c| outpost_common::name::forbidden_in_name(*c).is_none())
         .collect();
+    let t = match outpost_common::Name::parse(&kept, usize::MAX) {
+        Ok(n) => n.into_string().chars().take(MAX_TITLE_CHARS).collect(),
+        Err(_) => String::new(),
+    };
     let t = t.trim();
     if t.is_empty() {
         "Untitled".to_owned()
@@ -445,6 +452,15 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDoc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_lose_hidden_and_direction_characters() {
+        // "invoice\u{202e}gpj.exe" would show as "invoiceexe.jpg".
+        assert_eq!(clean_title("invoice\u{202e}gpj.exe"), "invoicegpj.exe");
+        assert_eq!(clean_title("a\u{200b}b\u{0}c\n"), "abc");
+        assert_eq!(clean_title("Cafe\u{301}.txt"), "Café.txt");
+        assert_eq!(clean_title("\u{200b} \u{feff}"), "Untitled");
+    }
 
     fn kb() -> (tempfile::TempDir, KnowledgeBase, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -351,12 +351,15 @@ pub struct ContactForm {
 }
 
 fn parse_update(form: ContactForm) -> Result<ContactUpdate, ConsoleError> {
-    let name = form.name.trim();
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ConsoleError::BadRequest(format!(
-            "A name can be at most {MAX_NAME_CHARS} characters."
-        )));
-    }
+    // Empty clears the name; anything else follows the one rule for names
+    // (`outpost_common::Name`: NFC, no control, bidi or zero-width character).
+    let name = if form.name.trim().is_empty() {
+        String::new()
+    } else {
+        outpost_common::Name::parse(&form.name, MAX_NAME_CHARS)
+            .map_err(|e| ConsoleError::BadRequest(e.message("A name")))?
+            .into_string()
+    };
     let stage = Stage::parse(form.stage.trim())
         .ok_or_else(|| ConsoleError::BadRequest("Choose a stage from the list.".into()))?;
     let score = form
@@ -383,7 +386,7 @@ fn parse_update(form: ContactForm) -> Result<ContactUpdate, ConsoleError> {
         .transpose()
         .map_err(|m| ConsoleError::BadRequest(m.to_owned()))?;
     Ok(ContactUpdate {
-        name: Some(name.to_owned()),
+        name: Some(name),
         email,
         phone,
         stage: Some(stage),
@@ -524,3 +527,29 @@ pub async fn complete_followup(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    fn form(name: &str) -> ContactForm {
+        ContactForm {
+            name: name.into(),
+            email: None,
+            phone: None,
+            stage: "new".into(),
+            score: "0".into(),
+            tags: String::new(),
+        }
+    }
+
+    #[test]
+    fn contact_names_follow_the_one_rule_for_names() {
+        for bad in ["a\u{0}b", "\u{202e}abc", "abc\u{200b}", "two\nlines"] {
+            assert!(parse_update(form(bad)).is_err(), "{bad:?}");
+        }
+        let name = |raw: &str| parse_update(form(raw)).ok().and_then(|u| u.name);
+        assert_eq!(name("  Zoe\u{301}  ").as_deref(), Some("Zoé"));
+        assert_eq!(name("  ").as_deref(), Some(""), "empty clears the name");
+    }
+}
