@@ -18,7 +18,7 @@ fn unix_now() -> i64 {
 pub const MAX_AGENTS: i64 = 20;
 
 /// An agent (a row of `agents`, read by [`super::store`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     /// Id (UUID); the widget snippet names it.
     pub id: String,
@@ -144,7 +144,7 @@ impl Agent {
 }
 
 /// What a user submits to create or change an agent (page form and API body alike).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AgentInput {
     /// Display name (1–80 characters).
