@@ -380,8 +380,11 @@ pub(crate) async fn api_members(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct InviteBody {
     /// Who to invite; they get an email with a link (single use, 7 days).
+    #[schema(format = Email)]
     email: String,
-    /// `member`, `admin` or `owner`.
+    /// The role they get on accepting: `member` or `admin` (ownership is transferred, not
+    /// invited to).
+    #[schema(pattern = "^(member|admin)$")]
     role: String,
 }
 
@@ -391,7 +394,7 @@ pub(crate) struct InviteBody {
     request_body = InviteBody,
     responses(
         (status = 201, description = "Invited.", body = store::InvitationRow),
-        (status = 400, description = "Not an address (`invalid_email`) or a role (`invalid_role`), or the body is malformed.", body = ErrorJson),
+        (status = 400, description = "Not an address (`invalid_email`) or not `member`/`admin` (`invalid_role`), or the body is malformed.", body = ErrorJson),
         (status = 403, description = "Owners only (`owner_required`).", body = ErrorJson),
         (status = 409, description = "Already a member (`already_member`), or the workspace is deleted (`workspace_deleted`).", body = ErrorJson),
     ))]

@@ -367,8 +367,11 @@ pub(crate) async fn receipt_download(
 #[schema(as = WorkspaceCreate)]
 pub(crate) struct CreateBody {
     /// What people call it (1–80 characters).
+    #[schema(min_length = 1, max_length = 80)]
     name: String,
-    /// The workspace's address (`acme-dental`); made from the name when left out.
+    /// The workspace's address (`acme-dental`): 3–40 lowercase letters, digits or single
+    /// hyphens; made from the name when left out.
+    #[schema(min_length = 3, max_length = 40, pattern = "^[a-z0-9](-?[a-z0-9])+$")]
     slug: Option<String>,
     /// With billing on: the plan to check out (default: the first).
     plan: Option<String>,
