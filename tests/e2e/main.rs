@@ -20,6 +20,7 @@ mod lifecycle;
 mod mail;
 mod members;
 mod oauth;
+mod openapi;
 mod operator;
 mod outage;
 mod roles;

@@ -93,10 +93,8 @@ fn ec_key() -> (Vec<u8>, EcdsaKeyPair, Value) {
 
 fn rsa_key() -> (RsaKeyPair, Value) {
     let pem = include_str!("fixtures/oauth-test-rsa.pem");
-    let der = match rustls_pemfile::private_key(&mut pem.as_bytes())
-        .unwrap()
-        .unwrap()
-    {
+    use rustls::pki_types::pem::PemObject;
+    let der = match rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap() {
         rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
         _ => panic!("PKCS#8 fixture"),
     };

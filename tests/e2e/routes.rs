@@ -52,6 +52,8 @@ pub(crate) const PUBLIC: &[(&str, &str)] = &[
     // magic link; the GET only shows what is offered.
     ("get", "/invitations/accept"),
     ("post", "/invitations/accept"),
+    // The API's OpenAPI document: a client reads it before it has a token.
+    ("get", "/api/v1/openapi.json"),
 ];
 
 #[tokio::test]

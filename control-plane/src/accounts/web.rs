@@ -344,29 +344,61 @@ pub(crate) async fn tokens_revoke(
         .finish())
 }
 
-/// A token as the API lists it.
-fn token_json(t: &TokenRow, now: i64) -> serde_json::Value {
-    serde_json::json!({
-        "id": t.id,
-        "name": t.name,
-        "scope": TokenScope::from_read_only(t.read_only).as_str(),
-        "created_at": t.created_at,
-        "expires_at": t.expires_at,
-        "expired": t.expires_at <= now,
-        "last_used_at": t.last_used_at,
-    })
+/// A token as the API lists it: never its value.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenJson {
+    id: String,
+    name: String,
+    /// `full` or `read_only` (GET only).
+    #[schema(example = "full")]
+    scope: &'static str,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds; at most a year after `created_at`.
+    expires_at: i64,
+    /// Past its expiry: every use answers 401 `token_expired`.
+    expired: bool,
+    /// Unix seconds, to the minute; `null` if never used.
+    last_used_at: Option<i64>,
+}
+
+/// `GET /api/v1/tokens`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenList {
+    tokens: Vec<TokenJson>,
+}
+
+fn token_json(t: &TokenRow, now: i64) -> TokenJson {
+    TokenJson {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        scope: TokenScope::from_read_only(t.read_only).as_str(),
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        expired: t.expires_at <= now,
+        last_used_at: t.last_used_at,
+    }
 }
 
 /// `GET /api/v1/tokens`: the caller's unrevoked tokens (never a value).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses(
+        (status = 200, description = "Your unrevoked tokens, expired ones included; never a value.", body = TokenList),
+    ))]
 pub(crate) async fn api_tokens(state: State, user: ApiUser) -> AppResult<HttpResponse> {
     let tokens = db::run(&state.db, move |conn| store::list_tokens(conn, &user.id)).await?;
     let now = db::now();
     let items: Vec<_> = tokens.iter().map(|t| token_json(t, now)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tokens": items })))
+    Ok(HttpResponse::Ok().json(TokenList { tokens: items }))
 }
 
 /// `DELETE /api/v1/tokens/{token}`: revokes one of the caller's tokens (the one calling
 /// included); 404 for an unknown or someone else's.
+#[utoipa::path(delete, path = "/api/v1/tokens/{token}", tag = "tokens",
+    params(("token" = String, Path, description = "The token's id (from `GET /api/v1/tokens`), not its value")),
+    responses(
+        (status = 204, description = "Revoked: every later use answers 401 `token_revoked`."),
+    ))]
 pub(crate) async fn api_revoke(
     state: State,
     req: HttpRequest,

@@ -18,7 +18,7 @@ fn unix_now() -> i64 {
 pub const MAX_AGENTS: i64 = 20;
 
 /// An agent (a row of `agents`, read by [`super::store`]).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     /// Id (UUID); the widget snippet names it.
     pub id: String,
@@ -144,25 +144,33 @@ impl Agent {
 }
 
 /// What a user submits to create or change an agent (page form and API body alike).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct AgentInput {
     /// Display name (1–80 characters).
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
     /// First message (≤ 500).
+    #[schema(max_length = 500)]
     pub greeting: String,
     /// Persona and instructions (≤ 8,000).
+    #[schema(max_length = 8000)]
     pub instructions: String,
     /// BCP 47 language tag, e.g. `en`, `pt-BR`.
+    #[schema(pattern = "^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", example = "en")]
     pub language: String,
     /// Fallback/handoff message (1–500).
+    #[schema(min_length = 1, max_length = 500)]
     pub fallback_message: String,
     /// Open days, Monday first: exactly seven. Left out of an API body, Monday to Friday.
     #[serde(default = "weekdays")]
+    #[schema(min_items = 7, max_items = 7)]
     pub days: Vec<bool>,
-    /// "09:00".
+    /// Opening time, `HH:MM`.
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "09:00")]
     pub open: String,
-    /// "17:00".
+    /// Closing time, `HH:MM`, after `open`.
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "17:00")]
     pub close: String,
     /// IANA time zone name, e.g. `Europe/Paris` (any case; stored as the database
     /// spells it).
@@ -171,6 +179,7 @@ pub struct AgentInput {
     /// then only whole hours (0 is `UTC`, 60 is `Etc/GMT-1`).
     pub utc_offset_minutes: i32,
     /// `retrieval`, `openai`, `anthropic`, `openai_compatible`.
+    #[schema(pattern = "^(retrieval|openai|anthropic|openai_compatible)$")]
     pub provider: String,
     /// Model name.
     pub model: String,

@@ -3,6 +3,7 @@
 
 use super::model::{embed_snippet, time_zone_names, Agent, AgentInput};
 use super::service::{self, find, list, live_workspace, node_url, require_editor};
+use crate::app::openapi::ErrorJson;
 use crate::app::State;
 use crate::error::{AppError, AppResult};
 use crate::http::PageResult;
@@ -259,13 +260,24 @@ pub(crate) async fn delete_page(
 
 // ---------------------------------------------------------------- API
 
-#[derive(Serialize)]
-struct AgentJson {
+/// An agent as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AgentView)]
+pub(crate) struct AgentJson {
     #[serde(flatten)]
     config: AgentConfig,
+    /// Unix seconds.
     created_at: i64,
+    /// Unix seconds.
     updated_at: i64,
+    /// The HTML to paste into a website, once the node has an address.
     embed_snippet: Option<String>,
+}
+
+/// `GET /api/v1/workspaces/{id}/agents`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AgentList {
+    agents: Vec<AgentJson>,
 }
 
 fn to_json(a: &Agent, url: Option<&str>) -> AgentJson {
@@ -277,6 +289,10 @@ fn to_json(a: &Agent, url: Option<&str>) -> AgentJson {
     }
 }
 
+/// The workspace's agents.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/agents", tag = "agents",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses((status = 200, description = "Every agent of the workspace.", body = AgentList)))]
 pub(crate) async fn api_list(
     state: State,
     user: ApiUser,
@@ -289,9 +305,19 @@ pub(crate) async fn api_list(
     })
     .await?;
     let items: Vec<_> = list.iter().map(|a| to_json(a, url.as_deref())).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": items })))
+    Ok(HttpResponse::Ok().json(AgentList { agents: items }))
 }
 
+/// Adds an agent; the node gets its configuration.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/agents", tag = "agents",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = AgentInput,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = AgentJson),
+        (status = 400, description = "A field breaks its rule (`invalid_agent`; the message names the field), or the body is malformed.", body = ErrorJson),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+        (status = 409, description = "The workspace is deleted (`workspace_deleted`) or has its 20 agents (`too_many_agents`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_create(
     state: State,
     req: HttpRequest,
@@ -321,6 +347,10 @@ pub(crate) async fn api_create(
         .json(to_json(&agent, url.as_deref())))
 }
 
+/// One agent.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/agents/{agent}", tag = "agents",
+    params(("id" = String, Path, description = "Workspace id"), ("agent" = String, Path, description = "Agent id")),
+    responses((status = 200, description = "The agent.", body = AgentJson)))]
 pub(crate) async fn api_get(
     state: State,
     user: ApiUser,
@@ -335,6 +365,17 @@ pub(crate) async fn api_get(
     Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
 }
 
+/// Replaces an agent's settings (fields left out take their defaults); the node gets the
+/// new configuration.
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/agents/{agent}", tag = "agents",
+    params(("id" = String, Path, description = "Workspace id"), ("agent" = String, Path, description = "Agent id")),
+    request_body = AgentInput,
+    responses(
+        (status = 200, description = "Saved.", body = AgentJson),
+        (status = 400, description = "A field breaks its rule (`invalid_agent`; the message names the field), or the body is malformed.", body = ErrorJson),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+        (status = 409, description = "The workspace is deleted (`workspace_deleted`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_update(
     state: State,
     req: HttpRequest,
@@ -364,6 +405,14 @@ pub(crate) async fn api_update(
     Ok(HttpResponse::Ok().json(to_json(&agent, url.as_deref())))
 }
 
+/// Removes an agent from the workspace and its node.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/agents/{agent}", tag = "agents",
+    params(("id" = String, Path, description = "Workspace id"), ("agent" = String, Path, description = "Agent id")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+        (status = 409, description = "The workspace is deleted (`workspace_deleted`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_delete(
     state: State,
     req: HttpRequest,

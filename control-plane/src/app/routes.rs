@@ -14,7 +14,7 @@ use crate::{
 };
 use actix_web::web;
 
-use super::site;
+use super::{openapi, site};
 
 macro_rules! table {
     ($(#[$doc:meta])* $table:ident, $configure:ident {
@@ -83,6 +83,8 @@ table! {
         Post "/workspaces/{id}/cancel" => workspaces::web::cancel_page, Member(Owner);
         Post "/workspaces/{id}/reactivate" => workspaces::web::reactivate_page, Member(Owner);
         Get "/workspaces/{id}/receipt" => workspaces::web::receipt_download, Member(AnyMember);
+        // The JSON API (each handler is also a line of `app::openapi::ApiDoc`).
+        Get "/api/v1/openapi.json" => openapi::document, Public;
         Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
         Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
         Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);

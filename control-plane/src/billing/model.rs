@@ -79,7 +79,8 @@ pub fn plan_of_prices(cfg: &BillingConfig, prices: &[&str]) -> Option<String> {
 }
 
 /// What the workspace page shows about billing (to every member; no invoice details).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = BillingSummary)]
 pub struct Summary {
     /// No node yet because the owners have not paid.
     pub waiting_for_payment: bool,

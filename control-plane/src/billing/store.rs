@@ -32,8 +32,9 @@ use crate::suspension;
 use diesel::prelude::*;
 
 /// A workspace's billing account.
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = ba)]
+#[schema(as = BillingAccount)]
 pub struct Account {
     /// Workspace id.
     pub workspace_id: String,
@@ -69,8 +70,9 @@ impl Account {
 }
 
 /// An invoice as listed to the owners.
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = inv)]
+#[schema(as = Invoice)]
 pub struct InvoiceRow {
     /// `in_…`.
     pub id: String,

@@ -15,6 +15,7 @@ use super::service::{self, events, BillingCtx};
 use super::signature::{self, TOLERANCE_SECS};
 use super::store::{self, Account, InvoiceRow};
 use super::stripe::{Event, Stripe};
+use crate::app::openapi::ErrorJson;
 use crate::app::State;
 use crate::error::{AppError, AppResult, Code};
 use crate::http::html;
@@ -251,6 +252,33 @@ pub(crate) async fn portal_page(
 
 // ---------------------------------------------------------------- API
 
+/// `GET /api/v1/workspaces/{id}/billing`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Billing {
+    /// Whether this control plane bills through Stripe.
+    enabled: bool,
+    /// The workspace's subscription, once checkout began.
+    account: Option<store::Account>,
+    /// Newest first (drafts left out).
+    invoices: Vec<store::InvoiceRow>,
+    /// While an invoice is unpaid: when the grace period ends (unix seconds).
+    grace_until: Option<i64>,
+}
+
+/// `POST /api/v1/workspaces/{id}/checkout`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Checkout {
+    /// Stripe's checkout page: send the owner there.
+    checkout_url: String,
+}
+
+/// The workspace's subscription and invoices.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/billing", tag = "billing",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Billing state.", body = Billing),
+        (status = 403, description = "Owners only (`owner_required`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_billing(
     state: State,
     user: ApiUser,
@@ -261,22 +289,33 @@ pub(crate) async fn api_billing(
     let body = db::run(&state.db, move |conn| {
         service::owned(conn, &ws_id, &user.id)?;
         let arrears = store::arrears_since(conn, &ws_id)?;
-        Ok(serde_json::json!({
-            "enabled": enabled,
-            "account": store::account(conn, &ws_id)?,
-            "invoices": store::invoices(conn, &ws_id)?,
-            "grace_until": arrears.zip(grace).map(|(t, g)| t + g),
-        }))
+        Ok(Billing {
+            enabled,
+            account: store::account(conn, &ws_id)?,
+            invoices: store::invoices(conn, &ws_id)?,
+            grace_until: arrears.zip(grace).map(|(t, g)| t + g),
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct CheckoutBody {
+    /// The plan (default: the first offered).
     plan: Option<String>,
 }
 
+/// Starts a Stripe checkout for the workspace.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/checkout", tag = "billing",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = CheckoutBody,
+    responses(
+        (status = 201, description = "Checkout started.", body = Checkout),
+        (status = 400, description = "No such plan (`unknown_plan`), or the body is malformed.", body = ErrorJson),
+        (status = 403, description = "Owners only (`owner_required`).", body = ErrorJson),
+        (status = 409, description = "Already subscribed (`already_subscribed`), or the workspace is closed (`workspace_closed`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_checkout(
     state: State,
     req: HttpRequest,
@@ -293,7 +332,7 @@ pub(crate) async fn api_checkout(
         &client_ip(&req),
     )
     .await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "checkout_url": url })))
+    Ok(HttpResponse::Created().json(Checkout { checkout_url: url }))
 }
 
 // ---------------------------------------------------------------- webhook

@@ -12,7 +12,8 @@ use outpost_crypto::token_hash;
 use serde::Serialize;
 
 /// A member as listed.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberRow {
     /// User id.
     pub user_id: String,
@@ -25,7 +26,8 @@ pub struct MemberRow {
 }
 
 /// A pending invitation as listed (never the token).
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = Invitation)]
 pub struct InvitationRow {
     /// Invitation id.
     pub id: String,

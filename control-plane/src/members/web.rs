@@ -4,6 +4,7 @@
 use super::model::{AuditView, InvitationView, Role};
 use super::service::{self, require_role, Ctx};
 use super::store::{self, InvitationRow, MemberRow};
+use crate::app::openapi::ErrorJson;
 use crate::app::State;
 use crate::error::{AppError, AppResult, Code};
 use crate::http::PageResult;
@@ -14,7 +15,7 @@ use crate::workspaces::Workspace;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- pages
 
@@ -342,6 +343,18 @@ pub(crate) async fn audit_page(
 
 // ---------------------------------------------------------------- API
 
+/// `GET /api/v1/workspaces/{id}/members`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Members {
+    members: Vec<store::MemberRow>,
+    /// Pending invitations (shown to owners only; empty for the others).
+    invitations: Vec<store::InvitationRow>,
+}
+
+/// The workspace's members and, for owners, its pending invitations.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/members", tag = "members",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses((status = 200, description = "Members.", body = Members)))]
 pub(crate) async fn api_members(
     state: State,
     user: ApiUser,
@@ -358,17 +371,33 @@ pub(crate) async fn api_members(
         Ok((store::list(conn, &ws_id)?, inv))
     })
     .await?;
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({"members": members, "invitations": invitations})),
-    )
+    Ok(HttpResponse::Ok().json(Members {
+        members,
+        invitations,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct InviteBody {
+    /// Who to invite; they get an email with a link (single use, 7 days).
+    #[schema(format = Email)]
     email: String,
+    /// The role they get on accepting: `member` or `admin` (ownership is transferred, not
+    /// invited to).
+    #[schema(pattern = "^(member|admin)$")]
     role: String,
 }
+
+/// Invites someone by email (20 an hour per workspace).
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/invitations", tag = "members",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = InviteBody,
+    responses(
+        (status = 201, description = "Invited.", body = store::InvitationRow),
+        (status = 400, description = "Not an address (`invalid_email`) or not `member`/`admin` (`invalid_role`), or the body is malformed.", body = ErrorJson),
+        (status = 403, description = "Owners only (`owner_required`).", body = ErrorJson),
+        (status = 409, description = "Already a member (`already_member`), or the workspace is deleted (`workspace_deleted`).", body = ErrorJson),
+    ))]
 
 pub(crate) async fn api_invite(
     state: State,

@@ -4,6 +4,7 @@
 use super::model::{label, SecretKind};
 use super::service::{self, require_admin, SecretsCtx};
 use super::store::{self, SecretRow};
+use crate::app::openapi::ErrorJson;
 use crate::app::State;
 use crate::error::{AppError, AppResult};
 use crate::http::PageResult;
@@ -15,7 +16,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use outpost_crypto::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What the service needs, from the state.
 fn ctx(state: &State) -> SecretsCtx<'_> {
@@ -156,22 +157,67 @@ pub(crate) async fn remove_page(
 // ---------------------------------------------------------------- API
 
 /// `POST /api/v1/workspaces/{id}/secrets` body. The value becomes a [`Secret`] at once.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct SecretBody {
+    /// What it is: `openai_api_key`, `anthropic_api_key`, `openai_compatible_api_key`,
+    /// `telegram_bot_token`, `whatsapp_access_token`, …
     kind: String,
+    /// The value: checked with the provider, sealed to the node, never stored here.
     value: String,
+    /// The endpoint (OpenAI-compatible keys only).
     #[serde(default)]
     base_url: Option<String>,
+    /// WhatsApp's phone number id (WhatsApp tokens only).
     #[serde(default)]
     phone_number_id: Option<String>,
 }
 
-fn row_json(r: &SecretRow) -> serde_json::Value {
-    serde_json::json!({"kind": r.kind, "fingerprint": r.fingerprint, "last4": r.last4,
-        "validated_at": r.validated_at, "delivered_at": r.delivered_at, "status": r.status,
-        "error_code": r.error_code})
+/// What the control plane keeps about a secret (never its value).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Secret)]
+pub(crate) struct SecretJson {
+    /// `openai_api_key`, `anthropic_api_key`, `openai_compatible_api_key`,
+    /// `telegram_bot_token`, `whatsapp_access_token`, …
+    kind: String,
+    /// A fingerprint of the value, to tell two values apart.
+    fingerprint: String,
+    /// The value's last four characters.
+    last4: String,
+    /// When the provider accepted it (unix seconds).
+    validated_at: Option<i64>,
+    /// When the node confirmed it has it (unix seconds).
+    delivered_at: Option<i64>,
+    /// `pending` (on its way to the node), `delivered`, `failed`.
+    status: String,
+    /// Why delivery failed.
+    error_code: Option<String>,
 }
 
+/// `GET /api/v1/workspaces/{id}/secrets`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SecretList {
+    secrets: Vec<SecretJson>,
+}
+
+fn row_json(r: &SecretRow) -> SecretJson {
+    SecretJson {
+        kind: r.kind.clone(),
+        fingerprint: r.fingerprint.clone(),
+        last4: r.last4.clone(),
+        validated_at: r.validated_at,
+        delivered_at: r.delivered_at,
+        status: r.status.clone(),
+        error_code: r.error_code.clone(),
+    }
+}
+
+/// The workspace's keys and channel credentials, as metadata.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/secrets", tag = "secrets",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Every secret's metadata.", body = SecretList),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_list(
     state: State,
     user: ApiUser,
@@ -184,10 +230,22 @@ pub(crate) async fn api_list(
         rows(conn, &ws_id)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"secrets": list.iter().map(row_json).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(SecretList {
+        secrets: list.iter().map(row_json).collect(),
+    }))
 }
 
+/// Validates a key with its provider, seals it to the workspace's node and sends it there;
+/// the control plane keeps only its metadata.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/secrets", tag = "secrets",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = SecretBody,
+    responses(
+        (status = 201, description = "Validated and on its way to the node.", body = SecretJson),
+        (status = 400, description = "Unknown kind (`unknown_secret_kind`), a value the provider refused (`secret_invalid`, `invalid_secret`), a missing field (`base_url_required`, `phone_number_id_required`), the provider unreachable or failing (`provider_unreachable`, `provider_rate_limited`, `provider_error`), or a malformed body.", body = ErrorJson),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+        (status = 409, description = "The node is not running yet (`node_not_ready`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_add(
     state: State,
     req: HttpRequest,
@@ -217,6 +275,15 @@ pub(crate) async fn api_add(
     Ok(HttpResponse::Created().json(row_json(&row)))
 }
 
+/// Removes a secret from the node.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/secrets/{kind}", tag = "secrets",
+    params(("id" = String, Path, description = "Workspace id"), ("kind" = String, Path, description = "The secret's kind, e.g. `openai_api_key`")),
+    responses(
+        (status = 202, description = "The node is told to remove it."),
+        (status = 400, description = "Unknown kind (`unknown_secret_kind`).", body = ErrorJson),
+        (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
+        (status = 409, description = "The node is not running (`node_not_ready`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_remove(
     state: State,
     req: HttpRequest,

@@ -16,7 +16,7 @@ pub const NOTIFIED_ROLES: &[&str] = &["owner"];
 pub const MAX_REASON: usize = 500;
 
 /// One active cause of a suspension, as the workspace page shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Suspension {
     /// `operator` or `payment`.
     pub code: String,

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 /// A workspace row.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// Id.
     pub id: String,
@@ -36,8 +36,9 @@ pub struct Workspace {
 }
 
 /// Node metadata shown to members (never content).
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = nodes)]
+#[schema(as = Node)]
 pub struct NodeView {
     /// Node id.
     pub id: String,
@@ -76,7 +77,8 @@ pub struct NodeView {
 }
 
 /// Counts per channel per hour, from reports.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = Usage)]
 pub struct UsageRow {
     /// Channel.
     pub channel: String,
@@ -91,7 +93,8 @@ pub struct UsageRow {
 }
 
 /// An export as the CP knows it (DESIGN §1): the file and its link are on the node only.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = Export)]
 pub struct ExportRow {
     /// Export id (UUID, chosen by the node).
     pub id: String,
@@ -109,7 +112,8 @@ pub struct ExportRow {
 }
 
 /// What one retention sweep on the node deleted (counts only).
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = RetentionSweep)]
 pub struct SweepRow {
     /// When it ran, unix seconds.
     pub at: i64,
@@ -122,7 +126,8 @@ pub struct SweepRow {
 }
 
 /// A timeline event.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = NodeEvent)]
 pub struct EventRow {
     /// Unix ms.
     pub at_ms: i64,

@@ -5,6 +5,7 @@
 use super::model::{fmt_duration, CANCEL_CONFIRMED};
 use super::service::{self, Ctx, Detail};
 use super::store::{self, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace};
+use crate::app::openapi::ErrorJson;
 use crate::app::{AppState, State};
 use crate::error::{AppError, AppResult, Code};
 use crate::http::html;
@@ -29,7 +30,7 @@ pub fn ctx(st: &AppState) -> Ctx<'_> {
 }
 
 /// Everything the workspace page and API show.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceDetail {
     /// Workspace.
     pub workspace: Workspace,
@@ -362,27 +363,95 @@ pub(crate) async fn receipt_download(
 
 // ---------------------------------------------------------------- API
 
-#[derive(Deserialize)]
+/// `POST /api/v1/workspaces`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkspaceCreate)]
 pub(crate) struct CreateBody {
+    /// What people call it (1–80 characters).
+    #[schema(min_length = 1, max_length = 80)]
     name: String,
+    /// The workspace's address (`acme-dental`): 3–40 lowercase letters, digits or single
+    /// hyphens; made from the name when left out.
+    #[schema(min_length = 3, max_length = 40, pattern = "^[a-z0-9](-?[a-z0-9])+$")]
     slug: Option<String>,
     /// With billing on: the plan to check out (default: the first).
     plan: Option<String>,
 }
 
-pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
-    let list = db::run(&state.db, move |conn| store::list_for(conn, &user.id)).await?;
-    let items: Vec<_> = list
-        .into_iter()
-        .map(|(w, node_state)| {
-            serde_json::json!({"id": w.id, "slug": w.slug, "name": w.name, "plan": w.plan,
-            "created_at": w.created_at, "deleted_at": w.deleted_at,
-            "deprovision_after": w.deprovision_after, "node_state": node_state})
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "workspaces": items })))
+/// A workspace as listed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WorkspaceSummary {
+    id: String,
+    slug: String,
+    name: String,
+    plan: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds; set once the workspace is deleted or its export window is over.
+    deleted_at: Option<i64>,
+    /// A cancelled workspace's node is destroyed at this time (unix seconds).
+    deprovision_after: Option<i64>,
+    /// Its node's state (`requested`, `provisioning`, …, `healthy`, `destroyed`).
+    node_state: Option<String>,
 }
 
+/// `GET /api/v1/workspaces`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WorkspaceList {
+    /// Every workspace the caller is a member of.
+    workspaces: Vec<WorkspaceSummary>,
+}
+
+/// A workspace just created.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedWorkspace {
+    #[serde(flatten)]
+    detail: WorkspaceDetail,
+    /// With billing on: where to pay for it (null if Stripe could not make the link now:
+    /// `POST /api/v1/workspaces/{id}/checkout` makes another). Absent while billing is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkout_url: Option<Option<String>>,
+}
+
+/// A workspace just cancelled or deleted.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CancelledWorkspace {
+    #[serde(flatten)]
+    detail: WorkspaceDetail,
+    /// When the node is destroyed (unix seconds): until then
+    /// `POST /api/v1/workspaces/{id}/reactivate` undoes the cancellation.
+    deprovision_after: Option<i64>,
+}
+
+/// The workspaces the caller is a member of.
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces",
+    responses((status = 200, description = "The caller's workspaces.", body = WorkspaceList)))]
+pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
+    let list = db::run(&state.db, move |conn| store::list_for(conn, &user.id)).await?;
+    let workspaces = list
+        .into_iter()
+        .map(|(w, node_state)| WorkspaceSummary {
+            id: w.id,
+            slug: w.slug,
+            name: w.name,
+            plan: w.plan,
+            created_at: w.created_at,
+            deleted_at: w.deleted_at,
+            deprovision_after: w.deprovision_after,
+            node_state,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(WorkspaceList { workspaces }))
+}
+
+/// Creates a workspace, the caller its owner, and starts its node (with billing on, once
+/// paid).
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = CreatedWorkspace),
+        (status = 409, description = "The address is taken (`slug_taken`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_create(
     state: State,
     req: HttpRequest,
@@ -391,27 +460,34 @@ pub(crate) async fn api_create(
 ) -> AppResult<HttpResponse> {
     let (ip, st, b) = (client_ip(&req), state.clone(), body.into_inner());
     let (uid, plan) = (user.id.clone(), b.plan.clone());
-    let (ws, d) = db::run(&state.db, move |conn| {
+    let (ws, detail) = db::run(&state.db, move |conn| {
         let ws = service::create(conn, &ctx(&st), &uid, &b.name, b.slug.as_deref(), &ip)?;
         let d = detail(conn, &st, &ws.id, &uid)?;
         Ok((ws, d))
     })
     .await?;
-    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
+    let mut checkout_url = None;
     if crate::billing::is_on(&state) {
         // Best effort: without it the workspace still exists, waiting for payment, and
         // POST /api/v1/workspaces/{id}/checkout makes another link.
-        body["checkout_url"] =
+        checkout_url = Some(
             crate::billing::checkout_for_api(&state, &ws.id, &user.id, plan.as_deref())
                 .await
-                .ok()
-                .into();
+                .ok(),
+        );
     }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/workspaces/{}", ws.id)))
-        .json(body))
+        .json(CreatedWorkspace {
+            detail,
+            checkout_url,
+        }))
 }
 
+/// A workspace: its node, timeline, usage, agents, exports, billing summary.
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses((status = 200, description = "The workspace.", body = WorkspaceDetail)))]
 pub(crate) async fn api_get(
     state: State,
     user: ApiUser,
@@ -422,8 +498,10 @@ pub(crate) async fn api_get(
     Ok(HttpResponse::Ok().json(d))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
+    /// Deprovision now instead of keeping the node for the export window. Cannot be undone.
     #[serde(default)]
     immediately: bool,
     /// With `immediately`: the workspace's address, as the page asks an owner to type it.
@@ -434,6 +512,13 @@ pub(crate) struct DeleteQuery {
 /// `DELETE /api/v1/workspaces/{id}` cancels with the export window and answers with
 /// `deprovision_after` (undone with `POST …/reactivate` until then); `?immediately=true`
 /// deprovisions now and, as it cannot be undone, needs `&confirm=<address>`.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path, description = "Workspace id"), DeleteQuery),
+    responses(
+        (status = 202, description = "Cancelled (or, with `immediately`, deprovisioning).", body = CancelledWorkspace),
+        (status = 400, description = "`immediately` without the right `confirm` (`confirmation_required`, `confirmation_mismatch`), or a malformed query (`malformed_query`).", body = ErrorJson),
+        (status = 403, description = "Only owners may (`owner_required`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_delete(
     state: State,
     req: HttpRequest,
@@ -443,7 +528,7 @@ pub(crate) async fn api_delete(
 ) -> AppResult<HttpResponse> {
     let q = q.into_inner();
     let (ip, st, id) = (client_ip(&req), state.clone(), path.into_inner());
-    let d = db::run(&state.db, move |conn| {
+    let detail = db::run(&state.db, move |conn| {
         if q.immediately {
             service::delete(conn, &ctx(&st), &id, &user.id, &q.confirm, &ip)?;
         } else {
@@ -452,13 +537,22 @@ pub(crate) async fn api_delete(
         detail(conn, &st, &id, &user.id)
     })
     .await?;
-    let mut body = serde_json::to_value(&d).map_err(|e| AppError::internal(e.into()))?;
-    body["deprovision_after"] = d.workspace.deprovision_after.into();
-    Ok(HttpResponse::Accepted().json(body))
+    let deprovision_after = detail.workspace.deprovision_after;
+    Ok(HttpResponse::Accepted().json(CancelledWorkspace {
+        detail,
+        deprovision_after,
+    }))
 }
 
 /// `POST /api/v1/workspaces/{id}/reactivate`: undoes a cancellation during its export
 /// window ([`reactivate`]) and answers with the workspace.
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/reactivate", tag = "workspaces",
+    params(("id" = String, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "Active again.", body = WorkspaceDetail),
+        (status = 403, description = "Only owners may (`owner_required`).", body = ErrorJson),
+        (status = 409, description = "Not cancelled, or its export window is over (`export_window_over`, `subscription_cancelled`).", body = ErrorJson),
+    ))]
 pub(crate) async fn api_reactivate(
     state: State,
     req: HttpRequest,

@@ -225,8 +225,9 @@ impl CertificateAuthority {
 
 /// Parses every certificate in a PEM string.
 pub fn pem_to_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
     let certs: std::result::Result<Vec<_>, _> =
-        rustls_pemfile::certs(&mut pem.as_bytes()).collect();
+        CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
     let certs = certs.map_err(|_| PkiError::Malformed("certificate PEM"))?;
     if certs.is_empty() {
         return Err(PkiError::Malformed("certificate PEM"));

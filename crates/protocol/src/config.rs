@@ -22,6 +22,7 @@ pub struct WorkspaceConfig {
 }
 
 /// One AI agent: who it is, how it answers, where it may be embedded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentConfig {
     /// Stable id (UUID) chosen by the CP; the widget embed snippet names it.
@@ -67,6 +68,7 @@ fn default_language() -> String {
 /// offset. The CP still writes `utc_offset_minutes` (the zone's offset when the document
 /// was written) because nodes older than `time_zone` require the field; a current node
 /// uses it only when `time_zone` is empty or unknown to its time zone database.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusinessHours {
     /// Open days, Monday first.
@@ -223,6 +225,7 @@ fn offset_words(minutes: i32) -> String {
 }
 
 /// Which model answers an agent's conversations.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelChoice {
     /// The provider.
@@ -238,6 +241,7 @@ pub struct ModelChoice {
 }
 
 /// LLM providers an agent can use.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {

@@ -207,8 +207,9 @@ fn check_url(name: &str, u: &Option<String>) -> anyhow::Result<()> {
 pub fn read_apple_key(path: &std::path::Path) -> anyhow::Result<Secret> {
     let pem = std::fs::read(path)
         .map_err(|e| anyhow::anyhow!("cannot read apple private key {}: {e}", path.display()))?;
-    let der = match rustls_pemfile::private_key(&mut pem.as_slice()) {
-        Ok(Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k))) => k.secret_pkcs8_der().to_vec(),
+    use rustls::pki_types::pem::PemObject;
+    let der = match rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem) {
+        Ok(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => k.secret_pkcs8_der().to_vec(),
         _ => anyhow::bail!(
             "apple private key {} is not a PKCS#8 PEM file (the .p8 file Apple issues)",
             path.display()

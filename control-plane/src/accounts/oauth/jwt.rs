@@ -344,10 +344,8 @@ pub(crate) mod tests {
     fn rs256_tokens_verify_against_rsa_jwks() {
         // RSA keys cannot be generated with ring: a fixed test key, used only in tests.
         let pem = include_str!("../../../../tests/e2e/fixtures/oauth-test-rsa.pem");
-        let der = match rustls_pemfile::private_key(&mut pem.as_bytes())
-            .unwrap()
-            .unwrap()
-        {
+        use rustls::pki_types::pem::PemObject;
+        let der = match rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap() {
             rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
             _ => panic!("pkcs8"),
         };
