@@ -34,6 +34,8 @@ enum Mode {
     BadSignature,
     Expired,
     Deny,
+    /// The answer carries another issuer's `iss` (RFC 9207): a mix-up.
+    WrongIssuer,
 }
 
 /// Who the fake provider says signs in next.
@@ -199,7 +201,13 @@ impl Respond for Authorize {
             );
             return ResponseTemplate::new(200).set_body_raw(page, "text/html");
         }
-        let to = format!("{redirect}?code={code}&state={state}");
+        // Google sends RFC 9207's `iss` with its answers; GitHub sends none.
+        let iss = match (provider, f.mode) {
+            (_, Mode::WrongIssuer) => "&iss=https%3A%2F%2Fidp.attacker.example".to_owned(),
+            ("google", _) => format!("&iss={}/google", f.uri),
+            _ => String::new(),
+        };
+        let to = format!("{redirect}?code={code}&state={state}{iss}");
         ResponseTemplate::new(302).insert_header("location", to.as_str())
     }
 }
@@ -395,7 +403,8 @@ impl Provider {
                 "jwks_uri": format!("{uri}/google/jwks"),
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "code_challenge_methods_supported": ["S256"]
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": true
             }),
         )
         .mount(&server)
@@ -729,6 +738,49 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
         let rows = pg_rows_text(&cp);
         assert!(!rows.contains(TOKEN_CANARY) && !rows.contains(GOOGLE_SECRET));
     }
+}
+
+/// RFC 9207: an answer whose `iss` names another issuer is refused in words before its code
+/// is redeemed anywhere; Google's own `iss` (every good Google sign-in here carries it) and
+/// GitHub's absent one are accepted.
+#[tokio::test]
+async fn an_answer_from_another_issuer_is_refused_before_its_code_is_used() {
+    let idp = Provider::start().await;
+    let cp = Cp::start_with(Opts {
+        env: idp.env(),
+        ..Opts::default()
+    });
+    idp.next(Mode::WrongIssuer, "g-mixup", "mixup@acme.test", true);
+    let before = counts(&cp);
+    let o = sign_in(&cp, "google", false).await;
+    assert_eq!(o.status, 400, "{}", o.page);
+    assert!(
+        o.page.contains("another sign-in service than Google"),
+        "{}",
+        o.page
+    );
+    assert!(o.session.is_none());
+    assert_eq!(counts(&cp), before, "nothing created");
+    assert_eq!(cp.user_id("mixup@acme.test"), None);
+    {
+        let f = idp.fake.lock().unwrap();
+        assert_eq!(
+            f.grants.len(),
+            1,
+            "the code was never sent to the token endpoint"
+        );
+        assert!(f.refused.is_empty());
+    }
+    assert!(audit(&cp).contains(&("signin.failed".into(), "google:issuer_mismatch".into())));
+    let log = cp.log();
+    assert!(log.contains("issuer_mismatch"), "logged");
+    assert!(!log.contains(TOKEN_CANARY), "the code is not logged");
+
+    // The right issuer, and no issuer at all (GitHub), still sign in.
+    idp.next(Mode::Good, "g-ok", "ok@acme.test", true);
+    assert_eq!(sign_in(&cp, "google", false).await.status, 303);
+    idp.next(Mode::Good, "777", "gh@acme.test", true);
+    assert_eq!(sign_in(&cp, "github", false).await.status, 303);
 }
 
 #[tokio::test]

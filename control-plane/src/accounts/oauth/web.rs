@@ -187,6 +187,8 @@ struct CallbackParams {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// RFC 9207: the issuer that sent this answer.
+    iss: Option<String>,
 }
 
 pub(crate) async fn callback_get(
@@ -243,6 +245,11 @@ async fn callback(
         store::consume(conn, p, st.as_deref(), binding.as_deref())
     })
     .await?;
+    // Before anything else in the answer is believed, and before its code is sent to our
+    // token endpoint: an answer from another issuer is a mix-up (RFC 9207, section 2.4).
+    if !super::model::issuer_matches(&cfg.issuer, params.iss.as_deref()) {
+        return refuse(&state, &req, p, Refusal::IssuerMismatch).await;
+    }
     if let Some(e) = &params.error {
         return refuse(&state, &req, p, Refusal::ProviderError(error_code(e))).await;
     }
@@ -305,7 +312,7 @@ fn refusal_status(r: &Refusal) -> actix_web::http::StatusCode {
     match r {
         Refusal::ProviderUnreachable => S::BAD_GATEWAY,
         Refusal::ProviderError(_) | Refusal::EmailUnverified => S::FORBIDDEN,
-        Refusal::StateMissing | Refusal::StateMismatch => S::BAD_REQUEST,
+        Refusal::StateMissing | Refusal::StateMismatch | Refusal::IssuerMismatch => S::BAD_REQUEST,
         _ => S::UNAUTHORIZED,
     }
 }
