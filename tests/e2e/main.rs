@@ -24,3 +24,4 @@ mod outage;
 mod roles;
 mod routes;
 mod secrets;
+mod security;

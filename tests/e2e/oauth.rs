@@ -666,6 +666,10 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
     assert_eq!(cp.user_id("ann.new@example.test"), None);
     let (users_n, _, ids) = counts(&cp);
     assert_eq!((users_n, ids), (1, 1));
+    // A new account made by the provider is no news to anyone: no "added" email.
+    assert!(crate::mail::outbox(&cp)
+        .iter()
+        .all(|m| !m.1.contains("sign-in added")));
 
     // The account page lists it; unlinking removes it, the email link remains.
     let page = b.get("/account/identities").await.text().await.unwrap();
@@ -816,6 +820,17 @@ async fn github_links_to_an_existing_magic_link_account_by_verified_primary_emai
     );
     let page = b.get("/account/identities").await.text().await.unwrap();
     assert!(page.contains("GitHub"), "{page}");
+    // The owner of the account is told that GitHub can now sign in to it.
+    let told =
+        crate::mail::wait_mails(&cp, "GitHub sign-in added to your Outpost account", 1).await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].0, "dev@acme.test");
+    assert!(
+        told[0].2.contains("/account/identities\r\n"),
+        "{}",
+        told[0].2
+    );
+    assert!(!told[0].2.contains(TOKEN_CANARY));
 
     // A GitHub account whose primary email is not verified is refused, nothing created.
     idp.next(Mode::Good, "5151", "new@acme.test", false);

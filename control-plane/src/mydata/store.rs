@@ -7,9 +7,9 @@ use super::model::AUDIT_LIMIT;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    api_tokens, audit_events, invitations, magic_links, memberships, node_exports, nodes,
-    retention_sweeps, sessions, usage_counts, users, workspace_secrets, workspace_suspensions,
-    workspaces,
+    api_tokens, audit_events, email_changes, invitations, known_devices, magic_links, memberships,
+    node_exports, nodes, retention_sweeps, sessions, usage_counts, users, workspace_secrets,
+    workspace_suspensions, workspaces,
 };
 use crate::members::model::Role;
 use diesel::prelude::*;
@@ -250,6 +250,10 @@ pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
         diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(magic_links::table.filter(magic_links::email.eq(&email))).execute(conn)?;
         diesel::delete(memberships::table.filter(memberships::user_id.eq(user_id)))
+            .execute(conn)?;
+        diesel::delete(known_devices::table.filter(known_devices::user_id.eq(user_id)))
+            .execute(conn)?;
+        diesel::delete(email_changes::table.filter(email_changes::user_id.eq(user_id)))
             .execute(conn)?;
         diesel::delete(users::table.find(user_id)).execute(conn)?;
         Ok(())

@@ -271,6 +271,50 @@ pub struct Deleted {
     pub page: Line,
 }
 
+/// A sign-in from a browser the account has not used before (`accounts::devices`), to the
+/// account's address. Says the device in words and the time, never the IP.
+#[derive(Template)]
+#[template(path = "email/new_sign_in.txt")]
+pub struct NewSignIn {
+    /// Browser and system in words (`Firefox on Linux`).
+    pub device: Line,
+    /// How: `an email link`, `Google`, …
+    pub method: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in methods page.
+    pub page: Line,
+}
+
+/// A provider's sign-in was linked to an existing account (`accounts::oauth`), to the
+/// account's address.
+#[derive(Template)]
+#[template(path = "email/method_linked.txt")]
+pub struct MethodLinked {
+    /// `Google`, `GitHub` or `Apple`.
+    pub provider: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in methods page.
+    pub page: Line,
+}
+
+/// A member's role was changed (`members`), to that member.
+#[derive(Template)]
+#[template(path = "email/role_changed.txt")]
+pub struct RoleChanged {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who changed it.
+    pub by: Line,
+    /// The role before: `owner`, `admin` or `member`.
+    pub before: &'static str,
+    /// The new role: `owner`, `admin` or `member`.
+    pub role: &'static str,
+    /// The workspace page.
+    pub page: Line,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -281,6 +325,7 @@ mod tests {
     const SIGN_IN: &str = "https://cp.test/auth/verify?token=T0KEN";
     const INVITE: &str = "https://cp.test/invitations/accept?token=T0KEN";
     const BILLING: &str = "https://cp.test/workspaces/ws-1/billing";
+    const METHODS: &str = "https://cp.test/account/identities";
 
     /// Every email, by template file, rendered for a workspace named `name` (and an
     /// operator's reason and a member's address that are `name` too), with the one link it
@@ -422,14 +467,47 @@ mod tests {
                 })),
                 PAGE,
             ),
+            (
+                "new_sign_in",
+                r(render(&NewSignIn {
+                    device: l(name),
+                    method: l("an email link"),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(METHODS),
+                })),
+                METHODS,
+            ),
+            (
+                "method_linked",
+                r(render(&MethodLinked {
+                    provider: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(METHODS),
+                })),
+                METHODS,
+            ),
+            (
+                "role_changed",
+                r(render(&RoleChanged {
+                    workspace: l(name),
+                    by: l(name),
+                    before: "member",
+                    role: "admin",
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
         ]
     }
+
+    /// Emails about the account itself: their subject names no workspace.
+    const ACCOUNT_EMAILS: &[&str] = &["sign_in", "new_sign_in"];
 
     #[test]
     fn every_template_renders_a_one_line_subject_and_a_crlf_body_with_its_one_link() {
         for (file, (subject, body), link) in every_email("Acme <Dental> & Co") {
             assert!(!subject.is_empty() && subject.contains("Outpost"), "{file}");
-            if file != "sign_in" {
+            if !ACCOUNT_EMAILS.contains(&file) {
                 assert!(subject.contains("Acme <Dental> & Co"), "{file}: {subject}");
             }
             for text in [&subject, &body] {

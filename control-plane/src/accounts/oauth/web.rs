@@ -290,12 +290,21 @@ async fn callback(
         )
     })
     .await?;
-    let (user_id, session) = match outcome {
+    let (user_id, session, linked) = match outcome {
         Ok(v) => v,
         Err(r) => return refuse(&state, &req, p, r).await,
     };
     tracing::info!(provider = p.as_str(), user = %user_id, "oauth sign-in");
-    Ok(HttpResponse::SeeOther()
+    if linked {
+        announce_link(&state, &user_id, p).await;
+    }
+    let device =
+        crate::accounts::devices::web::after_sign_in(&state, &req, &session, p.label()).await;
+    let mut ok = HttpResponse::SeeOther();
+    if let Some(c) = device {
+        ok.cookie(c);
+    }
+    Ok(ok
         .cookie(crate::accounts::session_cookie(
             &state,
             session,
@@ -304,6 +313,31 @@ async fn callback(
         .cookie(binding_cookie(&state, p, String::new(), 0))
         .insert_header((header::LOCATION, "/workspaces"))
         .finish())
+}
+
+/// Tells the owner of an account that existed before that `p` can now sign in to it: a
+/// provider account someone else controls, linked by an address they took over, must not
+/// go unnoticed. A failure is logged; the sign-in stands.
+async fn announce_link(state: &State, user_id: &str, p: Provider) {
+    let uid = user_id.to_owned();
+    let email = db::run(&state.db, move |conn| {
+        crate::accounts::store::email_of(conn, &uid)
+    })
+    .await;
+    let sent = email.and_then(|email| {
+        crate::notify::emails::send_later(
+            &state.mailer,
+            vec![email],
+            &crate::notify::emails::MethodLinked {
+                provider: p.label().into(),
+                when: crate::workspaces::model::fmt_time(&db::now()).into(),
+                page: format!("{}/account/identities", state.public_url).into(),
+            },
+        )
+    });
+    if let Err(e) = sent {
+        tracing::warn!(provider = p.as_str(), user = %user_id, error = %e, "sign-in method email not sent");
+    }
 }
 
 /// The status a refusal answers with.

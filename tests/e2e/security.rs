@@ -1,0 +1,176 @@
+//! Security emails and account changes (issue 20, part 2), through the real binary and its
+//! dev outbox: a sign-in from a browser the account has not used before is announced (the
+//! first sign-in is not), a role change is told to the member it concerns, and every email
+//! holds words and one link, never an IP, a token or a device cookie.
+
+use crate::harness::*;
+use crate::mail::{add_member, outbox, wait_mails, with_subject};
+use control_plane::infra::schema::known_devices;
+use diesel::prelude::*;
+
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const NEW_SIGN_IN: &str = "New sign-in to your Outpost account";
+
+/// Signs in by email link from a browser with `user_agent` that holds the device cookie
+/// `device` (a `name=value` pair), if any; returns the session and device cookies set.
+pub(crate) async fn signin_from(
+    cp: &Cp,
+    email: &str,
+    user_agent: &str,
+    device: Option<&str>,
+) -> (String, Option<String>, String) {
+    let b = Browser::new(&cp.ui);
+    let before = cp.outbox_find(email, "/auth/verify?token=");
+    let r = b.post("/signin", &[("email", email)]).await;
+    assert_eq!(r.status(), 200);
+    let link = wait_for("the sign-in link", 10, || async {
+        cp.outbox_find(email, "/auth/verify?token=")
+            .filter(|l| Some(l) != before.as_ref())
+    })
+    .await;
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let mut req = b
+        .client
+        .post(format!("{}/auth/verify", cp.ui))
+        .header("origin", &cp.ui)
+        .header("user-agent", user_agent)
+        .form(&[("token", token.as_str())]);
+    if let Some(d) = device {
+        req = req.header("cookie", d);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 303, "sign-in redirects");
+    let set_device = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("outpost_device="))
+        .unwrap_or_default();
+    (
+        session_cookie(&r, "outpost_session").unwrap(),
+        session_cookie(&r, "outpost_device"),
+        set_device,
+    )
+}
+
+fn device_rows(cp: &Cp) -> Vec<String> {
+    let pool = cp.db();
+    let mut c = pool.get().unwrap();
+    known_devices::table
+        .select(known_devices::token_hash)
+        .load(&mut c)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_announced_but_the_first_and_known_ones_are_not() {
+    let cp = Cp::start();
+    let email = "dev@acme.test";
+
+    // The sign-up: a device cookie, no alarm.
+    let (_, device, set) = signin_from(&cp, email, FIREFOX_LINUX, None).await;
+    let device = device.expect("a device cookie");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http here: no Secure flag");
+    let value = device.split_once('=').unwrap().1.to_owned();
+    let rows = device_rows(&cp);
+    assert_eq!(rows.len(), 1);
+    assert_ne!(rows[0], value, "stored hashed");
+    assert_eq!(rows[0], outpost_crypto::token_hash(&value));
+
+    // The same browser again: known, nothing sent; it keeps its token.
+    let (_, again, _) = signin_from(&cp, email, FIREFOX_LINUX, Some(&device)).await;
+    assert_eq!(again.as_deref(), Some(device.as_str()));
+
+    // Another browser: announced once, in words.
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    let (_, other, _) = signin_from(&cp, email, chrome, None).await;
+    let other = other.unwrap();
+    assert_ne!(other, device);
+    let mails = wait_mails(&cp, NEW_SIGN_IN, 1).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let (to, _, body) = &mails[0];
+    assert_eq!(to, email);
+    assert!(body.contains("Chrome on Windows"), "{body}");
+    assert!(body.contains("with an email link"), "{body}");
+    assert!(body.contains("/account/identities"), "{body}");
+    // The client's address is 127.0.0.1 here, as is the CP's own in the link: only the
+    // link may hold it.
+    let words: String = body.lines().filter(|l| !l.contains("://")).collect();
+    for secret in [
+        value.as_str(),
+        other.split_once('=').unwrap().1,
+        "127.0.0.1",
+    ] {
+        assert!(!words.contains(secret), "{secret} in {body}");
+    }
+    // A cookie someone made up is not a device of ours: a new token replaces it.
+    let (_, forged, _) =
+        signin_from(&cp, email, FIREFOX_LINUX, Some("outpost_device=made-up")).await;
+    assert!(forged.is_some_and(|f| f != "outpost_device=made-up"));
+    wait_mails(&cp, NEW_SIGN_IN, 2).await;
+    assert_eq!(device_rows(&cp).len(), 3);
+    assert!(!cp.log().contains(&value), "the device token is not logged");
+
+    // Another account on a browser already known to the first is new to that account,
+    // but its first sign-in still raises no alarm.
+    signin_from(&cp, "ops@acme.test", FIREFOX_LINUX, Some(&device)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(outbox(&cp)
+        .iter()
+        .all(|m| !(m.0 == "ops@acme.test" && m.1 == NEW_SIGN_IN)));
+    assert_eq!(with_subject(&cp, NEW_SIGN_IN).len(), 2);
+}
+
+#[tokio::test]
+async fn a_member_whose_role_changes_is_told_who_changed_it_and_the_new_role() {
+    let cp = Cp::start();
+    let owner = Browser::signin(&cp, "olivia@acme.test").await;
+    let api = Api::new(&cp, "olivia@acme.test");
+    let ws = api.create_workspace("Acme Dental").await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    add_member(&cp, &ws_id, "dave@acme.test", "member");
+    let dave = cp.user_id("dave@acme.test").unwrap();
+
+    let r = owner
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/members/{dave}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let subject = "Outpost: your role in Acme Dental is now admin";
+    let mails = wait_mails(&cp, subject, 1).await;
+    let (to, _, body) = &mails[0];
+    assert_eq!(to, "dave@acme.test");
+    assert!(
+        body.contains("olivia@acme.test changed your role in the workspace Acme Dental on Outpost from member to admin."),
+        "{body}"
+    );
+    assert!(body.contains(&format!("/workspaces/{ws_id}\r\n")), "{body}");
+
+    // The same role again changes nothing and says nothing.
+    owner
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/members/{dave}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    // Ownership moves to Dave: he is told; Olivia did it herself.
+    let r = owner
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/members/{dave}/transfer"),
+            &[("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let owner_mails = wait_mails(&cp, "Outpost: your role in Acme Dental is now owner", 1).await;
+    assert_eq!(owner_mails.len(), 1);
+    assert_eq!(owner_mails[0].0, "dave@acme.test");
+    assert!(owner_mails[0].2.contains("from admin to owner"));
+    assert_eq!(with_subject(&cp, subject).len(), 1);
+}
