@@ -176,6 +176,14 @@ const EXTRAS: &[Rule] = &[
         ..rule("put", "/api/v1/workspaces/{id}/agents/{agent}")
     },
     Rule {
+        fields: &[("name", "Matrix Renamed")],
+        ..rule("patch", "/api/v1/workspaces/{id}")
+    },
+    Rule {
+        fields: &[("name", "Matrix Renamed")],
+        ..rule("post", "/workspaces/{id}/rename")
+    },
+    Rule {
         destructive: true,
         ..rule("delete", "/api/v1/workspaces/{id}/agents/{agent}")
     },

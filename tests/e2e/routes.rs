@@ -13,6 +13,7 @@ pub(crate) fn lower(method: &str) -> &'static str {
         "POST" => "post",
         "PUT" => "put",
         "DELETE" => "delete",
+        "PATCH" => "patch",
         other => panic!("a method the tables do not use: {other}"),
     }
 }

@@ -174,3 +174,103 @@ async fn a_member_whose_role_changes_is_told_who_changed_it_and_the_new_role() {
     assert!(owner_mails[0].2.contains("from admin to owner"));
     assert_eq!(with_subject(&cp, subject).len(), 1);
 }
+
+#[tokio::test]
+async fn owners_rename_a_workspace_and_its_address_stays() {
+    use control_plane::infra::schema::audit_events;
+    let cp = Cp::start();
+    let owner = Browser::signin(&cp, "olivia@acme.test").await;
+    let api = Api::new(&cp, "olivia@acme.test");
+    let ws = api.create_workspace("Acme Dental").await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    let slug = ws["workspace"]["slug"].as_str().unwrap().to_owned();
+    add_member(&cp, &ws_id, "dave@acme.test", "admin");
+
+    // The page: the form says the address stays.
+    let page = owner
+        .get(&format!("/workspaces/{ws_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"rename\""), "{page}");
+    assert!(
+        page.contains(&format!("The address <code>{slug}</code> stays the same")),
+        "{page}"
+    );
+    let r = owner
+        .post_csrf(
+            &format!("/workspaces/{ws_id}/rename"),
+            &[("name", "  Acme Dental & Implants  ")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let page = owner
+        .get(&format!("/workspaces/{ws_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<h1>Acme Dental &amp; Implants</h1>"),
+        "{page}"
+    );
+    // A name the rule refuses: the page says why, nothing changes.
+    let r = owner
+        .post_csrf(&format!("/workspaces/{ws_id}/rename"), &[("name", "   ")])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("1 to 80 characters"));
+
+    // The API: PATCH with the new name; the slug is the same.
+    let r = api
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/workspaces/{ws_id}"),
+        )
+        .json(&serde_json::json!({"name": "Acme Smiles"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["workspace"]["name"], "Acme Smiles");
+    assert_eq!(v["workspace"]["slug"], slug.as_str());
+    let r = api
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/workspaces/{ws_id}"),
+        )
+        .json(&serde_json::json!({"name": "x".repeat(81)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "invalid_name", "{v}");
+    let (_, got) = api.get_json(&format!("/api/v1/workspaces/{ws_id}")).await;
+    assert_eq!(got["workspace"]["name"], "Acme Smiles");
+    assert_eq!(got["workspace"]["slug"], slug.as_str());
+
+    // Admins may not rename.
+    let admin = Api::new(&cp, "dave@acme.test");
+    let r = admin
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/workspaces/{ws_id}"),
+        )
+        .json(&serde_json::json!({"name": "Dave's"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Audited, without the names (customer-written text does not go into the audit log).
+    let pool = cp.db();
+    let details: Vec<String> = audit_events::table
+        .filter(audit_events::action.eq("workspace.renamed"))
+        .select(audit_events::detail)
+        .load(&mut pool.get().unwrap())
+        .unwrap();
+    assert_eq!(details, ["", ""]);
+}

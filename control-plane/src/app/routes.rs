@@ -76,11 +76,13 @@ table! {
         Post "/workspaces/{id}/delete" => workspaces::web::delete_page, Member(Owner);
         Post "/workspaces/{id}/cancel" => workspaces::web::cancel_page, Member(Owner);
         Post "/workspaces/{id}/reactivate" => workspaces::web::reactivate_page, Member(Owner);
+        Post "/workspaces/{id}/rename" => workspaces::web::rename_page, Member(Owner);
         Get "/workspaces/{id}/receipt" => workspaces::web::receipt_download, Member(AnyMember);
         Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
         Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
         Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
         Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
+        Patch "/api/v1/workspaces/{id}" => workspaces::web::api_rename, Member(Owner);
         Post "/api/v1/workspaces/{id}/reactivate" => workspaces::web::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).

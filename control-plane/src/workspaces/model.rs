@@ -5,6 +5,19 @@ use crate::error::{AppError, AppResult, Code};
 use crate::members::model::Role;
 use crate::provisioning::state;
 
+/// Checks a workspace's name (1 to 80 characters once trimmed) and returns it trimmed. The
+/// one rule for a workspace name, at creation and on renaming.
+pub fn workspace_name(raw: &str) -> AppResult<&str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(AppError::invalid(
+            Code::InvalidName,
+            "The name must be 1 to 80 characters.",
+        ));
+    }
+    Ok(name)
+}
+
 /// Derives a slug from a name: `Acme Dental` → `acme-dental`.
 pub fn slugify(name: &str) -> String {
     let mut out = String::new();

@@ -86,13 +86,7 @@ pub fn create(
     slug: Option<&str>,
     ip: &str,
 ) -> AppResult<Workspace> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 80 {
-        return Err(AppError::invalid(
-            Code::InvalidName,
-            "The name must be 1 to 80 characters.",
-        ));
-    }
+    let name = model::workspace_name(name)?;
     let slug = match slug.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => s.to_lowercase(),
         None => model::slugify(name),
@@ -134,6 +128,43 @@ pub fn create(
         },
     )?;
     store::find(conn, &ws_id)
+}
+
+/// Renames a workspace (owners only, while it is open). Only the name changes: the address
+/// (slug) and the node's hostname stay, so links, the widget and channels keep working.
+/// The audit event records the rename, not the names (customer-written text).
+pub fn rename(
+    conn: &mut DbConn,
+    ws_id: &str,
+    user_id: &str,
+    name: &str,
+    ip: &str,
+) -> AppResult<Workspace> {
+    let ws = owned(conn, ws_id, user_id)?;
+    if ws.deleted_at.is_some() {
+        return Err(AppError::Conflict(
+            Code::WorkspaceDeleted,
+            "This workspace is cancelled or deleted; reactivate it to rename it.".into(),
+        ));
+    }
+    let name = model::workspace_name(name)?;
+    if name == ws.name {
+        return Ok(ws);
+    }
+    store::set_name(conn, ws_id, name)?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.renamed",
+            object_type: "workspace",
+            object_id: ws_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "",
+        },
+    )?;
+    store::find(conn, ws_id)
 }
 
 /// Creates a workspace's node (`requested`) and queues its provisioning job; returns the

@@ -336,6 +336,51 @@ pub(crate) async fn reactivate_page(
     .await
 }
 
+#[derive(Deserialize)]
+pub(crate) struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// "Rename" on the workspace page (owners): back to the page, or the page with the reason.
+pub(crate) async fn rename_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<RenameForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, id, name) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        path.into_inner(),
+        f.form.name.clone(),
+    );
+    let ws = id.clone();
+    let res = db::run(&state.db, move |conn| {
+        Ok(service::rename(conn, &ws, &uid, &name, &ip))
+    })
+    .await?;
+    match res {
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/workspaces/{id}")))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let (uid, st) = (f.user.id.clone(), state.clone());
+            let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+            Ok(crate::http::html_with(
+                HttpResponse::build(e.status()),
+                &DetailPage {
+                    user: f.user,
+                    d,
+                    window: fmt_duration(state.config.export_window_secs),
+                    error: Some(e.message()),
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) async fn receipt_download(
     state: State,
     user: CurrentUser,
@@ -409,6 +454,31 @@ pub(crate) async fn api_create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/workspaces/{}", ws.id)))
         .json(body))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RenameBody {
+    name: String,
+}
+
+/// `PATCH /api/v1/workspaces/{id}` with `{"name": …}`: renames (owners); the address stays.
+pub(crate) async fn api_rename(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<RenameBody>,
+) -> AppResult<HttpResponse> {
+    let (id, ip) = (path.into_inner(), client_ip(&req));
+    let w = db::run(&state.db, move |conn| {
+        service::rename(conn, &id, &user.id, &body.name, &ip)
+    })
+    .await?;
+    Ok(
+        HttpResponse::Ok().json(serde_json::json!({"workspace": {"id": w.id, "slug": w.slug,
+        "name": w.name, "plan": w.plan, "created_at": w.created_at,
+        "deleted_at": w.deleted_at, "deprovision_after": w.deprovision_after}})),
+    )
 }
 
 pub(crate) async fn api_get(
