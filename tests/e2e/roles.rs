@@ -124,6 +124,10 @@ const EXTRAS: &[Rule] = &[
         fields: &[("name", "matrix")],
         ..rule("post", "/account/tokens")
     },
+    Rule {
+        fields: &[("email", "matrix-new@acme.test")],
+        ..rule("post", "/account/email")
+    },
     // A wrong confirmation re-renders the page: the account stays open.
     Rule {
         fields: &[("confirm", "not my email")],

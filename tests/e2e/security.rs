@@ -274,3 +274,138 @@ async fn owners_rename_a_workspace_and_its_address_stays() {
         .unwrap();
     assert_eq!(details, ["", ""]);
 }
+
+#[tokio::test]
+async fn the_email_address_changes_only_through_a_link_sent_to_the_new_one() {
+    use control_plane::infra::schema::{audit_events, email_changes};
+    let cp = Cp::start();
+    let b = Browser::signin(&cp, "dev@acme.test").await;
+    let _ = Browser::signin(&cp, "taken@acme.test").await;
+    let dev = cp.user_id("dev@acme.test").unwrap();
+
+    let page = b.get("/account/email").await.text().await.unwrap();
+    assert!(page.contains("id=\"change-email\""), "{page}");
+    let r = b
+        .post_csrf("/account/email", &[("email", " New@Acme.test ")])
+        .await;
+    assert_eq!(r.status(), 200);
+    let sent = r.text().await.unwrap();
+    assert!(
+        sent.contains("We sent a confirmation link to <strong>new@acme.test</strong>"),
+        "{sent}"
+    );
+    let told = wait_mails(
+        &cp,
+        "Outpost: a change of your account's address was asked for",
+        1,
+    )
+    .await;
+    assert_eq!(told[0].0, "dev@acme.test");
+    assert!(told[0].2.contains("new@acme.test"));
+    let link = wait_for("the confirmation link", 10, || async {
+        cp.outbox_find("new@acme.test", "/account/email/confirm?token=")
+    })
+    .await;
+    assert!(
+        !told[0].2.contains(&link),
+        "the old address never gets the link"
+    );
+    assert_eq!(
+        cp.user_id("dev@acme.test").as_deref(),
+        Some(dev.as_str()),
+        "not yet"
+    );
+
+    // Opening the link only shows a button (mail scanners); pressing it changes the address.
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let r = b.client.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(cp.user_id("new@acme.test"), None);
+    let r = b.post("/account/email/confirm", &[("token", &token)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("uses <strong>new@acme.test</strong>"));
+    assert_eq!(cp.user_id("new@acme.test").as_deref(), Some(dev.as_str()));
+    assert_eq!(cp.user_id("dev@acme.test"), None);
+    let done = wait_mails(&cp, "Outpost: your account's address was changed", 1).await;
+    assert_eq!(done[0].0, "dev@acme.test");
+    assert!(done[0].2.contains("new@acme.test"));
+    // The session goes on, under the new address.
+    let home = b.get("/workspaces").await.text().await.unwrap();
+    assert!(home.contains("new@acme.test"), "{home}");
+    // Single use.
+    let r = b.post("/account/email/confirm", &[("token", &token)]).await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid, expired or already used"));
+
+    // An address another account uses: the same answer here; only that mailbox is told.
+    let r = b
+        .post_csrf("/account/email", &[("email", "taken@acme.test")])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("We sent a confirmation link to <strong>taken@acme.test</strong>"));
+    let taken = wait_mails(
+        &cp,
+        "Your address was not added to another Outpost account",
+        1,
+    )
+    .await;
+    assert_eq!(taken[0].0, "taken@acme.test");
+    assert!(cp
+        .outbox_find("taken@acme.test", "/account/email/confirm?token=")
+        .is_none());
+
+    // Expiring: a link past its 30 minutes does nothing.
+    b.post_csrf("/account/email", &[("email", "later@acme.test")])
+        .await;
+    let link = wait_for("the second link", 10, || async {
+        cp.outbox_find("later@acme.test", "/account/email/confirm?token=")
+    })
+    .await;
+    let pool = cp.db();
+    diesel::update(email_changes::table)
+        .set(email_changes::expires_at.eq(1_i64))
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    let r = b
+        .post(
+            "/account/email/confirm",
+            &[("token", link.split("token=").nth(1).unwrap())],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(cp.user_id("later@acme.test"), None);
+
+    // A bad address is refused on the page.
+    let r = b
+        .post_csrf("/account/email", &[("email", "not an address")])
+        .await;
+    assert_eq!(r.status(), 400);
+
+    // Audited, without the addresses.
+    let events: Vec<(String, String)> = audit_events::table
+        .filter(audit_events::action.like("account.email%"))
+        .select((audit_events::action, audit_events::detail))
+        .load(&mut pool.get().unwrap())
+        .unwrap();
+    assert!(events.contains(&("account.email_changed".into(), String::new())));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "account.email_change_requested")
+            .count(),
+        3
+    );
+    assert!(events.iter().all(|e| e.1.is_empty()));
+}

@@ -10,6 +10,7 @@
 //! Google, GitHub and Apple (`crate::oauth` is this module).
 
 pub mod devices;
+pub mod email_change;
 pub mod model;
 pub mod oauth;
 pub mod service;

@@ -61,6 +61,10 @@ table! {
         Get "/auth/oauth/{provider}" => oauth::web::start, Public;
         Get "/auth/oauth/{provider}/callback" => oauth::web::callback_get, Public;
         Post "/auth/oauth/{provider}/callback" => oauth::web::callback_post, Public;
+        Get "/account/email" => accounts::email_change::web::page, Account;
+        Post "/account/email" => accounts::email_change::web::submit, Account;
+        Get "/account/email/confirm" => accounts::email_change::web::confirm_page, Public;
+        Post "/account/email/confirm" => accounts::email_change::web::confirm_submit, Public;
         Get "/account/identities" => oauth::web::page, Account;
         Post "/account/identities/unlink" => oauth::web::unlink_submit, Account;
         Get "/account/data" => mydata::web::page, Account;

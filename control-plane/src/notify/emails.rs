@@ -315,6 +315,51 @@ pub struct RoleChanged {
     pub page: Line,
 }
 
+/// The link that confirms a new address (`accounts::email_change`), to the new address.
+#[derive(Template)]
+#[template(path = "email/email_change_confirm.txt")]
+pub struct EmailChangeConfirm {
+    /// The new address.
+    pub new_email: Line,
+    /// The single-use confirmation link.
+    pub link: Line,
+}
+
+/// A change to an address another account uses (`accounts::email_change`), to that
+/// address: only its mailbox learns that it has an account.
+#[derive(Template)]
+#[template(path = "email/email_change_taken.txt")]
+pub struct EmailChangeTaken {
+    /// The address asked for.
+    pub new_email: Line,
+    /// The sign-in page.
+    pub link: Line,
+}
+
+/// A change of address was asked for (`accounts::email_change`), to the old address.
+#[derive(Template)]
+#[template(path = "email/email_change_requested.txt")]
+pub struct EmailChangeRequested {
+    /// The address asked for.
+    pub new_email: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in methods page.
+    pub page: Line,
+}
+
+/// The address was changed (`accounts::email_change`), to the old address.
+#[derive(Template)]
+#[template(path = "email/email_changed.txt")]
+pub struct EmailChanged {
+    /// The new address.
+    pub new_email: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in page.
+    pub page: Line,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -326,6 +371,8 @@ mod tests {
     const INVITE: &str = "https://cp.test/invitations/accept?token=T0KEN";
     const BILLING: &str = "https://cp.test/workspaces/ws-1/billing";
     const METHODS: &str = "https://cp.test/account/identities";
+    const CONFIRM: &str = "https://cp.test/account/email/confirm?token=T0KEN";
+    const SIGNIN: &str = "https://cp.test/signin";
 
     /// Every email, by template file, rendered for a workspace named `name` (and an
     /// operator's reason and a member's address that are `name` too), with the one link it
@@ -497,11 +544,52 @@ mod tests {
                 })),
                 PAGE,
             ),
+            (
+                "email_change_confirm",
+                r(render(&EmailChangeConfirm {
+                    new_email: l(name),
+                    link: l(CONFIRM),
+                })),
+                CONFIRM,
+            ),
+            (
+                "email_change_taken",
+                r(render(&EmailChangeTaken {
+                    new_email: l(name),
+                    link: l(SIGNIN),
+                })),
+                SIGNIN,
+            ),
+            (
+                "email_change_requested",
+                r(render(&EmailChangeRequested {
+                    new_email: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(METHODS),
+                })),
+                METHODS,
+            ),
+            (
+                "email_changed",
+                r(render(&EmailChanged {
+                    new_email: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(SIGNIN),
+                })),
+                SIGNIN,
+            ),
         ]
     }
 
     /// Emails about the account itself: their subject names no workspace.
-    const ACCOUNT_EMAILS: &[&str] = &["sign_in", "new_sign_in"];
+    const ACCOUNT_EMAILS: &[&str] = &[
+        "sign_in",
+        "new_sign_in",
+        "email_change_confirm",
+        "email_change_taken",
+        "email_change_requested",
+        "email_changed",
+    ];
 
     #[test]
     fn every_template_renders_a_one_line_subject_and_a_crlf_body_with_its_one_link() {

@@ -67,6 +67,8 @@ pub struct Swept {
     pub sessions: usize,
     /// `known_devices` rows not seen for a year.
     pub known_devices: usize,
+    /// Expired `email_changes` rows (a day after they expire).
+    pub email_changes: usize,
     /// What happened to the audit chain.
     pub audit: Pruned,
 }

@@ -17,6 +17,8 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
         crate::accounts::store::purge_expired(conn, cutoffs.expired_credentials)?;
     let known_devices =
         crate::accounts::devices::store::purge_unseen(conn, cutoffs.unseen_devices)?;
+    let email_changes =
+        crate::accounts::email_change::store::purge_expired(conn, cutoffs.expired_credentials)?;
     let audit = audit::prune_before(conn, cutoffs.audit)?;
     Ok(Swept {
         usage_counts,
@@ -27,6 +29,7 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
         sign_in_links,
         sessions,
         known_devices,
+        email_changes,
         audit,
     })
 }
@@ -53,6 +56,7 @@ pub fn run_if_due(conn: &mut DbConn, now: i64) -> AppResult<Option<Swept>> {
                 sign_in_links = s.sign_in_links,
                 sessions = s.sessions,
                 known_devices = s.known_devices,
+                email_changes = s.email_changes,
                 audit_pruned = match s.audit {
                     Pruned::UpTo { count, .. } => count,
                     _ => 0,
