@@ -408,4 +408,14 @@ async fn the_email_address_changes_only_through_a_link_sent_to_the_new_one() {
         3
     );
     assert!(events.iter().all(|e| e.1.is_empty()));
+
+    // "Your data" lists the changes asked for and the browsers, nothing about a browser.
+    let doc: serde_json::Value = b.get("/account/data.json").await.json().await.unwrap();
+    let changes = doc["email_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{doc}");
+    assert_eq!(changes[0]["new_email"], "new@acme.test");
+    assert!(changes[0]["used_at"].is_i64());
+    let browsers = doc["known_browsers"].as_array().unwrap();
+    assert_eq!(browsers.len(), 1, "{doc}");
+    assert!(browsers[0].get("token_hash").is_none());
 }

@@ -57,6 +57,21 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             magic_links::used_at,
         ))
         .load(conn)?;
+    let browsers: Vec<(i64, i64)> = known_devices::table
+        .filter(known_devices::user_id.eq(user_id))
+        .order(known_devices::first_seen_at)
+        .select((known_devices::first_seen_at, known_devices::last_seen_at))
+        .load(conn)?;
+    let changes: Vec<(String, i64, i64, Option<i64>)> = email_changes::table
+        .filter(email_changes::user_id.eq(user_id))
+        .order(email_changes::created_at)
+        .select((
+            email_changes::new_email,
+            email_changes::created_at,
+            email_changes::expires_at,
+            email_changes::used_at,
+        ))
+        .load(conn)?;
     let tokens: Vec<TokenRow> = api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
         .select((
@@ -201,6 +216,8 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
         "sessions": sessions.iter().map(|(c, e)| json!({"created_at": c, "expires_at": e})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
         "sign_in_identities": crate::oauth::service::for_user_json(conn, user_id)?,
+        "known_browsers": browsers.iter().map(|(f, l)| json!({"first_seen_at": f, "last_seen_at": l})).collect::<Vec<_>>(),
+        "email_changes": changes.iter().map(|(e, c, x, u)| json!({"new_email": e, "created_at": c, "expires_at": x, "used_at": u})).collect::<Vec<_>>(),
         "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
         "api_tokens": tokens.iter().map(|(i, n, c, l, r)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),
@@ -238,8 +255,8 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
     Ok(out)
 }
 
-/// Deletes an account's sessions, API tokens, sign-in links, memberships and user row in
-/// one transaction.
+/// Deletes an account's sessions, API tokens, sign-in links, known browsers, pending address
+/// changes, memberships and user row in one transaction.
 pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
