@@ -26,5 +26,6 @@ mod outage;
 mod roles;
 mod routes;
 mod secrets;
+mod security;
 mod sessions;
 mod tokens;

@@ -34,6 +34,8 @@ enum Mode {
     BadSignature,
     Expired,
     Deny,
+    /// The answer carries another issuer's `iss` (RFC 9207): a mix-up.
+    WrongIssuer,
 }
 
 /// Who the fake provider says signs in next.
@@ -197,7 +199,13 @@ impl Respond for Authorize {
             );
             return ResponseTemplate::new(200).set_body_raw(page, "text/html");
         }
-        let to = format!("{redirect}?code={code}&state={state}");
+        // Google sends RFC 9207's `iss` with its answers; GitHub sends none.
+        let iss = match (provider, f.mode) {
+            (_, Mode::WrongIssuer) => "&iss=https%3A%2F%2Fidp.attacker.example".to_owned(),
+            ("google", _) => format!("&iss={}/google", f.uri),
+            _ => String::new(),
+        };
+        let to = format!("{redirect}?code={code}&state={state}{iss}");
         ResponseTemplate::new(302).insert_header("location", to.as_str())
     }
 }
@@ -393,7 +401,8 @@ impl Provider {
                 "jwks_uri": format!("{uri}/google/jwks"),
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
-                "code_challenge_methods_supported": ["S256"]
+                "code_challenge_methods_supported": ["S256"],
+                "authorization_response_iss_parameter_supported": true
             }),
         )
         .mount(&server)
@@ -655,6 +664,10 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
     assert_eq!(cp.user_id("ann.new@example.test"), None);
     let (users_n, _, ids) = counts(&cp);
     assert_eq!((users_n, ids), (1, 1));
+    // A new account made by the provider is no news to anyone: no "added" email.
+    assert!(crate::mail::outbox(&cp)
+        .iter()
+        .all(|m| !m.1.contains("sign-in added")));
 
     // The account page lists it; unlinking removes it, the email link remains.
     let page = b.get("/account/identities").await.text().await.unwrap();
@@ -729,6 +742,49 @@ async fn google_creates_the_account_signs_in_again_and_unlinks() {
     }
 }
 
+/// RFC 9207: an answer whose `iss` names another issuer is refused in words before its code
+/// is redeemed anywhere; Google's own `iss` (every good Google sign-in here carries it) and
+/// GitHub's absent one are accepted.
+#[tokio::test]
+async fn an_answer_from_another_issuer_is_refused_before_its_code_is_used() {
+    let idp = Provider::start().await;
+    let cp = Cp::start_with(Opts {
+        env: idp.env(),
+        ..Opts::default()
+    });
+    idp.next(Mode::WrongIssuer, "g-mixup", "mixup@acme.test", true);
+    let before = counts(&cp);
+    let o = sign_in(&cp, "google", false).await;
+    assert_eq!(o.status, 400, "{}", o.page);
+    assert!(
+        o.page.contains("another sign-in service than Google"),
+        "{}",
+        o.page
+    );
+    assert!(o.session.is_none());
+    assert_eq!(counts(&cp), before, "nothing created");
+    assert_eq!(cp.user_id("mixup@acme.test"), None);
+    {
+        let f = idp.fake.lock().unwrap();
+        assert_eq!(
+            f.grants.len(),
+            1,
+            "the code was never sent to the token endpoint"
+        );
+        assert!(f.refused.is_empty());
+    }
+    assert!(audit(&cp).contains(&("signin.failed".into(), "google:issuer_mismatch".into())));
+    let log = cp.log();
+    assert!(log.contains("issuer_mismatch"), "logged");
+    assert!(!log.contains(TOKEN_CANARY), "the code is not logged");
+
+    // The right issuer, and no issuer at all (GitHub), still sign in.
+    idp.next(Mode::Good, "g-ok", "ok@acme.test", true);
+    assert_eq!(sign_in(&cp, "google", false).await.status, 303);
+    idp.next(Mode::Good, "777", "gh@acme.test", true);
+    assert_eq!(sign_in(&cp, "github", false).await.status, 303);
+}
+
 #[tokio::test]
 async fn github_links_to_an_existing_magic_link_account_by_verified_primary_email() {
     let idp = Provider::start().await;
@@ -762,6 +818,17 @@ async fn github_links_to_an_existing_magic_link_account_by_verified_primary_emai
     );
     let page = b.get("/account/identities").await.text().await.unwrap();
     assert!(page.contains("GitHub"), "{page}");
+    // The owner of the account is told that GitHub can now sign in to it.
+    let told =
+        crate::mail::wait_mails(&cp, "GitHub sign-in added to your Outpost account", 1).await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].0, "dev@acme.test");
+    assert!(
+        told[0].2.contains("/account/identities\r\n"),
+        "{}",
+        told[0].2
+    );
+    assert!(!told[0].2.contains(TOKEN_CANARY));
 
     // A GitHub account whose primary email is not verified is refused, nothing created.
     idp.next(Mode::Good, "5151", "new@acme.test", false);

@@ -137,6 +137,10 @@ const EXTRAS: &[Rule] = &[
         allowed_404: true,
         ..rule("post", "/account/sessions/{session}/end")
     },
+    Rule {
+        fields: &[("email", "matrix-new@acme.test")],
+        ..rule("post", "/account/email")
+    },
     // A wrong confirmation re-renders the page: the account stays open.
     Rule {
         fields: &[("confirm", "not my email")],
@@ -187,6 +191,14 @@ const EXTRAS: &[Rule] = &[
     Rule {
         fields: AGENT,
         ..rule("put", "/api/v1/workspaces/{id}/agents/{agent}")
+    },
+    Rule {
+        fields: &[("name", "Matrix Renamed")],
+        ..rule("patch", "/api/v1/workspaces/{id}")
+    },
+    Rule {
+        fields: &[("name", "Matrix Renamed")],
+        ..rule("post", "/workspaces/{id}/rename")
     },
     Rule {
         destructive: true,

@@ -13,6 +13,7 @@ pub(crate) fn lower(method: &str) -> &'static str {
         "POST" => "post",
         "PUT" => "put",
         "DELETE" => "delete",
+        "PATCH" => "patch",
         other => panic!("a method the tables do not use: {other}"),
     }
 }
@@ -39,6 +40,9 @@ pub(crate) const PUBLIC: &[(&str, &str)] = &[
     ("post", "/signin"),
     ("get", "/auth/verify"),
     ("post", "/auth/verify"),
+    // The link sent to a new address: the token is the credential, as for sign-in links.
+    ("get", "/account/email/confirm"),
+    ("post", "/account/email/confirm"),
     // Sign in with a provider: they check state, PKCE and the provider's tokens themselves;
     // anonymous callers get 404 for a provider that is off (below), a refusal page otherwise.
     ("get", "/auth/oauth/{provider}"),

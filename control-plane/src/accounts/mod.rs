@@ -10,6 +10,8 @@
 //! queries; [`service`]: the use cases; [`web`]: the pages; [`oauth`]: sign-in with
 //! Google, GitHub and Apple (`crate::oauth` is this module).
 
+pub mod devices;
+pub mod email_change;
 pub mod model;
 pub mod oauth;
 pub mod service;

@@ -307,6 +307,23 @@ pub fn revoke_api_token(
     Ok(name)
 }
 
+/// The address of the account `user_id`.
+pub fn email_of(conn: &mut DbConn, user_id: &str) -> AppResult<String> {
+    Ok(users::table
+        .find(user_id)
+        .select(users::email)
+        .first(conn)?)
+}
+
+/// The id of the account with `email`, if there is one.
+pub fn user_by_email(conn: &mut DbConn, email: &str) -> AppResult<Option<String>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(users::id)
+        .first::<String>(conn)
+        .optional()?)
+}
+
 /// Returns the id of the user with `email`, creating the account on first sign-in.
 pub fn find_or_create_user(conn: &mut DbConn, email: &str) -> AppResult<String> {
     if let Some(id) = users::table

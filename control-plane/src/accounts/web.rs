@@ -194,7 +194,12 @@ pub(crate) async fn verify_submit(
             )),
             Err(e) => return Err(e.into()),
         };
-    Ok(HttpResponse::SeeOther()
+    let device = super::devices::web::after_sign_in(&state, &req, &session, "an email link").await;
+    let mut ok = HttpResponse::SeeOther();
+    if let Some(c) = device {
+        ok.cookie(c);
+    }
+    Ok(ok
         .cookie(session_cookie(&state, session, SESSION_TTL))
         .insert_header((header::LOCATION, "/workspaces"))
         .finish())

@@ -42,6 +42,7 @@ pub const BEARER: &str = "api_token";
         workspaces::web::api_create,
         workspaces::web::api_get,
         workspaces::web::api_delete,
+        workspaces::web::api_rename,
         workspaces::web::api_reactivate,
         billing::web::api_billing,
         billing::web::api_checkout,

@@ -67,6 +67,10 @@ table! {
         Get "/auth/oauth/{provider}" => oauth::web::start, Public;
         Get "/auth/oauth/{provider}/callback" => oauth::web::callback_get, Public;
         Post "/auth/oauth/{provider}/callback" => oauth::web::callback_post, Public;
+        Get "/account/email" => accounts::email_change::web::page, Account;
+        Post "/account/email" => accounts::email_change::web::submit, Account;
+        Get "/account/email/confirm" => accounts::email_change::web::confirm_page, Public;
+        Post "/account/email/confirm" => accounts::email_change::web::confirm_submit, Public;
         Get "/account/identities" => oauth::web::page, Account;
         Post "/account/identities/unlink" => oauth::web::unlink_submit, Account;
         Get "/account/data" => mydata::web::page, Account;
@@ -82,6 +86,7 @@ table! {
         Post "/workspaces/{id}/delete" => workspaces::web::delete_page, Member(Owner);
         Post "/workspaces/{id}/cancel" => workspaces::web::cancel_page, Member(Owner);
         Post "/workspaces/{id}/reactivate" => workspaces::web::reactivate_page, Member(Owner);
+        Post "/workspaces/{id}/rename" => workspaces::web::rename_page, Member(Owner);
         Get "/workspaces/{id}/receipt" => workspaces::web::receipt_download, Member(AnyMember);
         // The JSON API (each handler is also a line of `app::openapi::ApiDoc`).
         Get "/api/v1/openapi.json" => openapi::document, Public;
@@ -89,6 +94,7 @@ table! {
         Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
         Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
         Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
+        Patch "/api/v1/workspaces/{id}" => workspaces::web::api_rename, Member(Owner);
         Post "/api/v1/workspaces/{id}/reactivate" => workspaces::web::api_reactivate, Member(Owner);
 
         // Billing (the routes that need Stripe answer 404 while billing is off).

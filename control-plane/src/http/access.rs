@@ -34,6 +34,8 @@ pub enum Method {
     Put,
     /// DELETE
     Delete,
+    /// PATCH
+    Patch,
 }
 
 impl Method {
@@ -44,6 +46,7 @@ impl Method {
             Method::Post => "POST",
             Method::Put => "PUT",
             Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
         }
     }
 
@@ -54,6 +57,7 @@ impl Method {
             Method::Post => web::post(),
             Method::Put => web::put(),
             Method::Delete => web::delete(),
+            Method::Patch => web::patch(),
         }
     }
 }

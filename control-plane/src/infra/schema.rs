@@ -377,6 +377,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    known_devices (user_id, token_hash) {
+        user_id -> Text,
+        token_hash -> Text,
+        first_seen_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    email_changes (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        new_email -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(workspace_suspensions -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));
@@ -394,3 +414,6 @@ diesel::joinable!(oauth_identities -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(oauth_identities, users);
 diesel::joinable!(billing_accounts -> workspaces (workspace_id));
 diesel::allow_tables_to_appear_in_same_query!(billing_accounts, workspaces, invoices);
+diesel::joinable!(known_devices -> users (user_id));
+diesel::joinable!(email_changes -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(known_devices, email_changes, users);

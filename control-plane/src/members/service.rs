@@ -16,10 +16,12 @@ use crate::provisioning;
 use crate::workspaces::{load_for_member, Workspace};
 use outpost_crypto::{random_token, token_hash};
 
-/// What inviting needs of the app: where the email goes out from.
+/// What inviting and changing roles need of the app: where the email goes out from.
 pub struct Ctx<'a> {
     /// The mail transport and the public URL for the link.
     pub notifier: Notifier<'a>,
+    /// Wakes nodes' command long-polls (a lower role ends console sessions).
+    pub command_notify: &'a CommandNotify,
 }
 
 /// Loads a workspace for a member whose role is at least `min`: non-members get 404
@@ -284,7 +286,7 @@ pub fn end_console_sessions_everywhere(
 /// Changes a member's role to admin or member (owners only; not their own role).
 pub fn change_role(
     conn: &mut DbConn,
-    command_notify: &CommandNotify,
+    cx: &Ctx<'_>,
     ws_id: &str,
     by: &str,
     user_id: &str,
@@ -306,7 +308,7 @@ pub fn change_role(
     }
     store::set_role(conn, ws_id, user_id, role)?;
     if role < before {
-        end_console_sessions(conn, command_notify, ws_id, user_id)?;
+        end_console_sessions(conn, cx.command_notify, ws_id, user_id)?;
     }
     audit::record(
         conn,
@@ -318,6 +320,32 @@ pub fn change_role(
             workspace_id: Some(ws_id),
             ip: Some(ip),
             detail: &format!("{}→{}", before.as_str(), role.as_str()),
+        },
+    )?;
+    tell_role_changed(conn, cx, &ws, by, user_id, before, role)
+}
+
+/// Emails `user_id` that `by` changed their role in `ws` from `before` to `role`: a role is
+/// what a member may see and do, so they hear of a change from us, not by surprise.
+fn tell_role_changed(
+    conn: &mut DbConn,
+    cx: &Ctx<'_>,
+    ws: &Workspace,
+    by: &str,
+    user_id: &str,
+    before: Role,
+    role: Role,
+) -> AppResult<()> {
+    let (by, to) = (store::email_of(conn, by)?, store::email_of(conn, user_id)?);
+    notify::emails::send_later(
+        cx.notifier.mailer,
+        vec![to],
+        &notify::emails::RoleChanged {
+            workspace: (&ws.name).into(),
+            by: by.into(),
+            before: before.as_str(),
+            role: role.as_str(),
+            page: format!("{}/workspaces/{}", cx.notifier.public_url, ws.id).into(),
         },
     )
 }
@@ -369,6 +397,7 @@ pub fn remove(
 /// Makes another member the owner; the previous owner becomes an admin.
 pub fn transfer(
     conn: &mut DbConn,
+    cx: &Ctx<'_>,
     ws_id: &str,
     by: &str,
     user_id: &str,
@@ -382,7 +411,7 @@ pub fn transfer(
             "You are already the owner.".into(),
         ));
     }
-    store::role_of(conn, ws_id, user_id)?;
+    let before = store::role_of(conn, ws_id, user_id)?;
     db::transaction::<_, AppError, _>(conn, |conn| {
         // Conditional on the caller still being the owner, so two concurrent transfers
         // cannot leave two owners.
@@ -403,7 +432,9 @@ pub fn transfer(
             ip: Some(ip),
             detail: "owner→admin",
         },
-    )
+    )?;
+    // The previous owner did this themselves; the new owner hears of it.
+    tell_role_changed(conn, cx, &ws, by, user_id, before, Role::Owner)
 }
 
 // ---------------------------------------------------------------- audit log view

@@ -142,6 +142,7 @@ pub(crate) async fn invite_submit(
     members_action(&state, f.user, ws_id, Some(notice), move |conn| {
         let cx = Ctx {
             notifier: st.notifier(),
+            command_notify: &st.command_notify,
         };
         service::invite(conn, &cx, &ws, &uid, &email, &role, &ip).map(|_| ())
     })
@@ -182,7 +183,11 @@ pub(crate) async fn role_submit(
         f.form.role.clone(),
     );
     members_action(&state, f.user, ws_id, None, move |conn| {
-        service::change_role(conn, &st.command_notify, &ws, &uid, &target, &role, &ip)
+        let cx = Ctx {
+            notifier: st.notifier(),
+            command_notify: &st.command_notify,
+        };
+        service::change_role(conn, &cx, &ws, &uid, &target, &role, &ip)
     })
     .await
 }
@@ -228,7 +233,12 @@ pub(crate) async fn transfer_submit(
 ) -> PageResult {
     let (ws_id, target) = path.into_inner();
     let confirmed = f.form.confirm.as_deref() == Some("yes");
-    let (ws, ip, uid) = (ws_id.clone(), client_ip(&req), f.user.id.clone());
+    let (st, ws, ip, uid) = (
+        state.clone(),
+        ws_id.clone(),
+        client_ip(&req),
+        f.user.id.clone(),
+    );
     members_action(&state, f.user, ws_id, None, move |conn| {
         if !confirmed {
             // Checked after the role, so a non-owner learns nothing from it.
@@ -238,7 +248,11 @@ pub(crate) async fn transfer_submit(
                 "Tick the box to confirm: you will become an admin and cannot undo this yourself.",
             ));
         }
-        service::transfer(conn, &ws, &uid, &target, &ip)
+        let cx = Ctx {
+            notifier: st.notifier(),
+            command_notify: &st.command_notify,
+        };
+        service::transfer(conn, &cx, &ws, &uid, &target, &ip)
     })
     .await
 }
@@ -293,14 +307,27 @@ pub(crate) async fn accept_submit(
     let (token, ip) = (form.token.clone(), client_ip(&req));
     let r = db::run(&state.db, move |conn| service::accept(conn, &token, &ip)).await?;
     match r {
-        Ok((ws_id, session)) => Ok(HttpResponse::SeeOther()
-            .cookie(crate::accounts::session_cookie(
+        Ok((ws_id, session)) => {
+            let device = crate::accounts::devices::web::after_sign_in(
                 &state,
-                session,
-                crate::accounts::SESSION_TTL,
-            ))
-            .insert_header((header::LOCATION, format!("/workspaces/{ws_id}")))
-            .finish()),
+                &req,
+                &session,
+                "an invitation link",
+            )
+            .await;
+            let mut ok = HttpResponse::SeeOther();
+            if let Some(c) = device {
+                ok.cookie(c);
+            }
+            Ok(ok
+                .cookie(crate::accounts::session_cookie(
+                    &state,
+                    session,
+                    crate::accounts::SESSION_TTL,
+                ))
+                .insert_header((header::LOCATION, format!("/workspaces/{ws_id}")))
+                .finish())
+        }
         Err(why) => Ok(invitation_response(
             actix_web::http::StatusCode::GONE,
             &InvitationPage {
@@ -415,6 +442,7 @@ pub(crate) async fn api_invite(
     let inv = db::run(&state.db, move |conn| {
         let cx = Ctx {
             notifier: st.notifier(),
+            command_notify: &st.command_notify,
         };
         service::invite(conn, &cx, &ws_id, &user.id, &b.email, &b.role, &ip)
     })

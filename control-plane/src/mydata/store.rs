@@ -7,9 +7,9 @@ use super::model::AUDIT_LIMIT;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    api_tokens, audit_events, invitations, magic_links, memberships, node_exports, nodes,
-    retention_sweeps, sessions, usage_counts, users, workspace_secrets, workspace_suspensions,
-    workspaces,
+    api_tokens, audit_events, email_changes, invitations, known_devices, magic_links, memberships,
+    node_exports, nodes, retention_sweeps, sessions, usage_counts, users, workspace_secrets,
+    workspace_suspensions, workspaces,
 };
 use crate::members::model::Role;
 use diesel::prelude::*;
@@ -65,6 +65,21 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
             magic_links::created_at,
             magic_links::expires_at,
             magic_links::used_at,
+        ))
+        .load(conn)?;
+    let browsers: Vec<(i64, i64)> = known_devices::table
+        .filter(known_devices::user_id.eq(user_id))
+        .order(known_devices::first_seen_at)
+        .select((known_devices::first_seen_at, known_devices::last_seen_at))
+        .load(conn)?;
+    let changes: Vec<(String, i64, i64, Option<i64>)> = email_changes::table
+        .filter(email_changes::user_id.eq(user_id))
+        .order(email_changes::created_at)
+        .select((
+            email_changes::new_email,
+            email_changes::created_at,
+            email_changes::expires_at,
+            email_changes::used_at,
         ))
         .load(conn)?;
     let tokens: Vec<TokenRow> = api_tokens::table
@@ -213,6 +228,8 @@ pub fn collect(conn: &mut DbConn, user_id: &str) -> AppResult<Value> {
         "sessions": sessions.iter().map(|(c, e, l, d, p)| json!({"created_at": c, "expires_at": e, "last_seen_at": l, "device": d, "network": p})).collect::<Vec<_>>(),
         "sign_in_links": links.iter().map(|(ip, c, e, u)| json!({"ip": ip, "created_at": c, "expires_at": e, "used_at": u})).collect::<Vec<_>>(),
         "sign_in_identities": crate::oauth::service::for_user_json(conn, user_id)?,
+        "known_browsers": browsers.iter().map(|(f, l)| json!({"first_seen_at": f, "last_seen_at": l})).collect::<Vec<_>>(),
+        "email_changes": changes.iter().map(|(e, c, x, u)| json!({"new_email": e, "created_at": c, "expires_at": x, "used_at": u})).collect::<Vec<_>>(),
         "invitations_to_you": invited.iter().map(|(w, r, c, x, a)| json!({"workspace_id": w, "role": r, "created_at": c, "expires_at": x, "accepted_at": a})).collect::<Vec<_>>(),
         "api_tokens": tokens.iter().map(|(i, n, c, l, r, e, ro)| json!({"id": i, "name": n, "created_at": c, "last_used_at": l, "revoked_at": r, "expires_at": e, "read_only": ro})).collect::<Vec<_>>(),
         "your_audit_events": audit_json(mine),
@@ -250,8 +267,8 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
     Ok(out)
 }
 
-/// Deletes an account's sessions, API tokens, sign-in links, memberships and user row in
-/// one transaction.
+/// Deletes an account's sessions, API tokens, sign-in links, known browsers, pending address
+/// changes, memberships and user row in one transaction.
 pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
@@ -262,6 +279,10 @@ pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
         diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(magic_links::table.filter(magic_links::email.eq(&email))).execute(conn)?;
         diesel::delete(memberships::table.filter(memberships::user_id.eq(user_id)))
+            .execute(conn)?;
+        diesel::delete(known_devices::table.filter(known_devices::user_id.eq(user_id)))
+            .execute(conn)?;
+        diesel::delete(email_changes::table.filter(email_changes::user_id.eq(user_id)))
             .execute(conn)?;
         diesel::delete(users::table.find(user_id)).execute(conn)?;
         Ok(())

@@ -288,6 +288,95 @@ pub struct Deleted {
     pub page: Line,
 }
 
+/// A sign-in from a browser the account has not used before (`accounts::devices`), to the
+/// account's address. Says the device in words and the time, never the IP.
+#[derive(Template)]
+#[template(path = "email/new_sign_in.txt")]
+pub struct NewSignIn {
+    /// Browser and system in words (`Firefox on Linux`).
+    pub device: Line,
+    /// How: `an email link`, `Google`, …
+    pub method: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sessions page, where a stranger's session is ended.
+    pub page: Line,
+}
+
+/// A provider's sign-in was linked to an existing account (`accounts::oauth`), to the
+/// account's address.
+#[derive(Template)]
+#[template(path = "email/method_linked.txt")]
+pub struct MethodLinked {
+    /// `Google`, `GitHub` or `Apple`.
+    pub provider: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in methods page.
+    pub page: Line,
+}
+
+/// A member's role was changed (`members`), to that member.
+#[derive(Template)]
+#[template(path = "email/role_changed.txt")]
+pub struct RoleChanged {
+    /// Workspace name.
+    pub workspace: Line,
+    /// The owner who changed it.
+    pub by: Line,
+    /// The role before: `owner`, `admin` or `member`.
+    pub before: &'static str,
+    /// The new role: `owner`, `admin` or `member`.
+    pub role: &'static str,
+    /// The workspace page.
+    pub page: Line,
+}
+
+/// The link that confirms a new address (`accounts::email_change`), to the new address.
+#[derive(Template)]
+#[template(path = "email/email_change_confirm.txt")]
+pub struct EmailChangeConfirm {
+    /// The new address.
+    pub new_email: Line,
+    /// The single-use confirmation link.
+    pub link: Line,
+}
+
+/// A change to an address another account uses (`accounts::email_change`), to that
+/// address: only its mailbox learns that it has an account.
+#[derive(Template)]
+#[template(path = "email/email_change_taken.txt")]
+pub struct EmailChangeTaken {
+    /// The address asked for.
+    pub new_email: Line,
+    /// The sign-in page.
+    pub link: Line,
+}
+
+/// A change of address was asked for (`accounts::email_change`), to the old address.
+#[derive(Template)]
+#[template(path = "email/email_change_requested.txt")]
+pub struct EmailChangeRequested {
+    /// The address asked for.
+    pub new_email: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in methods page.
+    pub page: Line,
+}
+
+/// The address was changed (`accounts::email_change`), to the old address.
+#[derive(Template)]
+#[template(path = "email/email_changed.txt")]
+pub struct EmailChanged {
+    /// The new address.
+    pub new_email: Line,
+    /// When, formatted.
+    pub when: Line,
+    /// The sign-in page.
+    pub page: Line,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -299,6 +388,10 @@ mod tests {
     const INVITE: &str = "https://cp.test/invitations/accept?token=T0KEN";
     const BILLING: &str = "https://cp.test/workspaces/ws-1/billing";
     const TOKENS: &str = "https://cp.test/account/tokens";
+    const METHODS: &str = "https://cp.test/account/identities";
+    const SESSIONS: &str = "https://cp.test/account/sessions";
+    const CONFIRM: &str = "https://cp.test/account/email/confirm?token=T0KEN";
+    const SIGNIN: &str = "https://cp.test/signin";
 
     /// Every email, by template file, rendered for a workspace named `name` (and an
     /// operator's reason and a member's address that are `name` too), with the one link it
@@ -451,14 +544,88 @@ mod tests {
                 })),
                 PAGE,
             ),
+            (
+                "new_sign_in",
+                r(render(&NewSignIn {
+                    device: l(name),
+                    method: l("an email link"),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(SESSIONS),
+                })),
+                SESSIONS,
+            ),
+            (
+                "method_linked",
+                r(render(&MethodLinked {
+                    provider: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(METHODS),
+                })),
+                METHODS,
+            ),
+            (
+                "role_changed",
+                r(render(&RoleChanged {
+                    workspace: l(name),
+                    by: l(name),
+                    before: "member",
+                    role: "admin",
+                    page: l(PAGE),
+                })),
+                PAGE,
+            ),
+            (
+                "email_change_confirm",
+                r(render(&EmailChangeConfirm {
+                    new_email: l(name),
+                    link: l(CONFIRM),
+                })),
+                CONFIRM,
+            ),
+            (
+                "email_change_taken",
+                r(render(&EmailChangeTaken {
+                    new_email: l(name),
+                    link: l(SIGNIN),
+                })),
+                SIGNIN,
+            ),
+            (
+                "email_change_requested",
+                r(render(&EmailChangeRequested {
+                    new_email: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(METHODS),
+                })),
+                METHODS,
+            ),
+            (
+                "email_changed",
+                r(render(&EmailChanged {
+                    new_email: l(name),
+                    when: l("18 Nov 2026, 11:06 UTC"),
+                    page: l(SIGNIN),
+                })),
+                SIGNIN,
+            ),
         ]
     }
+
+    /// Emails about the account itself: their subject names no workspace.
+    const ACCOUNT_EMAILS: &[&str] = &[
+        "sign_in",
+        "new_sign_in",
+        "email_change_confirm",
+        "email_change_taken",
+        "email_change_requested",
+        "email_changed",
+    ];
 
     #[test]
     fn every_template_renders_a_one_line_subject_and_a_crlf_body_with_its_one_link() {
         for (file, (subject, body), link) in every_email("Acme <Dental> & Co") {
             assert!(!subject.is_empty() && subject.contains("Outpost"), "{file}");
-            if file != "sign_in" {
+            if !ACCOUNT_EMAILS.contains(&file) {
                 assert!(subject.contains("Acme <Dental> & Co"), "{file}: {subject}");
             }
             for text in [&subject, &body] {

@@ -31,6 +31,8 @@ pub struct Cutoffs {
     pub audit: i64,
     /// Sign-in links and sessions that expired before this.
     pub expired_credentials: i64,
+    /// Browsers an account has not signed in from since this are forgotten.
+    pub unseen_devices: i64,
 }
 
 impl Cutoffs {
@@ -41,6 +43,7 @@ impl Cutoffs {
             lifecycle: now - LIFECYCLE_DAYS * DAY,
             audit: now - AUDIT_DAYS * DAY,
             expired_credentials: now - EXPIRED_CREDENTIALS_GRACE_S,
+            unseen_devices: now - crate::accounts::devices::model::DEVICE_TTL,
         }
     }
 }
@@ -62,6 +65,10 @@ pub struct Swept {
     pub sign_in_links: usize,
     /// Expired `sessions` rows.
     pub sessions: usize,
+    /// `known_devices` rows not seen for a year.
+    pub known_devices: usize,
+    /// Expired `email_changes` rows (a day after they expire).
+    pub email_changes: usize,
     /// What happened to the audit chain.
     pub audit: Pruned,
 }

@@ -15,6 +15,10 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
         store::delete_older(conn, &cutoffs)?;
     let (sign_in_links, sessions) =
         crate::accounts::store::purge_expired(conn, cutoffs.expired_credentials)?;
+    let known_devices =
+        crate::accounts::devices::store::purge_unseen(conn, cutoffs.unseen_devices)?;
+    let email_changes =
+        crate::accounts::email_change::store::purge_expired(conn, cutoffs.expired_credentials)?;
     let audit = audit::prune_before(conn, cutoffs.audit)?;
     Ok(Swept {
         usage_counts,
@@ -24,6 +28,8 @@ pub fn apply(conn: &mut DbConn, now: i64) -> AppResult<Swept> {
         retention_sweeps,
         sign_in_links,
         sessions,
+        known_devices,
+        email_changes,
         audit,
     })
 }
@@ -49,6 +55,8 @@ pub fn run_if_due(conn: &mut DbConn, now: i64) -> AppResult<Option<Swept>> {
                 retention_sweeps = s.retention_sweeps,
                 sign_in_links = s.sign_in_links,
                 sessions = s.sessions,
+                known_devices = s.known_devices,
+                email_changes = s.email_changes,
                 audit_pruned = match s.audit {
                     Pruned::UpTo { count, .. } => count,
                     _ => 0,

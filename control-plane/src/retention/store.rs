@@ -248,6 +248,30 @@ mod tests {
         assert_eq!(again.usage_counts + again.node_exports, 0);
     }
 
+    /// A browser not seen for a year is forgotten; one seen since stays.
+    #[test]
+    fn browsers_not_seen_for_a_year_are_forgotten() {
+        use crate::accounts::devices::store as devices;
+        use crate::infra::schema::known_devices;
+        let (_d, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let conn = &mut conn;
+        let now = db::now();
+        let user = crate::accounts::store::find_or_create_user(conn, "a@b.test").unwrap();
+        devices::insert(conn, &user, "old", now - 366 * DAY).unwrap();
+        devices::insert(conn, &user, "recent", now - 300 * DAY).unwrap();
+        devices::insert(conn, &user, "old-but-back", now - 400 * DAY).unwrap();
+        assert!(devices::touch(conn, &user, "old-but-back", now - DAY).unwrap());
+        let s = apply(conn, now).unwrap();
+        assert_eq!(s.known_devices, 1);
+        let mut left: Vec<String> = known_devices::table
+            .select(known_devices::token_hash)
+            .load(conn)
+            .unwrap();
+        left.sort();
+        assert_eq!(left, ["old-but-back", "recent"]);
+    }
+
     /// Sign-in requests (address and IP) and sessions go a day after they expire; live
     /// ones and those just expired stay.
     #[test]

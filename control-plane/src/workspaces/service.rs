@@ -142,6 +142,44 @@ pub fn create(
     store::find(conn, &ws_id)
 }
 
+/// Renames a workspace (owners only, while it is open). Only the name changes: the address
+/// (slug) and the node's hostname stay, so links, the widget and channels keep working.
+/// The audit event records the rename, not the names (customer-written text).
+pub fn rename(
+    conn: &mut DbConn,
+    ws_id: &str,
+    user_id: &str,
+    name: &str,
+    ip: &str,
+) -> AppResult<Workspace> {
+    let ws = owned(conn, ws_id, user_id)?;
+    if ws.deleted_at.is_some() {
+        return Err(AppError::Conflict(
+            Code::WorkspaceDeleted,
+            "This workspace is cancelled or deleted; reactivate it to rename it.".into(),
+        ));
+    }
+    let name = model::workspace_name(name)?;
+    let name = name.as_str();
+    if name == ws.name {
+        return Ok(ws);
+    }
+    store::set_name(conn, ws_id, name)?;
+    audit::record(
+        conn,
+        &Entry {
+            actor: Some(user_id),
+            action: "workspace.renamed",
+            object_type: "workspace",
+            object_id: ws_id,
+            workspace_id: Some(ws_id),
+            ip: Some(ip),
+            detail: "",
+        },
+    )?;
+    store::find(conn, ws_id)
+}
+
 /// Creates a workspace's node (`requested`) and queues its provisioning job; returns the
 /// node id. Call it inside the transaction that decides the node is due, so it runs once.
 pub fn request_node(

@@ -369,6 +369,14 @@ pub fn mark_cancelled(
     Ok(n > 0)
 }
 
+/// Sets a workspace's name.
+pub fn set_name(conn: &mut DbConn, ws_id: &str, name: &str) -> AppResult<()> {
+    diesel::update(workspaces::table.find(ws_id))
+        .set(workspaces::name.eq(name))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Marks a workspace deleted at `at` with no export window left.
 pub fn mark_deleted(conn: &mut DbConn, ws_id: &str, at: i64) -> AppResult<()> {
     diesel::update(workspaces::table.find(ws_id))

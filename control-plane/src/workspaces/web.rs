@@ -338,6 +338,51 @@ pub(crate) async fn reactivate_page(
     .await
 }
 
+#[derive(Deserialize)]
+pub(crate) struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// "Rename" on the workspace page (owners): back to the page, or the page with the reason.
+pub(crate) async fn rename_page(
+    state: State,
+    req: HttpRequest,
+    f: CsrfForm<RenameForm>,
+    path: web::Path<String>,
+) -> PageResult {
+    let (uid, ip, id, name) = (
+        f.user.id.clone(),
+        client_ip(&req),
+        path.into_inner(),
+        f.form.name.clone(),
+    );
+    let ws = id.clone();
+    let res = db::run(&state.db, move |conn| {
+        Ok(service::rename(conn, &ws, &uid, &name, &ip))
+    })
+    .await?;
+    match res {
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/workspaces/{id}")))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let (uid, st) = (f.user.id.clone(), state.clone());
+            let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
+            Ok(crate::http::html_with(
+                HttpResponse::build(e.status()),
+                &DetailPage {
+                    user: f.user,
+                    d,
+                    window: fmt_duration(state.config.export_window_secs),
+                    error: Some(e.message()),
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) async fn receipt_download(
     state: State,
     user: CurrentUser,
@@ -482,6 +527,41 @@ pub(crate) async fn api_create(
             detail,
             checkout_url,
         }))
+}
+
+/// `PATCH /api/v1/workspaces/{id}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkspaceRename)]
+pub(crate) struct RenameBody {
+    /// The new name (1–80 characters); the address stays.
+    #[schema(min_length = 1, max_length = 80)]
+    name: String,
+}
+
+/// `PATCH /api/v1/workspaces/{id}` with `{"name": …}`: renames (owners); the address stays.
+#[utoipa::path(patch, path = "/api/v1/workspaces/{id}", tag = "workspaces",
+    params(("id" = String, Path, description = "Workspace id")),
+    request_body = RenameBody,
+    responses(
+        (status = 200, description = "Renamed; the address (slug) and the node's hostname are unchanged.", body = WorkspaceDetail),
+        (status = 400, description = "The name breaks the rule for names (`invalid_name`).", body = ErrorJson),
+        (status = 403, description = "Owners only (`owner_required`).", body = ErrorJson),
+        (status = 409, description = "The workspace is cancelled or deleted (`workspace_deleted`).", body = ErrorJson),
+    ))]
+pub(crate) async fn api_rename(
+    state: State,
+    req: HttpRequest,
+    user: ApiUser,
+    path: web::Path<String>,
+    body: web::Json<RenameBody>,
+) -> AppResult<HttpResponse> {
+    let (id, ip, st) = (path.into_inner(), client_ip(&req), state.clone());
+    let d = db::run(&state.db, move |conn| {
+        service::rename(conn, &id, &user.id, &body.name, &ip)?;
+        detail(conn, &st, &id, &user.id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(d))
 }
 
 /// A workspace: its node, timeline, usage, agents, exports, billing summary.

@@ -3,19 +3,118 @@
 //! signing (a single fixed key). In process memory: a node serves one workspace, a
 //! restart merely refills the buckets, and a limit meant to hold across several CP
 //! replicas would need shared state this type does not have.
+//!
+//! Bounded: at most [`MAX_KEYS`] buckets, kept in least-recently-used order, so a flood of
+//! new keys (one per spoofed address) costs O(1) per request and evicts the key that has
+//! been idle longest, never a key in use. Hand-written rather than `governor`'s keyed
+//! limiter: that one grows with every key until a periodic `retain_recent` sweep (a scan of
+//! every key), so it is bounded only in time, and it brings `dashmap`, `quanta` and
+//! friends for what is here a hundred lines.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Keys tracked before idle ones are dropped.
-const MAX_KEYS: usize = 50_000;
+/// Buckets kept; beyond it the least recently used one is dropped. At ~100 bytes a bucket
+/// plus its key, a few megabytes at most per limiter.
+pub const MAX_KEYS: usize = 50_000;
 
-/// A keyed token bucket: `burst` tokens, refilled at `per_minute` per minute.
+/// No slot (list ends).
+const NIL: usize = usize::MAX;
+
+/// One key's bucket, and its place in the recency list.
+struct Slot {
+    key: String,
+    tokens: f64,
+    last: Instant,
+    /// Towards the most recently used.
+    prev: usize,
+    /// Towards the least recently used.
+    next: usize,
+}
+
+/// Buckets in a slab, indexed by key, linked from most to least recently used.
+#[derive(Default)]
+struct Buckets {
+    index: HashMap<String, usize>,
+    slots: Vec<Slot>,
+    head: usize,
+    tail: usize,
+}
+
+impl Buckets {
+    fn new() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            ..Default::default()
+        }
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let (prev, next) = (self.slots[i].prev, self.slots[i].next);
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: usize) {
+        self.slots[i].prev = NIL;
+        self.slots[i].next = self.head;
+        if self.head != NIL {
+            self.slots[self.head].prev = i;
+        }
+        self.head = i;
+        if self.tail == NIL {
+            self.tail = i;
+        }
+    }
+
+    /// The slot of `key`, made the most recently used; a new key gets a full bucket, in
+    /// the least recently used slot once `max` keys are tracked.
+    fn touch(&mut self, key: &str, max: usize, full: f64, now: Instant) -> &mut Slot {
+        if let Some(&i) = self.index.get(key) {
+            if i != self.head {
+                self.unlink(i);
+                self.push_front(i);
+            }
+            return &mut self.slots[i];
+        }
+        let slot = Slot {
+            key: key.to_owned(),
+            tokens: full,
+            last: now,
+            prev: NIL,
+            next: NIL,
+        };
+        let i = if self.slots.len() < max {
+            self.slots.push(slot);
+            self.slots.len() - 1
+        } else {
+            let i = self.tail;
+            self.unlink(i);
+            let old = std::mem::replace(&mut self.slots[i], slot);
+            self.index.remove(&old.key);
+            i
+        };
+        self.index.insert(key.to_owned(), i);
+        self.push_front(i);
+        &mut self.slots[i]
+    }
+}
+
+/// A keyed token bucket: `burst` tokens, refilled at `per_minute` per minute, for at most
+/// [`MAX_KEYS`] keys.
 pub struct KeyedLimiter {
     burst: f64,
     per_sec: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    max_keys: usize,
+    buckets: Mutex<Buckets>,
 }
 
 impl KeyedLimiter {
@@ -24,7 +123,8 @@ impl KeyedLimiter {
         Self {
             burst: f64::from(burst),
             per_sec: f64::from(per_minute) / 60.0,
-            buckets: Mutex::new(HashMap::new()),
+            max_keys: MAX_KEYS,
+            buckets: Mutex::new(Buckets::new()),
         }
     }
 
@@ -33,22 +133,32 @@ impl KeyedLimiter {
         self.check_at(key, Instant::now())
     }
 
+    /// Keys tracked now (at most [`MAX_KEYS`]).
+    pub fn len(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .index
+            .len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS && !map.contains_key(key) {
-            // Drop the buckets that have refilled completely: they carry no state.
-            let full = self.burst / self.per_sec;
-            map.retain(|_, (_, t)| now.duration_since(*t).as_secs_f64() < full);
-        }
-        let (tokens, last) = map.entry(key.to_owned()).or_insert((self.burst, now));
-        let refilled =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
-        *last = now;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.touch(key, self.max_keys, self.burst, now);
+        let refilled = (b.tokens
+            + now.saturating_duration_since(b.last).as_secs_f64() * self.per_sec)
+            .min(self.burst);
+        b.last = now;
         if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
+            b.tokens = refilled - 1.0;
             Ok(())
         } else {
-            *tokens = refilled;
+            b.tokens = refilled;
             Err(Duration::from_secs_f64((1.0 - refilled) / self.per_sec))
         }
     }
@@ -70,5 +180,48 @@ mod tests {
         assert!(l.check_at("b", t0).is_ok(), "keys are independent");
         assert!(l.check_at("a", t0 + Duration::from_millis(1100)).is_ok());
         assert!(l.check_at("a", t0 + Duration::from_millis(1200)).is_err());
+    }
+
+    /// A flood of distinct keys (one per spoofed address, say) must not grow the limiter
+    /// without bound, nor let a hot key out of its limit.
+    #[test]
+    fn two_hundred_thousand_keys_stay_bounded_and_a_hot_key_stays_limited() {
+        let l = KeyedLimiter::new(5, 60);
+        let t0 = Instant::now();
+        let mut hot_allowed = 0;
+        for i in 0..200_000u32 {
+            assert!(l.check_at(&format!("flood-{i}"), t0).is_ok());
+            if i % 1_000 == 0 && l.check_at("hot", t0).is_ok() {
+                hot_allowed += 1;
+            }
+            assert!(l.len() <= MAX_KEYS, "{} keys after {i}", l.len());
+        }
+        assert_eq!(hot_allowed, 5, "the hot key keeps its burst of 5, no more");
+        assert!(l.check_at("hot", t0).is_err());
+        assert_eq!(l.len(), MAX_KEYS);
+    }
+
+    #[test]
+    fn the_longest_idle_key_is_the_one_dropped() {
+        let l = KeyedLimiter {
+            max_keys: 3,
+            ..KeyedLimiter::new(1, 1)
+        };
+        let t0 = Instant::now();
+        for k in ["a", "b", "c"] {
+            assert!(l.check_at(k, t0).is_ok());
+        }
+        assert!(
+            l.check_at("a", t0).is_err(),
+            "a is used again: now the newest"
+        );
+        assert!(l.check_at("d", t0).is_ok(), "d takes b's place");
+        assert_eq!(l.len(), 3);
+        assert!(l.check_at("a", t0).is_err(), "a kept its empty bucket");
+        assert!(l.check_at("c", t0).is_err(), "c kept its empty bucket");
+        assert!(
+            l.check_at("b", t0).is_ok(),
+            "b was forgotten: a full bucket again"
+        );
     }
 }

@@ -66,6 +66,9 @@ pub enum Refusal {
     TokenRefused,
     /// The provider could not be reached or answered nonsense.
     ProviderUnreachable,
+    /// The answer names another issuer than the provider's (RFC 9207 `iss`): a mix-up
+    /// attack, or a misconfigured provider.
+    IssuerMismatch,
 }
 
 impl Refusal {
@@ -82,6 +85,7 @@ impl Refusal {
             Refusal::ProviderError(_) => "provider_error",
             Refusal::TokenRefused => "token_refused",
             Refusal::ProviderUnreachable => "provider_unreachable",
+            Refusal::IssuerMismatch => "issuer_mismatch",
         }
     }
 
@@ -120,7 +124,24 @@ impl Refusal {
             Refusal::ProviderUnreachable => format!(
                 "{name} could not be reached or gave an answer Outpost could not read. Try again in a moment, or sign in with an email link."
             ),
+            Refusal::IssuerMismatch => format!(
+                "This answer says it comes from another sign-in service than {name}, so it was not accepted and its code was not used. Start again from the sign-in page; if it happens again, tell us."
+            ),
         }
+    }
+}
+
+/// Whether the authorization response's `iss` parameter (RFC 9207), when the provider sent
+/// one, names the provider's own issuer. Compared as strings, as the RFC says, up to a
+/// trailing `/` (configured issuers are kept without one). A provider without a known issuer
+/// (GitHub publishes none) has nothing to compare with, and an answer without `iss` is
+/// accepted, as providers that do not implement RFC 9207 send none.
+pub fn issuer_matches(expected: &str, iss: Option<&str>) -> bool {
+    match iss {
+        Some(iss) if !expected.is_empty() => {
+            iss.trim_end_matches('/') == expected.trim_end_matches('/')
+        }
+        _ => true,
     }
 }
 
@@ -166,6 +187,24 @@ pub enum StateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_iss_parameter_must_name_the_providers_issuer_when_present() {
+        let google = "https://accounts.google.com";
+        assert!(issuer_matches(google, Some("https://accounts.google.com")));
+        assert!(issuer_matches(google, Some("https://accounts.google.com/")));
+        assert!(issuer_matches(google, None), "absent: accepted as before");
+        assert!(!issuer_matches(google, Some("https://attacker.example")));
+        assert!(!issuer_matches(
+            google,
+            Some("https://accounts.google.com.attacker.example")
+        ));
+        assert!(!issuer_matches(google, Some("")));
+        assert!(
+            issuer_matches("", Some("https://github.com")),
+            "no issuer known"
+        );
+    }
 
     #[test]
     fn pkce_s256_matches_rfc_7636_appendix_b() {

@@ -9,35 +9,37 @@ use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 
-/// Signs in with a verified provider identity and returns (user id, session token).
-/// Nothing is written when it refuses.
+/// Signs in with a verified provider identity and returns (user id, session token, whether
+/// the identity was just linked to an account that existed before, which its owner is told
+/// of). Nothing is written when it refuses.
 pub fn sign_in(
     conn: &mut DbConn,
     provider: Provider,
     subject: &str,
     verified_email: Option<&str>,
     ip: &str,
-) -> AppResult<Result<(String, String), Refusal>> {
+) -> AppResult<Result<(String, String, bool), Refusal>> {
     let now = db::now();
     let done = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let known = store::use_identity(conn, provider, subject, now)?;
-        let (user_id, linked) = match known {
-            Some(uid) => (uid, None),
+        let (user_id, linked, existed) = match known {
+            Some(uid) => (uid, None, true),
             None => {
                 let Some(email) =
                     verified_email.and_then(|e| crate::accounts::normalize_email(e).ok())
                 else {
                     return Ok(Err(Refusal::EmailUnverified));
                 };
+                let existed = crate::accounts::store::user_by_email(conn, &email)?.is_some();
                 let uid = crate::accounts::find_or_create_user(conn, &email)?;
                 let id = store::insert_identity(conn, provider, subject, &uid, &email, now)?;
-                (uid, Some(id))
+                (uid, Some(id), existed)
             }
         };
         let session = crate::accounts::start_session(conn, &user_id)?;
-        Ok(Ok((user_id, linked, session)))
+        Ok(Ok((user_id, linked, existed, session)))
     })?;
-    let (user_id, linked, session) = match done {
+    let (user_id, linked, existed, session) = match done {
         Ok(v) => v,
         Err(r) => return Ok(Err(r)),
     };
@@ -69,7 +71,8 @@ pub fn sign_in(
             ..Default::default()
         },
     )?;
-    Ok(Ok((user_id, session)))
+    let linked_to_existing = linked.is_some() && existed;
+    Ok(Ok((user_id, session, linked_to_existing)))
 }
 
 /// Removes one of `user_id`'s identities; `NotFound` if it is not theirs.

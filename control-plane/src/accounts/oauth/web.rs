@@ -187,6 +187,8 @@ struct CallbackParams {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// RFC 9207: the issuer that sent this answer.
+    iss: Option<String>,
 }
 
 pub(crate) async fn callback_get(
@@ -243,6 +245,11 @@ async fn callback(
         store::consume(conn, p, st.as_deref(), binding.as_deref())
     })
     .await?;
+    // Before anything else in the answer is believed, and before its code is sent to our
+    // token endpoint: an answer from another issuer is a mix-up (RFC 9207, section 2.4).
+    if !super::model::issuer_matches(&cfg.issuer, params.iss.as_deref()) {
+        return refuse(&state, &req, p, Refusal::IssuerMismatch).await;
+    }
     if let Some(e) = &params.error {
         return refuse(&state, &req, p, Refusal::ProviderError(error_code(e))).await;
     }
@@ -283,12 +290,21 @@ async fn callback(
         )
     })
     .await?;
-    let (user_id, session) = match outcome {
+    let (user_id, session, linked) = match outcome {
         Ok(v) => v,
         Err(r) => return refuse(&state, &req, p, r).await,
     };
     tracing::info!(provider = p.as_str(), user = %user_id, "oauth sign-in");
-    Ok(HttpResponse::SeeOther()
+    if linked {
+        announce_link(&state, &user_id, p).await;
+    }
+    let device =
+        crate::accounts::devices::web::after_sign_in(&state, &req, &session, p.label()).await;
+    let mut ok = HttpResponse::SeeOther();
+    if let Some(c) = device {
+        ok.cookie(c);
+    }
+    Ok(ok
         .cookie(crate::accounts::session_cookie(
             &state,
             session,
@@ -299,13 +315,38 @@ async fn callback(
         .finish())
 }
 
+/// Tells the owner of an account that existed before that `p` can now sign in to it: a
+/// provider account someone else controls, linked by an address they took over, must not
+/// go unnoticed. A failure is logged; the sign-in stands.
+async fn announce_link(state: &State, user_id: &str, p: Provider) {
+    let uid = user_id.to_owned();
+    let email = db::run(&state.db, move |conn| {
+        crate::accounts::store::email_of(conn, &uid)
+    })
+    .await;
+    let sent = email.and_then(|email| {
+        crate::notify::emails::send_later(
+            &state.mailer,
+            vec![email],
+            &crate::notify::emails::MethodLinked {
+                provider: p.label().into(),
+                when: crate::workspaces::model::fmt_time(&db::now()).into(),
+                page: format!("{}/account/identities", state.public_url).into(),
+            },
+        )
+    });
+    if let Err(e) = sent {
+        tracing::warn!(provider = p.as_str(), user = %user_id, error = %e, "sign-in method email not sent");
+    }
+}
+
 /// The status a refusal answers with.
 fn refusal_status(r: &Refusal) -> actix_web::http::StatusCode {
     use actix_web::http::StatusCode as S;
     match r {
         Refusal::ProviderUnreachable => S::BAD_GATEWAY,
         Refusal::ProviderError(_) | Refusal::EmailUnverified => S::FORBIDDEN,
-        Refusal::StateMissing | Refusal::StateMismatch => S::BAD_REQUEST,
+        Refusal::StateMissing | Refusal::StateMismatch | Refusal::IssuerMismatch => S::BAD_REQUEST,
         _ => S::UNAUTHORIZED,
     }
 }

@@ -254,6 +254,8 @@ fn schema_rs() -> Schema {
         billing_accounts,
         stripe_events,
         invoices,
+        known_devices,
+        email_changes,
     ];
     let in_file = include_str!("../schema.rs")
         .matches("diesel::table!")
