@@ -2,7 +2,9 @@
 //! node internals and each exists once: lowercase [`hex()`], per-key token buckets
 //! ([`rate_limit::KeyedLimiter`]), private atomic file writes ([`fs::write_private`]),
 //! the security headers every page carries ([`headers`]) and, with the default `http`
-//! feature, the outbound HTTP client ([`http::client`]).
+//! feature, the outbound HTTP client ([`http::client`]) and the outbound-URL policy for
+//! addresses customers give ([`outbound`]: one [`outbound::Policy`], one guarded
+//! [`outbound::Client`]).
 //!
 //! Architecture invariant: this crate depends on no other Outpost crate and on no web
 //! framework; everything above may depend on it. The HTTP client is built with the
@@ -13,6 +15,8 @@ pub mod headers;
 pub mod hex;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+pub mod outbound;
 pub mod rate_limit;
 
 pub use hex::hex;
