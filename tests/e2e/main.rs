@@ -21,6 +21,7 @@ mod members;
 mod oauth;
 mod operator;
 mod outage;
+mod outbound;
 mod roles;
 mod routes;
 mod secrets;
