@@ -131,15 +131,25 @@ async fn validation_follows_no_redirect_and_private_addresses_are_refused() {
 #[tokio::test]
 async fn without_the_switch_local_providers_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
         .arg("serve")
         .args(["--data-dir", &dir.path().display().to_string()])
         .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
         .env_remove("DATABASE_URL")
         .env_remove("OUTPOST_ALLOW_LOCAL_PROVIDERS")
         .env("OUTPOST_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Started after all (it prints its UI address): stop it and fail, rather than hang.
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    if std::io::BufRead::lines(stdout).any(|l| l.is_ok_and(|l| l.trim().starts_with("UI:"))) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the control plane started with a provider on 127.0.0.1 and no switch");
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
