@@ -100,6 +100,18 @@ pub mod cli {
             default_value = "https://graph.facebook.com/v21.0"
         )]
         pub graph_base_url: String,
+        /// Allow model endpoints on this machine (loopback, plain http too): for a model
+        /// served locally and for tests' fakes. Nothing else private is ever allowed. The
+        /// local provisioner passes the control plane's `--allow-local-providers`
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_ALLOW_LOCAL_PROVIDERS",
+            num_args = 0..=1,
+            default_value_t = false,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        pub allow_local_providers: bool,
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,

@@ -4,7 +4,7 @@
 use crate::cli::RunArgs;
 use crate::domain::secrets::SecretStore;
 use crate::engine::agent::Runtime;
-use crate::engine::llm::{LlmHealth, ProviderUrls, Providers};
+use crate::engine::llm::{LlmHealth, ProviderUrls, Providers, Timeouts};
 use crate::platform::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
 use crate::platform::files;
 use crate::platform::keys::MasterKey;
@@ -14,6 +14,7 @@ use crate::uplink::{deprovision, enroll};
 use crate::web::console::{self, ConsoleState};
 use crate::web::widget::WidgetState;
 use anyhow::Context as _;
+use outpost_common::outbound::Policy;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
@@ -36,12 +37,14 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
         let gateway = Arc::new(Gateway::new(&state.gateway_url, &state.ca_pem, identity)?);
-        let providers = Providers::new(
+        let providers = Providers::with_policy(
             ProviderUrls {
                 openai: args.openai_base_url.clone(),
                 anthropic: args.anthropic_base_url.clone(),
             },
             SecretStore::new(store.clone(), master.clone()),
+            Timeouts::default(),
+            Policy::new(args.allow_local_providers),
         )?;
         let runtime = Arc::new(Runtime::new(
             store.clone(),

@@ -230,6 +230,7 @@ fn spawn_node(
             anthropic_base_url: "http://127.0.0.1:9/v1".into(),
             telegram_base_url: "http://127.0.0.1:9".into(),
             graph_base_url: "http://127.0.0.1:9/v21.0".into(),
+            allow_local_providers: false,
         }))
     })
 }

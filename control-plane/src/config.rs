@@ -2,6 +2,7 @@
 //! and command-line flags (clap reads both). Every option is documented in `--help`.
 
 use clap::Args;
+use outpost_common::outbound::Policy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,6 +75,17 @@ pub struct ServeArgs {
     /// Meta Graph API base URL, for validating WhatsApp tokens [default: https://graph.facebook.com/v21.0]
     #[arg(long, env = "OUTPOST_GRAPH_BASE_URL")]
     pub graph_base_url: Option<String>,
+    /// Allow model endpoints and provider URLs on this machine (loopback, plain http too):
+    /// for a model served locally and for tests' fake providers. Nothing else private is
+    /// ever allowed. Local nodes get the same setting [default: false]
+    #[arg(
+        long,
+        env = "OUTPOST_ALLOW_LOCAL_PROVIDERS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_local_providers: Option<bool>,
     /// Outgoing mail: dev outbox (default), SMTP, Resend, Postmark or Amazon SES (TOML: a
     /// `[mail]` table with the same names less the `mail_` prefix).
     #[command(flatten)]
@@ -110,6 +122,7 @@ struct FileConfig {
     anthropic_base_url: Option<String>,
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
+    allow_local_providers: Option<bool>,
     mail: Option<crate::infra::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
     billing: Option<crate::billing::config::BillingFile>,
@@ -163,6 +176,9 @@ pub struct Config {
     pub provisioner: String,
     /// Where secrets are validated.
     pub providers: ProviderUrls,
+    /// `--allow-local-providers`: loopback (and plain http to it) is allowed for model
+    /// endpoints and provider URLs. See [`Config::outbound_policy`].
+    pub allow_local_providers: bool,
     /// Mail transport (the dev outbox by default).
     pub mail: crate::infra::mail::config::MailConfig,
     /// Sign-in providers that are on (none by default).
@@ -183,6 +199,37 @@ pub struct ProviderUrls {
     pub telegram: String,
     /// Meta Graph API, e.g. `https://graph.facebook.com/v21.0`.
     pub graph: String,
+}
+
+impl Config {
+    /// The policy for every request to an address a customer (or the provider URLs)
+    /// gave: public https only, loopback too with `--allow-local-providers`.
+    pub fn outbound_policy(&self) -> Policy {
+        Policy::new(self.allow_local_providers)
+    }
+}
+
+impl ProviderUrls {
+    /// Refuses, at start-up, a provider URL the outbound policy would refuse at the
+    /// first validation (a fake on 127.0.0.1 without `--allow-local-providers`).
+    fn check(&self, policy: Policy) -> anyhow::Result<()> {
+        for (key, url) in [
+            ("openai_base_url", &self.openai),
+            ("anthropic_base_url", &self.anthropic),
+            ("telegram_base_url", &self.telegram),
+            ("graph_base_url", &self.graph),
+        ] {
+            if let Err(r) = policy.check(url) {
+                let hint = if policy.allows_local() {
+                    ""
+                } else {
+                    " (a provider on this machine needs --allow-local-providers)"
+                };
+                anyhow::bail!("{key} {url}: {r}{hint}");
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ServeArgs {
@@ -247,6 +294,33 @@ impl ServeArgs {
         let mail = self.mail.resolve(file.mail)?;
         let oauth = self.oauth.resolve(file.oauth)?;
         let billing = self.billing.resolve(file.billing)?;
+        let allow_local_providers = self
+            .allow_local_providers
+            .or(file.allow_local_providers)
+            .unwrap_or(false);
+        let providers = ProviderUrls {
+            openai: pick(
+                &self.openai_base_url,
+                file.openai_base_url,
+                "https://api.openai.com/v1",
+            ),
+            anthropic: pick(
+                &self.anthropic_base_url,
+                file.anthropic_base_url,
+                "https://api.anthropic.com/v1",
+            ),
+            telegram: pick(
+                &self.telegram_base_url,
+                file.telegram_base_url,
+                "https://api.telegram.org",
+            ),
+            graph: pick(
+                &self.graph_base_url,
+                file.graph_base_url,
+                "https://graph.facebook.com/v21.0",
+            ),
+        };
+        providers.check(Policy::new(allow_local_providers))?;
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -284,28 +358,8 @@ impl ServeArgs {
             log_format,
             provisioner,
             mail,
-            providers: ProviderUrls {
-                openai: pick(
-                    &self.openai_base_url,
-                    file.openai_base_url,
-                    "https://api.openai.com/v1",
-                ),
-                anthropic: pick(
-                    &self.anthropic_base_url,
-                    file.anthropic_base_url,
-                    "https://api.anthropic.com/v1",
-                ),
-                telegram: pick(
-                    &self.telegram_base_url,
-                    file.telegram_base_url,
-                    "https://api.telegram.org",
-                ),
-                graph: pick(
-                    &self.graph_base_url,
-                    file.graph_base_url,
-                    "https://graph.facebook.com/v21.0",
-                ),
-            },
+            providers,
+            allow_local_providers,
             oauth,
             billing,
         })
@@ -328,5 +382,26 @@ mod tests {
         };
         let c = args.resolve().unwrap();
         assert_eq!(c.database_url, "/tmp/outpost-x/outpost.sqlite");
+    }
+
+    /// Provider URLs on this machine (tests' fakes) need `--allow-local-providers`, and
+    /// nothing else private passes even with it: refused at start, in words.
+    #[test]
+    fn local_provider_urls_need_the_switch() {
+        let args = |url: &str, allow: Option<bool>| ServeArgs {
+            openai_base_url: Some(url.into()),
+            allow_local_providers: allow,
+            ..Default::default()
+        };
+        let e = args("http://127.0.0.1:9/v1", None).resolve().unwrap_err();
+        assert!(e.to_string().contains("--allow-local-providers"), "{e}");
+        let c = args("http://127.0.0.1:9/v1", Some(true)).resolve().unwrap();
+        assert!(c.allow_local_providers && c.outbound_policy().allows_local());
+        let e = args("https://10.0.0.5/v1", Some(true))
+            .resolve()
+            .unwrap_err();
+        assert!(e.to_string().contains("private network"), "{e}");
+        let c = ServeArgs::default().resolve().unwrap();
+        assert!(!c.allow_local_providers);
     }
 }

@@ -99,6 +99,7 @@ codes! {
     UnknownPlan => "unknown_plan",
     UnknownSecretKind => "unknown_secret_kind",
     UnsupportedContentType => "unsupported_content_type",
+    UrlNotAllowed => "url_not_allowed",
     WorkspaceClosed => "workspace_closed",
     WorkspaceDeleted => "workspace_deleted",
     ProviderError => "provider_error",

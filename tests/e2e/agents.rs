@@ -476,6 +476,8 @@ async fn model_answers_stream_from_openai_and_anthropic_and_fall_back_when_down(
     };
     let cp = Cp::start_with(Opts {
         env: vec![
+            // The fakes (and the "local model" below) are on this machine.
+            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
             (
                 "OUTPOST_NODE_OPENAI_BASE_URL",
                 format!("{}/v1", openai.uri()),

@@ -23,6 +23,7 @@ mod oauth;
 mod openapi;
 mod operator;
 mod outage;
+mod outbound;
 mod roles;
 mod routes;
 mod secrets;

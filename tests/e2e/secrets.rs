@@ -41,6 +41,8 @@ async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() 
     };
     let cp = Cp::start_with(Opts {
         env: vec![
+            // The fakes are on this machine.
+            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
             ("OUTPOST_OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
             (
                 "OUTPOST_NODE_OPENAI_BASE_URL",
@@ -84,7 +86,7 @@ async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() 
         .text()
         .await
         .unwrap()
-        .contains("could not be reached. Nothing was saved."));
+        .contains("We could not reach the provider; check the address and try again later. Nothing was saved."));
 
     // The right key: accepted, sealed, delivered.
     let r = browser
@@ -230,6 +232,7 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
         .await;
     let cp = Cp::start_with(Opts {
         env: vec![
+            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
             ("OUTPOST_TELEGRAM_BASE_URL", telegram.uri()),
             ("OUTPOST_GRAPH_BASE_URL", format!("{}/v21.0", graph.uri())),
         ],
@@ -295,6 +298,8 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
     .await;
 }
 
+/// A timeout, a refused connection and a failed TLS handshake get the same words: the
+/// answer does not tell an open port from a closed one (issue 20).
 #[tokio::test]
 async fn a_provider_that_does_not_answer_in_time_is_reported_and_nothing_is_stored() {
     let slow = wiremock::MockServer::start().await;
@@ -306,8 +311,25 @@ async fn a_provider_that_does_not_answer_in_time_is_reported_and_nothing_is_stor
         )
         .mount(&slow)
         .await;
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
     let cp = Cp::start_with(Opts {
-        env: vec![("OUTPOST_ANTHROPIC_BASE_URL", format!("{}/v1", slow.uri()))],
+        env: vec![
+            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
+            ("OUTPOST_ANTHROPIC_BASE_URL", format!("{}/v1", slow.uri())),
+            // Closed.
+            (
+                "OUTPOST_OPENAI_BASE_URL",
+                format!("http://127.0.0.1:{down}/v1"),
+            ),
+            // Open, but not TLS: the handshake fails.
+            (
+                "OUTPOST_TELEGRAM_BASE_URL",
+                format!("https://{}", slow.address()),
+            ),
+        ],
         ..Opts::default()
     });
     let (browser, _api, ws_id, _node) =
@@ -319,12 +341,22 @@ async fn a_provider_that_does_not_answer_in_time_is_reported_and_nothing_is_stor
             &[("kind", "anthropic_api_key"), ("value", "sk-ant-slow-0001")],
         )
         .await;
+    const SAME_WORDS: &str = "We could not reach the provider; check the address and try again later. Nothing was saved.";
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
-    assert!(
-        body.contains("did not answer in time. Nothing was saved."),
-        "{body}"
-    );
+    assert!(body.contains(SAME_WORDS), "timeout: {body}");
+    for (kind, value) in [
+        ("openai_api_key", "sk-closed-port-0002"),
+        ("telegram_bot_token", "123456:tls-failure"),
+    ] {
+        let r = browser
+            .post_csrf(&page, &[("kind", kind), ("value", value)])
+            .await;
+        assert_eq!(r.status(), 400);
+        let body = r.text().await.unwrap();
+        assert!(body.contains(SAME_WORDS), "{kind}: {body}");
+        assert!(!body.contains(value), "the value is never echoed");
+    }
     assert!(!browser
         .get(&page)
         .await

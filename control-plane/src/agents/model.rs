@@ -6,6 +6,7 @@
 //! time zones, provider choice, widget origins, channels). Pure: no database, no HTTP.
 
 use crate::error::{AppError, AppResult, Code};
+use outpost_common::outbound::Policy;
 use outpost_protocol::{AgentConfig, BusinessHours, ModelChoice, ProviderKind};
 use serde::{Deserialize, Serialize};
 
@@ -330,13 +331,29 @@ pub fn normalize_origin(v: &str) -> Option<String> {
     ok.then_some(v)
 }
 
-fn is_local_host(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.starts_with("127.")
-        || rest.starts_with("[::1]")
+/// An OpenAI-compatible endpoint, checked against the outbound policy and kept as
+/// typed (less a trailing slash): the node appends `/chat/completions`.
+fn endpoint(raw: &str, endpoints: Policy) -> AppResult<String> {
+    let base_url = raw.trim().trim_end_matches('/').to_owned();
+    if base_url.is_empty() {
+        return Err(AppError::invalid(
+            Code::InvalidAgent,
+            "Give the model endpoint, an https:// URL such as https://api.deepseek.com/v1.",
+        ));
+    }
+    if base_url.len() > 200 || base_url.contains(char::is_whitespace) {
+        return Err(AppError::invalid(
+            Code::InvalidAgent,
+            "The model endpoint must be an https:// URL of at most 200 characters.",
+        ));
+    }
+    endpoints.check(&base_url).map_err(|r| {
+        AppError::invalid(
+            Code::UrlNotAllowed,
+            format!("The model endpoint was refused. {r}"),
+        )
+    })?;
+    Ok(base_url)
 }
 
 /// Names of the time zones an owner may pick, sorted: every zone the database knows but
@@ -393,8 +410,10 @@ fn time_zone_of(i: &AgentInput) -> AppResult<String> {
     ))
 }
 
-/// Checks and normalises an input; `now` picks the zone's offset for older nodes.
-pub fn validate(i: &AgentInput, now: i64) -> AppResult<Valid> {
+/// Checks and normalises an input; `now` picks the zone's offset for older nodes;
+/// `endpoints` is the outbound policy an OpenAI-compatible endpoint must pass (the node
+/// checks it again, on the address it connects to).
+pub fn validate(i: &AgentInput, now: i64, endpoints: Policy) -> AppResult<Valid> {
     let name = outpost_common::Name::parse(&i.name, 80)
         .map_err(|e| AppError::invalid(Code::InvalidAgent, e.message("The name")))?
         .into_string();
@@ -448,20 +467,8 @@ pub fn validate(i: &AgentInput, now: i64) -> AppResult<Valid> {
             "Name the model to use, e.g. gpt-4o-mini or claude-3-5-haiku-latest.",
         ));
     }
-    let base_url = i.base_url.trim().trim_end_matches('/').to_owned();
-    if provider == ProviderKind::OpenaiCompatible {
-        let https = base_url.starts_with("https://") && base_url.len() > 8;
-        let local_http = base_url.starts_with("http://") && is_local_host(&base_url);
-        if !(https || local_http) || base_url.len() > 200 || base_url.contains(char::is_whitespace)
-        {
-            return Err(AppError::invalid(
-                Code::InvalidAgent,
-                "The endpoint must be an https:// URL (http:// only for a model on this machine).",
-            ));
-        }
-    }
     let base_url = if provider == ProviderKind::OpenaiCompatible {
-        base_url
+        endpoint(&i.base_url, endpoints)?
     } else {
         String::new()
     };
@@ -545,6 +552,67 @@ mod tests {
         AgentInput::new_defaults("Acme")
     }
 
+    fn endpoint(url: &str) -> AgentInput {
+        AgentInput {
+            provider: "openai_compatible".into(),
+            model: "m".into(),
+            base_url: url.into(),
+            ..input()
+        }
+    }
+
+    /// The old "http only to this machine" rule let these through (issue 20): the node
+    /// would have sent conversations and the key to the metadata service or the LAN.
+    #[test]
+    fn the_bypasses_of_the_endpoint_rule_are_refused() {
+        for url in [
+            "http://127.0.0.1@169.254.169.254/v1",
+            "http://127.0.0.1:80@10.0.0.5/v1",
+            "http://[::1]@10.0.0.5/v1",
+            "http://127.attacker.example/v1",
+            "https://169.254.169.254/v1",
+            "https://10.0.0.5/v1",
+            "https://2130706433/v1",
+            "https://0x7f.1/v1",
+            "https://[::ffff:127.0.0.1]/v1",
+            "https://[fd00::1]/v1",
+            "http://localhost:11434/v1",
+        ] {
+            let Err(e) = validate(&endpoint(url), unix_now(), Policy::STRICT) else {
+                panic!("{url} accepted");
+            };
+            assert_eq!(e.code(), "url_not_allowed", "{url}: {}", e.message());
+        }
+        // With --allow-local-providers, loopback passes and nothing else private does.
+        for url in [
+            "http://localhost:11434/v1",
+            "http://[::1]:8080/v1",
+            "https://127.0.0.1/v1",
+        ] {
+            assert!(
+                validate(&endpoint(url), unix_now(), Policy::new(true)).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1@169.254.169.254/v1",
+            "https://10.0.0.5/v1",
+            "http://127.attacker.example/v1",
+        ] {
+            let e = validate(&endpoint(url), unix_now(), Policy::new(true))
+                .err()
+                .expect(url);
+            assert_eq!(e.code(), "url_not_allowed", "{url}");
+        }
+        let e = validate(&endpoint("https://10.0.0.5/v1"), unix_now(), Policy::STRICT)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.message(),
+            "The model endpoint was refused. This address points to a private network, not to a public service."
+        );
+    }
+
     /// Seven days, no more and no fewer: `[true]` was padded with six closed days.
     #[test]
     fn the_open_days_must_be_seven() {
@@ -553,7 +621,7 @@ mod tests {
                 days: vec![true; n],
                 ..input()
             };
-            let Err(e) = validate(&i, unix_now()) else {
+            let Err(e) = validate(&i, unix_now(), Policy::STRICT) else {
                 panic!("{n} days accepted");
             };
             assert!(e.message().contains("all seven days"), "{}", e.message());
@@ -565,7 +633,7 @@ mod tests {
 
     #[test]
     fn defaults_validate_and_round_trip_to_the_node_document() {
-        let v = validate(&input(), unix_now()).expect("valid");
+        let v = validate(&input(), unix_now(), Policy::STRICT).expect("valid");
         assert_eq!(v.hours_days, "1111100");
         assert_eq!((v.open_minute, v.close_minute), (540, 1020));
         let a = Agent {
@@ -630,6 +698,7 @@ mod tests {
                     ..input()
                 },
                 unix_now(),
+                Policy::STRICT,
             )
             .map(|v| v.time_zone)
             .map_err(|e| e.message().to_owned())
@@ -719,7 +788,7 @@ mod tests {
                     base_url: "http://models.example.com/v1".into(),
                     ..input()
                 },
-                "https://",
+                "https",
             ),
             (
                 AgentInput {
@@ -737,7 +806,9 @@ mod tests {
             ),
         ];
         for (i, needle) in cases {
-            let e = validate(&i, unix_now()).err().expect("refused");
+            let e = validate(&i, unix_now(), Policy::STRICT)
+                .err()
+                .expect("refused");
             assert!(
                 e.message().contains(needle),
                 "{} should mention {needle}",
@@ -751,7 +822,12 @@ mod tests {
             allowed_origins: vec!["HTTPS://Shop.Example/".into(), "".into()],
             ..input()
         };
-        let v = validate(&ok, unix_now()).expect("local http endpoint is fine");
+        let e = validate(&ok, unix_now(), Policy::STRICT)
+            .err()
+            .expect("refused");
+        assert_eq!(e.code(), "url_not_allowed");
+        let v = validate(&ok, unix_now(), Policy::new(true))
+            .expect("a model on this machine is fine with --allow-local-providers");
         assert_eq!(v.base_url, "http://127.0.0.1:11434/v1");
         assert_eq!(v.allowed_origins, "https://shop.example");
     }

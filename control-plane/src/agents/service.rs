@@ -10,7 +10,16 @@ use crate::infra::db::{self, DbConn};
 use crate::infra::wake::CommandNotify;
 use crate::provisioning;
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
+use outpost_common::outbound::Policy;
 use outpost_protocol::{CommandKind, WorkspaceConfig};
+
+/// What creating or changing an agent needs from the application.
+pub struct AgentsCtx<'a> {
+    /// Wakes the node's long-poll after a configuration change.
+    pub command_notify: &'a CommandNotify,
+    /// What a model endpoint must pass (`--allow-local-providers`).
+    pub endpoints: Policy,
+}
 
 /// Owners (and admins, once roles land) may change agents; other members may look.
 pub fn require_editor(role: &str) -> AppResult<()> {
@@ -55,7 +64,7 @@ pub fn live_workspace(
 /// Creates an agent and pushes the configuration.
 pub fn create(
     conn: &mut DbConn,
-    command_notify: &CommandNotify,
+    ctx: &AgentsCtx<'_>,
     ws_id: &str,
     user_id: &str,
     input: &AgentInput,
@@ -64,7 +73,7 @@ pub fn create(
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
     let now = db::now();
-    let v = validate(input, now)?;
+    let v = validate(input, now, ctx.endpoints)?;
     let id = db::new_id();
     let (agent, node) = db::transaction::<_, AppError, _>(conn, |conn| {
         if store::count(conn, ws_id)? >= MAX_AGENTS {
@@ -77,7 +86,7 @@ pub fn create(
         let node = push_config(conn, ws_id)?;
         Ok((find(conn, ws_id, &id)?, node))
     })?;
-    notify(command_notify, node.as_deref());
+    notify(ctx.command_notify, node.as_deref());
     audit_change(conn, user_id, "agent.created", &agent.id, ws_id, ip)?;
     Ok(agent)
 }
@@ -85,7 +94,7 @@ pub fn create(
 /// Changes an agent and pushes the configuration.
 pub fn update(
     conn: &mut DbConn,
-    command_notify: &CommandNotify,
+    ctx: &AgentsCtx<'_>,
     ws_id: &str,
     agent_id: &str,
     user_id: &str,
@@ -94,14 +103,14 @@ pub fn update(
 ) -> AppResult<Agent> {
     let (_, role) = live_workspace(conn, ws_id, user_id)?;
     require_editor(&role)?;
-    let v = validate(input, db::now())?;
+    let v = validate(input, db::now(), ctx.endpoints)?;
     let (agent, node) = db::transaction::<_, AppError, _>(conn, |conn| {
         find(conn, ws_id, agent_id)?;
         store::update(conn, agent_id, &v, db::now())?;
         let node = push_config(conn, ws_id)?;
         Ok((find(conn, ws_id, agent_id)?, node))
     })?;
-    notify(command_notify, node.as_deref());
+    notify(ctx.command_notify, node.as_deref());
     audit_change(conn, user_id, "agent.updated", agent_id, ws_id, ip)?;
     Ok(agent)
 }

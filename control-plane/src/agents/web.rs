@@ -185,8 +185,8 @@ async fn save(
     let (w, a) = (ws_id.clone(), agent_id.clone());
     let res = db::run(&state.db, move |conn| {
         Ok(match &a {
-            Some(a) => service::update(conn, &st.command_notify, &w, a, &uid, &inp, &ip),
-            None => service::create(conn, &st.command_notify, &w, &uid, &inp, &ip),
+            Some(a) => service::update(conn, &st.agents_ctx(), &w, a, &uid, &inp, &ip),
+            None => service::create(conn, &st.agents_ctx(), &w, &uid, &inp, &ip),
         })
     })
     .await?;
@@ -332,7 +332,7 @@ pub(crate) async fn api_create(
         body.into_inner(),
     );
     let (agent, url) = db::run(&state.db, move |conn| {
-        let a = service::create(conn, &st.command_notify, &ws_id, &user.id, &input, &ip)?;
+        let a = service::create(conn, &st.agents_ctx(), &ws_id, &user.id, &input, &ip)?;
         Ok((a, node_url(conn, &ws_id)?))
     })
     .await?;
@@ -392,7 +392,7 @@ pub(crate) async fn api_update(
     let (agent, url) = db::run(&state.db, move |conn| {
         let a = service::update(
             conn,
-            &st.command_notify,
+            &st.agents_ctx(),
             &ws_id,
             &agent_id,
             &user.id,
@@ -448,9 +448,10 @@ mod tests {
             .into_input(),
             "time zone",
         );
-        let e = super::super::model::validate(&i, db::now())
-            .err()
-            .expect("refused");
+        let e =
+            super::super::model::validate(&i, db::now(), outpost_common::outbound::Policy::STRICT)
+                .err()
+                .expect("refused");
         assert!(e.message().contains(needle), "{}", e.message());
     }
 }

@@ -112,6 +112,12 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let tls = outpost_pki::gateway_server_config(ca.cert_pem(), chain, key)?;
 
     let http = outpost_common::http::client(USER_AGENT, std::time::Duration::from_secs(5))?;
+    let outbound = outpost_common::outbound::Client::new(
+        USER_AGENT,
+        std::time::Duration::from_secs(5),
+        config.outbound_policy(),
+        outpost_common::outbound::Redirects::None,
+    )?;
     let mailer = Mailer::from_config(&config.mail, &config.data_dir, http.clone(), &public_url)?;
     let provisioner = Provisioner::local(&config)?;
     let backend = if db::is_postgres(&config.database_url) {
@@ -140,6 +146,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             crate::accounts::model::UNKNOWN_TOKENS_PER_MINUTE,
         ),
         http,
+        outbound,
     });
 
     super::workers::start(&state);

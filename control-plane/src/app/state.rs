@@ -41,8 +41,12 @@ pub struct AppState {
     pub unknown_token_limiter: KeyedLimiter,
     /// Keys the fingerprints of validated secrets (`fingerprint.key`, 0600).
     pub fingerprint_key: Vec<u8>,
-    /// Client for validating secrets with their providers (rustls + ring, public roots).
+    /// Client for Stripe and the mail APIs (rustls + ring, public roots): addresses the
+    /// operator configured.
     pub http: reqwest::Client,
+    /// Client for every request to an address a customer gave, and for validating
+    /// secrets with their providers: the outbound-URL policy, no redirects.
+    pub outbound: outpost_common::outbound::Client,
     /// Sign in with Google, GitHub, Apple: providers that are on, rate limits.
     pub oauth: crate::oauth::OAuth,
 }
@@ -60,6 +64,15 @@ impl AppState {
         Notifier {
             mailer: &self.mailer,
             public_url: &self.public_url,
+        }
+    }
+
+    /// What creating or changing an agent needs: the long-poll wake-ups and the policy
+    /// its model endpoint must pass.
+    pub fn agents_ctx(&self) -> crate::agents::service::AgentsCtx<'_> {
+        crate::agents::service::AgentsCtx {
+            command_notify: &self.command_notify,
+            endpoints: self.config.outbound_policy(),
         }
     }
 

@@ -18,8 +18,8 @@ use outpost_protocol::CommandKind;
 pub struct SecretsCtx<'a> {
     /// Database pool.
     pub db: &'a DbPool,
-    /// Client for the providers.
-    pub http: &'a reqwest::Client,
+    /// Client for the providers, under the outbound-URL policy.
+    pub http: &'a outpost_common::outbound::Client,
     /// Where the providers are.
     pub providers: &'a ProviderUrls,
     /// Keys the fingerprints.

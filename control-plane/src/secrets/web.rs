@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 fn ctx(state: &State) -> SecretsCtx<'_> {
     SecretsCtx {
         db: &state.db,
-        http: &state.http,
+        http: &state.outbound,
         providers: &state.config.providers,
         fingerprint_key: &state.fingerprint_key,
         command_notify: &state.command_notify,

@@ -232,6 +232,9 @@ pub fn fmt_checks(json: &str) -> String {
                 Some("timeout") => " (the provider did not answer in time)",
                 Some("unavailable") => " (the provider is unavailable)",
                 Some("bad_response") | Some("no_answer") => " (the provider's answer was unusable)",
+                Some("url_not_allowed") => {
+                    " (the model endpoint is refused: it must be a public https address)"
+                }
                 Some(code) if !code.is_empty() => return format!("{what} fails ({code})"),
                 _ => "",
             };

@@ -1,5 +1,6 @@
 //! The outbound HTTP client: LLM providers and channels on the node; mail APIs, Stripe,
-//! OAuth providers and secret validation on the control plane.
+//! OAuth providers on the control plane. Calls to an address a customer gave (secret
+//! validation, model endpoints) go through [`crate::outbound`] instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,15 @@ pub enum ClientError {
 /// names the calling program; `connect` bounds TCP + TLS connection set-up. Per-request
 /// timeouts are the caller's.
 pub fn client(user_agent: &str, connect: Duration) -> Result<reqwest::Client, ClientError> {
+    Ok(builder(user_agent, connect)?.build()?)
+}
+
+/// The settings of [`client`], for [`crate::outbound`] to add its resolver and redirect
+/// policy to.
+pub(crate) fn builder(
+    user_agent: &str,
+    connect: Duration,
+) -> Result<reqwest::ClientBuilder, ClientError> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -33,8 +43,7 @@ pub fn client(user_agent: &str, connect: Duration) -> Result<reqwest::Client, Cl
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(connect)
-        .user_agent(user_agent)
-        .build()?)
+        .user_agent(user_agent))
 }
 
 #[cfg(test)]

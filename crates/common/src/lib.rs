@@ -3,7 +3,9 @@
 //! ([`rate_limit::KeyedLimiter`]), private atomic file writes ([`fs::write_private`]),
 //! the security headers every page carries ([`headers`]), the input rules for names and
 //! free text ([`name::Name`], [`name::check_text`]) and, with the default `http` feature,
-//! the outbound HTTP client ([`http::client`]).
+//! the outbound HTTP client ([`http::client`]) and the outbound-URL policy for addresses
+//! customers give ([`outbound`]: one [`outbound::Policy`], one guarded
+//! [`outbound::Client`]).
 //!
 //! Architecture invariant: this crate depends on no other Outpost crate and on no web
 //! framework; everything above may depend on it. The HTTP client is built with the
@@ -15,6 +17,8 @@ pub mod hex;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod name;
+#[cfg(feature = "http")]
+pub mod outbound;
 pub mod rate_limit;
 
 pub use hex::hex;

@@ -14,6 +14,7 @@ pub mod sse;
 
 use crate::domain::secrets::{SecretKind, SecretStore};
 use futures_util::future::BoxFuture;
+use outpost_common::outbound::{self, Policy, Redirects};
 use outpost_crypto::Secret;
 use outpost_protocol::{Check, ModelChoice, ProviderKind};
 use std::sync::{Arc, Mutex};
@@ -132,6 +133,10 @@ pub enum LlmError {
     /// Nothing to answer from (retrieval responder without a matching passage).
     #[error("no answer")]
     NoAnswer,
+    /// The endpoint is refused by the outbound-URL policy (not https, user info in the
+    /// URL, or a private address, by literal or by what its name resolves to).
+    #[error("the model endpoint is not allowed")]
+    UrlNotAllowed,
 }
 
 impl LlmError {
@@ -145,6 +150,7 @@ impl LlmError {
             LlmError::Unavailable => "unavailable",
             LlmError::BadResponse => "bad_response",
             LlmError::NoAnswer => "no_answer",
+            LlmError::UrlNotAllowed => "url_not_allowed",
         }
     }
 
@@ -218,11 +224,15 @@ impl Default for Timeouts {
 }
 
 /// Picks the provider for an agent's model choice, with the key stored on the node.
+/// Every model call goes through the outbound-URL policy ([`outpost_common::outbound`]):
+/// the base URL is checked when the provider is picked, names on the addresses they
+/// resolve to, and no redirect is followed (a model API answers where it is asked; a
+/// redirect would be a way to send the conversation and the key somewhere unchecked).
 #[derive(Debug)]
 pub struct Providers {
     urls: ProviderUrls,
     secrets: SecretStore,
-    client: reqwest::Client,
+    client: outpost_common::outbound::Client,
     timeouts: Timeouts,
 }
 
@@ -236,23 +246,54 @@ pub fn http_client(timeouts: &Timeouts) -> anyhow::Result<reqwest::Client> {
 }
 
 impl Providers {
-    /// Providers with the default timeouts.
+    /// Providers with the default timeouts, public https endpoints only.
     pub fn new(urls: ProviderUrls, secrets: SecretStore) -> anyhow::Result<Self> {
         Self::with_timeouts(urls, secrets, Timeouts::default())
     }
 
-    /// Providers with explicit timeouts (tests).
+    /// Providers with explicit timeouts (tests), public https endpoints only.
     pub fn with_timeouts(
         urls: ProviderUrls,
         secrets: SecretStore,
         timeouts: Timeouts,
     ) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: http_client(&timeouts)?,
+        Self::with_policy(urls, secrets, timeouts, Policy::STRICT)
+    }
+
+    /// Providers under `policy` (`--allow-local-providers` allows loopback).
+    pub fn with_policy(
+        urls: ProviderUrls,
+        secrets: SecretStore,
+        timeouts: Timeouts,
+        policy: Policy,
+    ) -> anyhow::Result<Self> {
+        let client = outbound::Client::new(USER_AGENT, timeouts.connect, policy, Redirects::None)?;
+        Ok(Self::with_client(urls, secrets, timeouts, client))
+    }
+
+    /// Providers over a given outbound client (tests: one whose names resolve where the
+    /// test says).
+    pub fn with_client(
+        urls: ProviderUrls,
+        secrets: SecretStore,
+        timeouts: Timeouts,
+        client: outbound::Client,
+    ) -> Self {
+        Self {
+            client,
             urls,
             secrets,
             timeouts,
-        })
+        }
+    }
+
+    /// The base URL, if the policy allows it.
+    fn endpoint(&self, provider: &'static str, base: &str) -> Result<String, LlmError> {
+        self.client.policy().check(base).map_err(|r| {
+            tracing::warn!(provider, code = r.code(), "model endpoint refused");
+            LlmError::UrlNotAllowed
+        })?;
+        Ok(base.trim_end_matches('/').to_owned())
     }
 
     fn key(&self, kind: SecretKind) -> Result<Option<Secret>, LlmError> {
@@ -266,14 +307,14 @@ impl Providers {
     /// saved in the console applies at once.
     pub fn for_model(&self, choice: &ModelChoice) -> Result<Arc<dyn LlmProvider>, LlmError> {
         let http = Http {
-            client: self.client.clone(),
+            client: self.client.checked_base_client().clone(),
             timeouts: self.timeouts,
         };
         Ok(match choice.provider {
             ProviderKind::Retrieval => Arc::new(retrieval::Retrieval),
             ProviderKind::Openai => Arc::new(openai::OpenAi {
                 name: "openai",
-                base: self.urls.openai.clone(),
+                base: self.endpoint("openai", &self.urls.openai)?,
                 key: Some(self.key(SecretKind::OpenaiApiKey)?.ok_or(LlmError::NoKey)?),
                 http,
             }),
@@ -283,13 +324,13 @@ impl Providers {
                 }
                 Arc::new(openai::OpenAi {
                     name: "openai_compatible",
-                    base: choice.base_url.clone(),
+                    base: self.endpoint("openai_compatible", &choice.base_url)?,
                     key: self.key(SecretKind::OpenaiCompatibleApiKey)?,
                     http,
                 })
             }
             ProviderKind::Anthropic => Arc::new(anthropic::Anthropic {
-                base: self.urls.anthropic.clone(),
+                base: self.endpoint("anthropic", &self.urls.anthropic)?,
                 key: self
                     .key(SecretKind::AnthropicApiKey)?
                     .ok_or(LlmError::NoKey)?,
@@ -374,7 +415,10 @@ impl Http {
             .await
             .map_err(|_| (LlmError::Timeout, None))?
             .map_err(|e| {
-                let code = if e.is_timeout() {
+                let code = if outbound::refusal_of(&e).is_some() {
+                    // The name resolved to a private address: not worth a retry.
+                    LlmError::UrlNotAllowed
+                } else if e.is_timeout() {
                     LlmError::Timeout
                 } else {
                     LlmError::Unavailable

@@ -418,10 +418,10 @@ async fn missing_keys_and_unusable_choices_are_refused() {
     assert!(
         p.for_model(&choice(
             ProviderKind::OpenaiCompatible,
-            "http://127.0.0.1:1/v1"
+            "https://models.example.com/v1"
         ))
         .is_ok(),
-        "a local model needs no key"
+        "an OpenAI-compatible endpoint needs no key"
     );
     assert_eq!(
         p.for_model(&choice(ProviderKind::Retrieval, ""))
@@ -440,4 +440,149 @@ async fn missing_keys_and_unusable_choices_are_refused() {
         p.for_model(&choice(ProviderKind::Openai, "")).is_ok(),
         "a saved key applies at once"
     );
+}
+
+fn secrets_in(dir: &std::path::Path) -> SecretStore {
+    let store = Arc::new(crate::platform::store::Store::open(&dir.join("node.db")).expect("db"));
+    SecretStore::new(
+        store,
+        Arc::new(crate::platform::keys::MasterKey::from_bytes([5; 32])),
+    )
+}
+
+fn compatible(base_url: &str) -> ModelChoice {
+    ModelChoice {
+        provider: ProviderKind::OpenaiCompatible,
+        model: "m".into(),
+        base_url: base_url.into(),
+    }
+}
+
+/// Issue 20: the node sent conversations and the key wherever the agent's endpoint
+/// pointed. Every bypass of the old rule, and loopback without the switch, is refused
+/// before a request is built.
+#[test]
+fn endpoints_the_policy_refuses_get_no_provider() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Providers::with_timeouts(ProviderUrls::default(), secrets_in(dir.path()), fast())
+        .expect("providers");
+    for url in [
+        "http://127.0.0.1@169.254.169.254/v1",
+        "http://127.0.0.1:80@10.0.0.5/v1",
+        "http://[::1]@10.0.0.5/v1",
+        "http://127.attacker.example/v1",
+        "https://169.254.169.254/v1",
+        "https://10.0.0.5/v1",
+        "http://2130706433/v1",
+        "http://0x7f.1/v1",
+        "http://017700000001/v1",
+        "http://[::ffff:127.0.0.1]/v1",
+        "https://[fd00::1]/v1",
+        "http://127.0.0.1:1/v1",
+        "http://localhost:11434/v1",
+    ] {
+        assert_eq!(
+            p.for_model(&compatible(url)).err(),
+            Some(LlmError::UrlNotAllowed),
+            "{url}"
+        );
+    }
+    assert_eq!(LlmError::UrlNotAllowed.code(), "url_not_allowed");
+}
+
+/// A local fake (a model on this machine) answers only with --allow-local-providers;
+/// the hosted providers' configured URLs are under the same rule.
+#[tokio::test]
+async fn a_local_model_needs_the_switch() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(OPENAI_SSE),
+        )
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = ProviderUrls {
+        openai: format!("{}/v1", server.uri()),
+        anthropic: format!("{}/v1", server.uri()),
+    };
+    let secrets = secrets_in(dir.path());
+    secrets
+        .put(
+            SecretKind::OpenaiApiKey,
+            &Secret::new("sk-x".into()),
+            crate::domain::secrets::SecretSource::Console,
+        )
+        .expect("put");
+    let base = format!("{}/v1", server.uri());
+    let strict = Providers::with_timeouts(urls.clone(), secrets.clone(), fast()).expect("p");
+    for choice in [
+        compatible(&base),
+        ModelChoice {
+            provider: ProviderKind::Openai,
+            model: "m".into(),
+            base_url: String::new(),
+        },
+    ] {
+        assert_eq!(
+            strict.for_model(&choice).err(),
+            Some(LlmError::UrlNotAllowed)
+        );
+    }
+    let local =
+        Providers::with_policy(urls, secrets, fast(), Policy::new(true)).expect("providers");
+    let (r, text) = run(local
+        .for_model(&compatible(&base))
+        .expect("allowed")
+        .as_ref())
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(text, "We open at 8am.");
+    assert_eq!(server.received_requests().await.expect("requests").len(), 1);
+}
+
+/// A name is checked on the address it resolves to when connecting (DNS rebinding): a
+/// public-looking name that answers a private address gets no request, and no retry.
+#[tokio::test]
+async fn a_name_that_resolves_to_a_private_address_gets_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let port = server.address().port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rebinding: outbound::Lookup = Arc::new(|_name: String| {
+        Box::pin(async { Ok(vec![std::net::IpAddr::from([127, 0, 0, 1])]) })
+    });
+    let client = outbound::Client::with_lookup(
+        USER_AGENT,
+        Duration::from_millis(500),
+        Policy::STRICT,
+        Redirects::None,
+        rebinding,
+    )
+    .expect("client");
+    let p = Providers::with_client(
+        ProviderUrls::default(),
+        secrets_in(dir.path()),
+        fast(),
+        client,
+    );
+    let provider = p
+        .for_model(&compatible(&format!(
+            "https://models.example.com:{port}/v1"
+        )))
+        .expect("the URL names a host: checked when resolved");
+    let (r, text) = run(provider.as_ref()).await;
+    assert_eq!(r, Err(LlmError::UrlNotAllowed));
+    assert!(text.is_empty());
+    assert!(server
+        .received_requests()
+        .await
+        .expect("requests")
+        .is_empty());
 }

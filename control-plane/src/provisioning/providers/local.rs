@@ -33,6 +33,8 @@ pub struct LocalProcess {
     report_interval_secs: f64,
     max_backoff_secs: u64,
     renew_after_secs: Option<u64>,
+    /// `--allow-local-providers`, handed to the nodes (same machine, same rule).
+    allow_local_providers: bool,
     /// `false` for the `manual` provisioner: bundles are written, processes not started.
     spawn_processes: bool,
     supervised: Mutex<HashSet<String>>,
@@ -61,6 +63,7 @@ impl LocalProcess {
             report_interval_secs: config.report_interval_secs,
             max_backoff_secs: config.node_max_backoff_secs,
             renew_after_secs: config.node_renew_after_secs,
+            allow_local_providers: config.allow_local_providers,
             spawn_processes: config.provisioner == "local",
             supervised: Mutex::new(HashSet::new()),
         })
@@ -107,6 +110,11 @@ impl LocalProcess {
             .env(
                 "OUTPOST_NODE_MAX_BACKOFF_SECS",
                 self.max_backoff_secs.to_string(),
+            )
+            // Set either way, so an inherited value cannot differ from the CP's own.
+            .env(
+                "OUTPOST_NODE_ALLOW_LOCAL_PROVIDERS",
+                self.allow_local_providers.to_string(),
             )
             // The node must never see the CP's own configuration or credentials.
             .env_remove("DATABASE_URL")
