@@ -41,7 +41,9 @@ cleanup() {
 trap cleanup EXIT
 
 db=(--data-dir "$work/data")
-# Key validation goes nowhere: a closed port on this machine answers at once.
+# Key validation goes nowhere: a closed port on this machine answers at once (loopback
+# provider addresses need the explicit switch, as for the e2e suite's fakes).
+export OUTPOST_ALLOW_LOCAL_PROVIDERS=true
 export OUTPOST_OPENAI_BASE_URL=http://127.0.0.1:9/v1 OUTPOST_ANTHROPIC_BASE_URL=http://127.0.0.1:9/v1
 export OUTPOST_TELEGRAM_BASE_URL=http://127.0.0.1:9 OUTPOST_GRAPH_BASE_URL=http://127.0.0.1:9/v21.0
 unset DATABASE_URL
@@ -74,6 +76,10 @@ ws2_id=$(curl -sf -H "Authorization: Bearer $token" -H 'content-type: applicatio
   -d '{"name":"Fuzz Dairy"}' "$ui/api/v1/workspaces" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["workspace"]["id"])')
 
+# Revoking a token is fuzzed in a run of its own with a second token: the fuzzer learns ids
+# from `GET /api/v1/tokens` and would otherwise revoke the token the main run works with.
+victim=$("$bin" token create --email fuzz@example.test --name victim "${db[@]}")
+
 cat >"$work/schemathesis.toml" <<EOF
 [parameters]
 "path.id" = "$ws_id"
@@ -90,17 +96,23 @@ seed=()
 [ -n "${API_FUZZ_SEED:-}" ] && seed=(--seed "$API_FUZZ_SEED")
 status=0
 # From the scratch directory: schemathesis keeps a cache (.schemathesis/) where it runs.
-(cd "$work" && "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$ui/api/v1/openapi.json" \
-  --url "$ui" \
-  -H "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
-  --phases examples,coverage,fuzzing \
-  --max-examples "$max_examples" --max-time "$max_time" \
-  --rate-limit auto \
-  --workers 1 \
-  --generation-database none \
-  --report junit,vcr --report-dir "$report_dir" \
-  --no-color ${seed[@]+"${seed[@]}"}) || status=$?
+fuzz() { # <token> <max-time> <filter args…>
+  local auth=$1 secs=$2
+  shift 2
+  (cd "$work" && "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$ui/api/v1/openapi.json" \
+    --url "$ui" \
+    -H "Authorization: Bearer $auth" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+    --phases examples,coverage,fuzzing \
+    --max-examples "$max_examples" --max-time "$secs" \
+    --rate-limit auto \
+    --workers 1 \
+    --generation-database none \
+    --report junit,vcr --report-dir "$report_dir" \
+    --no-color ${seed[@]+"${seed[@]}"} "$@")
+}
+fuzz "$token" "$max_time" --exclude-path '/api/v1/tokens/{token}' || status=$?
+fuzz "$victim" 30 --include-path '/api/v1/tokens/{token}' || status=$?
 
 if [ "$status" -ne 0 ]; then
   echo "--- control plane log (last 50 lines)"
