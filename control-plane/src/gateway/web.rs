@@ -144,7 +144,10 @@ pub(crate) async fn renew(
         return Err(AppError::RateLimited(1));
     }
     let presented = node.clone();
-    db::run(&state.db, move |conn| service::check_renewal(conn, &presented)).await?;
+    db::run(&state.db, move |conn| {
+        service::check_renewal(conn, &presented)
+    })
+    .await?;
     let issued = service::sign_csr(&state.ca, &body.csr_pem, &node.node_id)?;
     let pem = issued.pem.clone();
     db::run(&state.db, move |conn| {
