@@ -112,9 +112,9 @@ mod tests {
             now.minute(),
             now.second()
         );
-        h.insert(reqwest::header::DATE, date.parse().unwrap());
+        h.insert(reqwest::header::DATE, date.parse().expect("header value"));
         clock.observe(&h);
-        let off = clock.offset().unwrap();
+        let off = clock.offset().expect("offset learned");
         assert!((off + 40 * 86_400).abs() <= 2, "{off}");
         assert!((clock.cp_now() - now.unix_timestamp()).abs() <= 2);
     }
