@@ -112,6 +112,14 @@ pub mod cli {
             value_parser = clap::builder::BoolishValueParser::new()
         )]
         pub allow_local_providers: bool,
+        /// Shift the node's clock by this many seconds (tests of a wrong clock, instead of faketime)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_CLOCK_SKEW_SECS",
+            default_value_t = 0,
+            hide = true
+        )]
+        pub clock_skew_secs: i64,
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,

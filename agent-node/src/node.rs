@@ -36,7 +36,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
-        let gateway = Arc::new(Gateway::new(&state.gateway_url, &state.ca_pem, identity)?);
+        let gateway = Arc::new(Gateway::new(
+            &state.gateway_url,
+            &state.ca_pem,
+            identity,
+            cfg.clock.clone(),
+        )?);
         let providers = Providers::with_policy(
             ProviderUrls {
                 openai: args.openai_base_url.clone(),

@@ -36,6 +36,10 @@ struct Fake {
     /// Reports with these seqs are refused with a 400, as the CP refuses a report holding
     /// a NUL (`invalid_text`); how often each was posted.
     reject: BTreeMap<i64, usize>,
+    /// Renewals are refused as the CP refuses a fresh certificate (409
+    /// `certificate_fresh`); how many were asked for.
+    refuse_renewal: bool,
+    renew_calls: usize,
 }
 
 /// Counts a node-route call; `Some(403)` when the fake refuses the certificate.
@@ -138,6 +142,16 @@ async fn ack(g: G, id: web::Path<String>, body: web::Json<CommandAck>) -> HttpRe
 }
 
 async fn renew(g: G, body: web::Json<RenewRequest>) -> HttpResponse {
+    {
+        let mut f = g.fake.lock().unwrap();
+        f.renew_calls += 1;
+        if f.refuse_renewal {
+            return HttpResponse::Conflict().json(serde_json::json!({
+                "code": "certificate_fresh",
+                "message": "This certificate has more than half of its life left."
+            }));
+        }
+    }
     let issued =
         g.ca.sign_node_csr(&body.csr_pem, g.node_id.as_str())
             .unwrap();
@@ -220,11 +234,21 @@ fn spawn_node(
     dir: PathBuf,
     renew_after: Option<u64>,
 ) -> std::thread::JoinHandle<anyhow::Result<()>> {
+    spawn_node_with_clock(dir, renew_after, 0)
+}
+
+/// A node whose clock is `skew` seconds off.
+fn spawn_node_with_clock(
+    dir: PathBuf,
+    renew_after: Option<u64>,
+    skew: i64,
+) -> std::thread::JoinHandle<anyhow::Result<()>> {
     std::thread::spawn(move || {
         agent_node::execute(NodeCommand::Run(RunArgs {
             data_dir: dir,
             renew_after_secs: renew_after,
             max_backoff_secs: 1,
+            clock_skew_secs: skew,
             // Nothing in these tests calls a model; unreachable on purpose.
             openai_base_url: "http://127.0.0.1:9/v1".into(),
             anthropic_base_url: "http://127.0.0.1:9/v1".into(),
@@ -552,5 +576,48 @@ async fn a_refused_certificate_stops_phoning_home_but_keeps_the_console() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "console still serving");
+    // The node thread is left running; the test process ends with it.
+}
+
+/// Issue 18, defect 2: a node whose clock is 40 days ahead saw its new certificate as
+/// already expired and renewed it in a loop. It schedules renewal in the CP's time (the
+/// `Date` of the answers), so over many loop iterations it does not renew at all.
+#[actix_web::test]
+async fn a_node_far_ahead_of_the_control_plane_does_not_renew_in_a_loop() {
+    let (g, url) = start_gateway();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    write_bundle(&dir, &g, &url, &g.token.clone(), free_port());
+    let node = spawn_node_with_clock(dir.clone(), None, 40 * 86_400);
+    wait_until("20 reports", 30, || {
+        g.fake.lock().unwrap().reports.len() >= 20
+    })
+    .await;
+    assert_eq!(g.fake.lock().unwrap().renew_calls, 0, "no renewal yet");
+    assert!(!node.is_finished(), "still running");
+    // The node thread is left running; the test process ends with it.
+}
+
+/// A renewal the CP refuses as too early (409 `certificate_fresh`, `renewal_too_soon`)
+/// is not retried at the reconnect backoff: the node asks again an hour later.
+#[actix_web::test]
+async fn a_refused_early_renewal_is_not_retried_at_once() {
+    let (g, url) = start_gateway();
+    g.fake.lock().unwrap().refuse_renewal = true;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    write_bundle(&dir, &g, &url, &g.token.clone(), free_port());
+    let node = spawn_node(dir.clone(), Some(0));
+    wait_until("a renewal attempt", 20, || {
+        g.fake.lock().unwrap().renew_calls >= 1
+    })
+    .await;
+    let reports = g.fake.lock().unwrap().reports.len();
+    wait_until("20 more reports", 30, || {
+        g.fake.lock().unwrap().reports.len() >= reports + 20
+    })
+    .await;
+    assert_eq!(g.fake.lock().unwrap().renew_calls, 1, "asked once");
+    assert!(!node.is_finished(), "still running");
     // The node thread is left running; the test process ends with it.
 }

@@ -311,30 +311,6 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
         .await
         .is_err());
 
-    // Renewal issues a new certificate that works.
-    let k2 = outpost_pki::generate_key().unwrap();
-    let r = node_a
-        .client
-        .post(format!("{}/v1/node/renew", cp.gateway))
-        .json(&RenewRequest {
-            csr_pem: outpost_pki::make_csr(&k2, &node_a.id).unwrap(),
-        })
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let renewed = r.json::<RenewResponse>().await.unwrap().cert_pem;
-    let renewed_client = gateway_client(&bundle_a.ca_pem, Some((&renewed, &k2)));
-    assert_eq!(
-        renewed_client
-            .get(format!("{}/v1/node/commands", cp.gateway))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-
     // Node B, then delete B's workspace now (no export window): node A can neither see
     // nor ack B's command.
     let (ws_b, bundle_b) = bundle_for(&cp, &api, "Beta Clinic").await;
@@ -391,6 +367,102 @@ async fn enrollment_tokens_certificates_and_commands_are_checked() {
         r.json::<ErrorBody>().await.unwrap().code,
         "certificate_revoked"
     );
+}
+
+impl FakeNode {
+    /// `POST /v1/node/renew` with a fresh key presenting `client`'s certificate.
+    async fn renew_with(
+        &self,
+        cp: &Cp,
+        client: &reqwest::Client,
+    ) -> (u16, Option<(String, rcgen::KeyPair)>, String) {
+        let k = outpost_pki::generate_key().unwrap();
+        let r = client
+            .post(format!("{}/v1/node/renew", cp.gateway))
+            .json(&RenewRequest {
+                csr_pem: outpost_pki::make_csr(&k, &self.id).unwrap(),
+            })
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 200 {
+            let pem = r.json::<RenewResponse>().await.unwrap().cert_pem;
+            return (status, Some((pem, k)), String::new());
+        }
+        (status, None, r.json::<ErrorBody>().await.unwrap().code)
+    }
+}
+
+fn certificate_events(cp: &Cp, node_id: &str) -> usize {
+    use control_plane::infra::schema::node_events::dsl as e;
+    let pool = cp.db();
+    let mut conn = pool.get().unwrap();
+    e::node_events
+        .filter(e::node_id.eq(node_id))
+        .filter(e::kind.eq("certificate"))
+        .count()
+        .get_result::<i64>(&mut conn)
+        .unwrap() as usize
+}
+
+/// Issue 18, defect 2: a node whose clock runs ahead asked for a certificate many times
+/// a second. The CP refuses to renew a certificate with more than half its life left
+/// and more than one renewal an hour per node, in words, and writes no event for it.
+#[tokio::test]
+async fn renewal_of_a_fresh_certificate_or_twice_an_hour_is_refused() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "ops@acme.test");
+    let (_, bundle) = bundle_for(&cp, &api, "Alpha Clinic").await;
+    let node = try_enroll(&cp, &bundle, &bundle.token).await.1.unwrap();
+    let events_before = certificate_events(&cp, &node.id);
+
+    // Fresh from enrollment: refused, and nothing written.
+    let (status, _, code) = node.renew_with(&cp, &node.client).await;
+    assert_eq!((status, code.as_str()), (409, "certificate_fresh"));
+    assert_eq!(certificate_events(&cp, &node.id), events_before);
+
+    // Past half of its life (as if issued 31 days before its expiry in 30 days): renewed,
+    // and the new one works.
+    {
+        use control_plane::infra::schema::node_certs::dsl as c;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        diesel::update(c::node_certs.filter(c::node_id.eq(&node.id)))
+            .set(c::created_at.eq(now - 31 * 86_400))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let (status, renewed, _) = node.renew_with(&cp, &node.client).await;
+    assert_eq!(status, 200);
+    let (pem, key) = renewed.unwrap();
+    let renewed_client = gateway_client(&bundle.ca_pem, Some((&pem, &key)));
+    assert_eq!(
+        renewed_client
+            .get(format!("{}/v1/node/commands", cp.gateway))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(certificate_events(&cp, &node.id), events_before + 1);
+
+    // The old certificate is still valid and old, but the node renewed within the hour.
+    let (status, _, code) = node.renew_with(&cp, &node.client).await;
+    assert_eq!((status, code.as_str()), (409, "renewal_too_soon"));
+    // The new one is fresh.
+    let (status, _, code) = node.renew_with(&cp, &renewed_client).await;
+    assert_eq!(status, 409);
+    assert!(
+        code == "certificate_fresh" || code == "renewal_too_soon",
+        "{code}"
+    );
+    assert_eq!(certificate_events(&cp, &node.id), events_before + 1);
 }
 
 #[tokio::test]

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub renew_after: Option<Duration>,
     /// Cap of every reconnect backoff.
     pub max_backoff: Duration,
+    /// Local time and its offset to the CP's.
+    pub clock: std::sync::Arc<super::clock::Clock>,
 }
 
 impl NodeConfig {
@@ -65,6 +67,7 @@ impl NodeConfig {
             paths: Paths::new(&args.data_dir),
             renew_after: args.renew_after_secs.map(Duration::from_secs),
             max_backoff: Duration::from_secs(args.max_backoff_secs.max(1)),
+            clock: std::sync::Arc::new(super::clock::Clock::new(args.clock_skew_secs)),
         }
     }
 }

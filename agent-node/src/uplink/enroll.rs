@@ -9,7 +9,7 @@ use crate::platform::config::{
     read_bootstrap, NodeConfig, Paths, AGE_IDENTITY_FILE, BOOTSTRAP_FILE, NODE_CERT_FILE,
 };
 use crate::platform::keys::{Identity, MasterKey, NodeKey};
-use crate::platform::store::{self, NodeState, Store};
+use crate::platform::store::{NodeState, Store};
 use crate::uplink::phone_home::{self, renew};
 use anyhow::Context as _;
 use outpost_protocol::{BootstrapBundle, EnrollRequest, EnrollResponse};
@@ -77,6 +77,7 @@ async fn enroll(
     let response: EnrollResponse = loop {
         match client.post(&url).json(&request).send().await {
             Ok(r) if r.status().is_success() => {
+                cfg.clock.observe(r.headers());
                 // The token is spent now: an unreadable answer cannot be retried.
                 break r
                     .json()
@@ -140,7 +141,9 @@ async fn enroll(
             age_identity.expose().as_bytes(),
         )
         .context("writing age.identity")?;
-    let enrolled_at = store::now();
+    let enrolled_at = cfg.clock.local_now();
+    // Renewal is scheduled in the CP's time, whatever the local clock says.
+    let cp_now = cfg.clock.cp_now();
     let state = NodeState {
         node_id: node_id.clone(),
         workspace: response.workspace,
@@ -151,7 +154,7 @@ async fn enroll(
         report_interval_secs: bundle.report_interval_secs,
         capability_public_key: response.capability_public_key,
         enrolled_at,
-        renew_at: renew::pick_renew_at(enrolled_at, identity.not_after, cfg.renew_after),
+        renew_at: renew::pick_renew_at(cp_now, identity.not_after, cfg.renew_after),
     };
     store.save_node_state(&state)?;
     // node.crt last: its presence is what marks the node as enrolled.

@@ -40,6 +40,42 @@ pub fn token_refusal(
     }
 }
 
+/// The fewest seconds between two renewals of one node's certificate (issue 18: a node
+/// whose clock ran ahead renewed many times a second).
+pub const RENEWAL_MIN_INTERVAL_SECS: i64 = 3600;
+
+/// Why a renewal is refused, if it is: the presented certificate (issued at `issued_at`,
+/// expiring at `not_after`) still has more than half its life left at `now`, or the
+/// node's newest certificate was issued less than [`RENEWAL_MIN_INTERVAL_SECS`] ago.
+/// The message says when to come back in CP time, which a node with a wrong clock can
+/// still use.
+pub fn renewal_refusal(
+    issued_at: i64,
+    not_after: i64,
+    newest_issued_at: i64,
+    now: i64,
+) -> Option<AppError> {
+    let half_life = issued_at + (not_after - issued_at) / 2;
+    if now < half_life {
+        return Some(AppError::Conflict(
+            Code::CertificateFresh,
+            format!(
+                "This certificate has more than half of its life left; renew it after {half_life} (unix time, control plane clock)."
+            ),
+        ));
+    }
+    let next = newest_issued_at + RENEWAL_MIN_INTERVAL_SECS;
+    if now < next {
+        return Some(AppError::Conflict(
+            Code::RenewalTooSoon,
+            format!(
+                "This node was issued a certificate less than an hour ago; renew after {next} (unix time, control plane clock)."
+            ),
+        ));
+    }
+    None
+}
+
 /// Whether an age recipient looks like one (`age1…`, bounded).
 pub fn plausible_age_recipient(r: &str) -> bool {
     r.starts_with("age1") && r.len() <= 200
@@ -168,6 +204,25 @@ pub fn verify_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewal_waits_for_half_the_life_and_an_hour() {
+        let day = 86_400;
+        let code = |e: Option<AppError>| e.map(|e| e.code().to_owned());
+        // fresh
+        assert_eq!(
+            code(renewal_refusal(0, 30 * day, 0, 14 * day)).as_deref(),
+            Some("certificate_fresh")
+        );
+        // half-way, nothing newer
+        assert_eq!(code(renewal_refusal(0, 30 * day, 0, 15 * day)), None);
+        // half-way, but another certificate issued 10 minutes ago
+        assert_eq!(
+            code(renewal_refusal(0, 30 * day, 20 * day - 600, 20 * day)).as_deref(),
+            Some("renewal_too_soon")
+        );
+        assert_eq!(code(renewal_refusal(0, 30 * day, 19 * day, 20 * day)), None);
+    }
 
     fn export(
         id: &str,

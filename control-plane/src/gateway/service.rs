@@ -430,6 +430,22 @@ pub fn acknowledge(
     Ok(destroyed)
 }
 
+/// Refuses a renewal that comes too early (see [`model::renewal_refusal`]); nothing is
+/// written for a refusal.
+pub fn check_renewal(conn: &mut DbConn, node: &NodeIdentity) -> AppResult<()> {
+    let facts = store::renewal_facts(conn, &node.node_id, &node.serial)?;
+    let Some((issued_at, not_after, newest)) = facts else {
+        return Err(AppError::Unauthorized(Code::CertificateUnknown));
+    };
+    match model::renewal_refusal(issued_at, not_after, newest, db::now()) {
+        Some(e) => {
+            tracing::info!(node = %node.node_id, code = e.code(), "certificate renewal refused");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
 /// Stores a renewed certificate of a node.
 pub fn renew(conn: &mut DbConn, node_id: &str, issued: &IssuedCert) -> AppResult<()> {
     store::insert_cert(conn, node_id, issued, db::now())?;

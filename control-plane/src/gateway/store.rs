@@ -30,6 +30,29 @@ pub fn cert_status(conn: &mut DbConn, serial: &str) -> AppResult<Option<CertStat
         .optional()?)
 }
 
+/// When the certificate with `serial` was issued and when it expires, and when the newest
+/// certificate of its node was issued (renewal limits).
+pub fn renewal_facts(
+    conn: &mut DbConn,
+    node_id: &str,
+    serial: &str,
+) -> AppResult<Option<(i64, i64, i64)>> {
+    let presented: Option<(i64, i64)> = node_certs::table
+        .filter(node_certs::serial.eq(serial))
+        .filter(node_certs::node_id.eq(node_id))
+        .select((node_certs::created_at, node_certs::not_after))
+        .first(conn)
+        .optional()?;
+    let Some((issued_at, not_after)) = presented else {
+        return Ok(None);
+    };
+    let newest: Option<i64> = node_certs::table
+        .filter(node_certs::node_id.eq(node_id))
+        .select(diesel::dsl::max(node_certs::created_at))
+        .first(conn)?;
+    Ok(Some((issued_at, not_after, newest.unwrap_or(issued_at))))
+}
+
 /// Stores an issued certificate of a node.
 pub fn insert_cert(
     conn: &mut DbConn,

@@ -143,6 +143,11 @@ pub(crate) async fn renew(
     if state.csr_limiter.check(CSR_LIMIT_KEY).is_err() {
         return Err(AppError::RateLimited(1));
     }
+    let presented = node.clone();
+    db::run(&state.db, move |conn| {
+        service::check_renewal(conn, &presented)
+    })
+    .await?;
     let issued = service::sign_csr(&state.ca, &body.csr_pem, &node.node_id)?;
     let pem = issued.pem.clone();
     db::run(&state.db, move |conn| {

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod renew;
 pub mod reports;
 
+use crate::platform::clock::Clock;
 use crate::platform::config::Paths;
 use crate::platform::keys::{Identity, MasterKey};
 use crate::platform::store::Store;
@@ -93,11 +94,18 @@ pub struct Gateway {
     base: String,
     ca_pem: String,
     conn: RwLock<Connection>,
+    clock: Arc<Clock>,
 }
 
 impl Gateway {
-    /// A gateway client for `base` (`https://host:port`), pinning `ca_pem`.
-    pub fn new(base: &str, ca_pem: &str, identity: Identity) -> anyhow::Result<Self> {
+    /// A gateway client for `base` (`https://host:port`), pinning `ca_pem`; every answer's
+    /// `Date` updates `clock`.
+    pub fn new(
+        base: &str,
+        ca_pem: &str,
+        identity: Identity,
+        clock: Arc<Clock>,
+    ) -> anyhow::Result<Self> {
         let client = build_client(ca_pem, &identity)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
@@ -106,7 +114,13 @@ impl Gateway {
                 identity: Arc::new(identity),
                 client,
             }),
+            clock,
         })
+    }
+
+    /// The node's clock next to the CP's, as the last answer showed it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The identity requests are currently made with.
@@ -146,7 +160,7 @@ impl Gateway {
             .post(format!("{}{path}", self.base))
             .json(body)
             .timeout(timeout);
-        answer(req.send().await).await
+        answer(&self.clock, req.send().await).await
     }
 
     /// `GET {base}{path}`; decodes a 2xx JSON answer.
@@ -159,7 +173,7 @@ impl Gateway {
             .client()
             .get(format!("{}{path}", self.base))
             .timeout(timeout);
-        answer(req.send().await).await
+        answer(&self.clock, req.send().await).await
     }
 }
 
@@ -175,9 +189,11 @@ fn build_client(ca_pem: &str, identity: &Identity) -> anyhow::Result<reqwest::Cl
 }
 
 async fn answer<R: DeserializeOwned>(
+    clock: &Clock,
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<R, CallError> {
     let r = sent.map_err(CallError::Transport)?;
+    clock.observe(r.headers());
     let status = r.status();
     if status.is_success() {
         return r.json().await.map_err(CallError::Decode);

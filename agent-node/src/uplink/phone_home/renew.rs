@@ -2,11 +2,15 @@
 //! node generates a new key, sends a CSR to `POST /v1/node/renew` with its current
 //! certificate, stores the new pair and switches the gateway client to it. The random
 //! point spreads a fleet enrolled at once over a window instead of one instant.
+//!
+//! Times here are the CP's (local time plus the offset the gateway's `Date` answers
+//! showed, [`crate::platform::clock`]): a node whose clock is days ahead would otherwise
+//! see each new certificate as expired and renew in a loop. A renewal the CP refuses as
+//! too early is asked for again an hour later.
 
 use super::{sleep_or_stop, Exit, PhoneHome};
 use crate::platform::backoff::Backoff;
 use crate::platform::keys::{Identity, NodeKey};
-use crate::platform::store;
 use anyhow::Context as _;
 use outpost_protocol::{RenewRequest, RenewResponse};
 use rand::Rng as _;
@@ -17,6 +21,17 @@ use tokio::sync::watch;
 /// Longest single sleep: wall-clock time is re-read after it, so a suspended VM or a
 /// clock correction cannot push renewal past expiry.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// How long after a renewal refused as too early the node asks again, seconds (the CP
+/// allows one renewal an hour per node).
+const TOO_EARLY_RETRY_SECS: i64 = 3600;
+
+/// Whether the CP refused a renewal as too early (`certificate_fresh`,
+/// `renewal_too_soon`).
+fn is_too_early(e: &super::CallError) -> bool {
+    matches!(e, super::CallError::Rejected { code, .. }
+        if code == "certificate_fresh" || code == "renewal_too_soon")
+}
 
 /// When to renew a certificate issued at `issued_at` (unix seconds) that expires at
 /// `not_after`: a random point at 50–70 % of its remaining life, or after the fixed
@@ -46,7 +61,8 @@ pub async fn run(ctx: Arc<PhoneHome>, mut stop: watch::Receiver<bool>) -> anyhow
                 continue;
             }
         };
-        let wait = renew_at.saturating_sub(store::now());
+        // `renew_at` is in the CP's time (issue 18: a clock days ahead renewed in a loop).
+        let wait = renew_at.saturating_sub(ctx.gateway.clock().cp_now());
         if wait > 0 {
             let d = Duration::from_secs(wait.unsigned_abs()).min(MAX_SLEEP);
             if sleep_or_stop(d, &mut stop).await {
@@ -66,6 +82,29 @@ pub async fn run(ctx: Arc<PhoneHome>, mut stop: watch::Receiver<bool>) -> anyhow
             {
                 tracing::error!(error = %e, "renewal refused: certificate not accepted");
                 return Ok(Exit::Refused);
+            }
+            Err(e)
+                if e.downcast_ref::<super::CallError>()
+                    .is_some_and(is_too_early) =>
+            {
+                // The CP judged it too early by its clock: ask again in an hour, not at
+                // the reconnect backoff.
+                let clock = ctx.gateway.clock();
+                let next = clock.cp_now() + TOO_EARLY_RETRY_SECS;
+                tracing::warn!(
+                    error = %e,
+                    clock_offset_secs = clock.offset().unwrap_or(0),
+                    next_renewal = next,
+                    "certificate renewal refused as too early; asking again in an hour"
+                );
+                if let Err(e) = ctx.store.set_renew_at(next) {
+                    tracing::error!(error = %e, "storing the renewal time failed");
+                    if sleep_or_stop(Duration::from_secs(TOO_EARLY_RETRY_SECS as u64), &mut stop)
+                        .await
+                    {
+                        return Ok(Exit::Stopped);
+                    }
+                }
             }
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -102,7 +141,7 @@ async fn renew_once(ctx: &PhoneHome) -> anyhow::Result<()> {
         .context("storing the renewed certificate")?;
     let not_after = identity.not_after;
     ctx.gateway.install_identity(identity)?;
-    let next = pick_renew_at(store::now(), not_after, ctx.renew_after);
+    let next = pick_renew_at(ctx.gateway.clock().cp_now(), not_after, ctx.renew_after);
     ctx.store.set_renew_at(next)?;
     tracing::info!(not_after, next_renewal = next, "certificate renewed");
     Ok(())
