@@ -273,17 +273,28 @@ async fn owner_action(
         Ok(op(conn, &st, &ws, &uid, &confirm, &ip))
     })
     .await?;
+    back_to_page(&state, f.user, id, res.map(|()| loc)).await
+}
+
+/// After an owner's form on the workspace page: to `Ok(location)`, or the workspace page
+/// with the reason of a refusal (400, 409), nothing changed.
+async fn back_to_page(
+    state: &State,
+    user: CurrentUser,
+    id: String,
+    res: AppResult<String>,
+) -> PageResult {
     match res {
-        Ok(()) => Ok(HttpResponse::SeeOther()
+        Ok(loc) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, loc))
             .finish()),
         Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
-            let (uid, st) = (f.user.id.clone(), state.clone());
+            let (uid, st) = (user.id.clone(), state.clone());
             let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
             Ok(crate::http::html_with(
                 HttpResponse::build(e.status()),
                 &DetailPage {
-                    user: f.user,
+                    user,
                     d,
                     window: fmt_duration(state.config.export_window_secs),
                     error: Some(e.message()),
@@ -362,25 +373,8 @@ pub(crate) async fn rename_page(
         Ok(service::rename(conn, &ws, &uid, &name, &ip))
     })
     .await?;
-    match res {
-        Ok(_) => Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/workspaces/{id}")))
-            .finish()),
-        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
-            let (uid, st) = (f.user.id.clone(), state.clone());
-            let d = db::run(&state.db, move |conn| detail(conn, &st, &id, &uid)).await?;
-            Ok(crate::http::html_with(
-                HttpResponse::build(e.status()),
-                &DetailPage {
-                    user: f.user,
-                    d,
-                    window: fmt_duration(state.config.export_window_secs),
-                    error: Some(e.message()),
-                },
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let loc = format!("/workspaces/{id}");
+    back_to_page(&state, f.user, id, res.map(|_| loc)).await
 }
 
 pub(crate) async fn receipt_download(
