@@ -22,6 +22,7 @@ mod members;
 mod oauth;
 mod openapi;
 mod operator;
+mod ordering;
 mod outage;
 mod roles;
 mod routes;
