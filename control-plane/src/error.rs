@@ -51,6 +51,7 @@ codes! {
     InvalidAgent => "invalid_agent",
     InvalidApiToken => "invalid_api_token",
     InvalidBootstrapToken => "invalid_bootstrap_token",
+    InvalidCounts => "invalid_counts",
     InvalidCsr => "invalid_csr",
     InvalidEmail => "invalid_email",
     InvalidMagicLink => "invalid_magic_link",

@@ -113,3 +113,60 @@ async fn a_node_restored_from_a_backup_is_followed_again() {
     assert_eq!((status, ack["accepted"].as_bool()), (200, Some(false)));
     assert_eq!(applied(&cp, &node.id), Some(204));
 }
+
+/// Report counts are checked (issue 18, defect 7): a negative figure or more buckets than
+/// a node sends (it carries three hours per channel) → 400 `invalid_counts`, nothing
+/// stored; a normal report still goes through.
+#[tokio::test]
+async fn report_counts_are_bounded_and_never_negative() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let node = enrolled(&cp, "Gamma Clinic").await;
+    let bucket = |hour: i64, inbound: i64| {
+        serde_json::json!({"channel": "web", "hour": hour, "inbound": inbound,
+                           "outbound": 0, "conversations": 0})
+    };
+    let send = |seq: i64, counts: Vec<serde_json::Value>| {
+        let body = serde_json::json!({
+            "seq": seq, "produced_at": 0, "version": "test", "uptime_s": seq,
+            "counts": counts,
+        });
+        let client = node.client.clone();
+        let url = format!("{}/v1/node/report", cp.gateway);
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let many: Vec<_> = (0..outpost_protocol::MAX_COUNT_BUCKETS as i64 + 1)
+        .map(|h| bucket(h * 3600, 1))
+        .collect();
+    for counts in [vec![bucket(3600, -5)], vec![bucket(-3600, 1)], many] {
+        let (status, body) = send(1, counts).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "invalid_counts", "{body}");
+    }
+    let stored: i64 = {
+        use control_plane::infra::schema::usage_counts::dsl as u;
+        let pool = cp.db();
+        let mut conn = pool.get().unwrap();
+        u::usage_counts
+            .filter(u::node_id.eq(&node.id))
+            .count()
+            .get_result(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(stored, 0);
+    let (status, body) = send(1, vec![bucket(3600, 4)]).await;
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+}

@@ -4,7 +4,10 @@
 //! verifies, and which command an acknowledgement is for. Pure: no database, no HTTP.
 
 use crate::error::{AppError, AppResult, Code};
-use outpost_protocol::{CommandKind, ExportMeta, RetentionSweep, MAX_EPOCH_LEN, MAX_SEQ_AHEAD};
+use outpost_protocol::{
+    CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN,
+    MAX_SEQ_AHEAD,
+};
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
 /// renewal) at 50/s for all nodes together, not per node.
@@ -44,6 +47,35 @@ pub fn order_report(last: Option<(i64, &str)>, seq: i64, epoch: &str) -> AppResu
         None => true,
         Some((s, e)) => e != epoch || seq > s || s - seq > MAX_SEQ_AHEAD,
     })
+}
+
+/// A report's usage counts, refused whole (400 `invalid_counts`) if any figure or hour is
+/// negative or there are more than [`MAX_COUNT_BUCKETS`] buckets: no node sends those,
+/// and stored they would skew the workspace's usage and billing.
+pub fn check_counts(counts: &[CountBucket]) -> AppResult<()> {
+    if counts.len() > MAX_COUNT_BUCKETS {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "A report carries at most {MAX_COUNT_BUCKETS} count buckets; this one has {}.",
+                counts.len()
+            ),
+        ));
+    }
+    if let Some(c) = counts
+        .iter()
+        .find(|c| c.hour < 0 || c.inbound < 0 || c.outbound < 0 || c.conversations < 0)
+    {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "Counts and hours are never negative (channel {:?}, hour {}).",
+                c.channel.chars().take(32).collect::<String>(),
+                c.hour
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An authenticated node: its certificate chained to our CA (checked by rustls), its
@@ -215,6 +247,33 @@ mod tests {
         assert_eq!(order_report(Some((5, "a")), 2, "b").ok(), Some(true));
         // An old node (no epoch) that starts sending one.
         assert_eq!(order_report(Some((5, "")), 6, "b").ok(), Some(true));
+    }
+
+    #[test]
+    fn counts_are_bounded_and_never_negative() {
+        let b = |hour, inbound, conversations| CountBucket {
+            channel: "web".into(),
+            hour,
+            inbound,
+            outbound: 0,
+            conversations,
+        };
+        assert!(check_counts(&[b(3600, 2, 1)]).is_ok());
+        assert!(check_counts(&vec![b(3600, 0, 0); MAX_COUNT_BUCKETS]).is_ok());
+        for bad in [
+            vec![b(3600, -1, 0)],
+            vec![b(3600, 0, -1)],
+            vec![b(-1, 0, 0)],
+            vec![b(3600, 0, 0); MAX_COUNT_BUCKETS + 1],
+        ] {
+            assert!(
+                matches!(
+                    check_counts(&bad),
+                    Err(AppError::BadRequest(Code::InvalidCounts, _))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

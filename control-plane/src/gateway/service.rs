@@ -211,6 +211,7 @@ fn ingest_report(
     let (last, ws_id) = store::last_seq_and_workspace(conn, node_id)?;
     let last = last.as_ref().map(|(s, e)| (*s, e.as_str()));
     let newest = model::order_report(last, r.seq, epoch)?;
+    model::check_counts(&r.counts)?;
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }

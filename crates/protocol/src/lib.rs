@@ -177,6 +177,10 @@ pub struct CountBucket {
 /// accepting it would make every later report look older.
 pub const MAX_SEQ_AHEAD: i64 = 10_000_000;
 
+/// Most count buckets one report may carry; the CP refuses more (400 `invalid_counts`).
+/// A node sends three hours per channel.
+pub const MAX_COUNT_BUCKETS: usize = 256;
+
 /// Longest `epoch` the CP accepts (a node sends 32 hex digits).
 pub const MAX_EPOCH_LEN: usize = 64;
 
