@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// --node-max-backoff-secs plus 1.2 × --report-interval-secs [default: 600]
     #[arg(long, env = "OUTPOST_OFFLINE_AFTER_SECS")]
     pub offline_after_secs: Option<i64>,
+    /// A request whose body sends no byte for this many seconds is answered 408 and closed,
+    /// on both listeners [default: 10]
+    #[arg(long, env = "OUTPOST_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
     /// After a workspace is cancelled, its node stays up (suspended, console and exports
     /// only) this many seconds before it is deprovisioned [default: 2592000 = 30 days]
     #[arg(long, env = "OUTPOST_EXPORT_WINDOW_SECS")]
@@ -104,6 +108,7 @@ struct FileConfig {
     enroll_timeout_secs: Option<i64>,
     deprovision_timeout_secs: Option<i64>,
     offline_after_secs: Option<i64>,
+    body_timeout_secs: Option<u64>,
     export_window_secs: Option<i64>,
     log_format: Option<String>,
     provisioner: Option<String>,
@@ -156,6 +161,8 @@ pub struct Config {
     pub deprovision_timeout_secs: i64,
     /// Offline threshold, seconds.
     pub offline_after_secs: i64,
+    /// Idle time after which a request body read fails (408), seconds (at least 1).
+    pub body_timeout_secs: u64,
     /// Post-termination export window, seconds.
     pub export_window_secs: i64,
     /// `text` or `json`.
@@ -289,6 +296,11 @@ impl ServeArgs {
                 .or(file.deprovision_timeout_secs)
                 .unwrap_or(600),
             offline_after_secs,
+            body_timeout_secs: self
+                .body_timeout_secs
+                .or(file.body_timeout_secs)
+                .unwrap_or(10)
+                .max(1),
             export_window_secs,
             log_format,
             provisioner,

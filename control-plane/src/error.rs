@@ -112,6 +112,7 @@ codes! {
     NotFound => "not_found",
     PayloadTooLarge => "payload_too_large",
     RateLimited => "rate_limited",
+    RequestTimeout => "request_timeout",
     InternalError => "internal_error",
 }
 

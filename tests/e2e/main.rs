@@ -28,4 +28,5 @@ mod roles;
 mod routes;
 mod secrets;
 mod sessions;
+mod stalled;
 mod tokens;
