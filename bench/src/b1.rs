@@ -16,6 +16,7 @@ use std::time::Duration;
 fn report(seq: i64, hour: i64) -> Report {
     Report {
         seq,
+        epoch: None,
         produced_at: hour,
         version: "bench".into(),
         uptime_s: seq,

@@ -49,9 +49,14 @@ pub struct ServeArgs {
     /// Without a destruction receipt after this many seconds, the server is destroyed anyway [default: 600]
     #[arg(long, env = "OUTPOST_DEPROVISION_TIMEOUT_SECS")]
     pub deprovision_timeout_secs: Option<i64>,
-    /// Seconds without a report before a node is marked offline [default: 300]
+    /// Seconds without a report before a node is marked offline; must exceed
+    /// --node-max-backoff-secs plus 1.2 × --report-interval-secs [default: 600]
     #[arg(long, env = "OUTPOST_OFFLINE_AFTER_SECS")]
     pub offline_after_secs: Option<i64>,
+    /// A request whose body sends no byte for this many seconds is answered 408 and closed,
+    /// on both listeners [default: 10]
+    #[arg(long, env = "OUTPOST_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
     /// After a workspace is cancelled, its node stays up (suspended, console and exports
     /// only) this many seconds before it is deprovisioned [default: 2592000 = 30 days]
     #[arg(long, env = "OUTPOST_EXPORT_WINDOW_SECS")]
@@ -115,6 +120,7 @@ struct FileConfig {
     enroll_timeout_secs: Option<i64>,
     deprovision_timeout_secs: Option<i64>,
     offline_after_secs: Option<i64>,
+    body_timeout_secs: Option<u64>,
     export_window_secs: Option<i64>,
     log_format: Option<String>,
     provisioner: Option<String>,
@@ -168,6 +174,8 @@ pub struct Config {
     pub deprovision_timeout_secs: i64,
     /// Offline threshold, seconds.
     pub offline_after_secs: i64,
+    /// Idle time after which a request body read fails (408), seconds (at least 1).
+    pub body_timeout_secs: u64,
     /// Post-termination export window, seconds.
     pub export_window_secs: i64,
     /// `text` or `json`.
@@ -291,6 +299,23 @@ impl ServeArgs {
             export_window_secs >= 0,
             "export_window_secs must be 0 or more"
         );
+        let report_interval_secs = self
+            .report_interval_secs
+            .or(file.report_interval_secs)
+            .unwrap_or(30.0);
+        let node_max_backoff_secs = self
+            .node_max_backoff_secs
+            .or(file.node_max_backoff_secs)
+            .unwrap_or(300);
+        let offline_after_secs = self
+            .offline_after_secs
+            .or(file.offline_after_secs)
+            .unwrap_or(DEFAULT_OFFLINE_AFTER_SECS);
+        check_offline_after(
+            offline_after_secs,
+            node_max_backoff_secs,
+            report_interval_secs,
+        )?;
         let mail = self.mail.resolve(file.mail)?;
         let oauth = self.oauth.resolve(file.oauth)?;
         let billing = self.billing.resolve(file.billing)?;
@@ -333,14 +358,8 @@ impl ServeArgs {
                 .unwrap_or(default_addr(8443)),
             gateway_url: self.gateway_url.clone().or(file.gateway_url),
             nodes_dir,
-            report_interval_secs: self
-                .report_interval_secs
-                .or(file.report_interval_secs)
-                .unwrap_or(30.0),
-            node_max_backoff_secs: self
-                .node_max_backoff_secs
-                .or(file.node_max_backoff_secs)
-                .unwrap_or(300),
+            report_interval_secs,
+            node_max_backoff_secs,
             node_renew_after_secs: self.node_renew_after_secs.or(file.node_renew_after_secs),
             enroll_timeout_secs: self
                 .enroll_timeout_secs
@@ -350,10 +369,12 @@ impl ServeArgs {
                 .deprovision_timeout_secs
                 .or(file.deprovision_timeout_secs)
                 .unwrap_or(600),
-            offline_after_secs: self
-                .offline_after_secs
-                .or(file.offline_after_secs)
-                .unwrap_or(300),
+            offline_after_secs,
+            body_timeout_secs: self
+                .body_timeout_secs
+                .or(file.body_timeout_secs)
+                .unwrap_or(10)
+                .max(1),
             export_window_secs,
             log_format,
             provisioner,
@@ -364,6 +385,27 @@ impl ServeArgs {
             billing,
         })
     }
+}
+
+/// Default of `--offline-after-secs`: above the default node backoff cap (300 s) plus a
+/// jittered report interval (36 s), with room to spare.
+pub const DEFAULT_OFFLINE_AFTER_SECS: i64 = 600;
+
+/// The longest a live node can stay silent after a CP restart: its reconnect backoff cap
+/// (full jitter: at most the cap) and then its next report (interval +20 %). An offline
+/// threshold at or below it would mark live nodes offline once the restart grace (itself
+/// `offline_after_secs` long) is over, so `serve` refuses to start with it.
+pub fn check_offline_after(
+    offline_after_secs: i64,
+    node_max_backoff_secs: u64,
+    report_interval_secs: f64,
+) -> anyhow::Result<()> {
+    let silent = node_max_backoff_secs as f64 + 1.2 * report_interval_secs.max(0.0);
+    anyhow::ensure!(
+        offline_after_secs as f64 > silent,
+        "--offline-after-secs {offline_after_secs} is not longer than a live node can stay silent after a restart of the control plane ({silent:.0} s: --node-max-backoff-secs {node_max_backoff_secs} plus 1.2 × --report-interval-secs {report_interval_secs}); live nodes would be marked offline. Raise --offline-after-secs above {silent:.0} or lower --node-max-backoff-secs."
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -403,5 +445,14 @@ mod tests {
         assert!(e.to_string().contains("private network"), "{e}");
         let c = ServeArgs::default().resolve().unwrap();
         assert!(!c.allow_local_providers);
+    }
+
+    #[test]
+    fn the_offline_threshold_must_outlast_a_nodes_backoff_and_report() {
+        assert!(check_offline_after(DEFAULT_OFFLINE_AFTER_SECS, 300, 30.0).is_ok());
+        assert!(check_offline_after(337, 300, 30.0).is_ok());
+        let e = check_offline_after(336, 300, 30.0).unwrap_err().to_string();
+        assert!(e.contains("--offline-after-secs 336") && e.contains("--node-max-backoff-secs"));
+        assert!(check_offline_after(300, 300, 30.0).is_err());
     }
 }

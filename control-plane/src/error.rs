@@ -53,6 +53,7 @@ codes! {
     InvalidAgent => "invalid_agent",
     InvalidApiToken => "invalid_api_token",
     InvalidBootstrapToken => "invalid_bootstrap_token",
+    InvalidCounts => "invalid_counts",
     InvalidCsr => "invalid_csr",
     InvalidEmail => "invalid_email",
     InvalidEmailChangeLink => "invalid_email_change_link",
@@ -116,6 +117,7 @@ codes! {
     NotFound => "not_found",
     PayloadTooLarge => "payload_too_large",
     RateLimited => "rate_limited",
+    RequestTimeout => "request_timeout",
     InternalError => "internal_error",
 }
 

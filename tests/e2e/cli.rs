@@ -130,3 +130,55 @@ fn token_create_logs_the_database_failure_it_reports() {
     assert!(!stderr.contains("It has been logged"), "{stderr}");
     assert!(!stderr.contains(&db.url), "{stderr}");
 }
+
+/// `serve` with `--offline-after-secs` shorter than a live node can stay silent after a CP
+/// restart (its reconnect backoff cap plus a jittered report interval) would mark live
+/// nodes offline: it refuses to start, naming the flags (issue 18, defect 7). Before the
+/// check it served: the test gives it a few seconds, then stops it and fails.
+#[test]
+fn serve_refuses_an_offline_threshold_below_the_node_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outpost.sqlite");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_control-plane"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--database-url")
+        .arg(&db)
+        .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+        .args(["--provisioner", "manual", "--log-format", "json"])
+        .args([
+            "--offline-after-secs",
+            "60",
+            "--node-max-backoff-secs",
+            "300",
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve started with --offline-after-secs 60 below a 300 s node backoff");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    // The configuration (and so the log format) is not resolved: the log line is text.
+    let said = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or_else(|| panic!("no `error: …` line on stderr:\n{stderr}"));
+    assert!(said.contains("--offline-after-secs"), "{said}");
+    assert!(said.contains("--node-max-backoff-secs"), "{said}");
+}

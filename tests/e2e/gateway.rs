@@ -69,6 +69,7 @@ impl FakeNode {
     async fn report(&self, cp: &Cp, seq: i64) -> reqwest::Response {
         let r = Report {
             seq,
+            epoch: None,
             produced_at: 0,
             version: "test".into(),
             uptime_s: seq,
@@ -164,6 +165,7 @@ pub async fn report_with(
 ) -> reqwest::Response {
     let r = Report {
         seq,
+        epoch: None,
         produced_at: 0,
         version: "test".into(),
         uptime_s: seq,

@@ -626,6 +626,7 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
     // not part of the protocol and is never read.
     let mut body = serde_json::to_value(Report {
         seq: 1,
+        epoch: None,
         produced_at: now,
         version: "test".into(),
         uptime_s: 1,

@@ -479,6 +479,7 @@ mod tests {
     fn report(seq: i64, queue_depth: i64) -> Report {
         Report {
             seq,
+            epoch: None,
             produced_at: 1,
             version: "t".into(),
             uptime_s: 0,

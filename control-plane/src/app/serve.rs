@@ -83,6 +83,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let capability = load_or_create_capability_key(&config.data_dir)?;
     let fingerprint_key = load_or_create_fingerprint_key(&config.data_dir)?;
 
+    let body_idle = std::time::Duration::from_secs(config.body_timeout_secs);
     let ui_listener = TcpListener::bind(config.listen)?;
     let gw_listener = TcpListener::bind(config.gateway_listen)?;
     let ui_addr = ui_listener.local_addr()?;
@@ -176,6 +177,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             // Before the guard, whose own lookups read the path: a NUL anywhere is a 400
             // (it reveals nothing about who may see what).
             .wrap(middleware::from_fn(crate::http::text::refuse_nul))
+            .wrap(middleware::from_fn(move |req, next| {
+                crate::http::deadline::body_deadline(body_idle, req, next)
+            }))
             .configure(super::routes::configure_ui)
     })
     .listen(ui_listener)?
@@ -189,6 +193,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(web::query_config())
             .wrap(middleware::from_fn(crate::http::text::refuse_nul))
             .wrap(middleware::Logger::new("%a \"%r\" %s %Dms"))
+            .wrap(middleware::from_fn(move |req, next| {
+                crate::http::deadline::body_deadline(body_idle, req, next)
+            }))
             .configure(super::routes::configure_gateway)
     })
     .on_connect(gateway::capture_peer_cert)

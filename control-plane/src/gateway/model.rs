@@ -4,11 +4,79 @@
 //! verifies, and which command an acknowledgement is for. Pure: no database, no HTTP.
 
 use crate::error::{AppError, AppResult, Code};
-use outpost_protocol::{CommandKind, ExportMeta, RetentionSweep};
+use outpost_protocol::{
+    CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN,
+    MAX_SEQ_AHEAD,
+};
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
 /// renewal) at 50/s for all nodes together, not per node.
 pub const CSR_LIMIT_KEY: &str = "csr";
+
+/// Where a report stands against the newest one the CP applied for its node
+/// (`last`: that report's seq and epoch, `None` before the first). A new epoch (the node
+/// process restarted, perhaps from a backup whose `seq` is behind) restarts the ordering,
+/// so its reports are the newest whatever their `seq`; within an epoch the higher `seq`
+/// wins. Refused (400 `invalid_seq`): a `seq` below 1, or further ahead of the newest
+/// than any node could have produced ([`MAX_SEQ_AHEAD`]): accepting it would make every
+/// later report of that epoch look older and freeze the node's status. An epoch longer
+/// than [`MAX_EPOCH_LEN`] is refused too. A stored newest `seq` more than
+/// [`MAX_SEQ_AHEAD`] ahead of this one (accepted before this rule) is superseded. Returns whether the report is the newest.
+pub fn order_report(last: Option<(i64, &str)>, seq: i64, epoch: &str) -> AppResult<bool> {
+    if seq < 1 {
+        return Err(AppError::invalid(Code::InvalidSeq, "seq starts at 1."));
+    }
+    let base = last.map_or(0, |(s, _)| s.max(0));
+    if seq > base.saturating_add(MAX_SEQ_AHEAD) {
+        return Err(AppError::invalid(
+            Code::InvalidSeq,
+            format!(
+                "seq {seq} is more than {MAX_SEQ_AHEAD} ahead of this node's newest report ({base}): no node produces that many reports."
+            ),
+        ));
+    }
+    if epoch.len() > MAX_EPOCH_LEN || epoch.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(AppError::invalid(
+            Code::InvalidSeq,
+            format!("epoch must be at most {MAX_EPOCH_LEN} printable ASCII characters."),
+        ));
+    }
+    // A newest seq that far ahead of this one was itself absurd (stored before such seqs
+    // were refused): this report replaces it, which unfreezes such a node.
+    Ok(match last {
+        None => true,
+        Some((s, e)) => e != epoch || seq > s || s - seq > MAX_SEQ_AHEAD,
+    })
+}
+
+/// A report's usage counts, refused whole (400 `invalid_counts`) if any figure or hour is
+/// negative or there are more than [`MAX_COUNT_BUCKETS`] buckets: no node sends those,
+/// and stored they would skew the workspace's usage and billing.
+pub fn check_counts(counts: &[CountBucket]) -> AppResult<()> {
+    if counts.len() > MAX_COUNT_BUCKETS {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "A report carries at most {MAX_COUNT_BUCKETS} count buckets; this one has {}.",
+                counts.len()
+            ),
+        ));
+    }
+    if let Some(c) = counts
+        .iter()
+        .find(|c| c.hour < 0 || c.inbound < 0 || c.outbound < 0 || c.conversations < 0)
+    {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "Counts and hours are never negative (channel {:?}, hour {}).",
+                c.channel.chars().take(32).collect::<String>(),
+                c.hour
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// An authenticated node: its certificate chained to our CA (checked by rustls), its
 /// serial is current or a still-valid previous one, not revoked, and the node is not
@@ -222,6 +290,67 @@ mod tests {
             Some("renewal_too_soon")
         );
         assert_eq!(code(renewal_refusal(0, 30 * day, 19 * day, 20 * day)), None);
+    }
+
+    #[test]
+    fn report_order_follows_seq_within_an_epoch_and_restarts_with_a_new_one() {
+        assert_eq!(order_report(None, 1, "").ok(), Some(true));
+        assert_eq!(order_report(Some((5, "a")), 6, "a").ok(), Some(true));
+        assert_eq!(order_report(Some((5, "a")), 5, "a").ok(), Some(false));
+        assert_eq!(order_report(Some((5, "a")), 2, "a").ok(), Some(false));
+        // Restored from a backup: a new epoch, seq gone back → the newest.
+        assert_eq!(order_report(Some((5, "a")), 2, "b").ok(), Some(true));
+        // An old node (no epoch) that starts sending one.
+        assert_eq!(order_report(Some((5, "")), 6, "b").ok(), Some(true));
+    }
+
+    #[test]
+    fn counts_are_bounded_and_never_negative() {
+        let b = |hour, inbound, conversations| CountBucket {
+            channel: "web".into(),
+            hour,
+            inbound,
+            outbound: 0,
+            conversations,
+        };
+        assert!(check_counts(&[b(3600, 2, 1)]).is_ok());
+        assert!(check_counts(&vec![b(3600, 0, 0); MAX_COUNT_BUCKETS]).is_ok());
+        for bad in [
+            vec![b(3600, -1, 0)],
+            vec![b(3600, 0, -1)],
+            vec![b(-1, 0, 0)],
+            vec![b(3600, 0, 0); MAX_COUNT_BUCKETS + 1],
+        ] {
+            assert!(
+                matches!(
+                    check_counts(&bad),
+                    Err(AppError::BadRequest(Code::InvalidCounts, _))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_seqs_and_epochs_are_refused() {
+        for (last, seq) in [
+            (None, 0),
+            (None, -1),
+            (None, i64::MAX),
+            (None, MAX_SEQ_AHEAD + 1),
+            (Some((7, "a")), 7 + MAX_SEQ_AHEAD + 1),
+        ] {
+            let e = order_report(last, seq, "a");
+            assert!(
+                matches!(e, Err(AppError::BadRequest(Code::InvalidSeq, _))),
+                "{last:?} {seq}"
+            );
+        }
+        assert!(order_report(Some((7, "a")), 7 + MAX_SEQ_AHEAD, "a").is_ok());
+        // A node frozen by an i64::MAX stored before this rule is followed again.
+        assert_eq!(order_report(Some((i64::MAX, "")), 2, "").ok(), Some(true));
+        assert!(order_report(None, 1, &"e".repeat(MAX_EPOCH_LEN + 1)).is_err());
+        assert!(order_report(None, 1, "bad epoch").is_err());
     }
 
     fn export(

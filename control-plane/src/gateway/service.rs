@@ -207,7 +207,12 @@ fn ingest_report(
     notices: &mut Vec<Notice>,
 ) -> AppResult<bool> {
     let now = db::now();
-    if !store::insert_report(conn, node_id, r, now)? {
+    let epoch = r.epoch.as_deref().unwrap_or("");
+    let (last, ws_id) = store::last_seq_and_workspace(conn, node_id)?;
+    let last = last.as_ref().map(|(s, e)| (*s, e.as_str()));
+    let newest = model::order_report(last, r.seq, epoch)?;
+    model::check_counts(&r.counts)?;
+    if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
     // Counts are the totals of their hour so far: storing the latest value (not adding)
@@ -216,8 +221,6 @@ fn ingest_report(
         let channel: String = c.channel.chars().take(32).collect();
         store::set_usage(conn, node_id, c, &channel)?;
     }
-    let (last_seq, ws_id) = store::last_seq_and_workspace(conn, node_id)?;
-    let newest = last_seq.is_none_or(|s| r.seq > s);
     ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if !newest {
         store::touch_report(conn, node_id, now)?;
@@ -235,6 +238,7 @@ fn ingest_report(
     store::set_health(
         conn,
         node_id,
+        epoch,
         r,
         serde_json::Value::from(checks).to_string(),
         now,

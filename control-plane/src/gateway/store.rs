@@ -128,11 +128,18 @@ pub fn workspace_of(conn: &mut DbConn, node_id: &str) -> AppResult<String> {
 
 // Reports.
 
-/// Records a report's sequence number. Returns `false` if it was seen before.
-pub fn insert_report(conn: &mut DbConn, node_id: &str, r: &Report, now: i64) -> AppResult<bool> {
+/// Records a report's epoch and sequence number. Returns `false` if it was seen before.
+pub fn insert_report(
+    conn: &mut DbConn,
+    node_id: &str,
+    epoch: &str,
+    r: &Report,
+    now: i64,
+) -> AppResult<bool> {
     let inserted = diesel::insert_into(node_reports::table)
         .values((
             node_reports::node_id.eq(node_id),
+            node_reports::epoch.eq(epoch),
             node_reports::seq.eq(r.seq),
             node_reports::produced_at.eq(r.produced_at),
             node_reports::received_at.eq(now),
@@ -178,15 +185,17 @@ pub fn set_usage(
     Ok(())
 }
 
-/// The newest report's sequence number and the node's workspace.
+/// The newest applied report's sequence number and epoch (`""` for a node that sends
+/// none), and the node's workspace.
 pub fn last_seq_and_workspace(
     conn: &mut DbConn,
     node_id: &str,
-) -> AppResult<(Option<i64>, String)> {
-    Ok(nodes::table
+) -> AppResult<(Option<(i64, String)>, String)> {
+    let (seq, epoch, ws): (Option<i64>, Option<String>, String) = nodes::table
         .find(node_id)
-        .select((nodes::last_seq, nodes::workspace_id))
-        .first(conn)?)
+        .select((nodes::last_seq, nodes::last_epoch, nodes::workspace_id))
+        .first(conn)?;
+    Ok((seq.map(|s| (s, epoch.unwrap_or_default())), ws))
 }
 
 /// The stored waiting count and when the members were last told.
@@ -217,6 +226,7 @@ pub fn set_waiting(
 pub fn set_health(
     conn: &mut DbConn,
     node_id: &str,
+    epoch: &str,
     r: &Report,
     checks_json: String,
     now: i64,
@@ -224,6 +234,7 @@ pub fn set_health(
     diesel::update(nodes::table.find(node_id))
         .set((
             nodes::last_seq.eq(r.seq),
+            nodes::last_epoch.eq(epoch),
             nodes::last_report_at.eq(now),
             nodes::version.eq(r.version.chars().take(64).collect::<String>()),
             nodes::uptime_s.eq(r.uptime_s),

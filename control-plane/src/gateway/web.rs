@@ -85,9 +85,6 @@ pub(crate) async fn report(
 ) -> AppResult<HttpResponse> {
     let r = body.into_inner();
     let seq = r.seq;
-    if seq < 1 {
-        return Err(AppError::invalid(Code::InvalidSeq, "seq starts at 1."));
-    }
     let st = state.clone();
     let accepted = db::run(&state.db, move |conn| {
         service::report(conn, &st.notifier(), &node.node_id, &r)

@@ -5,6 +5,7 @@
 //! `crate::error`.
 
 pub mod access;
+pub mod deadline;
 pub mod extract;
 pub mod guard;
 pub mod render;

@@ -137,6 +137,7 @@ diesel::table! {
         receipt_signature -> Nullable<Text>,
         waiting_conversations -> Nullable<BigInt>,
         waiting_notified_at -> Nullable<BigInt>,
+        last_epoch -> Nullable<Text>,
     }
 }
 
@@ -162,11 +163,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    node_reports (node_id, seq) {
+    node_reports (node_id, epoch, seq) {
         node_id -> Text,
         seq -> BigInt,
         produced_at -> BigInt,
         received_at -> BigInt,
+        epoch -> Text,
     }
 }
 

@@ -171,11 +171,30 @@ pub struct CountBucket {
     pub conversations: i64,
 }
 
-/// `POST /v1/node/report` body. Idempotent on `(node id, seq)`.
+/// The most a report's `seq` may run ahead of the newest one the CP applied for the node
+/// (or of 0 before the first): ten million reports, more than ten years of reports every
+/// 30 s. Beyond it the CP refuses the report (400 `invalid_seq`): no node produced it, and
+/// accepting it would make every later report look older.
+pub const MAX_SEQ_AHEAD: i64 = 10_000_000;
+
+/// Most count buckets one report may carry; the CP refuses more (400 `invalid_counts`).
+/// A node sends three hours per channel.
+pub const MAX_COUNT_BUCKETS: usize = 256;
+
+/// Longest `epoch` the CP accepts (a node sends 32 hex digits).
+pub const MAX_EPOCH_LEN: usize = 64;
+
+/// `POST /v1/node/report` body. Idempotent on `(node id, epoch, seq)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Monotonic sequence number, starting at 1, persisted on the node.
     pub seq: i64,
+    /// Random id of the node process that produced the report (new at every start). The
+    /// CP orders reports by `seq` within an epoch; a new epoch restarts the ordering, so
+    /// a node restored from a backup (its `seq` gone back) is followed again. Absent from
+    /// nodes older than issue 18: they form one epoch, `""`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
     /// When the node produced the report (unix seconds).
     pub produced_at: i64,
     /// Node software version.
@@ -408,5 +427,11 @@ mod tests {
             serde_json::from_str(r#"{"seq":3,"produced_at":1,"version":"0.1.0","uptime_s":9}"#)
                 .expect("minimal report parses");
         assert!(r.checks.is_empty() && r.counts.is_empty());
+        assert_eq!(r.epoch, None);
+        let json = serde_json::to_string(&r).expect("serialises");
+        assert!(
+            !json.contains("epoch"),
+            "an old CP never sees the field: {json}"
+        );
     }
 }

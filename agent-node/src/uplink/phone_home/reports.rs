@@ -1,19 +1,27 @@
 //! Health reports: produced on schedule into the outbox (`node.db`) first, then sent
 //! oldest first. A CP outage therefore loses nothing, and replays are harmless because the
-//! CP deduplicates on `(node, seq)`.
+//! CP deduplicates on `(node, epoch, seq)`. The epoch is new at every process start, so a
+//! node restored from a backup (its `seq` gone back) is followed again by the CP.
 
 use super::{sleep_or_stop, CallError, Exit, PhoneHome};
 use crate::platform::backoff::{jittered, Backoff};
 use crate::platform::config::Paths;
 use crate::platform::files;
 use outpost_protocol::{Check, Report, ReportAck};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 /// How many outbox rows are read per round trip to the database.
 const BATCH: usize = 50;
 const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// This process's report epoch (`Report::epoch`): 32 random hex digits, new at every
+/// start and never stored, so a restore from a backup cannot bring an old one back.
+pub fn boot_epoch() -> &'static str {
+    static EPOCH: OnceLock<String> = OnceLock::new();
+    EPOCH.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
 
 /// Appends a report every interval (±20 %), starting at once, and wakes the flusher.
 pub async fn produce(
@@ -71,6 +79,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
     });
     let report = ctx.store.append_report(|seq, queue_depth| Report {
         seq,
+        epoch: Some(boot_epoch().to_owned()),
         produced_at: crate::platform::store::now(),
         version: crate::VERSION.to_owned(),
         uptime_s: uptime,
