@@ -181,6 +181,30 @@ async fn a_nul_byte_in_any_text_is_a_400_never_a_500_and_does_not_wedge_a_nodes_
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["code"], "invalid_text", "{method} {path}");
     }
+    // Whatever type the body declares (actix's JSON extractor takes any `*/json`), and no
+    // hiding it in a compressed body, which the extractors would decompress.
+    let invite = format!("/api/v1/workspaces/{ws_id}/invitations");
+    let r = api
+        .req(reqwest::Method::POST, &invite)
+        .header("content-type", "text/json")
+        .body(r#"{"email": "x\u0000@acme.test", "role": "member"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "text/json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "invalid_text");
+    let r = api
+        .req(reqwest::Method::POST, &invite)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "gzip");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "unsupported_content_type");
     // A page: the error page, in words.
     let r = owner
         .post_csrf(

@@ -180,7 +180,7 @@ pub fn describe_device(user_agent: &str) -> String {
             let clean = name.len() <= 32
                 && name
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
             let name = if clean { name } else { "" };
             if name.is_empty() {
                 "Unknown device".to_owned()
@@ -255,6 +255,8 @@ mod tests {
             ("curl/8.5.0", "curl"),
             ("", "Unknown device"),
             ("\u{0}\n<script>", "Unknown device"),
+            // A name with a dot would read as a link in the new-sign-in email.
+            ("evil.example/1.0", "Unknown device"),
         ];
         for (ua, want) in cases {
             assert_eq!(describe_device(ua), want, "{ua}");

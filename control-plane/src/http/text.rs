@@ -3,9 +3,10 @@
 //! PostgreSQL's `TEXT` cannot hold U+0000 (it answers "invalid byte sequence for encoding
 //! UTF8: 0x00", SQLSTATE 22021), SQLite stores it and every page then shows a string cut
 //! short, and no name, message or code needs it. So before any extractor runs, a request
-//! whose path, query string, JSON body (`\u0000`) or form body (`%00`) carries one is
-//! answered 400 `invalid_text` — the JSON error on `/api/` and `/v1/`, the error page on
-//! pages. `AppError`'s mapping of 22021 is the safety net behind this, for text that
+//! whose path, query string, JSON body (`\u0000`) or any other body but a file upload
+//! (`%00`, a raw 0x00) carries one is answered 400 `invalid_text` (a compressed body, which
+//! would hide its bytes, 400 `unsupported_content_type`) — the JSON error on `/api/` and
+//! `/v1/`, the error page on pages. `AppError`'s mapping of 22021 is the safety net behind this, for text that
 //! reaches the database some other way. A node whose report is refused with a 400 drops
 //! that report and goes on (`agent-node` `uplink::phone_home::reports`), so the refusal
 //! cannot wedge its outbox.
@@ -72,6 +73,19 @@ pub async fn refuse_nul(
         let e = refusal();
         return Ok(respond(req, e).map_into_right_body());
     }
+    // A compressed body would hide its bytes from the check below (the extractors
+    // decompress); no browser, node or webhook sender compresses what it sends here.
+    let encoded = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        let e = AppError::invalid(
+            Code::UnsupportedContentType,
+            "Send the request body uncompressed (no Content-Encoding).",
+        );
+        return Ok(respond(req, e).map_into_right_body());
+    }
     let kind = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -84,9 +98,11 @@ pub async fn refuse_nul(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let json = kind == "application/json" || kind.ends_with("+json");
-    let form = kind == "application/x-www-form-urlencoded";
-    if json || form {
+    // Every body but a file upload is checked, whatever its declared type: the page forms'
+    // extractor reads the bytes as a form whatever the header says, and actix's JSON
+    // extractor takes any `*/json`.
+    let json = kind.ends_with("/json") || kind.ends_with("+json");
+    if !kind.starts_with("multipart/") {
         // Read the body (no more than the listeners' limit), check it, and put it back
         // for the extractors, byte for byte (the Stripe webhook signs the raw body).
         let mut payload = req.take_payload();

@@ -70,13 +70,15 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 }
 
 /// WAL lets readers run beside the writer; busy_timeout turns lock contention between
-/// pool connections into waiting instead of SQLITE_BUSY errors; secure_delete overwrites
+/// pool connections into waiting instead of SQLITE_BUSY errors, and comes first: the pool
+/// opens several connections at once, and switching a new file to WAL without it failed
+/// at once with "database is locked" (logged by r2d2, then retried); secure_delete overwrites
 /// what a delete frees, so a deleted row (a sign-in request's address, an erased
 /// workspace's text) cannot be read back from the file's free pages.
 fn sqlite_pragmas(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
     c.batch_execute(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON;",
+        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
     )
 }
 

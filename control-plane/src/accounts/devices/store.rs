@@ -2,7 +2,7 @@
 
 use crate::error::AppResult;
 use crate::infra::db::DbConn;
-use crate::infra::schema::known_devices;
+use crate::infra::schema::{known_devices, users};
 use diesel::prelude::*;
 
 /// Whether `user_id` has signed in from any browser before.
@@ -12,6 +12,14 @@ pub fn has_any(conn: &mut DbConn, user_id: &str) -> AppResult<bool> {
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// When the account `user_id` was created (unix seconds).
+pub fn account_created_at(conn: &mut DbConn, user_id: &str) -> AppResult<i64> {
+    Ok(users::table
+        .filter(users::id.eq(user_id))
+        .select(users::created_at)
+        .first(conn)?)
 }
 
 /// Marks the browser `hash` as seen now for `user_id`; whether it was known already.

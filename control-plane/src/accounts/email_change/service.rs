@@ -23,25 +23,28 @@ pub fn request(conn: &mut DbConn, user_id: &str, raw: &str, ip: &str) -> AppResu
     if store::asked_since(conn, user_id, now - 3600)? >= PER_HOUR {
         return Err(AppError::RateLimited(3600));
     }
-    let token = if store::taken(conn, &new_email)? {
-        None
-    } else {
-        let t = random_token();
-        store::insert(conn, &token_hash(&t), user_id, &new_email, now)?;
-        Some(t)
-    };
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action: "account.email_change_requested",
-            object_type: "user",
-            object_id: user_id,
-            ip: Some(ip),
-            detail: "",
-            ..Default::default()
-        },
-    )?;
+    // Every request is a row and counts against the hourly limit, one for a taken address
+    // too: its link is never sent, so it can never be confirmed, but without the row the
+    // limit would not count it (the taken address's mailbox would get a notice per
+    // request, and the free ones alone using up the limit would tell which are taken).
+    let taken = store::taken(conn, &new_email)?;
+    let token = random_token();
+    db::transaction::<_, AppError, _>(conn, |conn| {
+        store::insert(conn, &token_hash(&token), user_id, &new_email, now)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(user_id),
+                action: "account.email_change_requested",
+                object_type: "user",
+                object_id: user_id,
+                ip: Some(ip),
+                detail: "",
+                ..Default::default()
+            },
+        )
+    })?;
+    let token = (!taken).then_some(token);
     Ok(Requested {
         old_email,
         new_email,
@@ -70,23 +73,55 @@ pub fn confirm(conn: &mut DbConn, token: &str, ip: &str) -> AppResult<Changed> {
         }
         let old_email = store::email_of(conn, &user_id)?;
         store::set_email(conn, &user_id, &new_email)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(&user_id),
+                action: "account.email_changed",
+                object_type: "user",
+                object_id: &user_id,
+                ip: Some(ip),
+                detail: "",
+                ..Default::default()
+            },
+        )?;
         Ok(Changed {
             user_id,
             old_email,
             new_email,
         })
     })?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(&changed.user_id),
-            action: "account.email_changed",
-            object_type: "user",
-            object_id: &changed.user_id,
-            ip: Some(ip),
-            detail: "",
-            ..Default::default()
-        },
-    )?;
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use diesel::connection::SimpleConnection as _;
+
+    /// Asking for a taken address counts against the hourly limit like any other request:
+    /// its mailbox cannot be flooded with notices, and the limit does not tell taken
+    /// addresses from free ones.
+    #[test]
+    fn requests_for_a_taken_address_count_against_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
+        let pool = db::connect(&scratch.url).unwrap();
+        let mut conn = pool.get().unwrap();
+        let sql = "INSERT INTO users (id, email, is_operator, created_at) VALUES ('u1', 'a@b.test', FALSE, 1);
+             INSERT INTO users (id, email, is_operator, created_at) VALUES ('u2', 'taken@b.test', FALSE, 1);";
+        match &mut *conn {
+            #[cfg(feature = "postgres")]
+            DbConn::Pg(c) => c.batch_execute(sql).unwrap(),
+            DbConn::Sqlite(c) => c.batch_execute(sql).unwrap(),
+        }
+        for _ in 0..PER_HOUR {
+            let r = request(&mut conn, "u1", "taken@b.test", "127.0.0.1").unwrap();
+            assert!(r.token.is_none(), "no link for a taken address");
+        }
+        let e = request(&mut conn, "u1", "free@b.test", "127.0.0.1").unwrap_err();
+        assert!(matches!(e, AppError::RateLimited(_)), "{e:?}");
+    }
 }
