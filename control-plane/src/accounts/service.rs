@@ -226,43 +226,49 @@ pub fn authenticate_session(
 }
 
 /// Ends one of `user_id`'s sessions by its public id (404 if it is not theirs).
+/// The session ends and its audit entry is written in one transaction: both or neither.
 pub fn end_session(conn: &mut DbConn, user_id: &str, id: &str, ip: &str) -> AppResult<()> {
-    if !store::delete_user_session(conn, user_id, id)? {
-        return Err(AppError::NotFound);
-    }
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action: "session.ended",
-            object_type: "session",
-            object_id: id,
-            ip: Some(ip),
-            detail: "",
-            ..Default::default()
-        },
-    )
+    db::transaction(conn, |conn| {
+        if !store::delete_user_session(conn, user_id, id)? {
+            return Err(AppError::NotFound);
+        }
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(user_id),
+                action: "session.ended",
+                object_type: "session",
+                object_id: id,
+                ip: Some(ip),
+                detail: "",
+                ..Default::default()
+            },
+        )
+    })
 }
 
-/// Ends every session of `user_id` but the one whose hash is `keep_hash`; how many.
+/// Ends every session of `user_id` but the one whose hash is `keep_hash`; how many. One
+/// transaction with its audit entry.
 pub fn end_other_sessions(
     conn: &mut DbConn,
     user_id: &str,
     keep_hash: &str,
     ip: &str,
 ) -> AppResult<usize> {
-    let n = store::delete_other_sessions(conn, user_id, keep_hash)?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action: "session.ended_others",
-            object_type: "user",
-            object_id: user_id,
-            ip: Some(ip),
-            detail: &n.to_string(),
-            ..Default::default()
-        },
-    )?;
-    Ok(n)
+    db::transaction(conn, |conn| {
+        let n = store::delete_other_sessions(conn, user_id, keep_hash)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(user_id),
+                action: "session.ended_others",
+                object_type: "user",
+                object_id: user_id,
+                ip: Some(ip),
+                detail: &n.to_string(),
+                ..Default::default()
+            },
+        )?;
+        Ok(n)
+    })
 }

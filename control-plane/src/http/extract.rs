@@ -48,6 +48,14 @@ pub fn client_ip(req: &HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The key a per-address rate limit counts the caller under: its IPv4 address or its
+/// IPv6 /64 ([`outpost_common::rate_limit::address_key`]).
+pub fn client_key(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| outpost_common::rate_limit::address_key(a.ip()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 impl CurrentUser {
     /// Reads the session cookie and looks the session up (once per request: the guard
     /// leaves the result in the request's extensions).
@@ -135,7 +143,7 @@ impl ApiUser {
             // with a typo behind an office's shared address does not lock out the valid
             // tokens of everyone else there (a 256-bit token cannot be guessed anyway; the
             // limit keeps the noise and the lookups down).
-            if let Err(wait) = state.unknown_token_limiter.check(&client_ip(req)) {
+            if let Err(wait) = state.unknown_token_limiter.check(&client_key(req)) {
                 return Err(AppError::RateLimited(wait.as_secs().max(1)));
             }
             return Err(AppError::Unauthorized(Code::InvalidApiToken));

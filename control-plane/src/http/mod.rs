@@ -11,5 +11,7 @@ pub mod guard;
 pub mod render;
 pub mod text;
 
-pub use extract::{client_ip, ApiUser, CsrfForm, CurrentUser, Empty, OperatorForm, OperatorUser};
+pub use extract::{
+    client_ip, client_key, ApiUser, CsrfForm, CurrentUser, Empty, OperatorForm, OperatorUser,
+};
 pub use render::{html, html_with, PageError, PageResult};

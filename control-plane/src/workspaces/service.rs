@@ -144,7 +144,8 @@ pub fn create(
 
 /// Renames a workspace (owners only, while it is open). Only the name changes: the address
 /// (slug) and the node's hostname stay, so links, the widget and channels keep working.
-/// The audit event records the rename, not the names (customer-written text).
+/// The audit event records the rename, not the names (customer-written text), in the
+/// rename's own transaction.
 pub fn rename(
     conn: &mut DbConn,
     ws_id: &str,
@@ -164,20 +165,22 @@ pub fn rename(
     if name == ws.name {
         return Ok(ws);
     }
-    store::set_name(conn, ws_id, name)?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(user_id),
-            action: "workspace.renamed",
-            object_type: "workspace",
-            object_id: ws_id,
-            workspace_id: Some(ws_id),
-            ip: Some(ip),
-            detail: "",
-        },
-    )?;
-    store::find(conn, ws_id)
+    db::transaction(conn, |conn| {
+        store::set_name(conn, ws_id, name)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(user_id),
+                action: "workspace.renamed",
+                object_type: "workspace",
+                object_id: ws_id,
+                workspace_id: Some(ws_id),
+                ip: Some(ip),
+                detail: "",
+            },
+        )?;
+        store::find(conn, ws_id)
+    })
 }
 
 /// Creates a workspace's node (`requested`) and queues its provisioning job; returns the

@@ -6,14 +6,36 @@
 //!
 //! Bounded: at most [`MAX_KEYS`] buckets, kept in least-recently-used order, so a flood of
 //! new keys (one per spoofed address) costs O(1) per request and evicts the key that has
-//! been idle longest, never a key in use. Hand-written rather than `governor`'s keyed
+//! been idle longest, never a key in use. Eviction forgets an empty bucket, but that is no
+//! way around a limit: each of the fresh keys that pushes a key out was itself allowed a
+//! full bucket, so forgetting one hands out fewer requests than the flood already had.
+//! Client addresses are keyed by [`address_key`] (an IPv6 client by its /64), so fresh keys
+//! cost fresh networks, not fresh addresses from one. Hand-written rather than `governor`'s keyed
 //! limiter: that one grows with every key until a periodic `retain_recent` sweep (a scan of
 //! every key), so it is bounded only in time, and it brings `dashmap`, `quanta` and
 //! friends for what is here a hundred lines.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The key a client address is limited under: an IPv4 address itself, an IPv6 address by
+/// its /64 network. One host or home line is commonly given a whole /64, so keyed by full
+/// address it could take a fresh bucket for every request. An IPv4 address written as
+/// IPv6 (`::ffff:192.0.2.1`, as a dual-stack socket reports it) is its IPv4 address.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
 
 /// Buckets kept; beyond it the least recently used one is dropped. At ~100 bytes a bucket
 /// plus its key, a few megabytes at most per limiter.
@@ -167,6 +189,28 @@ impl KeyedLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_64_and_ipv4_by_its_address() {
+        let key = |s: &str| address_key(s.parse().expect("an address"));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:fffe")
+        );
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        let l = KeyedLimiter::new(2, 1);
+        let t0 = Instant::now();
+        assert!(l.check_at(&key("2001:db8::1"), t0).is_ok());
+        assert!(l.check_at(&key("2001:db8::2"), t0).is_ok());
+        assert!(
+            l.check_at(&key("2001:db8::3"), t0).is_err(),
+            "a new address in the same /64 is the same client"
+        );
+    }
 
     #[test]
     fn bursts_then_refills_per_key() {

@@ -199,9 +199,10 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The caller's address as a rate-limit key: IPv4 itself, IPv6 by its /64.
 fn client_key(req: &HttpRequest) -> String {
     req.peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| outpost_common::rate_limit::address_key(a.ip()))
         .unwrap_or_default()
 }
 

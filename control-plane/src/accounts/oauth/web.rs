@@ -6,8 +6,8 @@ use super::{config, providers, service, store};
 use crate::app::State;
 use crate::audit::{self, Entry};
 use crate::error::AppError;
-use crate::http::client_ip;
 use crate::http::PageResult;
+use crate::http::{client_ip, client_key};
 use crate::http::{CsrfForm, CurrentUser};
 use crate::infra::db;
 use actix_web::cookie::{Cookie, SameSite};
@@ -100,7 +100,7 @@ fn provider_on(state: &State, name: &str) -> Result<Provider, AppError> {
 
 fn limited(limiter: &KeyedLimiter, req: &HttpRequest) -> Result<(), AppError> {
     limiter
-        .check(&client_ip(req))
+        .check(&client_key(req))
         .map_err(|wait| AppError::RateLimited(wait.as_secs().max(1)))
 }
 
