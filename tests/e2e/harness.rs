@@ -212,9 +212,42 @@ impl Cp {
             .unwrap_or_else(|| panic!("no email for {email} in the outbox"))
     }
 
+    /// Waits (up to 20 s) until the CP's mail outbox has sent every email that is due:
+    /// notices are queued in the `mail_outbox` table with the change and written to the dev
+    /// outbox by a worker a moment later, so a test that reads the outbox (or checks that
+    /// an email is absent) settles it first. Sign-in links are sent at once, not queued.
+    pub fn settle_outbox(&self) {
+        use control_plane::infra::schema::mail_outbox as m;
+        use diesel::prelude::*;
+        // One connection, not a pool: this runs before every outbox read.
+        let mut conn =
+            <control_plane::infra::db::DbConn as diesel::Connection>::establish(&self.db_url)
+                .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let due: i64 = m::table
+                .filter(m::state.eq("queued"))
+                .filter(m::next_attempt_at.le(now))
+                .count()
+                .get_result(&mut conn)
+                .unwrap();
+            if due == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{due} emails still due in the mail outbox after 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The first word containing `needle` in the newest dev-outbox email to `email` that
-    /// has one (notifications such as "provisioning done" go to the same addresses).
+    /// has one (notifications such as "provisioning done" go to the same addresses), once
+    /// the outbox is settled ([`Cp::settle_outbox`]).
     pub fn outbox_find(&self, email: &str, needle: &str) -> Option<String> {
+        self.settle_outbox();
         let mut files: Vec<_> = std::fs::read_dir(self.data_dir().join("outbox"))
             .ok()?
             .map(|e| e.unwrap().path())

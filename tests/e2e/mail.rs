@@ -10,6 +10,7 @@ use outpost_protocol::*;
 
 /// Every email in the dev outbox: (recipient, subject, body).
 pub(crate) fn outbox(cp: &Cp) -> Vec<(String, String, String)> {
+    cp.settle_outbox();
     let mut files: Vec<_> = std::fs::read_dir(cp.data_dir().join("outbox"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();

@@ -25,6 +25,7 @@ mod operator;
 mod ordering;
 mod outage;
 mod outbound;
+mod outbox;
 mod roles;
 mod routes;
 mod secrets;

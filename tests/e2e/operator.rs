@@ -52,6 +52,7 @@ fn audit(cp: &Cp) -> Vec<AuditLine> {
 }
 
 fn outbox_text(cp: &Cp) -> String {
+    cp.settle_outbox();
     std::fs::read_dir(cp.data_dir().join("outbox"))
         .map(|d| {
             d.flatten()

@@ -264,17 +264,18 @@ pub(crate) struct NewTokenForm {
 }
 
 /// Tells the account's owner that a token was made for it (a security notice: a token
-/// made by someone else is then noticed and revoked). Sent in the background.
+/// made by someone else is then noticed and revoked). Queued on `conn`, in the
+/// transaction that creates the token.
 pub fn notify_token_created(
-    mailer: &crate::infra::mail::Mailer,
+    conn: &mut crate::infra::db::DbConn,
     public_url: &str,
     email: &str,
     token: &TokenRow,
     how: &str,
 ) -> AppResult<()> {
-    use crate::notify::emails::{send_later, TokenCreated};
-    send_later(
-        mailer,
+    use crate::notify::emails::{queue, TokenCreated};
+    queue(
+        conn,
         vec![email.to_owned()],
         &TokenCreated {
             name: token.name.as_str().into(),
@@ -304,22 +305,19 @@ pub(crate) async fn tokens_create(
         read_only: f.form.read_only.is_some(),
     };
     let ip = client_ip(&req);
+    let (public_url, email) = (state.public_url.clone(), f.user.email.clone());
     let (created, tokens) = db::run(&state.db, move |conn| {
-        let created = service::create_api_token(conn, &uid, &new, &uid, Some(&ip));
+        // The token and its notice in one transaction: a crash loses both or neither.
+        let created = db::transaction::<_, AppError, _>(conn, |conn| {
+            let c = service::create_api_token(conn, &uid, &new, &uid, Some(&ip))?;
+            notify_token_created(conn, &public_url, &email, &c.row, "on the API tokens page")?;
+            Ok(c)
+        });
         Ok((created, store::list_tokens(conn, &uid)?))
     })
     .await?;
     let (created, error) = match created {
-        Ok(c) => {
-            notify_token_created(
-                &state.mailer,
-                &state.public_url,
-                &f.user.email,
-                &c.row,
-                "on the API tokens page",
-            )?;
-            (Some(c), None)
-        }
+        Ok(c) => (Some(c), None),
         Err(AppError::BadRequest(_, m)) => (None, Some(m)),
         Err(e) => return Err(e.into()),
     };

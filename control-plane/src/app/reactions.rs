@@ -73,7 +73,6 @@ pub fn billing_runtime(state: &State) -> Option<BillingRuntime> {
         cfg: state.config.billing.clone()?,
         db: state.db.clone(),
         http: state.http.clone(),
-        mailer: state.mailer.clone(),
         public_url: state.public_url.clone(),
         reactions: of(state),
     })

@@ -59,10 +59,9 @@ pub type State = aw::Data<AppState>;
 pub const USER_AGENT: &str = concat!("outpost-control-plane/", env!("CARGO_PKG_VERSION"));
 
 impl AppState {
-    /// Where notices go out from (the mailer and the public URL for links).
+    /// What notices need for their links (the public URL); they go to the mail outbox.
     pub fn notifier(&self) -> Notifier<'_> {
         Notifier {
-            mailer: &self.mailer,
             public_url: &self.public_url,
         }
     }

@@ -17,14 +17,19 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// - the fleet sweeper: silent nodes go offline, nodes that never enroll fail, undelivered
 ///   secrets expire, export windows end (and their nodes are woken to delete the file),
 ///   the CP's own retention schedule runs when due;
-/// - the billing sweeper (only with billing on).
+/// - the billing sweeper (only with billing on);
+/// - the mail outbox worker (`notify::outbox`): sends queued emails, retries, prunes.
 pub fn start(state: &State) {
+    actix_web::rt::spawn(crate::notify::outbox::run_worker(
+        state.db.clone(),
+        state.mailer.clone(),
+        state.config.mail.retry,
+    ));
     let rt = Arc::new(jobs::Runtime {
         db: state.db.clone(),
         provisioner: state.provisioner.clone(),
         gateway_url: state.gateway_url.clone(),
         ca_pem: state.ca.cert_pem().to_owned(),
-        mailer: state.mailer.clone(),
         public_url: state.public_url.clone(),
     });
     let r = rt.clone();

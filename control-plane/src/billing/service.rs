@@ -12,7 +12,6 @@ use super::stripe::{NewCheckout, Stripe, StripeError};
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn, DbPool};
-use crate::infra::mail::Mailer;
 use crate::workspaces::{load_for_member, Workspace, ROLE_OWNER};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -38,8 +37,6 @@ pub struct BillingRuntime {
     pub http: reqwest::Client,
     /// The billing configuration.
     pub cfg: BillingConfig,
-    /// Outgoing mail (the payment-failed email).
-    pub mailer: Mailer,
     /// Public base URL (links in emails).
     pub public_url: String,
     /// What billing sets off in other domains.

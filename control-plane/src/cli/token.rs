@@ -19,53 +19,94 @@ pub fn create(config: &Config, email: &str, new: &NewToken) -> anyhow::Result<St
     let mut conn = pool.get()?;
     let email = accounts::normalize_email(email).map_err(AppError::into_anyhow)?;
     let user = accounts::find_or_create_user(&mut conn, &email).map_err(AppError::into_anyhow)?;
-    let created = accounts::create_api_token(&mut conn, &user, new, "cli", None)
-        .map_err(AppError::into_anyhow)?;
-    notify(config, &email, &created.row)?;
-    Ok(created.value)
-}
-
-/// Sends the "token created" notice and waits for it: the command is over when it
-/// returns, so nothing may be left in the background. A mail failure is logged and the
-/// token is still printed (it exists; the operator was told on stderr).
-fn notify(config: &Config, email: &str, row: &TokenRow) -> anyhow::Result<()> {
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen))
         .trim_end_matches('/')
         .to_owned();
-    let http =
-        outpost_common::http::client(crate::app::USER_AGENT, std::time::Duration::from_secs(5))?;
-    let mailer =
-        crate::infra::mail::Mailer::from_config(&config.mail, &config.data_dir, http, &public_url)?;
-    let (subject, body) = crate::notify::emails::render(&crate::notify::emails::TokenCreated {
-        name: row.name.as_str().into(),
-        how: "with the control-plane command line".into(),
-        scope: TokenScope::from_read_only(row.read_only).words().into(),
-        expires: crate::workspaces::fmt_time(&row.expires_at).into(),
-        page: format!("{public_url}/account/tokens").into(),
+    // The token and its notice in one transaction: the notice is in the outbox, which the
+    // control plane's worker sends (with retries) if this command cannot.
+    let created = db::transaction::<_, AppError, _>(&mut conn, |conn| {
+        let created = accounts::create_api_token(conn, &user, new, "cli", None)?;
+        queue_notice(conn, &public_url, &email, &created.row)?;
+        Ok(created)
     })
     .map_err(AppError::into_anyhow)?;
-    let email = crate::infra::mail::Email {
-        to: email.to_owned(),
-        subject,
-        body,
+    drop(conn);
+    send_now(config, pool, &public_url);
+    Ok(created.value)
+}
+
+/// The "token created" notice, queued in the outbox.
+fn queue_notice(
+    conn: &mut db::DbConn,
+    public_url: &str,
+    email: &str,
+    row: &TokenRow,
+) -> crate::error::AppResult<()> {
+    crate::notify::emails::queue(
+        conn,
+        vec![email.to_owned()],
+        &crate::notify::emails::TokenCreated {
+            name: row.name.as_str().into(),
+            how: "with the control-plane command line".into(),
+            scope: TokenScope::from_read_only(row.read_only).words().into(),
+            expires: crate::workspaces::fmt_time(&row.expires_at).into(),
+            page: format!("{public_url}/account/tokens").into(),
+        },
+    )
+}
+
+/// Sends what the outbox has due now, once, and waits for it: the command is over when it
+/// returns, so nothing is left in the background. An email the transport does not take
+/// stays queued for the control plane's worker (logged on stderr); the token is printed
+/// either way.
+fn send_now(config: &Config, pool: db::DbPool, public_url: &str) {
+    let mailer =
+        outpost_common::http::client(crate::app::USER_AGENT, std::time::Duration::from_secs(5))
+            .map_err(anyhow::Error::from)
+            .and_then(|http| {
+                crate::infra::mail::Mailer::from_config(
+                    &config.mail,
+                    &config.data_dir,
+                    http,
+                    public_url,
+                )
+            });
+    let mailer = match mailer {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "token notice left in the outbox");
+            return;
+        }
     };
+    let retry = config.mail.retry;
     // On a thread of its own, so this works whether or not the caller is inside a tokio
     // runtime (the benchmark calls it from one).
-    let sent = std::thread::spawn(move || -> anyhow::Result<_> {
+    let pass = std::thread::spawn(move || -> anyhow::Result<_> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Ok(rt.block_on(mailer.send(&email)))
+        let worker = format!("cli-{}", db::new_id());
+        Ok(rt.block_on(crate::notify::outbox::deliver_due(
+            &pool,
+            &mailer,
+            &retry,
+            &worker,
+            db::now(),
+            10,
+        ))?)
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the mail thread panicked"))??;
-    if let Err(e) = sent {
-        tracing::warn!(transport = e.transport, kind = %e.kind.code(), "token notice not sent");
+    .join();
+    match pass {
+        Ok(Ok(p)) if p.retried + p.given_up > 0 => {
+            tracing::warn!("token notice not sent yet: left in the outbox, retried later")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "token notice left in the outbox"),
+        Err(_) => tracing::warn!("token notice left in the outbox: the mail thread panicked"),
     }
-    Ok(())
 }
 
 /// `control-plane token list --email …`: the account's unrevoked tokens, one per line

@@ -180,21 +180,21 @@ pub fn enroll(
     })
 }
 
-/// Stores a report in one transaction, then sends the emails its transitions are worth
-/// (only once committed: an email never announces a transition that was rolled back).
-/// Returns whether it was new.
+/// Stores a report and queues the emails its transitions are worth in one transaction
+/// (an email never announces a transition that was rolled back, and a crash loses
+/// neither alone). Returns whether it was new.
 pub fn report(
     conn: &mut DbConn,
     notifier: &Notifier<'_>,
     node_id: &str,
     r: &Report,
 ) -> AppResult<bool> {
-    let mut notices = vec![];
-    let accepted = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        ingest_report(conn, node_id, r, &mut notices)
-    })?;
-    notices::send(conn, notifier, &notices);
-    Ok(accepted)
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
+        let mut notices = vec![];
+        let accepted = ingest_report(conn, node_id, r, &mut notices)?;
+        notices::send(conn, notifier, &notices)?;
+        Ok(accepted)
+    })
 }
 
 /// Stores a report. Transitions worth an email (the first report after enrollment, an

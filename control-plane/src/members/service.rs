@@ -18,7 +18,7 @@ use outpost_crypto::{random_token, token_hash};
 
 /// What inviting and changing roles need of the app: where the email goes out from.
 pub struct Ctx<'a> {
-    /// The mail transport and the public URL for the link.
+    /// The public URL for the link (the email goes to the outbox).
     pub notifier: Notifier<'a>,
     /// Wakes nodes' command long-polls (a lower role ends console sessions).
     pub command_notify: &'a CommandNotify,
@@ -82,46 +82,50 @@ pub fn invite(
     }
     let token = random_token();
     let id = db::new_id();
-    store::replace_invitation(
-        conn,
-        &store::NewInvitation {
-            id: &id,
-            workspace_id: ws_id,
-            email: &email,
-            role,
-            token: &token,
-            invited_by: by,
-            created_at: now,
-            expires_at: now + INVITATION_TTL,
-        },
-    )?;
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(by),
-            action: "member.invited",
-            object_type: "invitation",
-            object_id: &id,
-            workspace_id: Some(ws_id),
-            ip: Some(ip),
-            detail: role.as_str(),
-        },
-    )?;
-    let inviter = store::email_of(conn, by)?;
-    let link = format!(
-        "{}/invitations/accept?token={token}",
-        cx.notifier.public_url
-    );
-    notify::emails::send_later(
-        cx.notifier.mailer,
-        vec![email.clone()],
-        &notify::emails::Invitation {
-            inviter: inviter.into(),
-            workspace: (&ws.name).into(),
-            role: role.as_str().into(),
-            link: link.into(),
-        },
-    )?;
+    // The invitation, its audit event and its email in one transaction: a crash loses
+    // all or none (the email is sent from the outbox).
+    db::transaction::<_, AppError, _>(conn, |conn| {
+        store::replace_invitation(
+            conn,
+            &store::NewInvitation {
+                id: &id,
+                workspace_id: ws_id,
+                email: &email,
+                role,
+                token: &token,
+                invited_by: by,
+                created_at: now,
+                expires_at: now + INVITATION_TTL,
+            },
+        )?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(by),
+                action: "member.invited",
+                object_type: "invitation",
+                object_id: &id,
+                workspace_id: Some(ws_id),
+                ip: Some(ip),
+                detail: role.as_str(),
+            },
+        )?;
+        let inviter = store::email_of(conn, by)?;
+        let link = format!(
+            "{}/invitations/accept?token={token}",
+            cx.notifier.public_url
+        );
+        notify::emails::queue(
+            conn,
+            vec![email.clone()],
+            &notify::emails::Invitation {
+                inviter: inviter.into(),
+                workspace: (&ws.name).into(),
+                role: role.as_str().into(),
+                link: link.into(),
+            },
+        )
+    })?;
     Ok(InvitationRow {
         id,
         email,
@@ -306,23 +310,28 @@ pub fn change_role(
     if before == role {
         return Ok(());
     }
-    store::set_role(conn, ws_id, user_id, role)?;
+    // The change, its audit event and its email together; the console sessions end
+    // after the commit, so the nodes woken find their command.
+    db::transaction::<_, AppError, _>(conn, |conn| {
+        store::set_role(conn, ws_id, user_id, role)?;
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(by),
+                action: "member.role_changed",
+                object_type: "user",
+                object_id: user_id,
+                workspace_id: Some(ws_id),
+                ip: Some(ip),
+                detail: &format!("{}→{}", before.as_str(), role.as_str()),
+            },
+        )?;
+        tell_role_changed(conn, cx, &ws, by, user_id, before, role)
+    })?;
     if role < before {
         end_console_sessions(conn, cx.command_notify, ws_id, user_id)?;
     }
-    audit::record(
-        conn,
-        &Entry {
-            actor: Some(by),
-            action: "member.role_changed",
-            object_type: "user",
-            object_id: user_id,
-            workspace_id: Some(ws_id),
-            ip: Some(ip),
-            detail: &format!("{}→{}", before.as_str(), role.as_str()),
-        },
-    )?;
-    tell_role_changed(conn, cx, &ws, by, user_id, before, role)
+    Ok(())
 }
 
 /// Emails `user_id` that `by` changed their role in `ws` from `before` to `role`: a role is
@@ -337,8 +346,8 @@ fn tell_role_changed(
     role: Role,
 ) -> AppResult<()> {
     let (by, to) = (store::email_of(conn, by)?, store::email_of(conn, user_id)?);
-    notify::emails::send_later(
-        cx.notifier.mailer,
+    notify::emails::queue(
+        conn,
         vec![to],
         &notify::emails::RoleChanged {
             workspace: (&ws.name).into(),

@@ -7,9 +7,9 @@ use super::model::AUDIT_LIMIT;
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    api_tokens, audit_events, email_changes, invitations, known_devices, magic_links, memberships,
-    node_exports, nodes, retention_sweeps, sessions, usage_counts, users, workspace_secrets,
-    workspace_suspensions, workspaces,
+    api_tokens, audit_events, email_changes, invitations, known_devices, magic_links, mail_outbox,
+    memberships, node_exports, nodes, retention_sweeps, sessions, usage_counts, users,
+    workspace_secrets, workspace_suspensions, workspaces,
 };
 use crate::members::model::Role;
 use diesel::prelude::*;
@@ -268,7 +268,8 @@ pub fn sole_owned_open_workspaces(conn: &mut DbConn, user_id: &str) -> AppResult
 }
 
 /// Deletes an account's sessions, API tokens, sign-in links, known browsers, pending address
-/// changes, memberships and user row in one transaction.
+/// changes, memberships, the emails to its address in the mail outbox (queued or kept
+/// after sending) and user row in one transaction.
 pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let email: String = users::table
@@ -278,6 +279,8 @@ pub fn delete_account(conn: &mut DbConn, user_id: &str) -> AppResult<()> {
         diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id))).execute(conn)?;
         diesel::delete(magic_links::table.filter(magic_links::email.eq(&email))).execute(conn)?;
+        diesel::delete(mail_outbox::table.filter(mail_outbox::recipient.eq(&email)))
+            .execute(conn)?;
         diesel::delete(memberships::table.filter(memberships::user_id.eq(user_id)))
             .execute(conn)?;
         diesel::delete(known_devices::table.filter(known_devices::user_id.eq(user_id)))

@@ -69,16 +69,15 @@ pub fn render<T: Template>(email: &T) -> AppResult<(String, String)> {
     Ok((subject, out))
 }
 
-/// Renders `email` once and sends it to each of `recipients` in the background
-/// ([`crate::infra::mail::Mailer::send_later`]).
-pub fn send_later<T: Template>(
-    mailer: &crate::infra::mail::Mailer,
+/// Renders `email` once and queues it for each of `recipients` in the durable outbox, on
+/// `conn` (inside the transaction of the change it announces: [`super::outbox`]).
+pub fn queue<T: Template>(
+    conn: &mut crate::infra::db::DbConn,
     recipients: Vec<String>,
     email: &T,
 ) -> AppResult<()> {
     let (subject, body) = render(email)?;
-    super::send_later_to_each(mailer, recipients, &subject, &body);
-    Ok(())
+    super::queue_to_each(conn, &recipients, &subject, &body)
 }
 
 /// The magic sign-in link (`accounts`).

@@ -5,9 +5,9 @@
 //! no contact identifier, no secret, and no export link (that lives only on the node, which
 //! serves the download).
 //!
-//! Callers send a notice only for a transition that actually happened (a conditional
-//! update that moved the row, a row newly inserted), after it is stored, so each fires
-//! once.
+//! Callers queue a notice only for a transition that actually happened (a conditional
+//! update that moved the row, a row newly inserted), in the transaction that stores it, so
+//! each is sent once and never for a change that was rolled back ([`super::outbox`]).
 
 use super::emails::{self, render, Line};
 use super::Notifier;
@@ -194,8 +194,8 @@ impl OwnerNotice {
     }
 }
 
-/// Emails `notice` to the owners of workspace `ws_id` (named `ws_name`), in the background.
-/// Call it after the change is stored, once per change.
+/// Queues `notice` for the owners of workspace `ws_id` (named `ws_name`). Call it in the
+/// transaction of the change, once per change.
 pub fn send_to_owners(
     conn: &mut DbConn,
     to: &Notifier<'_>,
@@ -206,14 +206,13 @@ pub fn send_to_owners(
     let page = format!("{}/workspaces/{ws_id}", to.public_url);
     let (subject, body) = notice.compose(ws_name, &page)?;
     let owners = super::addresses_of(conn, ws_id, &[ROLE_OWNER])?;
-    super::send_later_to_each(to.mailer, owners, &subject, &body);
-    Ok(())
+    super::queue_to_each(conn, &owners, &subject, &body)
 }
 
-/// Emails each notice to the owners and admins of its node's workspace, in the background
-/// ([`super::send_later_to_each`]). A lookup that fails is logged and skipped: the transition is
-/// already stored, and a missing email must not undo it.
-pub fn send(conn: &mut DbConn, via: &Notifier<'_>, notices: &[Notice]) {
+/// Queues each notice for the owners and admins of its node's workspace
+/// ([`super::queue_to_each`]), in the caller's transaction. A lookup that fails is logged
+/// and skipped (a missing email must not undo the transition); failing to queue fails.
+pub fn send(conn: &mut DbConn, via: &Notifier<'_>, notices: &[Notice]) -> AppResult<()> {
     for n in notices {
         let node_id = n.node_id();
         let r = super::store::workspace_of_node(conn, node_id).and_then(|(ws_id, ws_name)| {
@@ -228,8 +227,9 @@ pub fn send(conn: &mut DbConn, via: &Notifier<'_>, notices: &[Notice]) {
                 continue;
             }
         };
-        super::send_later_to_each(via.mailer, recipients, &subject, &body);
+        super::queue_to_each(conn, &recipients, &subject, &body)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

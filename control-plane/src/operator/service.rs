@@ -157,6 +157,18 @@ pub fn force_deprovision(
         for id in &live {
             provisioning::begin_deprovision(conn, id, timeout)?;
         }
+        // The owners' email with the deletion, before `gone` forgets the text.
+        let notifier = &cx.suspension.notifier;
+        let owners = notify::addresses_of(conn, ws_id, &[ROLE_OWNER])?;
+        notify::emails::queue(
+            conn,
+            owners,
+            &notify::emails::DeletedByStaff {
+                workspace: (&ws.name).into(),
+                reason: (&reason).into(),
+                page: format!("{}/workspaces/{ws_id}", notifier.public_url).into(),
+            },
+        )?;
         cx.reactions.gone(conn, ws_id)
     })?;
     for id in &live {
@@ -172,16 +184,6 @@ pub fn force_deprovision(
             workspace_id: Some(ws_id),
             ip: Some(ip),
             detail: &format!("nodes={}", live.join(",")),
-        },
-    )?;
-    let notifier = &cx.suspension.notifier;
-    notify::emails::send_later(
-        notifier.mailer,
-        notify::addresses_of(conn, ws_id, &[ROLE_OWNER])?,
-        &notify::emails::DeletedByStaff {
-            workspace: (&ws.name).into(),
-            reason: reason.into(),
-            page: format!("{}/workspaces/{ws_id}", notifier.public_url).into(),
         },
     )?;
     Ok(live)

@@ -12,7 +12,6 @@ use super::service::{event, fail, mark_destroyed, transition};
 use super::store;
 use crate::error::AppError;
 use crate::infra::db::{self, DbPool};
-use crate::infra::mail::Mailer;
 use crate::notify::Notifier;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +30,6 @@ pub struct Runtime {
     pub gateway_url: String,
     /// The internal CA's certificate (written into bootstrap bundles).
     pub ca_pem: String,
-    /// Outgoing mail, for failure notices.
-    pub mailer: Mailer,
     /// Public base URL of the UI, for links in notices.
     pub public_url: String,
 }
@@ -41,7 +38,6 @@ impl Runtime {
     /// Where failure notices go out from.
     pub fn notifier(&self) -> Notifier<'_> {
         Notifier {
-            mailer: &self.mailer,
             public_url: &self.public_url,
         }
     }

@@ -49,29 +49,33 @@ pub fn fail(
     step: &str,
     code: &str,
 ) -> AppResult<()> {
-    let current = store::state_of(conn, node_id)?;
-    if current == state::DESTROYED || current == state::DEPROVISIONING {
-        return Ok(());
-    }
-    // Conditional on the state read above, like `transition`: of two concurrent
-    // failures one moves the node, and only that one sends the email.
-    if store::set_failed_if(conn, node_id, &current, step, code)? == 0 {
-        return Ok(());
-    }
-    event(conn, node_id, "failed", &format!("{step}: {code}"))?;
-    tracing::warn!(node = node_id, step, code, "node failed");
-    if current != state::FAILED {
-        notices::send(
-            conn,
-            notifier,
-            &[Notice::ProvisioningFailed {
-                node_id: node_id.to_owned(),
-                step: step.to_owned(),
-                code: code.to_owned(),
-            }],
-        );
-    }
-    Ok(())
+    // The failure, its event and its email in one transaction (a savepoint inside the
+    // caller's): a crash loses all three or none.
+    crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
+        let current = store::state_of(conn, node_id)?;
+        if current == state::DESTROYED || current == state::DEPROVISIONING {
+            return Ok(());
+        }
+        // Conditional on the state read above, like `transition`: of two concurrent
+        // failures one moves the node, and only that one sends the email.
+        if store::set_failed_if(conn, node_id, &current, step, code)? == 0 {
+            return Ok(());
+        }
+        event(conn, node_id, "failed", &format!("{step}: {code}"))?;
+        tracing::warn!(node = node_id, step, code, "node failed");
+        if current != state::FAILED {
+            notices::send(
+                conn,
+                notifier,
+                &[Notice::ProvisioningFailed {
+                    node_id: node_id.to_owned(),
+                    step: step.to_owned(),
+                    code: code.to_owned(),
+                }],
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// Retries a failed node ([`super::retry_plan`]). Only a node in `failed` can be retried;

@@ -15,21 +15,16 @@ use outpost_protocol::CommandKind;
 /// What suspending and resuming need besides the connection.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
-    /// Where the owners' emails go out from.
+    /// The public URL for the links in the owners' emails (queued in the outbox).
     pub notifier: Notifier<'a>,
     /// Wakes the nodes' long-polls once a command is queued.
     pub command_notify: &'a CommandNotify,
 }
 
-/// Emails the workspace's owners in the background.
-fn email_owners<T: askama::Template>(
-    conn: &mut DbConn,
-    cx: &Context<'_>,
-    ws_id: &str,
-    email: &T,
-) -> AppResult<()> {
+/// Queues an email to the workspace's owners, in the caller's transaction.
+fn email_owners<T: askama::Template>(conn: &mut DbConn, ws_id: &str, email: &T) -> AppResult<()> {
     let owners = notify::addresses_of(conn, ws_id, NOTIFIED_ROLES)?;
-    notify::emails::send_later(cx.notifier.mailer, owners, email)
+    notify::emails::queue(conn, owners, email)
 }
 
 fn workspace_page(cx: &Context<'_>, ws_id: &str) -> emails::Line {
@@ -74,6 +69,22 @@ pub fn suspend(
                 )?;
             }
         }
+        let why = Suspension {
+            code: code.into(),
+            reason: reason.into(),
+            created_at: db::now(),
+        }
+        .explain();
+        // With the suspension, in its transaction.
+        email_owners(
+            conn,
+            ws_id,
+            &emails::Suspended {
+                workspace: (&name).into(),
+                why: why.into(),
+                page: workspace_page(cx, ws_id),
+            },
+        )?;
         Ok(Some(nodes))
     })?;
     let Some(nodes) = nodes else {
@@ -92,22 +103,6 @@ pub fn suspend(
             workspace_id: Some(ws_id),
             ip,
             detail: code,
-        },
-    )?;
-    let why = Suspension {
-        code: code.into(),
-        reason: reason.into(),
-        created_at: db::now(),
-    }
-    .explain();
-    email_owners(
-        conn,
-        cx,
-        ws_id,
-        &emails::Suspended {
-            workspace: name.into(),
-            why: why.into(),
-            page: workspace_page(cx, ws_id),
         },
     )?;
     Ok(true)
@@ -136,6 +131,15 @@ pub fn resume(
             for id in &nodes {
                 provisioning::queue_command(conn, id, &CommandKind::Resume)?;
             }
+            // With the resumption, in its transaction.
+            email_owners(
+                conn,
+                ws_id,
+                &emails::Resumed {
+                    workspace: (&name).into(),
+                    page: workspace_page(cx, ws_id),
+                },
+            )?;
             Some(nodes)
         } else {
             None
@@ -165,15 +169,6 @@ pub fn resume(
         for id in &nodes {
             cx.command_notify.notify(id);
         }
-        email_owners(
-            conn,
-            cx,
-            ws_id,
-            &emails::Resumed {
-                workspace: name.into(),
-                page: workspace_page(cx, ws_id),
-            },
-        )?;
     }
     Ok(true)
 }

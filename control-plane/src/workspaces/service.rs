@@ -319,6 +319,14 @@ pub fn cancel(
                 provisioning::begin_deprovision(conn, id, cx.config.deprovision_timeout_secs)?;
             }
         }
+        // The owners' email, queued with the cancellation (read before `gone` forgets
+        // nothing it needs: addresses and the name in hand).
+        let notice = OwnerNotice::Cancelled {
+            by: store::email_of(conn, user_id)?,
+            until,
+            can_reactivate: !has_paid_subscription(conn, cx, ws_id)?,
+        };
+        crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
         if until.is_none() {
             // Nothing to export and no window: deleted for good now.
             cx.reactions.gone(conn, ws_id)?;
@@ -346,12 +354,6 @@ pub fn cancel(
             }),
         },
     )?;
-    let notice = OwnerNotice::Cancelled {
-        by: store::email_of(conn, user_id)?,
-        until,
-        can_reactivate: !has_paid_subscription(conn, cx, ws_id)?,
-    };
-    crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
     Ok(until)
 }
 
@@ -380,6 +382,11 @@ pub fn delete(
         for (id, _) in &nodes {
             provisioning::begin_deprovision(conn, id, cx.config.deprovision_timeout_secs)?;
         }
+        // The owners' email, queued with the deletion, before `gone` forgets the text.
+        let notice = OwnerNotice::Deleted {
+            by: store::email_of(conn, user_id)?,
+        };
+        crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
         cx.reactions.gone(conn, ws_id)
     })?;
     for (id, _) in &nodes {
@@ -397,10 +404,6 @@ pub fn delete(
             detail: "deprovisioning",
         },
     )?;
-    let notice = OwnerNotice::Deleted {
-        by: store::email_of(conn, user_id)?,
-    };
-    crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
     Ok(())
 }
 
@@ -464,6 +467,12 @@ pub fn reactivate(
         } else {
             vec![]
         };
+        // The owners' email, queued with the reactivation.
+        let notice = OwnerNotice::Reactivated {
+            by: store::email_of(conn, user_id)?,
+            still_suspended: !others.is_empty(),
+        };
+        crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
         Ok((nodes, others))
     })?;
     let (resumed, others) = outcome;
@@ -487,11 +496,6 @@ pub fn reactivate(
             },
         },
     )?;
-    let notice = OwnerNotice::Reactivated {
-        by: store::email_of(conn, user_id)?,
-        still_suspended: !still.is_empty(),
-    };
-    crate::notify::notices::send_to_owners(conn, &cx.notifier, ws_id, &ws.name, &notice)?;
     Ok(true)
 }
 

@@ -41,34 +41,42 @@ async fn recognise(
 ) -> AppResult<Option<Cookie<'static>>> {
     let cookie = req.cookie(DEVICE_COOKIE).map(|c| c.value().to_owned());
     let hash = outpost_crypto::token_hash(session);
+    let device = describe_device(
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    let page = format!("{}/account/sessions", state.public_url);
+    // The device remembered and the email announcing it in one transaction: a crash
+    // loses both (the next sign-in announces it) or neither.
     let found = db::run(&state.db, move |conn| {
-        let Some(auth) = crate::accounts::session_user(conn, &hash)? else {
-            return Ok(None);
-        };
-        let (user_id, email) = (auth.user_id, auth.email);
-        let r = service::recognise(conn, &user_id, cookie.as_deref())?;
-        Ok(Some((user_id, email, r)))
+        db::transaction::<_, crate::error::AppError, _>(conn, |conn| {
+            let Some(auth) = crate::accounts::session_user(conn, &hash)? else {
+                return Ok(None);
+            };
+            let (user_id, email) = (auth.user_id, auth.email);
+            let r = service::recognise(conn, &user_id, cookie.as_deref())?;
+            if r.announce {
+                emails::queue(
+                    conn,
+                    vec![email],
+                    &NewSignIn {
+                        device: device.into(),
+                        method: method.into(),
+                        when: crate::workspaces::model::fmt_time(&db::now()).into(),
+                        page: page.into(),
+                    },
+                )?;
+            }
+            Ok(Some((user_id, r)))
+        })
     })
     .await?;
-    let Some((user_id, email, r)) = found else {
+    let Some((user_id, r)) = found else {
         return Ok(None);
     };
     if r.announce {
-        let ua = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        emails::send_later(
-            &state.mailer,
-            vec![email],
-            &NewSignIn {
-                device: describe_device(ua).into(),
-                method: method.into(),
-                when: crate::workspaces::model::fmt_time(&db::now()).into(),
-                page: format!("{}/account/sessions", state.public_url).into(),
-            },
-        )?;
         tracing::info!(user = %user_id, "new sign-in device announced");
     }
     Ok(Some(

@@ -48,8 +48,14 @@ pub(crate) struct EmailForm {
 /// address: only that address's mailbox is told.
 pub(crate) async fn submit(state: State, req: HttpRequest, f: CsrfForm<EmailForm>) -> PageResult {
     let (uid, raw, ip) = (f.user.id.clone(), f.form.email.clone(), client_ip(&req));
+    let url = state.public_url.clone();
+    // The request and its two emails in one transaction (the outbox sends them).
     let r = db::run(&state.db, move |conn| {
-        Ok(service::request(conn, &uid, &raw, &ip))
+        Ok(db::transaction::<_, AppError, _>(conn, |conn| {
+            let r = service::request(conn, &uid, &raw, &ip)?;
+            queue_request_emails(conn, &url, &r)?;
+            Ok(r)
+        }))
     })
     .await?;
     let r = match r {
@@ -66,19 +72,33 @@ pub(crate) async fn submit(state: State, req: HttpRequest, f: CsrfForm<EmailForm
         }
         Err(e) => return Err(e.into()),
     };
+    tracing::info!(user = %f.user.id, "email change asked for");
+    Ok(html(&EmailPage {
+        user: f.user,
+        sent: Some(r.new_email),
+        error: None,
+    }))
+}
+
+/// The link to the new address (or, when another account has it, a notice without one)
+/// and the notice to the old address.
+fn queue_request_emails(
+    conn: &mut crate::infra::db::DbConn,
+    url: &str,
+    r: &super::model::Requested,
+) -> crate::error::AppResult<()> {
     let when = crate::workspaces::model::fmt_time(&db::now());
-    let url = &state.public_url;
     match &r.token {
-        Some(token) => emails::send_later(
-            &state.mailer,
+        Some(token) => emails::queue(
+            conn,
             vec![r.new_email.clone()],
             &emails::EmailChangeConfirm {
                 new_email: (&r.new_email).into(),
                 link: format!("{url}/account/email/confirm?token={token}").into(),
             },
         )?,
-        None => emails::send_later(
-            &state.mailer,
+        None => emails::queue(
+            conn,
             vec![r.new_email.clone()],
             &emails::EmailChangeTaken {
                 new_email: (&r.new_email).into(),
@@ -86,21 +106,15 @@ pub(crate) async fn submit(state: State, req: HttpRequest, f: CsrfForm<EmailForm
             },
         )?,
     }
-    emails::send_later(
-        &state.mailer,
-        vec![r.old_email],
+    emails::queue(
+        conn,
+        vec![r.old_email.clone()],
         &emails::EmailChangeRequested {
             new_email: (&r.new_email).into(),
             when: when.into(),
             page: format!("{url}/account/identities").into(),
         },
-    )?;
-    tracing::info!(user = %f.user.id, "email change asked for");
-    Ok(html(&EmailPage {
-        user: f.user,
-        sent: Some(r.new_email),
-        error: None,
-    }))
+    )
 }
 
 #[derive(Deserialize)]
@@ -126,8 +140,22 @@ pub(crate) async fn confirm_submit(
 ) -> PageResult {
     check_origin(&state, &req)?;
     let (token, ip) = (form.into_inner().token, client_ip(&req));
+    let url = state.public_url.clone();
+    // The change and the notice to the old address in one transaction.
     let r = db::run(&state.db, move |conn| {
-        Ok(service::confirm(conn, &token, &ip))
+        Ok(db::transaction::<_, AppError, _>(conn, |conn| {
+            let changed = service::confirm(conn, &token, &ip)?;
+            emails::queue(
+                conn,
+                vec![changed.old_email.clone()],
+                &emails::EmailChanged {
+                    new_email: (&changed.new_email).into(),
+                    when: crate::workspaces::model::fmt_time(&db::now()).into(),
+                    page: format!("{url}/signin").into(),
+                },
+            )?;
+            Ok(changed)
+        }))
     })
     .await?;
     let changed = match r {
@@ -144,15 +172,6 @@ pub(crate) async fn confirm_submit(
         }
         Err(e) => return Err(e.into()),
     };
-    emails::send_later(
-        &state.mailer,
-        vec![changed.old_email],
-        &emails::EmailChanged {
-            new_email: (&changed.new_email).into(),
-            when: crate::workspaces::model::fmt_time(&db::now()).into(),
-            page: format!("{}/signin", state.public_url).into(),
-        },
-    )?;
     tracing::info!(user = %changed.user_id, "email address changed");
     Ok(html(&ConfirmPage {
         token: None,

@@ -280,24 +280,30 @@ async fn callback(
         Err(r) => return refuse(&state, &req, p, r).await,
     };
     let ip = client_ip(&req);
+    let public_url = state.public_url.clone();
+    // The sign-in and, when it linked a provider to an existing account, the email that
+    // says so, in one transaction: a crash loses both or neither.
     let outcome = db::run(&state.db, move |conn| {
-        service::sign_in(
-            conn,
-            p,
-            &verified.subject,
-            verified.verified_email.as_deref(),
-            &ip,
-        )
+        db::transaction::<_, AppError, _>(conn, |conn| {
+            let r = service::sign_in(
+                conn,
+                p,
+                &verified.subject,
+                verified.verified_email.as_deref(),
+                &ip,
+            )?;
+            if let Ok((user_id, _, true)) = &r {
+                queue_link_notice(conn, &public_url, user_id, p)?;
+            }
+            Ok(r)
+        })
     })
     .await?;
     let (user_id, session, linked) = match outcome {
         Ok(v) => v,
         Err(r) => return refuse(&state, &req, p, r).await,
     };
-    tracing::info!(provider = p.as_str(), user = %user_id, "oauth sign-in");
-    if linked {
-        announce_link(&state, &user_id, p).await;
-    }
+    tracing::info!(provider = p.as_str(), user = %user_id, linked, "oauth sign-in");
     let device =
         crate::accounts::devices::web::after_sign_in(&state, &req, &session, p.label()).await;
     let mut ok = HttpResponse::SeeOther();
@@ -317,27 +323,23 @@ async fn callback(
 
 /// Tells the owner of an account that existed before that `p` can now sign in to it: a
 /// provider account someone else controls, linked by an address they took over, must not
-/// go unnoticed. A failure is logged; the sign-in stands.
-async fn announce_link(state: &State, user_id: &str, p: Provider) {
-    let uid = user_id.to_owned();
-    let email = db::run(&state.db, move |conn| {
-        crate::accounts::store::email_of(conn, &uid)
-    })
-    .await;
-    let sent = email.and_then(|email| {
-        crate::notify::emails::send_later(
-            &state.mailer,
-            vec![email],
-            &crate::notify::emails::MethodLinked {
-                provider: p.label().into(),
-                when: crate::workspaces::model::fmt_time(&db::now()).into(),
-                page: format!("{}/account/identities", state.public_url).into(),
-            },
-        )
-    });
-    if let Err(e) = sent {
-        tracing::warn!(provider = p.as_str(), user = %user_id, error = %e, "sign-in method email not sent");
-    }
+/// go unnoticed. Queued in the sign-in's transaction.
+fn queue_link_notice(
+    conn: &mut crate::infra::db::DbConn,
+    public_url: &str,
+    user_id: &str,
+    p: Provider,
+) -> crate::error::AppResult<()> {
+    let email = crate::accounts::store::email_of(conn, user_id)?;
+    crate::notify::emails::queue(
+        conn,
+        vec![email],
+        &crate::notify::emails::MethodLinked {
+            provider: p.label().into(),
+            when: crate::workspaces::model::fmt_time(&db::now()).into(),
+            page: format!("{public_url}/account/identities").into(),
+        },
+    )
 }
 
 /// The status a refusal answers with.

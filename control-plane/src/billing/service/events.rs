@@ -374,9 +374,10 @@ fn notify_failure(
     let until = store::arrears_since(conn, ws_id)?
         .map(|t| crate::workspaces::fmt_time(&(t + grace_secs)))
         .unwrap_or_default();
-    notify::emails::send_later(
-        &rt.mailer,
-        notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?,
+    let owners = notify::addresses_of(conn, ws_id, &[crate::workspaces::ROLE_OWNER])?;
+    notify::emails::queue(
+        conn,
+        owners,
         &notify::emails::PaymentFailed {
             workspace: name.into(),
             amount: fmt_amount(amount, currency).into(),
@@ -419,10 +420,15 @@ pub async fn handle(rt: &BillingRuntime, ev: Event) -> AppResult<bool> {
     let (s, grace) = (rt.clone(), rt.cfg.grace_secs);
     let span_event = ev.id.clone();
     let duplicate = db::run(&rt.db, move |conn| {
-        let out = db::transaction(conn, |conn| apply(conn, &s, &ev, fetched.as_ref()))?;
-        if let Some(f) = &out.failed_invoice {
-            notify_failure(conn, &s, f, grace)?;
-        }
+        // The event and the owners' email about a failed payment in one transaction: a
+        // crash loses both (Stripe sends the event again) or neither.
+        let out = db::transaction(conn, |conn| {
+            let out = apply(conn, &s, &ev, fetched.as_ref())?;
+            if let Some(f) = &out.failed_invoice {
+                notify_failure(conn, &s, f, grace)?;
+            }
+            Ok::<_, AppError>(out)
+        })?;
         if let Some(ws) = &out.workspace {
             // The sweeper would get there too; doing it now makes a payment resume the
             // workspace at once.

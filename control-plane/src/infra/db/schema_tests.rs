@@ -256,6 +256,7 @@ fn schema_rs() -> Schema {
         invoices,
         known_devices,
         email_changes,
+        mail_outbox,
     ];
     let in_file = include_str!("../schema.rs")
         .matches("diesel::table!")

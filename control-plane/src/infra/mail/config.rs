@@ -68,6 +68,14 @@ pub struct MailArgs {
     /// SES API base URL [default: https://email.<region>.amazonaws.com]
     #[arg(long, env = "OUTPOST_MAIL_SES_BASE_URL")]
     pub mail_ses_base_url: Option<String>,
+    /// Attempts at sending one email before it is given up (logged, kept as `failed` in
+    /// the mail_outbox table) [default: 12, about 5 hours with the default delay]
+    #[arg(long, env = "OUTPOST_MAIL_MAX_ATTEMPTS")]
+    pub mail_max_attempts: Option<u32>,
+    /// Seconds before the first retry of an email the transport did not take; each next
+    /// retry waits twice as long, at most an hour [default: 30]
+    #[arg(long, env = "OUTPOST_MAIL_RETRY_SECS")]
+    pub mail_retry_secs: Option<u32>,
 }
 
 /// A secret read from the TOML file: a [`Secret`] from the moment it is parsed.
@@ -101,6 +109,8 @@ pub struct MailFile {
     ses_secret_access_key: Option<FileSecret>,
     ses_session_token: Option<FileSecret>,
     ses_base_url: Option<String>,
+    max_attempts: Option<u32>,
+    retry_secs: Option<u32>,
 }
 
 /// How the SMTP connection is encrypted.
@@ -180,11 +190,46 @@ pub enum Transport {
     Api(ApiConfig),
 }
 
+/// How the outbox retries an email the transport did not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts before an email is given up (at least 1).
+    pub max_attempts: u32,
+    /// Seconds before the first retry; doubled each time, at most [`Retry::MAX_DELAY_S`].
+    pub first_delay_s: i64,
+}
+
+impl Retry {
+    /// The longest wait between two attempts.
+    pub const MAX_DELAY_S: i64 = 3600;
+
+    /// Seconds to wait after the `attempt`-th attempt (1 = the first) failed:
+    /// `first_delay_s`, then twice that each time, at most an hour.
+    pub fn delay_after(&self, attempt: u32) -> i64 {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.first_delay_s
+            .max(1)
+            .saturating_mul(1_i64 << doublings)
+            .min(Self::MAX_DELAY_S)
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 12,
+            first_delay_s: 30,
+        }
+    }
+}
+
 /// Resolved mail configuration.
 #[derive(Debug, Clone, Default)]
 pub struct MailConfig {
     /// The transport and its settings.
     pub transport: Transport,
+    /// How emails are retried.
+    pub retry: Retry,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -252,6 +297,27 @@ impl MailArgs {
         let ses_secret = pick_secret(&self.mail_ses_secret_access_key, f.ses_secret_access_key);
         let ses_token = pick_secret(&self.mail_ses_session_token, f.ses_session_token);
         let ses_url = pick(&self.mail_ses_base_url, f.ses_base_url);
+        let defaults = Retry::default();
+        let retry = Retry {
+            max_attempts: self
+                .mail_max_attempts
+                .or(f.max_attempts)
+                .unwrap_or(defaults.max_attempts),
+            first_delay_s: self
+                .mail_retry_secs
+                .or(f.retry_secs)
+                .map_or(defaults.first_delay_s, i64::from),
+        };
+        anyhow::ensure!(
+            (1..=100).contains(&retry.max_attempts),
+            "mail max_attempts must be between 1 and 100 (got {})",
+            retry.max_attempts
+        );
+        anyhow::ensure!(
+            (1..=Retry::MAX_DELAY_S).contains(&retry.first_delay_s),
+            "mail retry_secs must be between 1 and 3600 (got {})",
+            retry.first_delay_s
+        );
 
         let t = transport.as_str();
         if t == "outbox" {
@@ -268,7 +334,10 @@ impl MailArgs {
                     "mail option {key} is set but the mail transport is `outbox`: set mail_transport (--mail-transport, OUTPOST_MAIL_TRANSPORT) to the transport you mean"
                 );
             }
-            return Ok(MailConfig::default());
+            return Ok(MailConfig {
+                transport: Transport::Outbox,
+                retry,
+            });
         }
         anyhow::ensure!(
             ["smtp", "resend", "postmark", "ses"].contains(&t),
@@ -361,7 +430,7 @@ impl MailArgs {
                 })
             }
         };
-        Ok(MailConfig { transport })
+        Ok(MailConfig { transport, retry })
     }
 }
 
@@ -383,6 +452,35 @@ mod tests {
     fn nothing_configured_is_the_outbox() {
         let c = MailArgs::default().resolve(None).unwrap();
         assert!(matches!(c.transport, Transport::Outbox));
+        assert_eq!(c.retry, Retry::default());
+    }
+
+    #[test]
+    fn retries_double_up_to_an_hour_and_absurd_settings_are_refused() {
+        let r = Retry::default();
+        let delays: Vec<i64> = (1..=9).map(|a| r.delay_after(a)).collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(r.delay_after(u32::MAX), 3600);
+        let c = MailArgs::default()
+            .resolve(file("max_attempts = 3\nretry_secs = 1\n"))
+            .unwrap();
+        assert_eq!(
+            c.retry,
+            Retry {
+                max_attempts: 3,
+                first_delay_s: 1
+            }
+        );
+        let zero = MailArgs {
+            mail_max_attempts: Some(0),
+            ..Default::default()
+        };
+        assert!(err(&zero, None).contains("max_attempts must be between 1 and 100"));
+        let long = MailArgs {
+            mail_retry_secs: Some(7200),
+            ..Default::default()
+        };
+        assert!(err(&long, None).contains("retry_secs must be between 1 and 3600"));
     }
 
     #[test]

@@ -147,14 +147,15 @@ impl Mailer {
         }
     }
 
-    /// Sends `email` in the background: the request or worker that triggered it does not
-    /// wait for (or fail with) the mail provider. A failure is logged with the transport,
-    /// the error kind and the subject, never with the address or the body.
-    ///
-    /// Callable from async code and from the blocking threads `db::run` uses (it spawns on
-    /// the current tokio runtime, not on a thread-local task set).
-    pub fn send_later(&self, email: Email) {
-        spawn_send(self.clone(), email);
+    /// Sends `email`, known to the caller by `key` (the durable outbox's row id). The dev
+    /// outbox writes it as `<key>.eml`: a second attempt at the same email
+    /// (after a crash between writing it and recording that it was written) replaces the
+    /// file instead of adding one. The other transports send it as [`Mailer::send`] does.
+    pub async fn send_keyed(&self, email: &Email, key: &str) -> Result<(), MailError> {
+        match self {
+            Mailer::DevOutbox(dir) => write_outbox_as(dir, email, key).await,
+            _ => self.send(email).await,
+        }
     }
 
     /// Human description for the start-up banner (no key, password or token).
@@ -168,14 +169,20 @@ impl Mailer {
 }
 
 async fn write_outbox(dir: &Path, email: &Email) -> Result<(), MailError> {
+    let key = format!("{}-{}", crate::infra::db::now_ms(), uuid::Uuid::new_v4());
+    write_outbox_as(dir, email, &key).await
+}
+
+/// Writes `<dir>/<key>.eml`: writing the same key twice leaves one file (the second
+/// replaces the first, whole or partly written).
+async fn write_outbox_as(dir: &Path, email: &Email, key: &str) -> Result<(), MailError> {
     let io = |_| MailError::new("outbox", ErrorKind::Io);
+    let key: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    let name = format!(
-        "{}-{}.eml",
-        crate::infra::db::now_ms(),
-        uuid::Uuid::new_v4()
-    );
-    let path = dir.join(name);
+    let path = dir.join(format!("{key}.eml"));
     let content = format!(
         "To: {}\r\nSubject: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
         one_line(&email.to),
@@ -185,27 +192,6 @@ async fn write_outbox(dir: &Path, email: &Email) -> Result<(), MailError> {
     tokio::fs::write(&path, content).await.map_err(io)?;
     tracing::info!(path = %path.display(), "dev outbox: email written");
     Ok(())
-}
-
-fn spawn_send(mailer: Mailer, email: Email) -> Option<tokio::task::JoinHandle<()>> {
-    let fut = async move {
-        match mailer.send(&email).await {
-            Ok(()) => tracing::debug!(transport = mailer.transport(), "email sent"),
-            Err(e) => tracing::warn!(
-                transport = e.transport,
-                kind = %e.kind.code(),
-                subject = %one_line(&email.subject),
-                "email not sent"
-            ),
-        }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => Some(rt.spawn(fut)),
-        Err(_) => {
-            tracing::error!("email not sent: called outside the async runtime");
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -245,26 +231,21 @@ mod tests {
         assert!(!files[0].contains("\r\nBcc:"));
     }
 
-    /// `send_later` is called from `db::run` closures, which run on tokio's blocking pool
-    /// outside actix's task set: it must not need one.
     #[actix_web::test]
-    async fn sending_later_works_from_a_blocking_thread() {
+    async fn the_same_key_twice_is_one_file() {
         let dir = tempfile::tempdir().unwrap();
         let mailer = Mailer::DevOutbox(dir.path().join("outbox"));
-        let handle = actix_web::rt::task::spawn_blocking(move || {
-            spawn_send(
-                mailer,
-                Email {
-                    to: "owner@acme.test".into(),
-                    subject: "Outpost: Acme is ready".into(),
-                    body: "link".into(),
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .expect("spawned on the runtime");
-        handle.await.unwrap();
+        let email = Email {
+            to: "owner@acme.test".into(),
+            subject: "Outpost: Acme is ready".into(),
+            body: "link".into(),
+        };
+        for _ in 0..2 {
+            mailer
+                .send_keyed(&email, "1700000000000-abc")
+                .await
+                .unwrap();
+        }
         assert_eq!(outbox_files(&dir.path().join("outbox")).len(), 1);
     }
 
