@@ -47,6 +47,7 @@ codes! {
     ConfirmationMismatch => "confirmation_mismatch",
     ConfirmationRequired => "confirmation_required",
     CsrfFailed => "csrf_failed",
+    DatabaseUnavailable => "database_unavailable",
     EmailTaken => "email_taken",
     ExportWindowOver => "export_window_over",
     InvalidAgeRecipient => "invalid_age_recipient",
@@ -138,6 +139,10 @@ pub enum AppError {
     PayloadTooLarge,
     /// 429 with the seconds to wait.
     RateLimited(u64),
+    /// 503: the database cannot be reached (the pool could not hand out a connection in
+    /// time, or the connection was lost). The cause goes to the database's health, which
+    /// logs it once per outage (`infra::db::health`); clients are told to retry.
+    DatabaseUnavailable(anyhow::Error),
     /// 500; the cause is logged, the user sees a generic message.
     Internal(anyhow::Error),
 }
@@ -166,6 +171,7 @@ impl AppError {
             AppError::Conflict(..) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -178,6 +184,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::RateLimited(_) => "rate_limited",
+            AppError::DatabaseUnavailable(_) => Code::DatabaseUnavailable.as_str(),
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -208,6 +215,7 @@ impl AppError {
             AppError::NotFound => "Not found.".into(),
             AppError::PayloadTooLarge => "The request body is larger than the 1 MiB limit.".into(),
             AppError::RateLimited(s) => format!("Too many attempts. Try again in {s} seconds."),
+            AppError::DatabaseUnavailable(_) => DATABASE_UNAVAILABLE.into(),
             AppError::Internal(_) => "Something went wrong on our side. It has been logged.".into(),
         }
     }
@@ -217,20 +225,31 @@ impl AppError {
     /// web's "It has been logged" would be untrue there, and the cause lost.)
     pub fn into_anyhow(self) -> anyhow::Error {
         match self {
-            AppError::Internal(e) => e,
+            AppError::Internal(e) | AppError::DatabaseUnavailable(e) => e,
             other => anyhow::anyhow!(other.message()),
         }
     }
 
     pub(crate) fn log(&self) {
-        if let AppError::Internal(e) = self {
-            tracing::error!(error = %format!("{e:#}"), "internal error");
+        match self {
+            AppError::Internal(e) => tracing::error!(error = %format!("{e:#}"), "internal error"),
+            // Logged by the database's health, once per outage and cause, not per request.
+            AppError::DatabaseUnavailable(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "database unavailable")
+            }
+            _ => {}
         }
     }
 
     pub(crate) fn apply_headers(&self, b: &mut actix_web::HttpResponseBuilder) {
-        if let AppError::RateLimited(s) = self {
-            b.insert_header((header::RETRY_AFTER, s.to_string()));
+        match self {
+            AppError::RateLimited(s) => {
+                b.insert_header((header::RETRY_AFTER, s.to_string()));
+            }
+            AppError::DatabaseUnavailable(_) => {
+                b.insert_header((header::RETRY_AFTER, RETRY_DATABASE_SECS.to_string()));
+            }
+            _ => {}
         }
     }
 
@@ -285,6 +304,7 @@ impl From<diesel::result::Error> for AppError {
             diesel::result::Error::DatabaseError(_, ref info) if is_nul_in_text(info.message()) => {
                 AppError::invalid(Code::InvalidText, NUL_IN_TEXT)
             }
+            lost if is_connection_lost(&lost) => AppError::DatabaseUnavailable(lost.into()),
             other => AppError::Internal(other.into()),
         }
     }
@@ -300,9 +320,34 @@ fn is_nul_in_text(message: &str) -> bool {
     message.contains("invalid byte sequence") && message.contains("0x00")
 }
 
+/// The answer while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str =
+    "The database cannot be reached at the moment. Try again in a few seconds.";
+
+/// `Retry-After` of a 503 `database_unavailable`.
+const RETRY_DATABASE_SECS: u64 = 5;
+
+/// Whether a query failed because its connection to the database was lost (PostgreSQL:
+/// the server went away or closed it), rather than for anything in the query.
+/// `UnableToSendCommand` also covers a query PostgreSQL cannot take (too many
+/// parameters), whose message does not speak of the connection.
+fn is_connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind as K;
+    match e {
+        diesel::result::Error::DatabaseError(K::ClosedConnection, _) => true,
+        diesel::result::Error::DatabaseError(K::UnableToSendCommand, info) => {
+            let m = info.message();
+            m.contains("connection") || m.contains("server closed")
+        }
+        _ => false,
+    }
+}
+
+/// The pool's only error: no connection within its wait (the database is away, or every
+/// connection stayed busy that long).
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
-        AppError::Internal(e.into())
+        AppError::DatabaseUnavailable(e.into())
     }
 }
 

@@ -20,6 +20,10 @@ pub struct Opts {
     pub env: Vec<(&'static str, String)>,
     /// `--enroll-timeout-secs`: a node not enrolled this long after boot fails.
     pub enroll_timeout_secs: u64,
+    /// PostgreSQL only: `serve` reaches the database through this address (a fault
+    /// injection proxy in front of the server) instead of the server's own. The test's
+    /// own connections (`Cp::db`) and the CLI commands still go straight to the server.
+    pub database_via: Option<std::net::SocketAddr>,
 }
 
 impl Default for Opts {
@@ -29,6 +33,7 @@ impl Default for Opts {
             report_interval: 1.0,
             env: vec![],
             enroll_timeout_secs: 120,
+            database_via: None,
         }
     }
 }
@@ -90,6 +95,14 @@ impl Cp {
         ]
     }
 
+    /// The database URL `serve` is given: through `Opts::database_via` when set.
+    fn serve_db_url(&self) -> String {
+        match self.opts.database_via {
+            Some(via) => with_authority(&self.db_url, &via.to_string()),
+            None => self.db_url.clone(),
+        }
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -98,7 +111,9 @@ impl Cp {
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_control-plane"))
             .arg("serve")
-            .args(self.base_args())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--database-url", &self.serve_db_url()])
             .args([
                 "--listen",
                 &self.listen,
@@ -284,6 +299,14 @@ impl Cp {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
+}
+
+/// `postgres://user@host:port/db` with `host:port` replaced by `authority`.
+pub fn with_authority(url: &str, authority: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (server, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = server.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+    format!("{scheme}://{}{authority}/{path}", user.unwrap_or_default())
 }
 
 fn kill_nodes(nodes: &Path) {

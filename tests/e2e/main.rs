@@ -11,6 +11,7 @@ mod agents;
 mod api;
 mod billing;
 mod cli;
+mod db_outage;
 mod exports;
 mod gateway;
 mod input;

@@ -6,7 +6,7 @@
 //! handlers. What every route shares is added here once, by [`Common`]: bearer
 //! authentication, the JSON error shape with every [`Code`], and the answers any route
 //! can give (401 and 429 for the token, 400 and 413 for a body or a query, 404 for an id
-//! in the path, 500).
+//! in the path, 500, 503 while the database is away).
 //!
 //! **Adding a route**: annotate its handler with `#[utoipa::path(…)]` (copy a neighbour's)
 //! and add one line to `paths(…)` below. `tests/e2e/openapi.rs` fails while a row of
@@ -187,6 +187,10 @@ fn add_common(path: &str, op: &mut Operation, writes: bool) {
     add(
         "500",
         "Something failed on our side (`internal_error`); the cause is logged, never shown.",
+    );
+    add(
+        "503",
+        "The control plane cannot reach its database (`database_unavailable`): nothing was read or changed; retry after the `Retry-After` header's seconds.",
     );
     if writes && !public {
         const READ_ONLY: &str = "A read-only token may only read (`token_read_only`).";

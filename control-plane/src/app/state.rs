@@ -29,7 +29,9 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Node provider.
     pub provisioner: std::sync::Arc<Provisioner>,
-    /// Unix seconds when this process started (no offline transitions for 5 min after).
+    /// Unix seconds when this process started: no offline transitions for
+    /// `offline_after_secs` after it, nor after the end of a database outage
+    /// (`infra::db::health`).
     pub started_at: i64,
     /// Wakes command long-polls when a command is queued.
     pub command_notify: crate::infra::wake::CommandNotify,

@@ -8,9 +8,14 @@
 
 use crate::error::AppError;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{CustomizeConnection, HandleError, ManageConnection, Pool, R2D2Connection};
 use diesel::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod health;
+pub use health::DbHealth;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 #[cfg(feature = "postgres")]
@@ -49,8 +54,75 @@ impl DbConn {
     }
 }
 
-/// Connection pool.
-pub type DbPool = Pool<ConnectionManager<DbConn>>;
+/// Connection pool, with what it has seen of the database's reachability (which the
+/// pool's own type has no room for). Derefs to the r2d2 pool: `pool.get()` as usual.
+#[derive(Debug, Clone)]
+pub struct DbPool {
+    pool: Pool<Manager>,
+    health: Arc<DbHealth>,
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool<Manager>;
+
+    fn deref(&self) -> &Pool<Manager> {
+        &self.pool
+    }
+}
+
+/// How long a request waits for a pooled connection before it is answered 503
+/// `database_unavailable`. r2d2's default, 30 s, held every request (and `/healthz`) that
+/// long while the database was away, and then answered 500.
+pub const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens the pool's connections: one backend, picked from the URL like [`connect`] does.
+/// diesel's own manager establishes a two-backend connection by trying each backend in
+/// turn and, when all fail, reports only "Invalid connection url for multiconnection",
+/// which hid libpq's reason ("Connection refused", "password authentication failed") from
+/// the log; this one returns the backend's own error.
+#[derive(Debug)]
+pub struct Manager {
+    url: String,
+}
+
+/// Establishes one connection to the backend the URL names, with that backend's error.
+fn establish(url: &str) -> diesel::ConnectionResult<DbConn> {
+    use diesel::Connection as _;
+    #[cfg(feature = "postgres")]
+    if is_postgres(url) {
+        return diesel::PgConnection::establish(url).map(DbConn::Pg);
+    }
+    SqliteConnection::establish(url).map(DbConn::Sqlite)
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// The pool's failures to open a connection (r2d2 retries them in the background) go to
+/// the database's health, which logs them once per outage and cause instead of r2d2
+/// logging each attempt.
+#[derive(Debug)]
+struct ToHealth(Arc<DbHealth>);
+
+impl HandleError<diesel::r2d2::Error> for ToHealth {
+    fn handle_error(&self, e: diesel::r2d2::Error) {
+        self.0.mark_down(&e.to_string());
+    }
+}
 
 /// Which backend a URL selects.
 pub fn is_postgres(url: &str) -> bool {
@@ -82,17 +154,33 @@ fn sqlite_pragmas(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
     )
 }
 
-/// Opens the SQLite file once, as each pooled connection will. The pool retries a
-/// failing open for 30 s and then reports only "timed out waiting for connection" (with
-/// diesel's two-backend connection's "Invalid connection url" as its cause, whatever
-/// SQLite said); a missing directory or a file that is not a database is better reported
-/// at once, in SQLite's words.
-fn open_sqlite(path: &str) -> anyhow::Result<()> {
+/// Opens one connection directly, as each pooled connection will. The pool retries a
+/// failing open until [`POOL_WAIT`] is over and then reports "timed out waiting for
+/// connection"; a missing directory, a file that is not a database or a PostgreSQL
+/// server that refuses us is better reported at once, in the backend's words. (A
+/// PostgreSQL URL can hold a password, so it is not repeated in the message.)
+fn open_directly(url: &str) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    use diesel::Connection as _;
-    let mut c = SqliteConnection::establish(path)
-        .with_context(|| format!("cannot open the SQLite database {path}"))?;
-    sqlite_pragmas(&mut c).with_context(|| format!("cannot use the SQLite database {path}"))
+    if is_postgres(url) {
+        establish(url).context("cannot connect to the PostgreSQL database")?;
+        return Ok(());
+    }
+    let mut c = establish(url).with_context(|| format!("cannot open the SQLite database {url}"))?;
+    if let Some(c) = c.as_sqlite() {
+        sqlite_pragmas(c).with_context(|| format!("cannot use the SQLite database {url}"))?;
+    }
+    Ok(())
+}
+
+/// The pool's settings, its manager, and a fresh [`DbHealth`] that the pool's failures
+/// to connect are reported to.
+fn pool_parts(url: String) -> (diesel::r2d2::Builder<Manager>, Manager, Arc<DbHealth>) {
+    let health = Arc::new(DbHealth::new());
+    let builder = Pool::builder()
+        .connection_timeout(POOL_WAIT)
+        .connection_customizer(Box::new(SqlitePragmas))
+        .error_handler(Box::new(ToHealth(health.clone())));
+    (builder, Manager { url }, health)
 }
 
 /// Opens the pool and runs pending migrations.
@@ -105,17 +193,42 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
              --features postgres` (needs libpq-dev), or leave DATABASE_URL unset for SQLite"
         );
     }
-    if !is_postgres(&url) {
-        open_sqlite(&url)?;
-    }
+    open_directly(&url)?;
     let size = if is_postgres(&url) { 16 } else { 8 };
-    let pool = Pool::builder()
-        .max_size(size)
-        .connection_customizer(Box::new(SqlitePragmas))
-        .build(ConnectionManager::<DbConn>::new(url))?;
+    let (builder, manager, health) = pool_parts(url);
+    let pool = DbPool {
+        pool: builder.max_size(size).build(manager)?,
+        health,
+    };
     let mut conn = pool.get()?;
     run_migrations(&mut conn)?;
     Ok(pool)
+}
+
+/// Asks the pool's database whether it answers (a connection within `wait`, then
+/// `SELECT 1`) and records the answer in its [`health`]: the one place that marks the
+/// database reachable again. Run by the probe in `app::workers`, which also bounds the
+/// whole call. Blocking.
+pub fn probe(pool: &DbPool, wait: Duration) -> bool {
+    use diesel::RunQueryDsl;
+    let answered = pool
+        .get_timeout(wait)
+        .map_err(|e| e.to_string())
+        .and_then(|mut c| {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut c)
+                .map_err(|e| e.to_string())
+        });
+    match answered {
+        Ok(_) => {
+            health(pool).mark_up();
+            true
+        }
+        Err(cause) => {
+            health(pool).mark_down(&cause);
+            false
+        }
+    }
 }
 
 /// Reverts migrations, newest first, until `version` (`20261204000013`) is no longer
@@ -169,8 +282,15 @@ where
 {
     let pool = pool.clone();
     actix_web::rt::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|e| AppError::internal(e.into()))?;
-        f(&mut conn)
+        let health = health(&pool);
+        let r = pool
+            .get()
+            .map_err(AppError::from)
+            .and_then(|mut c| f(&mut c));
+        if let Err(AppError::DatabaseUnavailable(e)) = &r {
+            health.mark_down(&format!("{e:#}"));
+        }
+        r
     })
     .await
     .map_err(|e| AppError::internal(e.into()))?
@@ -217,6 +337,11 @@ where
             Err(e)
         }
     }
+}
+
+/// Whether the pool's database was reachable, as this process last saw it.
+pub fn health(pool: &DbPool) -> &DbHealth {
+    &pool.health
 }
 
 /// Whether a diesel error is a unique-constraint violation (used for idempotent inserts
@@ -425,6 +550,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(count(&mut conn), 101);
+    }
+
+    /// A pool that cannot open its database says why in the backend's own words (diesel's
+    /// two-backend manager said "Invalid connection url for multiconnection" whatever
+    /// happened), the database counts as down until a probe gets an answer, and the period
+    /// it has been reachable starts again then (what the offline grace follows). SQLite
+    /// here: its file cannot be opened while its directory is missing.
+    #[test]
+    fn an_unreachable_database_is_named_in_its_own_words_and_its_return_dated() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("later");
+        let (builder, manager, seen) = pool_parts(sub.join("cp.sqlite").display().to_string());
+        let pool = DbPool {
+            pool: builder.min_idle(Some(0)).build_unchecked(manager),
+            health: seen,
+        };
+        let opened = health(&pool).reachable_since();
+
+        assert!(!probe(&pool, Duration::from_millis(300)));
+        assert!(health(&pool).is_down());
+        let e = pool.get_timeout(Duration::from_millis(300)).err().unwrap();
+        let said = e.to_string();
+        assert!(said.contains("Unable to open the database file"), "{said}");
+        assert!(!said.contains("Invalid connection url"), "{said}");
+        // A request meanwhile is answered 503 `database_unavailable`, not 500.
+        let r = AppError::from(e);
+        assert_eq!(r.status(), actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.code(), "database_unavailable");
+
+        // At least a second later (times are in seconds), the database is back.
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::create_dir(&sub).unwrap();
+        assert!(probe(&pool, POOL_WAIT));
+        assert!(!health(&pool).is_down());
+        assert!(health(&pool).reachable_since() > opened);
     }
 
     #[test]

@@ -157,6 +157,11 @@ async fn restart_server(state: &Shared, node_id: &str) -> Result<(), StepError> 
 pub async fn run_worker(state: Shared) {
     let worker = format!("worker-{}", uuid::Uuid::new_v4());
     loop {
+        // While the database is away a claim can only wait out the pool and fail.
+        if db::health(&state.db).is_down() {
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let w = worker.clone();
         let job = match db::run(&state.db, move |conn| claim(conn, &w)).await {
             Ok(j) => j,

@@ -170,8 +170,9 @@ pub fn mark_destroyed(
 
 /// What the fleet sweep needs, built by `app/` from the configuration.
 pub struct SweepContext<'a> {
-    /// Unix seconds when this process started.
-    pub started_at: i64,
+    /// Unix seconds from which reports could be ingested without interruption: this
+    /// process's start, or the end of its last database outage.
+    pub grace_from: i64,
     /// Silence after which a reporting node goes offline.
     pub offline_after_secs: i64,
     /// Time a booting or enrolling node has to report before it fails.
@@ -180,19 +181,25 @@ pub struct SweepContext<'a> {
     pub notifier: Notifier<'a>,
 }
 
-/// Periodic checks: nodes that stopped reporting go offline (never within the grace
-/// period after this CP's own start), nodes that never enroll fail.
+/// Periodic checks: nodes that stopped reporting go offline, nodes that never enroll
+/// fail; neither within that long after `grace_from` (the CP's own start or the end of
+/// a database outage), before which reports and enrollments could not be taken however
+/// well the nodes were.
 pub fn sweep(conn: &mut DbConn, cx: &SweepContext<'_>) -> AppResult<()> {
     let now = db::now();
     let watched = [state::HEALTHY, state::DEGRADED, state::ENROLLING];
-    if now - cx.started_at >= cx.offline_after_secs {
+    if now - cx.grace_from >= cx.offline_after_secs {
         for id in store::silent_since(conn, &watched, now - cx.offline_after_secs)? {
             transition(conn, &id, &watched, state::OFFLINE)?;
         }
     }
+    // Enrolling needs the database too: a node that booted before an outage gets its
+    // whole enrollment time again once the database is back.
     let waiting = [state::BOOTING, state::ENROLLING];
-    for (id, st) in store::never_reported_since(conn, &waiting, now - cx.enroll_timeout_secs)? {
-        fail(conn, &cx.notifier, &id, &st, "enroll_timeout")?;
+    if now - cx.grace_from >= cx.enroll_timeout_secs {
+        for (id, st) in store::never_reported_since(conn, &waiting, now - cx.enroll_timeout_secs)? {
+            fail(conn, &cx.notifier, &id, &st, "enroll_timeout")?;
+        }
     }
     Ok(())
 }
