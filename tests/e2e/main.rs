@@ -11,6 +11,8 @@ mod agents;
 mod api;
 mod billing;
 mod cli;
+mod cloud;
+mod cloud_fakes;
 mod exports;
 mod gateway;
 mod input;
