@@ -65,7 +65,9 @@ pub struct ServeArgs {
     #[arg(long, env = "OUTPOST_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// `local` spawns one agent-node process per workspace; `manual` only writes each node's
-    /// bootstrap.json under nodes_dir, for you to start `agent-node run` yourself [default: local]
+    /// bootstrap.json under nodes_dir, for you to start `agent-node run` yourself; `ovh`
+    /// creates an OVHcloud Public Cloud server per workspace, named on Cloudflare DNS (needs
+    /// the OVH, Cloudflare and node release options below) [default: local]
     #[arg(long, env = "OUTPOST_PROVISIONER")]
     pub provisioner: Option<String>,
     /// OpenAI API base URL, for validating keys [default: https://api.openai.com/v1]
@@ -102,6 +104,9 @@ pub struct ServeArgs {
     /// Stripe billing (TOML: a `[billing]` table); off unless its keys and prices are set.
     #[command(flatten)]
     pub billing: crate::billing::config::BillingArgs,
+    /// Real nodes: OVHcloud servers, Cloudflare DNS, the node release they install.
+    #[command(flatten)]
+    pub cloud: crate::provisioning::providers::ovh::config::CloudArgs,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -132,6 +137,11 @@ struct FileConfig {
     mail: Option<crate::infra::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
     billing: Option<crate::billing::config::BillingFile>,
+    ovh: Option<crate::provisioning::providers::ovh::config::OvhFile>,
+    cloudflare: Option<crate::provisioning::providers::ovh::config::CloudflareFile>,
+    nodes_domain: Option<String>,
+    node_release_url: Option<String>,
+    node_release_sha256: Option<String>,
 }
 
 /// The post-termination export window the privacy promise names: 30 days.
@@ -180,8 +190,10 @@ pub struct Config {
     pub export_window_secs: i64,
     /// `text` or `json`.
     pub log_format: String,
-    /// `local` or `manual`.
+    /// `local`, `manual` or `ovh`.
     pub provisioner: String,
+    /// Real nodes (OVHcloud, Cloudflare, node release); `None` when not configured.
+    pub cloud: Option<crate::provisioning::providers::ovh::config::CloudConfig>,
     /// Where secrets are validated.
     pub providers: ProviderUrls,
     /// `--allow-local-providers`: loopback (and plain http to it) is allowed for model
@@ -288,8 +300,21 @@ impl ServeArgs {
             .or(file.provisioner)
             .unwrap_or_else(|| "local".into());
         anyhow::ensure!(
-            provisioner == "local" || provisioner == "manual",
-            "provisioner must be `local` or `manual`"
+            ["local", "manual", "ovh"].contains(&provisioner.as_str()),
+            "provisioner must be `local`, `manual` or `ovh`"
+        );
+        let cloud = self
+            .cloud
+            .resolve(crate::provisioning::providers::ovh::config::CloudFile {
+                ovh: file.ovh,
+                cloudflare: file.cloudflare,
+                nodes_domain: file.nodes_domain,
+                node_release_url: file.node_release_url,
+                node_release_sha256: file.node_release_sha256,
+            })?;
+        anyhow::ensure!(
+            provisioner != "ovh" || cloud.is_some(),
+            "provisioner `ovh` needs OUTPOST_OVH_APPLICATION_KEY, OUTPOST_OVH_APPLICATION_SECRET, OUTPOST_OVH_CONSUMER_KEY, OUTPOST_OVH_PROJECT_ID, OUTPOST_OVH_REGIONS, OUTPOST_OVH_FLAVOR_ID, OUTPOST_OVH_IMAGE_ID, OUTPOST_CLOUDFLARE_API_TOKEN, OUTPOST_CLOUDFLARE_ZONE_ID, OUTPOST_NODES_DOMAIN, OUTPOST_NODE_RELEASE_URL and OUTPOST_NODE_RELEASE_SHA256"
         );
         let export_window_secs = self
             .export_window_secs
@@ -378,6 +403,7 @@ impl ServeArgs {
             export_window_secs,
             log_format,
             provisioner,
+            cloud,
             mail,
             providers,
             allow_local_providers,

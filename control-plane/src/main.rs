@@ -49,11 +49,23 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// OVHcloud, for `--provisioner ovh`.
+    Ovh {
+        #[command(subcommand)]
+        command: OvhCommand,
+    },
     /// Run an embedded agent node (what the local provisioner spawns).
     Node {
         #[command(subcommand)]
         command: agent_node::cli::NodeCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum OvhCommand {
+    /// Check the OVH credentials (exits 1 if refused) and list the project's regions and
+    /// the flavors of the configured regions.
+    Check(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -147,6 +159,7 @@ impl Command {
             Command::Operator {
                 command: OperatorCommand::List(_),
             } => "operator list",
+            Command::Ovh { .. } => "ovh check",
             Command::Node { .. } => "node",
         }
     }
@@ -212,6 +225,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Operator { command } => operator(command),
+        Command::Ovh {
+            command: OvhCommand::Check(args),
+        } => {
+            let config = args.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let lines = control_plane::cli::ovh_check(&config).context("checking OVH failed")?;
+            #[allow(clippy::print_stdout)]
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token { command } => token(command),
     }
 }

@@ -12,6 +12,8 @@ mod api;
 mod billing;
 mod cli;
 mod db_outage;
+mod cloud;
+mod cloud_fakes;
 mod exports;
 mod gateway;
 mod input;

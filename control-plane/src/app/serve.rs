@@ -120,7 +120,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         outpost_common::outbound::Redirects::None,
     )?;
     let mailer = Mailer::from_config(&config.mail, &config.data_dir, http.clone(), &public_url)?;
-    let provisioner = Provisioner::local(&config)?;
+    let provisioner = Provisioner::from_config(&config, http.clone())?;
     let backend = if db::is_postgres(&config.database_url) {
         "postgres".to_owned()
     } else {

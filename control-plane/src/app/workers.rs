@@ -44,7 +44,9 @@ pub fn start(state: &State) {
     });
     let r = rt.clone();
     actix_web::rt::spawn(async move {
-        let Provisioner::Local(local) = &*r.provisioner;
+        let Provisioner::Local(local) = &*r.provisioner else {
+            return;
+        };
         if let Err(e) = local.readopt(&r).await {
             tracing::error!(error = %format!("{e:#}"), "re-adopting local nodes failed");
         }

@@ -1,4 +1,4 @@
-//! The commands beside `serve`: API tokens, the audit chain, operators. Each opens the
+//! The commands beside `serve`: API tokens, the audit chain, operators, the OVH check. Each opens the
 //! database itself; a failure is returned with its cause, which `main` prints and logs.
 
 mod operator;
@@ -22,4 +22,22 @@ pub fn audit_verify(config: &Config) -> anyhow::Result<Result<i64, String>> {
             "audit log tampered: event #{seq} does not match the chain (edited, or an earlier event was removed)"
         ))),
     }
+}
+
+/// `control-plane ovh check`: the OVH credentials are accepted, and the project's regions
+/// and the configured regions' flavors. Lines to print.
+pub fn ovh_check(config: &Config) -> anyhow::Result<Vec<String>> {
+    anyhow::ensure!(
+        config.cloud.is_some(),
+        "OVHcloud is not configured: set the OUTPOST_OVH_*, OUTPOST_CLOUDFLARE_*, OUTPOST_NODES_DOMAIN and OUTPOST_NODE_RELEASE_* options"
+    );
+    let http = outpost_common::http::client(
+        crate::app::state::USER_AGENT,
+        std::time::Duration::from_secs(10),
+    )?;
+    let ovh = crate::provisioning::Ovh::new(config, http)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(ovh.check())?)
 }

@@ -138,6 +138,9 @@ diesel::table! {
         waiting_conversations -> Nullable<BigInt>,
         waiting_notified_at -> Nullable<BigInt>,
         last_epoch -> Nullable<Text>,
+        ipv4 -> Nullable<Text>,
+        ipv6 -> Nullable<Text>,
+        dns_name -> Nullable<Text>,
     }
 }
 

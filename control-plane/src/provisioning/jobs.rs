@@ -53,6 +53,9 @@ pub struct StepError {
     pub step: &'static str,
     /// Stable code.
     pub code: &'static str,
+    /// Trying again cannot help (quota, unknown flavor, refused credentials…): the node
+    /// fails at once instead of after the job's last attempt.
+    pub permanent: bool,
     /// Cause, for the log only.
     pub cause: anyhow::Error,
 }
@@ -62,6 +65,7 @@ impl From<AppError> for StepError {
         StepError {
             step: "provisioning",
             code: "internal_error",
+            permanent: false,
             cause: anyhow::anyhow!("{e}: {}", e.message()),
         }
     }
@@ -76,6 +80,7 @@ async fn run_job(state: &Shared, job: &Job) -> Result<(), StepError> {
         other => Err(StepError {
             step: "jobs",
             code: "unknown_job",
+            permanent: true,
             cause: anyhow::anyhow!("unknown job kind {other}"),
         }),
     }
@@ -94,20 +99,27 @@ async fn provision(state: &Shared, node_id: &str) -> Result<(), StepError> {
     if !proceed {
         return Ok(());
     }
-    let Provisioner::Local(local) = &*state.provisioner;
-    local.create_server(state, node_id).await
+    match &*state.provisioner {
+        Provisioner::Local(local) => local.create_server(state, node_id).await,
+        Provisioner::Ovh(ovh) => ovh.create_server(state, node_id).await,
+    }
 }
 
 async fn destroy_server(state: &Shared, node_id: &str) -> Result<(), StepError> {
-    let Provisioner::Local(local) = &*state.provisioner;
-    local
-        .destroy_server(node_id)
-        .await
-        .map_err(|cause| StepError {
-            step: "deprovisioning",
-            code: "provider_error",
-            cause,
-        })?;
+    match &*state.provisioner {
+        Provisioner::Local(local) => {
+            local
+                .destroy_server(node_id)
+                .await
+                .map_err(|cause| StepError {
+                    step: "deprovisioning",
+                    code: "provider_error",
+                    permanent: false,
+                    cause,
+                })?
+        }
+        Provisioner::Ovh(ovh) => ovh.destroy_server(state, node_id).await?,
+    }
     let id = node_id.to_owned();
     db::run(&state.db, move |conn| {
         let st = store::state_of(conn, &id)?;
@@ -149,8 +161,10 @@ async fn restart_server(state: &Shared, node_id: &str) -> Result<(), StepError> 
         // Moved on meanwhile (reported, deprovisioned, failed again): nothing to start.
         return Ok(());
     }
-    let Provisioner::Local(local) = &*state.provisioner;
-    local.restart_server(state, node_id).await
+    match &*state.provisioner {
+        Provisioner::Local(local) => local.restart_server(state, node_id).await,
+        Provisioner::Ovh(ovh) => ovh.restart_server(state, node_id).await,
+    }
 }
 
 /// Claims and runs jobs until the process exits.
@@ -182,7 +196,7 @@ pub async fn run_worker(state: Shared) {
             Err(e) => {
                 tracing::warn!(job = %j.id, kind = %j.kind, node = %j.node_id, attempt = j.attempts,
                     code = e.code, error = %format!("{:#}", e.cause), "job failed");
-                if j.attempts >= j.max_attempts {
+                if e.permanent || j.attempts >= j.max_attempts {
                     store::finish(conn, &j.id, "failed", Some(e.code))?;
                     fail(conn, &st.notifier(), &j.node_id, e.step, e.code)
                 } else {

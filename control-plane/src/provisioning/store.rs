@@ -385,3 +385,35 @@ pub fn forget_payloads(conn: &mut DbConn, ws_id: &str, now: i64) -> AppResult<us
     ))
     .execute(conn)?)
 }
+
+// Real servers (the `ovh` provider).
+
+/// Whether the node holds an unused, unexpired bootstrap token (the one its server's
+/// user-data carries). Without one, a server that never enrolled can no longer enroll.
+pub fn has_live_bootstrap_token(conn: &mut DbConn, node_id: &str, now: i64) -> AppResult<bool> {
+    let n: i64 = bootstrap_tokens::table
+        .filter(bootstrap_tokens::node_id.eq(node_id))
+        .filter(bootstrap_tokens::used_at.is_null())
+        .filter(bootstrap_tokens::expires_at.gt(now))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Records the server's public addresses and DNS name.
+pub fn set_addresses(
+    conn: &mut DbConn,
+    node_id: &str,
+    ipv4: Option<String>,
+    ipv6: Option<String>,
+    dns_name: &str,
+) -> AppResult<()> {
+    diesel::update(nodes::table.find(node_id))
+        .set((
+            nodes::ipv4.eq(ipv4),
+            nodes::ipv6.eq(ipv6),
+            nodes::dns_name.eq(dns_name),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

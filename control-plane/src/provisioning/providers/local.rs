@@ -150,6 +150,7 @@ impl LocalProcess {
                 let child = self.spawn(node_id).map_err(|cause| StepError {
                     step: "provisioning",
                     code: "spawn_failed",
+                    permanent: false,
                     cause,
                 })?;
                 self.start_supervisor(st, node_id, Proc::Child(child));
@@ -189,6 +190,7 @@ impl LocalProcess {
             let child = self.spawn(node_id).map_err(|cause| StepError {
                 step: "running",
                 code: "spawn_failed",
+                permanent: false,
                 cause,
             })?;
             self.start_supervisor(st, node_id, Proc::Child(child));
@@ -318,6 +320,7 @@ fn write_bootstrap(
     )?;
     store::set_public_url(conn, node_id, &public_url)?;
     let bundle = BootstrapBundle {
+        public_host: None,
         node_id: NodeId(node_id.to_owned()),
         gateway_url,
         ca_pem,
@@ -336,7 +339,9 @@ fn write_bootstrap(
 }
 
 async fn supervise(st: Shared, node_id: String, mut proc: Proc) {
-    let super::Provisioner::Local(local) = &*st.provisioner;
+    let super::Provisioner::Local(local) = &*st.provisioner else {
+        return;
+    };
     let dir = local.server_dir(&node_id);
     let mut backoff = Duration::from_secs(1);
     let mut quick_exits = 0;
