@@ -13,6 +13,7 @@ mod billing;
 mod cli;
 mod exports;
 mod gateway;
+mod https;
 mod input;
 mod journey;
 mod layers;
