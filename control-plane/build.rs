@@ -21,12 +21,18 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=OUTPOST_BUILD_COMMIT={commit}");
     println!("cargo:rerun-if-env-changed=OUTPOST_BUILD_COMMIT");
-    // A new commit or checkout moves HEAD or the branch it points at.
-    if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={git_dir}/{head_ref}");
+    // A new commit or checkout moves HEAD or the branch it points at. `--git-path` names
+    // where git really keeps each file: in a linked worktree HEAD is the worktree's own
+    // but branches live in the main repository, and watching a path that does not exist
+    // reran this script, and rebuilt the crate, on every cargo command. For the same
+    // reason only files that exist are watched (`packed-refs` appears only after a
+    // `git pack-refs` or `gc`).
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for file in watched {
+        let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &file]);
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
         }
-        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
     }
 }

@@ -123,6 +123,59 @@ pub mod cli {
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,
+        /// The node's public DNS name (`<slug>.<nodes_domain>`), on a real server. With it
+        /// the node serves HTTPS at `https://<host>` with a certificate it obtains over ACME,
+        /// and port 80 answers ACME challenges and redirects to https. Overrides the bootstrap
+        /// bundle's `public_host`. Without either, the node serves plain HTTP on the bundle's
+        /// listen address (local nodes: `http://<slug>.localhost:<port>`)
+        #[arg(long, env = "OUTPOST_NODE_PUBLIC_HOST")]
+        pub public_host: Option<String>,
+        /// HTTPS port of a node with a public host
+        #[arg(long, env = "OUTPOST_NODE_HTTPS_PORT", default_value_t = 443)]
+        pub https_port: u16,
+        /// HTTP port of a node with a public host: ACME HTTP-01 challenges, and a redirect to
+        /// https for everything else
+        #[arg(long, env = "OUTPOST_NODE_HTTP_PORT", default_value_t = 80)]
+        pub http_port: u16,
+        /// Address the HTTPS and HTTP ports are bound on (`::` takes IPv4 and IPv6; the node
+        /// falls back to 0.0.0.0 on a machine without IPv6)
+        #[arg(long, env = "OUTPOST_NODE_BIND_ADDRESS", default_value = "::")]
+        pub bind_address: std::net::IpAddr,
+        /// Obtain the certificate over ACME (default). `false`: a reverse proxy in front of
+        /// the node terminates TLS for the public host; the node then serves plain HTTP on the
+        /// bundle's listen address, still announcing `https://<host>` as its URL
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_ACME",
+            num_args = 0..=1,
+            default_value_t = true,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        pub acme: bool,
+        /// ACME directory URL (default: Let's Encrypt production)
+        #[arg(
+            long,
+            env = "OUTPOST_ACME_DIRECTORY",
+            default_value = "https://acme-v02.api.letsencrypt.org/directory"
+        )]
+        pub acme_directory: String,
+        /// Contact address given to the ACME CA (expiry and incident notices); none by default
+        #[arg(long, env = "OUTPOST_ACME_EMAIL")]
+        pub acme_email: Option<String>,
+        /// PEM file of an extra root CA trusted for the ACME server's own TLS (a private ACME
+        /// server; the tests' pebble). Public CAs need none
+        #[arg(long, env = "OUTPOST_ACME_CA_FILE")]
+        pub acme_ca_file: Option<std::path::PathBuf>,
+        /// Cap in seconds of the backoff between failed ACME attempts (default 3600, so a
+        /// failing validation does not run into the CA's rate limits)
+        #[arg(
+            long,
+            env = "OUTPOST_ACME_MAX_BACKOFF_SECS",
+            default_value_t = 3600,
+            hide = true
+        )]
+        pub acme_max_backoff_secs: u64,
     }
 }
 

@@ -8,10 +8,11 @@ use crate::engine::llm::{LlmHealth, ProviderUrls, Providers, Timeouts};
 use crate::platform::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
 use crate::platform::files;
 use crate::platform::keys::MasterKey;
-use crate::platform::store::Store;
+use crate::platform::store::{NodeState, Store, PUBLIC_HOST_KEY};
 use crate::uplink::phone_home::{self, Exit, Gateway, PhoneHome};
 use crate::uplink::{deprovision, enroll};
-use crate::web::console::{self, ConsoleState};
+use crate::web::console::{self, ConsoleState, Listen};
+use crate::web::tls;
 use crate::web::widget::WidgetState;
 use anyhow::Context as _;
 use outpost_common::outbound::Policy;
@@ -31,9 +32,17 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         !paths.file(NODE_CERT_FILE).exists() || paths.file(MASTER_KEY_FILE).exists(),
         "master.key is gone: this node was crypto-erased and cannot resume"
     );
+    // A wrong --public-host stops the node before it spends its bootstrap token.
+    tls::Settings::resolve(&args, None)?;
     let master = Arc::new(MasterKey::load_or_create(&paths)?);
     let store = Arc::new(Store::open(&paths.file(DB_FILE)).context("opening node.db")?);
-    let (state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
+    let (mut state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
+    let https = tls::Settings::resolve(&args, store.meta(PUBLIC_HOST_KEY)?)?;
+    if let Some(h) = &https {
+        // Console origin, cookies' `Secure`, export links and Telegram's webhook mode all
+        // follow the public URL.
+        state.public_url = h.public_url();
+    }
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
         let gateway = Arc::new(Gateway::new(
@@ -81,11 +90,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             &state.public_url,
         )?);
-        let console = console::start(console_state, widget, channels.clone(), &state.listen_addr)?;
+        let serving = Serving::start(https.as_ref(), &state, &paths, &master)?;
+        let console = console::start(console_state, widget, channels.clone(), serving.listen)?;
         let followups = tokio::spawn(crate::engine::agent::followup_loop(runtime.clone()));
         let channel_tasks = crate::web::channels::spawn(channels);
         tracing::info!(
-            listen = %state.listen_addr,
+            listen = %serving.describe,
             public_url = %state.public_url,
             "console listening"
         );
@@ -101,12 +111,17 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             started,
             runtime: Some(runtime),
             exports: Some(exports),
+            tls: serving.status.clone(),
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {
                 followups.abort();
                 lifecycle.abort();
                 channel_tasks.abort();
+                if let Some((redirect, acme)) = serving.https {
+                    acme.abort();
+                    redirect.stop().await;
+                }
                 console.stop().await;
                 store.close();
                 Box::pin(deprovision::run(
@@ -129,4 +144,66 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     .instrument(span)
     .await
+}
+
+/// How the node's HTTP surfaces are served, and what runs beside them for HTTPS.
+struct Serving {
+    listen: Listen,
+    /// For the log line.
+    describe: String,
+    /// The `tls` check, when the node obtains its certificate itself.
+    status: Option<Arc<tls::TlsStatus>>,
+    /// The port-80 server and the certificate loop, stopped at deprovisioning.
+    https: Option<(tls::redirect::Redirect, tokio::task::JoinHandle<()>)>,
+}
+
+impl Serving {
+    /// Plain HTTP on the bundle's listen address, or, with a public host and ACME, HTTPS
+    /// and port 80 on the bind address with the certificate loop started.
+    fn start(
+        https: Option<&tls::Settings>,
+        state: &NodeState,
+        paths: &crate::platform::config::Paths,
+        master: &Arc<MasterKey>,
+    ) -> anyhow::Result<Self> {
+        let Some((h, acme)) = https.and_then(|h| h.acme.clone().map(|a| (h, a))) else {
+            return Ok(Self {
+                listen: Listen::Plain(state.listen_addr.clone()),
+                describe: state.listen_addr.clone(),
+                status: None,
+                https: None,
+            });
+        };
+        let https_listener = tls::bind(h.https_addr())?;
+        let http_listener = tls::bind(h.http_addr())?;
+        let describe = format!(
+            "https {} + http {}",
+            https_listener.local_addr()?,
+            http_listener.local_addr()?
+        );
+        let slot = Arc::new(tls::CertSlot::default());
+        let challenges = Arc::new(tls::Challenges::default());
+        let status = Arc::new(tls::TlsStatus::default());
+        // Port 80 first: the certificate loop's first challenge is answered there.
+        let redirect = tls::redirect::start(challenges.clone(), &state.public_url, http_listener)?;
+        let acme = tls::acme::Acme::new(
+            acme,
+            h.host.clone(),
+            paths.clone(),
+            master.clone(),
+            slot.clone(),
+            challenges,
+            status.clone(),
+        )?;
+        let task = tokio::spawn(acme.run());
+        Ok(Self {
+            listen: Listen::Https {
+                listener: https_listener,
+                tls: Box::new(tls::server_config(slot)?),
+            },
+            describe,
+            status: Some(status),
+            https: Some((redirect, task)),
+        })
+    }
 }

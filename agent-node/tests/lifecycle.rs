@@ -223,6 +223,7 @@ fn write_bundle(dir: &Path, g: &Gateway, url: &str, token: &str, console_port: u
         public_url: format!("http://acme-dental.localhost:{console_port}"),
         workspace: workspace(),
         report_interval_secs: 0.2,
+        public_host: None,
     };
     std::fs::write(
         dir.join("bootstrap.json"),
@@ -256,6 +257,15 @@ fn spawn_node_with_clock(
             telegram_base_url: "http://127.0.0.1:9".into(),
             graph_base_url: "http://127.0.0.1:9/v21.0".into(),
             allow_local_providers: false,
+            public_host: None,
+            https_port: 443,
+            http_port: 80,
+            bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
+            acme: true,
+            acme_directory: "https://127.0.0.1:9/dir".into(),
+            acme_email: None,
+            acme_ca_file: None,
+            acme_max_backoff_secs: 1,
         }))
     })
 }

@@ -16,6 +16,7 @@ mod cloud_fakes;
 mod db_outage;
 mod exports;
 mod gateway;
+mod https;
 mod input;
 mod journey;
 mod layers;

@@ -23,6 +23,10 @@ pub const NODE_CERT_NEXT_FILE: &str = "node.crt.next";
 pub const AGE_IDENTITY_FILE: &str = "age.identity";
 /// The node database (SQLite, WAL).
 pub const DB_FILE: &str = "node.db";
+/// The node's ACME account at its CA (key and account URL), sealed under the master key.
+pub const ACME_ACCOUNT_FILE: &str = "acme-account";
+/// The node's public HTTPS certificate chain and its key, sealed under the master key.
+pub const HTTPS_CERT_FILE: &str = "https-certificate";
 
 /// Paths inside the node's data directory.
 #[derive(Clone, Debug)]

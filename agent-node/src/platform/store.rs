@@ -79,6 +79,9 @@ const REPORT_SEQ: &str = "report_seq";
 pub const CONFIG_KEY: &str = "config";
 /// `meta` key present while the node is suspended; its value is the reason code.
 pub const SUSPENDED_KEY: &str = "suspended";
+/// `meta` key of the public host the bootstrap bundle named (the bundle is deleted once
+/// the node has enrolled, and the host is needed at every start).
+pub const PUBLIC_HOST_KEY: &str = "public_host";
 
 /// What the node knows about itself after enrollment.
 #[derive(Clone, Debug, PartialEq)]
@@ -355,6 +358,11 @@ impl Store {
     pub fn delete_meta(conn: &Connection, key: &str) -> Result<()> {
         conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
         Ok(())
+    }
+
+    /// Sets a `meta` value on its own.
+    pub fn put_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.with(|c| Self::set_meta(c, key, value))
     }
 
     /// Reads a `meta` value.

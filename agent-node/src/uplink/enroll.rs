@@ -57,6 +57,13 @@ async fn enroll(
     bundle: BootstrapBundle,
 ) -> anyhow::Result<(NodeState, Identity)> {
     let node_id = bundle.node_id.clone();
+    // Checked before the single-use token is spent.
+    if let Some(host) = &bundle.public_host {
+        anyhow::ensure!(
+            crate::web::tls::normalize_host(host).is_some(),
+            "{BOOTSTRAP_FILE} names a public host that is not a DNS name: {host:?}"
+        );
+    }
     tracing::info!(node = %node_id, "enrolling with the control plane");
     let key = NodeKey::generate()?;
     let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
@@ -156,6 +163,9 @@ async fn enroll(
         enrolled_at,
         renew_at: renew::pick_renew_at(cp_now, identity.not_after, cfg.renew_after),
     };
+    if let Some(host) = &bundle.public_host {
+        store.put_meta(crate::platform::store::PUBLIC_HOST_KEY, host)?;
+    }
     store.save_node_state(&state)?;
     // node.crt last: its presence is what marks the node as enrolled.
     identity.persist(paths, master)?;

@@ -1,6 +1,9 @@
 //! Web: the node's HTTP surfaces — the customer console, the web-chat widget, and the
-//! Telegram and WhatsApp channels. May import `engine`, `domain` and `platform`.
+//! Telegram and WhatsApp channels — and, on a node with a public host, HTTPS for all of
+//! them (`tls`: the ACME certificate, the port-80 redirect). May import `engine`, `domain`
+//! and `platform`.
 
 pub mod channels;
 pub mod console;
+pub mod tls;
 pub mod widget;

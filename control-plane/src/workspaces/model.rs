@@ -158,6 +158,10 @@ mod format_tests {
             ),
             "storage fails (the disk is full); the AI model provider fails (the provider is unavailable)"
         );
+        assert_eq!(
+            fmt_checks(r#"[{"name":"tls","ok":false,"detail_code":"challenge_failed"}]"#),
+            "HTTPS fails (the certificate authority could not reach the node on port 80 at its name: check DNS and the firewall)"
+        );
         assert_eq!(fmt_checks("not json"), "Unknown");
     }
 }
@@ -221,6 +225,7 @@ pub fn fmt_checks(json: &str) -> String {
                 "llm" => "the AI model provider",
                 "telegram" => "Telegram",
                 "whatsapp" => "WhatsApp",
+                "tls" => "HTTPS",
                 other => other,
             };
             let why = match c.detail_code.as_deref() {
@@ -235,6 +240,19 @@ pub fn fmt_checks(json: &str) -> String {
                 Some("url_not_allowed") => {
                     " (the model endpoint is refused: it must be a public https address)"
                 }
+                // The node's own certificate (ACME), `agent_node::web::tls`.
+                Some("acme_unreachable") => {
+                    " (the certificate authority cannot be reached; the node keeps trying)"
+                }
+                Some("acme_timeout") => " (the certificate authority did not answer in time)",
+                Some("acme_rate_limited") => {
+                    " (the certificate authority is limiting requests; the node waits and tries again)"
+                }
+                Some("acme_refused") => " (the certificate authority refused the request)",
+                Some("challenge_failed") => {
+                    " (the certificate authority could not reach the node on port 80 at its name: check DNS and the firewall)"
+                }
+                Some("not_saved") => " (the certificate or ACME account could not be saved on the node's disk)",
                 Some(code) if !code.is_empty() => return format!("{what} fails ({code})"),
                 _ => "",
             };

@@ -25,6 +25,25 @@ pub fn client(user_agent: &str, connect: Duration) -> Result<reqwest::Client, Cl
     Ok(builder(user_agent, connect)?.build()?)
 }
 
+/// The settings of [`client`] with `extra` roots trusted beside the Mozilla ones: for a
+/// server the operator runs with a private CA (the node's ACME directory in tests, which
+/// is pebble's). No redirect is followed: a protocol client wants the answer as it came.
+pub fn client_with_roots(
+    user_agent: &str,
+    connect: Duration,
+    extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<reqwest::Client, ClientError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in extra {
+        roots.add(cert)?;
+    }
+    Ok(with_roots(user_agent, connect, roots)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
 /// The settings of [`client`], for [`crate::outbound`] to add its resolver and redirect
 /// policy to.
 pub(crate) fn builder(
@@ -34,6 +53,14 @@ pub(crate) fn builder(
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    with_roots(user_agent, connect, roots)
+}
+
+fn with_roots(
+    user_agent: &str,
+    connect: Duration,
+    roots: rustls::RootCertStore,
+) -> Result<reqwest::ClientBuilder, ClientError> {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

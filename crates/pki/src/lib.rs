@@ -330,6 +330,54 @@ pub fn peer_identity(der: &[u8]) -> Result<PeerIdentity> {
     })
 }
 
+/// A certificate request for a public server certificate naming `dns_name` (SAN), DER,
+/// as ACME's finalize step takes it. The subject is empty: public CAs read the names from
+/// the SAN only.
+pub fn make_server_csr(key: &KeyPair, dns_name: &str) -> Result<Vec<u8>> {
+    let mut params = CertificateParams::new(vec![dns_name.to_owned()])?;
+    params.distinguished_name = DistinguishedName::new();
+    Ok(params.serialize_request(key)?.der().to_vec())
+}
+
+/// What a server certificate says about itself: its validity and DNS names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCertInfo {
+    /// `notBefore`, unix seconds.
+    pub not_before: i64,
+    /// `notAfter`, unix seconds.
+    pub not_after: i64,
+    /// The DNS names of its SAN, as written.
+    pub dns_names: Vec<String>,
+    /// Serial number, lower-case hex.
+    pub serial: String,
+}
+
+/// Reads [`ServerCertInfo`] from a certificate DER (no chain verification).
+pub fn server_cert_info(der: &[u8]) -> Result<ServerCertInfo> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| PkiError::Malformed("certificate"))?;
+    let dns_names = cert
+        .subject_alternative_name()
+        .map_err(|_| PkiError::Malformed("certificate SAN"))?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ServerCertInfo {
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        dns_names,
+        serial: hex(cert.raw_serial()),
+    })
+}
+
 /// Signs `message` with a node's P-256 key (ECDSA, SHA-256, ASN.1 DER signature).
 pub fn sign_with_key(key: &KeyPair, message: &[u8]) -> Result<Vec<u8>> {
     let rng = SystemRandom::new();
@@ -359,6 +407,27 @@ pub fn verify_with_cert(cert_der: &[u8], message: &[u8], sig: &[u8]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_csr_names_the_host_and_its_certificate_reads_back() {
+        let key = generate_key().expect("key");
+        let der = make_server_csr(&key, "acme-dental.nodes.example").expect("csr");
+        let parsed = CertificateSigningRequestParams::from_der(&der.into()).expect("parse");
+        assert_eq!(
+            parsed.params.subject_alt_names,
+            vec![SanType::DnsName(
+                "acme-dental.nodes.example".try_into().expect("ia5")
+            )]
+        );
+        let mut params = CertificateParams::new(vec!["a.example".to_owned()]).expect("params");
+        params.not_before = time::macros::datetime!(2030-01-01 0:00 UTC);
+        params.not_after = time::macros::datetime!(2030-04-01 0:00 UTC);
+        let cert = params.self_signed(&key).expect("self-signed");
+        let info = server_cert_info(cert.der()).expect("info");
+        assert_eq!(info.dns_names, vec!["a.example".to_owned()]);
+        assert_eq!(info.not_before, 1_893_456_000);
+        assert_eq!(info.not_after, 1_893_456_000 + 90 * 86_400);
+    }
 
     #[test]
     fn ca_signs_node_csr_with_fixed_identity() {

@@ -90,6 +90,12 @@ pub struct BootstrapBundle {
     /// Interval between health reports, in seconds (30 in production; tests shorten it).
     #[serde(default = "default_report_interval")]
     pub report_interval_secs: f64,
+    /// The node's public DNS name (`<slug>.<nodes_domain>`) on a real server. With it the
+    /// node obtains its own certificate over ACME and serves HTTPS at `https://<host>`
+    /// (port 80 answers ACME challenges and redirects); without it (local nodes) it serves
+    /// plain HTTP on `listen_addr`. Absent in bundles written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_host: Option<String>,
 }
 
 fn default_report_interval() -> f64 {

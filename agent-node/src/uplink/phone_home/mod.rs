@@ -235,6 +235,8 @@ pub struct PhoneHome {
     pub runtime: Option<Arc<crate::engine::agent::Runtime>>,
     /// Export metadata for reports (likewise absent in phone-home tests).
     pub exports: Option<Arc<crate::domain::exports::Exports>>,
+    /// The `tls` check, on a node that obtains its HTTPS certificate itself.
+    pub tls: Option<Arc<crate::web::tls::TlsStatus>>,
 }
 
 /// How phone home ended.

@@ -49,6 +49,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
     let uptime = i64::try_from(ctx.started.elapsed().as_secs()).unwrap_or(i64::MAX);
     let mut checks = vec![storage];
     checks.extend(crate::web::channels::checks(&ctx.store));
+    checks.extend(ctx.tls.as_ref().and_then(|t| t.check()));
     let mut counts = vec![];
     if let Some(rt) = &ctx.runtime {
         checks.extend(rt.health().check());

@@ -231,23 +231,41 @@ impl Console {
     }
 }
 
-/// Binds `listen_addr` and starts serving in the current runtime.
+/// Where the console, widget and channels are served.
+pub enum Listen {
+    /// Plain HTTP on an address (local nodes, or behind a TLS-terminating proxy).
+    Plain(String),
+    /// HTTPS on a bound socket, with HSTS on every answer (a node with a public host).
+    Https {
+        /// The bound socket.
+        listener: std::net::TcpListener,
+        /// Its TLS configuration (certificates from [`crate::web::tls::CertSlot`]).
+        tls: Box<rustls::ServerConfig>,
+    },
+}
+
+/// Starts serving in the current runtime.
 pub fn start(
     state: ConsoleState,
     widget: crate::web::widget::WidgetState,
     channels: Arc<crate::web::channels::Channels>,
-    listen_addr: &str,
+    listen: Listen,
 ) -> anyhow::Result<Console> {
     let data = web::Data::new(state);
     let widget = web::Data::new(widget);
     let channels = web::Data::from(channels);
+    let hsts = matches!(listen, Listen::Https { .. });
     let server = HttpServer::new(move || {
+        let mut headers = security_headers();
+        if hsts {
+            headers = headers.add(("Strict-Transport-Security", crate::web::tls::HSTS));
+        }
         actix_web::App::new()
             .app_data(data.clone())
             .app_data(widget.clone())
             .app_data(channels.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
-            .wrap(security_headers())
+            .wrap(headers)
             .configure(crate::web::widget::routes)
             .configure(crate::web::channels::routes)
             .configure(routes)
@@ -256,9 +274,15 @@ pub fn start(
     .workers(2)
     // The node process owns signal handling: SIGTERM ends the process, not the console.
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind(listen_addr)
-    .with_context(|| format!("binding the console to {listen_addr}"))?
+    .shutdown_timeout(5);
+    let server = match listen {
+        Listen::Plain(addr) => server
+            .bind(&addr)
+            .with_context(|| format!("binding the console to {addr}"))?,
+        Listen::Https { listener, tls } => server
+            .listen_rustls_0_23(listener, *tls)
+            .context("serving HTTPS")?,
+    }
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);

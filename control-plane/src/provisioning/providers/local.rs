@@ -120,6 +120,9 @@ impl LocalProcess {
             .env_remove("DATABASE_URL")
             .env_remove("OUTPOST_DATA_DIR")
             .env_remove("OUTPOST_CONFIG")
+            // Local nodes are `http://<slug>.localhost`: a public host (and with it ACME
+            // on ports 80 and 443) is for a node on its own server.
+            .env_remove("OUTPOST_NODE_PUBLIC_HOST")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -329,6 +332,7 @@ fn write_bootstrap(
         public_url,
         workspace,
         report_interval_secs: interval,
+        public_host: None,
     };
     let json = serde_json::to_vec_pretty(&bundle)
         .map_err(|e| crate::error::AppError::internal(e.into()))?;
