@@ -214,7 +214,6 @@ fn start_gateway() -> (Arc<Gateway>, String) {
 fn write_bundle(dir: &Path, g: &Gateway, url: &str, token: &str, console_port: u16) {
     std::fs::create_dir_all(dir).unwrap();
     let bundle = BootstrapBundle {
-        public_host: None,
         node_id: g.node_id.clone(),
         gateway_url: url.to_owned(),
         ca_pem: g.ca.cert_pem().to_owned(),

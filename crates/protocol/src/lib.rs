@@ -81,10 +81,6 @@ pub struct BootstrapBundle {
     pub listen_addr: String,
     /// Public base URL of the node's HTTP server, as browsers reach it.
     pub public_url: String,
-    /// The node's public DNS name on a real server (`<slug>.<nodes_domain>`), for which it
-    /// obtains its own certificate; `None` for local nodes.
-    #[serde(default)]
-    pub public_host: Option<String>,
     /// Workspace the node serves.
     pub workspace: WorkspaceInfo,
     /// Interval between health reports, in seconds (30 in production; tests shorten it).

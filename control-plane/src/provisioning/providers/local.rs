@@ -323,7 +323,6 @@ fn write_bootstrap(
     )?;
     store::set_public_url(conn, node_id, &public_url)?;
     let bundle = BootstrapBundle {
-        public_host: None,
         node_id: NodeId(node_id.to_owned()),
         gateway_url,
         ca_pem,
