@@ -159,6 +159,12 @@ pub async fn run_worker(pool: DbPool, mailer: Mailer, retry: Retry) {
     let worker = format!("mail-{}", db::new_id());
     let mut next_prune = 0;
     loop {
+        // While the database is away a pass can only wait out the pool and fail; the
+        // outage is logged once by the pool's health, not here every second.
+        if db::health(&pool).is_down() {
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
         let now = db::now();
         if let Err(e) = deliver_due(&pool, &mailer, &retry, &worker, now, PASS_LIMIT).await {
             tracing::warn!(error = %e, "mail outbox pass failed");
