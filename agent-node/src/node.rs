@@ -33,6 +33,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let master = Arc::new(MasterKey::load_or_create(&paths)?);
     let store = Arc::new(Store::open(&paths.file(DB_FILE)).context("opening node.db")?);
+    if let Some(pages) = args.db_headroom_pages {
+        let cap = store.cap_pages_above_current(pages)?;
+        tracing::warn!(cap, "node.db capped (test option --db-headroom-pages)");
+    }
     let (state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
@@ -101,6 +105,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             started,
             runtime: Some(runtime),
             exports: Some(exports),
+            unsaved: std::sync::Mutex::default(),
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {

@@ -12,6 +12,7 @@ mod api;
 mod billing;
 mod cli;
 mod exports;
+mod faults;
 mod gateway;
 mod input;
 mod journey;
