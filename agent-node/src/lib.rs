@@ -120,6 +120,10 @@ pub mod cli {
             hide = true
         )]
         pub clock_skew_secs: i64,
+        /// Cap node.db at its size at start plus this many pages (tests of a full disk:
+        /// SQLite then fails writes with SQLITE_FULL, as on a full disk)
+        #[arg(long, env = "OUTPOST_NODE_DB_HEADROOM_PAGES", hide = true)]
+        pub db_headroom_pages: Option<i64>,
         /// Cap of the reconnect backoff in seconds (default 300)
         #[arg(long, env = "OUTPOST_NODE_MAX_BACKOFF_SECS", default_value_t = 300)]
         pub max_backoff_secs: u64,

@@ -36,6 +36,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     tls::Settings::resolve(&args, None)?;
     let master = Arc::new(MasterKey::load_or_create(&paths)?);
     let store = Arc::new(Store::open(&paths.file(DB_FILE)).context("opening node.db")?);
+    if let Some(pages) = args.db_headroom_pages {
+        let cap = store.cap_pages_above_current(pages)?;
+        tracing::warn!(cap, "node.db capped (test option --db-headroom-pages)");
+    }
     let (mut state, identity) = enroll::ensure_enrolled(&cfg, &master, &store).await?;
     let https = tls::Settings::resolve(&args, store.meta(PUBLIC_HOST_KEY)?)?;
     if let Some(h) = &https {
@@ -112,6 +116,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             runtime: Some(runtime),
             exports: Some(exports),
             tls: serving.status.clone(),
+            unsaved: std::sync::Mutex::default(),
         });
         match Box::pin(phone_home::run(ctx)).await? {
             Exit::Deprovision { command_id } => {

@@ -250,6 +250,7 @@ fn spawn_node_with_clock(
             renew_after_secs: renew_after,
             max_backoff_secs: 1,
             clock_skew_secs: skew,
+            db_headroom_pages: None,
             // Nothing in these tests calls a model; unreachable on purpose.
             openai_base_url: "http://127.0.0.1:9/v1".into(),
             anthropic_base_url: "http://127.0.0.1:9/v1".into(),

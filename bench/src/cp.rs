@@ -176,6 +176,7 @@ async fn enroll(cp: &ControlPlane, bundle: BootstrapBundle) -> anyhow::Result<Fa
         csr_pem: outpost_pki::make_csr(&key, bundle.node_id.as_str())?,
         age_recipient: outpost_crypto::generate_age_identity().1,
         version: "bench".into(),
+        node_time: None,
     };
     let anon = reqwest::Client::builder()
         .use_preconfigured_tls(outpost_pki::node_client_config(&bundle.ca_pem, None)?)

@@ -44,6 +44,7 @@ codes! {
     CertificateRevoked => "certificate_revoked",
     CertificateUnknown => "certificate_unknown",
     ClientCertificateRequired => "client_certificate_required",
+    ClockSkew => "clock_skew",
     ConfirmationMismatch => "confirmation_mismatch",
     ConfirmationRequired => "confirmation_required",
     CsrfFailed => "csrf_failed",

@@ -33,6 +33,17 @@ pub async fn bundle_for(cp: &Cp, api: &Api, name: &str) -> (String, BootstrapBun
 }
 
 pub async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Option<FakeNode>) {
+    let (status, _, node) = try_enroll_at(cp, b, token, None).await;
+    (status, node)
+}
+
+/// [`try_enroll`] saying the node's time (`node_time`); also returns an error's body.
+pub async fn try_enroll_at(
+    cp: &Cp,
+    b: &BootstrapBundle,
+    token: &str,
+    node_time: Option<i64>,
+) -> (u16, serde_json::Value, Option<FakeNode>) {
     let key = outpost_pki::generate_key().unwrap();
     let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
     let req = EnrollRequest {
@@ -40,6 +51,7 @@ pub async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Opti
         csr_pem: outpost_pki::make_csr(&key, b.node_id.as_str()).unwrap(),
         age_recipient,
         version: "test".into(),
+        node_time,
     };
     let r = gateway_client(&b.ca_pem, None)
         .post(format!("{}/v1/enroll", cp.gateway))
@@ -49,12 +61,13 @@ pub async fn try_enroll(cp: &Cp, b: &BootstrapBundle, token: &str) -> (u16, Opti
         .unwrap();
     let status = r.status().as_u16();
     if status != 200 {
-        return (status, None);
+        return (status, r.json().await.unwrap_or_default(), None);
     }
     let resp: EnrollResponse = r.json().await.unwrap();
     let client = gateway_client(&b.ca_pem, Some((&resp.cert_pem, &key)));
     (
         status,
+        serde_json::Value::Null,
         Some(FakeNode {
             id: resp.node_id.0,
             key,

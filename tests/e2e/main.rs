@@ -15,6 +15,7 @@ mod cloud;
 mod cloud_fakes;
 mod db_outage;
 mod exports;
+mod faults;
 mod gateway;
 mod https;
 mod input;

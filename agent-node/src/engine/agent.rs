@@ -41,6 +41,18 @@ pub enum AgentError {
     Join,
 }
 
+impl AgentError {
+    /// Whether a write failed for want of space (a full disk).
+    pub fn is_full(&self) -> bool {
+        match self {
+            AgentError::Content(crate::domain::content::ContentError::Store(e))
+            | AgentError::Kb(crate::domain::kb::KbError::Store(e))
+            | AgentError::Store(e) => e.is_full(),
+            _ => false,
+        }
+    }
+}
+
 /// How a message was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -86,6 +98,11 @@ impl Runtime {
     /// The content store.
     pub fn content(&self) -> &Content {
         &self.content
+    }
+
+    /// The node database (its space probe: [`Store::seems_full`], [`Store::probe_space`]).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The LLM health the reports carry.

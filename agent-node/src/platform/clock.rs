@@ -2,9 +2,15 @@
 //! carries the CP's time in its `Date` header; the node keeps the offset CP − local and
 //! schedules what the CP judges (certificate renewal) in CP time, so a node whose clock is
 //! wrong by days neither renews in a loop nor too late. A test can shift the local clock
-//! with `skew` instead of running under `faketime`.
+//! with `skew` instead of running under `faketime`; the node's TLS clients see the same
+//! shifted time ([`Clock::tls_config`]).
+//!
+//! Before the first answer, a node whose clock is behind learns it from the TLS handshake:
+//! the gateway's certificate is "not yet valid" to it ([`outpost_pki::ClockBehind`]).
 
+use outpost_pki::ClockBehind;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 
 /// How far apart the clocks must be before the node says so, seconds.
 pub const SKEW_WARN_SECS: i64 = 120;
@@ -16,6 +22,7 @@ pub struct Clock {
     offset: AtomicI64,
     known: AtomicBool,
     warned: AtomicBool,
+    behind: Arc<ClockBehind>,
 }
 
 impl Clock {
@@ -36,6 +43,28 @@ impl Clock {
     /// first answered).
     pub fn cp_now(&self) -> i64 {
         self.local_now() + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// rustls client configuration for the gateway: pins `ca_pem`, presents the node's
+    /// certificate (PEM, with its key's PEM) when given, judges certificate times by this clock and tolerates a
+    /// gateway certificate "not yet valid" within [`outpost_pki::MAX_TOLERATED_BEHIND`],
+    /// noting how far behind this clock is ([`Clock::behind_at_least`]).
+    pub fn tls_config(
+        &self,
+        ca_pem: &str,
+        client: Option<(&str, &str)>,
+    ) -> Result<rustls::ClientConfig, outpost_pki::PkiError> {
+        let key = client
+            .map(|(_, key_pem)| outpost_pki::key_from_pem(key_pem))
+            .transpose()?;
+        let client = client.zip(key.as_ref()).map(|((cert, _), key)| (cert, key));
+        outpost_pki::node_client_config_skewed(ca_pem, client, self.skew, self.behind.clone())
+    }
+
+    /// Seconds this clock is behind the CP's at least, as a TLS handshake showed (the
+    /// gateway's certificate started after local time), before any answer could.
+    pub fn behind_at_least(&self) -> Option<i64> {
+        self.behind.at_least()
     }
 
     /// CP time − local time, seconds, once an answer was seen.

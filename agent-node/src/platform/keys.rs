@@ -140,14 +140,15 @@ impl NodeKey {
         outpost_pki::make_csr(&outpost_pki::key_from_pem(&self.pem)?, node_id)
     }
 
-    /// rustls client configuration pinning `ca_pem` and presenting `cert_pem` with this key.
+    /// rustls client configuration pinning `ca_pem` and presenting `cert_pem` with this
+    /// key, judging certificate times by the node's `clock`.
     pub fn client_config(
         &self,
         ca_pem: &str,
         cert_pem: &str,
+        clock: &crate::platform::clock::Clock,
     ) -> Result<rustls::ClientConfig, PkiError> {
-        let key = outpost_pki::key_from_pem(&self.pem)?;
-        outpost_pki::node_client_config(ca_pem, Some((cert_pem, &key)))
+        clock.tls_config(ca_pem, Some((cert_pem, self.pem.as_str())))
     }
 
     /// ECDSA P-256 SHA-256 signature (ASN.1 DER) over `message`.

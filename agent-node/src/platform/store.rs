@@ -6,10 +6,14 @@
 //! writer keeps SQLite simple. Migrations are an append-only list keyed by
 //! `PRAGMA user_version`; the list itself is `MIGRATIONS` in `src/migrations.rs`, since most
 //! tables belong to the layers above this one.
+//!
+//! Long because the full-disk handling (reserve, probe, unsaved report seqs) lives beside
+//! the one connection it guards, with its tests.
 
 use outpost_protocol::{CommandAck, NodeId, Report, WorkspaceInfo};
 use rusqlite::{params, Connection, OptionalExtension as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 
 /// Errors from the node database.
@@ -31,6 +35,32 @@ pub enum StoreError {
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether the write failed for want of space: SQLITE_FULL (a full disk, or a capped
+    /// database) or ENOSPC.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io(e) => e.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
+/// Bytes the space probe writes (and rolls back): a little more than a visitor's message
+/// with its conversation rows, so "full" is said before a write the node acknowledges
+/// would fail.
+const PROBE_BYTES: i64 = 64 * 1024;
+/// Bytes of the reserve row (`meta` key [`RESERVE_KEY`]) the node keeps in `node.db`
+/// while there is room and deletes when a write fails for want of space: the freed pages
+/// let the owner delete documents (deleting writes too), reports go out and commands be
+/// acknowledged on a full disk. It comes back only once there is room for it and the
+/// probe besides, so "full" does not flicker.
+const RESERVE_BYTES: i64 = 256 * 1024;
+const RESERVE_KEY: &str = "space_reserve";
 
 /// The first migration: the node's own tables (state, meta, outbox, executed commands,
 /// burned token ids, console sessions). The full list is `MIGRATIONS` in `src/migrations.rs`.
@@ -123,6 +153,11 @@ pub struct Session {
 pub struct Store {
     conn: Mutex<Option<Connection>>,
     dir: std::path::PathBuf,
+    /// Set when a write failed for want of space; cleared by [`Store::probe_space`].
+    full: AtomicBool,
+    /// The highest report seq handed out without an outbox row ([`Store::unsaved_seq`]):
+    /// later outbox reports of this process come after it.
+    seq_floor: AtomicI64,
 }
 
 /// Current time, unix seconds.
@@ -159,7 +194,90 @@ impl Store {
             dir: path
                 .parent()
                 .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf),
+            full: AtomicBool::new(false),
+            seq_floor: AtomicI64::new(0),
         })
+    }
+
+    /// Caps the database at its current size plus `pages` pages (`PRAGMA
+    /// max_page_count`), for tests of a full disk: SQLite then fails writes with
+    /// SQLITE_FULL exactly as when the disk is full. Returns the cap.
+    pub fn cap_pages_above_current(&self, pages: i64) -> Result<i64> {
+        self.with(|c| {
+            let count: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let cap = count.saturating_add(pages.max(0));
+            Ok(c.query_row(&format!("PRAGMA max_page_count = {cap}"), [], |r| r.get(0))?)
+        })
+    }
+
+    /// Whether the last write that failed did so for want of space, and no probe found
+    /// room since.
+    pub fn seems_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// Checks there is room: for the probe's [`PROBE_BYTES`] while the reserve is in
+    /// place, or for the reserve and the probe when it was released (then the reserve is
+    /// put back). The probe is written in a transaction that is rolled back. `Ok(false)`
+    /// when the database or disk is full. Updates [`Store::seems_full`] either way.
+    pub fn probe_space(&self) -> Result<bool> {
+        let probed = self.with(|c| {
+            let reserved = Self::meta_in(c, RESERVE_KEY)?.is_some();
+            let need = if reserved {
+                PROBE_BYTES
+            } else {
+                PROBE_BYTES + RESERVE_BYTES
+            };
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(?1))",
+                [need],
+            )?;
+            // Dropping the transaction rolls it back: nothing of the probe stays.
+            drop(tx);
+            if !reserved {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, zeroblob(?2))",
+                    params![RESERVE_KEY, RESERVE_BYTES],
+                )?;
+            }
+            Ok(())
+        });
+        match probed {
+            Ok(()) => {
+                if self.full.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the node's storage has room again");
+                }
+                Ok(true)
+            }
+            Err(e) if e.is_full() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remembers that a write failed for want of space, if `e` says so, and releases the
+    /// reserve ([`Store::with`] does it for every error it sees; callers that carry
+    /// errors out of it in their own type call this themselves).
+    pub fn note_if_full(&self, e: &StoreError) {
+        if e.is_full() {
+            let _ = self.with(|c| {
+                self.on_full(c);
+                Ok(())
+            });
+        }
+    }
+
+    fn on_full(&self, conn: &Connection) {
+        // Deleting a row needs no new page; its pages go to the free list.
+        let released = conn
+            .execute("DELETE FROM meta WHERE key = ?1", [RESERVE_KEY])
+            .unwrap_or(0);
+        if !self.full.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                reserve_released = released == 1,
+                "the node's storage is full: writes fail until space is freed"
+            );
+        }
     }
 
     /// The directory holding `node.db` (the node's data directory).
@@ -184,7 +302,13 @@ impl Store {
         // are atomic), so a poisoned lock is still usable.
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let conn = guard.as_mut().ok_or(StoreError::Closed)?;
-        f(conn)
+        let result = f(conn);
+        if let Err(e) = &result {
+            if e.is_full() {
+                self.on_full(conn);
+            }
+        }
+        result
     }
 
     // ------------------------------------------------------------------ node state
@@ -269,7 +393,8 @@ impl Store {
                     r.get(0)
                 })
                 .optional()?;
-            let seq = last.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) + 1;
+            let stored = last.and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+            let seq = stored.max(self.seq_floor.load(Ordering::Relaxed)) + 1;
             let waiting: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
             let report = make(seq, waiting);
             tx.execute(
@@ -283,6 +408,19 @@ impl Store {
             tx.commit()?;
             Ok(report)
         })
+    }
+
+    /// A report seq for a report sent without an outbox row (the outbox could not be
+    /// written: the disk is full). It comes after every stored report, and every later
+    /// one of this process comes after it, so the CP orders them right. Only reads.
+    pub fn unsaved_seq(&self) -> Result<i64> {
+        let stored = self
+            .meta(REPORT_SEQ)?
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        let seq = stored.max(self.seq_floor.load(Ordering::Relaxed)) + 1;
+        self.seq_floor.fetch_max(seq, Ordering::Relaxed);
+        Ok(seq)
     }
 
     /// Up to `limit` unsent reports, oldest first.
@@ -535,6 +673,68 @@ mod tests {
             std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777
         };
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_full_database_is_said_probed_and_reports_keep_their_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("node.db")).expect("open");
+        assert_eq!(store.append_report(report).expect("append").seq, 1);
+        assert!(store.probe_space().expect("probe"));
+        store.cap_pages_above_current(40).expect("cap");
+        let mut filled = 0;
+        let err = loop {
+            let r = store.with(|c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, randomblob(3000))",
+                    [format!("filler-{filled}")],
+                )?;
+                Ok(())
+            });
+            match r {
+                Ok(()) => filled += 1,
+                Err(e) => break e,
+            }
+            assert!(filled < 1000, "never filled");
+        };
+        assert!(err.is_full(), "{err}");
+        // Then small rows, until not even those fit.
+        while store
+            .with(|c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, randomblob(50))",
+                    [format!("filler-{filled}")],
+                )?;
+                Ok(())
+            })
+            .is_ok()
+        {
+            filled += 1;
+            assert!(filled < 10_000, "never filled");
+        }
+        assert!(store.seems_full());
+        assert!(!store.probe_space().expect("probe"), "no room");
+        // The outbox cannot take a report either: it goes out unsaved, after the stored
+        // one, and the next stored report comes after it.
+        let e = store.append_report(report).expect_err("full");
+        assert!(e.is_full(), "{e}");
+        assert_eq!(store.unsaved_seq().expect("seq"), 2);
+        assert_eq!(store.unsaved_seq().expect("seq"), 3);
+        // Space frees: the probe says so, and reports are stored again, in order.
+        store
+            .with(|c| Ok(c.execute("DELETE FROM meta WHERE key LIKE 'filler-%'", [])?))
+            .expect("free");
+        assert!(store.probe_space().expect("probe"));
+        assert!(!store.seems_full());
+        assert_eq!(store.append_report(report).expect("append").seq, 4);
+        // Nothing stored before the disk filled was lost.
+        let seqs: Vec<i64> = store
+            .pending_reports(10)
+            .expect("pending")
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, [1, 4]);
     }
 
     #[test]

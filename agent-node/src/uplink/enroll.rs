@@ -41,6 +41,21 @@ pub async fn ensure_enrolled(
     enroll(cfg, master, store, bundle).await
 }
 
+/// "this machine's clock is [at least] N minutes behind the control plane's; fix NTP",
+/// from the CP's time in an answer or, before any answer, from the TLS handshake.
+fn skew_sentence(clock: &crate::platform::clock::Clock) -> String {
+    let (at_least, secs) = match (clock.offset(), clock.behind_at_least()) {
+        (Some(offset), _) => ("", offset),
+        (None, Some(behind)) => ("at least ", behind),
+        (None, None) => return "this machine's clock is off; fix NTP".to_owned(),
+    };
+    let minutes = secs.unsigned_abs().div_ceil(60);
+    let side = if secs > 0 { "behind" } else { "ahead of" };
+    format!(
+        "this machine's clock is {at_least}{minutes} minutes {side} the control plane's; fix NTP"
+    )
+}
+
 fn remove_bootstrap(paths: &Paths) -> anyhow::Result<()> {
     let path = paths.file(BOOTSTRAP_FILE);
     match std::fs::remove_file(&path) {
@@ -67,14 +82,15 @@ async fn enroll(
     tracing::info!(node = %node_id, "enrolling with the control plane");
     let key = NodeKey::generate()?;
     let (age_identity, age_recipient) = outpost_crypto::generate_age_identity();
-    let request = EnrollRequest {
+    let mut request = EnrollRequest {
         token: bundle.token.clone(),
         csr_pem: key.csr(node_id.as_str())?,
         age_recipient,
         version: crate::VERSION.to_owned(),
+        node_time: None,
     };
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(outpost_pki::node_client_config(&bundle.ca_pem, None)?)
+        .use_preconfigured_tls(cfg.clock.tls_config(&bundle.ca_pem, None)?)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .build()
@@ -82,6 +98,8 @@ async fn enroll(
     let url = format!("{}/v1/enroll", bundle.gateway_url.trim_end_matches('/'));
     let mut backoff = Backoff::new(Duration::from_secs(1), cfg.max_backoff);
     let response: EnrollResponse = loop {
+        // The CP refuses (409 clock_skew) a node whose clock is more than 5 minutes off.
+        request.node_time = Some(cfg.clock.local_now());
         match client.post(&url).json(&request).send().await {
             Ok(r) if r.status().is_success() => {
                 cfg.clock.observe(r.headers());
@@ -101,6 +119,32 @@ async fn enroll(
                 );
                 anyhow::bail!("enrollment refused: bootstrap token rejected (HTTP 401, {code})");
             }
+            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
+                cfg.clock.observe(r.headers());
+                let code = phone_home::error_code(r).await;
+                let delay = backoff.next_delay();
+                if code == "clock_skew" {
+                    // The token is not spent: enrollment goes through once the clock is right.
+                    tracing::error!(
+                        node = %node_id,
+                        status = 409,
+                        code,
+                        offset_secs = cfg.clock.offset().unwrap_or_default(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "enrollment refused: {}",
+                        skew_sentence(&cfg.clock)
+                    );
+                } else {
+                    tracing::warn!(
+                        node = %node_id,
+                        status = 409,
+                        code,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "enrollment refused for now; retrying"
+                    );
+                }
+                tokio::time::sleep(delay).await;
+            }
             Ok(r) if phone_home::is_retryable(r.status()) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(
@@ -116,6 +160,19 @@ async fn enroll(
                 let code = phone_home::error_code(r).await;
                 tracing::error!(node = %node_id, status, code, "enrollment refused");
                 anyhow::bail!("enrollment refused (HTTP {status}, {code})");
+            }
+            Err(e) if cfg.clock.behind_at_least().is_some() => {
+                // The gateway's certificate is not valid yet by this clock, further
+                // behind than the handshake may tolerate: the CP cannot be told.
+                let delay = backoff.next_delay();
+                tracing::error!(
+                    node = %node_id,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot enroll: {}",
+                    skew_sentence(&cfg.clock)
+                );
+                tokio::time::sleep(delay).await;
             }
             Err(e) => {
                 let delay = backoff.next_delay();

@@ -13,6 +13,36 @@ use outpost_protocol::{
 /// renewal) at 50/s for all nodes together, not per node.
 pub const CSR_LIMIT_KEY: &str = "csr";
 
+/// How far a node's clock may be from the CP's at enrollment, seconds (DESIGN §6, ±5 min).
+pub const CLOCK_SKEW_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// An enrolling node's clock further than [`CLOCK_SKEW_TOLERANCE_SECS`] from the CP's
+/// (`now`): 409 `clock_skew`, in words a node log or an operator can act on. `None` when
+/// in tolerance or when the node did not say its time (an older node).
+pub fn skew_refusal(node_time: Option<i64>, now: i64) -> Option<(i64, AppError)> {
+    let offset = now.saturating_sub(node_time?);
+    if offset.abs() <= CLOCK_SKEW_TOLERANCE_SECS {
+        return None;
+    }
+    Some((
+        offset,
+        AppError::Conflict(
+            Code::ClockSkew,
+            format!(
+                "The node's clock is {} the control plane's (more than the 5 minutes tolerated): fix its time (NTP); it enrolls by itself once its clock is right.",
+                skew_words(offset)
+            ),
+        ),
+    ))
+}
+
+/// "120 minutes behind" / "3 minutes ahead of", for `offset` = CP − node seconds.
+pub fn skew_words(offset: i64) -> String {
+    let minutes = offset.unsigned_abs().div_ceil(60);
+    let side = if offset > 0 { "behind" } else { "ahead of" };
+    format!("{minutes} minutes {side}")
+}
+
 /// Where a report stands against the newest one the CP applied for its node
 /// (`last`: that report's seq and epoch, `None` before the first). A new epoch (the node
 /// process restarted, perhaps from a backup whose `seq` is behind) restarts the ordering,

@@ -87,6 +87,76 @@ fn refuse_enroll(conn: &mut DbConn, ip: &str, object: &str, code: &'static str) 
     AppError::Unauthorized(Code::InvalidBootstrapToken)
 }
 
+/// A node whose clock is off asked to enroll with a valid token. The token is not spent:
+/// the same node enrolls once its clock is right. The first refusal fails a node still
+/// booting with `failed(enrolling, clock_skew)` (audited, an event in words, the failure
+/// email); later ones while it stays failed write nothing, so a node retrying for hours
+/// adds no rows.
+fn refuse_skewed(
+    conn: &mut DbConn,
+    cx: &EnrollContext<'_>,
+    ip: &str,
+    node_id: &str,
+    offset: i64,
+) -> AppResult<()> {
+    tracing::warn!(
+        node = node_id,
+        offset_secs = offset,
+        "enrollment refused: the node's clock is off"
+    );
+    let cur = provisioning::store::state_if_exists(conn, node_id)?;
+    let waiting = [
+        NodeState::Booting.as_str(),
+        NodeState::Provisioning.as_str(),
+    ];
+    if !cur.is_some_and(|s| waiting.contains(&s.as_str())) {
+        return Ok(());
+    }
+    audit::record(
+        conn,
+        &Entry {
+            action: "node.enroll_refused",
+            object_type: "node",
+            object_id: node_id,
+            ip: Some(ip),
+            detail: "clock_skew",
+            ..Default::default()
+        },
+    )?;
+    provisioning::fail(conn, &cx.notifier, node_id, "enrolling", "clock_skew")?;
+    provisioning::event(
+        conn,
+        node_id,
+        "clock",
+        &format!(
+            "the node's clock is {} the control plane's; fix NTP on the node",
+            model::skew_words(offset)
+        ),
+    )
+}
+
+/// A node failed at enrollment only for its clock is enrolling now, with the clock
+/// right: it leaves `failed` for `enrolling`. Returns whether it did.
+fn recover_from_skew(conn: &mut DbConn, node_id: &str) -> AppResult<bool> {
+    let (st, step, code, _) = provisioning::store::failure_of(conn, node_id)?;
+    let skewed = st == NodeState::Failed.as_str()
+        && step.as_deref() == Some("enrolling")
+        && code.as_deref() == Some("clock_skew");
+    if !skewed
+        || provisioning::store::clear_failure(conn, node_id, NodeState::Enrolling.as_str())? != 1
+    {
+        return Ok(false);
+    }
+    provisioning::event(
+        conn,
+        node_id,
+        "state",
+        "failed → enrolling (clock right again)",
+    )?;
+    tracing::info!(node = node_id, "node's clock is right again; enrolling");
+    Ok(true)
+}
+
 /// What enrollment needs besides the connection.
 pub struct EnrollContext<'a> {
     /// Signs the node's certificate.
@@ -130,6 +200,10 @@ pub fn enroll(
         }
         return Err(err);
     }
+    if let Some((offset, err)) = model::skew_refusal(body.node_time, now) {
+        refuse_skewed(conn, cx, ip, node_id.as_str(), offset)?;
+        return Err(err);
+    }
     if !model::plausible_age_recipient(&body.age_recipient) {
         return Err(AppError::invalid(
             Code::InvalidAgeRecipient,
@@ -144,12 +218,14 @@ pub fn enroll(
         }
         store::insert_cert(conn, node_id.as_str(), &issued, now)?;
         store::set_enrolled(conn, node_id.as_str(), &body.age_recipient, &version, now)?;
-        provisioning::move_node(
-            conn,
-            node_id.as_str(),
-            &[NodeState::Booting, NodeState::Provisioning],
-            NodeState::Enrolling,
-        )?;
+        if !recover_from_skew(conn, node_id.as_str())? {
+            provisioning::move_node(
+                conn,
+                node_id.as_str(),
+                &[NodeState::Booting, NodeState::Provisioning],
+                NodeState::Enrolling,
+            )?;
+        }
         provisioning::event(
             conn,
             node_id.as_str(),

@@ -53,6 +53,7 @@ pub mod job {
 pub fn explain_error(code: &str) -> &'static str {
     match code {
         "enroll_timeout" => "The node started but never enrolled with the control plane. It may not reach the node gateway address, or its clock may be wrong.",
+        "clock_skew" => "The node's clock is more than 5 minutes off the control plane's, so its enrollment was refused. Fix the time on the node's machine (NTP); the node keeps trying and enrolls once its clock is right.",
         "enroll_refused" => "The control plane refused the node's enrollment: its bootstrap token was invalid, expired or already used.",
         "process_crashing" => "The node process keeps exiting right after it starts. Its log is in the node directory.",
         "spawn_failed" => "The node process could not be started on this machine.",

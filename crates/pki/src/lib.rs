@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+mod node_clock;
+pub use node_clock::{node_client_config_skewed, ClockBehind, MAX_TOLERATED_BEHIND};
+
 /// Errors from certificate handling.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {

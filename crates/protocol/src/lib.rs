@@ -120,6 +120,10 @@ pub struct EnrollRequest {
     pub age_recipient: String,
     /// The node software version.
     pub version: String,
+    /// The node's clock (unix seconds) when it sent this: the CP refuses with 409
+    /// `clock_skew` when it is more than 5 minutes off its own. Absent from older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_time: Option<i64>,
 }
 
 /// `POST /v1/enroll` response.

@@ -152,7 +152,11 @@ impl Content {
     }
 
     fn run<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        self.store.with(|c| Ok(f(c)))?
+        let result = self.store.with(|c| Ok(f(c)))?;
+        if let Err(ContentError::Store(e)) = &result {
+            self.store.note_if_full(e);
+        }
+        result
     }
 
     /// `hex(HMAC-SHA256(index key, channel || 0x00 || external id))`.

@@ -106,7 +106,7 @@ impl Gateway {
         identity: Identity,
         clock: Arc<Clock>,
     ) -> anyhow::Result<Self> {
-        let client = build_client(ca_pem, &identity)?;
+        let client = build_client(ca_pem, &identity, &clock)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             ca_pem: ca_pem.to_owned(),
@@ -130,7 +130,7 @@ impl Gateway {
 
     /// Switches to a renewed identity: later requests present the new certificate.
     pub fn install_identity(&self, identity: Identity) -> anyhow::Result<()> {
-        let client = build_client(&self.ca_pem, &identity)?;
+        let client = build_client(&self.ca_pem, &identity, &self.clock)?;
         let mut conn = self.conn.write().unwrap_or_else(|p| p.into_inner());
         *conn = Connection {
             identity: Arc::new(identity),
@@ -177,8 +177,14 @@ impl Gateway {
     }
 }
 
-fn build_client(ca_pem: &str, identity: &Identity) -> anyhow::Result<reqwest::Client> {
-    let tls = identity.key.client_config(ca_pem, &identity.cert_pem)?;
+fn build_client(
+    ca_pem: &str,
+    identity: &Identity,
+    clock: &Clock,
+) -> anyhow::Result<reqwest::Client> {
+    let tls = identity
+        .key
+        .client_config(ca_pem, &identity.cert_pem, clock)?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(Duration::from_secs(10))
@@ -237,6 +243,9 @@ pub struct PhoneHome {
     pub exports: Option<Arc<crate::domain::exports::Exports>>,
     /// The `tls` check, on a node that obtains its HTTPS certificate itself.
     pub tls: Option<Arc<crate::web::tls::TlsStatus>>,
+    /// The latest report the outbox could not take (the disk is full), sent once
+    /// without it after the outbox so the CP still hears of the full disk.
+    pub unsaved: std::sync::Mutex<Option<outpost_protocol::Report>>,
 }
 
 /// How phone home ended.

@@ -7,6 +7,7 @@ use super::{sleep_or_stop, CallError, Exit, PhoneHome};
 use crate::platform::backoff::{jittered, Backoff};
 use crate::platform::config::Paths;
 use crate::platform::files;
+use crate::platform::store::Store;
 use outpost_protocol::{Check, Report, ReportAck};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub async fn produce(
 }
 
 fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
-    let storage = storage_check(&ctx.paths);
+    let storage = storage_check(&ctx.paths, &ctx.store);
     let disk = i64::try_from(files::dir_size(ctx.paths.dir())).unwrap_or(i64::MAX);
     let uptime = i64::try_from(ctx.started.elapsed().as_secs()).unwrap_or(i64::MAX);
     let mut checks = vec![storage];
@@ -78,8 +79,8 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         tracing::error!(error = %e, "counting waiting conversations failed");
         0
     });
-    let report = ctx.store.append_report(|seq, queue_depth| Report {
-        seq,
+    let base = Report {
+        seq: 0,
         epoch: Some(boot_epoch().to_owned()),
         produced_at: crate::platform::store::now(),
         version: crate::VERSION.to_owned(),
@@ -87,28 +88,58 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         checks,
         counts,
         disk_used_bytes: disk,
-        queue_depth,
+        queue_depth: 0,
         exports,
         retention_sweeps,
         waiting_conversations: i64::from(waiting),
-    })?;
-    Ok(report.seq)
+    };
+    let appended = ctx.store.append_report(|seq, queue_depth| Report {
+        seq,
+        queue_depth,
+        ..base.clone()
+    });
+    match appended {
+        Ok(report) => Ok(report.seq),
+        Err(e) if e.is_full() => {
+            // The outbox cannot take the report that says so: it goes out without the
+            // outbox (the flusher sends it after the stored ones). Lost if the process
+            // stops first, like any state that could not be written; the next report
+            // says the same.
+            let mut report = base;
+            report.seq = ctx.store.unsaved_seq()?;
+            report.queue_depth = ctx.store.queue_depth().unwrap_or(0);
+            if let Some(c) = report.checks.iter_mut().find(|c| c.name == "storage") {
+                c.ok = false;
+                c.detail_code = Some("disk_full".to_owned());
+            }
+            let seq = report.seq;
+            tracing::warn!(seq, "the outbox is full; sending this report without it");
+            *ctx.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+            Ok(seq)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// The `storage` check: can the node still write to its data directory?
-pub fn storage_check(paths: &Paths) -> Check {
+/// The `storage` check: can the node still write to its data directory, and has its
+/// database room for a small write? `disk_full` when either has no space left.
+pub fn storage_check(paths: &Paths, store: &Store) -> Check {
     let probe = paths.file(".storage-probe");
     let result = files::write_private(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe));
+    let detail_code = match (result, store.probe_space()) {
+        (Err(e), _) if e.raw_os_error() == Some(28) => Some("disk_full"),
+        (_, Ok(false)) => Some("disk_full"),
+        (Err(_), _) => Some("write_failed"),
+        (Ok(()), Err(e)) => {
+            tracing::error!(error = %e, "probing the database for space failed");
+            Some("write_failed")
+        }
+        (Ok(()), Ok(true)) => None,
+    };
     Check {
         name: "storage".into(),
-        ok: result.is_ok(),
-        detail_code: result.err().map(|e| {
-            if e.raw_os_error() == Some(28) {
-                "disk_full".to_owned()
-            } else {
-                "write_failed".to_owned()
-            }
-        }),
+        ok: detail_code.is_none(),
+        detail_code: detail_code.map(str::to_owned),
     }
 }
 
@@ -157,7 +188,7 @@ async fn flush_outbox(ctx: &PhoneHome, stop: &mut watch::Receiver<bool>) -> Flus
             }
         };
         if batch.is_empty() {
-            return Flushed::Empty;
+            return flush_unsaved(ctx, stop).await;
         }
         for report in batch {
             let sent = tokio::select! {
@@ -195,6 +226,45 @@ async fn flush_outbox(ctx: &PhoneHome, stop: &mut watch::Receiver<bool>) -> Flus
                 tracing::error!(seq = report.seq, error = %e, "updating the outbox failed");
                 return Flushed::Retry;
             }
+        }
+    }
+}
+
+/// Sends the report the outbox could not take, if any (after the stored ones).
+async fn flush_unsaved(ctx: &PhoneHome, stop: &mut watch::Receiver<bool>) -> Flushed {
+    let Some(report) = ctx.unsaved.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return Flushed::Empty;
+    };
+    let sent = tokio::select! {
+        r = ctx.gateway.post::<_, ReportAck>("/v1/node/report", &report, REPORT_TIMEOUT) => r,
+        _ = stop.wait_for(|s| *s) => return Flushed::Stopped,
+    };
+    match sent {
+        Ok(_) => Flushed::Empty,
+        Err(CallError::Refused(status)) => {
+            tracing::error!(
+                status,
+                "the control plane refuses this node's certificate; stopping reports"
+            );
+            Flushed::Refused
+        }
+        Err(CallError::Rejected { status, code }) => {
+            tracing::error!(
+                seq = report.seq,
+                status,
+                code,
+                "report rejected; dropping it"
+            );
+            Flushed::Empty
+        }
+        Err(e) => {
+            tracing::warn!(seq = report.seq, error = %e, "report not delivered; will retry");
+            // Unless a newer one took its place meanwhile.
+            ctx.unsaved
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(report);
+            Flushed::Retry
         }
     }
 }

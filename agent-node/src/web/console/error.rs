@@ -46,6 +46,10 @@ pub enum ConsoleError {
     /// An upload or body over the stated limit; the message names the limit.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The node's disk (or database) is full: nothing could be saved. A 503 that says
+    /// so, rather than a 500 that says nothing.
+    #[error("storage full")]
+    StorageFull,
     /// Anything else; details go to the log only.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
@@ -53,6 +57,9 @@ pub enum ConsoleError {
 
 impl From<crate::platform::store::StoreError> for ConsoleError {
     fn from(e: crate::platform::store::StoreError) -> Self {
+        if e.is_full() {
+            return Self::StorageFull;
+        }
         Self::Internal(e.into())
     }
 }
@@ -66,6 +73,7 @@ impl From<crate::domain::content::ContentError> for ConsoleError {
         match e {
             ContentError::NotFound => Self::NotFound,
             ContentError::Invalid(m) => Self::BadRequest(m.to_owned()),
+            ContentError::Store(e) => e.into(),
             e => Self::Internal(e.into()),
         }
     }
@@ -210,6 +218,10 @@ impl ConsoleError {
             ConsoleError::NotFound => (NOT_FOUND.0, NOT_FOUND.1.into()),
             ConsoleError::BadRequest(m) => ("Check your input", m.clone().into()),
             ConsoleError::TooLarge(m) => ("Too large", m.clone().into()),
+            ConsoleError::StorageFull => (
+                "Storage full",
+                "This node's storage is full, so nothing could be saved. Free space (delete old knowledge-base documents or exports, or grow the disk) and try again; what was saved before is safe.".into(),
+            ),
             ConsoleError::Internal(_) => (
                 "Something went wrong",
                 "The node could not complete this request. Try again in a moment.".into(),
@@ -231,6 +243,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::NotFound => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ConsoleError::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

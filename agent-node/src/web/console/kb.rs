@@ -82,7 +82,8 @@ fn kb_error(e: KbError) -> ConsoleError {
             ConsoleError::BadRequest(e.to_string())
         }
         KbError::TooLarge => too_large(),
-        KbError::Decrypt | KbError::Store(_) => ConsoleError::Internal(e.into()),
+        KbError::Store(e) => e.into(),
+        KbError::Decrypt => ConsoleError::Internal(e.into()),
     }
 }
 

@@ -93,6 +93,19 @@ impl Refusal {
         )
     }
 
+    /// The node's disk is full: nothing can be stored, so nothing is accepted. A 503
+    /// with words the widget shows, rather than a 500 that says nothing.
+    fn storage_full() -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(60)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_full",
+                STORAGE_FULL_WORDS,
+            )
+        }
+    }
+
     fn limited(wait: Duration) -> Self {
         Self {
             retry_after: Some(wait),
@@ -105,10 +118,31 @@ impl Refusal {
     }
 }
 
+/// What a visitor reads while the node's storage is full.
+const STORAGE_FULL_WORDS: &str =
+    "This chat cannot take messages right now: the business's server is out of storage. Please try again later.";
+
 impl From<crate::engine::agent::AgentError> for Refusal {
     fn from(e: crate::engine::agent::AgentError) -> Self {
+        if e.is_full() {
+            tracing::warn!("widget request refused: the node's storage is full");
+            return Self::storage_full();
+        }
         tracing::error!(error = %e, "widget request failed");
         Self::internal()
+    }
+}
+
+/// Refuses a new message up front while the storage is full (a write failed for want of
+/// space and a probe finds no room yet): the answer would not be stored either.
+async fn refuse_when_full(st: &WidgetState) -> Result<(), Refusal> {
+    if !st.runtime.store().seems_full() {
+        return Ok(());
+    }
+    let rt = st.runtime.clone();
+    match web::block(move || rt.store().probe_space()).await {
+        Ok(Ok(false)) => Err(Refusal::storage_full()),
+        _ => Ok(()),
     }
 }
 
@@ -380,6 +414,7 @@ async fn send_message(
     };
     let prepared = async {
         let b: MessageBody = parse(&body)?;
+        refuse_when_full(&st).await?;
         let text = b.text.trim().to_owned();
         if text.is_empty() {
             return Err(Refusal::bad("empty_message", "Write a message first."));
@@ -470,6 +505,13 @@ async fn send_message(
                 "queued",
                 &serde_json::json!({"message": "This chat is paused. Your message was received."}),
             ),
+            Err(e) if e.is_full() => {
+                tracing::warn!("answering a widget message failed: the node's storage is full");
+                sse(
+                    "error",
+                    &serde_json::json!({"error": "storage_full", "message": STORAGE_FULL_WORDS}),
+                )
+            }
             Err(e) => {
                 tracing::error!(error = %e, "answering a widget message failed");
                 sse(
