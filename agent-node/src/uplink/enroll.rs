@@ -49,7 +49,8 @@ fn skew_sentence(clock: &crate::platform::clock::Clock) -> String {
         (None, Some(behind)) => ("at least ", behind),
         (None, None) => return "this machine's clock is off; fix NTP".to_owned(),
     };
-    let minutes = secs.unsigned_abs().div_ceil(60);
+    // To the nearest minute (a request takes a moment; 120 minutes is not "121").
+    let minutes = secs.unsigned_abs().saturating_add(30) / 60;
     let side = if secs > 0 { "behind" } else { "ahead of" };
     format!(
         "this machine's clock is {at_least}{minutes} minutes {side} the control plane's; fix NTP"

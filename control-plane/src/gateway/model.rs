@@ -38,7 +38,9 @@ pub fn skew_refusal(node_time: Option<i64>, now: i64) -> Option<(i64, AppError)>
 
 /// "120 minutes behind" / "3 minutes ahead of", for `offset` = CP − node seconds.
 pub fn skew_words(offset: i64) -> String {
-    let minutes = offset.unsigned_abs().div_ceil(60);
+    // To the nearest minute: a request takes a moment, so a clock 120 minutes off is
+    // seen 120 minutes and a few seconds off.
+    let minutes = offset.unsigned_abs().saturating_add(30) / 60;
     let side = if offset > 0 { "behind" } else { "ahead of" };
     format!("{minutes} minutes {side}")
 }
@@ -320,6 +322,18 @@ mod tests {
             Some("renewal_too_soon")
         );
         assert_eq!(code(renewal_refusal(0, 30 * day, 19 * day, 20 * day)), None);
+    }
+
+    #[test]
+    fn skew_is_said_to_the_nearest_minute() {
+        // A node two hours behind is seen a second or two further behind by the time its
+        // request arrives: still "120 minutes", as the operator set it (the e2e test was
+        // flaky with 121).
+        assert_eq!(skew_words(7_200), "120 minutes behind");
+        assert_eq!(skew_words(7_201), "120 minutes behind");
+        assert_eq!(skew_words(7_229), "120 minutes behind");
+        assert_eq!(skew_words(7_230), "121 minutes behind");
+        assert_eq!(skew_words(-330), "6 minutes ahead of");
     }
 
     #[test]
