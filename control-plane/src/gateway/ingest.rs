@@ -297,6 +297,32 @@ mod tests {
         );
     }
 
+    /// An unchanged waiting count is not written again; a changed one is stored.
+    #[test]
+    fn the_waiting_count_follows_the_newest_report() {
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let waiting = |conn: &mut DbConn| -> Option<i64> {
+            nodes::table
+                .find(&a)
+                .select(nodes::waiting_conversations)
+                .first(conn)
+                .unwrap()
+        };
+        for (seq, count) in [(1, 0), (2, 0), (3, 2), (4, 2), (5, 0), (6, 0), (7, 3)] {
+            let mut r = report(seq, seq);
+            r.waiting_conversations = count;
+            assert!(apply(&mut conn, &notifier, &[(&*a, &r)])[0]
+                .as_ref()
+                .unwrap());
+            assert_eq!(waiting(&mut conn), Some(count), "after seq {seq}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_submissions_each_get_their_own_answer() {
         let (_guard, pool) = pool();

@@ -358,6 +358,10 @@ fn notify_waiting(
 ) -> AppResult<()> {
     let (before, notified_at) = store::waiting(conn, node_id)?;
     let (waiting, notify) = model::waiting_notice(waiting, before, notified_at, now);
+    if before == Some(waiting) && !notify {
+        // Nothing changed (the usual report): no write.
+        return Ok(());
+    }
     store::set_waiting(
         conn,
         node_id,
