@@ -1,5 +1,6 @@
 //! B1 — report ingest: enrolled fake nodes POST reports over mTLS keep-alive to the real
-//! node gateway (serial check, idempotency insert, usage upsert, node update in SQLite).
+//! node gateway (serial check, idempotency insert, usage upsert, node update in SQLite or
+//! PostgreSQL).
 //! Reference: a bare actix-web handler deserializing the same JSON over plain HTTP, no DB.
 
 use crate::cp::{ControlPlane, FakeNode};
@@ -179,8 +180,7 @@ pub async fn run(
 
     Ok(Comparison {
         id: "B1",
-        title: "report ingest: nodes POST reports over mTLS keep-alive to the node gateway"
-            .into(),
+        title: "report ingest: nodes POST reports over mTLS keep-alive to the node gateway".into(),
         unit: "reports/s",
         params: vec![
             ("nodes", nodes.len().into()),
@@ -188,16 +188,23 @@ pub async fn run(
             ("window_s", s.duration.as_secs_f64().into()),
             ("rounds", s.rounds.into()),
             ("warmup_s", s.warmup.as_secs_f64().into()),
-            ("database", "sqlite".into()),
+            (
+                "database",
+                cp.backend
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("unknown")
+                    .into(),
+            ),
         ],
-        subject_label: "gateway (mTLS + SQLite writes)",
+        subject_label: "gateway (mTLS + database writes)",
         subject: gateway,
         reference_label: "reference (bare actix JSON, no TLS/DB)",
         reference,
         min_ratio: 0.5,
         min_rate: Some((10_000.0, 2)),
         notes: vec![format!(
-            "control plane database: {} (the default SQLite in a temp dir, WAL; PostgreSQL is not measured here)",
+            "control plane database: {} (SQLite: a temp file, WAL; PostgreSQL: --database-url)",
             cp.backend.split_whitespace().next().unwrap_or("unknown")
         )],
     })

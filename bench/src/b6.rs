@@ -83,6 +83,25 @@ fn status_bytes(field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Runs B6 in a child process (`--only b6`), which prints its section and writes
+/// `target/bench/b6.json`; reads the figures back from that file.
+pub fn run_in_child(smoke: bool, messages: usize) -> anyhow::Result<B6Result> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["--only", "b6", "--export-messages", &messages.to_string()]);
+    if smoke {
+        cmd.arg("--smoke");
+    }
+    let status = cmd.status().context("starting the B6 process")?;
+    anyhow::ensure!(status.success(), "the B6 process failed");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(output::path("b6"))?)?;
+    Ok(B6Result {
+        subject: v["subject_mb_per_s"].as_f64().unwrap_or(0.0),
+        reference: v["reference_mb_per_s"].as_f64(),
+        peak_rss: v["peak_rss_bytes"].as_u64().unwrap_or(0),
+        met: v["met"].as_bool().unwrap_or(false),
+    })
+}
+
 /// Runs B6, prints its section and writes `target/bench/b6.json`.
 pub fn run(run: &RunInfo, messages: usize) -> anyhow::Result<B6Result> {
     println!();

@@ -1,5 +1,5 @@
 //! The control plane under test, in this process (manual provisioner, SQLite in a temp
-//! dir), and fake nodes enrolled against it the way `tests/e2e/gateway.rs` plays them:
+//! dir or the PostgreSQL database given with `--database-url`), and fake nodes enrolled against it the way `tests/e2e/gateway.rs` plays them:
 //! own key, CSR, bootstrap token, real client certificate.
 
 use anyhow::Context as _;
@@ -26,8 +26,10 @@ pub struct ControlPlane {
 
 type Ready = Result<(String, String, String), String>;
 
-/// Starts `control_plane::serve` on its own thread with its own actix System.
-pub fn start() -> anyhow::Result<ControlPlane> {
+/// Starts `control_plane::serve` on its own thread with its own actix System, on
+/// `database_url` (PostgreSQL, which must be empty or hold only earlier bench runs) or a
+/// fresh SQLite file.
+pub fn start(database_url: Option<String>) -> anyhow::Result<ControlPlane> {
     let dir = tempfile::Builder::new()
         .prefix("outpost-bench-")
         .tempdir()?;
@@ -36,6 +38,7 @@ pub fn start() -> anyhow::Result<ControlPlane> {
         listen: Some("127.0.0.1:0".parse()?),
         gateway_listen: Some("127.0.0.1:0".parse()?),
         provisioner: Some("manual".into()),
+        database_url,
         report_interval_secs: Some(30.0),
         ..Default::default()
     }

@@ -57,6 +57,10 @@ struct Args {
     /// B6: messages in the exported workspace [default: 1000000; smoke: 20000]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     export_messages: Option<u64>,
+    /// B1/B2: the control plane's database, e.g. `postgres://postgres@127.0.0.1:55433/bench`
+    /// (needs `--features postgres`) [default: SQLite in a temp dir]
+    #[arg(long)]
+    database_url: Option<String>,
     /// Internal: fill `<dir>/node.db` for B6 in a child process, then exit.
     #[arg(long, hide = true)]
     b6_seed: Option<std::path::PathBuf>,
@@ -171,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     // B1 and B2 need the control plane; B4 and B5 run on the node's database alone.
     if want(Which::B1) || want(Which::B2) {
-        let cp = cp::start()?;
+        let cp = cp::start(args.database_url.clone())?;
         // B2 only needs one enrolled node.
         let n = if want(Which::B1) { s.nodes } else { 1 };
         let nodes = cp::enroll_nodes(&cp, n).await?;
@@ -232,7 +236,16 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|v| usize::try_from(v).ok())
             .unwrap_or(if args.smoke { 20_000 } else { 1_000_000 });
         let info = run.clone();
-        Some(tokio::task::spawn_blocking(move || b6::run(&info, messages)).await??)
+        if args.only == Some(Which::B6) {
+            Some(tokio::task::spawn_blocking(move || b6::run(&info, messages)).await??)
+        } else {
+            // In a process of its own, so its RSS is the export's and not what the
+            // benchmarks before it left behind.
+            Some(
+                tokio::task::spawn_blocking(move || b6::run_in_child(args.smoke, messages))
+                    .await??,
+            )
+        }
     } else {
         None
     };

@@ -217,11 +217,15 @@ pub fn bench_dir() -> PathBuf {
 
 /// Writes `target/bench/<name>.json`; returns its path.
 pub fn write_json(name: &str, v: &serde_json::Value) -> anyhow::Result<PathBuf> {
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{name}.json"));
+    std::fs::create_dir_all(bench_dir())?;
+    let path = path(name);
     let mut text = serde_json::to_string_pretty(v)?;
     text.push('\n');
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// Where [`write_json`] writes `<name>.json`.
+pub fn path(name: &str) -> PathBuf {
+    bench_dir().join(format!("{name}.json"))
 }

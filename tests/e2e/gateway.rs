@@ -149,6 +149,11 @@ impl FakeNode {
             .unwrap()
     }
 
+    /// The destruction receipt this node signs with its own key.
+    pub fn own_receipt(&self) -> DestructionReceipt {
+        self.receipt(&self.key)
+    }
+
     fn receipt(&self, signer: &rcgen::KeyPair) -> DestructionReceipt {
         let der = outpost_pki::pem_to_certs(&self.cert_pem).unwrap().remove(0);
         let body = serde_json::to_string(&ReceiptBody {

@@ -18,6 +18,7 @@ mod exports;
 mod faults;
 mod gateway;
 mod https;
+mod ingest;
 mod input;
 mod journey;
 mod layers;

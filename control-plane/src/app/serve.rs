@@ -127,8 +127,15 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         format!("sqlite {}", config.database_url)
     };
     let oauth = crate::oauth::OAuth::new(config.oauth.clone());
+    let writers = if db::is_postgres(&config.database_url) {
+        gateway::ingest::PG_LANES
+    } else {
+        1
+    };
+    let reports = gateway::ingest::Batcher::start(pool.clone(), public_url.clone(), writers)?;
     let state = aw::Data::new(AppState {
         db: pool,
+        reports,
         oauth,
         config,
         public_url: public_url.clone(),

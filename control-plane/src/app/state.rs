@@ -33,6 +33,8 @@ pub struct AppState {
     /// `offline_after_secs` after it, nor after the end of a database outage
     /// (`infra::db::health`).
     pub started_at: i64,
+    /// Queue of the report writers (group commit, `gateway::ingest`).
+    pub reports: crate::gateway::ingest::Batcher,
     /// Wakes command long-polls when a command is queued.
     pub command_notify: crate::infra::wake::CommandNotify,
     /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`crate::gateway::CSR_LIMIT_KEY`].

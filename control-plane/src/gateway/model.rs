@@ -123,6 +123,34 @@ pub struct NodeIdentity {
     pub cert_der: Vec<u8>,
 }
 
+/// How long a good verdict on a connection's certificate is trusted without asking the
+/// database again. A revocation made by this process is seen at once (the revocation
+/// generation); this bounds how long one made by another replica goes unseen.
+pub const VERDICT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A good verdict on a client certificate, kept with its TLS connection.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Who the certificate says the node is.
+    pub identity: NodeIdentity,
+    /// The certificate's expiry, unix seconds.
+    pub not_after: i64,
+    /// The revocation generation read before the database said it was good.
+    pub generation: u64,
+    /// When the database said so.
+    pub at: std::time::Instant,
+}
+
+impl Verdict {
+    /// Whether it still holds: no revocation since (same generation), younger than
+    /// [`VERDICT_TTL`], certificate unexpired.
+    pub fn holds(&self, generation: u64, now: std::time::Instant, unix_now: i64) -> bool {
+        self.generation == generation
+            && now.saturating_duration_since(self.at) < VERDICT_TTL
+            && self.not_after > unix_now
+    }
+}
+
 /// Why a bootstrap token is refused (its audit detail), or `None` if it is good: it must
 /// exist, belong to the node it names, be unused and unexpired. `token` is the stored
 /// row: node id, expiry, when it was used.
@@ -304,6 +332,25 @@ pub fn verify_receipt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verdict_holds_until_a_revocation_its_ttl_or_the_expiry() {
+        let at = std::time::Instant::now();
+        let v = Verdict {
+            identity: NodeIdentity {
+                node_id: "n".into(),
+                serial: "s".into(),
+                cert_der: vec![],
+            },
+            not_after: 1_000,
+            generation: 7,
+            at,
+        };
+        assert!(v.holds(7, at + std::time::Duration::from_secs(1), 999));
+        assert!(!v.holds(8, at, 999), "a revocation since");
+        assert!(!v.holds(7, at + VERDICT_TTL, 999), "too old");
+        assert!(!v.holds(7, at, 1_000), "certificate expired");
+    }
 
     #[test]
     fn renewal_waits_for_half_the_life_and_an_hour() {

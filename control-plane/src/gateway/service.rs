@@ -40,6 +40,11 @@ pub struct Acked<'a> {
 
 /// Checks a presented certificate against the database.
 pub fn authorize_cert(conn: &mut DbConn, der: &[u8]) -> AppResult<NodeIdentity> {
+    authorize_cert_until(conn, der).map(|(id, _)| id)
+}
+
+/// [`authorize_cert`], with the certificate's expiry (unix seconds) for a cached verdict.
+pub fn authorize_cert_until(conn: &mut DbConn, der: &[u8]) -> AppResult<(NodeIdentity, i64)> {
     let id =
         outpost_pki::peer_identity(der).map_err(|_| AppError::Forbidden(Code::BadCertificate))?;
     let now = db::now();
@@ -47,11 +52,14 @@ pub fn authorize_cert(conn: &mut DbConn, der: &[u8]) -> AppResult<NodeIdentity> 
         Some((node_id, None, not_after, st))
             if node_id == id.node_id && not_after > now && st != NodeState::Destroyed.as_str() =>
         {
-            Ok(NodeIdentity {
-                node_id,
-                serial: id.serial,
-                cert_der: der.to_vec(),
-            })
+            Ok((
+                NodeIdentity {
+                    node_id,
+                    serial: id.serial,
+                    cert_der: der.to_vec(),
+                },
+                not_after,
+            ))
         }
         Some((_, Some(_), _, _)) => Err(AppError::Forbidden(Code::CertificateRevoked)),
         _ => Err(AppError::Forbidden(Code::CertificateUnknown)),
@@ -350,6 +358,10 @@ fn notify_waiting(
 ) -> AppResult<()> {
     let (before, notified_at) = store::waiting(conn, node_id)?;
     let (waiting, notify) = model::waiting_notice(waiting, before, notified_at, now);
+    if before == Some(waiting) && !notify {
+        // Nothing changed (the usual report): no write.
+        return Ok(());
+    }
     store::set_waiting(
         conn,
         node_id,

@@ -1,15 +1,16 @@
 //! The gateway's handlers (a separate TLS listener). `POST /v1/enroll` needs only
 //! server-auth TLS and a bootstrap token; every `/v1/node/*` route requires a client
 //! certificate chained to the internal CA, whose serial is checked against the database
-//! on every request ([`NodeIdentity`]). The other domains' reactions to enrollment and
+//! on a connection's first request and again whenever the verdict kept with the
+//! connection no longer holds ([`NodeIdentity`]). The other domains' reactions to enrollment and
 //! acknowledgements are wired in `app::reactions`.
 
-use super::model::{NodeIdentity, CSR_LIMIT_KEY};
+use super::model::{NodeIdentity, Verdict, CSR_LIMIT_KEY};
 use super::service::{self, EnrollContext};
 use crate::app::reactions::NodeReactions;
 use crate::app::State;
 use crate::error::{AppError, AppResult, Code};
-use crate::infra::db;
+use crate::infra::{db, revocations};
 use actix_web::dev::{Extensions, Payload};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
@@ -18,11 +19,18 @@ use outpost_protocol::{
     MAX_COMMAND_WAIT_SECS,
 };
 use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// DER of the client certificate presented on this connection (verified by rustls).
+/// The client certificate presented on this connection (DER, verified by rustls) and
+/// the database's last good verdict on it. A connection lives on one worker thread, so
+/// the verdict needs no lock.
 #[derive(Clone)]
-struct PeerCert(Vec<u8>);
+struct PeerCert {
+    der: std::sync::Arc<[u8]>,
+    verdict: Rc<RefCell<Option<Verdict>>>,
+}
 
 /// `on_connect` hook of the gateway: keeps the verified client certificate with the
 /// connection so handlers can read it.
@@ -31,11 +39,18 @@ pub fn capture_peer_cert(conn: &dyn Any, ext: &mut Extensions) {
     if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
         let (_, session) = tls.get_ref();
         if let Some(cert) = session.peer_certificates().and_then(|c| c.first()) {
-            ext.insert(PeerCert(cert.to_vec()));
+            ext.insert(PeerCert {
+                der: cert.as_ref().into(),
+                verdict: Rc::default(),
+            });
         }
     }
 }
 
+/// The node behind the connection's certificate. The database is asked on the
+/// connection's first request; later requests on it reuse that verdict while it
+/// [holds](Verdict::holds): no revocation in this process since, at most
+/// [`VERDICT_TTL`](super::model::VERDICT_TTL) old.
 impl FromRequest for NodeIdentity {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
@@ -45,11 +60,28 @@ impl FromRequest for NodeIdentity {
         let state = req.app_data::<State>().cloned();
         Box::pin(async move {
             let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
+            let generation = revocations::generation();
+            let cached = cert.verdict.borrow().clone();
+            if let Some(v) = cached {
+                if v.holds(generation, Instant::now(), db::now()) {
+                    return Ok(v.identity);
+                }
+            }
             let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            db::run(&state.db, move |conn| {
-                service::authorize_cert(conn, &cert.0)
+            let der = cert.der.clone();
+            let at = Instant::now();
+            let (identity, not_after) = db::run(&state.db, move |conn| {
+                service::authorize_cert_until(conn, &der)
             })
             .await
+            .inspect_err(|_| *cert.verdict.borrow_mut() = None)?;
+            *cert.verdict.borrow_mut() = Some(Verdict {
+                identity: identity.clone(),
+                not_after,
+                generation,
+                at,
+            });
+            Ok(identity)
         })
     }
 }
@@ -85,11 +117,7 @@ pub(crate) async fn report(
 ) -> AppResult<HttpResponse> {
     let r = body.into_inner();
     let seq = r.seq;
-    let st = state.clone();
-    let accepted = db::run(&state.db, move |conn| {
-        service::report(conn, &st.notifier(), &node.node_id, &r)
-    })
-    .await?;
+    let accepted = state.reports.submit(node.node_id, r).await?;
     Ok(HttpResponse::Ok().json(ReportAck { seq, accepted }))
 }
 

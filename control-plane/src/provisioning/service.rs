@@ -156,14 +156,18 @@ pub fn begin_deprovision(conn: &mut DbConn, node_id: &str, timeout_s: i64) -> Ap
     Ok(true)
 }
 
-/// Revokes every certificate of a node and marks it destroyed.
+/// Revokes every certificate of a node and marks it destroyed. Bumps the revocation
+/// generation so the gateway's cached verdicts on its certificates go stale; a caller
+/// inside a transaction must bump it again once that has committed.
 pub fn mark_destroyed(
     conn: &mut DbConn,
     node_id: &str,
     receipt: Option<(&str, &str)>,
 ) -> AppResult<()> {
     store::revoke_and_mark_destroyed(conn, node_id, db::now(), receipt)?;
+    crate::infra::revocations::bump();
     transition(conn, node_id, &[], state::DESTROYED)?;
+    crate::infra::revocations::bump();
     event(conn, node_id, "certificate", "revoked")?;
     Ok(())
 }
