@@ -1,8 +1,10 @@
 //! The foundation every domain stands on, knowing none of them: the database (pool,
-//! schema, embedded migrations for SQLite and PostgreSQL), the mail transport, and the
-//! in-process wake-up of nodes' command long-polls.
+//! schema, embedded migrations for SQLite and PostgreSQL), the mail transport, the
+//! wake-up of nodes' command long-polls (across replicas on PostgreSQL), and which
+//! replica leads the periodic sweeps.
 
 pub mod db;
+pub mod leader;
 pub mod mail;
 pub mod schema;
 pub mod wake;
