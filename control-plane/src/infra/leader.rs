@@ -45,6 +45,7 @@ impl Leadership {
         self.leading.load(Ordering::SeqCst)
     }
 
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     fn set(&self, leading: bool, why: &str) {
         if self.leading.swap(leading, Ordering::SeqCst) != leading {
             if leading {
