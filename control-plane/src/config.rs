@@ -93,6 +93,12 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub allow_local_providers: Option<bool>,
+    /// Reverse proxies in front of the UI whose `X-Forwarded-For` is believed, comma
+    /// separated addresses or networks (`127.0.0.1,10.0.0.0/8`): behind them the client's
+    /// address (rate limits, sessions, audit) is the one they name. Empty: the header is
+    /// ignored [default: none]
+    #[arg(long, env = "OUTPOST_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Outgoing mail: dev outbox (default), SMTP, Resend, Postmark or Amazon SES (TOML: a
     /// `[mail]` table with the same names less the `mail_` prefix).
     #[command(flatten)]
@@ -134,6 +140,7 @@ struct FileConfig {
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
     allow_local_providers: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
     mail: Option<crate::infra::mail::config::MailFile>,
     oauth: Option<crate::oauth::config::OAuthFile>,
     billing: Option<crate::billing::config::BillingFile>,
@@ -199,6 +206,9 @@ pub struct Config {
     /// `--allow-local-providers`: loopback (and plain http to it) is allowed for model
     /// endpoints and provider URLs. See [`Config::outbound_policy`].
     pub allow_local_providers: bool,
+    /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client
+    /// (`http::forwarded`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Mail transport (the dev outbox by default).
     pub mail: crate::infra::mail::config::MailConfig,
     /// Sign-in providers that are on (none by default).
@@ -371,6 +381,12 @@ impl ServeArgs {
             ),
         };
         providers.check(Policy::new(allow_local_providers))?;
+        let trusted_proxies =
+            crate::http::forwarded::parse_trusted(if self.trusted_proxies.is_empty() {
+                file.trusted_proxies.as_deref().unwrap_or_default()
+            } else {
+                &self.trusted_proxies
+            })?;
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -407,6 +423,7 @@ impl ServeArgs {
             mail,
             providers,
             allow_local_providers,
+            trusted_proxies,
             oauth,
             billing,
         })

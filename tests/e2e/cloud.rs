@@ -11,10 +11,10 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 
-const OWNER: &str = "owner@cloud.test";
+pub(crate) const OWNER: &str = "owner@cloud.test";
 const RELEASE_SHA: &str = "7daf48f924f246f48e576104ccc8c6e2fd7ef4a9f427ac9a8e7f7dfd43f87b1d";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -22,7 +22,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn cloud_env(ovh: &FakeOvh, cf: &FakeCloudflare, node_port: u16) -> Vec<(&'static str, String)> {
+pub(crate) fn cloud_env(
+    ovh: &FakeOvh,
+    cf: &FakeCloudflare,
+    node_port: u16,
+) -> Vec<(&'static str, String)> {
     vec![
         ("OUTPOST_OVH_ENDPOINT", ovh.uri.clone()),
         ("OUTPOST_OVH_APPLICATION_KEY", AK.into()),
@@ -75,7 +79,7 @@ async fn start() -> Cloud {
 
 /// The bootstrap file as cloud-init writes it: the `write_files` entry for its path, with
 /// its permissions, base64-decoded.
-fn bootstrap_from_user_data(user_data: &str) -> (Vec<u8>, String) {
+pub(crate) fn bootstrap_from_user_data(user_data: &str) -> (Vec<u8>, String) {
     assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
     let lines: Vec<&str> = user_data.lines().collect();
     let start = lines
@@ -104,7 +108,7 @@ fn bootstrap_from_user_data(user_data: &str) -> (Vec<u8>, String) {
 
 /// Plays the server's first boot: writes the bootstrap file and starts the node (the CP's
 /// binary embeds it) on its data directory. The pid file lets the harness kill it.
-fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::process::Child {
+pub(crate) fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::process::Child {
     let (bundle, mode) = bootstrap_from_user_data(user_data);
     assert_eq!(mode, "0600");
     let server = cp.node_dir(node_id);
@@ -128,7 +132,7 @@ fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::process::Child {
     child
 }
 
-fn node_id_of(d: &Value) -> String {
+pub(crate) fn node_id_of(d: &Value) -> String {
     d["node"]["id"].as_str().unwrap().to_owned()
 }
 

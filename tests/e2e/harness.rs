@@ -45,8 +45,12 @@ pub struct Cp {
     pub ui: String,
     pub gateway: String,
     pub db_url: String,
-    /// Drops the PostgreSQL database (if any) with the harness.
-    scratch: control_plane::infra::db::ScratchDb,
+    /// Drops the PostgreSQL database (if any) with the harness; `None` for a replica,
+    /// whose database belongs to the first control plane.
+    scratch: Option<control_plane::infra::db::ScratchDb>,
+    /// `--data-dir`: in `dir`, or the first control plane's for a replica (replicas share
+    /// the CA and keys).
+    data: PathBuf,
     opts: Opts,
     listen: String,
     gateway_listen: String,
@@ -63,13 +67,15 @@ impl Cp {
             &dir.path().join("data/outpost.sqlite"),
             "outpost_e2e",
         );
+        let data = dir.path().join("data");
         let mut cp = Cp {
             dir,
             child: None,
             ui: String::new(),
             gateway: String::new(),
             db_url: scratch.url.clone(),
-            scratch,
+            scratch: Some(scratch),
+            data,
             opts,
             listen: "127.0.0.1:0".into(),
             gateway_listen: "127.0.0.1:0".into(),
@@ -78,8 +84,32 @@ impl Cp {
         cp
     }
 
+    /// A second `control-plane serve` on the same database and data directory (its own
+    /// ports and log), as a replica behind a load balancer would be.
+    pub fn start_replica(&self, opts: Opts) -> Cp {
+        let mut cp = Cp {
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            ui: String::new(),
+            gateway: String::new(),
+            db_url: self.db_url.clone(),
+            scratch: None,
+            data: self.data.clone(),
+            opts,
+            listen: "127.0.0.1:0".into(),
+            gateway_listen: "127.0.0.1:0".into(),
+        };
+        cp.spawn();
+        cp
+    }
+
+    /// The process id of the running control plane.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     pub fn log_path(&self) -> PathBuf {

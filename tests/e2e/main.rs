@@ -32,6 +32,8 @@ mod ordering;
 mod outage;
 mod outbound;
 mod outbox;
+mod proxy;
+mod replicas;
 mod roles;
 mod routes;
 mod secrets;

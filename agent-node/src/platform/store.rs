@@ -222,7 +222,12 @@ impl Store {
     /// when the database or disk is full. Updates [`Store::seems_full`] either way.
     pub fn probe_space(&self) -> Result<bool> {
         let probed = self.with(|c| {
-            let reserved = Self::meta_in(c, RESERVE_KEY)?.is_some();
+            // The reserve is a blob: ask whether it is there, not for its value as text.
+            let reserved: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+                [RESERVE_KEY],
+                |r| r.get(0),
+            )?;
             let need = if reserved {
                 PROBE_BYTES
             } else {
@@ -681,6 +686,8 @@ mod tests {
         let store = Store::open(&dir.path().join("node.db")).expect("open");
         assert_eq!(store.append_report(report).expect("append").seq, 1);
         assert!(store.probe_space().expect("probe"));
+        // Again, with the reserve in place (every report probes).
+        assert!(store.probe_space().expect("second probe"));
         store.cap_pages_above_current(40).expect("cap");
         let mut filled = 0;
         let err = loop {

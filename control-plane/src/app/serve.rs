@@ -133,6 +133,10 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         1
     };
     let reports = gateway::ingest::Batcher::start(pool.clone(), public_url.clone(), writers)?;
+    // Commands queued by other replicas wake this one's long-polls (PostgreSQL).
+    let command_notify = crate::infra::wake::CommandNotify::default();
+    crate::infra::wake::listen(&config.database_url, command_notify.clone());
+    let leader = crate::infra::leader::start(&config.database_url);
     let state = aw::Data::new(AppState {
         db: pool,
         reports,
@@ -145,7 +149,8 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         mailer,
         provisioner: std::sync::Arc::new(provisioner),
         started_at: db::now(),
-        command_notify: crate::infra::wake::CommandNotify::default(),
+        command_notify: command_notify.clone(),
+        leader,
         csr_limiter: KeyedLimiter::new(50, 50 * 60),
         fingerprint_key,
         api_limiter: KeyedLimiter::new(60, 120),
@@ -159,6 +164,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
 
     super::workers::start(&state);
 
+    let https = public_url.starts_with("https://");
     let ui_state = state.clone();
     let ui_routes = std::sync::Arc::new(Matcher::new(super::routes::UI));
     let ui = HttpServer::new(move || {
@@ -169,7 +175,6 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .app_data(web::form_config())
             .app_data(web::query_config())
             .app_data(aw::PayloadConfig::new(web::BODY_LIMIT))
-            .wrap(web::security_headers())
             // Method and path only: query strings carry sign-in codes, states and magic
             // link tokens (docs/LOGGING.md).
             .wrap(
@@ -187,6 +192,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
             .wrap(middleware::from_fn(move |req, next| {
                 crate::http::deadline::body_deadline(body_idle, req, next)
             }))
+            // Outermost, so the answers of the guard and the edge checks (a redirect to
+            // sign in, 401, 400, 408) carry the headers too, HSTS included.
+            .wrap(web::security_headers(https))
             .configure(super::routes::configure_ui)
     })
     .listen(ui_listener)?

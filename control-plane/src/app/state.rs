@@ -37,6 +37,8 @@ pub struct AppState {
     pub reports: crate::gateway::ingest::Batcher,
     /// Wakes command long-polls when a command is queued.
     pub command_notify: crate::infra::wake::CommandNotify,
+    /// Whether this replica runs the periodic sweeps (`infra::leader`).
+    pub leader: std::sync::Arc<crate::infra::leader::Leadership>,
     /// Caps CSR signing (DESIGN §6: 50/s): one bucket, [`crate::gateway::CSR_LIMIT_KEY`].
     pub csr_limiter: KeyedLimiter,
     /// `/api/v1` requests per API token.

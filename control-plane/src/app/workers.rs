@@ -1,5 +1,7 @@
-//! Every background loop of the control plane, in one list. Each is safe to run on
-//! several replicas at once (jobs are claimed, sweeps are idempotent transitions).
+//! Every background loop of the control plane, in one list. Jobs and emails are claimed
+//! row by row with leases, so every replica runs those workers; the periodic sweeps (the
+//! fleet sweeper, the billing sweeper) run on the replica that leads (`infra::leader`:
+//! a PostgreSQL advisory lock; on SQLite the one process).
 
 use super::state::State;
 use crate::infra::db;
@@ -27,7 +29,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// - the fleet sweeper: silent nodes go offline, nodes that never enroll fail, undelivered
 ///   secrets expire, export windows end (and their nodes are woken to delete the file),
 ///   the CP's own retention schedule runs when due; it waits while the database is down;
-/// - the billing sweeper (only with billing on);
+///   only on the leading replica;
+/// - the billing sweeper (only with billing on, only on the leading replica);
 /// - the mail outbox worker (`notify::outbox`): sends queued emails, retries, prunes.
 pub fn start(state: &State) {
     actix_web::rt::spawn(crate::notify::outbox::run_worker(
@@ -58,7 +61,7 @@ pub fn start(state: &State) {
         loop {
             // While the database is down a pass can only fail; the probe says when it is
             // back, and the grace starts again from then.
-            if !db::health(&s.db).is_down() {
+            if s.leader.is_leader() && !db::health(&s.db).is_down() {
                 let st = s.clone();
                 let r = db::run(&s.db, move |conn| sweep(conn, &st)).await;
                 if let Err(e) = r {
@@ -69,7 +72,7 @@ pub fn start(state: &State) {
         }
     });
     if let Some(rt) = super::reactions::billing_runtime(state) {
-        billing::start_worker(rt);
+        billing::start_worker(rt, state.leader.clone());
     }
 }
 

@@ -41,19 +41,37 @@ pub struct ApiUser {
     pub scope: accounts::TokenScope,
 }
 
-/// Caller IP as seen by this process.
+/// The caller's IP address (behind a trusted proxy, the client's; see [`client_addr`]).
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
+    client_addr(req)
+        .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
 /// The key a per-address rate limit counts the caller under: its IPv4 address or its
 /// IPv6 /64 ([`outpost_common::rate_limit::address_key`]).
 pub fn client_key(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| outpost_common::rate_limit::address_key(a.ip()))
+    client_addr(req)
+        .map(outpost_common::rate_limit::address_key)
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The caller's address: the peer, or behind a proxy listed in `--trusted-proxies` the
+/// client it names in `X-Forwarded-For` ([`super::forwarded`]).
+fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<State>() else {
+        return Some(peer);
+    };
+    let hops = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    Some(super::forwarded::real_client(
+        peer,
+        hops,
+        &state.config.trusted_proxies,
+    ))
 }
 
 impl CurrentUser {

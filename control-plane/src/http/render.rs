@@ -20,12 +20,25 @@ pub const CSP: &str =
 
 /// Security headers for every UI/API response: the set the node console sends too
 /// ([`outpost_common::headers`]) with the CP's [`CSP`]. `Cache-Control: no-store` is set
-/// per page ([`html_with`]), so static assets stay cacheable.
-pub fn security_headers() -> DefaultHeaders {
-    outpost_common::headers::security_headers(CSP)
+/// per page ([`html_with`]), so static assets stay cacheable. With `https` (the public
+/// URL is https, whether TLS ends here or at a reverse proxy) every answer also carries
+/// [`HSTS`].
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = outpost_common::headers::security_headers(CSP)
         .into_iter()
-        .fold(DefaultHeaders::new(), DefaultHeaders::add)
+        .fold(DefaultHeaders::new(), DefaultHeaders::add);
+    if https {
+        headers.add(("Strict-Transport-Security", HSTS))
+    } else {
+        headers
+    }
 }
+
+/// `Strict-Transport-Security` of the UI when its public URL is https: two years, and the
+/// subdomains too (the CP's own domain; nodes live under `nodes_domain`, which serves
+/// HSTS of its own). Browsers ignore it over plain HTTP, so it is sent only when the
+/// public URL says https, where a browser reaches the UI over TLS.
+pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 
 /// JSON extractor limits and error mapping (400 `malformed_json`, 413).
 pub fn json_config() -> web::JsonConfig {

@@ -252,3 +252,36 @@ async fn an_email_queued_in_a_transaction_that_rolls_back_is_never_sent() {
     assert_eq!(p, Pass::default());
     assert!(files(&f.outbox).is_empty());
 }
+
+/// A pass that started long ago (slow sends before this one) still leases each email it
+/// claims for the full lease from the moment of the claim: another replica cannot take
+/// the email while it is being sent, so it is not sent twice.
+#[test]
+fn a_late_claim_in_a_long_pass_still_holds_its_email_for_a_whole_lease() {
+    let f = fixture();
+    let conn = &mut f.pool.get().unwrap();
+    let pass_began = db::now() - 3 * LEASE_S;
+    store::insert_outbox(
+        conn,
+        "e1",
+        "a@example.test",
+        "Subject",
+        "Body",
+        pass_began - 1,
+    )
+    .unwrap();
+    let got = store::claim_outbox(conn, "replica-a", pass_began, LEASE_S).unwrap();
+    assert_eq!(got.unwrap().id, "e1");
+    let until: Option<i64> = m::table
+        .find("e1")
+        .select(m::locked_until)
+        .first(conn)
+        .unwrap();
+    assert!(until.unwrap() >= db::now() + LEASE_S - 2, "{until:?}");
+    assert!(
+        store::claim_outbox(conn, "replica-b", db::now(), LEASE_S)
+            .unwrap()
+            .is_none(),
+        "another replica took the email being sent"
+    );
+}

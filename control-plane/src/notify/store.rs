@@ -2,7 +2,7 @@
 //! (`mail_outbox`) the notices are queued in.
 
 use crate::error::AppResult;
-use crate::infra::db::DbConn;
+use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{mail_outbox, memberships, nodes, users, workspaces};
 use diesel::prelude::*;
 
@@ -93,6 +93,10 @@ pub fn claim_outbox(
         .select(mail_outbox::id)
         .limit(5)
         .load(conn)?;
+    // The lease runs from now, not from `now` (the start of the worker's pass, which
+    // may be many sends ago): a lease already past when taken would let another replica
+    // claim the same email at once, and send it twice.
+    let until = now.max(db::now()) + lease_s;
     for id in candidates {
         let free = mail_outbox::locked_until
             .is_null()
@@ -104,7 +108,7 @@ pub fn claim_outbox(
                 .filter(free),
         )
         .set((
-            mail_outbox::locked_until.eq(now + lease_s),
+            mail_outbox::locked_until.eq(until),
             mail_outbox::locked_by.eq(worker),
             mail_outbox::attempts.eq(mail_outbox::attempts + 1),
         ))

@@ -167,9 +167,17 @@ async fn restart_server(state: &Shared, node_id: &str) -> Result<(), StepError> 
     }
 }
 
-/// Claims and runs jobs until the process exits.
+/// The longest one run of a job may take: well inside its lease
+/// ([`store::LEASE_S`]), so a job is never taken over while its first worker still runs
+/// it (with two replicas, both could otherwise create a server). A step cut off is
+/// retried like any failure; every step is idempotent by node id.
+pub const RUN_LIMIT: Duration = Duration::from_secs(store::LEASE_S as u64 - 10);
+
+/// Claims and runs jobs until the process exits. The worker's name (the job's
+/// `locked_by`) starts with the process id, so an operator can tell which replica holds
+/// a job.
 pub async fn run_worker(state: Shared) {
-    let worker = format!("worker-{}", uuid::Uuid::new_v4());
+    let worker = format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4());
     loop {
         // While the database is away a claim can only wait out the pool and fail.
         if db::health(&state.db).is_down() {
@@ -188,17 +196,31 @@ pub async fn run_worker(state: Shared) {
             actix_web::rt::time::sleep(Duration::from_millis(300)).await;
             continue;
         };
-        let result = run_job(&state, &job).await;
+        let result = match tokio::time::timeout(RUN_LIMIT, run_job(&state, &job)).await {
+            Ok(r) => r,
+            Err(_) => Err(StepError {
+                step: match job.kind.as_str() {
+                    DESTROY_SERVER | DEPROVISION_TIMEOUT => "deprovisioning",
+                    RESTART_SERVER => "booting",
+                    _ => "provisioning",
+                },
+                code: "job_timeout",
+                permanent: false,
+                cause: anyhow::anyhow!("the run took longer than {} s", RUN_LIMIT.as_secs()),
+            }),
+        };
         let j = job.clone();
-        let st = state.clone();
+        let (st, w) = (state.clone(), worker.clone());
         let r = db::run(&state.db, move |conn| match result {
-            Ok(()) => store::finish(conn, &j.id, "done", None),
+            Ok(()) => store::finish(conn, &j.id, &w, "done", None).map(|_| ()),
             Err(e) => {
                 tracing::warn!(job = %j.id, kind = %j.kind, node = %j.node_id, attempt = j.attempts,
                     code = e.code, error = %format!("{:#}", e.cause), "job failed");
                 if e.permanent || j.attempts >= j.max_attempts {
-                    store::finish(conn, &j.id, "failed", Some(e.code))?;
-                    fail(conn, &st.notifier(), &j.node_id, e.step, e.code)
+                    if store::finish(conn, &j.id, &w, "failed", Some(e.code))? {
+                        fail(conn, &st.notifier(), &j.node_id, e.step, e.code)?;
+                    }
+                    Ok(())
                 } else {
                     event(
                         conn,
@@ -207,7 +229,7 @@ pub async fn run_worker(state: Shared) {
                         &format!("{}: {} (attempt {})", e.step, e.code, j.attempts),
                     )?;
                     let next = db::now() + super::model::backoff(j.attempts);
-                    store::reschedule(conn, &j.id, next, e.code)
+                    store::reschedule(conn, &j.id, &w, next, e.code).map(|_| ())
                 }
             }
         })

@@ -70,6 +70,7 @@ pub fn explain_error(code: &str) -> &'static str {
         "server_replacing" => "An older server of this node was still being deleted at the hosting provider.",
         "dns_error" => "The node's DNS name could not be written at Cloudflare; it was retried several times.",
         "dns_credentials" => "Cloudflare refused the control plane's API token (it needs Zone DNS edit on the nodes' zone).",
+        "job_timeout" => "A provisioning step kept taking longer than a minute (the hosting provider or the database answering slowly); it was retried several times.",
         "no_receipt" => "The node did not confirm destruction in time; the server was destroyed by the provider instead.",
         _ => "An unexpected error happened. Operators can see the details in the control-plane log.",
     }

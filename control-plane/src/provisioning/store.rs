@@ -120,6 +120,8 @@ pub fn insert_command(
             commands::created_at_ms.eq(db::now_ms()),
         ))
         .execute(conn)?;
+    // Wakes the node's long-poll on whichever replica it is polling, at commit.
+    crate::infra::wake::announce(conn, node_id)?;
     Ok(())
 }
 
@@ -251,7 +253,9 @@ pub fn nodes_of_provider(
 
 // The job queue.
 
-const LEASE_S: i64 = 60;
+/// How long a claimed job is reserved for its worker. A run is cut off before it
+/// (`jobs::RUN_LIMIT`), so two replicas never run one job at once.
+pub const LEASE_S: i64 = 60;
 
 /// A claimed job.
 #[derive(Debug, Clone, Queryable)]
@@ -339,9 +343,17 @@ pub fn claim(conn: &mut DbConn, worker: &str) -> AppResult<Option<Job>> {
     Ok(None)
 }
 
-/// Ends a job in state `st` (`done` or `failed`), releasing its lease.
-pub fn finish(conn: &mut DbConn, id: &str, st: &str, err: Option<&str>) -> AppResult<()> {
-    diesel::update(jobs::table.find(id))
+/// Ends a job in state `st` (`done` or `failed`), releasing its lease, if `worker` still
+/// holds it. `false` when it does not: its lease ran out and another worker (another
+/// replica) took the job, whose outcome is then that worker's to record.
+pub fn finish(
+    conn: &mut DbConn,
+    id: &str,
+    worker: &str,
+    st: &str,
+    err: Option<&str>,
+) -> AppResult<bool> {
+    let n = diesel::update(jobs::table.find(id).filter(jobs::locked_by.eq(worker)))
         .set((
             jobs::state.eq(st),
             jobs::locked_until.eq(None::<i64>),
@@ -349,19 +361,26 @@ pub fn finish(conn: &mut DbConn, id: &str, st: &str, err: Option<&str>) -> AppRe
             jobs::updated_at.eq(db::now()),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
-/// Releases a failed job's lease to run again at `next_run_at`.
-pub fn reschedule(conn: &mut DbConn, id: &str, next_run_at: i64, err: &str) -> AppResult<()> {
-    diesel::update(jobs::table.find(id))
+/// Releases a failed job's lease to run again at `next_run_at`, if `worker` still holds
+/// it (see [`finish`]).
+pub fn reschedule(
+    conn: &mut DbConn,
+    id: &str,
+    worker: &str,
+    next_run_at: i64,
+    err: &str,
+) -> AppResult<bool> {
+    let n = diesel::update(jobs::table.find(id).filter(jobs::locked_by.eq(worker)))
         .set((
             jobs::locked_until.eq(None::<i64>),
             jobs::next_run_at.eq(next_run_at),
             jobs::last_error.eq(err),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Expires the unacknowledged commands of a workspace's nodes and erases their payloads
@@ -416,4 +435,45 @@ pub fn set_addresses(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A worker whose lease ran out (a replica stalled or cut off from the database)
+    /// while another took the job over records nothing when it comes back: the job is
+    /// the new holder's, who finishes it once.
+    #[test]
+    fn a_worker_that_lost_its_lease_cannot_finish_the_job_of_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
+        let pool = db::connect(&scratch.url).unwrap();
+        let conn = &mut pool.get().unwrap();
+        enqueue(conn, "provision", "node-1", 0).unwrap();
+        let first = claim(conn, "replica-a").unwrap().unwrap();
+        assert!(claim(conn, "replica-b").unwrap().is_none(), "leased");
+        // The lease runs out.
+        diesel::update(jobs::table.find(&first.id))
+            .set(jobs::locked_until.eq(db::now() - 1))
+            .execute(conn)
+            .unwrap();
+        let second = claim(conn, "replica-b").unwrap().unwrap();
+        assert_eq!(second.id, first.id);
+        assert_eq!(second.attempts, 2);
+
+        assert!(!finish(conn, &first.id, "replica-a", "failed", Some("late")).unwrap());
+        assert!(!reschedule(conn, &first.id, "replica-a", 0, "late").unwrap());
+        let (st, locked_by): (String, Option<String>) = jobs::table
+            .find(&first.id)
+            .select((jobs::state, jobs::locked_by))
+            .first(conn)
+            .unwrap();
+        assert_eq!(
+            (st.as_str(), locked_by.as_deref()),
+            ("queued", Some("replica-b"))
+        );
+        assert!(finish(conn, &first.id, "replica-b", "done", None).unwrap());
+    }
 }

@@ -2,13 +2,16 @@
 //! reconciles payment suspensions, cancels at Stripe the subscriptions of closed
 //! workspaces, and prunes old billing records.
 //!
-//! Started from `app/workers.rs` with a [`BillingRuntime`] (only with billing on).
+//! Started from `app/workers.rs` with a [`BillingRuntime`] (only with billing on); it
+//! sweeps only while its replica leads.
 
 use super::{events, BillingRuntime};
 use crate::billing::store;
 use crate::billing::stripe::Stripe;
 use crate::error::AppResult;
 use crate::infra::db;
+use crate::infra::leader::Leadership;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest sleep of the sweeper between passes.
@@ -18,11 +21,17 @@ const PRUNE_EVERY_S: i64 = 3600;
 /// Starts the billing sweeper (with billing on): every 30 s, or when a grace period ends
 /// or a webhook asks, it reconciles payment suspensions, cancels at Stripe the
 /// subscriptions of workspaces that were closed, and prunes old billing records. Every
-/// step is idempotent and serialised per workspace, so replicas may all run it.
-pub fn start_worker(rt: BillingRuntime) {
+/// step is idempotent and serialised per workspace; still, only the leading replica
+/// (`infra::leader`) runs it, so Stripe is not asked the same thing by every replica.
+pub fn start_worker(rt: BillingRuntime, leader: Arc<Leadership>) {
     actix_web::rt::spawn(async move {
         let mut last_prune = 0;
         loop {
+            if !leader.is_leader() {
+                // Another replica sweeps; ask again soon, in case it goes.
+                actix_web::rt::time::sleep(crate::infra::leader::RETRY).await;
+                continue;
+            }
             let sleep = match sweep(&rt, &mut last_prune).await {
                 Ok(s) => s,
                 Err(e) => {
