@@ -222,7 +222,13 @@ impl Store {
     /// when the database or disk is full. Updates [`Store::seems_full`] either way.
     pub fn probe_space(&self) -> Result<bool> {
         let probed = self.with(|c| {
-            let reserved = Self::meta_in(c, RESERVE_KEY)?.is_some();
+            // The reserve is a blob: ask whether it exists, not for its text.
+            let reserved = c
+                .query_row("SELECT 1 FROM meta WHERE key = ?1", [RESERVE_KEY], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some();
             let need = if reserved {
                 PROBE_BYTES
             } else {
@@ -681,6 +687,8 @@ mod tests {
         let store = Store::open(&dir.path().join("node.db")).expect("open");
         assert_eq!(store.append_report(report).expect("append").seq, 1);
         assert!(store.probe_space().expect("probe"));
+        // Every report probes: the second probe (the reserve now taken) must work too.
+        assert!(store.probe_space().expect("probe again"));
         store.cap_pages_above_current(40).expect("cap");
         let mut filled = 0;
         let err = loop {
