@@ -38,3 +38,4 @@ mod security;
 mod sessions;
 mod stalled;
 mod tokens;
+mod upgrades;

@@ -41,6 +41,7 @@ pub fn start(state: &State) {
         gateway_url: state.gateway_url.clone(),
         ca_pem: state.ca.cert_pem().to_owned(),
         public_url: state.public_url.clone(),
+        release_public_key: state.config.release_public_key.clone(),
     });
     let r = rt.clone();
     actix_web::rt::spawn(async move {
@@ -116,6 +117,9 @@ fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
         notifier: state.notifier(),
     };
     provisioning::sweep(conn, &cx)?;
+    for node in crate::upgrades::service::advance(conn, state.config.upgrade_timeout_secs)? {
+        state.command_notify.notify(&node);
+    }
     secrets::expire_undelivered(conn)?;
     for node in workspaces::service::end_export_windows(
         conn,
