@@ -57,6 +57,8 @@ mod node;
 /// plane's embedded `control-plane node …`.
 pub mod cli {
     /// What the node binary can do.
+    // Parsed once at start; boxing the arguments would only make every caller unbox them.
+    #[allow(clippy::large_enum_variant)]
     #[derive(clap::Subcommand, Debug)]
     pub enum NodeCommand {
         /// Run the node daemon
