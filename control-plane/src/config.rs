@@ -511,6 +511,26 @@ mod tests {
         assert!(!c.allow_local_providers);
     }
 
+    /// A release key that is not one refuses the start, in words: new nodes would get it
+    /// in their bundle and refuse every upgrade.
+    #[test]
+    fn the_release_key_must_be_an_ed25519_public_key() {
+        let args = |key: &str| ServeArgs {
+            release_public_key: Some(key.into()),
+            ..Default::default()
+        };
+        let e = args("not-a-key").resolve().unwrap_err();
+        assert!(e.to_string().contains("OUTPOST_RELEASE_PUBLIC_KEY"), "{e}");
+        let (signer, _) = outpost_crypto::release::ReleaseSigner::generate().unwrap();
+        let key = signer.public_key().to_b64();
+        let c = args(&key).resolve().unwrap();
+        assert_eq!(c.release_public_key, Some(key));
+        assert_eq!(
+            ServeArgs::default().resolve().unwrap().release_public_key,
+            None
+        );
+    }
+
     #[test]
     fn the_offline_threshold_must_outlast_a_nodes_backoff_and_report() {
         assert!(check_offline_after(DEFAULT_OFFLINE_AFTER_SECS, 300, 30.0).is_ok());
