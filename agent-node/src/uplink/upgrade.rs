@@ -453,6 +453,131 @@ mod tests {
         assert_eq!(std::fs::read(&bin).unwrap(), b"old");
     }
 
+    fn upgrader(dir: &Path, key: Option<ReleaseKey>, max_bytes: u64) -> Upgrader {
+        Upgrader::new(Settings {
+            data_dir: dir.to_path_buf(),
+            binary: dir.join("agent-node"),
+            release_key: key,
+            max_bytes,
+            probation: Duration::from_secs(300),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_signed_bytes_are_installed_and_refusals_leave_the_binary_alone() {
+        use outpost_crypto::release::{sha256_hex, ReleaseSigner};
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("agent-node");
+        std::fs::write(&bin, b"old").unwrap();
+        let new = b"#!/bin/sh\nexit 0\n".to_vec();
+        let (signer, _) = ReleaseSigner::generate().unwrap();
+        let sha = sha256_hex(&new);
+        let sig = signer.sign(&sha).unwrap();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/release"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(new.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/other"))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(b"other".to_vec()))
+            .mount(&server)
+            .await;
+        let url = format!("{}/release", server.uri());
+        let r = |url: String, signature: String| (url, signature);
+        let install = |u: Upgrader, (url, signature): (String, String)| {
+            let sha = sha.clone();
+            async move {
+                u.install(&Release {
+                    url: &url,
+                    sha256: &sha,
+                    signature: &signature,
+                    version: "9.9.0",
+                })
+                .await
+            }
+        };
+        let untouched = |bin: &Path| {
+            assert_eq!(std::fs::read(bin).unwrap(), b"old");
+            assert!(!sibling(bin, ".next").exists());
+            assert_eq!(read_probation(dir.path()).unwrap(), None);
+        };
+
+        // No key: refused in words, nothing fetched.
+        let u = upgrader(dir.path(), None, 1024);
+        assert_eq!(
+            install(u, r(url.clone(), sig.clone())).await,
+            Err(refusal::NO_RELEASE_KEY)
+        );
+        untouched(&bin);
+        // Another key's signature: refused before downloading.
+        let (stranger, _) = ReleaseSigner::generate().unwrap();
+        let u = upgrader(dir.path(), Some(stranger.public_key()), 1024);
+        assert_eq!(
+            install(u, r(url.clone(), sig.clone())).await,
+            Err(refusal::BAD_SIGNATURE)
+        );
+        untouched(&bin);
+        // Other bytes than the signed digest.
+        let u = upgrader(dir.path(), Some(signer.public_key()), 1024);
+        let other = format!("{}/other", server.uri());
+        assert_eq!(
+            install(u, r(other, sig.clone())).await,
+            Err(refusal::CHECKSUM_MISMATCH)
+        );
+        untouched(&bin);
+        // Larger than allowed.
+        let u = upgrader(dir.path(), Some(signer.public_key()), 4);
+        assert_eq!(
+            install(u, r(url.clone(), sig.clone())).await,
+            Err(refusal::TOO_LARGE)
+        );
+        untouched(&bin);
+        // The signed bytes: installed, the old binary kept, on probation.
+        let u = upgrader(dir.path(), Some(signer.public_key()), 1024);
+        assert_eq!(install(u, r(url, sig)).await, Ok(()));
+        assert_eq!(std::fs::read(&bin).unwrap(), new);
+        assert_eq!(std::fs::read(previous_path(&bin)).unwrap(), b"old");
+        let p = read_probation(dir.path()).unwrap().unwrap();
+        assert_eq!((p.to_version.as_str(), p.starts), ("9.9.0", 0));
+    }
+
+    #[tokio::test]
+    async fn a_new_binary_without_an_accepted_report_within_its_probation_restores_the_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("agent-node");
+        std::fs::write(&bin, b"old").unwrap();
+        let next = sibling(&bin, ".next");
+        std::fs::write(&next, b"new").unwrap();
+        let mut p = probation(true);
+        p.to_version = crate::version().to_owned();
+        swap(dir.path(), &bin, &next, &p).unwrap();
+        let settings = |secs| Settings {
+            data_dir: dir.path().to_path_buf(),
+            binary: bin.clone(),
+            release_key: None,
+            max_bytes: 1,
+            probation: Duration::from_millis(secs),
+        };
+        // Accepted in time: it stays.
+        let u = Upgrader::new(settings(300)).unwrap();
+        assert!(u.probation().is_some());
+        u.report_accepted();
+        assert!(!u.watch_probation().await);
+        assert_eq!(std::fs::read(&bin).unwrap(), b"new");
+        assert_eq!(read_probation(dir.path()).unwrap(), None);
+        // On trial again, and silent: the previous binary comes back.
+        write_probation(dir.path(), &p).unwrap();
+        let u = Upgrader::new(settings(50)).unwrap();
+        assert!(u.watch_probation().await, "the caller exits for a restart");
+        assert_eq!(std::fs::read(&bin).unwrap(), b"old");
+        assert_eq!(read_probation(dir.path()).unwrap(), None);
+    }
+
     #[test]
     fn without_a_previous_binary_a_rollback_removes_the_new_one() {
         // The local provisioner's first upgrade: the node ran embedded in the control
