@@ -281,6 +281,12 @@ async fn a_signed_release_goes_to_a_canary_then_in_batches_and_bad_ones_stop_in_
         );
     }
     assert!(done.contains("3 of 3 nodes done"), "{done}");
+    // The operator console's fleet page shows it, and each node's version.
+    let op = crate::operator::operator(&cp, "staff@outpost.test").await;
+    let page = op.get("/operator").await.text().await.unwrap();
+    assert!(page.contains("Fleet upgrade"), "{page}");
+    assert!(page.contains("to 9.9.0: completed"), "{page}");
+    assert_eq!(page.matches("<td>9.9.0</td>").count(), 3, "{page}");
     for (state, version) in versions(&nodes).await {
         assert_eq!((state.as_str(), version.as_str()), ("healthy", "9.9.0"));
     }
