@@ -57,10 +57,27 @@ mod node;
 /// plane's embedded `control-plane node …`.
 pub mod cli {
     /// What the node binary can do.
+    // Parsed once at start; boxing the arguments would only make every caller unbox them.
+    #[allow(clippy::large_enum_variant)]
     #[derive(clap::Subcommand, Debug)]
     pub enum NodeCommand {
         /// Run the node daemon
         Run(RunArgs),
+        /// Before a start, from the previous binary (systemd `ExecStartPre`): count the
+        /// starts of a binary on probation after an upgrade, and restore the previous one
+        /// once it has had its starts without phoning home
+        UpgradeGuard(GuardArgs),
+    }
+
+    /// Arguments of `upgrade-guard`.
+    #[derive(clap::Args, Debug, Clone)]
+    pub struct GuardArgs {
+        /// Data directory of the node
+        #[arg(long, env = "OUTPOST_NODE_DATA_DIR")]
+        pub data_dir: std::path::PathBuf,
+        /// The binary the supervisor starts
+        #[arg(long, env = "OUTPOST_NODE_BINARY_PATH")]
+        pub binary_path: std::path::PathBuf,
     }
 
     /// Arguments of `run`.
@@ -180,11 +197,40 @@ pub mod cli {
             hide = true
         )]
         pub acme_max_backoff_secs: u64,
+        /// The file the supervisor starts, replaced by an upgrade (default: this binary).
+        /// Its directory must be writable by the node
+        #[arg(long, env = "OUTPOST_NODE_BINARY_PATH")]
+        pub binary_path: Option<std::path::PathBuf>,
+        /// Release public key (Ed25519, base64url) whose signature an upgrade needs.
+        /// Overrides the one the bootstrap bundle carried; without either the node refuses
+        /// upgrades
+        #[arg(long, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
+        pub release_public_key: Option<String>,
+        /// Largest release binary an upgrade downloads, bytes
+        #[arg(long, env = "OUTPOST_NODE_UPGRADE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+        pub upgrade_max_bytes: u64,
+        /// Seconds a new binary has after an upgrade to get a report accepted by the
+        /// control plane before the previous binary is restored
+        #[arg(long, env = "OUTPOST_NODE_PROBATION_SECS", default_value_t = 300)]
+        pub probation_secs: u64,
     }
 }
 
-/// The node software version, as reported to the CP and shown in the console.
+/// The node software version this crate was built as.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The version the node reports to the CP and shows in the console: [`VERSION`], unless
+/// the hidden `OUTPOST_NODE_VERSION_OVERRIDE` names another (tests build a "new release"
+/// as this binary reporting a distinct version).
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::env::var("OUTPOST_NODE_VERSION_OVERRIDE")
+            .ok()
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+            .unwrap_or_else(|| VERSION.to_owned())
+    })
+}
 
 /// Installs the stderr log subscriber (`RUST_LOG`, default `info`). Does nothing when a
 /// subscriber is already installed, so both the binary and [`execute`] may call it: the
@@ -201,10 +247,25 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Synchronous entry point: builds its own runtime, runs until deprovisioned (returns Ok) or a fatal error.
-pub fn execute(cmd: cli::NodeCommand) -> anyhow::Result<()> {
+/// Synchronous entry point: builds its own runtime, runs until deprovisioned (exit
+/// status 0), an upgrade or rollback that asks for a restart
+/// ([`uplink::upgrade::RESTART_EXIT_CODE`]) or a fatal error.
+pub fn execute(cmd: cli::NodeCommand) -> anyhow::Result<std::process::ExitCode> {
     init_tracing();
     match cmd {
+        cli::NodeCommand::UpgradeGuard(g) => {
+            use uplink::upgrade::{guard, Guarded};
+            match guard(&g.data_dir, &g.binary_path)? {
+                Guarded::Nothing => {}
+                Guarded::Trial(n) => tracing::warn!(
+                    start = n,
+                    of = uplink::upgrade::MAX_STARTS,
+                    "starting a new version on probation"
+                ),
+                Guarded::RolledBack => {}
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         cli::NodeCommand::Run(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -214,7 +275,13 @@ pub fn execute(cmd: cli::NodeCommand) -> anyhow::Result<()> {
             let result = rt.block_on(Box::pin(node::run(args)));
             // A blocking task stuck on I/O must not keep a deprovisioned node alive.
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
-            result
+            result.map(|restart| {
+                if restart {
+                    std::process::ExitCode::from(uplink::upgrade::RESTART_EXIT_CODE)
+                } else {
+                    std::process::ExitCode::SUCCESS
+                }
+            })
         }
     }
 }

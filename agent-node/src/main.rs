@@ -10,7 +10,7 @@ struct Cli {
     command: agent_node::cli::NodeCommand,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     agent_node::init_tracing();
     agent_node::execute(cli.command)

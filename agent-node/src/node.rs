@@ -8,7 +8,7 @@ use crate::engine::llm::{LlmHealth, ProviderUrls, Providers, Timeouts};
 use crate::platform::config::{self, NodeConfig, DB_FILE, MASTER_KEY_FILE, NODE_CERT_FILE};
 use crate::platform::files;
 use crate::platform::keys::MasterKey;
-use crate::platform::store::{NodeState, Store, PUBLIC_HOST_KEY};
+use crate::platform::store::{NodeState, Store, PUBLIC_HOST_KEY, RELEASE_KEY_KEY};
 use crate::uplink::phone_home::{self, Exit, Gateway, PhoneHome};
 use crate::uplink::{deprovision, enroll};
 use crate::web::console::{self, ConsoleState, Listen};
@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
 
-/// Runs the node until it is deprovisioned (Ok) or fails.
-pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Runs the node until it is deprovisioned (`Ok(false)`), asks its supervisor for a
+/// restart after an upgrade or a rollback (`Ok(true)`), or fails.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let started = Instant::now();
     let cfg = NodeConfig::from_args(&args);
     let paths = cfg.paths.clone();
@@ -47,8 +48,17 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         // follow the public URL.
         state.public_url = h.public_url();
     }
+    let upgrader = Arc::new(upgrader(&args, &store)?);
     let span = tracing::info_span!("node", node = %state.node_id);
     async move {
+        if let Some(p) = upgrader.probation() {
+            tracing::warn!(
+                from = %p.from_version,
+                to = %p.to_version,
+                probation_secs = args.probation_secs,
+                "running a new version on probation: it stays once the control plane accepts a report"
+            );
+        }
         let gateway = Arc::new(Gateway::new(
             &state.gateway_url,
             &state.ca_pem,
@@ -117,8 +127,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             exports: Some(exports),
             tls: serving.status.clone(),
             unsaved: std::sync::Mutex::default(),
+            upgrade: Some(upgrader.clone()),
         });
-        match Box::pin(phone_home::run(ctx)).await? {
+        let exit = tokio::select! {
+            exit = Box::pin(phone_home::run(ctx)) => exit?,
+            true = upgrader.watch_probation() => Exit::Restart,
+        };
+        match exit {
             Exit::Deprovision { command_id } => {
                 followups.abort();
                 lifecycle.abort();
@@ -138,17 +153,61 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
                     cfg.max_backoff,
                 ))
                 .await
+                .map(|()| false)
+            }
+            Exit::Restart => {
+                followups.abort();
+                lifecycle.abort();
+                channel_tasks.abort();
+                if let Some((redirect, acme)) = serving.https {
+                    acme.abort();
+                    redirect.stop().await;
+                }
+                console.stop().await;
+                store.close();
+                tracing::info!("exiting for the supervisor to start the installed binary");
+                Ok(true)
             }
             Exit::Refused | Exit::Stopped => {
                 // Nothing more can be said to the CP, but the customer's data is intact:
                 // keep the console up rather than exit into a restart loop.
                 tracing::warn!("no longer phoning home; the console keeps serving");
-                console.wait().await
+                console.wait().await.map(|()| false)
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// The upgrade settings: the binary the supervisor starts (`--binary-path`, else this
+/// one) and the release key (`--release-public-key`, else the bootstrap bundle's).
+fn upgrader(args: &RunArgs, store: &Store) -> anyhow::Result<crate::uplink::upgrade::Upgrader> {
+    use outpost_crypto::release::ReleaseKey;
+    let release_key = match &args.release_public_key {
+        Some(k) => Some(ReleaseKey::from_b64(k).map_err(|_| {
+            anyhow::anyhow!(
+                "--release-public-key is not an Ed25519 public key (32 bytes, base64url)"
+            )
+        })?),
+        None => store
+            .meta(RELEASE_KEY_KEY)?
+            .and_then(|k| ReleaseKey::from_b64(&k).ok()),
+    };
+    if release_key.is_none() {
+        tracing::info!("no release public key: this node refuses upgrades");
+    }
+    let binary = match &args.binary_path {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("finding this binary's path")?,
+    };
+    crate::uplink::upgrade::Upgrader::new(crate::uplink::upgrade::Settings {
+        data_dir: args.data_dir.clone(),
+        binary,
+        release_key,
+        max_bytes: args.upgrade_max_bytes,
+        probation: std::time::Duration::from_secs(args.probation_secs.max(1)),
+    })
 }
 
 /// How the node's HTTP surfaces are served, and what runs beside them for HTTPS.

@@ -223,6 +223,7 @@ fn write_bundle(dir: &Path, g: &Gateway, url: &str, token: &str, console_port: u
         workspace: workspace(),
         report_interval_secs: 0.2,
         public_host: None,
+        release_public_key: None,
     };
     std::fs::write(
         dir.join("bootstrap.json"),
@@ -266,7 +267,12 @@ fn spawn_node_with_clock(
             acme_email: None,
             acme_ca_file: None,
             acme_max_backoff_secs: 1,
+            binary_path: Some(std::path::PathBuf::from("/nonexistent/agent-node")),
+            release_public_key: None,
+            upgrade_max_bytes: 1024,
+            probation_secs: 300,
         }))
+        .map(|_| ())
     })
 }
 

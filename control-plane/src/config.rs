@@ -61,6 +61,16 @@ pub struct ServeArgs {
     /// only) this many seconds before it is deprovisioned [default: 2592000 = 30 days]
     #[arg(long, env = "OUTPOST_EXPORT_WINDOW_SECS")]
     pub export_window_secs: Option<i64>,
+    /// Release public key (Ed25519, 32 bytes, base64url; `control-plane release keygen`
+    /// prints one). Handed to every node provisioned from now on in its bootstrap bundle:
+    /// a node installs an upgrade only if this key signed its SHA-256, and a node without
+    /// a key refuses upgrades [default: none]
+    #[arg(long, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
+    pub release_public_key: Option<String>,
+    /// During a fleet upgrade, seconds an upgraded node has to report the new version and
+    /// be healthy before the upgrade halts [default: 600]
+    #[arg(long, env = "OUTPOST_UPGRADE_TIMEOUT_SECS")]
+    pub upgrade_timeout_secs: Option<i64>,
     /// Log format: `text` or `json` [default: text]
     #[arg(long, env = "OUTPOST_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -149,6 +159,8 @@ struct FileConfig {
     nodes_domain: Option<String>,
     node_release_url: Option<String>,
     node_release_sha256: Option<String>,
+    release_public_key: Option<String>,
+    upgrade_timeout_secs: Option<i64>,
 }
 
 /// The post-termination export window the privacy promise names: 30 days.
@@ -215,6 +227,11 @@ pub struct Config {
     pub oauth: crate::oauth::config::OAuthConfig,
     /// Stripe billing; `None`: billing is off (the default).
     pub billing: Option<crate::billing::config::BillingConfig>,
+    /// The release public key handed to new nodes (base64url); `None`: nodes refuse
+    /// upgrades.
+    pub release_public_key: Option<String>,
+    /// Time an upgraded node has to come back healthy on the new version, seconds.
+    pub upgrade_timeout_secs: i64,
 }
 
 /// Base URLs of the services whose credentials the CP validates (tests point them at
@@ -387,6 +404,25 @@ impl ServeArgs {
             } else {
                 &self.trusted_proxies
             })?;
+        let release_public_key = self
+            .release_public_key
+            .clone()
+            .or(file.release_public_key)
+            .map(|k| {
+                outpost_crypto::release::ReleaseKey::from_b64(&k)
+                    .map(|k| k.to_b64())
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "OUTPOST_RELEASE_PUBLIC_KEY is not an Ed25519 public key (32 bytes, base64url, as `control-plane release keygen` prints it)"
+                        )
+                    })
+            })
+            .transpose()?;
+        let upgrade_timeout_secs = self
+            .upgrade_timeout_secs
+            .or(file.upgrade_timeout_secs)
+            .unwrap_or(600)
+            .max(1);
         let default_addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Ok(Config {
             data_dir,
@@ -426,6 +462,8 @@ impl ServeArgs {
             trusted_proxies,
             oauth,
             billing,
+            release_public_key,
+            upgrade_timeout_secs,
         })
     }
 }
@@ -488,6 +526,26 @@ mod tests {
         assert!(e.to_string().contains("private network"), "{e}");
         let c = ServeArgs::default().resolve().unwrap();
         assert!(!c.allow_local_providers);
+    }
+
+    /// A release key that is not one refuses the start, in words: new nodes would get it
+    /// in their bundle and refuse every upgrade.
+    #[test]
+    fn the_release_key_must_be_an_ed25519_public_key() {
+        let args = |key: &str| ServeArgs {
+            release_public_key: Some(key.into()),
+            ..Default::default()
+        };
+        let e = args("not-a-key").resolve().unwrap_err();
+        assert!(e.to_string().contains("OUTPOST_RELEASE_PUBLIC_KEY"), "{e}");
+        let (signer, _) = outpost_crypto::release::ReleaseSigner::generate().unwrap();
+        let key = signer.public_key().to_b64();
+        let c = args(&key).resolve().unwrap();
+        assert_eq!(c.release_public_key, Some(key));
+        assert_eq!(
+            ServeArgs::default().resolve().unwrap().release_public_key,
+            None
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod provisioning;
 pub mod retention;
 pub mod secrets;
 pub mod suspension;
+pub mod upgrades;
 pub mod workspaces;
 
 pub use accounts::oauth;

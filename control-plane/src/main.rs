@@ -54,10 +54,67 @@ enum Command {
         #[command(subcommand)]
         command: OvhCommand,
     },
+    /// Fleet upgrades of the nodes: one canary node, then the rest in batches; halts on
+    /// a node that refuses the release, fails its health or does not come back.
+    Upgrade {
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
+    /// The release key that signs node binaries (keep it off the control plane's machine).
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
     /// Run an embedded agent node (what the local provisioner spawns).
     Node {
         #[command(subcommand)]
         command: agent_node::cli::NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpgradeCommand {
+    /// Start upgrading every healthy node not on --version (exits 1, saying why, if refused).
+    Start {
+        /// Where nodes download the `agent-node` binary (https, or http: the signature
+        /// protects it either way).
+        #[arg(long)]
+        url: String,
+        /// The binary's SHA-256, hex (`control-plane release sign` prints it).
+        #[arg(long)]
+        sha256: String,
+        /// The release key's signature over it (`control-plane release sign` prints it).
+        #[arg(long)]
+        signature: String,
+        /// The version the binary reports (`agent-node --version`).
+        #[arg(long)]
+        version: String,
+        /// Nodes per batch after the canary.
+        #[arg(long, default_value_t = 5)]
+        batch_size: i32,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// The newest upgrades: state, why one halted, each node's progress.
+    Status(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum ReleaseCommand {
+    /// Make a release key: writes the private key (PKCS#8 PEM, 0600) and prints the
+    /// public key to set as OUTPOST_RELEASE_PUBLIC_KEY.
+    Keygen {
+        /// File for the private key (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Sign a node binary: prints its SHA-256 and the signature for `upgrade start`.
+    Sign {
+        /// The private release key file.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// The `agent-node` binary.
+        binary: std::path::PathBuf,
     },
 }
 
@@ -160,6 +217,18 @@ impl Command {
                 command: OperatorCommand::List(_),
             } => "operator list",
             Command::Ovh { .. } => "ovh check",
+            Command::Upgrade {
+                command: UpgradeCommand::Start { .. },
+            } => "upgrade start",
+            Command::Upgrade {
+                command: UpgradeCommand::Status(_),
+            } => "upgrade status",
+            Command::Release {
+                command: ReleaseCommand::Keygen { .. },
+            } => "release keygen",
+            Command::Release {
+                command: ReleaseCommand::Sign { .. },
+            } => "release sign",
             Command::Node { .. } => "node",
         }
     }
@@ -192,7 +261,7 @@ fn failed(command: &str, e: &anyhow::Error) -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Node { command } => agent_node::execute(command).map(|()| ExitCode::SUCCESS),
+        Command::Node { command } => agent_node::execute(command),
         Command::Serve(args) => {
             let config = args.resolve()?;
             control_plane::app::init_tracing(&config.log_format);
@@ -238,7 +307,76 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { command } => token(command),
+        Command::Upgrade { command } => upgrade(command),
+        Command::Release { command } => release(command),
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn upgrade(command: UpgradeCommand) -> anyhow::Result<ExitCode> {
+    use control_plane::cli;
+    match command {
+        UpgradeCommand::Start {
+            url,
+            sha256,
+            signature,
+            version,
+            batch_size,
+            serve,
+        } => {
+            let config = serve.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let release = control_plane::upgrades::service::Release {
+                url,
+                sha256,
+                signature,
+                version,
+            };
+            match cli::upgrade_start(&config, &release, batch_size)
+                .context("starting the upgrade failed")?
+            {
+                Ok(done) => println!("{done}"),
+                Err(why) => {
+                    println!("upgrade refused: {why}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        UpgradeCommand::Status(serve) => {
+            let config = serve.resolve()?;
+            control_plane::app::init_tracing(&config.log_format);
+            let lines = cli::upgrade_status(&config).context("reading the upgrades failed")?;
+            if lines.is_empty() {
+                println!("no upgrades");
+            }
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn release(command: ReleaseCommand) -> anyhow::Result<ExitCode> {
+    use control_plane::cli;
+    match command {
+        ReleaseCommand::Keygen { out } => {
+            let public = cli::release_keygen(&out).context("making the release key failed")?;
+            println!(
+                "private key written to {} (keep it off the control plane)",
+                out.display()
+            );
+            println!("OUTPOST_RELEASE_PUBLIC_KEY={public}");
+        }
+        ReleaseCommand::Sign { key, binary } => {
+            let (sha256, signature) =
+                cli::release_sign(&key, &binary).context("signing the release failed")?;
+            println!("sha256: {sha256}");
+            println!("signature: {signature}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)]

@@ -237,6 +237,23 @@ impl Cp {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Runs a `control-plane` command against this CP's database with `env` added:
+    /// (exit success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_control-plane"))
+            .args(args)
+            .args(self.base_args())
+            .env_remove("DATABASE_URL")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `control-plane audit verify`: (exit success, stdout).
     pub fn audit_verify(&self) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_control-plane"))

@@ -41,3 +41,4 @@ mod security;
 mod sessions;
 mod stalled;
 mod tokens;
+mod upgrades;

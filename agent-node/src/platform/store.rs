@@ -112,6 +112,8 @@ pub const SUSPENDED_KEY: &str = "suspended";
 /// `meta` key of the public host the bootstrap bundle named (the bundle is deleted once
 /// the node has enrolled, and the host is needed at every start).
 pub const PUBLIC_HOST_KEY: &str = "public_host";
+/// `meta` key of the release public key the bootstrap bundle carried (upgrades).
+pub const RELEASE_KEY_KEY: &str = "release_public_key";
 
 /// What the node knows about itself after enrollment.
 #[derive(Clone, Debug, PartialEq)]

@@ -87,7 +87,7 @@ async fn enroll(
         token: bundle.token.clone(),
         csr_pem: key.csr(node_id.as_str())?,
         age_recipient,
-        version: crate::VERSION.to_owned(),
+        version: crate::version().to_owned(),
         node_time: None,
     };
     let client = reqwest::Client::builder()
@@ -223,6 +223,9 @@ async fn enroll(
     };
     if let Some(host) = &bundle.public_host {
         store.put_meta(crate::platform::store::PUBLIC_HOST_KEY, host)?;
+    }
+    if let Some(key) = &bundle.release_public_key {
+        store.put_meta(crate::platform::store::RELEASE_KEY_KEY, key)?;
     }
     store.save_node_state(&state)?;
     // node.crt last: its presence is what marks the node as enrolled.

@@ -5,3 +5,4 @@
 pub mod deprovision;
 pub mod enroll;
 pub mod phone_home;
+pub mod upgrade;

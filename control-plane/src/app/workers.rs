@@ -26,7 +26,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// - the provisioning job worker (`provisioning::jobs`);
 /// - the database probe: whether the database answers, for `/healthz` and for the
 ///   sweeper's offline grace (`infra::db::health`);
-/// - the fleet sweeper: silent nodes go offline, nodes that never enroll fail, undelivered
+/// - the fleet sweeper: silent nodes go offline, a fleet upgrade moves on (`upgrades`),
+///   nodes that never enroll fail, undelivered
 ///   secrets expire, export windows end (and their nodes are woken to delete the file),
 ///   the CP's own retention schedule runs when due; it waits while the database is down;
 ///   only on the leading replica;
@@ -44,6 +45,7 @@ pub fn start(state: &State) {
         gateway_url: state.gateway_url.clone(),
         ca_pem: state.ca.cert_pem().to_owned(),
         public_url: state.public_url.clone(),
+        release_public_key: state.config.release_public_key.clone(),
     });
     let r = rt.clone();
     actix_web::rt::spawn(async move {
@@ -119,6 +121,11 @@ fn sweep(conn: &mut db::DbConn, state: &State) -> crate::error::AppResult<()> {
         notifier: state.notifier(),
     };
     provisioning::sweep(conn, &cx)?;
+    // A fleet upgrade in progress moves on; its failure must not stop the rest of the pass.
+    match crate::upgrades::service::advance(conn, state.config.upgrade_timeout_secs) {
+        Ok(nodes) => nodes.iter().for_each(|n| state.command_notify.notify(n)),
+        Err(e) => tracing::warn!(error = %e, "advancing the fleet upgrade failed"),
+    }
     secrets::expire_undelivered(conn)?;
     for node in workspaces::service::end_export_windows(
         conn,

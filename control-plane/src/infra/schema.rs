@@ -419,6 +419,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upgrades (id) {
+        id -> Text,
+        version -> Text,
+        url -> Text,
+        sha256 -> Text,
+        signature -> Text,
+        batch_size -> Integer,
+        state -> Text,
+        halted_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    upgrade_nodes (upgrade_id, node_id) {
+        upgrade_id -> Text,
+        node_id -> Text,
+        wave -> Integer,
+        state -> Text,
+        command_id -> Nullable<Text>,
+        sent_at -> Nullable<BigInt>,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(memberships -> workspaces (workspace_id));
 diesel::joinable!(workspace_suspensions -> workspaces (workspace_id));
 diesel::joinable!(invitations -> workspaces (workspace_id));

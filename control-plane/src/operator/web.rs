@@ -30,6 +30,8 @@ struct ListPage {
     q: String,
     page: i64,
     more: bool,
+    /// The newest fleet upgrade, in lines (`control-plane upgrade status`'s words).
+    upgrade: Vec<String>,
 }
 
 #[derive(Template)]
@@ -55,13 +57,18 @@ pub(crate) async fn list_page(
     let slug = slug_filter(&q.q);
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
     let s = slug.clone();
-    let (rows, more) = db::run(&state.db, move |conn| store::list(conn, &s, page)).await?;
+    let (rows, more, upgrade) = db::run(&state.db, move |conn| {
+        let (rows, more) = store::list(conn, &s, page)?;
+        Ok((rows, more, crate::upgrades::service::status(conn, 1)?))
+    })
+    .await?;
     Ok(html(&ListPage {
         user: op.0,
         rows,
         q: slug,
         page,
         more,
+        upgrade,
     }))
 }
 

@@ -32,6 +32,8 @@ pub struct Runtime {
     pub ca_pem: String,
     /// Public base URL of the UI, for links in notices.
     pub public_url: String,
+    /// The release public key written into bootstrap bundles (upgrades), if configured.
+    pub release_public_key: Option<String>,
 }
 
 impl Runtime {

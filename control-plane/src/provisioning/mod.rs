@@ -24,6 +24,6 @@ pub mod store;
 pub use model::{explain_error, retry_plan, state, NodeState, Retried};
 pub use providers::{local, LocalProcess, Ovh, Provisioner};
 pub use service::{
-    begin_deprovision, event, fail, mark_destroyed, move_node, queue_command, retry_failed, sweep,
-    transition, workspace_info, SweepContext,
+    begin_deprovision, event, fail, mark_destroyed, move_node, queue_command,
+    queue_command_with_id, retry_failed, sweep, transition, workspace_info, SweepContext,
 };

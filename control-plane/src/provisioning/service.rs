@@ -127,10 +127,20 @@ pub fn queue_command(
     kind: &outpost_protocol::CommandKind,
 ) -> AppResult<String> {
     let id = db::new_id();
-    let payload = serde_json::to_string(kind).map_err(|e| AppError::internal(e.into()))?;
-    store::insert_command(conn, &id, node_id, kind.name(), &payload)?;
-    event(conn, node_id, "command", kind.name())?;
+    queue_command_with_id(conn, &id, node_id, kind)?;
     Ok(id)
+}
+
+/// Queues a command under an id the caller chose (and recorded beforehand).
+pub fn queue_command_with_id(
+    conn: &mut DbConn,
+    id: &str,
+    node_id: &str,
+    kind: &outpost_protocol::CommandKind,
+) -> AppResult<()> {
+    let payload = serde_json::to_string(kind).map_err(|e| AppError::internal(e.into()))?;
+    store::insert_command(conn, id, node_id, kind.name(), &payload)?;
+    event(conn, node_id, "command", kind.name())
 }
 
 /// Starts deprovisioning a workspace's node: an enrolled node gets a `deprovision`

@@ -6,7 +6,8 @@
 //! - AES-256-GCM sealing with a random nonce ([`aead_seal`], [`aead_open`]);
 //! - HMAC-SHA256 tags ([`hmac_sign`], [`hmac_verify`]);
 //! - a [`Secret`] string whose Debug/Display print `***` and which zeroizes on drop;
-//! - age X25519 identities for nodes ([`generate_age_identity`]).
+//! - age X25519 identities for nodes ([`generate_age_identity`]);
+//! - release signatures for node upgrades ([`release`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -16,6 +17,8 @@ use ring::{aead, digest, hmac};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroizing;
+
+pub mod release;
 
 /// Errors from this crate. Deliberately coarse: a caller learns *that* a token or
 /// ciphertext is bad, never which byte.

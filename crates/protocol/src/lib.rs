@@ -92,6 +92,11 @@ pub struct BootstrapBundle {
     /// plain HTTP on `listen_addr`. Absent in bundles written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_host: Option<String>,
+    /// The release public key (Ed25519, raw 32 bytes, base64url) whose signature a binary
+    /// needs before the node installs it as an upgrade (`OUTPOST_RELEASE_PUBLIC_KEY` on the
+    /// CP). Without one the node refuses every upgrade. Absent in older bundles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_public_key: Option<String>,
 }
 
 fn default_report_interval() -> f64 {
@@ -320,6 +325,20 @@ pub enum CommandKind {
         /// The CP user id (the token's `sub`).
         user_id: String,
     },
+    /// Install another release of the node: fetch `url`, check its SHA-256 and the
+    /// release key's Ed25519 signature over it, swap the binary (keeping the previous
+    /// one) and exit so the supervisor starts the new one on probation.
+    Upgrade {
+        /// Where the binary is downloaded from.
+        url: String,
+        /// Its SHA-256, hex.
+        sha256: String,
+        /// Ed25519 signature by the release key over
+        /// `outpost-node-release/v1:<sha256>` (base64url).
+        signature: String,
+        /// The version the new binary reports once running.
+        version: String,
+    },
 }
 
 impl CommandKind {
@@ -333,6 +352,7 @@ impl CommandKind {
             CommandKind::Resume => "resume",
             CommandKind::Deprovision => "deprovision",
             CommandKind::EndConsoleSessions { .. } => "end_console_sessions",
+            CommandKind::Upgrade { .. } => "upgrade",
         }
     }
 }

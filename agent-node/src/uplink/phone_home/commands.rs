@@ -105,6 +105,24 @@ async fn handle(ctx: &Arc<PhoneHome>, raw: serde_json::Value) -> Option<Exit> {
             tracing::info!(command = %id, "deprovision requested");
             return Some(Exit::Deprovision { command_id: id });
         }
+        Ok(Command {
+            kind:
+                CommandKind::Upgrade {
+                    url,
+                    sha256,
+                    signature,
+                    version,
+                },
+            ..
+        }) => {
+            let release = crate::uplink::upgrade::Release {
+                url: &url,
+                sha256: &sha256,
+                signature: &signature,
+                version: &version,
+            };
+            return upgrade(ctx, &id, &release).await;
+        }
         Ok(c) => Some(c.kind),
         Err(_) => None,
     };
@@ -163,6 +181,53 @@ async fn handle(ctx: &Arc<PhoneHome>, raw: serde_json::Value) -> Option<Exit> {
             tracing::warn!(command = %id, error = %e, "ack not delivered; the command will be re-acked");
             None
         }
+    }
+}
+
+/// `upgrade`: install the release and ack, then end the loop for a restart into it. A
+/// redelivery to the new binary (the ack was lost) finds it already running and acks
+/// again; a refusal is acked with its code and the node keeps running.
+async fn upgrade(
+    ctx: &Arc<PhoneHome>,
+    id: &str,
+    release: &crate::uplink::upgrade::Release<'_>,
+) -> Option<Exit> {
+    let outcome = if release.version == crate::version() {
+        tracing::info!(command = %id, version = release.version, "upgrade: already running this version");
+        Ok(false)
+    } else if let Some(u) = &ctx.upgrade {
+        tracing::info!(command = %id, to = release.version, "upgrade requested");
+        u.install(release).await.map(|()| true)
+    } else {
+        Err(crate::uplink::upgrade::refusal::INSTALL_FAILED)
+    };
+    let ack = match outcome {
+        Ok(_) => CommandAck {
+            ok: true,
+            error_code: None,
+            receipt: None,
+        },
+        Err(code) => failed(code),
+    };
+    let (store, cmd_id, a) = (ctx.store.clone(), id.to_owned(), ack.clone());
+    let recorded =
+        tokio::task::spawn_blocking(move || store.run_command_once(&cmd_id, "upgrade", |_| Ok(a)))
+            .await;
+    if !matches!(recorded, Ok(Ok(_))) {
+        tracing::error!(command = %id, "recording the upgrade command failed");
+    }
+    let path = format!("/v1/node/commands/{id}/ack");
+    let delivered = ctx
+        .gateway
+        .post::<_, serde::de::IgnoredAny>(&path, &ack, ACK_TIMEOUT)
+        .await;
+    if let Err(e) = &delivered {
+        tracing::warn!(command = %id, error = %e, "upgrade ack not delivered; the new binary acks the redelivery");
+    }
+    match outcome {
+        Ok(true) => Some(Exit::Restart),
+        _ if matches!(delivered, Err(CallError::Refused(_))) => Some(Exit::Refused),
+        _ => None,
     }
 }
 
@@ -289,7 +354,7 @@ fn apply(
             }
         }
         // Handled by the caller before reaching here; refuse rather than half-do it.
-        CommandKind::Deprovision => failed("unsupported"),
+        CommandKind::Deprovision | CommandKind::Upgrade { .. } => failed("unsupported"),
     })
 }
 

@@ -246,6 +246,8 @@ pub struct PhoneHome {
     /// The latest report the outbox could not take (the disk is full), sent once
     /// without it after the outbox so the CP still hears of the full disk.
     pub unsaved: std::sync::Mutex<Option<outpost_protocol::Report>>,
+    /// Installs upgrades and ends a new binary's probation (absent in phone-home tests).
+    pub upgrade: Option<Arc<crate::uplink::upgrade::Upgrader>>,
 }
 
 /// How phone home ended.
@@ -261,6 +263,8 @@ pub enum Exit {
     Refused,
     /// Stopped from outside.
     Stopped,
+    /// An upgrade was installed (and acked): exit so the supervisor starts the new binary.
+    Restart,
 }
 
 /// Runs reports, commands and renewal until a `deprovision` command or a refused

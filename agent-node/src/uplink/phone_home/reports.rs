@@ -83,7 +83,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         seq: 0,
         epoch: Some(boot_epoch().to_owned()),
         produced_at: crate::platform::store::now(),
-        version: crate::VERSION.to_owned(),
+        version: crate::version().to_owned(),
         uptime_s: uptime,
         checks,
         counts,
@@ -199,6 +199,13 @@ async fn flush_outbox(ctx: &PhoneHome, stop: &mut watch::Receiver<bool>) -> Flus
                 Ok(ack) => {
                     if !ack.accepted {
                         tracing::debug!(seq = report.seq, "report was a replay");
+                    }
+                    // This process's own report reached the CP: a new binary on
+                    // probation has phoned home.
+                    if report.epoch.as_deref() == Some(boot_epoch()) {
+                        if let Some(u) = &ctx.upgrade {
+                            u.report_accepted();
+                        }
                     }
                 }
                 Err(CallError::Refused(status)) => {

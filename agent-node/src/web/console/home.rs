@@ -52,7 +52,7 @@ pub async fn home(
         workspace_name: &state.workspace.name,
         workspace_slug: &state.workspace.slug,
         node_id: state.node_id.as_str(),
-        version: crate::VERSION,
+        version: crate::version(),
         enrolled_at,
         uptime: human_duration(state.started.elapsed().as_secs()),
         suspended,

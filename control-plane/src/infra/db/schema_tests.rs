@@ -257,6 +257,8 @@ fn schema_rs() -> Schema {
         known_devices,
         email_changes,
         mail_outbox,
+        upgrades,
+        upgrade_nodes,
     ];
     let in_file = include_str!("../schema.rs")
         .matches("diesel::table!")

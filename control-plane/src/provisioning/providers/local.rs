@@ -93,17 +93,66 @@ impl LocalProcess {
         alive(pid, &dir).then_some(pid)
     }
 
+    /// The node's own binary once an upgrade installed one (`<server>/bin/agent-node`,
+    /// the local stand-in for `/opt/outpost-node/agent-node` on a real server). Until
+    /// then the node runs embedded in the control plane's binary.
+    pub fn binary_path(&self, node_id: &str) -> PathBuf {
+        self.server_dir(node_id).join("bin").join("agent-node")
+    }
+
+    /// What systemd's `ExecStartPre` does on a real server: while a new binary is on
+    /// probation, count its starts and restore the previous one after its last. Run by
+    /// the control plane's own embedded node, so a new binary that cannot even start is
+    /// still replaced.
+    fn guard(&self, node_id: &str, log: std::fs::File) -> anyhow::Result<()> {
+        let data = self.data_dir(node_id);
+        if !data
+            .join(agent_node::uplink::upgrade::PROBATION_FILE)
+            .exists()
+        {
+            return Ok(());
+        }
+        let mut cmd = std::process::Command::new(&self.exe);
+        if self.embedded {
+            cmd.arg("node");
+        }
+        let status = cmd
+            .arg("upgrade-guard")
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--binary-path")
+            .arg(self.binary_path(node_id))
+            .env_remove("DATABASE_URL")
+            .env_remove("OUTPOST_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            // Into the node's log, as systemd puts `ExecStartPre` in the unit's journal.
+            .stderr(log)
+            .status()?;
+        anyhow::ensure!(status.success(), "the upgrade guard failed ({status})");
+        Ok(())
+    }
+
     fn spawn(&self, node_id: &str) -> anyhow::Result<tokio::process::Child> {
         let dir = self.server_dir(node_id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("bin"))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("node.log"))?;
-        let mut cmd = tokio::process::Command::new(&self.exe);
-        if self.embedded {
-            cmd.arg("node");
+        if let Err(e) = self.guard(node_id, log.try_clone()?) {
+            tracing::error!(node = %node_id, error = %format!("{e:#}"), "upgrade guard");
         }
+        let installed = self.binary_path(node_id);
+        let mut cmd = if installed.exists() {
+            tokio::process::Command::new(&installed)
+        } else {
+            let mut c = tokio::process::Command::new(&self.exe);
+            if self.embedded {
+                c.arg("node");
+            }
+            c
+        };
         cmd.arg("run")
             .arg("--data-dir")
             .arg(self.data_dir(node_id))
@@ -123,6 +172,9 @@ impl LocalProcess {
             // Local nodes are `http://<slug>.localhost`: a public host (and with it ACME
             // on ports 80 and 443) is for a node on its own server.
             .env_remove("OUTPOST_NODE_PUBLIC_HOST")
+            // The release key reaches a node in its bootstrap bundle, as on a real server.
+            .env_remove("OUTPOST_RELEASE_PUBLIC_KEY")
+            .env("OUTPOST_NODE_BINARY_PATH", &installed)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -145,8 +197,15 @@ impl LocalProcess {
             let data = self.data_dir(node_id);
             let interval = self.report_interval_secs;
             let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca_pem.clone());
+            let release_key = st.release_public_key.clone();
             db::run(&st.db, move |conn| {
-                write_bootstrap(conn, &id, &data, gateway_url, ca_pem, interval)
+                write_bootstrap(
+                    conn,
+                    &id,
+                    &data,
+                    (gateway_url, ca_pem, release_key),
+                    interval,
+                )
             })
             .await?;
             if self.spawn_processes {
@@ -297,8 +356,7 @@ fn write_bootstrap(
     conn: &mut DbConn,
     node_id: &str,
     data_dir: &Path,
-    gateway_url: String,
-    ca_pem: String,
+    (gateway_url, ca_pem, release_public_key): (String, String, Option<String>),
     interval: f64,
 ) -> AppResult<()> {
     let workspace = store::workspace_info(conn, node_id)?;
@@ -332,6 +390,7 @@ fn write_bootstrap(
         workspace,
         report_interval_secs: interval,
         public_host: None,
+        release_public_key,
     };
     let json = serde_json::to_vec_pretty(&bundle)
         .map_err(|e| crate::error::AppError::internal(e.into()))?;
@@ -373,6 +432,24 @@ async fn supervise(st: Shared, node_id: String, mut proc: Proc) {
         };
         if stop {
             break;
+        }
+        if code == Some(i32::from(agent_node::uplink::upgrade::RESTART_EXIT_CODE)) {
+            // An upgrade installed or rolled back: start the binary now in place at once,
+            // as systemd's `Restart=always` does; not a crash.
+            let id = node_id.clone();
+            let _ = db::run(&st.db, move |conn| {
+                event(conn, &id, "server", "restarting into the installed binary")
+            })
+            .await;
+            match local.spawn(&node_id) {
+                Ok(c) => {
+                    proc = Proc::Child(c);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(node = %node_id, error = %e, "restarting node failed");
+                }
+            }
         }
         quick_exits = if started.elapsed() < Duration::from_secs(30) {
             quick_exits + 1

@@ -175,8 +175,15 @@ impl Ovh {
             self.report_interval_secs,
         );
         let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca_pem.clone());
+        let release_key = st.release_public_key.clone();
         let (host, bundle) = db::run(&st.db, move |conn| {
-            write_bundle(conn, &id, &cfg, gateway_url, ca_pem, interval)
+            write_bundle(
+                conn,
+                &id,
+                &cfg,
+                (gateway_url, ca_pem, release_key),
+                interval,
+            )
         })
         .await?;
         let user_data = cloud_init::render(&self.cfg, &host, &bundle);
@@ -334,8 +341,7 @@ fn write_bundle(
     conn: &mut DbConn,
     node_id: &str,
     cfg: &CloudConfig,
-    gateway_url: String,
-    ca_pem: String,
+    (gateway_url, ca_pem, release_public_key): (String, String, Option<String>),
     interval: f64,
 ) -> AppResult<(String, Vec<u8>)> {
     let workspace = store::workspace_info(conn, node_id)?;
@@ -361,6 +367,7 @@ fn write_bundle(
         public_host: Some(host.clone()),
         workspace,
         report_interval_secs: interval,
+        release_public_key,
     };
     let json = serde_json::to_vec_pretty(&bundle).map_err(|e| AppError::internal(e.into()))?;
     Ok((host, json))

@@ -1,0 +1,2 @@
+DROP TABLE upgrade_nodes;
+DROP TABLE upgrades;
