@@ -77,6 +77,7 @@ const CLASSES: &[&[&str]] = &[
     ],
     &["park", "parking", "car"],
     &["deliver", "delivery", "ship", "shipping"],
+    &["voucher", "vouchers", "gift"],
     &["refund", "refunds", "return", "returns"],
     &["speak", "language", "languages"],
     &["emergency", "emergencies", "urgent", "urgently", "pain"],
@@ -93,14 +94,30 @@ const ONE_WAY: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Words of a question that say nothing about what is asked ("can you tell me…").
-/// Documents keep them; only questions drop them.
+/// Words of a question that say nothing about what is asked ("can you tell me…", "do you
+/// sell…"), and the words a visitor uses for the business itself ("where is the
+/// clinic?"). Documents keep them; only questions drop them.
 const NOISE: &[&str] = &[
     "accept",
     "any",
     "anything",
     "also",
     "available",
+    "business",
+    "buy",
+    "clinic",
+    "company",
+    "office",
+    "place",
+    "practice",
+    "premises",
+    "purchase",
+    "restaurant",
+    "salon",
+    "sell",
+    "shop",
+    "store",
+    "studio",
     "come",
     "could",
     "currently",

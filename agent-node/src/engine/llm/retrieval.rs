@@ -123,6 +123,16 @@ pub fn compose(question: &str, grounding: &[Grounding]) -> Option<String> {
         })
         .unzip();
     let total: f64 = needs.iter().sum();
+    // A question word names the kind of answer wanted ("where": a place). When some
+    // sentence is of that kind (in its words or under its heading), only those answer.
+    let kinds: Vec<&Group> = groups.iter().filter(|g| g.kind_only).collect();
+    let of_kind = |p: usize, i: usize| {
+        kinds
+            .iter()
+            .all(|g| hits(g, &sentence_terms[p][i]) || hits(g, &contexts[p]))
+    };
+    let kind_known = !kinds.is_empty()
+        && (0..grounding.len()).any(|p| (0..sentence_terms[p].len()).any(|i| of_kind(p, i)));
     let mut best: Option<Pick> = None;
     for rank in 0..grounding.len() {
         let sents = &sentence_terms[rank];
@@ -133,6 +143,9 @@ pub fn compose(question: &str, grounding: &[Grounding]) -> Option<String> {
                     break;
                 }
                 let window = start..start + len;
+                if kind_known && !window.clone().any(|i| of_kind(rank, i)) {
+                    continue;
+                }
                 let said = |g: &Group| window.clone().any(|i| in_sentence(g, i));
                 if len == 2 {
                     // The second sentence must answer something the first does not.
