@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::retention::SCHEMA,
     crate::domain::content::WAITING_SCHEMA,
     crate::domain::content::CONTACT_DETAILS_SCHEMA,
+    crate::domain::kb::SECTIONS_SCHEMA,
 ];
 
 impl Store {

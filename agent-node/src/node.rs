@@ -80,6 +80,21 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             providers,
             Arc::new(LlmHealth::default()),
         ));
+        {
+            // Documents cut by an older chunker are cut again before anyone asks.
+            let kb = crate::domain::kb::KnowledgeBase::new(store.clone(), &master);
+            match tokio::task::spawn_blocking(move || kb.rechunk_outdated()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(documents)) => {
+                    tracing::info!(
+                        documents,
+                        "knowledge-base documents cut into sections again"
+                    )
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "re-chunking the knowledge base failed"),
+                Err(e) => tracing::error!(error = %e, "the re-chunking task panicked"),
+            }
+        }
         let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
         let exports = console_state.exports.clone();
         {

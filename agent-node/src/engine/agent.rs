@@ -2,7 +2,7 @@
 //! (encrypted, counted), and unless a human has taken the conversation over, the agent
 //! answers: knowledge-base passages are retrieved, the configured provider streams an
 //! answer grounded in them, and the answer is stored too. With no key the built-in
-//! retrieval responder quotes the best passage; when nothing matches, when the provider
+//! retrieval responder says the sentence that answers; when nothing matches well enough, when the provider
 //! fails, or when the customer asks for a person, the agent says the fallback message.
 //!
 //! Channels (the web widget now; Telegram and WhatsApp later) call [`Runtime::respond`];
@@ -195,7 +195,7 @@ impl Runtime {
             grounding: passages
                 .into_iter()
                 .map(|p| Grounding {
-                    title: p.document_title,
+                    context: p.context,
                     text: p.text,
                 })
                 .collect(),

@@ -3,3 +3,6 @@
 
 pub mod agent;
 pub mod llm;
+
+#[cfg(test)]
+mod answers_tests;

@@ -35,8 +35,10 @@ pub fn tokenize(text: &str) -> Vec<String> {
 }
 
 /// A deliberately light suffix stemmer: `-ies` → `-y`, and `-ing`, `-ed`, `-s` removed
-/// when enough of the word is left. Applied to documents and queries alike, so it only
-/// has to be consistent, not linguistically right.
+/// when enough of the word is left (four letters before `-ing`, so "caring" is not
+/// "car"). Applied to documents and queries alike, so it only has to be consistent, not
+/// linguistically right; a change here changes the index, so it bumps
+/// [`CHUNKER_VERSION`](super::sections::CHUNKER_VERSION).
 pub fn stem(word: String) -> String {
     let n = word.chars().count();
     if !word.is_ascii() {
@@ -45,7 +47,7 @@ pub fn stem(word: String) -> String {
     if n > 4 && word.ends_with("ies") {
         return format!("{}y", &word[..word.len() - 3]);
     }
-    if n > 5 && word.ends_with("ing") {
+    if n > 6 && word.ends_with("ing") {
         return word[..word.len() - 3].to_owned();
     }
     if n > 4 && word.ends_with("ed") {
@@ -81,22 +83,24 @@ impl Blinder {
         out
     }
 
-    /// The FTS5 row text of `text`: its blinded terms joined by spaces, in order.
+    /// The FTS5 row text of `text`: its blinded terms joined by spaces, in order, then
+    /// its [`markers`](super::query::markers).
     pub fn document_terms(&self, text: &str) -> String {
         tokenize(text)
-            .iter()
-            .map(|t| self.blind(t))
+            .into_iter()
+            .chain(super::query::markers(text))
+            .map(|t| self.blind(&t))
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// An FTS5 `MATCH` expression for a user query: its distinct blinded terms OR-ed,
-    /// each quoted (so the query language never sees user input). `None` when the query
-    /// has no searchable term.
-    pub fn match_expression(&self, query: &str) -> Option<String> {
+    /// An FTS5 `MATCH` expression for a question: the distinct blinded terms of all its
+    /// groups OR-ed, each quoted (so the query language never sees user input). `None`
+    /// when the question has no searchable term.
+    pub fn match_expression(&self, query: &super::query::Query) -> Option<String> {
         let mut seen = Vec::new();
-        for t in tokenize(query) {
-            let b = self.blind(&t);
+        for t in query.terms() {
+            let b = self.blind(t);
             if !seen.contains(&b) {
                 seen.push(b);
             }
@@ -145,6 +149,8 @@ mod tests {
         assert_eq!(s("status"), "status");
         assert_eq!(s("bed"), "bed");
         assert_eq!(s("sing"), "sing");
+        assert_eq!(s("caring"), "caring", "not car");
+        assert_eq!(s("parking"), "park");
         assert_eq!(s("was"), "was");
         // documents and queries meet in the middle
         assert_eq!(tokenize("booking"), tokenize("books"));
@@ -163,17 +169,29 @@ mod tests {
         assert_ne!(t, b.blind("dentist"));
         assert_ne!(t, a.blind("dentists2"));
         assert_eq!(a.document_terms("The dentist").split(' ').count(), 1);
+        // An amount of money is also a price.
+        assert_eq!(
+            a.document_terms("Cleaning €80"),
+            format!(
+                "{} {} {}",
+                a.blind("clean"),
+                a.blind("80"),
+                a.blind("price")
+            )
+        );
     }
 
     #[test]
     fn match_expression_quotes_and_dedups() {
         let a = Blinder::new(&[1; 32]);
-        assert_eq!(a.match_expression("the of a"), None);
+        let q = |s: &str| crate::domain::kb::query::Query::parse(s);
+        assert_eq!(a.match_expression(&q("the of a")), None);
         let e = a
-            .match_expression("Opening hours? hours\" OR NEAR(")
+            .match_expression(&q("Parking? parking\" OR NEAR("))
             .expect("terms");
         let parts: Vec<_> = e.split(" OR ").collect();
-        assert_eq!(parts.len(), 3, "{e}"); // open, hour, near ("or" is a stopword)
+        // park, car (its class) and near; "or" is a stopword
+        assert_eq!(parts.len(), 3, "{e}");
         assert!(parts.iter().all(|p| p.len() == 18 && p.starts_with('"')));
     }
 }

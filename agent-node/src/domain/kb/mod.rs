@@ -8,12 +8,15 @@
 //! on term statistics alone, so ranking is unchanged by the blinding.
 
 pub mod index;
+pub mod query;
+pub mod sections;
 pub mod text;
 
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{self, Store, StoreError};
 use index::Blinder;
 use rusqlite::{params, OptionalExtension as _};
+use sections::{Chunk, CHUNKER_VERSION};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -39,6 +42,17 @@ CREATE INDEX kb_chunks_document ON kb_chunks (document_id, ord);
 CREATE VIRTUAL TABLE kb_index USING fts5(terms, content='', contentless_delete=1);
 "#;
 
+/// Migration keeping what re-chunking needs: the upload itself (sealed, so a later
+/// chunker can cut it again), the chunker version that cut each document (documents from
+/// before this are version 1 and are cut again at start, see
+/// [`KnowledgeBase::rechunk_outdated`]) and each passage's context (its heading path,
+/// sealed).
+pub const SECTIONS_SCHEMA: &str = r#"
+ALTER TABLE kb_documents ADD COLUMN source_ct BLOB;
+ALTER TABLE kb_documents ADD COLUMN chunker INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE kb_chunks ADD COLUMN context_ct BLOB;
+"#;
+
 /// Largest upload accepted, bytes (10 MiB).
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -54,7 +68,7 @@ pub enum DocKind {
     Markdown,
     /// HTML (tags, scripts and styles stripped, entities decoded).
     Html,
-    /// CSV of question/answer pairs, one passage per row.
+    /// CSV, one passage per row: question/answer pairs, or a table with a header row.
     Csv,
 }
 
@@ -94,7 +108,7 @@ impl DocKind {
             Self::Text => "Text",
             Self::Markdown => "Markdown",
             Self::Html => "HTML",
-            Self::Csv => "Q&A (CSV)",
+            Self::Csv => "CSV",
         }
     }
 }
@@ -125,6 +139,9 @@ pub struct Passage {
     pub document_title: String,
     /// The passage's id.
     pub chunk_id: i64,
+    /// Where it sits in its document: the heading path ("Clinic › Address"), or the
+    /// question of a Q&A row; may be empty.
+    pub context: String,
     /// The passage text.
     pub text: String,
     /// FTS5 BM25 score as SQLite returns it: negative, and **lower is better** (results
@@ -141,7 +158,7 @@ pub enum KbError {
     /// The upload is not UTF-8 text.
     #[error("The file is not UTF-8 text. Save it as UTF-8 and upload it again.")]
     NotUtf8,
-    /// The CSV could not be read as question/answer pairs.
+    /// The CSV could not be read (as a table or as question/answer pairs).
     #[error("The CSV file could not be read: {0}")]
     BadCsv(String),
     /// The body is over [`MAX_UPLOAD_BYTES`].
@@ -183,20 +200,46 @@ fn chunk_aad(id: i64) -> Vec<u8> {
     format!("kb-chunk:{id}").into_bytes()
 }
 
-/// Extracts the passages of an upload.
-fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<String>, KbError> {
+fn context_aad(id: i64) -> Vec<u8> {
+    format!("kb-context:{id}").into_bytes()
+}
+
+fn source_aad(id: &str) -> Vec<u8> {
+    format!("kb-source:{id}").into_bytes()
+}
+
+/// Extracts the passages of an upload, each with its context.
+fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
     let raw = std::str::from_utf8(body).map_err(|_| KbError::NotUtf8)?;
     let raw = raw.strip_prefix('\u{FEFF}').unwrap_or(raw);
     let chunks = match kind {
-        DocKind::Csv => text::csv_to_passages(raw).map_err(|e| KbError::BadCsv(e.0))?,
-        DocKind::Text => text::chunk(&text::normalize_whitespace(raw)),
-        DocKind::Markdown => text::chunk(&text::markdown_to_text(raw)),
-        DocKind::Html => text::chunk(&text::html_to_text(raw)),
+        DocKind::Csv => sections::csv(raw).map_err(|e| KbError::BadCsv(e.0))?,
+        DocKind::Text => sections::plain(raw),
+        DocKind::Markdown => sections::markdown(raw),
+        DocKind::Html => sections::html(raw),
     };
-    if chunks.iter().all(|c| c.trim().is_empty()) {
+    if chunks.iter().all(|c| c.text.trim().is_empty()) {
         return Err(KbError::Empty);
     }
     Ok(chunks)
+}
+
+/// What a document's title adds to the index of each of its passages: its words without
+/// the file extension ("opening-hours.md": "opening hours").
+fn title_words(title: &str) -> &str {
+    match title.rsplit_once('.') {
+        Some((stem, ext)) if DocKind::from_filename(title).is_some() || ext.len() <= 4 => stem,
+        _ => title,
+    }
+}
+
+/// A passage as the console and exports show it: its context on the first line.
+pub fn display(context: &str, text: &str) -> String {
+    if context.is_empty() {
+        text.to_owned()
+    } else {
+        format!("{context}\n{text}")
+    }
 }
 
 /// A document's title from its file name or its own metadata, which nobody typed for
@@ -254,41 +297,29 @@ impl KnowledgeBase {
         let created_at = store::now();
         let title_ct =
             outpost_crypto::aead_seal(&self.content_key, title.as_bytes(), &title_aad(&id));
-        // Hashing and sealing happen outside the database lock.
-        let indexed: Vec<String> = chunks
-            .iter()
-            .map(|c| self.blinder.document_terms(&format!("{title}\n{c}")))
-            .collect();
+        let source_ct = outpost_crypto::aead_seal(&self.content_key, body, &source_aad(&id));
+        let indexed = self.index_terms(&title, &chunks);
         let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let n = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
         self.store.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO kb_documents (id, title_ct, kind, bytes, chunks, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, title_ct, kind.as_str(), bytes, n, actor, created_at],
+                "INSERT INTO kb_documents
+                 (id, title_ct, kind, bytes, chunks, created_by, created_at, source_ct, chunker)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    id,
+                    title_ct,
+                    kind.as_str(),
+                    bytes,
+                    n,
+                    actor,
+                    created_at,
+                    source_ct,
+                    CHUNKER_VERSION
+                ],
             )?;
-            {
-                // The chunk id is the AEAD associated data, so it is allocated first
-                // (the row is inserted with an empty body, then filled in).
-                let mut insert = tx.prepare(
-                    "INSERT INTO kb_chunks (document_id, ord, body_ct) VALUES (?1, ?2, x'')",
-                )?;
-                let mut fill = tx.prepare("UPDATE kb_chunks SET body_ct = ?1 WHERE id = ?2")?;
-                let mut index =
-                    tx.prepare("INSERT INTO kb_index (rowid, terms) VALUES (?1, ?2)")?;
-                for (ord, (chunk, terms)) in chunks.iter().zip(&indexed).enumerate() {
-                    insert.execute(params![id, i64::try_from(ord).unwrap_or(i64::MAX)])?;
-                    let chunk_id = tx.last_insert_rowid();
-                    let ct = outpost_crypto::aead_seal(
-                        &self.content_key,
-                        chunk.as_bytes(),
-                        &chunk_aad(chunk_id),
-                    );
-                    fill.execute(params![ct, chunk_id])?;
-                    index.execute(params![chunk_id, terms])?;
-                }
-            }
+            self.insert_chunks(&tx, &id, &chunks, &indexed)?;
             tx.commit()?;
             Ok(())
         })?;
@@ -302,9 +333,121 @@ impl KnowledgeBase {
         })
     }
 
+    /// The FTS5 rows of a document's passages: title words, context and text, blinded.
+    /// Computed outside the database lock.
+    fn index_terms(&self, title: &str, chunks: &[Chunk]) -> Vec<String> {
+        let title = title_words(title);
+        chunks
+            .iter()
+            .map(|c| {
+                self.blinder
+                    .document_terms(&format!("{title}\n{}\n{}", c.context, c.text))
+            })
+            .collect()
+    }
+
+    /// Inserts, seals and indexes the passages of document `id` inside `tx`.
+    fn insert_chunks(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        chunks: &[Chunk],
+        indexed: &[String],
+    ) -> rusqlite::Result<()> {
+        // The chunk id is the AEAD associated data, so it is allocated first (the row is
+        // inserted with an empty body, then filled in).
+        let mut insert =
+            tx.prepare("INSERT INTO kb_chunks (document_id, ord, body_ct) VALUES (?1, ?2, x'')")?;
+        let mut fill =
+            tx.prepare("UPDATE kb_chunks SET body_ct = ?1, context_ct = ?2 WHERE id = ?3")?;
+        let mut index = tx.prepare("INSERT INTO kb_index (rowid, terms) VALUES (?1, ?2)")?;
+        for (ord, (chunk, terms)) in chunks.iter().zip(indexed).enumerate() {
+            insert.execute(params![id, i64::try_from(ord).unwrap_or(i64::MAX)])?;
+            let chunk_id = tx.last_insert_rowid();
+            let body = outpost_crypto::aead_seal(
+                &self.content_key,
+                chunk.text.as_bytes(),
+                &chunk_aad(chunk_id),
+            );
+            let context = outpost_crypto::aead_seal(
+                &self.content_key,
+                chunk.context.as_bytes(),
+                &context_aad(chunk_id),
+            );
+            fill.execute(params![body, context, chunk_id])?;
+            index.execute(params![chunk_id, terms])?;
+        }
+        Ok(())
+    }
+
+    /// Cuts again the documents cut by an older chunker (see
+    /// [`sections::CHUNKER_VERSION`]): from their sealed upload when it is kept, else
+    /// (documents from before uploads were kept) from their old passages. One
+    /// transaction per document, so a crash leaves each either old or new, and the next
+    /// start finishes the rest. Returns how many documents were cut again.
+    pub fn rechunk_outdated(&self) -> Result<usize, KbError> {
+        let outdated: Vec<(String, String, Option<Vec<u8>>)> = self.store.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, kind, source_ct FROM kb_documents WHERE chunker < ?1
+                 ORDER BY created_at, rowid",
+            )?;
+            let rows = stmt
+                .query_map([CHUNKER_VERSION], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })?;
+        let mut done = 0;
+        for (id, kind, source_ct) in outdated {
+            let Some((summary, old)) = self.document_chunks(&id)? else {
+                continue;
+            };
+            let kind = DocKind::parse(&kind).unwrap_or(DocKind::Text);
+            let chunks = match source_ct {
+                Some(ct) => {
+                    let body = outpost_crypto::aead_open(&self.content_key, &ct, &source_aad(&id))
+                        .map_err(|_| KbError::Decrypt)?;
+                    passages(kind, &body)?
+                }
+                None => {
+                    let old: Vec<String> = old.into_iter().map(|c| c.text).collect();
+                    sections::from_v1_passages(kind == DocKind::Csv, &old)
+                }
+            };
+            let indexed = self.index_terms(&summary.title, &chunks);
+            let n = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+            self.store.with(|c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "DELETE FROM kb_index WHERE rowid IN
+                     (SELECT id FROM kb_chunks WHERE document_id = ?1)",
+                    [&id],
+                )?;
+                tx.execute("DELETE FROM kb_chunks WHERE document_id = ?1", [&id])?;
+                self.insert_chunks(&tx, &id, &chunks, &indexed)?;
+                tx.execute(
+                    "UPDATE kb_documents SET chunks = ?1, chunker = ?2 WHERE id = ?3",
+                    params![n, CHUNKER_VERSION, id],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
     /// The `limit` passages that best match `query` (BM25), best first. A query with no
     /// searchable word returns nothing.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Passage>, KbError> {
+        self.search_query(&query::Query::parse(query), limit)
+    }
+
+    /// [`KnowledgeBase::search`] for a question already analysed.
+    pub fn search_query(
+        &self,
+        query: &query::Query,
+        limit: usize,
+    ) -> Result<Vec<Passage>, KbError> {
         let Some(expr) = self.blinder.match_expression(query) else {
             return Ok(Vec::new());
         };
@@ -322,14 +465,23 @@ impl KnowledgeBase {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut fetch = c.prepare_cached(
-                "SELECT c.document_id, c.body_ct, d.title_ct
+                "SELECT c.document_id, c.body_ct, d.title_ct, c.context_ct
                  FROM kb_chunks c JOIN kb_documents d ON d.id = c.document_id
                  WHERE c.id = ?1",
             )?;
             let mut rows = Vec::with_capacity(ranked.len());
             for (id, score) in ranked {
                 let row = fetch
-                    .query_row([id], |r| Ok((id, r.get(0)?, r.get(1)?, r.get(2)?, score)))
+                    .query_row([id], |r| {
+                        Ok(HitRow {
+                            chunk_id: id,
+                            document_id: r.get(0)?,
+                            body_ct: r.get(1)?,
+                            title_ct: r.get(2)?,
+                            context_ct: r.get(3)?,
+                            score,
+                        })
+                    })
                     .optional()?;
                 // An index row without its chunk cannot happen (one transaction adds
                 // and removes both); skip it rather than fail the search.
@@ -338,13 +490,14 @@ impl KnowledgeBase {
             Ok(rows)
         })?;
         rows.into_iter()
-            .map(|(chunk_id, document_id, body_ct, title_ct, score)| {
+            .map(|h| {
                 Ok(Passage {
-                    text: self.open(&body_ct, &chunk_aad(chunk_id))?,
-                    document_title: self.open(&title_ct, &title_aad(&document_id))?,
-                    document_id,
-                    chunk_id,
-                    score,
+                    text: self.open(&h.body_ct, &chunk_aad(h.chunk_id))?,
+                    context: self.context(h.chunk_id, h.context_ct.as_deref())?,
+                    document_title: self.open(&h.title_ct, &title_aad(&h.document_id))?,
+                    document_id: h.document_id,
+                    chunk_id: h.chunk_id,
+                    score: h.score,
                 })
             })
             .collect()
@@ -376,8 +529,22 @@ impl KnowledgeBase {
         })
     }
 
-    /// One document and the text of its passages, in order.
+    /// One document and its passages as shown (context on the first line), in order.
     pub fn document(&self, id: &str) -> Result<Option<(DocumentSummary, Vec<String>)>, KbError> {
+        Ok(self.document_chunks(id)?.map(|(doc, chunks)| {
+            let shown = chunks
+                .iter()
+                .map(|c| display(&c.context, &c.text))
+                .collect();
+            (doc, shown)
+        }))
+    }
+
+    /// One document and its passages with their contexts, in order.
+    pub fn document_chunks(
+        &self,
+        id: &str,
+    ) -> Result<Option<(DocumentSummary, Vec<Chunk>)>, KbError> {
         let found = self.store.with(|c| {
             let Some(doc) = c
                 .query_row(
@@ -391,21 +558,41 @@ impl KnowledgeBase {
                 return Ok(None);
             };
             let mut stmt = c.prepare_cached(
-                "SELECT id, body_ct FROM kb_chunks WHERE document_id = ?1 ORDER BY ord",
+                "SELECT id, body_ct, context_ct FROM kb_chunks WHERE document_id = ?1
+                 ORDER BY ord",
             )?;
             let chunks = stmt
-                .query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                    ))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some((doc, chunks)))
         })?;
         let Some((doc, chunks)) = found else {
             return Ok(None);
         };
-        let texts = chunks
+        let chunks = chunks
             .iter()
-            .map(|(cid, ct)| self.open(ct, &chunk_aad(*cid)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some((self.summary(doc)?, texts)))
+            .map(|(cid, body, context)| {
+                Ok(Chunk {
+                    text: self.open(body, &chunk_aad(*cid))?,
+                    context: self.context(*cid, context.as_deref())?,
+                })
+            })
+            .collect::<Result<Vec<_>, KbError>>()?;
+        Ok(Some((self.summary(doc)?, chunks)))
+    }
+
+    /// A passage's context; empty for passages cut before contexts were kept.
+    fn context(&self, chunk_id: i64, sealed: Option<&[u8]>) -> Result<String, KbError> {
+        match sealed {
+            Some(ct) => self.open(ct, &context_aad(chunk_id)),
+            None => Ok(String::new()),
+        }
     }
 
     /// Deletes a document, its passages and their index entries in one transaction.
@@ -426,8 +613,15 @@ impl KnowledgeBase {
     }
 }
 
-/// A search hit as read: chunk id, document id, sealed body, sealed title, score.
-type HitRow = (i64, String, Vec<u8>, Vec<u8>, f64);
+/// A search hit as read, still sealed.
+struct HitRow {
+    chunk_id: i64,
+    document_id: String,
+    body_ct: Vec<u8>,
+    title_ct: Vec<u8>,
+    context_ct: Option<Vec<u8>>,
+    score: f64,
+}
 
 struct RawDoc {
     id: String,
@@ -450,217 +644,4 @@ fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawDoc> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn titles_lose_hidden_and_direction_characters() {
-        // "invoice\u{202e}gpj.exe" would show as "invoiceexe.jpg".
-        assert_eq!(clean_title("invoice\u{202e}gpj.exe"), "invoicegpj.exe");
-        assert_eq!(clean_title("a\u{200b}b\u{0}c\n"), "abc");
-        assert_eq!(clean_title("Cafe\u{301}.txt"), "Café.txt");
-        assert_eq!(clean_title("\u{200b} \u{feff}"), "Untitled");
-    }
-
-    fn kb() -> (tempfile::TempDir, KnowledgeBase, std::path::PathBuf) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("node.db");
-        let store = Arc::new(Store::open(&path).expect("db"));
-        let kb = KnowledgeBase::new(store, &MasterKey::from_bytes([9; 32]));
-        (dir, kb, path)
-    }
-
-    #[test]
-    fn kinds_from_file_names() {
-        assert_eq!(DocKind::from_filename("a.TXT"), Some(DocKind::Text));
-        assert_eq!(
-            DocKind::from_filename("x.y.markdown"),
-            Some(DocKind::Markdown)
-        );
-        assert_eq!(DocKind::from_filename("p.htm"), Some(DocKind::Html));
-        assert_eq!(DocKind::from_filename("faq.csv"), Some(DocKind::Csv));
-        assert_eq!(DocKind::from_filename("doc.pdf"), None);
-        assert_eq!(DocKind::from_filename("README"), None);
-        for k in [
-            DocKind::Text,
-            DocKind::Markdown,
-            DocKind::Html,
-            DocKind::Csv,
-        ] {
-            assert_eq!(DocKind::parse(k.as_str()), Some(k));
-        }
-    }
-
-    #[test]
-    fn add_search_list_document_delete() {
-        let (_d, kb, _) = kb();
-        let hours = kb
-            .add_document(
-                "hours.md",
-                DocKind::Markdown,
-                b"# Opening hours\n\nWe are open Monday to Friday from 9 am to 5 pm.",
-                Some("user-1"),
-            )
-            .expect("add");
-        assert_eq!(hours.chunks, 1);
-        let faq = kb
-            .add_document(
-                "faq.csv",
-                DocKind::Csv,
-                b"question,answer\nDo you accept insurance?,Yes we accept most insurance plans\n\
-                  Is parking available?,Free parking behind the building\n",
-                None,
-            )
-            .expect("add");
-        assert_eq!(faq.chunks, 2);
-        kb.add_document(
-            "about.html",
-            DocKind::Html,
-            b"<h1>About</h1><p>Family dentistry since 1990.</p>",
-            None,
-        )
-        .expect("add");
-
-        let hits = kb.search("When are you open?", 5).expect("search");
-        assert_eq!(hits[0].document_id, hours.id);
-        assert_eq!(hits[0].document_title, "hours.md");
-        assert!(hits[0].text.contains("Monday to Friday"));
-        assert!(hits[0].score < 0.0, "bm25 as SQLite returns it");
-
-        let hits = kb.search("parking", 5).expect("search");
-        assert_eq!(hits.len(), 1);
-        assert_eq!(
-            hits[0].text,
-            "Q: Is parking available?\nA: Free parking behind the building"
-        );
-        assert!(kb.search("the of", 5).expect("search").is_empty());
-        assert!(kb.search("unrelated zebra", 5).expect("search").is_empty());
-
-        let list = kb.list().expect("list");
-        assert_eq!(list.len(), 3);
-        assert_eq!(list[0].title, "about.html", "newest first");
-        assert_eq!(list[2].id, hours.id);
-
-        let (doc, chunks) = kb.document(&faq.id).expect("doc").expect("exists");
-        assert_eq!(doc, faq);
-        assert_eq!(chunks.len(), 2);
-        assert!(kb.document("nope").expect("doc").is_none());
-
-        assert!(kb.delete(&faq.id).expect("delete"));
-        assert!(!kb.delete(&faq.id).expect("delete again"));
-        assert!(kb
-            .search("parking insurance", 5)
-            .expect("search")
-            .is_empty());
-        assert_eq!(kb.list().expect("list").len(), 2);
-        let left: i64 = kb
-            .store
-            .with(|c| {
-                Ok(c.query_row(
-                    "SELECT COUNT(*) FROM kb_chunks WHERE document_id = ?1",
-                    [&faq.id],
-                    |r| r.get(0),
-                )?)
-            })
-            .expect("count");
-        assert_eq!(left, 0);
-    }
-
-    #[test]
-    fn ranking_prefers_the_more_relevant_passage() {
-        let (_d, kb, _) = kb();
-        kb.add_document(
-            "a.txt",
-            DocKind::Text,
-            b"Whitening is offered. Cleaning too.",
-            None,
-        )
-        .expect("add");
-        let best = kb
-            .add_document(
-                "b.txt",
-                DocKind::Text,
-                b"Teeth whitening: our whitening treatment takes one hour. Whitening prices vary.",
-                None,
-            )
-            .expect("add");
-        kb.add_document(
-            "c.txt",
-            DocKind::Text,
-            b"Nothing relevant here at all.",
-            None,
-        )
-        .expect("add");
-        let hits = kb.search("whitening", 10).expect("search");
-        assert_eq!(hits.len(), 2);
-        assert_eq!(hits[0].document_id, best.id);
-        assert!(hits[0].score <= hits[1].score);
-        assert_eq!(kb.search("whitening", 1).expect("search").len(), 1);
-    }
-
-    #[test]
-    fn bad_input_is_refused_and_nothing_stored() {
-        let (_d, kb, _) = kb();
-        assert!(matches!(
-            kb.add_document("x.txt", DocKind::Text, b"\xff\xfe bad", None),
-            Err(KbError::NotUtf8)
-        ));
-        assert!(matches!(
-            kb.add_document("x.html", DocKind::Html, b"<script>x</script>  ", None),
-            Err(KbError::Empty)
-        ));
-        assert!(matches!(
-            kb.add_document("x.csv", DocKind::Csv, b"q,a\njust one\n", None),
-            Err(KbError::BadCsv(_))
-        ));
-        let big = vec![b'a'; MAX_UPLOAD_BYTES + 1];
-        assert!(matches!(
-            kb.add_document("x.txt", DocKind::Text, &big, None),
-            Err(KbError::TooLarge)
-        ));
-        assert!(kb.list().expect("list").is_empty());
-        let msg = KbError::BadCsv("Row 2 needs a question and an answer (two columns).".into())
-            .to_string();
-        assert!(!msg.contains("just one"));
-    }
-
-    #[test]
-    fn canary_is_not_in_the_database_file() {
-        const CANARY: &str = "canary-kb-7f3a9";
-        let (_d, kb, path) = kb();
-        let body = format!("Secret procedure {CANARY} for sterilisation of instruments.");
-        let doc = kb
-            .add_document(
-                &format!("{CANARY}.txt"),
-                DocKind::Text,
-                body.as_bytes(),
-                None,
-            )
-            .expect("add");
-        // Retrievable through the API...
-        let hits = kb.search(CANARY, 5).expect("search");
-        assert_eq!(hits[0].document_id, doc.id);
-        assert!(hits[0].text.contains(CANARY));
-        assert_eq!(kb.list().expect("list")[0].title, format!("{CANARY}.txt"));
-        // ...but absent from the bytes on disk (database and WAL).
-        let mut raw = std::fs::read(&path).expect("db");
-        if let Ok(wal) = std::fs::read(path.with_extension("db-wal")) {
-            raw.extend_from_slice(&wal);
-        }
-        assert!(raw.len() > 4096);
-        for needle in [
-            CANARY,
-            "canary",
-            "7f3a9",
-            "sterilisation",
-            "sterilisat",
-            "procedure",
-        ] {
-            assert!(
-                !raw.windows(needle.len())
-                    .any(|w| w.eq_ignore_ascii_case(needle.as_bytes())),
-                "{needle} found in node.db"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
-//! Turning uploads into plain text and passages: HTML and Markdown stripping, CSV of
-//! question/answer pairs, and chunking on paragraph and sentence boundaries.
+//! Turning uploads into plain text and passages: HTML and Markdown stripping, CSV
+//! parsing, and chunking on paragraph and sentence boundaries.
 //!
 //! Deliberately small: the node does not need a full HTML parser to index a help page,
 //! and every extra parser is attack surface for uploaded files.
@@ -112,6 +112,24 @@ const BLOCK_TAGS: &[&str] = &[
 /// Plain text of an HTML document: tags removed, `script`/`style` (and comments) dropped
 /// with their content, entities decoded, block elements turned into paragraph breaks.
 pub fn html_to_text(html: &str) -> String {
+    html_to_marked_text(html, false)
+}
+
+/// Starts a heading paragraph in the output of [`html_to_marked_text`], followed by the
+/// heading's level (`0` for the page title, `1`..`6`). A control character, removed from
+/// the input first, so no document can forge one.
+pub(crate) const HEADING_MARK: char = '\u{1}';
+
+/// [`html_to_text`], with each heading (and the page title) made a paragraph of its own
+/// starting with [`HEADING_MARK`] and its level when `marks` is set.
+pub(crate) fn html_to_marked_text(html: &str, marks: bool) -> String {
+    let cleaned;
+    let html = if marks && html.contains(HEADING_MARK) {
+        cleaned = html.replace(HEADING_MARK, " ");
+        cleaned.as_str()
+    } else {
+        html
+    };
     let mut out = String::with_capacity(html.len() / 2);
     let bytes = html.as_bytes();
     let mut i = 0;
@@ -157,6 +175,12 @@ pub fn html_to_text(html: &str) -> String {
             out.push('\n');
         } else if BLOCK_TAGS.contains(&name.as_str()) {
             out.push_str("\n\n");
+            if marks && !closing {
+                if let Some(level) = heading_level(&name) {
+                    out.push(HEADING_MARK);
+                    out.push(level);
+                }
+            }
         } else if matches!(name.as_str(), "td" | "th") {
             out.push(' ');
         }
@@ -166,6 +190,15 @@ pub fn html_to_text(html: &str) -> String {
         out.push_str(&decode_entities(&html[text_start..]));
     }
     normalize_whitespace(&out)
+}
+
+/// The level of a heading tag (`title` is `0`).
+fn heading_level(tag: &str) -> Option<char> {
+    match tag.as_bytes() {
+        b"title" => Some('0'),
+        [b'h', d @ b'1'..=b'6'] => Some(char::from(*d)),
+        _ => None,
+    }
 }
 
 /// Index just past the `>` closing the tag opened at `start`, honouring quoted attribute
@@ -287,34 +320,7 @@ pub fn normalize_whitespace(s: &str) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub struct CsvError(pub String);
 
-/// Parses CSV (RFC 4180: commas, `"` quoting with `""` escapes, CRLF or LF) of
-/// question/answer pairs into passages `Q: … A: …`. A first row `question,answer` is a
-/// header and skipped; blank lines are skipped; extra columns are ignored.
-pub fn csv_to_passages(text: &str) -> Result<Vec<String>, CsvError> {
-    let rows = parse_csv(text)?;
-    let mut out = Vec::new();
-    for (n, row) in rows.iter().enumerate() {
-        if row.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
-        if n == 0 && is_header(row) {
-            continue;
-        }
-        let (q, a) = match row.as_slice() {
-            [q, a, ..] if !q.trim().is_empty() && !a.trim().is_empty() => (q.trim(), a.trim()),
-            _ => {
-                return Err(CsvError(format!(
-                    "Row {} needs a question and an answer (two columns).",
-                    n + 1
-                )))
-            }
-        };
-        out.push(format!("Q: {q}\nA: {a}"));
-    }
-    Ok(out)
-}
-
-fn is_header(row: &[String]) -> bool {
+pub(crate) fn is_qa_header(row: &[String]) -> bool {
     let norm = |i: usize| {
         row.get(i)
             .map(|s| s.trim().to_lowercase())
@@ -324,7 +330,8 @@ fn is_header(row: &[String]) -> bool {
         && matches!(norm(1).as_str(), "answer" | "a" | "answers")
 }
 
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
+/// Rows of CSV (RFC 4180: commas, `"` quoting with `""` escapes, CRLF or LF).
+pub(crate) fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, CsvError> {
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut rows = Vec::new();
     let mut row = Vec::new();
@@ -519,30 +526,6 @@ mod tests {
             markdown_to_text(md),
             "Prices\n\nA cleaning costs 80 €, see our list.\n\nitem one\nfirst\nquoted\ncode\n\nlogo snake_case"
         );
-    }
-
-    #[test]
-    fn csv_pairs() {
-        let csv = "question,answer\r\nWhen do you open?,9 am\n\n\"Do you take \"\"cards\"\"?\",\"Yes, all\nof them\"\n";
-        assert_eq!(
-            csv_to_passages(csv).expect("csv"),
-            vec![
-                "Q: When do you open?\nA: 9 am".to_owned(),
-                "Q: Do you take \"cards\"?\nA: Yes, all\nof them".to_owned()
-            ]
-        );
-        // no header, no trailing newline, extra column ignored
-        assert_eq!(
-            csv_to_passages("a,b,c").expect("csv"),
-            vec!["Q: a\nA: b".to_owned()]
-        );
-        assert_eq!(
-            csv_to_passages("q,a\nonly one column\n"),
-            Err(CsvError(
-                "Row 2 needs a question and an answer (two columns).".into()
-            ))
-        );
-        assert!(csv_to_passages("\"open,b\nc,d").is_err());
     }
 
     #[test]

@@ -21,11 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// A retrieved knowledge-base passage the answer must be grounded in.
+/// A retrieved knowledge-base passage the answer must be grounded in. It carries no
+/// document title or file name: those are the business's internal names, and a model
+/// given them quotes them to visitors.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grounding {
-    /// Title of the document it comes from.
-    pub title: String,
+    /// Where the passage sits in its document: its heading path ("Clinic › Address"),
+    /// or the question of a Q&A row; may be empty.
+    pub context: String,
     /// The passage.
     pub text: String,
 }
@@ -73,7 +76,7 @@ impl ChatRequest {
         }
         s.push_str("\n\nAnswer only from these sources from the business's knowledge base. If they do not answer the question, say so.\n");
         for (i, g) in self.grounding.iter().enumerate() {
-            s.push_str(&format!("\n[{}] {}\n{}\n", i + 1, g.title, g.text));
+            s.push_str(&format!("\n[{}] {}\n{}\n", i + 1, g.context, g.text));
         }
         s
     }
@@ -541,7 +544,7 @@ mod tests {
             model: "m".into(),
             system: "You are Ava.".into(),
             grounding: vec![Grounding {
-                title: "hours.md".into(),
+                context: "Clinic › Hours".into(),
                 text: "Open 8–6.".into(),
             }],
             history: vec![Turn {
@@ -552,7 +555,7 @@ mod tests {
         };
         let s = r.system_with_sources();
         assert!(s.starts_with("You are Ava."));
-        assert!(s.contains("[1] hours.md\nOpen 8–6."));
+        assert!(s.contains("[1] Clinic › Hours\nOpen 8–6."));
         assert_eq!(r.question(), "When?");
     }
 }

@@ -27,7 +27,7 @@ fn request() -> ChatRequest {
         model: "test-model".into(),
         system: "You are Ava.".into(),
         grounding: vec![Grounding {
-            title: "hours.md".into(),
+            context: "Hours".into(),
             text: "Open 8am to 6pm.".into(),
         }],
         history: vec![Turn {
@@ -98,7 +98,7 @@ async fn openai_streams_deltas_with_the_key_model_and_sources() {
     assert!(sent["messages"][0]["content"]
         .as_str()
         .expect("system")
-        .contains("[1] hours.md\nOpen 8am to 6pm."));
+        .contains("[1] Hours\nOpen 8am to 6pm."));
     assert_eq!(sent["messages"][1]["content"], "When do you open?");
 }
 
@@ -136,7 +136,7 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
     assert!(sent["system"]
         .as_str()
         .expect("system")
-        .contains("hours.md"));
+        .contains("[1] Hours\nOpen 8am to 6pm."));
     assert_eq!(sent["messages"][0]["role"], "user");
 }
 

@@ -203,7 +203,7 @@ pub async fn index(
         hits: hits
             .into_iter()
             .map(|h| HitRow {
-                lines: lines(&h.text),
+                lines: lines(&crate::domain::kb::display(&h.context, &h.text)),
                 document_id: h.document_id,
                 document_title: h.document_title,
                 score: format!("{:.2}", h.score),

@@ -152,6 +152,10 @@ async fn upload_view_search_delete() {
             || page.contains("&lt;b&gt;teeth whitening&lt;/b&gt;"),
         "markdown keeps literal HTML as text, escaped on the page: {page}"
     );
+    assert!(
+        page.contains(r#"<p class="kb-passage">Whitening<br>Our "#),
+        "the passage shows the heading it sits under: {page}"
+    );
 
     // A CSV with an explicit title.
     let csv = b"question,answer\nIs there parking?,Yes behind the building\n";
