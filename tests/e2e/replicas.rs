@@ -151,7 +151,7 @@ async fn command_delivery(api: &Api, cp: &Cp, ws_id: &str, name: &str) -> Durati
 /// server in this test (tests/e2e/https.rs has pebble), so the node's own certificate
 /// cannot be had, which makes it `degraded` rather than `healthy`. Everything else the
 /// node checks must pass.
-async fn reports_well(cp: &Cp, node_id: &str) {
+pub(crate) async fn reports_well(cp: &Cp, node_id: &str) {
     use control_plane::infra::schema::nodes;
     let pool = cp.db();
     wait_for("the node healthy (but for its own certificate)", 90, || {

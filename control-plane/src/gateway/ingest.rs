@@ -323,6 +323,47 @@ mod tests {
         }
     }
 
+    /// An hour's totals only grow: a report older than the one applied before it (two
+    /// requests racing, an outbox retried) carries smaller totals and must not lower
+    /// what is billed.
+    #[test]
+    fn a_late_older_report_does_not_lower_an_hours_usage() {
+        use crate::infra::schema::usage_counts;
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let with_counts = |seq: i64, inbound: i64, outbound: i64| {
+            let mut r = report(seq, seq);
+            r.counts = vec![outpost_protocol::CountBucket {
+                channel: "web".into(),
+                hour: 3_600,
+                inbound,
+                outbound,
+                conversations: 1,
+            }];
+            r
+        };
+        let usage = |conn: &mut DbConn| -> (i64, i64) {
+            usage_counts::table
+                .filter(usage_counts::node_id.eq(&a))
+                .select((usage_counts::inbound, usage_counts::outbound))
+                .first(conn)
+                .unwrap()
+        };
+        let (newer, older) = (with_counts(2, 7, 4), with_counts(1, 5, 6));
+        assert!(apply(&mut conn, &notifier, &[(&*a, &newer)])[0].is_ok());
+        assert_eq!(usage(&mut conn), (7, 4));
+        assert!(apply(&mut conn, &notifier, &[(&*a, &older)])[0].is_ok());
+        assert_eq!(
+            usage(&mut conn),
+            (7, 6),
+            "each total keeps its larger value"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_submissions_each_get_their_own_answer() {
         let (_guard, pool) = pool();

@@ -299,8 +299,8 @@ fn ingest_report(
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
-    // Counts are the totals of their hour so far: storing the latest value (not adding)
-    // keeps a replayed or reordered report from counting twice.
+    // Counts are the totals of their hour so far: keeping the larger value (not adding)
+    // keeps a replayed report from counting twice and a late older one from lowering it.
     for c in &r.counts {
         let channel: String = c.channel.chars().take(32).collect();
         store::set_usage(conn, node_id, c, &channel)?;

@@ -152,7 +152,7 @@ pub fn insert_report(
     }
 }
 
-/// Stores a channel's counts for an hour (the latest totals, not added).
+/// Stores an hour's counts of a channel (the per-column maximum of stored and reported).
 pub fn set_usage(
     conn: &mut DbConn,
     node_id: &str,
@@ -163,11 +163,19 @@ pub fn set_usage(
         .filter(usage_counts::node_id.eq(node_id))
         .filter(usage_counts::channel.eq(channel))
         .filter(usage_counts::hour.eq(c.hour));
+    // Each column keeps the larger of the stored and the reported total: an older report
+    // that arrives after a newer one (concurrent requests, a retried outbox) carries a
+    // smaller total of the same hour and must not lower what is billed.
+    macro_rules! larger {
+        ($col:expr, $v:expr) => {
+            diesel::dsl::case_when($col.gt($v), $col).otherwise($v)
+        };
+    }
     let n = diesel::update(key)
         .set((
-            usage_counts::inbound.eq(c.inbound),
-            usage_counts::outbound.eq(c.outbound),
-            usage_counts::conversations.eq(c.conversations),
+            usage_counts::inbound.eq(larger!(usage_counts::inbound, c.inbound)),
+            usage_counts::outbound.eq(larger!(usage_counts::outbound, c.outbound)),
+            usage_counts::conversations.eq(larger!(usage_counts::conversations, c.conversations)),
         ))
         .execute(conn)?;
     if n == 0 {
