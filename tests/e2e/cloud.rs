@@ -108,6 +108,12 @@ pub(crate) fn bootstrap_from_user_data(user_data: &str) -> (Vec<u8>, String) {
 
 /// Plays the server's first boot: writes the bootstrap file and starts the node (the CP's
 /// binary embeds it) on its data directory. The pid file lets the harness kill it.
+///
+/// A real server's node serves HTTPS on 443 and port 80 on every address and gets its
+/// certificate from Let's Encrypt. Here it stays on loopback: port 80's place is the
+/// bundle's listen port (the test knows it), HTTPS gets a free port, and the ACME
+/// directory is a loopback address nothing listens on, so the `tls` check fails at once
+/// and nothing leaves the machine (tests/e2e/https.rs obtains a certificate from pebble).
 pub(crate) fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::process::Child {
     let (bundle, mode) = bootstrap_from_user_data(user_data);
     assert_eq!(mode, "0600");
@@ -118,10 +124,20 @@ pub(crate) fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::proce
     std::fs::write(&f, &bundle).unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     let log = std::fs::File::create(server.join("node.log")).unwrap();
+    let listen: Value = serde_json::from_slice(&bundle).unwrap();
+    let http_port = listen["listen_addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .expect("the bundle's listen address")
+        .to_owned();
     let child = Command::new(env!("CARGO_BIN_EXE_control-plane"))
         .args(["node", "run", "--data-dir"])
         .arg(&data)
         .env("OUTPOST_NODE_MAX_BACKOFF_SECS", "2")
+        .env("OUTPOST_NODE_BIND_ADDRESS", "127.0.0.1")
+        .env("OUTPOST_NODE_HTTP_PORT", http_port)
+        .env("OUTPOST_NODE_HTTPS_PORT", free_port().to_string())
+        .env("OUTPOST_ACME_DIRECTORY", "https://127.0.0.1:9/directory")
         .env_remove("DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -195,13 +211,22 @@ async fn an_ovh_node_is_created_enrolls_and_is_deleted_with_its_dns_records() {
     let mut node = boot_server(&c.cp, &node_id, &user_data);
     // Healthy but for its own certificate: this test has no ACME server (https.rs does).
     crate::replicas::reports_well(&c.cp, &node_id).await;
-    let r = reqwest::get(format!("http://127.0.0.1:{}/", c.node_port))
+    // Port 80 sends every visitor to https://<its DNS name>/.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{}/console", c.node_port))
+        .header("host", host.as_str())
+        .send()
         .await
         .unwrap();
+    assert_eq!(r.status().as_u16(), 308, "the node answers on port 80");
+    // To the HTTPS port (443 on a real server; a free port here, so it is named).
+    let location = r.headers()["location"].to_str().unwrap();
     assert!(
-        r.status().as_u16() < 500,
-        "the node answers: {}",
-        r.status()
+        location.starts_with(&format!("https://{host}")) && location.ends_with("/console"),
+        "{location}"
     );
 
     // Cancelled with no export window: deprovisioned, receipt verified, instance and

@@ -89,14 +89,17 @@ impl workspaces::service::Reactions for WorkspaceReactions {
 
 /// Forgets the text a workspace's customer wrote, kept nowhere once it is deleted for
 /// good (docs/PRIVACY.md P28): its agents (names, greetings, instructions, fallback
-/// messages), its invitations (addresses), its secrets' metadata (fingerprints, last 4),
+/// messages), its invitations (addresses, and the outbox's emails to invitees without an
+/// account), its secrets' metadata (fingerprints, last 4),
 /// the reasons of its suspensions, and the payloads of its nodes' undelivered commands
 /// (configurations, sealed secrets) but `deprovision`. What the retention schedule keeps
 /// stays: audit events, billing records, the workspace row its members still see.
 /// Idempotent.
 pub fn forget_workspace_text(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
     crate::agents::store::delete_all(conn, ws_id)?;
-    crate::members::store::delete_invitations(conn, ws_id)?;
+    let (_, invited) = crate::members::store::delete_invitations_of(conn, ws_id)?;
+    // The invitations' emails, to addresses no account has: gone with them.
+    crate::notify::store::forget_recipients(conn, &invited)?;
     crate::secrets::store::delete_all(conn, ws_id)?;
     crate::suspension::store::forget_reasons(conn, ws_id)?;
     crate::provisioning::store::forget_payloads(conn, ws_id, crate::infra::db::now())?;

@@ -380,6 +380,27 @@ pub fn emails_of(
 /// is deleted for good. Memberships stay: they are how members still see the deleted
 /// workspace and its destruction receipt.
 pub fn delete_invitations(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
+    delete_invitations_of(conn, ws_id).map(|(n, _)| n)
+}
+
+/// [`delete_invitations`], also returning the addresses invited and never signed up (no
+/// account has them): the emails to them were only ever this workspace's invitations.
+pub fn delete_invitations_of(conn: &mut DbConn, ws_id: &str) -> AppResult<(usize, Vec<String>)> {
+    let mut invited: Vec<String> = invitations::table
+        .filter(invitations::workspace_id.eq(ws_id))
+        .filter(invitations::accepted_at.is_null())
+        .select(invitations::email)
+        .load(conn)?;
+    let with_account: Vec<String> = users::table
+        .filter(users::email.eq_any(&invited))
+        .select(users::email)
+        .load(conn)?;
+    invited.retain(|e| !with_account.contains(e));
+    let n = delete_invitations_rows(conn, ws_id)?;
+    Ok((n, invited))
+}
+
+fn delete_invitations_rows(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
     Ok(
         diesel::delete(invitations::table.filter(invitations::workspace_id.eq(ws_id)))
             .execute(conn)?,

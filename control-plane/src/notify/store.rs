@@ -171,6 +171,18 @@ pub fn outbox_given_up(conn: &mut DbConn, id: &str, now: i64, err: &str) -> AppR
     Ok(())
 }
 
+/// Deletes every email to these addresses from the outbox, queued or kept after sending
+/// (recipient and subject are what the CP would otherwise keep 7 days).
+pub fn forget_recipients(conn: &mut DbConn, recipients: &[String]) -> AppResult<usize> {
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    Ok(
+        diesel::delete(mail_outbox::table.filter(mail_outbox::recipient.eq_any(recipients)))
+            .execute(conn)?,
+    )
+}
+
 /// Deletes sent and given-up emails done before `before`. Returns how many.
 pub fn prune_outbox(conn: &mut DbConn, before: i64) -> AppResult<usize> {
     Ok(diesel::delete(
