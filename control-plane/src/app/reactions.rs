@@ -97,7 +97,7 @@ impl workspaces::service::Reactions for WorkspaceReactions {
 /// Idempotent.
 pub fn forget_workspace_text(conn: &mut DbConn, ws_id: &str) -> AppResult<()> {
     crate::agents::store::delete_all(conn, ws_id)?;
-    let (_, invited) = crate::members::store::delete_invitations_of(conn, ws_id)?;
+    let invited = crate::members::store::delete_invitations(conn, ws_id)?;
     // The invitations' emails, to addresses no account has: gone with them.
     crate::notify::store::forget_recipients(conn, &invited)?;
     crate::secrets::store::delete_all(conn, ws_id)?;

@@ -378,14 +378,9 @@ pub fn emails_of(
 
 /// Deletes every invitation of a workspace (the invited addresses), when the workspace
 /// is deleted for good. Memberships stay: they are how members still see the deleted
-/// workspace and its destruction receipt.
-pub fn delete_invitations(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
-    delete_invitations_of(conn, ws_id).map(|(n, _)| n)
-}
-
-/// [`delete_invitations`], also returning the addresses invited and never signed up (no
-/// account has them): the emails to them were only ever this workspace's invitations.
-pub fn delete_invitations_of(conn: &mut DbConn, ws_id: &str) -> AppResult<(usize, Vec<String>)> {
+/// workspace and its destruction receipt. Returns the addresses invited that no account
+/// has: the only emails ever sent to them were invitations, so they can go too.
+pub fn delete_invitations(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<String>> {
     let mut invited: Vec<String> = invitations::table
         .filter(invitations::workspace_id.eq(ws_id))
         .filter(invitations::accepted_at.is_null())
@@ -396,13 +391,6 @@ pub fn delete_invitations_of(conn: &mut DbConn, ws_id: &str) -> AppResult<(usize
         .select(users::email)
         .load(conn)?;
     invited.retain(|e| !with_account.contains(e));
-    let n = delete_invitations_rows(conn, ws_id)?;
-    Ok((n, invited))
-}
-
-fn delete_invitations_rows(conn: &mut DbConn, ws_id: &str) -> AppResult<usize> {
-    Ok(
-        diesel::delete(invitations::table.filter(invitations::workspace_id.eq(ws_id)))
-            .execute(conn)?,
-    )
+    diesel::delete(invitations::table.filter(invitations::workspace_id.eq(ws_id))).execute(conn)?;
+    Ok(invited)
 }
