@@ -1,5 +1,5 @@
-//! PostgreSQL goes away under a running control plane (issue 18, defect 5). A small TCP
-//! proxy written here sits between the CP and the server, so the test cuts the CP's
+//! PostgreSQL goes away under a running control plane (issue 18, defect 5). A TCP relay
+//! (`relay.rs`) sits between the CP and the server, so the test cuts the CP's
 //! database without touching the server other tests use. While it is cut the CP cannot
 //! ingest reports; once it is back the nodes get the usual grace to report again, instead
 //! of all being marked offline at once. `/healthz` says the database is down within
@@ -8,107 +8,10 @@
 //! PostgreSQL only (`TEST_DATABASE_URL`): on the SQLite pass these tests return at once.
 
 use crate::harness::*;
+use crate::relay::Relay;
 use diesel::prelude::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// A loopback TCP proxy with a switch. `cut` closes every connection through it and stops
-/// listening, so new connections are refused (nothing listens on the port); `restore`
-/// listens on the same port again. It runs on a runtime of its own: the harness blocks
-/// the test's thread while the CP starts, and the CP needs its database to start.
-struct Cuttable {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    rt: Option<tokio::runtime::Runtime>,
-    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
-}
-
-impl Cuttable {
-    fn start(upstream: SocketAddr) -> Cuttable {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let listener = {
-            let _in = rt.enter();
-            TcpListener::from_std(listener).unwrap()
-        };
-        let mut p = Cuttable {
-            addr: listener.local_addr().unwrap(),
-            upstream,
-            rt: Some(rt),
-            running: None,
-        };
-        p.serve(listener);
-        p
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let upstream = self.upstream;
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = self.rt.as_ref().unwrap().spawn(async move {
-            // Dropping the set aborts every pipe, which closes both of its sockets.
-            let mut pipes = tokio::task::JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => {
-                        let Ok((mut down, _)) = accepted else { continue };
-                        pipes.spawn(async move {
-                            if let Ok(mut up) = TcpStream::connect(upstream).await {
-                                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                            }
-                        });
-                    }
-                    Some(_) = pipes.join_next(), if !pipes.is_empty() => {}
-                }
-            }
-        });
-        self.running = Some((stop, task));
-    }
-
-    /// Drops every connection and stops listening.
-    async fn cut(&mut self) {
-        if let Some((stop, task)) = self.running.take() {
-            let _ = stop.send(());
-            task.await.unwrap();
-        }
-    }
-
-    /// Listens again on the same address.
-    async fn restore(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            let bound = self
-                .rt
-                .as_ref()
-                .unwrap()
-                .spawn(TcpListener::bind(self.addr));
-            match bound.await.unwrap() {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot listen again: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
-        self.serve(listener);
-    }
-}
-
-impl Drop for Cuttable {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 /// The PostgreSQL server of `TEST_DATABASE_URL`, or `None` on the SQLite pass.
 async fn postgres_server() -> Option<SocketAddr> {
@@ -126,13 +29,13 @@ async fn postgres_server() -> Option<SocketAddr> {
     tokio::net::lookup_host(authority).await.unwrap().next()
 }
 
-/// A CP whose database is reached through a fresh [`Cuttable`] proxy.
-async fn cp_behind_proxy(env: Vec<(&'static str, String)>) -> Option<(Cp, Cuttable)> {
+/// A CP whose database is reached through a fresh [`Relay`].
+async fn cp_behind_proxy(env: Vec<(&'static str, String)>) -> Option<(Cp, Relay)> {
     let Some(server) = postgres_server().await else {
         eprintln!("skipped: PostgreSQL only (TEST_DATABASE_URL is not set)");
         return None;
     };
-    let proxy = Cuttable::start(server);
+    let proxy = Relay::start(vec![server]);
     let cp = Cp::start_with(Opts {
         database_via: Some(proxy.addr),
         env,

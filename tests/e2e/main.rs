@@ -33,6 +33,7 @@ mod outage;
 mod outbound;
 mod outbox;
 mod proxy;
+mod relay;
 mod replicas;
 mod roles;
 mod routes;

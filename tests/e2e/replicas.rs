@@ -1,6 +1,6 @@
 //! Two `control-plane serve` replicas on one PostgreSQL database (issue 15, "A control
 //! plane that outgrows one machine"). Nodes reach the gateway through a TCP load
-//! balancer written here (mTLS passes through it untouched), as they would a DNS name
+//! balancer (`relay.rs`) (mTLS passes through it untouched), as they would a DNS name
 //! with both replicas behind it. The replica running the provisioning job is killed
 //! (SIGKILL) while the server builds: the other takes the job over once its lease runs
 //! out, finds the instance by name and makes no second one; the node it yields enrolls
@@ -13,78 +13,10 @@
 use crate::cloud::{boot_server, cloud_env, free_port, node_id_of, OWNER};
 use crate::cloud_fakes::*;
 use crate::harness::*;
+use crate::relay::Relay;
 use diesel::prelude::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-/// A loopback TCP load balancer: each connection goes to the next upstream that accepts
-/// it (round robin, skipping those that refuse). Changing the upstreams closes every
-/// connection through it, so clients reconnect to the new set. Its own runtime: the
-/// harness blocks the test's thread while a CP starts.
-struct Balancer {
-    addr: SocketAddr,
-    upstreams: watch::Sender<Vec<SocketAddr>>,
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl Balancer {
-    fn start() -> Balancer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = watch::channel(Vec::<SocketAddr>::new());
-        rt.spawn(async move {
-            let listener = TcpListener::from_std(listener).unwrap();
-            let mut next = 0usize;
-            loop {
-                let Ok((mut down, _)) = listener.accept().await else {
-                    continue;
-                };
-                let mut changed = rx.clone();
-                let ups = changed.borrow_and_update().clone();
-                next = next.wrapping_add(1);
-                tokio::spawn(async move {
-                    for i in 0..ups.len() {
-                        let up = ups[(next + i) % ups.len()];
-                        if let Ok(mut up) = TcpStream::connect(up).await {
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
-                                _ = changed.changed() => {}
-                            }
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Balancer {
-            addr,
-            upstreams: tx,
-            rt: Some(rt),
-        }
-    }
-
-    /// Sends new connections to `ups` only, and closes the open ones.
-    fn route_to(&self, ups: &[&Cp]) {
-        let addrs = ups.iter().map(|cp| gateway_addr(cp)).collect();
-        self.upstreams.send_replace(addrs);
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 fn gateway_addr(cp: &Cp) -> SocketAddr {
     cp.gateway.trim_start_matches("https://").parse().unwrap()
@@ -185,7 +117,7 @@ async fn two_replicas_share_the_work_and_survive_one_killed_mid_provisioning() {
     }
     let ovh = FakeOvh::start().await;
     let cf = FakeCloudflare::start().await;
-    let lb = Balancer::start();
+    let lb = Relay::start(Vec::new());
     let mut env = cloud_env(&ovh, &cf, free_port());
     env.push(("OUTPOST_GATEWAY_URL", format!("https://{}", lb.addr)));
     let opts = Opts {
@@ -195,7 +127,7 @@ async fn two_replicas_share_the_work_and_survive_one_killed_mid_provisioning() {
     };
     let mut a = Cp::start_with(opts.clone());
     let mut b = a.start_replica(opts);
-    lb.route_to(&[&a, &b]);
+    lb.route_to(vec![gateway_addr(&a), gateway_addr(&b)]);
     let leads = |cp: &Cp| cp.log().contains("this replica now leads");
     wait_for("a leader", 20, || async {
         (leads(&a) || leads(&b)).then_some(())
@@ -256,7 +188,7 @@ async fn two_replicas_share_the_work_and_survive_one_killed_mid_provisioning() {
     } else {
         (survivor, &*killed)
     };
-    lb.route_to(&[a, b]);
+    lb.route_to(vec![gateway_addr(a), gateway_addr(b)]);
     let node_id = node_id_of(&d);
     let user_data = ovh.with(|s| s.creates[0]["userData"].as_str().unwrap().to_owned());
     let mut server = boot_server(a, &node_id, &user_data);
@@ -275,7 +207,7 @@ async fn two_replicas_share_the_work_and_survive_one_killed_mid_provisioning() {
     for (i, (polled, polled_name, queued_on)) in
         [(a, "a", &on_b), (b, "b", &on_a)].into_iter().enumerate()
     {
-        lb.route_to(&[polled]);
+        lb.route_to(vec![gateway_addr(polled)]);
         let before = gateway_hits(polled, "/v1/node/report");
         wait_for(
             &format!("reports through replica {polled_name}"),
