@@ -148,14 +148,43 @@ impl Content {
         agent_id: &str,
         body: &str,
     ) -> Result<(Conversation, Message)> {
+        let stored = self.ingest_once(
+            Inbound {
+                channel,
+                external_id,
+                name,
+                agent_id,
+                body,
+            },
+            |_| Ok(true),
+            |_, _, _| Ok(()),
+        )?;
+        stored.ok_or(ContentError::NotFound)
+    }
+
+    /// [`Content::ingest`] with the channel's own bookkeeping in the same transaction:
+    /// `claim` runs first (marking the provider's message id as seen) and returns whether
+    /// the message is new; `then` records what the channel keeps about the stored
+    /// message. Either all of it is written or none of it, so a crash can neither lose a
+    /// message whose id was marked seen nor store one twice. `None` when not new.
+    pub fn ingest_once(
+        &self,
+        m: Inbound<'_>,
+        claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
+        then: impl FnOnce(&Connection, &Conversation, &Message) -> rusqlite::Result<()>,
+    ) -> Result<Option<(Conversation, Message)>> {
         self.run(|c| {
             let tx = begin(c)?;
+            if !claim(&tx)? {
+                return Ok(None);
+            }
             let now = store::now();
-            let contact = self.contact_in(&tx, channel, external_id, name, now)?;
-            let conv = conversation_in(&tx, &contact, agent_id, channel, now)?;
-            let msg = self.append_in(&tx, &conv.id, Author::Contact, body)?;
+            let contact = self.contact_in(&tx, m.channel, m.external_id, m.name, now)?;
+            let conv = conversation_in(&tx, &contact, m.agent_id, m.channel, now)?;
+            let msg = self.append_in(&tx, &conv.id, Author::Contact, m.body)?;
+            then(&tx, &conv, &msg)?;
             tx.commit()?;
-            Ok((conv, msg))
+            Ok(Some((conv, msg)))
         })
     }
 

@@ -1,8 +1,10 @@
 //! Messaging channels besides the web widget: Telegram (Bot API) and WhatsApp (Cloud API).
 //!
 //! Inbound: a channel message is deduplicated by its provider id (only a SHA-256 of the id
-//! is kept), stored with [`Content::ingest`](crate::domain::content::Content::ingest), and
-//! answered by [`Runtime::answer`] in a background task, so webhooks return at once.
+//! is kept), stored with
+//! [`Content::ingest_once`](crate::domain::content::Content::ingest_once) in the
+//! transaction that marks the id as seen, and answered by [`Runtime::answer`] in a
+//! background task, so webhooks return at once.
 //!
 //! Outbound: one delivery loop is the only sender. It keeps, per channel conversation,
 //! the id of the last message it handled (`channel_conversations.delivered_id`) and
@@ -11,7 +13,9 @@
 //! persisted after each message, and a transient failure (network, 5xx, 429, revoked
 //! token) leaves the message for the next round with full-jitter backoff (cap 60 s).
 //! A permanent refusal (WhatsApp's 24-hour window, a bot blocked by the user) is recorded
-//! as a system message in the conversation and as the channel check's detail code.
+//! as a system message in the conversation and as the channel check's detail code. A
+//! message whose sending a crash interrupted is not sent again (it may have arrived, and
+//! the providers do not deduplicate); a system message says it may not have.
 //!
 //! Architecture invariant: tokens and app secrets are read from the [`SecretStore`] when
 //! needed and never logged; provider errors are logged by code only (a Telegram URL
@@ -20,7 +24,7 @@
 pub mod telegram;
 pub mod whatsapp;
 
-use crate::domain::content::Author;
+use crate::domain::content::{Author, Inbound};
 use crate::domain::secrets::SecretStore;
 use crate::engine::agent::Runtime;
 use crate::platform::backoff::Backoff;
@@ -115,16 +119,45 @@ pub enum SendError {
     Permanent(&'static str),
 }
 
+/// Migration adding the message being sent per channel conversation, so a crash between
+/// handing a message to the provider and recording it as delivered is known (see
+/// [`Channels::deliver_conversation`]).
+pub const SENDING_SCHEMA: &str = "ALTER TABLE channel_conversations ADD COLUMN sending_id INTEGER;";
+
 /// `meta` key holding the channel checks (JSON list), for the report producer.
 const HEALTH_KEY: &str = "channel_health";
 
 /// The `telegram` and `whatsapp` checks carried by reports: the last outcome of talking
 /// to each provider, as a stable code. Kept in memory and, when it changes, in `meta`,
 /// where [`checks`] reads it.
-#[derive(Default)]
+///
+/// Webhooks refused for their signature or secret token only turn the check to failing
+/// when they keep coming for [`REFUSAL_WINDOW`] without one valid webhook in between,
+/// as every delivery does when the secret configured here is not the provider's. Anyone
+/// can send a request to a webhook URL: one forged request must not make a working
+/// channel look broken until the next real message. A request carrying no signature at
+/// all is never the provider's and never counts.
 pub struct ChannelHealth {
     last: Mutex<HashMap<&'static str, Result<(), &'static str>>>,
+    /// Per channel, when the current run of refused webhooks began.
+    refused_since: Mutex<HashMap<&'static str, Instant>>,
+    refusal_window: Duration,
     store: Option<Arc<Store>>,
+}
+
+/// How long signed webhooks must keep failing their check, with no valid one in between,
+/// before the channel's check says so.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+impl Default for ChannelHealth {
+    fn default() -> Self {
+        Self {
+            last: Mutex::default(),
+            refused_since: Mutex::default(),
+            refusal_window: REFUSAL_WINDOW,
+            store: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ChannelHealth {
@@ -157,11 +190,37 @@ impl ChannelHealth {
         self.set(channel, Err(code));
     }
 
+    /// A webhook passed its signature or secret-token check.
+    pub fn record_webhook_ok(&self, channel: &'static str) {
+        self.refused_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(channel);
+        self.record_ok(channel);
+    }
+
+    /// A webhook was refused: `signed` when it carried a signature or token that did not
+    /// match (see the type's documentation for when this changes the check).
+    pub fn record_webhook_refused(&self, channel: &'static str, code: &'static str, signed: bool) {
+        if !signed {
+            return;
+        }
+        let since = *self
+            .refused_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(channel)
+            .or_insert_with(Instant::now);
+        if since.elapsed() >= self.refusal_window {
+            self.record_error(channel, code);
+        }
+    }
+
     /// Health persisted in `store` (see [`checks`]).
     pub fn persisted(store: Arc<Store>) -> Self {
         Self {
-            last: Mutex::default(),
             store: Some(store),
+            ..Self::default()
         }
     }
 
@@ -290,41 +349,40 @@ impl Channels {
         let agent_id = agent.id.clone();
         let stored = blocking(move || -> Result<Option<String>, ChannelError> {
             let now = store::now();
-            // Claimed before storing: a crash in between loses this one message rather
-            // than answering a redelivery twice.
-            let fresh = this.store.with(|c| {
-                c.execute(
-                    "DELETE FROM channel_inbound WHERE received_at < ?1",
-                    [now - INBOUND_RETENTION_SECS],
-                )?;
-                Ok(c.execute(
-                    "INSERT OR IGNORE INTO channel_inbound (channel, id_hash, received_at)
-                     VALUES (?1, ?2, ?3)",
-                    params![channel, id_hash, now],
-                )? == 1)
-            })?;
-            if !fresh {
-                return Ok(None);
-            }
-            let (conv, msg) = this.runtime.content().ingest(
-                channel,
-                &sender,
-                name.as_deref(),
-                &agent_id,
-                &body_owned,
+            // The id is claimed in the transaction that stores the message: a crash
+            // leaves both or neither, so a redelivery is stored once and never lost.
+            let stored = this.runtime.content().ingest_once(
+                Inbound {
+                    channel,
+                    external_id: &sender,
+                    name: name.as_deref(),
+                    agent_id: &agent_id,
+                    body: &body_owned,
+                },
+                |c| {
+                    c.execute(
+                        "DELETE FROM channel_inbound WHERE received_at < ?1",
+                        [now - INBOUND_RETENTION_SECS],
+                    )?;
+                    Ok(c.execute(
+                        "INSERT OR IGNORE INTO channel_inbound (channel, id_hash, received_at)
+                         VALUES (?1, ?2, ?3)",
+                        params![channel, id_hash, now],
+                    )? == 1)
+                },
+                |c, conv, msg| {
+                    c.execute(
+                        "INSERT INTO channel_conversations
+                           (conversation_id, channel, delivered_id, last_inbound_at)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (conversation_id) DO UPDATE
+                           SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at)",
+                        params![conv.id, channel, msg.id, now],
+                    )?;
+                    Ok(())
+                },
             )?;
-            this.store.with(|c| {
-                c.execute(
-                    "INSERT INTO channel_conversations
-                       (conversation_id, channel, delivered_id, last_inbound_at)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (conversation_id) DO UPDATE
-                       SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at)",
-                    params![conv.id, channel, msg.id, now],
-                )?;
-                Ok(())
-            })?;
-            Ok(Some(conv.id))
+            Ok(stored.map(|(conv, _)| conv.id))
         })
         .await??;
         let Some(conversation_id) = stored else {
@@ -359,25 +417,33 @@ impl Channels {
             return Ok(Vec::new());
         }
         let this = self.clone();
-        let pending: Vec<(String, String, i64, i64)> = blocking(move || {
+        let pending: Vec<Backlog> = blocking(move || {
             this.store.with(|c| {
                 let mut stmt = c.prepare(
-                    "SELECT d.conversation_id, d.channel, d.delivered_id, d.last_inbound_at
+                    "SELECT d.conversation_id, d.channel, d.delivered_id, d.last_inbound_at,
+                            d.sending_id
                      FROM channel_conversations d
                      WHERE EXISTS (SELECT 1 FROM messages m
                                    WHERE m.conversation_id = d.conversation_id
                                      AND m.id > d.delivered_id
                                      AND m.author IN ('agent', 'human'))",
                 )?;
-                let rows =
-                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                let rows = stmt.query_map([], |r| {
+                    Ok(Backlog {
+                        conversation_id: r.get(0)?,
+                        channel: r.get(1)?,
+                        delivered: r.get(2)?,
+                        last_inbound: r.get(3)?,
+                        in_doubt: r.get(4)?,
+                    })
+                })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
         })
         .await??;
         let mut failed: Vec<&'static str> = Vec::new();
-        for (conv_id, channel, delivered, last_inbound) in pending {
-            let channel: &'static str = match channel.as_str() {
+        for backlog in pending {
+            let channel: &'static str = match backlog.channel.as_str() {
                 TELEGRAM => TELEGRAM,
                 WHATSAPP => WHATSAPP,
                 _ => continue,
@@ -385,10 +451,7 @@ impl Channels {
             if paused.contains(&channel) || failed.contains(&channel) {
                 continue;
             }
-            if let Err(code) = self
-                .deliver_conversation(channel, &conv_id, delivered, last_inbound)
-                .await?
-            {
+            if let Err(code) = self.deliver_conversation(channel, &backlog).await? {
                 failed.push(channel);
                 tracing::warn!(channel, code, "delivery will be retried");
             }
@@ -397,13 +460,20 @@ impl Channels {
     }
 
     /// Delivers one conversation's backlog; `Err(code)` on a transient failure.
+    ///
+    /// Each message is marked as being sent (`sending_id`) before it goes to the provider
+    /// and as delivered once the provider took it. A message still marked as being sent
+    /// when the loop comes back to it was interrupted by a crash after it may have
+    /// reached the customer: neither Bot API nor Graph API can say whether it did, and
+    /// neither deduplicates a resend, so it is not sent again; a system message in the
+    /// conversation tells staff it may not have arrived.
     async fn deliver_conversation(
         self: &Arc<Self>,
         channel: &'static str,
-        conv_id: &str,
-        delivered: i64,
-        last_inbound: i64,
+        backlog: &Backlog,
     ) -> Result<Result<(), &'static str>, ChannelError> {
+        let conv_id = backlog.conversation_id.as_str();
+        let (delivered, last_inbound) = (backlog.delivered, backlog.last_inbound);
         let (this, id) = (self.clone(), conv_id.to_owned());
         let loaded = blocking(move || -> Result<_, ChannelError> {
             let content = this.runtime.content();
@@ -421,7 +491,21 @@ impl Channels {
             return Ok(Ok(()));
         };
         for m in msgs {
-            if matches!(m.author, Author::Agent | Author::Human) {
+            if matches!(m.author, Author::Agent | Author::Human) && backlog.in_doubt == Some(m.id) {
+                tracing::warn!(
+                    channel,
+                    message = m.id,
+                    "sending was interrupted; not resent"
+                );
+                let (this, id) = (self.clone(), conv_id.to_owned());
+                blocking(move || {
+                    this.runtime
+                        .content()
+                        .append_message(&id, Author::System, INTERRUPTED_NOTE)
+                })
+                .await??;
+            } else if matches!(m.author, Author::Agent | Author::Human) {
+                self.mark_sending(conv_id, Some(m.id)).await?;
                 let result = match channel {
                     TELEGRAM => self.telegram_send(&recipient, &m.body).await,
                     _ => self.whatsapp_send(&recipient, &m.body, last_inbound).await,
@@ -430,6 +514,7 @@ impl Channels {
                     Ok(()) => self.health.record_ok(channel),
                     Err(SendError::Retry(code)) => {
                         self.health.record_error(channel, code);
+                        self.mark_sending(conv_id, None).await?;
                         return Ok(Err(code));
                     }
                     Err(SendError::Permanent(code)) => {
@@ -450,7 +535,8 @@ impl Channels {
             blocking(move || {
                 this.store.with(|c| {
                     c.execute(
-                        "UPDATE channel_conversations SET delivered_id = MAX(delivered_id, ?2)
+                        "UPDATE channel_conversations
+                         SET delivered_id = MAX(delivered_id, ?2), sending_id = NULL
                          WHERE conversation_id = ?1",
                         params![id, m.id],
                     )?;
@@ -460,6 +546,26 @@ impl Channels {
             .await??;
         }
         Ok(Ok(()))
+    }
+
+    /// Marks message `id` of the conversation as being sent (`None`: no longer).
+    async fn mark_sending(
+        self: &Arc<Self>,
+        conv_id: &str,
+        id: Option<i64>,
+    ) -> Result<(), ChannelError> {
+        let (this, conv_id) = (self.clone(), conv_id.to_owned());
+        blocking(move || {
+            this.store.with(|c| {
+                c.execute(
+                    "UPDATE channel_conversations SET sending_id = ?2 WHERE conversation_id = ?1",
+                    params![conv_id, id],
+                )?;
+                Ok(())
+            })
+        })
+        .await??;
+        Ok(())
     }
 
     /// Records the status the provider reported for one of our messages (by id hash).
@@ -501,6 +607,22 @@ impl Channels {
         })?)
     }
 }
+
+/// One channel conversation with messages to send.
+struct Backlog {
+    conversation_id: String,
+    channel: String,
+    /// The last message handled.
+    delivered: i64,
+    last_inbound: i64,
+    /// A message whose sending was interrupted (see [`Channels::deliver_conversation`]).
+    in_doubt: Option<i64>,
+}
+
+/// The system message recorded for a message whose sending a crash interrupted.
+pub const INTERRUPTED_NOTE: &str = "This message may not have reached the customer: the node \
+     stopped while sending it, and it was not sent again so that it does not arrive twice. \
+     Send it again if needed.";
 
 /// The system message recorded when a message cannot be delivered.
 fn not_sent_note(code: &str) -> String {
@@ -615,5 +737,47 @@ mod tests {
             super::checks(&store)[0].detail_code.as_deref(),
             Some("token_revoked")
         );
+    }
+
+    #[test]
+    fn refused_webhooks_fail_the_check_only_when_they_keep_coming() {
+        let h = ChannelHealth::default();
+        h.record_ok(WHATSAPP);
+        for signed in [false, true, true] {
+            h.record_webhook_refused(WHATSAPP, "webhook_signature_invalid", signed);
+        }
+        assert!(
+            h.check(WHATSAPP).expect("check").ok,
+            "a few refusals say nothing"
+        );
+
+        // Refusals still coming after the window (the configured secret is wrong).
+        let h = ChannelHealth {
+            refusal_window: Duration::ZERO,
+            ..ChannelHealth::default()
+        };
+        h.record_ok(WHATSAPP);
+        h.record_webhook_refused(WHATSAPP, "webhook_signature_invalid", false);
+        assert!(
+            h.check(WHATSAPP).expect("check").ok,
+            "unsigned never counts"
+        );
+        h.record_webhook_refused(WHATSAPP, "webhook_signature_invalid", true);
+        let check = h.check(WHATSAPP).expect("check");
+        assert_eq!(
+            check.detail_code.as_deref(),
+            Some("webhook_signature_invalid")
+        );
+        // A valid webhook ends the run.
+        h.record_webhook_ok(WHATSAPP);
+        assert!(h.check(WHATSAPP).expect("check").ok);
+        let h = ChannelHealth {
+            refusal_window: Duration::from_secs(3600),
+            ..ChannelHealth::default()
+        };
+        h.record_webhook_refused(WHATSAPP, "webhook_signature_invalid", true);
+        h.record_webhook_ok(WHATSAPP);
+        h.record_webhook_refused(WHATSAPP, "webhook_signature_invalid", true);
+        assert!(h.check(WHATSAPP).expect("check").ok);
     }
 }

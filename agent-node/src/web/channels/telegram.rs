@@ -340,14 +340,15 @@ pub(super) async fn webhook(
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if !outpost_crypto::ct_eq(given, expected.as_bytes()) {
-        ch.health.record_error(TELEGRAM, "webhook_secret_invalid");
+        ch.health
+            .record_webhook_refused(TELEGRAM, "webhook_secret_invalid", !given.is_empty());
         tracing::warn!("Telegram webhook with a wrong secret token refused");
         return HttpResponse::Unauthorized().finish();
     }
     let Ok(update) = serde_json::from_slice::<Update>(&body) else {
         return HttpResponse::BadRequest().finish();
     };
-    ch.health.record_ok(TELEGRAM);
+    ch.health.record_webhook_ok(TELEGRAM);
     match ch.telegram_update(update).await {
         Ok(_) => HttpResponse::Ok().finish(),
         Err(e) => {
@@ -510,6 +511,149 @@ mod tests {
         );
     }
 
+    /// A failure between marking an update id as seen and storing its message (injected
+    /// with a trigger refusing the message's row) leaves the id unclaimed, so the
+    /// provider's redelivery is stored, once.
+    #[tokio::test]
+    async fn an_update_whose_storing_failed_is_stored_when_redelivered() {
+        let server = fake(serde_json::json!([])).await;
+        let k = kit(urls(&server));
+        let upd = || serde_json::from_value::<Update>(update(3001, "Are you open today?"));
+        k.store
+            .with(|c| {
+                c.execute_batch(
+                    "CREATE TEMP TRIGGER fail_here BEFORE INSERT ON messages
+                     BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+                )?;
+                Ok(())
+            })
+            .expect("trigger");
+        assert!(k
+            .channels
+            .telegram_update(upd().expect("update"))
+            .await
+            .is_err());
+        assert_eq!(k.message_count(), 0);
+        k.store
+            .with(|c| Ok(c.execute_batch("DROP TRIGGER temp.fail_here")?))
+            .expect("drop trigger");
+
+        assert_eq!(
+            k.channels
+                .telegram_update(upd().expect("update"))
+                .await
+                .ok(),
+            Some(true),
+            "the redelivery is new to the node"
+        );
+        assert_eq!(
+            k.channels
+                .telegram_update(upd().expect("update"))
+                .await
+                .ok(),
+            Some(false),
+            "and the next one a duplicate"
+        );
+        let contact_messages: i64 = k
+            .store
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM messages WHERE author = 'contact'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("count");
+        assert_eq!(contact_messages, 1);
+    }
+
+    /// The node stops (the delivery task is dropped) after Telegram received a message
+    /// and before it answered: the message may have arrived, so it is not sent again; the
+    /// conversation says so to staff, and later messages go out as usual.
+    #[tokio::test]
+    async fn a_send_interrupted_by_a_crash_is_not_repeated_and_staff_are_told() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(600)))
+            .mount(&server)
+            .await;
+        let k = kit(urls(&server));
+        k.put(SecretKind::TelegramBotToken, TOKEN);
+        let upd = serde_json::from_value::<Update>(update(4001, "What are your opening hours?"))
+            .expect("update");
+        assert_eq!(k.channels.telegram_update(upd).await.ok(), Some(true));
+        let conv = conv_id(&k);
+        for _ in 0..100 {
+            if k.message_count() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(k.message_count(), 2, "the answer is written");
+
+        let delivery = tokio::spawn({
+            let ch = k.channels.clone();
+            async move { ch.deliver_pending(&[]).await }
+        });
+        for _ in 0..200 {
+            if !server
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            server.received_requests().await.unwrap_or_default().len(),
+            1
+        );
+        delivery.abort();
+        let _ = delivery.await;
+
+        // "Restarted": Telegram answers at once now.
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/bot{TOKEN}/sendMessage")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "ok": true,
+                "result": {"message_id": 9, "chat": {"id": 4242, "type": "private"}, "date": 1_700_000_002, "text": "…"}
+            })))
+            .mount(&server)
+            .await;
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        assert_eq!(
+            server.received_requests().await.unwrap_or_default().len(),
+            0,
+            "not sent twice"
+        );
+        let messages = k
+            .channels
+            .runtime
+            .content()
+            .messages_after(&conv, 0, 10)
+            .expect("messages");
+        let last = messages.last().expect("a message");
+        assert_eq!(last.author, crate::domain::content::Author::System);
+        assert_eq!(last.body, super::super::INTERRUPTED_NOTE);
+
+        k.channels
+            .runtime
+            .content()
+            .append_message(
+                &conv,
+                crate::domain::content::Author::Human,
+                "Sorry, we open at 8.",
+            )
+            .expect("reply");
+        let sent = deliver_until(&k.channels, &server, "/sendMessage", 1).await;
+        let body: serde_json::Value = sent[0].body_json().expect("json");
+        assert_eq!(body["text"], "Sorry, we open at 8.");
+    }
+
     fn conv_id(k: &super::super::testkit::Kit) -> String {
         k.store
             .with(|c| {
@@ -586,11 +730,9 @@ mod tests {
         }
         assert_eq!(k.message_count(), 0, "nothing stored");
         assert_eq!(
-            k.channels
-                .health()
-                .check("telegram")
-                .and_then(|c| c.detail_code),
-            Some("webhook_secret_invalid".to_owned())
+            k.channels.health().check("telegram"),
+            None,
+            "a forged request does not make the channel look broken"
         );
 
         let secret = k
