@@ -10,6 +10,7 @@ mod harness;
 mod agents;
 mod api;
 mod billing;
+mod channels;
 mod cli;
 mod cloud;
 mod cloud_fakes;

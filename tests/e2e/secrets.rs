@@ -291,9 +291,15 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
     let listing = browser.get(&page).await.text().await.unwrap();
     assert!(listing.contains("Telegram bot token") && listing.contains("WhatsApp access token"));
     assert!(!listing.contains("good-token") && !listing.contains("EAAG-good"));
-    wait_for("both delivered", 30, || async {
+    // The phone number id the token was checked with goes to the node with it: the node
+    // sends from that number.
+    assert!(
+        listing.contains("WhatsApp phone number id"),
+        "saved with the token: {listing}"
+    );
+    wait_for("all three delivered", 30, || async {
         let p = browser.get(&page).await.text().await.unwrap();
-        (p.matches("delivered to your node").count() == 2).then_some(())
+        (p.matches("delivered to your node").count() == 3).then_some(())
     })
     .await;
 }

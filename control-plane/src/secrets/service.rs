@@ -249,7 +249,27 @@ pub async fn add(
         user_id.to_owned(),
         ip.to_owned(),
     );
+    // The phone number id the access token was checked with is what the node sends
+    // from: it goes with the token, so the owner does not have to save it again.
+    let phone_number_id = match (kind, phone_number_id.map(str::trim)) {
+        (SecretKind::WhatsappAccessToken, Some(id)) if !id.is_empty() => {
+            Some(Secret::new(id.to_owned()))
+        }
+        _ => None,
+    };
     let sealed = db::run(ctx.db, move |conn| {
+        if let Some(id) = &phone_number_id {
+            seal_and_queue(
+                conn,
+                &key,
+                &w,
+                &u,
+                SecretKind::WhatsappPhoneNumberId,
+                id,
+                validated,
+                &ip,
+            )?;
+        }
         seal_and_queue(conn, &key, &w, &u, kind, &value, validated, &ip)
     })
     .await?;
