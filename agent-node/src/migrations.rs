@@ -17,6 +17,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::content::WAITING_SCHEMA,
     crate::domain::content::CONTACT_DETAILS_SCHEMA,
     crate::domain::kb::SECTIONS_SCHEMA,
+    crate::domain::api_tokens::SCHEMA,
+    crate::domain::webhooks::SCHEMA,
 ];
 
 impl Store {
