@@ -18,6 +18,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::content::CONTACT_DETAILS_SCHEMA,
     crate::domain::kb::SECTIONS_SCHEMA,
     crate::web::channels::SENDING_SCHEMA,
+    crate::domain::api_tokens::SCHEMA,
+    crate::domain::webhooks::SCHEMA,
 ];
 
 impl Store {

@@ -95,7 +95,12 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 Err(e) => tracing::error!(error = %e, "the re-chunking task panicked"),
             }
         }
-        let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        let mut console_state =
+            ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        // Webhook endpoints follow the providers' rule: public https, loopback only for
+        // tests and local setups that allow it.
+        let outbound_policy = Policy::new(args.allow_local_providers);
+        console_state.outbound = outbound_policy;
         let exports = console_state.exports.clone();
         {
             let exports = exports.clone();
@@ -122,6 +127,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         let serving = Serving::start(https.as_ref(), &state, &paths, &master)?;
         let console = console::start(console_state, widget, channels.clone(), serving.listen)?;
         let followups = tokio::spawn(crate::engine::agent::followup_loop(runtime.clone()));
+        let webhooks = tokio::spawn(crate::domain::webhooks::deliver::run(Arc::new(
+            crate::domain::webhooks::deliver::Sender::new(
+                crate::domain::webhooks::Webhooks::new(store.clone(), &master),
+                crate::domain::content::Content::new(store.clone(), &master),
+                outpost_common::outbound::Client::new(
+                    crate::engine::llm::USER_AGENT,
+                    std::time::Duration::from_secs(10),
+                    outbound_policy,
+                    outpost_common::outbound::Redirects::None,
+                )?,
+            ),
+        )));
         let channel_tasks = crate::web::channels::spawn(channels);
         tracing::info!(
             listen = %serving.describe,
@@ -151,6 +168,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         match exit {
             Exit::Deprovision { command_id } => {
                 followups.abort();
+                webhooks.abort();
                 lifecycle.abort();
                 channel_tasks.abort();
                 if let Some((redirect, acme)) = serving.https {
@@ -172,6 +190,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             }
             Exit::Restart => {
                 followups.abort();
+                webhooks.abort();
                 lifecycle.abort();
                 channel_tasks.abort();
                 if let Some((redirect, acme)) = serving.https {

@@ -26,6 +26,7 @@ mod layers;
 mod lifecycle;
 mod mail;
 mod members;
+mod nodeapi;
 mod oauth;
 mod openapi;
 mod operator;

@@ -436,3 +436,34 @@ impl Content {
         })
     }
 }
+
+impl Content {
+    /// Contacts newest first by creation, a page at a time (see
+    /// [`Content::conversations_page`]).
+    pub fn contacts_page(
+        &self,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<ContactSummary>> {
+        let (at, cursor) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+        self.run(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT id, {} FROM contacts
+                 WHERE ?1 IS NULL OR created_at < ?1 OR (created_at = ?1 AND id < ?2)
+                 ORDER BY created_at DESC, id DESC LIMIT ?3",
+                ContactRow::COLUMNS
+            ))?;
+            let rows: Vec<(String, ContactRow)> = stmt
+                .query_map(params![at, cursor, limit_i64(limit)], |r| {
+                    Ok((r.get("id")?, ContactRow::from_row(r)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, row) in rows {
+                let dek = self.dek(c, &id)?;
+                out.push(row.open_summary(&dek, id)?.0);
+            }
+            Ok(out)
+        })
+    }
+}

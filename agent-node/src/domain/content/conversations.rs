@@ -262,3 +262,28 @@ impl Content {
         })
     }
 }
+
+impl Content {
+    /// Conversations newest first by creation, a page at a time: those created before
+    /// `before` (`(created_at, id)` of the last one of the previous page), at most
+    /// `limit`. Creation order does not move while a client pages, unlike activity.
+    pub fn conversations_page(
+        &self,
+        status: Option<ConversationStatus>,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>> {
+        let (at, id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+        self.run(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                 WHERE (?1 IS NULL OR status = ?1)
+                   AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+                 ORDER BY created_at DESC, id DESC LIMIT ?4"
+            ))?;
+            let rows =
+                stmt.query_map(params![status, at, id, limit_i64(limit)], conversation_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}

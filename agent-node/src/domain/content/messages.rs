@@ -6,7 +6,7 @@ use super::sealing::{msg_aad, open, seal};
 use super::timeline::insert_event;
 use super::*;
 use crate::platform::store;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension as _};
 
 /// What [`SealedMessage::from_row`] reads, in its order, for a `SELECT`.
 pub(super) const MESSAGE_COLUMNS: &str =
@@ -248,5 +248,32 @@ impl Content {
         })?;
         out.reverse();
         Ok(out)
+    }
+}
+
+impl Content {
+    /// One message by id, decrypted; `None` when it is gone (erased, or deleted by
+    /// retention).
+    pub fn message(&self, id: i64) -> Result<Option<Message>> {
+        self.run(|c| {
+            let conv: Option<String> = c
+                .query_row(
+                    "SELECT conversation_id FROM messages WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(conv) = conv else {
+                return Ok(None);
+            };
+            Ok(self
+                .read_messages(
+                    c,
+                    &conv,
+                    &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+                    [id],
+                )?
+                .pop())
+        })
     }
 }

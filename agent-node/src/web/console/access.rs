@@ -138,6 +138,13 @@ pub const ROUTES: &[Route] = &[
     post("/exports/{id}/delete", EXPORTS),
     post("/contacts/{id}/export", EXPORTS),
     get("/exports/{id}/download", Need::SignedLink),
+    // integrations.rs: node API tokens and webhook endpoints, which hand the node's data
+    // to other systems: admins and owners, like the provider keys.
+    get("/integrations", SETTINGS),
+    post("/integrations/tokens", SETTINGS),
+    post("/integrations/tokens/{id}/revoke", SETTINGS),
+    post("/integrations/webhooks", SETTINGS),
+    post("/integrations/webhooks/{id}/delete", SETTINGS),
 ];
 
 /// [`ROUTES`] with their patterns compiled once.
@@ -306,13 +313,14 @@ pub struct NavLink {
 }
 
 /// The navigation every page shows, in order.
-pub const NAV: [(&str, &str); 7] = [
+pub const NAV: [(&str, &str); 8] = [
     ("/", "Overview"),
     ("/inbox", "Inbox"),
     ("/contacts", "Contacts"),
     ("/kb", "Knowledge base"),
     ("/agents", "Agents"),
     ("/exports", "Exports"),
+    ("/integrations", "Integrations"),
     ("/settings", "Settings"),
 ];
 

@@ -18,6 +18,7 @@ pub mod flash;
 pub mod handoff;
 pub mod home;
 pub mod inbox;
+pub mod integrations;
 pub mod kb;
 pub mod retention;
 pub mod session;
@@ -62,6 +63,9 @@ pub struct ConsoleState {
     pub started: Instant,
     /// The node's exports.
     pub exports: Arc<crate::domain::exports::Exports>,
+    /// What webhook endpoint URLs must pass (public https; loopback too with
+    /// `--allow-local-providers`).
+    pub outbound: outpost_common::outbound::Policy,
 }
 
 impl ConsoleState {
@@ -91,6 +95,7 @@ impl ConsoleState {
             verifier,
             exports,
             started,
+            outbound: outpost_common::outbound::Policy::STRICT,
         })
     }
 }
@@ -138,6 +143,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(agents::routes)
             .configure(settings::routes)
             .configure(exports::routes)
+            .configure(integrations::routes)
             .configure(retention::routes),
     )
     .default_service(web::to(not_found));
@@ -268,6 +274,7 @@ pub fn start(
             .wrap(headers)
             .configure(crate::web::widget::routes)
             .configure(crate::web::channels::routes)
+            .configure(crate::web::api::routes)
             .configure(routes)
     })
     // Widget answers stream for a while; one worker would serialize visitors.

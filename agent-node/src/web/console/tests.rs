@@ -357,7 +357,12 @@ async fn every_console_route_declares_its_scope() {
             "/contacts/{id}/export" => Session(Exports),
             _ if p.starts_with("/inbox") || p.starts_with("/contacts") => Session(Inbox),
             _ if p.starts_with("/kb") => Session(KnowledgeBase),
-            _ if p.starts_with("/settings") || p.starts_with("/agents") => Session(Settings),
+            _ if p.starts_with("/settings")
+                || p.starts_with("/agents")
+                || p.starts_with("/integrations") =>
+            {
+                Session(Settings)
+            }
             _ if p.starts_with("/exports") => Session(Exports),
             _ => panic!("no rule in this test for {} {p}: add one", r.method),
         }
@@ -575,6 +580,7 @@ async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
             "/kb",
             "/agents",
             "/exports",
+            "/integrations",
             "/settings"
         ]
     );
