@@ -2,7 +2,10 @@
 //! `domain` and `platform`; never `web` or `uplink`.
 
 pub mod agent;
+pub mod booking;
 pub mod llm;
 
 #[cfg(test)]
 mod answers_tests;
+#[cfg(test)]
+mod booking_tests;

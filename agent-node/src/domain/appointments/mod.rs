@@ -18,6 +18,7 @@
 //! - A staff id of `""` is the business itself: with no staff configured, one calendar.
 
 mod bookings;
+mod flow;
 pub mod ics;
 pub mod link;
 mod settings;
@@ -25,13 +26,19 @@ pub mod slots;
 #[cfg(test)]
 mod tests;
 
-pub use bookings::{Booking, BookingDetails, BookingStatus, Reminder, Slot};
+pub use bookings::{
+    BookRequest, Booking, BookingDetails, BookingStatus, Reminder, Slot, REMIND_EARLY_SECS,
+    REMIND_LATE_SECS,
+};
+pub use flow::{Flow, FlowStep};
 pub use settings::{Closure, Service, Settings, Staff};
 
 use crate::domain::content::{Content, ContentError};
+use crate::platform::keys::MasterKey;
 use crate::platform::store::{Store, StoreError};
 use rusqlite::Connection;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Migration adding the appointment tables (see `MIGRATIONS` in `src/migrations.rs`).
 pub const SCHEMA: &str = r#"
@@ -94,6 +101,16 @@ CREATE TABLE appt_cells (
     PRIMARY KEY (staff_id, cell)
 );
 CREATE INDEX appt_cells_booking ON appt_cells (booking_id);
+CREATE TABLE appt_flows (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+    contact_id TEXT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    service_id TEXT,
+    day TEXT,
+    starts_at INTEGER,
+    details_ct BLOB,
+    updated_at INTEGER NOT NULL
+);
 "#;
 
 /// Seconds per cell of `appt_cells`: bookings start and end on 5-minute boundaries.
@@ -134,6 +151,18 @@ type Result<T> = std::result::Result<T, AppointmentError>;
 pub struct Appointments {
     store: Arc<Store>,
     content: Content,
+    link_key: Arc<Zeroizing<[u8; 32]>>,
+}
+
+/// The signed links of one booking, absolute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingLinks {
+    /// The `.ics` file.
+    pub ics: String,
+    /// The page that cancels it.
+    pub cancel: String,
+    /// The page that moves it.
+    pub reschedule: String,
 }
 
 impl std::fmt::Debug for Appointments {
@@ -143,9 +172,66 @@ impl std::fmt::Debug for Appointments {
 }
 
 impl Appointments {
-    /// The book over `store`, sealing contact details with `content`.
-    pub fn new(store: Arc<Store>, content: Content) -> Self {
-        Self { store, content }
+    /// The book over `store`, sealing contact details with `content`; links are signed
+    /// with a key derived from `master` for them alone.
+    pub fn new(store: Arc<Store>, content: Content, master: &MasterKey) -> Self {
+        Self {
+            store,
+            content,
+            link_key: Arc::new(master.derive(link::KEY_LABEL)),
+        }
+    }
+
+    /// The signed links of `booking` under `base_url` (the node's public URL) for this
+    /// node; they expire when the appointment starts (the `.ics` a week after it ends).
+    pub fn links(&self, base_url: &str, node_id: &str, booking: &Booking) -> BookingLinks {
+        let base = base_url.trim_end_matches('/');
+        let make = |purpose: link::Purpose, expires: i64, path: &str| {
+            format!(
+                "{base}/appointments/{}/{path}?{}",
+                booking.id,
+                link::query(&self.link_key[..], node_id, purpose, &booking.id, expires)
+            )
+        };
+        BookingLinks {
+            ics: make(
+                link::Purpose::Event,
+                booking.ends_at + 7 * 86_400,
+                "booking.ics",
+            ),
+            cancel: make(link::Purpose::Cancel, booking.starts_at, "cancel"),
+            reschedule: make(link::Purpose::Reschedule, booking.starts_at, "reschedule"),
+        }
+    }
+
+    /// The feed URL of a staff member (`""`: the business), valid a year from `now`.
+    pub fn feed_link(&self, base_url: &str, node_id: &str, staff_id: &str, now: i64) -> String {
+        let expires = now + 365 * 86_400;
+        let who = if staff_id.is_empty() { "all" } else { staff_id };
+        format!(
+            "{}/appointments/feed/{who}/calendar.ics?{}",
+            base_url.trim_end_matches('/'),
+            link::query(
+                &self.link_key[..],
+                node_id,
+                link::Purpose::Feed,
+                staff_id,
+                expires
+            )
+        )
+    }
+
+    /// Whether a link is genuine and unexpired at `now`.
+    pub fn link_ok(
+        &self,
+        node_id: &str,
+        purpose: link::Purpose,
+        subject: &str,
+        expires: i64,
+        sig: &str,
+        now: i64,
+    ) -> bool {
+        now < expires && link::verify(&self.link_key[..], node_id, purpose, subject, expires, sig)
     }
 
     fn run<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {

@@ -25,7 +25,11 @@ fn fx() -> Fx {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
     let content = Content::new(store.clone(), &MasterKey::from_bytes([9; 32]));
-    let book = Appointments::new(store.clone(), content.clone());
+    let book = Appointments::new(
+        store.clone(),
+        content.clone(),
+        &MasterKey::from_bytes([9; 32]),
+    );
     book.save_settings(&Settings {
         time_zone: "Europe/Paris".into(),
         step_minutes: 30,
