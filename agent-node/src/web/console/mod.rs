@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod appointments;
 pub mod contacts;
 pub mod error;
 pub mod exports;
@@ -138,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(agents::routes)
             .configure(settings::routes)
             .configure(exports::routes)
+            .configure(appointments::routes)
             .configure(retention::routes),
     )
     .default_service(web::to(not_found));
@@ -289,5 +291,7 @@ pub fn start(
     Ok(Console { handle, task })
 }
 
+#[cfg(test)]
+mod appointments_tests;
 #[cfg(test)]
 pub(crate) mod tests;
