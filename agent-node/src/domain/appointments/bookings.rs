@@ -592,7 +592,7 @@ impl Appointments {
 
     /// Deletes bookings that ended before `cutoff` (retention); returns how many.
     pub fn delete_ended_before(&self, cutoff: i64) -> Result<usize> {
-        self.run(|c| Ok(c.execute("DELETE FROM appt_bookings WHERE ends_at < ?1", [cutoff])?))
+        Ok(delete_ended_before(&self.store, cutoff)?)
     }
 }
 
@@ -609,4 +609,13 @@ fn hours_in(c: &Connection, staff_id: &str) -> Result<Vec<Window>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes bookings that ended before `cutoff` (the retention sweep, which follows the
+/// messages' period); returns how many.
+pub fn delete_ended_before(
+    store: &crate::platform::store::Store,
+    cutoff: i64,
+) -> crate::platform::store::Result<usize> {
+    store.with(|c| Ok(c.execute("DELETE FROM appt_bookings WHERE ends_at < ?1", [cutoff])?))
 }

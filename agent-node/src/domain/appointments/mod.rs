@@ -27,8 +27,8 @@ pub mod slots;
 mod tests;
 
 pub use bookings::{
-    BookRequest, Booking, BookingDetails, BookingStatus, Reminder, Slot, REMIND_EARLY_SECS,
-    REMIND_LATE_SECS,
+    delete_ended_before, BookRequest, Booking, BookingDetails, BookingStatus, Reminder, Slot,
+    REMIND_EARLY_SECS, REMIND_LATE_SECS,
 };
 pub use flow::{Flow, FlowStep};
 pub use settings::{Closure, Service, Settings, Staff};

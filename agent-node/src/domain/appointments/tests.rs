@@ -345,3 +345,26 @@ fn reminders_come_24_hours_and_2_hours_before_and_once_each() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].booking.id, s.id);
 }
+
+#[test]
+fn past_bookings_follow_the_messages_retention_period() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let b = f
+        .book
+        .book(&request(&f, &contact, at("2026-03-24T08:00:00Z")), MONDAY)
+        .expect("book");
+    // Messages are kept 365 days by default.
+    crate::domain::retention::sweep(&f.store, &f.content, None, at("2027-03-20T00:00:00Z"))
+        .expect("sweep");
+    assert!(f.book.booking(&b.id).is_ok(), "within the period");
+    crate::domain::retention::sweep(&f.store, &f.content, None, at("2027-03-26T00:00:00Z"))
+        .expect("sweep");
+    assert!(matches!(
+        f.book.booking(&b.id),
+        Err(AppointmentError::NotFound)
+    ));
+}
