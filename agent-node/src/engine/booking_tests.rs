@@ -307,3 +307,101 @@ fn booking_words_and_details_are_understood() {
         ("Grace Hopper", "grace@navy.mil")
     );
 }
+
+#[test]
+fn the_booking_tools_act_only_for_the_conversations_contact() {
+    use serde_json::json;
+    let f = fx();
+    let c = f.rt.content();
+    let ada = c.contact_for_identity("web", "ada", None).expect("contact");
+    let ada_conv = c.current_conversation(&ada, "a1", "web").expect("conv").id;
+    let bob = c.contact_for_identity("web", "bob", None).expect("contact");
+    let bob_conv = c.current_conversation(&bob, "a1", "web").expect("conv").id;
+    let guide = f.rt.guide();
+    let now = crate::platform::store::now();
+
+    let found = guide
+        .run_tool(
+            "find_slots",
+            &json!({"service": "check-up"}),
+            &ada_conv,
+            &ada,
+            now,
+        )
+        .expect("find");
+    assert_eq!(found["ok"], true, "{found}");
+    assert_eq!(found["time_zone"], "Paris time");
+    let first = found["slots"][0]["starts_at"].as_i64().expect("a slot");
+    let second = found["slots"][1]["starts_at"].as_i64().expect("another");
+
+    let booked = guide
+        .run_tool(
+            "book",
+            &json!({"service": "Check-up", "starts_at": first, "name": "Ada", "email": "ada@example.com"}),
+            &ada_conv,
+            &ada,
+            now,
+        )
+        .expect("book");
+    assert_eq!(booked["ok"], true, "{booked}");
+    assert!(booked["confirmation"]
+        .as_str()
+        .expect("text")
+        .starts_with("Booked: Check-up on "));
+    let id = booked["booking_id"].as_str().expect("id").to_owned();
+
+    let again = guide
+        .run_tool(
+            "book",
+            &json!({"service": "Check-up", "starts_at": first, "name": "Bob"}),
+            &bob_conv,
+            &bob,
+            now,
+        )
+        .expect("book");
+    assert_eq!(again["error"], "taken");
+    assert!(!again["other_slots"].as_array().expect("others").is_empty());
+
+    for tool in ["cancel", "reschedule"] {
+        let r = guide
+            .run_tool(
+                tool,
+                &json!({"booking_id": id, "starts_at": second}),
+                &bob_conv,
+                &bob,
+                now,
+            )
+            .expect("tool");
+        assert_eq!(r["error"], "unknown_booking", "{tool}: {r}");
+    }
+    assert_eq!(
+        f.rt.appointments().booking(&id).expect("kept").starts_at,
+        first,
+        "Bob's conversation cannot touch Ada's booking"
+    );
+    let moved = guide
+        .run_tool(
+            "reschedule",
+            &json!({"booking_id": id, "starts_at": second}),
+            &ada_conv,
+            &ada,
+            now,
+        )
+        .expect("reschedule");
+    assert_eq!(moved["ok"], true, "{moved}");
+    let cancelled = guide
+        .run_tool("cancel", &json!({"booking_id": id}), &ada_conv, &ada, now)
+        .expect("cancel");
+    assert_eq!(cancelled["status"], "cancelled");
+    let unknown = guide
+        .run_tool(
+            "find_slots",
+            &json!({"service": "Massage"}),
+            &ada_conv,
+            &ada,
+            now,
+        )
+        .expect("find");
+    assert_eq!(unknown["error"], "unknown_service");
+    assert_eq!(unknown["services"], json!(["Check-up", "Whitening"]));
+}

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod booking;
+pub mod booking_tools;
 pub mod llm;
 
 #[cfg(test)]
