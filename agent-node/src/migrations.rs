@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::web::channels::SENDING_SCHEMA,
     crate::domain::api_tokens::SCHEMA,
     crate::domain::webhooks::SCHEMA,
+    crate::domain::appointments::SCHEMA,
 ];
 
 impl Store {

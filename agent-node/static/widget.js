@@ -43,6 +43,9 @@
     ".log li.visitor{background:#2b59c3;color:#fff;margin-left:auto}.log li.agent,.log li.human{background:#eef1f7}" +
     ".log li.system{background:none;color:#5b6478;font-style:italic;font-size:13px;text-align:center;max-width:100%}" +
     ".who{display:block;font-size:12px;opacity:.75}" +
+    ".quick{display:flex;flex-wrap:wrap;gap:6px;padding:0 12px 8px}.quick[hidden]{display:none}" +
+    ".quick button{min-height:36px;border:1px solid #2b59c3;border-radius:999px;background:#fff;color:#2b59c3;font:inherit;font-size:14px;padding:4px 12px;cursor:pointer}" +
+    ".quick button:hover{background:#eef1f7}" +
     "form{display:flex;gap:6px;padding:10px;border-top:1px solid #dde1ea}" +
     "textarea{flex:1;resize:none;font:inherit;padding:8px;border:1px solid #dde1ea;border-radius:8px;min-height:40px}" +
     "form button{border:0;border-radius:8px;background:#2b59c3;color:#fff;font:inherit;padding:0 14px;cursor:pointer}" +
@@ -87,11 +90,13 @@
   header.appendChild(title); header.appendChild(close);
   var log = el("ol", { "class": "log", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
   var status = el("p", { "class": "status", role: "status" });
+  /* Quick replies of the booking flow: tapping one sends its text. */
+  var quick = el("div", { "class": "quick", role: "group", "aria-label": "Suggested replies", hidden: "" });
   var form = el("form");
   var input = el("textarea", { rows: "2", maxlength: "2000", "aria-label": "Your message", placeholder: "Write a message…" });
   var send = el("button", { type: "submit" }, "Send");
   form.appendChild(input); form.appendChild(send);
-  panel.appendChild(header); panel.appendChild(log); panel.appendChild(status); panel.appendChild(form);
+  panel.appendChild(header); panel.appendChild(log); panel.appendChild(quick); panel.appendChild(status); panel.appendChild(form);
   root.appendChild(panel); root.appendChild(nudge); root.appendChild(launcher);
 
   var visitor = null, lastId = 0, started = false, ready = false, busy = false, syncing = false, pollTimer = null, agentName = "Assistant";
@@ -276,6 +281,7 @@
       else if (event === "done") {
         bubble.textContent = j.text;
         if (j.id) { seen[j.id] = true; if (j.id > lastId) lastId = j.id; }
+        offer(j.quick_replies || []);
         if (panel.hidden) notify("agent"); else settle();
       }
       else if (event === "queued") { bubble.parentNode.remove(); add("system", j.message); }
@@ -293,10 +299,25 @@
     return pump();
   }
 
+  function offer(replies) {
+    while (quick.firstChild) quick.removeChild(quick.firstChild);
+    replies.forEach(function (r) {
+      var b = el("button", { type: "button" }, r);
+      b.addEventListener("click", function () {
+        if (busy) return;
+        input.value = r;
+        form.requestSubmit ? form.requestSubmit() : send.click();
+      });
+      quick.appendChild(b);
+    });
+    quick.hidden = replies.length === 0;
+  }
+
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = input.value.trim();
     if (!text || busy) return;
+    offer([]);
     busy = true; send.disabled = true; status.textContent = "";
     input.value = "";
     add("visitor", text);

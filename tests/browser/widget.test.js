@@ -211,3 +211,64 @@ test('on a phone the chat is full screen and its close button is at least 44 px'
     await site.close();
   }
 });
+
+test('a visitor books an appointment with the quick replies and the team sees it in the calendar', async (t) => {
+  const site = await customerSite();
+  try {
+    await journey(t, async ({ browser, cp }) => {
+      const { page: console_ } = await agentOnCustomerSite(browser, cp, site);
+
+      // The owner sets hours and a service on the node's Appointments page.
+      await console_.getByRole('link', { name: 'Appointments', exact: true }).click();
+      await console_.getByLabel('Time zone (IANA name, such as Europe/Paris)').fill('Europe/Paris');
+      await console_.getByLabel('Minutes between start times').fill('60');
+      for (const day of ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday']) {
+        await console_.getByLabel(day, { exact: true }).fill('00:00-24:00');
+      }
+      await console_.getByRole('button', { name: 'Save hours' }).click();
+      await console_.getByText('Saved.').waitFor();
+      await console_.locator('#service_name').fill('Check-up');
+      await console_.getByLabel('Price (as customers should read it, optional)').fill('€60');
+      await console_.getByRole('button', { name: 'Add service' }).click();
+      await console_.getByText('Check-up — 30 min — €60').waitFor();
+
+      const visitor = await (await browser.context()).newPage();
+      await visitor.goto(site.url);
+      const w = widget(visitor);
+      await visitor.getByRole('button', { name: 'Chat with us' }).click();
+      await w.panel.waitFor();
+      const replies = visitor.getByRole('group', { name: 'Suggested replies' }).getByRole('button');
+
+      await visitorSends(visitor, 'Hello, I would like to book an appointment');
+      assert.match(await w.entries('agent').last().innerText(), /Which day would you like for Check-up \(30 min, €60\)\?/);
+      await replies.first().waitFor();
+      const day = (await replies.first().innerText()).trim();
+      await replies.first().click();
+      await w.entries('visitor').filter({ hasText: day }).waitFor();
+      await until(async () => /Which time \(Paris time\)\?/.test(await w.entries('agent').last().innerText()), 'the times');
+      await replies.first().waitFor();
+      const time = (await replies.first().innerText()).trim();
+      assert.match(time, /^\d\d:\d\d$/);
+      await replies.first().click();
+      await until(async () => /What name should I book under\?/.test(await w.entries('agent').last().innerText()), 'the name question');
+      assert.equal(await replies.count(), 0, 'no buttons for a free answer');
+
+      await visitorSends(visitor, 'Ada Lovelace, ada@example.com');
+      assert.match(await w.entries('agent').last().innerText(), new RegExp(`${day} ${time} \\(Paris time\\) for Ada Lovelace\\. Shall I book it\\?`));
+      await replies.filter({ hasText: 'Yes, book it' }).click();
+      await until(async () => /Booked: Check-up on/.test(await w.entries('agent').last().innerText()), 'the confirmation');
+      const confirmation = await w.entries('agent').last().innerText();
+      assert.match(confirmation, new RegExp(`Booked: Check-up on ${day} ${time} \\(Paris time\\)\\.`));
+      assert.match(confirmation, /Cancel: http\S+\/appointments\/[0-9a-f-]{36}\/cancel\?purpose=cancel&expires=\d+&sig=/);
+
+      // The team sees it in the week's calendar (this week or the next).
+      await console_.getByRole('link', { name: 'Appointments', exact: true }).click();
+      if (!(await console_.getByText(`${time} Check-up — Ada Lovelace`).count())) {
+        await console_.getByRole('link', { name: 'Next week →' }).click();
+      }
+      await console_.getByText(`${time} Check-up — Ada Lovelace`).waitFor();
+    });
+  } finally {
+    await site.close();
+  }
+});

@@ -5,6 +5,7 @@
 //! - **Contacts** with no activity within the period are erased like "Erase this
 //!   contact" (crypto-shredded, with an erasure record by `retention`), on by default
 //!   after 730 days.
+//! - **Appointments** that ended before the messages' cutoff are deleted with them.
 //! - **Exports** are deleted when their link expires (at most 7 days); not a setting.
 //! - Call logs and transcripts arrive with voice; there is nothing to keep yet.
 //!
@@ -215,6 +216,13 @@ pub fn sweep(
         if policy.enabled && policy.class == Class::Messages {
             result.messages_deleted =
                 content.delete_messages_before(policy.cutoff(now), DELETE_BATCH)?;
+            // Appointments are part of the conversation record: those that ended
+            // before the messages' cutoff go with them.
+            let bookings =
+                crate::domain::appointments::delete_ended_before(store, policy.cutoff(now))?;
+            if bookings > 0 {
+                tracing::info!(bookings, "past appointments deleted by retention");
+            }
         }
     }
     let last: Option<i64> = store.meta(LAST_SWEEP)?.and_then(|v| v.parse().ok());

@@ -61,6 +61,9 @@ pub enum Outcome {
     /// The agent said the fallback message (no passage, provider failure or a person
     /// asked for); the stored message and why.
     Fallback(Message, &'static str),
+    /// The guided booking flow answered; the stored message and the quick replies
+    /// offered (`engine::booking`).
+    Guided(Message, Vec<String>),
     /// A human has the conversation: nothing is said automatically.
     HumanHandling,
     /// The workspace is suspended: the message is kept, nothing is answered.
@@ -71,6 +74,7 @@ pub enum Outcome {
 pub struct Runtime {
     store: Arc<Store>,
     content: Content,
+    appointments: crate::domain::appointments::Appointments,
     kb: KnowledgeBase,
     providers: Providers,
     health: Arc<LlmHealth>,
@@ -85,8 +89,14 @@ impl Runtime {
         providers: Providers,
         health: Arc<LlmHealth>,
     ) -> Self {
+        let content = Content::new(store.clone(), master);
         Self {
-            content: Content::new(store.clone(), master),
+            appointments: crate::domain::appointments::Appointments::new(
+                store.clone(),
+                content.clone(),
+                master,
+            ),
+            content,
             kb: KnowledgeBase::new(store.clone(), master),
             store,
             providers,
@@ -98,6 +108,20 @@ impl Runtime {
     /// The content store.
     pub fn content(&self) -> &Content {
         &self.content
+    }
+
+    /// The appointment book.
+    pub fn appointments(&self) -> &crate::domain::appointments::Appointments {
+        &self.appointments
+    }
+
+    /// The guided booking flow over this runtime's stores.
+    pub fn guide(&self) -> crate::engine::booking::Guide<'_> {
+        crate::engine::booking::Guide {
+            book: &self.appointments,
+            content: &self.content,
+            store: &self.store,
+        }
     }
 
     /// The node database (its space probe: [`Store::seems_full`], [`Store::probe_space`]).
@@ -166,11 +190,12 @@ impl Runtime {
         tx: mpsc::Sender<String>,
     ) -> Result<Outcome, AgentError> {
         let (this, conv) = (self.clone(), conversation_id.to_owned());
-        let (status, suspended) = blocking(move || {
+        let (conversation, suspended) = blocking(move || {
             let c = this.content.conversation(&conv)?;
-            Ok::<_, AgentError>((c.map(|c| c.status), this.suspended()?))
+            Ok::<_, AgentError>((c, this.suspended()?))
         })
         .await??;
+        let status = conversation.as_ref().map(|c| c.status);
         if suspended {
             return Ok(Outcome::Suspended);
         }
@@ -180,6 +205,44 @@ impl Runtime {
         if asks_for_a_person(text) {
             let msg = self.handoff(agent, conversation_id, &tx).await?;
             return Ok(Outcome::Fallback(msg, "person_requested"));
+        }
+        if let Some(conv) = conversation {
+            let (this, question) = (self.clone(), text.to_owned());
+            let turn = blocking(move || {
+                let turn = this.guide().turn(
+                    &conv.id,
+                    &conv.contact_id,
+                    &question,
+                    crate::platform::store::now(),
+                );
+                let turn = match turn {
+                    Ok(t) => t,
+                    Err(crate::domain::appointments::AppointmentError::Content(e)) => {
+                        return Err(AgentError::Content(e))
+                    }
+                    Err(crate::domain::appointments::AppointmentError::Store(e)) => {
+                        return Err(AgentError::Store(e))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the booking flow failed; answering as usual");
+                        None
+                    }
+                };
+                match turn {
+                    Some(t) => {
+                        let msg = this
+                            .content
+                            .append_message(&conv.id, Author::Agent, &t.text)?;
+                        Ok(Some((msg, t.quick_replies)))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .await??;
+            if let Some((msg, quick)) = turn {
+                let _ = tx.send(msg.body.clone()).await;
+                return Ok(Outcome::Guided(msg, quick));
+            }
         }
 
         let (this, conv, question) = (self.clone(), conversation_id.to_owned(), text.to_owned());
@@ -343,7 +406,8 @@ impl Runtime {
 }
 
 /// Every 30 s, sends the follow-up messages that are due (see
-/// [`Runtime::send_due_followups`]). Runs until aborted.
+/// [`Runtime::send_due_followups`]) and the appointment reminders (see
+/// [`crate::engine::booking::Guide::send_due_reminders`]). Runs until aborted.
 pub async fn followup_loop(runtime: Arc<Runtime>) {
     loop {
         let rt = runtime.clone();
@@ -356,6 +420,17 @@ pub async fn followup_loop(runtime: Arc<Runtime>) {
             Ok(Ok((sent, failed))) => tracing::info!(sent, failed, "follow-up messages handled"),
             Ok(Err(e)) => tracing::error!(error = %e, "sending follow-ups failed"),
             Err(e) => tracing::error!(error = %e, "the follow-up task panicked"),
+        }
+        let rt = runtime.clone();
+        match tokio::task::spawn_blocking(move || {
+            rt.guide().send_due_reminders(crate::platform::store::now())
+        })
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(sent)) => tracing::info!(sent, "appointment reminders sent"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sending appointment reminders failed"),
+            Err(e) => tracing::error!(error = %e, "the reminder task panicked"),
         }
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }

@@ -2,7 +2,11 @@
 //! `domain` and `platform`; never `web` or `uplink`.
 
 pub mod agent;
+pub mod booking;
+pub mod booking_tools;
 pub mod llm;
 
 #[cfg(test)]
 mod answers_tests;
+#[cfg(test)]
+mod booking_tests;

@@ -98,3 +98,32 @@ pub(super) fn open_tags(
         None => Ok(Vec::new()),
     }
 }
+
+/// Associated data of a booking's contact details (`domain::appointments`).
+pub(super) fn booking_aad(id: &str) -> Vec<u8> {
+    format!("booking:{id}").into_bytes()
+}
+
+impl super::Content {
+    /// Seals a booking's contact details (JSON) under the contact's data key, bound to
+    /// the booking id: erasing the contact leaves them unreadable in every copy.
+    pub fn seal_booking(&self, contact_id: &str, booking_id: &str, json: &str) -> Result<Vec<u8>> {
+        self.run(|c| {
+            let dek = self.dek(c, contact_id)?;
+            Ok(seal(&dek, json, &booking_aad(booking_id)))
+        })
+    }
+
+    /// Opens what [`Self::seal_booking`] sealed.
+    pub fn open_booking(
+        &self,
+        contact_id: &str,
+        booking_id: &str,
+        sealed: &[u8],
+    ) -> Result<String> {
+        self.run(|c| {
+            let dek = self.dek(c, contact_id)?;
+            open(&dek, sealed, &booking_aad(booking_id))
+        })
+    }
+}

@@ -269,6 +269,10 @@ fn a_contact_export_holds_only_that_contact() {
         "workspace files are not in a contact's export"
     );
 
+    let appointments = read(&mut zip, "appointments.csv");
+    assert!(appointments.starts_with("id,contact_id,conversation_id,service,"));
+    assert_eq!(rows(&manifest, "appointments.csv"), 0);
+
     let missing = Scope::Contact("no-such-contact".into());
     let id = f.exports.create(&missing, 3600, "user-1").expect("create");
     assert!(f.exports.run(&id, &missing).is_err());
@@ -458,4 +462,66 @@ fn many_messages_export_in_pages() {
     let messages = read(&mut zip, "messages.csv");
     assert!(messages.contains("message 0\n") || messages.contains("message 0\r\n"));
     assert!(messages.contains("message 2499"));
+}
+
+#[test]
+fn a_contacts_bookings_are_in_their_export_and_nobody_elses() {
+    use crate::domain::appointments::{slots::Window, Appointments, BookRequest, BookingDetails};
+    let f = fx();
+    let (ada, bob) = seed(&f);
+    let book = Appointments::new(
+        f.store.clone(),
+        f.content.clone(),
+        &MasterKey::from_bytes([5; 32]),
+    );
+    let windows: Vec<Window> = (1..=7)
+        .map(|weekday| Window {
+            weekday,
+            start_minute: 0,
+            end_minute: 1440,
+        })
+        .collect();
+    book.set_hours("", &windows).expect("hours");
+    let service = book.add_service("Check-up", 30, "").expect("service");
+    let now = store::now();
+    let slots = book
+        .find_slots(&service, None, now + 86_400, now + 3 * 86_400, now, 2)
+        .expect("slots");
+    for (who, slot, email) in [
+        (&ada, &slots[0], "ada.booking@example.com"),
+        (&bob, &slots[1], "bob.booking@example.com"),
+    ] {
+        book.book(
+            &BookRequest {
+                service_id: service.clone(),
+                staff_id: None,
+                starts_at: slot.starts_at,
+                contact_id: who.clone(),
+                conversation_id: None,
+                details: BookingDetails {
+                    name: "CANARY-BOOKER".into(),
+                    email: email.into(),
+                    ..Default::default()
+                },
+            },
+            now,
+        )
+        .expect("book");
+    }
+    let scope = Scope::Contact(ada.clone());
+    let id = f.exports.create(&scope, 3600, "user-1").expect("create");
+    f.exports.run(&id, &scope).expect("run");
+    let (manifest, mut zip) = download(&f, &id);
+    assert_eq!(rows(&manifest, "appointments.csv"), 1);
+    let csv = read(&mut zip, "appointments.csv");
+    assert!(
+        csv.contains("ada.booking@example.com") && csv.contains("Check-up"),
+        "{csv}"
+    );
+    assert!(!csv.contains("bob.booking@example.com"));
+    let scope = Scope::Workspace;
+    let id = f.exports.create(&scope, 3600, "user-1").expect("create");
+    f.exports.run(&id, &scope).expect("run");
+    let (manifest, _) = download(&f, &id);
+    assert_eq!(rows(&manifest, "appointments.csv"), 2);
 }

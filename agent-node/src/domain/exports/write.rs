@@ -25,6 +25,8 @@ This archive was produced by your Outpost node. It holds:
   contacts.json       the same contacts with their notes, timeline events and follow-ups
   conversations.csv   one row per conversation
   messages.csv        every message, oldest first
+  appointments.csv    every booking (service, staff, times, status, and the name,
+                      email, phone and note given when booking)
   knowledge_base.json knowledge-base documents and their passages (workspace exports)
   settings.json       agent configuration, retention settings, which keys are set
                       (kind and fingerprint only, never the key) (workspace exports)
@@ -381,6 +383,54 @@ pub(super) fn write_zip(
         }
         csv.flush()?;
         Ok(rows)
+    })?;
+
+    zip.file("appointments.csv", false, |w| {
+        let book = crate::domain::appointments::Appointments::new(
+            exports.store.clone(),
+            content.clone(),
+            &exports.master,
+        );
+        // Bookings are few next to messages (one per visit): read at once.
+        let bookings = match contact {
+            Some(c) => book.contact_bookings(c)?,
+            None => book.all_bookings()?,
+        };
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record([
+            "id",
+            "contact_id",
+            "conversation_id",
+            "service",
+            "staff",
+            "starts_at",
+            "ends_at",
+            "status",
+            "name",
+            "email",
+            "phone",
+            "note",
+            "created_at",
+        ])?;
+        for b in &bookings {
+            csv.write_record([
+                b.id.as_str(),
+                &b.contact_id,
+                b.conversation_id.as_deref().unwrap_or_default(),
+                &b.service_name,
+                &b.staff_name,
+                &rfc3339(b.starts_at),
+                &rfc3339(b.ends_at),
+                b.status.as_str(),
+                &b.details.name,
+                &b.details.email,
+                &b.details.phone,
+                &b.details.note,
+                &rfc3339(b.created_at),
+            ])?;
+        }
+        csv.flush()?;
+        Ok(bookings.len() as u64)
     })?;
 
     if *scope == Scope::Workspace {

@@ -145,6 +145,19 @@ pub const ROUTES: &[Route] = &[
     post("/integrations/tokens/{id}/revoke", SETTINGS),
     post("/integrations/webhooks", SETTINGS),
     post("/integrations/webhooks/{id}/delete", SETTINGS),
+    // appointments.rs: the calendar for everyone with the inbox, settings for admins,
+    // and the customer's and the staff's signed links
+    get("/appointments", INBOX),
+    post("/appointments/settings", SETTINGS),
+    post("/appointments/services", SETTINGS),
+    post("/appointments/services/{id}/delete", SETTINGS),
+    post("/appointments/staff", SETTINGS),
+    post("/appointments/staff/{id}/delete", SETTINGS),
+    post("/appointments/closures", SETTINGS),
+    get("/appointments/feed/{staff}/calendar.ics", Need::SignedLink),
+    get("/appointments/{id}/booking.ics", Need::SignedLink),
+    get("/appointments/{id}/{action}", Need::SignedLink),
+    post("/appointments/{id}/{action}", Need::SignedLink),
 ];
 
 /// [`ROUTES`] with their patterns compiled once.
@@ -313,10 +326,11 @@ pub struct NavLink {
 }
 
 /// The navigation every page shows, in order.
-pub const NAV: [(&str, &str); 8] = [
+pub const NAV: [(&str, &str); 9] = [
     ("/", "Overview"),
     ("/inbox", "Inbox"),
     ("/contacts", "Contacts"),
+    ("/appointments", "Appointments"),
     ("/kb", "Knowledge base"),
     ("/agents", "Agents"),
     ("/exports", "Exports"),

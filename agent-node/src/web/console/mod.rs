@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod appointments;
 pub mod contacts;
 pub mod error;
 pub mod exports;
@@ -144,6 +145,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(settings::routes)
             .configure(exports::routes)
             .configure(integrations::routes)
+            .configure(appointments::routes)
             .configure(retention::routes),
     )
     .default_service(web::to(not_found));
@@ -296,5 +298,7 @@ pub fn start(
     Ok(Console { handle, task })
 }
 
+#[cfg(test)]
+mod appointments_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -352,6 +352,11 @@ async fn every_console_route_declares_its_scope() {
             | "/static/favicon.svg"
             | "/auth/handoff" => Public,
             "/exports/{id}/download" => SignedLink,
+            "/appointments" => Session(Inbox),
+            _ if p.starts_with("/appointments/{id}/") || p.starts_with("/appointments/feed/") => {
+                SignedLink
+            }
+            _ if p.starts_with("/appointments/") => Session(Settings),
             "/" | "/logout" => Session(Console),
             "/contacts/{id}/erase" | "/erasures" => Session(Settings),
             "/contacts/{id}/export" => Session(Exports),
@@ -376,7 +381,9 @@ async fn every_console_route_declares_its_scope() {
             .pattern
             .replace("{id}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a10")
             .replace("{fid}", "3f1c2a9e-7b7d-4c1e-9a57-1f0f4f3f2a11")
-            .replace("{kind}", "openai_api_key");
+            .replace("{kind}", "openai_api_key")
+            .replace("{action}", "cancel")
+            .replace("{staff}", "all");
         let call = |cookie: Option<actix_web::cookie::Cookie<'static>>| {
             let req = match r.method {
                 "GET" => at::TestRequest::get(),
@@ -569,7 +576,10 @@ async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
     };
     let body = |r| async move { String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8") };
     let member_home = body(at::call_service(&app, get("/", &member)).await).await;
-    assert_eq!(nav(&member_home), ["/", "/inbox", "/contacts"]);
+    assert_eq!(
+        nav(&member_home),
+        ["/", "/inbox", "/contacts", "/appointments"]
+    );
     let admin_home = body(at::call_service(&app, get("/inbox", &admin)).await).await;
     assert_eq!(
         nav(&admin_home),
@@ -577,6 +587,7 @@ async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
             "/",
             "/inbox",
             "/contacts",
+            "/appointments",
             "/kb",
             "/agents",
             "/exports",

@@ -7,7 +7,8 @@
 //!   known visitor's conversation; stores nothing for a new one.
 //! - `POST messages` `{text}` → `text/event-stream`: a `visitor` event with a new
 //!   visitor's token (first message only), `delta` events (the answer as it is
-//!   produced) and one final `done`, `queued` or `error` event.
+//!   produced) and one final `done`, `queued` or `error` event. A `done` of the guided
+//!   booking flow carries `quick_replies` (texts the widget offers as buttons).
 //! - `GET messages?after=N` → messages after id N (human replies, reloads).
 //!
 //! CORS: a request whose `Origin` is not one of the agent's configured websites (or the
@@ -492,6 +493,11 @@ async fn send_message(
         let _ = forward.await;
         let last = match outcome {
             Ok(Outcome::Answered(m)) => sse("done", &serde_json::json!(MessageJson::from(&m))),
+            Ok(Outcome::Guided(m, quick)) => {
+                let mut v = serde_json::json!(MessageJson::from(&m));
+                v["quick_replies"] = serde_json::json!(quick);
+                sse("done", &v)
+            }
             Ok(Outcome::Fallback(m, reason)) => {
                 let mut v = serde_json::json!(MessageJson::from(&m));
                 v["fallback"] = serde_json::Value::from(reason);

@@ -1,0 +1,370 @@
+//! The appointment book against a real node database.
+
+use super::bookings::BookRequest;
+use super::slots::Window;
+use super::*;
+use crate::domain::content::Content;
+use crate::platform::keys::MasterKey;
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    content: Content,
+    book: Appointments,
+    service: String,
+}
+
+/// 2026-03-23T00:00:00Z, a Monday, the week of the Paris spring change.
+const MONDAY: i64 = 1_774_224_000;
+
+fn at(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().expect("instant").as_second()
+}
+
+fn fx() -> Fx {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+    let content = Content::new(store.clone(), &MasterKey::from_bytes([9; 32]));
+    let book = Appointments::new(
+        store.clone(),
+        content.clone(),
+        &MasterKey::from_bytes([9; 32]),
+    );
+    book.save_settings(&Settings {
+        time_zone: "Europe/Paris".into(),
+        step_minutes: 30,
+        notice_minutes: 60,
+        horizon_days: 30,
+    })
+    .expect("settings");
+    let windows: Vec<Window> = (1..=5)
+        .map(|weekday| Window {
+            weekday,
+            start_minute: 9 * 60,
+            end_minute: 17 * 60,
+        })
+        .collect();
+    book.set_hours("", &windows).expect("hours");
+    let service = book.add_service("Check-up", 30, "€60").expect("service");
+    Fx {
+        _dir: dir,
+        store,
+        content,
+        book,
+        service,
+    }
+}
+
+fn request(f: &Fx, contact: &str, starts_at: i64) -> BookRequest {
+    BookRequest {
+        service_id: f.service.clone(),
+        staff_id: None,
+        starts_at,
+        contact_id: contact.to_owned(),
+        conversation_id: None,
+        details: BookingDetails {
+            name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            phone: "+33 6 12 34 56 78".into(),
+            note: String::new(),
+        },
+    }
+}
+
+#[test]
+fn twenty_concurrent_bookings_of_one_slot_exactly_one_wins() {
+    let f = fx();
+    let slot = at("2026-03-24T08:00:00Z"); // Tuesday 09:00 in Paris
+    let contacts: Vec<String> = (0..20)
+        .map(|i| {
+            f.content
+                .contact_for_identity("web", &format!("v{i}"), None)
+                .expect("contact")
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(20));
+    let handles: Vec<_> = contacts
+        .into_iter()
+        .map(|contact| {
+            let (book, barrier, req) =
+                (f.book.clone(), barrier.clone(), request(&f, &contact, slot));
+            std::thread::spawn(move || {
+                barrier.wait();
+                book.book(&req, MONDAY)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one booking of the slot");
+    for r in &results {
+        match r {
+            Ok(b) => assert_eq!(b.starts_at, slot),
+            Err(AppointmentError::Taken(others)) => {
+                assert!(!others.is_empty(), "other slots are offered");
+                assert!(others.iter().all(|s| s.starts_at != slot));
+            }
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(
+        f.book
+            .bookings_between(slot, slot + 1, None)
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn the_database_refuses_overlapping_bookings_of_different_lengths() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let long = f.book.add_service("Whitening", 60, "").expect("service");
+    let mut req = request(&f, &contact, at("2026-03-24T08:30:00Z"));
+    req.service_id = long;
+    f.book.book(&req, MONDAY).expect("09:30–10:30 booked");
+    // 10:00–10:30 overlaps the second half of the hour-long booking.
+    let err = f
+        .book
+        .book(&request(&f, &contact, at("2026-03-24T09:00:00Z")), MONDAY)
+        .expect_err("overlap refused");
+    assert!(matches!(err, AppointmentError::Taken(_)), "{err:?}");
+    // And not merely by the slot computation: a raw insert of a cell already held fails.
+    let raw = f.store.with(|c| {
+        c.execute(
+            "INSERT INTO appt_bookings (id, service_id, staff_id, contact_id, starts_at,
+                 ends_at, status, details_ct, created_at, updated_at)
+             VALUES ('x', 's', '', ?1, 0, 300, 'booked', x'00', 0, 0)",
+            [&contact],
+        )?;
+        let cell = at("2026-03-24T09:00:00Z") / CELL_SECS;
+        Ok(c.execute(
+            "INSERT INTO appt_cells (staff_id, cell, booking_id) VALUES ('', ?1, 'x')",
+            [cell],
+        ))
+    });
+    assert!(raw.expect("store").is_err(), "primary key on (staff, cell)");
+    // 09:00–09:30 ends where the long one starts: free.
+    f.book
+        .book(&request(&f, &contact, at("2026-03-24T08:00:00Z")), MONDAY)
+        .expect("adjacent slot");
+}
+
+#[test]
+fn only_offered_times_can_be_booked() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    for (when, why) in [
+        ("2026-03-28T09:00:00Z", "Saturday: closed"),
+        ("2026-03-24T07:00:00Z", "08:00 in Paris: before opening"),
+        ("2026-03-24T15:45:00Z", "16:45: runs past closing"),
+        ("2026-04-28T08:00:00Z", "beyond the 30-day horizon"),
+        ("2026-03-24T08:10:00Z", "not on the 30-minute grid"),
+    ] {
+        let r = f.book.book(&request(&f, &contact, at(when)), MONDAY);
+        assert!(matches!(r, Err(AppointmentError::Taken(_))), "{why}: {r:?}");
+    }
+    let notice = f.book.book(
+        &request(&f, &contact, at("2026-03-24T08:00:00Z")),
+        at("2026-03-24T07:30:00Z"),
+    );
+    assert!(
+        matches!(notice, Err(AppointmentError::Taken(_))),
+        "inside the notice period"
+    );
+    f.book
+        .add_closure(
+            "",
+            jiff::civil::Date::new(2026, 3, 24).expect("date"),
+            "Holiday",
+        )
+        .expect("closure");
+    let r = f
+        .book
+        .book(&request(&f, &contact, at("2026-03-24T08:00:00Z")), MONDAY);
+    assert!(matches!(r, Err(AppointmentError::Taken(_))), "holiday");
+}
+
+#[test]
+fn each_staff_member_has_a_calendar_of_their_own() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let ann = f.book.add_staff("Ann").expect("staff");
+    let bob = f.book.add_staff("Bob").expect("staff");
+    let slot = at("2026-03-24T08:00:00Z");
+    let first = f
+        .book
+        .book(&request(&f, &contact, slot), MONDAY)
+        .expect("1");
+    let second = f
+        .book
+        .book(&request(&f, &contact, slot), MONDAY)
+        .expect("2");
+    assert_eq!(
+        [first.staff_id.as_str(), second.staff_id.as_str()],
+        [ann.as_str(), bob.as_str()]
+    );
+    assert_eq!(first.staff_name, "Ann");
+    assert!(matches!(
+        f.book.book(&request(&f, &contact, slot), MONDAY),
+        Err(AppointmentError::Taken(_))
+    ));
+    let mine = f
+        .book
+        .bookings_between(slot, slot + 1, Some(&bob))
+        .expect("Bob's");
+    assert_eq!(mine.len(), 1);
+}
+
+#[test]
+fn rescheduling_and_cancelling_free_the_old_time() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let nine = at("2026-03-24T08:00:00Z");
+    let ten = at("2026-03-24T09:00:00Z");
+    let b = f
+        .book
+        .book(&request(&f, &contact, nine), MONDAY)
+        .expect("book");
+    let other = f
+        .book
+        .book(&request(&f, &contact, ten), MONDAY)
+        .expect("another at ten");
+    let err = f.book.reschedule(&b.id, ten, MONDAY).expect_err("taken");
+    assert!(matches!(err, AppointmentError::Taken(_)));
+    assert_eq!(f.book.booking(&b.id).expect("kept").starts_at, nine);
+    f.book.cancel(&other.id, MONDAY).expect("cancel");
+    let moved = f.book.reschedule(&b.id, ten, MONDAY).expect("moved");
+    assert_eq!((moved.starts_at, moved.ends_at), (ten, ten + 1800));
+    // nine is free again
+    f.book
+        .book(&request(&f, &contact, nine), MONDAY)
+        .expect("nine again");
+}
+
+#[test]
+fn booking_details_are_sealed_and_erased_with_the_contact() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let b = f
+        .book
+        .book(&request(&f, &contact, at("2026-03-24T08:00:00Z")), MONDAY)
+        .expect("book");
+    assert_eq!(b.details.email, "ada@example.com");
+    let raw: Vec<u8> = f
+        .store
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT details_ct FROM appt_bookings WHERE id = ?1",
+                [&b.id],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("row");
+    let haystack = String::from_utf8_lossy(&raw);
+    assert!(!haystack.contains("ada@example.com") && !haystack.contains("Lovelace"));
+    f.content.erase_contact(&contact, "u1").expect("erase");
+    assert!(matches!(
+        f.book.booking(&b.id),
+        Err(AppointmentError::NotFound)
+    ));
+    let cells: i64 = f
+        .store
+        .with(|c| Ok(c.query_row("SELECT COUNT(*) FROM appt_cells", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(cells, 0, "the time is free again");
+}
+
+#[test]
+fn reminders_come_24_hours_and_2_hours_before_and_once_each() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let start = at("2026-03-26T08:00:00Z");
+    let b = f
+        .book
+        .book(&request(&f, &contact, start), MONDAY)
+        .expect("book");
+    assert!(f
+        .book
+        .claim_due_reminders(start - 25 * 3600)
+        .expect("early")
+        .is_empty());
+    let day = f.book.claim_due_reminders(start - 24 * 3600).expect("24h");
+    assert_eq!(day.len(), 1);
+    assert_eq!(
+        (day[0].booking.id.as_str(), day[0].before_secs),
+        (b.id.as_str(), bookings::REMIND_EARLY_SECS)
+    );
+    assert!(f
+        .book
+        .claim_due_reminders(start - 23 * 3600)
+        .expect("again")
+        .is_empty());
+    let late = f.book.claim_due_reminders(start - 2 * 3600).expect("2h");
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].before_secs, bookings::REMIND_LATE_SECS);
+    assert!(f
+        .book
+        .claim_due_reminders(start - 3600)
+        .expect("again")
+        .is_empty());
+    // A booking made 3 hours ahead gets only the 2-hour reminder; a cancelled one none.
+    let soon = at("2026-03-24T09:00:00Z");
+    let s = f
+        .book
+        .book(&request(&f, &contact, soon), soon - 3 * 3600)
+        .expect("soon");
+    let gone = f
+        .book
+        .book(&request(&f, &contact, soon + 1800), soon - 3 * 3600)
+        .expect("gone");
+    f.book.cancel(&gone.id, soon - 3 * 3600).expect("cancel");
+    let r = f.book.claim_due_reminders(soon - 2 * 3600).expect("due");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].booking.id, s.id);
+}
+
+#[test]
+fn past_bookings_follow_the_messages_retention_period() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let b = f
+        .book
+        .book(&request(&f, &contact, at("2026-03-24T08:00:00Z")), MONDAY)
+        .expect("book");
+    // Messages are kept 365 days by default.
+    crate::domain::retention::sweep(&f.store, &f.content, None, at("2027-03-20T00:00:00Z"))
+        .expect("sweep");
+    assert!(f.book.booking(&b.id).is_ok(), "within the period");
+    crate::domain::retention::sweep(&f.store, &f.content, None, at("2027-03-26T00:00:00Z"))
+        .expect("sweep");
+    assert!(matches!(
+        f.book.booking(&b.id),
+        Err(AppointmentError::NotFound)
+    ));
+}
