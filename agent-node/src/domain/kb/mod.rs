@@ -7,6 +7,7 @@
 //! *blinded* terms (keyed hashes under the `kb-index` sub-key, see [`index`]). BM25 works
 //! on term statistics alone, so ranking is unchanged by the blinding.
 
+pub mod documents;
 pub mod index;
 pub mod query;
 pub mod sections;
@@ -70,6 +71,10 @@ pub enum DocKind {
     Html,
     /// CSV, one passage per row: question/answer pairs, or a table with a header row.
     Csv,
+    /// PDF, its text layer.
+    Pdf,
+    /// Word (DOCX), cut at its heading styles.
+    Docx,
 }
 
 impl DocKind {
@@ -81,6 +86,8 @@ impl DocKind {
             "md" | "markdown" => Self::Markdown,
             "html" | "htm" => Self::Html,
             "csv" => Self::Csv,
+            "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
             _ => return None,
         })
     }
@@ -92,14 +99,23 @@ impl DocKind {
             Self::Markdown => "markdown",
             Self::Html => "html",
             Self::Csv => "csv",
+            Self::Pdf => "pdf",
+            Self::Docx => "docx",
         }
     }
 
     /// Inverse of [`DocKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Text, Self::Markdown, Self::Html, Self::Csv]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Text,
+            Self::Markdown,
+            Self::Html,
+            Self::Csv,
+            Self::Pdf,
+            Self::Docx,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// Human label for the console.
@@ -109,6 +125,8 @@ impl DocKind {
             Self::Markdown => "Markdown",
             Self::Html => "HTML",
             Self::Csv => "CSV",
+            Self::Pdf => "PDF",
+            Self::Docx => "Word",
         }
     }
 }
@@ -161,6 +179,15 @@ pub enum KbError {
     /// The CSV could not be read (as a table or as question/answer pairs).
     #[error("The CSV file could not be read: {0}")]
     BadCsv(String),
+    /// A PDF or DOCX that cannot be read as one (the message says why).
+    #[error("{0}")]
+    BadFile(String),
+    /// A PDF whose pages carry no text: a scan.
+    #[error("The PDF has no text layer (it looks like a scan), so there is nothing to search. Run it through text recognition (OCR) or upload the text itself.")]
+    NoTextLayer,
+    /// A PDF or DOCX unpacks to more than [`documents::MAX_UNPACKED_BYTES`].
+    #[error("The document unpacks to more than 50 MiB, the limit for one document. Split it into smaller files.")]
+    Unpacked,
     /// The body is over [`MAX_UPLOAD_BYTES`].
     #[error("The file is larger than 10 MiB.")]
     TooLarge,
@@ -210,6 +237,17 @@ fn source_aad(id: &str) -> Vec<u8> {
 
 /// Extracts the passages of an upload, each with its context.
 fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
+    let binary = match kind {
+        DocKind::Pdf => Some(documents::pdf(body)?),
+        DocKind::Docx => Some(documents::docx(body)?),
+        _ => None,
+    };
+    if let Some(chunks) = binary {
+        if chunks.iter().all(|c| c.text.trim().is_empty()) {
+            return Err(KbError::Empty);
+        }
+        return Ok(chunks);
+    }
     let raw = std::str::from_utf8(body).map_err(|_| KbError::NotUtf8)?;
     let raw = raw.strip_prefix('\u{FEFF}').unwrap_or(raw);
     let chunks = match kind {
@@ -217,6 +255,7 @@ fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
         DocKind::Text => sections::plain(raw),
         DocKind::Markdown => sections::markdown(raw),
         DocKind::Html => sections::html(raw),
+        DocKind::Pdf | DocKind::Docx => Vec::new(),
     };
     if chunks.iter().all(|c| c.text.trim().is_empty()) {
         return Err(KbError::Empty);

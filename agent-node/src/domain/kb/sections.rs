@@ -166,6 +166,44 @@ pub fn html(html: &str) -> Vec<Chunk> {
     out
 }
 
+/// A paragraph of a document whose format marks its headings (DOCX heading styles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Heading level (0 for the document's title, 1 the highest heading below it), or
+    /// `None` for body text.
+    pub heading: Option<u8>,
+    /// The paragraph's text.
+    pub text: String,
+}
+
+/// Paragraphs cut at the ones marked as headings.
+pub fn blocks(blocks: &[Block]) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut path = Path::default();
+    let mut body = String::new();
+    for b in blocks {
+        let t = b.text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        match b.heading {
+            Some(level) => {
+                push_section(&mut out, path.context(), &body);
+                body.clear();
+                path.enter(level, t);
+            }
+            None => {
+                if !body.is_empty() {
+                    body.push_str("\n\n");
+                }
+                body.push_str(t);
+            }
+        }
+    }
+    push_section(&mut out, path.context(), &body);
+    out
+}
+
 /// Whether a paragraph of plain text looks like a heading: one short line, a few words,
 /// no closing punctuation, no digits ("12 Harbour Street" is a fact, not a title).
 fn looks_like_heading(para: &str) -> bool {

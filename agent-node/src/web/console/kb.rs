@@ -65,23 +65,19 @@ fn refused(name: &str, e: ConsoleError) -> ConsoleError {
 
 /// The refusal of a file whose type the knowledge base does not read.
 fn not_accepted(name: &str) -> ConsoleError {
-    let pdf = name
-        .rsplit_once('.')
-        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("pdf"));
-    let why = if pdf {
-        "PDF is not supported yet. Save it as text and upload a .txt, .md, .html or .csv file."
-    } else {
-        "This type of file is not accepted. Upload a .txt, .md, .html or .csv file (PDF is not supported yet)."
-    };
+    let why = "This type of file is not accepted. Upload a .txt, .md, .html, .csv, .pdf or .docx file (an old Word .doc: save it as .docx first).";
     refused(name, ConsoleError::BadRequest(why.into()))
 }
 
 fn kb_error(e: KbError) -> ConsoleError {
     match e {
-        KbError::Empty | KbError::NotUtf8 | KbError::BadCsv(_) => {
-            ConsoleError::BadRequest(e.to_string())
-        }
+        KbError::Empty
+        | KbError::NotUtf8
+        | KbError::BadCsv(_)
+        | KbError::BadFile(_)
+        | KbError::NoTextLayer => ConsoleError::BadRequest(e.to_string()),
         KbError::TooLarge => too_large(),
+        KbError::Unpacked => ConsoleError::TooLarge(e.to_string()),
         KbError::Store(e) => e.into(),
         KbError::Decrypt => ConsoleError::Internal(e.into()),
     }

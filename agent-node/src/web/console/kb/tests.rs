@@ -105,7 +105,7 @@ async fn upload_view_search_delete() {
     assert_eq!(r.status(), StatusCode::OK);
     let page = body_text(r).await;
     assert!(page.contains("id=\"kb-empty\""), "{page}");
-    assert!(page.contains("accept=\".txt,.md,.markdown,.html,.htm,.csv\""));
+    assert!(page.contains("accept=\".txt,.md,.markdown,.html,.htm,.csv,.pdf,.docx\""));
     assert!(page.contains("10 MiB") && page.contains("PDF"));
 
     let md = b"# Whitening\n\nOur <b>teeth whitening</b> session takes one hour & costs 300 EUR.";
@@ -292,7 +292,19 @@ async fn bad_uploads_are_400() {
     for (parts, expect) in [
         (
             multipart(&[("file", Some("report.pdf"), b"%PDF-1.7")]),
-            "“report.pdf” was not added: PDF is not supported yet.",
+            "“report.pdf” was not added: The PDF could not be read.",
+        ),
+        (
+            multipart(&[(
+                "file",
+                Some("scan.pdf"),
+                &crate::domain::kb::documents::tests::pdf_with_pages(&[&[]], true),
+            )]),
+            "“scan.pdf” was not added: The PDF has no text layer (it looks like a scan)",
+        ),
+        (
+            multipart(&[("file", Some("letter.doc"), b"\xd0\xcf\x11\xe0")]),
+            "save it as .docx first",
         ),
         (
             multipart(&[("file", Some("slides.pptx"), b"PK")]),
@@ -332,7 +344,7 @@ async fn a_refused_upload_names_the_file_and_leads_back_to_the_knowledge_base() 
             "prices.pdf",
             &b"%PDF-1.7 canary-file-body"[..],
             StatusCode::BAD_REQUEST,
-            "“prices.pdf” was not added: PDF is not supported yet.",
+            "“prices.pdf” was not added: The PDF could not be read.",
         ),
         (
             "empty.html",
