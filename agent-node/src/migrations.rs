@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::content::WAITING_SCHEMA,
     crate::domain::content::CONTACT_DETAILS_SCHEMA,
     crate::domain::kb::SECTIONS_SCHEMA,
+    crate::domain::kb::website::SOURCES_SCHEMA,
 ];
 
 impl Store {

@@ -95,7 +95,16 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 Err(e) => tracing::error!(error = %e, "the re-chunking task panicked"),
             }
         }
-        let console_state = ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        let mut console_state =
+            ConsoleState::new(store.clone(), master.clone(), &state, started)?;
+        // Website imports follow the same outbound policy as model calls.
+        console_state.sites = Arc::new(crate::domain::kb::website::Importer::new(
+            store.clone(),
+            master.clone(),
+            Policy::new(args.allow_local_providers),
+            crate::domain::kb::website::Limits::default(),
+        )?);
+        let site_imports = tokio::spawn(console_state.sites.clone().run());
         let exports = console_state.exports.clone();
         {
             let exports = exports.clone();
@@ -151,6 +160,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         match exit {
             Exit::Deprovision { command_id } => {
                 followups.abort();
+                site_imports.abort();
                 lifecycle.abort();
                 channel_tasks.abort();
                 if let Some((redirect, acme)) = serving.https {
@@ -172,6 +182,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             }
             Exit::Restart => {
                 followups.abort();
+                site_imports.abort();
                 lifecycle.abort();
                 channel_tasks.abort();
                 if let Some((redirect, acme)) = serving.https {

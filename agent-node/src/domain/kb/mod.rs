@@ -1,5 +1,7 @@
 //! The knowledge base: documents uploaded in the console, chunked, encrypted at rest and
 //! indexed in SQLite FTS5 for BM25 retrieval.
+//! Long because the storage of every document kind (add, replace, re-chunk, search, list,
+//! delete) shares its sealing and indexing code here.
 //!
 //! **Architecture invariant:** no plaintext of a document (title, passage or word) is
 //! written to `node.db`. Titles and passages are sealed with AES-256-GCM under the
@@ -12,6 +14,7 @@ pub mod index;
 pub mod query;
 pub mod sections;
 pub mod text;
+pub mod website;
 
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{self, Store, StoreError};
@@ -75,6 +78,8 @@ pub enum DocKind {
     Pdf,
     /// Word (DOCX), cut at its heading styles.
     Docx,
+    /// The pages of a website ([`website`]), each cut like HTML.
+    Website,
 }
 
 impl DocKind {
@@ -101,6 +106,7 @@ impl DocKind {
             Self::Csv => "csv",
             Self::Pdf => "pdf",
             Self::Docx => "docx",
+            Self::Website => "website",
         }
     }
 
@@ -113,6 +119,7 @@ impl DocKind {
             Self::Csv,
             Self::Pdf,
             Self::Docx,
+            Self::Website,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -127,6 +134,7 @@ impl DocKind {
             Self::Csv => "CSV",
             Self::Pdf => "PDF",
             Self::Docx => "Word",
+            Self::Website => "Website",
         }
     }
 }
@@ -240,6 +248,7 @@ fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
     let binary = match kind {
         DocKind::Pdf => Some(documents::pdf(body)?),
         DocKind::Docx => Some(documents::docx(body)?),
+        DocKind::Website => Some(website::passages(body)?),
         _ => None,
     };
     if let Some(chunks) = binary {
@@ -255,7 +264,7 @@ fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
         DocKind::Text => sections::plain(raw),
         DocKind::Markdown => sections::markdown(raw),
         DocKind::Html => sections::html(raw),
-        DocKind::Pdf | DocKind::Docx => Vec::new(),
+        DocKind::Pdf | DocKind::Docx | DocKind::Website => Vec::new(),
     };
     if chunks.iter().all(|c| c.text.trim().is_empty()) {
         return Err(KbError::Empty);
@@ -330,6 +339,16 @@ impl KnowledgeBase {
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(KbError::TooLarge);
         }
+        self.add_unbounded(title, kind, body, actor)
+    }
+
+    fn add_unbounded(
+        &self,
+        title: &str,
+        kind: DocKind,
+        body: &[u8],
+        actor: Option<&str>,
+    ) -> Result<DocumentSummary, KbError> {
         let chunks = passages(kind, body)?;
         let title = clean_title(title);
         let id = uuid::Uuid::new_v4().to_string();
@@ -370,6 +389,74 @@ impl KnowledgeBase {
             chunks: n,
             created_at,
         })
+    }
+
+    /// Stores a website import ([`website::Importer`]): a new document, or document
+    /// `existing` replaced in one transaction (same id, so links to it hold). Not bound
+    /// by [`MAX_UPLOAD_BYTES`]: the import has its own limits.
+    pub fn put_document(
+        &self,
+        existing: Option<&str>,
+        title: &str,
+        kind: DocKind,
+        body: &[u8],
+    ) -> Result<DocumentSummary, KbError> {
+        let Some(id) = existing.filter(|id| self.exists(id).unwrap_or(false)) else {
+            return self.add_unbounded(title, kind, body, None);
+        };
+        let chunks = passages(kind, body)?;
+        let title = clean_title(title);
+        let id = id.to_owned();
+        let title_ct =
+            outpost_crypto::aead_seal(&self.content_key, title.as_bytes(), &title_aad(&id));
+        let source_ct = outpost_crypto::aead_seal(&self.content_key, body, &source_aad(&id));
+        let indexed = self.index_terms(&title, &chunks);
+        let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let n = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+        let created_at = store::now();
+        self.store.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM kb_index WHERE rowid IN
+                 (SELECT id FROM kb_chunks WHERE document_id = ?1)",
+                [&id],
+            )?;
+            tx.execute("DELETE FROM kb_chunks WHERE document_id = ?1", [&id])?;
+            self.insert_chunks(&tx, &id, &chunks, &indexed)?;
+            tx.execute(
+                "UPDATE kb_documents SET title_ct = ?1, bytes = ?2, chunks = ?3,
+                   source_ct = ?4, chunker = ?5, created_at = ?6 WHERE id = ?7",
+                params![
+                    title_ct,
+                    bytes,
+                    n,
+                    source_ct,
+                    CHUNKER_VERSION,
+                    created_at,
+                    id
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(DocumentSummary {
+            id,
+            title,
+            kind,
+            bytes,
+            chunks: n,
+            created_at,
+        })
+    }
+
+    fn exists(&self, id: &str) -> Result<bool, KbError> {
+        Ok(self.store.with(|c| {
+            Ok(
+                c.query_row("SELECT 1 FROM kb_documents WHERE id = ?1", [id], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })?)
     }
 
     /// The FTS5 rows of a document's passages: title words, context and text, blinded.
