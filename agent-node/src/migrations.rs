@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::content::CONTACT_DETAILS_SCHEMA,
     crate::domain::kb::SECTIONS_SCHEMA,
     crate::domain::kb::website::SOURCES_SCHEMA,
+    crate::domain::ai_usage::SCHEMA,
 ];
 
 impl Store {

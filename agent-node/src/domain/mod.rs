@@ -2,6 +2,7 @@
 //! base, exports, retention and sealed secrets. Imports only `platform` (and other
 //! domain modules); never `engine`, `web` or `uplink`.
 
+pub mod ai_usage;
 pub mod content;
 pub mod exports;
 pub mod kb;

@@ -325,6 +325,13 @@ async fn a_model_gets_the_right_passages_and_no_file_names() {
             "{outcome:?}"
         );
     }
+    // Issue 19 part 5: each request to the model is counted for the reports.
+    let counts = crate::domain::ai_usage::since(s.rt.store(), 0).expect("ai counts");
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (counts[0].model.as_str(), counts[0].requests),
+        (agent.model.model.as_str(), cases.len() as i64)
+    );
 }
 
 /// A second business, written after the responder: what it must answer, and what it
