@@ -22,11 +22,69 @@ pub const MAX_PDF_PAGES: usize = 500;
 /// Most entries in a DOCX zip (a real one has a few dozen).
 const MAX_ZIP_ENTRIES: usize = 10_000;
 
+/// Most bytes all the zlib streams of a PDF's raw bytes may inflate to, checked before it
+/// is parsed: lopdf inflates object streams while parsing, without a bound. Wider than
+/// [`MAX_UNPACKED_BYTES`] because it also counts images, which are never inflated here.
+const MAX_RAW_INFLATE: u64 = 256 * 1024 * 1024;
+
+/// How many bytes zlib `data` inflates to, counting stops past `limit`; a damaged stream
+/// counts what came out before the damage.
+fn inflated_len(data: &[u8], limit: u64) -> u64 {
+    let mut dec = flate2::read::ZlibDecoder::new(data);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        match dec.read(&mut buf) {
+            Ok(0) | Err(_) => return n,
+            Ok(k) => {
+                n += k as u64;
+                if n > limit {
+                    return n;
+                }
+            }
+        }
+    }
+}
+
 /// Inflates zlib `data` with at most `budget` bytes out; `None` when it would be more.
 fn bounded_inflate(data: &[u8], budget: u64) -> Option<u64> {
-    let mut dec = flate2::read::ZlibDecoder::new(data).take(budget + 1);
-    let n = std::io::copy(&mut dec, &mut std::io::sink()).ok()?;
+    let n = inflated_len(data, budget);
     (n <= budget).then_some(n)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether every `stream … endstream` of a PDF's raw bytes that inflates as zlib stays,
+/// all together, within `budget` bytes. Found by scanning, not parsing, so it runs before
+/// the parser and sees object streams too.
+fn raw_streams_within(body: &[u8], budget: u64) -> bool {
+    let mut left = budget;
+    let mut at = 0;
+    while let Some(i) = find(&body[at..], b"stream") {
+        let kw = at + i;
+        let mut start = kw + b"stream".len();
+        at = start;
+        if kw >= 3 && &body[kw - 3..kw] == b"end" {
+            continue;
+        }
+        if body.get(start) == Some(&b'\r') {
+            start += 1;
+        }
+        if body.get(start) != Some(&b'\n') {
+            continue;
+        }
+        start += 1;
+        let end = find(&body[start..], b"endstream").map_or(body.len(), |e| start + e);
+        let n = inflated_len(&body[start..end], left);
+        if n > left {
+            return false;
+        }
+        left -= n;
+        at = end;
+    }
+    true
 }
 
 /// The passages of a PDF's text layer. Headings are guessed as for plain text (a PDF
@@ -34,6 +92,9 @@ fn bounded_inflate(data: &[u8], budget: u64) -> Option<u64> {
 pub fn pdf(body: &[u8]) -> Result<Vec<Chunk>, KbError> {
     if !body.starts_with(b"%PDF-") {
         return Err(KbError::BadFile("The file is not a PDF.".into()));
+    }
+    if !raw_streams_within(body, MAX_RAW_INFLATE) {
+        return Err(KbError::Unpacked);
     }
     let doc = lopdf::Document::load_mem(body)
         .map_err(|_| KbError::BadFile("The PDF could not be read.".into()))?;

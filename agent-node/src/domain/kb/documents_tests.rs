@@ -173,6 +173,25 @@ fn a_pdf_that_unpacks_past_the_limit_is_refused() {
     assert!(matches!(pdf(&body), Err(KbError::Unpacked)));
 }
 
+/// An object stream is inflated by the parser itself: the raw scan bounds it before.
+#[test]
+fn streams_the_parser_inflates_are_bounded_before_parsing() {
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![b' '; 2 * 1024 * 1024])
+        .expect("deflate");
+    let packed = enc.finish().expect("deflate");
+    let mut body =
+        b"%PDF-1.5\n1 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode >>\nstream\r\n"
+            .to_vec();
+    body.extend_from_slice(&packed);
+    body.extend_from_slice(b"\nendstream\nendobj\n%%EOF\n");
+    assert!(!raw_streams_within(&body, 1024 * 1024));
+    assert!(raw_streams_within(&body, 3 * 1024 * 1024));
+    // A real PDF with compressed content passes a small budget.
+    let ok = pdf_with_pages(&[&["Opening hours are 9 to 5."]], true);
+    assert!(raw_streams_within(&ok, 64 * 1024));
+}
+
 #[test]
 fn a_pdf_over_the_page_limit_is_refused() {
     let pages: Vec<&[&str]> = vec![&["x"]; MAX_PDF_PAGES + 1];
