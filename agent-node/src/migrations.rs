@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::api_tokens::SCHEMA,
     crate::domain::webhooks::SCHEMA,
     crate::domain::appointments::SCHEMA,
+    crate::domain::kb::website::SOURCES_SCHEMA,
+    crate::domain::ai_usage::SCHEMA,
 ];
 
 impl Store {

@@ -101,6 +101,14 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
         // tests and local setups that allow it.
         let outbound_policy = Policy::new(args.allow_local_providers);
         console_state.outbound = outbound_policy;
+        // Website imports follow the same outbound policy as model calls.
+        console_state.sites = Arc::new(crate::domain::kb::website::Importer::new(
+            store.clone(),
+            master.clone(),
+            Policy::new(args.allow_local_providers),
+            crate::domain::kb::website::Limits::default(),
+        )?);
+        let site_imports = tokio::spawn(console_state.sites.clone().run());
         let exports = console_state.exports.clone();
         {
             let exports = exports.clone();
@@ -161,22 +169,28 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             unsaved: std::sync::Mutex::default(),
             upgrade: Some(upgrader.clone()),
         });
+        let running = Running {
+            tasks: [
+                followups,
+                webhooks,
+                site_imports,
+                lifecycle,
+                channel_tasks,
+            ]
+            .iter()
+            .map(tokio::task::JoinHandle::abort_handle)
+            .collect(),
+            https: serving.https,
+            console,
+            store: store.clone(),
+        };
         let exit = tokio::select! {
             exit = Box::pin(phone_home::run(ctx)) => exit?,
             true = upgrader.watch_probation() => Exit::Restart,
         };
         match exit {
             Exit::Deprovision { command_id } => {
-                followups.abort();
-                webhooks.abort();
-                lifecycle.abort();
-                channel_tasks.abort();
-                if let Some((redirect, acme)) = serving.https {
-                    acme.abort();
-                    redirect.stop().await;
-                }
-                console.stop().await;
-                store.close();
+                running.stop().await;
                 Box::pin(deprovision::run(
                     &paths,
                     &gateway,
@@ -189,16 +203,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 .map(|()| false)
             }
             Exit::Restart => {
-                followups.abort();
-                webhooks.abort();
-                lifecycle.abort();
-                channel_tasks.abort();
-                if let Some((redirect, acme)) = serving.https {
-                    acme.abort();
-                    redirect.stop().await;
-                }
-                console.stop().await;
-                store.close();
+                running.stop().await;
                 tracing::info!("exiting for the supervisor to start the installed binary");
                 Ok(true)
             }
@@ -206,7 +211,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 // Nothing more can be said to the CP, but the customer's data is intact:
                 // keep the console up rather than exit into a restart loop.
                 tracing::warn!("no longer phoning home; the console keeps serving");
-                console.wait().await.map(|()| false)
+                running.console.wait().await.map(|()| false)
             }
         }
     }
@@ -242,6 +247,34 @@ fn upgrader(args: &RunArgs, store: &Store) -> anyhow::Result<crate::uplink::upgr
         max_bytes: args.upgrade_max_bytes,
         probation: std::time::Duration::from_secs(args.probation_secs.max(1)),
     })
+}
+
+/// What runs while the node serves, stopped in one order whatever ends it (deprovisioning,
+/// an upgrade's restart).
+struct Running {
+    /// The background loops (follow-ups, webhooks, website imports, retention, channels):
+    /// they hold no connection a client waits on, so they are aborted.
+    tasks: Vec<tokio::task::AbortHandle>,
+    /// The port-80 server and the certificate loop.
+    https: Option<(tls::redirect::Redirect, tokio::task::JoinHandle<()>)>,
+    console: console::Console,
+    store: Arc<Store>,
+}
+
+impl Running {
+    /// Stops the loops, then the servers (in-flight requests finish), then closes the
+    /// database.
+    async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some((redirect, acme)) = self.https {
+            acme.abort();
+            redirect.stop().await;
+        }
+        self.console.stop().await;
+        self.store.close();
+    }
 }
 
 /// How the node's HTTP surfaces are served, and what runs beside them for HTTPS.

@@ -45,6 +45,7 @@ fn report(seq: i64, hour: i64) -> Report {
         exports: vec![],
         retention_sweeps: vec![],
         waiting_conversations: 0,
+        ai_counts: vec![],
     }
 }
 

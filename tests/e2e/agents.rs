@@ -484,7 +484,7 @@ async fn model_answers_stream_from_openai_and_anthropic_and_fall_back_when_down(
         ],
         ..Opts::default()
     });
-    let (_browser, api, ws_id, node) =
+    let (browser, api, ws_id, node) =
         workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
     let r = node
         .upload("/kb/upload", "hours.md", HOURS_DOC.as_bytes())
@@ -552,6 +552,44 @@ async fn model_answers_stream_from_openai_and_anthropic_and_fall_back_when_down(
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].headers["x-api-key"], "sk-ant-test-0002");
     assert_eq!(reqs[0].headers["anthropic-version"], "2023-06-01");
+
+    // Issue 19 part 5: the node reports AI requests and tokens per day and model, and the
+    // workspace page shows them next to the messages (counts and model names only).
+    let ai = wait_for("AI counts at the CP", 30, || async {
+        let (_, d) = api.get_json(&format!("/api/v1/workspaces/{ws_id}")).await;
+        let rows = d["ai_usage"].as_array()?.clone();
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    let row = |model: &str| {
+        ai.iter().find(|r| r["model"] == model).map(|r| {
+            (
+                r["requests"].clone(),
+                r["input_tokens"].clone(),
+                r["output_tokens"].clone(),
+            )
+        })
+    };
+    assert_eq!(
+        row("gpt-test"),
+        Some((1.into(), 42.into(), 7.into())),
+        "{ai:?}"
+    );
+    assert_eq!(
+        row("claude-test"),
+        Some((1.into(), 40.into(), 9.into())),
+        "{ai:?}"
+    );
+    let page = browser
+        .get(&format!("/workspaces/{ws_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("AI use per day") && page.contains("gpt-test"),
+        "{page}"
+    );
 
     // Provider down: the visitor gets the fallback message, the CP a failing llm check.
     let broken = create_agent(

@@ -103,6 +103,7 @@ impl FakeNode {
             exports: vec![],
             retention_sweeps: vec![],
             waiting_conversations: 0,
+            ai_counts: vec![],
         };
         self.client
             .post(format!("{}/v1/node/report", cp.gateway))
@@ -194,6 +195,7 @@ pub async fn report_with(
         exports,
         retention_sweeps,
         waiting_conversations: 0,
+        ai_counts: vec![],
     };
     node.client
         .post(format!("{}/v1/node/report", cp.gateway))

@@ -637,6 +637,7 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
         exports,
         retention_sweeps: sweeps,
         waiting_conversations: 0,
+        ai_counts: vec![],
     })
     .unwrap();
     body["exports"][0]["url"] = "https://acme.example/exports/dl?sig=LINKCANARY".into();

@@ -3,6 +3,7 @@
 //! webhooks' queue. Imports only `platform` (and other domain modules); never `engine`,
 //! `web` or `uplink`.
 
+pub mod ai_usage;
 pub mod api_tokens;
 pub mod appointments;
 pub mod content;

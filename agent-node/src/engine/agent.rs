@@ -271,7 +271,31 @@ impl Runtime {
         }
 
         let answer = match self.providers.for_model(&agent.model) {
-            Ok(provider) => self.stream(&*provider, &request, &tx).await,
+            Ok(provider) => {
+                let answer = self.stream(&*provider, &request, &tx).await;
+                if agent.model.provider != ProviderKind::Retrieval {
+                    // Every request sent to a model counts; tokens as the provider said.
+                    let usage = match &answer {
+                        Ok((_, u)) => *u,
+                        Err(_) => Default::default(),
+                    };
+                    let (store, model) = (self.store.clone(), agent.model.model.clone());
+                    let counted = blocking(move || {
+                        crate::domain::ai_usage::record(
+                            &store,
+                            &model,
+                            usage.input_tokens,
+                            usage.output_tokens,
+                            crate::platform::store::now(),
+                        )
+                    })
+                    .await;
+                    if !matches!(counted, Ok(Ok(()))) {
+                        tracing::error!("counting an AI request failed");
+                    }
+                }
+                answer.map(|(text, _)| text)
+            }
             Err(e) => Err((e, String::new())),
         };
         match answer {
@@ -310,7 +334,7 @@ impl Runtime {
         provider: &dyn crate::engine::llm::LlmProvider,
         request: &ChatRequest,
         tx: &mpsc::Sender<String>,
-    ) -> Result<String, (LlmError, String)> {
+    ) -> Result<(String, crate::engine::llm::Usage), (LlmError, String)> {
         let (dtx, mut drx) = mpsc::channel::<String>(64);
         let forward = async {
             let mut full = String::new();
@@ -323,7 +347,7 @@ impl Runtime {
         };
         let (result, full) = tokio::join!(provider.stream(request, dtx), forward);
         match result {
-            Ok(_usage) if !full.trim().is_empty() => Ok(full),
+            Ok(usage) if !full.trim().is_empty() => Ok((full, usage)),
             Ok(_) => Err((LlmError::BadResponse, full)),
             Err(e) => Err((e, full)),
         }

@@ -325,6 +325,13 @@ async fn a_model_gets_the_right_passages_and_no_file_names() {
             "{outcome:?}"
         );
     }
+    // Issue 19 part 5: each request to the model is counted for the reports.
+    let counts = crate::domain::ai_usage::since(s.rt.store(), 0).expect("ai counts");
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (counts[0].model.as_str(), counts[0].requests),
+        (agent.model.model.as_str(), cases.len() as i64)
+    );
 }
 
 /// A second business, written after the responder: what it must answer, and what it
@@ -402,4 +409,62 @@ fn a_second_business_is_answered_too() {
     ] {
         assert_eq!(answer(q), None, "{q:?}");
     }
+}
+
+/// Issue 19: a product catalogue (name, description, price, link) is answered as
+/// products: "how much is X" gets X's price and its link, not another product's.
+#[test]
+fn a_product_catalogue_answers_prices_with_their_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+    let kb = KnowledgeBase::new(store, &MasterKey::from_bytes([7; 32]));
+    kb.add_document(
+        "shop.csv",
+        DocKind::Csv,
+        "name,description,price,link\n\
+         Whitening kit,Home whitening gel and trays for two weeks. Safe for enamel.,€49.90,https://shop.example/whitening-kit\n\
+         Electric toothbrush,Rechargeable brush with three modes and a travel case.,€89,https://shop.example/brush\n\
+         Dental floss,Waxed mint floss of 50 metres.,€4.50,https://shop.example/floss\n"
+            .as_bytes(),
+        None,
+    )
+    .expect("add");
+    let answer = |q: &str| {
+        let grounding: Vec<_> = kb
+            .search(q, PASSAGES)
+            .expect("search")
+            .into_iter()
+            .map(|h| crate::engine::llm::Grounding {
+                context: h.context,
+                text: h.text,
+            })
+            .collect();
+        crate::engine::llm::retrieval::compose(q, &grounding)
+    };
+    for (q, price, link, not) in [
+        (
+            "How much is the whitening kit?",
+            "€49.90",
+            "https://shop.example/whitening-kit",
+            "€89",
+        ),
+        (
+            "what does the electric toothbrush cost",
+            "€89",
+            "https://shop.example/brush",
+            "€49.90",
+        ),
+        (
+            "price of dental floss",
+            "€4.50",
+            "https://shop.example/floss",
+            "€89",
+        ),
+    ] {
+        let a = answer(q).unwrap_or_default();
+        assert!(a.contains(price) && a.contains(link), "{q:?} → {a:?}");
+        assert!(!a.contains(not), "{q:?} → {a:?}");
+    }
+    assert!(answer("which toothbrush modes are there").is_some_and(|a| a.contains("three modes")));
+    assert_eq!(answer("do you sell mouthwash?"), None);
 }

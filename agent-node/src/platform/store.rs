@@ -643,6 +643,7 @@ mod tests {
             exports: vec![],
             retention_sweeps: vec![],
             waiting_conversations: 0,
+            ai_counts: vec![],
         }
     }
 

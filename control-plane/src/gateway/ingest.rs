@@ -225,6 +225,7 @@ mod tests {
             exports: vec![],
             retention_sweeps: vec![],
             waiting_conversations: 0,
+            ai_counts: vec![],
         }
     }
 
@@ -362,6 +363,62 @@ mod tests {
             (7, 6),
             "each total keeps its larger value"
         );
+    }
+
+    /// Issue 19 part 5: a report's AI counts are stored per day and model, keeping the
+    /// larger totals; a report with an invalid model name is refused whole.
+    #[test]
+    fn ai_counts_are_stored_and_bad_model_names_refuse_the_report() {
+        use crate::infra::schema::ai_counts;
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let with_ai = |seq: i64, model: &str, requests: i64| {
+            let mut r = report(seq, seq);
+            r.ai_counts = vec![outpost_protocol::AiCount {
+                day: 86_400,
+                model: model.into(),
+                requests,
+                input_tokens: requests * 100,
+                output_tokens: requests * 10,
+            }];
+            r
+        };
+        let stored = |conn: &mut DbConn| -> Vec<(String, i64, i64, i64)> {
+            ai_counts::table
+                .filter(ai_counts::node_id.eq(&a))
+                .select((
+                    ai_counts::model,
+                    ai_counts::requests,
+                    ai_counts::input_tokens,
+                    ai_counts::output_tokens,
+                ))
+                .load(conn)
+                .unwrap()
+        };
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_ai(2, "gpt-4o-mini", 3))]
+        )[0]
+        .is_ok());
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_ai(1, "gpt-4o-mini", 1))]
+        )[0]
+        .is_ok());
+        assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_ai(3, "gpt-4o-mini <b>", 9))]
+        )[0]
+        .is_err());
+        assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

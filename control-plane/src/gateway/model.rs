@@ -5,8 +5,8 @@
 
 use crate::error::{AppError, AppResult, Code};
 use outpost_protocol::{
-    CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN,
-    MAX_SEQ_AHEAD,
+    AiCount, CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_AI_COUNTS,
+    MAX_COUNT_BUCKETS, MAX_EPOCH_LEN, MAX_SEQ_AHEAD,
 };
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
@@ -79,6 +79,41 @@ pub fn order_report(last: Option<(i64, &str)>, seq: i64, epoch: &str) -> AppResu
         None => true,
         Some((s, e)) => e != epoch || seq > s || s - seq > MAX_SEQ_AHEAD,
     })
+}
+
+/// A report's AI counts, refused whole (400 `invalid_counts`) if there are more than
+/// [`MAX_AI_COUNTS`], a figure or day is negative, or a model name is not one
+/// ([`outpost_protocol::valid_model_name`]: bounded, `A-Z a-z 0-9 . _ : / @ -`), so the
+/// field carries counts and model names and nothing else.
+pub fn check_ai_counts(counts: &[AiCount]) -> AppResult<()> {
+    if counts.len() > MAX_AI_COUNTS {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "A report carries at most {MAX_AI_COUNTS} AI count rows; this one has {}.",
+                counts.len()
+            ),
+        ));
+    }
+    if counts
+        .iter()
+        .any(|c| c.day < 0 || c.requests < 0 || c.input_tokens < 0 || c.output_tokens < 0)
+    {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            "AI counts and days are never negative.",
+        ));
+    }
+    if counts
+        .iter()
+        .any(|c| !outpost_protocol::valid_model_name(&c.model))
+    {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            "A model name has 1 to 100 of the characters A-Z a-z 0-9 . _ : / @ -.",
+        ));
+    }
+    Ok(())
 }
 
 /// A report's usage counts, refused whole (400 `invalid_counts`) if any figure or hour is
@@ -415,6 +450,43 @@ mod tests {
             assert!(
                 matches!(
                     check_counts(&bad),
+                    Err(AppError::BadRequest(Code::InvalidCounts, _))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Issue 19 part 5: AI counts carry counts and a model name, nothing else.
+    #[test]
+    fn ai_counts_need_a_model_name_and_no_negative_figure() {
+        let a = |model: &str, requests| AiCount {
+            day: 86_400,
+            model: model.into(),
+            requests,
+            input_tokens: 10,
+            output_tokens: 2,
+        };
+        assert!(check_ai_counts(&[
+            a("gpt-4o-mini", 3),
+            a("claude-3-5-haiku@20241022", 1),
+            a("meta-llama/Llama-3.1-8B:free", 0)
+        ])
+        .is_ok());
+        assert!(check_ai_counts(&vec![a("m", 1); MAX_AI_COUNTS]).is_ok());
+        for bad in [
+            vec![a("", 1)],
+            vec![a("gpt 4", 1)],
+            vec![a("what is my diagnosis?", 1)],
+            vec![a("gpt\n4", 1)],
+            vec![a(&"m".repeat(101), 1)],
+            vec![a("é", 1)],
+            vec![a("m", -1)],
+            vec![a("m", 1); MAX_AI_COUNTS + 1],
+        ] {
+            assert!(
+                matches!(
+                    check_ai_counts(&bad),
                     Err(AppError::BadRequest(Code::InvalidCounts, _))
                 ),
                 "{bad:?}"

@@ -296,6 +296,7 @@ fn ingest_report(
     let last = last.as_ref().map(|(s, e)| (*s, e.as_str()));
     let newest = model::order_report(last, r.seq, epoch)?;
     model::check_counts(&r.counts)?;
+    model::check_ai_counts(&r.ai_counts)?;
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
@@ -304,6 +305,9 @@ fn ingest_report(
     for c in &r.counts {
         let channel: String = c.channel.chars().take(32).collect();
         store::set_usage(conn, node_id, c, &channel)?;
+    }
+    for c in &r.ai_counts {
+        store::set_ai_usage(conn, node_id, c)?;
     }
     ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if !newest {

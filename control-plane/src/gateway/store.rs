@@ -1,16 +1,16 @@
 //! The gateway's tables: `node_certs` and `bootstrap_tokens` (identity), `node_reports`,
-//! `usage_counts`, `node_exports`, `retention_sweeps` and the report fields of `nodes`
+//! `usage_counts`, `ai_counts`, `node_exports`, `retention_sweeps` and the report fields of `nodes`
 //! (what reports carry), `commands` (delivery and acknowledgement).
 
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes, retention_sweeps,
-    usage_counts,
+    ai_counts, bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes,
+    retention_sweeps, usage_counts,
 };
 use diesel::prelude::*;
 use outpost_pki::IssuedCert;
-use outpost_protocol::{CountBucket, ExportMeta, Report, RetentionSweep};
+use outpost_protocol::{AiCount, CountBucket, ExportMeta, Report, RetentionSweep};
 
 /// A certificate's node, revocation time, expiry and its node's state.
 pub type CertStatus = (String, Option<i64>, i64, String);
@@ -187,6 +187,40 @@ pub fn set_usage(
                 usage_counts::inbound.eq(c.inbound),
                 usage_counts::outbound.eq(c.outbound),
                 usage_counts::conversations.eq(c.conversations),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Stores a day's AI counts of a model (the per-column maximum of stored and reported,
+/// as for [`set_usage`]: the node reports the day's totals so far).
+pub fn set_ai_usage(conn: &mut DbConn, node_id: &str, c: &AiCount) -> AppResult<()> {
+    let key = ai_counts::table
+        .filter(ai_counts::node_id.eq(node_id))
+        .filter(ai_counts::day.eq(c.day))
+        .filter(ai_counts::model.eq(&c.model));
+    macro_rules! larger {
+        ($col:expr, $v:expr) => {
+            diesel::dsl::case_when($col.gt($v), $col).otherwise($v)
+        };
+    }
+    let n = diesel::update(key)
+        .set((
+            ai_counts::requests.eq(larger!(ai_counts::requests, c.requests)),
+            ai_counts::input_tokens.eq(larger!(ai_counts::input_tokens, c.input_tokens)),
+            ai_counts::output_tokens.eq(larger!(ai_counts::output_tokens, c.output_tokens)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ai_counts::table)
+            .values((
+                ai_counts::node_id.eq(node_id),
+                ai_counts::day.eq(c.day),
+                ai_counts::model.eq(&c.model),
+                ai_counts::requests.eq(c.requests),
+                ai_counts::input_tokens.eq(c.input_tokens),
+                ai_counts::output_tokens.eq(c.output_tokens),
             ))
             .execute(conn)?;
     }

@@ -176,6 +176,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    ai_counts (node_id, day, model) {
+        node_id -> Text,
+        day -> BigInt,
+        model -> Text,
+        requests -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+    }
+}
+
+diesel::table! {
     usage_counts (node_id, channel, hour) {
         node_id -> Text,
         channel -> Text,

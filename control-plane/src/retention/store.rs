@@ -1,4 +1,4 @@
-//! What the schedule deletes: `usage_counts`, `node_reports`, `node_events` (usage logs),
+//! What the schedule deletes: `usage_counts` and `ai_counts`, `node_reports`, `node_events` (usage logs),
 //! `node_exports`, `retention_sweeps` (lifecycle metadata); and `retention_runs`, the one
 //! row that claims a run. The audit chain is pruned by `audit` itself.
 
@@ -6,17 +6,19 @@ use super::model::{Cutoffs, RETRY_AFTER_S, RUN_EVERY_S};
 use crate::error::AppResult;
 use crate::infra::db::DbConn;
 use crate::infra::schema::{
-    node_events, node_exports, node_reports, retention_runs, retention_sweeps, usage_counts,
+    ai_counts, node_events, node_exports, node_reports, retention_runs, retention_sweeps,
+    usage_counts,
 };
 use diesel::prelude::*;
 
-/// Row counts deleted: usage counts, report receipts, timeline events, exports, sweeps.
+/// Row counts deleted: usage counts (messages and AI), report receipts, timeline events, exports, sweeps.
 pub type Deleted = (usize, usize, usize, usize, usize);
 
 /// Deletes the usage logs and lifecycle metadata older than the cutoffs.
 pub fn delete_older(conn: &mut DbConn, c: &Cutoffs) -> AppResult<Deleted> {
-    let usage_counts =
-        diesel::delete(usage_counts::table.filter(usage_counts::hour.lt(c.usage))).execute(conn)?;
+    let usage_counts = diesel::delete(usage_counts::table.filter(usage_counts::hour.lt(c.usage)))
+        .execute(conn)?
+        + diesel::delete(ai_counts::table.filter(ai_counts::day.lt(c.usage))).execute(conn)?;
     let node_reports =
         diesel::delete(node_reports::table.filter(node_reports::received_at.lt(c.usage)))
             .execute(conn)?;

@@ -23,11 +23,12 @@ pub mod web;
 
 pub use crate::members::model::ROLE_OWNER;
 pub use model::{
-    check_address_confirmation, fmt_bytes, fmt_checks, fmt_duration, fmt_ms, fmt_queue, fmt_time,
-    fmt_uptime, slugify, step_class, validate_slug, CANCEL_CONFIRMED, STEPS,
+    check_address_confirmation, fmt_bytes, fmt_checks, fmt_day, fmt_duration, fmt_ms, fmt_queue,
+    fmt_time, fmt_uptime, slugify, step_class, validate_slug, CANCEL_CONFIRMED, STEPS,
 };
 pub use service::{cancel, console_link, create, delete, end_export_windows, reactivate};
 pub use store::{
-    list_for, load_for_member, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
+    list_for, load_for_member, AiUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow,
+    Workspace,
 };
 pub use web::{detail, WorkspaceDetail};

@@ -136,6 +136,19 @@ pub fn fmt_time(t: &i64) -> String {
         .unwrap_or_default()
 }
 
+/// A day (unix seconds at its start, UTC) as "3 Dec 2026".
+pub fn fmt_day(t: &i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(*t)
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!(
+                "[day padding:none] [month repr:short] [year]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod format_tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use super::model;
 use super::store::{
-    self, load_for_member, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
+    self, load_for_member, AiUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
 };
 use crate::audit::{self, Entry};
 use crate::config::Config;
@@ -70,6 +70,8 @@ pub struct Detail {
     pub events: Vec<EventRow>,
     /// Usage counts, newest first.
     pub usage: Vec<UsageRow>,
+    /// AI requests and tokens per day and model, newest day first.
+    pub ai_usage: Vec<AiUsageRow>,
     /// Exports the node reported, newest first (metadata only; no link).
     pub exports: Vec<ExportRow>,
     /// The node's latest retention sweep.
@@ -209,9 +211,13 @@ pub fn request_node(
 pub fn detail(conn: &mut DbConn, cx: &Ctx<'_>, ws_id: &str, user_id: &str) -> AppResult<Detail> {
     let (workspace, role) = load_for_member(conn, ws_id, user_id)?;
     let node = store::latest_node(conn, ws_id)?;
-    let (events, usage) = match &node {
-        Some(n) => (store::events(conn, &n.id)?, store::usage(conn, &n.id)?),
-        None => (vec![], vec![]),
+    let (events, usage, ai_usage) = match &node {
+        Some(n) => (
+            store::events(conn, &n.id)?,
+            store::usage(conn, &n.id)?,
+            store::ai_usage(conn, &n.id)?,
+        ),
+        None => (vec![], vec![], vec![]),
     };
     let node_error = node
         .as_ref()
@@ -252,6 +258,7 @@ pub fn detail(conn: &mut DbConn, cx: &Ctx<'_>, ws_id: &str, user_id: &str) -> Ap
         stale,
         events,
         usage,
+        ai_usage,
         exports,
         last_retention_sweep,
         export_window_until,

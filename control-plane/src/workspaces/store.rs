@@ -1,12 +1,12 @@
 //! The workspaces' tables: `workspaces`, and what the workspace page reads of its node
-//! (`nodes`, `node_events`, `usage_counts`, `node_exports`, `retention_sweeps`). Creating a
+//! (`nodes`, `node_events`, `usage_counts`, `ai_counts`, `node_exports`, `retention_sweeps`). Creating a
 //! workspace also writes its owner's `memberships` row and its node's `nodes` row; whether
 //! it pays through Stripe is read from `billing_accounts`.
 
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    billing_accounts, memberships, node_events, node_exports, nodes, retention_sweeps,
+    ai_counts, billing_accounts, memberships, node_events, node_exports, nodes, retention_sweeps,
     usage_counts, users, workspaces,
 };
 use crate::provisioning::state;
@@ -90,6 +90,22 @@ pub struct UsageRow {
     pub outbound: i64,
     /// Conversations.
     pub conversations: i64,
+}
+
+/// AI requests and tokens of one model on one day, from reports: counts only.
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = AiUsage)]
+pub struct AiUsageRow {
+    /// Day start (UTC), unix seconds.
+    pub day: i64,
+    /// Model name as the agent configures it.
+    pub model: String,
+    /// Requests sent to the model.
+    pub requests: i64,
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Answer tokens.
+    pub output_tokens: i64,
 }
 
 /// An export as the CP knows it (DESIGN §1): the file and its link are on the node only.
@@ -284,6 +300,22 @@ pub fn usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<UsageRow>> {
             usage_counts::conversations,
         ))
         .limit(48)
+        .load(conn)?)
+}
+
+/// A node's AI counts, newest day first (the last 60 rows).
+pub fn ai_usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<AiUsageRow>> {
+    Ok(ai_counts::table
+        .filter(ai_counts::node_id.eq(node_id))
+        .order((ai_counts::day.desc(), ai_counts::model.asc()))
+        .select((
+            ai_counts::day,
+            ai_counts::model,
+            ai_counts::requests,
+            ai_counts::input_tokens,
+            ai_counts::output_tokens,
+        ))
+        .limit(60)
         .load(conn)?)
 }
 

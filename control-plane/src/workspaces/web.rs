@@ -4,7 +4,9 @@
 
 use super::model::{fmt_duration, CANCEL_CONFIRMED};
 use super::service::{self, Ctx, Detail};
-use super::store::{self, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace};
+use super::store::{
+    self, AiUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
+};
 use crate::app::openapi::ErrorJson;
 use crate::app::{AppState, State};
 use crate::error::{AppError, AppResult, Code};
@@ -46,6 +48,8 @@ pub struct WorkspaceDetail {
     pub events: Vec<EventRow>,
     /// Usage counts, newest first.
     pub usage: Vec<UsageRow>,
+    /// AI requests and tokens per day and model, newest day first (counts only).
+    pub ai_usage: Vec<AiUsageRow>,
     /// The workspace's agents.
     pub agents: Vec<crate::agents::Agent>,
     /// Exports the node reported, newest first (metadata only; no link).
@@ -80,6 +84,7 @@ impl WorkspaceDetail {
             stale: d.stale,
             events: d.events,
             usage: d.usage,
+            ai_usage: d.ai_usage,
             agents,
             exports: d.exports,
             last_retention_sweep: d.last_retention_sweep,

@@ -186,6 +186,39 @@ pub struct CountBucket {
     pub conversations: i64,
 }
 
+/// AI use of one model on one day (UTC): counts only, never what was asked or answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiCount {
+    /// Start of the day, unix seconds (a multiple of 86 400).
+    pub day: i64,
+    /// The model's name as configured (`gpt-4o-mini`); at most [`MAX_MODEL_NAME_LEN`]
+    /// characters of `A-Z a-z 0-9 . _ : / @ -`.
+    pub model: String,
+    /// Requests sent to the model that day.
+    pub requests: i64,
+    /// Prompt tokens the provider counted.
+    pub input_tokens: i64,
+    /// Answer tokens the provider counted.
+    pub output_tokens: i64,
+}
+
+/// Longest model name in an [`AiCount`]; the CP refuses longer ones (400 `invalid_counts`).
+pub const MAX_MODEL_NAME_LEN: usize = 100;
+
+/// Most AI count rows one report may carry (a node sends today and yesterday per model).
+pub const MAX_AI_COUNTS: usize = 64;
+
+/// Whether `name` may be an [`AiCount`] model name: 1 to [`MAX_MODEL_NAME_LEN`] of
+/// `A-Z a-z 0-9 . _ : / @ -`. Model names are no customer content, but they are the
+/// node's free text: bounded, so nothing else travels in them.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MODEL_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:/@".contains(&b))
+}
+
 /// The most a report's `seq` may run ahead of the newest one the CP applied for the node
 /// (or of 0 before the first): ten million reports, more than ten years of reports every
 /// 30 s. Beyond it the CP refuses the report (400 `invalid_seq`): no node produced it, and
@@ -238,6 +271,9 @@ pub struct Report {
     /// taken over): a count, so the CP can tell the members someone waits.
     #[serde(default)]
     pub waiting_conversations: i64,
+    /// AI requests and tokens per day and model (today and yesterday): counts only.
+    #[serde(default)]
+    pub ai_counts: Vec<AiCount>,
 }
 
 /// An export as the CP may know it (DESIGN §1: id, size, times). The file and its

@@ -1,5 +1,7 @@
 //! The knowledge base: documents uploaded in the console, chunked, encrypted at rest and
 //! indexed in SQLite FTS5 for BM25 retrieval.
+//! Long because the storage of every document kind (add, replace, re-chunk, search, list,
+//! delete) shares its sealing and indexing code here.
 //!
 //! **Architecture invariant:** no plaintext of a document (title, passage or word) is
 //! written to `node.db`. Titles and passages are sealed with AES-256-GCM under the
@@ -7,10 +9,12 @@
 //! *blinded* terms (keyed hashes under the `kb-index` sub-key, see [`index`]). BM25 works
 //! on term statistics alone, so ranking is unchanged by the blinding.
 
+pub mod documents;
 pub mod index;
 pub mod query;
 pub mod sections;
 pub mod text;
+pub mod website;
 
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{self, Store, StoreError};
@@ -70,6 +74,12 @@ pub enum DocKind {
     Html,
     /// CSV, one passage per row: question/answer pairs, or a table with a header row.
     Csv,
+    /// PDF, its text layer.
+    Pdf,
+    /// Word (DOCX), cut at its heading styles.
+    Docx,
+    /// The pages of a website ([`website`]), each cut like HTML.
+    Website,
 }
 
 impl DocKind {
@@ -81,6 +91,8 @@ impl DocKind {
             "md" | "markdown" => Self::Markdown,
             "html" | "htm" => Self::Html,
             "csv" => Self::Csv,
+            "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
             _ => return None,
         })
     }
@@ -92,14 +104,25 @@ impl DocKind {
             Self::Markdown => "markdown",
             Self::Html => "html",
             Self::Csv => "csv",
+            Self::Pdf => "pdf",
+            Self::Docx => "docx",
+            Self::Website => "website",
         }
     }
 
     /// Inverse of [`DocKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Text, Self::Markdown, Self::Html, Self::Csv]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Text,
+            Self::Markdown,
+            Self::Html,
+            Self::Csv,
+            Self::Pdf,
+            Self::Docx,
+            Self::Website,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 
     /// Human label for the console.
@@ -109,6 +132,9 @@ impl DocKind {
             Self::Markdown => "Markdown",
             Self::Html => "HTML",
             Self::Csv => "CSV",
+            Self::Pdf => "PDF",
+            Self::Docx => "Word",
+            Self::Website => "Website",
         }
     }
 }
@@ -161,6 +187,15 @@ pub enum KbError {
     /// The CSV could not be read (as a table or as question/answer pairs).
     #[error("The CSV file could not be read: {0}")]
     BadCsv(String),
+    /// A PDF or DOCX that cannot be read as one (the message says why).
+    #[error("{0}")]
+    BadFile(String),
+    /// A PDF whose pages carry no text: a scan.
+    #[error("The PDF has no text layer (it looks like a scan), so there is nothing to search. Run it through text recognition (OCR) or upload the text itself.")]
+    NoTextLayer,
+    /// A PDF or DOCX unpacks to more than [`documents::MAX_UNPACKED_BYTES`].
+    #[error("The document unpacks to more than 50 MiB, the limit for one document. Split it into smaller files.")]
+    Unpacked,
     /// The body is over [`MAX_UPLOAD_BYTES`].
     #[error("The file is larger than 10 MiB.")]
     TooLarge,
@@ -210,6 +245,18 @@ fn source_aad(id: &str) -> Vec<u8> {
 
 /// Extracts the passages of an upload, each with its context.
 fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
+    let binary = match kind {
+        DocKind::Pdf => Some(documents::pdf(body)?),
+        DocKind::Docx => Some(documents::docx(body)?),
+        DocKind::Website => Some(website::passages(body)?),
+        _ => None,
+    };
+    if let Some(chunks) = binary {
+        if chunks.iter().all(|c| c.text.trim().is_empty()) {
+            return Err(KbError::Empty);
+        }
+        return Ok(chunks);
+    }
     let raw = std::str::from_utf8(body).map_err(|_| KbError::NotUtf8)?;
     let raw = raw.strip_prefix('\u{FEFF}').unwrap_or(raw);
     let chunks = match kind {
@@ -217,6 +264,7 @@ fn passages(kind: DocKind, body: &[u8]) -> Result<Vec<Chunk>, KbError> {
         DocKind::Text => sections::plain(raw),
         DocKind::Markdown => sections::markdown(raw),
         DocKind::Html => sections::html(raw),
+        DocKind::Pdf | DocKind::Docx | DocKind::Website => Vec::new(),
     };
     if chunks.iter().all(|c| c.text.trim().is_empty()) {
         return Err(KbError::Empty);
@@ -291,6 +339,16 @@ impl KnowledgeBase {
         if body.len() > MAX_UPLOAD_BYTES {
             return Err(KbError::TooLarge);
         }
+        self.add_unbounded(title, kind, body, actor)
+    }
+
+    fn add_unbounded(
+        &self,
+        title: &str,
+        kind: DocKind,
+        body: &[u8],
+        actor: Option<&str>,
+    ) -> Result<DocumentSummary, KbError> {
         let chunks = passages(kind, body)?;
         let title = clean_title(title);
         let id = uuid::Uuid::new_v4().to_string();
@@ -331,6 +389,74 @@ impl KnowledgeBase {
             chunks: n,
             created_at,
         })
+    }
+
+    /// Stores a website import ([`website::Importer`]): a new document, or document
+    /// `existing` replaced in one transaction (same id, so links to it hold). Not bound
+    /// by [`MAX_UPLOAD_BYTES`]: the import has its own limits.
+    pub fn put_document(
+        &self,
+        existing: Option<&str>,
+        title: &str,
+        kind: DocKind,
+        body: &[u8],
+    ) -> Result<DocumentSummary, KbError> {
+        let Some(id) = existing.filter(|id| self.exists(id).unwrap_or(false)) else {
+            return self.add_unbounded(title, kind, body, None);
+        };
+        let chunks = passages(kind, body)?;
+        let title = clean_title(title);
+        let id = id.to_owned();
+        let title_ct =
+            outpost_crypto::aead_seal(&self.content_key, title.as_bytes(), &title_aad(&id));
+        let source_ct = outpost_crypto::aead_seal(&self.content_key, body, &source_aad(&id));
+        let indexed = self.index_terms(&title, &chunks);
+        let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let n = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+        let created_at = store::now();
+        self.store.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM kb_index WHERE rowid IN
+                 (SELECT id FROM kb_chunks WHERE document_id = ?1)",
+                [&id],
+            )?;
+            tx.execute("DELETE FROM kb_chunks WHERE document_id = ?1", [&id])?;
+            self.insert_chunks(&tx, &id, &chunks, &indexed)?;
+            tx.execute(
+                "UPDATE kb_documents SET title_ct = ?1, bytes = ?2, chunks = ?3,
+                   source_ct = ?4, chunker = ?5, created_at = ?6 WHERE id = ?7",
+                params![
+                    title_ct,
+                    bytes,
+                    n,
+                    source_ct,
+                    CHUNKER_VERSION,
+                    created_at,
+                    id
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(DocumentSummary {
+            id,
+            title,
+            kind,
+            bytes,
+            chunks: n,
+            created_at,
+        })
+    }
+
+    fn exists(&self, id: &str) -> Result<bool, KbError> {
+        Ok(self.store.with(|c| {
+            Ok(
+                c.query_row("SELECT 1 FROM kb_documents WHERE id = ?1", [id], |_| Ok(()))
+                    .optional()?
+                    .is_some(),
+            )
+        })?)
     }
 
     /// The FTS5 rows of a document's passages: title words, context and text, blinded.

@@ -11,7 +11,7 @@ use super::text::{self, CsvError, HEADING_MARK};
 
 /// Bumped whenever what [`chunks`] makes of a document changes; documents chunked by an
 /// older version are chunked again when the node starts.
-pub const CHUNKER_VERSION: i64 = 2;
+pub const CHUNKER_VERSION: i64 = 3;
 
 /// Separator of the heading path in a passage's context.
 pub const PATH_SEPARATOR: &str = " › ";
@@ -166,6 +166,44 @@ pub fn html(html: &str) -> Vec<Chunk> {
     out
 }
 
+/// A paragraph of a document whose format marks its headings (DOCX heading styles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Heading level (0 for the document's title, 1 the highest heading below it), or
+    /// `None` for body text.
+    pub heading: Option<u8>,
+    /// The paragraph's text.
+    pub text: String,
+}
+
+/// Paragraphs cut at the ones marked as headings.
+pub fn blocks(blocks: &[Block]) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut path = Path::default();
+    let mut body = String::new();
+    for b in blocks {
+        let t = b.text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        match b.heading {
+            Some(level) => {
+                push_section(&mut out, path.context(), &body);
+                body.clear();
+                path.enter(level, t);
+            }
+            None => {
+                if !body.is_empty() {
+                    body.push_str("\n\n");
+                }
+                body.push_str(t);
+            }
+        }
+    }
+    push_section(&mut out, path.context(), &body);
+    out
+}
+
 /// Whether a paragraph of plain text looks like a heading: one short line, a few words,
 /// no closing punctuation, no digits ("12 Harbour Street" is a fact, not a title).
 fn looks_like_heading(para: &str) -> bool {
@@ -224,9 +262,60 @@ fn is_table_header(row: &[String]) -> bool {
         })
 }
 
+/// Header labels of a product catalogue's columns (case-insensitive).
+const NAME_LABELS: &[&str] = &["name", "product", "product name", "item", "title"];
+const PRICE_LABELS: &[&str] = &["price", "cost", "amount"];
+const LINK_LABELS: &[&str] = &["link", "url", "page", "web page", "product page"];
+const DESCRIPTION_LABELS: &[&str] = &["description", "details", "summary"];
+
+/// The columns of a product catalogue (name, price, optional description and link), when
+/// `header` names them.
+fn catalogue_columns(header: &[String]) -> Option<(usize, usize, Option<usize>, Option<usize>)> {
+    let find = |labels: &[&str]| {
+        header
+            .iter()
+            .position(|h| labels.contains(&h.trim().to_lowercase().as_str()))
+    };
+    Some((
+        find(NAME_LABELS)?,
+        find(PRICE_LABELS)?,
+        find(DESCRIPTION_LABELS),
+        find(LINK_LABELS),
+    ))
+}
+
+/// One product of a catalogue: its name is the context (as a Q&A question is), the first
+/// line names it with its price and link (one sentence, so "how much is X" is answered
+/// with both), the description follows. Labels are the header's own words.
+fn product(
+    header: &[String],
+    row: &[String],
+    cols: (usize, usize, Option<usize>, Option<usize>),
+) -> Option<Chunk> {
+    let (name, price, description, link) = cols;
+    let cell = |i: usize| row.get(i).map(|v| one_line(v)).filter(|v| !v.is_empty());
+    let label = |i: usize| header[i].trim().to_owned();
+    let n = cell(name)?;
+    let mut first = n.clone();
+    if let Some(p) = cell(price) {
+        first.push_str(&format!(" — {}: {p}", label(price)));
+    }
+    if let Some(l) = link.and_then(cell) {
+        first.push_str(&format!(" — {}: {l}", label(link.unwrap_or(0))));
+    }
+    let mut text = first;
+    if let Some(d) = description.and_then(cell) {
+        text.push('\n');
+        text.push_str(&d);
+    }
+    Some(Chunk { context: n, text })
+}
+
 /// CSV: question/answer pairs (header `question,answer` optional; the question is the
 /// passage's context, the answer its text), or, when the first row is a header of
-/// labels, one passage per row written `Label: value; Label: value`.
+/// labels, one passage per row written `Label: value; Label: value`, or, when those
+/// labels name a product catalogue (name and price, with description and link), one
+/// passage per product ([`product`]).
 pub fn csv(raw: &str) -> Result<Vec<Chunk>, CsvError> {
     let rows: Vec<(usize, Vec<String>)> = text::parse_csv(raw)?
         .into_iter()
@@ -238,6 +327,12 @@ pub fn csv(raw: &str) -> Result<Vec<Chunk>, CsvError> {
     };
     if rows.len() >= 2 && !text::is_qa_header(first) && is_table_header(first) {
         let header: Vec<String> = first.iter().map(|h| h.trim().to_owned()).collect();
+        if let Some(cols) = catalogue_columns(&header) {
+            return Ok(rows[1..]
+                .iter()
+                .filter_map(|(_, row)| product(&header, row, cols))
+                .collect());
+        }
         return Ok(rows[1..]
             .iter()
             .filter_map(|(_, row)| {

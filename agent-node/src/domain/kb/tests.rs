@@ -28,16 +28,55 @@ fn kinds_from_file_names() {
     );
     assert_eq!(DocKind::from_filename("p.htm"), Some(DocKind::Html));
     assert_eq!(DocKind::from_filename("faq.csv"), Some(DocKind::Csv));
-    assert_eq!(DocKind::from_filename("doc.pdf"), None);
+    assert_eq!(DocKind::from_filename("doc.pdf"), Some(DocKind::Pdf));
+    assert_eq!(DocKind::from_filename("Letter.DOCX"), Some(DocKind::Docx));
+    assert_eq!(DocKind::from_filename("old.doc"), None);
     assert_eq!(DocKind::from_filename("README"), None);
     for k in [
         DocKind::Text,
         DocKind::Markdown,
         DocKind::Html,
         DocKind::Csv,
+        DocKind::Pdf,
+        DocKind::Docx,
     ] {
         assert_eq!(DocKind::parse(k.as_str()), Some(k));
     }
+}
+
+/// Issue 19: PDF and Word uploads are searched like text, and a scan stores nothing.
+#[test]
+fn pdf_and_docx_documents_are_searchable_and_a_scan_stores_nothing() {
+    use super::documents::tests::{docx_with, pdf_with_pages};
+    let (_d, kb, _) = kb();
+    let pdf = pdf_with_pages(
+        &[&["Our dentist Dr Alvarez speaks Spanish and English."]],
+        true,
+    );
+    let doc = kb
+        .add_document("team.pdf", DocKind::Pdf, &pdf, None)
+        .expect("pdf added");
+    assert_eq!((doc.kind, doc.chunks), (DocKind::Pdf, 1));
+    let docx = docx_with(
+        r#"<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Payment</w:t></w:r></w:p><w:p><w:r><w:t>We accept cards and bank transfers.</w:t></w:r></w:p>"#,
+        None,
+    );
+    kb.add_document("billing.docx", DocKind::Docx, &docx, None)
+        .expect("docx added");
+    let hits = kb
+        .search("Which languages does the dentist speak?", 3)
+        .expect("search");
+    assert!(hits[0].text.contains("Spanish"), "{hits:?}");
+    let hits = kb.search("can I pay by bank transfer", 3).expect("search");
+    assert_eq!(hits[0].context, "Payment");
+    assert_eq!(hits[0].text, "We accept cards and bank transfers.");
+
+    let scan = pdf_with_pages(&[&[]], true);
+    assert!(matches!(
+        kb.add_document("scan.pdf", DocKind::Pdf, &scan, None),
+        Err(KbError::NoTextLayer)
+    ));
+    assert_eq!(kb.list().expect("list").len(), 2);
 }
 
 #[test]

@@ -79,6 +79,14 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         tracing::error!(error = %e, "counting waiting conversations failed");
         0
     });
+    let ai_counts = crate::domain::ai_usage::since(
+        &ctx.store,
+        crate::domain::ai_usage::day_of(crate::platform::store::now()) - 86_400,
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading AI counts failed");
+        Vec::new()
+    });
     let base = Report {
         seq: 0,
         epoch: Some(boot_epoch().to_owned()),
@@ -92,6 +100,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         exports,
         retention_sweeps,
         waiting_conversations: i64::from(waiting),
+        ai_counts,
     };
     let appended = ctx.store.append_report(|seq, queue_depth| Report {
         seq,

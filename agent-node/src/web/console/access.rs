@@ -117,6 +117,10 @@ pub const ROUTES: &[Route] = &[
     // kb.rs
     get("/kb", KNOWLEDGE_BASE),
     post("/kb/upload", KNOWLEDGE_BASE),
+    post("/kb/sites", KNOWLEDGE_BASE),
+    get("/kb/sites/{id}/row", KNOWLEDGE_BASE),
+    post("/kb/sites/{id}/import", KNOWLEDGE_BASE),
+    post("/kb/sites/{id}/delete", KNOWLEDGE_BASE),
     get("/kb/{id}", KNOWLEDGE_BASE),
     post("/kb/{id}/delete", KNOWLEDGE_BASE),
     // agents.rs: the agents' configuration, embed snippets and preview

@@ -28,10 +28,12 @@ pub enum Done {
     KeyRemoved,
     /// The retention sweep ran.
     SweepDone,
+    /// A website import was queued.
+    ImportQueued,
 }
 
 impl Done {
-    const ALL: [Done; 10] = [
+    const ALL: [Done; 11] = [
         Done::Saved,
         Done::NoteAdded,
         Done::FollowupAdded,
@@ -42,6 +44,7 @@ impl Done {
         Done::ExportStarted,
         Done::KeyRemoved,
         Done::SweepDone,
+        Done::ImportQueued,
     ];
 
     /// The code in the query string.
@@ -57,6 +60,7 @@ impl Done {
             Done::ExportStarted => "export_started",
             Done::KeyRemoved => "key_removed",
             Done::SweepDone => "sweep_done",
+            Done::ImportQueued => "import_queued",
         }
     }
 
@@ -73,6 +77,7 @@ impl Done {
             Done::ExportStarted => "Export started: the download appears here when it is ready.",
             Done::KeyRemoved => "Key removed.",
             Done::SweepDone => "Retention sweep done.",
+            Done::ImportQueued => "Import started: its progress shows below.",
         }
     }
 

@@ -7,6 +7,7 @@
 use super::access::Nav;
 use super::flash::{see_other_done, Done};
 use super::{render, valid_id, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
+use crate::domain::kb::website::{ImportError, Source, SourceState};
 use crate::domain::kb::{DocKind, DocumentSummary, KbError, KnowledgeBase, MAX_UPLOAD_BYTES};
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header;
@@ -28,6 +29,10 @@ const SEARCH_RESULTS: usize = 10;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/kb", web::get().to(index))
         .route("/kb/upload", web::post().to(upload))
+        .route("/kb/sites", web::post().to(add_site))
+        .route("/kb/sites/{id}/row", web::get().to(site_row))
+        .route("/kb/sites/{id}/import", web::post().to(import_site))
+        .route("/kb/sites/{id}/delete", web::post().to(delete_site))
         .route("/kb/{id}", web::get().to(document))
         .route("/kb/{id}/delete", web::post().to(delete));
 }
@@ -65,23 +70,19 @@ fn refused(name: &str, e: ConsoleError) -> ConsoleError {
 
 /// The refusal of a file whose type the knowledge base does not read.
 fn not_accepted(name: &str) -> ConsoleError {
-    let pdf = name
-        .rsplit_once('.')
-        .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("pdf"));
-    let why = if pdf {
-        "PDF is not supported yet. Save it as text and upload a .txt, .md, .html or .csv file."
-    } else {
-        "This type of file is not accepted. Upload a .txt, .md, .html or .csv file (PDF is not supported yet)."
-    };
+    let why = "This type of file is not accepted. Upload a .txt, .md, .html, .csv, .pdf or .docx file (an old Word .doc: save it as .docx first).";
     refused(name, ConsoleError::BadRequest(why.into()))
 }
 
 fn kb_error(e: KbError) -> ConsoleError {
     match e {
-        KbError::Empty | KbError::NotUtf8 | KbError::BadCsv(_) => {
-            ConsoleError::BadRequest(e.to_string())
-        }
+        KbError::Empty
+        | KbError::NotUtf8
+        | KbError::BadCsv(_)
+        | KbError::BadFile(_)
+        | KbError::NoTextLayer => ConsoleError::BadRequest(e.to_string()),
         KbError::TooLarge => too_large(),
+        KbError::Unpacked => ConsoleError::TooLarge(e.to_string()),
         KbError::Store(e) => e.into(),
         KbError::Decrypt => ConsoleError::Internal(e.into()),
     }
@@ -140,11 +141,64 @@ struct HitRow {
     score: String,
 }
 
+/// A website source as its row shows it.
+pub(crate) struct SiteRow {
+    id: String,
+    url: String,
+    /// Queued or running: the row polls itself.
+    busy: bool,
+    status: String,
+    schedule: &'static str,
+    last: String,
+    document_id: Option<String>,
+    notes: Vec<String>,
+}
+
+impl From<Source> for SiteRow {
+    fn from(s: Source) -> Self {
+        let status = match s.state {
+            SourceState::Queued => "Waiting to start".to_owned(),
+            SourceState::Running => format!(
+                "Reading pages: {} of {} found so far",
+                s.pages_done,
+                s.pages_found.max(s.pages_done)
+            ),
+            SourceState::Done => format!("Imported {} pages", s.pages_done),
+            SourceState::Failed => "Failed".to_owned(),
+        };
+        Self {
+            busy: matches!(s.state, SourceState::Queued | SourceState::Running),
+            schedule: match s.every_hours {
+                0 => "Only when asked",
+                24 => "Daily",
+                168 => "Weekly",
+                _ => "Scheduled",
+            },
+            last: s
+                .finished_at
+                .map(human_time)
+                .unwrap_or_else(|| "never".to_owned()),
+            status,
+            id: s.id,
+            url: s.url,
+            document_id: s.document_id,
+            notes: s.notes,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "kb_site_row_only.html")]
+struct SiteRowFragment {
+    s: SiteRow,
+}
+
 #[derive(Template)]
 #[template(path = "kb.html")]
 struct KbPage {
     /// The links this session may follow (`base.html`).
     nav: Nav,
+    sites: Vec<SiteRow>,
     query: String,
     searched: bool,
     hits: Vec<HitRow>,
@@ -186,19 +240,21 @@ pub async fn index(
         .collect();
     let kb = knowledge_base(&state);
     let search = q.clone();
-    let (docs, hits) = web::block(move || -> Result<_, KbError> {
+    let sites = state.sites.clone();
+    let (docs, hits, sites) = web::block(move || -> Result<_, KbError> {
         let hits = if search.is_empty() {
             Vec::new()
         } else {
             kb.search(&search, SEARCH_RESULTS)?
         };
-        Ok((kb.list()?, hits))
+        Ok((kb.list()?, hits, sites.list()?))
     })
     .await?
     .map_err(kb_error)?;
     render(&KbPage {
         nav: Nav::for_session(&session),
         searched: !q.is_empty(),
+        sites: sites.into_iter().map(SiteRow::from).collect(),
         query: q,
         hits: hits
             .into_iter()
@@ -254,6 +310,110 @@ pub async fn delete(
         return Err(ConsoleError::NotFound);
     }
     tracing::info!(document = %id, "kb document deleted");
+    Ok(see_other_done("/kb", Done::Deleted))
+}
+
+/// Form of `POST /kb/sites`.
+#[derive(serde::Deserialize)]
+pub struct SiteForm {
+    url: String,
+    /// Hours between imports: 24, 168 or 0 (only when asked).
+    every: i64,
+}
+
+/// `POST /kb/sites`: adds a website source and starts its first import.
+pub async fn add_site(
+    state: web::Data<ConsoleState>,
+    _session: WriteSession,
+    form: web::Form<SiteForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let every = match form.every {
+        0 | 24 | 168 => form.every,
+        _ => {
+            return Err(ConsoleError::BadRequest(
+                "Choose how often to import.".into(),
+            ))
+        }
+    };
+    let url = form.url.trim().to_owned();
+    if url.is_empty() || url.len() > 2000 {
+        return Err(ConsoleError::BadRequest(
+            "Enter the address of a page or of a sitemap.xml.".into(),
+        ));
+    }
+    let sites = state.sites.clone();
+    let id = web::block(move || sites.add(&url, every))
+        .await?
+        .map_err(|e| match e {
+            ImportError::Refused(r) => {
+                ConsoleError::BadRequest(format!("This address cannot be imported: {r}"))
+            }
+            ImportError::Kb(e) => kb_error(e),
+            e => ConsoleError::BadRequest(e.to_string()),
+        })?;
+    tracing::info!(source = %id, every_hours = every, "website source added");
+    Ok(see_other_done("/kb", Done::ImportQueued))
+}
+
+fn site_id(id: &str) -> Result<(), ConsoleError> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(ConsoleError::NotFound)
+    }
+}
+
+/// `GET /kb/sites/{id}/row`: the source's table row (polled while it imports).
+pub async fn site_row(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = id.into_inner();
+    site_id(&id)?;
+    let sites = state.sites.clone();
+    let source = web::block(move || sites.get(&id))
+        .await?
+        .map_err(kb_error)?
+        .ok_or(ConsoleError::NotFound)?;
+    render(&SiteRowFragment { s: source.into() })
+}
+
+/// `POST /kb/sites/{id}/import`: imports the source again now.
+pub async fn import_site(
+    state: web::Data<ConsoleState>,
+    _session: WriteSession,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = id.into_inner();
+    site_id(&id)?;
+    let sites = state.sites.clone();
+    if !web::block(move || sites.queue_now(&id))
+        .await?
+        .map_err(kb_error)?
+    {
+        return Err(ConsoleError::NotFound);
+    }
+    Ok(see_other_done("/kb", Done::ImportQueued))
+}
+
+/// `POST /kb/sites/{id}/delete`: removes the source and the document of its pages.
+pub async fn delete_site(
+    state: web::Data<ConsoleState>,
+    _session: WriteSession,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = id.into_inner();
+    site_id(&id)?;
+    let sites = state.sites.clone();
+    let source = id.clone();
+    if !web::block(move || sites.delete(&source))
+        .await?
+        .map_err(kb_error)?
+    {
+        return Err(ConsoleError::NotFound);
+    }
+    tracing::info!(source = %id, "website source deleted");
     Ok(see_other_done("/kb", Done::Deleted))
 }
 

@@ -67,6 +67,9 @@ pub struct ConsoleState {
     /// What webhook endpoint URLs must pass (public https; loopback too with
     /// `--allow-local-providers`).
     pub outbound: outpost_common::outbound::Policy,
+    /// Website imports into the knowledge base (strict outbound policy unless the node
+    /// sets its own, see `node.rs`).
+    pub sites: Arc<crate::domain::kb::website::Importer>,
 }
 
 impl ConsoleState {
@@ -85,7 +88,14 @@ impl ConsoleState {
             state.node_id.clone(),
             state.workspace.clone(),
         ));
+        let sites = Arc::new(crate::domain::kb::website::Importer::new(
+            store.clone(),
+            master.clone(),
+            outpost_common::outbound::Policy::STRICT,
+            crate::domain::kb::website::Limits::default(),
+        )?);
         Ok(Self {
+            sites,
             store,
             master,
             node_id: state.node_id.clone(),

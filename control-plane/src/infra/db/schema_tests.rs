@@ -239,6 +239,7 @@ fn schema_rs() -> Schema {
         bootstrap_tokens,
         node_reports,
         usage_counts,
+        ai_counts,
         node_events,
         commands,
         jobs,

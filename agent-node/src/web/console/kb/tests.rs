@@ -105,7 +105,7 @@ async fn upload_view_search_delete() {
     assert_eq!(r.status(), StatusCode::OK);
     let page = body_text(r).await;
     assert!(page.contains("id=\"kb-empty\""), "{page}");
-    assert!(page.contains("accept=\".txt,.md,.markdown,.html,.htm,.csv\""));
+    assert!(page.contains("accept=\".txt,.md,.markdown,.html,.htm,.csv,.pdf,.docx\""));
     assert!(page.contains("10 MiB") && page.contains("PDF"));
 
     let md = b"# Whitening\n\nOur <b>teeth whitening</b> session takes one hour & costs 300 EUR.";
@@ -292,7 +292,19 @@ async fn bad_uploads_are_400() {
     for (parts, expect) in [
         (
             multipart(&[("file", Some("report.pdf"), b"%PDF-1.7")]),
-            "“report.pdf” was not added: PDF is not supported yet.",
+            "“report.pdf” was not added: The PDF could not be read.",
+        ),
+        (
+            multipart(&[(
+                "file",
+                Some("scan.pdf"),
+                &crate::domain::kb::documents::tests::pdf_with_pages(&[&[]], true),
+            )]),
+            "“scan.pdf” was not added: The PDF has no text layer (it looks like a scan)",
+        ),
+        (
+            multipart(&[("file", Some("letter.doc"), b"\xd0\xcf\x11\xe0")]),
+            "save it as .docx first",
         ),
         (
             multipart(&[("file", Some("slides.pptx"), b"PK")]),
@@ -332,7 +344,7 @@ async fn a_refused_upload_names_the_file_and_leads_back_to_the_knowledge_base() 
             "prices.pdf",
             &b"%PDF-1.7 canary-file-body"[..],
             StatusCode::BAD_REQUEST,
-            "“prices.pdf” was not added: PDF is not supported yet.",
+            "“prices.pdf” was not added: The PDF could not be read.",
         ),
         (
             "empty.html",
@@ -429,4 +441,94 @@ fn helpers() {
     assert_eq!(base_name("dir/b.md"), "b.md");
     assert!(valid_id("0f8fad5b-d9cb-469f-a165-70867728950e"));
     assert!(!valid_id("../etc/passwd"));
+}
+
+/// Issue 19: a website is added from the knowledge-base page; a private address is
+/// refused with a reason, and a queued import shows its progress row, which polls itself.
+#[actix_web::test]
+async fn a_website_source_is_added_shows_its_progress_and_can_be_removed() {
+    let f = fixture();
+    let app = app!(f);
+    let cookie = sign_in!(app, f);
+    let post = |uri: &str, body: &str| {
+        at::TestRequest::post()
+            .uri(uri)
+            .insert_header(("origin", ORIGIN))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .cookie(cookie.clone())
+            .set_payload(body.to_owned())
+            .to_request()
+    };
+    let r = at::call_service(
+        &app,
+        post("/kb/sites", "url=http%3A%2F%2F10.0.0.7%2F&every=24"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body_text(r).await.contains("private network"));
+    let r = at::call_service(
+        &app,
+        post(
+            "/kb/sites",
+            "url=https%3A%2F%2Fwww.example.com%2Fsitemap.xml&every=7",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(f.data.sites.list().expect("list").is_empty());
+
+    let r = at::call_service(
+        &app,
+        post(
+            "/kb/sites",
+            "url=https%3A%2F%2Fwww.example.com%2Fsitemap.xml&every=24",
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers().get("location").expect("location"),
+        "/kb?done=import_queued"
+    );
+    let sources = f.data.sites.list().expect("list");
+    assert_eq!(sources.len(), 1);
+    let id = sources[0].id.clone();
+
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri("/kb")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let page = body_text(r).await;
+    assert!(
+        page.contains("https://www.example.com/sitemap.xml"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("hx-get=\"/kb/sites/{id}/row\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains("Waiting to start") && page.contains("Daily"),
+        "{page}"
+    );
+
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/kb/sites/{id}/row"))
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let row = body_text(r).await;
+    assert!(row.starts_with(&format!("<tr id=\"site-{id}\"")), "{row}");
+
+    let r = at::call_service(&app, post(&format!("/kb/sites/{id}/delete"), "")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(f.data.sites.list().expect("list").is_empty());
 }
