@@ -1,3 +1,4 @@
+//! Long because the fleet simulator, its CP child process, its measurements and their unit tests belong together.
 //! B3 — fleet soak: one process plays N nodes against the real control plane running in
 //! a child process of its own (this binary with `--b3-cp-child`), so the CP's CPU and RSS
 //! are read from `/proc/<pid>` apart from the simulator's. Every node is enrolled through
@@ -49,7 +50,7 @@ struct ChildInfo {
     tokens: Vec<String>,
 }
 
-/// API tokens the child makes (the API allows 60 requests/s per token).
+/// API tokens the child makes (the API allows a token a burst of 60 requests, 120 a minute).
 const TOKENS: usize = 16;
 
 /// `--b3-cp-child`: runs the control plane (SQLite in a temp dir), creates the API tokens,

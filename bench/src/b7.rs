@@ -3,7 +3,7 @@
 //! `--b7-nodes` workspaces, each with its node and history (hourly usage for a week,
 //! timeline events, report receipts), of which the signed-in user (an operator) is a
 //! member of `--b7-workspaces`. Each page is then requested one request after another
-//! (`/api/v1` ones 20 ms apart, under the API's 60 requests/s per token) over keep-alive HTTP with the user's session cookie (pages) or API token (`/api/v1`);
+//! (`/api/v1` ones 50 times only, within the API's burst of 60 per token) over keep-alive HTTP with the user's session cookie (pages) or API token (`/api/v1`);
 //! latency is the client's, on 127.0.0.1, so it includes the HTTP round trip.
 //! Target: p99 < 20 ms per page. No reference: the target is absolute.
 
@@ -142,14 +142,13 @@ async fn measure(
     n: usize,
 ) -> Page {
     let (mut lat, mut errors, mut first_error, mut bytes) = (vec![], 0, None, 0);
-    // The API allows 60 requests/s per token (burst 120): stay under it.
-    let pace = if path.starts_with("/api/") {
-        Duration::from_millis(20)
+    // The API allows a token a burst of 60 requests and 120 a minute: ask within the burst.
+    let n = if path.starts_with("/api/") {
+        n.min(50)
     } else {
-        Duration::ZERO
+        n
     };
     for i in 0..n + 5 {
-        tokio::time::sleep(pace).await;
         let t0 = Instant::now();
         let r = client
             .get(format!("{base}{path}"))
