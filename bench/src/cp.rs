@@ -155,10 +155,14 @@ pub async fn enroll_nodes(cp: &ControlPlane, n: usize) -> anyhow::Result<Vec<Fak
 }
 
 async fn wait_bundle(cp: &ControlPlane, node_id: &str) -> anyhow::Result<BootstrapBundle> {
-    let path = bootstrap_path(cp, node_id);
+    wait_bundle_at(&bootstrap_path(cp, node_id)).await
+}
+
+/// Waits (up to 60 s) for the manual provisioner to write the bootstrap bundle at `path`.
+pub async fn wait_bundle_at(path: &std::path::Path) -> anyhow::Result<BootstrapBundle> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(text) = tokio::fs::read_to_string(&path).await {
+        if let Ok(text) = tokio::fs::read_to_string(path).await {
             if let Ok(b) = serde_json::from_str(&text) {
                 return Ok(b);
             }
@@ -173,6 +177,13 @@ async fn wait_bundle(cp: &ControlPlane, node_id: &str) -> anyhow::Result<Bootstr
 }
 
 async fn enroll(cp: &ControlPlane, bundle: BootstrapBundle) -> anyhow::Result<FakeNode> {
+    enroll_at(&cp.gateway_url, bundle).await
+}
+
+/// Enrolls a node through the gateway's real `POST /v1/enroll` at `gateway_url` with its
+/// bootstrap bundle: a fresh P-256 key, a CSR, the single-use token; retries on 429 (the
+/// CP signs at most 50 CSRs a second).
+pub async fn enroll_at(gateway_url: &str, bundle: BootstrapBundle) -> anyhow::Result<FakeNode> {
     let key = outpost_pki::generate_key()?;
     let req = EnrollRequest {
         token: bundle.token.clone(),
@@ -185,13 +196,22 @@ async fn enroll(cp: &ControlPlane, bundle: BootstrapBundle) -> anyhow::Result<Fa
         .use_preconfigured_tls(outpost_pki::node_client_config(&bundle.ca_pem, None)?)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let resp = anon
-            .post(format!("{}/v1/enroll", cp.gateway_url))
+        let sent = anon
+            .post(format!("{gateway_url}/v1/enroll"))
             .json(&req)
             .send()
-            .await?;
+            .await;
+        // A loaded control plane may drop or time out a connection: try again.
+        let resp = match sent {
+            Ok(r) => r,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let status = resp.status();
         // CSR signing is rate limited (50/s): wait and retry on 429.
         if status.as_u16() == 429 && Instant::now() < deadline {

@@ -84,7 +84,7 @@ struct TaskTally {
 }
 
 /// Nearest-rank percentile of sorted values (0 when empty).
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

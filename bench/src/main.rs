@@ -9,9 +9,11 @@
 
 mod b1;
 mod b2;
+mod b3;
 mod b4;
 mod b5;
 mod b6;
+mod b7;
 mod cp;
 mod load;
 mod output;
@@ -24,9 +26,11 @@ use std::time::Duration;
 enum Which {
     B1,
     B2,
+    B3,
     B4,
     B5,
     B6,
+    B7,
 }
 
 /// Outpost benchmarks B1 (report ingest) and B2 (mTLS handshakes). Full run:
@@ -43,8 +47,21 @@ struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
     duration_secs: Option<u64>,
     /// Simulated nodes (workspaces enrolled) [default: 20; smoke: 4]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     nodes: Option<u64>,
+    /// B3: each simulated node's report interval in seconds (the product's is 30; a
+    /// smaller one compresses time: N nodes at 3 s offer the report rate of 10·N at 30 s,
+    /// with a tenth of the connections) [default: 30; smoke: 2]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=300))]
+    interval_secs: Option<u64>,
+    /// B3: queue a command (an agent created in a random node's workspace) every N ms
+    /// during the window [default: 500]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    command_every_ms: Option<u64>,
+    /// B3: spread the nodes' connections over this many local source addresses
+    /// (127.0.0.2 …), each with its own ephemeral ports [default: 8]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=250))]
+    source_addrs: Option<u8>,
     /// Concurrent client tasks, for both B1 and B2 [default: B1 64, B2 16; smoke: B1 8, B2 4]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     concurrency: Option<u64>,
@@ -64,6 +81,13 @@ struct Args {
     /// Internal: fill `<dir>/node.db` for B6 in a child process, then exit.
     #[arg(long, hide = true)]
     b6_seed: Option<std::path::PathBuf>,
+    /// B7: workspaces the signed-in user is a member of (the rest of `--nodes` are other
+    /// users') [default: 1000; smoke: 20]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    b7_workspaces: Option<u64>,
+    /// Internal: run the control plane for B3 in this (child) process.
+    #[arg(long, hide = true)]
+    b3_cp_child: bool,
     /// Internal: how many messages `--b6-seed` writes.
     #[arg(long, hide = true, default_value_t = 0)]
     b6_messages: usize,
@@ -83,6 +107,8 @@ pub struct Settings {
     pub rounds: u32,
     /// Nodes to enroll.
     pub nodes: usize,
+    /// `--nodes` as given (B3 has its own default).
+    pub nodes_given: Option<usize>,
     /// B1 client tasks.
     pub b1_concurrency: usize,
     /// B2 client tasks.
@@ -105,6 +131,7 @@ impl Settings {
             },
             rounds: a.rounds.unwrap_or(if a.smoke { 1 } else { 3 }),
             nodes: pick(a.nodes, 20, 4),
+            nodes_given: a.nodes.and_then(|v| usize::try_from(v).ok()),
             b1_concurrency: pick(a.concurrency, 64, 8),
             b2_concurrency: pick(a.concurrency, 16, 4),
         }
@@ -156,6 +183,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // Plain-HTTP reqwest clients still build a rustls config: make the default ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if args.b3_cp_child {
+        return tokio::task::spawn_blocking(b3::serve_child).await?;
+    }
     let s = Settings::from_args(&args);
     let run = RunInfo::collect(args.smoke);
     let want = |w: Which| args.only.is_none_or(|o| o == w);
@@ -199,6 +229,62 @@ async fn main() -> anyhow::Result<()> {
         println!("  written: {}", path.display());
         if let Some(why) = could_not_run(c, args.smoke) {
             failures.push(why);
+        }
+    }
+
+    // B3 only when asked for: it enrolls thousands of nodes and soaks for minutes.
+    let b3 = if args.only == Some(Which::B3) {
+        let b3s = b3::Settings {
+            nodes: s.nodes_given.unwrap_or(if args.smoke { 20 } else { 1000 }),
+            duration: s.duration,
+            interval: std::time::Duration::from_secs(args.interval_secs.unwrap_or(if args.smoke {
+                2
+            } else {
+                30
+            })),
+            command_every: std::time::Duration::from_millis(args.command_every_ms.unwrap_or(500)),
+            source_addrs: args.source_addrs.unwrap_or(8),
+        };
+        let r = b3::run(&b3s, &run).await?;
+        b3::print(&r);
+        let path = output::write_json("b3", &r.json)?;
+        println!("  written: {}", path.display());
+        if let Some(p) = &r.problem {
+            failures.push(format!("B3: {p}"));
+        }
+        Some(r)
+    } else {
+        None
+    };
+
+    // B7 only when asked for: it seeds tens of thousands of rows.
+    if args.only == Some(Which::B7) {
+        let nodes = s
+            .nodes_given
+            .unwrap_or(if args.smoke { 50 } else { 10_000 });
+        let b7s = b7::Settings {
+            workspaces: args
+                .b7_workspaces
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(if args.smoke { 20 } else { 1000 })
+                .min(nodes),
+            nodes,
+            requests: if args.smoke { 10 } else { 200 },
+        };
+        let r = b7::run(&b7s).await?;
+        b7::print(&r, &b7s);
+        let path = output::write_json("b7", &b7::to_json(&r, &b7s, &run))?;
+        println!("  written: {}", path.display());
+        println!(
+            "B7 {}",
+            if r.met {
+                "MET"
+            } else {
+                "NOT MET (p99 < 20 ms on every page)"
+            }
+        );
+        if let Some(p) = &r.problem {
+            failures.push(format!("B7: {p}"));
         }
     }
 
@@ -268,6 +354,17 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 "NOT MET"
             }
+        );
+    }
+    if let Some(r) = &b3 {
+        println!(
+            "{:<4} {:>16} {:>16} {:>8}  {:<52} {}",
+            "B3",
+            format!("{} nodes", r.json["nodes"]),
+            "—",
+            "—",
+            "CPU < 50 %, p99 < 50 ms, RSS < 1 GiB, 0 lost, cmd < 2 s",
+            if r.met { "MET" } else { "NOT MET" }
         );
     }
     if let Some(r) = &b4 {

@@ -421,6 +421,52 @@ mod tests {
         assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
     }
 
+    /// Receipts are pruned after 2 days (`retention::model::REPORT_RECEIPT_DAYS`): a
+    /// report replayed after that is taken as new but changes nothing, neither the status
+    /// nor an hour's usage.
+    #[test]
+    fn a_replay_after_its_receipt_was_pruned_changes_nothing() {
+        use crate::infra::schema::usage_counts;
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let with_counts = |seq: i64, inbound: i64, outbound: i64| {
+            let mut r = report(seq, 100 + seq);
+            r.counts = vec![outpost_protocol::CountBucket {
+                channel: "web".into(),
+                hour: 3_600,
+                inbound,
+                outbound,
+                conversations: 1,
+            }];
+            r
+        };
+        let usage = |conn: &mut DbConn| -> (i64, i64) {
+            usage_counts::table
+                .filter(usage_counts::node_id.eq(&a))
+                .select((usage_counts::inbound, usage_counts::outbound))
+                .first(conn)
+                .unwrap()
+        };
+        let (r1, r2) = (with_counts(1, 5, 6), with_counts(2, 7, 4));
+        for r in [&r1, &r2] {
+            assert!(apply(&mut conn, &notifier, &[(&*a, r)])[0]
+                .as_ref()
+                .unwrap());
+        }
+        diesel::delete(node_reports::table)
+            .execute(&mut conn)
+            .unwrap();
+        for r in [&r1, &r2] {
+            assert!(apply(&mut conn, &notifier, &[(&*a, r)])[0].is_ok());
+        }
+        assert_eq!(applied(&mut conn, &a), Some(102), "the newest still wins");
+        assert_eq!(usage(&mut conn), (7, 6), "counted once");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_submissions_each_get_their_own_answer() {
         let (_guard, pool) = pool();

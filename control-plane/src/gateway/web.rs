@@ -59,31 +59,56 @@ impl FromRequest for NodeIdentity {
         let cert = req.conn_data::<PeerCert>().cloned();
         let state = req.app_data::<State>().cloned();
         Box::pin(async move {
-            let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
-            let generation = revocations::generation();
-            let cached = cert.verdict.borrow().clone();
-            if let Some(v) = cached {
-                if v.holds(generation, Instant::now(), db::now()) {
-                    return Ok(v.identity);
-                }
-            }
-            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
-            let der = cert.der.clone();
-            let at = Instant::now();
-            let (identity, not_after) = db::run(&state.db, move |conn| {
-                service::authorize_cert_until(conn, &der)
-            })
-            .await
-            .inspect_err(|_| *cert.verdict.borrow_mut() = None)?;
-            *cert.verdict.borrow_mut() = Some(Verdict {
-                identity: identity.clone(),
-                not_after,
-                generation,
-                at,
-            });
+            let (identity, ()) = identified(cert, state, |_, _| Ok(())).await?;
             Ok(identity)
         })
     }
+}
+
+/// The node behind the connection's certificate, and `then` run for it, in one trip to
+/// the blocking pool and the database. The verdict kept with the connection is reused
+/// while it [holds](Verdict::holds); otherwise the certificate is checked in the same
+/// trip as `then` (a new connection's first request pays one trip, not two), and `then`
+/// runs only if the certificate is good.
+async fn identified<T, F>(
+    cert: Option<PeerCert>,
+    state: Option<State>,
+    then: F,
+) -> AppResult<(NodeIdentity, T)>
+where
+    F: FnOnce(&mut db::DbConn, &NodeIdentity) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
+    let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+    let generation = revocations::generation();
+    let cached = cert.verdict.borrow().clone();
+    if let Some(v) = cached {
+        if v.holds(generation, Instant::now(), db::now()) {
+            let identity = v.identity;
+            let node = identity.clone();
+            let out = db::run(&state.db, move |conn| then(conn, &node)).await?;
+            return Ok((identity, out));
+        }
+    }
+    let der = cert.der.clone();
+    let at = Instant::now();
+    let checked = db::run(&state.db, move |conn| {
+        let (identity, not_after) = service::authorize_cert_until(conn, &der)?;
+        // A failure of `then` must not throw away a good verdict.
+        let out = then(conn, &identity);
+        Ok((identity, not_after, out))
+    })
+    .await
+    .inspect_err(|_| *cert.verdict.borrow_mut() = None)?;
+    let (identity, not_after, out) = checked;
+    *cert.verdict.borrow_mut() = Some(Verdict {
+        identity: identity.clone(),
+        not_after,
+        generation,
+        at,
+    });
+    Ok((identity, out?))
 }
 
 pub(crate) async fn enroll(
@@ -126,22 +151,31 @@ pub(crate) struct WaitQuery {
     wait: Option<u64>,
 }
 
+/// `GET /v1/node/commands?wait=N`: the node's pending commands, or a long-poll of up to
+/// [`MAX_COMMAND_WAIT_SECS`] for one. The certificate check and the first read of the
+/// pending commands share one trip to the database ([`identified`]).
 pub(crate) async fn poll_commands(
     state: State,
-    node: NodeIdentity,
+    req: HttpRequest,
     q: web::Query<WaitQuery>,
 ) -> AppResult<HttpResponse> {
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_COMMAND_WAIT_SECS));
     let deadline = Instant::now() + wait;
+    let (node, mut cmds) = identified(
+        req.conn_data::<PeerCert>().cloned(),
+        Some(state.clone()),
+        |conn, node| service::pending_commands(conn, &node.node_id),
+    )
+    .await?;
     let notify = state.command_notify.handle(&node.node_id);
     loop {
-        let id = node.node_id.clone();
-        let cmds = db::run(&state.db, move |conn| service::pending_commands(conn, &id)).await?;
         let left = deadline.saturating_duration_since(Instant::now());
         if !cmds.is_empty() || left.is_zero() {
             return Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }));
         }
         let _ = tokio::time::timeout(left.min(Duration::from_secs(2)), notify.notified()).await;
+        let id = node.node_id.clone();
+        cmds = db::run(&state.db, move |conn| service::pending_commands(conn, &id)).await?;
     }
 }
 

@@ -5,8 +5,15 @@ use crate::audit::Pruned;
 
 /// Seconds in a day.
 pub const DAY: i64 = 24 * 3600;
-/// Usage logs (counts per hour, report receipts, node timelines).
+/// Usage logs (counts per hour, node timelines).
 pub const USAGE_LOG_DAYS: i64 = 90;
+/// Report receipts (`node_reports`): one row per report, 2,880 a day per node, kept only
+/// as idempotency keys. A replay of a report whose receipt is gone changes nothing (an
+/// hour's usage keeps the larger totals, exports and sweeps are stored once, and
+/// `(epoch, seq)` ordering keeps an older report from moving the status), so they need
+/// not live as long as the usage they carried: at 100,000 nodes 90 days of them would be
+/// 26 G rows, 2 days is 0.6 G.
+pub const REPORT_RECEIPT_DAYS: i64 = 2;
 /// Export metadata and node retention-sweep counts.
 pub const LIFECYCLE_DAYS: i64 = 90;
 /// Audit events.
@@ -25,6 +32,8 @@ pub const RETRY_AFTER_S: i64 = 3600;
 pub struct Cutoffs {
     /// Usage logs.
     pub usage: i64,
+    /// Report receipts.
+    pub report_receipts: i64,
     /// Export metadata and sweep counts.
     pub lifecycle: i64,
     /// Audit events.
@@ -40,6 +49,7 @@ impl Cutoffs {
     pub fn at(now: i64) -> Self {
         Cutoffs {
             usage: now - USAGE_LOG_DAYS * DAY,
+            report_receipts: now - REPORT_RECEIPT_DAYS * DAY,
             lifecycle: now - LIFECYCLE_DAYS * DAY,
             audit: now - AUDIT_DAYS * DAY,
             expired_credentials: now - EXPIRED_CREDENTIALS_GRACE_S,

@@ -20,7 +20,7 @@ pub fn delete_older(conn: &mut DbConn, c: &Cutoffs) -> AppResult<Deleted> {
         .execute(conn)?
         + diesel::delete(ai_counts::table.filter(ai_counts::day.lt(c.usage))).execute(conn)?;
     let node_reports =
-        diesel::delete(node_reports::table.filter(node_reports::received_at.lt(c.usage)))
+        diesel::delete(node_reports::table.filter(node_reports::received_at.lt(c.report_receipts)))
             .execute(conn)?;
     let node_events =
         diesel::delete(node_events::table.filter(node_events::at_ms.lt(c.usage * 1000)))
@@ -227,7 +227,8 @@ mod tests {
                 s.node_exports,
                 s.retention_sweeps
             ),
-            (1, 1, 1, 1, 1)
+            (1, 2, 1, 1, 1),
+            "report receipts go after 2 days (both), the rest after 90"
         );
         assert_eq!(s.audit, Pruned::Nothing);
         let left: Vec<i64> = usage_counts::table
@@ -248,6 +249,50 @@ mod tests {
         // Running again deletes nothing more.
         let again = apply(conn, now).unwrap();
         assert_eq!(again.usage_counts + again.node_exports, 0);
+    }
+
+    /// Report receipts are idempotency keys only: they go after
+    /// [`REPORT_RECEIPT_DAYS`](super::super::model::REPORT_RECEIPT_DAYS), while the usage
+    /// the same reports carried stays for 90 days.
+    #[test]
+    fn report_receipts_go_after_two_days_and_the_usage_they_carried_stays() {
+        let (_d, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let conn = &mut conn;
+        let node = node(conn);
+        let now = db::now();
+        for (seq, age) in [(1, 3 * DAY), (2, 2 * DAY + 60), (3, 2 * DAY - 60), (4, 60)] {
+            diesel::insert_into(node_reports::table)
+                .values((
+                    node_reports::node_id.eq(&node),
+                    node_reports::seq.eq(seq),
+                    node_reports::produced_at.eq(now - age),
+                    node_reports::received_at.eq(now - age),
+                ))
+                .execute(conn)
+                .unwrap();
+        }
+        diesel::insert_into(usage_counts::table)
+            .values((
+                usage_counts::node_id.eq(&node),
+                usage_counts::channel.eq("web"),
+                usage_counts::hour.eq(now - 3 * DAY),
+                usage_counts::inbound.eq(1),
+                usage_counts::outbound.eq(1),
+                usage_counts::conversations.eq(1),
+            ))
+            .execute(conn)
+            .unwrap();
+        let s = apply(conn, now).unwrap();
+        assert_eq!((s.node_reports, s.usage_counts), (2, 0));
+        let left: Vec<i64> = node_reports::table
+            .select(node_reports::seq)
+            .order(node_reports::seq)
+            .load(conn)
+            .unwrap();
+        assert_eq!(left, vec![3, 4], "the receipts of the last 2 days stay");
+        let usage: i64 = usage_counts::table.count().get_result(conn).unwrap();
+        assert_eq!(usage, 1, "the usage of 3 days ago stays");
     }
 
     /// A browser not seen for a year is forgotten; one seen since stays.
