@@ -92,6 +92,7 @@ table! {
         Get "/api/v1/openapi.json" => openapi::document, Public;
         Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
         Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
+        Get "/api/v1/regions" => workspaces::web::api_regions, Account;
         Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
         Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
         Patch "/api/v1/workspaces/{id}" => workspaces::web::api_rename, Member(Owner);
