@@ -105,7 +105,6 @@ codes! {
     UnknownRegion => "unknown_region",
     UnknownSecretKind => "unknown_secret_kind",
     UnsupportedContentType => "unsupported_content_type",
-    UpgradeRefused => "upgrade_refused",
     UrlNotAllowed => "url_not_allowed",
     WorkspaceClosed => "workspace_closed",
     WorkspaceDeleted => "workspace_deleted",

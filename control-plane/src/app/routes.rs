@@ -147,6 +147,9 @@ table! {
         Post "/operator/workspaces/{id}/resume" => operator::web::resume_action, Operator;
         Post "/operator/workspaces/{id}/retry" => operator::web::retry_action, Operator;
         Post "/operator/workspaces/{id}/deprovision" => operator::web::deprovision_action, Operator;
+        Post "/operator/upgrades/start" => operator::web::upgrade_start_action, Operator;
+        Post "/operator/upgrades/halt" => operator::web::upgrade_halt_action, Operator;
+        Post "/operator/upgrades/resume" => operator::web::upgrade_resume_action, Operator;
     }
 }
 
