@@ -102,6 +102,7 @@ codes! {
     TokenRevoked => "token_revoked",
     TooManyAgents => "too_many_agents",
     UnknownPlan => "unknown_plan",
+    UnknownRegion => "unknown_region",
     UnknownSecretKind => "unknown_secret_kind",
     UnsupportedContentType => "unsupported_content_type",
     UrlNotAllowed => "url_not_allowed",

@@ -97,6 +97,11 @@ enum UpgradeCommand {
     },
     /// The newest upgrades: state, why one halted, each node's progress.
     Status(ServeArgs),
+    /// Halt the running upgrade: no further wave is sent (exits 1 if none runs).
+    Halt(ServeArgs),
+    /// Resume the newest upgrade if it halted, from where it stopped; a node it halted
+    /// on is sent the release again (exits 1, saying why, if it cannot).
+    Resume(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -223,6 +228,12 @@ impl Command {
             Command::Upgrade {
                 command: UpgradeCommand::Status(_),
             } => "upgrade status",
+            Command::Upgrade {
+                command: UpgradeCommand::Halt(_),
+            } => "upgrade halt",
+            Command::Upgrade {
+                command: UpgradeCommand::Resume(_),
+            } => "upgrade resume",
             Command::Release {
                 command: ReleaseCommand::Keygen { .. },
             } => "release keygen",
@@ -313,6 +324,25 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 #[allow(clippy::print_stdout)]
+fn halt_or_resume(serve: ServeArgs, resume: bool) -> anyhow::Result<ExitCode> {
+    let config = serve.resolve()?;
+    control_plane::app::init_tracing(&config.log_format);
+    match control_plane::cli::upgrade_halt_or_resume(&config, resume)
+        .context("changing the upgrade failed")?
+    {
+        Ok(done) => {
+            println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            let what = if resume { "not resumed" } else { "not halted" };
+            println!("upgrade {what}: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
 fn upgrade(command: UpgradeCommand) -> anyhow::Result<ExitCode> {
     use control_plane::cli;
     match command {
@@ -353,6 +383,8 @@ fn upgrade(command: UpgradeCommand) -> anyhow::Result<ExitCode> {
                 println!("{l}");
             }
         }
+        UpgradeCommand::Halt(serve) => return halt_or_resume(serve, false),
+        UpgradeCommand::Resume(serve) => return halt_or_resume(serve, true),
     }
     Ok(ExitCode::SUCCESS)
 }

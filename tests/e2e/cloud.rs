@@ -267,6 +267,100 @@ async fn an_ovh_node_is_created_enrolls_and_is_deleted_with_its_dns_records() {
 }
 
 #[tokio::test]
+async fn the_owner_chooses_the_region_among_those_configured() {
+    let ovh = FakeOvh::start().await;
+    let cf = FakeCloudflare::start().await;
+    let mut env = cloud_env(&ovh, &cf, free_port());
+    for (k, v) in &mut env {
+        if *k == "OUTPOST_OVH_REGIONS" {
+            *v = format!("{REGION},{REGION2}");
+        }
+    }
+    let cp = Cp::start_with(Opts {
+        provisioner: "ovh",
+        env,
+        ..Default::default()
+    });
+    let api = Api::new(&cp, OWNER);
+    let (status, regions) = api.get_json("/api/v1/regions").await;
+    assert_eq!(status, 200);
+    assert_eq!(regions["regions"], serde_json::json!([REGION, REGION2]));
+
+    // The page offers both, the first picked; the owner picks the second.
+    let b = Browser::signin(&cp, OWNER).await;
+    let page = b.get("/workspaces").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"<select id="region" name="region""#),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"<option value="{REGION}" selected>"#)));
+    assert!(page.contains(&format!(r#"<option value="{REGION2}">"#)));
+    let r = b
+        .post_csrf(
+            "/workspaces",
+            &[("name", "Strasbourg Dental"), ("region", REGION2)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let ws_id = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/workspaces/")
+        .to_owned();
+    let d = api.wait_node_state(&ws_id, "booting", 60).await;
+    assert_eq!(d["workspace"]["region"], REGION2, "{d}");
+    assert_eq!(d["node"]["region"], REGION2, "{d}");
+    let creates = ovh.with(|s| s.creates.clone());
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert_eq!(
+        creates[0]["region"], REGION2,
+        "the instance is in the chosen region"
+    );
+
+    // A region not offered is refused in words, and nothing is created.
+    let r = api
+        .req(reqwest::Method::POST, "/api/v1/workspaces")
+        .json(&serde_json::json!({"name": "Nowhere Co", "region": "BHS5"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "unknown_region", "{e}");
+    let words = e["message"].as_str().unwrap();
+    assert!(
+        words.contains("BHS5") && words.contains(&format!("choose one of {REGION}, {REGION2}")),
+        "{words}"
+    );
+    let (_, list) = api.get_json("/api/v1/workspaces").await;
+    assert_eq!(list["workspaces"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn local_nodes_offer_no_region_to_choose() {
+    let cp = Cp::start();
+    let b = Browser::signin(&cp, OWNER).await;
+    let page = b.get("/workspaces").await.text().await.unwrap();
+    assert!(page.contains("Create a workspace"));
+    assert!(
+        !page.contains(r#"name="region""#),
+        "no choice shown: {page}"
+    );
+    let api = Api::new(&cp, OWNER);
+    let (_, regions) = api.get_json("/api/v1/regions").await;
+    assert_eq!(regions["regions"], serde_json::json!([]));
+    let r = api
+        .req(reqwest::Method::POST, "/api/v1/workspaces")
+        .json(&serde_json::json!({"name": "Local Co", "region": REGION}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "unknown_region", "{e}");
+}
+
+#[tokio::test]
 async fn a_quota_error_fails_the_node_at_once_in_words() {
     let c = start().await;
     c.ovh.with(|s| s.quota = true);

@@ -20,6 +20,8 @@ pub const AS: &str = "ovh-test-application-secret";
 pub const CK: &str = "ovh-test-consumer-key";
 pub const PROJECT: &str = "p0123456789abcdef";
 pub const REGION: &str = "GRA11";
+/// The project's other region (`GET /cloud/project/{id}/region` lists both).
+pub const REGION2: &str = "SBG5";
 pub const FLAVOR: &str = "flavor-d2-2";
 pub const IMAGE: &str = "image-debian-12";
 pub const CF_TOKEN: &str = "cf-test-token";
@@ -142,7 +144,7 @@ impl Respond for OvhResponder {
         };
         let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         match (method.as_str(), segs.as_slice()) {
-            ("GET", ["region"]) => ResponseTemplate::new(200).set_body_json(json!([REGION, "SBG5"])),
+            ("GET", ["region"]) => ResponseTemplate::new(200).set_body_json(json!([REGION, REGION2])),
             ("GET", ["flavor"]) => ResponseTemplate::new(200).set_body_json(json!([
                 {"id": FLAVOR, "name": "d2-2", "region": REGION, "vcpus": 1, "ram": 2000, "disk": 25},
                 {"id": "flavor-b2-7", "name": "b2-7", "region": REGION, "vcpus": 2, "ram": 7000, "disk": 50}
@@ -164,12 +166,12 @@ impl Respond for OvhResponder {
                 if b["imageId"] != IMAGE {
                     return ovh_error(400, "Client::BadRequest", "Image not found");
                 }
-                if b["region"] != REGION {
+                if b["region"] != REGION && b["region"] != REGION2 {
                     return ovh_error(400, "Client::BadRequest", "Invalid region parameter");
                 }
                 let inst = json!({
                     "id": uuid::Uuid::new_v4().to_string(),
-                    "name": b["name"], "status": "BUILD", "region": REGION,
+                    "name": b["name"], "status": "BUILD", "region": b["region"],
                     "flavorId": FLAVOR, "imageId": IMAGE, "ipAddresses": [],
                     "created": "2026-12-02T00:00:00Z", "monthlyBilling": null,
                 });

@@ -38,9 +38,9 @@ pub(crate) async fn operator(cp: &Cp, email: &str) -> Browser {
 }
 
 /// `(action, actor, ip, detail)` of every audit event.
-type AuditLine = (String, Option<String>, Option<String>, String);
+pub(crate) type AuditLine = (String, Option<String>, Option<String>, String);
 
-fn audit(cp: &Cp) -> Vec<AuditLine> {
+pub(crate) fn audit(cp: &Cp) -> Vec<AuditLine> {
     use control_plane::infra::schema::audit_events::dsl as a;
     let pool = cp.db();
     let mut conn = pool.get().unwrap();

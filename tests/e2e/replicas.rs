@@ -230,3 +230,51 @@ async fn two_replicas_share_the_work_and_survive_one_killed_mid_provisioning() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `control-plane serve` with a data directory whose keys are not those the database was
+/// first used with, as a replica started without copying them would be: exit 1 before
+/// taking any request, naming the keys that differ and what to do. SQLite and PostgreSQL.
+#[test]
+fn a_replica_with_other_keys_refuses_to_start_naming_them() {
+    let mut cp = Cp::start();
+    let other = tempfile::tempdir().unwrap();
+    let serve = |data: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--database-url", &cp.db_url])
+            .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A fresh data directory: every key is its own.
+    let (ok, err) = serve(other.path());
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("ca.key, capability.key, fingerprint.key are not the ones this database was first used with"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Copy ca.crt, ca.key, capability.key and fingerprint.key"),
+        "{err}"
+    );
+    // The CA and capability key copied, the fingerprint key forgotten: it alone is named.
+    for f in ["ca.crt", "ca.key", "capability.key"] {
+        std::fs::copy(cp.data_dir().join(f), other.path().join(f)).unwrap();
+    }
+    let (ok, err) = serve(other.path());
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("data directory's fingerprint.key is not the one this database"),
+        "{err}"
+    );
+    // The first control plane, with the keys it recorded, starts again.
+    cp.restart();
+    assert!(!cp.ui.is_empty());
+}

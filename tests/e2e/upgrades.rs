@@ -325,3 +325,239 @@ async fn a_signed_release_goes_to_a_canary_then_in_batches_and_bad_ones_stop_in_
     let (ok, audit) = cp.audit_verify();
     assert!(ok, "{audit}");
 }
+
+/// The operator console starts, halts and resumes an upgrade (forms with the CSRF token,
+/// audited with the operator and their address); a resumed upgrade carries on from the
+/// wave where it halted. The CLI's `halt` and `resume` refuse in words when there is
+/// nothing to do.
+#[tokio::test]
+async fn the_operator_console_starts_halts_and_resumes_an_upgrade() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("release.key");
+    let public_key = keygen(&key_file);
+    let stranger_key = keys.path().join("stranger.key");
+    keygen(&stranger_key);
+    let cp = Cp::start_with(Opts {
+        env: vec![
+            ("OUTPOST_RELEASE_PUBLIC_KEY", public_key.clone()),
+            ("OUTPOST_UPGRADE_TIMEOUT_SECS", "60".into()),
+        ],
+        ..Opts::default()
+    });
+    let mut nodes = vec![];
+    for name in ["Delta", "Echo", "Foxtrot"] {
+        let api = Api::new(&cp, &format!("owner@{}.test", name.to_lowercase()));
+        let ws = api.create_workspace(name).await;
+        let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+        nodes.push((api, ws_id));
+    }
+    for (api, ws) in &nodes {
+        api.wait_node_state(ws, "healthy", 90).await;
+    }
+    let good = keys.path().join("agent-node-9.9.0");
+    std::fs::write(
+        &good,
+        format!(
+            "#!/bin/sh\nOUTPOST_NODE_VERSION_OVERRIDE=9.9.0 exec '{}' node \"$@\"\n",
+            env!("CARGO_BIN_EXE_control-plane")
+        ),
+    )
+    .unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/good"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(std::fs::read(&good).unwrap()))
+        .mount(&server)
+        .await;
+    let (sha, sig) = sign(&key_file, &good);
+    let url = format!("{}/good", server.uri());
+
+    let op = crate::operator::operator(&cp, "staff@outpost.test").await;
+    let page = op.get("/operator").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"action="/operator/upgrades/start""#),
+        "{page}"
+    );
+    assert!(!page.contains(r#"action="/operator/upgrades/halt""#));
+
+    // Without the session's CSRF token the form does nothing.
+    let r = op
+        .post(
+            "/operator/upgrades/start",
+            &[
+                ("url", &url),
+                ("sha256", &sha),
+                ("signature", &sig),
+                ("version", "9.9.0"),
+                ("batch_size", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(
+        status(&cp, &public_key).trim() == "no upgrades",
+        "nothing started"
+    );
+
+    // A signature by another key is refused on the page, in words.
+    let forged = sign(&stranger_key, &good).1;
+    let r = op
+        .post_csrf(
+            "/operator/upgrades/start",
+            &[
+                ("url", &url),
+                ("sha256", &sha),
+                ("signature", &forged),
+                ("version", "9.9.0"),
+                ("batch_size", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("does not verify with OUTPOST_RELEASE_PUBLIC_KEY"),
+        "{text}"
+    );
+
+    // Started from the console with batches of one: canary, then two waves of one.
+    let r = op
+        .post_csrf(
+            "/operator/upgrades/start",
+            &[
+                ("url", &url),
+                ("sha256", &sha),
+                ("signature", &sig),
+                ("version", "9.9.0"),
+                ("batch_size", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    // Halted while the canary is in flight: it finishes its own upgrade, no wave follows.
+    wait_for("the canary sent the release", 30, || async {
+        let s = newest(&status(&cp, &public_key));
+        s.lines()
+            .any(|l| l.starts_with("  canary") && !l.ends_with("\tpending"))
+            .then_some(())
+    })
+    .await;
+    let r = op.post_csrf("/operator/upgrades/halt", &[]).await;
+    assert_eq!(r.status(), 303);
+    let halted = wait_state(&cp, &public_key, "halted", 10).await;
+    assert!(halted.contains("halted by an operator"), "{halted}");
+    wait_for("the canary on 9.9.0", 60, || async {
+        let v = versions(&nodes).await;
+        v.iter()
+            .any(|(s, v)| s == "healthy" && v == "9.9.0")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let still = newest(&status(&cp, &public_key));
+    assert!(still.contains(": halted ("), "{still}");
+    assert_eq!(
+        still.matches("\tpending").count(),
+        2,
+        "no wave after the halt: {still}"
+    );
+    let on_new = versions(&nodes)
+        .await
+        .iter()
+        .filter(|(_, v)| v == "9.9.0")
+        .count();
+    assert_eq!(on_new, 1, "only the canary upgraded");
+    let page = op.get("/operator").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"action="/operator/upgrades/resume""#),
+        "{page}"
+    );
+
+    // Halting again: nothing runs, said on the page and by the CLI.
+    let r = op.post_csrf("/operator/upgrades/halt", &[]).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("no upgrade is running"));
+    let (ok, out, _) = cp.cli(&["upgrade", "halt"], &[]);
+    assert!(!ok && out.contains("nothing to halt"), "{out}");
+
+    // Resumed: from where it halted, to the end.
+    let r = op.post_csrf("/operator/upgrades/resume", &[]).await;
+    assert_eq!(r.status(), 303);
+    let done = wait_state(&cp, &public_key, "completed", 120).await;
+    assert!(done.contains("3 of 3 nodes done"), "{done}");
+    for (state, version) in versions(&nodes).await {
+        assert_eq!((state.as_str(), version.as_str()), ("healthy", "9.9.0"));
+    }
+    let (ok, out, _) = cp.cli(&["upgrade", "resume"], &[]);
+    assert!(
+        !ok && out.contains("only a halted upgrade resumes"),
+        "{out}"
+    );
+
+    let staff = cp.user_id("staff@outpost.test").unwrap();
+    let events = crate::operator::audit(&cp);
+    for action in ["upgrade.started", "upgrade.halted", "upgrade.resumed"] {
+        assert!(
+            events.iter().any(|(a, actor, _, d)| a == action
+                && actor.as_deref() == Some(&staff)
+                && d == "9.9.0"),
+            "{action} by the operator: {events:?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|(a, _, ip, _)| a == "upgrade.resumed" && ip.as_deref() == Some("127.0.0.1")),
+        "{events:?}"
+    );
+    let (ok, audit) = cp.audit_verify();
+    assert!(ok, "{audit}");
+}
+
+/// `control-plane upgrade halt` and `resume` from the command line.
+#[tokio::test]
+async fn the_cli_halts_and_resumes_an_upgrade() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("release.key");
+    let public_key = keygen(&key_file);
+    let cp = Cp::start_with(Opts {
+        env: vec![("OUTPOST_RELEASE_PUBLIC_KEY", public_key.clone())],
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "owner@golf.test");
+    let ws = api.create_workspace("Golf").await;
+    let ws_id = ws["workspace"]["id"].as_str().unwrap().to_owned();
+    api.wait_node_state(&ws_id, "healthy", 90).await;
+    let bin = keys.path().join("agent-node-9.9.0");
+    std::fs::write(&bin, "#!/bin/sh\nexit 3\n").unwrap();
+    let signed = sign(&key_file, &bin);
+    // Nothing serves the URL: the canary cannot download it, so the upgrade would halt
+    // on its own; it is halted first.
+    let (ok, out) = start(
+        &cp,
+        &public_key,
+        "http://127.0.0.1:9/none",
+        &signed,
+        "9.9.0",
+    );
+    assert!(ok, "{out}");
+    let (ok, out, err) = cp.cli(&["upgrade", "halt"], &[]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("halted: no further wave is sent"), "{out}");
+    let halted = newest(&status(&cp, &public_key));
+    assert!(
+        halted.contains(": halted (") && halted.contains("halted by an operator (cli)"),
+        "{halted}"
+    );
+    let (ok, out, err) = cp.cli(&["upgrade", "resume"], &[]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("resumed"), "{out}");
+    let running = newest(&status(&cp, &public_key));
+    assert!(
+        !running.contains("halted:"),
+        "the reason is cleared: {running}"
+    );
+    // The cause is still there: it halts again, in words.
+    let again = wait_state(&cp, &public_key, "halted", 60).await;
+    assert!(again.contains("could not download the binary"), "{again}");
+}

@@ -40,6 +40,7 @@ pub const BEARER: &str = "api_token";
         document,
         workspaces::web::api_list,
         workspaces::web::api_create,
+        workspaces::web::api_regions,
         workspaces::web::api_get,
         workspaces::web::api_delete,
         workspaces::web::api_rename,

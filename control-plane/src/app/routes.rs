@@ -92,6 +92,7 @@ table! {
         Get "/api/v1/openapi.json" => openapi::document, Public;
         Get "/api/v1/workspaces" => workspaces::web::api_list, Account;
         Post "/api/v1/workspaces" => workspaces::web::api_create, Account;
+        Get "/api/v1/regions" => workspaces::web::api_regions, Account;
         Get "/api/v1/workspaces/{id}" => workspaces::web::api_get, Member(AnyMember);
         Delete "/api/v1/workspaces/{id}" => workspaces::web::api_delete, Member(Owner);
         Patch "/api/v1/workspaces/{id}" => workspaces::web::api_rename, Member(Owner);
@@ -146,6 +147,9 @@ table! {
         Post "/operator/workspaces/{id}/resume" => operator::web::resume_action, Operator;
         Post "/operator/workspaces/{id}/retry" => operator::web::retry_action, Operator;
         Post "/operator/workspaces/{id}/deprovision" => operator::web::deprovision_action, Operator;
+        Post "/operator/upgrades/start" => operator::web::upgrade_start_action, Operator;
+        Post "/operator/upgrades/halt" => operator::web::upgrade_halt_action, Operator;
+        Post "/operator/upgrades/resume" => operator::web::upgrade_resume_action, Operator;
     }
 }
 

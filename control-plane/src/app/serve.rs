@@ -82,6 +82,27 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let ca = load_or_create_ca(&config.data_dir)?;
     let capability = load_or_create_capability_key(&config.data_dir)?;
     let fingerprint_key = load_or_create_fingerprint_key(&config.data_dir)?;
+    {
+        // Before any listener: a replica with other keys must not take a single request.
+        let mut conn = pool.get()?;
+        crate::infra::keys::check(
+            &mut conn,
+            &[
+                ("ca.key", outpost_pki::sha256_hex(&ca.cert_der()?)),
+                (
+                    "capability.key",
+                    outpost_pki::sha256_hex(capability.public_key_b64().as_bytes()),
+                ),
+                (
+                    "fingerprint.key",
+                    outpost_pki::sha256_hex(&outpost_crypto::hmac_sign(
+                        &fingerprint_key,
+                        b"outpost key check v1",
+                    )),
+                ),
+            ],
+        )?;
+    }
 
     let body_idle = std::time::Duration::from_secs(config.body_timeout_secs);
     let ui_listener = TcpListener::bind(config.listen)?;

@@ -8,8 +8,8 @@ mod upgrade;
 pub use operator::{add as operator_add, list as operator_list, remove as operator_remove};
 pub use token::{create as token_create, list as token_list, revoke as token_revoke};
 pub use upgrade::{
-    keygen as release_keygen, sign as release_sign, start as upgrade_start,
-    status as upgrade_status,
+    halt_or_resume as upgrade_halt_or_resume, keygen as release_keygen, sign as release_sign,
+    start as upgrade_start, status as upgrade_status,
 };
 
 use crate::config::Config;

@@ -1,4 +1,5 @@
-//! `control-plane upgrade start|status` (a fleet upgrade: canary, then batches) and
+//! `control-plane upgrade start|status|halt|resume` (a fleet upgrade: canary, then
+//! batches) and
 //! `control-plane release keygen|sign` (the operator's release key, kept off the control
 //! plane's machine).
 
@@ -30,6 +31,19 @@ pub fn start(
             s.id, release.version, s.canary.0, s.canary.1, s.others
         )
     }))
+}
+
+/// `control-plane upgrade halt` (`resume == false`) or `resume`: `Ok(Err(why))` when
+/// there is nothing to do, in words.
+pub fn halt_or_resume(config: &Config, resume: bool) -> anyhow::Result<Result<String, String>> {
+    let pool = db::connect(&config.database_url)?;
+    let mut conn = pool.get()?;
+    let done = if resume {
+        service::resume(&mut conn, "cli", None)
+    } else {
+        service::halt(&mut conn, "cli", None)
+    };
+    done.map_err(crate::error::AppError::into_anyhow)
 }
 
 /// `control-plane upgrade status`: the newest upgrades, in lines.

@@ -59,6 +59,15 @@ diesel::table! {
         deleted_at -> Nullable<BigInt>,
         config_revision -> BigInt,
         deprovision_after -> Nullable<BigInt>,
+        region -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_fingerprints (name) {
+        name -> Text,
+        fingerprint -> Text,
+        created_at -> BigInt,
     }
 }
 

@@ -1,5 +1,6 @@
-//! The operator console's pages: the list of every workspace and the page of one, and the
-//! four actions, each a form that posts and comes back to the workspace's page.
+//! The operator console's pages: the list of every workspace and the page of one, the
+//! four actions on a workspace, each a form that posts and comes back to the workspace's
+//! page, and the fleet upgrade's start, halt and resume, which come back to the list.
 
 use super::model::slug_filter;
 use super::service::{self, Context};
@@ -32,6 +33,10 @@ struct ListPage {
     more: bool,
     /// The newest fleet upgrade, in lines (`control-plane upgrade status`'s words).
     upgrade: Vec<String>,
+    /// The newest upgrade's state (`running`, `halted`, `completed`), if any.
+    upgrade_state: Option<String>,
+    /// Why the last upgrade form was refused, in words.
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -56,20 +61,116 @@ pub(crate) async fn list_page(
 ) -> PageResult {
     let slug = slug_filter(&q.q);
     let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    list(&state, op.0, slug, page, None).await
+}
+
+async fn list(
+    state: &State,
+    user: CurrentUser,
+    slug: String,
+    page: i64,
+    error: Option<String>,
+) -> PageResult {
     let s = slug.clone();
-    let (rows, more, upgrade) = db::run(&state.db, move |conn| {
+    let (rows, more, upgrade, upgrade_state) = db::run(&state.db, move |conn| {
         let (rows, more) = store::list(conn, &s, page)?;
-        Ok((rows, more, crate::upgrades::service::status(conn, 1)?))
+        let newest = crate::upgrades::store::latest(conn, 1)?;
+        Ok((
+            rows,
+            more,
+            crate::upgrades::service::status(conn, 1)?,
+            newest.into_iter().next().map(|u| u.state),
+        ))
     })
     .await?;
-    Ok(html(&ListPage {
-        user: op.0,
-        rows,
-        q: slug,
-        page,
-        more,
-        upgrade,
-    }))
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::CONFLICT
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    Ok(crate::http::html_with(
+        HttpResponse::build(status),
+        &ListPage {
+            user,
+            rows,
+            q: slug,
+            page,
+            more,
+            upgrade,
+            upgrade_state,
+            error,
+        },
+    ))
+}
+
+/// After an upgrade form: back to the list, or the list with the refusal (409).
+async fn upgrade_done(state: &State, user: CurrentUser, res: Result<String, String>) -> PageResult {
+    match res {
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/operator"))
+            .finish()),
+        Err(why) => list(state, user, String::new(), 1, Some(why)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UpgradeForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    batch_size: String,
+}
+
+pub(crate) async fn upgrade_start_action(state: State, f: OperatorForm<UpgradeForm>) -> PageResult {
+    let form = f.form;
+    let Ok(batch_size) = form.batch_size.trim().parse::<i32>() else {
+        let why = "the batch size must be a whole number of nodes".to_owned();
+        return upgrade_done(&state, f.user, Err(why)).await;
+    };
+    let release = crate::upgrades::service::Release {
+        url: form.url.trim().to_owned(),
+        sha256: form.sha256.trim().to_owned(),
+        signature: form.signature.trim().to_owned(),
+        version: form.version.trim().to_owned(),
+    };
+    let (key, uid) = (state.config.release_public_key.clone(), f.user.id.clone());
+    let res = db::run(&state.db, move |conn| {
+        crate::upgrades::service::start(conn, &release, batch_size, key.as_deref(), &uid)
+    })
+    .await?;
+    upgrade_done(&state, f.user, res.map(|s| s.id)).await
+}
+
+pub(crate) async fn upgrade_halt_action(
+    state: State,
+    req: HttpRequest,
+    f: OperatorForm<Empty>,
+) -> PageResult {
+    let (uid, ip) = (f.user.id.clone(), client_ip(&req));
+    let res = db::run(&state.db, move |conn| {
+        crate::upgrades::service::halt(conn, &uid, Some(&ip))
+    })
+    .await?;
+    upgrade_done(&state, f.user, res).await
+}
+
+pub(crate) async fn upgrade_resume_action(
+    state: State,
+    req: HttpRequest,
+    f: OperatorForm<Empty>,
+) -> PageResult {
+    let (uid, ip) = (f.user.id.clone(), client_ip(&req));
+    let res = db::run(&state.db, move |conn| {
+        crate::upgrades::service::resume(conn, &uid, Some(&ip))
+    })
+    .await?;
+    upgrade_done(&state, f.user, res).await
 }
 
 pub(crate) async fn detail_page(

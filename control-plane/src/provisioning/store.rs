@@ -33,6 +33,14 @@ pub fn state_of(conn: &mut DbConn, node_id: &str) -> AppResult<String> {
         .first(conn)?)
 }
 
+/// The region a node was created in (`nodes.region`).
+pub fn region_of(conn: &mut DbConn, node_id: &str) -> AppResult<String> {
+    Ok(nodes::table
+        .find(node_id)
+        .select(nodes::region)
+        .first(conn)?)
+}
+
 /// A node's state as stored, `None` if there is no such node.
 pub fn state_if_exists(conn: &mut DbConn, node_id: &str) -> AppResult<Option<String>> {
     Ok(nodes::table

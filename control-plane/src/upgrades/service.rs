@@ -124,6 +124,86 @@ pub fn start(
     })
 }
 
+/// Halts the running upgrade at an operator's request (`actor`, from `ip`): no further
+/// wave is sent; nodes already sent the command finish their own upgrade. `Ok(Err(why))`
+/// when there is nothing to halt.
+pub fn halt(conn: &mut DbConn, actor: &str, ip: Option<&str>) -> AppResult<Result<String, String>> {
+    db::transaction(conn, |conn| {
+        let Some(u) = store::running(conn)? else {
+            return Ok(Err("no upgrade is running: there is nothing to halt".into()));
+        };
+        let why = format!("halted by an operator ({actor}); `upgrade resume` carries on");
+        if !store::finish(conn, &u.id, state::HALTED, Some(&why), db::now())? {
+            return Ok(Err(format!("upgrade {} stopped meanwhile", u.id)));
+        }
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(actor),
+                action: "upgrade.halted",
+                object_type: "upgrade",
+                object_id: &u.id,
+                ip,
+                detail: &u.version,
+                ..Default::default()
+            },
+        )?;
+        tracing::warn!(upgrade = %u.id, version = %u.version, "fleet upgrade halted by an operator");
+        Ok(Ok(format!(
+            "upgrade {} to {} halted: no further wave is sent (nodes already sent it finish theirs)",
+            u.id, u.version
+        )))
+    })
+}
+
+/// Resumes the newest upgrade if it halted: it runs again from where it stopped, the
+/// nodes done stay done, and a node it halted on is sent the release again (its refusal
+/// or timeout halts it again, in words, if the cause is still there). Only the newest
+/// upgrade resumes, and not while another runs. `Ok(Err(why))` says why not.
+pub fn resume(
+    conn: &mut DbConn,
+    actor: &str,
+    ip: Option<&str>,
+) -> AppResult<Result<String, String>> {
+    db::transaction(conn, |conn| {
+        let Some(u) = store::latest(conn, 1)?.into_iter().next() else {
+            return Ok(Err("there is no upgrade to resume".into()));
+        };
+        if u.state != state::HALTED {
+            return Ok(Err(format!(
+                "the newest upgrade ({} to {}) is {}: only a halted upgrade resumes",
+                u.id, u.version, u.state
+            )));
+        }
+        let now = db::now();
+        let retried = store::reset_failed_nodes(conn, &u.id)?;
+        if !store::reopen(conn, &u.id, now)? {
+            return Ok(Err(format!("upgrade {} changed meanwhile", u.id)));
+        }
+        audit::record(
+            conn,
+            &Entry {
+                actor: Some(actor),
+                action: "upgrade.resumed",
+                object_type: "upgrade",
+                object_id: &u.id,
+                ip,
+                detail: &u.version,
+                ..Default::default()
+            },
+        )?;
+        let nodes = store::nodes_of(conn, &u.id)?;
+        let done = nodes.iter().filter(|n| n.state == node_state::DONE).count();
+        tracing::info!(upgrade = %u.id, version = %u.version, "fleet upgrade resumed");
+        Ok(Ok(format!(
+            "upgrade {} to {} resumed: {done} of {} nodes done, {retried} node(s) it halted on sent the release again",
+            u.id,
+            u.version,
+            nodes.len()
+        )))
+    })
+}
+
 /// One step of the running upgrade, if any: judge the nodes in flight, then send the
 /// next wave when the one before is done. Returns the nodes sent a command (to wake
 /// their long-poll).

@@ -188,6 +188,39 @@ pub fn finish(
         == 1)
 }
 
+/// `halted` → `running`, the reason cleared; `false` if it was not halted (or another
+/// upgrade runs: the unique index allows one).
+pub fn reopen(conn: &mut DbConn, upgrade_id: &str, now: i64) -> AppResult<bool> {
+    Ok(diesel::update(
+        upgrades::table
+            .filter(upgrades::id.eq(upgrade_id))
+            .filter(upgrades::state.eq(state::HALTED)),
+    )
+    .set((
+        upgrades::state.eq(state::RUNNING),
+        upgrades::halted_reason.eq(None::<String>),
+        upgrades::updated_at.eq(now),
+    ))
+    .execute(conn)?
+        == 1)
+}
+
+/// An upgrade's `failed` nodes back to `pending`, to be sent the release again; how many.
+pub fn reset_failed_nodes(conn: &mut DbConn, upgrade_id: &str) -> AppResult<usize> {
+    Ok(diesel::update(
+        upgrade_nodes::table
+            .filter(upgrade_nodes::upgrade_id.eq(upgrade_id))
+            .filter(upgrade_nodes::state.eq(node_state::FAILED)),
+    )
+    .set((
+        upgrade_nodes::state.eq(node_state::PENDING),
+        upgrade_nodes::command_id.eq(None::<String>),
+        upgrade_nodes::sent_at.eq(None::<i64>),
+        upgrade_nodes::done_at.eq(None::<i64>),
+    ))
+    .execute(conn)?)
+}
+
 /// A node's state and last reported version, `None` if it is gone.
 pub fn node_facts(conn: &mut DbConn, node_id: &str) -> AppResult<Option<(String, Option<String>)>> {
     Ok(nodes::table

@@ -30,6 +30,32 @@ pub fn slugify(name: &str) -> String {
     out.trim_end_matches('-').to_owned()
 }
 
+/// The region of a new workspace's node from the owner's `choice` among `offered` (the
+/// provider's regions, the default first): none offered (the local provisioner) → `None`,
+/// and a choice is refused; an empty choice → the first; otherwise one of them, or a
+/// refusal that lists them.
+pub fn choose_region(offered: &[String], choice: Option<&str>) -> AppResult<Option<String>> {
+    let choice = choice.map(str::trim).filter(|c| !c.is_empty());
+    match (offered.first(), choice) {
+        (None, None) => Ok(None),
+        (None, Some(c)) => Err(AppError::invalid(
+            Code::UnknownRegion,
+            format!("There is no region “{c}” to choose: this control plane runs nodes without a choice of region."),
+        )),
+        (Some(first), None) => Ok(Some(first.clone())),
+        (Some(_), Some(c)) => match offered.iter().find(|r| r.eq_ignore_ascii_case(c)) {
+            Some(r) => Ok(Some(r.clone())),
+            None => Err(AppError::invalid(
+                Code::UnknownRegion,
+                format!(
+                    "There is no region “{c}”: choose one of {}.",
+                    offered.join(", ")
+                ),
+            )),
+        },
+    }
+}
+
 const RESERVED: &[&str] = &[
     "www",
     "api",
@@ -320,6 +346,38 @@ pub fn fmt_ms(t: &i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_region_is_one_offered_and_the_first_by_default() {
+        let offered = vec!["GRA11".to_string(), "BHS5".to_string()];
+        assert_eq!(
+            choose_region(&offered, None).unwrap().as_deref(),
+            Some("GRA11")
+        );
+        assert_eq!(
+            choose_region(&offered, Some(" ")).unwrap().as_deref(),
+            Some("GRA11")
+        );
+        assert_eq!(
+            choose_region(&offered, Some("BHS5")).unwrap().as_deref(),
+            Some("BHS5")
+        );
+        assert_eq!(
+            choose_region(&offered, Some("bhs5")).unwrap().as_deref(),
+            Some("BHS5")
+        );
+        let e = choose_region(&offered, Some("SBG5")).unwrap_err();
+        assert_eq!(e.status(), actix_web::http::StatusCode::BAD_REQUEST);
+        assert!(
+            e.message().contains("choose one of GRA11, BHS5"),
+            "{}",
+            e.message()
+        );
+        // Local nodes: no choice, and none may be made.
+        assert_eq!(choose_region(&[], None).unwrap(), None);
+        assert!(choose_region(&[], Some("GRA11")).is_err());
+    }
 
     #[test]
     fn durations_and_sizes_read_as_words() {

@@ -97,9 +97,11 @@ pub fn create(
     user_id: &str,
     name: &str,
     slug: Option<&str>,
+    region: Option<&str>,
     ip: &str,
 ) -> AppResult<Workspace> {
     let name = model::workspace_name(name)?;
+    let region = model::choose_region(cx.provisioner.regions(), region)?;
     let name = name.as_str();
     let slug = match slug.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) => s.to_lowercase(),
@@ -124,6 +126,9 @@ pub fn create(
             Role::Owner.as_str(),
             now,
         )?;
+        if let Some(r) = &region {
+            store::set_region(conn, &ws_id, r)?;
+        }
         if !cx.billing_on() {
             request_node(conn, cx.provisioner, &ws_id)?;
         }
@@ -194,12 +199,17 @@ pub fn request_node(
 ) -> AppResult<String> {
     let now = db::now();
     let node_id = outpost_protocol::NodeId::new_random().0;
+    // The owner's choice when the provider offers one (with billing on, made long before
+    // the node is requested); else the provider's default.
+    let chosen = store::find(conn, ws_id)?
+        .region
+        .filter(|_| !provisioner.regions().is_empty());
     store::insert_node(
         conn,
         &node_id,
         ws_id,
         provisioner.name(),
-        provisioner.region(),
+        chosen.as_deref().unwrap_or(provisioner.region()),
         now,
     )?;
     provisioning::event(conn, &node_id, "state", "requested")?;

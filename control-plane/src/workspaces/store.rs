@@ -33,6 +33,9 @@ pub struct Workspace {
     /// Set when the workspace was cancelled: its node is deprovisioned at this time (unix
     /// seconds), and until then stays up, suspended, for exports.
     pub deprovision_after: Option<i64>,
+    /// The region the owner chose for its node (one of `OUTPOST_OVH_REGIONS`); `None`
+    /// with the local provisioner.
+    pub region: Option<String>,
 }
 
 /// Node metadata shown to members (never content).
@@ -263,6 +266,14 @@ pub fn insert_node(
             nodes::state_changed_at.eq(now),
             nodes::created_at.eq(now),
         ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records the region the owner chose for the workspace's node.
+pub fn set_region(conn: &mut DbConn, ws_id: &str, region: &str) -> AppResult<()> {
+    diesel::update(workspaces::table.find(ws_id))
+        .set(workspaces::region.eq(region))
         .execute(conn)?;
     Ok(())
 }

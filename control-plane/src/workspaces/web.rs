@@ -121,6 +121,10 @@ struct ListPage {
     error: Option<String>,
     name: String,
     slug: String,
+    /// Regions the owner chooses from, the default first (empty: no choice to make).
+    regions: Vec<String>,
+    /// The region picked (the form sent back after a refusal).
+    region: String,
 }
 
 #[derive(Template)]
@@ -149,6 +153,13 @@ pub(crate) async fn list_page(state: State, user: CurrentUser) -> PageResult {
         error: None,
         name: String::new(),
         slug: String::new(),
+        regions: state.provisioner.regions().to_vec(),
+        region: state
+            .provisioner
+            .regions()
+            .first()
+            .cloned()
+            .unwrap_or_default(),
     }))
 }
 
@@ -157,6 +168,8 @@ pub(crate) struct CreateForm {
     name: String,
     #[serde(default)]
     slug: String,
+    #[serde(default)]
+    region: String,
 }
 
 pub(crate) async fn create_page(
@@ -166,6 +179,7 @@ pub(crate) async fn create_page(
 ) -> PageResult {
     let (uid, ip, st) = (f.user.id.clone(), client_ip(&req), state.clone());
     let (name, slug) = (f.form.name.clone(), f.form.slug.clone());
+    let region = f.form.region.clone();
     let res = db::run(&state.db, move |conn| {
         Ok(service::create(
             conn,
@@ -173,6 +187,7 @@ pub(crate) async fn create_page(
             &uid,
             &name,
             Some(&slug),
+            Some(&region),
             &ip,
         ))
     })
@@ -192,6 +207,8 @@ pub(crate) async fn create_page(
                     error: Some(e.message()),
                     name: f.form.name,
                     slug: f.form.slug,
+                    regions: state.provisioner.regions().to_vec(),
+                    region: f.form.region,
                 },
             ))
         }
@@ -420,6 +437,9 @@ pub(crate) struct CreateBody {
     slug: Option<String>,
     /// With billing on: the plan to check out (default: the first).
     plan: Option<String>,
+    /// Where the node runs: one of `GET /api/v1/regions` (default: its first). Refused
+    /// (`unknown_region`) when the control plane offers no choice.
+    region: Option<String>,
 }
 
 /// A workspace as listed.
@@ -494,6 +514,7 @@ pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpRespo
     request_body = CreateBody,
     responses(
         (status = 201, description = "Created; `Location` names it.", body = CreatedWorkspace),
+        (status = 400, description = "A rule is broken: the name (`invalid_name`), the address (`invalid_slug`), a region not offered (`unknown_region`).", body = ErrorJson),
         (status = 409, description = "The address is taken (`slug_taken`).", body = ErrorJson),
     ))]
 pub(crate) async fn api_create(
@@ -505,7 +526,15 @@ pub(crate) async fn api_create(
     let (ip, st, b) = (client_ip(&req), state.clone(), body.into_inner());
     let (uid, plan) = (user.id.clone(), b.plan.clone());
     let (ws, detail) = db::run(&state.db, move |conn| {
-        let ws = service::create(conn, &ctx(&st), &uid, &b.name, b.slug.as_deref(), &ip)?;
+        let ws = service::create(
+            conn,
+            &ctx(&st),
+            &uid,
+            &b.name,
+            b.slug.as_deref(),
+            b.region.as_deref(),
+            &ip,
+        )?;
         let d = detail(conn, &st, &ws.id, &uid)?;
         Ok((ws, d))
     })
@@ -526,6 +555,24 @@ pub(crate) async fn api_create(
             detail,
             checkout_url,
         }))
+}
+
+/// The regions a new workspace's node can run in.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Regions {
+    /// The choices, the default first; empty when there is no choice (nodes run on the
+    /// control plane's machine).
+    regions: Vec<String>,
+}
+
+/// The regions to choose from when creating a workspace (`region` of
+/// `POST /api/v1/workspaces`).
+#[utoipa::path(get, path = "/api/v1/regions", tag = "workspaces",
+    responses((status = 200, description = "The regions, the default first.", body = Regions)))]
+pub(crate) async fn api_regions(state: State, _user: ApiUser) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(Regions {
+        regions: state.provisioner.regions().to_vec(),
+    }))
 }
 
 /// `PATCH /api/v1/workspaces/{id}`.

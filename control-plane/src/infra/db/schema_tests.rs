@@ -260,6 +260,7 @@ fn schema_rs() -> Schema {
         mail_outbox,
         upgrades,
         upgrade_nodes,
+        key_fingerprints,
     ];
     let in_file = include_str!("../schema.rs")
         .matches("diesel::table!")

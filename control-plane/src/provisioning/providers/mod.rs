@@ -40,7 +40,16 @@ impl Provisioner {
         }
     }
 
-    /// Region label as stored in `nodes.region`.
+    /// Regions an owner chooses from when creating a workspace, the default first; empty
+    /// when there is no choice (local nodes).
+    pub fn regions(&self) -> &[String] {
+        match self {
+            Provisioner::Local(_) => &[],
+            Provisioner::Ovh(o) => o.regions(),
+        }
+    }
+
+    /// Region label as stored in `nodes.region` when the workspace chose none.
     pub fn region(&self) -> &str {
         match self {
             Provisioner::Local(_) => "local",

@@ -85,9 +85,14 @@ impl Ovh {
         })
     }
 
-    /// The region new nodes go to (the first configured).
+    /// The region new nodes go to when their workspace chose none (the first configured).
     pub fn region(&self) -> &str {
         self.cfg.ovh.regions.first().map_or("", String::as_str)
+    }
+
+    /// The configured regions an owner chooses from, the default first.
+    pub fn regions(&self) -> &[String] {
+        &self.cfg.ovh.regions
     }
 
     fn hostname(&self, slug: &str) -> String {
@@ -176,14 +181,16 @@ impl Ovh {
         );
         let (gateway_url, ca_pem) = (st.gateway_url.clone(), st.ca_pem.clone());
         let release_key = st.release_public_key.clone();
-        let (host, bundle) = db::run(&st.db, move |conn| {
-            write_bundle(
+        let (host, bundle, region) = db::run(&st.db, move |conn| {
+            let (host, bundle) = write_bundle(
                 conn,
                 &id,
                 &cfg,
                 (gateway_url, ca_pem, release_key),
                 interval,
-            )
+            )?;
+            // The region the workspace's owner chose, stored with the node.
+            Ok((host, bundle, store::region_of(conn, &id)?))
         })
         .await?;
         let user_data = cloud_init::render(&self.cfg, &host, &bundle);
@@ -191,7 +198,7 @@ impl Ovh {
             name: node_id,
             flavor_id: &self.cfg.ovh.flavor_id,
             image_id: &self.cfg.ovh.image_id,
-            region: self.region(),
+            region: &region,
             user_data: &user_data,
             monthly_billing: false,
         };
