@@ -185,6 +185,7 @@ fn report(seq: i64, epoch: &str, hour: i64) -> Report {
         exports: vec![],
         retention_sweeps: vec![],
         waiting_conversations: 0,
+        ai_counts: vec![],
     }
 }
 
