@@ -113,8 +113,19 @@ pub(crate) fn bootstrap_from_user_data(user_data: &str) -> (Vec<u8>, String) {
 /// certificate from Let's Encrypt. Here it stays on loopback: port 80's place is the
 /// bundle's listen port (the test knows it), HTTPS gets a free port, and the ACME
 /// directory is a loopback address nothing listens on, so the `tls` check fails at once
-/// and nothing leaves the machine (tests/e2e/https.rs obtains a certificate from pebble).
+/// and nothing leaves the machine ([`boot_server_with`] uses pebble instead).
 pub(crate) fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::process::Child {
+    boot_server_with(cp, node_id, user_data, None, free_port())
+}
+
+/// [`boot_server`] with its certificate from `acme` (pebble) and HTTPS on `https_port`.
+pub(crate) fn boot_server_with(
+    cp: &Cp,
+    node_id: &str,
+    user_data: &str,
+    acme: Option<&crate::https::Pebble>,
+    https_port: u16,
+) -> std::process::Child {
     let (bundle, mode) = bootstrap_from_user_data(user_data);
     assert_eq!(mode, "0600");
     let server = cp.node_dir(node_id);
@@ -130,20 +141,26 @@ pub(crate) fn boot_server(cp: &Cp, node_id: &str, user_data: &str) -> std::proce
         .and_then(|a| a.rsplit(':').next())
         .expect("the bundle's listen address")
         .to_owned();
-    let child = Command::new(env!("CARGO_BIN_EXE_control-plane"))
-        .args(["node", "run", "--data-dir"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_control-plane"));
+    cmd.args(["node", "run", "--data-dir"])
         .arg(&data)
         .env("OUTPOST_NODE_MAX_BACKOFF_SECS", "2")
         .env("OUTPOST_NODE_BIND_ADDRESS", "127.0.0.1")
         .env("OUTPOST_NODE_HTTP_PORT", http_port)
-        .env("OUTPOST_NODE_HTTPS_PORT", free_port().to_string())
-        .env("OUTPOST_ACME_DIRECTORY", "https://127.0.0.1:9/directory")
+        .env("OUTPOST_NODE_HTTPS_PORT", https_port.to_string())
         .env_remove("DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        .stderr(log);
+    match acme {
+        Some(pebble) => cmd
+            .env("OUTPOST_ACME_DIRECTORY", pebble.directory())
+            .env("OUTPOST_ACME_CA_FILE", pebble.ca_file())
+            .env("OUTPOST_ACME_EMAIL", "ops@outpost.test")
+            .env("OUTPOST_ACME_MAX_BACKOFF_SECS", "1"),
+        None => cmd.env("OUTPOST_ACME_DIRECTORY", "https://127.0.0.1:9/directory"),
+    };
+    let child = cmd.spawn().unwrap();
     std::fs::write(server.join("pid"), child.id().to_string()).unwrap();
     child
 }
@@ -208,9 +225,35 @@ async fn an_ovh_node_is_created_enrolls_and_is_deleted_with_its_dns_records() {
     assert_eq!(bundle["public_url"], format!("https://{host}"));
     assert_eq!(bundle["public_host"], host.as_str());
     assert_eq!(bundle["listen_addr"], format!("127.0.0.1:{}", c.node_port));
-    let mut node = boot_server(&c.cp, &node_id, &user_data);
-    // Healthy but for its own certificate: this test has no ACME server (https.rs does).
-    crate::replicas::reports_well(&c.cp, &node_id).await;
+    // The server gets its certificate from pebble (Let's Encrypt's test CA) at its DNS
+    // name, which pebble's mock DNS resolves to 127.0.0.1, answering HTTP-01 on the
+    // bundle's port; without pebble installed (outside CI) it stays healthy but for its
+    // certificate.
+    let mut pebble = crate::https::pebble_available()
+        .then(|| crate::https::Pebble::configure(c.node_port, 3600));
+    if let Some(p) = pebble.as_mut() {
+        p.start().await;
+    }
+    let https_port = free_port();
+    let mut node = boot_server_with(&c.cp, &node_id, &user_data, pebble.as_ref(), https_port);
+    match &pebble {
+        Some(p) => {
+            wait_for("the certificate from pebble", 90, || async {
+                let tls = crate::https::tls_check(&api, &ws_id).await;
+                (tls.as_ref().map(|t| t.0) == Some(true)).then_some(())
+            })
+            .await;
+            api.wait_node_state(&ws_id, "healthy", 30).await;
+            let root = p.root_pem().await;
+            let r = crate::https::client_trusting(&root, Some((host.as_str(), https_port)))
+                .get(format!("https://{host}:{https_port}/healthz"))
+                .send()
+                .await
+                .expect("the node serves HTTPS at its DNS name with pebble's certificate");
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+        None => crate::replicas::reports_well(&c.cp, &node_id).await,
+    }
     // Port 80 sends every visitor to https://<its DNS name>/.
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

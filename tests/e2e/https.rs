@@ -16,7 +16,7 @@ use std::time::Duration;
 const HOST: &str = "acme-dental.nodes.test";
 
 /// Whether pebble can run here; panics when it must and cannot.
-fn pebble_available() -> bool {
+pub(crate) fn pebble_available() -> bool {
     let found = ["pebble", "pebble-challtestsrv"].iter().all(|b| {
         Command::new(b)
             .arg("-h")
@@ -56,7 +56,7 @@ impl Drop for Proc {
 
 /// pebble and its mock DNS, configured (ports chosen) before they are started, so a node
 /// can be pointed at an ACME server that is not there yet.
-struct Pebble {
+pub(crate) struct Pebble {
     dir: tempfile::TempDir,
     acme_port: u16,
     mgmt_port: u16,
@@ -68,7 +68,7 @@ struct Pebble {
 
 impl Pebble {
     /// Validation on the node's `http_port`; certificates valid `validity_secs`.
-    fn configure(http_port: u16, validity_secs: u64) -> Pebble {
+    pub(crate) fn configure(http_port: u16, validity_secs: u64) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -107,15 +107,15 @@ impl Pebble {
         }
     }
 
-    fn directory(&self) -> String {
+    pub(crate) fn directory(&self) -> String {
         format!("https://127.0.0.1:{}/dir", self.acme_port)
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
     }
 
@@ -123,7 +123,7 @@ impl Pebble {
         client_trusting(&self.tls_ca_pem, None)
     }
 
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let out = |name: &str| std::fs::File::create(self.dir.path().join(name)).unwrap();
         let dns = Command::new("pebble-challtestsrv")
             .args(["-dns01", &format!("127.0.0.1:{}", self.dns_port)])
@@ -158,7 +158,7 @@ impl Pebble {
     }
 
     /// pebble's root (made anew at every start): what a browser would trust.
-    async fn root_pem(&self) -> String {
+    pub(crate) async fn root_pem(&self) -> String {
         let r = self
             .client()
             .get(format!("https://127.0.0.1:{}/roots/0", self.mgmt_port))
@@ -170,9 +170,9 @@ impl Pebble {
     }
 }
 
-/// A reqwest client trusting only `root_pem`, with `HOST` resolved to `port` on
+/// A reqwest client trusting only `root_pem`, with `host` resolved to `port` on
 /// 127.0.0.1 (and no connection reuse, so each request shows the certificate served now).
-fn client_trusting(root_pem: &str, port: Option<u16>) -> reqwest::Client {
+pub(crate) fn client_trusting(root_pem: &str, resolve: Option<(&str, u16)>) -> reqwest::Client {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
@@ -191,8 +191,8 @@ fn client_trusting(root_pem: &str, port: Option<u16>) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(10));
-    if let Some(port) = port {
-        b = b.resolve(HOST, ([127, 0, 0, 1], port).into());
+    if let Some((host, port)) = resolve {
+        b = b.resolve(host, ([127, 0, 0, 1], port).into());
     }
     b.build().unwrap()
 }
@@ -281,7 +281,7 @@ fn pebble_http_port(p: &Pebble) -> u16 {
 }
 
 /// The node's `tls` check as the CP shows it: `(ok, detail_code)`.
-async fn tls_check(api: &Api, ws: &str) -> Option<(bool, Option<String>)> {
+pub(crate) async fn tls_check(api: &Api, ws: &str) -> Option<(bool, Option<String>)> {
     let (_, d) = api.get_json(&format!("/api/v1/workspaces/{ws}")).await;
     let checks: serde_json::Value =
         serde_json::from_str(d["node"]["checks_json"].as_str()?).ok()?;
@@ -295,7 +295,7 @@ async fn tls_check(api: &Api, ws: &str) -> Option<(bool, Option<String>)> {
 /// The leaf certificate the node serves now, over a new client: a client that resumed
 /// an earlier TLS session would be shown that session's certificate again.
 async fn served_leaf(root_pem: &str, port: u16) -> Option<Vec<u8>> {
-    let r = client_trusting(root_pem, Some(port))
+    let r = client_trusting(root_pem, Some((HOST, port)))
         .get(format!("https://{HOST}:{port}/healthz"))
         .send()
         .await
@@ -363,7 +363,7 @@ async fn a_node_with_a_public_host_gets_its_certificate_over_acme_and_serves_htt
 
     // The console over HTTPS: the client trusts pebble's root only and checks the name.
     let root = pebble.root_pem().await;
-    let https = client_trusting(&root, Some(node.https_port));
+    let https = client_trusting(&root, Some((HOST, node.https_port)));
     let base = format!("https://{HOST}:{}", node.https_port);
     let r = https.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -401,7 +401,7 @@ async fn a_node_with_a_public_host_gets_its_certificate_over_acme_and_serves_htt
     assert!(r.text().await.unwrap().contains("Acme Dental"));
     // A client that does not trust pebble's root refuses the certificate, and so does one
     // asking for another name: the chain and the name are really checked.
-    let stranger = client_trusting(&pebble.tls_ca_pem, Some(node.https_port));
+    let stranger = client_trusting(&pebble.tls_ca_pem, Some((HOST, node.https_port)));
     assert!(stranger
         .get(format!("{base}/healthz"))
         .send()
