@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn report(seq: i64, hour: i64) -> Report {
+/// A healthy node's report: two checks, one hour of web counts.
+pub(crate) fn report(seq: i64, hour: i64) -> Report {
     Report {
         seq,
         epoch: None,

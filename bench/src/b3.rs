@@ -15,9 +15,7 @@ use crate::cp;
 use crate::load::{percentile, round2};
 use crate::output::RunInfo;
 use anyhow::Context as _;
-use outpost_protocol::{
-    Check, CommandAck, CommandBatch, CountBucket, Report, ReportAck, MAX_COMMAND_WAIT_SECS,
-};
+use outpost_protocol::{CommandAck, CommandBatch, Report, ReportAck, MAX_COMMAND_WAIT_SECS};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
@@ -154,38 +152,11 @@ pub fn lost(acked: &[Vec<i64>], stored: &[HashSet<i64>]) -> u64 {
         .sum()
 }
 
+/// B1's report, from one boot (`epoch`) of the simulated node.
 fn report(seq: i64, epoch: &str, hour: i64) -> Report {
     Report {
-        seq,
         epoch: Some(epoch.to_owned()),
-        produced_at: hour,
-        version: "bench".into(),
-        uptime_s: seq,
-        checks: vec![
-            Check {
-                name: "storage".into(),
-                ok: true,
-                detail_code: None,
-            },
-            Check {
-                name: "llm".into(),
-                ok: true,
-                detail_code: None,
-            },
-        ],
-        counts: vec![CountBucket {
-            channel: "web".into(),
-            hour,
-            inbound: seq,
-            outbound: seq,
-            conversations: 1,
-        }],
-        disk_used_bytes: 1 << 20,
-        queue_depth: 0,
-        exports: vec![],
-        retention_sweeps: vec![],
-        waiting_conversations: 0,
-        ai_counts: vec![],
+        ..crate::b1::report(seq, hour)
     }
 }
 
