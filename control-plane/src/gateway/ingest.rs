@@ -229,6 +229,28 @@ mod tests {
         }
     }
 
+    /// `r` carrying one hour (3600) of web counts.
+    fn with_web_counts(mut r: Report, inbound: i64, outbound: i64) -> Report {
+        r.counts = vec![outpost_protocol::CountBucket {
+            channel: "web".into(),
+            hour: 3_600,
+            inbound,
+            outbound,
+            conversations: 1,
+        }];
+        r
+    }
+
+    /// The node's stored (inbound, outbound) usage of its one counted hour.
+    fn web_usage(conn: &mut DbConn, node_id: &str) -> (i64, i64) {
+        use crate::infra::schema::usage_counts;
+        usage_counts::table
+            .filter(usage_counts::node_id.eq(node_id))
+            .select((usage_counts::inbound, usage_counts::outbound))
+            .first(conn)
+            .unwrap()
+    }
+
     fn applied(conn: &mut DbConn, node_id: &str) -> Option<i64> {
         nodes::table
             .find(node_id)
@@ -329,31 +351,15 @@ mod tests {
     /// what is billed.
     #[test]
     fn a_late_older_report_does_not_lower_an_hours_usage() {
-        use crate::infra::schema::usage_counts;
         let (_guard, pool) = pool();
         let mut conn = pool.get().unwrap();
         let a = node(&mut conn, "alpha");
         let notifier = Notifier {
             public_url: "https://cp.test",
         };
-        let with_counts = |seq: i64, inbound: i64, outbound: i64| {
-            let mut r = report(seq, seq);
-            r.counts = vec![outpost_protocol::CountBucket {
-                channel: "web".into(),
-                hour: 3_600,
-                inbound,
-                outbound,
-                conversations: 1,
-            }];
-            r
-        };
-        let usage = |conn: &mut DbConn| -> (i64, i64) {
-            usage_counts::table
-                .filter(usage_counts::node_id.eq(&a))
-                .select((usage_counts::inbound, usage_counts::outbound))
-                .first(conn)
-                .unwrap()
-        };
+        let with_counts =
+            |seq, inbound, outbound| with_web_counts(report(seq, seq), inbound, outbound);
+        let usage = |conn: &mut DbConn| web_usage(conn, &a);
         let (newer, older) = (with_counts(2, 7, 4), with_counts(1, 5, 6));
         assert!(apply(&mut conn, &notifier, &[(&*a, &newer)])[0].is_ok());
         assert_eq!(usage(&mut conn), (7, 4));
@@ -426,31 +432,15 @@ mod tests {
     /// nor an hour's usage.
     #[test]
     fn a_replay_after_its_receipt_was_pruned_changes_nothing() {
-        use crate::infra::schema::usage_counts;
         let (_guard, pool) = pool();
         let mut conn = pool.get().unwrap();
         let a = node(&mut conn, "alpha");
         let notifier = Notifier {
             public_url: "https://cp.test",
         };
-        let with_counts = |seq: i64, inbound: i64, outbound: i64| {
-            let mut r = report(seq, 100 + seq);
-            r.counts = vec![outpost_protocol::CountBucket {
-                channel: "web".into(),
-                hour: 3_600,
-                inbound,
-                outbound,
-                conversations: 1,
-            }];
-            r
-        };
-        let usage = |conn: &mut DbConn| -> (i64, i64) {
-            usage_counts::table
-                .filter(usage_counts::node_id.eq(&a))
-                .select((usage_counts::inbound, usage_counts::outbound))
-                .first(conn)
-                .unwrap()
-        };
+        let with_counts =
+            |seq, inbound, outbound| with_web_counts(report(seq, 100 + seq), inbound, outbound);
+        let usage = |conn: &mut DbConn| web_usage(conn, &a);
         let (r1, r2) = (with_counts(1, 5, 6), with_counts(2, 7, 4));
         for r in [&r1, &r2] {
             assert!(apply(&mut conn, &notifier, &[(&*a, r)])[0]
