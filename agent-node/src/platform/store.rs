@@ -222,8 +222,13 @@ impl Store {
     /// place, or for the reserve and the probe when it was released (then the reserve is
     /// put back). The probe is written in a transaction that is rolled back. `Ok(false)`
     /// when the database or disk is full. Updates [`Store::seems_full`] either way.
+    ///
+    /// A probe that finds no room does not release the reserve: only a write that fails
+    /// does. Released on a probe, the reserve's pages went to whatever wrote next (a note,
+    /// an upload) while there was still room for small writes, and none were left for
+    /// the deletions that free space.
     pub fn probe_space(&self) -> Result<bool> {
-        let probed = self.with(|c| {
+        let roomy = self.with(|c| {
             // The reserve is a blob: ask whether it is there, not for its value as text.
             let reserved: bool = c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
@@ -236,27 +241,40 @@ impl Store {
                 PROBE_BYTES + RESERVE_BYTES
             };
             let tx = c.transaction()?;
-            tx.execute(
+            let probed = tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('space_probe', zeroblob(?1))",
                 [need],
-            )?;
+            );
             // Dropping the transaction rolls it back: nothing of the probe stays.
             drop(tx);
+            match probed.map_err(StoreError::from) {
+                Ok(_) => {}
+                Err(e) if e.is_full() => return Ok(false),
+                Err(e) => return Err(e),
+            }
             if !reserved {
                 c.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, zeroblob(?2))",
                     params![RESERVE_KEY, RESERVE_BYTES],
                 )?;
             }
-            Ok(())
+            Ok(true)
         });
-        match probed {
-            Ok(()) => {
+        match roomy {
+            Ok(true) => {
                 if self.full.swap(false, Ordering::Relaxed) {
                     tracing::info!("the node's storage has room again");
                 }
                 Ok(true)
             }
+            Ok(false) => {
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::error!("the node's storage is almost full: new content is refused until space is freed");
+                }
+                Ok(false)
+            }
+            // Putting the reserve back failed (a write): `with` released nothing, as
+            // there was nothing to release.
             Err(e) if e.is_full() => Ok(false),
             Err(e) => Err(e),
         }
@@ -745,6 +763,50 @@ mod tests {
             .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, [1, 4]);
+    }
+
+    /// Issue 18's full disk, seen again in CI: a report's probe found less than its
+    /// 64 KiB and released the reserve, notes took the freed pages, and the owner could
+    /// then delete nothing. A probe that finds no room says "full" and keeps the reserve;
+    /// a write that fails releases it.
+    #[test]
+    fn a_probe_that_finds_no_room_keeps_the_reserve_for_a_failed_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("node.db")).expect("open");
+        assert!(store.probe_space().expect("probe"), "the reserve is laid");
+        let reserved = |s: &Store| -> bool {
+            s.with(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+                    [RESERVE_KEY],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("read")
+        };
+        // Room for small writes, not for the probe.
+        store.cap_pages_above_current(4).expect("cap");
+        assert!(
+            !store.probe_space().expect("probe"),
+            "no room for the probe"
+        );
+        assert!(store.seems_full());
+        assert!(reserved(&store), "a probe is not a failed write");
+        let mut n = 0;
+        while store
+            .with(|c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, randomblob(2000))",
+                    [format!("filler-{n}")],
+                )?;
+                Ok(())
+            })
+            .is_ok()
+        {
+            n += 1;
+            assert!(n < 100, "never filled");
+        }
+        assert!(!reserved(&store), "the failed write released the reserve");
     }
 
     #[test]

@@ -722,17 +722,22 @@ impl KnowledgeBase {
     }
 
     /// Deletes a document, its passages and their index entries in one transaction.
-    /// Returns whether it existed.
+    /// Returns whether it existed. The rows go first and the index entries last: the
+    /// index's deletions are written as new pages, so on a full disk they must take the
+    /// pages the document's rows just freed (the owner frees space by deleting documents).
     pub fn delete(&self, id: &str) -> Result<bool, KbError> {
         Ok(self.store.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "DELETE FROM kb_index WHERE rowid IN
-                 (SELECT id FROM kb_chunks WHERE document_id = ?1)",
-                [id],
-            )?;
-            tx.execute("DELETE FROM kb_chunks WHERE document_id = ?1", [id])?;
+            let chunks = tx
+                .prepare("DELETE FROM kb_chunks WHERE document_id = ?1 RETURNING id")?
+                .query_map([id], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let n = tx.execute("DELETE FROM kb_documents WHERE id = ?1", [id])?;
+            let mut unindex = tx.prepare("DELETE FROM kb_index WHERE rowid = ?1")?;
+            for chunk in chunks {
+                unindex.execute([chunk])?;
+            }
+            drop(unindex);
             tx.commit()?;
             Ok(n > 0)
         })?)

@@ -408,3 +408,68 @@ fn a_new_chunker_cuts_again_from_the_kept_upload() {
     assert_eq!(hits.len(), 1, "the old index rows are gone");
     assert_eq!(hits[0].context, "Clinic › Parking");
 }
+
+/// A full disk: the owner frees space by deleting documents, so deleting one must work
+/// when the database has not a single free page (the index's deletions are new pages;
+/// before, they were written first and the delete failed for want of space).
+#[test]
+fn a_document_is_deleted_when_not_a_page_is_free() {
+    let (_d, kb, _) = kb();
+    // Distinct words, so the document has a large index.
+    let words = |seed: u64| {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("w{:07x} ", x & 0xFFF_FFFF)
+            })
+            .collect::<String>()
+    };
+    let first = words(1);
+    let first_word = first.split(' ').next().expect("a word").to_owned();
+    let big = kb
+        .add_document("big.txt", DocKind::Text, first.as_bytes(), None)
+        .expect("big");
+    kb.add_document("big-2.txt", DocKind::Text, words(2).as_bytes(), None)
+        .expect("big 2");
+    assert_eq!(kb.search(&first_word, 5).expect("search").len(), 1);
+    kb.add_document(
+        "hours.txt",
+        DocKind::Text,
+        b"We open at nine on weekdays.",
+        None,
+    )
+    .expect("small");
+    kb.store.cap_pages_above_current(50).expect("cap");
+    let mut n = 0;
+    while kb
+        .store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, randomblob(100))",
+                [format!("filler-{n}")],
+            )?;
+            Ok(())
+        })
+        .is_ok()
+    {
+        n += 1;
+        assert!(n < 100_000, "never filled");
+    }
+    let free = |kb: &KnowledgeBase| -> i64 {
+        kb.store
+            .with(|c| Ok(c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?))
+            .expect("freelist")
+    };
+    // The failed write released the reserve; small rows took its pages too.
+    assert_eq!(free(&kb), 0);
+
+    assert!(kb.delete(&big.id).expect("deleted on a full disk"));
+    assert!(free(&kb) > 0, "deleting freed space");
+    assert!(kb.search(&first_word, 5).expect("search").is_empty());
+    assert_eq!(kb.list().expect("list").len(), 2);
+    let hits = kb.search("weekdays", 5).expect("search");
+    assert_eq!(hits.len(), 1, "the other document is still found");
+}
