@@ -399,7 +399,7 @@ mod tests {
     /// has neither, since there is no session.
     #[actix_web::test]
     async fn error_pages_keep_the_navigation_and_a_way_back() {
-        use crate::web::console::inbox::tests::{app, body, post, sign_in};
+        use crate::web::console::inbox::tests::{app, body, post, sign_in, MEMBER};
         use crate::web::console::tests::fixture;
         use actix_web::http::StatusCode;
         use actix_web::test as at;
@@ -413,7 +413,7 @@ mod tests {
             .expect("contact");
         let app = app!(f);
         // A member: the inbox and contacts, not the knowledge base.
-        let cookie = sign_in!(f, app);
+        let cookie = sign_in!(app, f, MEMBER);
         let get = |uri: &str| {
             at::TestRequest::get()
                 .uri(uri)

@@ -1,7 +1,7 @@
 //! The appointments page and the signed links of a booking, through the console's routes.
 
 use super::appointments::book;
-use super::tests::{fixture, token_with_scopes, Fixture};
+use super::tests::{fixture, sign_in};
 use super::{routes, security_headers};
 use crate::domain::appointments::{BookRequest, BookingDetails, BookingStatus};
 use actix_web::cookie::Cookie;
@@ -12,11 +12,6 @@ const ORIGIN: &str = "http://acme-dental.localhost:40123";
 
 async fn body(r: ServiceResponse) -> String {
     String::from_utf8(at::read_body(r).await.to_vec()).expect("utf-8")
-}
-
-fn handoff(f: &Fixture, scopes: &[&str]) -> at::TestRequest {
-    let t = token_with_scopes(f, f.data.node_id.as_str(), 120, scopes);
-    at::TestRequest::get().uri(&format!("/auth/handoff?token={t}"))
 }
 
 fn post_req(uri: &str, form: &str, cookie: &Cookie<'static>) -> at::TestRequest {
@@ -38,17 +33,8 @@ async fn admins_set_up_booking_members_see_the_calendar_and_links_do_one_thing_e
             .configure(routes),
     )
     .await;
-    let sign_in = |scopes: &'static [&'static str]| {
-        let req = handoff(&f, scopes).to_request();
-        let app = &app;
-        async move {
-            let r = at::call_service(app, req).await;
-            let c: Cookie<'static> = r.response().cookies().next().expect("session").into_owned();
-            c
-        }
-    };
-    let admin = sign_in(&["console", "inbox", "settings"]).await;
-    let member = sign_in(&["console", "inbox"]).await;
+    let admin = sign_in!(app, f, &["console", "inbox", "settings"]);
+    let member = sign_in!(app, f, &["console", "inbox"]);
 
     let every_day: String = (1..=7)
         .map(|d| format!("&hours_{d}=00%3A00-24%3A00"))

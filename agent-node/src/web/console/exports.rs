@@ -355,7 +355,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
-    use crate::web::console::tests::{fixture, token_with_scopes, Fixture};
+    use crate::web::console::tests::{fixture, sign_in};
     use crate::web::console::{routes, security_headers};
     use actix_web::cookie::Cookie;
     use actix_web::dev::ServiceResponse;
@@ -363,19 +363,6 @@ mod tests {
     use std::io::Read as _;
 
     const ORIGIN: &str = "http://acme-dental.localhost:40123";
-
-    fn handoff(f: &Fixture, scopes: &[&str]) -> at::TestRequest {
-        let t = token_with_scopes(f, f.data.node_id.as_str(), 120, scopes);
-        at::TestRequest::get().uri(&format!("/auth/handoff?token={t}"))
-    }
-
-    macro_rules! sign_in {
-        ($app:expr, $f:expr, $scopes:expr) => {{
-            let r = at::call_service(&$app, handoff(&$f, $scopes).to_request()).await;
-            let c: Cookie<'static> = r.response().cookies().next().expect("session").into_owned();
-            c
-        }};
-    }
 
     fn post_req(uri: &str, form: &str, cookie: &Cookie<'static>) -> at::TestRequest {
         at::TestRequest::post()

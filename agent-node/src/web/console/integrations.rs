@@ -269,7 +269,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use crate::web::console::inbox::tests::{body, post};
-    use crate::web::console::tests::{fixture, token_with_scopes, ADMIN};
+    use crate::web::console::tests::{fixture, sign_in, ADMIN, MEMBER};
     use crate::web::console::{routes, security_headers};
     use actix_web::{http::StatusCode, test as at, App};
 
@@ -284,20 +284,7 @@ mod tests {
                 .configure(routes),
         )
         .await;
-        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
-        let r = at::call_service(
-            &app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        let cookie = r
-            .response()
-            .cookies()
-            .next()
-            .expect("session cookie")
-            .into_owned();
+        let cookie = sign_in!(app, f, ADMIN);
         let r = at::call_service(
             &app,
             post("/integrations/tokens", &cookie)
@@ -388,15 +375,7 @@ mod tests {
         assert!(page.contains("message.created, contact.updated"));
 
         // Members (no settings scope) do not get the page.
-        let member = crate::web::console::tests::token(&f, f.data.node_id.as_str(), 120);
-        let r = at::call_service(
-            &app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={member}"))
-                .to_request(),
-        )
-        .await;
-        let member_cookie = r.response().cookies().next().expect("cookie").into_owned();
+        let member_cookie = sign_in!(app, f, MEMBER);
         let r = at::call_service(
             &app,
             at::TestRequest::get()

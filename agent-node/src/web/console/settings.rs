@@ -113,7 +113,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::MAX_SECRET_CHARS;
-    use crate::web::console::tests::{fixture, token_with_scopes, ADMIN};
+    use crate::web::console::tests::{fixture, sign_in, ADMIN};
     use crate::web::console::{routes, security_headers};
     use actix_web::{http::StatusCode, test as at, App};
 
@@ -127,20 +127,7 @@ mod tests {
                 .configure(routes),
         )
         .await;
-        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
-        let r = at::call_service(
-            &app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        let cookie = r
-            .response()
-            .cookies()
-            .next()
-            .expect("session cookie")
-            .into_owned();
+        let cookie = sign_in!(app, f, ADMIN);
         let origin = "http://acme-dental.localhost:40123";
         let post = |form: &'static str, uri: &'static str, origin: &'static str| {
             at::TestRequest::post()

@@ -55,6 +55,34 @@ pub(crate) fn token_with_scopes(f: &Fixture, node: &str, exp_in: i64, scopes: &[
     })
 }
 
+/// The sign-in link the CP hands a member: a capability token carrying `scopes`.
+pub(crate) fn handoff(f: &Fixture, scopes: &[&str]) -> at::TestRequest {
+    let t = token_with_scopes(f, f.data.node_id.as_str(), 120, scopes);
+    at::TestRequest::get().uri(&format!("/auth/handoff?token={t}"))
+}
+
+/// The session cookie a handoff answered with (which must be the sign-in page).
+pub(crate) fn session_cookie(
+    r: &actix_web::dev::ServiceResponse,
+) -> actix_web::cookie::Cookie<'static> {
+    assert_eq!(r.status(), StatusCode::OK, "the handoff signs in");
+    r.response()
+        .cookies()
+        .find(|c| c.name() == session::SESSION_COOKIE)
+        .expect("session cookie")
+        .into_owned()
+}
+
+/// Signs in through the handoff with a token carrying `scopes`; the session cookie.
+macro_rules! sign_in {
+    ($app:expr, $f:expr, $scopes:expr) => {{
+        let handoff = crate::web::console::tests::handoff(&$f, $scopes).to_request();
+        let r = actix_web::test::call_service(&$app, handoff).await;
+        crate::web::console::tests::session_cookie(&r)
+    }};
+}
+pub(crate) use sign_in;
+
 macro_rules! app {
     ($data:expr) => {
         at::init_service(
@@ -481,26 +509,6 @@ pub(crate) const OWNER: &[&str] = &[
     "billing",
 ];
 
-/// Signs in through the handoff with a token carrying `scopes`; the session cookie.
-macro_rules! sign_in_with {
-    ($app:expr, $f:expr, $scopes:expr) => {{
-        let t = token_with_scopes(&$f, $f.data.node_id.as_str(), 120, $scopes);
-        let r = at::call_service(
-            &$app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.response()
-            .cookies()
-            .find(|c| c.name() == session::SESSION_COOKIE)
-            .expect("session cookie")
-            .into_owned()
-    }};
-}
-
 #[actix_web::test]
 async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
     let f = fixture();
@@ -509,9 +517,9 @@ async fn members_get_the_inbox_and_contacts_admins_and_owners_everything() {
         .contact_for_identity("telegram", "777", Some("Maria Lopez"))
         .expect("contact");
     let app = app!(f.data);
-    let member = sign_in_with!(app, f, MEMBER);
-    let admin = sign_in_with!(app, f, ADMIN);
-    let owner = sign_in_with!(app, f, OWNER);
+    let member = sign_in!(app, f, MEMBER);
+    let admin = sign_in!(app, f, ADMIN);
+    let owner = sign_in!(app, f, OWNER);
     let get = |uri: &str, cookie: &actix_web::cookie::Cookie<'static>| {
         at::TestRequest::get()
             .uri(uri)

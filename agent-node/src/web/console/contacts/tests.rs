@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::content::Content;
-use crate::web::console::inbox::tests::{app, body, post, sign_in};
+use crate::web::console::inbox::tests::{app, body, post, sign_in, MEMBER};
 use crate::web::console::tests::fixture;
 use actix_web::http::StatusCode;
 use actix_web::test as at;
@@ -35,7 +35,7 @@ async fn email_and_phone_are_edited_on_the_contact_page() {
         .contact_for_identity("web", "visitor-9", None)
         .expect("contact");
     let app = app!(f);
-    let cookie = sign_in!(f, app);
+    let cookie = sign_in!(app, f, MEMBER);
     let page = |cookie: actix_web::cookie::Cookie<'static>, uri: String| {
         at::TestRequest::get().uri(&uri).cookie(cookie).to_request()
     };
@@ -170,7 +170,7 @@ async fn contacts_pages_update_note_and_follow_up() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(!body(r).await.contains("+4915112345678"));
 
-    let cookie = sign_in!(f, app);
+    let cookie = sign_in!(app, f, MEMBER);
     let r = at::call_service(
         &app,
         at::TestRequest::get()

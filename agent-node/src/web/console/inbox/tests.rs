@@ -22,26 +22,7 @@ macro_rules! app {
 }
 pub(crate) use app;
 
-/// Signs in through the handoff link and returns the session cookie.
-macro_rules! sign_in {
-    ($f:expr, $app:expr) => {{
-        let t = crate::web::console::tests::token(&$f, $f.data.node_id.as_str(), 120);
-        let r = at::call_service(
-            &$app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        assert_eq!(r.status(), actix_web::http::StatusCode::OK);
-        r.response()
-            .cookies()
-            .find(|c| c.name() == crate::web::console::session::SESSION_COOKIE)
-            .expect("session cookie")
-            .into_owned()
-    }};
-}
-pub(crate) use sign_in;
+pub(crate) use crate::web::console::tests::{sign_in, MEMBER};
 
 pub(crate) async fn body(r: ServiceResponse) -> String {
     String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8")
@@ -78,7 +59,7 @@ async fn inbox_lists_shows_and_controls_conversations() {
     let f = fixture();
     let (content, conv) = seed(&f);
     let app = app!(f);
-    let cookie = sign_in!(f, app);
+    let cookie = sign_in!(app, f, MEMBER);
 
     for uri in ["/inbox", "/inbox?status=open", "/inbox/list?status=all"] {
         let r = at::call_service(
@@ -268,7 +249,7 @@ async fn inbox_refuses_without_session_foreign_origin_and_unknown_ids() {
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    let cookie = sign_in!(f, app);
+    let cookie = sign_in!(app, f, MEMBER);
     let r = at::call_service(
         &app,
         at::TestRequest::post()

@@ -1,6 +1,6 @@
 use super::*;
-use crate::web::console::tests::{fixture, token_with_scopes, Fixture, ADMIN};
-use crate::web::console::{routes, security_headers, session::SESSION_COOKIE};
+use crate::web::console::tests::{fixture, sign_in, Fixture, ADMIN};
+use crate::web::console::{routes, security_headers};
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::test as at;
@@ -18,26 +18,6 @@ macro_rules! app {
         )
         .await
     };
-}
-
-macro_rules! sign_in {
-    ($app:expr, $f:expr) => {{
-        // the knowledge base needs `knowledge_base`: an admin's token
-        let t = token_with_scopes(&$f, $f.data.node_id.as_str(), 120, ADMIN);
-        let r = at::call_service(
-            &$app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.response()
-            .cookies()
-            .find(|c| c.name() == SESSION_COOKIE)
-            .expect("session cookie")
-            .into_owned()
-    }};
 }
 
 fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
@@ -92,7 +72,7 @@ async fn body_text(
 async fn upload_view_search_delete() {
     let f = fixture();
     let app = app!(f);
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
 
     let r = at::call_service(
         &app,
@@ -232,7 +212,7 @@ async fn upload_view_search_delete() {
 async fn oversized_upload_is_413_and_nothing_is_stored() {
     let f = fixture();
     let app = app!(f);
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
     // Just over the limit: passes the Content-Length pre-check, caught while streaming.
     let big = vec![b'a'; MAX_UPLOAD_BYTES + 1];
     let r = at::call_service(
@@ -288,7 +268,7 @@ async fn oversized_upload_is_413_and_nothing_is_stored() {
 async fn bad_uploads_are_400() {
     let f = fixture();
     let app = app!(f);
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
     for (parts, expect) in [
         (
             multipart(&[("file", Some("report.pdf"), b"%PDF-1.7")]),
@@ -338,7 +318,7 @@ async fn bad_uploads_are_400() {
 async fn a_refused_upload_names_the_file_and_leads_back_to_the_knowledge_base() {
     let f = fixture();
     let app = app!(f);
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
     for (file, data, status, expect) in [
         (
             "prices.pdf",
@@ -409,7 +389,7 @@ async fn session_and_origin_are_required() {
     let r = at::call_service(&app, upload_req(None, ORIGIN, body()).to_request()).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
     let r = at::call_service(
         &app,
         upload_req(Some(&cookie), "http://evil.localhost", body()).to_request(),
@@ -449,7 +429,7 @@ fn helpers() {
 async fn a_website_source_is_added_shows_its_progress_and_can_be_removed() {
     let f = fixture();
     let app = app!(f);
-    let cookie = sign_in!(app, f);
+    let cookie = sign_in!(app, f, ADMIN);
     let post = |uri: &str, body: &str| {
         at::TestRequest::post()
             .uri(uri)
