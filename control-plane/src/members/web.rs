@@ -86,12 +86,22 @@ async fn render_members(
     })
 }
 
+#[derive(Deserialize)]
+pub(crate) struct MembersQuery {
+    /// Set by the redirect after an invitation was sent (the address stays out of the URL).
+    invited: Option<u8>,
+}
+
 pub(crate) async fn members_page(
     state: State,
     user: CurrentUser,
     path: web::Path<String>,
+    q: web::Query<MembersQuery>,
 ) -> PageResult {
-    render_members(&state, user, path.into_inner(), None, None).await
+    let notice = q
+        .invited
+        .map(|_| "Invitation sent: the link works once and expires in 7 days.".to_owned());
+    render_members(&state, user, path.into_inner(), None, notice).await
 }
 
 #[derive(Deserialize)]
@@ -100,24 +110,28 @@ pub(crate) struct InviteForm {
     role: String,
 }
 
-fn back_to_members(ws_id: &str) -> HttpResponse {
+fn back_to_members(ws_id: &str, query: &str) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/workspaces/{ws_id}/members")))
+        .insert_header((
+            header::LOCATION,
+            format!("/workspaces/{ws_id}/members{query}"),
+        ))
         .finish()
 }
 
-/// Runs a members action; a validation or conflict error re-renders the page with the
-/// message (the form is not lost), anything else is the usual error page.
+/// Runs a members action, then back to the members page (`then`: its query, e.g. the
+/// notice to show), so reloading the page never sends the form again; a validation or
+/// conflict error re-renders the page with the message (the form is not lost), anything
+/// else is the usual error page.
 async fn members_action(
     state: &State,
     user: CurrentUser,
     ws_id: String,
-    notice: Option<String>,
+    then: &str,
     f: impl FnOnce(&mut DbConn) -> AppResult<()> + Send + 'static,
 ) -> PageResult {
     match db::run(&state.db, f).await {
-        Ok(()) if notice.is_some() => render_members(state, user, ws_id, None, notice).await,
-        Ok(()) => Ok(back_to_members(&ws_id)),
+        Ok(()) => Ok(back_to_members(&ws_id, then)),
         Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
             render_members(state, user, ws_id, Some(e.message()), None).await
         }
@@ -138,8 +152,7 @@ pub(crate) async fn invite_submit(
         f.user.id.clone(),
     );
     let (ws, email, role) = (ws_id.clone(), f.form.email.clone(), f.form.role.clone());
-    let notice = format!("Invitation sent to {}.", f.form.email.trim());
-    members_action(&state, f.user, ws_id, Some(notice), move |conn| {
+    members_action(&state, f.user, ws_id, "?invited=1", move |conn| {
         let cx = Ctx {
             notifier: st.notifier(),
             command_notify: &st.command_notify,
@@ -157,7 +170,7 @@ pub(crate) async fn revoke_submit(
 ) -> PageResult {
     let (ws_id, inv) = path.into_inner();
     let (ws, ip, uid) = (ws_id.clone(), client_ip(&req), f.user.id.clone());
-    members_action(&state, f.user, ws_id, None, move |conn| {
+    members_action(&state, f.user, ws_id, "", move |conn| {
         service::revoke(conn, &ws, &uid, &inv, &ip)
     })
     .await
@@ -182,7 +195,7 @@ pub(crate) async fn role_submit(
         f.user.id.clone(),
         f.form.role.clone(),
     );
-    members_action(&state, f.user, ws_id, None, move |conn| {
+    members_action(&state, f.user, ws_id, "", move |conn| {
         let cx = Ctx {
             notifier: st.notifier(),
             command_notify: &st.command_notify,
@@ -206,7 +219,7 @@ pub(crate) async fn remove_submit(
         client_ip(&req),
         f.user.id.clone(),
     );
-    let r = members_action(&state, f.user, ws_id, None, move |conn| {
+    let r = members_action(&state, f.user, ws_id, "", move |conn| {
         service::remove(conn, &st.command_notify, &ws, &uid, &target, &ip)
     })
     .await?;
@@ -239,7 +252,7 @@ pub(crate) async fn transfer_submit(
         client_ip(&req),
         f.user.id.clone(),
     );
-    members_action(&state, f.user, ws_id, None, move |conn| {
+    members_action(&state, f.user, ws_id, "", move |conn| {
         if !confirmed {
             // Checked after the role, so a non-owner learns nothing from it.
             require_role(conn, &ws, &uid, Role::Owner)?;
