@@ -185,7 +185,7 @@ async fn telegram_and_whatsapp_customers_are_answered_by_the_node_and_the_cp_see
         let r = browser.post_csrf(&page, &form).await;
         assert_eq!(
             r.status(),
-            200,
+            303,
             "{:?}: {}",
             form[0],
             r.text().await.unwrap()

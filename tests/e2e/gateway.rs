@@ -523,7 +523,7 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303, "accepted: back to the page");
     let cmds = node.commands(&cp).await;
     assert_eq!(cmds.len(), 1);
     let CommandKind::DeliverSecret {
@@ -571,7 +571,7 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303, "accepted: back to the page");
     {
         use control_plane::infra::schema::commands::dsl as c;
         let pool = cp.db();

@@ -92,9 +92,15 @@ async fn a_secret_is_validated_sealed_delivered_used_and_never_kept_by_the_cp() 
     let r = browser
         .post_csrf(&page, &[("kind", "openai_api_key"), ("value", CANARY)])
         .await;
-    assert_eq!(r.status(), 200);
-    let body = r.text().await.unwrap();
-    assert!(body.contains("accepted (fingerprint"), "{body}");
+    // Back to the page (a reload never sends the key again), with the notice.
+    assert_eq!(r.status(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(back, format!("{page}?added=openai_api_key"));
+    let body = browser.get(&back).await.text().await.unwrap();
+    assert!(
+        body.contains("OpenAI API key accepted and sealed"),
+        "{body}"
+    );
     assert!(body.contains("…77aa") && !body.contains(CANARY));
     wait_for("the node to store the key", 30, || async {
         let p = browser.get(&page).await.text().await.unwrap();
@@ -262,7 +268,7 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
         ("value", "123456:good-token"),
     ])
     .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303, "accepted: back to the page");
     let r = post(vec![
         ("kind", "whatsapp_access_token"),
         ("value", "EAAG-good"),
@@ -287,7 +293,7 @@ async fn channel_credentials_are_checked_with_telegram_and_the_graph_api() {
         ("phone_number_id", "1098765"),
     ])
     .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303, "accepted: back to the page");
     let listing = browser.get(&page).await.text().await.unwrap();
     assert!(listing.contains("Telegram bot token") && listing.contains("WhatsApp access token"));
     assert!(!listing.contains("good-token") && !listing.contains("EAAG-good"));

@@ -1,7 +1,7 @@
 //! The secrets page and the `/api/v1/workspaces/{id}/secrets` API. The submitted value
 //! becomes a [`Secret`] at once and goes straight to [`service::add`].
 
-use super::model::{label, SecretKind};
+use super::model::SecretKind;
 use super::service::{self, require_admin, SecretsCtx};
 use super::store::{self, SecretRow};
 use crate::app::openapi::ErrorJson;
@@ -46,7 +46,24 @@ fn rows(conn: &mut DbConn, ws_id: &str) -> AppResult<Vec<SecretRow>> {
     Ok(store::rows(conn, ws_id)?)
 }
 
-pub(crate) async fn page(state: State, user: CurrentUser, path: web::Path<String>) -> PageResult {
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    /// Set by the redirect after a key was accepted: its kind.
+    added: Option<String>,
+}
+
+pub(crate) async fn page(
+    state: State,
+    user: CurrentUser,
+    path: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> PageResult {
+    let notice = q.added.as_deref().and_then(SecretKind::parse).map(|k| {
+        format!(
+            "{} accepted and sealed to your node. Outpost keeps only its fingerprint and last 4 characters.",
+            k.label()
+        )
+    });
     let (uid, ws_id) = (user.id.clone(), path.into_inner());
     let (workspace, rows) = db::run(&state.db, move |conn| {
         // Which keys are set is a setting: owners and admins only, like changing them.
@@ -60,7 +77,7 @@ pub(crate) async fn page(state: State, user: CurrentUser, path: web::Path<String
         workspace,
         rows,
         error: None,
-        notice: None,
+        notice,
         kinds: SecretKind::ALL,
     }))
 }
@@ -103,35 +120,33 @@ pub(crate) async fn submit(
         Some(phone_number_id.trim()),
     )
     .await;
-    let (w, u) = (ws_id.clone(), user.id.clone());
-    let (workspace, rows) = db::run(&state.db, move |conn| {
-        let (ws, _) = load_for_member(conn, &w, &u)?;
-        Ok((ws, rows(conn, &w)?))
-    })
-    .await?;
     match result {
-        Ok(fp) => Ok(html(&SecretsPage {
-            user,
-            workspace,
-            rows,
-            error: None,
-            notice: Some(format!(
-                "{} accepted (fingerprint {fp}) and sealed to your node. Outpost keeps only the fingerprint and the last 4 characters.",
-                label(&kind)
-            )),
-            kinds: SecretKind::ALL,
-        })),
-        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => Ok(html_with(
-            HttpResponse::build(e.status()),
-            &SecretsPage {
-                user,
-                workspace,
-                rows,
-                error: Some(e.message()),
-                notice: None,
-                kinds: SecretKind::ALL,
-            },
-        )),
+        // Back to the page, so reloading it never sends the key again.
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!("/workspaces/{ws_id}/secrets?added={kind}"),
+            ))
+            .finish()),
+        Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
+            let (w, u) = (ws_id.clone(), user.id.clone());
+            let (workspace, rows) = db::run(&state.db, move |conn| {
+                let (ws, _) = load_for_member(conn, &w, &u)?;
+                Ok((ws, rows(conn, &w)?))
+            })
+            .await?;
+            Ok(html_with(
+                HttpResponse::build(e.status()),
+                &SecretsPage {
+                    user,
+                    workspace,
+                    rows,
+                    error: Some(e.message()),
+                    notice: None,
+                    kinds: SecretKind::ALL,
+                },
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }
