@@ -14,11 +14,12 @@
 use crate::cp;
 use crate::load::{percentile, round2};
 use crate::output::RunInfo;
+use crate::wire::{Conn, Phases};
 use anyhow::Context as _;
 use outpost_protocol::{CommandAck, CommandBatch, Report, ReportAck, MAX_COMMAND_WAIT_SECS};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,11 @@ pub struct Settings {
     pub command_every: Duration,
     /// Local source addresses the nodes' connections are spread over (127.0.0.2 …).
     pub source_addrs: u8,
+    /// The nodes open their long-polls spread over this long, not all at once.
+    pub ramp: Duration,
+    /// A node reuses its report connection only if it was idle less than this (set it
+    /// under the gateway's keep-alive; past it the gateway has closed the connection).
+    pub reuse_within: Duration,
 }
 
 /// What the child control plane tells the parent (one JSON line on stdout).
@@ -48,13 +54,22 @@ struct ChildInfo {
     tokens: Vec<String>,
 }
 
+/// The child CP's rate limits: the API's (a burst of 60 and 120 a minute per token) and
+/// certificate signing's (50 a second) would make 10,000 nodes take 5 minutes to set up
+/// and 100,000 nearly an hour; B3 measures the fleet, not its enrollment.
+const BENCH_LIMITS: control_plane::config::Limits = control_plane::config::Limits {
+    api_burst: 1_000_000,
+    api_per_minute: 60_000_000,
+    csr_per_sec: 100_000,
+};
+
 /// API tokens the child makes (the API allows a token a burst of 60 requests, 120 a minute).
 const TOKENS: usize = 16;
 
 /// `--b3-cp-child`: runs the control plane (SQLite in a temp dir), creates the API tokens,
 /// prints [`ChildInfo`] and serves until stdin closes, then removes its temp dir.
 pub fn serve_child() -> anyhow::Result<()> {
-    let cp = cp::start(None)?;
+    let cp = cp::start_with(None, BENCH_LIMITS)?;
     let mut tokens = Vec::with_capacity(TOKENS);
     for i in 0..TOKENS {
         let new = control_plane::accounts::NewToken {
@@ -164,15 +179,58 @@ fn report(seq: i64, epoch: &str, hour: i64) -> Report {
 struct SimNode {
     workspace_id: String,
     node_id: String,
-    client: reqwest::Client,
+    /// Its rustls client config (its certificate; the session store that resumption
+    /// uses is shared by its two connections, as in the node's own client).
+    tls: Arc<rustls::ClientConfig>,
+    /// The local address its connections come from.
+    source: IpAddr,
     /// When a command was queued for it and not yet seen by its long-poll.
     issued: Mutex<Option<Instant>>,
     /// Sequence numbers the CP acknowledged as accepted.
     acked: Mutex<Vec<i64>>,
 }
 
+/// Where the reports' time went (window only) and what the long-polls' connections cost
+/// (whole run: the opening burst is in the warm-up).
+#[derive(Default)]
+struct PhaseTally {
+    /// Reports on a new connection: TCP connect, TLS handshake.
+    report_connect_us: Vec<u64>,
+    report_handshake_us: Vec<u64>,
+    /// Every report: request written to response read.
+    report_request_us: Vec<u64>,
+    report_new_conns: u64,
+    report_resumed: u64,
+    poll_connect_us: Vec<u64>,
+    poll_handshake_us: Vec<u64>,
+    poll_new_conns: u64,
+    poll_resumed: u64,
+}
+
+impl PhaseTally {
+    fn report(&mut self, p: &Phases) {
+        if p.new_conn {
+            self.report_new_conns += 1;
+            self.report_resumed += u64::from(p.resumed);
+            self.report_connect_us.push(p.connect_us);
+            self.report_handshake_us.push(p.handshake_us);
+        }
+        self.report_request_us.push(p.request_us);
+    }
+
+    fn poll(&mut self, p: &Phases) {
+        if p.new_conn {
+            self.poll_new_conns += 1;
+            self.poll_resumed += u64::from(p.resumed);
+            self.poll_connect_us.push(p.connect_us);
+            self.poll_handshake_us.push(p.handshake_us);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tally {
+    phases: Mutex<PhaseTally>,
     report_lat_us: Mutex<Vec<u64>>,
     report_errors: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -279,7 +337,7 @@ async fn enroll_all(
     made: Vec<(String, String)>,
     source_addrs: u8,
 ) -> anyhow::Result<Vec<Arc<SimNode>>> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (ws, node_id)) in made.into_iter().enumerate() {
         let (sem, nodes_dir, gw) = (
@@ -298,17 +356,13 @@ async fn enroll_all(
                 0,
                 2 + (i % usize::from(source_addrs.max(1))) as u8,
             ));
-            let client = reqwest::Client::builder()
-                .use_preconfigured_tls(fake.tls_config()?)
-                .local_address(source)
-                .timeout(Duration::from_secs(MAX_COMMAND_WAIT_SECS + 20))
-                .build()?;
             anyhow::Ok((
                 i,
                 SimNode {
                     workspace_id: ws,
                     node_id,
-                    client,
+                    tls: Arc::new(fake.tls_config()?),
+                    source,
                     issued: Mutex::new(None),
                     acked: Mutex::new(vec![]),
                 },
@@ -327,22 +381,15 @@ async fn enroll_all(
         .collect()
 }
 
-async fn post_report(n: &SimNode, gw: &str, r: &Report) -> Result<bool, String> {
-    let resp = n
-        .client
-        .post(format!("{gw}/v1/node/report"))
-        .json(r)
-        .send()
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| format!("{e:#}"))?;
-    if status.as_u16() != 200 {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return Err(format!("report: HTTP {status}: {text}"));
+async fn post_report(conn: &mut Conn, r: &Report) -> Result<(bool, Phases), String> {
+    let body = serde_json::to_vec(r).map_err(|e| e.to_string())?;
+    let (resp, phases) = conn.request("POST", "/v1/node/report", Some(&body)).await?;
+    if resp.status != 200 {
+        let text = String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)]).into_owned();
+        return Err(format!("report: HTTP {}: {text}", resp.status));
     }
-    let ack: ReportAck = serde_json::from_slice(&body).map_err(|e| format!("bad ack: {e}"))?;
-    Ok(ack.seq == r.seq && ack.accepted)
+    let ack: ReportAck = serde_json::from_slice(&resp.body).map_err(|e| format!("bad ack: {e}"))?;
+    Ok((ack.seq == r.seq && ack.accepted, phases))
 }
 
 struct Clock {
@@ -350,10 +397,24 @@ struct Clock {
     end: Instant,
 }
 
+/// The gateway's address and how long a node reuses an idle connection.
+#[derive(Clone, Copy)]
+struct Target {
+    gw: SocketAddr,
+    reuse_within: Duration,
+}
+
+impl Target {
+    fn conn(&self, n: &SimNode) -> Conn {
+        Conn::new(n.tls.clone(), self.gw, n.source, self.reuse_within)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn reporter(
     i: usize,
     n: Arc<SimNode>,
-    gw: Arc<str>,
+    target: Target,
     epoch: Arc<str>,
     interval: Duration,
     clock: Arc<Clock>,
@@ -361,6 +422,7 @@ async fn reporter(
 ) {
     let mut jitter = Jitter::new(i as u64);
     let hour = unix_now() / 3600 * 3600;
+    let mut conn = target.conn(&n);
     tokio::time::sleep(interval.mul_f64(jitter.unit())).await;
     let mut seq = 0;
     loop {
@@ -370,8 +432,8 @@ async fn reporter(
         }
         seq += 1;
         let r = report(seq, &epoch, hour);
-        match tokio::time::timeout(Duration::from_secs(30), post_report(&n, &gw, &r)).await {
-            Ok(Ok(true)) => {
+        match tokio::time::timeout(Duration::from_secs(30), post_report(&mut conn, &r)).await {
+            Ok(Ok((true, phases))) => {
                 n.acked.lock().unwrap_or_else(|p| p.into_inner()).push(seq);
                 if t0 >= clock.measure_from {
                     let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -380,33 +442,56 @@ async fn reporter(
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(us);
+                    tally
+                        .phases
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .report(&phases);
                 }
             }
-            Ok(Ok(false)) => tally.error(&tally.report_errors, format!("seq {seq} not accepted")),
+            Ok(Ok((false, _))) => {
+                tally.error(&tally.report_errors, format!("seq {seq} not accepted"));
+            }
             Ok(Err(e)) => tally.error(&tally.report_errors, e),
-            Err(_) => tally.error(&tally.report_errors, "report timed out after 30 s".into()),
+            Err(_) => {
+                // The connection may be mid-request: start afresh.
+                conn = target.conn(&n);
+                tally.error(&tally.report_errors, "report timed out after 30 s".into());
+            }
         }
         tokio::time::sleep_until((t0 + jitter.around(interval)).into()).await;
     }
 }
 
-async fn poller(n: Arc<SimNode>, gw: Arc<str>, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
-    let url = format!("{gw}/v1/node/commands?wait={MAX_COMMAND_WAIT_SECS}");
+async fn poller(
+    i: usize,
+    n: Arc<SimNode>,
+    target: Target,
+    ramp: Duration,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) {
+    let path = format!("/v1/node/commands?wait={MAX_COMMAND_WAIT_SECS}");
+    // Long-polls are never idle long: keep the connection whatever the reuse window.
+    let mut conn = Conn::new(
+        n.tls.clone(),
+        target.gw,
+        n.source,
+        Duration::from_secs(3600),
+    );
+    tokio::time::sleep(ramp.mul_f64(Jitter::new(!(i as u64)).unit())).await;
     while !stop.load(Ordering::Relaxed) {
         let got = async {
-            let resp = n
-                .client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let status = resp.status();
-            if status.as_u16() != 200 {
-                return Err(format!("poll: HTTP {status}"));
+            let (resp, phases) = conn.request("GET", &path, None).await?;
+            tally
+                .phases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .poll(&phases);
+            if resp.status != 200 {
+                return Err(format!("poll: HTTP {}", resp.status));
             }
-            resp.json::<CommandBatch>()
-                .await
-                .map_err(|e| format!("poll: {e:#}"))
+            serde_json::from_slice::<CommandBatch>(&resp.body).map_err(|e| format!("poll: {e}"))
         }
         .await;
         tally.polls.fetch_add(1, Ordering::Relaxed);
@@ -435,14 +520,20 @@ async fn poller(n: Arc<SimNode>, gw: Arc<str>, stop: Arc<AtomicBool>, tally: Arc
                 error_code: None,
                 receipt: None,
             };
-            let r = n
-                .client
-                .post(format!("{gw}/v1/node/commands/{}/ack", c.id))
-                .json(&ack)
-                .send()
+            let body = serde_json::to_vec(&ack).unwrap_or_default();
+            let r = conn
+                .request(
+                    "POST",
+                    &format!("/v1/node/commands/{}/ack", c.id),
+                    Some(&body),
+                )
                 .await;
-            if let Err(e) = r {
-                tally.error(&tally.poll_errors, format!("ack: {e:#}"));
+            match r {
+                Ok((resp, _)) if resp.status == 200 => {}
+                Ok((resp, _)) => {
+                    tally.error(&tally.poll_errors, format!("ack: HTTP {}", resp.status))
+                }
+                Err(e) => tally.error(&tally.poll_errors, format!("ack: {e}")),
             }
         }
     }
@@ -524,16 +615,31 @@ async fn issuer(
     }
 }
 
-/// Samples the child's CPU ticks and RSS, and this process's CPU ticks, every second
-/// until `stop`.
-async fn sampler(pid: u32, stop: Arc<AtomicBool>) -> Vec<(Instant, u64, u64, u64)> {
+/// Nanoseconds the threads of `pid` spent runnable but waiting for a CPU (the second
+/// field of each `/proc/<pid>/task/<tid>/schedstat`), summed: when it grows as fast as
+/// their CPU time, the process is short of CPU, whatever its CPU share says.
+fn run_delay_ns(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Samples the child's CPU ticks, RSS and run delay, and this process's CPU ticks and run
+/// delay, every second until `stop`.
+async fn sampler(pid: u32, stop: Arc<AtomicBool>) -> Vec<(Instant, u64, u64, u64, (u64, u64))> {
     let mut out = vec![];
     while !stop.load(Ordering::Relaxed) {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
         if let (Some(t), Some(rss)) = (cpu_ticks(&stat), status_kb(&status, "VmRSS")) {
-            out.push((Instant::now(), t, rss, cpu_ticks(&me).unwrap_or(0)));
+            let delays = (run_delay_ns(&pid.to_string()), run_delay_ns("self"));
+            out.push((Instant::now(), t, rss, cpu_ticks(&me).unwrap_or(0), delays));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -575,9 +681,43 @@ fn stored_receipts(
     Ok(out)
 }
 
+/// Raises this process's soft limit on open files to its hard limit (the CP child
+/// inherits it) and returns `(soft, hard)` after; `None` when the limit cannot be read.
+pub fn raise_nofile() -> Option<(u64, u64)> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+    let l = getrlimit(Resource::Nofile);
+    Some((l.current?, l.maximum.unwrap_or(u64::MAX)))
+}
+
+/// Open files B3 needs per process for `nodes`: a long-poll connection per node, a report
+/// connection for those inside the reuse window, and some slack for the rest.
+pub fn files_needed(nodes: usize, interval: Duration, reuse_within: Duration) -> u64 {
+    let reporting = if reuse_within >= interval.mul_f64(0.8) {
+        nodes as f64
+    } else {
+        // At most this share of the nodes holds a report connection at a time.
+        nodes as f64 * ((reuse_within.as_secs_f64() + 1.0) / interval.as_secs_f64()).min(1.0)
+    };
+    nodes as u64 + reporting.ceil() as u64 + 256
+}
+
 /// Runs B3.
 pub async fn run(s: &Settings, run: &RunInfo) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    let need = files_needed(s.nodes, s.interval, s.reuse_within);
+    match raise_nofile() {
+        Some((soft, hard)) if soft < need => println!(
+            "B3: open files limit {soft} (hard {hard}) is below the ~{need} each process needs for {} nodes: expect connection errors (raise the hard limit as root: `ulimit -Hn`)",
+            s.nodes
+        ),
+        Some((soft, _)) => println!("B3: open files limit {soft} (need ~{need})"),
+        None => {}
+    }
     let (mut child, info) = tokio::task::spawn_blocking(spawn_child).await??;
     let pid = child.id();
     let info = Arc::new(info);
@@ -612,7 +752,14 @@ async fn fleet(
         measure_from: t0 + s.interval,
         end: t0 + s.interval + s.duration,
     });
-    let gw: Arc<str> = info.gateway_url.clone().into();
+    let target = Target {
+        gw: info
+            .gateway_url
+            .trim_start_matches("https://")
+            .parse()
+            .with_context(|| format!("gateway address {}", info.gateway_url))?,
+        reuse_within: s.reuse_within,
+    };
     let epoch: Arc<str> = format!("b3-{}", unix_now()).into();
     let tally = Arc::new(Tally::default());
     let stop_polls = Arc::new(AtomicBool::new(false));
@@ -624,15 +771,17 @@ async fn fleet(
         reporters.spawn(reporter(
             i,
             n.clone(),
-            gw.clone(),
+            target,
             epoch.clone(),
             s.interval,
             clock.clone(),
             tally.clone(),
         ));
         pollers.spawn(poller(
+            i,
             n.clone(),
-            gw.clone(),
+            target,
+            s.ramp,
             stop_polls.clone(),
             tally.clone(),
         ));
@@ -658,7 +807,7 @@ async fn fleet(
     // CPU over the measurement window; the worst 10 s inside it.
     let window: Vec<_> = samples
         .iter()
-        .filter(|(t, _, _, _)| *t >= clock.measure_from && *t <= clock.end)
+        .filter(|(t, ..)| *t >= clock.measure_from && *t <= clock.end)
         .collect();
     let cpu_mean = match (window.first(), window.last()) {
         (Some(a), Some(b)) if b.0 > a.0 => {
@@ -671,6 +820,17 @@ async fn fleet(
             cpu_share(b.3 - a.3, (b.0 - a.0).as_secs_f64(), run.cores)
         }
         _ => 0.0,
+    };
+    // Seconds of waiting for a CPU per second of the window, summed over threads.
+    let (cp_wait, sim_wait) = match (window.first(), window.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => {
+            let secs = (b.0 - a.0).as_secs_f64();
+            (
+                b.4 .0.saturating_sub(a.4 .0) as f64 / 1e9 / secs,
+                b.4 .1.saturating_sub(a.4 .1) as f64 / 1e9 / secs,
+            )
+        }
+        _ => (0.0, 0.0),
     };
     let cpu_worst_10s = window
         .windows(11)
@@ -767,6 +927,7 @@ async fn fleet(
     };
     let window_secs = s.duration.as_secs_f64();
     let met = misses.is_empty();
+    let phases = phase_figures(&mut tally.phases.lock().unwrap_or_else(|p| p.into_inner()));
     let json = serde_json::json!({
         "id": "B3",
         "smoke": run.smoke,
@@ -786,6 +947,8 @@ async fn fleet(
         "cp_cpu_pct_of_all_cores": round2(cpu_mean),
         "cp_cpu_pct_worst_10s": round2(cpu_worst_10s),
         "simulator_cpu_pct_of_all_cores": round2(sim_cpu),
+        "cp_run_queue_wait_per_sec": round2(cp_wait),
+        "simulator_run_queue_wait_per_sec": round2(sim_wait),
         "cp_rss_max_mib": round2(rss_max as f64 / 1048576.0),
         "cp_rss_hwm_mib": round2(hwm as f64 / 1048576.0),
         "commands_issued": issued,
@@ -796,6 +959,9 @@ async fn fleet(
         "command_p99_ms": cmd_p99,
         "polls": tally.polls.load(Ordering::Relaxed),
         "poll_errors": tally.poll_errors.load(Ordering::Relaxed),
+        "phases": phases,
+        "ramp_secs": s.ramp.as_secs_f64(),
+        "reuse_within_secs": s.reuse_within.as_secs_f64(),
         "first_error": tally.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         "loadavg_start": load_start,
         "loadavg_end": load_end,
@@ -804,6 +970,30 @@ async fn fleet(
         "misses": misses,
     });
     Ok(Outcome { met, json, problem })
+}
+
+/// p50/p99/max in ms of each phase, and how many connections were new and resumed.
+fn phase_figures(p: &mut PhaseTally) -> serde_json::Value {
+    let fig = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        serde_json::json!({
+            "n": v.len(),
+            "p50_ms": round2(percentile(v, 0.5) as f64 / 1000.0),
+            "p99_ms": round2(percentile(v, 0.99) as f64 / 1000.0),
+            "max_ms": round2(v.last().copied().unwrap_or(0) as f64 / 1000.0),
+        })
+    };
+    serde_json::json!({
+        "report_connect": fig(&mut p.report_connect_us),
+        "report_handshake": fig(&mut p.report_handshake_us),
+        "report_request": fig(&mut p.report_request_us),
+        "report_new_conns": p.report_new_conns,
+        "report_resumed": p.report_resumed,
+        "poll_connect": fig(&mut p.poll_connect_us),
+        "poll_handshake": fig(&mut p.poll_handshake_us),
+        "poll_new_conns": p.poll_new_conns,
+        "poll_resumed": p.poll_resumed,
+    })
 }
 
 /// Prints B3's figures.
@@ -833,6 +1023,10 @@ pub fn print(o: &Outcome) {
         j["simulator_cpu_pct_of_all_cores"]
     );
     println!(
+        "  waiting for a CPU (runnable, not running; s per s, summed over threads): CP {}, simulator {}",
+        j["cp_run_queue_wait_per_sec"], j["simulator_run_queue_wait_per_sec"]
+    );
+    println!(
         "  commands: {} queued, {} delivered, {} undelivered, p50 {} ms, p99 {} ms; polls {} (errors {})",
         j["commands_issued"],
         j["commands_delivered"],
@@ -841,6 +1035,29 @@ pub fn print(o: &Outcome) {
         j["command_p99_ms"],
         j["polls"],
         j["poll_errors"]
+    );
+    let ph = &j["phases"];
+    let f = |k: &str| {
+        format!(
+            "p50 {} / p99 {} / max {} ms (n {})",
+            ph[k]["p50_ms"], ph[k]["p99_ms"], ph[k]["max_ms"], ph[k]["n"]
+        )
+    };
+    println!(
+        "  report phases: new connections {} (resumed {}); TCP connect {}; TLS handshake {}; request {}",
+        ph["report_new_conns"],
+        ph["report_resumed"],
+        f("report_connect"),
+        f("report_handshake"),
+        f("report_request")
+    );
+    println!(
+        "  long-poll connections (whole run, opened over {} s): {} (resumed {}); TCP connect {}; TLS handshake {}",
+        j["ramp_secs"],
+        ph["poll_new_conns"],
+        ph["poll_resumed"],
+        f("poll_connect"),
+        f("poll_handshake")
     );
     println!(
         "  load average: {} at the window's start, {} at its end",
@@ -893,6 +1110,21 @@ mod tests {
         assert_eq!(status_kb(status, "VmRSS"), Some(100 << 20));
         assert_eq!(status_kb(status, "VmHWM"), Some(200 << 20));
         assert_eq!(status_kb(status, "VmRS"), None);
+    }
+
+    #[test]
+    fn files_needed_counts_a_long_poll_per_node_and_the_open_report_connections() {
+        let thirty = Duration::from_secs(30);
+        // Reports every 30 s on connections kept 4 s: a sixth of the nodes hold one.
+        assert_eq!(
+            files_needed(10_000, thirty, Duration::from_secs(4)),
+            10_000 + 1_667 + 256
+        );
+        // Connections kept across the interval: two per node.
+        assert_eq!(
+            files_needed(10_000, thirty, Duration::from_secs(60)),
+            20_256
+        );
     }
 
     #[test]

@@ -30,6 +30,14 @@ type Ready = Result<(String, String, String), String>;
 /// `database_url` (PostgreSQL, which must be empty or hold only earlier bench runs) or a
 /// fresh SQLite file.
 pub fn start(database_url: Option<String>) -> anyhow::Result<ControlPlane> {
+    start_with(database_url, control_plane::config::Limits::default())
+}
+
+/// [`start`] with other rate limits (B3 enrolls thousands of nodes through the API).
+pub fn start_with(
+    database_url: Option<String>,
+    limits: control_plane::config::Limits,
+) -> anyhow::Result<ControlPlane> {
     let dir = tempfile::Builder::new()
         .prefix("outpost-bench-")
         .tempdir()?;
@@ -43,6 +51,7 @@ pub fn start(database_url: Option<String>) -> anyhow::Result<ControlPlane> {
         ..Default::default()
     }
     .resolve()?;
+    let config = control_plane::Config { limits, ..config };
     let (tx, rx) = std::sync::mpsc::channel::<Ready>();
     let cfg = config.clone();
     std::thread::Builder::new()

@@ -17,6 +17,7 @@ mod b7;
 mod cp;
 mod load;
 mod output;
+mod wire;
 
 use clap::{Parser, ValueEnum};
 use output::{Comparison, RunInfo};
@@ -62,6 +63,14 @@ struct Args {
     /// (127.0.0.2 …), each with its own ephemeral ports [default: 8]
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=250))]
     source_addrs: Option<u8>,
+    /// B3: the nodes open their long-polls spread over this many seconds, as a fleet
+    /// does, not in one burst [default: the report interval]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    ramp_secs: Option<u64>,
+    /// B3: a node reuses its report connection only if it was idle less than this many
+    /// seconds; keep it under the gateway's keep-alive [default: 4, under its 5 s]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    reuse_within_secs: Option<u64>,
     /// Concurrent client tasks, for both B1 and B2 [default: B1 64, B2 16; smoke: B1 8, B2 4]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     concurrency: Option<u64>,
@@ -234,16 +243,17 @@ async fn main() -> anyhow::Result<()> {
 
     // B3 only when asked for: it enrolls thousands of nodes and soaks for minutes.
     let b3 = if args.only == Some(Which::B3) {
+        let interval_secs = args
+            .interval_secs
+            .unwrap_or(if args.smoke { 2 } else { 30 });
         let b3s = b3::Settings {
             nodes: s.nodes_given.unwrap_or(if args.smoke { 20 } else { 1000 }),
             duration: s.duration,
-            interval: std::time::Duration::from_secs(args.interval_secs.unwrap_or(if args.smoke {
-                2
-            } else {
-                30
-            })),
+            interval: std::time::Duration::from_secs(interval_secs),
             command_every: std::time::Duration::from_millis(args.command_every_ms.unwrap_or(500)),
             source_addrs: args.source_addrs.unwrap_or(8),
+            ramp: std::time::Duration::from_secs(args.ramp_secs.unwrap_or(interval_secs)),
+            reuse_within: std::time::Duration::from_secs(args.reuse_within_secs.unwrap_or(4)),
         };
         let r = b3::run(&b3s, &run).await?;
         b3::print(&r);

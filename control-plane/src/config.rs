@@ -232,6 +232,32 @@ pub struct Config {
     pub release_public_key: Option<String>,
     /// Time an upgraded node has to come back healthy on the new version, seconds.
     pub upgrade_timeout_secs: i64,
+    /// Rate limits of the API and of certificate signing. Not an option: always
+    /// [`Limits::default`] from the command line, environment and file; only the fleet
+    /// benchmark (B3), which enrolls tens of thousands of nodes through the real API and
+    /// enrollment path, sets other values in code.
+    pub limits: Limits,
+}
+
+/// Rate limits the control plane applies (`Config::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests a token (or a session) may make to the JSON API in one burst.
+    pub api_burst: u32,
+    /// Requests it may make a minute after the burst.
+    pub api_per_minute: u32,
+    /// Certificate signing requests (enrollments and renewals) signed a second, in all.
+    pub csr_per_sec: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            api_burst: 60,
+            api_per_minute: 120,
+            csr_per_sec: 50,
+        }
+    }
 }
 
 /// Base URLs of the services whose credentials the CP validates (tests point them at
@@ -464,6 +490,7 @@ impl ServeArgs {
             billing,
             release_public_key,
             upgrade_timeout_secs,
+            limits: Limits::default(),
         })
     }
 }

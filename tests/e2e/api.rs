@@ -370,3 +370,105 @@ async fn the_api_rate_limits_each_token_with_retry_after() {
     let other = Api::new(&cp, "calm@acme.test");
     assert_eq!(other.get_json("/api/v1/workspaces").await.0, 200);
 }
+
+/// `GET /api/v1/workspaces` and the `/workspaces` page come a page at a time (issue 18:
+/// a user in 1,000 workspaces got all of them on every request): following `next` visits
+/// every workspace once, active before cancelled; a cursor that is not one is a 400.
+#[tokio::test]
+async fn the_workspace_list_comes_a_page_at_a_time() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let alice = Api::new(&cp, "alice@example.test");
+    let mut ids = vec![];
+    for i in 0..51 {
+        let ws = alice.create_workspace(&format!("Shop {i}")).await;
+        ids.push(ws["workspace"]["id"].as_str().unwrap().to_owned());
+    }
+    let cancelled = ids[3].clone();
+    let r = alice
+        .req(Method::DELETE, &format!("/api/v1/workspaces/{cancelled}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // The API, 20 a page: 20, 20, 11, and `next` only while more remain.
+    let mut seen: Vec<(String, bool)> = vec![];
+    let mut created: Vec<i64> = vec![];
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/workspaces?limit=20&after={a}"),
+            None => "/api/v1/workspaces?limit=20".to_owned(),
+        };
+        let (status, body) = alice.get_json(&path).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        for w in body["workspaces"].as_array().unwrap() {
+            seen.push((
+                w["id"].as_str().unwrap().to_owned(),
+                w["deleted_at"].is_null(),
+            ));
+            created.push(w["created_at"].as_i64().unwrap());
+        }
+        match body["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 51, "every workspace once");
+    let mut unique: Vec<&String> = seen.iter().map(|(id, _)| id).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 51);
+    assert_eq!(
+        seen.last().unwrap(),
+        &(cancelled.clone(), false),
+        "cancelled last"
+    );
+    // Newest first among the active ones (created in the same second: either order).
+    assert!(
+        created[..50].windows(2).all(|w| w[0] >= w[1]),
+        "{created:?}"
+    );
+
+    // Without `limit`, 50 a page; bad cursors and limits are refused in words.
+    let (_, first) = alice.get_json("/api/v1/workspaces").await;
+    assert_eq!(first["workspaces"].as_array().unwrap().len(), 50);
+    let next = first["next"].as_str().unwrap().to_owned();
+    for (q, code) in [
+        ("after=a.1.x'--", "invalid_cursor"),
+        ("after=zzz", "invalid_cursor"),
+        ("limit=0", "invalid_limit"),
+        ("limit=201", "invalid_limit"),
+    ] {
+        let (status, body) = alice.get_json(&format!("/api/v1/workspaces?{q}")).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{q}");
+    }
+
+    // The OpenAPI document says how to page.
+    let (_, doc) = alice.get_json("/api/v1/openapi.json").await;
+    let params: Vec<&str> = doc["paths"]["/api/v1/workspaces"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["after", "limit"]);
+    assert!(doc["components"]["schemas"]["WorkspaceList"]["properties"]["next"].is_object());
+
+    // The page: 50 rows and a link to the next page, which holds the 51st.
+    let b = Browser::signin(&cp, "alice@example.test").await;
+    let html = b.get("/workspaces").await.text().await.unwrap();
+    assert_eq!(html.matches("<a href=\"/workspaces/").count(), 50);
+    let link = format!("/workspaces?after={next}");
+    assert!(html.contains(&format!("href=\"{link}\"")), "next link");
+    let html = b.get(&link).await.text().await.unwrap();
+    assert_eq!(html.matches("<a href=\"/workspaces/").count(), 1);
+    assert!(html.contains(&format!("/workspaces/{cancelled}\"")));
+    assert!(html.contains("First page") && !html.contains("Next page"));
+}

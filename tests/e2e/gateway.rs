@@ -596,3 +596,72 @@ async fn sealed_secrets_open_only_on_their_node_and_expire_when_undelivered() {
         "the ciphertext is gone"
     );
 }
+
+/// A node waiting in its long-poll gets a command queued for it at once, although the
+/// poll no longer reads the database every 2 s while it waits (issue 18): the queueing
+/// wakes it. An agent created through the API pushes the configuration to the node.
+#[tokio::test]
+async fn a_waiting_long_poll_gets_a_queued_command_within_two_seconds() {
+    let cp = Cp::start_with(Opts {
+        provisioner: "manual",
+        ..Opts::default()
+    });
+    let api = Api::new(&cp, "poll@example.test");
+    let (ws_id, b) = bundle_for(&cp, &api, "Poll Bakery").await;
+    let (status, node) = try_enroll(&cp, &b, &b.token).await;
+    assert_eq!(status, 200);
+    let node = node.unwrap();
+    node.takes_initial_config(&cp).await;
+    for round in 0..2 {
+        let poll = {
+            let (client, url) = (
+                node.client.clone(),
+                format!("{}/v1/node/commands?wait=25", cp.gateway),
+            );
+            tokio::spawn(async move {
+                let r = client.get(url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                (
+                    r.json::<CommandBatch>().await.unwrap().commands,
+                    std::time::Instant::now(),
+                )
+            })
+        };
+        // Let the poll reach its wait (it reads once on arrival, then sleeps).
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert!(
+            !poll.is_finished(),
+            "the poll waits while nothing is queued"
+        );
+        let queued = std::time::Instant::now();
+        let r = api
+            .req(
+                reqwest::Method::POST,
+                &format!("/api/v1/workspaces/{ws_id}/agents"),
+            )
+            .json(&serde_json::json!({
+                "name": format!("Agent {round}"), "greeting": "Hi", "instructions": "Be brief.",
+                "language": "en", "fallback_message": "Sorry.", "open": "00:00", "close": "24:00",
+                "time_zone": "UTC", "provider": "retrieval", "model": "", "base_url": "",
+                "allowed_origins": [], "channels": []
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let (cmds, got) = poll.await.unwrap();
+        assert_eq!(cmds.len(), 1, "round {round}: {cmds:?}");
+        assert!(matches!(cmds[0].kind, CommandKind::ApplyConfig { .. }));
+        let waited = got.saturating_duration_since(queued);
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "round {round}: the command reached the node after {waited:?}"
+        );
+        let ok = CommandAck {
+            ok: true,
+            error_code: None,
+            receipt: None,
+        };
+        assert_eq!(node.ack(&cp, &cmds[0].id, &ok).await.status(), 200);
+    }
+}

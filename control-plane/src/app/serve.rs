@@ -106,7 +106,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
 
     let body_idle = std::time::Duration::from_secs(config.body_timeout_secs);
     let ui_listener = TcpListener::bind(config.listen)?;
-    let gw_listener = TcpListener::bind(config.gateway_listen)?;
+    let gw_listener = gateway::listener(config.gateway_listen)?;
     let ui_addr = ui_listener.local_addr()?;
     let gw_addr = gw_listener.local_addr()?;
     let public_url = config
@@ -158,6 +158,7 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
     let command_notify = crate::infra::wake::CommandNotify::default();
     crate::infra::wake::listen(&config.database_url, command_notify.clone());
     let leader = crate::infra::leader::start(&config.database_url);
+    let limits = config.limits;
     let state = aw::Data::new(AppState {
         db: pool,
         reports,
@@ -172,9 +173,9 @@ pub async fn serve(config: Config, on_ready: impl FnOnce(&str, &str, &str)) -> a
         started_at: db::now(),
         command_notify: command_notify.clone(),
         leader,
-        csr_limiter: KeyedLimiter::new(50, 50 * 60),
+        csr_limiter: KeyedLimiter::new(limits.csr_per_sec, limits.csr_per_sec.saturating_mul(60)),
         fingerprint_key,
-        api_limiter: KeyedLimiter::new(60, 120),
+        api_limiter: KeyedLimiter::new(limits.api_burst, limits.api_per_minute),
         unknown_token_limiter: KeyedLimiter::new(
             crate::accounts::model::UNKNOWN_TOKENS_BURST,
             crate::accounts::model::UNKNOWN_TOKENS_PER_MINUTE,

@@ -26,4 +26,4 @@ pub use model::{
     WAITING_NOTICE_QUIET_SECS,
 };
 pub use service::authorize_cert;
-pub use web::capture_peer_cert;
+pub use web::{capture_peer_cert, listener, GATEWAY_BACKLOG};

@@ -47,6 +47,24 @@ pub fn capture_peer_cert(conn: &dyn Any, ext: &mut Extensions) {
     }
 }
 
+/// Length of the gateway's queue of connections not yet accepted (the kernel caps it at
+/// `net.core.somaxconn`, 4096 on current Linux). The standard library listens with 128:
+/// a fleet reconnecting at once (after a restart of the control plane, or thousands of
+/// nodes opening their long-polls) overflowed it, and every dropped SYN cost its node 1,
+/// then 3, 7, 15 s of TCP retransmission — the seconds of B3's report p99.
+pub const GATEWAY_BACKLOG: i32 = 4096;
+
+/// Binds the gateway's listening socket with [`GATEWAY_BACKLOG`].
+pub fn listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As the standard library does: a restarted CP binds despite connections in TIME_WAIT.
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(GATEWAY_BACKLOG)?;
+    Ok(s.into())
+}
+
 /// The node behind the connection's certificate. The database is asked on the
 /// connection's first request; later requests on it reuse that verdict while it
 /// [holds](Verdict::holds): no revocation in this process since, at most
@@ -160,22 +178,59 @@ pub(crate) async fn poll_commands(
     q: web::Query<WaitQuery>,
 ) -> AppResult<HttpResponse> {
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_COMMAND_WAIT_SECS));
-    let deadline = Instant::now() + wait;
-    let (node, mut cmds) = identified(
+    let deadline = tokio::time::Instant::now() + wait;
+    let (node, cmds) = identified(
         req.conn_data::<PeerCert>().cloned(),
         Some(state.clone()),
         |conn, node| service::pending_commands(conn, &node.node_id),
     )
     .await?;
+    if !cmds.is_empty() || wait.is_zero() {
+        return Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }));
+    }
     let notify = state.command_notify.handle(&node.node_id);
+    let cmds = wait_for_commands(
+        &notify,
+        deadline,
+        || state.command_notify.recheck_every(),
+        || {
+            let id = node.node_id.clone();
+            db::run(&state.db, move |conn| service::pending_commands(conn, &id))
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }))
+}
+
+/// The long-poll's wait: reads the pending commands again only when `notify` fires (a
+/// command was queued for this node, here or on another replica) or, while `recheck`
+/// says the notifications may be lost (a replica's listener is down), every such period;
+/// else not until `deadline`. It used to read every 2 s whatever happened: N/2 reads a
+/// second for a fleet of N idle nodes, more than their reports.
+pub(crate) async fn wait_for_commands<T, E, R, Fut>(
+    notify: &tokio::sync::Notify,
+    deadline: tokio::time::Instant,
+    recheck: impl Fn() -> Option<Duration>,
+    mut read: R,
+) -> Result<Vec<T>, E>
+where
+    R: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, E>>,
+{
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !cmds.is_empty() || left.is_zero() {
-            return Ok(HttpResponse::Ok().json(CommandBatch { commands: cmds }));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(vec![]);
         }
-        let _ = tokio::time::timeout(left.min(Duration::from_secs(2)), notify.notified()).await;
-        let id = node.node_id.clone();
-        cmds = db::run(&state.db, move |conn| service::pending_commands(conn, &id)).await?;
+        let nap = recheck().map_or(left, |every| left.min(every));
+        let woken = tokio::time::timeout(nap, notify.notified()).await.is_ok();
+        if !woken && nap == left {
+            return Ok(vec![]);
+        }
+        let cmds = read().await?;
+        if !cmds.is_empty() {
+            return Ok(cmds);
+        }
     }
 }
 
@@ -214,4 +269,109 @@ pub(crate) async fn renew(
     })
     .await?;
     Ok(HttpResponse::Ok().json(RenewResponse { cert_pem: pem }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    /// A long-poll of `wait` whose reads count themselves in `reads` and find a command
+    /// from the `pending_from`-th read on.
+    async fn poll(
+        notify: &Notify,
+        wait: Duration,
+        recheck: Option<Duration>,
+        reads: &Cell<u32>,
+        pending_from: Option<u32>,
+    ) -> Vec<u32> {
+        let deadline = tokio::time::Instant::now() + wait;
+        wait_for_commands(
+            notify,
+            deadline,
+            || recheck,
+            || {
+                reads.set(reads.get() + 1);
+                let n = reads.get();
+                async move {
+                    Ok::<_, ()>(match pending_from {
+                        Some(from) if n >= from => vec![n],
+                        _ => vec![],
+                    })
+                }
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The gateway queues a fleet's burst of connections while its workers are busy (the
+    /// standard library's backlog of 128 dropped the rest, and each drop cost its node
+    /// seconds of SYN retransmission).
+    #[test]
+    fn the_gateway_listener_queues_a_burst_of_a_thousand_connections() {
+        let l = listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        // Nobody accepts: each connection completes only if the queue has room for it.
+        let mut open = vec![];
+        for i in 0..1000 {
+            let c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5));
+            assert!(c.is_ok(), "connection {i} was not queued: {c:?}");
+            open.push(c.unwrap());
+        }
+    }
+
+    /// An idle node's long-poll does not read the database while nothing is queued for it
+    /// (it read every 2 s: twelve reads per 25 s poll, for every node of the fleet).
+    #[tokio::test]
+    async fn an_idle_long_poll_reads_nothing_until_its_deadline() {
+        let (notify, reads) = (Notify::new(), Cell::new(0));
+        let got = poll(&notify, Duration::from_millis(300), None, &reads, Some(1)).await;
+        assert!(got.is_empty(), "nothing was read, so nothing found");
+        assert_eq!(reads.get(), 0);
+    }
+
+    /// A queued command wakes the poll, which reads once and returns it without waiting
+    /// for its deadline.
+    #[tokio::test]
+    async fn a_queued_command_is_returned_when_its_notification_arrives() {
+        let notify = Arc::new(Notify::new());
+        let reads = Cell::new(0);
+        let n = notify.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            n.notify_one();
+        });
+        let wait = Duration::from_secs(MAX_COMMAND_WAIT_SECS);
+        let start = Instant::now();
+        assert_eq!(poll(&notify, wait, None, &reads, Some(1)).await, vec![1]);
+        assert_eq!(reads.get(), 1);
+        assert!(start.elapsed() < wait, "returned before the deadline");
+    }
+
+    /// A notification sent before the poll waits (between its first read and its wait)
+    /// is not lost.
+    #[tokio::test]
+    async fn a_notification_before_the_wait_is_kept() {
+        let (notify, reads) = (Notify::new(), Cell::new(0));
+        notify.notify_one();
+        let wait = Duration::from_secs(MAX_COMMAND_WAIT_SECS);
+        let start = Instant::now();
+        assert_eq!(poll(&notify, wait, None, &reads, Some(1)).await, vec![1]);
+        assert!(start.elapsed() < wait, "returned before the deadline");
+    }
+
+    /// While notifications may be lost (another replica's listener down), the poll reads
+    /// at that period instead.
+    #[tokio::test]
+    async fn without_notifications_the_poll_falls_back_to_periodic_reads() {
+        let (notify, reads) = (Notify::new(), Cell::new(0));
+        let wait = Duration::from_secs(MAX_COMMAND_WAIT_SECS);
+        let every = Some(Duration::from_millis(20));
+        assert_eq!(poll(&notify, wait, every, &reads, Some(3)).await, vec![3]);
+        assert_eq!(reads.get(), 3);
+    }
 }

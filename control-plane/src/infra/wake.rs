@@ -6,8 +6,9 @@
 //! `pg_notify('outpost_commands', <node id>)` in the same transaction ([`announce`]), so
 //! the notification goes out at commit and never for a rolled-back command; every
 //! replica listens on a connection of its own ([`listen`]) and wakes its local poll.
-//! The node id is the only thing sent, and it is metadata. The long-poll also looks at
-//! the database every 2 s, so a lost notification (a listener reconnecting) only delays.
+//! The node id is the only thing sent, and it is metadata. A waiting long-poll reads the
+//! database only when woken: a lost notification is covered by waking every poll when
+//! the listener (re)connects, and by a read every [`FALLBACK_RECHECK`] while it is down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,14 +21,39 @@ pub const CHANNEL: &str = "outpost_commands";
 #[cfg(feature = "postgres")]
 const LISTEN_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How often a waiting long-poll reads its commands while notifications from other
+/// replicas may be lost (the PostgreSQL listener is down).
+pub const FALLBACK_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Wakes long-polls when commands are queued. Clones share the handles.
 #[derive(Default, Clone)]
-pub struct CommandNotify(Arc<Mutex<HashMap<String, Arc<Notify>>>>);
+pub struct CommandNotify {
+    polls: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    /// Set while notifications from other replicas may be lost.
+    degraded: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl CommandNotify {
+    /// How often a waiting long-poll must read the database on its own: never while
+    /// every queued command wakes it (one SQLite process, or a working listener).
+    pub fn recheck_every(&self) -> Option<std::time::Duration> {
+        self.degraded
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(FALLBACK_RECHECK)
+    }
+
+    /// Marks notifications from other replicas as possibly lost (or no longer), and wakes
+    /// every poll so it reads what it may have missed and picks up the new period.
+    pub fn set_degraded(&self, degraded: bool) {
+        self.degraded
+            .store(degraded, std::sync::atomic::Ordering::Relaxed);
+        let polls = self.polls.lock().unwrap_or_else(|p| p.into_inner());
+        polls.values().for_each(|n| n.notify_one());
+    }
+
     /// The wake-up handle of a node's long-poll.
     pub(crate) fn handle(&self, node_id: &str) -> Arc<Notify> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.polls.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(node_id.to_owned()).or_default().clone()
     }
 
@@ -89,10 +115,13 @@ fn pg_listen(url: &str, notify: &CommandNotify, stop: impl Fn() -> bool) {
                     }
                     failing = false;
                     conn = Some(c);
+                    // Whatever was announced while nobody listened: every poll reads once.
+                    notify.set_degraded(false);
                 }
                 Err(e) => {
                     if !failing {
-                        tracing::warn!(error = %e, "cannot listen for commands queued by other replicas: their nodes are woken by the 2 s poll");
+                        tracing::warn!(error = %e, "cannot listen for commands queued by other replicas: their nodes are woken by a read every 2 s");
+                        notify.set_degraded(true);
                     }
                     failing = true;
                     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -115,6 +144,7 @@ fn pg_listen(url: &str, notify: &CommandNotify, stop: impl Fn() -> bool) {
         if lost {
             conn = None;
             failing = true;
+            notify.set_degraded(true);
         }
         std::thread::sleep(LISTEN_EVERY);
     }

@@ -175,6 +175,71 @@ pub fn fmt_day(t: &i64) -> String {
         .unwrap_or_default()
 }
 
+/// Where a page of a user's workspace list ends: the last row's place in the list's
+/// order (active before deleted, newest first, then by id). Written as
+/// `<a|d>.<created_at>.<id>` and opaque to clients, who hand back the `next` they got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    /// The row was a deleted workspace.
+    pub deleted: bool,
+    /// Its creation time, unix seconds.
+    pub created_at: i64,
+    /// Its id.
+    pub id: String,
+}
+
+/// Workspaces on a page of the list (page and API default).
+pub const LIST_PAGE: i64 = 50;
+/// The most a client may ask for on one page of the API.
+pub const LIST_PAGE_MAX: i64 = 200;
+
+impl ListCursor {
+    /// The cursor just after `w`.
+    pub fn of(w: &super::store::Workspace) -> Self {
+        Self {
+            deleted: w.deleted_at.is_some(),
+            created_at: w.created_at,
+            id: w.id.clone(),
+        }
+    }
+
+    /// Parses a cursor a client sent back; `invalid_cursor` if it is not one.
+    pub fn parse(s: &str) -> AppResult<Self> {
+        let bad = || AppError::invalid(Code::InvalidCursor, "This page link is not valid.");
+        let mut parts = s.splitn(3, '.');
+        let deleted = match parts.next() {
+            Some("a") => false,
+            Some("d") => true,
+            _ => return Err(bad()),
+        };
+        let created_at = parts
+            .next()
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(bad)?;
+        let id = parts.next().unwrap_or_default();
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad());
+        }
+        Ok(Self {
+            deleted,
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for ListCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.deleted { "d" } else { "a" };
+        write!(f, "{state}.{}.{}", self.created_at, self.id)
+    }
+}
+
 #[cfg(test)]
 mod format_tests {
     use super::*;
@@ -397,6 +462,31 @@ mod tests {
         assert!(validate_slug("acme-dental").is_ok());
         for bad in ["ab", "-acme", "acme-", "Acme", "ac me", "a--b", "api"] {
             assert!(validate_slug(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_list_cursor_reads_back_and_refuses_anything_else() {
+        let c = ListCursor {
+            deleted: true,
+            created_at: 1_764_000_000,
+            id: "ws_0a1B-2".into(),
+        };
+        assert_eq!(c.to_string(), "d.1764000000.ws_0a1B-2");
+        assert_eq!(ListCursor::parse(&c.to_string()).unwrap(), c);
+        assert!(!ListCursor::parse("a.5.x").unwrap().deleted);
+        for bad in [
+            "",
+            "a",
+            "a.5",
+            "a.5.",
+            "x.5.id",
+            "a.five.id",
+            "a.5.id'--",
+            "a.5.a.b",
+        ] {
+            assert!(ListCursor::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 }

@@ -187,6 +187,60 @@ pub fn list_for(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<(Workspace, O
     Ok(rows)
 }
 
+/// A page of a user's workspaces (each with its node's state) and the cursor of the next.
+pub type WorkspacePage = (
+    Vec<(Workspace, Option<String>)>,
+    Option<super::model::ListCursor>,
+);
+
+/// One page of [`list_for`]'s list, in its order (active before deleted, newest first,
+/// then by id), after `after` (keyset: no offset to skip, so a page costs the same at any
+/// depth); at most `limit` rows, and the cursor of the next page if there is one.
+pub fn page_for(
+    conn: &mut DbConn,
+    user_id: &str,
+    after: Option<&super::model::ListCursor>,
+    limit: i64,
+) -> AppResult<WorkspacePage> {
+    let mut q = workspaces::table
+        .inner_join(memberships::table)
+        .left_join(nodes::table)
+        .filter(memberships::user_id.eq(user_id))
+        .into_boxed();
+    if let Some(c) = after {
+        let later = workspaces::created_at
+            .lt(c.created_at)
+            .or(workspaces::created_at
+                .eq(c.created_at)
+                .and(workspaces::id.lt(c.id.clone())));
+        q = if c.deleted {
+            q.filter(workspaces::deleted_at.is_not_null().and(later))
+        } else {
+            q.filter(
+                workspaces::deleted_at
+                    .is_not_null()
+                    .or(workspaces::deleted_at.is_null().and(later)),
+            )
+        };
+    }
+    let mut rows: Vec<(Workspace, Option<String>)> = q
+        .order((
+            workspaces::deleted_at.is_not_null(),
+            workspaces::created_at.desc(),
+            workspaces::id.desc(),
+        ))
+        .select((workspaces::all_columns, nodes::state.nullable()))
+        .limit(limit + 1)
+        .load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|(w, _)| super::model::ListCursor::of(w))
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
 /// A workspace by id (deleted or not).
 pub fn find(conn: &mut DbConn, ws_id: &str) -> AppResult<Workspace> {
     Ok(workspaces::table.find(ws_id).first(conn)?)

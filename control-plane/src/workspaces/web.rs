@@ -1,8 +1,10 @@
+//! Long because the workspace pages and their JSON API share one set of parsing, views and
+//! use-case calls; split apart, a change to a workspace view would touch two files.
 //! Workspaces' pages and `/api/v1` JSON API: parse, call [`super::service`], render.
 //! Every handler that takes a workspace id goes through [`super::load_for_member`];
 //! non-members get 404, so the existence of other workspaces does not leak.
 
-use super::model::{fmt_duration, CANCEL_CONFIRMED};
+use super::model::{fmt_duration, ListCursor, CANCEL_CONFIRMED, LIST_PAGE, LIST_PAGE_MAX};
 use super::service::{self, Ctx, Detail};
 use super::store::{
     self, AiUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
@@ -118,6 +120,10 @@ pub fn detail(
 struct ListPage {
     user: CurrentUser,
     workspaces: Vec<(Workspace, Option<String>)>,
+    /// The cursor of the next page, if there is one.
+    next: Option<String>,
+    /// This is a later page (not the first).
+    later: bool,
     error: Option<String>,
     name: String,
     slug: String,
@@ -144,12 +150,43 @@ struct StatusPartial {
     d: WorkspaceDetail,
 }
 
-pub(crate) async fn list_page(state: State, user: CurrentUser) -> PageResult {
-    let uid = user.id.clone();
-    let workspaces = db::run(&state.db, move |conn| store::list_for(conn, &uid)).await?;
+/// `?after=<cursor>` of the list page and the API; `limit` is the API's only.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// The `next` cursor of the previous page; absent: the first page.
+    after: Option<String>,
+    /// Workspaces on the page, 1 to 200 (API only) [default: 50].
+    limit: Option<i64>,
+}
+
+/// A page of the user's workspaces and the next page's cursor.
+async fn page(
+    state: &State,
+    uid: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<(Vec<(Workspace, Option<String>)>, Option<String>)> {
+    let after = after.map(ListCursor::parse).transpose()?;
+    let uid = uid.to_owned();
+    let (rows, next) = db::run(&state.db, move |conn| {
+        store::page_for(conn, &uid, after.as_ref(), limit)
+    })
+    .await?;
+    Ok((rows, next.map(|c| c.to_string())))
+}
+
+pub(crate) async fn list_page(
+    state: State,
+    user: CurrentUser,
+    q: web::Query<PageQuery>,
+) -> PageResult {
+    let (workspaces, next) = page(&state, &user.id, q.after.as_deref(), LIST_PAGE).await?;
     Ok(html(&ListPage {
         user,
         workspaces,
+        next,
+        later: q.after.is_some(),
         error: None,
         name: String::new(),
         slug: String::new(),
@@ -197,13 +234,14 @@ pub(crate) async fn create_page(
             .insert_header((header::LOCATION, format!("/workspaces/{}", ws.id)))
             .finish()),
         Err(e @ (AppError::BadRequest(..) | AppError::Conflict(..))) => {
-            let uid = f.user.id.clone();
-            let workspaces = db::run(&state.db, move |conn| store::list_for(conn, &uid)).await?;
+            let (workspaces, next) = page(&state, &f.user.id, None, LIST_PAGE).await?;
             Ok(crate::http::html_with(
                 HttpResponse::build(e.status()),
                 &ListPage {
                     user: f.user,
                     workspaces,
+                    next,
+                    later: false,
                     error: Some(e.message()),
                     name: f.form.name,
                     slug: f.form.slug,
@@ -459,11 +497,15 @@ pub(crate) struct WorkspaceSummary {
     node_state: Option<String>,
 }
 
-/// `GET /api/v1/workspaces`.
+/// `GET /api/v1/workspaces`: a page of the caller's workspaces.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct WorkspaceList {
-    /// Every workspace the caller is a member of.
+    /// The workspaces the caller is a member of on this page: active ones first, newest
+    /// first.
     workspaces: Vec<WorkspaceSummary>,
+    /// Pass it as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 /// A workspace just created.
@@ -487,11 +529,27 @@ pub(crate) struct CancelledWorkspace {
     deprovision_after: Option<i64>,
 }
 
-/// The workspaces the caller is a member of.
+/// The workspaces the caller is a member of, a page at a time (keyset pagination: follow
+/// `next` until it is absent).
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces",
-    responses((status = 200, description = "The caller's workspaces.", body = WorkspaceList)))]
-pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpResponse> {
-    let list = db::run(&state.db, move |conn| store::list_for(conn, &user.id)).await?;
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the caller's workspaces and, unless it is the last, the `next` cursor.", body = WorkspaceList),
+        (status = 400, description = "`after` is not a cursor this list gave (`invalid_cursor`), or `limit` is not 1 to 200 (`invalid_limit`).", body = ErrorJson),
+    ))]
+pub(crate) async fn api_list(
+    state: State,
+    user: ApiUser,
+    q: web::Query<PageQuery>,
+) -> AppResult<HttpResponse> {
+    let limit = q.limit.unwrap_or(LIST_PAGE);
+    if !(1..=LIST_PAGE_MAX).contains(&limit) {
+        return Err(AppError::invalid(
+            Code::InvalidLimit,
+            "limit must be between 1 and 200.",
+        ));
+    }
+    let (list, next) = page(&state, &user.id, q.after.as_deref(), limit).await?;
     let workspaces = list
         .into_iter()
         .map(|(w, node_state)| WorkspaceSummary {
@@ -505,7 +563,7 @@ pub(crate) async fn api_list(state: State, user: ApiUser) -> AppResult<HttpRespo
             node_state,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(WorkspaceList { workspaces }))
+    Ok(HttpResponse::Ok().json(WorkspaceList { workspaces, next }))
 }
 
 /// Creates a workspace, the caller its owner, and starts its node (with billing on, once
