@@ -24,6 +24,7 @@
 mod health;
 pub mod telegram;
 pub mod twilio;
+pub mod voice;
 pub mod whatsapp;
 
 pub use health::{checks, ChannelHealth, REFUSAL_WINDOW};

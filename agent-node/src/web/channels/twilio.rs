@@ -302,6 +302,21 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/channels/twilio/sms")
             .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
             .route(web::post().to(sms)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::voice::incoming)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice/gather")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::voice::gather)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice/status")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::voice::status)),
     );
 }
 
