@@ -22,6 +22,7 @@
 //! carries the bot token, so `reqwest` errors are never formatted).
 
 mod health;
+pub mod numbers;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
@@ -186,6 +187,16 @@ impl Channels {
         })
     }
 
+    /// The node database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The node's public URL (what Twilio signs and calls).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// The channel checks (see [`ChannelHealth::checks`]).
     pub fn health(&self) -> &Arc<ChannelHealth> {
         &self.health
@@ -235,7 +246,7 @@ impl Channels {
         body: &str,
         extra: InboundExtra,
     ) -> Result<bool, ChannelError> {
-        let Some(agent) = self.agent_for(channel)? else {
+        let Some(agent) = self.agent_for_number(channel, extra.local_address.as_deref())? else {
             tracing::warn!(channel, "no agent configured; inbound message ignored");
             return Ok(false);
         };

@@ -255,8 +255,11 @@ impl Channels {
             .map(|m| m.body)
     }
 
-    fn voice_context(&self) -> Result<Option<(AgentConfig, VoiceSettings)>, ChannelError> {
-        let Some(agent) = self.agent_for(VOICE)? else {
+    fn voice_context(
+        &self,
+        to: Option<&str>,
+    ) -> Result<Option<(AgentConfig, VoiceSettings)>, ChannelError> {
+        let Some(agent) = self.agent_for_number(VOICE, to)? else {
             return Ok(None);
         };
         Ok(Some((agent, VoiceSettings::load(&self.store)?)))
@@ -284,7 +287,7 @@ pub(super) async fn incoming(
     let (Some(call), Some(from)) = (p.get("CallSid"), p.get("From")) else {
         return HttpResponse::BadRequest().finish();
     };
-    let (agent, settings) = match ch.voice_context() {
+    let (agent, settings) = match ch.voice_context(p.get("To")) {
         Ok(Some(x)) => x,
         Ok(None) => return no_agent(),
         Err(e) => {
@@ -347,7 +350,7 @@ async fn turn(ch: &Arc<Channels>, p: &Params, n: u32) -> Result<HttpResponse, Ch
     let (Some(call), Some(from)) = (p.get("CallSid"), p.get("From")) else {
         return Ok(HttpResponse::BadRequest().finish());
     };
-    let Some((agent, settings)) = ch.voice_context()? else {
+    let Some((agent, settings)) = ch.voice_context(p.get("To"))? else {
         return Ok(no_agent());
     };
     let now = store::now();
