@@ -117,6 +117,13 @@ pub mod cli {
             default_value = "https://graph.facebook.com/v21.0"
         )]
         pub graph_base_url: String,
+        /// Base URL of the Twilio REST API, for SMS and phone numbers (tests point it at a local fake)
+        #[arg(
+            long,
+            env = "OUTPOST_NODE_TWILIO_API_BASE",
+            default_value = "https://api.twilio.com"
+        )]
+        pub twilio_api_base: String,
         /// Allow model endpoints on this machine (loopback, plain http too): for a model
         /// served locally and for tests' fakes. Nothing else private is ever allowed. The
         /// local provisioner passes the control plane's `--allow-local-providers`

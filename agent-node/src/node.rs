@@ -129,6 +129,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<bool> {
             crate::web::channels::ChannelUrls {
                 telegram: args.telegram_base_url.clone(),
                 graph: args.graph_base_url.clone(),
+                twilio: args.twilio_api_base.clone(),
             },
             &state.public_url,
         )?);

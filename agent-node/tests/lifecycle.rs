@@ -257,6 +257,7 @@ fn spawn_node_with_clock(
             anthropic_base_url: "http://127.0.0.1:9/v1".into(),
             telegram_base_url: "http://127.0.0.1:9".into(),
             graph_base_url: "http://127.0.0.1:9/v21.0".into(),
+            twilio_api_base: "http://127.0.0.1:9".into(),
             allow_local_providers: false,
             public_host: None,
             https_port: 443,

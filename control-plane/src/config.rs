@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Meta Graph API base URL, for validating WhatsApp tokens [default: https://graph.facebook.com/v21.0]
     #[arg(long, env = "OUTPOST_GRAPH_BASE_URL")]
     pub graph_base_url: Option<String>,
+    /// Twilio REST API base URL, for validating Twilio credentials [default: https://api.twilio.com]
+    #[arg(long, env = "OUTPOST_TWILIO_API_BASE")]
+    pub twilio_api_base: Option<String>,
     /// Allow model endpoints and provider URLs on this machine (loopback, plain http too):
     /// for a model served locally and for tests' fake providers. Nothing else private is
     /// ever allowed. Local nodes get the same setting [default: false]
@@ -149,6 +152,7 @@ struct FileConfig {
     anthropic_base_url: Option<String>,
     telegram_base_url: Option<String>,
     graph_base_url: Option<String>,
+    twilio_api_base: Option<String>,
     allow_local_providers: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     mail: Option<crate::infra::mail::config::MailFile>,
@@ -272,6 +276,8 @@ pub struct ProviderUrls {
     pub telegram: String,
     /// Meta Graph API, e.g. `https://graph.facebook.com/v21.0`.
     pub graph: String,
+    /// Twilio REST API, e.g. `https://api.twilio.com`.
+    pub twilio: String,
 }
 
 impl Config {
@@ -291,6 +297,7 @@ impl ProviderUrls {
             ("anthropic_base_url", &self.anthropic),
             ("telegram_base_url", &self.telegram),
             ("graph_base_url", &self.graph),
+            ("twilio_api_base", &self.twilio),
         ] {
             if let Err(r) = policy.check(url) {
                 let hint = if policy.allows_local() {
@@ -421,6 +428,11 @@ impl ServeArgs {
                 &self.graph_base_url,
                 file.graph_base_url,
                 "https://graph.facebook.com/v21.0",
+            ),
+            twilio: pick(
+                &self.twilio_api_base,
+                file.twilio_api_base,
+                "https://api.twilio.com",
             ),
         };
         providers.check(Policy::new(allow_local_providers))?;

@@ -32,6 +32,7 @@ macro_rules! codes {
 }
 
 codes! {
+    AccountSidRequired => "account_sid_required",
     AdminRequired => "admin_required",
     AlreadyDeprovisioned => "already_deprovisioned",
     AlreadyMember => "already_member",

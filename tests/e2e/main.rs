@@ -44,4 +44,5 @@ mod security;
 mod sessions;
 mod stalled;
 mod tokens;
+mod twilio;
 mod upgrades;

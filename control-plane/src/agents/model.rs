@@ -188,7 +188,7 @@ pub struct AgentInput {
     pub base_url: String,
     /// Origins allowed to embed the widget.
     pub allowed_origins: Vec<String>,
-    /// Messaging channels answered besides web chat: `telegram`, `whatsapp`.
+    /// Messaging channels answered besides web chat: `telegram`, `whatsapp`, `sms`, `voice`.
     pub channels: Vec<String>,
 }
 
@@ -281,7 +281,7 @@ pub struct Valid {
 }
 
 /// Channels an agent can answer besides web chat.
-pub const CHANNELS: [&str; 2] = ["telegram", "whatsapp"];
+pub const CHANNELS: [&str; 4] = ["telegram", "whatsapp", "sms", "voice"];
 
 /// A free text (greeting, instructions, fallback message): trimmed, `min`–`max`
 /// characters, line breaks and tabs but no other control character (NUL included).
@@ -500,7 +500,7 @@ pub fn validate(i: &AgentInput, now: i64, endpoints: Policy) -> AppResult<Valid>
         if !CHANNELS.contains(&c) {
             return Err(AppError::invalid(
                 Code::InvalidAgent,
-                "Channels are telegram and whatsapp.",
+                "Channels are telegram, whatsapp, sms and voice.",
             ));
         }
         if !channels.contains(&c) {
@@ -559,6 +559,26 @@ mod tests {
             base_url: url.into(),
             ..input()
         }
+    }
+
+    /// Issue 16: an agent can answer SMS and phone calls on Twilio; other names are
+    /// refused.
+    #[test]
+    fn an_agent_can_claim_sms_and_voice() {
+        let i = AgentInput {
+            channels: vec!["sms".into(), "voice".into(), "sms".into()],
+            ..input()
+        };
+        let v = validate(&i, unix_now(), Policy::STRICT).expect("valid");
+        assert_eq!(v.channels, "sms,voice");
+        let fax = AgentInput {
+            channels: vec!["fax".into()],
+            ..input()
+        };
+        let Err(e) = validate(&fax, unix_now(), Policy::STRICT) else {
+            panic!("fax accepted");
+        };
+        assert!(e.message().contains("sms and voice"), "{}", e.message());
     }
 
     /// The old "http only to this machine" rule let these through (issue 20): the node

@@ -109,7 +109,7 @@ mod tests {
         for k in SecretKind::ALL {
             assert_eq!(SecretKind::parse(k.as_str()), Some(*k));
         }
-        assert_eq!(SecretKind::ALL.len(), 8);
+        assert_eq!(SecretKind::ALL.len(), 10);
         assert_eq!(label("nope"), "secret");
         assert_eq!(label("telegram_bot_token"), "Telegram bot token");
     }

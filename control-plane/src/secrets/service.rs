@@ -219,6 +219,7 @@ pub async fn add(
     value: Secret,
     base_url: Option<&str>,
     phone_number_id: Option<&str>,
+    account_sid: Option<&str>,
 ) -> AppResult<String> {
     let (w, u) = (ws_id.to_owned(), user_id.to_owned());
     db::run(ctx.db, move |conn| {
@@ -241,6 +242,7 @@ pub async fn add(
         &value,
         base_url,
         phone_number_id,
+        account_sid,
     )
     .await?;
     let (key, w, u, ip) = (
@@ -257,18 +259,23 @@ pub async fn add(
         }
         _ => None,
     };
+    // Likewise the Account SID a Twilio auth token was checked with: the node needs both
+    // to call Twilio and to check its webhooks' signatures.
+    let companion = match kind {
+        SecretKind::WhatsappAccessToken => {
+            phone_number_id.map(|id| (SecretKind::WhatsappPhoneNumberId, id))
+        }
+        SecretKind::TwilioAuthToken => account_sid.map(|sid| {
+            (
+                SecretKind::TwilioAccountSid,
+                Secret::new(sid.trim().to_owned()),
+            )
+        }),
+        _ => None,
+    };
     let sealed = db::run(ctx.db, move |conn| {
-        if let Some(id) = &phone_number_id {
-            seal_and_queue(
-                conn,
-                &key,
-                &w,
-                &u,
-                SecretKind::WhatsappPhoneNumberId,
-                id,
-                validated,
-                &ip,
-            )?;
+        if let Some((companion_kind, id)) = &companion {
+            seal_and_queue(conn, &key, &w, &u, *companion_kind, id, validated, &ip)?;
         }
         seal_and_queue(conn, &key, &w, &u, kind, &value, validated, &ip)
     })

@@ -38,6 +38,22 @@ fn unreachable() -> AppError {
     )
 }
 
+/// The Account SID a Twilio auth token is checked with: `AC` and 32 hex digits (it goes
+/// into the URL path, so nothing else is accepted).
+pub fn twilio_account_sid(given: Option<&str>) -> AppResult<&str> {
+    let sid = given.map(str::trim).unwrap_or_default();
+    let ok =
+        sid.len() == 34 && sid.starts_with("AC") && sid[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(sid)
+    } else {
+        Err(AppError::invalid(
+            Code::AccountSidRequired,
+            "Give the Twilio Account SID (AC followed by 32 characters, on the Twilio console's home page) to check the auth token with.",
+        ))
+    }
+}
+
 /// Checks a credential with its provider. `Ok(true)` validated, `Ok(false)` cannot be
 /// checked with the provider (app secrets, verify tokens).
 pub async fn validate(
@@ -47,6 +63,7 @@ pub async fn validate(
     value: &Secret,
     base_url: Option<&str>,
     phone_number_id: Option<&str>,
+    account_sid: Option<&str>,
 ) -> AppResult<bool> {
     let req = match kind {
         SecretKind::OpenaiApiKey => c
@@ -102,9 +119,16 @@ pub async fn validate(
                 .query(&[("fields", "id")])
                 .bearer_auth(value.expose())
         }
+        SecretKind::TwilioAuthToken => {
+            let sid = twilio_account_sid(account_sid)?;
+            c.get(&format!("{}/2010-04-01/Accounts/{sid}.json", p.twilio))
+                .map_err(not_allowed)?
+                .basic_auth(sid, Some(value.expose()))
+        }
         SecretKind::WhatsappAppSecret
         | SecretKind::WhatsappVerifyToken
-        | SecretKind::WhatsappPhoneNumberId => return Ok(false),
+        | SecretKind::WhatsappPhoneNumberId
+        | SecretKind::TwilioAccountSid => return Ok(false),
     };
     let kind = kind.as_str();
     let resp = match tokio::time::timeout(VALIDATION_TIMEOUT, req.send()).await {
@@ -153,5 +177,119 @@ pub async fn validate(
             Code::ProviderError,
             &format!("The provider gave an unexpected answer (HTTP {n})."),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outpost_common::outbound::{Policy, Redirects};
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "twilio-canary-auth-token-4e1f";
+
+    fn urls(twilio: &str) -> ProviderUrls {
+        ProviderUrls {
+            openai: "http://127.0.0.1:9".into(),
+            anthropic: "http://127.0.0.1:9".into(),
+            telegram: "http://127.0.0.1:9".into(),
+            graph: "http://127.0.0.1:9".into(),
+            twilio: twilio.into(),
+        }
+    }
+
+    fn client() -> outbound::Client {
+        outbound::Client::new(
+            "outpost-test",
+            Duration::from_secs(5),
+            Policy::new(true),
+            Redirects::None,
+        )
+        .expect("client")
+    }
+
+    async fn check(twilio: &str, token: &str, sid: Option<&str>) -> AppResult<bool> {
+        validate(
+            &client(),
+            &urls(twilio),
+            SecretKind::TwilioAuthToken,
+            &Secret::new(token.into()),
+            None,
+            None,
+            sid,
+        )
+        .await
+    }
+
+    /// Twilio answers `GET /2010-04-01/Accounts/{sid}.json` with the account for the right
+    /// basic credentials (`sid:token`) and 401 with its error document otherwise.
+    async fn fake_twilio() -> MockServer {
+        let s = MockServer::start().await;
+        let basic = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"))
+        };
+        Mock::given(method("GET"))
+            .and(path(format!("/2010-04-01/Accounts/{SID}.json")))
+            .and(header("authorization", format!("Basic {basic}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "sid": SID, "friendly_name": "Acme", "status": "active", "type": "Full"
+            })))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401
+            })))
+            .mount(&s)
+            .await;
+        s
+    }
+
+    #[tokio::test]
+    async fn a_twilio_token_is_checked_with_its_account_sid() {
+        let twilio = fake_twilio().await;
+        assert!(check(&twilio.uri(), TOKEN, Some(SID)).await.expect("valid"));
+        let e = check(&twilio.uri(), "wrong-token", Some(SID))
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), "secret_invalid");
+        assert!(
+            e.message().contains("invalid or has been revoked"),
+            "{}",
+            e.message()
+        );
+        // Without a well-formed SID nothing is sent to Twilio.
+        for sid in [None, Some(""), Some("AC../../x"), Some("ACnothex")] {
+            let e = check(&twilio.uri(), TOKEN, sid).await.expect_err("sid");
+            assert_eq!(e.code(), "account_sid_required", "{sid:?}");
+        }
+        assert_eq!(
+            twilio.received_requests().await.unwrap_or_default().len(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_twilio_that_does_not_answer_is_said_in_words() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let e = check(&format!("http://{addr}"), TOKEN, Some(SID))
+            .await
+            .expect_err("timeout");
+        assert_eq!(e.code(), "provider_unreachable");
+        assert!(e.message().contains("could not reach"), "{}", e.message());
+        hold.abort();
     }
 }

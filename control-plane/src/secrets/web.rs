@@ -91,6 +91,8 @@ pub(crate) struct SecretForm {
     base_url: String,
     #[serde(default)]
     phone_number_id: String,
+    #[serde(default)]
+    account_sid: String,
 }
 
 pub(crate) async fn submit(
@@ -105,6 +107,7 @@ pub(crate) async fn submit(
         value,
         base_url,
         phone_number_id,
+        account_sid,
     } = f.form;
     let value = Secret::new(value.trim().to_owned());
     let user = f.user;
@@ -118,6 +121,7 @@ pub(crate) async fn submit(
         value,
         Some(base_url.trim()).filter(|b| !b.is_empty()),
         Some(phone_number_id.trim()),
+        Some(account_sid.trim()).filter(|s| !s.is_empty()),
     )
     .await;
     match result {
@@ -185,6 +189,10 @@ pub(crate) struct SecretBody {
     /// WhatsApp's phone number id (WhatsApp tokens only).
     #[serde(default)]
     phone_number_id: Option<String>,
+    /// Twilio's Account SID (`AC…`; Twilio auth tokens only): the token is checked with
+    /// it, and both are sealed to the node.
+    #[serde(default)]
+    account_sid: Option<String>,
 }
 
 /// What the control plane keeps about a secret (never its value).
@@ -257,7 +265,7 @@ pub(crate) async fn api_list(
     request_body = SecretBody,
     responses(
         (status = 201, description = "Validated and on its way to the node.", body = SecretJson),
-        (status = 400, description = "Unknown kind (`unknown_secret_kind`), a value the provider refused (`secret_invalid`, `invalid_secret`), a missing field (`base_url_required`, `phone_number_id_required`), the provider unreachable or failing (`provider_unreachable`, `provider_rate_limited`, `provider_error`), or a malformed body.", body = ErrorJson),
+        (status = 400, description = "Unknown kind (`unknown_secret_kind`), a value the provider refused (`secret_invalid`, `invalid_secret`), a missing field (`base_url_required`, `phone_number_id_required`, `account_sid_required`), the provider unreachable or failing (`provider_unreachable`, `provider_rate_limited`, `provider_error`), or a malformed body.", body = ErrorJson),
         (status = 403, description = "Owners and admins only (`admin_required`).", body = ErrorJson),
         (status = 409, description = "The node is not running yet (`node_not_ready`).", body = ErrorJson),
     ))]
@@ -283,6 +291,10 @@ pub(crate) async fn api_add(
             .map(str::trim)
             .filter(|u| !u.is_empty()),
         b.phone_number_id.as_deref().map(str::trim),
+        b.account_sid
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()),
     )
     .await?;
     let (w, k) = (ws_id.clone(), b.kind.clone());

@@ -329,6 +329,8 @@ pub fn fmt_checks(json: &str) -> String {
                 "llm" => "the AI model provider",
                 "telegram" => "Telegram",
                 "whatsapp" => "WhatsApp",
+                "sms" => "SMS (Twilio)",
+                "voice" => "phone calls (Twilio)",
                 "tls" => "HTTPS",
                 other => other,
             };

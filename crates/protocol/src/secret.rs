@@ -39,6 +39,8 @@ kinds! {
     WhatsappAppSecret => "whatsapp_app_secret", "WhatsApp app secret";
     WhatsappPhoneNumberId => "whatsapp_phone_number_id", "WhatsApp phone number id";
     WhatsappVerifyToken => "whatsapp_verify_token", "WhatsApp webhook verify token";
+    TwilioAuthToken => "twilio_auth_token", "Twilio auth token";
+    TwilioAccountSid => "twilio_account_sid", "Twilio account SID";
 }
 
 impl SecretKind {
@@ -60,7 +62,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_its_name_and_serde() {
-        assert_eq!(SecretKind::ALL.len(), 8);
+        assert_eq!(SecretKind::ALL.len(), 10);
         for &kind in SecretKind::ALL {
             assert_eq!(SecretKind::parse(kind.as_str()), Some(kind));
             assert_eq!(kind.to_string(), kind.as_str());

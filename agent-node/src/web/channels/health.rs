@@ -1,6 +1,6 @@
 //! The channels' checks in reports, and when refused webhooks may change them.
 
-use super::{TELEGRAM, WHATSAPP};
+use super::{SMS, TELEGRAM, VOICE, WHATSAPP};
 use crate::platform::store::Store;
 use outpost_protocol::Check;
 use std::collections::HashMap;
@@ -125,7 +125,7 @@ impl ChannelHealth {
     /// One check per channel that has been used since the start, `telegram` first.
     pub fn checks(&self) -> Vec<Check> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        [TELEGRAM, WHATSAPP]
+        [TELEGRAM, WHATSAPP, SMS, VOICE]
             .iter()
             .filter_map(|name| {
                 last.get(name).map(|r| Check {

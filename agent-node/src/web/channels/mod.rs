@@ -22,7 +22,10 @@
 //! carries the bot token, so `reqwest` errors are never formatted).
 
 mod health;
+pub mod numbers;
 pub mod telegram;
+pub mod twilio;
+pub mod voice;
 pub mod whatsapp;
 
 pub use health::{checks, ChannelHealth, REFUSAL_WINDOW};
@@ -70,6 +73,10 @@ CREATE TABLE channel_statuses (
 pub const TELEGRAM: &str = "telegram";
 /// Channel name of WhatsApp conversations.
 pub const WHATSAPP: &str = "whatsapp";
+/// Channel name of SMS conversations (Twilio).
+pub const SMS: &str = "sms";
+/// Channel name of phone calls (Twilio).
+pub const VOICE: &str = "voice";
 
 /// How long processed inbound ids are remembered (providers redeliver for a few days).
 const INBOUND_RETENTION_SECS: i64 = 14 * 86_400;
@@ -85,6 +92,8 @@ pub struct ChannelUrls {
     pub telegram: String,
     /// Graph API with its version, e.g. `https://graph.facebook.com/v21.0`.
     pub graph: String,
+    /// Twilio REST API, e.g. `https://api.twilio.com`.
+    pub twilio: String,
 }
 
 impl Default for ChannelUrls {
@@ -92,6 +101,7 @@ impl Default for ChannelUrls {
         Self {
             telegram: "https://api.telegram.org".into(),
             graph: "https://graph.facebook.com/v21.0".into(),
+            twilio: "https://api.twilio.com".into(),
         }
     }
 }
@@ -169,11 +179,22 @@ impl Channels {
             urls: ChannelUrls {
                 telegram: urls.telegram.trim_end_matches('/').to_owned(),
                 graph: urls.graph.trim_end_matches('/').to_owned(),
+                twilio: urls.twilio.trim_end_matches('/').to_owned(),
             },
             public_url: public_url.trim_end_matches('/').to_owned(),
             wake: Notify::new(),
             poll_timeout_secs: 25,
         })
+    }
+
+    /// The node database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The node's public URL (what Twilio signs and calls).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// The channel checks (see [`ChannelHealth::checks`]).
@@ -202,7 +223,30 @@ impl Channels {
         name: Option<&str>,
         body: &str,
     ) -> Result<bool, ChannelError> {
-        let Some(agent) = self.agent_for(channel)? else {
+        self.receive_with(
+            channel,
+            provider_id,
+            sender,
+            name,
+            body,
+            InboundExtra::default(),
+        )
+        .await
+    }
+
+    /// [`Channels::receive`] with what SMS adds: the number written to, and opt-outs. A
+    /// STOP or START message is stored but not answered; a contact who opted out is not
+    /// answered either.
+    async fn receive_with(
+        self: &Arc<Self>,
+        channel: &'static str,
+        provider_id: &str,
+        sender: &str,
+        name: Option<&str>,
+        body: &str,
+        extra: InboundExtra,
+    ) -> Result<bool, ChannelError> {
+        let Some(agent) = self.agent_for_number(channel, extra.local_address.as_deref())? else {
             tracing::warn!(channel, "no agent configured; inbound message ignored");
             return Ok(false);
         };
@@ -214,8 +258,9 @@ impl Channels {
             body.to_owned(),
         );
         let agent_id = agent.id.clone();
-        let stored = blocking(move || -> Result<Option<String>, ChannelError> {
+        let stored = blocking(move || -> Result<Option<(String, bool)>, ChannelError> {
             let now = store::now();
+            let mut quiet = extra.opt_out.is_some();
             // The id is claimed in the transaction that stores the message: a crash
             // leaves both or neither, so a redelivery is stored once and never lost.
             let stored = this.runtime.content().ingest_once(
@@ -240,22 +285,35 @@ impl Channels {
                 |c, conv, msg| {
                     c.execute(
                         "INSERT INTO channel_conversations
-                           (conversation_id, channel, delivered_id, last_inbound_at)
-                         VALUES (?1, ?2, ?3, ?4)
+                           (conversation_id, channel, delivered_id, last_inbound_at, local_address)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (conversation_id) DO UPDATE
-                           SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at)",
-                        params![conv.id, channel, msg.id, now],
+                           SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at),
+                               local_address = COALESCE(excluded.local_address, local_address)",
+                        params![conv.id, channel, msg.id, now, extra.local_address],
                     )?;
+                    if let Some(out) = extra.opt_out {
+                        twilio::set_opted_out(c, &conv.contact_id, out.then_some(now))?;
+                    } else if twilio::opted_out(c, &conv.contact_id)? {
+                        quiet = true;
+                    }
                     Ok(())
                 },
             )?;
-            Ok(stored.map(|(conv, _)| conv.id))
+            Ok(stored.map(|(conv, _)| (conv.id, quiet)))
         })
         .await??;
-        let Some(conversation_id) = stored else {
+        let Some((conversation_id, quiet)) = stored else {
             tracing::info!(channel, "duplicate inbound message ignored");
             return Ok(false);
         };
+        if quiet {
+            tracing::info!(
+                channel,
+                "opt-out keyword or opted-out contact: not answered"
+            );
+            return Ok(true);
+        }
         let (this, text) = (self.clone(), body.to_owned());
         tokio::spawn(async move {
             // Messaging channels send the final text; deltas are dropped.
@@ -288,7 +346,7 @@ impl Channels {
             this.store.with(|c| {
                 let mut stmt = c.prepare(
                     "SELECT d.conversation_id, d.channel, d.delivered_id, d.last_inbound_at,
-                            d.sending_id
+                            d.sending_id, d.local_address
                      FROM channel_conversations d
                      WHERE EXISTS (SELECT 1 FROM messages m
                                    WHERE m.conversation_id = d.conversation_id
@@ -302,6 +360,7 @@ impl Channels {
                         delivered: r.get(2)?,
                         last_inbound: r.get(3)?,
                         in_doubt: r.get(4)?,
+                        local_address: r.get(5)?,
                     })
                 })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -313,6 +372,7 @@ impl Channels {
             let channel: &'static str = match backlog.channel.as_str() {
                 TELEGRAM => TELEGRAM,
                 WHATSAPP => WHATSAPP,
+                SMS => SMS,
                 _ => continue,
             };
             if paused.contains(&channel) || failed.contains(&channel) {
@@ -351,10 +411,10 @@ impl Channels {
                 return Ok(None);
             };
             let msgs = content.messages_after(&id, delivered, 50)?;
-            Ok(Some((contact.identity, msgs)))
+            Ok(Some((contact.identity, conv.contact_id, msgs)))
         })
         .await??;
-        let Some((recipient, msgs)) = loaded else {
+        let Some((recipient, contact_id, msgs)) = loaded else {
             return Ok(Ok(()));
         };
         for m in msgs {
@@ -375,6 +435,15 @@ impl Channels {
                 self.mark_sending(conv_id, Some(m.id)).await?;
                 let result = match channel {
                     TELEGRAM => self.telegram_send(&recipient, &m.body).await,
+                    SMS => {
+                        self.sms_send(
+                            &contact_id,
+                            &recipient,
+                            backlog.local_address.as_deref(),
+                            &m.body,
+                        )
+                        .await
+                    }
                     _ => self.whatsapp_send(&recipient, &m.body, last_inbound).await,
                 };
                 match result {
@@ -484,6 +553,17 @@ struct Backlog {
     last_inbound: i64,
     /// A message whose sending was interrupted (see [`Channels::deliver_conversation`]).
     in_doubt: Option<i64>,
+    /// Our address the customer wrote to (SMS: the Twilio number replies come from).
+    local_address: Option<String>,
+}
+
+/// What a channel knows about an inbound message besides its text.
+#[derive(Debug, Default)]
+struct InboundExtra {
+    /// Our own address the customer wrote to (the Twilio number); replies go out from it.
+    local_address: Option<String>,
+    /// `Some(true)`: the customer opted out (STOP); `Some(false)`: back in (START).
+    opt_out: Option<bool>,
 }
 
 /// The system message recorded for a message whose sending a crash interrupted.
@@ -496,6 +576,7 @@ fn not_sent_note(code: &str) -> String {
     match code {
         "outside_24h_window" => "Not sent: WhatsApp only allows template messages more than 24 hours after the customer's last message".to_owned(),
         "blocked_by_user" => "Not sent: the customer has blocked the bot on Telegram".to_owned(),
+        "opted_out" => "Not sent: the customer opted out of text messages (they replied STOP); they receive messages again once they reply START".to_owned(),
         other => format!("Not sent: the channel refused the message ({other})"),
     }
 }
@@ -513,7 +594,7 @@ pub async fn delivery_loop(channels: Arc<Channels>) {
             .collect();
         match channels.deliver_pending(&paused).await {
             Ok(failed) => {
-                for ch in [TELEGRAM, WHATSAPP] {
+                for ch in [TELEGRAM, WHATSAPP, SMS] {
                     if failed.contains(&ch) {
                         let entry = backoff.entry(ch).or_insert_with(|| {
                             (Backoff::new(Duration::from_secs(1), MAX_BACKOFF), now)
@@ -544,9 +625,10 @@ pub fn spawn(channels: Arc<Channels>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The webhook routes (`/channels/telegram/webhook`, `/channels/whatsapp/webhook`); they
-/// need `web::Data<Channels>` in the app.
+/// The webhook routes (`/channels/telegram/webhook`, `/channels/whatsapp/webhook`,
+/// `/channels/twilio/…`); they need `web::Data<Channels>` in the app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    twilio::routes(cfg);
     cfg.service(
         web::resource("/channels/telegram/webhook")
             .app_data(web::PayloadConfig::new(whatsapp::MAX_BODY))

@@ -47,6 +47,7 @@ fn urls(server: &MockServer) -> ChannelUrls {
     ChannelUrls {
         telegram: server.uri(),
         graph: "http://127.0.0.1:9".into(),
+        twilio: "http://127.0.0.1:9".into(),
     }
 }
 
@@ -338,6 +339,7 @@ async fn a_revoked_token_or_no_network_sets_the_check() {
     let offline = kit(ChannelUrls {
         telegram: "http://127.0.0.1:9".into(),
         graph: "http://127.0.0.1:9".into(),
+        twilio: "http://127.0.0.1:9".into(),
     });
     assert_eq!(
         offline.channels.telegram_poll_once(&token).await,

@@ -402,6 +402,7 @@ mod tests {
         ChannelUrls {
             telegram: "http://127.0.0.1:9".into(),
             graph: server.uri(),
+            twilio: "http://127.0.0.1:9".into(),
         }
     }
 

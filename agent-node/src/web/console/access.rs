@@ -130,6 +130,9 @@ pub const ROUTES: &[Route] = &[
     get("/settings", SETTINGS),
     post("/settings/secrets", SETTINGS),
     post("/settings/secrets/{kind}/delete", SETTINGS),
+    post("/settings/voice", SETTINGS),
+    get("/settings/telephony", SETTINGS),
+    post("/settings/telephony/assign", SETTINGS),
     // retention.rs
     get("/settings/retention", SETTINGS),
     post("/settings/retention", SETTINGS),

@@ -24,6 +24,7 @@ pub mod kb;
 pub mod retention;
 pub mod session;
 pub mod settings;
+pub mod telephony;
 
 pub use error::ConsoleError;
 pub use session::{ConsoleSession, WriteSession};
@@ -153,6 +154,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(kb::routes)
             .configure(agents::routes)
             .configure(settings::routes)
+            .configure(telephony::routes)
             .configure(exports::routes)
             .configure(integrations::routes)
             .configure(appointments::routes)

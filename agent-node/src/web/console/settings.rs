@@ -6,6 +6,7 @@ use super::access::Nav;
 use super::flash::{see_other_done, Done};
 use super::{render, ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::domain::secrets::{SecretKind, SecretMeta, SecretSource, SecretStore};
+use crate::web::channels::voice::VoiceSettings;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use outpost_crypto::Secret;
@@ -25,6 +26,7 @@ struct SettingsPage {
     /// The links this session may follow (`base.html`).
     nav: Nav,
     rows: Vec<Row>,
+    voice: VoiceSettings,
 }
 
 fn store(state: &ConsoleState) -> SecretStore {
@@ -47,6 +49,8 @@ async fn page(
 ) -> Result<HttpResponse, ConsoleError> {
     let secrets = store(&state);
     let stored = web::block(move || secrets.list()).await??;
+    let st = state.store.clone();
+    let voice = web::block(move || VoiceSettings::load(&st)).await??;
     let rows = SecretKind::ALL
         .iter()
         .map(|k| Row {
@@ -57,7 +61,65 @@ async fn page(
     render(&SettingsPage {
         nav: Nav::for_session(&session),
         rows,
+        voice,
     })
+}
+
+#[derive(Deserialize)]
+struct VoiceForm {
+    #[serde(default)]
+    transfer_number: String,
+    #[serde(default)]
+    voice: String,
+    #[serde(default)]
+    recording: Option<String>,
+}
+
+/// A staff number in E.164 (`+` and 8–15 digits), or none.
+fn transfer_number(s: &str) -> Result<Option<String>, ConsoleError> {
+    let s: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let digits = s.strip_prefix('+').unwrap_or_default();
+    if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+        Ok(Some(s))
+    } else {
+        Err(ConsoleError::BadRequest(
+            "Give the staff number in international format, e.g. +14155550100.".into(),
+        ))
+    }
+}
+
+/// Phone calls: where they are transferred, the voice, the recording notice.
+async fn save_voice(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    form: web::Form<VoiceForm>,
+) -> Result<HttpResponse, ConsoleError> {
+    let f = form.into_inner();
+    let voice = f.voice.trim().to_owned();
+    if voice.len() > 60
+        || !voice
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+    {
+        return Err(ConsoleError::BadRequest(
+            "Give a Twilio voice name such as Polly.Joanna, or leave it empty.".into(),
+        ));
+    }
+    let settings = VoiceSettings {
+        transfer_number: transfer_number(&f.transfer_number)?,
+        voice,
+        recording: f.recording.is_some(),
+    };
+    let st = state.store.clone();
+    web::block(move || settings.save(&st)).await??;
+    tracing::info!(user = %session.user_id, "voice settings saved");
+    Ok(see_other_done("/settings", Done::Saved))
 }
 
 #[derive(Deserialize)]
@@ -107,7 +169,8 @@ async fn remove(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings", web::get().to(page))
         .route("/settings/secrets", web::post().to(save))
-        .route("/settings/secrets/{kind}/delete", web::post().to(remove));
+        .route("/settings/secrets/{kind}/delete", web::post().to(remove))
+        .route("/settings/voice", web::post().to(save_voice));
 }
 
 #[cfg(test)]
@@ -228,5 +291,79 @@ mod tests {
         .await;
         let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
         assert!(!body.contains("…77aa"));
+    }
+
+    #[actix_web::test]
+    async fn voice_settings_are_checked_saved_and_shown() {
+        use crate::web::channels::voice::VoiceSettings;
+        let f = fixture();
+        let app = at::init_service(
+            App::new()
+                .app_data(f.data.clone())
+                .wrap(security_headers())
+                .configure(routes),
+        )
+        .await;
+        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/auth/handoff?token={t}"))
+                .to_request(),
+        )
+        .await;
+        let cookie = r
+            .response()
+            .cookies()
+            .next()
+            .expect("session cookie")
+            .into_owned();
+        let post = |form: &'static str| {
+            at::TestRequest::post()
+                .uri("/settings/voice")
+                .insert_header(("origin", "http://acme-dental.localhost:40123"))
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .cookie(cookie.clone())
+                .set_payload(form)
+                .to_request()
+        };
+        for bad in [
+            "transfer_number=0412345678&voice=",
+            "transfer_number=%2B1abc&voice=",
+            "transfer_number=&voice=%3Cx%3E",
+        ] {
+            let r = at::call_service(&app, post(bad)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        assert_eq!(
+            VoiceSettings::load(&f.data.store).expect("load"),
+            VoiceSettings::default(),
+            "nothing saved"
+        );
+        let r = at::call_service(
+            &app,
+            post("transfer_number=%2B1+415-555-0100&voice=Polly.Joanna&recording=on"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            VoiceSettings::load(&f.data.store).expect("load"),
+            VoiceSettings {
+                transfer_number: Some("+14155550100".into()),
+                voice: "Polly.Joanna".into(),
+                recording: true,
+            }
+        );
+        let r = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri("/settings")
+                .cookie(cookie.clone())
+                .to_request(),
+        )
+        .await;
+        let body = String::from_utf8(at::read_body(r).await.to_vec()).expect("utf8");
+        assert!(body.contains("value=\"+14155550100\""), "{body}");
+        assert!(body.contains("name=\"recording\" checked"), "{body}");
     }
 }

@@ -318,7 +318,7 @@ fn console_routes() -> Vec<(String, String)> {
 }
 
 /// A session stored as the handoff stores one, with exactly `scopes`; its cookie.
-fn session_with(f: &Fixture, scopes: &[&str]) -> actix_web::cookie::Cookie<'static> {
+pub(crate) fn session_with(f: &Fixture, scopes: &[&str]) -> actix_web::cookie::Cookie<'static> {
     let value = outpost_crypto::random_token();
     let now = store::now();
     let stored = store::Session {

@@ -1,0 +1,232 @@
+//! SMS on Twilio through the real binaries (issue 16): the owner saves the Twilio Account
+//! SID and auth token on the CP, which checks them with a fake Twilio and seals both to
+//! the node; an SMS webhook signed by this test's own code (Twilio's scheme, written here
+//! with `ring`) is answered by the node from its knowledge base through the fake Messages
+//! API; unsigned or wrongly signed ones are refused. Neither the customer's words, nor
+//! their number, nor the token reach the CP.
+
+use crate::agents::{contains, files_under, pg_rows_text};
+use crate::harness::*;
+use base64::Engine as _;
+use std::time::Duration;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SID: &str = "ACe2e0000000000000000000000000beef";
+const TOKEN: &str = "e2e-canary-twilio-token-6d2a";
+const OUR_NUMBER: &str = "+15005550006";
+const CUSTOMER: &str = "+14155559876";
+const QUESTION: &str = "Where can I park my car?";
+
+const KB: &str = "# Parking\n\nFree parking is available behind the building on Elm Street.\n";
+
+fn basic() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"))
+    )
+}
+
+/// Twilio's account lookup and Messages API, checking the basic credentials.
+async fn fake_twilio() -> MockServer {
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/2010-04-01/Accounts/{SID}.json")))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "sid": SID, "friendly_name": "Acme", "status": "active"
+        })))
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/2010-04-01/Accounts/{SID}/Messages.json")))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "sid": "SM00000000000000000000000000000e2e", "status": "queued"
+        })))
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "code": 20003, "message": "Authenticate", "status": 401
+        })))
+        .mount(&s)
+        .await;
+    s
+}
+
+/// `X-Twilio-Signature` as Twilio computes it: the URL, then every POST parameter sorted
+/// by name as name+value, HMAC-SHA1 under the auth token, base64.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut p = params.to_vec();
+    p.sort();
+    let mut data = url.to_owned();
+    for (k, v) in p {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
+}
+
+async fn received(server: &MockServer, suffix: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path().ends_with(suffix))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
+    let twilio = fake_twilio().await;
+    let cp = Cp::start_with(Opts {
+        env: vec![
+            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
+            ("OUTPOST_TWILIO_API_BASE", twilio.uri()),
+            // The local provisioner's nodes inherit it.
+            ("OUTPOST_NODE_TWILIO_API_BASE", twilio.uri()),
+        ],
+        ..Opts::default()
+    });
+    let (browser, api, ws_id, node) =
+        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
+    create_agent(
+        &api,
+        &node,
+        &ws_id,
+        crate::agents::agent_body("Ava", "retrieval", "", ""),
+    )
+    .await;
+    let r = node.upload("/kb/upload", "clinic.md", KB.as_bytes()).await;
+    assert_eq!(r.status(), 303, "upload accepted");
+
+    let page = format!("/workspaces/{ws_id}/secrets");
+    // A wrong token is refused in words; without the SID nothing can be checked.
+    let r = browser
+        .post_csrf(
+            &page,
+            &[
+                ("kind", "twilio_auth_token"),
+                ("value", "not-the-token"),
+                ("account_sid", SID),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid or has been revoked"));
+    let r = browser
+        .post_csrf(&page, &[("kind", "twilio_auth_token"), ("value", TOKEN)])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Account SID"));
+    let r = browser
+        .post_csrf(
+            &page,
+            &[
+                ("kind", "twilio_auth_token"),
+                ("value", TOKEN),
+                ("account_sid", SID),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let webhook = format!("{}/channels/twilio/sms", node.base);
+    let params = [
+        ("AccountSid", SID),
+        ("Body", QUESTION),
+        ("From", CUSTOMER),
+        ("MessageSid", "SMe2e00000000000000000000000000001"),
+        ("NumMedia", "0"),
+        ("To", OUR_NUMBER),
+    ];
+    let form = |p: &[(&str, &str)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(p.iter())
+            .finish()
+    };
+    let post = |signature: Option<String>, body: String| {
+        let mut req = node
+            .client
+            .post(&webhook)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(s) = signature {
+            req = req.header("x-twilio-signature", s);
+        }
+        req.send()
+    };
+    let signature = twilio_signature(TOKEN, &webhook, &params);
+    wait_for("the Twilio credentials on the node", 30, || async {
+        let r = post(Some(signature.clone()), form(&params)).await.unwrap();
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let sent = wait_for("the SMS answer", 60, || async {
+        received(&twilio, "/Messages.json").await.into_iter().next()
+    })
+    .await;
+    let reply: Vec<(String, String)> = url::form_urlencoded::parse(&sent.body)
+        .into_owned()
+        .collect();
+    let field = |n: &str| {
+        reply
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("To"), CUSTOMER);
+    assert_eq!(field("From"), OUR_NUMBER);
+    assert!(field("Body").contains("Elm Street"), "{}", field("Body"));
+
+    // Forged: unsigned, or signed with another token → 403, nothing stored or sent.
+    let mut forged = params;
+    forged[3].1 = "SMe2e00000000000000000000000000002";
+    assert_eq!(post(None, form(&forged)).await.unwrap().status(), 403);
+    let wrong = twilio_signature("not-the-token", &webhook, &forged);
+    assert_eq!(
+        post(Some(wrong), form(&forged)).await.unwrap().status(),
+        403
+    );
+    // Twilio retries the first: answered once.
+    assert_eq!(
+        post(Some(signature.clone()), form(&params))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        received(&twilio, "/Messages.json").await.len(),
+        1,
+        "answered once"
+    );
+
+    // The CP has none of it: words, the customer's number, the token.
+    let canaries = [QUESTION, CUSTOMER, "Elm Street", TOKEN];
+    let node_root = cp.data_dir().join("nodes");
+    for f in files_under(&cp.data_dir(), Some(&node_root))
+        .iter()
+        .chain([cp.log_path()].iter())
+    {
+        let bytes = std::fs::read(f).unwrap();
+        for c in canaries {
+            assert!(!contains(&bytes, c), "{c:?} in CP file {}", f.display());
+        }
+    }
+    if cp.db_url.starts_with("postgres") {
+        let rows = pg_rows_text(&cp);
+        for c in canaries {
+            assert!(!rows.contains(c), "{c:?} in a CP table");
+        }
+    }
+}
