@@ -173,6 +173,18 @@ impl Content {
         claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
         then: impl FnOnce(&Connection, &Conversation, &Message) -> rusqlite::Result<()>,
     ) -> Result<Option<(Conversation, Message)>> {
+        self.ingest_once_with_media(m, None, claim, then)
+    }
+
+    /// [`Content::ingest_once`] with a file the message carried, stored (sealed) in the
+    /// same transaction.
+    pub fn ingest_once_with_media(
+        &self,
+        m: Inbound<'_>,
+        media: Option<&MediaIn>,
+        claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
+        then: impl FnOnce(&Connection, &Conversation, &Message) -> rusqlite::Result<()>,
+    ) -> Result<Option<(Conversation, Message)>> {
         self.run(|c| {
             let tx = begin(c)?;
             if !claim(&tx)? {
@@ -182,6 +194,10 @@ impl Content {
             let contact = self.contact_in(&tx, m.channel, m.external_id, m.name, now)?;
             let conv = conversation_in(&tx, &contact, m.agent_id, m.channel, now)?;
             let msg = self.append_in(&tx, &conv.id, Author::Contact, m.body)?;
+            if let Some(media) = media {
+                let dek = self.dek(&tx, &contact)?;
+                self.insert_media(&tx, &dek, msg.id, &contact, media)?;
+            }
             then(&tx, &conv, &msg)?;
             tx.commit()?;
             Ok(Some((conv, msg)))

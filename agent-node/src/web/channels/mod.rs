@@ -22,6 +22,7 @@
 //! carries the bot token, so `reqwest` errors are never formatted).
 
 mod health;
+mod media;
 pub mod telegram;
 pub mod whatsapp;
 
@@ -201,6 +202,7 @@ impl Channels {
         sender: &str,
         name: Option<&str>,
         body: &str,
+        media: Option<crate::domain::content::MediaIn>,
     ) -> Result<bool, ChannelError> {
         let Some(agent) = self.agent_for(channel)? else {
             tracing::warn!(channel, "no agent configured; inbound message ignored");
@@ -218,7 +220,7 @@ impl Channels {
             let now = store::now();
             // The id is claimed in the transaction that stores the message: a crash
             // leaves both or neither, so a redelivery is stored once and never lost.
-            let stored = this.runtime.content().ingest_once(
+            let stored = this.runtime.content().ingest_once_with_media(
                 Inbound {
                     channel,
                     external_id: &sender,
@@ -226,6 +228,7 @@ impl Channels {
                     agent_id: &agent_id,
                     body: &body_owned,
                 },
+                media.as_ref(),
                 |c| {
                     c.execute(
                         "DELETE FROM channel_inbound WHERE received_at < ?1",
@@ -271,6 +274,27 @@ impl Channels {
             }
         });
         Ok(true)
+    }
+
+    /// Whether the provider message id was stored already (a redelivery): its files are
+    /// then not downloaded again. [`Self::receive`] decides for good.
+    async fn seen(self: &Arc<Self>, channel: &'static str, provider_id: &str) -> bool {
+        let (this, id_hash) = (self.clone(), hash_id(channel, provider_id));
+        blocking(move || {
+            this.store.with(|c| {
+                Ok(c.query_row(
+                    "SELECT 1 FROM channel_inbound WHERE channel = ?1 AND id_hash = ?2",
+                    params![channel, id_hash],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+            })
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false)
     }
 
     /// Sends every undelivered agent/staff message of the channel conversations, in order.

@@ -101,6 +101,7 @@ pub const ROUTES: &[Route] = &[
     get("/inbox/list", INBOX),
     get("/inbox/{id}", INBOX),
     get("/inbox/{id}/messages", INBOX),
+    get("/inbox/media/{message}", INBOX),
     post("/inbox/{id}/reply", INBOX),
     post("/inbox/{id}/takeover", INBOX),
     post("/inbox/{id}/handback", INBOX),

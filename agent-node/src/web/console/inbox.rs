@@ -11,7 +11,9 @@ use super::{
     human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
     WriteSession,
 };
-use crate::domain::content::{Author, Content, ConversationStatus, ConversationSummary, Message};
+use crate::domain::content::{
+    shown_inline, Author, Content, ConversationStatus, ConversationSummary, MediaInfo, Message,
+};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -28,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox/list", web::get().to(list_fragment))
         .route("/inbox/{id}", web::get().to(conversation))
         .route("/inbox/{id}/messages", web::get().to(messages_fragment))
+        .route("/inbox/media/{message}", web::get().to(media))
         .route("/inbox/{id}/reply", web::post().to(reply))
         .route("/inbox/{id}/takeover", web::post().to(takeover))
         .route("/inbox/{id}/handback", web::post().to(handback))
@@ -150,6 +153,41 @@ struct Line {
     class: &'static str,
     body: Vec<String>,
     at: String,
+    media: Option<LineMedia>,
+}
+
+/// A file stored with a message: an image is shown in the page, anything else linked.
+struct LineMedia {
+    url: String,
+    inline: bool,
+    label: String,
+}
+
+impl From<&MediaInfo> for LineMedia {
+    fn from(m: &MediaInfo) -> Self {
+        Self {
+            url: format!("/inbox/media/{}", m.message_id),
+            inline: shown_inline(&m.content_type),
+            label: format!("{} ({} KB)", m.file_name(), (m.size + 1023) / 1024),
+        }
+    }
+}
+
+/// The transcript lines of `messages`, with the files stored with them.
+fn lines(messages: Vec<Message>, media: &[MediaInfo]) -> Vec<Line> {
+    messages
+        .into_iter()
+        .map(|m| {
+            let file = media
+                .iter()
+                .find(|f| f.message_id == m.id)
+                .map(LineMedia::from);
+            Line {
+                media: file,
+                ..Line::from(m)
+            }
+        })
+        .collect()
 }
 
 impl From<Message> for Line {
@@ -165,6 +203,7 @@ impl From<Message> for Line {
             class,
             body: m.body.lines().map(str::to_owned).collect(),
             at: human_time(m.created_at),
+            media: None,
         }
     }
 }
@@ -267,13 +306,14 @@ pub async fn conversation(
         return Err(ConsoleError::NotFound);
     }
     let content = content(&state);
-    let (conv, contact, messages) = web::block(move || {
+    let (conv, contact, messages, media) = web::block(move || {
         let conv = content
             .conversation(&id)?
             .ok_or(crate::domain::content::ContentError::NotFound)?;
         let contact = content.contact(&conv.contact_id)?;
         let messages = content.recent_messages(&conv.id, TRANSCRIPT_LIMIT)?;
-        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages))
+        let media = content.media_of_conversation(&conv.id)?;
+        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages, media))
     })
     .await??;
     render(&ConversationPage {
@@ -284,7 +324,7 @@ pub async fn conversation(
         taken_over: conv.taken_over(),
         waiting: conv.waiting_since.is_some(),
         closed: conv.status == ConversationStatus::Closed,
-        lines: messages.into_iter().map(Line::from).collect(),
+        lines: lines(messages, &media),
         max_reply: MAX_REPLY_CHARS,
         id: conv.id,
         contact_id: conv.contact_id,
@@ -303,10 +343,48 @@ pub async fn messages_fragment(
         return Err(ConsoleError::NotFound);
     }
     let content = content(&state);
-    let messages = web::block(move || content.recent_messages(&id, TRANSCRIPT_LIMIT)).await??;
-    render(&MessagesFragment {
-        lines: messages.into_iter().map(Line::from).collect(),
+    let (messages, media) = web::block(move || {
+        Ok::<_, crate::domain::content::ContentError>((
+            content.recent_messages(&id, TRANSCRIPT_LIMIT)?,
+            content.media_of_conversation(&id)?,
+        ))
     })
+    .await??;
+    render(&MessagesFragment {
+        lines: lines(messages, &media),
+    })
+}
+
+/// `GET /inbox/media/{message}`: the file a customer sent with that message, opened. An
+/// image is shown inline, anything else downloaded; the type is the one checked when it
+/// was fetched, never sniffed, and the file runs in a sandbox with no rights.
+pub async fn media(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Ok(id) = path.into_inner().parse::<i64>() else {
+        return Err(ConsoleError::NotFound);
+    };
+    let content = content(&state);
+    let file = web::block(move || content.media(id))
+        .await??
+        .ok_or(ConsoleError::NotFound)?;
+    let disposition = if shown_inline(&file.info.content_type) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(file.info.content_type.clone())
+        .insert_header((
+            "Content-Disposition",
+            format!("{disposition}; filename=\"{}\"", file.info.file_name()),
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(file.data))
 }
 
 /// Body of `POST /inbox/{id}/reply`.

@@ -331,3 +331,101 @@ async fn inbox_refuses_without_session_foreign_origin_and_unknown_ids() {
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn files_customers_sent_are_shown_to_staff_and_served_without_sniffing() {
+    use crate::domain::content::{Inbound, MediaIn};
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let picture = b"\xFF\xD8\xFF\xE0 JFIF canary picture".to_vec();
+    let pdf = b"%PDF-1.7 canary <script>alert(1)</script>".to_vec();
+    let mut ids = Vec::new();
+    for (body, kind, content_type, data) in [
+        ("Is this tooth chipped?", "image", "image/jpeg", &picture),
+        ("[document: x-ray.pdf]", "document", "application/pdf", &pdf),
+    ] {
+        let (conv, msg) = c
+            .ingest_once_with_media(
+                Inbound {
+                    channel: "whatsapp",
+                    external_id: "16315551181",
+                    name: Some("Kerry Fisher"),
+                    agent_id: "agent-1",
+                    body,
+                },
+                Some(&MediaIn {
+                    kind: kind.into(),
+                    content_type,
+                    data: data.clone(),
+                }),
+                |_| Ok(true),
+                |_, _, _| Ok(()),
+            )
+            .expect("ingest")
+            .expect("new");
+        ids.push((conv.id, msg.id));
+    }
+    let (conv, image_id) = ids[0].clone();
+    let pdf_id = ids[1].1;
+    let app = app!(f);
+    let cookie = sign_in!(f, app);
+    let get = |uri: String| {
+        at::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+
+    for page in [format!("/inbox/{conv}"), format!("/inbox/{conv}/messages")] {
+        let b = body(at::call_service(&app, get(page.clone())).await).await;
+        assert!(
+            b.contains(&format!(
+                r#"<img class="media" src="/inbox/media/{image_id}""#
+            )),
+            "{page}: {b}"
+        );
+        assert!(b.contains("Is this tooth chipped?"));
+        assert!(
+            b.contains(&format!(
+                r#"href="/inbox/media/{pdf_id}" download>Download document-{pdf_id}.pdf"#
+            )),
+            "{page}: {b}"
+        );
+    }
+
+    let r = at::call_service(&app, get(format!("/inbox/media/{image_id}"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    assert_eq!(h.get("content-type").expect("type"), "image/jpeg");
+    assert_eq!(h.get("x-content-type-options").expect("nosniff"), "nosniff");
+    assert_eq!(
+        h.get("content-disposition").expect("disposition"),
+        &format!(r#"inline; filename="image-{image_id}.jpg""#)
+    );
+    assert_eq!(
+        h.get("content-security-policy").expect("csp"),
+        "default-src 'none'; sandbox"
+    );
+    assert_eq!(at::read_body(r).await.to_vec(), picture);
+
+    let r = at::call_service(&app, get(format!("/inbox/media/{pdf_id}"))).await;
+    assert_eq!(
+        r.headers().get("content-disposition").expect("disposition"),
+        &format!(r#"attachment; filename="document-{pdf_id}.pdf""#)
+    );
+    assert_eq!(at::read_body(r).await.to_vec(), pdf);
+
+    for missing in ["/inbox/media/999".to_owned(), "/inbox/media/abc".to_owned()] {
+        let r = at::call_service(&app, get(missing.clone())).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    // Without a session: nothing.
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/inbox/media/{image_id}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
