@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::kb::website::SOURCES_SCHEMA,
     crate::domain::ai_usage::SCHEMA,
     crate::domain::content::MEDIA_SCHEMA,
+    crate::web::channels::wa_templates::TEMPLATES_SCHEMA,
 ];
 
 impl Store {

@@ -2,7 +2,7 @@
 //! and reading a conversation's transcript.
 
 use super::conversations::{conversation_in, count, load_conversation};
-use super::sealing::{msg_aad, open, seal};
+use super::sealing::{message_extra_aad, msg_aad, open, seal};
 use super::timeline::insert_event;
 use super::*;
 use crate::platform::store;
@@ -92,6 +92,49 @@ impl Content {
             let msg = self.append_in(&tx, conversation_id, author, body)?;
             tx.commit()?;
             Ok(msg)
+        })
+    }
+
+    /// [`Self::append_message`] with something a channel needs to send it (a WhatsApp
+    /// template's variables), sealed like the body and bound to the new message: `then`
+    /// stores the sealed `extra` in the same transaction, so the message is never seen
+    /// without it.
+    pub fn append_message_with_extra(
+        &self,
+        conversation_id: &str,
+        author: Author,
+        body: &str,
+        extra: &str,
+        then: impl FnOnce(&Connection, &Message, Vec<u8>) -> rusqlite::Result<()>,
+    ) -> Result<Message> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            let msg = self.append_in(&tx, conversation_id, author, body)?;
+            let contact: String = tx.query_row(
+                "SELECT contact_id FROM messages WHERE id = ?1",
+                [msg.id],
+                |r| r.get(0),
+            )?;
+            let dek = self.dek(&tx, &contact)?;
+            then(&tx, &msg, seal(&dek, extra, &message_extra_aad(msg.id)))?;
+            tx.commit()?;
+            Ok(msg)
+        })
+    }
+
+    /// Opens what [`Self::append_message_with_extra`] sealed for message `message_id`.
+    pub fn open_message_extra(&self, message_id: i64, sealed: &[u8]) -> Result<String> {
+        self.run(|c| {
+            let contact: String = c
+                .query_row(
+                    "SELECT contact_id FROM messages WHERE id = ?1",
+                    [message_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(ContentError::NotFound)?;
+            let dek = self.dek(c, &contact)?;
+            open(&dek, sealed, &message_extra_aad(message_id))
         })
     }
 

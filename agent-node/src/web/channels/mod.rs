@@ -24,6 +24,7 @@
 mod health;
 mod media;
 pub mod telegram;
+pub mod wa_templates;
 pub mod whatsapp;
 
 pub use health::{checks, ChannelHealth, REFUSAL_WINDOW};
@@ -399,7 +400,10 @@ impl Channels {
                 self.mark_sending(conv_id, Some(m.id)).await?;
                 let result = match channel {
                     TELEGRAM => self.telegram_send(&recipient, &m.body).await,
-                    _ => self.whatsapp_send(&recipient, &m.body, last_inbound).await,
+                    _ => {
+                        self.whatsapp_deliver(&recipient, m.id, &m.body, last_inbound)
+                            .await
+                    }
                 };
                 match result {
                     Ok(()) => self.health.record_ok(channel),
@@ -563,7 +567,8 @@ pub fn spawn(channels: Arc<Channels>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::join!(
             telegram::run(channels.clone()),
-            delivery_loop(channels.clone())
+            delivery_loop(channels.clone()),
+            wa_templates::refresh_loop(channels.clone())
         );
     })
 }

@@ -6,8 +6,8 @@
 //! placeholder such as `[image]`) being its text; other types are stored as a placeholder
 //! and answered like text (usually the fallback message, so a person follows up). Statuses of our messages (sent, delivered, read, failed) are recorded by a hash
 //! of their id. Free-form replies go out only within 24 hours of the customer's last
-//! message; templates are not supported yet, so later replies are not sent and the
-//! conversation says so.
+//! message; later, only a template staff picked in the inbox (`wa_templates`) is sent,
+//! and any other reply is not sent and the conversation says so.
 
 use super::media::{body_for, Attachment};
 use super::{Channels, SendError, WHATSAPP};
@@ -47,6 +47,9 @@ pub(super) struct Payload {
 
 #[derive(Debug, Deserialize)]
 struct Entry {
+    /// The WhatsApp Business Account id.
+    #[serde(default)]
+    id: String,
     #[serde(default)]
     changes: Vec<Change>,
 }
@@ -200,13 +203,25 @@ impl Channels {
         if crate::platform::store::now() - last_inbound > WINDOW_SECS {
             return Err(SendError::Permanent("outside_24h_window"));
         }
+        let text: String = text.chars().take(MAX_TEXT).collect();
+        self.whatsapp_post(&serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "text",
+            "text": {"preview_url": false, "body": text},
+        }))
+        .await
+    }
+
+    /// `POST {graph}/{phone number id}/messages` with `body`; records the accepted id.
+    pub(super) async fn whatsapp_post(&self, body: &serde_json::Value) -> Result<(), SendError> {
         let (Some(token), Some(phone_id)) = (
             self.whatsapp_secret(SecretKind::WhatsappAccessToken)?,
             self.whatsapp_secret(SecretKind::WhatsappPhoneNumberId)?,
         ) else {
             return Err(SendError::Retry("not_configured"));
         };
-        let text: String = text.chars().take(MAX_TEXT).collect();
         let resp = self
             .http
             .post(format!(
@@ -215,13 +230,7 @@ impl Channels {
                 phone_id.expose()
             ))
             .bearer_auth(token.expose())
-            .json(&serde_json::json!({
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": to,
-                "type": "text",
-                "text": {"preview_url": false, "body": text},
-            }))
+            .json(body)
             .timeout(Duration::from_secs(30))
             .send()
             .await
@@ -255,6 +264,9 @@ impl Channels {
         self: &Arc<Self>,
         payload: Payload,
     ) -> Result<(), super::ChannelError> {
+        for entry in &payload.entry {
+            self.remember_waba(&entry.id);
+        }
         for change in payload.entry.into_iter().flat_map(|e| e.changes) {
             let v = change.value;
             for m in &v.messages {

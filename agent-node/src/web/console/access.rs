@@ -103,6 +103,7 @@ pub const ROUTES: &[Route] = &[
     get("/inbox/{id}/messages", INBOX),
     get("/inbox/media/{message}", INBOX),
     post("/inbox/{id}/reply", INBOX),
+    post("/inbox/{id}/template", INBOX),
     post("/inbox/{id}/takeover", INBOX),
     post("/inbox/{id}/handback", INBOX),
     post("/inbox/{id}/close", INBOX),

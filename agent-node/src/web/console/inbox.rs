@@ -14,6 +14,7 @@ use super::{
 use crate::domain::content::{
     shown_inline, Author, Content, ConversationStatus, ConversationSummary, MediaInfo, Message,
 };
+use crate::web::channels::wa_templates;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -32,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox/{id}/messages", web::get().to(messages_fragment))
         .route("/inbox/media/{message}", web::get().to(media))
         .route("/inbox/{id}/reply", web::post().to(reply))
+        .route("/inbox/{id}/template", web::post().to(template_reply))
         .route("/inbox/{id}/takeover", web::post().to(takeover))
         .route("/inbox/{id}/handback", web::post().to(handback))
         .route("/inbox/{id}/close", web::post().to(close));
@@ -225,6 +227,31 @@ struct ConversationPage {
     closed: bool,
     lines: Vec<Line>,
     max_reply: usize,
+    /// WhatsApp's 24-hour window has closed: only a template can be sent.
+    template_needed: bool,
+    templates: Vec<TemplateOption>,
+    chosen: Option<ChosenTemplate>,
+    max_variable: usize,
+}
+
+/// A template in the picker.
+struct TemplateOption {
+    key: String,
+    label: String,
+    selected: bool,
+}
+
+/// The template picked, with a field per variable.
+struct ChosenTemplate {
+    key: String,
+    body: String,
+    vars: Vec<usize>,
+}
+
+/// Query string of a conversation page: the template picked, if any.
+#[derive(serde::Deserialize)]
+pub struct ConversationQuery {
+    template: Option<String>,
 }
 
 #[derive(Template)]
@@ -300,12 +327,41 @@ pub async fn conversation(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
     path: web::Path<String>,
+    query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
     }
     let content = content(&state);
+    let (store, conv_id) = (state.store.clone(), id.clone());
+    let (template_needed, templates) = web::block(move || {
+        let needed = !wa_templates::window_open(&store, &conv_id);
+        let templates = if needed {
+            wa_templates::cached_templates(&store)
+        } else {
+            Vec::new()
+        };
+        (needed, templates)
+    })
+    .await?;
+    let picked = query.template.as_deref();
+    let chosen = templates
+        .iter()
+        .find(|t| Some(t.key().as_str()) == picked)
+        .map(|t| ChosenTemplate {
+            key: t.key(),
+            body: t.body.clone(),
+            vars: (1..=t.variables).collect(),
+        });
+    let templates = templates
+        .iter()
+        .map(|t| TemplateOption {
+            key: t.key(),
+            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
+            selected: Some(t.key().as_str()) == picked,
+        })
+        .collect();
     let (conv, contact, messages, media) = web::block(move || {
         let conv = content
             .conversation(&id)?
@@ -326,6 +382,10 @@ pub async fn conversation(
         closed: conv.status == ConversationStatus::Closed,
         lines: lines(messages, &media),
         max_reply: MAX_REPLY_CHARS,
+        template_needed,
+        templates,
+        chosen,
+        max_variable: wa_templates::MAX_VARIABLE_CHARS,
         id: conv.id,
         contact_id: conv.contact_id,
         channel: conv.channel,
@@ -427,6 +487,63 @@ pub async fn reply(
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
         content.append_message(&conv, Author::Human, &text)
+    })
+    .await??;
+    Ok(see_other(&format!("/inbox/{id}")))
+}
+
+/// `POST /inbox/{id}/template` (`template` = `name:language`, `v1`…`vN`): sends a
+/// WhatsApp template (outside the 24-hour window), taking the conversation over first.
+pub async fn template_reply(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let form = form.into_inner();
+    let key = form.get("template").cloned().unwrap_or_default();
+    let store = state.store.clone();
+    let template = web::block(move || wa_templates::cached_templates(&store))
+        .await?
+        .into_iter()
+        .find(|t| t.key() == key)
+        .ok_or_else(|| ConsoleError::BadRequest("Choose one of the approved templates.".into()))?;
+    let mut params = Vec::with_capacity(template.variables);
+    for n in 1..=template.variables {
+        let v = form.get(&format!("v{n}")).map_or("", |v| v.trim());
+        if v.is_empty() {
+            return Err(ConsoleError::BadRequest(format!(
+                "Fill in variable {n} of the template."
+            )));
+        }
+        if v.chars().count() > wa_templates::MAX_VARIABLE_CHARS {
+            return Err(ConsoleError::BadRequest(format!(
+                "A variable can be at most {} characters.",
+                wa_templates::MAX_VARIABLE_CHARS
+            )));
+        }
+        params.push(v.to_owned());
+    }
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let conv = id.clone();
+    web::block(move || {
+        let c = content
+            .conversation(&conv)?
+            .ok_or(crate::domain::content::ContentError::NotFound)?;
+        if c.channel != crate::web::channels::WHATSAPP {
+            return Err(crate::domain::content::ContentError::Invalid(
+                "Templates are for WhatsApp conversations.",
+            ));
+        }
+        if !c.taken_over() {
+            content.set_status(&conv, ConversationStatus::Human, &actor)?;
+        }
+        wa_templates::queue_template_reply(&content, &conv, &template, &params)
     })
     .await??;
     Ok(see_other(&format!("/inbox/{id}")))

@@ -429,3 +429,126 @@ async fn files_customers_sent_are_shown_to_staff_and_served_without_sniffing() {
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[actix_web::test]
+async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables() {
+    use crate::web::channels::wa_templates::Template;
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let (conv, msg) = c
+        .ingest(
+            "whatsapp",
+            "16315551181",
+            Some("Kerry Fisher"),
+            "agent-1",
+            "Can I move my appointment?",
+        )
+        .expect("ingest");
+    let templates = vec![Template {
+        name: "appointment_reminder".into(),
+        language: "en_US".into(),
+        category: "UTILITY".into(),
+        body: "Hi {{1}}, your appointment is on {{2}}.".into(),
+        variables: 2,
+    }];
+    let now = crate::platform::store::now();
+    f.data
+        .store
+        .with(|db| {
+            db.execute(
+                "INSERT INTO channel_conversations (conversation_id, channel, delivered_id, last_inbound_at)
+                 VALUES (?1, 'whatsapp', ?2, ?3)",
+                rusqlite::params![conv.id, msg.id, now - 3600],
+            )?;
+            crate::platform::store::Store::set_meta(
+                db,
+                "whatsapp_templates",
+                &serde_json::to_string(&templates).expect("json"),
+            )
+        })
+        .expect("seed");
+    let app = app!(f);
+    let cookie = sign_in!(f, app);
+    let page = |uri: String| {
+        at::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+
+    // Within the window: no template picker.
+    let b = body(at::call_service(&app, page(format!("/inbox/{}", conv.id))).await).await;
+    assert!(!b.contains("Send a template"), "{b}");
+
+    f.data
+        .store
+        .with(|db| {
+            db.execute(
+                "UPDATE channel_conversations SET last_inbound_at = ?1",
+                [now - 25 * 3600],
+            )?;
+            Ok(())
+        })
+        .expect("age");
+    let b = body(at::call_service(&app, page(format!("/inbox/{}", conv.id))).await).await;
+    assert!(b.contains("Send a template"), "{b}");
+    assert!(b.contains(r#"<option value="appointment_reminder:en_US">appointment_reminder (en_US, utility)</option>"#), "{b}");
+    assert!(!b.contains("template-form"));
+    let b = body(
+        at::call_service(
+            &app,
+            page(format!(
+                "/inbox/{}?template=appointment_reminder:en_US",
+                conv.id
+            )),
+        )
+        .await,
+    )
+    .await;
+    assert!(b.contains(r#"<input id="v1" name="v1" required"#), "{b}");
+    assert!(b.contains(r#"<input id="v2" name="v2" required"#), "{b}");
+    assert!(!b.contains(r#"name="v3""#));
+
+    let send = |form: &'static str| {
+        post(&format!("/inbox/{}/template", conv.id), &cookie)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(form)
+            .to_request()
+    };
+    for refused in [
+        "template=appointment_reminder%3Aen_US&v1=Kerry",
+        "template=nope%3Aen_US&v1=a&v2=b",
+    ] {
+        let r = at::call_service(&app, send(refused)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{refused}");
+    }
+    let r = at::call_service(
+        &app,
+        send("template=appointment_reminder%3Aen_US&v1=Kerry&v2=Friday+10%3A00"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let last = c.recent_messages(&conv.id, 1).expect("messages");
+    assert_eq!(last[0].author, Author::Human);
+    assert_eq!(
+        last[0].body,
+        "Hi Kerry, your appointment is on Friday 10:00."
+    );
+    let queued: (String, String) = f
+        .data
+        .store
+        .with(|db| {
+            Ok(db.query_row(
+                "SELECT name, language FROM whatsapp_template_sends WHERE message_id = ?1",
+                [last[0].id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .expect("queued as a template");
+    assert_eq!(queued, ("appointment_reminder".into(), "en_US".into()));
+    assert!(c
+        .conversation(&conv.id)
+        .expect("get")
+        .expect("some")
+        .taken_over());
+}
