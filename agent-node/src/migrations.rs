@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::ai_usage::SCHEMA,
     crate::domain::content::MEDIA_SCHEMA,
     crate::web::channels::wa_templates::TEMPLATES_SCHEMA,
+    crate::domain::content::FOLLOWUP_HOLDS_SCHEMA,
 ];
 
 impl Store {

@@ -43,7 +43,9 @@ pub use media::{
     content_type_allowed, shown_inline, Media, MediaIn, MediaInfo, MAX_MEDIA_BYTES, MEDIA_SCHEMA,
 };
 pub use model::*;
-pub use schema::{CONTACT_DETAILS_SCHEMA, ERASURES_SCHEMA, SCHEMA, WAITING_SCHEMA};
+pub use schema::{
+    CONTACT_DETAILS_SCHEMA, ERASURES_SCHEMA, FOLLOWUP_HOLDS_SCHEMA, SCHEMA, WAITING_SCHEMA,
+};
 
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{Store, StoreError};

@@ -161,6 +161,7 @@ impl Channels {
         public_url: &str,
     ) -> anyhow::Result<Self> {
         let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
+        runtime.set_followup_gate(wa_templates::followup_gate(store.clone()));
         Ok(Self {
             health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,

@@ -176,6 +176,19 @@ pub fn window_open(store: &Store, conversation_id: &str) -> bool {
     last.is_none_or(|at| store::now() - at <= super::whatsapp::WINDOW_SECS)
 }
 
+/// The note a held follow-up leaves in its conversation.
+pub const HELD_NOTE: &str = "A follow-up message is held: WhatsApp delivers it only within 24 \
+     hours of the customer's last message. It will be sent when the customer writes again; to \
+     reach them sooner, send a template from this conversation.";
+
+/// The follow-up gate of the channels: a follow-up due in a WhatsApp conversation whose
+/// 24-hour window has closed is held (see [`crate::engine::agent::FollowupGate`]).
+pub fn followup_gate(store: std::sync::Arc<Store>) -> crate::engine::agent::FollowupGate {
+    std::sync::Arc::new(move |conversation_id: &str| {
+        (!window_open(&store, conversation_id)).then_some(HELD_NOTE)
+    })
+}
+
 /// Stores a staff member's template reply: the rendered text as their message and what
 /// the delivery loop needs to send it as a template, in one transaction.
 pub fn queue_template_reply(

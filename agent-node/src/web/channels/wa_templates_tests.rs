@@ -217,3 +217,75 @@ async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_ex
     assert_eq!(last[0].author, Author::System);
     assert!(last[0].body.contains("24 hours"), "{}", last[0].body);
 }
+
+#[tokio::test]
+async fn a_follow_up_due_outside_the_window_is_held_with_a_note_until_the_customer_writes() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    webhook(&k, "wamid.F1", "What are your opening hours?").await;
+    deliver_until(&k.channels, &server, "/messages", 1).await;
+    let (conv, contact): (String, String) = k
+        .store
+        .with(|c| {
+            c.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - 90000",
+                [],
+            )?;
+            Ok(
+                c.query_row("SELECT id, contact_id FROM conversations", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .expect("conversation");
+    let runtime = &k.channels.runtime;
+    let content = runtime.content();
+    let now = crate::platform::store::now();
+    let fid = content
+        .add_followup(
+            &contact,
+            FollowupKind::Message,
+            now - 5,
+            "How did the visit go?",
+            "u1",
+        )
+        .expect("follow-up");
+    for _ in 0..2 {
+        runtime.send_due_followups(now).expect("due");
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+    }
+    let msgs = content.recent_messages(&conv, 10).expect("messages");
+    let notes: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m.author == Author::System)
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(notes, [HELD_NOTE], "held, said once");
+    assert!(!msgs.iter().any(|m| m.body == "How did the visit go?"));
+    let status = |fid: &str| {
+        content
+            .followups(&contact, 10)
+            .expect("followups")
+            .into_iter()
+            .find(|f| f.id == fid)
+            .expect("followup")
+            .status
+    };
+    assert_eq!(status(&fid), FollowupStatus::Pending);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1,
+        "nothing sent"
+    );
+
+    // The customer writes again: the window reopens and the follow-up goes out.
+    webhook(&k, "wamid.F2", "Hello again").await;
+    runtime.send_due_followups(now).expect("due");
+    assert_eq!(status(&fid), FollowupStatus::Sent);
+    let sent = deliver_until(&k.channels, &server, "/messages", 3).await;
+    assert!(sent.iter().any(|r| {
+        let b: serde_json::Value = r.body_json().expect("json");
+        b["text"]["body"] == "How did the visit go?"
+    }));
+}
