@@ -4,8 +4,9 @@
 //! Text messages are stored and answered; images, audio, documents, videos and stickers
 //! are downloaded and stored with their message (see `media`), their caption (or a
 //! placeholder such as `[image]`) being its text; other types are stored as a placeholder
-//! and answered like text (usually the fallback message, so a person follows up). Statuses of our messages (sent, delivered, read, failed) are recorded by a hash
-//! of their id. Free-form replies go out only within 24 hours of the customer's last
+//! and answered like text (usually the fallback message, so a person follows up).
+//! Statuses of our messages (sent, delivered, read, failed) are recorded by a hash of
+//! their id. Free-form replies go out only within 24 hours of the customer's last
 //! message; later, only a template staff picked in the inbox (`wa_templates`) is sent,
 //! and any other reply is not sent and the conversation says so.
 
