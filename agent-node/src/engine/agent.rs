@@ -79,13 +79,8 @@ pub struct Runtime {
     providers: Providers,
     health: Arc<LlmHealth>,
     config: Mutex<(String, Arc<WorkspaceConfig>)>,
-    followup_gate: std::sync::OnceLock<FollowupGate>,
+    pub(super) followup_gate: std::sync::OnceLock<super::followup_gate::FollowupGate>,
 }
-
-/// Says whether a due follow-up message can go into a conversation now: `Some(note)`
-/// holds it (the channel cannot deliver it; `note` tells staff why), `None` lets it go.
-/// The channels set it (WhatsApp's 24-hour window).
-pub type FollowupGate = Arc<dyn Fn(&str) -> Option<&'static str> + Send + Sync>;
 
 impl Runtime {
     /// Builds the runtime over the node database.
@@ -110,12 +105,6 @@ impl Runtime {
             config: Mutex::new((String::new(), Arc::new(WorkspaceConfig::default()))),
             followup_gate: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Sets what decides whether a due follow-up message is held (once; later calls are
-    /// ignored).
-    pub fn set_followup_gate(&self, gate: FollowupGate) {
-        let _ = self.followup_gate.set(gate);
     }
 
     /// The content store.
@@ -414,9 +403,8 @@ impl Runtime {
     /// Sends the follow-up messages whose time has come: each goes into the contact's
     /// most recent conversation as a message from the team (the visitor sees it in the
     /// chat; channels deliver it with issue 5) and is marked `sent`, or `failed` when the
-    /// contact has no conversation to write into. One the follow-up gate holds stays
-    /// pending, with a note in the conversation the first time. Reminders are left for staff (the
-    /// inbox lists them). Returns (sent, failed).
+    /// contact has no conversation to write into, or held (`followup_gate`). Reminders are
+    /// left for staff (the inbox lists them). Returns (sent, failed).
     pub fn send_due_followups(&self, now: i64) -> Result<(usize, usize), AgentError> {
         use crate::domain::content::{FollowupKind, FollowupStatus, AGENT_ACTOR};
         let (mut sent, mut failed) = (0, 0);
@@ -426,12 +414,8 @@ impl Runtime {
             }
             let conv = self.content.contact_conversations(&f.contact_id, 1)?;
             let status = match conv.first() {
+                Some(c) if self.held(&f.id, &c.id)? => continue,
                 Some(c) => {
-                    if let Some(note) = self.followup_gate.get().and_then(|g| g(&c.id)) {
-                        // Stays pending: sent once the channel can deliver it.
-                        self.content.hold_followup(&f.id, &c.id, note)?;
-                        continue;
-                    }
                     self.content.append_message(&c.id, Author::Human, &f.text)?;
                     sent += 1;
                     FollowupStatus::Sent

@@ -182,8 +182,8 @@ pub const HELD_NOTE: &str = "A follow-up message is held: WhatsApp delivers it o
      reach them sooner, send a template from this conversation.";
 
 /// The follow-up gate of the channels: a follow-up due in a WhatsApp conversation whose
-/// 24-hour window has closed is held (see [`crate::engine::agent::FollowupGate`]).
-pub fn followup_gate(store: std::sync::Arc<Store>) -> crate::engine::agent::FollowupGate {
+/// 24-hour window has closed is held (see [`crate::engine::followup_gate::FollowupGate`]).
+pub fn followup_gate(store: std::sync::Arc<Store>) -> crate::engine::followup_gate::FollowupGate {
     std::sync::Arc::new(move |conversation_id: &str| {
         (!window_open(&store, conversation_id)).then_some(HELD_NOTE)
     })
