@@ -24,6 +24,9 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::kb::website::SOURCES_SCHEMA,
     crate::domain::ai_usage::SCHEMA,
     crate::web::channels::twilio::SCHEMA,
+    crate::domain::content::MEDIA_SCHEMA,
+    crate::web::channels::wa_templates::TEMPLATES_SCHEMA,
+    crate::domain::content::FOLLOWUP_HOLDS_SCHEMA,
 ];
 
 impl Store {

@@ -79,6 +79,7 @@ pub struct Runtime {
     providers: Providers,
     health: Arc<LlmHealth>,
     config: Mutex<(String, Arc<WorkspaceConfig>)>,
+    pub(super) followup_gate: std::sync::OnceLock<super::followup_gate::FollowupGate>,
 }
 
 impl Runtime {
@@ -102,6 +103,7 @@ impl Runtime {
             providers,
             health,
             config: Mutex::new((String::new(), Arc::new(WorkspaceConfig::default()))),
+            followup_gate: std::sync::OnceLock::new(),
         }
     }
 
@@ -401,8 +403,8 @@ impl Runtime {
     /// Sends the follow-up messages whose time has come: each goes into the contact's
     /// most recent conversation as a message from the team (the visitor sees it in the
     /// chat; channels deliver it with issue 5) and is marked `sent`, or `failed` when the
-    /// contact has no conversation to write into. Reminders are left for staff (the
-    /// inbox lists them). Returns (sent, failed).
+    /// contact has no conversation to write into, or held (`followup_gate`). Reminders are
+    /// left for staff (the inbox lists them). Returns (sent, failed).
     pub fn send_due_followups(&self, now: i64) -> Result<(usize, usize), AgentError> {
         use crate::domain::content::{FollowupKind, FollowupStatus, AGENT_ACTOR};
         let (mut sent, mut failed) = (0, 0);
@@ -412,6 +414,7 @@ impl Runtime {
             }
             let conv = self.content.contact_conversations(&f.contact_id, 1)?;
             let status = match conv.first() {
+                Some(c) if self.held(&f.id, &c.id)? => continue,
                 Some(c) => {
                     self.content.append_message(&c.id, Author::Human, &f.text)?;
                     sent += 1;

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod booking;
 pub mod booking_tools;
+pub mod followup_gate;
 pub mod llm;
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub struct EventRecord {
 /// Data keys already unwrapped while paging through messages: one unwrap per contact
 /// per export, not per message. Zeroized when dropped.
 #[derive(Default)]
-pub struct KeyCache(HashMap<String, Dek>);
+pub struct KeyCache(pub(super) HashMap<String, Dek>);
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -68,6 +68,29 @@ impl Content {
         })
     }
 
+    /// Holds a due follow-up message that its channel cannot deliver now (WhatsApp past
+    /// its 24-hour window): it stays pending, and the conversation gets `note` as a system
+    /// message the first time only. Returns whether the note was written.
+    pub fn hold_followup(
+        &self,
+        followup_id: &str,
+        conversation_id: &str,
+        note: &str,
+    ) -> Result<bool> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            let new = tx.execute(
+                "INSERT OR IGNORE INTO followup_holds (followup_id, held_at) VALUES (?1, ?2)",
+                params![followup_id, store::now()],
+            )? == 1;
+            if new {
+                self.append_in(&tx, conversation_id, Author::System, note)?;
+            }
+            tx.commit()?;
+            Ok(new)
+        })
+    }
+
     /// Marks a follow-up done (records who did it); done twice changes nothing.
     pub fn complete_followup(&self, followup_id: &str, actor: &str) -> Result<()> {
         self.set_followup_status(followup_id, FollowupStatus::Done, actor)

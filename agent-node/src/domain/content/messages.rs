@@ -2,7 +2,7 @@
 //! and reading a conversation's transcript.
 
 use super::conversations::{conversation_in, count, load_conversation};
-use super::sealing::{msg_aad, open, seal};
+use super::sealing::{message_extra_aad, msg_aad, open, seal};
 use super::timeline::insert_event;
 use super::*;
 use crate::platform::store;
@@ -95,6 +95,49 @@ impl Content {
         })
     }
 
+    /// [`Self::append_message`] with something a channel needs to send it (a WhatsApp
+    /// template's variables), sealed like the body and bound to the new message: `then`
+    /// stores the sealed `extra` in the same transaction, so the message is never seen
+    /// without it.
+    pub fn append_message_with_extra(
+        &self,
+        conversation_id: &str,
+        author: Author,
+        body: &str,
+        extra: &str,
+        then: impl FnOnce(&Connection, &Message, Vec<u8>) -> rusqlite::Result<()>,
+    ) -> Result<Message> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            let msg = self.append_in(&tx, conversation_id, author, body)?;
+            let contact: String = tx.query_row(
+                "SELECT contact_id FROM messages WHERE id = ?1",
+                [msg.id],
+                |r| r.get(0),
+            )?;
+            let dek = self.dek(&tx, &contact)?;
+            then(&tx, &msg, seal(&dek, extra, &message_extra_aad(msg.id)))?;
+            tx.commit()?;
+            Ok(msg)
+        })
+    }
+
+    /// Opens what [`Self::append_message_with_extra`] sealed for message `message_id`.
+    pub fn open_message_extra(&self, message_id: i64, sealed: &[u8]) -> Result<String> {
+        self.run(|c| {
+            let contact: String = c
+                .query_row(
+                    "SELECT contact_id FROM messages WHERE id = ?1",
+                    [message_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or(ContentError::NotFound)?;
+            let dek = self.dek(c, &contact)?;
+            open(&dek, sealed, &message_extra_aad(message_id))
+        })
+    }
+
     pub(super) fn append_in(
         &self,
         tx: &Connection,
@@ -173,6 +216,18 @@ impl Content {
         claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
         then: impl FnOnce(&Connection, &Conversation, &Message) -> rusqlite::Result<()>,
     ) -> Result<Option<(Conversation, Message)>> {
+        self.ingest_once_with_media(m, None, claim, then)
+    }
+
+    /// [`Content::ingest_once`] with a file the message carried, stored (sealed) in the
+    /// same transaction.
+    pub fn ingest_once_with_media(
+        &self,
+        m: Inbound<'_>,
+        media: Option<&MediaIn>,
+        claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
+        then: impl FnOnce(&Connection, &Conversation, &Message) -> rusqlite::Result<()>,
+    ) -> Result<Option<(Conversation, Message)>> {
         self.run(|c| {
             let tx = begin(c)?;
             if !claim(&tx)? {
@@ -182,6 +237,10 @@ impl Content {
             let contact = self.contact_in(&tx, m.channel, m.external_id, m.name, now)?;
             let conv = conversation_in(&tx, &contact, m.agent_id, m.channel, now)?;
             let msg = self.append_in(&tx, &conv.id, Author::Contact, m.body)?;
+            if let Some(media) = media {
+                let dek = self.dek(&tx, &contact)?;
+                self.insert_media(&tx, &dek, msg.id, &contact, media)?;
+            }
             then(&tx, &conv, &msg)?;
             tx.commit()?;
             Ok(Some((conv, msg)))

@@ -16,7 +16,8 @@
 //! usage counts), `messages`, `handover` (who has a conversation, what waits for the
 //! team), `followups`, `timeline` (events and notes), `erasure`; `schema` holds the
 //! tables, `sealing` the associated data of every sealed column, [`keyring`] the KEKs,
-//! `bulk` the paged reads of exports and the deletes of retention.
+//! `bulk` the paged reads of exports and the deletes of retention, `media` the files
+//! customers send (sealed like message bodies, deleted with their message).
 
 mod bulk;
 mod contacts;
@@ -25,6 +26,7 @@ mod erasure;
 mod followups;
 mod handover;
 pub mod keyring;
+mod media;
 mod messages;
 mod model;
 mod schema;
@@ -37,8 +39,13 @@ pub use bulk::{EventRecord, Inbound, KeyCache, MessageRecord, MessageScope, Tota
 pub use contacts::{display_name, normalize_tags};
 pub use erasure::Erasure;
 pub use handover::waiting_count;
+pub use media::{
+    content_type_allowed, shown_inline, Media, MediaIn, MediaInfo, MAX_MEDIA_BYTES, MEDIA_SCHEMA,
+};
 pub use model::*;
-pub use schema::{CONTACT_DETAILS_SCHEMA, ERASURES_SCHEMA, SCHEMA, WAITING_SCHEMA};
+pub use schema::{
+    CONTACT_DETAILS_SCHEMA, ERASURES_SCHEMA, FOLLOWUP_HOLDS_SCHEMA, SCHEMA, WAITING_SCHEMA,
+};
 
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{Store, StoreError};

@@ -108,3 +108,13 @@ pub const CONTACT_DETAILS_SCHEMA: &str = r#"
 ALTER TABLE contacts ADD COLUMN email_ct BLOB;
 ALTER TABLE contacts ADD COLUMN phone_ct BLOB;
 "#;
+
+/// Migration recording the follow-up messages held because their channel could not
+/// deliver them when due (WhatsApp past its 24-hour window), so the conversation says
+/// so once, not every round.
+pub const FOLLOWUP_HOLDS_SCHEMA: &str = r#"
+CREATE TABLE followup_holds (
+    followup_id TEXT PRIMARY KEY REFERENCES followups (id) ON DELETE CASCADE,
+    held_at INTEGER NOT NULL
+);
+"#;

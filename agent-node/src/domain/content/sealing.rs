@@ -67,6 +67,14 @@ pub(super) fn msg_aad(id: i64) -> Vec<u8> {
     format!("msg:{id}").into_bytes()
 }
 
+pub(super) fn media_aad(message_id: i64) -> Vec<u8> {
+    format!("media:{message_id}").into_bytes()
+}
+
+pub(super) fn message_extra_aad(message_id: i64) -> Vec<u8> {
+    format!("message-extra:{message_id}").into_bytes()
+}
+
 pub(super) fn event_aad(id: i64) -> Vec<u8> {
     format!("event:{id}").into_bytes()
 }

@@ -525,3 +525,80 @@ fn a_contacts_bookings_are_in_their_export_and_nobody_elses() {
     let (manifest, _) = download(&f, &id);
     assert_eq!(rows(&manifest, "appointments.csv"), 2);
 }
+
+#[test]
+fn the_files_a_contact_sent_are_in_their_export_and_gone_after_erasure() {
+    use crate::domain::content::MediaIn;
+    let f = fx();
+    let (ada, bob) = seed(&f);
+    let mut ids = Vec::new();
+    for (who, data) in [
+        ("1001", b"\x89PNG ada CANARY-FILE-ADA".to_vec()),
+        ("1002", b"\x89PNG bob CANARY-FILE-BOB".to_vec()),
+    ] {
+        let (_, msg) = f
+            .content
+            .ingest_once_with_media(
+                Inbound {
+                    channel: "telegram",
+                    external_id: who,
+                    name: None,
+                    agent_id: "agent-1",
+                    body: "[photo]",
+                },
+                Some(&MediaIn {
+                    kind: "photo".into(),
+                    content_type: "image/png",
+                    data: data.clone(),
+                }),
+                |_| Ok(true),
+                |_, _, _| Ok(()),
+            )
+            .expect("ingest")
+            .expect("new");
+        ids.push((msg.id, data));
+    }
+    let scope = Scope::Contact(ada.clone());
+    let id = f.exports.create(&scope, 3600, "user-1").expect("create");
+    f.exports.run(&id, &scope).expect("run");
+    let (manifest, mut zip) = download(&f, &id);
+    let ada_file = format!("media/photo-{}.png", ids[0].0);
+    assert!(
+        manifest.files.iter().any(|m| m.name == ada_file),
+        "{:?}",
+        manifest.files
+    );
+    assert!(!manifest
+        .files
+        .iter()
+        .any(|m| m.name.contains(&ids[1].0.to_string()) && m.name.starts_with("media/")));
+    let mut got = Vec::new();
+    zip.by_name(&ada_file)
+        .expect("file")
+        .read_to_end(&mut got)
+        .expect("read");
+    assert_eq!(got, ids[0].1);
+    assert!(read(&mut zip, "README.txt").contains("media/"));
+
+    let ws = f
+        .exports
+        .create(&Scope::Workspace, 3600, "user-1")
+        .expect("create");
+    f.exports.run(&ws, &Scope::Workspace).expect("run");
+    let (manifest, _) = download(&f, &ws);
+    assert_eq!(
+        manifest
+            .files
+            .iter()
+            .filter(|m| m.name.starts_with("media/"))
+            .count(),
+        2
+    );
+
+    f.content.erase_contact(&ada, "user-1").expect("erase");
+    assert!(f.content.media(ids[0].0).expect("read").is_none());
+    assert!(
+        f.content.media(ids[1].0).expect("read").is_some(),
+        "another contact keeps theirs ({bob} sent none)"
+    );
+}

@@ -25,6 +25,8 @@ This archive was produced by your Outpost node. It holds:
   contacts.json       the same contacts with their notes, timeline events and follow-ups
   conversations.csv   one row per conversation
   messages.csv        every message, oldest first
+  media/              the files customers sent (pictures, voice notes, documents),
+                      named <kind>-<message id>.<extension> after their message
   appointments.csv    every booking (service, staff, times, status, and the name,
                       email, phone and note given when booking)
   knowledge_base.json knowledge-base documents and their passages (workspace exports)
@@ -384,6 +386,17 @@ pub(super) fn write_zip(
         csv.flush()?;
         Ok(rows)
     })?;
+
+    // Files customers sent, one zip entry each, read one at a time.
+    let mut keys = KeyCache::default();
+    let mut after = 0i64;
+    while let Some(file) = content.media_after(contact, after, &mut keys)? {
+        after = file.info.message_id;
+        zip.file(&format!("media/{}", file.info.file_name()), false, |w| {
+            w.write_all(&file.data)?;
+            Ok(1)
+        })?;
+    }
 
     zip.file("appointments.csv", false, |w| {
         let book = crate::domain::appointments::Appointments::new(

@@ -22,10 +22,12 @@
 //! carries the bot token, so `reqwest` errors are never formatted).
 
 mod health;
+mod media;
 pub mod numbers;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
+pub mod wa_templates;
 pub mod whatsapp;
 
 pub use health::{checks, ChannelHealth, REFUSAL_WINDOW};
@@ -169,6 +171,7 @@ impl Channels {
         public_url: &str,
     ) -> anyhow::Result<Self> {
         let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
+        runtime.set_followup_gate(wa_templates::followup_gate(store.clone()));
         Ok(Self {
             health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,
@@ -222,6 +225,7 @@ impl Channels {
         sender: &str,
         name: Option<&str>,
         body: &str,
+        media: Option<crate::domain::content::MediaIn>,
     ) -> Result<bool, ChannelError> {
         self.receive_with(
             channel,
@@ -229,6 +233,7 @@ impl Channels {
             sender,
             name,
             body,
+            media,
             InboundExtra::default(),
         )
         .await
@@ -237,6 +242,7 @@ impl Channels {
     /// [`Channels::receive`] with what SMS adds: the number written to, and opt-outs. A
     /// STOP or START message is stored but not answered; a contact who opted out is not
     /// answered either.
+    #[allow(clippy::too_many_arguments)] // the inbound message's parts, each from the provider
     async fn receive_with(
         self: &Arc<Self>,
         channel: &'static str,
@@ -244,6 +250,7 @@ impl Channels {
         sender: &str,
         name: Option<&str>,
         body: &str,
+        media: Option<crate::domain::content::MediaIn>,
         extra: InboundExtra,
     ) -> Result<bool, ChannelError> {
         let Some(agent) = self.agent_for_number(channel, extra.local_address.as_deref())? else {
@@ -263,7 +270,7 @@ impl Channels {
             let mut quiet = extra.opt_out.is_some();
             // The id is claimed in the transaction that stores the message: a crash
             // leaves both or neither, so a redelivery is stored once and never lost.
-            let stored = this.runtime.content().ingest_once(
+            let stored = this.runtime.content().ingest_once_with_media(
                 Inbound {
                     channel,
                     external_id: &sender,
@@ -271,6 +278,7 @@ impl Channels {
                     agent_id: &agent_id,
                     body: &body_owned,
                 },
+                media.as_ref(),
                 |c| {
                     c.execute(
                         "DELETE FROM channel_inbound WHERE received_at < ?1",
@@ -329,6 +337,27 @@ impl Channels {
             }
         });
         Ok(true)
+    }
+
+    /// Whether the provider message id was stored already (a redelivery): its files are
+    /// then not downloaded again. [`Self::receive`] decides for good.
+    async fn seen(self: &Arc<Self>, channel: &'static str, provider_id: &str) -> bool {
+        let (this, id_hash) = (self.clone(), hash_id(channel, provider_id));
+        blocking(move || {
+            this.store.with(|c| {
+                Ok(c.query_row(
+                    "SELECT 1 FROM channel_inbound WHERE channel = ?1 AND id_hash = ?2",
+                    params![channel, id_hash],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+            })
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false)
     }
 
     /// Sends every undelivered agent/staff message of the channel conversations, in order.
@@ -444,7 +473,10 @@ impl Channels {
                         )
                         .await
                     }
-                    _ => self.whatsapp_send(&recipient, &m.body, last_inbound).await,
+                    _ => {
+                        self.whatsapp_deliver(&recipient, m.id, &m.body, last_inbound)
+                            .await
+                    }
                 };
                 match result {
                     Ok(()) => self.health.record_ok(channel),
@@ -620,7 +652,8 @@ pub fn spawn(channels: Arc<Channels>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::join!(
             telegram::run(channels.clone()),
-            delivery_loop(channels.clone())
+            delivery_loop(channels.clone()),
+            wa_templates::refresh_loop(channels.clone())
         );
     })
 }

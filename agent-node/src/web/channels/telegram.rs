@@ -1,11 +1,15 @@
 //! Telegram Bot API: `getUpdates` long polling when the node has no public https URL
 //! (the offset is persisted after each update, and update ids are deduplicated), or a
 //! webhook (`setWebhook` with a `secret_token` derived from the master key, checked on
-//! every `POST /channels/telegram/webhook`). Private chats only; text is answered, other
-//! messages are stored as a placeholder such as `[photo]` and answered like text (the
-//! agent usually says its fallback message, so a person follows up).
+//! every `POST /channels/telegram/webhook`). Private chats only; text is answered; photos,
+//! documents, audio, voice notes, videos and stickers are downloaded (`getFile`) and
+//! stored with their message (see `media`), their caption (or a placeholder such as
+//! `[photo]`) being its text; other messages are stored as a placeholder and answered
+//! like text (the agent usually says its fallback message, so a person follows up).
 
+use super::media::{body_for, Attachment};
 use super::{Channels, SendError, TELEGRAM};
+use crate::domain::content::{MediaIn, MAX_MEDIA_BYTES};
 use crate::domain::secrets::SecretKind;
 use crate::platform::backoff::Backoff;
 use crate::platform::store::Store;
@@ -78,6 +82,69 @@ fn placeholder(rest: &serde_json::Map<String, serde_json::Value>) -> String {
     format!("[{kind}]")
 }
 
+/// A file a Telegram message carries.
+struct TgFileRef {
+    kind: &'static str,
+    file_id: String,
+    content_type: Option<String>,
+    size: Option<u64>,
+    file_name: Option<String>,
+}
+
+/// The file of a photo, document, audio, voice, video, video note, animation or sticker
+/// message: the largest size of a photo, and the content type Telegram declares (a photo
+/// is always JPEG, a video note MP4; a sticker is WebP unless animated or a video).
+fn file_of(rest: &serde_json::Map<String, serde_json::Value>) -> Option<TgFileRef> {
+    let str_of =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let size_of = |v: &serde_json::Value| v.get("file_size").and_then(serde_json::Value::as_u64);
+    if let Some(sizes) = rest.get("photo").and_then(|p| p.as_array()) {
+        // Sizes come smallest first; keep the largest that fits.
+        let best = sizes
+            .iter()
+            .rfind(|p| size_of(p).is_none_or(|s| s <= MAX_MEDIA_BYTES as u64))
+            .or(sizes.last())?;
+        return Some(TgFileRef {
+            kind: "photo",
+            file_id: str_of(best, "file_id")?,
+            content_type: Some("image/jpeg".to_owned()),
+            size: size_of(best),
+            file_name: None,
+        });
+    }
+    for kind in [
+        "document",
+        "audio",
+        "voice",
+        "video",
+        "video_note",
+        "animation",
+        "sticker",
+    ] {
+        let Some(v) = rest.get(kind) else { continue };
+        let content_type = match kind {
+            "video_note" => Some("video/mp4".to_owned()),
+            "sticker" => {
+                let flag = |k: &str| {
+                    v.get(k)
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(false)
+                };
+                (!flag("is_animated") && !flag("is_video")).then(|| "image/webp".to_owned())
+            }
+            _ => str_of(v, "mime_type"),
+        };
+        return Some(TgFileRef {
+            kind,
+            file_id: str_of(v, "file_id")?,
+            content_type: content_type.or_else(|| Some("application/octet-stream".to_owned())),
+            size: size_of(v),
+            file_name: str_of(v, "file_name"),
+        });
+    }
+    None
+}
+
 fn classify(status: reqwest::StatusCode) -> SendError {
     match status.as_u16() {
         401 | 404 => SendError::Retry("token_revoked"),
@@ -90,7 +157,7 @@ fn classify(status: reqwest::StatusCode) -> SendError {
 }
 
 impl Channels {
-    fn telegram_token(&self) -> Result<Option<Secret>, SendError> {
+    pub(super) fn telegram_token(&self) -> Result<Option<Secret>, SendError> {
         self.secrets.get(SecretKind::TelegramBotToken).map_err(|e| {
             tracing::error!(error = %e, "reading the Telegram token failed");
             SendError::Retry("storage")
@@ -116,7 +183,7 @@ impl Channels {
     }
 
     /// Calls a Bot API method with a JSON body; `Ok(result)` when Telegram says ok.
-    async fn telegram_call(
+    pub(super) async fn telegram_call(
         &self,
         token: &Secret,
         method: &str,
@@ -183,16 +250,37 @@ impl Channels {
             .filter(|s| !s.trim().is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        let body = match m.text {
-            Some(t) if !t.trim().is_empty() => t,
-            _ => placeholder(&m.rest),
+        let provider_id = update.update_id.to_string();
+        let (body, media) = match (m.text, file_of(&m.rest)) {
+            (Some(t), _) if !t.trim().is_empty() => (t, None),
+            (_, Some(file)) => {
+                if self.seen(TELEGRAM, &provider_id).await {
+                    return Ok(false);
+                }
+                let outcome = self
+                    .telegram_media(&file.file_id, file.content_type.as_deref(), file.size)
+                    .await
+                    .map(|f| MediaIn {
+                        kind: file.kind.to_owned(),
+                        ..f
+                    });
+                let caption = m.rest.get("caption").and_then(|c| c.as_str());
+                let attachment = Attachment {
+                    kind: file.kind,
+                    caption,
+                    file_name: file.file_name.as_deref(),
+                };
+                (body_for(&attachment, &outcome), outcome.ok())
+            }
+            _ => (placeholder(&m.rest), None),
         };
         self.receive(
             TELEGRAM,
-            &update.update_id.to_string(),
+            &provider_id,
             &m.chat.id.to_string(),
             Some(name.as_str()).filter(|n| !n.is_empty()),
             &body,
+            media,
         )
         .await
     }

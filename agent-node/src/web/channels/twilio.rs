@@ -286,7 +286,10 @@ pub(super) async fn sms(
         local_address: params.get("To").map(str::to_owned),
         opt_out: opt_keyword(&text),
     };
-    match ch.receive_with(SMS, sid, from, None, &text, extra).await {
+    match ch
+        .receive_with(SMS, sid, from, None, &text, None, extra)
+        .await
+    {
         Ok(_) => twiml(EMPTY_TWIML.to_owned()),
         Err(e) => {
             tracing::error!(error = %e, "storing an SMS failed");

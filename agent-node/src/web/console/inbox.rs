@@ -11,7 +11,10 @@ use super::{
     human_time, render, see_other, valid_id, ConsoleError, ConsoleSession, ConsoleState,
     WriteSession,
 };
-use crate::domain::content::{Author, Content, ConversationStatus, ConversationSummary, Message};
+use crate::domain::content::{
+    shown_inline, Author, Content, ConversationStatus, ConversationSummary, MediaInfo, Message,
+};
+use crate::web::channels::wa_templates;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -28,7 +31,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox/list", web::get().to(list_fragment))
         .route("/inbox/{id}", web::get().to(conversation))
         .route("/inbox/{id}/messages", web::get().to(messages_fragment))
+        .route("/inbox/media/{message}", web::get().to(media))
         .route("/inbox/{id}/reply", web::post().to(reply))
+        .route("/inbox/{id}/template", web::post().to(template_reply))
         .route("/inbox/{id}/takeover", web::post().to(takeover))
         .route("/inbox/{id}/handback", web::post().to(handback))
         .route("/inbox/{id}/close", web::post().to(close));
@@ -150,6 +155,41 @@ struct Line {
     class: &'static str,
     body: Vec<String>,
     at: String,
+    media: Option<LineMedia>,
+}
+
+/// A file stored with a message: an image is shown in the page, anything else linked.
+struct LineMedia {
+    url: String,
+    inline: bool,
+    label: String,
+}
+
+impl From<&MediaInfo> for LineMedia {
+    fn from(m: &MediaInfo) -> Self {
+        Self {
+            url: format!("/inbox/media/{}", m.message_id),
+            inline: shown_inline(&m.content_type),
+            label: format!("{} ({} KB)", m.file_name(), (m.size + 1023) / 1024),
+        }
+    }
+}
+
+/// The transcript lines of `messages`, with the files stored with them.
+fn lines(messages: Vec<Message>, media: &[MediaInfo]) -> Vec<Line> {
+    messages
+        .into_iter()
+        .map(|m| {
+            let file = media
+                .iter()
+                .find(|f| f.message_id == m.id)
+                .map(LineMedia::from);
+            Line {
+                media: file,
+                ..Line::from(m)
+            }
+        })
+        .collect()
 }
 
 impl From<Message> for Line {
@@ -165,6 +205,7 @@ impl From<Message> for Line {
             class,
             body: m.body.lines().map(str::to_owned).collect(),
             at: human_time(m.created_at),
+            media: None,
         }
     }
 }
@@ -186,6 +227,31 @@ struct ConversationPage {
     closed: bool,
     lines: Vec<Line>,
     max_reply: usize,
+    /// WhatsApp's 24-hour window has closed: only a template can be sent.
+    template_needed: bool,
+    templates: Vec<TemplateOption>,
+    chosen: Option<ChosenTemplate>,
+    max_variable: usize,
+}
+
+/// A template in the picker.
+struct TemplateOption {
+    key: String,
+    label: String,
+    selected: bool,
+}
+
+/// The template picked, with a field per variable.
+struct ChosenTemplate {
+    key: String,
+    body: String,
+    vars: Vec<usize>,
+}
+
+/// Query string of a conversation page: the template picked, if any.
+#[derive(serde::Deserialize)]
+pub struct ConversationQuery {
+    template: Option<String>,
 }
 
 #[derive(Template)]
@@ -261,19 +327,49 @@ pub async fn conversation(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
     path: web::Path<String>,
+    query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
     }
     let content = content(&state);
-    let (conv, contact, messages) = web::block(move || {
+    let (store, conv_id) = (state.store.clone(), id.clone());
+    let (template_needed, templates) = web::block(move || {
+        let needed = !wa_templates::window_open(&store, &conv_id);
+        let templates = if needed {
+            wa_templates::cached_templates(&store)
+        } else {
+            Vec::new()
+        };
+        (needed, templates)
+    })
+    .await?;
+    let picked = query.template.as_deref();
+    let chosen = templates
+        .iter()
+        .find(|t| Some(t.key().as_str()) == picked)
+        .map(|t| ChosenTemplate {
+            key: t.key(),
+            body: t.body.clone(),
+            vars: (1..=t.variables).collect(),
+        });
+    let templates = templates
+        .iter()
+        .map(|t| TemplateOption {
+            key: t.key(),
+            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
+            selected: Some(t.key().as_str()) == picked,
+        })
+        .collect();
+    let (conv, contact, messages, media) = web::block(move || {
         let conv = content
             .conversation(&id)?
             .ok_or(crate::domain::content::ContentError::NotFound)?;
         let contact = content.contact(&conv.contact_id)?;
         let messages = content.recent_messages(&conv.id, TRANSCRIPT_LIMIT)?;
-        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages))
+        let media = content.media_of_conversation(&conv.id)?;
+        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages, media))
     })
     .await??;
     render(&ConversationPage {
@@ -284,8 +380,12 @@ pub async fn conversation(
         taken_over: conv.taken_over(),
         waiting: conv.waiting_since.is_some(),
         closed: conv.status == ConversationStatus::Closed,
-        lines: messages.into_iter().map(Line::from).collect(),
+        lines: lines(messages, &media),
         max_reply: MAX_REPLY_CHARS,
+        template_needed,
+        templates,
+        chosen,
+        max_variable: wa_templates::MAX_VARIABLE_CHARS,
         id: conv.id,
         contact_id: conv.contact_id,
         channel: conv.channel,
@@ -303,10 +403,48 @@ pub async fn messages_fragment(
         return Err(ConsoleError::NotFound);
     }
     let content = content(&state);
-    let messages = web::block(move || content.recent_messages(&id, TRANSCRIPT_LIMIT)).await??;
-    render(&MessagesFragment {
-        lines: messages.into_iter().map(Line::from).collect(),
+    let (messages, media) = web::block(move || {
+        Ok::<_, crate::domain::content::ContentError>((
+            content.recent_messages(&id, TRANSCRIPT_LIMIT)?,
+            content.media_of_conversation(&id)?,
+        ))
     })
+    .await??;
+    render(&MessagesFragment {
+        lines: lines(messages, &media),
+    })
+}
+
+/// `GET /inbox/media/{message}`: the file a customer sent with that message, opened. An
+/// image is shown inline, anything else downloaded; the type is the one checked when it
+/// was fetched, never sniffed, and the file runs in a sandbox with no rights.
+pub async fn media(
+    state: web::Data<ConsoleState>,
+    _session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let Ok(id) = path.into_inner().parse::<i64>() else {
+        return Err(ConsoleError::NotFound);
+    };
+    let content = content(&state);
+    let file = web::block(move || content.media(id))
+        .await??
+        .ok_or(ConsoleError::NotFound)?;
+    let disposition = if shown_inline(&file.info.content_type) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(file.info.content_type.clone())
+        .insert_header((
+            "Content-Disposition",
+            format!("{disposition}; filename=\"{}\"", file.info.file_name()),
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(file.data))
 }
 
 /// Body of `POST /inbox/{id}/reply`.
@@ -349,6 +487,63 @@ pub async fn reply(
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
         content.append_message(&conv, Author::Human, &text)
+    })
+    .await??;
+    Ok(see_other(&format!("/inbox/{id}")))
+}
+
+/// `POST /inbox/{id}/template` (`template` = `name:language`, `v1`…`vN`): sends a
+/// WhatsApp template (outside the 24-hour window), taking the conversation over first.
+pub async fn template_reply(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let form = form.into_inner();
+    let key = form.get("template").cloned().unwrap_or_default();
+    let store = state.store.clone();
+    let template = web::block(move || wa_templates::cached_templates(&store))
+        .await?
+        .into_iter()
+        .find(|t| t.key() == key)
+        .ok_or_else(|| ConsoleError::BadRequest("Choose one of the approved templates.".into()))?;
+    let mut params = Vec::with_capacity(template.variables);
+    for n in 1..=template.variables {
+        let v = form.get(&format!("v{n}")).map_or("", |v| v.trim());
+        if v.is_empty() {
+            return Err(ConsoleError::BadRequest(format!(
+                "Fill in variable {n} of the template."
+            )));
+        }
+        if v.chars().count() > wa_templates::MAX_VARIABLE_CHARS {
+            return Err(ConsoleError::BadRequest(format!(
+                "A variable can be at most {} characters.",
+                wa_templates::MAX_VARIABLE_CHARS
+            )));
+        }
+        params.push(v.to_owned());
+    }
+    let content = content(&state);
+    let actor = session.user_id.clone();
+    let conv = id.clone();
+    web::block(move || {
+        let c = content
+            .conversation(&conv)?
+            .ok_or(crate::domain::content::ContentError::NotFound)?;
+        if c.channel != crate::web::channels::WHATSAPP {
+            return Err(crate::domain::content::ContentError::Invalid(
+                "Templates are for WhatsApp conversations.",
+            ));
+        }
+        if !c.taken_over() {
+            content.set_status(&conv, ConversationStatus::Human, &actor)?;
+        }
+        wa_templates::queue_template_reply(&content, &conv, &template, &params)
     })
     .await??;
     Ok(see_other(&format!("/inbox/{id}")))

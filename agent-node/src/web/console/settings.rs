@@ -304,20 +304,7 @@ mod tests {
                 .configure(routes),
         )
         .await;
-        let t = token_with_scopes(&f, f.data.node_id.as_str(), 120, ADMIN);
-        let r = at::call_service(
-            &app,
-            at::TestRequest::get()
-                .uri(&format!("/auth/handoff?token={t}"))
-                .to_request(),
-        )
-        .await;
-        let cookie = r
-            .response()
-            .cookies()
-            .next()
-            .expect("session cookie")
-            .into_owned();
+        let cookie = sign_in!(app, f, ADMIN);
         let post = |form: &'static str| {
             at::TestRequest::post()
                 .uri("/settings/voice")

@@ -312,3 +312,224 @@ async fn inbox_refuses_without_session_foreign_origin_and_unknown_ids() {
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn files_customers_sent_are_shown_to_staff_and_served_without_sniffing() {
+    use crate::domain::content::{Inbound, MediaIn};
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let picture = b"\xFF\xD8\xFF\xE0 JFIF canary picture".to_vec();
+    let pdf = b"%PDF-1.7 canary <script>alert(1)</script>".to_vec();
+    let mut ids = Vec::new();
+    for (body, kind, content_type, data) in [
+        ("Is this tooth chipped?", "image", "image/jpeg", &picture),
+        ("[document: x-ray.pdf]", "document", "application/pdf", &pdf),
+    ] {
+        let (conv, msg) = c
+            .ingest_once_with_media(
+                Inbound {
+                    channel: "whatsapp",
+                    external_id: "16315551181",
+                    name: Some("Kerry Fisher"),
+                    agent_id: "agent-1",
+                    body,
+                },
+                Some(&MediaIn {
+                    kind: kind.into(),
+                    content_type,
+                    data: data.clone(),
+                }),
+                |_| Ok(true),
+                |_, _, _| Ok(()),
+            )
+            .expect("ingest")
+            .expect("new");
+        ids.push((conv.id, msg.id));
+    }
+    let (conv, image_id) = ids[0].clone();
+    let pdf_id = ids[1].1;
+    let app = app!(f);
+    let cookie = sign_in!(app, f, MEMBER);
+    let get = |uri: String| {
+        at::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+
+    for page in [format!("/inbox/{conv}"), format!("/inbox/{conv}/messages")] {
+        let b = body(at::call_service(&app, get(page.clone())).await).await;
+        assert!(
+            b.contains(&format!(
+                r#"<img class="media" src="/inbox/media/{image_id}""#
+            )),
+            "{page}: {b}"
+        );
+        assert!(b.contains("Is this tooth chipped?"));
+        assert!(
+            b.contains(&format!(
+                r#"href="/inbox/media/{pdf_id}" download>Download document-{pdf_id}.pdf"#
+            )),
+            "{page}: {b}"
+        );
+    }
+
+    let r = at::call_service(&app, get(format!("/inbox/media/{image_id}"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    assert_eq!(h.get("content-type").expect("type"), "image/jpeg");
+    assert_eq!(h.get("x-content-type-options").expect("nosniff"), "nosniff");
+    assert_eq!(
+        h.get("content-disposition").expect("disposition"),
+        &format!(r#"inline; filename="image-{image_id}.jpg""#)
+    );
+    assert_eq!(
+        h.get("content-security-policy").expect("csp"),
+        "default-src 'none'; sandbox"
+    );
+    assert_eq!(at::read_body(r).await.to_vec(), picture);
+
+    let r = at::call_service(&app, get(format!("/inbox/media/{pdf_id}"))).await;
+    assert_eq!(
+        r.headers().get("content-disposition").expect("disposition"),
+        &format!(r#"attachment; filename="document-{pdf_id}.pdf""#)
+    );
+    assert_eq!(at::read_body(r).await.to_vec(), pdf);
+
+    for missing in ["/inbox/media/999".to_owned(), "/inbox/media/abc".to_owned()] {
+        let r = at::call_service(&app, get(missing.clone())).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{missing}");
+    }
+    // Without a session: nothing.
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/inbox/media/{image_id}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables() {
+    use crate::web::channels::wa_templates::Template;
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let (conv, msg) = c
+        .ingest(
+            "whatsapp",
+            "16315551181",
+            Some("Kerry Fisher"),
+            "agent-1",
+            "Can I move my appointment?",
+        )
+        .expect("ingest");
+    let templates = vec![Template {
+        name: "appointment_reminder".into(),
+        language: "en_US".into(),
+        category: "UTILITY".into(),
+        body: "Hi {{1}}, your appointment is on {{2}}.".into(),
+        variables: 2,
+    }];
+    let now = crate::platform::store::now();
+    f.data
+        .store
+        .with(|db| {
+            db.execute(
+                "INSERT INTO channel_conversations (conversation_id, channel, delivered_id, last_inbound_at)
+                 VALUES (?1, 'whatsapp', ?2, ?3)",
+                rusqlite::params![conv.id, msg.id, now - 3600],
+            )?;
+            crate::platform::store::Store::set_meta(
+                db,
+                "whatsapp_templates",
+                &serde_json::to_string(&templates).expect("json"),
+            )
+        })
+        .expect("seed");
+    let app = app!(f);
+    let cookie = sign_in!(app, f, MEMBER);
+    let page = |uri: String| {
+        at::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+
+    // Within the window: no template picker.
+    let b = body(at::call_service(&app, page(format!("/inbox/{}", conv.id))).await).await;
+    assert!(!b.contains("Send a template"), "{b}");
+
+    f.data
+        .store
+        .with(|db| {
+            db.execute(
+                "UPDATE channel_conversations SET last_inbound_at = ?1",
+                [now - 25 * 3600],
+            )?;
+            Ok(())
+        })
+        .expect("age");
+    let b = body(at::call_service(&app, page(format!("/inbox/{}", conv.id))).await).await;
+    assert!(b.contains("Send a template"), "{b}");
+    assert!(b.contains(r#"<option value="appointment_reminder:en_US">appointment_reminder (en_US, utility)</option>"#), "{b}");
+    assert!(!b.contains("template-form"));
+    let b = body(
+        at::call_service(
+            &app,
+            page(format!(
+                "/inbox/{}?template=appointment_reminder:en_US",
+                conv.id
+            )),
+        )
+        .await,
+    )
+    .await;
+    assert!(b.contains(r#"<input id="v1" name="v1" required"#), "{b}");
+    assert!(b.contains(r#"<input id="v2" name="v2" required"#), "{b}");
+    assert!(!b.contains(r#"name="v3""#));
+
+    let send = |form: &'static str| {
+        post(&format!("/inbox/{}/template", conv.id), &cookie)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(form)
+            .to_request()
+    };
+    for refused in [
+        "template=appointment_reminder%3Aen_US&v1=Kerry",
+        "template=nope%3Aen_US&v1=a&v2=b",
+    ] {
+        let r = at::call_service(&app, send(refused)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{refused}");
+    }
+    let r = at::call_service(
+        &app,
+        send("template=appointment_reminder%3Aen_US&v1=Kerry&v2=Friday+10%3A00"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let last = c.recent_messages(&conv.id, 1).expect("messages");
+    assert_eq!(last[0].author, Author::Human);
+    assert_eq!(
+        last[0].body,
+        "Hi Kerry, your appointment is on Friday 10:00."
+    );
+    let queued: (String, String) = f
+        .data
+        .store
+        .with(|db| {
+            Ok(db.query_row(
+                "SELECT name, language FROM whatsapp_template_sends WHERE message_id = ?1",
+                [last[0].id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .expect("queued as a template");
+    assert_eq!(queued, ("appointment_reminder".into(), "en_US".into()));
+    assert!(c
+        .conversation(&conv.id)
+        .expect("get")
+        .expect("some")
+        .taken_over());
+}

@@ -1,0 +1,292 @@
+//! Templates against a fake Graph API speaking its wire format.
+
+use super::super::testkit::{contains, deliver_until, kit, Kit};
+use super::super::ChannelUrls;
+use super::*;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCESS_TOKEN: &str = "EAAGcanaryAccessToken123";
+const PHONE_ID: &str = "106540352242922";
+const WABA: &str = "102290129340398";
+
+fn text_webhook(wamid: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": WABA,
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551181"}],
+                    "messages": [{"from": "16315551181", "id": wamid, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]
+                }
+            }]
+        }]
+    })
+}
+
+/// What `GET /{waba}/message_templates` answers (Meta's shape, paging included).
+fn template_list() -> serde_json::Value {
+    serde_json::json!({
+        "data": [
+            {"name": "hello_again", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1",
+             "components": [{"type": "BODY", "text": "Hello, we are still here to help. Reply to this message to continue."}]},
+            {"name": "appointment_reminder", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "2",
+             "parameter_format": "POSITIONAL",
+             "components": [
+                {"type": "HEADER", "format": "TEXT", "text": "Your appointment"},
+                {"type": "BODY", "text": "Hi {{1}}, your appointment is on {{2}}.", "example": {"body_text": [["Kerry", "Friday"]]}},
+                {"type": "FOOTER", "text": "Acme Dental"},
+                {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "OK"}]}
+             ]},
+            {"name": "promo_picture", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "3",
+             "components": [{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Look!"}]},
+            {"name": "named_params", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "4",
+             "parameter_format": "NAMED",
+             "components": [{"type": "BODY", "text": "Hi {{first_name}}"}]},
+            {"name": "refused_one", "language": "en_US", "status": "REJECTED", "category": "MARKETING", "id": "5",
+             "components": [{"type": "BODY", "text": "Nope"}]}
+        ],
+        "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}
+    })
+}
+
+async fn graph() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{WABA}/message_templates")))
+        .and(query_param("status", "APPROVED"))
+        .and(header(
+            "Authorization",
+            format!("Bearer {ACCESS_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(template_list()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{PHONE_ID}/messages")))
+        .and(header(
+            "Authorization",
+            format!("Bearer {ACCESS_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "16315551181", "wa_id": "16315551181"}],
+            "messages": [{"id": "wamid.TEMPLATE1"}]
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn whatsapp_kit(server: &MockServer) -> Kit {
+    let k = kit(ChannelUrls {
+        telegram: "http://127.0.0.1:9".into(),
+        graph: server.uri(),
+        twilio: "http://127.0.0.1:9".into(),
+    });
+    k.put(SecretKind::WhatsappAccessToken, ACCESS_TOKEN);
+    k.put(SecretKind::WhatsappPhoneNumberId, PHONE_ID);
+    k
+}
+
+async fn webhook(k: &Kit, wamid: &str, text: &str) {
+    k.channels
+        .whatsapp_payload(serde_json::from_value(text_webhook(wamid, text)).expect("payload"))
+        .await
+        .expect("stored");
+}
+
+#[tokio::test]
+async fn approved_templates_are_listed_for_the_account_a_webhook_named_and_cached() {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    assert_eq!(
+        k.channels.refresh_whatsapp_templates().await,
+        Err("account_unknown"),
+        "no webhook has named the account yet"
+    );
+    webhook(&k, "wamid.T1", "What are your opening hours?").await;
+    let listed = k
+        .channels
+        .refresh_whatsapp_templates()
+        .await
+        .expect("listed");
+    let names: Vec<(&str, usize)> = listed
+        .iter()
+        .map(|t| (t.name.as_str(), t.variables))
+        .collect();
+    assert_eq!(
+        names,
+        [("hello_again", 0), ("appointment_reminder", 2)],
+        "image headers, named variables and rejected templates are left out"
+    );
+    assert_eq!(cached_templates(&k.store), listed);
+    assert_eq!(
+        listed[1].render(&["Kerry".into(), "Friday 10:00".into()]),
+        "Hi Kerry, your appointment is on Friday 10:00."
+    );
+}
+
+#[tokio::test]
+async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_expects() {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    webhook(&k, "wamid.T2", "What are your opening hours?").await;
+    deliver_until(&k.channels, &server, "/messages", 1).await;
+    let conv: String = k
+        .store
+        .with(|c| {
+            c.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - 90000",
+                [],
+            )?;
+            Ok(c.query_row(
+                "SELECT conversation_id FROM channel_conversations",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("conversation");
+    assert!(!window_open(&k.store, &conv));
+    let templates = k
+        .channels
+        .refresh_whatsapp_templates()
+        .await
+        .expect("listed");
+    let content = &k.channels.runtime.content();
+    let params = vec!["Kerry".to_owned(), "Friday CANARY-VAR-91".to_owned()];
+    assert!(queue_template_reply(content, &conv, &templates[1], &params[..1]).is_err());
+    queue_template_reply(content, &conv, &templates[1], &params).expect("queued");
+
+    let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16315551181",
+            "type": "template",
+            "template": {
+                "name": "appointment_reminder",
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": "Kerry"},
+                    {"type": "text", "text": "Friday CANARY-VAR-91"}
+                ]}]
+            }
+        })
+    );
+    let last = content.recent_messages(&conv, 1).expect("messages");
+    assert_eq!(last[0].author, Author::Human);
+    assert_eq!(
+        last[0].body,
+        "Hi Kerry, your appointment is on Friday CANARY-VAR-91."
+    );
+    assert!(
+        !contains(&k.db_bytes(), "CANARY-VAR-91"),
+        "variables are sealed"
+    );
+
+    // A template without variables has no components; a free-form reply is still refused.
+    queue_template_reply(content, &conv, &templates[0], &[]).expect("queued");
+    content
+        .append_message(&conv, Author::Human, "Free text")
+        .expect("reply");
+    let sent = deliver_until(&k.channels, &server, "/messages", 3).await;
+    let body: serde_json::Value = sent[2].body_json().expect("json");
+    assert_eq!(
+        body["template"],
+        serde_json::json!({"name": "hello_again", "language": {"code": "en_US"}})
+    );
+    k.channels.deliver_pending(&[]).await.expect("deliver");
+    assert_eq!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/messages"))
+            .count(),
+        3
+    );
+    let last = content.recent_messages(&conv, 1).expect("messages");
+    assert_eq!(last[0].author, Author::System);
+    assert!(last[0].body.contains("24 hours"), "{}", last[0].body);
+}
+
+#[tokio::test]
+async fn a_follow_up_due_outside_the_window_is_held_with_a_note_until_the_customer_writes() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    webhook(&k, "wamid.F1", "What are your opening hours?").await;
+    deliver_until(&k.channels, &server, "/messages", 1).await;
+    let (conv, contact): (String, String) = k
+        .store
+        .with(|c| {
+            c.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - 90000",
+                [],
+            )?;
+            Ok(
+                c.query_row("SELECT id, contact_id FROM conversations", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .expect("conversation");
+    let runtime = &k.channels.runtime;
+    let content = runtime.content();
+    let now = crate::platform::store::now();
+    let fid = content
+        .add_followup(
+            &contact,
+            FollowupKind::Message,
+            now - 5,
+            "How did the visit go?",
+            "u1",
+        )
+        .expect("follow-up");
+    for _ in 0..2 {
+        runtime.send_due_followups(now).expect("due");
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+    }
+    let msgs = content.recent_messages(&conv, 10).expect("messages");
+    let notes: Vec<&str> = msgs
+        .iter()
+        .filter(|m| m.author == Author::System)
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(notes, [HELD_NOTE], "held, said once");
+    assert!(!msgs.iter().any(|m| m.body == "How did the visit go?"));
+    let status = |fid: &str| {
+        content
+            .followups(&contact, 10)
+            .expect("followups")
+            .into_iter()
+            .find(|f| f.id == fid)
+            .expect("followup")
+            .status
+    };
+    assert_eq!(status(&fid), FollowupStatus::Pending);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        1,
+        "nothing sent"
+    );
+
+    // The customer writes again: the window reopens and the follow-up goes out.
+    webhook(&k, "wamid.F2", "Hello again").await;
+    runtime.send_due_followups(now).expect("due");
+    assert_eq!(status(&fid), FollowupStatus::Sent);
+    let sent = deliver_until(&k.channels, &server, "/messages", 3).await;
+    assert!(sent.iter().any(|r| {
+        let b: serde_json::Value = r.body_json().expect("json");
+        b["text"]["body"] == "How did the visit go?"
+    }));
+}
