@@ -1,3 +1,6 @@
+//! Long because the one path from a message to a reply is here whole: the guided flow,
+//! retrieval, the model with its tool rounds, counting and the fallback.
+//!
 //! The agent runtime: what happens when a customer writes. The message is stored
 //! (encrypted, counted), and unless a human has taken the conversation over, the agent
 //! answers: knowledge-base passages are retrieved, the configured provider streams an
