@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::appointments::SCHEMA,
     crate::domain::kb::website::SOURCES_SCHEMA,
     crate::domain::ai_usage::SCHEMA,
+    crate::domain::appointments::STAFF_SERVICES_SCHEMA,
 ];
 
 impl Store {

@@ -16,6 +16,9 @@
 //!   written in one `IMMEDIATE` transaction and rolled back then. The node's single
 //!   connection serialises writers as well, but the guarantee does not depend on it.
 //! - A staff id of `""` is the business itself: with no staff configured, one calendar.
+//!   Staff members have their own weekly hours (the business's when they have none) and
+//!   closed days (besides the business's), and offer the services chosen for them (every
+//!   service when none is chosen, `appt_staff_services`).
 
 mod bookings;
 mod flow;
@@ -110,6 +113,16 @@ CREATE TABLE appt_flows (
     starts_at INTEGER,
     details_ct BLOB,
     updated_at INTEGER NOT NULL
+);
+"#;
+
+/// Migration adding which staff member offers which service: a staff member with no row
+/// offers every service (as before it existed); with rows, only those.
+pub const STAFF_SERVICES_SCHEMA: &str = r#"
+CREATE TABLE appt_staff_services (
+    staff_id TEXT NOT NULL REFERENCES appt_staff (id) ON DELETE CASCADE,
+    service_id TEXT NOT NULL REFERENCES appt_services (id) ON DELETE CASCADE,
+    PRIMARY KEY (staff_id, service_id)
 );
 "#;
 
