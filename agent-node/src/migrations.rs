@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::kb::website::SOURCES_SCHEMA,
     crate::domain::ai_usage::SCHEMA,
     crate::domain::appointments::STAFF_SERVICES_SCHEMA,
+    crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
 ];
 
 impl Store {
