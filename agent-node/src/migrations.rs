@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::ai_usage::SCHEMA,
     crate::domain::appointments::STAFF_SERVICES_SCHEMA,
     crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
+    crate::domain::appointments::COUNTS_SCHEMA,
 ];
 
 impl Store {

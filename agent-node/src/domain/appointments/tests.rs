@@ -455,3 +455,64 @@ fn staff_offer_their_services_in_their_own_hours_and_days_off() {
         Err(AppointmentError::NotFound)
     ));
 }
+
+#[test]
+fn bookings_moves_and_cancellations_are_counted_per_hour_without_the_test_channel() {
+    let f = fx();
+    let now = crate::platform::store::now();
+    // Open every day, all day, so the times below are offered whenever this runs.
+    let every_day: Vec<Window> = (1..=7)
+        .map(|weekday| Window {
+            weekday,
+            start_minute: 0,
+            end_minute: 1440,
+        })
+        .collect();
+    f.book.set_hours("", &every_day).expect("hours");
+    let free = f
+        .book
+        .find_slots(&f.service, None, now, now + 5 * 86_400, now, 5)
+        .expect("slots");
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let a = f
+        .book
+        .book(&request(&f, &contact, free[0].starts_at), now)
+        .expect("a");
+    let b = f
+        .book
+        .book(&request(&f, &contact, free[1].starts_at), now)
+        .expect("b");
+    f.book
+        .reschedule(&a.id, free[2].starts_at, now)
+        .expect("moved");
+    f.book.cancel(&b.id, now).expect("cancelled");
+    f.book.cancel(&b.id, now).expect("twice is harmless");
+    let tester = f
+        .content
+        .contact_for_identity(crate::domain::content::TEST_CHANNEL, "t", None)
+        .expect("tester");
+    f.book
+        .book(&request(&f, &tester, free[3].starts_at), now)
+        .expect("test booking");
+    let later = crate::platform::store::now();
+    let counts = report_counts(&f.store, later).expect("counts");
+    let total =
+        |pick: fn(&outpost_protocol::BookingCount) -> i64| counts.iter().map(pick).sum::<i64>();
+    assert_eq!(
+        (
+            total(|c| c.booked),
+            total(|c| c.rescheduled),
+            total(|c| c.cancelled)
+        ),
+        (2, 1, 1),
+        "{counts:?}"
+    );
+    assert!(counts.iter().all(|c| c.hour % 3600 == 0));
+    // Three hours later they have left the report (the CP keeps what it received).
+    assert!(report_counts(&f.store, later + 3 * 3600)
+        .expect("counts")
+        .is_empty());
+}
