@@ -1,3 +1,6 @@
+//! Long because the console's appointment pages (calendar, settings, a staff member's
+//! page) and the customer's signed-link pages share their helpers here.
+//!
 //! Appointments in the console: the week's calendar (every role with `inbox`), and the
 //! settings (zone, step, notice, horizon, weekly hours, services, staff, closed days,
 //! each staff member's ICS feed link) for `settings`. And the pages a customer reaches
