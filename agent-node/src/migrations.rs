@@ -27,6 +27,9 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::content::MEDIA_SCHEMA,
     crate::web::channels::wa_templates::TEMPLATES_SCHEMA,
     crate::domain::content::FOLLOWUP_HOLDS_SCHEMA,
+    crate::domain::appointments::STAFF_SERVICES_SCHEMA,
+    crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
+    crate::domain::appointments::COUNTS_SCHEMA,
 ];
 
 impl Store {

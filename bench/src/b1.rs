@@ -47,6 +47,7 @@ pub(crate) fn report(seq: i64, hour: i64) -> Report {
         retention_sweeps: vec![],
         waiting_conversations: 0,
         ai_counts: vec![],
+        booking_counts: vec![],
     }
 }
 

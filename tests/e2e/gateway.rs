@@ -104,6 +104,7 @@ impl FakeNode {
             retention_sweeps: vec![],
             waiting_conversations: 0,
             ai_counts: vec![],
+            booking_counts: vec![],
         };
         self.client
             .post(format!("{}/v1/node/report", cp.gateway))
@@ -196,6 +197,7 @@ pub async fn report_with(
         retention_sweeps,
         waiting_conversations: 0,
         ai_counts: vec![],
+        booking_counts: vec![],
     };
     node.client
         .post(format!("{}/v1/node/report", cp.gateway))

@@ -1,3 +1,6 @@
+//! Long because the one path from a message to a reply is here whole: the guided flow,
+//! retrieval, the model with its tool rounds, counting and the fallback.
+//!
 //! The agent runtime: what happens when a customer writes. The message is stored
 //! (encrypted, counted), and unless a human has taken the conversation over, the agent
 //! answers: knowledge-base passages are retrieved, the configured provider streams an
@@ -23,6 +26,18 @@ pub const PASSAGES: usize = 4;
 pub const HISTORY: usize = 20;
 /// Longest answer asked of a model, in tokens.
 pub const MAX_TOKENS: u32 = 600;
+/// Rounds of tool calls a model may make in one answer before the fallback is said.
+pub const TOOL_ROUNDS: usize = 5;
+
+/// Whether the agent's model is offered the booking tools (OpenAI and Anthropic; an
+/// OpenAI-compatible local model may not support tools, and the built-in responder has
+/// the guided flow).
+pub fn offers_tools(agent: &AgentConfig) -> bool {
+    matches!(
+        agent.model.provider,
+        ProviderKind::Openai | ProviderKind::Anthropic
+    )
+}
 
 /// Errors of the runtime; every one is logged by code, never with content.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +223,9 @@ impl Runtime {
             let msg = self.handoff(agent, conversation_id, &tx).await?;
             return Ok(Outcome::Fallback(msg, "person_requested"));
         }
-        if let Some(conv) = conversation {
+        let tools = offers_tools(agent);
+        let contact_id = conversation.as_ref().map(|c| c.contact_id.clone());
+        if let Some(conv) = conversation.filter(|_| !tools) {
             let (this, question) = (self.clone(), text.to_owned());
             let turn = blocking(move || {
                 let turn = this.guide().turn(
@@ -248,15 +265,30 @@ impl Runtime {
         }
 
         let (this, conv, question) = (self.clone(), conversation_id.to_owned(), text.to_owned());
-        let (passages, history) = blocking(move || {
+        let contact = contact_id.clone().filter(|_| tools);
+        let (passages, history, booking) = blocking(move || {
             let passages = this.kb.search(&question, PASSAGES)?;
             let history = this.content.recent_messages(&conv, HISTORY)?;
-            Ok::<_, AgentError>((passages, history))
+            let booking = match contact {
+                Some(contact) => this
+                    .booking_prompt(&contact, crate::platform::store::now())
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "reading the appointment book failed; no booking tools");
+                        None
+                    }),
+                None => None,
+            };
+            Ok::<_, AgentError>((passages, history, booking))
         })
         .await??;
+        let mut system = system_prompt(agent, crate::platform::store::now());
+        if let Some(b) = &booking {
+            system.push_str("\n\n");
+            system.push_str(b);
+        }
         let request = ChatRequest {
             model: agent.model.model.clone(),
-            system: system_prompt(agent, crate::platform::store::now()),
+            system,
             grounding: passages
                 .into_iter()
                 .map(|p| Grounding {
@@ -266,6 +298,12 @@ impl Runtime {
                 .collect(),
             history: history_turns(&history),
             max_tokens: MAX_TOKENS,
+            tools: if booking.is_some() {
+                crate::engine::booking_tools::tool_specs()
+            } else {
+                vec![]
+            },
+            rounds: vec![],
         };
         if agent.model.provider == ProviderKind::Retrieval && request.grounding.is_empty() {
             let msg = self.say(agent, conversation_id, &tx, "").await?;
@@ -274,29 +312,8 @@ impl Runtime {
 
         let answer = match self.providers.for_model(&agent.model) {
             Ok(provider) => {
-                let answer = self.stream(&*provider, &request, &tx).await;
-                if agent.model.provider != ProviderKind::Retrieval {
-                    // Every request sent to a model counts; tokens as the provider said.
-                    let usage = match &answer {
-                        Ok((_, u)) => *u,
-                        Err(_) => Default::default(),
-                    };
-                    let (store, model) = (self.store.clone(), agent.model.model.clone());
-                    let counted = blocking(move || {
-                        crate::domain::ai_usage::record(
-                            &store,
-                            &model,
-                            usage.input_tokens,
-                            usage.output_tokens,
-                            crate::platform::store::now(),
-                        )
-                    })
-                    .await;
-                    if !matches!(counted, Ok(Ok(()))) {
-                        tracing::error!("counting an AI request failed");
-                    }
-                }
-                answer.map(|(text, _)| text)
+                let who = contact_id.map(|c| (conversation_id.to_owned(), c));
+                self.converse(agent, &*provider, request, who, &tx).await
             }
             Err(e) => Err((e, String::new())),
         };
@@ -329,30 +346,172 @@ impl Runtime {
         }
     }
 
-    /// Runs the provider, forwarding deltas to the channel and collecting the answer.
-    /// On failure returns the error and what was already sent.
+    /// Runs the provider until it gives a final answer: the tool calls it makes
+    /// (booking tools, for `who` = (conversation, contact)) are executed and their
+    /// results sent back, at most [`TOOL_ROUNDS`] times. Deltas go to the channel as
+    /// they come (rounds separated by a blank line). Every request sent to a model is
+    /// counted. On failure returns the error and what was already sent.
+    async fn converse(
+        self: &Arc<Self>,
+        agent: &AgentConfig,
+        provider: &dyn crate::engine::llm::LlmProvider,
+        mut request: ChatRequest,
+        who: Option<(String, String)>,
+        tx: &mpsc::Sender<String>,
+    ) -> Result<String, (LlmError, String)> {
+        let mut full = String::new();
+        for round in 0..=TOOL_ROUNDS {
+            let (result, text) = self.stream(provider, &request, tx, !full.is_empty()).await;
+            if !full.is_empty() && !text.is_empty() {
+                full.push_str("\n\n");
+            }
+            full.push_str(&text);
+            self.count(agent, result.as_ref().map(|r| r.usage).unwrap_or_default())
+                .await;
+            let reply = result.map_err(|e| (e, full.clone()))?;
+            if reply.calls.is_empty() {
+                if full.trim().is_empty() {
+                    return Err((LlmError::BadResponse, full));
+                }
+                return Ok(full);
+            }
+            let Some((conv, contact)) = who.clone().filter(|_| round < TOOL_ROUNDS) else {
+                tracing::warn!(
+                    provider = provider.name(),
+                    round,
+                    "the model kept calling tools; saying the fallback message"
+                );
+                return Err((LlmError::BadResponse, full));
+            };
+            let (this, calls) = (self.clone(), reply.calls.clone());
+            let results = blocking(move || {
+                let guide = this.guide();
+                let now = crate::platform::store::now();
+                calls
+                    .iter()
+                    .map(|c| {
+                        match guide.run_tool(&c.name, &c.arguments, &conv, &contact, now) {
+                            Ok(v) => v.to_string(),
+                            Err(e) => {
+                                tracing::error!(error = %e, tool = c.name.as_str(), "a booking tool failed");
+                                serde_json::json!({"ok": false, "error": "unavailable",
+                                    "message": "The appointment book is unavailable; offer to pass the request to the team."})
+                                .to_string()
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|_| (LlmError::BadResponse, full.clone()))?;
+            request.rounds.push(crate::engine::llm::ToolRound {
+                text,
+                calls: reply.calls,
+                results,
+            });
+        }
+        Err((LlmError::BadResponse, full))
+    }
+
+    /// Counts one request sent to a model (not the built-in responder), with the tokens
+    /// the provider said.
+    async fn count(&self, agent: &AgentConfig, usage: crate::engine::llm::Usage) {
+        if agent.model.provider == ProviderKind::Retrieval {
+            return;
+        }
+        let (store, model) = (self.store.clone(), agent.model.model.clone());
+        let counted = blocking(move || {
+            crate::domain::ai_usage::record(
+                &store,
+                &model,
+                usage.input_tokens,
+                usage.output_tokens,
+                crate::platform::store::now(),
+            )
+        })
+        .await;
+        if !matches!(counted, Ok(Ok(()))) {
+            tracing::error!("counting an AI request failed");
+        }
+    }
+
+    /// Runs one provider request, forwarding deltas to the channel (after a blank line
+    /// when `continued` and the round says something) and collecting its text.
     async fn stream(
         &self,
         provider: &dyn crate::engine::llm::LlmProvider,
         request: &ChatRequest,
         tx: &mpsc::Sender<String>,
-    ) -> Result<(String, crate::engine::llm::Usage), (LlmError, String)> {
+        continued: bool,
+    ) -> (Result<crate::engine::llm::Reply, LlmError>, String) {
         let (dtx, mut drx) = mpsc::channel::<String>(64);
         let forward = async {
             let mut full = String::new();
             while let Some(delta) = drx.recv().await {
+                if continued && full.is_empty() && !delta.is_empty() {
+                    let _ = tx.send("\n\n".into()).await;
+                }
                 full.push_str(&delta);
                 // A visitor who went away must not stop the answer from being stored.
                 let _ = tx.send(delta).await;
             }
             full
         };
-        let (result, full) = tokio::join!(provider.stream(request, dtx), forward);
-        match result {
-            Ok(usage) if !full.trim().is_empty() => Ok((full, usage)),
-            Ok(_) => Err((LlmError::BadResponse, full)),
-            Err(e) => Err((e, full)),
+        tokio::join!(provider.converse(request, dtx), forward)
+    }
+
+    /// What the model is told about booking when the business takes appointments (it
+    /// has services): today's date in the business's zone, how to use the tools, and
+    /// the customer's upcoming bookings (their ids, for `reschedule` and `cancel`).
+    /// `None` when there is nothing to book.
+    fn booking_prompt(
+        &self,
+        contact_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, crate::domain::appointments::AppointmentError> {
+        use crate::domain::appointments::{slots, BookingStatus};
+        let services = self.appointments.services()?;
+        if services.is_empty() {
+            return Ok(None);
         }
+        let settings = self.appointments.settings()?;
+        let tz = settings.tz();
+        let today = slots::local_date(&tz, now)
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let mut s = format!(
+            "You can book appointments with the tools find_slots, book, reschedule and cancel. \
+             Today is {today} ({}). Services: {}. Always call find_slots before offering times \
+             and book only a starts_at it returned; ask for the customer's name before booking. \
+             Never say a time is booked unless the tool answered ok; if a time was taken, offer \
+             the other times it returned. Tell the customer the confirmation the tool returns, links included.",
+            crate::engine::booking::zone_words(&settings.time_zone),
+            services
+                .iter()
+                .map(|s| format!("{} ({} min)", s.name, s.duration_minutes))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let upcoming: Vec<String> = self
+            .appointments
+            .contact_bookings(contact_id)?
+            .into_iter()
+            .filter(|b| b.status == BookingStatus::Booked && b.starts_at > now)
+            .map(|b| {
+                format!(
+                    "booking_id {}: {} on {}",
+                    b.id,
+                    b.service_name,
+                    slots::label(&tz, b.starts_at)
+                )
+            })
+            .collect();
+        if !upcoming.is_empty() {
+            s.push_str("\nThis customer's upcoming bookings: ");
+            s.push_str(&upcoming.join("; "));
+            s.push('.');
+        }
+        Ok(Some(s))
     }
 
     /// Says the fallback message (after `partial`, if a broken answer had started).

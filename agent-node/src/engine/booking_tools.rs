@@ -2,8 +2,8 @@
 //! their JSON Schemas in OpenAI's (`tools: [{type: "function", function: …}]`) and
 //! Anthropic's (`tools: [{name, description, input_schema}]`) request formats, and
 //! [`Guide::run_tool`], which executes one call for the conversation's contact and
-//! answers in JSON. Not wired into the providers' streams yet (README, "What is not built
-//! yet"): with a model, the guided flow answers booking requests.
+//! answers in JSON. The runtime offers them to OpenAI and Anthropic models when the
+//! business has services (`engine::agent`); other providers get the guided flow.
 //!
 //! A tool acts only for the contact of the conversation it is called in: `reschedule` and
 //! `cancel` refuse a booking of anyone else as if it did not exist, so a prompt cannot
@@ -11,6 +11,7 @@
 
 use crate::domain::appointments::{slots, AppointmentError, BookRequest, BookingDetails};
 use crate::engine::booking::{zone_words, Guide};
+use crate::engine::llm::ToolSpec;
 use serde_json::{json, Value};
 
 /// Name, description and JSON Schema of each tool.
@@ -67,30 +68,26 @@ pub fn specs() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// The tools as offered in a [`crate::engine::llm::ChatRequest`].
+pub fn tool_specs() -> Vec<ToolSpec> {
+    specs()
+        .into_iter()
+        .map(|(name, description, schema)| ToolSpec {
+            name,
+            description,
+            schema,
+        })
+        .collect()
+}
+
 /// The `tools` array of an OpenAI chat-completions request.
 pub fn openai_tools() -> Value {
-    Value::Array(
-        specs()
-            .into_iter()
-            .map(|(name, description, parameters)| {
-                json!({"type": "function", "function": {
-                    "name": name, "description": description, "parameters": parameters
-                }})
-            })
-            .collect(),
-    )
+    crate::engine::llm::openai::tools(&tool_specs())
 }
 
 /// The `tools` array of an Anthropic messages request.
 pub fn anthropic_tools() -> Value {
-    Value::Array(
-        specs()
-            .into_iter()
-            .map(|(name, description, input_schema)| {
-                json!({"name": name, "description": description, "input_schema": input_schema})
-            })
-            .collect(),
-    )
+    crate::engine::llm::anthropic::tools(&tool_specs())
 }
 
 fn refusal(code: &str, message: &str) -> Value {

@@ -11,3 +11,5 @@ pub mod llm;
 mod answers_tests;
 #[cfg(test)]
 mod booking_tests;
+#[cfg(test)]
+mod tool_calls_tests;

@@ -662,6 +662,7 @@ mod tests {
             retention_sweeps: vec![],
             waiting_conversations: 0,
             ai_counts: vec![],
+            booking_counts: vec![],
         }
     }
 

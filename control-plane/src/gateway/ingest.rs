@@ -226,6 +226,7 @@ mod tests {
             retention_sweeps: vec![],
             waiting_conversations: 0,
             ai_counts: vec![],
+            booking_counts: vec![],
         }
     }
 
@@ -425,6 +426,71 @@ mod tests {
         )[0]
         .is_err());
         assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
+    }
+
+    /// Issue 16: a report's booking counts are stored per hour, keeping the larger totals;
+    /// a report with a negative count or a time that is not an hour is refused whole.
+    #[test]
+    fn booking_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
+        use crate::infra::schema::booking_counts;
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let with_bookings = |seq: i64, hour: i64, booked: i64, cancelled: i64| {
+            let mut r = report(seq, seq);
+            r.booking_counts = vec![outpost_protocol::BookingCount {
+                hour,
+                booked,
+                rescheduled: 1,
+                cancelled,
+            }];
+            r
+        };
+        let stored = |conn: &mut DbConn| -> Vec<(i64, i64, i64, i64)> {
+            booking_counts::table
+                .filter(booking_counts::node_id.eq(&a))
+                .select((
+                    booking_counts::hour,
+                    booking_counts::booked,
+                    booking_counts::rescheduled,
+                    booking_counts::cancelled,
+                ))
+                .load(conn)
+                .unwrap()
+        };
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_bookings(2, 7200, 4, 0))]
+        )[0]
+        .is_ok());
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_bookings(1, 7200, 2, 1))]
+        )[0]
+        .is_ok());
+        assert_eq!(
+            stored(&mut conn),
+            [(7200, 4, 1, 1)],
+            "each total keeps its larger value"
+        );
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_bookings(3, 7201, 9, 0))]
+        )[0]
+        .is_err());
+        assert!(apply(
+            &mut conn,
+            &notifier,
+            &[(&*a, &with_bookings(4, 10800, -1, 0))]
+        )[0]
+        .is_err());
+        assert_eq!(stored(&mut conn), [(7200, 4, 1, 1)]);
     }
 
     /// Receipts are pruned after 2 days (`retention::model::REPORT_RECEIPT_DAYS`): a

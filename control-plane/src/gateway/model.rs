@@ -5,8 +5,8 @@
 
 use crate::error::{AppError, AppResult, Code};
 use outpost_protocol::{
-    AiCount, CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_AI_COUNTS,
-    MAX_COUNT_BUCKETS, MAX_EPOCH_LEN, MAX_SEQ_AHEAD,
+    AiCount, BookingCount, CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_AI_COUNTS,
+    MAX_BOOKING_COUNTS, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN, MAX_SEQ_AHEAD,
 };
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
@@ -79,6 +79,29 @@ pub fn order_report(last: Option<(i64, &str)>, seq: i64, epoch: &str) -> AppResu
         None => true,
         Some((s, e)) => e != epoch || seq > s || s - seq > MAX_SEQ_AHEAD,
     })
+}
+
+/// A report's booking counts, refused whole (400 `invalid_counts`) if there are more
+/// than [`MAX_BOOKING_COUNTS`], a figure is negative or an hour is not the start of one.
+pub fn check_booking_counts(counts: &[BookingCount]) -> AppResult<()> {
+    if counts.len() > MAX_BOOKING_COUNTS {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "A report carries at most {MAX_BOOKING_COUNTS} booking count rows; this one has {}.",
+                counts.len()
+            ),
+        ));
+    }
+    if counts.iter().any(|c| {
+        c.hour < 0 || c.hour % 3600 != 0 || c.booked < 0 || c.rescheduled < 0 || c.cancelled < 0
+    }) {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            "Booking counts need whole hours and no negative figure.",
+        ));
+    }
+    Ok(())
 }
 
 /// A report's AI counts, refused whole (400 `invalid_counts`) if there are more than

@@ -297,6 +297,7 @@ fn ingest_report(
     let newest = model::order_report(last, r.seq, epoch)?;
     model::check_counts(&r.counts)?;
     model::check_ai_counts(&r.ai_counts)?;
+    model::check_booking_counts(&r.booking_counts)?;
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
@@ -308,6 +309,9 @@ fn ingest_report(
     }
     for c in &r.ai_counts {
         store::set_ai_usage(conn, node_id, c)?;
+    }
+    for c in &r.booking_counts {
+        store::set_booking_counts(conn, node_id, c)?;
     }
     ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if !newest {

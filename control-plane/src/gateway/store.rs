@@ -5,12 +5,12 @@
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    ai_counts, bootstrap_tokens, commands, node_certs, node_exports, node_reports, nodes,
-    retention_sweeps, usage_counts,
+    ai_counts, booking_counts, bootstrap_tokens, commands, node_certs, node_exports, node_reports,
+    nodes, retention_sweeps, usage_counts,
 };
 use diesel::prelude::*;
 use outpost_pki::IssuedCert;
-use outpost_protocol::{AiCount, CountBucket, ExportMeta, Report, RetentionSweep};
+use outpost_protocol::{AiCount, BookingCount, CountBucket, ExportMeta, Report, RetentionSweep};
 
 /// A certificate's node, revocation time, expiry and its node's state.
 pub type CertStatus = (String, Option<i64>, i64, String);
@@ -187,6 +187,38 @@ pub fn set_usage(
                 usage_counts::inbound.eq(c.inbound),
                 usage_counts::outbound.eq(c.outbound),
                 usage_counts::conversations.eq(c.conversations),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Stores an hour's booking counts (the per-column maximum of stored and reported, as
+/// for [`set_usage`]: the node reports the hour's totals so far).
+pub fn set_booking_counts(conn: &mut DbConn, node_id: &str, c: &BookingCount) -> AppResult<()> {
+    let key = booking_counts::table
+        .filter(booking_counts::node_id.eq(node_id))
+        .filter(booking_counts::hour.eq(c.hour));
+    macro_rules! larger {
+        ($col:expr, $v:expr) => {
+            diesel::dsl::case_when($col.gt($v), $col).otherwise($v)
+        };
+    }
+    let n = diesel::update(key)
+        .set((
+            booking_counts::booked.eq(larger!(booking_counts::booked, c.booked)),
+            booking_counts::rescheduled.eq(larger!(booking_counts::rescheduled, c.rescheduled)),
+            booking_counts::cancelled.eq(larger!(booking_counts::cancelled, c.cancelled)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(booking_counts::table)
+            .values((
+                booking_counts::node_id.eq(node_id),
+                booking_counts::hour.eq(c.hour),
+                booking_counts::booked.eq(c.booked),
+                booking_counts::rescheduled.eq(c.rescheduled),
+                booking_counts::cancelled.eq(c.cancelled),
             ))
             .execute(conn)?;
     }

@@ -196,6 +196,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    booking_counts (node_id, hour) {
+        node_id -> Text,
+        hour -> BigInt,
+        booked -> BigInt,
+        rescheduled -> BigInt,
+        cancelled -> BigInt,
+    }
+}
+
+diesel::table! {
     usage_counts (node_id, channel, hour) {
         node_id -> Text,
         channel -> Text,

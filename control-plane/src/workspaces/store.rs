@@ -6,8 +6,8 @@
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    ai_counts, billing_accounts, memberships, node_events, node_exports, nodes, retention_sweeps,
-    usage_counts, users, workspaces,
+    ai_counts, billing_accounts, booking_counts, memberships, node_events, node_exports, nodes,
+    retention_sweeps, usage_counts, users, workspaces,
 };
 use crate::provisioning::state;
 use diesel::prelude::*;
@@ -109,6 +109,20 @@ pub struct AiUsageRow {
     pub input_tokens: i64,
     /// Answer tokens.
     pub output_tokens: i64,
+}
+
+/// Appointments booked, moved and cancelled in one hour, from reports: counts only.
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = BookingUsage)]
+pub struct BookingUsageRow {
+    /// Hour start (UTC), unix seconds.
+    pub hour: i64,
+    /// Bookings made.
+    pub booked: i64,
+    /// Bookings moved to another time.
+    pub rescheduled: i64,
+    /// Bookings cancelled.
+    pub cancelled: i64,
 }
 
 /// An export as the CP knows it (DESIGN §1): the file and its link are on the node only.
@@ -381,6 +395,21 @@ pub fn ai_usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<AiUsageRow>> 
             ai_counts::output_tokens,
         ))
         .limit(60)
+        .load(conn)?)
+}
+
+/// A node's booking counts, newest hour first (the last 48 rows).
+pub fn booking_usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<BookingUsageRow>> {
+    Ok(booking_counts::table
+        .filter(booking_counts::node_id.eq(node_id))
+        .order(booking_counts::hour.desc())
+        .select((
+            booking_counts::hour,
+            booking_counts::booked,
+            booking_counts::rescheduled,
+            booking_counts::cancelled,
+        ))
+        .limit(48)
         .load(conn)?)
 }
 

@@ -7,7 +7,7 @@
 use super::model::{fmt_duration, ListCursor, CANCEL_CONFIRMED, LIST_PAGE, LIST_PAGE_MAX};
 use super::service::{self, Ctx, Detail};
 use super::store::{
-    self, AiUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
+    self, AiUsageRow, BookingUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
 };
 use crate::app::openapi::ErrorJson;
 use crate::app::{AppState, State};
@@ -52,6 +52,8 @@ pub struct WorkspaceDetail {
     pub usage: Vec<UsageRow>,
     /// AI requests and tokens per day and model, newest day first (counts only).
     pub ai_usage: Vec<AiUsageRow>,
+    /// Appointments booked, moved and cancelled per hour, newest first (counts only).
+    pub booking_usage: Vec<BookingUsageRow>,
     /// The workspace's agents.
     pub agents: Vec<crate::agents::Agent>,
     /// Exports the node reported, newest first (metadata only; no link).
@@ -87,6 +89,7 @@ impl WorkspaceDetail {
             events: d.events,
             usage: d.usage,
             ai_usage: d.ai_usage,
+            booking_usage: d.booking_usage,
             agents,
             exports: d.exports,
             last_retention_sweep: d.last_retention_sweep,

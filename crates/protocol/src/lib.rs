@@ -202,6 +202,23 @@ pub struct AiCount {
     pub output_tokens: i64,
 }
 
+/// Appointments booked, moved and cancelled on the node in one hour (UTC): counts only,
+/// never who booked, for what or when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingCount {
+    /// Start of the hour, unix seconds (a multiple of 3 600).
+    pub hour: i64,
+    /// Bookings made in that hour.
+    pub booked: i64,
+    /// Bookings moved to another time in that hour.
+    pub rescheduled: i64,
+    /// Bookings cancelled in that hour.
+    pub cancelled: i64,
+}
+
+/// Most booking count rows one report may carry (a node sends the last three hours).
+pub const MAX_BOOKING_COUNTS: usize = 48;
+
 /// Longest model name in an [`AiCount`]; the CP refuses longer ones (400 `invalid_counts`).
 pub const MAX_MODEL_NAME_LEN: usize = 100;
 
@@ -274,6 +291,10 @@ pub struct Report {
     /// AI requests and tokens per day and model (today and yesterday): counts only.
     #[serde(default)]
     pub ai_counts: Vec<AiCount>,
+    /// Appointments booked, moved and cancelled per hour (the last three hours): counts
+    /// only. Absent from nodes older than issue 16's booking counts.
+    #[serde(default)]
+    pub booking_counts: Vec<BookingCount>,
 }
 
 /// An export as the CP may know it (DESIGN §1: id, size, times). The file and its

@@ -189,37 +189,54 @@ fn reminder_flags(starts_at: i64, now: i64) -> (bool, bool) {
 }
 
 impl Appointments {
-    /// Resources to look at: the one asked for, or every staff member, or the business.
-    fn resources(c: &Connection, staff: Option<&str>) -> Result<Vec<String>> {
+    /// Resources to look at for `service_id`: the one asked for, or every staff member
+    /// who offers it, or the business when there is no staff. A staff member who does
+    /// not offer the service has no time for it.
+    fn resources(c: &Connection, service_id: &str, staff: Option<&str>) -> Result<Vec<String>> {
+        const OFFERS: &str =
+            "(NOT EXISTS (SELECT 1 FROM appt_staff_services x WHERE x.staff_id = t.id)
+             OR EXISTS (SELECT 1 FROM appt_staff_services x
+                        WHERE x.staff_id = t.id AND x.service_id = ?1))";
         if let Some(s) = staff {
-            let known: bool = s.is_empty()
-                || c.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM appt_staff WHERE id = ?1)",
-                    [s],
-                    |r| r.get(0),
-                )?;
-            return if known {
-                Ok(vec![s.to_owned()])
-            } else {
-                Err(AppointmentError::NotFound)
-            };
+            if s.is_empty() {
+                return Ok(vec![String::new()]);
+            }
+            let known: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM appt_staff WHERE id = ?1)",
+                [s],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(AppointmentError::NotFound);
+            }
+            let offers: bool = c.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM appt_staff t WHERE t.id = ?2 AND {OFFERS})"),
+                params![service_id, s],
+                |r| r.get(0),
+            )?;
+            return Ok(if offers { vec![s.to_owned()] } else { vec![] });
         }
-        let mut st = c.prepare("SELECT id FROM appt_staff ORDER BY name, id")?;
+        let any: bool =
+            c.query_row("SELECT EXISTS (SELECT 1 FROM appt_staff)", [], |r| r.get(0))?;
+        if !any {
+            return Ok(vec![String::new()]);
+        }
+        let mut st = c.prepare(&format!(
+            "SELECT t.id FROM appt_staff t WHERE {OFFERS} ORDER BY t.name, t.id"
+        ))?;
         let ids: Vec<String> = st
-            .query_map([], |r| r.get(0))?
+            .query_map([service_id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(if ids.is_empty() {
-            vec![String::new()]
-        } else {
-            ids
-        })
+        Ok(ids)
     }
 
     /// Free start instants per resource, within `[from, until)`, `exclude` a booking
     /// being moved.
+    #[allow(clippy::too_many_arguments)]
     fn free_by_staff(
         &self,
         c: &Connection,
+        service_id: &str,
         duration_secs: i64,
         staff: Option<&str>,
         (from, until): (i64, i64),
@@ -231,7 +248,7 @@ impl Appointments {
         let from = from.max(now + settings.notice_minutes * 60);
         let until = until.min(now + settings.horizon_days * 86_400);
         let mut out = Vec::new();
-        for res in Self::resources(c, staff)? {
+        for res in Self::resources(c, service_id, staff)? {
             let mut windows = hours_in(c, &res)?;
             if windows.is_empty() && !res.is_empty() {
                 windows = hours_in(c, "")?;
@@ -304,7 +321,9 @@ impl Appointments {
         let dur = service.duration_minutes * 60;
         self.run(|c| {
             let mut by_start: BTreeMap<i64, String> = BTreeMap::new();
-            for (res, starts) in self.free_by_staff(c, dur, staff, (from, until), now, None)? {
+            for (res, starts) in
+                self.free_by_staff(c, service_id, dur, staff, (from, until), now, None)?
+            {
                 for s in starts {
                     by_start.entry(s).or_insert_with(|| res.clone());
                 }
@@ -356,6 +375,7 @@ impl Appointments {
             let candidates: Vec<String> = self
                 .free_by_staff(
                     c,
+                    &req.service_id,
                     dur,
                     req.staff_id.as_deref(),
                     (req.starts_at, req.starts_at + 1),
@@ -424,6 +444,7 @@ impl Appointments {
             let free = self
                 .free_by_staff(
                     c,
+                    &old.service_id,
                     dur,
                     Some(&old.staff_id),
                     (starts_at, starts_at + 1),

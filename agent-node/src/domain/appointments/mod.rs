@@ -16,6 +16,9 @@
 //!   written in one `IMMEDIATE` transaction and rolled back then. The node's single
 //!   connection serialises writers as well, but the guarantee does not depend on it.
 //! - A staff id of `""` is the business itself: with no staff configured, one calendar.
+//!   Staff members have their own weekly hours (the business's when they have none) and
+//!   closed days (besides the business's), and offer the services chosen for them (every
+//!   service when none is chosen, `appt_staff_services`).
 
 mod bookings;
 mod flow;
@@ -112,6 +115,77 @@ CREATE TABLE appt_flows (
     updated_at INTEGER NOT NULL
 );
 "#;
+
+/// Migration adding which staff member offers which service: a staff member with no row
+/// offers every service (as before it existed); with rows, only those.
+pub const STAFF_SERVICES_SCHEMA: &str = r#"
+CREATE TABLE appt_staff_services (
+    staff_id TEXT NOT NULL REFERENCES appt_staff (id) ON DELETE CASCADE,
+    service_id TEXT NOT NULL REFERENCES appt_services (id) ON DELETE CASCADE,
+    PRIMARY KEY (staff_id, service_id)
+);
+"#;
+
+/// Migration adding the hourly booking counts (`appt_counts`): bookings made, moved and
+/// cancelled per UTC hour, counted by triggers on `appt_bookings` in the same transaction
+/// as the change (the console's test channel is not counted). Counts only: no id, no
+/// time of an appointment, no service.
+pub const COUNTS_SCHEMA: &str = r#"
+CREATE TABLE appt_counts (
+    hour INTEGER PRIMARY KEY,
+    booked INTEGER NOT NULL DEFAULT 0,
+    rescheduled INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER appt_count_booked AFTER INSERT ON appt_bookings
+WHEN NEW.status = 'booked'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO appt_counts (hour, booked)
+    VALUES (CAST(strftime('%s', 'now') AS INTEGER) / 3600 * 3600, 1)
+    ON CONFLICT (hour) DO UPDATE SET booked = booked + 1;
+END;
+CREATE TRIGGER appt_count_rescheduled AFTER UPDATE OF starts_at ON appt_bookings
+WHEN OLD.starts_at <> NEW.starts_at AND NEW.status = 'booked'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO appt_counts (hour, rescheduled)
+    VALUES (CAST(strftime('%s', 'now') AS INTEGER) / 3600 * 3600, 1)
+    ON CONFLICT (hour) DO UPDATE SET rescheduled = rescheduled + 1;
+END;
+CREATE TRIGGER appt_count_cancelled AFTER UPDATE OF status ON appt_bookings
+WHEN OLD.status = 'booked' AND NEW.status = 'cancelled'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO appt_counts (hour, cancelled)
+    VALUES (CAST(strftime('%s', 'now') AS INTEGER) / 3600 * 3600, 1)
+    ON CONFLICT (hour) DO UPDATE SET cancelled = cancelled + 1;
+END;
+"#;
+
+/// The booking counts a report carries at `now`: the current hour and the two before it
+/// (as the message counts), oldest first.
+pub fn report_counts(
+    store: &Store,
+    now: i64,
+) -> std::result::Result<Vec<outpost_protocol::BookingCount>, StoreError> {
+    let since_hour = now / 3600 * 3600 - 2 * 3600;
+    store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT hour, booked, rescheduled, cancelled FROM appt_counts
+             WHERE hour >= ?1 ORDER BY hour",
+        )?;
+        let rows = st.query_map([since_hour], |r| {
+            Ok(outpost_protocol::BookingCount {
+                hour: r.get(0)?,
+                booked: r.get(1)?,
+                rescheduled: r.get(2)?,
+                cancelled: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
+}
 
 /// Seconds per cell of `appt_cells`: bookings start and end on 5-minute boundaries.
 pub const CELL_SECS: i64 = 300;

@@ -209,9 +209,50 @@ impl Appointments {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM appt_hours WHERE staff_id = ?1", [id])?;
             tx.execute("DELETE FROM appt_closures WHERE staff_id = ?1", [id])?;
+            tx.execute("DELETE FROM appt_staff_services WHERE staff_id = ?1", [id])?;
             tx.execute("DELETE FROM appt_staff WHERE id = ?1", [id])?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// Sets the services `staff_id` offers (none: every service). Unknown service ids
+    /// are ignored.
+    pub fn set_staff_services(&self, staff_id: &str, service_ids: &[String]) -> Result<()> {
+        self.run(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let known: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM appt_staff WHERE id = ?1)",
+                [staff_id],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(AppointmentError::NotFound);
+            }
+            tx.execute(
+                "DELETE FROM appt_staff_services WHERE staff_id = ?1",
+                [staff_id],
+            )?;
+            for s in service_ids {
+                tx.execute(
+                    "INSERT OR IGNORE INTO appt_staff_services (staff_id, service_id)
+                     SELECT ?1, id FROM appt_services WHERE id = ?2",
+                    params![staff_id, s],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The services `staff_id` offers by choice; empty: every service.
+    pub fn staff_services(&self, staff_id: &str) -> Result<Vec<String>> {
+        self.run(|c| {
+            let mut st = c.prepare(
+                "SELECT service_id FROM appt_staff_services WHERE staff_id = ?1 ORDER BY service_id",
+            )?;
+            let rows = st.query_map([staff_id], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 

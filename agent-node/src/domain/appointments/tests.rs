@@ -368,3 +368,151 @@ fn past_bookings_follow_the_messages_retention_period() {
         Err(AppointmentError::NotFound)
     ));
 }
+
+#[test]
+fn staff_offer_their_services_in_their_own_hours_and_days_off() {
+    let f = fx();
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let whitening = f.book.add_service("Whitening", 60, "").expect("service");
+    let ann = f.book.add_staff("Ann").expect("staff");
+    let bob = f.book.add_staff("Bob").expect("staff");
+    // Ann does check-ups only, on Tuesday mornings; Bob works the business's hours and
+    // does both (no choice made), but is off on Wednesday 25 March.
+    f.book
+        .set_staff_services(&ann, std::slice::from_ref(&f.service))
+        .expect("ann's services");
+    f.book
+        .set_hours(
+            &ann,
+            &[Window {
+                weekday: 2,
+                start_minute: 9 * 60,
+                end_minute: 12 * 60,
+            }],
+        )
+        .expect("ann's hours");
+    let wednesday: jiff::civil::Date = "2026-03-25".parse().expect("date");
+    f.book
+        .add_closure(&bob, wednesday, "Off")
+        .expect("bob's day off");
+    assert_eq!(
+        f.book.staff_services(&ann).expect("list"),
+        vec![f.service.clone()]
+    );
+    assert!(f.book.staff_services(&bob).expect("list").is_empty());
+
+    let slots_of = |service: &str, day: &str| {
+        let from = at(&format!("{day}T00:00:00Z"));
+        f.book
+            .find_slots(service, None, from, from + 86_400, MONDAY, 100)
+            .expect("slots")
+    };
+    // Whitening on Tuesday: Bob only (Ann does not offer it), 09:00–17:00 Paris.
+    let tue_whitening = slots_of(&whitening, "2026-03-24");
+    assert!(!tue_whitening.is_empty());
+    assert!(tue_whitening.iter().all(|s| s.staff_id == bob));
+    // Check-up on Wednesday: Bob is off, Ann does not work Wednesdays: nothing.
+    assert!(slots_of(&f.service, "2026-03-25").is_empty());
+    // Whitening on Wednesday: nobody.
+    assert!(slots_of(&whitening, "2026-03-25").is_empty());
+    // Check-up on Thursday: Bob (Ann works Tuesdays only).
+    let thu = slots_of(&f.service, "2026-03-26");
+    assert!(!thu.is_empty() && thu.iter().all(|s| s.staff_id == bob));
+    // Check-up on Tuesday at 10:00 Paris: Ann first by name; at 14:00 only Bob.
+    let tue = slots_of(&f.service, "2026-03-24");
+    let ten = at("2026-03-24T09:00:00Z");
+    let two = at("2026-03-24T13:00:00Z");
+    assert_eq!(
+        tue.iter().find(|s| s.starts_at == ten).map(|s| &s.staff_id),
+        Some(&ann)
+    );
+    assert_eq!(
+        tue.iter().find(|s| s.starts_at == two).map(|s| &s.staff_id),
+        Some(&bob)
+    );
+    // Asking Ann for a whitening is refused as not offered, with other times.
+    let mut asked = request(&f, &contact, at("2026-03-24T09:00:00Z"));
+    asked.service_id = whitening.clone();
+    asked.staff_id = Some(ann.clone());
+    assert!(matches!(
+        f.book.book(&asked, MONDAY),
+        Err(AppointmentError::Taken(_))
+    ));
+    asked.staff_id = None;
+    let b = f.book.book(&asked, MONDAY).expect("Bob does it");
+    assert_eq!(b.staff_id, bob);
+    // Letting Ann do everything again gives her whitenings on Tuesday morning.
+    f.book.set_staff_services(&ann, &[]).expect("all");
+    assert!(slots_of(&whitening, "2026-03-24")
+        .iter()
+        .any(|s| s.staff_id == ann));
+    // Unknown staff: not found.
+    assert!(matches!(
+        f.book.set_staff_services("nobody", &[]),
+        Err(AppointmentError::NotFound)
+    ));
+}
+
+#[test]
+fn bookings_moves_and_cancellations_are_counted_per_hour_without_the_test_channel() {
+    let f = fx();
+    let now = crate::platform::store::now();
+    // Open every day, all day, so the times below are offered whenever this runs.
+    let every_day: Vec<Window> = (1..=7)
+        .map(|weekday| Window {
+            weekday,
+            start_minute: 0,
+            end_minute: 1440,
+        })
+        .collect();
+    f.book.set_hours("", &every_day).expect("hours");
+    let free = f
+        .book
+        .find_slots(&f.service, None, now, now + 5 * 86_400, now, 5)
+        .expect("slots");
+    let contact = f
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let a = f
+        .book
+        .book(&request(&f, &contact, free[0].starts_at), now)
+        .expect("a");
+    let b = f
+        .book
+        .book(&request(&f, &contact, free[1].starts_at), now)
+        .expect("b");
+    f.book
+        .reschedule(&a.id, free[2].starts_at, now)
+        .expect("moved");
+    f.book.cancel(&b.id, now).expect("cancelled");
+    f.book.cancel(&b.id, now).expect("twice is harmless");
+    let tester = f
+        .content
+        .contact_for_identity(crate::domain::content::TEST_CHANNEL, "t", None)
+        .expect("tester");
+    f.book
+        .book(&request(&f, &tester, free[3].starts_at), now)
+        .expect("test booking");
+    let later = crate::platform::store::now();
+    let counts = report_counts(&f.store, later).expect("counts");
+    let total =
+        |pick: fn(&outpost_protocol::BookingCount) -> i64| counts.iter().map(pick).sum::<i64>();
+    assert_eq!(
+        (
+            total(|c| c.booked),
+            total(|c| c.rescheduled),
+            total(|c| c.cancelled)
+        ),
+        (2, 1, 1),
+        "{counts:?}"
+    );
+    assert!(counts.iter().all(|c| c.hour % 3600 == 0));
+    // Three hours later they have left the report (the CP keeps what it received).
+    assert!(report_counts(&f.store, later + 3 * 3600)
+        .expect("counts")
+        .is_empty());
+}

@@ -33,7 +33,7 @@ pub struct Due {
     pub endpoint_id: String,
     /// Event type.
     pub event: String,
-    /// What it is about: a conversation, message or contact id.
+    /// What it is about: a conversation, message, contact or booking id.
     pub subject: String,
     /// When the event happened, unix seconds.
     pub created_at: i64,
@@ -89,7 +89,7 @@ impl Sender {
         let job = d.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let target = this.webhooks.target(&job.endpoint_id)?;
-            let body = payload(&this.content, &job)?;
+            let body = payload(&this.webhooks, &this.content, &job)?;
             Ok::<_, WebhookError>(target.zip(body))
         })
         .await
@@ -205,8 +205,18 @@ pub fn conversation_json(c: &Conversation) -> Value {
 
 /// The body of a delivery (`{"type", "timestamp", "data"}`, as the specification
 /// recommends), or `None` when its subject is gone.
-fn payload(content: &Content, d: &Due) -> Result<Option<String>, WebhookError> {
+fn payload(
+    webhooks: &Webhooks,
+    content: &Content,
+    d: &Due,
+) -> Result<Option<String>, WebhookError> {
     let data = match d.event.as_str() {
+        "appointment.booked" | "appointment.rescheduled" | "appointment.cancelled" => {
+            match webhooks.appointment_json(&d.subject)? {
+                Some(a) => json!({ "appointment": a }),
+                None => return Ok(None),
+            }
+        }
         "conversation.created" | "handoff.requested" => {
             match content.conversation(&d.subject).or_else(gone)? {
                 Some(c) => json!({ "conversation": conversation_json(&c) }),

@@ -1,5 +1,6 @@
 //! Outbound webhooks: the node tells the customer's own systems what happened
-//! (`conversation.created`, `message.created`, `handoff.requested`, `contact.updated`),
+//! (`conversation.created`, `message.created`, `handoff.requested`, `contact.updated`,
+//! `appointment.booked`, `appointment.rescheduled`, `appointment.cancelled`),
 //! signed as the Standard Webhooks specification says ([`sign`]), retried with backoff,
 //! logged for the console.
 //!
@@ -94,6 +95,40 @@ BEGIN
 END;
 "#;
 
+/// Migration adding the appointment events: triggers on `appt_bookings` queue
+/// `appointment.booked` (a booking is made), `appointment.rescheduled` (its time moved
+/// while booked) and `appointment.cancelled`, with the booking id as subject; bookings
+/// of the console's test channel emit nothing.
+pub const APPOINTMENT_EVENTS_SCHEMA: &str = r#"
+CREATE TRIGGER webhook_appointment_booked AFTER INSERT ON appt_bookings
+WHEN NEW.status = 'booked'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO webhook_deliveries (id, endpoint_id, event, subject, created_at, next_attempt_at)
+    SELECT lower(hex(randomblob(16))), e.id, 'appointment.booked', NEW.id,
+           CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER)
+    FROM webhook_endpoints e WHERE instr(e.events, ' appointment.booked ') > 0;
+END;
+CREATE TRIGGER webhook_appointment_rescheduled AFTER UPDATE OF starts_at ON appt_bookings
+WHEN OLD.starts_at <> NEW.starts_at AND NEW.status = 'booked'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO webhook_deliveries (id, endpoint_id, event, subject, created_at, next_attempt_at)
+    SELECT lower(hex(randomblob(16))), e.id, 'appointment.rescheduled', NEW.id,
+           CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER)
+    FROM webhook_endpoints e WHERE instr(e.events, ' appointment.rescheduled ') > 0;
+END;
+CREATE TRIGGER webhook_appointment_cancelled AFTER UPDATE OF status ON appt_bookings
+WHEN OLD.status = 'booked' AND NEW.status = 'cancelled'
+    AND (SELECT channel FROM contacts WHERE id = NEW.contact_id) <> 'test'
+BEGIN
+    INSERT INTO webhook_deliveries (id, endpoint_id, event, subject, created_at, next_attempt_at)
+    SELECT lower(hex(randomblob(16))), e.id, 'appointment.cancelled', NEW.id,
+           CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER)
+    FROM webhook_endpoints e WHERE instr(e.events, ' appointment.cancelled ') > 0;
+END;
+"#;
+
 /// Most endpoints a node keeps.
 pub const MAX_ENDPOINTS: i64 = 10;
 /// Longest endpoint URL, characters.
@@ -104,6 +139,12 @@ pub const LOG_KEEP: i64 = 1000;
 /// An event an endpoint can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
+    /// An appointment was booked.
+    AppointmentBooked,
+    /// A booked appointment was cancelled.
+    AppointmentCancelled,
+    /// A booked appointment moved to another time.
+    AppointmentRescheduled,
     /// A contact's name, email, phone, stage, score or tags changed.
     ContactUpdated,
     /// A conversation was opened.
@@ -116,16 +157,22 @@ pub enum Event {
 
 impl Event {
     /// Every event, in the order the console lists them.
-    pub const ALL: [Event; 4] = [
+    pub const ALL: [Event; 7] = [
         Event::ConversationCreated,
         Event::MessageCreated,
         Event::HandoffRequested,
         Event::ContactUpdated,
+        Event::AppointmentBooked,
+        Event::AppointmentRescheduled,
+        Event::AppointmentCancelled,
     ];
 
     /// The event's `type` in payloads.
     pub fn as_str(self) -> &'static str {
         match self {
+            Event::AppointmentBooked => "appointment.booked",
+            Event::AppointmentCancelled => "appointment.cancelled",
+            Event::AppointmentRescheduled => "appointment.rescheduled",
             Event::ContactUpdated => "contact.updated",
             Event::ConversationCreated => "conversation.created",
             Event::HandoffRequested => "handoff.requested",
@@ -333,6 +380,40 @@ impl Webhooks {
                 .map_err(|_| WebhookError::Crypto)
         })
         .transpose()
+    }
+
+    /// A booking as appointment events carry it: ids, service, staff, times and status;
+    /// the customer's name and details stay sealed (they are the contact's, which
+    /// `contact.updated` and the API give). `None` when the booking is gone.
+    pub(crate) fn appointment_json(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self.store.with(|c| {
+            Ok(c.query_row(
+                "SELECT b.id, b.service_id, COALESCE(s.name, ''), b.staff_id, COALESCE(t.name, ''),
+                        b.contact_id, b.conversation_id, b.starts_at, b.ends_at, b.status,
+                        b.created_at, b.updated_at
+                 FROM appt_bookings b LEFT JOIN appt_services s ON s.id = b.service_id
+                      LEFT JOIN appt_staff t ON t.id = b.staff_id
+                 WHERE b.id = ?1",
+                [id],
+                |r| {
+                    Ok(serde_json::json!({
+                        "id": r.get::<_, String>(0)?,
+                        "service_id": r.get::<_, String>(1)?,
+                        "service_name": r.get::<_, String>(2)?,
+                        "staff_id": r.get::<_, String>(3)?,
+                        "staff_name": r.get::<_, String>(4)?,
+                        "contact_id": r.get::<_, String>(5)?,
+                        "conversation_id": r.get::<_, Option<String>>(6)?,
+                        "starts_at": r.get::<_, i64>(7)?,
+                        "ends_at": r.get::<_, i64>(8)?,
+                        "status": r.get::<_, String>(9)?,
+                        "created_at": r.get::<_, i64>(10)?,
+                        "updated_at": r.get::<_, i64>(11)?,
+                    }))
+                },
+            )
+            .optional()?)
+        })?)
     }
 
     /// The delivery log, newest first, at most `limit` rows.

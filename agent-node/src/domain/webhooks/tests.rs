@@ -404,3 +404,126 @@ async fn a_name_resolving_to_a_private_address_gets_nothing() {
         ("pending", Some("refused_private_address"))
     );
 }
+
+/// Booking, moving and cancelling an appointment reach the receiver signed, carrying the
+/// booking's ids, service, times and status, and none of the customer's details.
+#[tokio::test]
+async fn appointment_events_are_delivered_signed_without_the_customers_details() {
+    use crate::domain::appointments::{slots::Window, Appointments, BookRequest, BookingDetails};
+    let s = setup();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let local = Policy::new(true);
+    let (_, secret) = s
+        .hooks
+        .add_endpoint(
+            &format!("{}/hook", server.uri()),
+            &[
+                Event::AppointmentBooked,
+                Event::AppointmentRescheduled,
+                Event::AppointmentCancelled,
+            ],
+            local,
+            "u",
+        )
+        .expect("endpoint");
+    let book = Appointments::new(
+        s.store.clone(),
+        s.content.clone(),
+        &MasterKey::from_bytes([9; 32]),
+    );
+    let every_day: Vec<Window> = (1..=7)
+        .map(|weekday| Window {
+            weekday,
+            start_minute: 0,
+            end_minute: 1440,
+        })
+        .collect();
+    book.set_hours("", &every_day).expect("hours");
+    let service = book.add_service("Check-up", 30, "").expect("service");
+    let contact = s
+        .content
+        .contact_for_identity("web", "v1", None)
+        .expect("contact");
+    let now = store::now();
+    let free = book
+        .find_slots(&service, None, now, now + 7 * 86_400, now, 3)
+        .expect("slots");
+    let b = book
+        .book(
+            &BookRequest {
+                service_id: service.clone(),
+                staff_id: None,
+                starts_at: free[0].starts_at,
+                contact_id: contact.clone(),
+                conversation_id: None,
+                details: BookingDetails {
+                    name: "Ada Lovelace".into(),
+                    email: "ada@example.com".into(),
+                    phone: "+33 6 12 34 56 78".into(),
+                    note: "secret note".into(),
+                },
+            },
+            now,
+        )
+        .expect("booked");
+    book.reschedule(&b.id, free[1].starts_at, now)
+        .expect("moved");
+    book.cancel(&b.id, now).expect("cancelled");
+    // A test-channel booking emits nothing.
+    let tester = s
+        .content
+        .contact_for_identity(crate::domain::content::TEST_CHANNEL, "t", None)
+        .expect("tester");
+    book.book(
+        &BookRequest {
+            service_id: service.clone(),
+            staff_id: None,
+            starts_at: free[2].starts_at,
+            contact_id: tester,
+            conversation_id: None,
+            details: BookingDetails {
+                name: "Tester".into(),
+                ..Default::default()
+            },
+        },
+        now,
+    )
+    .expect("test booking");
+
+    sender(&s, local, vec![1]).tick().await.expect("tick");
+    let received = server.received_requests().await.expect("requests");
+    let bodies: Vec<serde_json::Value> = received
+        .iter()
+        .map(|r| verify(&secret, r).expect("the receiver's check passes"))
+        .collect();
+    let types: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "appointment.booked",
+            "appointment.rescheduled",
+            "appointment.cancelled"
+        ]
+    );
+    for body in &bodies {
+        let a = &body["data"]["appointment"];
+        assert_eq!(a["id"], b.id.as_str());
+        assert_eq!(a["contact_id"], contact.as_str());
+        assert_eq!(a["service_name"], "Check-up");
+        // Built when sent: the booking as it is now.
+        assert_eq!(a["status"], "cancelled");
+        assert_eq!(a["starts_at"], free[1].starts_at);
+        let text = body.to_string();
+        for detail in ["Ada", "ada@example.com", "+33", "secret note", "Tester"] {
+            assert!(!text.contains(detail), "{detail} in {text}");
+        }
+    }
+}

@@ -1,8 +1,17 @@
 //! Anthropic messages: `POST {base}/messages` with `x-api-key` and `anthropic-version`,
 //! `stream: true`; events `message_start` (input tokens), `content_block_delta` with
 //! `text_delta`, `message_delta` (output tokens), `message_stop`, `ping`, `error`.
+//!
+//! Tools go in `tools: [{name, description, input_schema}]`. A call streams as a
+//! `content_block_start` whose block is `{type: "tool_use", id, name, input: {}}`, then
+//! `content_block_delta`s with `input_json_delta.partial_json` pieces at that block's
+//! index; the response stops with `stop_reason: "tool_use"`. Results go back as the
+//! assistant turn's content blocks (text and `tool_use`) followed by a user turn of
+//! `tool_result` blocks.
 
-use super::{ChatRequest, Http, LlmError, LlmProvider, Progress, Role, Usage};
+use super::{
+    ChatRequest, Http, LlmError, LlmProvider, PartialCall, Progress, Reply, Role, ToolSpec, Usage,
+};
 use futures_util::future::BoxFuture;
 use outpost_crypto::Secret;
 use tokio::sync::mpsc;
@@ -41,13 +50,50 @@ pub fn body(req: &ChatRequest) -> serde_json::Value {
             _ => messages.push((role, t.text.clone())),
         }
     }
-    serde_json::json!({
+    let mut messages: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(r, t)| serde_json::json!({"role": r, "content": t}))
+        .collect();
+    for round in &req.rounds {
+        let mut content = Vec::new();
+        if !round.text.trim().is_empty() {
+            content.push(serde_json::json!({"type": "text", "text": round.text}));
+        }
+        for c in &round.calls {
+            content.push(
+                serde_json::json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}),
+            );
+        }
+        messages.push(serde_json::json!({"role": "assistant", "content": content}));
+        let results: Vec<serde_json::Value> = round
+            .calls
+            .iter()
+            .zip(&round.results)
+            .map(|(c, r)| serde_json::json!({"type": "tool_result", "tool_use_id": c.id, "content": r}))
+            .collect();
+        messages.push(serde_json::json!({"role": "user", "content": results}));
+    }
+    let mut body = serde_json::json!({
         "model": req.model,
         "system": req.system_with_sources(),
-        "messages": messages.iter().map(|(r, t)| serde_json::json!({"role": r, "content": t})).collect::<Vec<_>>(),
+        "messages": messages,
         "max_tokens": req.max_tokens,
         "stream": true,
-    })
+    });
+    if !req.tools.is_empty() {
+        body["tools"] = tools(&req.tools);
+    }
+    body
+}
+
+/// The `tools` array of a request.
+pub fn tools(specs: &[ToolSpec]) -> serde_json::Value {
+    specs
+        .iter()
+        .map(|t| {
+            serde_json::json!({"name": t.name, "description": t.description, "input_schema": t.schema})
+        })
+        .collect()
 }
 
 /// Reads one streamed event.
@@ -68,6 +114,24 @@ pub fn on_event(
         }
         "content_block_delta" if v["delta"]["type"] == "text_delta" => {
             Ok(v["delta"]["text"].as_str().map(str::to_owned))
+        }
+        "content_block_start" if v["content_block"]["type"] == "tool_use" => {
+            let block = &v["content_block"];
+            progress.calls.push(PartialCall {
+                index: v["index"].as_u64().unwrap_or(0),
+                id: block["id"].as_str().unwrap_or_default().to_owned(),
+                name: block["name"].as_str().unwrap_or_default().to_owned(),
+                arguments: String::new(),
+            });
+            Ok(None)
+        }
+        "content_block_delta" if v["delta"]["type"] == "input_json_delta" => {
+            let index = v["index"].as_u64().unwrap_or(0);
+            if let Some(call) = progress.calls.iter_mut().find(|c| c.index == index) {
+                call.arguments
+                    .push_str(v["delta"]["partial_json"].as_str().unwrap_or_default());
+            }
+            Ok(None)
         }
         "message_delta" => {
             progress.usage.output_tokens = v["usage"]["output_tokens"].as_u64().unwrap_or(0);
@@ -99,6 +163,14 @@ impl LlmProvider for Anthropic {
         req: &'a ChatRequest,
         tx: mpsc::Sender<String>,
     ) -> BoxFuture<'a, Result<Usage, LlmError>> {
+        Box::pin(async move { self.converse(req, tx).await.map(|r| r.usage) })
+    }
+
+    fn converse<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        tx: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Reply, LlmError>> {
         Box::pin(async move {
             let url = format!("{}/messages", self.base.trim_end_matches('/'));
             let body = body(req);

@@ -64,6 +64,82 @@ pub struct ChatRequest {
     pub history: Vec<Turn>,
     /// Longest answer, tokens.
     pub max_tokens: u32,
+    /// Tools the model may call (empty: none offered).
+    pub tools: Vec<ToolSpec>,
+    /// The tool rounds of this answer so far, oldest first: they follow `history`.
+    pub rounds: Vec<ToolRound>,
+}
+
+/// A tool offered to the model: its name, what it does, and the JSON Schema of its
+/// arguments. Each provider writes it in its own request format.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    /// Name the model calls it by.
+    pub name: &'static str,
+    /// What it does, for the model.
+    pub description: &'static str,
+    /// JSON Schema of the arguments.
+    pub schema: serde_json::Value,
+}
+
+/// A call the model asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The provider's id of the call (results refer to it).
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// The arguments (an object; `{}` when the model sent none or unreadable JSON).
+    pub arguments: serde_json::Value,
+}
+
+/// One round of tool use inside an answer: what the model said and called, and what
+/// each call returned (JSON text; `results[i]` answers `calls[i]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolRound {
+    /// Text the model streamed before calling.
+    pub text: String,
+    /// The calls.
+    pub calls: Vec<ToolCall>,
+    /// Their results.
+    pub results: Vec<String>,
+}
+
+/// What one streamed model response ended with: tokens and the tool calls it asked for
+/// (none: the text sent was the final answer).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reply {
+    /// Tokens.
+    pub usage: Usage,
+    /// Tool calls, in the order the model made them.
+    pub calls: Vec<ToolCall>,
+}
+
+/// A tool call being streamed: arguments arrive as pieces of JSON text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartialCall {
+    /// The provider's index of the call (OpenAI `index`, Anthropic content-block index).
+    pub index: u64,
+    /// Call id.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments so far.
+    pub arguments: String,
+}
+
+impl PartialCall {
+    fn finish(self) -> ToolCall {
+        let arguments = match serde_json::from_str::<serde_json::Value>(&self.arguments) {
+            Ok(v) if v.is_object() => v,
+            _ => serde_json::json!({}),
+        };
+        ToolCall {
+            id: self.id,
+            name: self.name,
+            arguments,
+        }
+    }
 }
 
 impl ChatRequest {
@@ -92,10 +168,12 @@ impl ChatRequest {
 }
 
 /// What a streamed answer has told so far, filled in by a provider's event reader.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     /// Tokens, as far as reported.
     pub usage: Usage,
+    /// Tool calls streamed so far.
+    pub calls: Vec<PartialCall>,
     /// The model said the answer is complete (`finish_reason`, `stop_reason`): the
     /// stream may end now.
     pub finished: bool,
@@ -176,6 +254,21 @@ pub trait LlmProvider: Send + Sync {
         req: &'a ChatRequest,
         tx: mpsc::Sender<String>,
     ) -> BoxFuture<'a, Result<Usage, LlmError>>;
+
+    /// Like [`LlmProvider::stream`], and returns the tool calls the model asked for
+    /// (providers without tools never ask for any).
+    fn converse<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        tx: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Reply, LlmError>> {
+        Box::pin(async move {
+            self.stream(req, tx).await.map(|usage| Reply {
+                usage,
+                calls: vec![],
+            })
+        })
+    }
 }
 
 /// Base URLs of the hosted providers (configurable so tests use local fakes).
@@ -368,7 +461,8 @@ pub struct Http {
 impl Http {
     /// Sends the request built by `build` (retrying as described in the module docs)
     /// and feeds the streamed SSE events to `on_event`, which returns the deltas to
-    /// forward (and may fail the stream). Returns the usage `on_event` accumulated.
+    /// forward (and may fail the stream). Returns the usage and tool calls `on_event`
+    /// accumulated.
     /// A stream that ends before the provider marked the answer complete was cut off:
     /// that is [`LlmError::Unavailable`] (retried if nothing was forwarded yet).
     pub async fn stream_sse(
@@ -377,7 +471,7 @@ impl Http {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         mut on_event: impl FnMut(&sse::Event, &mut Progress) -> Result<Option<String>, LlmError>,
         tx: &mpsc::Sender<String>,
-    ) -> Result<Usage, LlmError> {
+    ) -> Result<Reply, LlmError> {
         let t = self.timeouts;
         let work = async {
             let mut attempt = 0u32;
@@ -388,7 +482,14 @@ impl Http {
                     .attempt(&build, &mut on_event, &mut progress, &mut sent, tx)
                     .await;
                 match result {
-                    Ok(()) => return Ok(progress.usage),
+                    Ok(()) => {
+                        let mut calls = std::mem::take(&mut progress.calls);
+                        calls.sort_by_key(|c| c.index);
+                        return Ok(Reply {
+                            usage: progress.usage,
+                            calls: calls.into_iter().map(PartialCall::finish).collect(),
+                        });
+                    }
                     Err((e, retry_after)) => {
                         tracing::warn!(provider, code = e.code(), attempt, "provider call failed");
                         if sent || !e.retryable() || attempt >= t.retries {
@@ -552,6 +653,8 @@ mod tests {
                 text: "When?".into(),
             }],
             max_tokens: 10,
+            tools: vec![],
+            rounds: vec![],
         };
         let s = r.system_with_sources();
         assert!(s.starts_with("You are Ava."));

@@ -35,6 +35,8 @@ fn request() -> ChatRequest {
             text: "When do you open?".into(),
         }],
         max_tokens: 50,
+        tools: vec![],
+        rounds: vec![],
     }
 }
 

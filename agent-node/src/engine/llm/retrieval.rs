@@ -314,6 +314,8 @@ mod tests {
                 text: "Is there parking?".into(),
             }],
             max_tokens: 100,
+            tools: vec![],
+            rounds: vec![],
         };
         let (tx, mut rx) = mpsc::channel(64);
         let r = req(vec![g("Acme Dental", DOC)]);

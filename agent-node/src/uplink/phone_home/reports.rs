@@ -87,6 +87,12 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         tracing::error!(error = %e, "reading AI counts failed");
         Vec::new()
     });
+    let booking_counts =
+        crate::domain::appointments::report_counts(&ctx.store, crate::platform::store::now())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading booking counts failed");
+                Vec::new()
+            });
     let base = Report {
         seq: 0,
         epoch: Some(boot_epoch().to_owned()),
@@ -101,6 +107,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         retention_sweeps,
         waiting_conversations: i64::from(waiting),
         ai_counts,
+        booking_counts,
     };
     let appended = ctx.store.append_report(|seq, queue_depth| Report {
         seq,

@@ -1,3 +1,6 @@
+//! Long because the console's appointment pages (calendar, settings, a staff member's
+//! page) and the customer's signed-link pages share their helpers here.
+//!
 //! Appointments in the console: the week's calendar (every role with `inbox`), and the
 //! settings (zone, step, notice, horizon, weekly hours, services, staff, closed days,
 //! each staff member's ICS feed link) for `settings`. And the pages a customer reaches
@@ -374,6 +377,157 @@ async fn add_closure(
     Ok(see_other_done("/appointments", Done::Saved))
 }
 
+struct OfferRow {
+    id: String,
+    name: String,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "appointment_staff.html")]
+struct StaffPage {
+    nav: Nav,
+    id: String,
+    name: String,
+    own_hours: bool,
+    hours: Vec<HoursRow>,
+    services: Vec<OfferRow>,
+    closures: Vec<String>,
+}
+
+/// One staff member's page: the services they offer, their weekly hours (the
+/// business's when they have none) and their own closed days.
+async fn staff_page(
+    state: web::Data<ConsoleState>,
+    session: ConsoleSession,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let nav = Nav::for_session(&session);
+    let page = web::block(move || {
+        let book = book(&state);
+        let member = book
+            .staff()?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or(ConsoleError::NotFound)?;
+        let own = book.hours(&id)?;
+        let offered = book.staff_services(&id)?;
+        Ok::<_, ConsoleError>(StaffPage {
+            nav,
+            own_hours: !own.is_empty(),
+            hours: (1..=7)
+                .map(|wd: i8| HoursRow {
+                    day: WEEKDAYS[usize::try_from(wd - 1).unwrap_or(0)],
+                    field: format!("hours_{wd}"),
+                    value: windows_words(&own, wd),
+                })
+                .collect(),
+            services: book
+                .services()?
+                .into_iter()
+                .map(|s| OfferRow {
+                    checked: offered.contains(&s.id),
+                    id: s.id,
+                    name: s.name,
+                })
+                .collect(),
+            closures: book
+                .closures()?
+                .into_iter()
+                .filter(|c| c.staff_id == id)
+                .map(|c| {
+                    if c.label.is_empty() {
+                        slots::day_label(c.day)
+                    } else {
+                        format!("{} — {}", slots::day_label(c.day), c.label)
+                    }
+                })
+                .collect(),
+            id,
+            name: member.name,
+        })
+    })
+    .await??;
+    render(&page)
+}
+
+/// Saves a staff member's services (none ticked: every service) and weekly hours (all
+/// empty: the business's).
+async fn save_staff(
+    state: web::Data<ConsoleState>,
+    session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let services: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "service")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut windows = Vec::new();
+    for wd in 1..=7i8 {
+        let field = format!("hours_{wd}");
+        let text = form
+            .iter()
+            .find(|(k, _)| *k == field)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        windows.extend(parse_windows(wd, text).ok_or_else(|| {
+            ConsoleError::BadRequest(format!(
+                "{}: write hours as 09:00-12:00, 14:00-18:00.",
+                WEEKDAYS[usize::try_from(wd - 1).unwrap_or(0)]
+            ))
+        })?);
+    }
+    let back = format!("/appointments/staff/{id}");
+    web::block(move || {
+        let book = book(&state);
+        book.set_staff_services(&id, &services)?;
+        book.set_hours(&id, &windows)?;
+        Ok::<_, ConsoleError>(())
+    })
+    .await??;
+    tracing::info!(user = %session.user_id, "staff hours and services saved");
+    Ok(see_other_done(&back, Done::Saved))
+}
+
+/// Closes a day for one staff member.
+async fn add_staff_closure(
+    state: web::Data<ConsoleState>,
+    _session: WriteSession,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = path.into_inner();
+    if !valid_id(&id) {
+        return Err(ConsoleError::NotFound);
+    }
+    let day: Date = form
+        .get("day")
+        .and_then(|d| d.trim().parse().ok())
+        .ok_or_else(|| ConsoleError::BadRequest("Pick a date.".to_owned()))?;
+    let label = form.get("label").cloned().unwrap_or_default();
+    let back = format!("/appointments/staff/{id}");
+    web::block(move || {
+        let book = book(&state);
+        if !book.staff()?.iter().any(|s| s.id == id) {
+            return Err(ConsoleError::NotFound);
+        }
+        book.add_closure(&id, day, &label)?;
+        Ok(())
+    })
+    .await??;
+    Ok(see_other_done(&back, Done::Saved))
+}
+
 // ---- pages reached through signed links ----
 
 #[derive(Deserialize)]
@@ -671,6 +825,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/appointments/staff/{id}/delete",
             web::post().to(delete_staff),
         )
+        .route(
+            "/appointments/staff/{id}/closures",
+            web::post().to(add_staff_closure),
+        )
+        .route("/appointments/staff/{id}", web::get().to(staff_page))
+        .route("/appointments/staff/{id}", web::post().to(save_staff))
         .route("/appointments/closures", web::post().to(add_closure))
         .route(
             "/appointments/feed/{staff}/calendar.ics",

@@ -231,3 +231,147 @@ async fn admins_set_up_booking_members_see_the_calendar_and_links_do_one_thing_e
     let r = at::call_service(&app, at::TestRequest::get().uri(&other).to_request()).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn admins_choose_a_staff_members_services_hours_and_days_off() {
+    let f = fixture();
+    let app = at::init_service(
+        App::new()
+            .app_data(f.data.clone())
+            .wrap(security_headers())
+            .configure(routes),
+    )
+    .await;
+    let admin = sign_in!(app, f, &["console", "inbox", "settings"]);
+    let member = sign_in!(app, f, &["console", "inbox"]);
+    let b = book(&f.data);
+    let checkup = b.add_service("Check-up", 30, "").expect("service");
+    let whitening = b.add_service("Whitening", 60, "").expect("service");
+    let ann = b.add_staff("Ann").expect("staff");
+    let page = format!("/appointments/staff/{ann}");
+
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri("/appointments")
+            .cookie(admin.clone())
+            .to_request(),
+    )
+    .await;
+    assert!(body(r).await.contains(&format!("href=\"{page}\"")));
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&page)
+            .cookie(admin.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = body(r).await;
+    assert!(
+        html.contains("Ann works the business&#x27;s hours")
+            || html.contains("Ann works the business's hours"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("value=\"{whitening}\"")));
+
+    let r = at::call_service(
+        &app,
+        post_req(
+            &page,
+            &format!("service={checkup}&hours_2=09%3A00-12%3A00&hours_4=14%3A00-18%3A00"),
+            &admin,
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.staff_services(&ann).expect("offers"),
+        vec![checkup.clone()]
+    );
+    let hours = b.hours(&ann).expect("hours");
+    assert_eq!(
+        hours
+            .iter()
+            .map(|w| (w.weekday, w.start_minute, w.end_minute))
+            .collect::<Vec<_>>(),
+        [(2, 540, 720), (4, 840, 1080)]
+    );
+    let r = at::call_service(
+        &app,
+        post_req(
+            &format!("{page}/closures"),
+            "day=2026-12-24&label=Holiday",
+            &admin,
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let closures = b.closures().expect("closures");
+    assert_eq!(closures.len(), 1);
+    assert_eq!(
+        closures[0].staff_id, ann,
+        "Ann's day off, not the business's"
+    );
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&page)
+            .cookie(admin.clone())
+            .to_request(),
+    )
+    .await;
+    let html = body(r).await;
+    assert!(html.contains("Holiday"));
+    assert!(html.contains("value=\"09:00-12:00\""));
+    assert!(html.contains(&format!("value=\"{checkup}\" checked")));
+    assert!(!html.contains(&format!("value=\"{whitening}\" checked")));
+
+    // Members see neither the page nor may they change it.
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&page)
+            .cookie(member.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = at::call_service(
+        &app,
+        post_req(&page, &format!("service={whitening}"), &member).to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.staff_services(&ann).expect("offers"),
+        vec![checkup.clone()]
+    );
+    // A form without the page's origin (CSRF) changes nothing.
+    let r = at::call_service(
+        &app,
+        at::TestRequest::post()
+            .uri(&page)
+            .insert_header(("origin", "https://evil.example"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .cookie(admin.clone())
+            .set_payload(format!("service={whitening}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(b.staff_services(&ann).expect("offers"), vec![checkup]);
+    // An unknown staff member is not found.
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri("/appointments/staff/00000000-0000-4000-8000-000000000000")
+            .cookie(admin)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
