@@ -240,6 +240,7 @@ fn schema_rs() -> Schema {
         node_reports,
         usage_counts,
         ai_counts,
+        booking_counts,
         node_events,
         commands,
         jobs,
