@@ -8,7 +8,7 @@ import { journey } from './lib/harness.js';
 import { assert } from './lib/expect.js';
 import { customerSite } from './lib/site.js';
 import { mainText } from './lib/steps.js';
-import { agentOnCustomerSite, until, visitorSends, widget } from './lib/widget.js';
+import { agentOnCustomerSite, until, visitorOpensChat, visitorSends } from './lib/widget.js';
 
 test('an owner erases a contact: gone from the console, recorded, and the widget starts afresh', async (t) => {
   const site = await customerSite();
@@ -16,11 +16,7 @@ test('an owner erases a contact: gone from the console, recorded, and the widget
   await journey(t, async ({ browser, cp }) => {
     const { page: owner } = await agentOnCustomerSite(browser, cp, site);
 
-    const visitor = await (await browser.context()).newPage();
-    await visitor.goto(site.url);
-    const w = widget(visitor);
-    await visitor.getByRole('button', { name: 'Chat with us' }).click();
-    await w.panel.waitFor();
+    const { visitor, w } = await visitorOpensChat(browser, site);
     const words = 'Please erase me, I am Jane Roe from 12 Elm Street';
     await visitorSends(visitor, words);
     // A returning visitor sees their conversation (what erasure must end).

@@ -9,7 +9,7 @@ import { cpBinary, journey, signIn } from './lib/harness.js';
 import { assert } from './lib/expect.js';
 import { customerSite } from './lib/site.js';
 import { mainText } from './lib/steps.js';
-import { agentOnCustomerSite, until, visitorSends, widget } from './lib/widget.js';
+import { agentOnCustomerSite, until, visitorOpensChat, visitorSends } from './lib/widget.js';
 
 /** `control-plane operator add` against the running control plane's data directory. */
 function makeOperator(cp, email) {
@@ -28,11 +28,7 @@ test('an operator suspends a workspace with a reason and resumes it; the widget 
   t.after(() => site.close());
   await journey(t, async ({ browser, cp }) => {
     const { page: owner } = await agentOnCustomerSite(browser, cp, site);
-    const visitor = await (await browser.context()).newPage();
-    await visitor.goto(site.url);
-    const w = widget(visitor);
-    await visitor.getByRole('button', { name: 'Chat with us' }).click();
-    await w.panel.waitFor();
+    const { visitor, w } = await visitorOpensChat(browser, site);
     const secret = 'My card ends 4242 and I live at 9 Rose Lane';
     await visitorSends(visitor, secret);
 

@@ -95,3 +95,13 @@ export async function box(locator) {
   assert.ok(b, 'the element is on screen');
   return b;
 }
+
+/** A new visitor on `site` who opens the chat: their page and the widget's parts. */
+export async function visitorOpensChat(browser, site) {
+  const visitor = await (await browser.context()).newPage();
+  await visitor.goto(site.url);
+  const w = widget(visitor);
+  await visitor.getByRole('button', { name: 'Chat with us' }).click();
+  await w.panel.waitFor();
+  return { visitor, w };
+}
