@@ -67,17 +67,19 @@ export function widget(page) {
 /** Sends `text` from the open widget and waits for the assistant's whole answer. */
 export async function visitorSends(page, text) {
   const w = widget(page);
-  const before = await w.entries('agent').count();
   await w.message.fill(text);
   await w.send.click();
   await w.entries('visitor').filter({ hasText: text }).waitFor();
-  await until(
-    async () =>
-      (await w.send.isEnabled()) &&
-      (await w.entries('agent').count()) > before &&
-      (await w.entries('agent').last().innerText()).trim().length > 0,
-    'the assistant to answer',
-  );
+  // The answer is an agent entry after this message, whole once Send is enabled again
+  // (counting agent entries before sending raced with the greeting, which arrives by
+  // itself when the chat opens).
+  const log = page.locator('[data-outpost-widget] .log li');
+  await until(async () => {
+    if (!(await w.send.isEnabled())) return false;
+    const rows = await log.evaluateAll((els) => els.map((e) => [e.className, e.textContent]));
+    const mine = rows.findLastIndex(([c, t]) => c === 'visitor' && t.includes(text));
+    return rows.slice(mine + 1).some(([c, t]) => c === 'agent' && t.trim().length > 0);
+  }, 'the assistant to answer');
 }
 
 /** The team member replies from the node console's inbox (taking the conversation over). */
