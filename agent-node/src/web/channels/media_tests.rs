@@ -9,8 +9,7 @@ use crate::domain::secrets::SecretKind;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ACCESS_TOKEN: &str = "EAAGcanaryAccessToken123";
-const PHONE_ID: &str = "106540352242922";
+use super::super::testkit::{WA_ACCESS_TOKEN as ACCESS_TOKEN, WA_PHONE_ID as PHONE_ID};
 const BOT_TOKEN: &str = "123456:AAE-canary-bot-token-xyz";
 
 /// A "picture": a JPEG header and a canary no sealed copy may show.
@@ -80,14 +79,7 @@ async fn graph_media(server: &MockServer, media_id: &str, mime: &str, bytes: &[u
 }
 
 fn whatsapp_kit(server: &MockServer) -> Kit {
-    let k = kit(ChannelUrls {
-        telegram: "http://127.0.0.1:9".into(),
-        graph: server.uri(),
-        twilio: "http://127.0.0.1:9".into(),
-    });
-    k.put(SecretKind::WhatsappAccessToken, ACCESS_TOKEN);
-    k.put(SecretKind::WhatsappPhoneNumberId, PHONE_ID);
-    k
+    super::super::testkit::whatsapp_kit(&server.uri())
 }
 
 /// The only conversation's messages (body, media size) and its contact.

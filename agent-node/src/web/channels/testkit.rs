@@ -5,6 +5,24 @@ use crate::domain::secrets::{SecretKind, SecretSource};
 use crate::engine::llm::{LlmHealth, ProviderUrls, Providers};
 use outpost_crypto::Secret;
 
+/// The WhatsApp access token the tests' kits hold.
+pub(crate) const WA_ACCESS_TOKEN: &str = "EAAGcanaryAccessToken123";
+/// The WhatsApp phone number id the tests' kits hold.
+pub(crate) const WA_PHONE_ID: &str = "106540352242922";
+
+/// A kit whose WhatsApp calls go to `graph` (a fake Graph API), with the access token
+/// and phone number id stored.
+pub(crate) fn whatsapp_kit(graph: &str) -> Kit {
+    let k = kit(ChannelUrls {
+        telegram: "http://127.0.0.1:9".into(),
+        graph: graph.to_owned(),
+        twilio: "http://127.0.0.1:9".into(),
+    });
+    k.put(SecretKind::WhatsappAccessToken, WA_ACCESS_TOKEN);
+    k.put(SecretKind::WhatsappPhoneNumberId, WA_PHONE_ID);
+    k
+}
+
 pub(crate) struct Kit {
     pub dir: tempfile::TempDir,
     pub store: Arc<Store>,

@@ -1,13 +1,11 @@
 //! Templates against a fake Graph API speaking its wire format.
 
-use super::super::testkit::{contains, deliver_until, kit, Kit};
-use super::super::ChannelUrls;
+use super::super::testkit::{contains, deliver_until, Kit};
 use super::*;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ACCESS_TOKEN: &str = "EAAGcanaryAccessToken123";
-const PHONE_ID: &str = "106540352242922";
+use super::super::testkit::{WA_ACCESS_TOKEN as ACCESS_TOKEN, WA_PHONE_ID as PHONE_ID};
 const WABA: &str = "102290129340398";
 
 fn text_webhook(wamid: &str, text: &str) -> serde_json::Value {
@@ -83,14 +81,7 @@ async fn graph() -> MockServer {
 }
 
 fn whatsapp_kit(server: &MockServer) -> Kit {
-    let k = kit(ChannelUrls {
-        telegram: "http://127.0.0.1:9".into(),
-        graph: server.uri(),
-        twilio: "http://127.0.0.1:9".into(),
-    });
-    k.put(SecretKind::WhatsappAccessToken, ACCESS_TOKEN);
-    k.put(SecretKind::WhatsappPhoneNumberId, PHONE_ID);
-    k
+    super::super::testkit::whatsapp_kit(&server.uri())
 }
 
 async fn webhook(k: &Kit, wamid: &str, text: &str) {
