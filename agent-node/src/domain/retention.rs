@@ -7,13 +7,18 @@
 //!   after 730 days.
 //! - **Appointments** that ended before the messages' cutoff are deleted with them.
 //! - **Exports** are deleted when their link expires (at most 7 days); not a setting.
-//! - Call logs and transcripts arrive with voice; there is nothing to keep yet.
+//! - **Call logs and transcripts** (the `calls` rows and the turns of voice
+//!   conversations) older than the period are deleted (on by default, 365 days); the
+//!   messages period does not apply to them.
+//! - **Recordings** (call recordings and voicemails) older than the period are deleted
+//!   (on by default, 730 days); the message that carried one stays, as a line of the
+//!   transcript, for the period of its own class.
 //!
 //! A preview counts what a period would delete now, with the same query the sweep uses,
 //! so the number a user confirms is the number deleted. Each sweep's counts (never what
 //! was deleted) are recorded and reported to the CP for 7 days.
 
-use crate::domain::content::Content;
+use crate::domain::content::{Content, MessageClass};
 use crate::domain::exports::Exports;
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{self, Store};
@@ -59,17 +64,28 @@ pub enum Class {
     Messages,
     /// Contacts without activity.
     Contacts,
+    /// Call logs and the transcripts of calls.
+    CallLogs,
+    /// Call recordings and voicemails.
+    Recordings,
 }
 
 impl Class {
     /// Every class, in display order.
-    pub const ALL: [Class; 2] = [Class::Messages, Class::Contacts];
+    pub const ALL: [Class; 4] = [
+        Class::Messages,
+        Class::Contacts,
+        Class::CallLogs,
+        Class::Recordings,
+    ];
 
     /// Stored (and form) name.
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Messages => "messages",
             Class::Contacts => "contacts",
+            Class::CallLogs => "call_logs",
+            Class::Recordings => "recordings",
         }
     }
 
@@ -83,13 +99,19 @@ impl Class {
         match self {
             Class::Messages => "Messages",
             Class::Contacts => "Contacts without activity",
+            Class::CallLogs => "Call logs and transcripts",
+            Class::Recordings => "Call recordings and voicemails",
         }
     }
 
     /// What a sweep does to this class.
     pub fn effect(self) -> &'static str {
         match self {
-            Class::Messages => "messages older than the period are deleted",
+            Class::Messages => {
+                "messages older than the period are deleted (calls and recordings have their own periods)"
+            }
+            Class::CallLogs => "calls (times, duration, status) and what was said in them are deleted after the period",
+            Class::Recordings => "recordings and voicemails older than the period are deleted; the transcript keeps a line saying there was one",
             Class::Contacts => {
                 "contacts with no message or change within the period are erased (key destroyed, erasure recorded)"
             }
@@ -101,6 +123,8 @@ impl Class {
         let days = match self {
             Class::Messages => 365,
             Class::Contacts => 730,
+            Class::CallLogs => 365,
+            Class::Recordings => 730,
         };
         Policy {
             class: self,
@@ -171,15 +195,29 @@ pub fn save(store: &Store, policy: Policy, actor: &str) -> store::Result<()> {
 }
 
 /// What `policy` would delete at `now`: the same selection the sweep applies.
-pub fn preview(content: &Content, policy: Policy, now: i64) -> anyhow::Result<i64> {
+pub fn preview(store: &Store, content: &Content, policy: Policy, now: i64) -> anyhow::Result<i64> {
     if !policy.enabled {
         return Ok(0);
     }
     let cutoff = policy.cutoff(now);
     Ok(match policy.class {
-        Class::Messages => content.count_messages_before(cutoff)?,
+        Class::Messages => content.count_messages_before(MessageClass::Chat, cutoff)?,
         Class::Contacts => i64::try_from(content.inactive_contacts(cutoff)?.len()).unwrap_or(0),
+        Class::CallLogs => count_calls_before(store, cutoff)?,
+        Class::Recordings => content.count_call_audio_before(cutoff)?,
     })
+}
+
+/// How many calls started before `cutoff` (the call logs [`Class::CallLogs`] deletes;
+/// their transcripts go with them).
+fn count_calls_before(store: &Store, cutoff: i64) -> anyhow::Result<i64> {
+    Ok(store.with(|c| {
+        Ok(c.query_row(
+            "SELECT COUNT(*) FROM calls WHERE started_at < ?1",
+            [cutoff],
+            |r| r.get(0),
+        )?)
+    })?)
 }
 
 /// Applies every enabled policy at `now` and records the counts.
@@ -209,13 +247,45 @@ pub fn sweep(
                     result.contacts_erased += i64::try_from(erased.len()).unwrap_or(0);
                 }
             }
-            Class::Messages => {}
+            Class::Messages | Class::CallLogs | Class::Recordings => {}
+        }
+    }
+    for policy in policies(store)? {
+        if !policy.enabled {
+            continue;
+        }
+        let cutoff = policy.cutoff(now);
+        match policy.class {
+            Class::CallLogs => {
+                let turns = content.delete_messages_before(
+                    MessageClass::CallTranscripts,
+                    cutoff,
+                    DELETE_BATCH,
+                )?;
+                let calls = store.with(|c| {
+                    Ok(c.execute("DELETE FROM calls WHERE started_at < ?1", [cutoff])?)
+                })?;
+                result.messages_deleted += turns;
+                if calls > 0 {
+                    tracing::info!(calls, "call logs deleted by retention");
+                }
+            }
+            Class::Recordings => {
+                let recordings = content.delete_call_audio_before(cutoff)?;
+                if recordings > 0 {
+                    tracing::info!(recordings, "call recordings deleted by retention");
+                }
+            }
+            Class::Messages | Class::Contacts => {}
         }
     }
     for policy in policies(store)? {
         if policy.enabled && policy.class == Class::Messages {
-            result.messages_deleted =
-                content.delete_messages_before(policy.cutoff(now), DELETE_BATCH)?;
+            result.messages_deleted += content.delete_messages_before(
+                MessageClass::Chat,
+                policy.cutoff(now),
+                DELETE_BATCH,
+            )?;
             // Appointments are part of the conversation record: those that ended
             // before the messages' cutoff go with them.
             let bookings =

@@ -4,6 +4,7 @@
 //! memory and takes the database lock once per page, never for the whole export.
 
 use super::conversations::{conversation_in, conversation_row, CONVERSATION_COLUMNS};
+use super::media::CALL_AUDIO_KINDS_SQL;
 use super::messages::{SealedMessage, MESSAGE_COLUMNS};
 use super::sealing::*;
 use super::timeline::{SealedEvent, EVENT_COLUMNS};
@@ -198,29 +199,37 @@ impl Content {
 
     // ------------------------------------------------------------------ retention
 
-    /// How many messages are older than `cutoff` (what [`Self::delete_messages_before`]
-    /// would delete now).
-    pub fn count_messages_before(&self, cutoff: i64) -> Result<i64> {
+    /// How many messages of `class` are older than `cutoff` (what
+    /// [`Self::delete_messages_before`] would delete now).
+    pub fn count_messages_before(&self, class: MessageClass, cutoff: i64) -> Result<i64> {
         self.run(|c| {
             Ok(c.query_row(
-                "SELECT COUNT(*) FROM messages WHERE created_at < ?1",
+                &format!("SELECT COUNT(*) FROM ({})", class.selection()),
                 [cutoff],
                 |r| r.get(0),
             )?)
         })
     }
 
-    /// Deletes messages older than `cutoff`, `batch` per transaction so the console and
-    /// the widget are never held up for long, then conversations left without messages
-    /// and without activity since `cutoff`. Returns the number of messages deleted.
-    pub fn delete_messages_before(&self, cutoff: i64, batch: usize) -> Result<i64> {
+    /// Deletes messages of `class` older than `cutoff`, `batch` per transaction so the
+    /// console and the widget are never held up for long, then conversations of the class
+    /// left without messages and without activity since `cutoff` (a call's log goes with
+    /// its conversation). Returns the number of messages deleted.
+    pub fn delete_messages_before(
+        &self,
+        class: MessageClass,
+        cutoff: i64,
+        batch: usize,
+    ) -> Result<i64> {
         let mut total = 0i64;
         loop {
             let n = self.run(|c| {
                 let tx = begin(c)?;
                 let n = tx.execute(
-                    "DELETE FROM messages WHERE id IN
-                       (SELECT id FROM messages WHERE created_at < ?1 ORDER BY id LIMIT ?2)",
+                    &format!(
+                        "DELETE FROM messages WHERE id IN ({} ORDER BY m.id LIMIT ?2)",
+                        class.selection()
+                    ),
                     params![cutoff, limit_i64(batch)],
                 )?;
                 tx.commit()?;
@@ -233,9 +242,12 @@ impl Content {
         }
         self.run(|c| {
             c.execute(
-                "DELETE FROM conversations WHERE updated_at < ?1
-                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
-                [cutoff],
+                &format!(
+                    "DELETE FROM conversations WHERE updated_at < ?1 AND channel {} ?2
+                       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id)",
+                    class.channel_op()
+                ),
+                params![cutoff, VOICE_CHANNEL],
             )?;
             Ok(())
         })?;
@@ -290,5 +302,37 @@ impl Content {
             tx.commit()?;
             Ok(out)
         })
+    }
+}
+
+/// Which messages a retention period covers. Call transcripts (channel
+/// [`VOICE_CHANNEL`]) have their own period, and a message that carries a call recording
+/// or a voicemail is kept for the recordings' period (see
+/// [`Content::delete_call_audio_before`]), whatever its channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageClass {
+    /// Every conversation but calls.
+    Chat,
+    /// The turns of phone calls.
+    CallTranscripts,
+}
+
+impl MessageClass {
+    fn channel_op(self) -> &'static str {
+        match self {
+            MessageClass::Chat => "!=",
+            MessageClass::CallTranscripts => "=",
+        }
+    }
+
+    /// `SELECT m.id …` of the messages older than `?1` this class covers.
+    fn selection(self) -> String {
+        format!(
+            "SELECT m.id FROM messages m JOIN conversations v ON v.id = m.conversation_id
+             WHERE m.created_at < ?1 AND v.channel {} '{VOICE_CHANNEL}'
+               AND NOT EXISTS (SELECT 1 FROM message_media f
+                               WHERE f.message_id = m.id AND f.kind IN {CALL_AUDIO_KINDS_SQL})",
+            self.channel_op()
+        )
     }
 }

@@ -25,6 +25,14 @@ CREATE TABLE message_media (
 CREATE INDEX message_media_contact ON message_media (contact_id, message_id);
 "#;
 
+/// The kind of a call's recording, attached to a system message of the call.
+pub const RECORDING_KIND: &str = "recording";
+/// The kind of a message a caller left, attached to the caller's message.
+pub const VOICEMAIL_KIND: &str = "voicemail";
+/// [`RECORDING_KIND`] and [`VOICEMAIL_KIND`] as an SQL list: call audio has its own
+/// retention period.
+pub(super) const CALL_AUDIO_KINDS_SQL: &str = "('recording', 'voicemail')";
+
 /// Largest media file kept (WhatsApp's own limit for audio and video).
 pub const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
 
@@ -266,6 +274,68 @@ impl Content {
                 Some(id) => self.open_media(c, keys, id),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// Appends a message carrying `media` to a conversation, once: `claim` runs first in
+    /// the same transaction and says whether the file is new (a provider's retry is
+    /// not), `then` records what the channel keeps about it. `None` when not new.
+    pub fn append_media_once(
+        &self,
+        conversation_id: &str,
+        author: Author,
+        body: &str,
+        media: &MediaIn,
+        claim: impl FnOnce(&Connection) -> rusqlite::Result<bool>,
+        then: impl FnOnce(&Connection, &Message) -> rusqlite::Result<()>,
+    ) -> Result<Option<Message>> {
+        self.run(|c| {
+            let tx = begin(c)?;
+            if !claim(&tx)? {
+                return Ok(None);
+            }
+            let msg = self.append_in(&tx, conversation_id, author, body)?;
+            let contact: String = tx.query_row(
+                "SELECT contact_id FROM conversations WHERE id = ?1",
+                [conversation_id],
+                |r| r.get(0),
+            )?;
+            let dek = self.dek(&tx, &contact)?;
+            self.insert_media(&tx, &dek, msg.id, &contact, media)?;
+            then(&tx, &msg)?;
+            tx.commit()?;
+            Ok(Some(msg))
+        })
+    }
+
+    /// How many call recordings and voicemails came before `cutoff` (what
+    /// [`Self::delete_call_audio_before`] would delete now).
+    pub fn count_call_audio_before(&self, cutoff: i64) -> Result<i64> {
+        self.run(|c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM message_media f JOIN messages m ON m.id = f.message_id
+                     WHERE f.kind IN {CALL_AUDIO_KINDS_SQL} AND m.created_at < ?1"
+                ),
+                [cutoff],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Deletes the call recordings and voicemails that came before `cutoff`. The message
+    /// that carried each stays (it says "Call recording (1:23)") and is then kept for the
+    /// period of its own class.
+    pub fn delete_call_audio_before(&self, cutoff: i64) -> Result<i64> {
+        self.run(|c| {
+            let n = c.execute(
+                &format!(
+                    "DELETE FROM message_media WHERE kind IN {CALL_AUDIO_KINDS_SQL}
+                       AND message_id IN (SELECT id FROM messages WHERE created_at < ?1)"
+                ),
+                [cutoff],
+            )?;
+            Ok(i64::try_from(n).unwrap_or(i64::MAX))
         })
     }
 }

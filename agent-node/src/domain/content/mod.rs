@@ -35,12 +35,13 @@ mod sealing;
 mod tests;
 mod timeline;
 
-pub use bulk::{EventRecord, Inbound, KeyCache, MessageRecord, MessageScope, Totals};
+pub use bulk::{EventRecord, Inbound, KeyCache, MessageClass, MessageRecord, MessageScope, Totals};
 pub use contacts::{display_name, normalize_tags};
 pub use erasure::Erasure;
 pub use handover::waiting_count;
 pub use media::{
     content_type_allowed, shown_inline, Media, MediaIn, MediaInfo, MAX_MEDIA_BYTES, MEDIA_SCHEMA,
+    RECORDING_KIND, VOICEMAIL_KIND,
 };
 pub use model::*;
 pub use schema::{
@@ -62,6 +63,9 @@ pub const AGENT_ACTOR: &str = "agent";
 /// The channel of conversations held on the console's "Try it here" page: stored and
 /// shown like any other, marked as tests, and left out of the usage counts.
 pub const TEST_CHANNEL: &str = "test";
+
+/// The channel of phone calls: their transcripts have their own retention period.
+pub const VOICE_CHANNEL: &str = "voice";
 
 /// What the console calls a channel.
 pub fn channel_label(channel: &str) -> &str {

@@ -35,7 +35,7 @@ impl MediaError {
         }
     }
 
-    fn code(self) -> &'static str {
+    pub(super) fn code(self) -> &'static str {
         match self {
             Self::TooLarge => "media_too_large",
             Self::Type => "media_type_refused",
@@ -111,7 +111,10 @@ fn origin(url: &str) -> &str {
 
 impl Channels {
     /// Reads the body of `req`'s response, at most [`MAX_MEDIA_BYTES`].
-    async fn download(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, MediaError> {
+    pub(super) async fn download(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, MediaError> {
         // Errors are never formatted: a Telegram file URL carries the bot token.
         let mut resp = req
             .timeout(Duration::from_secs(60))

@@ -24,6 +24,7 @@
 mod health;
 mod media;
 pub mod numbers;
+pub mod recording;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
@@ -78,7 +79,7 @@ pub const WHATSAPP: &str = "whatsapp";
 /// Channel name of SMS conversations (Twilio).
 pub const SMS: &str = "sms";
 /// Channel name of phone calls (Twilio).
-pub const VOICE: &str = "voice";
+pub const VOICE: &str = crate::domain::content::VOICE_CHANNEL;
 
 /// How long processed inbound ids are remembered (providers redeliver for a few days).
 const INBOUND_RETENTION_SECS: i64 = 14 * 86_400;
@@ -653,7 +654,8 @@ pub fn spawn(channels: Arc<Channels>) -> tokio::task::JoinHandle<()> {
         tokio::join!(
             telegram::run(channels.clone()),
             delivery_loop(channels.clone()),
-            wa_templates::refresh_loop(channels.clone())
+            wa_templates::refresh_loop(channels.clone()),
+            recording::deletion_loop(channels.clone())
         );
     })
 }

@@ -320,6 +320,21 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/channels/twilio/voice/status")
             .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
             .route(web::post().to(super::voice::status)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice/dialed")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::voice::dialed)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice/voicemail")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::voice::voicemail_left)),
+    )
+    .service(
+        web::resource("/channels/twilio/voice/recording")
+            .app_data(web::PayloadConfig::new(super::whatsapp::MAX_BODY))
+            .route(web::post().to(super::recording::callback)),
     );
 }
 

@@ -9,7 +9,11 @@
 //! [`Runtime::answer`](crate::engine::agent::Runtime::answer) as chat and are spoken with
 //! `<Say>`. When the caller asks for a person, the agent has no answer, or the caller
 //! says nothing, the call is transferred (`<Dial>`) to the staff number during business
-//! hours; outside them the caller hears the after-hours message. Twilio retries a
+//! hours (`<Dial action=…/voice/dialed>`); outside them the caller hears the
+//! after-hours message. Either way, when nobody can take the call, the caller may leave
+//! a voicemail (`<Record>`, at most two minutes). When the business records calls, the
+//! call is recorded from the start (`<Start><Recording>`) after the notice. Recordings and
+//! voicemails arrive at `/voice/recording` ([`super::recording`]). Twilio retries a
 //! request it got no answer to: each step (the call's start, turn N) is stored once and
 //! a retry gets the same TwiML back.
 
@@ -28,6 +32,8 @@ use std::sync::Arc;
 pub const SETTINGS_KEY: &str = "twilio_voice";
 /// Longest answer spoken, in characters.
 const MAX_SAY: usize = 1500;
+/// Longest voicemail, seconds.
+const VOICEMAIL_MAX_SECS: u32 = 120;
 /// What the caller's first turn is stored as (the call itself has no words yet).
 pub const CALL_STARTED: &str = "[phone call]";
 
@@ -40,7 +46,8 @@ pub struct VoiceSettings {
     /// Twilio `<Say>` voice, e.g. `Polly.Joanna`; Twilio's default when empty.
     #[serde(default)]
     pub voice: String,
-    /// Whether calls are recorded (the caller is told). Recording itself is not built.
+    /// Whether calls are recorded (the caller is told first). The recording is kept on
+    /// the node and deleted at Twilio ([`super::recording`]).
     #[serde(default)]
     pub recording: bool,
 }
@@ -140,28 +147,44 @@ impl<'a> Twiml<'a> {
         ));
     }
 
-    /// To staff during business hours, else the after-hours message.
+    /// To staff during business hours (when nobody answers, `/voice/dialed` offers the
+    /// voicemail), else the after-hours message and the voicemail.
     fn transfer(&mut self, now: i64) -> bool {
         let open = self.agent.business_hours.is_open(now);
         match (&self.settings.transfer_number, open) {
             (Some(number), true) if !number.trim().is_empty() => {
                 self.say("Please hold while I transfer you to a member of the team.");
                 self.out.push_str(&format!(
-                    r#"<Dial timeout="25">{}</Dial>"#,
+                    r#"<Dial timeout="25" method="POST" action="{}/channels/twilio/voice/dialed">{}</Dial>"#,
+                    xml(self.public_url),
                     xml(number.trim())
                 ));
-                self.say(
-                    "Nobody from the team could take your call right now. Please call again later.",
-                );
-                self.out.push_str("<Hangup/>");
                 true
             }
             _ => {
                 self.say(&after_hours_text(self.agent));
-                self.out.push_str("<Hangup/>");
+                self.voicemail();
                 false
             }
         }
+    }
+
+    /// Starts recording the whole call (the notice was said before).
+    fn start_recording(&mut self) {
+        self.out.push_str(&format!(
+            r#"<Start><Recording recordingStatusCallback="{}/channels/twilio/voice/recording" recordingStatusCallbackMethod="POST" recordingStatusCallbackEvent="completed"/></Start>"#,
+            xml(self.public_url)
+        ));
+    }
+
+    /// Invites the caller to leave a message and records it; `/voice/voicemail` ends
+    /// the call once it is left.
+    fn voicemail(&mut self) {
+        self.say("You can leave a message after the tone. Hang up when you are done.");
+        self.out.push_str(&format!(
+            r#"<Record maxLength="{VOICEMAIL_MAX_SECS}" playBeep="true" method="POST" action="{0}/channels/twilio/voice/voicemail" recordingStatusCallback="{0}/channels/twilio/voice/recording?kind=voicemail" recordingStatusCallbackMethod="POST" recordingStatusCallbackEvent="completed"/>"#,
+            xml(self.public_url)
+        ));
     }
 
     fn finish(mut self) -> String {
@@ -179,7 +202,7 @@ fn after_hours_text(agent: &AgentConfig) -> String {
 }
 
 /// The conversation of a call, by its CallSid.
-fn call_conversation(store: &Store, call_sid: &str) -> store::Result<Option<String>> {
+pub(super) fn call_conversation(store: &Store, call_sid: &str) -> store::Result<Option<String>> {
     let hash = hash_id(VOICE, call_sid);
     store.with(|c| {
         Ok(c.query_row(
@@ -311,6 +334,7 @@ pub(super) async fn incoming(
     };
     if settings.recording {
         t.say("This call may be recorded.");
+        t.start_recording();
     }
     t.say(&greeting);
     t.gather(1);
@@ -414,6 +438,62 @@ async fn turn(ch: &Arc<Channels>, p: &Params, n: u32) -> Result<HttpResponse, Ch
         .await??;
     }
     Ok(twiml(t.finish()))
+}
+
+/// `POST /channels/twilio/voice/dialed`: how the transfer ended (`DialCallStatus`).
+/// When nobody took it, the caller may leave a voicemail.
+pub(super) async fn dialed(
+    ch: web::Data<Channels>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let ch = ch.into_inner();
+    let p = match ch.twilio_verified(VOICE, &req, &body) {
+        Ok(p) => p,
+        Err(status) => return HttpResponse::new(status),
+    };
+    let (agent, settings) = match ch.voice_context(p.get("To")) {
+        Ok(Some(x)) => x,
+        Ok(None) => return no_agent(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the voice settings failed");
+            return HttpResponse::InternalServerError().finish();
+        }
+    };
+    let mut t = Twiml::new(&agent, &settings, &ch.public_url);
+    if p.get("DialCallStatus") == Some("completed") {
+        t.out.push_str("<Hangup/>");
+    } else {
+        t.say("Nobody from the team could take your call right now.");
+        t.voicemail();
+    }
+    twiml(t.finish())
+}
+
+/// `POST /channels/twilio/voice/voicemail`: the caller left a message (or hung up); the
+/// file itself arrives at `/voice/recording`.
+pub(super) async fn voicemail_left(
+    ch: web::Data<Channels>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let ch = ch.into_inner();
+    let p = match ch.twilio_verified(VOICE, &req, &body) {
+        Ok(p) => p,
+        Err(status) => return HttpResponse::new(status),
+    };
+    let (agent, settings) = match ch.voice_context(p.get("To")) {
+        Ok(Some(x)) => x,
+        Ok(None) => return no_agent(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the voice settings failed");
+            return HttpResponse::InternalServerError().finish();
+        }
+    };
+    let mut t = Twiml::new(&agent, &settings, &ch.public_url);
+    t.say("Thank you, the team will get back to you. Goodbye.");
+    t.out.push_str("<Hangup/>");
+    twiml(t.finish())
 }
 
 /// `POST /channels/twilio/voice/status`: the call's final status and duration.

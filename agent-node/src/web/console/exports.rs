@@ -537,7 +537,8 @@ mod tests {
         )
         .await;
         let admin = sign_in!(app, f, &["console", "settings"]);
-        let form = "messages_days=30&messages_enabled=on&contacts_days=730";
+        let form = "messages_days=30&messages_enabled=on&contacts_days=730\
+                    &call_logs_days=365&call_logs_enabled=on&recordings_days=730&recordings_enabled=on";
         let r = at::call_service(&app, post!("/settings/retention/preview", form, &admin)).await;
         assert_eq!(r.status(), StatusCode::OK);
         let page = body(r).await;
@@ -546,6 +547,14 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("Contacts without activity: kept until you delete them."));
+        assert!(
+            page.contains("This will delete 0 calls (log and transcript) from before"),
+            "{page}"
+        );
+        assert!(
+            page.contains("This will delete 0 call recordings and voicemails older than"),
+            "{page}"
+        );
 
         // saving without the preview's confirmation only shows the preview
         let r = at::call_service(&app, post!("/settings/retention", form, &admin)).await;

@@ -14,7 +14,7 @@ use super::{
 use crate::domain::content::{
     shown_inline, Author, Content, ConversationStatus, ConversationSummary, MediaInfo, Message,
 };
-use crate::web::channels::wa_templates;
+use crate::web::channels::{recording, wa_templates};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -162,6 +162,8 @@ struct Line {
 struct LineMedia {
     url: String,
     inline: bool,
+    /// A call recording or voicemail (or any sound): played in the page.
+    audio: bool,
     label: String,
 }
 
@@ -170,6 +172,7 @@ impl From<&MediaInfo> for LineMedia {
         Self {
             url: format!("/inbox/media/{}", m.message_id),
             inline: shown_inline(&m.content_type),
+            audio: m.content_type.starts_with("audio/"),
             label: format!("{} ({} KB)", m.file_name(), (m.size + 1023) / 1024),
         }
     }
@@ -226,6 +229,9 @@ struct ConversationPage {
     waiting: bool,
     closed: bool,
     lines: Vec<Line>,
+    /// Recordings of this conversation Twilio still has (its deletion failed and is
+    /// retried), in words.
+    recording_deletions: Vec<String>,
     max_reply: usize,
     /// WhatsApp's 24-hour window has closed: only a template can be sent.
     template_needed: bool,
@@ -362,16 +368,29 @@ pub async fn conversation(
             selected: Some(t.key().as_str()) == picked,
         })
         .collect();
-    let (conv, contact, messages, media) = web::block(move || {
+    let store = state.store.clone();
+    let (conv, contact, messages, media, pending) = web::block(move || {
         let conv = content
             .conversation(&id)?
             .ok_or(crate::domain::content::ContentError::NotFound)?;
         let contact = content.contact(&conv.contact_id)?;
         let messages = content.recent_messages(&conv.id, TRANSCRIPT_LIMIT)?;
         let media = content.media_of_conversation(&conv.id)?;
-        Ok::<_, crate::domain::content::ContentError>((conv, contact, messages, media))
+        let pending = recording::pending_deletions(&store, &conv.id)?;
+        Ok::<_, ConsoleError>((conv, contact, messages, media, pending))
     })
     .await??;
+    let recording_deletions = pending
+        .iter()
+        .map(|p| {
+            format!(
+                "A recording of this call is still at Twilio: deleting it failed {} time(s) ({}); the node tries again at {}.",
+                p.attempts,
+                p.last_error.as_deref().unwrap_or("not tried yet"),
+                human_time(p.next_attempt_at)
+            )
+        })
+        .collect();
     render(&ConversationPage {
         nav: Nav::for_session(&session),
         contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
@@ -381,6 +400,7 @@ pub async fn conversation(
         waiting: conv.waiting_since.is_some(),
         closed: conv.status == ConversationStatus::Closed,
         lines: lines(messages, &media),
+        recording_deletions,
         max_reply: MAX_REPLY_CHARS,
         template_needed,
         templates,

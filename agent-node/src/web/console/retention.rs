@@ -131,7 +131,7 @@ fn describe(state: &ConsoleState, policies: &[Policy]) -> Result<Vec<String>, Co
             if !p.enabled {
                 return Ok(format!("{}: kept until you delete them.", p.class.label()));
             }
-            let n = retention::preview(&content, *p, now)?;
+            let n = retention::preview(&state.store, &content, *p, now)?;
             let before = human_time(p.cutoff(now));
             Ok(match p.class {
                 Class::Messages => format!(
@@ -140,6 +140,14 @@ fn describe(state: &ConsoleState, policies: &[Policy]) -> Result<Vec<String>, Co
                 ),
                 Class::Contacts => format!(
                     "This will erase {} contacts with no activity since {before}.",
+                    thousands(n)
+                ),
+                Class::CallLogs => format!(
+                    "This will delete {} calls (log and transcript) from before {before}.",
+                    thousands(n)
+                ),
+                Class::Recordings => format!(
+                    "This will delete {} call recordings and voicemails older than {before}.",
                     thousands(n)
                 ),
             })

@@ -412,6 +412,71 @@ async fn files_customers_sent_are_shown_to_staff_and_served_without_sniffing() {
 }
 
 #[actix_web::test]
+async fn staff_play_a_call_recording_and_see_a_deletion_twilio_has_not_done_yet() {
+    use crate::domain::content::{Author, MediaIn, RECORDING_KIND};
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let (conv, _) = c
+        .ingest("voice", "+14155550123", None, "agent-1", "[phone call]")
+        .expect("call");
+    let audio = b"ID3 canary call audio".to_vec();
+    let msg = c
+        .append_media_once(
+            &conv.id,
+            Author::System,
+            "Call recording (1:05)",
+            &MediaIn {
+                kind: RECORDING_KIND.into(),
+                content_type: "audio/mpeg",
+                data: audio.clone(),
+            },
+            |_| Ok(true),
+            |db, _| {
+                db.execute(
+                    "INSERT INTO twilio_recording_deletions
+                       (recording_sid, conversation_id, attempts, next_attempt_at, last_error, created_at)
+                     VALUES ('RE1', ?1, 2, 0, 'http_503', 0)",
+                    [&conv.id],
+                )?;
+                Ok(())
+            },
+        )
+        .expect("store")
+        .expect("new");
+    let app = app!(f);
+    let cookie = sign_in!(app, f, MEMBER);
+    let get = |uri: String| {
+        at::TestRequest::get()
+            .uri(&uri)
+            .cookie(cookie.clone())
+            .to_request()
+    };
+    let page = body(at::call_service(&app, get(format!("/inbox/{}", conv.id))).await).await;
+    assert!(page.contains("Call recording (1:05)"), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<audio class="media" controls preload="none" src="/inbox/media/{}""#,
+            msg.id
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "A recording of this call is still at Twilio: deleting it failed 2 time(s) (http_503)"
+        ),
+        "{page}"
+    );
+    let r = at::call_service(&app, get(format!("/inbox/media/{}", msg.id))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("content-type").expect("type"), "audio/mpeg");
+    assert_eq!(
+        r.headers().get("x-content-type-options").expect("nosniff"),
+        "nosniff"
+    );
+    assert_eq!(at::read_body(r).await.to_vec(), audio);
+}
+
+#[actix_web::test]
 async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables() {
     use crate::web::channels::wa_templates::Template;
     let f = fixture();
