@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
     crate::domain::appointments::COUNTS_SCHEMA,
     crate::web::channels::recording::SCHEMA,
+    crate::web::channels::call_counts::SCHEMA,
 ];
 
 impl Store {

@@ -48,6 +48,7 @@ pub(crate) fn report(seq: i64, hour: i64) -> Report {
         waiting_conversations: 0,
         ai_counts: vec![],
         booking_counts: vec![],
+        call_counts: vec![],
     }
 }
 

@@ -105,6 +105,7 @@ impl FakeNode {
             waiting_conversations: 0,
             ai_counts: vec![],
             booking_counts: vec![],
+            call_counts: vec![],
         };
         self.client
             .post(format!("{}/v1/node/report", cp.gateway))
@@ -198,6 +199,7 @@ pub async fn report_with(
         waiting_conversations: 0,
         ai_counts: vec![],
         booking_counts: vec![],
+        call_counts: vec![],
     };
     node.client
         .post(format!("{}/v1/node/report", cp.gateway))

@@ -639,6 +639,7 @@ async fn export_metadata_and_sweep_counts_show_without_any_link() {
         waiting_conversations: 0,
         ai_counts: vec![],
         booking_counts: vec![],
+        call_counts: vec![],
     })
     .unwrap();
     body["exports"][0]["url"] = "https://acme.example/exports/dl?sig=LINKCANARY".into();

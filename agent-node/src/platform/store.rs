@@ -663,6 +663,7 @@ mod tests {
             waiting_conversations: 0,
             ai_counts: vec![],
             booking_counts: vec![],
+            call_counts: vec![],
         }
     }
 

@@ -227,6 +227,7 @@ mod tests {
             waiting_conversations: 0,
             ai_counts: vec![],
             booking_counts: vec![],
+            call_counts: vec![],
         }
     }
 
@@ -491,6 +492,54 @@ mod tests {
         )[0]
         .is_err());
         assert_eq!(stored(&mut conn), [(7200, 4, 1, 1)]);
+    }
+
+    /// Issue 16: a report's call counts (calls and minutes per hour, nothing else) are
+    /// stored per hour, keeping the larger totals; a negative figure or a time that is not
+    /// an hour refuses the report whole.
+    #[test]
+    fn call_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
+        use crate::infra::schema::call_counts;
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let a = node(&mut conn, "alpha");
+        let notifier = Notifier {
+            public_url: "https://cp.test",
+        };
+        let with_calls = |seq: i64, hour: i64, calls: i64, minutes: i64| {
+            let mut r = report(seq, seq);
+            r.call_counts = vec![outpost_protocol::CallCount {
+                hour,
+                calls,
+                minutes,
+            }];
+            r
+        };
+        let stored = |conn: &mut DbConn| -> Vec<(i64, i64, i64)> {
+            call_counts::table
+                .filter(call_counts::node_id.eq(&a))
+                .select((call_counts::hour, call_counts::calls, call_counts::minutes))
+                .load(conn)
+                .unwrap()
+        };
+        assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(2, 7200, 3, 9))])[0].is_ok());
+        assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(1, 7200, 2, 11))])[0].is_ok());
+        assert_eq!(
+            stored(&mut conn),
+            [(7200, 3, 11)],
+            "each total keeps its larger value"
+        );
+        assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(3, 7201, 1, 1))])[0].is_err());
+        assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(4, 10800, 1, -1))])[0].is_err());
+        assert_eq!(stored(&mut conn), [(7200, 3, 11)]);
+        // The workspace page's reader gives them back, newest first.
+        let rows = crate::workspaces::store::call_usage(&mut conn, &a).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.hour, r.calls, r.minutes))
+                .collect::<Vec<_>>(),
+            [(7200, 3, 11)]
+        );
     }
 
     /// Receipts are pruned after 2 days (`retention::model::REPORT_RECEIPT_DAYS`): a

@@ -5,8 +5,9 @@
 
 use crate::error::{AppError, AppResult, Code};
 use outpost_protocol::{
-    AiCount, BookingCount, CommandKind, CountBucket, ExportMeta, RetentionSweep, MAX_AI_COUNTS,
-    MAX_BOOKING_COUNTS, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN, MAX_SEQ_AHEAD,
+    AiCount, BookingCount, CallCount, CommandKind, CountBucket, ExportMeta, RetentionSweep,
+    MAX_AI_COUNTS, MAX_BOOKING_COUNTS, MAX_CALL_COUNTS, MAX_COUNT_BUCKETS, MAX_EPOCH_LEN,
+    MAX_SEQ_AHEAD,
 };
 
 /// The one key of `AppState::csr_limiter`: DESIGN §6 caps CSR signing (enrollment and
@@ -79,6 +80,30 @@ pub fn order_report(last: Option<(i64, &str)>, seq: i64, epoch: &str) -> AppResu
         None => true,
         Some((s, e)) => e != epoch || seq > s || s - seq > MAX_SEQ_AHEAD,
     })
+}
+
+/// A report's call counts, refused whole (400 `invalid_counts`) if there are more than
+/// [`MAX_CALL_COUNTS`], a figure is negative or an hour is not the start of one.
+pub fn check_call_counts(counts: &[CallCount]) -> AppResult<()> {
+    if counts.len() > MAX_CALL_COUNTS {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            format!(
+                "A report carries at most {MAX_CALL_COUNTS} call count rows; this one has {}.",
+                counts.len()
+            ),
+        ));
+    }
+    if counts
+        .iter()
+        .any(|c| c.hour < 0 || c.hour % 3600 != 0 || c.calls < 0 || c.minutes < 0)
+    {
+        return Err(AppError::invalid(
+            Code::InvalidCounts,
+            "Call counts need whole hours and no negative figure.",
+        ));
+    }
+    Ok(())
 }
 
 /// A report's booking counts, refused whole (400 `invalid_counts`) if there are more

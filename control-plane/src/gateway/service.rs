@@ -298,6 +298,7 @@ fn ingest_report(
     model::check_counts(&r.counts)?;
     model::check_ai_counts(&r.ai_counts)?;
     model::check_booking_counts(&r.booking_counts)?;
+    model::check_call_counts(&r.call_counts)?;
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
@@ -312,6 +313,9 @@ fn ingest_report(
     }
     for c in &r.booking_counts {
         store::set_booking_counts(conn, node_id, c)?;
+    }
+    for c in &r.call_counts {
+        store::set_call_counts(conn, node_id, c)?;
     }
     ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
     if !newest {

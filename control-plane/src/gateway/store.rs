@@ -5,12 +5,14 @@
 use crate::error::AppResult;
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    ai_counts, booking_counts, bootstrap_tokens, commands, node_certs, node_exports, node_reports,
-    nodes, retention_sweeps, usage_counts,
+    ai_counts, booking_counts, bootstrap_tokens, call_counts, commands, node_certs, node_exports,
+    node_reports, nodes, retention_sweeps, usage_counts,
 };
 use diesel::prelude::*;
 use outpost_pki::IssuedCert;
-use outpost_protocol::{AiCount, BookingCount, CountBucket, ExportMeta, Report, RetentionSweep};
+use outpost_protocol::{
+    AiCount, BookingCount, CallCount, CountBucket, ExportMeta, Report, RetentionSweep,
+};
 
 /// A certificate's node, revocation time, expiry and its node's state.
 pub type CertStatus = (String, Option<i64>, i64, String);
@@ -219,6 +221,36 @@ pub fn set_booking_counts(conn: &mut DbConn, node_id: &str, c: &BookingCount) ->
                 booking_counts::booked.eq(c.booked),
                 booking_counts::rescheduled.eq(c.rescheduled),
                 booking_counts::cancelled.eq(c.cancelled),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Stores an hour's call counts (the per-column maximum of stored and reported, as for
+/// [`set_usage`]: the node reports the hour's totals so far).
+pub fn set_call_counts(conn: &mut DbConn, node_id: &str, c: &CallCount) -> AppResult<()> {
+    let key = call_counts::table
+        .filter(call_counts::node_id.eq(node_id))
+        .filter(call_counts::hour.eq(c.hour));
+    macro_rules! larger {
+        ($col:expr, $v:expr) => {
+            diesel::dsl::case_when($col.gt($v), $col).otherwise($v)
+        };
+    }
+    let n = diesel::update(key)
+        .set((
+            call_counts::calls.eq(larger!(call_counts::calls, c.calls)),
+            call_counts::minutes.eq(larger!(call_counts::minutes, c.minutes)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(call_counts::table)
+            .values((
+                call_counts::node_id.eq(node_id),
+                call_counts::hour.eq(c.hour),
+                call_counts::calls.eq(c.calls),
+                call_counts::minutes.eq(c.minutes),
             ))
             .execute(conn)?;
     }

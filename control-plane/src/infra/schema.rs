@@ -196,6 +196,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    call_counts (node_id, hour) {
+        node_id -> Text,
+        hour -> BigInt,
+        calls -> BigInt,
+        minutes -> BigInt,
+    }
+}
+
+diesel::table! {
     booking_counts (node_id, hour) {
         node_id -> Text,
         hour -> BigInt,

@@ -6,8 +6,8 @@ use super::model::{Cutoffs, RETRY_AFTER_S, RUN_EVERY_S};
 use crate::error::AppResult;
 use crate::infra::db::DbConn;
 use crate::infra::schema::{
-    ai_counts, booking_counts, node_events, node_exports, node_reports, retention_runs,
-    retention_sweeps, usage_counts,
+    ai_counts, booking_counts, call_counts, node_events, node_exports, node_reports,
+    retention_runs, retention_sweeps, usage_counts,
 };
 use diesel::prelude::*;
 
@@ -20,7 +20,8 @@ pub fn delete_older(conn: &mut DbConn, c: &Cutoffs) -> AppResult<Deleted> {
         .execute(conn)?
         + diesel::delete(ai_counts::table.filter(ai_counts::day.lt(c.usage))).execute(conn)?
         + diesel::delete(booking_counts::table.filter(booking_counts::hour.lt(c.usage)))
-            .execute(conn)?;
+            .execute(conn)?
+        + diesel::delete(call_counts::table.filter(call_counts::hour.lt(c.usage))).execute(conn)?;
     let node_reports =
         diesel::delete(node_reports::table.filter(node_reports::received_at.lt(c.report_receipts)))
             .execute(conn)?;

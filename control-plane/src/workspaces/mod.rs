@@ -28,7 +28,7 @@ pub use model::{
 };
 pub use service::{cancel, console_link, create, delete, end_export_windows, reactivate};
 pub use store::{
-    list_for, load_for_member, AiUsageRow, BookingUsageRow, EventRow, ExportRow, NodeView,
-    SweepRow, UsageRow, Workspace,
+    list_for, load_for_member, AiUsageRow, BookingUsageRow, CallUsageRow, EventRow, ExportRow,
+    NodeView, SweepRow, UsageRow, Workspace,
 };
 pub use web::{detail, WorkspaceDetail};

@@ -4,8 +4,8 @@
 
 use super::model;
 use super::store::{
-    self, load_for_member, AiUsageRow, BookingUsageRow, EventRow, ExportRow, NodeView, SweepRow,
-    UsageRow, Workspace,
+    self, load_for_member, AiUsageRow, BookingUsageRow, CallUsageRow, EventRow, ExportRow,
+    NodeView, SweepRow, UsageRow, Workspace,
 };
 use crate::audit::{self, Entry};
 use crate::config::Config;
@@ -75,6 +75,8 @@ pub struct Detail {
     pub ai_usage: Vec<AiUsageRow>,
     /// Appointments booked, moved and cancelled per hour, newest first.
     pub booking_usage: Vec<BookingUsageRow>,
+    /// Calls and call minutes per hour, newest first.
+    pub call_usage: Vec<CallUsageRow>,
     /// Exports the node reported, newest first (metadata only; no link).
     pub exports: Vec<ExportRow>,
     /// The node's latest retention sweep.
@@ -224,14 +226,15 @@ pub fn request_node(
 pub fn detail(conn: &mut DbConn, cx: &Ctx<'_>, ws_id: &str, user_id: &str) -> AppResult<Detail> {
     let (workspace, role) = load_for_member(conn, ws_id, user_id)?;
     let node = store::latest_node(conn, ws_id)?;
-    let (events, usage, ai_usage, booking_usage) = match &node {
+    let (events, usage, ai_usage, booking_usage, call_usage) = match &node {
         Some(n) => (
             store::events(conn, &n.id)?,
             store::usage(conn, &n.id)?,
             store::ai_usage(conn, &n.id)?,
             store::booking_usage(conn, &n.id)?,
+            store::call_usage(conn, &n.id)?,
         ),
-        None => (vec![], vec![], vec![], vec![]),
+        None => (vec![], vec![], vec![], vec![], vec![]),
     };
     let node_error = node
         .as_ref()
@@ -274,6 +277,7 @@ pub fn detail(conn: &mut DbConn, cx: &Ctx<'_>, ws_id: &str, user_id: &str) -> Ap
         usage,
         ai_usage,
         booking_usage,
+        call_usage,
         exports,
         last_retention_sweep,
         export_window_until,

@@ -6,8 +6,8 @@
 use crate::error::{AppError, AppResult, Code};
 use crate::infra::db::{self, DbConn};
 use crate::infra::schema::{
-    ai_counts, billing_accounts, booking_counts, memberships, node_events, node_exports, nodes,
-    retention_sweeps, usage_counts, users, workspaces,
+    ai_counts, billing_accounts, booking_counts, call_counts, memberships, node_events,
+    node_exports, nodes, retention_sweeps, usage_counts, users, workspaces,
 };
 use crate::provisioning::state;
 use diesel::prelude::*;
@@ -109,6 +109,18 @@ pub struct AiUsageRow {
     pub input_tokens: i64,
     /// Answer tokens.
     pub output_tokens: i64,
+}
+
+/// Calls and call minutes in one hour, from reports: counts only.
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+#[schema(as = CallUsage)]
+pub struct CallUsageRow {
+    /// Hour start (UTC), unix seconds.
+    pub hour: i64,
+    /// Calls that came in.
+    pub calls: i64,
+    /// Minutes of the calls that ended (each rounded up to a whole minute).
+    pub minutes: i64,
 }
 
 /// Appointments booked, moved and cancelled in one hour, from reports: counts only.
@@ -395,6 +407,16 @@ pub fn ai_usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<AiUsageRow>> 
             ai_counts::output_tokens,
         ))
         .limit(60)
+        .load(conn)?)
+}
+
+/// A node's call counts, newest hour first (the last 48 rows).
+pub fn call_usage(conn: &mut DbConn, node_id: &str) -> AppResult<Vec<CallUsageRow>> {
+    Ok(call_counts::table
+        .filter(call_counts::node_id.eq(node_id))
+        .order(call_counts::hour.desc())
+        .select((call_counts::hour, call_counts::calls, call_counts::minutes))
+        .limit(48)
         .load(conn)?)
 }
 

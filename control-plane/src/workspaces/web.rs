@@ -7,7 +7,8 @@
 use super::model::{fmt_duration, ListCursor, CANCEL_CONFIRMED, LIST_PAGE, LIST_PAGE_MAX};
 use super::service::{self, Ctx, Detail};
 use super::store::{
-    self, AiUsageRow, BookingUsageRow, EventRow, ExportRow, NodeView, SweepRow, UsageRow, Workspace,
+    self, AiUsageRow, BookingUsageRow, CallUsageRow, EventRow, ExportRow, NodeView, SweepRow,
+    UsageRow, Workspace,
 };
 use crate::app::openapi::ErrorJson;
 use crate::app::{AppState, State};
@@ -54,6 +55,8 @@ pub struct WorkspaceDetail {
     pub ai_usage: Vec<AiUsageRow>,
     /// Appointments booked, moved and cancelled per hour, newest first (counts only).
     pub booking_usage: Vec<BookingUsageRow>,
+    /// Calls and call minutes per hour, newest first (counts only).
+    pub call_usage: Vec<CallUsageRow>,
     /// The workspace's agents.
     pub agents: Vec<crate::agents::Agent>,
     /// Exports the node reported, newest first (metadata only; no link).
@@ -90,6 +93,7 @@ impl WorkspaceDetail {
             usage: d.usage,
             ai_usage: d.ai_usage,
             booking_usage: d.booking_usage,
+            call_usage: d.call_usage,
             agents,
             exports: d.exports,
             last_retention_sweep: d.last_retention_sweep,

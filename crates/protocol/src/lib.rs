@@ -219,6 +219,22 @@ pub struct BookingCount {
 /// Most booking count rows one report may carry (a node sends the last three hours).
 pub const MAX_BOOKING_COUNTS: usize = 48;
 
+/// Phone calls on the node in one hour (UTC): counts only, never who called, from which
+/// number, or how long any one call lasted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCount {
+    /// Start of the hour, unix seconds (a multiple of 3 600).
+    pub hour: i64,
+    /// Calls that came in during that hour.
+    pub calls: i64,
+    /// Minutes of the calls that ended during that hour, each call rounded up to a whole
+    /// minute and added together.
+    pub minutes: i64,
+}
+
+/// Most call count rows one report may carry (a node sends the last three hours).
+pub const MAX_CALL_COUNTS: usize = 48;
+
 /// Longest model name in an [`AiCount`]; the CP refuses longer ones (400 `invalid_counts`).
 pub const MAX_MODEL_NAME_LEN: usize = 100;
 
@@ -295,6 +311,10 @@ pub struct Report {
     /// only. Absent from nodes older than issue 16's booking counts.
     #[serde(default)]
     pub booking_counts: Vec<BookingCount>,
+    /// Calls and call minutes per hour (the last three hours): counts only. Absent from
+    /// nodes older than issue 16's call counts.
+    #[serde(default)]
+    pub call_counts: Vec<CallCount>,
 }
 
 /// An export as the CP may know it (DESIGN §1: id, size, times). The file and its

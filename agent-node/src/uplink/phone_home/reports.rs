@@ -93,6 +93,12 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
                 tracing::error!(error = %e, "reading booking counts failed");
                 Vec::new()
             });
+    let call_counts =
+        crate::web::channels::call_counts::report_counts(&ctx.store, crate::platform::store::now())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading call counts failed");
+                Vec::new()
+            });
     let base = Report {
         seq: 0,
         epoch: Some(boot_epoch().to_owned()),
@@ -108,6 +114,7 @@ fn record_report(ctx: &PhoneHome) -> crate::platform::store::Result<i64> {
         waiting_conversations: i64::from(waiting),
         ai_counts,
         booking_counts,
+        call_counts,
     };
     let appended = ctx.store.append_report(|seq, queue_depth| Report {
         seq,

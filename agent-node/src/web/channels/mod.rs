@@ -21,6 +21,7 @@
 //! needed and never logged; provider errors are logged by code only (a Telegram URL
 //! carries the bot token, so `reqwest` errors are never formatted).
 
+pub mod call_counts;
 mod health;
 mod media;
 pub mod numbers;

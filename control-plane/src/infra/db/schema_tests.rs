@@ -241,6 +241,7 @@ fn schema_rs() -> Schema {
         usage_counts,
         ai_counts,
         booking_counts,
+        call_counts,
         node_events,
         commands,
         jobs,
