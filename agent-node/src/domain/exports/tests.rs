@@ -602,3 +602,63 @@ fn the_files_a_contact_sent_are_in_their_export_and_gone_after_erasure() {
         "another contact keeps theirs ({bob} sent none)"
     );
 }
+
+#[test]
+fn a_callers_recordings_and_voicemails_are_in_their_export() {
+    use crate::domain::content::{Author, MediaIn, RECORDING_KIND, VOICEMAIL_KIND};
+    let f = fx();
+    let (conv, _) = f
+        .content
+        .ingest("voice", "+14155550160", None, "agent-1", "[phone call]")
+        .expect("call");
+    let mut names = Vec::new();
+    for (author, kind, body, data) in [
+        (
+            Author::System,
+            RECORDING_KIND,
+            "Call recording (1:05)",
+            b"ID3 CANARY-CALL".to_vec(),
+        ),
+        (
+            Author::Contact,
+            VOICEMAIL_KIND,
+            "Voicemail (0:42)",
+            b"ID3 CANARY-VOICEMAIL".to_vec(),
+        ),
+    ] {
+        let msg = f
+            .content
+            .append_media_once(
+                &conv.id,
+                author,
+                body,
+                &MediaIn {
+                    kind: kind.into(),
+                    content_type: "audio/mpeg",
+                    data: data.clone(),
+                },
+                |_| Ok(true),
+                |_, _| Ok(()),
+            )
+            .expect("store")
+            .expect("new");
+        names.push((format!("media/{kind}-{}.mp3", msg.id), data));
+    }
+    let scope = Scope::Contact(conv.contact_id.clone());
+    let id = f.exports.create(&scope, 3600, "user-1").expect("create");
+    f.exports.run(&id, &scope).expect("run");
+    let (manifest, mut zip) = download(&f, &id);
+    for (name, data) in names {
+        assert!(
+            manifest.files.iter().any(|m| m.name == name),
+            "{name}: {:?}",
+            manifest.files
+        );
+        let mut got = Vec::new();
+        zip.by_name(&name)
+            .expect("file")
+            .read_to_end(&mut got)
+            .expect("read");
+        assert_eq!(got, data);
+    }
+}
