@@ -2,8 +2,10 @@
 //! SID and auth token on the CP, which checks them with a fake Twilio and seals both to
 //! the node; an SMS webhook signed by this test's own code (Twilio's scheme, written here
 //! with `ring`) is answered by the node from its knowledge base through the fake Messages
-//! API; unsigned or wrongly signed ones are refused. Neither the customer's words, nor
-//! their number, nor the token reach the CP.
+//! API; unsigned or wrongly signed ones are refused. A call's recording is downloaded to
+//! the node and deleted at the fake Twilio, and the CP gets calls and minutes per hour.
+//! Neither the customer's words, nor their number, nor the token, nor the recording reach
+//! the CP.
 
 use crate::agents::{contains, files_under, pg_rows_text};
 use crate::harness::*;
@@ -17,6 +19,10 @@ const TOKEN: &str = "e2e-canary-twilio-token-6d2a";
 const OUR_NUMBER: &str = "+15005550006";
 const CUSTOMER: &str = "+14155559876";
 const QUESTION: &str = "Where can I park my car?";
+
+const RECORDING: &str = "REe2e00000000000000000000000000001";
+const AUDIO_CANARY: &str = "CANARY-E2E-RECORDED-CALL";
+const AUDIO: &[u8] = b"ID3\x04CANARY-E2E-RECORDED-CALL";
 
 const KB: &str = "# Parking\n\nFree parking is available behind the building on Elm Street.\n";
 
@@ -211,8 +217,74 @@ async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
         "answered once"
     );
 
-    // The CP has none of it: words, the customer's number, the token.
-    let canaries = [QUESTION, CUSTOMER, "Elm Street", TOKEN];
+    // A call, recorded: the node downloads the recording, deletes it at Twilio and
+    // reports only calls and minutes per hour to the CP.
+    let rec_path = format!("/2010-04-01/Accounts/{SID}/Recordings/{RECORDING}");
+    Mock::given(method("GET"))
+        .and(path(format!("{rec_path}.mp3")))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(AUDIO))
+        // Before the catch-all 401 of `fake_twilio`.
+        .with_priority(1)
+        .mount(&twilio)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("{rec_path}.json")))
+        .and(header("authorization", basic().as_str()))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&twilio)
+        .await;
+    let call = |route: &'static str, p: Vec<(&'static str, &'static str)>| {
+        let url = format!("{}/channels/twilio/voice{route}", node.base);
+        let signature = twilio_signature(TOKEN, &url, &p);
+        node.client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .body(form(&p))
+            .send()
+    };
+    let base = |status: &'static str| {
+        vec![
+            ("AccountSid", SID),
+            ("CallSid", "CAe2e00000000000000000000000000001"),
+            ("CallStatus", status),
+            ("From", CUSTOMER),
+            ("To", OUR_NUMBER),
+        ]
+    };
+    assert_eq!(call("", base("ringing")).await.unwrap().status(), 200);
+    let mut done = base("completed");
+    done.push(("CallDuration", "65"));
+    assert_eq!(call("/status", done).await.unwrap().status(), 204);
+    let mut recorded = base("completed");
+    recorded.extend([
+        ("RecordingSid", RECORDING),
+        ("RecordingStatus", "completed"),
+        ("RecordingDuration", "65"),
+    ]);
+    assert_eq!(call("/recording", recorded).await.unwrap().status(), 204);
+    assert_eq!(
+        received(&twilio, &format!("{RECORDING}.json")).await.len(),
+        1,
+        "deleted at Twilio"
+    );
+    let calls = wait_for("call counts at the CP", 30, || async {
+        let (_, d) = api.get_json(&format!("/api/v1/workspaces/{ws_id}")).await;
+        let rows = d["call_usage"].as_array()?.clone();
+        let sum = |k: &str| rows.iter().filter_map(|r| r[k].as_i64()).sum::<i64>();
+        (sum("minutes") > 0).then(|| (sum("calls"), sum("minutes"), rows.clone()))
+    })
+    .await;
+    assert_eq!(
+        (calls.0, calls.1),
+        (1, 2),
+        "one call of 65 s: {:?}",
+        calls.2
+    );
+
+    // The CP has none of it: words, the customer's number, the token, the recording.
+    let canaries = [QUESTION, CUSTOMER, "Elm Street", TOKEN, AUDIO_CANARY];
     let node_root = cp.data_dir().join("nodes");
     for f in files_under(&cp.data_dir(), Some(&node_root))
         .iter()
