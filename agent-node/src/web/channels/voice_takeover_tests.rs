@@ -44,10 +44,14 @@ fn redirect_path() -> String {
 /// A kit whose Twilio is `twilio`, with the credentials, a voice agent open around the
 /// clock and a staff number.
 fn configured(twilio: &MockServer) -> Kit {
+    configured_at(&twilio.uri())
+}
+
+fn configured_at(twilio: &str) -> Kit {
     let k = kit(ChannelUrls {
         telegram: "http://127.0.0.1:9".into(),
         graph: "http://127.0.0.1:9".into(),
-        twilio: twilio.uri(),
+        twilio: twilio.to_owned(),
     });
     k.put(SecretKind::TwilioAccountSid, SID);
     k.put(SecretKind::TwilioAuthToken, TOKEN);
@@ -294,4 +298,111 @@ async fn a_refusal_an_outage_or_an_ended_call_is_said_and_changes_nothing() {
         twilio.received_requests().await.expect("requests").len(),
         asked
     );
+}
+
+/// The inbox page of a live call, as a team member with the inbox uses it.
+#[actix_web::test]
+async fn the_inbox_offers_a_live_call_and_says_why_it_could_not_be_taken() {
+    use crate::web::console::tests::{fixture_on, session_with};
+    use crate::web::console::{routes as console_routes, security_headers};
+    let twilio = MockServer::start().await;
+    let k = configured(&twilio);
+    let channels_app = at::init_service(
+        actix_web::App::new()
+            .app_data(web::Data::from(k.channels.clone()))
+            .configure(routes),
+    )
+    .await;
+    twilio_posts!(
+        channels_app,
+        "/channels/twilio/voice",
+        &[("CallStatus", "in-progress")]
+    );
+    let conv = conversation(&k);
+    let f = fixture_on(
+        tempfile::tempdir().expect("tempdir"),
+        k.store.clone(),
+        std::sync::Arc::new(crate::platform::keys::MasterKey::from_bytes([11; 32])),
+    );
+    let app = at::init_service(
+        actix_web::App::new()
+            .app_data(f.data.clone())
+            .app_data(web::Data::from(k.channels.clone()))
+            .wrap(security_headers())
+            .configure(console_routes),
+    )
+    .await;
+    let member = session_with(&f, &["console", "inbox"]);
+    let page = |cookie: actix_web::cookie::Cookie<'static>| {
+        at::TestRequest::get()
+            .uri(&format!("/inbox/{conv}"))
+            .cookie(cookie)
+            .to_request()
+    };
+    let take = |cookie: actix_web::cookie::Cookie<'static>| {
+        at::TestRequest::post()
+            .uri(&format!("/inbox/{conv}/call/takeover"))
+            .insert_header(("origin", "http://acme-dental.localhost:40123"))
+            .cookie(cookie)
+            .to_request()
+    };
+    let body = |r| async move { String::from_utf8_lossy(&at::read_body(r).await).into_owned() };
+
+    let shown = body(at::call_service(&app, page(member.clone())).await).await;
+    assert!(shown.contains("Take this call"), "{shown}");
+    assert!(shown.contains("In progress"), "{shown}");
+
+    // Without the inbox scope: refused.
+    let stranger = session_with(&f, &["console"]);
+    assert_eq!(at::call_service(&app, take(stranger)).await.status(), 403);
+
+    // Twilio says the call is over: said in words, nothing changed.
+    let gone = Mock::given(method("POST"))
+        .and(path(redirect_path()))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "code": 21220, "message": "Call is not in-progress. Cannot redirect.", "status": 400
+        })))
+        .mount_as_scoped(&twilio)
+        .await;
+    let r = at::call_service(&app, take(member.clone())).await;
+    assert_eq!(r.status(), 400);
+    let said = body(r).await;
+    assert!(said.contains("This call has already ended"), "{said}");
+    assert_eq!(status(&k, &conv), ConversationStatus::Open);
+    drop(gone);
+
+    // Twilio accepts: back to the page, which says the call is with the team and offers
+    // neither the call nor a hand back.
+    Mock::given(method("POST"))
+        .and(path(redirect_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "sid": CALL, "status": "in-progress"
+        })))
+        .mount(&twilio)
+        .await;
+    let r = at::call_service(&app, take(member.clone())).await;
+    assert_eq!(r.status(), 303);
+    let shown = body(at::call_service(&app, page(member.clone())).await).await;
+    assert!(shown.contains(r#"id="call-taken""#), "{shown}");
+    assert!(shown.contains("cannot be handed back"), "{shown}");
+    assert!(!shown.contains("Take this call"), "{shown}");
+    assert!(!shown.contains("Hand back to the assistant"), "{shown}");
+}
+
+#[actix_web::test]
+async fn a_twilio_nobody_answers_for_is_said_and_the_assistant_keeps_the_call() {
+    // Nothing listens on the discard port.
+    let k = configured_at("http://127.0.0.1:9");
+    let app = at::init_service(
+        actix_web::App::new()
+            .app_data(web::Data::from(k.channels.clone()))
+            .configure(routes),
+    )
+    .await;
+    twilio_posts!(app, "/channels/twilio/voice", &[("CallStatus", "ringing")]);
+    let conv = conversation(&k);
+    let r = k.channels.take_over_call(&conv, "u-staff").await;
+    assert!(matches!(r, Err(TakeoverError::Unreachable)), "{r:?}");
+    assert_eq!(status(&k, &conv), ConversationStatus::Open);
+    assert!(call_states(&k.store, &conv).expect("calls")[0].live);
 }
