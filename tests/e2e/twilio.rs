@@ -2,10 +2,13 @@
 //! SID and auth token on the CP, which checks them with a fake Twilio and seals both to
 //! the node; an SMS webhook signed by this test's own code (Twilio's scheme, written here
 //! with `ring`) is answered by the node from its knowledge base through the fake Messages
-//! API; unsigned or wrongly signed ones are refused. Neither the customer's words, nor
-//! their number, nor the token reach the CP.
+//! API; unsigned or wrongly signed ones are refused. A phone call is played the same way
+//! through its TwiML steps (greeting, a speech turn answered from the knowledge base, a
+//! transfer to the staff number set in the node's console, the end) and shows up in the
+//! console's inbox. Neither the customer's words, nor their number, nor the token reach
+//! the CP.
 
-use crate::agents::{contains, files_under, pg_rows_text};
+use crate::agents::{contains, conversation_ids, files_under, pg_rows_text};
 use crate::harness::*;
 use base64::Engine as _;
 use std::time::Duration;
@@ -17,6 +20,9 @@ const TOKEN: &str = "e2e-canary-twilio-token-6d2a";
 const OUR_NUMBER: &str = "+15005550006";
 const CUSTOMER: &str = "+14155559876";
 const QUESTION: &str = "Where can I park my car?";
+const CALLER: &str = "+14155550123";
+const STAFF: &str = "+14155550100";
+const CALL_SID: &str = "CAe2e00000000000000000000000000001";
 
 const KB: &str = "# Parking\n\nFree parking is available behind the building on Elm Street.\n";
 
@@ -79,31 +85,119 @@ async fn received(server: &MockServer, suffix: &str) -> Vec<Request> {
         .collect()
 }
 
+/// A CP whose node has a retrieval agent with the parking document; the Twilio credential
+/// is not saved yet.
+struct TwilioNode {
+    twilio: MockServer,
+    cp: Cp,
+    browser: Browser,
+    ws_id: String,
+    node: NodeConsole,
+}
+
+impl TwilioNode {
+    async fn start() -> TwilioNode {
+        let twilio = fake_twilio().await;
+        let cp = Cp::start_with(Opts {
+            env: vec![
+                ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
+                ("OUTPOST_TWILIO_API_BASE", twilio.uri()),
+                // The local provisioner's nodes inherit it.
+                ("OUTPOST_NODE_TWILIO_API_BASE", twilio.uri()),
+            ],
+            ..Opts::default()
+        });
+        let (browser, api, ws_id, node) =
+            workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
+        create_agent(
+            &api,
+            &node,
+            &ws_id,
+            crate::agents::agent_body("Ava", "retrieval", "", ""),
+        )
+        .await;
+        let r = node.upload("/kb/upload", "clinic.md", KB.as_bytes()).await;
+        assert_eq!(r.status(), 303, "upload accepted");
+        TwilioNode {
+            twilio,
+            cp,
+            browser,
+            ws_id,
+            node,
+        }
+    }
+
+    fn secrets_page(&self) -> String {
+        format!("/workspaces/{}/secrets", self.ws_id)
+    }
+
+    /// Saves the Account SID and auth token on the CP, which checks them with the fake.
+    async fn save_credential(&self) {
+        let r = self
+            .browser
+            .post_csrf(
+                &self.secrets_page(),
+                &[
+                    ("kind", "twilio_auth_token"),
+                    ("value", TOKEN),
+                    ("account_sid", SID),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 303, "accepted: back to the page");
+    }
+
+    /// Posts a webhook to the node as Twilio would, signed with `token` (unsigned if
+    /// `None`).
+    async fn post(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let url = format!("{}{path}", self.node.base);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let mut req = self
+            .node
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(token) = token {
+            req = req.header("x-twilio-signature", twilio_signature(token, &url, params));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Asserts that none of `canaries` is in the CP's files, log or tables.
+    fn assert_cp_has_none(&self, canaries: &[&str]) {
+        let cp = &self.cp;
+        let node_root = cp.data_dir().join("nodes");
+        for f in files_under(&cp.data_dir(), Some(&node_root))
+            .iter()
+            .chain([cp.log_path()].iter())
+        {
+            let bytes = std::fs::read(f).unwrap();
+            for c in canaries {
+                assert!(!contains(&bytes, c), "{c:?} in CP file {}", f.display());
+            }
+        }
+        if cp.db_url.starts_with("postgres") {
+            let rows = pg_rows_text(cp);
+            for c in canaries {
+                assert!(!rows.contains(c), "{c:?} in a CP table");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
-    let twilio = fake_twilio().await;
-    let cp = Cp::start_with(Opts {
-        env: vec![
-            ("OUTPOST_ALLOW_LOCAL_PROVIDERS", "true".into()),
-            ("OUTPOST_TWILIO_API_BASE", twilio.uri()),
-            // The local provisioner's nodes inherit it.
-            ("OUTPOST_NODE_TWILIO_API_BASE", twilio.uri()),
-        ],
-        ..Opts::default()
-    });
-    let (browser, api, ws_id, node) =
-        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
-    create_agent(
-        &api,
-        &node,
-        &ws_id,
-        crate::agents::agent_body("Ava", "retrieval", "", ""),
-    )
-    .await;
-    let r = node.upload("/kb/upload", "clinic.md", KB.as_bytes()).await;
-    assert_eq!(r.status(), 303, "upload accepted");
-
-    let page = format!("/workspaces/{ws_id}/secrets");
+    let t = TwilioNode::start().await;
+    let (browser, twilio) = (&t.browser, &t.twilio);
+    let page = t.secrets_page();
     // A wrong token is refused in words; without the SID nothing can be checked.
     let r = browser
         .post_csrf(
@@ -126,19 +220,8 @@ async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
         .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("Account SID"));
-    let r = browser
-        .post_csrf(
-            &page,
-            &[
-                ("kind", "twilio_auth_token"),
-                ("value", TOKEN),
-                ("account_sid", SID),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 303, "accepted: back to the page");
+    t.save_credential().await;
 
-    let webhook = format!("{}/channels/twilio/sms", node.base);
     let params = [
         ("AccountSid", SID),
         ("Body", QUESTION),
@@ -147,30 +230,14 @@ async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
         ("NumMedia", "0"),
         ("To", OUR_NUMBER),
     ];
-    let form = |p: &[(&str, &str)]| {
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(p.iter())
-            .finish()
-    };
-    let post = |signature: Option<String>, body: String| {
-        let mut req = node
-            .client
-            .post(&webhook)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        if let Some(s) = signature {
-            req = req.header("x-twilio-signature", s);
-        }
-        req.send()
-    };
-    let signature = twilio_signature(TOKEN, &webhook, &params);
+    const SMS: &str = "/channels/twilio/sms";
     wait_for("the Twilio credentials on the node", 30, || async {
-        let r = post(Some(signature.clone()), form(&params)).await.unwrap();
+        let r = t.post(SMS, &params, Some(TOKEN)).await;
         (r.status() == 200).then_some(())
     })
     .await;
     let sent = wait_for("the SMS answer", 60, || async {
-        received(&twilio, "/Messages.json").await.into_iter().next()
+        received(twilio, "/Messages.json").await.into_iter().next()
     })
     .await;
     let reply: Vec<(String, String)> = url::form_urlencoded::parse(&sent.body)
@@ -190,43 +257,137 @@ async fn an_sms_customer_is_answered_by_the_node_and_the_cp_sees_none_of_it() {
     // Forged: unsigned, or signed with another token → 403, nothing stored or sent.
     let mut forged = params;
     forged[3].1 = "SMe2e00000000000000000000000000002";
-    assert_eq!(post(None, form(&forged)).await.unwrap().status(), 403);
-    let wrong = twilio_signature("not-the-token", &webhook, &forged);
+    assert_eq!(t.post(SMS, &forged, None).await.status(), 403);
     assert_eq!(
-        post(Some(wrong), form(&forged)).await.unwrap().status(),
+        t.post(SMS, &forged, Some("not-the-token")).await.status(),
         403
     );
     // Twilio retries the first: answered once.
-    assert_eq!(
-        post(Some(signature.clone()), form(&params))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.post(SMS, &params, Some(TOKEN)).await.status(), 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        received(&twilio, "/Messages.json").await.len(),
+        received(twilio, "/Messages.json").await.len(),
         1,
         "answered once"
     );
 
     // The CP has none of it: words, the customer's number, the token.
-    let canaries = [QUESTION, CUSTOMER, "Elm Street", TOKEN];
-    let node_root = cp.data_dir().join("nodes");
-    for f in files_under(&cp.data_dir(), Some(&node_root))
-        .iter()
-        .chain([cp.log_path()].iter())
-    {
-        let bytes = std::fs::read(f).unwrap();
-        for c in canaries {
-            assert!(!contains(&bytes, c), "{c:?} in CP file {}", f.display());
+    t.assert_cp_has_none(&[QUESTION, CUSTOMER, "Elm Street", TOKEN]);
+}
+
+#[tokio::test]
+async fn a_phone_call_is_answered_transferred_and_logged_on_the_node_only() {
+    let t = TwilioNode::start().await;
+    t.save_credential().await;
+    // The owner sets where calls are transferred, in the node's console.
+    let r = t
+        .node
+        .post(
+            "/settings/voice",
+            &[("transfer_number", STAFF), ("voice", "Polly.Joanna")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "voice settings saved");
+
+    let call = |status: &'static str| {
+        vec![
+            ("AccountSid", SID),
+            ("CallSid", CALL_SID),
+            ("CallStatus", status),
+            ("Direction", "inbound"),
+            ("From", CALLER),
+            ("To", OUR_NUMBER),
+        ]
+    };
+    // The call comes in: greeted, then listened to.
+    let greeting = wait_for("the Twilio credentials on the node", 30, || async {
+        let r = t
+            .post("/channels/twilio/voice", &call("ringing"), Some(TOKEN))
+            .await;
+        if r.status() != 200 {
+            return None;
         }
+        Some(r.text().await.unwrap())
+    })
+    .await;
+    assert!(
+        greeting.contains("Hello! Ask me anything about Acme Dental."),
+        "{greeting}"
+    );
+    assert!(greeting.contains(r#"<Gather input="speech""#), "{greeting}");
+    assert!(
+        greeting.contains(&format!(
+            "{}/channels/twilio/voice/gather?turn=1",
+            t.node.base
+        )),
+        "{greeting}"
+    );
+    // A forged step is refused.
+    let forged = t
+        .post(
+            "/channels/twilio/voice",
+            &call("ringing"),
+            Some("not-the-token"),
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+
+    // A speech turn is answered from the knowledge base.
+    let mut turn = call("in-progress");
+    turn.push(("SpeechResult", QUESTION));
+    let r = t
+        .post("/channels/twilio/voice/gather?turn=1", &turn, Some(TOKEN))
+        .await;
+    assert_eq!(r.status(), 200);
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("Elm Street"), "{answer}");
+    assert!(answer.contains(r#"voice="Polly.Joanna""#), "{answer}");
+    assert!(answer.contains("gather?turn=2"), "{answer}");
+
+    // Asking for a person: the staff number is dialled.
+    let mut turn = call("in-progress");
+    turn.push(("SpeechResult", "Can I talk to a person please"));
+    let r = t
+        .post("/channels/twilio/voice/gather?turn=2", &turn, Some(TOKEN))
+        .await;
+    let transfer = r.text().await.unwrap();
+    assert!(
+        transfer.contains(&format!(r#"<Dial timeout="25">{STAFF}</Dial>"#)),
+        "{transfer}"
+    );
+    assert!(!transfer.contains("<Gather"), "{transfer}");
+
+    // The call ends.
+    let mut done = call("completed");
+    done.push(("CallDuration", "42"));
+    let r = t
+        .post("/channels/twilio/voice/status", &done, Some(TOKEN))
+        .await;
+    assert_eq!(r.status(), 204);
+
+    // The console's inbox shows the call: its turns and its duration.
+    let ids = conversation_ids(&t.node).await;
+    assert_eq!(ids.len(), 1, "one conversation: {ids:?}");
+    let page = t
+        .node
+        .get(&format!("/inbox/{}", ids[0]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        QUESTION,
+        "Elm Street",
+        "Call transferred to the team.",
+        "42 s",
+        "Ended",
+    ] {
+        assert!(
+            page.contains(shown),
+            "{shown:?} not in the conversation: {page}"
+        );
     }
-    if cp.db_url.starts_with("postgres") {
-        let rows = pg_rows_text(&cp);
-        for c in canaries {
-            assert!(!rows.contains(c), "{c:?} in a CP table");
-        }
-    }
+    assert!(!page.contains("Take this call"), "the call is over");
+
+    t.assert_cp_has_none(&[QUESTION, CALLER, "Elm Street", TOKEN, CALL_SID]);
 }

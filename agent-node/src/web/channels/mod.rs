@@ -27,6 +27,7 @@ pub mod numbers;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
+pub mod voice_takeover;
 pub mod wa_templates;
 pub mod whatsapp;
 
