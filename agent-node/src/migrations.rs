@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::appointments::STAFF_SERVICES_SCHEMA,
     crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
     crate::domain::appointments::COUNTS_SCHEMA,
+    crate::web::channels::voice_takeover::SCHEMA,
     crate::web::channels::recording::SCHEMA,
     crate::web::channels::call_counts::SCHEMA,
 ];

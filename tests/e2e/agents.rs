@@ -30,7 +30,7 @@ pub fn agent_body(name: &str, provider: &str, model: &str, base_url: &str) -> se
 }
 
 /// The conversation ids linked from the inbox page.
-async fn conversation_ids(node: &NodeConsole) -> Vec<String> {
+pub async fn conversation_ids(node: &NodeConsole) -> Vec<String> {
     let page = node.get("/inbox?status=all").await.text().await.unwrap();
     let mut ids = vec![];
     for part in page.split("/inbox/").skip(1) {

@@ -29,6 +29,7 @@ pub mod recording;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
+pub mod voice_takeover;
 pub mod wa_templates;
 pub mod whatsapp;
 

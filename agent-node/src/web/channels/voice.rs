@@ -69,7 +69,7 @@ impl VoiceSettings {
 }
 
 /// Escapes text for an XML element or attribute.
-fn xml(s: &str) -> String {
+pub(super) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
@@ -325,6 +325,9 @@ pub(super) async fn incoming(
         tracing::error!(error = %e, "storing a call failed");
         return HttpResponse::InternalServerError().finish();
     }
+    if let Err(e) = super::voice_takeover::remember_live_call(&ch.store, call) {
+        tracing::error!(error = %e, "keeping the live call failed");
+    }
     tracing::info!("call answered");
     let mut t = Twiml::new(&agent, &settings, &ch.public_url);
     let greeting = if agent.greeting.trim().is_empty() {
@@ -518,6 +521,7 @@ pub(super) async fn status(
     let duration = p.get("CallDuration").and_then(|d| d.parse::<i64>().ok());
     let hash = hash_id(VOICE, call);
     let this = ch.clone();
+    let sid = call.to_owned();
     let r = blocking(move || {
         this.store.with(|c| {
             c.execute(
@@ -528,7 +532,8 @@ pub(super) async fn status(
                 params![hash, status, duration, store::now()],
             )?;
             Ok(())
-        })
+        })?;
+        super::voice_takeover::forget_ended_call(&this.store, &sid)
     })
     .await;
     match r {

@@ -105,6 +105,7 @@ pub const ROUTES: &[Route] = &[
     post("/inbox/{id}/reply", INBOX),
     post("/inbox/{id}/template", INBOX),
     post("/inbox/{id}/takeover", INBOX),
+    post("/inbox/{id}/call/takeover", INBOX),
     post("/inbox/{id}/handback", INBOX),
     post("/inbox/{id}/close", INBOX),
     // contacts.rs: the CRM

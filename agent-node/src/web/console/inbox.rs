@@ -18,6 +18,8 @@ use crate::web::channels::{recording, wa_templates};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+mod calls;
+
 /// Longest reply accepted, characters.
 pub const MAX_REPLY_CHARS: usize = 4000;
 /// Conversations shown in the list.
@@ -35,6 +37,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox/{id}/reply", web::post().to(reply))
         .route("/inbox/{id}/template", web::post().to(template_reply))
         .route("/inbox/{id}/takeover", web::post().to(takeover))
+        .route(
+            "/inbox/{id}/call/takeover",
+            web::post().to(calls::take_call),
+        )
         .route("/inbox/{id}/handback", web::post().to(handback))
         .route("/inbox/{id}/close", web::post().to(close));
 }
@@ -238,6 +244,8 @@ struct ConversationPage {
     templates: Vec<TemplateOption>,
     chosen: Option<ChosenTemplate>,
     max_variable: usize,
+    /// A phone conversation's calls.
+    calls: calls::Calls,
 }
 
 /// A template in the picker.
@@ -368,6 +376,7 @@ pub async fn conversation(
             selected: Some(t.key().as_str()) == picked,
         })
         .collect();
+    let calls = calls::calls(state.store.clone(), id.clone()).await?;
     let store = state.store.clone();
     let (conv, contact, messages, media, pending) = web::block(move || {
         let conv = content
@@ -406,6 +415,7 @@ pub async fn conversation(
         templates,
         chosen,
         max_variable: wa_templates::MAX_VARIABLE_CHARS,
+        calls,
         id: conv.id,
         contact_id: conv.contact_id,
         channel: conv.channel,

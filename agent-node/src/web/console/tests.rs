@@ -12,6 +12,15 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join("node.db")).expect("db"));
+    fixture_on(dir, store, Arc::new(MasterKey::from_bytes([7; 32])))
+}
+
+/// A console over an existing node database (a channels test kit's, say).
+pub(crate) fn fixture_on(
+    dir: tempfile::TempDir,
+    store: Arc<Store>,
+    master: Arc<MasterKey>,
+) -> Fixture {
     let (signer, _) = CapabilitySigner::generate().expect("signer");
     let state = NodeState {
         node_id: NodeId::new_random(),
@@ -29,7 +38,6 @@ pub(crate) fn fixture() -> Fixture {
         enrolled_at: 1_700_000_000,
         renew_at: 0,
     };
-    let master = Arc::new(MasterKey::from_bytes([7; 32]));
     let data =
         web::Data::new(ConsoleState::new(store, master, &state, Instant::now()).expect("state"));
     Fixture {
