@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::domain::appointments::STAFF_SERVICES_SCHEMA,
     crate::domain::webhooks::APPOINTMENT_EVENTS_SCHEMA,
     crate::domain::appointments::COUNTS_SCHEMA,
+    crate::domain::content::FOLLOWUP_TEMPLATES_SCHEMA,
 ];
 
 impl Store {

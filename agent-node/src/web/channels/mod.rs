@@ -171,7 +171,10 @@ impl Channels {
         public_url: &str,
     ) -> anyhow::Result<Self> {
         let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
-        runtime.set_followup_gate(wa_templates::followup_gate(store.clone()));
+        runtime.set_followup_gate(wa_templates::followup_gate(
+            store.clone(),
+            runtime.content().clone(),
+        ));
         Ok(Self {
             health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,

@@ -16,8 +16,9 @@
 //! WhatsApp accepts outside the window.
 
 use super::{Channels, SendError};
-use crate::domain::content::{Author, Content, ContentError, Message};
+use crate::domain::content::{Author, Content, ContentError, Followup, Message};
 use crate::domain::secrets::SecretKind;
+use crate::engine::followup_gate::{FollowupGate, Gate};
 use crate::platform::store::{self, Store};
 use rusqlite::{params, OptionalExtension as _};
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,15 @@ pub fn cached_templates(store: &Store) -> Vec<Template> {
         .unwrap_or_default()
 }
 
+/// Replaces the cached templates (tests of the pages that offer them).
+#[cfg(test)]
+pub(crate) fn cache_templates(store: &Store, templates: &[Template]) {
+    let json = serde_json::to_string(templates).expect("json");
+    store
+        .with(|c| Store::set_meta(c, TEMPLATES_KEY, &json))
+        .expect("cached");
+}
+
 /// Whether WhatsApp still takes free-form messages in this conversation (its customer
 /// wrote in the last 24 hours). `true` for conversations of other channels.
 pub fn window_open(store: &Store, conversation_id: &str) -> bool {
@@ -176,16 +186,139 @@ pub fn window_open(store: &Store, conversation_id: &str) -> bool {
     last.is_none_or(|at| store::now() - at <= super::whatsapp::WINDOW_SECS)
 }
 
+/// What a follow-up's template variables may hold besides plain text, filled on the node
+/// from the contact when the follow-up is sent.
+pub const PLACEHOLDERS: [&str; 2] = ["{{contact.first_name}}", "{{contact.name}}"];
+
+/// The template a follow-up message carries: sent in its place when it is due outside
+/// the 24-hour window (sealed JSON in `followup_templates`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowupTemplate {
+    /// The template's name on Meta.
+    pub name: String,
+    /// Its language code.
+    pub language: String,
+    /// The body variables, possibly with [`PLACEHOLDERS`].
+    pub body: Vec<String>,
+}
+
+/// Checks a template chosen for a follow-up (`key` = `name:language`, one of the cached
+/// templates) and its variables; the JSON to store with the follow-up, or what is wrong
+/// in words.
+pub fn followup_template_json(
+    store: &Store,
+    key: &str,
+    values: Vec<String>,
+) -> Result<String, String> {
+    let template = cached_templates(store)
+        .into_iter()
+        .find(|t| t.key() == key)
+        .ok_or("Choose one of the approved templates.")?;
+    check_values(&template, &values)?;
+    for (n, v) in values.iter().enumerate() {
+        let rest = PLACEHOLDERS.iter().fold(v.clone(), |v, p| v.replace(p, ""));
+        if rest.contains("{{") {
+            return Err(format!(
+                "Variable {} holds a placeholder the node does not know; use {}.",
+                n + 1,
+                PLACEHOLDERS.join(" or ")
+            ));
+        }
+    }
+    serde_json::to_string(&FollowupTemplate {
+        name: template.name,
+        language: template.language,
+        body: values,
+    })
+    .map_err(|_| "The template could not be stored.".to_owned())
+}
+
+/// Checks the variables for `template`: one per variable, none empty or too long.
+fn check_values(template: &Template, values: &[String]) -> Result<(), String> {
+    if values.len() != template.variables {
+        return Err("Fill in every variable of the template.".into());
+    }
+    for (n, v) in values.iter().enumerate() {
+        if v.trim().is_empty() {
+            return Err(format!("Fill in variable {} of the template.", n + 1));
+        }
+        if v.chars().count() > MAX_VARIABLE_CHARS {
+            return Err(format!(
+                "A variable can be at most {MAX_VARIABLE_CHARS} characters."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `value` with the [`PLACEHOLDERS`] filled from the contact's name; `None` if it needs
+/// a name the contact does not have.
+fn fill(value: &str, name: Option<&str>) -> Option<String> {
+    if !PLACEHOLDERS.iter().any(|p| value.contains(p)) {
+        return Some(value.to_owned());
+    }
+    let name = name.map(str::trim).filter(|n| !n.is_empty())?;
+    let first = name.split_whitespace().next()?;
+    Some(
+        value
+            .replace("{{contact.first_name}}", first)
+            .replace("{{contact.name}}", name),
+    )
+}
+
 /// The note a held follow-up leaves in its conversation.
 pub const HELD_NOTE: &str = "A follow-up message is held: WhatsApp delivers it only within 24 \
      hours of the customer's last message. It will be sent when the customer writes again; to \
      reach them sooner, send a template from this conversation.";
 
-/// The follow-up gate of the channels: a follow-up due in a WhatsApp conversation whose
-/// 24-hour window has closed is held (see [`crate::engine::followup_gate::FollowupGate`]).
-pub fn followup_gate(store: std::sync::Arc<Store>) -> crate::engine::followup_gate::FollowupGate {
-    std::sync::Arc::new(move |conversation_id: &str| {
-        (!window_open(&store, conversation_id)).then_some(HELD_NOTE)
+/// The note of a follow-up whose template needs the contact's name, which is unknown.
+pub const NO_NAME_NOTE: &str = "A follow-up message is held: the customer last wrote more \
+     than 24 hours ago and its template needs the contact's name, which is not known. Give \
+     the contact a name on their page, or send a template from this conversation.";
+
+/// The note of a follow-up whose template is no longer approved or has changed.
+fn template_gone_note(name: &str) -> String {
+    format!(
+        "A follow-up message is held: the customer last wrote more than 24 hours ago and its \
+         template \"{name}\" is no longer approved or has changed. It will be sent when the \
+         customer writes again; to reach them sooner, send a template from this conversation."
+    )
+}
+
+/// The follow-up gate of the channels (see
+/// [`crate::engine::followup_gate::FollowupGate`]): a follow-up due in a WhatsApp
+/// conversation whose 24-hour window has closed is sent as the template it carries,
+/// its placeholders filled from the contact, or else held with a note.
+pub fn followup_gate(store: std::sync::Arc<Store>, content: Content) -> FollowupGate {
+    std::sync::Arc::new(move |f: &Followup, conversation_id: &str| {
+        if window_open(&store, conversation_id) {
+            return Ok(Gate::Open);
+        }
+        let Some(json) = content.followup_template(&f.id)? else {
+            return Ok(Gate::Hold(HELD_NOTE.into()));
+        };
+        let choice: FollowupTemplate =
+            serde_json::from_str(&json).map_err(|_| ContentError::Crypto)?;
+        let Some(template) = cached_templates(&store)
+            .into_iter()
+            .find(|t| t.name == choice.name && t.language == choice.language)
+        else {
+            return Ok(Gate::Hold(template_gone_note(&choice.name)));
+        };
+        let name = content.contact(&f.contact_id)?.and_then(|c| c.name);
+        let Some(values) = choice
+            .body
+            .iter()
+            .map(|v| fill(v, name.as_deref()))
+            .collect::<Option<Vec<String>>>()
+        else {
+            return Ok(Gate::Hold(NO_NAME_NOTE.into()));
+        };
+        match queue_template_reply(&content, conversation_id, &template, &values) {
+            Ok(_) => Ok(Gate::Sent),
+            Err(ContentError::Invalid(_)) => Ok(Gate::Hold(template_gone_note(&choice.name))),
+            Err(e) => Err(e),
+        }
     })
 }
 
@@ -197,7 +330,7 @@ pub fn queue_template_reply(
     template: &Template,
     params: &[String],
 ) -> Result<Message, ContentError> {
-    if params.len() != template.variables {
+    if check_values(template, params).is_err() {
         return Err(ContentError::Invalid(
             "fill in every variable of the template",
         ));

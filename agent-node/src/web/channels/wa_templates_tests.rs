@@ -281,3 +281,227 @@ async fn a_follow_up_due_outside_the_window_is_held_with_a_note_until_the_custom
         b["text"]["body"] == "How did the visit go?"
     }));
 }
+
+/// A WhatsApp conversation whose window closed 25 hours ago, templates listed; returns
+/// (conversation id, contact id).
+async fn closed_window(k: &Kit, server: &MockServer, wamid: &str) -> (String, String) {
+    webhook(k, wamid, "What are your opening hours?").await;
+    deliver_until(&k.channels, server, "/messages", 1).await;
+    k.channels
+        .refresh_whatsapp_templates()
+        .await
+        .expect("listed");
+    k.store
+        .with(|c| {
+            c.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - 90000",
+                [],
+            )?;
+            Ok(
+                c.query_row("SELECT id, contact_id FROM conversations", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .expect("conversation")
+}
+
+#[tokio::test]
+async fn a_follow_up_due_outside_the_window_goes_out_as_its_template_with_the_name_filled_in() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, contact) = closed_window(&k, &server, "wamid.FT1").await;
+    let json = followup_template_json(
+        &k.store,
+        "appointment_reminder:en_US",
+        vec![
+            "{{contact.first_name}}".into(),
+            "Friday CANARY-FU-77".into(),
+        ],
+    )
+    .expect("valid");
+    let runtime = &k.channels.runtime;
+    let content = runtime.content();
+    let now = crate::platform::store::now();
+    let fid = content
+        .add_followup_with_template(
+            &contact,
+            FollowupKind::Message,
+            now - 5,
+            "See you Friday!",
+            "u1",
+            Some(&json),
+        )
+        .expect("follow-up");
+    assert!(!contains(&k.db_bytes(), "CANARY-FU-77"), "sealed");
+
+    assert_eq!(runtime.send_due_followups(now).expect("due"), (1, 0));
+    let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16315551181",
+            "type": "template",
+            "template": {
+                "name": "appointment_reminder",
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": "Kerry"},
+                    {"type": "text", "text": "Friday CANARY-FU-77"}
+                ]}]
+            }
+        })
+    );
+    let status = content
+        .followups(&contact, 10)
+        .expect("followups")
+        .into_iter()
+        .find(|f| f.id == fid)
+        .expect("followup")
+        .status;
+    assert_eq!(status, FollowupStatus::Sent);
+    let last = content.recent_messages(&conv, 1).expect("messages");
+    assert_eq!(
+        (last[0].author, last[0].body.as_str()),
+        (
+            Author::Human,
+            "Hi Kerry, your appointment is on Friday CANARY-FU-77."
+        ),
+        "the inbox shows what the customer got"
+    );
+    runtime.send_due_followups(now).expect("again");
+    k.channels.deliver_pending(&[]).await.expect("deliver");
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        3,
+        "the list, the answer and one template: sent once"
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_whose_template_cannot_be_filled_or_is_gone_is_held_with_a_note_saying_why() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, contact) = closed_window(&k, &server, "wamid.FT2").await;
+    let content = k.channels.runtime.content();
+    // The contact has no name, and the template names them.
+    content
+        .update_contact(
+            &contact,
+            crate::domain::content::ContactUpdate {
+                name: Some(String::new()),
+                email: None,
+                phone: None,
+                stage: None,
+                score: None,
+                tags: None,
+            },
+            "u1",
+        )
+        .expect("name removed");
+    let now = crate::platform::store::now();
+    let add = |values: Vec<String>, key: &str| {
+        let json = followup_template_json(&k.store, key, values).expect("valid");
+        content
+            .add_followup_with_template(
+                &contact,
+                FollowupKind::Message,
+                now - 5,
+                "See you",
+                "u1",
+                Some(&json),
+            )
+            .expect("follow-up")
+    };
+    let nameless = add(
+        vec!["{{contact.name}}".into(), "Friday".into()],
+        "appointment_reminder:en_US",
+    );
+    let gone = add(vec![], "hello_again:en_US");
+    // hello_again is withdrawn at Meta before the follow-up is due.
+    let mut left = cached_templates(&k.store);
+    left.retain(|t| t.name != "hello_again");
+    k.store
+        .with(|c| Store::set_meta(c, TEMPLATES_KEY, &serde_json::to_string(&left).expect("j")))
+        .expect("cache");
+
+    assert_eq!(
+        k.channels.runtime.send_due_followups(now).expect("due"),
+        (0, 0)
+    );
+    k.channels.deliver_pending(&[]).await.expect("deliver");
+    let notes: Vec<String> = content
+        .recent_messages(&conv, 10)
+        .expect("messages")
+        .into_iter()
+        .filter(|m| m.author == Author::System)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().any(|n| n == NO_NAME_NOTE), "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("\"hello_again\" is no longer approved")),
+        "{notes:?}"
+    );
+    let statuses: Vec<FollowupStatus> = content
+        .followups(&contact, 10)
+        .expect("followups")
+        .into_iter()
+        .filter(|f| f.id == nameless || f.id == gone)
+        .map(|f| f.status)
+        .collect();
+    assert_eq!(statuses, [FollowupStatus::Pending; 2]);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        2,
+        "nothing sent past the list and the first answer"
+    );
+}
+
+#[test]
+fn a_follow_up_template_is_refused_in_words_when_its_values_are_wrong() {
+    let k = super::super::testkit::whatsapp_kit("http://127.0.0.1:9");
+    let cache = |templates: &serde_json::Value| {
+        let list: TemplateList = serde_json::from_value(templates.clone()).expect("list");
+        let usable: Vec<Template> = list.data.into_iter().filter_map(usable).collect();
+        k.store
+            .with(|c| {
+                Store::set_meta(
+                    c,
+                    TEMPLATES_KEY,
+                    &serde_json::to_string(&usable).expect("j"),
+                )
+            })
+            .expect("cache");
+    };
+    cache(&template_list());
+    let key = "appointment_reminder:en_US";
+    let err = |values: Vec<&str>, key: &str| {
+        followup_template_json(
+            &k.store,
+            key,
+            values.into_iter().map(String::from).collect(),
+        )
+        .expect_err("refused")
+    };
+    assert_eq!(
+        err(vec!["Kerry"], key),
+        "Fill in every variable of the template."
+    );
+    assert_eq!(
+        err(vec!["Kerry", " "], key),
+        "Fill in variable 2 of the template."
+    );
+    assert!(err(vec!["{{contact.email}}", "Friday"], key).contains("placeholder"));
+    assert_eq!(
+        err(vec![], "promo_picture:en_US"),
+        "Choose one of the approved templates."
+    );
+}

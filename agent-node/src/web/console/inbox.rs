@@ -235,17 +235,41 @@ struct ConversationPage {
 }
 
 /// A template in the picker.
-struct TemplateOption {
-    key: String,
-    label: String,
-    selected: bool,
+pub(super) struct TemplateOption {
+    pub(super) key: String,
+    pub(super) label: String,
+    pub(super) selected: bool,
 }
 
 /// The template picked, with a field per variable.
-struct ChosenTemplate {
-    key: String,
-    body: String,
-    vars: Vec<usize>,
+pub(super) struct ChosenTemplate {
+    pub(super) key: String,
+    pub(super) body: String,
+    pub(super) vars: Vec<usize>,
+}
+
+/// The picker's options and the template picked (`picked` = `name:language`).
+pub(super) fn template_picker(
+    templates: &[wa_templates::Template],
+    picked: Option<&str>,
+) -> (Vec<TemplateOption>, Option<ChosenTemplate>) {
+    let chosen = templates
+        .iter()
+        .find(|t| Some(t.key().as_str()) == picked)
+        .map(|t| ChosenTemplate {
+            key: t.key(),
+            body: t.body.clone(),
+            vars: (1..=t.variables).collect(),
+        });
+    let options = templates
+        .iter()
+        .map(|t| TemplateOption {
+            key: t.key(),
+            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
+            selected: Some(t.key().as_str()) == picked,
+        })
+        .collect();
+    (options, chosen)
 }
 
 /// Query string of a conversation page: the template picked, if any.
@@ -345,23 +369,7 @@ pub async fn conversation(
         (needed, templates)
     })
     .await?;
-    let picked = query.template.as_deref();
-    let chosen = templates
-        .iter()
-        .find(|t| Some(t.key().as_str()) == picked)
-        .map(|t| ChosenTemplate {
-            key: t.key(),
-            body: t.body.clone(),
-            vars: (1..=t.variables).collect(),
-        });
-    let templates = templates
-        .iter()
-        .map(|t| TemplateOption {
-            key: t.key(),
-            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
-            selected: Some(t.key().as_str()) == picked,
-        })
-        .collect();
+    let (templates, chosen) = template_picker(&templates, query.template.as_deref());
     let (conv, contact, messages, media) = web::block(move || {
         let conv = content
             .conversation(&id)?
