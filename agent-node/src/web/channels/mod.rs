@@ -27,6 +27,7 @@ pub mod numbers;
 pub mod telegram;
 pub mod twilio;
 pub mod voice;
+mod wa_followups;
 pub mod wa_templates;
 pub mod whatsapp;
 

@@ -46,7 +46,32 @@ fn template_list() -> serde_json::Value {
              "parameter_format": "NAMED",
              "components": [{"type": "BODY", "text": "Hi {{first_name}}"}]},
             {"name": "refused_one", "language": "en_US", "status": "REJECTED", "category": "MARKETING", "id": "5",
-             "components": [{"type": "BODY", "text": "Nope"}]}
+             "components": [{"type": "BODY", "text": "Nope"}]},
+            {"name": "order_shipped", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "6",
+             "parameter_format": "POSITIONAL",
+             "components": [
+                {"type": "HEADER", "format": "DOCUMENT", "example": {"header_handle": ["4::aW1hZ2UvanBlZw==:ARb"]}},
+                {"type": "BODY", "text": "Your order {{1}} is on its way.", "example": {"body_text": [["A-1001"]]}},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Thanks"},
+                    {"type": "URL", "text": "Track it", "url": "https://shop.example/track/{{1}}", "example": ["https://shop.example/track/A-1001"]}
+                ]}
+             ]},
+            {"name": "store_location", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "7",
+             "components": [{"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "We are here."}]},
+            {"name": "two_links", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "8",
+             "components": [
+                {"type": "BODY", "text": "Two links"},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "URL", "text": "A", "url": "https://shop.example/a/{{1}}"},
+                    {"type": "URL", "text": "B", "url": "https://shop.example/b/{{1}}"}
+                ]}
+             ]},
+            {"name": "coupon", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "9",
+             "components": [
+                {"type": "BODY", "text": "Your code"},
+                {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "{{1}}"}]}
+             ]}
         ],
         "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}
     })
@@ -112,8 +137,27 @@ async fn approved_templates_are_listed_for_the_account_a_webhook_named_and_cache
         .collect();
     assert_eq!(
         names,
-        [("hello_again", 0), ("appointment_reminder", 2)],
-        "image headers, named variables and rejected templates are left out"
+        [
+            ("hello_again", 0),
+            ("appointment_reminder", 2),
+            ("promo_picture", 0),
+            ("order_shipped", 1)
+        ],
+        "named variables, location headers, other button variables and rejected templates \
+         are left out"
+    );
+    assert_eq!(listed[2].header, Some(MediaHeader::Image));
+    assert_eq!(listed[3].header, Some(MediaHeader::Document));
+    assert_eq!(
+        listed[3].url_button,
+        Some(UrlButton {
+            index: 1,
+            url: "https://shop.example/track/{{1}}".into()
+        })
+    );
+    assert_eq!(
+        (listed[1].header.as_ref(), listed[1].url_button.as_ref()),
+        (None, None)
     );
     assert_eq!(cached_templates(&k.store), listed);
     assert_eq!(
@@ -150,8 +194,9 @@ async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_ex
         .expect("listed");
     let content = &k.channels.runtime.content();
     let params = vec!["Kerry".to_owned(), "Friday CANARY-VAR-91".to_owned()];
-    assert!(queue_template_reply(content, &conv, &templates[1], &params[..1]).is_err());
-    queue_template_reply(content, &conv, &templates[1], &params).expect("queued");
+    let body_only = |p: &[String]| TemplateValues::body(p);
+    assert!(queue_template_reply(content, &conv, &templates[1], &body_only(&params[..1])).is_err());
+    queue_template_reply(content, &conv, &templates[1], &body_only(&params)).expect("queued");
 
     let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
     let body: serde_json::Value = sent[1].body_json().expect("json");
@@ -184,7 +229,8 @@ async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_ex
     );
 
     // A template without variables has no components; a free-form reply is still refused.
-    queue_template_reply(content, &conv, &templates[0], &[]).expect("queued");
+    queue_template_reply(content, &conv, &templates[0], &TemplateValues::default())
+        .expect("queued");
     content
         .append_message(&conv, Author::Human, "Free text")
         .expect("reply");
@@ -315,10 +361,10 @@ async fn a_follow_up_due_outside_the_window_goes_out_as_its_template_with_the_na
     let json = followup_template_json(
         &k.store,
         "appointment_reminder:en_US",
-        vec![
+        TemplateValues::body(&[
             "{{contact.first_name}}".into(),
             "Friday CANARY-FU-77".into(),
-        ],
+        ]),
     )
     .expect("valid");
     let runtime = &k.channels.runtime;
@@ -406,7 +452,8 @@ async fn a_follow_up_whose_template_cannot_be_filled_or_is_gone_is_held_with_a_n
         .expect("name removed");
     let now = crate::platform::store::now();
     let add = |values: Vec<String>, key: &str| {
-        let json = followup_template_json(&k.store, key, values).expect("valid");
+        let json =
+            followup_template_json(&k.store, key, TemplateValues::body(&values)).expect("valid");
         content
             .add_followup_with_template(
                 &contact,
@@ -487,7 +534,10 @@ fn a_follow_up_template_is_refused_in_words_when_its_values_are_wrong() {
         followup_template_json(
             &k.store,
             key,
-            values.into_iter().map(String::from).collect(),
+            TemplateValues {
+                body: values.into_iter().map(String::from).collect(),
+                ..TemplateValues::default()
+            },
         )
         .expect_err("refused")
     };
@@ -501,7 +551,129 @@ fn a_follow_up_template_is_refused_in_words_when_its_values_are_wrong() {
     );
     assert!(err(vec!["{{contact.email}}", "Friday"], key).contains("placeholder"));
     assert_eq!(
-        err(vec![], "promo_picture:en_US"),
+        err(vec![], "named_params:en_US"),
         "Choose one of the approved templates."
+    );
+}
+
+#[tokio::test]
+async fn a_template_with_a_media_header_and_a_url_button_is_sent_with_the_components_meta_documents(
+) {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, _) = closed_window(&k, &server, "wamid.M1").await;
+    let templates = cached_templates(&k.store);
+    let find = |name: &str| {
+        templates
+            .iter()
+            .find(|t| t.name == name)
+            .expect("listed")
+            .clone()
+    };
+    let (shipped, promo) = (find("order_shipped"), find("promo_picture"));
+    let content = k.channels.runtime.content();
+    let values = TemplateValues {
+        body: vec!["A-1001".into()],
+        header_link: Some("https://shop.example/invoices/A-1001.pdf".into()),
+        button: Some("A-1001".into()),
+    };
+    for bad in [
+        TemplateValues {
+            header_link: None,
+            ..values.clone()
+        },
+        TemplateValues {
+            header_link: Some("https://127.0.0.1/a.pdf".into()),
+            ..values.clone()
+        },
+        TemplateValues {
+            button: None,
+            ..values.clone()
+        },
+        TemplateValues {
+            button: Some("A 1001".into()),
+            ..values.clone()
+        },
+    ] {
+        assert!(shipped.check(&bad).is_err(), "{bad:?}");
+        assert!(queue_template_reply(content, &conv, &shipped, &bad).is_err());
+    }
+    queue_template_reply(content, &conv, &shipped, &values).expect("queued");
+    queue_template_reply(
+        content,
+        &conv,
+        &promo,
+        &TemplateValues {
+            header_link: Some("https://shop.example/summer.jpg".into()),
+            ..TemplateValues::default()
+        },
+    )
+    .expect("queued");
+
+    let sent = deliver_until(&k.channels, &server, "/messages", 3).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16315551181",
+            "type": "template",
+            "template": {
+                "name": "order_shipped",
+                "language": {"code": "en_US"},
+                "components": [
+                    {"type": "header", "parameters": [
+                        {"type": "document", "document": {"link": "https://shop.example/invoices/A-1001.pdf"}}
+                    ]},
+                    {"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]},
+                    {"type": "button", "sub_type": "url", "index": "1", "parameters": [
+                        {"type": "text", "text": "A-1001"}
+                    ]}
+                ]
+            }
+        })
+    );
+    let body: serde_json::Value = sent[2].body_json().expect("json");
+    assert_eq!(
+        body["template"]["components"],
+        serde_json::json!([{"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://shop.example/summer.jpg"}}
+        ]}])
+    );
+}
+
+#[tokio::test]
+async fn a_template_send_queued_before_headers_were_offered_is_still_sent() {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, _) = closed_window(&k, &server, "wamid.M2").await;
+    // What the previous version sealed: the body variables alone.
+    k.channels
+        .runtime
+        .content()
+        .append_message_with_extra(
+            &conv,
+            Author::Human,
+            "Hi Kerry, your appointment is on Friday.",
+            r#"["Kerry","Friday"]"#,
+            |db, msg, sealed| {
+                db.execute(
+                    "INSERT INTO whatsapp_template_sends (message_id, name, language, params_ct)
+                     VALUES (?1, 'appointment_reminder', 'en_US', ?2)",
+                    params![msg.id, sealed],
+                )?;
+                Ok(())
+            },
+        )
+        .expect("queued");
+    let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body["template"]["components"],
+        serde_json::json!([{"type": "body", "parameters": [
+            {"type": "text", "text": "Kerry"},
+            {"type": "text", "text": "Friday"}
+        ]}])
     );
 }

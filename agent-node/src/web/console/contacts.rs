@@ -9,7 +9,7 @@
 
 use super::access::Nav;
 use super::flash::{see_other_done, Done};
-use super::inbox::{content, template_picker, ChosenTemplate, TemplateOption};
+use super::inbox::{content, template_picker, typed_values, ChosenTemplate, TemplateOption};
 use super::{human_time, render, valid_id};
 use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::domain::content::{
@@ -326,7 +326,7 @@ pub async fn contact(
     } else {
         Vec::new()
     };
-    let (templates, chosen) = template_picker(&templates, query.template.as_deref());
+    let (templates, chosen) = template_picker(&templates, query.template.as_deref(), None);
     render(&ContactPage {
         whatsapp,
         templates,
@@ -516,10 +516,7 @@ pub async fn add_followup(
             ))
         }
         key => {
-            let values: Vec<String> = (1..)
-                .map_while(|n| form.get(&format!("v{n}")))
-                .map(|v| v.trim().to_owned())
-                .collect();
+            let values = typed_values(&form);
             let (store, key) = (state.store.clone(), key.to_owned());
             let json =
                 web::block(move || wa_templates::followup_template_json(&store, &key, values))

@@ -241,25 +241,71 @@ pub(super) struct TemplateOption {
     pub(super) selected: bool,
 }
 
-/// The template picked, with a field per variable.
+/// The template picked, with a field per variable (and for the header's media link and
+/// the button's variable when it has them), refilled with what was typed after an error.
 pub(super) struct ChosenTemplate {
     pub(super) key: String,
     pub(super) body: String,
-    pub(super) vars: Vec<usize>,
+    /// Each variable's number and the value typed.
+    pub(super) vars: Vec<(usize, String)>,
+    /// `image`, `video` or `document`: the header needs a link.
+    pub(super) header: Option<&'static str>,
+    pub(super) header_link: String,
+    /// The URL button's address with `{{1}}`, when it has a variable.
+    pub(super) button_url: Option<String>,
+    pub(super) button: String,
+    /// What was wrong with the values sent, in words.
+    pub(super) error: Option<String>,
 }
 
-/// The picker's options and the template picked (`picked` = `name:language`).
+/// What staff typed into a template form: `v1`…`vN`, `header_link`, `button`.
+pub(super) fn typed_values(
+    form: &std::collections::HashMap<String, String>,
+) -> wa_templates::TemplateValues {
+    let field = |name: &str| {
+        form.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    wa_templates::TemplateValues {
+        body: (1..)
+            .map_while(|n| form.get(&format!("v{n}")))
+            .map(|v| v.trim().to_owned())
+            .collect(),
+        header_link: field("header_link"),
+        button: field("button"),
+    }
+}
+
+/// The picker's options and the template picked (`picked` = `name:language`); `typed`
+/// refills its fields after an error (the values and what was wrong).
 pub(super) fn template_picker(
     templates: &[wa_templates::Template],
     picked: Option<&str>,
+    typed: Option<(&wa_templates::TemplateValues, String)>,
 ) -> (Vec<TemplateOption>, Option<ChosenTemplate>) {
     let chosen = templates
         .iter()
         .find(|t| Some(t.key().as_str()) == picked)
-        .map(|t| ChosenTemplate {
-            key: t.key(),
-            body: t.body.clone(),
-            vars: (1..=t.variables).collect(),
+        .map(|t| {
+            let values = typed.as_ref().map(|(v, _)| *v);
+            ChosenTemplate {
+                key: t.key(),
+                body: t.body.clone(),
+                vars: (1..=t.variables)
+                    .map(|n| {
+                        let v = values.and_then(|v| v.body.get(n - 1));
+                        (n, v.cloned().unwrap_or_default())
+                    })
+                    .collect(),
+                header: t.header.map(|h| h.as_str()),
+                header_link: values
+                    .and_then(|v| v.header_link.clone())
+                    .unwrap_or_default(),
+                button_url: t.url_button.as_ref().map(|b| b.url.clone()),
+                button: values.and_then(|v| v.button.clone()).unwrap_or_default(),
+                error: typed.as_ref().map(|(_, e)| e.clone()),
+            }
         });
     let options = templates
         .iter()
@@ -357,7 +403,19 @@ pub async fn conversation(
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
     }
-    let content = content(&state);
+    let page = conversation_page(&state, &session, id, query.template.as_deref(), None).await?;
+    render(&page)
+}
+
+/// The conversation page; `typed` refills the template form after an error.
+async fn conversation_page(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    id: String,
+    picked: Option<&str>,
+    typed: Option<(&wa_templates::TemplateValues, String)>,
+) -> Result<ConversationPage, ConsoleError> {
+    let content = content(state);
     let (store, conv_id) = (state.store.clone(), id.clone());
     let (template_needed, templates) = web::block(move || {
         let needed = !wa_templates::window_open(&store, &conv_id);
@@ -369,7 +427,7 @@ pub async fn conversation(
         (needed, templates)
     })
     .await?;
-    let (templates, chosen) = template_picker(&templates, query.template.as_deref());
+    let (templates, chosen) = template_picker(&templates, picked, typed);
     let (conv, contact, messages, media) = web::block(move || {
         let conv = content
             .conversation(&id)?
@@ -380,8 +438,8 @@ pub async fn conversation(
         Ok::<_, crate::domain::content::ContentError>((conv, contact, messages, media))
     })
     .await??;
-    render(&ConversationPage {
-        nav: Nav::for_session(&session),
+    Ok(ConversationPage {
+        nav: Nav::for_session(session),
         contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
         status: conv.status.as_str(),
         status_label: conv.status_label(),
@@ -520,21 +578,15 @@ pub async fn template_reply(
         .into_iter()
         .find(|t| t.key() == key)
         .ok_or_else(|| ConsoleError::BadRequest("Choose one of the approved templates.".into()))?;
-    let mut params = Vec::with_capacity(template.variables);
-    for n in 1..=template.variables {
-        let v = form.get(&format!("v{n}")).map_or("", |v| v.trim());
-        if v.is_empty() {
-            return Err(ConsoleError::BadRequest(format!(
-                "Fill in variable {n} of the template."
-            )));
-        }
-        if v.chars().count() > wa_templates::MAX_VARIABLE_CHARS {
-            return Err(ConsoleError::BadRequest(format!(
-                "A variable can be at most {} characters.",
-                wa_templates::MAX_VARIABLE_CHARS
-            )));
-        }
-        params.push(v.to_owned());
+    let values = typed_values(&form);
+    if let Err(error) = template.check(&values) {
+        // Said in the form, with what was typed; nothing is sent.
+        let key = template.key();
+        let page =
+            conversation_page(&state, &session, id, Some(&key), Some((&values, error))).await?;
+        let mut response = render(&page)?;
+        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+        return Ok(response);
     }
     let content = content(&state);
     let actor = session.user_id.clone();
@@ -551,7 +603,7 @@ pub async fn template_reply(
         if !c.taken_over() {
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
-        wa_templates::queue_template_reply(&content, &conv, &template, &params)
+        wa_templates::queue_template_reply(&content, &conv, &template, &values)
     })
     .await??;
     Ok(see_other(&format!("/inbox/{id}")))

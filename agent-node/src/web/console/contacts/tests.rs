@@ -393,6 +393,8 @@ async fn a_follow_up_message_to_a_whatsapp_contact_can_carry_a_template_with_its
             category: "UTILITY".into(),
             body: "Hi {{1}}, your appointment is on {{2}}.".into(),
             variables: 2,
+            header: None,
+            url_button: None,
         }],
     );
     let app = app!(f);
