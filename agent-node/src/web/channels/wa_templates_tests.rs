@@ -19,7 +19,7 @@ fn text_webhook(wamid: &str, text: &str) -> serde_json::Value {
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
                     "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551181"}],
-                    "messages": [{"from": "16315551181", "id": wamid, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]
+                    "messages": [{"from": "16315551181", "id": wamid, "timestamp": crate::platform::store::now().to_string(), "type": "text", "text": {"body": text}}]
                 }
             }]
         }]

@@ -89,6 +89,9 @@ struct Profile {
 struct WaMessage {
     from: String,
     id: String,
+    /// When the customer sent it, unix seconds (a string, as Meta sends it).
+    #[serde(default)]
+    timestamp: String,
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
@@ -301,7 +304,8 @@ impl Channels {
                     (_, kind, None) if !kind.is_empty() => (format!("[{kind}]"), None),
                     _ => ("[unsupported message]".to_owned(), None),
                 };
-                self.receive(WHATSAPP, &m.id, &m.from, name, &body, media)
+                let parts = (m.id.as_str(), m.from.as_str(), name, body.as_str(), media);
+                self.receive_written(WHATSAPP, parts, m.timestamp.parse().ok())
                     .await?;
             }
             for s in &v.statuses {
