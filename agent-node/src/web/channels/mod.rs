@@ -172,10 +172,7 @@ impl Channels {
         public_url: &str,
     ) -> anyhow::Result<Self> {
         let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
-        runtime.set_followup_gate(wa_templates::followup_gate(
-            store.clone(),
-            runtime.content().clone(),
-        ));
+        runtime.set_followup_gate(wa_templates::followup_gate(store.clone(), &runtime));
         Ok(Self {
             health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,
@@ -257,31 +254,6 @@ impl Channels {
         media: Option<crate::domain::content::MediaIn>,
         extra: InboundExtra,
     ) -> Result<bool, ChannelError> {
-        let parts = (provider_id, sender, name, body, media);
-        self.receive_full(channel, parts, extra, None).await
-    }
-
-    /// [`Channels::receive`] of a message the customer wrote at `written_at` (unix
-    /// seconds, as the provider says: WhatsApp's `timestamp`). The 24-hour window counts
-    /// from it, as Meta counts it, so a webhook Meta redelivers late does not reopen a
-    /// window Meta considers closed; a time after the arrival counts as the arrival.
-    async fn receive_written(
-        self: &Arc<Self>,
-        channel: &'static str,
-        parts: InboundParts<'_>,
-        written_at: Option<i64>,
-    ) -> Result<bool, ChannelError> {
-        self.receive_full(channel, parts, InboundExtra::default(), written_at)
-            .await
-    }
-
-    async fn receive_full(
-        self: &Arc<Self>,
-        channel: &'static str,
-        (provider_id, sender, name, body, media): InboundParts<'_>,
-        extra: InboundExtra,
-        written_at: Option<i64>,
-    ) -> Result<bool, ChannelError> {
         let Some(agent) = self.agent_for_number(channel, extra.local_address.as_deref())? else {
             tracing::warn!(channel, "no agent configured; inbound message ignored");
             return Ok(false);
@@ -296,6 +268,7 @@ impl Channels {
         let agent_id = agent.id.clone();
         let stored = blocking(move || -> Result<Option<(String, bool)>, ChannelError> {
             let now = store::now();
+            let last_inbound = extra.written_at.map_or(now, |at| at.min(now));
             let mut quiet = extra.opt_out.is_some();
             // The id is claimed in the transaction that stores the message: a crash
             // leaves both or neither, so a redelivery is stored once and never lost.
@@ -327,13 +300,7 @@ impl Channels {
                          ON CONFLICT (conversation_id) DO UPDATE
                            SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at),
                                local_address = COALESCE(excluded.local_address, local_address)",
-                        params![
-                            conv.id,
-                            channel,
-                            msg.id,
-                            written_at.map_or(now, |at| at.min(now)),
-                            extra.local_address
-                        ],
+                        params![conv.id, channel, msg.id, last_inbound, extra.local_address],
                     )?;
                     if let Some(out) = extra.opt_out {
                         twilio::set_opted_out(c, &conv.contact_id, out.then_some(now))?;
@@ -624,15 +591,6 @@ struct Backlog {
     local_address: Option<String>,
 }
 
-/// An inbound message: the provider's id, the sender, their name, the text, a file.
-type InboundParts<'a> = (
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    &'a str,
-    Option<crate::domain::content::MediaIn>,
-);
-
 /// What a channel knows about an inbound message besides its text.
 #[derive(Debug, Default)]
 struct InboundExtra {
@@ -640,6 +598,9 @@ struct InboundExtra {
     local_address: Option<String>,
     /// `Some(true)`: the customer opted out (STOP); `Some(false)`: back in (START).
     opt_out: Option<bool>,
+    /// When the customer wrote (WhatsApp's `timestamp`): the 24-hour window counts from it,
+    /// as Meta's does, not from a late redelivery. Never later than the arrival.
+    written_at: Option<i64>,
 }
 
 /// The system message recorded for a message whose sending a crash interrupted.

@@ -5,7 +5,8 @@
 //! follow-up without one, or whose template cannot be sent, is held with a note.
 
 use super::wa_templates::{cached_templates, queue_template_reply, window_open, TemplateValues};
-use crate::domain::content::{Content, ContentError, Followup};
+use crate::domain::content::{ContentError, Followup};
+use crate::engine::agent::Runtime;
 use crate::engine::followup_gate::{FollowupGate, Gate};
 use crate::platform::store::Store;
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,8 @@ fn template_gone_note(name: &str) -> String {
 /// [`crate::engine::followup_gate::FollowupGate`]): a follow-up due in a WhatsApp
 /// conversation whose 24-hour window has closed is sent as the template it carries,
 /// its placeholders filled from the contact, or else held with a note.
-pub fn followup_gate(store: std::sync::Arc<Store>, content: Content) -> FollowupGate {
+pub fn followup_gate(store: std::sync::Arc<Store>, runtime: &Runtime) -> FollowupGate {
+    let content = runtime.content().clone();
     std::sync::Arc::new(move |f: &Followup, conversation_id: &str| {
         if window_open(&store, conversation_id) {
             return Ok(Gate::Open);

@@ -304,8 +304,11 @@ impl Channels {
                     (_, kind, None) if !kind.is_empty() => (format!("[{kind}]"), None),
                     _ => ("[unsupported message]".to_owned(), None),
                 };
-                let parts = (m.id.as_str(), m.from.as_str(), name, body.as_str(), media);
-                self.receive_written(WHATSAPP, parts, m.timestamp.parse().ok())
+                let extra = super::InboundExtra {
+                    written_at: m.timestamp.parse().ok(),
+                    ..Default::default()
+                };
+                self.receive_with(WHATSAPP, &m.id, &m.from, name, &body, media, extra)
                     .await?;
             }
             for s in &v.statuses {
