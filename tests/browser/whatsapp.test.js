@@ -5,7 +5,9 @@
 // customer wrote more than 24 hours ago (Meta delivered the webhook late), so the reply
 // box offers the approved templates: staff pick one with an image header, a body variable
 // and a URL-button variable, are told in the form what is wrong with a bad link, and send
-// it; the fake Graph API records exactly the body Meta documents, once, reload or not.
+// it; the fake Graph API records exactly the body Meta documents, once, reload or not. A
+// follow-up added on the contact's page with the same template goes out the same way when
+// due, the contact's first name filled in by the node.
 
 import test from 'node:test';
 import crypto from 'node:crypto';
@@ -158,7 +160,7 @@ function postWebhook(consoleBase, body) {
   });
 }
 
-test('a customer photo is shown in the inbox, and past 24 hours staff send a template with an image header and a button', async (t) => {
+test('a customer photo is shown in the inbox, and past 24 hours staff send a template with an image header and a button, as a reply and as a follow-up', async (t) => {
   const graph = await fakeGraph();
   t.after(() => graph.close());
   await journey(
@@ -255,6 +257,31 @@ test('a customer photo is shown in the inbox, and past 24 hours staff send a tem
       await new Promise((r) => setTimeout(r, 2000));
       assert.equal(graph.templatesSent().length, 1);
       assert.equal(graph.sent.filter((m) => m.type === 'text').length, 0, 'no free text past the window');
+
+      // A follow-up on the contact's page carries the template too: due past the window,
+      // the node sends it with the contact's first name filled in.
+      await page.getByRole('link', { name: 'Bea Lopez' }).click();
+      await page.getByRole('heading', { name: 'Follow-ups' }).waitFor();
+      await page.getByLabel(/^WhatsApp template for a message due/).selectOption('order_update:en_US');
+      await page.getByRole('button', { name: 'Choose template' }).click();
+      const due = new Date(Date.now() - 60_000).toISOString().slice(0, 16);
+      await page.getByLabel('Due (UTC)').fill(due);
+      await page.getByLabel('Text', { exact: true }).fill('Your order is on its way.');
+      await page.getByLabel('Link of the image shown above the message (https)').fill('https://cdn.shop.example/parcel.png');
+      await page.getByLabel('Template variable 1').fill('{{contact.first_name}}');
+      await page.getByLabel(/^Button link/).fill('A-1002');
+      await page.getByRole('button', { name: 'Add follow-up' }).click();
+      await page.getByRole('status').filter({ hasText: 'Follow-up added.' }).waitFor();
+      await until(() => graph.templatesSent().length > 1, 'the follow-up at the Graph API (the follow-up loop runs every 30 s)', 90_000);
+      assert.deepEqual(graph.templatesSent()[1].template.components, [
+        { type: 'header', parameters: [{ type: 'image', image: { link: 'https://cdn.shop.example/parcel.png' } }] },
+        { type: 'body', parameters: [{ type: 'text', text: 'Bea' }] },
+        { type: 'button', sub_type: 'url', index: '0', parameters: [{ type: 'text', text: 'A-1002' }] },
+      ]);
+      await until(async () => {
+        await page.reload();
+        return /sent/.test(await page.locator('#followups').innerText());
+      }, 'the follow-up marked sent');
     },
     {
       cpEnv: {
