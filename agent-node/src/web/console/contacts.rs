@@ -171,6 +171,8 @@ struct FollowupRow {
     pending: bool,
     status: &'static str,
     overdue: bool,
+    /// The WhatsApp template it is sent as past the 24-hour window (`name:language`).
+    template: Option<String>,
 }
 
 struct ConversationRow {
@@ -253,9 +255,13 @@ pub async fn index(
     })
 }
 
-fn followup_row(f: Followup, now: i64) -> FollowupRow {
+fn followup_row((f, template): (Followup, Option<String>), now: i64) -> FollowupRow {
     let pending = f.status == FollowupStatus::Pending;
+    let template = template
+        .and_then(|json| serde_json::from_str::<wa_templates::FollowupTemplate>(&json).ok())
+        .map(|t| format!("{}:{}", t.name, t.language));
     FollowupRow {
+        template,
         kind: f.kind.label(),
         due: human_time(f.due_at),
         overdue: pending && f.due_at <= now,
@@ -312,7 +318,14 @@ pub async fn contact(
         let c = content.contact(&id)?.ok_or(ContentError::NotFound)?;
         Ok::<_, ContentError>((
             c,
-            content.followups(&id, 100)?,
+            content
+                .followups(&id, 100)?
+                .into_iter()
+                .map(|f| {
+                    let template = content.followup_template(&f.id)?;
+                    Ok::<_, ContentError>((f, template))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             content.contact_conversations(&id, 100)?,
             content.timeline(&id, TIMELINE_LIMIT)?,
         ))

@@ -462,4 +462,9 @@ async fn a_follow_up_message_to_a_whatsapp_contact_can_carry_a_template_with_its
             "body": ["{{contact.first_name}}", "Friday 10:00"]
         })
     );
+    let b = page(format!("/contacts/{id}")).await;
+    assert!(
+        b.contains("Past WhatsApp's 24-hour window: the template appointment_reminder:en_US"),
+        "the follow-up says what it is sent as: {b}"
+    );
 }
