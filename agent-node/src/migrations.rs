@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[&str] = &[
     crate::web::channels::voice_takeover::SCHEMA,
     crate::web::channels::recording::SCHEMA,
     crate::web::channels::call_counts::SCHEMA,
+    crate::domain::content::FOLLOWUP_TEMPLATES_SCHEMA,
 ];
 
 impl Store {

@@ -134,7 +134,12 @@ fn whatsapp_webhook() -> String {
                     "messages": [{
                         "from": WA_FROM,
                         "id": "wamid.IN-e2e-1",
-                        "timestamp": "1700000000",
+                        // Now: the 24-hour window counts from it.
+                        "timestamp": std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs()
+                            .to_string(),
                         "type": "text",
                         "text": {"body": WA_QUESTION}
                     }]

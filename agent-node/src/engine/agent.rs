@@ -562,9 +562,11 @@ impl Runtime {
     /// Sends the follow-up messages whose time has come: each goes into the contact's
     /// most recent conversation as a message from the team (the visitor sees it in the
     /// chat; channels deliver it with issue 5) and is marked `sent`, or `failed` when the
-    /// contact has no conversation to write into, or held (`followup_gate`). Reminders are
+    /// contact has no conversation to write into, or held or sent by its channel
+    /// (`followup_gate`: a WhatsApp template past the 24-hour window). Reminders are
     /// left for staff (the inbox lists them). Returns (sent, failed).
     pub fn send_due_followups(&self, now: i64) -> Result<(usize, usize), AgentError> {
+        use super::followup_gate::Gate;
         use crate::domain::content::{FollowupKind, FollowupStatus, AGENT_ACTOR};
         let (mut sent, mut failed) = (0, 0);
         for f in self.content.due_followups(now)? {
@@ -573,12 +575,18 @@ impl Runtime {
             }
             let conv = self.content.contact_conversations(&f.contact_id, 1)?;
             let status = match conv.first() {
-                Some(c) if self.held(&f.id, &c.id)? => continue,
-                Some(c) => {
-                    self.content.append_message(&c.id, Author::Human, &f.text)?;
-                    sent += 1;
-                    FollowupStatus::Sent
-                }
+                Some(c) => match self.gate(&f, &c.id)? {
+                    Gate::Hold(_) => continue,
+                    Gate::Open => {
+                        self.content.append_message(&c.id, Author::Human, &f.text)?;
+                        sent += 1;
+                        FollowupStatus::Sent
+                    }
+                    Gate::Sent => {
+                        sent += 1;
+                        FollowupStatus::Sent
+                    }
+                },
                 None => {
                     failed += 1;
                     FollowupStatus::Failed

@@ -1,6 +1,6 @@
 //! Follow-ups: reminders for the team and messages to send a contact later.
 
-use super::sealing::{followup_aad, open, seal};
+use super::sealing::{followup_aad, followup_template_aad, open, seal};
 use super::timeline::insert_event;
 use super::*;
 use crate::platform::store;
@@ -51,6 +51,21 @@ impl Content {
         text: &str,
         actor: &str,
     ) -> Result<String> {
+        self.add_followup_with_template(id, kind, due_at, text, actor, None)
+    }
+
+    /// Schedules a follow-up message that carries, besides its text, how its channel
+    /// sends it when free-form text is not allowed (`template`: the channel's JSON, a
+    /// WhatsApp template and its variables), sealed under the contact's key.
+    pub fn add_followup_with_template(
+        &self,
+        id: &str,
+        kind: FollowupKind,
+        due_at: i64,
+        text: &str,
+        actor: &str,
+        template: Option<&str>,
+    ) -> Result<String> {
         if text.trim().is_empty() {
             return Err(ContentError::Invalid("The follow-up text is empty."));
         }
@@ -63,8 +78,34 @@ impl Content {
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
                 params![fid, id, kind, due_at, seal(&dek, text.trim(), &followup_aad(&fid)), actor, store::now()],
             )?;
+            if let Some(template) = template {
+                tx.execute(
+                    "INSERT INTO followup_templates (followup_id, template_ct) VALUES (?1, ?2)",
+                    params![fid, seal(&dek, template, &followup_template_aad(&fid))],
+                )?;
+            }
             tx.commit()?;
             Ok(fid)
+        })
+    }
+
+    /// The template a follow-up carries (see [`Self::add_followup_with_template`]),
+    /// opened; `None` for a follow-up without one.
+    pub fn followup_template(&self, followup_id: &str) -> Result<Option<String>> {
+        self.run(|c| {
+            let row: Option<(String, Vec<u8>)> = c
+                .query_row(
+                    "SELECT f.contact_id, t.template_ct FROM followup_templates t
+                     JOIN followups f ON f.id = t.followup_id WHERE t.followup_id = ?1",
+                    [followup_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((contact_id, sealed)) = row else {
+                return Ok(None);
+            };
+            let dek = self.dek(c, &contact_id)?;
+            open(&dek, &sealed, &followup_template_aad(followup_id)).map(Some)
         })
     }
 

@@ -118,3 +118,14 @@ CREATE TABLE followup_holds (
     held_at INTEGER NOT NULL
 );
 "#;
+
+/// Migration adding how a follow-up message is sent when its channel takes no free-form
+/// text (a WhatsApp template past the 24-hour window): the channel's own JSON, sealed
+/// under the contact's data key (its variables may name the customer), gone with the
+/// follow-up.
+pub const FOLLOWUP_TEMPLATES_SCHEMA: &str = r#"
+CREATE TABLE followup_templates (
+    followup_id TEXT PRIMARY KEY REFERENCES followups (id) ON DELETE CASCADE,
+    template_ct BLOB NOT NULL
+);
+"#;

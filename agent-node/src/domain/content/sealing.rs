@@ -83,6 +83,10 @@ pub(super) fn followup_aad(id: &str) -> Vec<u8> {
     format!("followup:{id}").into_bytes()
 }
 
+pub(super) fn followup_template_aad(id: &str) -> Vec<u8> {
+    format!("followup-template:{id}").into_bytes()
+}
+
 pub(super) fn seal(dek: &Dek, plaintext: &str, aad: &[u8]) -> Vec<u8> {
     outpost_crypto::aead_seal(dek, plaintext.as_bytes(), aad)
 }

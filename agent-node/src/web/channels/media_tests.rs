@@ -29,7 +29,7 @@ fn media_webhook(wamid: &str, kind: &str, media: serde_json::Value) -> serde_jso
     let mut message = serde_json::json!({
         "from": "16315551181",
         "id": wamid,
-        "timestamp": "1700000000",
+        "timestamp": crate::platform::store::now().to_string(),
         "type": kind,
     });
     message[kind] = media;

@@ -6,7 +6,7 @@
 //! transaction that marks the id as seen, and answered by [`Runtime::answer`] in a
 //! background task, so webhooks return at once.
 //!
-//! Outbound: one delivery loop is the only sender. It keeps, per channel conversation,
+//! Outbound ([`delivery`]): one delivery loop is the only sender. It keeps, per channel conversation,
 //! the id of the last message it handled (`channel_conversations.delivered_id`) and
 //! sends every later agent or staff (`Author::Human`) message, in order. An answer is
 //! therefore sent exactly like a reply typed in the inbox or a due follow-up, progress is
@@ -22,6 +22,7 @@
 //! carries the bot token, so `reqwest` errors are never formatted).
 
 pub mod call_counts;
+mod delivery;
 mod health;
 mod media;
 pub mod numbers;
@@ -30,23 +31,23 @@ pub mod telegram;
 pub mod twilio;
 pub mod voice;
 pub mod voice_takeover;
+mod wa_followups;
 pub mod wa_templates;
 pub mod whatsapp;
 
+pub use delivery::{delivery_loop, INTERRUPTED_NOTE};
 pub use health::{checks, ChannelHealth, REFUSAL_WINDOW};
 
-use crate::domain::content::{Author, Inbound};
+use crate::domain::content::Inbound;
 use crate::domain::secrets::SecretStore;
 use crate::engine::agent::Runtime;
-use crate::platform::backoff::Backoff;
 use crate::platform::keys::MasterKey;
 use crate::platform::store::{self, Store, StoreError};
 use actix_web::web;
 use outpost_protocol::AgentConfig;
 use rusqlite::{params, OptionalExtension as _};
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Migration adding the channel tables (see `MIGRATIONS` in `src/migrations.rs`). No content and no
@@ -85,8 +86,6 @@ pub const VOICE: &str = crate::domain::content::VOICE_CHANNEL;
 
 /// How long processed inbound ids are remembered (providers redeliver for a few days).
 const INBOUND_RETENTION_SECS: i64 = 14 * 86_400;
-/// Delivery loop period when nothing wakes it.
-const DELIVERY_PERIOD: Duration = Duration::from_secs(2);
 /// Cap of the channels' backoff (polling and delivery).
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -174,7 +173,7 @@ impl Channels {
         public_url: &str,
     ) -> anyhow::Result<Self> {
         let http = crate::engine::llm::http_client(&crate::engine::llm::Timeouts::default())?;
-        runtime.set_followup_gate(wa_templates::followup_gate(store.clone()));
+        runtime.set_followup_gate(wa_templates::followup_gate(store.clone(), &runtime));
         Ok(Self {
             health: Arc::new(ChannelHealth::persisted(store.clone())),
             runtime,
@@ -270,6 +269,7 @@ impl Channels {
         let agent_id = agent.id.clone();
         let stored = blocking(move || -> Result<Option<(String, bool)>, ChannelError> {
             let now = store::now();
+            let last_inbound = extra.written_at.map_or(now, |at| at.min(now));
             let mut quiet = extra.opt_out.is_some();
             // The id is claimed in the transaction that stores the message: a crash
             // leaves both or neither, so a redelivery is stored once and never lost.
@@ -301,7 +301,7 @@ impl Channels {
                          ON CONFLICT (conversation_id) DO UPDATE
                            SET last_inbound_at = MAX(last_inbound_at, excluded.last_inbound_at),
                                local_address = COALESCE(excluded.local_address, local_address)",
-                        params![conv.id, channel, msg.id, now, extra.local_address],
+                        params![conv.id, channel, msg.id, last_inbound, extra.local_address],
                     )?;
                     if let Some(out) = extra.opt_out {
                         twilio::set_opted_out(c, &conv.contact_id, out.then_some(now))?;
@@ -363,182 +363,6 @@ impl Channels {
         .unwrap_or(false)
     }
 
-    /// Sends every undelivered agent/staff message of the channel conversations, in order.
-    /// Channels in `paused` are skipped. Returns the channels that hit a transient error.
-    pub async fn deliver_pending(
-        self: &Arc<Self>,
-        paused: &[&'static str],
-    ) -> Result<Vec<&'static str>, ChannelError> {
-        if self.runtime.suspended()? {
-            // A suspended workspace says nothing; the backlog goes out after resume.
-            return Ok(Vec::new());
-        }
-        let this = self.clone();
-        let pending: Vec<Backlog> = blocking(move || {
-            this.store.with(|c| {
-                let mut stmt = c.prepare(
-                    "SELECT d.conversation_id, d.channel, d.delivered_id, d.last_inbound_at,
-                            d.sending_id, d.local_address
-                     FROM channel_conversations d
-                     WHERE EXISTS (SELECT 1 FROM messages m
-                                   WHERE m.conversation_id = d.conversation_id
-                                     AND m.id > d.delivered_id
-                                     AND m.author IN ('agent', 'human'))",
-                )?;
-                let rows = stmt.query_map([], |r| {
-                    Ok(Backlog {
-                        conversation_id: r.get(0)?,
-                        channel: r.get(1)?,
-                        delivered: r.get(2)?,
-                        last_inbound: r.get(3)?,
-                        in_doubt: r.get(4)?,
-                        local_address: r.get(5)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-        })
-        .await??;
-        let mut failed: Vec<&'static str> = Vec::new();
-        for backlog in pending {
-            let channel: &'static str = match backlog.channel.as_str() {
-                TELEGRAM => TELEGRAM,
-                WHATSAPP => WHATSAPP,
-                SMS => SMS,
-                _ => continue,
-            };
-            if paused.contains(&channel) || failed.contains(&channel) {
-                continue;
-            }
-            if let Err(code) = self.deliver_conversation(channel, &backlog).await? {
-                failed.push(channel);
-                tracing::warn!(channel, code, "delivery will be retried");
-            }
-        }
-        Ok(failed)
-    }
-
-    /// Delivers one conversation's backlog; `Err(code)` on a transient failure.
-    ///
-    /// Each message is marked as being sent (`sending_id`) before it goes to the provider
-    /// and as delivered once the provider took it. A message still marked as being sent
-    /// when the loop comes back to it was interrupted by a crash after it may have
-    /// reached the customer: neither Bot API nor Graph API can say whether it did, and
-    /// neither deduplicates a resend, so it is not sent again; a system message in the
-    /// conversation tells staff it may not have arrived.
-    async fn deliver_conversation(
-        self: &Arc<Self>,
-        channel: &'static str,
-        backlog: &Backlog,
-    ) -> Result<Result<(), &'static str>, ChannelError> {
-        let conv_id = backlog.conversation_id.as_str();
-        let (delivered, last_inbound) = (backlog.delivered, backlog.last_inbound);
-        let (this, id) = (self.clone(), conv_id.to_owned());
-        let loaded = blocking(move || -> Result<_, ChannelError> {
-            let content = this.runtime.content();
-            let Some(conv) = content.conversation(&id)? else {
-                return Ok(None);
-            };
-            let Some(contact) = content.contact(&conv.contact_id)? else {
-                return Ok(None);
-            };
-            let msgs = content.messages_after(&id, delivered, 50)?;
-            Ok(Some((contact.identity, conv.contact_id, msgs)))
-        })
-        .await??;
-        let Some((recipient, contact_id, msgs)) = loaded else {
-            return Ok(Ok(()));
-        };
-        for m in msgs {
-            if matches!(m.author, Author::Agent | Author::Human) && backlog.in_doubt == Some(m.id) {
-                tracing::warn!(
-                    channel,
-                    message = m.id,
-                    "sending was interrupted; not resent"
-                );
-                let (this, id) = (self.clone(), conv_id.to_owned());
-                blocking(move || {
-                    this.runtime
-                        .content()
-                        .append_message(&id, Author::System, INTERRUPTED_NOTE)
-                })
-                .await??;
-            } else if matches!(m.author, Author::Agent | Author::Human) {
-                self.mark_sending(conv_id, Some(m.id)).await?;
-                let result = match channel {
-                    TELEGRAM => self.telegram_send(&recipient, &m.body).await,
-                    SMS => {
-                        self.sms_send(
-                            &contact_id,
-                            &recipient,
-                            backlog.local_address.as_deref(),
-                            &m.body,
-                        )
-                        .await
-                    }
-                    _ => {
-                        self.whatsapp_deliver(&recipient, m.id, &m.body, last_inbound)
-                            .await
-                    }
-                };
-                match result {
-                    Ok(()) => self.health.record_ok(channel),
-                    Err(SendError::Retry(code)) => {
-                        self.health.record_error(channel, code);
-                        self.mark_sending(conv_id, None).await?;
-                        return Ok(Err(code));
-                    }
-                    Err(SendError::Permanent(code)) => {
-                        self.health.record_error(channel, code);
-                        tracing::warn!(channel, code, message = m.id, "message not sent");
-                        let (this, id, note) =
-                            (self.clone(), conv_id.to_owned(), not_sent_note(code));
-                        blocking(move || {
-                            this.runtime
-                                .content()
-                                .append_message(&id, Author::System, &note)
-                        })
-                        .await??;
-                    }
-                }
-            }
-            let (this, id) = (self.clone(), conv_id.to_owned());
-            blocking(move || {
-                this.store.with(|c| {
-                    c.execute(
-                        "UPDATE channel_conversations
-                         SET delivered_id = MAX(delivered_id, ?2), sending_id = NULL
-                         WHERE conversation_id = ?1",
-                        params![id, m.id],
-                    )?;
-                    Ok(())
-                })
-            })
-            .await??;
-        }
-        Ok(Ok(()))
-    }
-
-    /// Marks message `id` of the conversation as being sent (`None`: no longer).
-    async fn mark_sending(
-        self: &Arc<Self>,
-        conv_id: &str,
-        id: Option<i64>,
-    ) -> Result<(), ChannelError> {
-        let (this, conv_id) = (self.clone(), conv_id.to_owned());
-        blocking(move || {
-            this.store.with(|c| {
-                c.execute(
-                    "UPDATE channel_conversations SET sending_id = ?2 WHERE conversation_id = ?1",
-                    params![conv_id, id],
-                )?;
-                Ok(())
-            })
-        })
-        .await??;
-        Ok(())
-    }
-
     /// Records the status the provider reported for one of our messages (by id hash).
     fn record_status(&self, channel: &'static str, provider_id: &str, status: &str) {
         let hash = hash_id(channel, provider_id);
@@ -579,19 +403,6 @@ impl Channels {
     }
 }
 
-/// One channel conversation with messages to send.
-struct Backlog {
-    conversation_id: String,
-    channel: String,
-    /// The last message handled.
-    delivered: i64,
-    last_inbound: i64,
-    /// A message whose sending was interrupted (see [`Channels::deliver_conversation`]).
-    in_doubt: Option<i64>,
-    /// Our address the customer wrote to (SMS: the Twilio number replies come from).
-    local_address: Option<String>,
-}
-
 /// What a channel knows about an inbound message besides its text.
 #[derive(Debug, Default)]
 struct InboundExtra {
@@ -599,54 +410,9 @@ struct InboundExtra {
     local_address: Option<String>,
     /// `Some(true)`: the customer opted out (STOP); `Some(false)`: back in (START).
     opt_out: Option<bool>,
-}
-
-/// The system message recorded for a message whose sending a crash interrupted.
-pub const INTERRUPTED_NOTE: &str = "This message may not have reached the customer: the node \
-     stopped while sending it, and it was not sent again so that it does not arrive twice. \
-     Send it again if needed.";
-
-/// The system message recorded when a message cannot be delivered.
-fn not_sent_note(code: &str) -> String {
-    match code {
-        "outside_24h_window" => "Not sent: WhatsApp only allows template messages more than 24 hours after the customer's last message".to_owned(),
-        "blocked_by_user" => "Not sent: the customer has blocked the bot on Telegram".to_owned(),
-        "opted_out" => "Not sent: the customer opted out of text messages (they replied STOP); they receive messages again once they reply START".to_owned(),
-        other => format!("Not sent: the channel refused the message ({other})"),
-    }
-}
-
-/// Sends what the agent and staff write, until aborted: wakes on every stored answer and
-/// every 2 s (inbox replies, follow-ups), backing off per channel on transient errors.
-pub async fn delivery_loop(channels: Arc<Channels>) {
-    let mut backoff: HashMap<&'static str, (Backoff, Instant)> = HashMap::new();
-    loop {
-        let now = Instant::now();
-        let paused: Vec<&'static str> = backoff
-            .iter()
-            .filter(|(_, (_, until))| *until > now)
-            .map(|(c, _)| *c)
-            .collect();
-        match channels.deliver_pending(&paused).await {
-            Ok(failed) => {
-                for ch in [TELEGRAM, WHATSAPP, SMS] {
-                    if failed.contains(&ch) {
-                        let entry = backoff.entry(ch).or_insert_with(|| {
-                            (Backoff::new(Duration::from_secs(1), MAX_BACKOFF), now)
-                        });
-                        entry.1 = Instant::now() + entry.0.next_delay();
-                    } else if !paused.contains(&ch) {
-                        backoff.remove(ch);
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "channel delivery failed"),
-        }
-        tokio::select! {
-            () = channels.wake.notified() => {}
-            () = tokio::time::sleep(DELIVERY_PERIOD) => {}
-        }
-    }
+    /// When the customer wrote (WhatsApp's `timestamp`): the 24-hour window counts from it,
+    /// as Meta's does, not from a late redelivery. Never later than the arrival.
+    written_at: Option<i64>,
 }
 
 /// Starts the channels' background tasks (Telegram polling or webhook registration, and

@@ -285,6 +285,7 @@ pub(super) async fn sms(
     let extra = InboundExtra {
         local_address: params.get("To").map(str::to_owned),
         opt_out: opt_keyword(&text),
+        written_at: None,
     };
     match ch
         .receive_with(SMS, sid, from, None, &text, None, extra)

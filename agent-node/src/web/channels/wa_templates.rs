@@ -6,8 +6,11 @@
 //! `entry[].id`, so the node learns it from the first verified webhook (meta key
 //! `whatsapp_waba_id`). The list is cached in `meta` (templates are the business's own
 //! texts, not customer content) and refreshed every 15 minutes by the channels' task.
-//! Only templates whose variables are positional (`{{1}}`) and all in the body are
-//! offered: header media and button variables cannot be filled in from the inbox.
+//! Offered are templates whose variables are positional (`{{1}}`) and in the body, with
+//! at most an image, video or document header (its link given when sending, checked
+//! against the outbound-URL policy) and one URL button whose address ends with `{{1}}`
+//! (its end given when sending). Named variables, variables in a text header, location
+//! headers and other button variables are not offered.
 //!
 //! A staff member picks one in the inbox; the rendered text is stored as their message
 //! (sealed like any other) and the template's name, language and variables in
@@ -15,10 +18,14 @@
 //! transaction. The delivery loop then sends that message as `type: template`, which
 //! WhatsApp accepts outside the window.
 
+pub use super::wa_followups::{
+    followup_gate, followup_template_json, FollowupTemplate, HELD_NOTE, NO_NAME_NOTE, PLACEHOLDERS,
+};
 use super::{Channels, SendError};
 use crate::domain::content::{Author, Content, ContentError, Message};
 use crate::domain::secrets::SecretKind;
 use crate::platform::store::{self, Store};
+use outpost_common::outbound::Policy;
 use rusqlite::{params, OptionalExtension as _};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -42,6 +49,75 @@ pub const MAX_VARIABLE_CHARS: usize = 1000;
 /// How often the template list is refreshed.
 const REFRESH: Duration = Duration::from_secs(15 * 60);
 
+/// The media a template's header shows; its link is given when sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaHeader {
+    /// `IMAGE`.
+    Image,
+    /// `VIDEO`.
+    Video,
+    /// `DOCUMENT`.
+    Document,
+}
+
+impl MediaHeader {
+    /// The Graph API's parameter type (`image`, `video`, `document`), also the word
+    /// used in the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaHeader::Image => "image",
+            MediaHeader::Video => "video",
+            MediaHeader::Document => "document",
+        }
+    }
+
+    fn parse(format: &str) -> Option<Self> {
+        match format {
+            "IMAGE" => Some(MediaHeader::Image),
+            "VIDEO" => Some(MediaHeader::Video),
+            "DOCUMENT" => Some(MediaHeader::Document),
+            _ => None,
+        }
+    }
+}
+
+/// A URL button whose address ends with a variable (`https://…/track/{{1}}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlButton {
+    /// Its position among the template's buttons, from 0.
+    pub index: usize,
+    /// Its address as approved, `{{1}}` included.
+    pub url: String,
+}
+
+/// What staff fill into a template: the body variables, the header's media link and the
+/// end of the URL button's address, as the template needs them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateValues {
+    /// `{{1}}`, `{{2}}`… of the body.
+    pub body: Vec<String>,
+    /// The https link of the header's image, video or document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_link: Option<String>,
+    /// What replaces `{{1}}` at the end of the URL button's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub button: Option<String>,
+}
+
+impl TemplateValues {
+    /// Body variables only.
+    pub fn body(values: &[String]) -> Self {
+        Self {
+            body: values.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Longest header link accepted, characters.
+pub const MAX_LINK_CHARS: usize = 2000;
+
 /// An approved template the inbox can send.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Template {
@@ -55,6 +131,12 @@ pub struct Template {
     pub body: String,
     /// How many variables the body has.
     pub variables: usize,
+    /// The header's media, if it shows an image, video or document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<MediaHeader>,
+    /// The URL button with a variable, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_button: Option<UrlButton>,
 }
 
 impl Template {
@@ -65,6 +147,78 @@ impl Template {
             out = out.replace(&format!("{{{{{}}}}}", i + 1), p);
         }
         out
+    }
+
+    /// What the inbox shows of a message sending it: the header's link, the body and the
+    /// button's address, one per line.
+    pub fn render_message(&self, values: &TemplateValues) -> String {
+        let mut out = String::new();
+        if let (Some(kind), Some(link)) = (self.header, &values.header_link) {
+            out.push_str(&format!("[{}: {link}]\n", kind.as_str()));
+        }
+        out.push_str(&self.render(&values.body));
+        if let (Some(b), Some(end)) = (&self.url_button, &values.button) {
+            out.push_str(&format!("\n[button: {}]", b.url.replace("{{1}}", end)));
+        }
+        out
+    }
+
+    /// Checks what staff filled in for this template; what is wrong, in words.
+    pub fn check(&self, values: &TemplateValues) -> Result<(), String> {
+        if values.body.len() != self.variables {
+            return Err("Fill in every variable of the template.".into());
+        }
+        for (n, v) in values.body.iter().enumerate() {
+            if v.trim().is_empty() {
+                return Err(format!("Fill in variable {} of the template.", n + 1));
+            }
+            if v.chars().count() > MAX_VARIABLE_CHARS {
+                return Err(format!(
+                    "A variable can be at most {MAX_VARIABLE_CHARS} characters."
+                ));
+            }
+        }
+        match (self.header, values.header_link.as_deref().map(str::trim)) {
+            (None, None) => {}
+            (None, Some(_)) => return Err("This template has no media header.".into()),
+            (Some(kind), None | Some("")) => {
+                return Err(format!(
+                    "Give the https link of the {} the template's header shows.",
+                    kind.as_str()
+                ))
+            }
+            (Some(kind), Some(link)) => {
+                if link.chars().count() > MAX_LINK_CHARS {
+                    return Err(format!(
+                        "The {} link can be at most {MAX_LINK_CHARS} characters.",
+                        kind.as_str()
+                    ));
+                }
+                // WhatsApp fetches it: it must be a public https address.
+                Policy::STRICT
+                    .check(link)
+                    .map_err(|r| format!("The {} link cannot be used. {r}", kind.as_str()))?;
+            }
+        }
+        match (&self.url_button, values.button.as_deref().map(str::trim)) {
+            (None, None) => {}
+            (None, Some(_)) => return Err("This template has no button to fill in.".into()),
+            (Some(b), None | Some("")) => {
+                return Err(format!(
+                    "Fill in the end of the button's address ({}).",
+                    b.url
+                ))
+            }
+            (Some(_), Some(end)) => {
+                if end.chars().count() > MAX_VARIABLE_CHARS || end.chars().any(char::is_whitespace)
+                {
+                    return Err(format!(
+                        "The end of the button's address is one word of at most {MAX_VARIABLE_CHARS} characters, without spaces."
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `name:language`, how the inbox form names it.
@@ -118,22 +272,40 @@ struct Component {
     buttons: Vec<serde_json::Value>,
 }
 
-/// The template, if the inbox can send it (approved, positional body variables only).
+/// The template, if the inbox can send it (approved; positional body variables; a text
+/// header without variables or a media header; at most one URL button ending in `{{1}}`
+/// and no other button variable).
 fn usable(t: GraphTemplate) -> Option<Template> {
     if t.status != "APPROVED" {
         return None;
     }
-    let mut body = None;
+    let (mut body, mut header, mut url_button) = (None, None, None);
     for c in &t.components {
         match c.kind.as_str() {
             "BODY" => body = c.text.clone(),
-            "HEADER" => {
-                let text_only = c.format.as_deref().is_none_or(|f| f == "TEXT");
-                if !text_only || c.text.as_deref().is_some_and(|t| t.contains("{{")) {
-                    return None;
+            "HEADER" => match c.format.as_deref().unwrap_or("TEXT") {
+                "TEXT" if !c.text.as_deref().is_some_and(|t| t.contains("{{")) => {}
+                format => header = Some(MediaHeader::parse(format)?),
+            },
+            "BUTTONS" => {
+                for (index, b) in c.buttons.iter().enumerate() {
+                    if !b.to_string().contains("{{") {
+                        continue;
+                    }
+                    let url = b["url"].as_str().unwrap_or_default();
+                    let dynamic_url = b["type"] == "URL"
+                        && url.ends_with("{{1}}")
+                        && url.matches("{{").count() == 1
+                        && !b["text"].as_str().unwrap_or_default().contains("{{");
+                    if !dynamic_url || url_button.is_some() {
+                        return None;
+                    }
+                    url_button = Some(UrlButton {
+                        index,
+                        url: url.to_owned(),
+                    });
                 }
             }
-            "BUTTONS" if c.buttons.iter().any(|b| b.to_string().contains("{{")) => return None,
             _ => {}
         }
     }
@@ -145,6 +317,8 @@ fn usable(t: GraphTemplate) -> Option<Template> {
         category: t.category,
         body,
         variables,
+        header,
+        url_button,
     })
 }
 
@@ -156,6 +330,15 @@ pub fn cached_templates(store: &Store) -> Vec<Template> {
         .flatten()
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default()
+}
+
+/// Replaces the cached templates (tests of the pages that offer them).
+#[cfg(test)]
+pub(crate) fn cache_templates(store: &Store, templates: &[Template]) {
+    let json = serde_json::to_string(templates).expect("json");
+    store
+        .with(|c| Store::set_meta(c, TEMPLATES_KEY, &json))
+        .expect("cached");
 }
 
 /// Whether WhatsApp still takes free-form messages in this conversation (its customer
@@ -176,37 +359,36 @@ pub fn window_open(store: &Store, conversation_id: &str) -> bool {
     last.is_none_or(|at| store::now() - at <= super::whatsapp::WINDOW_SECS)
 }
 
-/// The note a held follow-up leaves in its conversation.
-pub const HELD_NOTE: &str = "A follow-up message is held: WhatsApp delivers it only within 24 \
-     hours of the customer's last message. It will be sent when the customer writes again; to \
-     reach them sooner, send a template from this conversation.";
-
-/// The follow-up gate of the channels: a follow-up due in a WhatsApp conversation whose
-/// 24-hour window has closed is held (see [`crate::engine::followup_gate::FollowupGate`]).
-pub fn followup_gate(store: std::sync::Arc<Store>) -> crate::engine::followup_gate::FollowupGate {
-    std::sync::Arc::new(move |conversation_id: &str| {
-        (!window_open(&store, conversation_id)).then_some(HELD_NOTE)
-    })
-}
-
 /// Stores a staff member's template reply: the rendered text as their message and what
 /// the delivery loop needs to send it as a template, in one transaction.
 pub fn queue_template_reply(
     content: &Content,
     conversation_id: &str,
     template: &Template,
-    params: &[String],
+    values: &TemplateValues,
 ) -> Result<Message, ContentError> {
-    if params.len() != template.variables {
+    if template.check(values).is_err() {
         return Err(ContentError::Invalid(
             "fill in every variable of the template",
         ));
     }
-    let sealed_params = serde_json::to_string(params).map_err(|_| ContentError::Crypto)?;
+    let send = Filled {
+        body: values.body.clone(),
+        header: template
+            .header
+            .zip(values.header_link.as_ref())
+            .map(|(kind, link)| (kind, link.trim().to_owned())),
+        button: template
+            .url_button
+            .as_ref()
+            .zip(values.button.as_ref())
+            .map(|(b, end)| (b.index, end.trim().to_owned())),
+    };
+    let sealed_params = serde_json::to_string(&send).map_err(|_| ContentError::Crypto)?;
     content.append_message_with_extra(
         conversation_id,
         Author::Human,
-        &template.render(params),
+        &template.render_message(values),
         &sealed_params,
         |c, msg, sealed| {
             c.execute(
@@ -219,11 +401,32 @@ pub fn queue_template_reply(
     )
 }
 
+/// What a template send carries besides its name (sealed in
+/// `whatsapp_template_sends.params_ct`): the header's kind and link and the URL button's
+/// index and value are kept as queued, whatever the template list says later.
+#[derive(Serialize, Deserialize)]
+struct Filled {
+    body: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header: Option<(MediaHeader, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    button: Option<(usize, String)>,
+}
+
+/// `params_ct` as sealed: a [`Filled`], or the body variables alone (sends queued
+/// before headers and buttons were offered).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Sealed {
+    Filled(Filled),
+    Body(Vec<String>),
+}
+
 /// A message to be sent as a template.
 pub(super) struct TemplateSend {
     name: String,
     language: String,
-    params: Vec<String>,
+    filled: Filled,
 }
 
 impl Channels {
@@ -302,11 +505,19 @@ impl Channels {
             .content()
             .open_message_extra(id, &sealed)
             .map_err(|_| SendError::Permanent("unreadable"))?;
-        let params = serde_json::from_str(&json).map_err(|_| SendError::Permanent("unreadable"))?;
+        let filled = match serde_json::from_str(&json) {
+            Ok(Sealed::Filled(f)) => f,
+            Ok(Sealed::Body(body)) => Filled {
+                body,
+                header: None,
+                button: None,
+            },
+            Err(_) => return Err(SendError::Permanent("unreadable")),
+        };
         Ok(Some(TemplateSend {
             name,
             language,
-            params,
+            filled,
         }))
     }
 
@@ -325,14 +536,9 @@ impl Channels {
                     "name": t.name,
                     "language": {"code": t.language},
                 });
-                if !t.params.is_empty() {
-                    let parameters: Vec<serde_json::Value> = t
-                        .params
-                        .iter()
-                        .map(|p| serde_json::json!({"type": "text", "text": p}))
-                        .collect();
-                    template["components"] =
-                        serde_json::json!([{"type": "body", "parameters": parameters}]);
+                let components = components(&t.filled);
+                if !components.is_empty() {
+                    template["components"] = serde_json::Value::Array(components);
                 }
                 self.whatsapp_post(&serde_json::json!({
                     "messaging_product": "whatsapp",
@@ -346,6 +552,36 @@ impl Channels {
             None => self.whatsapp_send(to, text, last_inbound).await,
         }
     }
+}
+
+/// The `components` of a template message, as the Graph API documents them: the header's
+/// media by link, the body's text parameters, the URL button's text parameter.
+fn components(f: &Filled) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    if let Some((kind, link)) = &f.header {
+        let kind = kind.as_str();
+        out.push(serde_json::json!({
+            "type": "header",
+            "parameters": [{"type": kind, kind: {"link": link}}],
+        }));
+    }
+    if !f.body.is_empty() {
+        let parameters: Vec<serde_json::Value> = f
+            .body
+            .iter()
+            .map(|p| serde_json::json!({"type": "text", "text": p}))
+            .collect();
+        out.push(serde_json::json!({"type": "body", "parameters": parameters}));
+    }
+    if let Some((index, text)) = &f.button {
+        out.push(serde_json::json!({
+            "type": "button",
+            "sub_type": "url",
+            "index": index.to_string(),
+            "parameters": [{"type": "text", "text": text}],
+        }));
+    }
+    out
 }
 
 /// Refreshes the template list every 15 minutes while WhatsApp is configured, until

@@ -19,7 +19,7 @@ fn text_webhook(wamid: &str, text: &str) -> serde_json::Value {
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
                     "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551181"}],
-                    "messages": [{"from": "16315551181", "id": wamid, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]
+                    "messages": [{"from": "16315551181", "id": wamid, "timestamp": crate::platform::store::now().to_string(), "type": "text", "text": {"body": text}}]
                 }
             }]
         }]
@@ -46,7 +46,32 @@ fn template_list() -> serde_json::Value {
              "parameter_format": "NAMED",
              "components": [{"type": "BODY", "text": "Hi {{first_name}}"}]},
             {"name": "refused_one", "language": "en_US", "status": "REJECTED", "category": "MARKETING", "id": "5",
-             "components": [{"type": "BODY", "text": "Nope"}]}
+             "components": [{"type": "BODY", "text": "Nope"}]},
+            {"name": "order_shipped", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "6",
+             "parameter_format": "POSITIONAL",
+             "components": [
+                {"type": "HEADER", "format": "DOCUMENT", "example": {"header_handle": ["4::aW1hZ2UvanBlZw==:ARb"]}},
+                {"type": "BODY", "text": "Your order {{1}} is on its way.", "example": {"body_text": [["A-1001"]]}},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Thanks"},
+                    {"type": "URL", "text": "Track it", "url": "https://shop.example/track/{{1}}", "example": ["https://shop.example/track/A-1001"]}
+                ]}
+             ]},
+            {"name": "store_location", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "7",
+             "components": [{"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "We are here."}]},
+            {"name": "two_links", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "8",
+             "components": [
+                {"type": "BODY", "text": "Two links"},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "URL", "text": "A", "url": "https://shop.example/a/{{1}}"},
+                    {"type": "URL", "text": "B", "url": "https://shop.example/b/{{1}}"}
+                ]}
+             ]},
+            {"name": "coupon", "language": "en_US", "status": "APPROVED", "category": "MARKETING", "id": "9",
+             "components": [
+                {"type": "BODY", "text": "Your code"},
+                {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "{{1}}"}]}
+             ]}
         ],
         "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}
     })
@@ -112,8 +137,27 @@ async fn approved_templates_are_listed_for_the_account_a_webhook_named_and_cache
         .collect();
     assert_eq!(
         names,
-        [("hello_again", 0), ("appointment_reminder", 2)],
-        "image headers, named variables and rejected templates are left out"
+        [
+            ("hello_again", 0),
+            ("appointment_reminder", 2),
+            ("promo_picture", 0),
+            ("order_shipped", 1)
+        ],
+        "named variables, location headers, other button variables and rejected templates \
+         are left out"
+    );
+    assert_eq!(listed[2].header, Some(MediaHeader::Image));
+    assert_eq!(listed[3].header, Some(MediaHeader::Document));
+    assert_eq!(
+        listed[3].url_button,
+        Some(UrlButton {
+            index: 1,
+            url: "https://shop.example/track/{{1}}".into()
+        })
+    );
+    assert_eq!(
+        (listed[1].header.as_ref(), listed[1].url_button.as_ref()),
+        (None, None)
     );
     assert_eq!(cached_templates(&k.store), listed);
     assert_eq!(
@@ -150,8 +194,9 @@ async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_ex
         .expect("listed");
     let content = &k.channels.runtime.content();
     let params = vec!["Kerry".to_owned(), "Friday CANARY-VAR-91".to_owned()];
-    assert!(queue_template_reply(content, &conv, &templates[1], &params[..1]).is_err());
-    queue_template_reply(content, &conv, &templates[1], &params).expect("queued");
+    let body_only = |p: &[String]| TemplateValues::body(p);
+    assert!(queue_template_reply(content, &conv, &templates[1], &body_only(&params[..1])).is_err());
+    queue_template_reply(content, &conv, &templates[1], &body_only(&params)).expect("queued");
 
     let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
     let body: serde_json::Value = sent[1].body_json().expect("json");
@@ -184,7 +229,8 @@ async fn a_template_reply_outside_the_window_is_sent_exactly_as_the_graph_api_ex
     );
 
     // A template without variables has no components; a free-form reply is still refused.
-    queue_template_reply(content, &conv, &templates[0], &[]).expect("queued");
+    queue_template_reply(content, &conv, &templates[0], &TemplateValues::default())
+        .expect("queued");
     content
         .append_message(&conv, Author::Human, "Free text")
         .expect("reply");
@@ -280,4 +326,354 @@ async fn a_follow_up_due_outside_the_window_is_held_with_a_note_until_the_custom
         let b: serde_json::Value = r.body_json().expect("json");
         b["text"]["body"] == "How did the visit go?"
     }));
+}
+
+/// A WhatsApp conversation whose window closed 25 hours ago, templates listed; returns
+/// (conversation id, contact id).
+async fn closed_window(k: &Kit, server: &MockServer, wamid: &str) -> (String, String) {
+    webhook(k, wamid, "What are your opening hours?").await;
+    deliver_until(&k.channels, server, "/messages", 1).await;
+    k.channels
+        .refresh_whatsapp_templates()
+        .await
+        .expect("listed");
+    k.store
+        .with(|c| {
+            c.execute(
+                "UPDATE channel_conversations SET last_inbound_at = last_inbound_at - 90000",
+                [],
+            )?;
+            Ok(
+                c.query_row("SELECT id, contact_id FROM conversations", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })
+        .expect("conversation")
+}
+
+#[tokio::test]
+async fn a_follow_up_due_outside_the_window_goes_out_as_its_template_with_the_name_filled_in() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, contact) = closed_window(&k, &server, "wamid.FT1").await;
+    let json = followup_template_json(
+        &k.store,
+        "appointment_reminder:en_US",
+        TemplateValues::body(&[
+            "{{contact.first_name}}".into(),
+            "Friday CANARY-FU-77".into(),
+        ]),
+    )
+    .expect("valid");
+    let runtime = &k.channels.runtime;
+    let content = runtime.content();
+    let now = crate::platform::store::now();
+    let fid = content
+        .add_followup_with_template(
+            &contact,
+            FollowupKind::Message,
+            now - 5,
+            "See you Friday!",
+            "u1",
+            Some(&json),
+        )
+        .expect("follow-up");
+    assert!(!contains(&k.db_bytes(), "CANARY-FU-77"), "sealed");
+
+    assert_eq!(runtime.send_due_followups(now).expect("due"), (1, 0));
+    let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16315551181",
+            "type": "template",
+            "template": {
+                "name": "appointment_reminder",
+                "language": {"code": "en_US"},
+                "components": [{"type": "body", "parameters": [
+                    {"type": "text", "text": "Kerry"},
+                    {"type": "text", "text": "Friday CANARY-FU-77"}
+                ]}]
+            }
+        })
+    );
+    let status = content
+        .followups(&contact, 10)
+        .expect("followups")
+        .into_iter()
+        .find(|f| f.id == fid)
+        .expect("followup")
+        .status;
+    assert_eq!(status, FollowupStatus::Sent);
+    let last = content.recent_messages(&conv, 1).expect("messages");
+    assert_eq!(
+        (last[0].author, last[0].body.as_str()),
+        (
+            Author::Human,
+            "Hi Kerry, your appointment is on Friday CANARY-FU-77."
+        ),
+        "the inbox shows what the customer got"
+    );
+    runtime.send_due_followups(now).expect("again");
+    k.channels.deliver_pending(&[]).await.expect("deliver");
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        3,
+        "the list, the answer and one template: sent once"
+    );
+}
+
+#[tokio::test]
+async fn a_follow_up_whose_template_cannot_be_filled_or_is_gone_is_held_with_a_note_saying_why() {
+    use crate::domain::content::{FollowupKind, FollowupStatus};
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, contact) = closed_window(&k, &server, "wamid.FT2").await;
+    let content = k.channels.runtime.content();
+    // The contact has no name, and the template names them.
+    content
+        .update_contact(
+            &contact,
+            crate::domain::content::ContactUpdate {
+                name: Some(String::new()),
+                email: None,
+                phone: None,
+                stage: None,
+                score: None,
+                tags: None,
+            },
+            "u1",
+        )
+        .expect("name removed");
+    let now = crate::platform::store::now();
+    let add = |values: Vec<String>, key: &str| {
+        let json =
+            followup_template_json(&k.store, key, TemplateValues::body(&values)).expect("valid");
+        content
+            .add_followup_with_template(
+                &contact,
+                FollowupKind::Message,
+                now - 5,
+                "See you",
+                "u1",
+                Some(&json),
+            )
+            .expect("follow-up")
+    };
+    let nameless = add(
+        vec!["{{contact.name}}".into(), "Friday".into()],
+        "appointment_reminder:en_US",
+    );
+    let gone = add(vec![], "hello_again:en_US");
+    // hello_again is withdrawn at Meta before the follow-up is due.
+    let mut left = cached_templates(&k.store);
+    left.retain(|t| t.name != "hello_again");
+    k.store
+        .with(|c| Store::set_meta(c, TEMPLATES_KEY, &serde_json::to_string(&left).expect("j")))
+        .expect("cache");
+
+    assert_eq!(
+        k.channels.runtime.send_due_followups(now).expect("due"),
+        (0, 0)
+    );
+    k.channels.deliver_pending(&[]).await.expect("deliver");
+    let notes: Vec<String> = content
+        .recent_messages(&conv, 10)
+        .expect("messages")
+        .into_iter()
+        .filter(|m| m.author == Author::System)
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes.iter().any(|n| n == NO_NAME_NOTE), "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("\"hello_again\" is no longer approved")),
+        "{notes:?}"
+    );
+    let statuses: Vec<FollowupStatus> = content
+        .followups(&contact, 10)
+        .expect("followups")
+        .into_iter()
+        .filter(|f| f.id == nameless || f.id == gone)
+        .map(|f| f.status)
+        .collect();
+    assert_eq!(statuses, [FollowupStatus::Pending; 2]);
+    assert_eq!(
+        server.received_requests().await.unwrap_or_default().len(),
+        2,
+        "nothing sent past the list and the first answer"
+    );
+}
+
+#[test]
+fn a_follow_up_template_is_refused_in_words_when_its_values_are_wrong() {
+    let k = super::super::testkit::whatsapp_kit("http://127.0.0.1:9");
+    let cache = |templates: &serde_json::Value| {
+        let list: TemplateList = serde_json::from_value(templates.clone()).expect("list");
+        let usable: Vec<Template> = list.data.into_iter().filter_map(usable).collect();
+        k.store
+            .with(|c| {
+                Store::set_meta(
+                    c,
+                    TEMPLATES_KEY,
+                    &serde_json::to_string(&usable).expect("j"),
+                )
+            })
+            .expect("cache");
+    };
+    cache(&template_list());
+    let key = "appointment_reminder:en_US";
+    let err = |values: Vec<&str>, key: &str| {
+        followup_template_json(
+            &k.store,
+            key,
+            TemplateValues {
+                body: values.into_iter().map(String::from).collect(),
+                ..TemplateValues::default()
+            },
+        )
+        .expect_err("refused")
+    };
+    assert_eq!(
+        err(vec!["Kerry"], key),
+        "Fill in every variable of the template."
+    );
+    assert_eq!(
+        err(vec!["Kerry", " "], key),
+        "Fill in variable 2 of the template."
+    );
+    assert!(err(vec!["{{contact.email}}", "Friday"], key).contains("placeholder"));
+    assert_eq!(
+        err(vec![], "named_params:en_US"),
+        "Choose one of the approved templates."
+    );
+}
+
+#[tokio::test]
+async fn a_template_with_a_media_header_and_a_url_button_is_sent_with_the_components_meta_documents(
+) {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, _) = closed_window(&k, &server, "wamid.M1").await;
+    let templates = cached_templates(&k.store);
+    let find = |name: &str| {
+        templates
+            .iter()
+            .find(|t| t.name == name)
+            .expect("listed")
+            .clone()
+    };
+    let (shipped, promo) = (find("order_shipped"), find("promo_picture"));
+    let content = k.channels.runtime.content();
+    let values = TemplateValues {
+        body: vec!["A-1001".into()],
+        header_link: Some("https://shop.example/invoices/A-1001.pdf".into()),
+        button: Some("A-1001".into()),
+    };
+    for bad in [
+        TemplateValues {
+            header_link: None,
+            ..values.clone()
+        },
+        TemplateValues {
+            header_link: Some("https://127.0.0.1/a.pdf".into()),
+            ..values.clone()
+        },
+        TemplateValues {
+            button: None,
+            ..values.clone()
+        },
+        TemplateValues {
+            button: Some("A 1001".into()),
+            ..values.clone()
+        },
+    ] {
+        assert!(shipped.check(&bad).is_err(), "{bad:?}");
+        assert!(queue_template_reply(content, &conv, &shipped, &bad).is_err());
+    }
+    queue_template_reply(content, &conv, &shipped, &values).expect("queued");
+    queue_template_reply(
+        content,
+        &conv,
+        &promo,
+        &TemplateValues {
+            header_link: Some("https://shop.example/summer.jpg".into()),
+            ..TemplateValues::default()
+        },
+    )
+    .expect("queued");
+
+    let sent = deliver_until(&k.channels, &server, "/messages", 3).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16315551181",
+            "type": "template",
+            "template": {
+                "name": "order_shipped",
+                "language": {"code": "en_US"},
+                "components": [
+                    {"type": "header", "parameters": [
+                        {"type": "document", "document": {"link": "https://shop.example/invoices/A-1001.pdf"}}
+                    ]},
+                    {"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]},
+                    {"type": "button", "sub_type": "url", "index": "1", "parameters": [
+                        {"type": "text", "text": "A-1001"}
+                    ]}
+                ]
+            }
+        })
+    );
+    let body: serde_json::Value = sent[2].body_json().expect("json");
+    assert_eq!(
+        body["template"]["components"],
+        serde_json::json!([{"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://shop.example/summer.jpg"}}
+        ]}])
+    );
+}
+
+#[tokio::test]
+async fn a_template_send_queued_before_headers_were_offered_is_still_sent() {
+    let server = graph().await;
+    let k = whatsapp_kit(&server);
+    let (conv, _) = closed_window(&k, &server, "wamid.M2").await;
+    // What the previous version sealed: the body variables alone.
+    k.channels
+        .runtime
+        .content()
+        .append_message_with_extra(
+            &conv,
+            Author::Human,
+            "Hi Kerry, your appointment is on Friday.",
+            r#"["Kerry","Friday"]"#,
+            |db, msg, sealed| {
+                db.execute(
+                    "INSERT INTO whatsapp_template_sends (message_id, name, language, params_ct)
+                     VALUES (?1, 'appointment_reminder', 'en_US', ?2)",
+                    params![msg.id, sealed],
+                )?;
+                Ok(())
+            },
+        )
+        .expect("queued");
+    let sent = deliver_until(&k.channels, &server, "/messages", 2).await;
+    let body: serde_json::Value = sent[1].body_json().expect("json");
+    assert_eq!(
+        body["template"]["components"],
+        serde_json::json!([{"type": "body", "parameters": [
+            {"type": "text", "text": "Kerry"},
+            {"type": "text", "text": "Friday"}
+        ]}])
+    );
 }

@@ -89,6 +89,9 @@ struct Profile {
 struct WaMessage {
     from: String,
     id: String,
+    /// When the customer sent it, unix seconds (a string, as Meta sends it).
+    #[serde(default)]
+    timestamp: String,
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
@@ -301,7 +304,11 @@ impl Channels {
                     (_, kind, None) if !kind.is_empty() => (format!("[{kind}]"), None),
                     _ => ("[unsupported message]".to_owned(), None),
                 };
-                self.receive(WHATSAPP, &m.id, &m.from, name, &body, media)
+                let extra = super::InboundExtra {
+                    written_at: m.timestamp.parse().ok(),
+                    ..Default::default()
+                };
+                self.receive_with(WHATSAPP, &m.id, &m.from, name, &body, media, extra)
                     .await?;
             }
             for s in &v.statuses {

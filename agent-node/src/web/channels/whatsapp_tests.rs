@@ -35,7 +35,7 @@ fn text_message(wamid: &str, text: &str) -> String {
                     "messages": [{
                         "from": "16315551181",
                         "id": wamid,
-                        "timestamp": "1700000000",
+                        "timestamp": crate::platform::store::now().to_string(),
                         "type": "text",
                         "text": {"body": text}
                     }]
@@ -292,6 +292,56 @@ async fn a_reply_outside_the_24_hour_window_is_not_sent() {
         content.recent_messages(&conv, 10).expect("messages").len(),
         4
     );
+}
+
+#[actix_web::test]
+async fn the_window_counts_from_when_the_customer_wrote_not_from_a_late_redelivery() {
+    let server = graph().await;
+    let k = kit(urls(&server));
+    configure(&k);
+    let app = app!(k);
+    // Meta redelivers, now, a message the customer sent 25 hours ago.
+    let written = crate::platform::store::now() - 25 * 3600;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text_message("wamid.LATE", "What are your opening hours?"))
+            .expect("json");
+    v["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = written.to_string().into();
+    let body = v.to_string();
+    assert!(body.contains(&written.to_string()), "{body}");
+    assert_eq!(post!(app, &body, Some(&sign(&body))), 200);
+    let conv: String = k
+        .store
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT conversation_id FROM channel_conversations",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("conversation");
+    assert!(!crate::web::channels::wa_templates::window_open(
+        &k.store, &conv
+    ));
+    // The answer is not sent as free text: WhatsApp would refuse it.
+    for _ in 0..20 {
+        k.channels.deliver_pending(&[]).await.expect("deliver");
+        let content = k.channels.runtime.content();
+        if content
+            .recent_messages(&conv, 10)
+            .expect("messages")
+            .iter()
+            .any(|m| m.author == Author::System)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .all(|r| !r.url.path().ends_with("/messages")));
 }
 
 #[actix_web::test]

@@ -9,13 +9,14 @@
 
 use super::access::Nav;
 use super::flash::{see_other_done, Done};
-use super::inbox::content;
+use super::inbox::{content, template_picker, typed_values, ChosenTemplate, TemplateOption};
 use super::{human_time, render, valid_id};
 use super::{ConsoleError, ConsoleSession, ConsoleState, WriteSession};
 use crate::domain::content::{
     ContactDetail, ContactSummary, ContactUpdate, ContentError, Conversation, Followup,
     FollowupKind, FollowupStatus, Stage, TimelineEntry,
 };
+use crate::web::channels::wa_templates;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
@@ -170,6 +171,8 @@ struct FollowupRow {
     pending: bool,
     status: &'static str,
     overdue: bool,
+    /// The WhatsApp template it is sent as past the 24-hour window (`name:language`).
+    template: Option<String>,
 }
 
 struct ConversationRow {
@@ -207,6 +210,17 @@ struct ContactPage {
     followups: Vec<FollowupRow>,
     conversations: Vec<ConversationRow>,
     timeline: Vec<TimelineRow>,
+    /// A WhatsApp contact: a follow-up message may carry a template.
+    whatsapp: bool,
+    templates: Vec<TemplateOption>,
+    chosen: Option<ChosenTemplate>,
+    max_variable: usize,
+}
+
+/// Query string of `GET /contacts/{id}`: the template picked for a follow-up, if any.
+#[derive(serde::Deserialize)]
+pub struct ContactQuery {
+    template: Option<String>,
 }
 
 /// Query string of `GET /contacts`.
@@ -241,9 +255,13 @@ pub async fn index(
     })
 }
 
-fn followup_row(f: Followup, now: i64) -> FollowupRow {
+fn followup_row((f, template): (Followup, Option<String>), now: i64) -> FollowupRow {
     let pending = f.status == FollowupStatus::Pending;
+    let template = template
+        .and_then(|json| serde_json::from_str::<wa_templates::FollowupTemplate>(&json).ok())
+        .map(|t| format!("{}:{}", t.name, t.language));
     FollowupRow {
+        template,
         kind: f.kind.label(),
         due: human_time(f.due_at),
         overdue: pending && f.due_at <= now,
@@ -284,11 +302,12 @@ fn timeline_row(e: TimelineEntry, me: &str) -> TimelineRow {
     }
 }
 
-/// `GET /contacts/{id}`.
+/// `GET /contacts/{id}[?template=name:language]`.
 pub async fn contact(
     state: web::Data<ConsoleState>,
     session: ConsoleSession,
     path: web::Path<String>,
+    query: web::Query<ContactQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
     if !valid_id(&id) {
@@ -299,14 +318,33 @@ pub async fn contact(
         let c = content.contact(&id)?.ok_or(ContentError::NotFound)?;
         Ok::<_, ContentError>((
             c,
-            content.followups(&id, 100)?,
+            content
+                .followups(&id, 100)?
+                .into_iter()
+                .map(|f| {
+                    let template = content.followup_template(&f.id)?;
+                    Ok::<_, ContentError>((f, template))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             content.contact_conversations(&id, 100)?,
             content.timeline(&id, TIMELINE_LIMIT)?,
         ))
     })
     .await??;
     let now = crate::platform::store::now();
+    let whatsapp = c.channel == crate::web::channels::WHATSAPP;
+    let store = state.store.clone();
+    let templates = if whatsapp {
+        web::block(move || wa_templates::cached_templates(&store)).await?
+    } else {
+        Vec::new()
+    };
+    let (templates, chosen) = template_picker(&templates, query.template.as_deref(), None);
     render(&ContactPage {
+        whatsapp,
+        templates,
+        chosen,
+        max_variable: wa_templates::MAX_VARIABLE_CHARS,
         nav: Nav::for_session(&session),
         can_export: session.may("POST", "/contacts/{id}/export"),
         can_erase: session.may("POST", "/contacts/{id}/erase"),
@@ -452,14 +490,6 @@ pub async fn add_note(
     Ok(see_other_done(&format!("/contacts/{id}"), Done::NoteAdded))
 }
 
-/// Body of `POST /contacts/{id}/followups`.
-#[derive(serde::Deserialize)]
-pub struct FollowupForm {
-    kind: String,
-    due: String,
-    text: String,
-}
-
 /// Reads a `datetime-local` value (`YYYY-MM-DDTHH:MM[:SS]`) as UTC.
 pub fn parse_due(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -471,27 +501,50 @@ pub fn parse_due(s: &str) -> Option<i64> {
         .map(|t| t.assume_utc().unix_timestamp())
 }
 
-/// `POST /contacts/{id}/followups`.
+/// `POST /contacts/{id}/followups` (`kind`, `due`, `text`; for a message to a WhatsApp
+/// contact also `template` = `name:language` and its variables `v1`…`vN`, sent in place
+/// of the text when the follow-up is due outside the 24-hour window).
 pub async fn add_followup(
     state: web::Data<ConsoleState>,
     session: WriteSession,
     path: web::Path<String>,
-    form: web::Form<FollowupForm>,
+    form: web::Form<std::collections::HashMap<String, String>>,
 ) -> Result<HttpResponse, ConsoleError> {
     let id = path.into_inner();
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
     }
     let form = form.into_inner();
-    let kind = FollowupKind::parse(form.kind.trim())
+    let field = |name: &str| form.get(name).map_or("", |v| v.trim());
+    let kind = FollowupKind::parse(field("kind"))
         .ok_or_else(|| ConsoleError::BadRequest("Choose a kind of follow-up.".into()))?;
-    let due = parse_due(&form.due)
+    let due = parse_due(field("due"))
         .ok_or_else(|| ConsoleError::BadRequest("Give the due date and time (UTC).".into()))?;
-    let text = checked_text(&form.text, MAX_FOLLOWUP_CHARS, "follow-up text")?;
+    let text = checked_text(field("text"), MAX_FOLLOWUP_CHARS, "follow-up text")?;
+    let template = match field("template") {
+        "" => None,
+        _ if kind != FollowupKind::Message => {
+            return Err(ConsoleError::BadRequest(
+                "Only a message to the contact can carry a template.".into(),
+            ))
+        }
+        key => {
+            let values = typed_values(&form);
+            let (store, key) = (state.store.clone(), key.to_owned());
+            let json =
+                web::block(move || wa_templates::followup_template_json(&store, &key, values))
+                    .await?
+                    .map_err(ConsoleError::BadRequest)?;
+            Some(json)
+        }
+    };
     let content = content(&state);
     let actor = session.user_id.clone();
     let cid = id.clone();
-    web::block(move || content.add_followup(&cid, kind, due, &text, &actor)).await??;
+    web::block(move || {
+        content.add_followup_with_template(&cid, kind, due, &text, &actor, template.as_deref())
+    })
+    .await??;
     Ok(see_other_done(
         &format!("/contacts/{id}"),
         Done::FollowupAdded,

@@ -249,17 +249,87 @@ struct ConversationPage {
 }
 
 /// A template in the picker.
-struct TemplateOption {
-    key: String,
-    label: String,
-    selected: bool,
+pub(super) struct TemplateOption {
+    pub(super) key: String,
+    pub(super) label: String,
+    pub(super) selected: bool,
 }
 
-/// The template picked, with a field per variable.
-struct ChosenTemplate {
-    key: String,
-    body: String,
-    vars: Vec<usize>,
+/// The template picked, with a field per variable (and for the header's media link and
+/// the button's variable when it has them), refilled with what was typed after an error.
+pub(super) struct ChosenTemplate {
+    pub(super) key: String,
+    pub(super) body: String,
+    /// Each variable's number and the value typed.
+    pub(super) vars: Vec<(usize, String)>,
+    /// `image`, `video` or `document`: the header needs a link.
+    pub(super) header: Option<&'static str>,
+    pub(super) header_link: String,
+    /// The URL button's address with `{{1}}`, when it has a variable.
+    pub(super) button_url: Option<String>,
+    pub(super) button: String,
+    /// What was wrong with the values sent, in words.
+    pub(super) error: Option<String>,
+}
+
+/// What staff typed into a template form: `v1`…`vN`, `header_link`, `button`.
+pub(super) fn typed_values(
+    form: &std::collections::HashMap<String, String>,
+) -> wa_templates::TemplateValues {
+    let field = |name: &str| {
+        form.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    wa_templates::TemplateValues {
+        body: (1..)
+            .map_while(|n| form.get(&format!("v{n}")))
+            .map(|v| v.trim().to_owned())
+            .collect(),
+        header_link: field("header_link"),
+        button: field("button"),
+    }
+}
+
+/// The picker's options and the template picked (`picked` = `name:language`); `typed`
+/// refills its fields after an error (the values and what was wrong).
+pub(super) fn template_picker(
+    templates: &[wa_templates::Template],
+    picked: Option<&str>,
+    typed: Option<(&wa_templates::TemplateValues, String)>,
+) -> (Vec<TemplateOption>, Option<ChosenTemplate>) {
+    let chosen = templates
+        .iter()
+        .find(|t| Some(t.key().as_str()) == picked)
+        .map(|t| {
+            let values = typed.as_ref().map(|(v, _)| *v);
+            ChosenTemplate {
+                key: t.key(),
+                body: t.body.clone(),
+                vars: (1..=t.variables)
+                    .map(|n| {
+                        let v = values.and_then(|v| v.body.get(n - 1));
+                        (n, v.cloned().unwrap_or_default())
+                    })
+                    .collect(),
+                header: t.header.map(|h| h.as_str()),
+                header_link: values
+                    .and_then(|v| v.header_link.clone())
+                    .unwrap_or_default(),
+                button_url: t.url_button.as_ref().map(|b| b.url.clone()),
+                button: values.and_then(|v| v.button.clone()).unwrap_or_default(),
+                error: typed.as_ref().map(|(_, e)| e.clone()),
+            }
+        });
+    let options = templates
+        .iter()
+        .map(|t| TemplateOption {
+            key: t.key(),
+            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
+            selected: Some(t.key().as_str()) == picked,
+        })
+        .collect();
+    (options, chosen)
 }
 
 /// Query string of a conversation page: the template picked, if any.
@@ -347,7 +417,19 @@ pub async fn conversation(
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound);
     }
-    let content = content(&state);
+    let page = conversation_page(&state, &session, id, query.template.as_deref(), None).await?;
+    render(&page)
+}
+
+/// The conversation page; `typed` refills the template form after an error.
+async fn conversation_page(
+    state: &ConsoleState,
+    session: &ConsoleSession,
+    id: String,
+    picked: Option<&str>,
+    typed: Option<(&wa_templates::TemplateValues, String)>,
+) -> Result<ConversationPage, ConsoleError> {
+    let content = content(state);
     let (store, conv_id) = (state.store.clone(), id.clone());
     let (template_needed, templates) = web::block(move || {
         let needed = !wa_templates::window_open(&store, &conv_id);
@@ -359,23 +441,7 @@ pub async fn conversation(
         (needed, templates)
     })
     .await?;
-    let picked = query.template.as_deref();
-    let chosen = templates
-        .iter()
-        .find(|t| Some(t.key().as_str()) == picked)
-        .map(|t| ChosenTemplate {
-            key: t.key(),
-            body: t.body.clone(),
-            vars: (1..=t.variables).collect(),
-        });
-    let templates = templates
-        .iter()
-        .map(|t| TemplateOption {
-            key: t.key(),
-            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
-            selected: Some(t.key().as_str()) == picked,
-        })
-        .collect();
+    let (templates, chosen) = template_picker(&templates, picked, typed);
     let calls = calls::calls(state.store.clone(), id.clone()).await?;
     let store = state.store.clone();
     let (conv, contact, messages, media, pending) = web::block(move || {
@@ -400,8 +466,8 @@ pub async fn conversation(
             )
         })
         .collect();
-    render(&ConversationPage {
-        nav: Nav::for_session(&session),
+    Ok(ConversationPage {
+        nav: Nav::for_session(session),
         contact_name: contact.map(|c| c.display_name).unwrap_or_default(),
         status: conv.status.as_str(),
         status_label: conv.status_label(),
@@ -542,21 +608,15 @@ pub async fn template_reply(
         .into_iter()
         .find(|t| t.key() == key)
         .ok_or_else(|| ConsoleError::BadRequest("Choose one of the approved templates.".into()))?;
-    let mut params = Vec::with_capacity(template.variables);
-    for n in 1..=template.variables {
-        let v = form.get(&format!("v{n}")).map_or("", |v| v.trim());
-        if v.is_empty() {
-            return Err(ConsoleError::BadRequest(format!(
-                "Fill in variable {n} of the template."
-            )));
-        }
-        if v.chars().count() > wa_templates::MAX_VARIABLE_CHARS {
-            return Err(ConsoleError::BadRequest(format!(
-                "A variable can be at most {} characters.",
-                wa_templates::MAX_VARIABLE_CHARS
-            )));
-        }
-        params.push(v.to_owned());
+    let values = typed_values(&form);
+    if let Err(error) = template.check(&values) {
+        // Said in the form, with what was typed; nothing is sent.
+        let key = template.key();
+        let page =
+            conversation_page(&state, &session, id, Some(&key), Some((&values, error))).await?;
+        let mut response = render(&page)?;
+        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+        return Ok(response);
     }
     let content = content(&state);
     let actor = session.user_id.clone();
@@ -573,7 +633,7 @@ pub async fn template_reply(
         if !c.taken_over() {
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
-        wa_templates::queue_template_reply(&content, &conv, &template, &params)
+        wa_templates::queue_template_reply(&content, &conv, &template, &values)
     })
     .await??;
     Ok(see_other(&format!("/inbox/{id}")))

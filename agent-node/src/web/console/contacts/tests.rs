@@ -376,3 +376,95 @@ async fn contacts_pages_update_note_and_follow_up() {
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn a_follow_up_message_to_a_whatsapp_contact_can_carry_a_template_with_its_variables() {
+    use crate::web::channels::wa_templates::{self, Template};
+    let f = fixture();
+    let content = Content::new(f.data.store.clone(), &f.data.master);
+    let id = content
+        .contact_for_identity("whatsapp", "+4915112345678", None)
+        .expect("contact");
+    wa_templates::cache_templates(
+        &f.data.store,
+        &[Template {
+            name: "appointment_reminder".into(),
+            language: "en_US".into(),
+            category: "UTILITY".into(),
+            body: "Hi {{1}}, your appointment is on {{2}}.".into(),
+            variables: 2,
+            header: None,
+            url_button: None,
+        }],
+    );
+    let app = app!(f);
+    let cookie = sign_in!(app, f, MEMBER);
+    let page = |uri: String| {
+        let cookie = cookie.clone();
+        let app = &app;
+        async move {
+            let r = at::call_service(
+                app,
+                at::TestRequest::get().uri(&uri).cookie(cookie).to_request(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            body(r).await
+        }
+    };
+    let b = page(format!("/contacts/{id}")).await;
+    assert!(b.contains("fu-template-pick"), "{b}");
+    assert!(
+        !b.contains("fu-v1"),
+        "no variables before a template is chosen"
+    );
+    let b = page(format!(
+        "/contacts/{id}?template=appointment_reminder:en_US"
+    ))
+    .await;
+    assert!(
+        b.contains(r#"id="fu-v1""#) && b.contains(r#"id="fu-v2""#),
+        "{b}"
+    );
+    assert!(b.contains("Hi {{1}}, your appointment is on {{2}}."));
+
+    let add = |v1: &'static str| {
+        post(&format!("/contacts/{id}/followups"), &cookie).set_form([
+            ("kind", "message"),
+            ("due", "2030-05-01T09:30"),
+            ("text", "See you Friday"),
+            ("template", "appointment_reminder:en_US"),
+            ("v1", v1),
+            ("v2", "Friday 10:00"),
+        ])
+    };
+    let r = at::call_service(&app, add("{{contact.email}}").to_request()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body(r).await.contains("placeholder the node does not know"));
+    assert!(content.followups(&id, 10).expect("followups").is_empty());
+
+    let r = at::call_service(&app, add("{{contact.first_name}}").to_request()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let fu = content.followups(&id, 10).expect("followups");
+    assert_eq!(fu.len(), 1);
+    let json: serde_json::Value = serde_json::from_str(
+        &content
+            .followup_template(&fu[0].id)
+            .expect("read")
+            .expect("carried"),
+    )
+    .expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "name": "appointment_reminder",
+            "language": "en_US",
+            "body": ["{{contact.first_name}}", "Friday 10:00"]
+        })
+    );
+    let b = page(format!("/contacts/{id}")).await;
+    assert!(
+        b.contains("Past WhatsApp's 24-hour window: the template appointment_reminder:en_US"),
+        "the follow-up says what it is sent as: {b}"
+    );
+}

@@ -496,6 +496,8 @@ async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables()
         category: "UTILITY".into(),
         body: "Hi {{1}}, your appointment is on {{2}}.".into(),
         variables: 2,
+        header: None,
+        url_button: None,
     }];
     let now = crate::platform::store::now();
     f.data
@@ -551,8 +553,14 @@ async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables()
         .await,
     )
     .await;
-    assert!(b.contains(r#"<input id="v1" name="v1" required"#), "{b}");
-    assert!(b.contains(r#"<input id="v2" name="v2" required"#), "{b}");
+    assert!(
+        b.contains(r#"<input id="v1" name="v1" value="" required"#),
+        "{b}"
+    );
+    assert!(
+        b.contains(r#"<input id="v2" name="v2" value="" required"#),
+        "{b}"
+    );
     assert!(!b.contains(r#"name="v3""#));
 
     let send = |form: &'static str| {
@@ -597,4 +605,115 @@ async fn outside_whatsapps_window_staff_pick_a_template_and_fill_its_variables()
         .expect("get")
         .expect("some")
         .taken_over());
+}
+
+#[actix_web::test]
+async fn a_template_with_a_media_header_and_a_button_variable_asks_for_both_and_says_what_is_wrong()
+{
+    use crate::web::channels::wa_templates::{MediaHeader, Template, UrlButton};
+    let f = fixture();
+    let c = Content::new(f.data.store.clone(), &f.data.master);
+    let (conv, msg) = c
+        .ingest(
+            "whatsapp",
+            "16315551181",
+            Some("Kerry Fisher"),
+            "agent-1",
+            "Where is my order?",
+        )
+        .expect("ingest");
+    let templates = vec![Template {
+        name: "order_shipped".into(),
+        language: "en_US".into(),
+        category: "UTILITY".into(),
+        body: "Your order {{1}} is on its way.".into(),
+        variables: 1,
+        header: Some(MediaHeader::Image),
+        url_button: Some(UrlButton {
+            index: 1,
+            url: "https://shop.example/track/{{1}}".into(),
+        }),
+    }];
+    let now = crate::platform::store::now();
+    f.data
+        .store
+        .with(|db| {
+            db.execute(
+                "INSERT INTO channel_conversations (conversation_id, channel, delivered_id, last_inbound_at)
+                 VALUES (?1, 'whatsapp', ?2, ?3)",
+                rusqlite::params![conv.id, msg.id, now - 25 * 3600],
+            )?;
+            crate::platform::store::Store::set_meta(
+                db,
+                "whatsapp_templates",
+                &serde_json::to_string(&templates).expect("json"),
+            )
+        })
+        .expect("seed");
+    let app = app!(f);
+    let cookie = sign_in!(app, f, MEMBER);
+    let r = at::call_service(
+        &app,
+        at::TestRequest::get()
+            .uri(&format!("/inbox/{}?template=order_shipped:en_US", conv.id))
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let b = body(r).await;
+    assert!(
+        b.contains("Link of the image shown above the message"),
+        "{b}"
+    );
+    assert!(b.contains(r#"name="header_link""#), "{b}");
+    assert!(b.contains("https://shop.example/track/{{1}}"), "{b}");
+    assert!(b.contains(r#"name="button""#), "{b}");
+
+    let send = |form: &'static str| {
+        post(&format!("/inbox/{}/template", conv.id), &cookie)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(form)
+            .to_request()
+    };
+    let messages = || c.recent_messages(&conv.id, 10).expect("messages").len();
+    let before = messages();
+    for (form, says) in [
+        (
+            "template=order_shipped%3Aen_US&v1=A-1001&button=A-1001",
+            "Give the https link of the image",
+        ),
+        (
+            "template=order_shipped%3Aen_US&header_link=http%3A%2F%2Fshop.example%2Fa.jpg&v1=A-1001&button=A-1001",
+            "The image link cannot be used. The address must use https.",
+        ),
+        (
+            "template=order_shipped%3Aen_US&header_link=https%3A%2F%2F10.0.0.7%2Fa.jpg&v1=A-1001&button=A-1001",
+            "The image link cannot be used. This address points to a private network",
+        ),
+        (
+            "template=order_shipped%3Aen_US&header_link=https%3A%2F%2Fshop.example%2Fa.jpg&v1=A-1001",
+            "Fill in the end of the button",
+        ),
+    ] {
+        let r = at::call_service(&app, send(form)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{form}");
+        let b = body(r).await;
+        assert!(b.contains(r#"id="template-error""#), "{b}");
+        assert!(b.contains(says), "{says}: {b}");
+        assert!(b.contains("Nothing was sent."));
+        assert!(b.contains(r#"value="A-1001""#), "what was typed is kept: {b}");
+    }
+    assert_eq!(messages(), before, "nothing queued");
+
+    let r = at::call_service(
+        &app,
+        send("template=order_shipped%3Aen_US&header_link=https%3A%2F%2Fshop.example%2Fa.jpg&v1=A-1001&button=A-1001"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let last = c.recent_messages(&conv.id, 1).expect("messages");
+    assert_eq!(
+        last[0].body,
+        "[image: https://shop.example/a.jpg]\nYour order A-1001 is on its way.\n[button: https://shop.example/track/A-1001]"
+    );
 }
