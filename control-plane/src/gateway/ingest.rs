@@ -1,9 +1,11 @@
 //! Group commit of reports. Concurrent reports are queued to a writer thread that applies
 //! whatever has queued up (at most [`MAX_BATCH`]) in one transaction, each report in its
-//! own savepoint ([`service::report`] nested), so one bad report fails alone with its own
-//! error and the others commit; every request gets its own answer. Everything the
+//! own savepoint ([`service::report_deferring_counts`]), so one bad report fails alone with
+//! its own error and the others commit; every request gets its own answer. Everything the
 //! per-report path does happens inside that transaction: idempotency, ordering by
-//! `(epoch, seq)`, usage, status, events, the notices queued in the mail outbox.
+//! `(epoch, seq)`, usage, status, events, the notices queued in the mail outbox. The
+//! accepted reports' counts are folded and written once per table at the end of the batch
+//! ([`super::counts`]), which stores what writing them report by report would.
 //!
 //! On SQLite, which has one writer, there is one writer thread: the queue replaces the
 //! wait on the write lock, and one commit (one fsync) serves a whole batch. On
@@ -12,7 +14,8 @@
 //! reports are applied in the order they arrived. If a batch's commit fails as a whole,
 //! each of its reports is tried again alone, so each gets its own error.
 
-use super::service;
+use super::counts::Counts;
+use super::{service, store};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn, DbPool};
 use crate::notify::Notifier;
@@ -137,8 +140,9 @@ pub fn apply(
     if reports.len() > 1 {
         let batch = db::transaction::<_, AppError, _>(conn, |conn| {
             let mut out = Vec::with_capacity(reports.len());
+            let mut counts = Counts::default();
             for (node_id, r) in reports {
-                let one = service::report(conn, notifier, node_id, r);
+                let one = service::report_deferring_counts(conn, notifier, node_id, r, &mut counts);
                 if let Err(e) = &one {
                     if !refusal(e) {
                         // The database failed, not the report: retry each alone.
@@ -147,6 +151,8 @@ pub fn apply(
                 }
                 out.push(one);
             }
+            // The batch's counts in one upsert per table, in the same transaction.
+            store::write_counts(conn, &counts)?;
             Ok(out)
         });
         if let Ok(out) = batch {
@@ -165,390 +171,5 @@ fn refusal(e: &AppError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::infra::schema::{node_reports, nodes, workspaces};
-    use diesel::prelude::*;
-    use outpost_protocol::Check;
-
-    fn pool() -> ((tempfile::TempDir, db::ScratchDb), DbPool) {
-        let dir = tempfile::tempdir().unwrap();
-        let scratch = db::ScratchDb::new(&dir.path().join("cp.sqlite"), "outpost_unit");
-        let pool = db::connect(&scratch.url).unwrap();
-        ((dir, scratch), pool)
-    }
-
-    fn node(conn: &mut DbConn, slug: &str) -> String {
-        let (ws, node) = (db::new_id(), db::new_id());
-        diesel::insert_into(workspaces::table)
-            .values((
-                workspaces::id.eq(&ws),
-                workspaces::slug.eq(slug),
-                workspaces::name.eq(slug),
-                workspaces::plan.eq("dev"),
-                workspaces::created_at.eq(0),
-            ))
-            .execute(conn)
-            .unwrap();
-        diesel::insert_into(nodes::table)
-            .values((
-                nodes::id.eq(&node),
-                nodes::workspace_id.eq(&ws),
-                nodes::state.eq("healthy"),
-                nodes::provider.eq("local"),
-                nodes::region.eq("local"),
-                nodes::state_changed_at.eq(0),
-                nodes::created_at.eq(0),
-            ))
-            .execute(conn)
-            .unwrap();
-        node
-    }
-
-    /// A report whose `uptime_s` marks it, so a test can tell which one was applied.
-    fn report(seq: i64, marker: i64) -> Report {
-        Report {
-            seq,
-            epoch: None,
-            produced_at: 0,
-            version: "test".into(),
-            uptime_s: marker,
-            checks: vec![Check {
-                name: "storage".into(),
-                ok: true,
-                detail_code: None,
-            }],
-            counts: vec![],
-            disk_used_bytes: 0,
-            queue_depth: 0,
-            exports: vec![],
-            retention_sweeps: vec![],
-            waiting_conversations: 0,
-            ai_counts: vec![],
-            booking_counts: vec![],
-        }
-    }
-
-    /// `r` carrying one hour (3600) of web counts.
-    fn with_web_counts(mut r: Report, inbound: i64, outbound: i64) -> Report {
-        r.counts = vec![outpost_protocol::CountBucket {
-            channel: "web".into(),
-            hour: 3_600,
-            inbound,
-            outbound,
-            conversations: 1,
-        }];
-        r
-    }
-
-    /// The node's stored (inbound, outbound) usage of its one counted hour.
-    fn web_usage(conn: &mut DbConn, node_id: &str) -> (i64, i64) {
-        use crate::infra::schema::usage_counts;
-        usage_counts::table
-            .filter(usage_counts::node_id.eq(node_id))
-            .select((usage_counts::inbound, usage_counts::outbound))
-            .first(conn)
-            .unwrap()
-    }
-
-    fn applied(conn: &mut DbConn, node_id: &str) -> Option<i64> {
-        nodes::table
-            .find(node_id)
-            .select(nodes::uptime_s)
-            .first(conn)
-            .unwrap()
-    }
-
-    fn stored(conn: &mut DbConn, node_id: &str) -> i64 {
-        node_reports::table
-            .filter(node_reports::node_id.eq(node_id))
-            .count()
-            .get_result(conn)
-            .unwrap()
-    }
-
-    #[test]
-    fn a_bad_report_in_a_batch_fails_alone_and_the_others_commit() {
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let (a, b) = (node(&mut conn, "alpha"), node(&mut conn, "beta"));
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let (r1, bad, r2, rb) = (
-            report(1, 101),
-            report(-1, 999),
-            report(2, 102),
-            report(1, 201),
-        );
-        let batch = [(&*a, &r1), (&*a, &bad), (&*b, &rb), (&*a, &r2)];
-        let out = apply(&mut conn, &notifier, &batch);
-        let codes: Vec<_> = out
-            .iter()
-            .map(|r| match r {
-                Ok(v) => format!("ok {v}"),
-                Err(e) => format!("{} {}", e.status().as_u16(), e.code()),
-            })
-            .collect();
-        assert_eq!(codes, ["ok true", "400 invalid_seq", "ok true", "ok true"]);
-        assert_eq!(stored(&mut conn, &a), 2);
-        assert_eq!(applied(&mut conn, &a), Some(102), "the newest wins");
-        assert_eq!(applied(&mut conn, &b), Some(201));
-    }
-
-    #[test]
-    fn a_replay_in_the_same_batch_is_stored_once_and_an_older_one_changes_nothing() {
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let (r2, again, r1) = (report(2, 102), report(2, 999), report(1, 101));
-        let out = apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &r2), (&*a, &again), (&*a, &r1)],
-        );
-        let accepted: Vec<_> = out.into_iter().map(|r| r.unwrap()).collect();
-        assert_eq!(accepted, [true, false, true]);
-        assert_eq!(stored(&mut conn, &a), 2);
-        assert_eq!(
-            applied(&mut conn, &a),
-            Some(102),
-            "seq 1 came later but is older"
-        );
-    }
-
-    /// An unchanged waiting count is not written again; a changed one is stored.
-    #[test]
-    fn the_waiting_count_follows_the_newest_report() {
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let waiting = |conn: &mut DbConn| -> Option<i64> {
-            nodes::table
-                .find(&a)
-                .select(nodes::waiting_conversations)
-                .first(conn)
-                .unwrap()
-        };
-        for (seq, count) in [(1, 0), (2, 0), (3, 2), (4, 2), (5, 0), (6, 0), (7, 3)] {
-            let mut r = report(seq, seq);
-            r.waiting_conversations = count;
-            assert!(apply(&mut conn, &notifier, &[(&*a, &r)])[0]
-                .as_ref()
-                .unwrap());
-            assert_eq!(waiting(&mut conn), Some(count), "after seq {seq}");
-        }
-    }
-
-    /// An hour's totals only grow: a report older than the one applied before it (two
-    /// requests racing, an outbox retried) carries smaller totals and must not lower
-    /// what is billed.
-    #[test]
-    fn a_late_older_report_does_not_lower_an_hours_usage() {
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let with_counts =
-            |seq, inbound, outbound| with_web_counts(report(seq, seq), inbound, outbound);
-        let usage = |conn: &mut DbConn| web_usage(conn, &a);
-        let (newer, older) = (with_counts(2, 7, 4), with_counts(1, 5, 6));
-        assert!(apply(&mut conn, &notifier, &[(&*a, &newer)])[0].is_ok());
-        assert_eq!(usage(&mut conn), (7, 4));
-        assert!(apply(&mut conn, &notifier, &[(&*a, &older)])[0].is_ok());
-        assert_eq!(
-            usage(&mut conn),
-            (7, 6),
-            "each total keeps its larger value"
-        );
-    }
-
-    /// Issue 19 part 5: a report's AI counts are stored per day and model, keeping the
-    /// larger totals; a report with an invalid model name is refused whole.
-    #[test]
-    fn ai_counts_are_stored_and_bad_model_names_refuse_the_report() {
-        use crate::infra::schema::ai_counts;
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let with_ai = |seq: i64, model: &str, requests: i64| {
-            let mut r = report(seq, seq);
-            r.ai_counts = vec![outpost_protocol::AiCount {
-                day: 86_400,
-                model: model.into(),
-                requests,
-                input_tokens: requests * 100,
-                output_tokens: requests * 10,
-            }];
-            r
-        };
-        let stored = |conn: &mut DbConn| -> Vec<(String, i64, i64, i64)> {
-            ai_counts::table
-                .filter(ai_counts::node_id.eq(&a))
-                .select((
-                    ai_counts::model,
-                    ai_counts::requests,
-                    ai_counts::input_tokens,
-                    ai_counts::output_tokens,
-                ))
-                .load(conn)
-                .unwrap()
-        };
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_ai(2, "gpt-4o-mini", 3))]
-        )[0]
-        .is_ok());
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_ai(1, "gpt-4o-mini", 1))]
-        )[0]
-        .is_ok());
-        assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_ai(3, "gpt-4o-mini <b>", 9))]
-        )[0]
-        .is_err());
-        assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
-    }
-
-    /// Issue 16: a report's booking counts are stored per hour, keeping the larger totals;
-    /// a report with a negative count or a time that is not an hour is refused whole.
-    #[test]
-    fn booking_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
-        use crate::infra::schema::booking_counts;
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let with_bookings = |seq: i64, hour: i64, booked: i64, cancelled: i64| {
-            let mut r = report(seq, seq);
-            r.booking_counts = vec![outpost_protocol::BookingCount {
-                hour,
-                booked,
-                rescheduled: 1,
-                cancelled,
-            }];
-            r
-        };
-        let stored = |conn: &mut DbConn| -> Vec<(i64, i64, i64, i64)> {
-            booking_counts::table
-                .filter(booking_counts::node_id.eq(&a))
-                .select((
-                    booking_counts::hour,
-                    booking_counts::booked,
-                    booking_counts::rescheduled,
-                    booking_counts::cancelled,
-                ))
-                .load(conn)
-                .unwrap()
-        };
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_bookings(2, 7200, 4, 0))]
-        )[0]
-        .is_ok());
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_bookings(1, 7200, 2, 1))]
-        )[0]
-        .is_ok());
-        assert_eq!(
-            stored(&mut conn),
-            [(7200, 4, 1, 1)],
-            "each total keeps its larger value"
-        );
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_bookings(3, 7201, 9, 0))]
-        )[0]
-        .is_err());
-        assert!(apply(
-            &mut conn,
-            &notifier,
-            &[(&*a, &with_bookings(4, 10800, -1, 0))]
-        )[0]
-        .is_err());
-        assert_eq!(stored(&mut conn), [(7200, 4, 1, 1)]);
-    }
-
-    /// Receipts are pruned after 2 days (`retention::model::REPORT_RECEIPT_DAYS`): a
-    /// report replayed after that is taken as new but changes nothing, neither the status
-    /// nor an hour's usage.
-    #[test]
-    fn a_replay_after_its_receipt_was_pruned_changes_nothing() {
-        let (_guard, pool) = pool();
-        let mut conn = pool.get().unwrap();
-        let a = node(&mut conn, "alpha");
-        let notifier = Notifier {
-            public_url: "https://cp.test",
-        };
-        let with_counts =
-            |seq, inbound, outbound| with_web_counts(report(seq, 100 + seq), inbound, outbound);
-        let usage = |conn: &mut DbConn| web_usage(conn, &a);
-        let (r1, r2) = (with_counts(1, 5, 6), with_counts(2, 7, 4));
-        for r in [&r1, &r2] {
-            assert!(apply(&mut conn, &notifier, &[(&*a, r)])[0]
-                .as_ref()
-                .unwrap());
-        }
-        diesel::delete(node_reports::table)
-            .execute(&mut conn)
-            .unwrap();
-        for r in [&r1, &r2] {
-            assert!(apply(&mut conn, &notifier, &[(&*a, r)])[0].is_ok());
-        }
-        assert_eq!(applied(&mut conn, &a), Some(102), "the newest still wins");
-        assert_eq!(usage(&mut conn), (7, 6), "counted once");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_submissions_each_get_their_own_answer() {
-        let (_guard, pool) = pool();
-        let nodes: Vec<String> = {
-            let mut conn = pool.get().unwrap();
-            (0..3).map(|i| node(&mut conn, &format!("ws{i}"))).collect()
-        };
-        let batcher = Batcher::start(pool.clone(), "https://cp.test".into(), 2).unwrap();
-        let mut tasks = vec![];
-        for seq in 1..=60i64 {
-            for n in &nodes {
-                let (b, n) = (batcher.clone(), n.clone());
-                tasks.push(tokio::spawn(async move {
-                    b.submit(n, report(seq, 1000 + seq)).await
-                }));
-            }
-        }
-        let bad = batcher.submit(nodes[0].clone(), report(0, 5)).await;
-        assert_eq!(bad.unwrap_err().code(), "invalid_seq");
-        for t in tasks {
-            assert!(t.await.unwrap().unwrap(), "every report is new");
-        }
-        let mut conn = pool.get().unwrap();
-        for n in &nodes {
-            assert_eq!(stored(&mut conn, n), 60);
-            assert_eq!(applied(&mut conn, n), Some(1060), "the newest wins");
-        }
-    }
-}
+#[path = "ingest_tests.rs"]
+mod tests;
