@@ -5,16 +5,18 @@
 //! connection's first request, then trusted while no revocation happened and for at most
 //! [`model::VERDICT_TTL`] ([`NodeIdentity`]).
 //!
-//! Tables: `node_certs`, `bootstrap_tokens`, `node_reports`, `usage_counts`,
-//! `node_exports`, `retention_sweeps`, the report fields of `nodes`, and `commands`
+//! Tables: `node_certs`, `bootstrap_tokens`, `node_reports`, `usage_counts`, `ai_counts`,
+//! `booking_counts`, `node_exports`, `retention_sweeps`, the report fields of `nodes`, and `commands`
 //! (delivered and acknowledged here; queued by `provisioning::queue_command`).
 //! Files: [`model`] (identity, wake-ups, report validation, receipts, the cached
-//! certificate verdict), [`store`], [`ingest`] (group commit of reports),
+//! certificate verdict), [`store`], [`ingest`] (group commit of reports), [`counts`] (a
+//! batch's counts folded to one row each),
 //! [`service`] (use cases; other domains' reactions come in as [`service::Reactions`]),
 //! [`web`] (handlers, the client-certificate extractor, the wiring of reactions).
 //! Calls provisioning (transitions, events, jobs) and audit; `app/` mounts [`web`] on the
 //! gateway listener; other domains wake its long-polls through `infra::wake::CommandNotify`.
 
+pub mod counts;
 pub mod ingest;
 pub mod model;
 pub mod service;

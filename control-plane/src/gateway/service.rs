@@ -3,6 +3,7 @@
 //! they need; what other (higher) domains do when a node enrolls or acknowledges a
 //! command is handed in as [`Reactions`], wired by `web.rs`.
 
+use super::counts::Counts;
 use super::model::{self, NodeIdentity};
 use super::store;
 use crate::audit::{self, Entry};
@@ -274,16 +275,43 @@ pub fn report(
     r: &Report,
 ) -> AppResult<bool> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        let mut notices = vec![];
-        let accepted = ingest_report(conn, node_id, r, &mut notices)?;
-        notices::send(conn, notifier, &notices)?;
+        let mut counts = Counts::default();
+        let accepted = report_deferring_counts(conn, notifier, node_id, r, &mut counts)?;
+        store::write_counts(conn, &counts)?;
         Ok(accepted)
     })
 }
 
-/// Stores a report. Transitions worth an email (the first report after enrollment, an
-/// export that became ready) are added to `notices`, to be sent once the transaction has
-/// committed.
+/// [`report`] in its own savepoint, except the counts: a new report's buckets are added
+/// to `counts` (only once its savepoint has been released) for the caller to write with
+/// the rest of its batch ([`store::write_counts`]) in the same transaction. Stored
+/// counts keep the largest total reported, so writing them later and together stores what
+/// writing each report's at once would.
+pub fn report_deferring_counts(
+    conn: &mut DbConn,
+    notifier: &Notifier<'_>,
+    node_id: &str,
+    r: &Report,
+    counts: &mut Counts,
+) -> AppResult<bool> {
+    let accepted = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
+        let mut notices = vec![];
+        let accepted = ingest_report(conn, node_id, r, &mut notices)?;
+        notices::send(conn, notifier, &notices)?;
+        Ok(accepted)
+    })?;
+    if accepted {
+        // Counts are the totals of their hour so far: keeping the larger value (not
+        // adding) keeps a replayed report from counting twice and a late older one from
+        // lowering it.
+        counts.add(node_id, r);
+    }
+    Ok(accepted)
+}
+
+/// Stores a report, all but its counts (see [`report_deferring_counts`]). Transitions
+/// worth an email (the first report after enrollment, an export that became ready) are
+/// added to `notices`, to be sent once the transaction has committed.
 fn ingest_report(
     conn: &mut DbConn,
     node_id: &str,
@@ -292,8 +320,9 @@ fn ingest_report(
 ) -> AppResult<bool> {
     let now = db::now();
     let epoch = r.epoch.as_deref().unwrap_or("");
-    let (last, ws_id) = store::last_seq_and_workspace(conn, node_id)?;
-    let last = last.as_ref().map(|(s, e)| (*s, e.as_str()));
+    // One read for everything the report is checked and applied against.
+    let facts = store::report_facts(conn, node_id)?;
+    let last = facts.last.as_ref().map(|(s, e)| (*s, e.as_str()));
     let newest = model::order_report(last, r.seq, epoch)?;
     model::check_counts(&r.counts)?;
     model::check_ai_counts(&r.ai_counts)?;
@@ -302,27 +331,12 @@ fn ingest_report(
     if !store::insert_report(conn, node_id, epoch, r, now)? {
         return Ok(false);
     }
-    // Counts are the totals of their hour so far: keeping the larger value (not adding)
-    // keeps a replayed report from counting twice and a late older one from lowering it.
-    for c in &r.counts {
-        let channel: String = c.channel.chars().take(32).collect();
-        store::set_usage(conn, node_id, c, &channel)?;
-    }
-    for c in &r.ai_counts {
-        store::set_ai_usage(conn, node_id, c)?;
-    }
-    for c in &r.booking_counts {
-        store::set_booking_counts(conn, node_id, c)?;
-    }
-    for c in &r.call_counts {
-        store::set_call_counts(conn, node_id, c)?;
-    }
-    ingest_lifecycle(conn, node_id, &ws_id, r, newest, now, notices)?;
+    ingest_lifecycle(conn, node_id, &facts.workspace_id, r, newest, now, notices)?;
     if !newest {
         store::touch_report(conn, node_id, now)?;
         return Ok(true);
     }
-    notify_waiting(conn, node_id, r.waiting_conversations, now, notices)?;
+    let waiting = waiting_and_notice(node_id, r.waiting_conversations, &facts, now, notices);
     let checks: Vec<_> = r
         .checks
         .iter()
@@ -331,13 +345,17 @@ fn ingest_report(
              "detail_code": c.detail_code.as_ref().map(|d| d.chars().take(64).collect::<String>())})
         })
         .collect();
-    store::set_health(
+    // Health, waiting count and `last_report_at` in one statement.
+    store::set_reported(
         conn,
         node_id,
-        epoch,
-        r,
-        serde_json::Value::from(checks).to_string(),
-        now,
+        &store::Reported {
+            epoch,
+            report: r,
+            checks_json: serde_json::Value::from(checks).to_string(),
+            waiting,
+            now,
+        },
     )?;
     let checks_ok = r.checks.iter().all(|c| c.ok);
     let target = if checks_ok {
@@ -345,9 +363,14 @@ fn ingest_report(
     } else {
         NodeState::Degraded
     };
+    if facts.state == target.as_str() {
+        // The usual report: the state stays (a transition would read it again to find
+        // nothing to do).
+        return Ok(true);
+    }
     // The report that moves the node out of `enrolling` ends its provisioning (the
     // transition is conditional, so one report does).
-    let enrolling = provisioning::store::state_of(conn, node_id)? == NodeState::Enrolling.as_str();
+    let enrolling = facts.state == NodeState::Enrolling.as_str();
     let moved = provisioning::move_node(conn, node_id, &NodeState::REPORTING, target)?;
     if moved && enrolling {
         notices.push(Notice::ProvisioningDone {
@@ -358,35 +381,26 @@ fn ingest_report(
     Ok(true)
 }
 
-/// Stores the number of conversations waiting for the team, and tells the members when it
-/// rose ([`model::waiting_notice`]). The report carries a count only: which
-/// conversations, and what they say, stay on the node.
-fn notify_waiting(
-    conn: &mut DbConn,
+/// The number of conversations waiting for the team to store, and when the members were
+/// last told, telling them now when it rose ([`model::waiting_notice`]). The report
+/// carries a count only: which conversations, and what they say, stay on the node.
+fn waiting_and_notice(
     node_id: &str,
     waiting: i64,
+    facts: &store::ReportFacts,
     now: i64,
     notices: &mut Vec<Notice>,
-) -> AppResult<()> {
-    let (before, notified_at) = store::waiting(conn, node_id)?;
-    let (waiting, notify) = model::waiting_notice(waiting, before, notified_at, now);
-    if before == Some(waiting) && !notify {
-        // Nothing changed (the usual report): no write.
-        return Ok(());
-    }
-    store::set_waiting(
-        conn,
-        node_id,
-        waiting,
-        if notify { Some(now) } else { notified_at },
-    )?;
+) -> (i64, Option<i64>) {
+    let notified_at = facts.waiting_notified_at;
+    let (waiting, notify) = model::waiting_notice(waiting, facts.waiting, notified_at, now);
     if notify {
         notices.push(Notice::CustomersWaiting {
             node_id: node_id.to_owned(),
             count: waiting,
         });
+        return (waiting, Some(now));
     }
-    Ok(())
+    (waiting, notified_at)
 }
 
 /// Stores the report's export metadata and retention sweep counts. A new export id is
