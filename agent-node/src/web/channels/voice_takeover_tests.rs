@@ -351,6 +351,29 @@ async fn the_inbox_offers_a_live_call_and_says_why_it_could_not_be_taken() {
     let shown = body(at::call_service(&app, page(member.clone())).await).await;
     assert!(shown.contains("Take this call"), "{shown}");
     assert!(shown.contains("In progress"), "{shown}");
+    // A typed reply could never reach a caller: the page offers no reply box, and a
+    // reply posted anyway is refused in words and stored nowhere.
+    assert!(shown.contains(r#"id="call-reply""#), "{shown}");
+    assert!(!shown.contains(r#"id="reply-text""#), "{shown}");
+    let r = at::call_service(
+        &app,
+        at::TestRequest::post()
+            .uri(&format!("/inbox/{conv}/reply"))
+            .insert_header(("origin", "http://acme-dental.localhost:40123"))
+            .cookie(member.clone())
+            .set_form([("text", "typed-reply-canary")])
+            .to_request(),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let said = body(r).await;
+    assert!(
+        said.contains("a typed reply cannot reach the caller"),
+        "{said}"
+    );
+    let shown = body(at::call_service(&app, page(member.clone())).await).await;
+    assert!(!shown.contains("typed-reply-canary"), "{shown}");
+    assert_eq!(status(&k, &conv), ConversationStatus::Open);
 
     // Without the inbox scope: refused.
     let stranger = session_with(&f, &["console"]);

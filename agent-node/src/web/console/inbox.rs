@@ -4,7 +4,8 @@
 //!
 //! Replying to a conversation that is not taken over takes it over first (one click
 //! fewer, and the assistant never answers over a person): the reply form is always
-//! there, and says so while the assistant is in charge.
+//! there, and says so while the assistant is in charge. A phone call has no reply box: a
+//! typed reply could not reach the caller.
 
 use super::access::Nav;
 use super::{
@@ -13,12 +14,16 @@ use super::{
 };
 use crate::domain::content::{
     shown_inline, Author, Content, ConversationStatus, ConversationSummary, MediaInfo, Message,
+    VOICE_CHANNEL,
 };
 use crate::web::channels::{recording, wa_templates};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
 mod calls;
+mod templates;
+
+pub(super) use templates::{template_picker, typed_values, ChosenTemplate, TemplateOption};
 
 /// Longest reply accepted, characters.
 pub const MAX_REPLY_CHARS: usize = 4000;
@@ -35,7 +40,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox/{id}/messages", web::get().to(messages_fragment))
         .route("/inbox/media/{message}", web::get().to(media))
         .route("/inbox/{id}/reply", web::post().to(reply))
-        .route("/inbox/{id}/template", web::post().to(template_reply))
+        .route(
+            "/inbox/{id}/template",
+            web::post().to(templates::template_reply),
+        )
         .route("/inbox/{id}/takeover", web::post().to(takeover))
         .route(
             "/inbox/{id}/call/takeover",
@@ -246,90 +254,6 @@ struct ConversationPage {
     max_variable: usize,
     /// A phone conversation's calls.
     calls: calls::Calls,
-}
-
-/// A template in the picker.
-pub(super) struct TemplateOption {
-    pub(super) key: String,
-    pub(super) label: String,
-    pub(super) selected: bool,
-}
-
-/// The template picked, with a field per variable (and for the header's media link and
-/// the button's variable when it has them), refilled with what was typed after an error.
-pub(super) struct ChosenTemplate {
-    pub(super) key: String,
-    pub(super) body: String,
-    /// Each variable's number and the value typed.
-    pub(super) vars: Vec<(usize, String)>,
-    /// `image`, `video` or `document`: the header needs a link.
-    pub(super) header: Option<&'static str>,
-    pub(super) header_link: String,
-    /// The URL button's address with `{{1}}`, when it has a variable.
-    pub(super) button_url: Option<String>,
-    pub(super) button: String,
-    /// What was wrong with the values sent, in words.
-    pub(super) error: Option<String>,
-}
-
-/// What staff typed into a template form: `v1`…`vN`, `header_link`, `button`.
-pub(super) fn typed_values(
-    form: &std::collections::HashMap<String, String>,
-) -> wa_templates::TemplateValues {
-    let field = |name: &str| {
-        form.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    wa_templates::TemplateValues {
-        body: (1..)
-            .map_while(|n| form.get(&format!("v{n}")))
-            .map(|v| v.trim().to_owned())
-            .collect(),
-        header_link: field("header_link"),
-        button: field("button"),
-    }
-}
-
-/// The picker's options and the template picked (`picked` = `name:language`); `typed`
-/// refills its fields after an error (the values and what was wrong).
-pub(super) fn template_picker(
-    templates: &[wa_templates::Template],
-    picked: Option<&str>,
-    typed: Option<(&wa_templates::TemplateValues, String)>,
-) -> (Vec<TemplateOption>, Option<ChosenTemplate>) {
-    let chosen = templates
-        .iter()
-        .find(|t| Some(t.key().as_str()) == picked)
-        .map(|t| {
-            let values = typed.as_ref().map(|(v, _)| *v);
-            ChosenTemplate {
-                key: t.key(),
-                body: t.body.clone(),
-                vars: (1..=t.variables)
-                    .map(|n| {
-                        let v = values.and_then(|v| v.body.get(n - 1));
-                        (n, v.cloned().unwrap_or_default())
-                    })
-                    .collect(),
-                header: t.header.map(|h| h.as_str()),
-                header_link: values
-                    .and_then(|v| v.header_link.clone())
-                    .unwrap_or_default(),
-                button_url: t.url_button.as_ref().map(|b| b.url.clone()),
-                button: values.and_then(|v| v.button.clone()).unwrap_or_default(),
-                error: typed.as_ref().map(|(_, e)| e.clone()),
-            }
-        });
-    let options = templates
-        .iter()
-        .map(|t| TemplateOption {
-            key: t.key(),
-            label: format!("{} ({}, {})", t.name, t.language, t.category.to_lowercase()),
-            selected: Some(t.key().as_str()) == picked,
-        })
-        .collect();
-    (options, chosen)
 }
 
 /// Query string of a conversation page: the template picked, if any.
@@ -543,6 +467,11 @@ pub async fn media(
         .body(file.data))
 }
 
+/// Why a typed reply to a phone call is refused.
+const CALL_REPLY_REFUSED: &str = "This conversation is a phone call: a typed reply cannot \
+     reach the caller. Take the call while it is live, or call them back from their \
+     contact page. Nothing was sent.";
+
 /// Body of `POST /inbox/{id}/reply`.
 #[derive(serde::Deserialize)]
 pub struct ReplyForm {
@@ -579,61 +508,15 @@ pub async fn reply(
         let c = content
             .conversation(&conv)?
             .ok_or(crate::domain::content::ContentError::NotFound)?;
-        if !c.taken_over() {
-            content.set_status(&conv, ConversationStatus::Human, &actor)?;
-        }
-        content.append_message(&conv, Author::Human, &text)
-    })
-    .await??;
-    Ok(see_other(&format!("/inbox/{id}")))
-}
-
-/// `POST /inbox/{id}/template` (`template` = `name:language`, `v1`…`vN`): sends a
-/// WhatsApp template (outside the 24-hour window), taking the conversation over first.
-pub async fn template_reply(
-    state: web::Data<ConsoleState>,
-    session: WriteSession,
-    path: web::Path<String>,
-    form: web::Form<std::collections::HashMap<String, String>>,
-) -> Result<HttpResponse, ConsoleError> {
-    let id = path.into_inner();
-    if !valid_id(&id) {
-        return Err(ConsoleError::NotFound);
-    }
-    let form = form.into_inner();
-    let key = form.get("template").cloned().unwrap_or_default();
-    let store = state.store.clone();
-    let template = web::block(move || wa_templates::cached_templates(&store))
-        .await?
-        .into_iter()
-        .find(|t| t.key() == key)
-        .ok_or_else(|| ConsoleError::BadRequest("Choose one of the approved templates.".into()))?;
-    let values = typed_values(&form);
-    if let Err(error) = template.check(&values) {
-        // Said in the form, with what was typed; nothing is sent.
-        let key = template.key();
-        let page =
-            conversation_page(&state, &session, id, Some(&key), Some((&values, error))).await?;
-        let mut response = render(&page)?;
-        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-        return Ok(response);
-    }
-    let content = content(&state);
-    let actor = session.user_id.clone();
-    let conv = id.clone();
-    web::block(move || {
-        let c = content
-            .conversation(&conv)?
-            .ok_or(crate::domain::content::ContentError::NotFound)?;
-        if c.channel != crate::web::channels::WHATSAPP {
-            return Err(crate::domain::content::ContentError::Invalid(
-                "Templates are for WhatsApp conversations.",
-            ));
+        if c.channel == VOICE_CHANNEL {
+            // Nothing could carry it to the caller: stored, it would wait forever while
+            // the team believes it answered.
+            return Err(ConsoleError::BadRequest(CALL_REPLY_REFUSED.into()));
         }
         if !c.taken_over() {
             content.set_status(&conv, ConversationStatus::Human, &actor)?;
         }
-        wa_templates::queue_template_reply(&content, &conv, &template, &values)
+        Ok(content.append_message(&conv, Author::Human, &text)?)
     })
     .await??;
     Ok(see_other(&format!("/inbox/{id}")))
