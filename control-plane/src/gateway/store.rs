@@ -168,99 +168,80 @@ const UPSERT_ROWS: usize = 1_000;
 /// whose totals did not grow is not written at all. Returns the rows written (inserted or
 /// raised).
 pub fn write_counts(conn: &mut DbConn, counts: &Counts) -> AppResult<usize> {
+    let usage = counts.usage.iter().map(|((node, channel, hour), t)| {
+        row(
+            [
+                node.as_str().into(),
+                channel.as_str().into(),
+                (*hour).into(),
+            ],
+            t,
+        )
+    });
+    let ai = counts.ai.iter().map(|((node, day, model), t)| {
+        row(
+            [node.as_str().into(), (*day).into(), model.as_str().into()],
+            t,
+        )
+    });
+    let booking = counts
+        .booking
+        .iter()
+        .map(|((node, hour), t)| row([node.as_str().into(), (*hour).into()], t));
+    let calls = counts
+        .calls
+        .iter()
+        .map(|((node, hour), t)| row([node.as_str().into(), (*hour).into()], t));
+    Ok(upsert_rows(
+        conn,
+        "usage_counts",
+        &["node_id", "channel", "hour"],
+        &["inbound", "outbound", "conversations"],
+        usage,
+    )? + upsert_rows(
+        conn,
+        "ai_counts",
+        &["node_id", "day", "model"],
+        &["requests", "input_tokens", "output_tokens"],
+        ai,
+    )? + upsert_rows(
+        conn,
+        "booking_counts",
+        &["node_id", "hour"],
+        &["booked", "rescheduled", "cancelled"],
+        booking,
+    )? + upsert_rows(
+        conn,
+        "call_counts",
+        &["node_id", "hour"],
+        &["calls", "minutes"],
+        calls,
+    )?)
+}
+
+/// A counts row's binds: its key, then its totals.
+fn row<'a, const K: usize>(key: [Bind<'a>; K], totals: &[i64]) -> Vec<Bind<'a>> {
+    key.into_iter()
+        .chain(totals.iter().map(|t| Bind::from(*t)))
+        .collect()
+}
+
+/// Writes `rows` ([`row`]s of `keys` then `totals`) with [`max_upsert`], [`UPSERT_ROWS`]
+/// at a time. Returns the rows written.
+fn upsert_rows<'a>(
+    conn: &mut DbConn,
+    table: &str,
+    keys: &[&str],
+    totals: &[&str],
+    rows: impl Iterator<Item = Vec<Bind<'a>>>,
+) -> AppResult<usize> {
+    let mut rows = rows.peekable();
     let mut written = 0;
-    let usage: Vec<_> = counts.usage.iter().collect();
-    for chunk in usage.chunks(UPSERT_ROWS) {
-        let binds = chunk
-            .iter()
-            .flat_map(|((node, channel, hour), t)| {
-                [
-                    Bind::from(node.as_str()),
-                    Bind::from(channel.as_str()),
-                    Bind::from(*hour),
-                    Bind::from(t[0]),
-                    Bind::from(t[1]),
-                    Bind::from(t[2]),
-                ]
-            })
-            .collect();
-        written += max_upsert(
-            "usage_counts",
-            &["node_id", "channel", "hour"],
-            &["inbound", "outbound", "conversations"],
-            chunk.len(),
-            binds,
-        )
-        .execute(conn)?;
-    }
-    let ai: Vec<_> = counts.ai.iter().collect();
-    for chunk in ai.chunks(UPSERT_ROWS) {
-        let binds = chunk
-            .iter()
-            .flat_map(|((node, day, model), t)| {
-                [
-                    Bind::from(node.as_str()),
-                    Bind::from(*day),
-                    Bind::from(model.as_str()),
-                    Bind::from(t[0]),
-                    Bind::from(t[1]),
-                    Bind::from(t[2]),
-                ]
-            })
-            .collect();
-        written += max_upsert(
-            "ai_counts",
-            &["node_id", "day", "model"],
-            &["requests", "input_tokens", "output_tokens"],
-            chunk.len(),
-            binds,
-        )
-        .execute(conn)?;
-    }
-    let booking: Vec<_> = counts.booking.iter().collect();
-    for chunk in booking.chunks(UPSERT_ROWS) {
-        let binds = chunk
-            .iter()
-            .flat_map(|((node, hour), t)| {
-                [
-                    Bind::from(node.as_str()),
-                    Bind::from(*hour),
-                    Bind::from(t[0]),
-                    Bind::from(t[1]),
-                    Bind::from(t[2]),
-                ]
-            })
-            .collect();
-        written += max_upsert(
-            "booking_counts",
-            &["node_id", "hour"],
-            &["booked", "rescheduled", "cancelled"],
-            chunk.len(),
-            binds,
-        )
-        .execute(conn)?;
-    }
-    let calls: Vec<_> = counts.calls.iter().collect();
-    for chunk in calls.chunks(UPSERT_ROWS) {
-        let binds = chunk
-            .iter()
-            .flat_map(|((node, hour), t)| {
-                [
-                    Bind::from(node.as_str()),
-                    Bind::from(*hour),
-                    Bind::from(t[0]),
-                    Bind::from(t[1]),
-                ]
-            })
-            .collect();
-        written += max_upsert(
-            "call_counts",
-            &["node_id", "hour"],
-            &["calls", "minutes"],
-            chunk.len(),
-            binds,
-        )
-        .execute(conn)?;
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(UPSERT_ROWS).collect();
+        let n = chunk.len();
+        let binds = chunk.into_iter().flatten().collect();
+        written += max_upsert(table, keys, totals, n, binds).execute(conn)?;
     }
     Ok(written)
 }

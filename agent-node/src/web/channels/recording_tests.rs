@@ -8,7 +8,6 @@ use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::secrets::SecretKind;
 use actix_web::test as at;
-use base64::Engine as _;
 use wiremock::matchers::{basic_auth, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -22,15 +21,7 @@ const REC: &str = "RE00000000000000000000000000000077";
 const AUDIO: &[u8] = b"ID3\x04CANARY-RECORDED-VOICE-5d1e the caller's words";
 
 fn twilio_sign(url: &str, params: &[(&str, &str)]) -> String {
-    let mut p = params.to_vec();
-    p.sort();
-    let mut data = url.to_owned();
-    for (k, v) in p {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, TOKEN.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
+    super::super::testkit::twilio_sign(TOKEN, url, params)
 }
 
 /// A kit whose Twilio API is `twilio`, its agent open around the clock (or never).

@@ -2,7 +2,7 @@
 //! Webhooks are signed here by [`twilio_sign`], written with `ring` and `base64` directly
 //! from Twilio's description, not with the node's code.
 
-use super::super::testkit::{contains, deliver_until, kit, Kit};
+use super::super::testkit::{contains, deliver_until, kit, twilio_sign, Kit};
 use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::content::Author;
@@ -17,20 +17,6 @@ const OUR_NUMBER: &str = "+15005550006";
 const CUSTOMER: &str = "+14155550123";
 /// The node's public URL in the kit (`testkit::kit`).
 const PUBLIC: &str = "http://acme.localhost:1";
-
-/// Twilio's scheme, from its documentation: URL, then each POST parameter sorted by
-/// name as name+value, HMAC-SHA1 under the auth token, base64.
-fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
-    let mut p = params.to_vec();
-    p.sort();
-    let mut data = url.to_owned();
-    for (k, v) in p {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
-}
 
 fn owned(params: &[(&str, &str)]) -> Vec<(String, String)> {
     params

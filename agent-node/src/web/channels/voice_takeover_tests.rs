@@ -19,15 +19,7 @@ const PUBLIC: &str = "http://acme.localhost:1";
 const CALL: &str = "CA00000000000000000000000000000007";
 
 fn sign(url: &str, params: &[(&str, &str)]) -> String {
-    let mut p = params.to_vec();
-    p.sort();
-    let mut data = url.to_owned();
-    for (k, v) in p {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, TOKEN.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
+    super::super::testkit::twilio_sign(TOKEN, url, params)
 }
 
 fn basic() -> String {

@@ -6,7 +6,6 @@ use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::secrets::SecretKind;
 use actix_web::test as at;
-use base64::Engine as _;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "canary-voice-auth-token-3c77";
@@ -16,15 +15,7 @@ const PUBLIC: &str = "http://acme.localhost:1";
 const CALL: &str = "CA00000000000000000000000000000001";
 
 fn twilio_sign(url: &str, params: &[(&str, &str)]) -> String {
-    let mut p = params.to_vec();
-    p.sort();
-    let mut data = url.to_owned();
-    for (k, v) in p {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, TOKEN.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
+    super::super::testkit::twilio_sign(TOKEN, url, params)
 }
 
 /// The kit's agent, open around the clock (or never), answering calls in French.
