@@ -644,10 +644,36 @@ fn a_callers_recordings_and_voicemails_are_in_their_export() {
             .expect("new");
         names.push((format!("media/{kind}-{}.mp3", msg.id), data));
     }
+    // The call itself (times, duration, status), and another caller's call that must not
+    // be in this contact's export.
+    let (other, _) = f
+        .content
+        .ingest("voice", "+14155550161", None, "agent-1", "[phone call]")
+        .expect("other call");
+    f.exports
+        .store
+        .with(|c| {
+            c.execute(
+                "INSERT INTO calls (conversation_id, sid_hash, started_at, ended_at, duration_secs, status)
+                 VALUES (?1, 'h1', 1700000000, 1700000065, 65, 'completed'),
+                        (?2, 'h2', 1700000100, NULL, NULL, 'in-progress')",
+                rusqlite::params![conv.id, other.id],
+            )?;
+            Ok(())
+        })
+        .expect("calls");
     let scope = Scope::Contact(conv.contact_id.clone());
     let id = f.exports.create(&scope, 3600, "user-1").expect("create");
     f.exports.run(&id, &scope).expect("run");
     let (manifest, mut zip) = download(&f, &id);
+    assert_eq!(rows(&manifest, "calls.csv"), 1);
+    assert_eq!(
+        read(&mut zip, "calls.csv"),
+        format!(
+            "conversation_id,started_at,ended_at,duration_seconds,status\n{},2023-11-14T22:13:20Z,2023-11-14T22:14:25Z,65,completed\n",
+            conv.id
+        )
+    );
     for (name, data) in names {
         assert!(
             manifest.files.iter().any(|m| m.name == name),

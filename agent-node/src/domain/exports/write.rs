@@ -29,6 +29,9 @@ This archive was produced by your Outpost node. It holds:
                       named <kind>-<message id>.<extension> after their message
   appointments.csv    every booking (service, staff, times, status, and the name,
                       email, phone and note given when booking)
+  calls.csv           every phone call: its conversation, start, end, duration in
+                      seconds and Twilio's last status (what was said is in
+                      messages.csv, recordings and voicemails in media/)
   knowledge_base.json knowledge-base documents and their passages (workspace exports)
   settings.json       agent configuration, retention settings, which keys are set
                       (kind and fingerprint only, never the key) (workspace exports)
@@ -446,6 +449,37 @@ pub(super) fn write_zip(
         Ok(bookings.len() as u64)
     })?;
 
+    zip.file("calls.csv", false, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record([
+            "conversation_id",
+            "started_at",
+            "ended_at",
+            "duration_seconds",
+            "status",
+        ])?;
+        let (mut rows, mut after) = (0u64, 0i64);
+        loop {
+            let page = call_page(&exports.store, contact, after)?;
+            let Some(last) = page.last().map(|c| c.0) else {
+                break;
+            };
+            for (_, conversation, started, ended, duration, status) in &page {
+                csv.write_record([
+                    conversation.as_str(),
+                    &rfc3339(*started),
+                    &rfc3339_opt(*ended).unwrap_or_default(),
+                    &duration.map(|d| d.to_string()).unwrap_or_default(),
+                    status,
+                ])?;
+                rows += 1;
+            }
+            after = last;
+        }
+        csv.flush()?;
+        Ok(rows)
+    })?;
+
     if *scope == Scope::Workspace {
         zip.file("knowledge_base.json", false, |w| {
             let mut arr = JsonArray::new(w)?;
@@ -552,4 +586,38 @@ fn settings(exports: &Exports) -> anyhow::Result<serde_json::Value> {
         "keys": secrets,
         "retention": retention,
     }))
+}
+
+/// A call's row: id, conversation, start, end, duration (seconds), Twilio's status.
+type CallRow = (i64, String, i64, Option<i64>, Option<i64>, String);
+
+/// The calls after id `after` (all, or those of `contact`'s conversations), a page at a
+/// time. The `calls` table is the telephony channel's; its rows are the business's own
+/// call log, exported like the conversations they belong to.
+fn call_page(
+    store: &crate::platform::store::Store,
+    contact: Option<&str>,
+    after: i64,
+) -> anyhow::Result<Vec<CallRow>> {
+    Ok(store.with(|c| {
+        let mut st = c.prepare(
+            "SELECT k.id, k.conversation_id, k.started_at, k.ended_at, k.duration_secs, k.status
+             FROM calls k JOIN conversations v ON v.id = k.conversation_id
+             WHERE k.id > ?1 AND (?2 IS NULL OR v.contact_id = ?2)
+             ORDER BY k.id LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(rusqlite::params![after, contact, PAGE as i64], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })?)
 }
