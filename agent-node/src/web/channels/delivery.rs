@@ -1,5 +1,5 @@
 //! The one sender of every channel: what the agent and staff write, sent in order per
-//! channel conversation, progress kept after each message (see the module above).
+//! channel conversation, progress kept after each message (see the `channels` module documentation).
 
 use super::{blocking, ChannelError, Channels, SendError, MAX_BACKOFF, SMS, TELEGRAM, WHATSAPP};
 use crate::domain::content::Author;
