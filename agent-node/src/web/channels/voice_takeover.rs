@@ -1,11 +1,12 @@
 //! Taking over a live call from the inbox. A call's TwiML runs at Twilio, so the node
 //! cannot simply stop answering as it does for a chat: it tells Twilio to replace the
 //! call's TwiML at once (`POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with
-//! `Twiml=<Response><Say>…</Say><Dial>staff number</Dial></Response>`, Twilio's "modify a
+//! `Twiml=<Response><Say>…</Say><Dial action=…/voice/dialed>staff number</Dial></Response>`, Twilio's "modify a
 //! call in progress"), then marks the conversation taken over like a chat (same status,
 //! system message and timeline event), so the assistant stays silent for any later step
 //! of the call. A call cannot be handed back: once dialled to staff, Twilio no longer asks
-//! the node what to say.
+//! the node what to say (except, when staff do not answer, `/voice/dialed`, which offers
+//! the voicemail).
 //!
 //! Twilio's CallSid is needed for that request, so it is kept with the call while the
 //! call is live and cleared once Twilio reports the end (or once it is taken over).
@@ -141,15 +142,18 @@ pub fn call_states(store: &Store, conversation_id: &str) -> store::Result<Vec<Ca
     })
 }
 
-/// The TwiML that replaces the call's: a word to the caller, then the staff number.
-fn transfer_twiml(settings: &VoiceSettings, staff: &str) -> String {
+/// The TwiML that replaces the call's: a word to the caller, then the staff number; when
+/// nobody there takes it, `/voice/dialed` offers the voicemail, as after the assistant's
+/// own transfers.
+fn transfer_twiml(settings: &VoiceSettings, staff: &str, public_url: &str) -> String {
     let voice = if settings.voice.is_empty() {
         String::new()
     } else {
         format!(r#" voice="{}""#, xml(&settings.voice))
     };
     format!(
-        r#"<Response><Say{voice}>{HOLD}</Say><Dial timeout="25">{}</Dial><Say{voice}>Nobody from the team could take your call right now. Please call again later.</Say><Hangup/></Response>"#,
+        r#"<Response><Say{voice}>{HOLD}</Say><Dial timeout="25" method="POST" action="{}/channels/twilio/voice/dialed">{}</Dial></Response>"#,
+        xml(public_url.trim_end_matches('/')),
         xml(staff)
     )
 }
@@ -208,7 +212,10 @@ impl Channels {
                 call_sid
             ))
             .basic_auth(sid.expose(), Some(token.expose()))
-            .form(&[("Twiml", transfer_twiml(&settings, staff.trim()))])
+            .form(&[(
+                "Twiml",
+                transfer_twiml(&settings, staff.trim(), &self.public_url),
+            )])
             .timeout(TWILIO_TIMEOUT)
             .send()
             .await

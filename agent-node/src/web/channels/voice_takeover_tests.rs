@@ -158,7 +158,9 @@ async fn taking_a_live_call_redirects_it_to_staff_and_the_assistant_stops() {
     assert!(twiml.starts_with("<Response><Say"), "{twiml}");
     assert!(twiml.contains(r#"voice="Polly.Joanna""#), "{twiml}");
     assert!(
-        twiml.contains(&format!(r#"<Dial timeout="25">{STAFF}</Dial>"#)),
+        twiml.contains(&format!(
+            r#"<Dial timeout="25" method="POST" action="{PUBLIC}/channels/twilio/voice/dialed">{STAFF}</Dial>"#
+        )),
         "{twiml}"
     );
     // Handed over like a chat: status, a timeline line in the transcript.
