@@ -289,6 +289,27 @@ impl Channels {
     }
 }
 
+/// What a voice webhook starts from: its parameters, checked against Twilio's signature,
+/// and the agent and voice settings of the number called. `Err` is the answer to give
+/// instead: 403, the no-agent TwiML, or 500 when the settings cannot be read.
+fn voice_request(
+    ch: &Channels,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<(Params, AgentConfig, VoiceSettings), Box<HttpResponse>> {
+    let p = ch
+        .twilio_verified(VOICE, req, body)
+        .map_err(|status| Box::new(HttpResponse::new(status)))?;
+    match ch.voice_context(p.get("To")) {
+        Ok(Some((agent, settings))) => Ok((p, agent, settings)),
+        Ok(None) => Err(Box::new(no_agent())),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the voice settings failed");
+            Err(Box::new(HttpResponse::InternalServerError().finish()))
+        }
+    }
+}
+
 fn no_agent() -> HttpResponse {
     twiml(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>Sorry, nobody can take your call right now.</Say><Hangup/></Response>"#
@@ -303,20 +324,12 @@ pub(super) async fn incoming(
     body: web::Bytes,
 ) -> HttpResponse {
     let ch = ch.into_inner();
-    let p = match ch.twilio_verified(VOICE, &req, &body) {
-        Ok(p) => p,
-        Err(status) => return HttpResponse::new(status),
+    let (p, agent, settings) = match voice_request(&ch, &req, &body) {
+        Ok(x) => x,
+        Err(answer) => return *answer,
     };
     let (Some(call), Some(from)) = (p.get("CallSid"), p.get("From")) else {
         return HttpResponse::BadRequest().finish();
-    };
-    let (agent, settings) = match ch.voice_context(p.get("To")) {
-        Ok(Some(x)) => x,
-        Ok(None) => return no_agent(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading the voice settings failed");
-            return HttpResponse::InternalServerError().finish();
-        }
     };
     if let Err(e) = ch
         .voice_step(&agent, call, "start", from, CALL_STARTED)
@@ -451,17 +464,9 @@ pub(super) async fn dialed(
     body: web::Bytes,
 ) -> HttpResponse {
     let ch = ch.into_inner();
-    let p = match ch.twilio_verified(VOICE, &req, &body) {
-        Ok(p) => p,
-        Err(status) => return HttpResponse::new(status),
-    };
-    let (agent, settings) = match ch.voice_context(p.get("To")) {
-        Ok(Some(x)) => x,
-        Ok(None) => return no_agent(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading the voice settings failed");
-            return HttpResponse::InternalServerError().finish();
-        }
+    let (p, agent, settings) = match voice_request(&ch, &req, &body) {
+        Ok(x) => x,
+        Err(answer) => return *answer,
     };
     let mut t = Twiml::new(&agent, &settings, &ch.public_url);
     if p.get("DialCallStatus") == Some("completed") {
@@ -481,17 +486,9 @@ pub(super) async fn voicemail_left(
     body: web::Bytes,
 ) -> HttpResponse {
     let ch = ch.into_inner();
-    let p = match ch.twilio_verified(VOICE, &req, &body) {
-        Ok(p) => p,
-        Err(status) => return HttpResponse::new(status),
-    };
-    let (agent, settings) = match ch.voice_context(p.get("To")) {
-        Ok(Some(x)) => x,
-        Ok(None) => return no_agent(),
-        Err(e) => {
-            tracing::error!(error = %e, "reading the voice settings failed");
-            return HttpResponse::InternalServerError().finish();
-        }
+    let (_, agent, settings) = match voice_request(&ch, &req, &body) {
+        Ok(x) => x,
+        Err(answer) => return *answer,
     };
     let mut t = Twiml::new(&agent, &settings, &ch.public_url);
     t.say("Thank you, the team will get back to you. Goodbye.");
