@@ -70,22 +70,6 @@ impl Counts {
             );
         }
     }
-
-    /// Adds everything `other` holds.
-    pub fn merge(&mut self, other: Counts) {
-        for (k, v) in other.usage {
-            larger(&mut self.usage, k, v);
-        }
-        for (k, v) in other.ai {
-            larger(&mut self.ai, k, v);
-        }
-        for (k, v) in other.booking {
-            larger(&mut self.booking, k, v);
-        }
-        for (k, v) in other.calls {
-            larger(&mut self.calls, k, v);
-        }
-    }
 }
 
 /// Keeps, per column, the larger of what `map` holds for `key` and `totals`.
@@ -137,13 +121,11 @@ mod tests {
     }
 
     #[test]
-    fn merging_equals_adding_and_keys_stay_apart() {
+    fn keys_stay_apart_per_node_channel_and_hour() {
         let mut one = Counts::default();
         one.add("n", &report(&[("web", 3600, 1, 1)]));
-        let mut other = Counts::default();
-        other.add("n", &report(&[("web", 3600, 2, 0), ("web", 7200, 1, 1)]));
-        other.add("m", &report(&[("web", 3600, 9, 9)]));
-        one.merge(other);
+        one.add("n", &report(&[("web", 3600, 2, 0), ("web", 7200, 1, 1)]));
+        one.add("m", &report(&[("web", 3600, 9, 9)]));
         let rows: Vec<_> = one.usage.into_iter().collect();
         assert_eq!(
             rows,
