@@ -1,7 +1,8 @@
 //! Group commit of reports. Concurrent reports are queued to a writer thread that applies
-//! whatever has queued up (at most [`MAX_BATCH`]) in one transaction, each report in its
-//! own savepoint ([`service::report_deferring_counts`]), so one bad report fails alone with
-//! its own error and the others commit; every request gets its own answer. Everything the
+//! whatever has queued up (at most [`MAX_BATCH`]) in one transaction. A report is checked
+//! in full before its first write ([`service::report_deferring_counts`]), so a refused
+//! one fails alone with its own error, writes nothing and the others commit, without a
+//! savepoint per report; every request gets its own answer. Everything the
 //! per-report path does happens inside that transaction: idempotency, ordering by
 //! `(epoch, seq)`, usage, status, events, the notices queued in the mail outbox. The
 //! accepted reports' counts are folded and written once per table at the end of the batch
@@ -11,8 +12,9 @@
 //! wait on the write lock, and one commit (one fsync) serves a whole batch. On
 //! PostgreSQL there are [`PG_LANES`] writers; a node's reports always go to the same one
 //! (by a hash of its id), so two writers never touch the same node's rows and a node's
-//! reports are applied in the order they arrived. If a batch's commit fails as a whole,
-//! each of its reports is tried again alone, so each gets its own error.
+//! reports are applied in the order they arrived. If a batch fails after a report began
+//! writing (a database error), or its commit fails, the whole transaction is rolled back
+//! and each of its reports is tried again alone, so each gets its own answer.
 
 use super::counts::Counts;
 use super::{service, store};
@@ -129,9 +131,10 @@ fn writer(pool: DbPool, public_url: String, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Applies `reports` (node id, report) in one transaction, each in its own savepoint,
-/// and returns each one's result in order. If the transaction itself fails (its commit,
-/// or a savepoint that could not be rolled back), each report is applied again alone.
+/// Applies `reports` (node id, report) in one transaction and returns each one's result
+/// in order. A refused report writes nothing and the batch goes on; if a report fails
+/// after it began writing, or the commit fails, the transaction is rolled back and each
+/// report is applied again alone.
 pub fn apply(
     conn: &mut DbConn,
     notifier: &Notifier<'_>,
@@ -142,14 +145,14 @@ pub fn apply(
             let mut out = Vec::with_capacity(reports.len());
             let mut counts = Counts::default();
             for (node_id, r) in reports {
-                let one = service::report_deferring_counts(conn, notifier, node_id, r, &mut counts);
-                if let Err(e) = &one {
-                    if !refusal(e) {
-                        // The database failed, not the report: retry each alone.
-                        return Err(AppError::internal(anyhow::anyhow!("{e}")));
-                    }
-                }
-                out.push(one);
+                // An outer error left part of a report written: retry each alone.
+                out.push(service::report_deferring_counts(
+                    conn,
+                    notifier,
+                    node_id,
+                    r,
+                    &mut counts,
+                )?);
             }
             // The batch's counts in one upsert per table, in the same transaction.
             store::write_counts(conn, &counts)?;
@@ -163,11 +166,6 @@ pub fn apply(
         .iter()
         .map(|(node_id, r)| service::report(conn, notifier, node_id, r))
         .collect()
-}
-
-/// Whether an error is the report's own (a 4xx refusal), which leaves the batch usable.
-fn refusal(e: &AppError) -> bool {
-    !matches!(e, AppError::DatabaseUnavailable(_) | AppError::Internal(_))
 }
 
 #[cfg(test)]

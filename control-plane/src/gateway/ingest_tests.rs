@@ -134,6 +134,49 @@ fn a_bad_report_in_a_batch_fails_alone_and_the_others_commit() {
     assert_eq!(applied(&mut conn, &b), Some(201));
 }
 
+/// Without a savepoint per report, a report that fails once it began writing must not
+/// leave its first writes in the batch: the batch is rolled back and each report applied
+/// alone, so the failed one stores nothing and the others are stored.
+#[test]
+fn a_report_failing_after_its_first_write_leaves_nothing_and_the_others_commit() {
+    let (_guard, pool) = pool();
+    let mut conn = pool.get().unwrap();
+    let (a, b) = (node(&mut conn, "alpha"), node(&mut conn, "beta"));
+    // The database refuses any update of node b, which comes after its receipt's insert.
+    let fail = if conn.is_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION fail_node_b() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.id = '{b}' THEN RAISE EXCEPTION 'node b cannot be updated'; \
+                 END IF; RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER fail_node_b BEFORE UPDATE ON nodes FOR EACH ROW \
+             EXECUTE FUNCTION fail_node_b()"
+                .to_owned(),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER fail_node_b BEFORE UPDATE ON nodes WHEN NEW.id = '{b}' \
+             BEGIN SELECT RAISE(ABORT, 'node b cannot be updated'); END"
+        )]
+    };
+    for sql in fail {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    let notifier = Notifier {
+        public_url: "https://cp.test",
+    };
+    let (r1, rb, r2) = (report(1, 101), report(1, 201), report(2, 102));
+    let batch = [(&*a, &r1), (&*b, &rb), (&*a, &r2)];
+    let out = apply(&mut conn, &notifier, &batch);
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    assert_eq!(out[1].as_ref().unwrap_err().status().as_u16(), 500);
+    assert_eq!(stored(&mut conn, &b), 0, "b's receipt was rolled back");
+    assert_eq!(applied(&mut conn, &b), None);
+    assert_eq!(stored(&mut conn, &a), 2);
+    assert_eq!(applied(&mut conn, &a), Some(102));
+}
+
 #[test]
 fn a_replay_in_the_same_batch_is_stored_once_and_an_older_one_changes_nothing() {
     let (_guard, pool) = pool();
@@ -636,8 +679,9 @@ fn counts_that_did_not_grow_are_not_rewritten() {
 
 /// Issue 18 (B1): the report path runs few statements, and the per-report `UPDATE` of
 /// `nodes` is prepared once per connection (diesel caches it) and then only run: a
-/// batch of reports that all change the node's status costs one savepoint, one read,
-/// one receipt and one update per report and one counts upsert per table.
+/// batch of reports that all change the node's status costs one read, one receipt and
+/// one update per report (the last two are one statement on PostgreSQL), no savepoint,
+/// and one counts upsert per table.
 #[test]
 fn a_report_is_three_statements_and_the_node_update_is_prepared_once() {
     use diesel::connection::{Connection, InstrumentationEvent};
@@ -648,13 +692,18 @@ fn a_report_is_three_statements_and_the_node_update_is_prepared_once() {
     let notifier = Notifier {
         public_url: "https://cp.test",
     };
-    let seen: Arc<Mutex<(Vec<String>, Vec<String>)>> = Arc::default();
+    /// Statements run, statements prepared, transaction depths begun.
+    type Seen = (Vec<String>, Vec<String>, Vec<u32>);
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let log = seen.clone();
     conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
         InstrumentationEvent::StartQuery { query, .. } => {
             log.lock().unwrap().0.push(query.to_string())
         }
         InstrumentationEvent::CacheQuery { sql, .. } => log.lock().unwrap().1.push(sql.to_owned()),
+        InstrumentationEvent::BeginTransaction { depth, .. } => {
+            log.lock().unwrap().2.push(depth.get())
+        }
         _ => {}
     });
     for round in 0..2 {
@@ -669,7 +718,12 @@ fn a_report_is_three_statements_and_the_node_update_is_prepared_once() {
             .iter()
             .all(|r| r.is_ok()));
     }
-    let (ran, cached) = seen.lock().unwrap().clone();
+    let (ran, cached, transactions) = seen.lock().unwrap().clone();
+    assert_eq!(
+        transactions,
+        [1, 1],
+        "one transaction per batch and no savepoint per report"
+    );
     let count = |list: &[String], prefix: &str| {
         list.iter()
             .filter(|s| s.trim_start().starts_with(prefix))

@@ -276,67 +276,93 @@ pub fn report(
 ) -> AppResult<bool> {
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         let mut counts = Counts::default();
-        let accepted = report_deferring_counts(conn, notifier, node_id, r, &mut counts)?;
+        let accepted = report_deferring_counts(conn, notifier, node_id, r, &mut counts)??;
         store::write_counts(conn, &counts)?;
         Ok(accepted)
     })
 }
 
-/// [`report`] in its own savepoint, except the counts: a new report's buckets are added
-/// to `counts` (only once its savepoint has been released) for the caller to write with
-/// the rest of its batch ([`store::write_counts`]) in the same transaction. Stored
-/// counts keep the largest total reported, so writing them later and together stores what
-/// writing each report's at once would.
+/// [`report`] inside the caller's transaction, except the counts: a new report's buckets
+/// are added to `counts` for the caller to write with the rest of its batch
+/// ([`store::write_counts`]) in the same transaction. Stored counts keep the largest
+/// total reported, so writing them later and together stores what writing each report's
+/// at once would.
+///
+/// A report is checked in full before its first write, so a refused one writes nothing
+/// and needs no savepoint to undo (a savepoint and its release are two more round trips
+/// per report on PostgreSQL): the inner `Err` is that refusal, and the transaction goes
+/// on. The outer `Err` is a failure after writing began, which leaves the transaction
+/// holding part of a report: the caller must roll it back (the batch writer then applies
+/// each report alone, so each gets its own answer).
 pub fn report_deferring_counts(
     conn: &mut DbConn,
     notifier: &Notifier<'_>,
     node_id: &str,
     r: &Report,
     counts: &mut Counts,
-) -> AppResult<bool> {
-    let accepted = crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
-        let mut notices = vec![];
-        let accepted = ingest_report(conn, node_id, r, &mut notices)?;
-        notices::send(conn, notifier, &notices)?;
-        Ok(accepted)
-    })?;
+) -> AppResult<AppResult<bool>> {
+    // One read for everything the report is checked and applied against.
+    let facts = store::report_facts(conn, node_id)?;
+    let newest = match check_report(&facts, r) {
+        Ok(newest) => newest,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let mut notices = vec![];
+    let accepted = ingest_report(conn, node_id, r, &facts, newest, &mut notices)?;
+    notices::send(conn, notifier, &notices)?;
     if accepted {
         // Counts are the totals of their hour so far: keeping the larger value (not
         // adding) keeps a replayed report from counting twice and a late older one from
         // lowering it.
         counts.add(node_id, r);
     }
-    Ok(accepted)
+    Ok(Ok(accepted))
 }
 
-/// Stores a report, all but its counts (see [`report_deferring_counts`]). Transitions
-/// worth an email (the first report after enrollment, an export that became ready) are
-/// added to `notices`, to be sent once the transaction has committed.
-fn ingest_report(
-    conn: &mut DbConn,
-    node_id: &str,
-    r: &Report,
-    notices: &mut Vec<Notice>,
-) -> AppResult<bool> {
-    let now = db::now();
+/// Everything a report can be refused for, checked before anything is written: its place
+/// in the node's order and its counts. Returns whether it is the newest.
+fn check_report(facts: &store::ReportFacts, r: &Report) -> AppResult<bool> {
     let epoch = r.epoch.as_deref().unwrap_or("");
-    // One read for everything the report is checked and applied against.
-    let facts = store::report_facts(conn, node_id)?;
     let last = facts.last.as_ref().map(|(s, e)| (*s, e.as_str()));
     let newest = model::order_report(last, r.seq, epoch)?;
     model::check_counts(&r.counts)?;
     model::check_ai_counts(&r.ai_counts)?;
     model::check_booking_counts(&r.booking_counts)?;
     model::check_call_counts(&r.call_counts)?;
-    if !store::insert_report(conn, node_id, epoch, r, now)? {
-        return Ok(false);
-    }
-    ingest_lifecycle(conn, node_id, &facts.workspace_id, r, newest, now, notices)?;
+    Ok(newest)
+}
+
+/// Stores a checked report ([`check_report`]), all but its counts (see
+/// [`report_deferring_counts`]). Transitions worth an email (the first report after
+/// enrollment, an export that became ready) are added to `notices`, to be sent once the
+/// transaction has committed. Returns `false` for a report seen before.
+fn ingest_report(
+    conn: &mut DbConn,
+    node_id: &str,
+    r: &Report,
+    facts: &store::ReportFacts,
+    newest: bool,
+    notices: &mut Vec<Notice>,
+) -> AppResult<bool> {
+    let now = db::now();
+    let epoch = r.epoch.as_deref().unwrap_or("");
     if !newest {
+        // An older report (or a replay): its receipt and exports, nothing of its status.
+        if !store::insert_report(conn, node_id, epoch, r, now)? {
+            return Ok(false);
+        }
+        ingest_lifecycle(conn, node_id, &facts.workspace_id, r, false, now, notices)?;
         store::touch_report(conn, node_id, now)?;
         return Ok(true);
     }
-    let waiting = waiting_and_notice(node_id, r.waiting_conversations, &facts, now, notices);
+    let mut waiting_notice = vec![];
+    let waiting = waiting_and_notice(
+        node_id,
+        r.waiting_conversations,
+        facts,
+        now,
+        &mut waiting_notice,
+    );
     let checks: Vec<_> = r
         .checks
         .iter()
@@ -345,18 +371,20 @@ fn ingest_report(
              "detail_code": c.detail_code.as_ref().map(|d| d.chars().take(64).collect::<String>())})
         })
         .collect();
-    // Health, waiting count and `last_report_at` in one statement.
-    store::set_reported(
-        conn,
-        node_id,
-        &store::Reported {
-            epoch,
-            report: r,
-            checks_json: serde_json::Value::from(checks).to_string(),
-            waiting,
-            now,
-        },
-    )?;
+    // The receipt, then health, waiting count and `last_report_at`: one statement on
+    // PostgreSQL, two on SQLite; nothing but the receipt check for a replay.
+    let reported = store::Reported {
+        epoch,
+        report: r,
+        checks_json: serde_json::Value::from(checks).to_string(),
+        waiting,
+        now,
+    };
+    if !store::insert_report_and_set(conn, node_id, &reported)? {
+        return Ok(false);
+    }
+    notices.append(&mut waiting_notice);
+    ingest_lifecycle(conn, node_id, &facts.workspace_id, r, true, now, notices)?;
     let checks_ok = r.checks.iter().all(|c| c.ok);
     let target = if checks_ok {
         NodeState::Healthy

@@ -148,15 +148,19 @@ pub fn insert_report(
     r: &Report,
     now: i64,
 ) -> AppResult<bool> {
-    let inserted = Fixed::<InsertReport>::new(vec![
+    let inserted =
+        Fixed::<InsertReport>::new(receipt_binds(node_id, epoch, r, now)).execute(conn)?;
+    Ok(inserted == 1)
+}
+
+fn receipt_binds<'a>(node_id: &'a str, epoch: &'a str, r: &Report, now: i64) -> Vec<Bind<'a>> {
+    vec![
         node_id.into(),
         epoch.into(),
         r.seq.into(),
         r.produced_at.into(),
         now.into(),
-    ])
-    .execute(conn)?;
-    Ok(inserted == 1)
+    ]
 }
 
 /// Rows per counts upsert: 6 binds a row stays far below SQLite's 32,766 and
@@ -356,8 +360,13 @@ impl FixedSql for SetReported {
 /// Stores the newest report's fields of a node in one statement, the same text every
 /// time (prepared once per connection): health, waiting count, `last_report_at`.
 pub fn set_reported(conn: &mut DbConn, node_id: &str, r: &Reported<'_>) -> AppResult<()> {
+    Fixed::<SetReported>::new(reported_binds(node_id, r)).execute(conn)?;
+    Ok(())
+}
+
+fn reported_binds<'a>(node_id: &'a str, r: &'a Reported<'_>) -> Vec<Bind<'a>> {
     let rep = r.report;
-    Fixed::<SetReported>::new(vec![
+    vec![
         rep.seq.into(),
         r.epoch.into(),
         r.now.into(),
@@ -369,9 +378,40 @@ pub fn set_reported(conn: &mut DbConn, node_id: &str, r: &Reported<'_>) -> AppRe
         r.waiting.0.into(),
         r.waiting.1.into(),
         node_id.into(),
-    ])
-    .execute(conn)?;
-    Ok(())
+    ]
+}
+
+struct InsertReportAndSet;
+impl FixedSql for InsertReportAndSet {
+    const SQL: &'static str = "WITH receipt AS (INSERT INTO node_reports (node_id, epoch, \
+        seq, produced_at, received_at) VALUES (?, ?, ?, ?, ?) \
+        ON CONFLICT (node_id, epoch, seq) DO NOTHING RETURNING 1) \
+        UPDATE nodes SET last_seq = ?, last_epoch = ?, \
+        last_report_at = ?, version = ?, uptime_s = ?, disk_used_bytes = ?, queue_depth = ?, \
+        checks_json = ?, waiting_conversations = ?, waiting_notified_at = ? \
+        WHERE id = ? AND EXISTS (SELECT 1 FROM receipt)";
+}
+
+/// The newest report's receipt ([`insert_report`]) and, if it was new, its fields on the
+/// node ([`set_reported`]). Returns `false` (and changes nothing) for a report seen before.
+/// On PostgreSQL this is one statement (the insert is a data-modifying `WITH`), so one
+/// round trip instead of two; SQLite, in process, has no such `WITH` and runs the two.
+pub fn insert_report_and_set(
+    conn: &mut DbConn,
+    node_id: &str,
+    r: &Reported<'_>,
+) -> AppResult<bool> {
+    if !conn.is_postgres() {
+        if !insert_report(conn, node_id, r.epoch, r.report, r.now)? {
+            return Ok(false);
+        }
+        set_reported(conn, node_id, r)?;
+        return Ok(true);
+    }
+    let mut binds = receipt_binds(node_id, r.epoch, r.report, r.now);
+    binds.extend(reported_binds(node_id, r));
+    let updated = Fixed::<InsertReportAndSet>::new(binds).execute(conn)?;
+    Ok(updated == 1)
 }
 
 struct TouchReport;

@@ -45,6 +45,16 @@ pub enum DbConn {
 pub const POSTGRES_BUILT_IN: bool = cfg!(feature = "postgres");
 
 impl DbConn {
+    /// Whether this connection is to PostgreSQL (for the few statements written per
+    /// backend).
+    pub fn is_postgres(&self) -> bool {
+        match self {
+            DbConn::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            DbConn::Pg(_) => true,
+        }
+    }
+
     /// The SQLite connection, when that is the backend.
     fn as_sqlite(&mut self) -> Option<&mut SqliteConnection> {
         match self {
