@@ -3,7 +3,7 @@
 //! `--b7-nodes` workspaces, each with its node and history (hourly usage for a week,
 //! timeline events, report receipts), of which the signed-in user (an operator) is a
 //! member of `--b7-workspaces`. Each page is then requested one request after another
-//! (`/api/v1` ones 50 times only, within the API's burst of 60 per token) over keep-alive HTTP with the user's session cookie (pages) or API token (`/api/v1`);
+//! (`/api/v1` ones 50 times only, within the API's burst of 60 per token, a token per page) over keep-alive HTTP with the user's session cookie (pages) or API token (`/api/v1`);
 //! latency is the client's, on 127.0.0.1, so it includes the HTTP round trip.
 //! Target: p99 < 20 ms per page. No reference: the target is absolute.
 
@@ -203,12 +203,17 @@ pub async fn run(s: &Settings) -> anyhow::Result<Outcome> {
     let cp = cp::start(None)?;
     let email = "b7@example.test";
     let (cfg, cfg2) = (cp.config.clone(), cp.config.clone());
-    let token = tokio::task::spawn_blocking(move || {
-        let new = control_plane::accounts::NewToken {
-            name: "b7".into(),
+    // A token per API page: each gets its own burst of the API's rate limit (one token
+    // spent it on the list, and the single workspace's page got only 429s).
+    let (token, token2) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let new = |name: &str| control_plane::accounts::NewToken {
+            name: name.into(),
             ..Default::default()
         };
-        control_plane::cli::token_create(&cfg, email, &new)
+        Ok((
+            control_plane::cli::token_create(&cfg, email, &new("b7"))?,
+            control_plane::cli::token_create(&cfg, email, &new("b7-one"))?,
+        ))
     })
     .await??;
     let session = format!("b7-session-{}", outpost_crypto::token_hash(&token));
@@ -244,9 +249,10 @@ pub async fn run(s: &Settings) -> anyhow::Result<Outcome> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let cookie = format!("outpost_session={session}");
-    let bearer = format!("Bearer {token}");
+    let (bearer, bearer2) = (format!("Bearer {token}"), format!("Bearer {token2}"));
     let page = ("cookie", cookie.as_str());
     let api = ("authorization", bearer.as_str());
+    let api2 = ("authorization", bearer2.as_str());
     let load_start = loadavg();
     let mut pages = vec![];
     for (path, auth) in [
@@ -258,7 +264,7 @@ pub async fn run(s: &Settings) -> anyhow::Result<Outcome> {
         ("/operator".to_owned(), page),
         (format!("/operator/workspaces/{ws}"), page),
         ("/api/v1/workspaces".to_owned(), api),
-        (format!("/api/v1/workspaces/{ws}"), api),
+        (format!("/api/v1/workspaces/{ws}"), api2),
     ] {
         pages.push(measure(&client, &cp.ui, &path, auth, s.requests).await);
     }
