@@ -2,7 +2,7 @@
 //! basic auth itself), with callbacks signed by the test's own signer (Twilio's scheme
 //! written with `ring` here, not the node's code).
 
-use super::super::testkit::{contains, kit, Kit};
+use super::super::testkit::{contains, kit, status_and_body, twilio_request, Kit};
 use super::super::voice::VoiceSettings;
 use super::super::{routes, ChannelUrls};
 use super::*;
@@ -81,25 +81,15 @@ macro_rules! post {
     };
     ($app:expr, $uri:expr, $params:expr, $sign:expr) => {{
         let params: Vec<(&str, &str)> = $params;
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let mut req = at::TestRequest::post()
-            .uri($uri)
-            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-            .set_payload(body);
-        let sig = if $sign {
-            twilio_sign(&format!("{PUBLIC}{}", $uri), &params)
+        // "Unsigned" here is a signature Twilio made for another address.
+        let signed_for = if $sign {
+            $uri
         } else {
-            twilio_sign(&format!("{PUBLIC}/channels/twilio/voice/status"), &params)
+            "/channels/twilio/voice/status"
         };
-        req = req.insert_header(("X-Twilio-Signature", sig));
-        let resp = at::call_service(&$app, req.to_request()).await;
-        let status = resp.status().as_u16();
-        (
-            status,
-            String::from_utf8_lossy(&at::read_body(resp).await).into_owned(),
-        )
+        let sig = twilio_sign(&format!("{PUBLIC}{signed_for}"), &params);
+        let req = twilio_request($uri, &params, Some(sig));
+        status_and_body(at::call_service(&$app, req.to_request()).await).await
     }};
 }
 

@@ -153,3 +153,32 @@ pub(crate) fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> St
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, token.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, data.as_bytes()))
 }
+
+/// A webhook as Twilio sends it: `params` as a form to `uri`, with `X-Twilio-Signature:
+/// signature` when there is one (see [`twilio_sign`]).
+pub(crate) fn twilio_request(
+    uri: &str,
+    params: &[(&str, &str)],
+    signature: Option<String>,
+) -> actix_web::test::TestRequest {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
+    let req = actix_web::test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .set_payload(body);
+    match signature {
+        Some(s) => req.insert_header(("X-Twilio-Signature", s)),
+        None => req,
+    }
+}
+
+/// A test service's answer as (status, body).
+pub(crate) async fn status_and_body<B: actix_web::body::MessageBody>(
+    resp: actix_web::dev::ServiceResponse<B>,
+) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body = actix_web::test::read_body(resp).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

@@ -2,7 +2,9 @@
 //! Webhooks are signed here by [`twilio_sign`], written with `ring` and `base64` directly
 //! from Twilio's description, not with the node's code.
 
-use super::super::testkit::{contains, deliver_until, kit, twilio_sign, Kit};
+use super::super::testkit::{
+    contains, deliver_until, kit, status_and_body, twilio_request, twilio_sign, Kit,
+};
 use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::content::Author;
@@ -137,26 +139,11 @@ macro_rules! app {
     };
 }
 
-/// Posts form `params` to `uri`, signed with `signature` (`None`: unsigned).
+/// Posts form `params` to `uri`, signed with `signature` (`None`: unsigned); (status, body).
 macro_rules! post {
     ($app:expr, $uri:expr, $params:expr, $signature:expr) => {{
-        let sig: Option<String> = $signature;
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs($params.iter())
-            .finish();
-        let mut req = at::TestRequest::post()
-            .uri($uri)
-            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-            .set_payload(body);
-        if let Some(s) = sig {
-            req = req.insert_header(("X-Twilio-Signature", s));
-        }
-        let resp = at::call_service(&$app, req.to_request()).await;
-        let status = resp.status().as_u16();
-        (
-            status,
-            String::from_utf8_lossy(&at::read_body(resp).await).into_owned(),
-        )
+        let req = twilio_request($uri, &$params, $signature);
+        status_and_body(at::call_service(&$app, req.to_request()).await).await
     }};
 }
 

@@ -1,7 +1,7 @@
 //! Taking over a live call against a fake Twilio (wiremock, checking the basic
 //! credentials), with the call's webhooks signed by the test's own signer.
 
-use super::super::testkit::{kit, Kit};
+use super::super::testkit::{kit, status_and_body, twilio_request, Kit};
 use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::content::ConversationStatus;
@@ -79,24 +79,9 @@ macro_rules! twilio_posts {
             ("To", "+15005550006"),
         ];
         params.extend_from_slice($extra);
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let req = at::TestRequest::post()
-            .uri($uri)
-            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-            .insert_header((
-                "X-Twilio-Signature",
-                sign(&format!("{PUBLIC}{}", $uri), &params),
-            ))
-            .set_payload(body)
-            .to_request();
-        let resp = at::call_service(&$app, req).await;
-        let status = resp.status().as_u16();
-        (
-            status,
-            String::from_utf8_lossy(&at::read_body(resp).await).into_owned(),
-        )
+        let sig = sign(&format!("{PUBLIC}{}", $uri), &params);
+        let req = twilio_request($uri, &params, Some(sig));
+        status_and_body(at::call_service(&$app, req.to_request()).await).await
     }};
 }
 

@@ -1,7 +1,7 @@
 //! A whole call in TwiML against the node's handlers, signed by the test's own signer
 //! (Twilio's scheme written with `ring` here, not the node's code).
 
-use super::super::testkit::{contains, kit, Kit};
+use super::super::testkit::{contains, kit, status_and_body, twilio_request, Kit};
 use super::super::{routes, ChannelUrls};
 use super::*;
 use crate::domain::secrets::SecretKind;
@@ -70,25 +70,9 @@ macro_rules! call {
     };
     ($app:expr, $uri:expr, $params:expr, $sign:expr) => {{
         let params: Vec<(&str, &str)> = $params;
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let mut req = at::TestRequest::post()
-            .uri($uri)
-            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-            .set_payload(body);
-        if $sign {
-            req = req.insert_header((
-                "X-Twilio-Signature",
-                twilio_sign(&format!("{PUBLIC}{}", $uri), &params),
-            ));
-        }
-        let resp = at::call_service(&$app, req.to_request()).await;
-        let status = resp.status().as_u16();
-        (
-            status,
-            String::from_utf8_lossy(&at::read_body(resp).await).into_owned(),
-        )
+        let sig = $sign.then(|| twilio_sign(&format!("{PUBLIC}{}", $uri), &params));
+        let req = twilio_request($uri, &params, sig);
+        status_and_body(at::call_service(&$app, req.to_request()).await).await
     }};
 }
 
