@@ -383,8 +383,9 @@ fn ingest_report(
     if !store::insert_report_and_set(conn, node_id, &reported)? {
         return Ok(false);
     }
-    notices.append(&mut waiting_notice);
     ingest_lifecycle(conn, node_id, &facts.workspace_id, r, true, now, notices)?;
+    // After the exports' notices, as before the receipt and the update were one statement.
+    notices.append(&mut waiting_notice);
     let checks_ok = r.checks.iter().all(|c| c.ok);
     let target = if checks_ok {
         NodeState::Healthy
