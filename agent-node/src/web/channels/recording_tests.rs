@@ -2,11 +2,12 @@
 //! basic auth itself), with callbacks signed by the test's own signer (Twilio's scheme
 //! written with `ring` here, not the node's code).
 
-use super::super::testkit::{contains, kit, status_and_body, twilio_request, Kit};
+use super::super::routes;
+use super::super::testkit::{
+    configure_voice, contains, status_and_body, twilio_kit, twilio_request, Kit, VoiceAgent,
+};
 use super::super::voice::VoiceSettings;
-use super::super::{routes, ChannelUrls};
 use super::*;
-use crate::domain::secrets::SecretKind;
 use actix_web::test as at;
 use wiremock::matchers::{basic_auth, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -26,40 +27,18 @@ fn twilio_sign(url: &str, params: &[(&str, &str)]) -> String {
 
 /// A kit whose Twilio API is `twilio`, its agent open around the clock (or never).
 fn configured(twilio: &str, open: bool, recording: bool) -> Kit {
-    let k = kit(ChannelUrls {
-        telegram: "http://127.0.0.1:9".into(),
-        graph: "http://127.0.0.1:9".into(),
-        twilio: twilio.to_owned(),
-    });
-    k.put(SecretKind::TwilioAccountSid, SID);
-    k.put(SecretKind::TwilioAuthToken, TOKEN);
-    let days = [open; 7];
-    let config = serde_json::json!({
-        "revision": 2,
-        "agents": [{
-            "id": "a1",
-            "name": "Ava",
-            "language": "en",
-            "model": {"provider": "retrieval"},
-            "channels": ["voice"],
-            "business_hours": {
-                "days": days,
-                "open_minute": 0,
-                "close_minute": 1440,
-                "time_zone": "UTC"
-            }
-        }]
-    });
-    k.store
-        .with(|c| Store::set_meta(c, crate::platform::store::CONFIG_KEY, &config.to_string()))
-        .expect("config");
-    VoiceSettings {
+    let k = twilio_kit(twilio);
+    let agent = VoiceAgent {
+        language: "en",
+        greeting: None,
+        open,
+    };
+    let settings = VoiceSettings {
         transfer_number: Some("+14155550100".into()),
         voice: String::new(),
         recording,
-    }
-    .save(&k.store)
-    .expect("settings");
+    };
+    configure_voice(&k, (SID, TOKEN), agent, settings);
     k
 }
 

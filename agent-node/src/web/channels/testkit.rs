@@ -182,3 +182,55 @@ pub(crate) async fn status_and_body<B: actix_web::body::MessageBody>(
     let body = actix_web::test::read_body(resp).await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// A kit whose Twilio API calls go to `twilio` (a fake Twilio).
+pub(crate) fn twilio_kit(twilio: &str) -> Kit {
+    kit(ChannelUrls {
+        telegram: "http://127.0.0.1:9".into(),
+        graph: "http://127.0.0.1:9".into(),
+        twilio: twilio.to_owned(),
+    })
+}
+
+/// The node's one voice agent in the tests of calls: "Ava" (`a1`), on the voice channel,
+/// open around the clock every day or never.
+pub(crate) struct VoiceAgent<'a> {
+    pub language: &'a str,
+    /// `None`: the default greeting.
+    pub greeting: Option<&'a str>,
+    pub open: bool,
+}
+
+/// Stores Twilio's account SID and auth token, `agent` as the node's only agent, and the
+/// voice `settings`.
+pub(crate) fn configure_voice(
+    k: &Kit,
+    (sid, token): (&str, &str),
+    agent: VoiceAgent<'_>,
+    settings: super::voice::VoiceSettings,
+) {
+    k.put(SecretKind::TwilioAccountSid, sid);
+    k.put(SecretKind::TwilioAuthToken, token);
+    let days = [agent.open; 7];
+    let mut a1 = serde_json::json!({
+        "id": "a1",
+        "name": "Ava",
+        "language": agent.language,
+        "model": {"provider": "retrieval"},
+        "channels": ["voice"],
+        "business_hours": {
+            "days": days,
+            "open_minute": 0,
+            "close_minute": 1440,
+            "time_zone": "UTC"
+        }
+    });
+    if let Some(g) = agent.greeting {
+        a1["greeting"] = g.into();
+    }
+    let config = serde_json::json!({"revision": 2, "agents": [a1]});
+    k.store
+        .with(|c| Store::set_meta(c, crate::platform::store::CONFIG_KEY, &config.to_string()))
+        .expect("config");
+    settings.save(&k.store).expect("settings");
+}

@@ -1,11 +1,12 @@
 //! Taking over a live call against a fake Twilio (wiremock, checking the basic
 //! credentials), with the call's webhooks signed by the test's own signer.
 
-use super::super::testkit::{kit, status_and_body, twilio_request, Kit};
-use super::super::{routes, ChannelUrls};
+use super::super::routes;
+use super::super::testkit::{
+    configure_voice, status_and_body, twilio_kit, twilio_request, Kit, VoiceAgent,
+};
 use super::*;
 use crate::domain::content::ConversationStatus;
-use crate::domain::secrets::SecretKind;
 use actix_web::{test as at, web};
 use base64::Engine as _;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -40,32 +41,18 @@ fn configured(twilio: &MockServer) -> Kit {
 }
 
 fn configured_at(twilio: &str) -> Kit {
-    let k = kit(ChannelUrls {
-        telegram: "http://127.0.0.1:9".into(),
-        graph: "http://127.0.0.1:9".into(),
-        twilio: twilio.to_owned(),
-    });
-    k.put(SecretKind::TwilioAccountSid, SID);
-    k.put(SecretKind::TwilioAuthToken, TOKEN);
-    let config = serde_json::json!({
-        "revision": 2,
-        "agents": [{
-            "id": "a1", "name": "Ava", "language": "en",
-            "model": {"provider": "retrieval"},
-            "channels": ["voice"],
-            "business_hours": {"days": [true, true, true, true, true, true, true], "open_minute": 0, "close_minute": 1440, "time_zone": "UTC"}
-        }]
-    });
-    k.store
-        .with(|c| Store::set_meta(c, crate::platform::store::CONFIG_KEY, &config.to_string()))
-        .expect("config");
-    VoiceSettings {
+    let k = twilio_kit(twilio);
+    let agent = VoiceAgent {
+        language: "en",
+        greeting: None,
+        open: true,
+    };
+    let settings = VoiceSettings {
         transfer_number: Some(STAFF.into()),
         voice: "Polly.Joanna".into(),
         recording: false,
-    }
-    .save(&k.store)
-    .expect("settings");
+    };
+    configure_voice(&k, (SID, TOKEN), agent, settings);
     k
 }
 

@@ -1,10 +1,11 @@
 //! A whole call in TwiML against the node's handlers, signed by the test's own signer
 //! (Twilio's scheme written with `ring` here, not the node's code).
 
-use super::super::testkit::{contains, kit, status_and_body, twilio_request, Kit};
+use super::super::testkit::{
+    configure_voice, contains, kit, status_and_body, twilio_request, Kit, VoiceAgent,
+};
 use super::super::{routes, ChannelUrls};
 use super::*;
-use crate::domain::secrets::SecretKind;
 use actix_web::test as at;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -20,36 +21,17 @@ fn twilio_sign(url: &str, params: &[(&str, &str)]) -> String {
 
 /// The kit's agent, open around the clock (or never), answering calls in French.
 fn configure(k: &Kit, open: bool) {
-    k.put(SecretKind::TwilioAccountSid, SID);
-    k.put(SecretKind::TwilioAuthToken, TOKEN);
-    let days = [open; 7];
-    let config = serde_json::json!({
-        "revision": 2,
-        "agents": [{
-            "id": "a1",
-            "name": "Ava",
-            "greeting": "Welcome to Acme Dental, this is Ava.",
-            "language": "fr",
-            "model": {"provider": "retrieval"},
-            "channels": ["voice"],
-            "business_hours": {
-                "days": days,
-                "open_minute": 0,
-                "close_minute": 1440,
-                "time_zone": "UTC"
-            }
-        }]
-    });
-    k.store
-        .with(|c| Store::set_meta(c, crate::platform::store::CONFIG_KEY, &config.to_string()))
-        .expect("config");
-    VoiceSettings {
+    let agent = VoiceAgent {
+        language: "fr",
+        greeting: Some("Welcome to Acme Dental, this is Ava."),
+        open,
+    };
+    let settings = VoiceSettings {
         transfer_number: Some(STAFF.into()),
         voice: "Polly.Lea".into(),
         recording: true,
-    }
-    .save(&k.store)
-    .expect("settings");
+    };
+    configure_voice(k, (SID, TOKEN), agent, settings);
 }
 
 macro_rules! app {
