@@ -10,6 +10,17 @@ const HOURS_DOC: &str = "# Opening hours\n\nAcme Dental is open Monday to Friday
 On Saturdays we open from 9am to 1pm for emergencies only.\n\n# Parking\n\nFree parking is \
 available behind the building on Elm Street.\n";
 
+/// Acme Dental's owner signs in and gets a healthy node with the agent Ava (retrieval)
+/// applied and `kb` uploaded to its knowledge base as `clinic.md`; the pieces.
+pub async fn node_answering_from(cp: &Cp, kb: &str) -> (Browser, Api, String, NodeConsole) {
+    let (browser, api, ws_id, node) =
+        workspace_with_node(cp, "owner@acme.test", "Acme Dental").await;
+    create_agent(&api, &node, &ws_id, agent_body("Ava", "retrieval", "", "")).await;
+    let r = node.upload("/kb/upload", "clinic.md", kb.as_bytes()).await;
+    assert_eq!(r.status(), 303, "upload accepted");
+    (browser, api, ws_id, node)
+}
+
 pub fn agent_body(name: &str, provider: &str, model: &str, base_url: &str) -> serde_json::Value {
     serde_json::json!({
         "name": name,

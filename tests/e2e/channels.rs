@@ -5,7 +5,7 @@
 //! test's own HMAC code, and answers both from its knowledge base through the fakes.
 //! Neither the customers' words nor their ids nor the tokens reach the CP.
 
-use crate::agents::{contains, files_under, pg_rows_text};
+use crate::agents::{contains, files_under, node_answering_from, pg_rows_text};
 use crate::harness::*;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, query_param};
@@ -165,17 +165,7 @@ async fn telegram_and_whatsapp_customers_are_answered_by_the_node_and_the_cp_see
         ],
         ..Opts::default()
     });
-    let (browser, api, ws_id, node) =
-        workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
-    create_agent(
-        &api,
-        &node,
-        &ws_id,
-        crate::agents::agent_body("Ava", "retrieval", "", ""),
-    )
-    .await;
-    let r = node.upload("/kb/upload", "clinic.md", KB.as_bytes()).await;
-    assert_eq!(r.status(), 303, "upload accepted");
+    let (browser, _, ws_id, node) = node_answering_from(&cp, KB).await;
 
     let page = format!("/workspaces/{ws_id}/secrets");
     for form in [

@@ -9,7 +9,7 @@
 //! the fake Twilio, and the CP gets calls and minutes per hour. Neither the customer's
 //! words, nor their number, nor the token, nor the recording reach the CP.
 
-use crate::agents::{contains, conversation_ids, files_under, pg_rows_text};
+use crate::agents::{contains, conversation_ids, files_under, node_answering_from, pg_rows_text};
 use crate::harness::*;
 use base64::Engine as _;
 use std::time::Duration;
@@ -112,17 +112,7 @@ impl TwilioNode {
             ],
             ..Opts::default()
         });
-        let (browser, api, ws_id, node) =
-            workspace_with_node(&cp, "owner@acme.test", "Acme Dental").await;
-        create_agent(
-            &api,
-            &node,
-            &ws_id,
-            crate::agents::agent_body("Ava", "retrieval", "", ""),
-        )
-        .await;
-        let r = node.upload("/kb/upload", "clinic.md", KB.as_bytes()).await;
-        assert_eq!(r.status(), 303, "upload accepted");
+        let (browser, api, ws_id, node) = node_answering_from(&cp, KB).await;
         TwilioNode {
             twilio,
             cp,
