@@ -97,6 +97,14 @@ fn applied(conn: &mut DbConn, node_id: &str) -> Option<i64> {
         .unwrap()
 }
 
+/// Applies one report in a batch of its own; its answer.
+fn apply_one(conn: &mut DbConn, node_id: &str, r: &Report) -> AppResult<bool> {
+    let notifier = Notifier {
+        public_url: "https://cp.test",
+    };
+    apply(conn, &notifier, &[(node_id, r)]).remove(0)
+}
+
 fn stored(conn: &mut DbConn, node_id: &str) -> i64 {
     node_reports::table
         .filter(node_reports::node_id.eq(node_id))
@@ -207,9 +215,6 @@ fn the_waiting_count_follows_the_newest_report() {
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
-    let notifier = Notifier {
-        public_url: "https://cp.test",
-    };
     let waiting = |conn: &mut DbConn| -> Option<i64> {
         nodes::table
             .find(&a)
@@ -220,9 +225,7 @@ fn the_waiting_count_follows_the_newest_report() {
     for (seq, count) in [(1, 0), (2, 0), (3, 2), (4, 2), (5, 0), (6, 0), (7, 3)] {
         let mut r = report(seq, seq);
         r.waiting_conversations = count;
-        assert!(apply(&mut conn, &notifier, &[(&*a, &r)])[0]
-            .as_ref()
-            .unwrap());
+        assert!(apply_one(&mut conn, &a, &r).unwrap());
         assert_eq!(waiting(&mut conn), Some(count), "after seq {seq}");
     }
 }
@@ -235,15 +238,12 @@ fn a_late_older_report_does_not_lower_an_hours_usage() {
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
-    let notifier = Notifier {
-        public_url: "https://cp.test",
-    };
     let with_counts = |seq, inbound, outbound| with_web_counts(report(seq, seq), inbound, outbound);
     let usage = |conn: &mut DbConn| web_usage(conn, &a);
     let (newer, older) = (with_counts(2, 7, 4), with_counts(1, 5, 6));
-    assert!(apply(&mut conn, &notifier, &[(&*a, &newer)])[0].is_ok());
+    assert!(apply_one(&mut conn, &a, &newer).is_ok());
     assert_eq!(usage(&mut conn), (7, 4));
-    assert!(apply(&mut conn, &notifier, &[(&*a, &older)])[0].is_ok());
+    assert!(apply_one(&mut conn, &a, &older).is_ok());
     assert_eq!(
         usage(&mut conn),
         (7, 6),
@@ -259,9 +259,6 @@ fn ai_counts_are_stored_and_bad_model_names_refuse_the_report() {
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
-    let notifier = Notifier {
-        public_url: "https://cp.test",
-    };
     let with_ai = |seq: i64, model: &str, requests: i64| {
         let mut r = report(seq, seq);
         r.ai_counts = vec![outpost_protocol::AiCount {
@@ -285,25 +282,10 @@ fn ai_counts_are_stored_and_bad_model_names_refuse_the_report() {
             .load(conn)
             .unwrap()
     };
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_ai(2, "gpt-4o-mini", 3))]
-    )[0]
-    .is_ok());
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_ai(1, "gpt-4o-mini", 1))]
-    )[0]
-    .is_ok());
+    assert!(apply_one(&mut conn, &a, &with_ai(2, "gpt-4o-mini", 3)).is_ok());
+    assert!(apply_one(&mut conn, &a, &with_ai(1, "gpt-4o-mini", 1)).is_ok());
     assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_ai(3, "gpt-4o-mini <b>", 9))]
-    )[0]
-    .is_err());
+    assert!(apply_one(&mut conn, &a, &with_ai(3, "gpt-4o-mini <b>", 9)).is_err());
     assert_eq!(stored(&mut conn), [("gpt-4o-mini".into(), 3, 300, 30)]);
 }
 
@@ -315,9 +297,6 @@ fn booking_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
-    let notifier = Notifier {
-        public_url: "https://cp.test",
-    };
     let with_bookings = |seq: i64, hour: i64, booked: i64, cancelled: i64| {
         let mut r = report(seq, seq);
         r.booking_counts = vec![outpost_protocol::BookingCount {
@@ -340,35 +319,15 @@ fn booking_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
             .load(conn)
             .unwrap()
     };
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_bookings(2, 7200, 4, 0))]
-    )[0]
-    .is_ok());
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_bookings(1, 7200, 2, 1))]
-    )[0]
-    .is_ok());
+    assert!(apply_one(&mut conn, &a, &with_bookings(2, 7200, 4, 0)).is_ok());
+    assert!(apply_one(&mut conn, &a, &with_bookings(1, 7200, 2, 1)).is_ok());
     assert_eq!(
         stored(&mut conn),
         [(7200, 4, 1, 1)],
         "each total keeps its larger value"
     );
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_bookings(3, 7201, 9, 0))]
-    )[0]
-    .is_err());
-    assert!(apply(
-        &mut conn,
-        &notifier,
-        &[(&*a, &with_bookings(4, 10800, -1, 0))]
-    )[0]
-    .is_err());
+    assert!(apply_one(&mut conn, &a, &with_bookings(3, 7201, 9, 0)).is_err());
+    assert!(apply_one(&mut conn, &a, &with_bookings(4, 10800, -1, 0)).is_err());
     assert_eq!(stored(&mut conn), [(7200, 4, 1, 1)]);
 }
 
@@ -381,9 +340,6 @@ fn call_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
-    let notifier = Notifier {
-        public_url: "https://cp.test",
-    };
     let with_calls = |seq: i64, hour: i64, calls: i64, minutes: i64| {
         let mut r = report(seq, seq);
         r.call_counts = vec![outpost_protocol::CallCount {
@@ -400,15 +356,15 @@ fn call_counts_are_stored_per_hour_and_bad_ones_refuse_the_report() {
             .load(conn)
             .unwrap()
     };
-    assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(2, 7200, 3, 9))])[0].is_ok());
-    assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(1, 7200, 2, 11))])[0].is_ok());
+    assert!(apply_one(&mut conn, &a, &with_calls(2, 7200, 3, 9)).is_ok());
+    assert!(apply_one(&mut conn, &a, &with_calls(1, 7200, 2, 11)).is_ok());
     assert_eq!(
         stored(&mut conn),
         [(7200, 3, 11)],
         "each total keeps its larger value"
     );
-    assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(3, 7201, 1, 1))])[0].is_err());
-    assert!(apply(&mut conn, &notifier, &[(&*a, &with_calls(4, 10800, 1, -1))])[0].is_err());
+    assert!(apply_one(&mut conn, &a, &with_calls(3, 7201, 1, 1)).is_err());
+    assert!(apply_one(&mut conn, &a, &with_calls(4, 10800, 1, -1)).is_err());
     assert_eq!(stored(&mut conn), [(7200, 3, 11)]);
     // The workspace page's reader gives them back, newest first.
     let rows = crate::workspaces::store::call_usage(&mut conn, &a).unwrap();
