@@ -52,6 +52,8 @@ test('an owner renames, cancels, reactivates and destroys a workspace, and gets 
     assert.equal(await owner.locator('#receipt').count(), 0, 'the browser did not send a wrong address');
     await owner.getByLabel(/^Type the address/).fill(slug);
     await owner.getByRole('button', { name: 'Delete workspace and destroy its node now' }).click();
+    // The answer to the form first (a reload while it is still loading detaches the page).
+    await owner.locator('#delete-now').waitFor({ state: 'detached' });
     await until(async () => {
       await owner.reload();
       return (await owner.locator('#receipt').count()) > 0;

@@ -64,6 +64,8 @@ test('an operator suspends a workspace with a reason and resumes it; the widget 
     const agentAnswers = await w.entries('agent').count();
 
     await ops.getByRole('button', { name: 'Resume' }).click();
+    // The answer to the form first (a reload while it is still loading detaches the page).
+    await ops.getByRole('button', { name: 'Suspend' }).waitFor();
     await until(async () => {
       await ops.reload();
       return (await ops.locator('#node-state').innerText()) === 'healthy';

@@ -199,6 +199,7 @@ test('a customer photo is shown in the inbox, and past 24 hours staff send a tem
       await until(async () => (await postWebhook(consoleBase, webhook)) === 200, 'the node to accept the signed webhook', 60_000);
 
       await page.getByRole('link', { name: 'Inbox' }).click();
+      await page.getByRole('heading', { name: 'Inbox', level: 1 }).waitFor();
       await until(async () => {
         await page.reload();
         return (await page.getByRole('link', { name: 'Bea Lopez' }).count()) > 0;
