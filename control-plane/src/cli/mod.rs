@@ -18,8 +18,7 @@ use crate::infra::db;
 /// `control-plane audit verify`: walks the hash chain. `Ok(Ok(events))` when intact,
 /// `Ok(Err(description))` naming the first event that does not verify.
 pub fn audit_verify(config: &Config) -> anyhow::Result<Result<i64, String>> {
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
+    let mut conn = db::connect_one(&config.database_url)?;
     let total = crate::audit::count(&mut conn).map_err(crate::error::AppError::into_anyhow)?;
     match crate::audit::verify(&mut conn).map_err(crate::error::AppError::into_anyhow)? {
         None => Ok(Ok(total)),

@@ -7,9 +7,9 @@ use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::operator::store;
 
-fn cli_conn(config: &Config) -> anyhow::Result<db::DbPool> {
+fn cli_conn(config: &Config) -> anyhow::Result<DbConn> {
     std::fs::create_dir_all(&config.data_dir)?;
-    db::connect(&config.database_url)
+    db::connect_one(&config.database_url)
 }
 
 fn app_err(e: AppError) -> anyhow::Error {
@@ -33,8 +33,7 @@ fn cli_audit(conn: &mut DbConn, action: &str, user_id: &str) -> AppResult<()> {
 /// `control-plane operator add`: creates the account if needed and makes it an operator.
 /// Returns what it did, in words.
 pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
+    let mut conn = cli_conn(config)?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
     let existed = store::account_by_email(&mut conn, &email)
         .map_err(app_err)?
@@ -58,8 +57,7 @@ pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
 
 /// `control-plane operator remove`. `Ok(Err(..))` when there is no such operator.
 pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, String>> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
+    let mut conn = cli_conn(config)?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
     let found = store::account_by_email(&mut conn, &email).map_err(app_err)?;
     match found {
@@ -80,7 +78,6 @@ pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, Str
 
 /// `control-plane operator list`: `(email, user id)` of every operator.
 pub fn list(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
-    let pool = cli_conn(config)?;
-    let mut conn = pool.get()?;
+    let mut conn = cli_conn(config)?;
     store::operators(&mut conn).map_err(app_err)
 }

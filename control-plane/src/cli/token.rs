@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::infra::db;
 
+/// A pool, as creating a token sends its notice through the mail outbox, which takes one.
 fn pool(config: &Config) -> anyhow::Result<db::DbPool> {
     std::fs::create_dir_all(&config.data_dir)?;
     db::connect(&config.database_url)
@@ -112,8 +113,8 @@ fn send_now(config: &Config, pool: db::DbPool, public_url: &str) {
 /// `control-plane token list --email …`: the account's unrevoked tokens, one per line
 /// (id, name, scope, created, expires, last used), never a value.
 pub fn list(config: &Config, email: &str) -> anyhow::Result<Vec<String>> {
-    let pool = pool(config)?;
-    let mut conn = pool.get()?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let mut conn = db::connect_one(&config.database_url)?;
     let email = accounts::normalize_email(email).map_err(AppError::into_anyhow)?;
     let Some(user) = crate::operator::store::account_by_email(&mut conn, &email)
         .map_err(AppError::into_anyhow)?
@@ -148,8 +149,8 @@ pub fn list(config: &Config, email: &str) -> anyhow::Result<Vec<String>> {
 
 /// `control-plane token revoke ID`: revokes a token by its id (from `token list`).
 pub fn revoke(config: &Config, id: &str) -> anyhow::Result<String> {
-    let pool = pool(config)?;
-    let mut conn = pool.get()?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let mut conn = db::connect_one(&config.database_url)?;
     let owner = accounts::store::token_owner(&mut conn, id).map_err(AppError::into_anyhow)?;
     let Some((user, email)) = owner else {
         anyhow::bail!("no unrevoked token with the id {id}");

@@ -15,8 +15,7 @@ pub fn start(
     release: &Release,
     batch_size: i32,
 ) -> anyhow::Result<Result<String, String>> {
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
+    let mut conn = db::connect_one(&config.database_url)?;
     let started = service::start(
         &mut conn,
         release,
@@ -36,8 +35,7 @@ pub fn start(
 /// `control-plane upgrade halt` (`resume == false`) or `resume`: `Ok(Err(why))` when
 /// there is nothing to do, in words.
 pub fn halt_or_resume(config: &Config, resume: bool) -> anyhow::Result<Result<String, String>> {
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
+    let mut conn = db::connect_one(&config.database_url)?;
     let done = if resume {
         service::resume(&mut conn, "cli", None)
     } else {
@@ -48,8 +46,7 @@ pub fn halt_or_resume(config: &Config, resume: bool) -> anyhow::Result<Result<St
 
 /// `control-plane upgrade status`: the newest upgrades, in lines.
 pub fn status(config: &Config) -> anyhow::Result<Vec<String>> {
-    let pool = db::connect(&config.database_url)?;
-    let mut conn = pool.get()?;
+    let mut conn = db::connect_one(&config.database_url)?;
     service::status(&mut conn, 3).map_err(crate::error::AppError::into_anyhow)
 }
 

@@ -170,17 +170,16 @@ fn sqlite_pragmas(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
 /// connection"; a missing directory, a file that is not a database or a PostgreSQL
 /// server that refuses us is better reported at once, in the backend's words. (A
 /// PostgreSQL URL can hold a password, so it is not repeated in the message.)
-fn open_directly(url: &str) -> anyhow::Result<()> {
+fn open_directly(url: &str) -> anyhow::Result<DbConn> {
     use anyhow::Context as _;
     if is_postgres(url) {
-        establish(url).context("cannot connect to the PostgreSQL database")?;
-        return Ok(());
+        return establish(url).context("cannot connect to the PostgreSQL database");
     }
     let mut c = establish(url).with_context(|| format!("cannot open the SQLite database {url}"))?;
-    if let Some(c) = c.as_sqlite() {
-        sqlite_pragmas(c).with_context(|| format!("cannot use the SQLite database {url}"))?;
+    if let Some(s) = c.as_sqlite() {
+        sqlite_pragmas(s).with_context(|| format!("cannot use the SQLite database {url}"))?;
     }
-    Ok(())
+    Ok(c)
 }
 
 /// The pool's settings, its manager, and a fresh [`DbHealth`] that the pool's failures
@@ -196,14 +195,7 @@ fn pool_parts(url: String) -> (diesel::r2d2::Builder<Manager>, Manager, Arc<DbHe
 
 /// Opens the pool and runs pending migrations.
 pub fn connect(url: &str) -> anyhow::Result<DbPool> {
-    let url = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
-    if is_postgres(&url) && !POSTGRES_BUILT_IN {
-        anyhow::bail!(
-            "the database URL is a PostgreSQL one, but this control plane was built without \
-             PostgreSQL support: build it with `cargo build --release -p control-plane \
-             --features postgres` (needs libpq-dev), or leave DATABASE_URL unset for SQLite"
-        );
-    }
+    let url = usable_url(url)?;
     open_directly(&url)?;
     let size = if is_postgres(&url) { 16 } else { 8 };
     let (builder, manager, health) = pool_parts(url);
@@ -214,6 +206,30 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
     let mut conn = pool.get()?;
     run_migrations(&mut conn)?;
     Ok(pool)
+}
+
+/// One connection, opened as the pool's are, with pending migrations run: for a one-shot
+/// command (`control-plane upgrade start`, `token create`, …) that runs a statement or two
+/// beside a running control plane. A pool would open eight connections (sixteen on
+/// PostgreSQL, out of the server's `max_connections`) and wait for all of them.
+pub fn connect_one(url: &str) -> anyhow::Result<DbConn> {
+    let mut conn = open_directly(&usable_url(url)?)?;
+    run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
+/// `url` without a `sqlite://` prefix, refused in words when it needs a backend this build
+/// does not have.
+fn usable_url(url: &str) -> anyhow::Result<String> {
+    let url = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+    if is_postgres(&url) && !POSTGRES_BUILT_IN {
+        anyhow::bail!(
+            "the database URL is a PostgreSQL one, but this control plane was built without \
+             PostgreSQL support: build it with `cargo build --release -p control-plane \
+             --features postgres` (needs libpq-dev), or leave DATABASE_URL unset for SQLite"
+        );
+    }
+    Ok(url)
 }
 
 /// Asks the pool's database whether it answers (a connection within `wait`, then
@@ -600,16 +616,43 @@ mod tests {
 
     #[test]
     fn a_postgres_url_needs_a_build_with_postgres() {
-        let Err(e) = connect("postgres://nobody@127.0.0.1:1/none") else {
-            panic!("nothing listens on port 1");
-        };
-        let e = e.to_string();
-        if POSTGRES_BUILT_IN {
-            // Built in: it tries to connect, and fails for want of a server.
-            assert!(!e.contains("built without PostgreSQL"), "{e}");
-        } else {
-            assert!(e.contains("built without PostgreSQL support"), "{e}");
-            assert!(e.contains("--features postgres"), "{e}");
+        for e in [
+            connect("postgres://nobody@127.0.0.1:1/none").err(),
+            connect_one("postgres://nobody@127.0.0.1:1/none").err(),
+        ] {
+            let e = e.expect("nothing listens on port 1").to_string();
+            if POSTGRES_BUILT_IN {
+                // Built in: it tries to connect, and fails for want of a server.
+                assert!(!e.contains("built without PostgreSQL"), "{e}");
+            } else {
+                assert!(e.contains("built without PostgreSQL support"), "{e}");
+                assert!(e.contains("--features postgres"), "{e}");
+            }
         }
+    }
+
+    /// A one-shot command's connection on a new file: migrated, and in WAL with the pool's
+    /// pragmas.
+    #[test]
+    fn a_one_shot_connection_is_migrated_and_opened_like_the_pools() {
+        use diesel::RunQueryDsl as _;
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cli.sqlite").display());
+        let mut one = connect_one(&url).unwrap();
+        let DbConn::Sqlite(c) = &mut one else {
+            panic!("a SQLite URL opens SQLite")
+        };
+        let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+            .get_result(c)
+            .unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+        diesel::sql_query("SELECT count(*) FROM users")
+            .execute(&mut one)
+            .expect("the schema is there");
     }
 }
