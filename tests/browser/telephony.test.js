@@ -152,6 +152,7 @@ test('an owner connects Twilio, assigns a number and sets calls up; a live call 
       const consoleBase = new URL(owner.url()).origin;
       await owner.getByRole('link', { name: 'Settings' }).click();
       await owner.getByRole('link', { name: 'choose which number each agent answers' }).click();
+      await owner.getByRole('heading', { name: 'Phone numbers', level: 1 }).waitFor();
       await until(async () => {
         if (await owner.getByText(NUMBER).count()) return true;
         await owner.reload();
