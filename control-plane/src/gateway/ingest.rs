@@ -6,7 +6,9 @@
 //! per-report path does happens inside that transaction: idempotency, ordering by
 //! `(epoch, seq)`, usage, status, events, the notices queued in the mail outbox. The
 //! accepted reports' counts are folded and written once per table at the end of the batch
-//! ([`super::counts`]), which stores what writing them report by report would.
+//! ([`super::counts`]), which stores what writing them report by report would. On
+//! PostgreSQL the steady reports (the usual ones: nothing changes but health fields) are
+//! read and stored in two statements per batch ([`super::steady`]).
 //!
 //! On SQLite, which has one writer, there is one writer thread: the queue replaces the
 //! wait on the write lock, and one commit (one fsync) serves a whole batch. On
@@ -17,7 +19,7 @@
 //! and each of its reports is tried again alone, so each gets its own answer.
 
 use super::counts::Counts;
-use super::{service, store};
+use super::{service, steady, store};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn, DbPool};
 use crate::notify::Notifier;
@@ -142,17 +144,20 @@ pub fn apply(
 ) -> Vec<AppResult<bool>> {
     if reports.len() > 1 {
         let batch = db::transaction::<_, AppError, _>(conn, |conn| {
-            let mut out = Vec::with_capacity(reports.len());
             let mut counts = Counts::default();
-            for (node_id, r) in reports {
-                // An outer error left part of a report written: retry each alone.
-                out.push(service::report_deferring_counts(
-                    conn,
-                    notifier,
-                    node_id,
-                    r,
-                    &mut counts,
-                )?);
+            // On PostgreSQL the steady reports first, in two statements for all of them;
+            // their nodes have no other report in the batch, so the order is kept.
+            let settled = steady::apply(conn, reports, &mut counts)?;
+            let mut out = Vec::with_capacity(reports.len());
+            for ((node_id, r), settled) in reports.iter().zip(settled) {
+                let result = match settled {
+                    Some(result) => result,
+                    // An outer error left part of a report written: retry each alone.
+                    None => {
+                        service::report_deferring_counts(conn, notifier, node_id, r, &mut counts)?
+                    }
+                };
+                out.push(result);
             }
             // The batch's counts in one upsert per table, in the same transaction.
             store::write_counts(conn, &counts)?;

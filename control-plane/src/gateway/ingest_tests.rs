@@ -737,3 +737,113 @@ async fn concurrent_submissions_each_get_their_own_answer() {
         assert_eq!(applied(&mut conn, n), Some(1060), "the newest wins");
     }
 }
+
+/// Issue 18 (B1 on PostgreSQL): batches of many nodes, most of them steady (on
+/// PostgreSQL all of those are read in one statement and stored in one, `super::steady`),
+/// store what the same reports applied one by one do, with the reports that leave the
+/// steady path among them: a refused one, one that changes its node's state, one that
+/// raises the waiting notice, a node with two reports in the batch, an older one.
+#[test]
+fn a_batch_of_many_nodes_stores_what_its_reports_applied_one_by_one_do() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::sync::{Arc, Mutex};
+    let notifier = Notifier {
+        public_url: "https://cp.test",
+    };
+    // Node index and report; round 1 is each node's first report, all steady.
+    let first: Vec<(usize, Report)> = (0..8).map(|n| (n, full_report(1, 0, false))).collect();
+    let second = vec![
+        (0, full_report(2, 0, false)),
+        (1, full_report(2, 0, false)),
+        (2, full_report(3, 0, false)),
+        (3, full_report(-1, 0, false)),
+        (4, full_report(2, 0, true)),
+        (5, full_report(2, 3, false)),
+        (6, full_report(3, 0, false)),
+        (6, full_report(2, 0, false)),
+        (7, full_report(1, 0, false)),
+    ];
+    let mut outcomes = vec![];
+    let mut snapshots = vec![];
+    for batched in [true, false] {
+        let (_guard, pool) = pool();
+        let mut conn = pool.get().unwrap();
+        let ids: Vec<String> = (0..8).map(|n| node(&mut conn, &format!("n{n}"))).collect();
+        let ran: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = ran.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                log.lock().unwrap().push(query.to_string())
+            }
+            InstrumentationEvent::CacheQuery { sql, .. } => {
+                log.lock().unwrap().push(format!("prepared: {sql}"))
+            }
+            _ => {}
+        });
+        let mut out = vec![];
+        for round in [&first, &second] {
+            let batch: Vec<(&str, &Report)> =
+                round.iter().map(|(n, r)| (ids[*n].as_str(), r)).collect();
+            if batched {
+                out.extend(apply(&mut conn, &notifier, &batch));
+            } else {
+                for one in &batch {
+                    out.extend(apply(&mut conn, &notifier, &[*one]));
+                }
+            }
+        }
+        outcomes.push(
+            out.iter()
+                .map(|r| match r {
+                    Ok(v) => format!("ok {v}"),
+                    Err(e) => e.code().to_string(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        snapshots.push(snapshot(&mut conn, &id_refs));
+        if batched {
+            let ran = ran.lock().unwrap();
+            let count = |prefix: &str| {
+                ran.iter()
+                    .filter(|s| s.trim_start().starts_with(prefix))
+                    .count()
+            };
+            if conn.is_postgres() {
+                assert_eq!(count("WITH u AS"), 2, "one per batch: {ran:#?}");
+                assert_eq!(count("prepared: WITH u AS"), 1, "prepared once: {ran:#?}");
+                // The second batch's node 4 (state), 5 (notice) and 6's newer report
+                // by the per-report path; node 6's and node 7's older reports store
+                // only their receipts.
+                assert_eq!(count("WITH receipt AS (INSERT"), 3, "{ran:#?}");
+            } else {
+                assert_eq!(count("WITH u AS"), 0, "SQLite keeps the per-report path");
+            }
+        }
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    let mut expected = vec!["ok true"; 8];
+    expected.extend([
+        "ok true",
+        "ok true",
+        "ok true",
+        "invalid_seq",
+        "ok true",
+        "ok true",
+        "ok true",
+        "ok true",
+        "ok false",
+    ]);
+    assert_eq!(outcomes[0], expected);
+    assert_eq!(snapshots[0], snapshots[1]);
+    // And what that is, for a steady node, the degraded one and the one told.
+    let steady = &snapshots[0][6 * 2];
+    assert!(steady.contains("Some(3), Some(103)"), "{steady}");
+    assert!(steady.contains("\"healthy\""), "{steady}");
+    assert!(snapshots[0][6 * 4].contains("\"degraded\""));
+    assert!(
+        snapshots[0][6 * 5].contains("Some(3), true"),
+        "{}",
+        snapshots[0][30]
+    );
+}

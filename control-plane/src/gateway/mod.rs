@@ -9,8 +9,9 @@
 //! `booking_counts`, `node_exports`, `retention_sweeps`, the report fields of `nodes`, and `commands`
 //! (delivered and acknowledged here; queued by `provisioning::queue_command`).
 //! Files: [`model`] (identity, wake-ups, report validation, receipts, the cached
-//! certificate verdict), [`store`], [`ingest`] (group commit of reports), [`counts`] (a
-//! batch's counts folded to one row each),
+//! certificate verdict), [`store`], [`ingest`] (group commit of reports), [`steady`] (a
+//! batch's steady reports in two statements on PostgreSQL), [`counts`] (a batch's counts
+//! folded to one row each),
 //! [`service`] (use cases; other domains' reactions come in as [`service::Reactions`]),
 //! [`web`] (handlers, the client-certificate extractor, the wiring of reactions).
 //! Calls provisioning (transitions, events, jobs) and audit; `app/` mounts [`web`] on the
@@ -20,6 +21,7 @@ pub mod counts;
 pub mod ingest;
 pub mod model;
 pub mod service;
+pub mod steady;
 pub mod store;
 pub mod web;
 

@@ -321,7 +321,7 @@ pub fn report_deferring_counts(
 
 /// Everything a report can be refused for, checked before anything is written: its place
 /// in the node's order and its counts. Returns whether it is the newest.
-fn check_report(facts: &store::ReportFacts, r: &Report) -> AppResult<bool> {
+pub(super) fn check_report(facts: &store::ReportFacts, r: &Report) -> AppResult<bool> {
     let epoch = r.epoch.as_deref().unwrap_or("");
     let last = facts.last.as_ref().map(|(s, e)| (*s, e.as_str()));
     let newest = model::order_report(last, r.seq, epoch)?;
@@ -363,20 +363,12 @@ fn ingest_report(
         now,
         &mut waiting_notice,
     );
-    let checks: Vec<_> = r
-        .checks
-        .iter()
-        .map(|c| {
-            serde_json::json!({"name": c.name.chars().take(32).collect::<String>(), "ok": c.ok,
-             "detail_code": c.detail_code.as_ref().map(|d| d.chars().take(64).collect::<String>())})
-        })
-        .collect();
     // The receipt, then health, waiting count and `last_report_at`: one statement on
     // PostgreSQL, two on SQLite; nothing but the receipt check for a replay.
     let reported = store::Reported {
         epoch,
         report: r,
-        checks_json: serde_json::Value::from(checks).to_string(),
+        checks_json: stored_checks(r),
         waiting,
         now,
     };
@@ -386,12 +378,7 @@ fn ingest_report(
     ingest_lifecycle(conn, node_id, &facts.workspace_id, r, true, now, notices)?;
     // After the exports' notices, as before the receipt and the update were one statement.
     notices.append(&mut waiting_notice);
-    let checks_ok = r.checks.iter().all(|c| c.ok);
-    let target = if checks_ok {
-        NodeState::Healthy
-    } else {
-        NodeState::Degraded
-    };
+    let (target, checks_ok) = state_reported(r);
     if facts.state == target.as_str() {
         // The usual report: the state stays (a transition would read it again to find
         // nothing to do).
@@ -408,6 +395,30 @@ fn ingest_report(
         });
     }
     Ok(true)
+}
+
+/// The report's checks as `nodes.checks_json` stores them (names and codes bounded).
+pub(super) fn stored_checks(r: &Report) -> String {
+    let checks: Vec<_> = r
+        .checks
+        .iter()
+        .map(|c| {
+            serde_json::json!({"name": c.name.chars().take(32).collect::<String>(), "ok": c.ok,
+             "detail_code": c.detail_code.as_ref().map(|d| d.chars().take(64).collect::<String>())})
+        })
+        .collect();
+    serde_json::Value::from(checks).to_string()
+}
+
+/// The state the newest report puts its node in, and whether its checks all passed.
+pub(super) fn state_reported(r: &Report) -> (NodeState, bool) {
+    let checks_ok = r.checks.iter().all(|c| c.ok);
+    let state = if checks_ok {
+        NodeState::Healthy
+    } else {
+        NodeState::Degraded
+    };
+    (state, checks_ok)
 }
 
 /// The number of conversations waiting for the team to store, and when the members were

@@ -644,9 +644,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("cli.sqlite").display());
         let mut one = connect_one(&url).unwrap();
-        let DbConn::Sqlite(c) = &mut one else {
-            panic!("a SQLite URL opens SQLite")
-        };
+        let c = one.as_sqlite().expect("a SQLite URL opens SQLite");
         let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
             .get_result(c)
             .unwrap();
