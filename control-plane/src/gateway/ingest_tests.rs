@@ -526,6 +526,17 @@ fn full_report(seq: i64, waiting: i64, degraded: bool) -> Report {
     r
 }
 
+/// Each report's answer in words: `ok true` (stored), `ok false` (seen before) or the
+/// refusal's code.
+fn answers(out: &[AppResult<bool>]) -> Vec<String> {
+    out.iter()
+        .map(|r| match r {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => e.code().to_string(),
+        })
+        .collect()
+}
+
 /// Issue 18 (B1): one batch stores exactly what the same reports applied one by one
 /// do: receipts, the newest report's status, waiting count and state, and each
 /// count's largest total, whatever order they came in, with a replay and a refused
@@ -564,14 +575,7 @@ fn a_batch_stores_what_its_reports_applied_one_by_one_do() {
                 .map(|one| apply(&mut conn, &notifier, &[*one]).remove(0))
                 .collect()
         };
-        outcomes.push(
-            out.iter()
-                .map(|r| match r {
-                    Ok(v) => format!("ok {v}"),
-                    Err(e) => e.code().to_string(),
-                })
-                .collect::<Vec<_>>(),
-        );
+        outcomes.push(answers(&out));
         snapshots.push(snapshot(&mut conn, &[&a, &b]));
     }
     assert_eq!(outcomes[0], outcomes[1]);
@@ -803,14 +807,7 @@ fn a_batch_of_many_nodes_stores_what_its_reports_applied_one_by_one_do() {
                 }
             }
         }
-        outcomes.push(
-            out.iter()
-                .map(|r| match r {
-                    Ok(v) => format!("ok {v}"),
-                    Err(e) => e.code().to_string(),
-                })
-                .collect::<Vec<_>>(),
-        );
+        outcomes.push(answers(&out));
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         snapshots.push(snapshot(&mut conn, &id_refs));
         if batched {

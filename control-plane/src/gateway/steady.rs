@@ -51,7 +51,7 @@ pub fn apply(
 #[cfg(feature = "postgres")]
 mod pg {
     use super::super::counts::Counts;
-    use super::super::store::ReportFacts;
+    use super::super::store::{FactsRow, ReportFacts};
     use super::super::{model, service};
     use crate::error::AppResult;
     use crate::infra::db;
@@ -130,42 +130,11 @@ mod pg {
 
     /// [`ReportFacts`] of `ids` in one statement (`= ANY($1)`, prepared once).
     fn facts_of(conn: &mut PgConnection, ids: &[&str]) -> AppResult<HashMap<String, ReportFacts>> {
-        type Row = (
-            String,
-            Option<i64>,
-            Option<String>,
-            String,
-            Option<i64>,
-            Option<i64>,
-            String,
-        );
-        let rows: Vec<Row> = nodes::table
+        let rows: Vec<(String, FactsRow)> = nodes::table
             .filter(nodes::id.eq_any(ids))
-            .select((
-                nodes::id,
-                nodes::last_seq,
-                nodes::last_epoch,
-                nodes::workspace_id,
-                nodes::waiting_conversations,
-                nodes::waiting_notified_at,
-                nodes::state,
-            ))
+            .select((nodes::id, FactsRow::as_select()))
             .load(conn)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, seq, epoch, workspace_id, waiting, waiting_notified_at, state)| {
-                    let facts = ReportFacts {
-                        last: seq.map(|s| (s, epoch.unwrap_or_default())),
-                        workspace_id,
-                        waiting,
-                        waiting_notified_at,
-                        state,
-                    };
-                    (id, facts)
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(|(id, row)| (id, row.into())).collect())
     }
 
     /// The steady reports' columns, one array each, and the one statement that stores
@@ -226,30 +195,29 @@ mod pg {
 
     impl QueryFragment<Pg> for Steady<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            // One array per column, each cast so PostgreSQL knows its type.
+            macro_rules! arrays {
+                ($($sql:ty => $field:ident as $cast:literal),*) => {$(
+                    out.push_bind_param::<Array<$sql>, _>(&self.$field)?;
+                    out.push_sql($cast);
+                )*};
+            }
             out.push_sql("WITH u AS (SELECT * FROM unnest(");
-            out.push_bind_param::<Array<Text>, _>(&self.node_ids)?;
-            out.push_sql("::text[], ");
-            out.push_bind_param::<Array<Text>, _>(&self.epochs)?;
-            out.push_sql("::text[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.seqs)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.produced_at)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<Text>, _>(&self.versions)?;
-            out.push_sql("::text[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.uptimes)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.disk_used)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.queue_depths)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<Text>, _>(&self.checks)?;
-            out.push_sql("::text[], ");
-            out.push_bind_param::<Array<BigInt>, _>(&self.waiting)?;
-            out.push_sql("::int8[], ");
-            out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.waiting_notified_at)?;
+            arrays!(
+                Text => node_ids as "::text[], ",
+                Text => epochs as "::text[], ",
+                BigInt => seqs as "::int8[], ",
+                BigInt => produced_at as "::int8[], ",
+                Text => versions as "::text[], ",
+                BigInt => uptimes as "::int8[], ",
+                BigInt => disk_used as "::int8[], ",
+                BigInt => queue_depths as "::int8[], ",
+                Text => checks as "::text[], ",
+                BigInt => waiting as "::int8[], ",
+                Nullable<BigInt> => waiting_notified_at as "::int8[]"
+            );
             out.push_sql(
-                "::int8[]) AS u(node_id, epoch, seq, produced_at, version, uptime_s, \
+                ") AS u(node_id, epoch, seq, produced_at, version, uptime_s, \
                  disk_used_bytes, queue_depth, checks_json, waiting, waiting_notified_at)), \
                  receipt AS (INSERT INTO node_reports (node_id, epoch, seq, produced_at, \
                  received_at) SELECT node_id, epoch, seq, produced_at, ",

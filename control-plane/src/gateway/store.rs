@@ -305,34 +305,37 @@ pub struct ReportFacts {
     pub state: String,
 }
 
+/// The columns of `nodes` that [`ReportFacts`] are made of.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = nodes)]
+pub struct FactsRow {
+    last_seq: Option<i64>,
+    last_epoch: Option<String>,
+    workspace_id: String,
+    waiting_conversations: Option<i64>,
+    waiting_notified_at: Option<i64>,
+    state: String,
+}
+
+impl From<FactsRow> for ReportFacts {
+    fn from(r: FactsRow) -> Self {
+        ReportFacts {
+            last: r.last_seq.map(|s| (s, r.last_epoch.unwrap_or_default())),
+            workspace_id: r.workspace_id,
+            waiting: r.waiting_conversations,
+            waiting_notified_at: r.waiting_notified_at,
+            state: r.state,
+        }
+    }
+}
+
 /// See [`ReportFacts`].
 pub fn report_facts(conn: &mut DbConn, node_id: &str) -> AppResult<ReportFacts> {
-    type Row = (
-        Option<i64>,
-        Option<String>,
-        String,
-        Option<i64>,
-        Option<i64>,
-        String,
-    );
-    let (seq, epoch, workspace_id, waiting, waiting_notified_at, state): Row = nodes::table
+    let row: FactsRow = nodes::table
         .find(node_id)
-        .select((
-            nodes::last_seq,
-            nodes::last_epoch,
-            nodes::workspace_id,
-            nodes::waiting_conversations,
-            nodes::waiting_notified_at,
-            nodes::state,
-        ))
+        .select(FactsRow::as_select())
         .first(conn)?;
-    Ok(ReportFacts {
-        last: seq.map(|s| (s, epoch.unwrap_or_default())),
-        workspace_id,
-        waiting,
-        waiting_notified_at,
-        state,
-    })
+    Ok(row.into())
 }
 
 /// What the newest report sets on its node (`checks_json` already bounded).
