@@ -3,7 +3,11 @@
 //! report fields of `nodes` (what reports carry), `commands` (delivery and acknowledgement).
 //! The report path's writes are hand-written SQL ([`crate::infra::db::stmt`]): one `UPDATE`
 //! of `nodes` whose text never changes (so it is prepared once per connection) and one
-//! counts upsert per table and batch.
+//! counts upsert per table and batch; on PostgreSQL, [`steady`] holds the two statements
+//! of a batch's steady reports.
+
+#[cfg(feature = "postgres")]
+pub mod steady;
 
 use super::counts::Counts;
 use crate::error::AppResult;
