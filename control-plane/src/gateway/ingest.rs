@@ -145,8 +145,9 @@ pub fn apply(
     if reports.len() > 1 {
         let batch = db::transaction::<_, AppError, _>(conn, |conn| {
             let mut counts = Counts::default();
-            // On PostgreSQL the steady reports first, in two statements for all of them;
-            // their nodes have no other report in the batch, so the order is kept.
+            // On PostgreSQL the steady reports first, in two statements for all of them:
+            // only a node's first report of the batch can be one, so a node's later
+            // reports still come after it.
             let settled = steady::apply(conn, reports, &mut counts)?;
             let mut out = Vec::with_capacity(reports.len());
             for ((node_id, r), settled) in reports.iter().zip(settled) {
