@@ -13,7 +13,14 @@ pub use upgrade::{
 };
 
 use crate::config::Config;
-use crate::infra::db;
+use crate::infra::db::{self, DbConn};
+
+/// One connection to the database in the data directory, made if missing (a command that
+/// may be the first to run, such as `operator add` before `serve`).
+fn conn_in_data_dir(config: &Config) -> anyhow::Result<DbConn> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    db::connect_one(&config.database_url)
+}
 
 /// `control-plane audit verify`: walks the hash chain. `Ok(Ok(events))` when intact,
 /// `Ok(Err(description))` naming the first event that does not verify.

@@ -7,11 +7,6 @@ use crate::error::{AppError, AppResult};
 use crate::infra::db::{self, DbConn};
 use crate::operator::store;
 
-fn cli_conn(config: &Config) -> anyhow::Result<DbConn> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    db::connect_one(&config.database_url)
-}
-
 fn app_err(e: AppError) -> anyhow::Error {
     e.into_anyhow()
 }
@@ -33,7 +28,7 @@ fn cli_audit(conn: &mut DbConn, action: &str, user_id: &str) -> AppResult<()> {
 /// `control-plane operator add`: creates the account if needed and makes it an operator.
 /// Returns what it did, in words.
 pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
-    let mut conn = cli_conn(config)?;
+    let mut conn = super::conn_in_data_dir(config)?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
     let existed = store::account_by_email(&mut conn, &email)
         .map_err(app_err)?
@@ -57,7 +52,7 @@ pub fn add(config: &Config, email: &str) -> anyhow::Result<String> {
 
 /// `control-plane operator remove`. `Ok(Err(..))` when there is no such operator.
 pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, String>> {
-    let mut conn = cli_conn(config)?;
+    let mut conn = super::conn_in_data_dir(config)?;
     let email = crate::accounts::normalize_email(email).map_err(app_err)?;
     let found = store::account_by_email(&mut conn, &email).map_err(app_err)?;
     match found {
@@ -78,6 +73,6 @@ pub fn remove(config: &Config, email: &str) -> anyhow::Result<Result<String, Str
 
 /// `control-plane operator list`: `(email, user id)` of every operator.
 pub fn list(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
-    let mut conn = cli_conn(config)?;
+    let mut conn = super::conn_in_data_dir(config)?;
     store::operators(&mut conn).map_err(app_err)
 }

@@ -113,8 +113,7 @@ fn send_now(config: &Config, pool: db::DbPool, public_url: &str) {
 /// `control-plane token list --email …`: the account's unrevoked tokens, one per line
 /// (id, name, scope, created, expires, last used), never a value.
 pub fn list(config: &Config, email: &str) -> anyhow::Result<Vec<String>> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let mut conn = db::connect_one(&config.database_url)?;
+    let mut conn = super::conn_in_data_dir(config)?;
     let email = accounts::normalize_email(email).map_err(AppError::into_anyhow)?;
     let Some(user) = crate::operator::store::account_by_email(&mut conn, &email)
         .map_err(AppError::into_anyhow)?
@@ -149,8 +148,7 @@ pub fn list(config: &Config, email: &str) -> anyhow::Result<Vec<String>> {
 
 /// `control-plane token revoke ID`: revokes a token by its id (from `token list`).
 pub fn revoke(config: &Config, id: &str) -> anyhow::Result<String> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let mut conn = db::connect_one(&config.database_url)?;
+    let mut conn = super::conn_in_data_dir(config)?;
     let owner = accounts::store::token_owner(&mut conn, id).map_err(AppError::into_anyhow)?;
     let Some((user, email)) = owner else {
         anyhow::bail!("no unrevoked token with the id {id}");

@@ -310,6 +310,12 @@ pub fn waiting_notice(
     (waiting, rose && !quiet)
 }
 
+/// A node's version as the CP stores it (enrollment and reports): its first 64
+/// characters.
+pub fn stored_version(version: &str) -> String {
+    version.chars().take(64).collect()
+}
+
 /// Most exports and sweeps one report may carry; more are ignored (a node reports 30 days
 /// of exports and 7 days of daily sweeps).
 pub const MAX_EXPORTS_PER_REPORT: usize = 200;

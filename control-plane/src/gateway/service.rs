@@ -220,7 +220,7 @@ pub fn enroll(
         ));
     }
     let issued = sign_csr(cx.ca, &body.csr_pem, node_id.as_str())?;
-    let version: String = body.version.chars().take(64).collect();
+    let version = model::stored_version(&body.version);
     crate::infra::db::transaction::<_, AppError, _>(conn, |conn| {
         if !store::use_token(conn, &hash, now)? {
             return Err(AppError::Unauthorized(Code::InvalidBootstrapToken));

@@ -377,7 +377,7 @@ fn reported_binds<'a>(node_id: &'a str, r: &'a Reported<'_>) -> Vec<Bind<'a>> {
         rep.seq.into(),
         r.epoch.into(),
         r.now.into(),
-        rep.version.chars().take(64).collect::<String>().into(),
+        super::model::stored_version(&rep.version).into(),
         rep.uptime_s.into(),
         rep.disk_used_bytes.into(),
         rep.queue_depth.into(),

@@ -209,7 +209,7 @@ pub fn connect(url: &str) -> anyhow::Result<DbPool> {
 }
 
 /// One connection, opened as the pool's are, with pending migrations run: for a one-shot
-/// command (`control-plane upgrade start`, `token create`, …) that runs a statement or two
+/// command (`control-plane upgrade start`, `operator add`, …) that runs a statement or two
 /// beside a running control plane. A pool would open eight connections (sixteen on
 /// PostgreSQL, out of the server's `max_connections`) and wait for all of them.
 pub fn connect_one(url: &str) -> anyhow::Result<DbConn> {

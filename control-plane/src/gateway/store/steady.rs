@@ -54,7 +54,8 @@ impl<'a> Steady<'a> {
         self.epochs.push(r.epoch.as_deref().unwrap_or(""));
         self.seqs.push(r.seq);
         self.produced_at.push(r.produced_at);
-        self.versions.push(r.version.chars().take(64).collect());
+        self.versions
+            .push(crate::gateway::model::stored_version(&r.version));
         self.uptimes.push(r.uptime_s);
         self.disk_used.push(r.disk_used_bytes);
         self.queue_depths.push(r.queue_depth);
