@@ -84,7 +84,8 @@ enum UpgradeCommand {
         #[arg(long)]
         sha256: String,
         /// The release key's signature over it (`control-plane release sign` prints it).
-        #[arg(long)]
+        /// Base64url, so it may begin with `-`: taken as the value, not as an option.
+        #[arg(long, allow_hyphen_values = true)]
         signature: String,
         /// The version the binary reports (`agent-node --version`).
         #[arg(long)]
@@ -498,4 +499,36 @@ fn banner(ui: &str, gateway: &str, backend: &str) {
     println!("  UI:            {ui}");
     println!("  Node gateway:  {gateway}");
     println!("  Storage:       {backend}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signature is base64url: one in 64 begins with `-`. Pasted as `release sign`
+    /// printed it, it is the value of `--signature`, not an unknown option.
+    #[test]
+    fn a_signature_beginning_with_a_dash_is_taken_as_the_signature() {
+        let cli = Cli::try_parse_from([
+            "control-plane",
+            "upgrade",
+            "start",
+            "--url",
+            "https://example.test/agent-node",
+            "--sha256",
+            "ab",
+            "--signature",
+            "-5aQ_x",
+            "--version",
+            "9.9.0",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Upgrade {
+            command: UpgradeCommand::Start { signature, .. },
+        } = cli.command
+        else {
+            panic!("not upgrade start");
+        };
+        assert_eq!(signature, "-5aQ_x");
+    }
 }
