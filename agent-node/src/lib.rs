@@ -211,7 +211,7 @@ pub mod cli {
         /// Release public key (Ed25519, base64url) whose signature an upgrade needs.
         /// Overrides the one the bootstrap bundle carried; without either the node refuses
         /// upgrades
-        #[arg(long, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
+        #[arg(long, allow_hyphen_values = true, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
         pub release_public_key: Option<String>,
         /// Largest release binary an upgrade downloads, bytes
         #[arg(long, env = "OUTPOST_NODE_UPGRADE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]

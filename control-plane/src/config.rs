@@ -65,7 +65,7 @@ pub struct ServeArgs {
     /// prints one). Handed to every node provisioned from now on in its bootstrap bundle:
     /// a node installs an upgrade only if this key signed its SHA-256, and a node without
     /// a key refuses upgrades [default: none]
-    #[arg(long, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
+    #[arg(long, allow_hyphen_values = true, env = "OUTPOST_RELEASE_PUBLIC_KEY")]
     pub release_public_key: Option<String>,
     /// During a fleet upgrade, seconds an upgraded node has to report the new version and
     /// be healthy before the upgrade halts [default: 600]

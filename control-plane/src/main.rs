@@ -531,4 +531,33 @@ mod tests {
         };
         assert_eq!(signature, "-5aQ_x");
     }
+
+    /// The release public key is base64url too, on the control plane and on a node.
+    #[test]
+    fn a_release_key_beginning_with_a_dash_is_taken_as_the_key() {
+        let key = "-Kx2w9";
+        let serve = Cli::try_parse_from(["control-plane", "serve", "--release-public-key", key])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Serve(args) = serve.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.release_public_key.as_deref(), Some(key));
+        let node = Cli::try_parse_from([
+            "control-plane",
+            "node",
+            "run",
+            "--data-dir",
+            "/tmp/n",
+            "--release-public-key",
+            key,
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Node {
+            command: agent_node::cli::NodeCommand::Run(args),
+        } = node.command
+        else {
+            panic!("not node run");
+        };
+        assert_eq!(args.release_public_key.as_deref(), Some(key));
+    }
 }
