@@ -76,10 +76,28 @@ impl FromRequest for NodeIdentity {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let cert = req.conn_data::<PeerCert>().cloned();
         let state = req.app_data::<State>().cloned();
-        Box::pin(async move {
-            let (identity, ()) = identified(cert, state, |_, _| Ok(())).await?;
-            Ok(identity)
-        })
+        Box::pin(identify(cert, state))
+    }
+}
+
+/// The node behind the connection's certificate (the extractor's work): the kept
+/// verdict's while it holds, with no trip to the database (a report on a kept-alive
+/// connection needs none); otherwise the database's.
+async fn identify(cert: Option<PeerCert>, state: Option<State>) -> AppResult<NodeIdentity> {
+    if let Some(identity) = cert.as_ref().and_then(PeerCert::kept) {
+        return Ok(identity);
+    }
+    let (identity, ()) = identified(cert, state, |_, _| Ok(())).await?;
+    Ok(identity)
+}
+
+impl PeerCert {
+    /// The node its kept verdict names, while that verdict [holds](Verdict::holds).
+    fn kept(&self) -> Option<NodeIdentity> {
+        let verdict = self.verdict.borrow();
+        let v = verdict.as_ref()?;
+        v.holds(revocations::generation(), Instant::now(), db::now())
+            .then(|| v.identity.clone())
     }
 }
 
@@ -99,15 +117,12 @@ where
 {
     let cert = cert.ok_or(AppError::Unauthorized(Code::ClientCertificateRequired))?;
     let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no state")))?;
+    // Read before the database is asked: a revocation meanwhile outdates the new verdict.
     let generation = revocations::generation();
-    let cached = cert.verdict.borrow().clone();
-    if let Some(v) = cached {
-        if v.holds(generation, Instant::now(), db::now()) {
-            let identity = v.identity;
-            let node = identity.clone();
-            let out = db::run(&state.db, move |conn| then(conn, &node)).await?;
-            return Ok((identity, out));
-        }
+    if let Some(identity) = cert.kept() {
+        let node = identity.clone();
+        let out = db::run(&state.db, move |conn| then(conn, &node)).await?;
+        return Ok((identity, out));
     }
     let der = cert.der.clone();
     let at = Instant::now();
@@ -278,6 +293,42 @@ mod tests {
     use std::cell::Cell;
     use std::sync::Arc;
     use tokio::sync::Notify;
+
+    fn cert_with_verdict(not_after: i64) -> PeerCert {
+        PeerCert {
+            der: Arc::from(&b"never parsed: the verdict is kept"[..]),
+            verdict: Rc::new(RefCell::new(Some(Verdict {
+                identity: NodeIdentity {
+                    node_id: "node-1".into(),
+                    serial: "0a".into(),
+                    cert_der: vec![],
+                },
+                not_after,
+                generation: revocations::generation(),
+                at: Instant::now(),
+            }))),
+        }
+    }
+
+    /// A request on a connection whose verdict holds is identified without a trip to
+    /// the database. Every report on a kept-alive connection paid one for nothing: a hop
+    /// to the blocking pool, a pooled connection and its check (`SELECT 1`). Without a
+    /// state there is no pool, so a trip fails.
+    #[tokio::test]
+    async fn a_kept_verdict_identifies_the_node_without_the_database() {
+        let kept = cert_with_verdict(db::now() + 3600);
+        let node = identify(Some(kept), None).await.unwrap();
+        assert_eq!(node.node_id, "node-1");
+        // A verdict that no longer holds (the certificate expired) is asked again.
+        let stale = cert_with_verdict(db::now() - 1);
+        assert!(identify(Some(stale), None).await.is_err());
+        // No certificate: 401, whatever the state.
+        let none = identify(None, None).await.unwrap_err();
+        assert!(matches!(
+            none,
+            AppError::Unauthorized(Code::ClientCertificateRequired)
+        ));
+    }
 
     /// A long-poll of `wait` whose reads count themselves in `reads` and find a command
     /// from the `pending_from`-th read on.
