@@ -41,7 +41,8 @@ test('an operator suspends a workspace with a reason and resumes it; the widget 
     await ops.getByRole('link', { name: 'Smile Dental' }).click();
     await ops.getByRole('heading', { name: 'Smile Dental', level: 1 }).waitFor();
     assert.equal(await ops.locator('#node-state').innerText(), 'healthy');
-    assert.doesNotMatch(await ops.content(), /Rose Lane|4242/, 'no customer content in the operator console');
+    // Not a bare 4242: the page's workspace and node UUIDs may hold it (about 1 run in 1,000).
+    assert.doesNotMatch(await ops.content(), /Rose Lane|card ends 4242/, 'no customer content in the operator console');
 
     await ops.locator('#suspensions').getByLabel(/^Reason/).fill('Abuse report 2291: phishing links sent from this agent');
     await ops.getByRole('button', { name: 'Suspend' }).click();
