@@ -637,6 +637,73 @@ fn counts_that_did_not_grow_are_not_rewritten() {
     assert!(usage.contains(r#"("telegram", 7200, 3, 3, 1)"#), "{usage}");
 }
 
+/// Issue 18 (B1): a batch's counts go in upserts of at most 32 rows, and each distinct
+/// upsert text is prepared once per connection and then only run: a node's 70 buckets are
+/// three statements (32, 32 and 6 rows), all stored, and writing them again prepares
+/// nothing new. (Before, the one upsert per table was prepared again on every batch.)
+#[test]
+fn counts_go_in_bounded_upserts_each_prepared_once() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::sync::{Arc, Mutex};
+    let (_guard, pool) = pool();
+    let mut conn = pool.get().unwrap();
+    let a = node(&mut conn, "alpha");
+    let mut counts = Counts::default();
+    for hour in 0..70 {
+        counts
+            .usage
+            .insert((a.clone(), "web".into(), hour * 3600), [hour + 1, 1, 1]);
+    }
+    /// Statements run, statements prepared.
+    type Seen = (Vec<String>, Vec<String>);
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+        InstrumentationEvent::StartQuery { query, .. } => {
+            log.lock().unwrap().0.push(query.to_string())
+        }
+        InstrumentationEvent::CacheQuery { sql, .. } => log.lock().unwrap().1.push(sql.to_owned()),
+        _ => {}
+    });
+    assert_eq!(store::write_counts(&mut conn, &counts).unwrap(), 70);
+    for (_, totals) in counts.usage.iter_mut() {
+        totals[1] = 2;
+    }
+    assert_eq!(store::write_counts(&mut conn, &counts).unwrap(), 70);
+    let (ran, cached) = seen.lock().unwrap().clone();
+    let upserts = |list: &[String]| {
+        list.iter()
+            .filter(|s| s.starts_with("INSERT INTO usage_counts"))
+            .map(|s| s.matches("), (").count() + 1)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(upserts(&ran), [32, 32, 6, 32, 32, 6], "{ran:#?}");
+    assert_eq!(
+        upserts(&cached),
+        [32, 6],
+        "each text prepared once: {cached:#?}"
+    );
+    let stored: Vec<(i64, i64, i64)> = {
+        use crate::infra::schema::usage_counts::dsl as u;
+        u::usage_counts
+            .filter(u::node_id.eq(&a))
+            .order(u::hour)
+            .select((u::hour, u::inbound, u::outbound))
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(stored.len(), 70);
+    assert!(
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, &(hour, inbound, outbound))| {
+                hour == i as i64 * 3600 && inbound == i as i64 + 1 && outbound == 2
+            }),
+        "{stored:?}"
+    );
+}
+
 /// Issue 18 (B1): the report path runs few statements, and the per-report receipt and
 /// `UPDATE` of `nodes` are prepared once per connection (diesel caches them) and then
 /// only run: a batch of reports that all change the node's status costs one read, one

@@ -167,9 +167,11 @@ fn receipt_binds<'a>(node_id: &'a str, epoch: &'a str, r: &Report, now: i64) -> 
     ]
 }
 
-/// Rows per counts upsert: 6 binds a row stays far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 binds per statement.
-const UPSERT_ROWS: usize = 1_000;
+/// Most rows per counts upsert. The statement's text depends on its row count, and diesel
+/// keeps each text prepared ([`Dynamic`]), so this bounds the texts: at most 32 per table,
+/// 128 prepared statements per connection. A batch's counts, a few rows per report, mostly
+/// go in one statement; a node back from a long outage sends more, in several.
+const UPSERT_ROWS: usize = 32;
 
 /// Writes a batch's counts ([`Counts`]): one upsert per table (per [`UPSERT_ROWS`]) in
 /// which each column keeps the larger of the stored and the reported total, and a row

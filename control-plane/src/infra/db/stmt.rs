@@ -5,8 +5,9 @@
 //! cache (they could stand for unboundedly many texts), so each one is built as SQL text
 //! and prepared again every time it runs. A [`Fixed`] statement's text is a constant of
 //! its type, so diesel caches it by type: built and prepared once per connection, then
-//! only bound and run. A [`Dynamic`] statement (a multi-row upsert, whose text depends on
-//! its row count) is built and prepared each time, and is meant to serve many rows at once.
+//! only bound and run. A [`Dynamic`] statement's text is built at run time from a small,
+//! bounded set (a multi-row upsert of at most a constant number of rows), and diesel
+//! caches it by its text: each text is prepared once per connection.
 //!
 //! `?` stands for a bind on both backends; diesel writes `$1, $2, …` for PostgreSQL. The SQL
 //! text must be plain enough to hold no `?` of its own (no string literals with one).
@@ -99,8 +100,12 @@ where
 
 impl<S, Conn> diesel::RunQueryDsl<Conn> for Fixed<'_, S> {}
 
-/// A statement whose text is built at run time (e.g. one row of binds per item); not
-/// cached, so it should do the work of many small statements.
+/// A statement whose text is built at run time (e.g. one row of binds per item), cached
+/// by diesel by its text: each distinct text is prepared once per connection and kept
+/// for the connection's life. **Its texts must come from a small bounded set**, e.g. a
+/// row count below a constant; a text that could take unboundedly many values would grow
+/// every connection's cache (and, on PostgreSQL, the server's prepared statements) without
+/// end.
 #[derive(Debug)]
 pub struct Dynamic<'a> {
     sql: String,
@@ -128,8 +133,7 @@ where
     Option<i64>: ToSql<Nullable<BigInt>, DB>,
     str: ToSql<Text, DB>,
 {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.unsafe_to_cache_prepared();
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         walk(&self.sql, &self.binds, out)
     }
 }
