@@ -177,7 +177,7 @@ pub(super) fn write_zip(
         .context("preparing the export encryption")?
         .wrap_output(BufWriter::with_capacity(256 * 1024, file))?;
     let created = time::OffsetDateTime::now_utc();
-    let mut zip = Archive::new(encrypted, created);
+    let mut zip = Archive::new(encrypted, created)?;
 
     zip.file("README.txt", false, |w| {
         w.write_all(README.as_bytes())?;
