@@ -637,14 +637,42 @@ fn counts_that_did_not_grow_are_not_rewritten() {
     assert!(usage.contains(r#"("telegram", 7200, 3, 3, 1)"#), "{usage}");
 }
 
+/// What a connection ran, as [`watch`] records it.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    /// Statements run, with their binds.
+    ran: Vec<String>,
+    /// Statements prepared and kept in diesel's cache.
+    cached: Vec<String>,
+    /// Depths of the transactions begun (2 and over: savepoints).
+    transactions: Vec<u32>,
+}
+
+/// Records from now on what `conn` runs, prepares and begins.
+fn watch(conn: &mut db::DbConn) -> std::sync::Arc<std::sync::Mutex<Seen>> {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    let seen = std::sync::Arc::<std::sync::Mutex<Seen>>::default();
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        let mut log = log.lock().unwrap();
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => log.ran.push(query.to_string()),
+            InstrumentationEvent::CacheQuery { sql, .. } => log.cached.push(sql.to_owned()),
+            InstrumentationEvent::BeginTransaction { depth, .. } => {
+                log.transactions.push(depth.get())
+            }
+            _ => {}
+        }
+    });
+    seen
+}
+
 /// Issue 18 (B1): a batch's counts go in upserts of at most 32 rows, and each distinct
 /// upsert text is prepared once per connection and then only run: a node's 70 buckets are
 /// three statements (32, 32 and 6 rows), all stored, and writing them again prepares
 /// nothing new. (Before, the one upsert per table was prepared again on every batch.)
 #[test]
 fn counts_go_in_bounded_upserts_each_prepared_once() {
-    use diesel::connection::{Connection, InstrumentationEvent};
-    use std::sync::{Arc, Mutex};
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let a = node(&mut conn, "alpha");
@@ -654,23 +682,13 @@ fn counts_go_in_bounded_upserts_each_prepared_once() {
             .usage
             .insert((a.clone(), "web".into(), hour * 3600), [hour + 1, 1, 1]);
     }
-    /// Statements run, statements prepared.
-    type Seen = (Vec<String>, Vec<String>);
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let log = seen.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-        InstrumentationEvent::StartQuery { query, .. } => {
-            log.lock().unwrap().0.push(query.to_string())
-        }
-        InstrumentationEvent::CacheQuery { sql, .. } => log.lock().unwrap().1.push(sql.to_owned()),
-        _ => {}
-    });
+    let seen = watch(&mut conn);
     assert_eq!(store::write_counts(&mut conn, &counts).unwrap(), 70);
     for (_, totals) in counts.usage.iter_mut() {
         totals[1] = 2;
     }
     assert_eq!(store::write_counts(&mut conn, &counts).unwrap(), 70);
-    let (ran, cached) = seen.lock().unwrap().clone();
+    let Seen { ran, cached, .. } = seen.lock().unwrap().clone();
     let upserts = |list: &[String]| {
         list.iter()
             .filter(|s| s.starts_with("INSERT INTO usage_counts"))
@@ -711,28 +729,13 @@ fn counts_go_in_bounded_upserts_each_prepared_once() {
 /// savepoint, and one counts upsert per table.
 #[test]
 fn a_report_is_three_statements_and_the_node_update_is_prepared_once() {
-    use diesel::connection::{Connection, InstrumentationEvent};
-    use std::sync::{Arc, Mutex};
     let (_guard, pool) = pool();
     let mut conn = pool.get().unwrap();
     let (a, b) = (node(&mut conn, "alpha"), node(&mut conn, "beta"));
     let notifier = Notifier {
         public_url: "https://cp.test",
     };
-    /// Statements run, statements prepared, transaction depths begun.
-    type Seen = (Vec<String>, Vec<String>, Vec<u32>);
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let log = seen.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-        InstrumentationEvent::StartQuery { query, .. } => {
-            log.lock().unwrap().0.push(query.to_string())
-        }
-        InstrumentationEvent::CacheQuery { sql, .. } => log.lock().unwrap().1.push(sql.to_owned()),
-        InstrumentationEvent::BeginTransaction { depth, .. } => {
-            log.lock().unwrap().2.push(depth.get())
-        }
-        _ => {}
-    });
+    let seen = watch(&mut conn);
     for round in 0..2 {
         let reports: Vec<Report> = (1..=5)
             .map(|i| full_report(round * 5 + i, 0, false))
@@ -745,7 +748,11 @@ fn a_report_is_three_statements_and_the_node_update_is_prepared_once() {
             .iter()
             .all(|r| r.is_ok()));
     }
-    let (ran, cached, transactions) = seen.lock().unwrap().clone();
+    let Seen {
+        ran,
+        cached,
+        transactions,
+    } = seen.lock().unwrap().clone();
     assert_eq!(
         transactions,
         [1, 1],

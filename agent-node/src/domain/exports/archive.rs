@@ -364,16 +364,7 @@ mod tests {
                 Ok(arr.finish()?)
             })
             .expect("b");
-        let head = Manifest {
-            format: FORMAT.into(),
-            export_id: "e".into(),
-            scope: "workspace".into(),
-            node_id: "n".into(),
-            workspace_id: "w".into(),
-            workspace_name: "W".into(),
-            created_at: "2026-11-23T00:00:00Z".into(),
-        };
-        let (zip, size, sha) = archive.finish(head.clone()).expect("finish");
+        let (zip, size, sha) = archive.finish(head()).expect("finish");
         assert_eq!(size as usize, zip.len());
         assert_eq!(
             sha,
@@ -387,7 +378,7 @@ mod tests {
             .read_to_string(&mut manifest)
             .expect("read");
         let manifest: ManifestFile = serde_json::from_str(&manifest).expect("manifest json");
-        assert_eq!(manifest.head, head);
+        assert_eq!(manifest.head, head());
         assert_eq!(manifest.files.len(), 2);
         for f in &manifest.files {
             let mut body = Vec::new();
