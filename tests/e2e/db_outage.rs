@@ -212,25 +212,23 @@ async fn the_log_names_the_real_connection_error() {
         return;
     };
     proxy.cut().await;
+    // The pool's line; other parts (the wake-up listener) may log the same refusal first,
+    // in their own words.
+    let said = |l: &str| l.contains("database unreachable") && l.contains("Connection refused");
     let log = wait_for("the connection error in the log", 60, || async {
         let log = cp.log();
-        log.contains("Connection refused").then_some(log)
+        log.lines().any(said).then_some(log)
     })
     .await;
     assert!(!log.contains("Invalid connection url"), "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("Connection refused"))
-        .unwrap();
-    assert!(line.contains("database unreachable"), "{line}");
-    // Where, but no credentials: the URL is not logged.
-    assert!(!line.contains("postgres://"), "{line}");
+    // Where, but no credentials: no line naming the refusal logs the URL.
+    for line in log.lines().filter(|l| l.contains("Connection refused")) {
+        assert!(!line.contains("postgres://"), "{line}");
+    }
 
     proxy.restore().await;
     wait_for("the recovery in the log", 60, || async {
         cp.log().contains("database reachable again").then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    eprintln!("TMPLOG\n{}", cp.log());
 }
