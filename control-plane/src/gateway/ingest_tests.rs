@@ -833,8 +833,6 @@ async fn concurrent_submissions_each_get_their_own_answer() {
 /// an older one.
 #[test]
 fn a_batch_of_many_nodes_stores_what_its_reports_applied_one_by_one_do() {
-    use diesel::connection::{Connection, InstrumentationEvent};
-    use std::sync::{Arc, Mutex};
     let notifier = Notifier {
         public_url: "https://cp.test",
     };
@@ -858,17 +856,7 @@ fn a_batch_of_many_nodes_stores_what_its_reports_applied_one_by_one_do() {
         let (_guard, pool) = pool();
         let mut conn = pool.get().unwrap();
         let ids: Vec<String> = (0..8).map(|n| node(&mut conn, &format!("n{n}"))).collect();
-        let ran: Arc<Mutex<Vec<String>>> = Arc::default();
-        let log = ran.clone();
-        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-            InstrumentationEvent::StartQuery { query, .. } => {
-                log.lock().unwrap().push(query.to_string())
-            }
-            InstrumentationEvent::CacheQuery { sql, .. } => {
-                log.lock().unwrap().push(format!("prepared: {sql}"))
-            }
-            _ => {}
-        });
+        let seen = watch(&mut conn);
         let mut out = vec![];
         for round in [&first, &second] {
             let batch: Vec<(&str, &Report)> =
@@ -885,21 +873,25 @@ fn a_batch_of_many_nodes_stores_what_its_reports_applied_one_by_one_do() {
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         snapshots.push(snapshot(&mut conn, &id_refs));
         if batched {
-            let ran = ran.lock().unwrap();
-            let count = |prefix: &str| {
-                ran.iter()
+            let Seen { ran, cached, .. } = seen.lock().unwrap().clone();
+            let count = |list: &[String], prefix: &str| {
+                list.iter()
                     .filter(|s| s.trim_start().starts_with(prefix))
                     .count()
             };
             if conn.is_postgres() {
-                assert_eq!(count("WITH u AS"), 2, "one per batch: {ran:#?}");
-                assert_eq!(count("prepared: WITH u AS"), 1, "prepared once: {ran:#?}");
+                assert_eq!(count(&ran, "WITH u AS"), 2, "one per batch: {ran:#?}");
+                assert_eq!(count(&cached, "WITH u AS"), 1, "prepared once: {cached:#?}");
                 // The second batch's node 4 (state), 5 (notice) and 1's second report
                 // by the per-report path; node 6's second and node 7's report are older
                 // and store only their receipts.
-                assert_eq!(count("WITH receipt AS (INSERT"), 3, "{ran:#?}");
+                assert_eq!(count(&ran, "WITH receipt AS (INSERT"), 3, "{ran:#?}");
             } else {
-                assert_eq!(count("WITH u AS"), 0, "SQLite keeps the per-report path");
+                assert_eq!(
+                    count(&ran, "WITH u AS"),
+                    0,
+                    "SQLite keeps the per-report path"
+                );
             }
         }
     }

@@ -164,12 +164,18 @@ impl<W: Write + Send + 'static> Archive<W> {
     /// it failed first (a full disk, say: the producer only saw its channel closed),
     /// otherwise `e`. The zip thread is stopped and waited for either way.
     fn fail(&mut self, e: anyhow::Error) -> anyhow::Error {
-        drop(self.to_zip.take());
-        match self.zipper.take().map(std::thread::JoinHandle::join) {
+        match self.stop() {
             Some(Ok(Err(zip_error))) if !zip_error.is::<GivenUp>() => zip_error,
             Some(Err(_)) => anyhow::anyhow!("the export's zip thread panicked"),
             _ => e,
         }
+    }
+
+    /// Closes the channel and waits for the zip thread: what it ended with (`Err` if it
+    /// panicked), or `None` when it was stopped already.
+    fn stop(&mut self) -> Option<std::thread::Result<Finished<W>>> {
+        drop(self.to_zip.take());
+        self.zipper.take().map(std::thread::JoinHandle::join)
     }
 
     /// Writes `manifest.json` (`head` plus the file list) and the zip's central
@@ -185,14 +191,13 @@ impl<W: Write + Send + 'static> Archive<W> {
             .unix_permissions(0o600);
         let mut json = serde_json::to_vec_pretty(&manifest)?;
         json.push(b'\n');
-        let to_zip = self.to_zip.take().context("the export's zip is closed")?;
-        let sent = send(&to_zip, Step::Start(MANIFEST.to_owned(), options))
-            .and_then(|()| send(&to_zip, Step::Bytes(json)))
-            .and_then(|()| send(&to_zip, Step::Finish));
-        drop(to_zip);
-        let zipper = self.zipper.take().context("the export's zip is closed")?;
-        let finished = zipper
-            .join()
+        let to_zip = self.to_zip.as_ref().context("the export's zip is closed")?;
+        let sent = send(to_zip, Step::Start(MANIFEST.to_owned(), options))
+            .and_then(|()| send(to_zip, Step::Bytes(json)))
+            .and_then(|()| send(to_zip, Step::Finish));
+        let finished = self
+            .stop()
+            .context("the export's zip is closed")?
             .map_err(|_| anyhow::anyhow!("the export's zip thread panicked"))?;
         // The zip thread's own error says more than the closed channel.
         let out = finished?;
@@ -205,10 +210,7 @@ impl<W: Write + Send + 'static> Drop for Archive<W> {
     /// An archive given up (its producer failed) stops the zip thread and waits for it,
     /// so nothing writes the output after the caller has moved on (and removed it).
     fn drop(&mut self) {
-        drop(self.to_zip.take());
-        if let Some(zipper) = self.zipper.take() {
-            let _ = zipper.join();
-        }
+        let _ = self.stop();
     }
 }
 
